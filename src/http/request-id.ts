@@ -1,0 +1,13 @@
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../env";
+
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Echoes a client's X-Request-Id when it is 1–128 safe characters; otherwise makes one. */
+export const requestId = createMiddleware<AppEnv>(async (c, next) => {
+  const sent = c.req.header("X-Request-Id");
+  const id = sent && SAFE_ID.test(sent) ? sent : `req_${crypto.randomUUID().replaceAll("-", "")}`;
+  c.set("requestId", id);
+  await next();
+  c.res.headers.set("X-Request-Id", id);
+});

@@ -1,0 +1,70 @@
+/**
+ * Pure money rules of the account ledger. No I/O: the Durable Object applies what these decide.
+ */
+import { RECHARGE_THRESHOLD } from "../pricing";
+
+export interface Buckets {
+  monthly: number;
+  purchased: number;
+}
+
+export interface BalanceView extends Buckets {
+  total: number;
+}
+
+export function withTotal(b: Buckets): BalanceView {
+  return { monthly: b.monthly, purchased: b.purchased, total: b.monthly + b.purchased };
+}
+
+/**
+ * How a debit of `cost` is taken: monthly credits first, then purchased credits.
+ * Returns null when the buckets together cannot pay the whole cost (all or nothing).
+ */
+export function splitDebit(balance: Buckets, cost: number): Buckets | null {
+  if (!Number.isSafeInteger(cost) || cost < 0) throw new RangeError(`invalid cost ${cost}`);
+  if (balance.monthly + balance.purchased < cost) return null;
+  const monthly = Math.min(balance.monthly, cost);
+  return { monthly, purchased: cost - monthly };
+}
+
+/** Auto-recharge fires at or below the threshold, when enabled, with none already in flight. */
+export function shouldTriggerRecharge(input: {
+  total: number;
+  enabled: boolean;
+  pending: boolean;
+  threshold?: number;
+}): boolean {
+  return input.enabled && !input.pending && input.total <= (input.threshold ?? RECHARGE_THRESHOLD);
+}
+
+/** Applies signed deltas; null when either bucket would go below zero. */
+export function applyDeltas(balance: Buckets, delta: Buckets): Buckets | null {
+  const next = {
+    monthly: balance.monthly + delta.monthly,
+    purchased: balance.purchased + delta.purchased,
+  };
+  if (next.monthly < 0 || next.purchased < 0) return null;
+  return next;
+}
+
+/** Start of the UTC minute containing `ms`, in unix seconds. */
+export function minuteOf(ms: number): number {
+  return Math.floor(ms / 60_000) * 60;
+}
+
+/** The same day-of-month one calendar month later (UTC), clamped to that month's last day. */
+export function addOneMonth(ms: number): number {
+  const d = new Date(ms);
+  const year = d.getUTCFullYear();
+  const month = d.getUTCMonth() + 1;
+  const lastDay = new Date(Date.UTC(year, month + 1, 0)).getUTCDate();
+  return Date.UTC(
+    year,
+    month,
+    Math.min(d.getUTCDate(), lastDay),
+    d.getUTCHours(),
+    d.getUTCMinutes(),
+    d.getUTCSeconds(),
+    d.getUTCMilliseconds(),
+  );
+}

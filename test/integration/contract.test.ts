@@ -1,0 +1,210 @@
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
+import { admin, BASE, createAccount, expectError, gateway, json } from "../helpers/api";
+
+/** Every authenticated route of the contract, for the shared auth and envelope checks. */
+const ACCOUNT_ROUTES: Array<[string, string]> = [
+  ["GET", "/v1/account"],
+  ["GET", "/v1/account/balance"],
+  ["GET", "/v1/account/keys"],
+  ["POST", "/v1/account/keys"],
+  ["DELETE", "/v1/account/keys/key_x"],
+  ["POST", "/v1/classify"],
+  ["GET", "/v1/anything/else"],
+];
+
+const ADMIN_ROUTES: Array<[string, string]> = [
+  ["POST", "/admin/accounts"],
+  ["POST", "/admin/accounts/acct_x/credits"],
+  ["POST", "/admin/accounts/acct_x/payment-method"],
+  ["GET", "/admin/accounts/acct_x/audit"],
+];
+
+describe("the contract's envelope on every route", () => {
+  for (const [method, path] of ACCOUNT_ROUTES) {
+    it(`${method} ${path}: no key, a malformed key and an unknown key get 401 invalid_api_key`, async () => {
+      for (const auth of [
+        undefined,
+        "Bearer nope",
+        `Bearer tg_live_${"a".repeat(32)}`,
+        "Basic abc",
+      ]) {
+        const headers: Record<string, string> = auth ? { Authorization: auth } : {};
+        const res = await gateway(path, {
+          method,
+          headers,
+          body: method === "GET" ? undefined : "{}",
+        });
+        await expectError(res, 401, "invalid_api_key");
+        expect(res.headers.get("WWW-Authenticate")).toBe("Bearer");
+        expect(res.headers.get("X-Request-Id")).toBeTruthy();
+      }
+    });
+  }
+
+  for (const [method, path] of ADMIN_ROUTES) {
+    it(`${method} ${path}: a wrong operator token gets 401; a customer key is not an operator token`, async () => {
+      const account = await createAccount();
+      for (const auth of ["Bearer wrong", `Bearer ${account.api_key}`]) {
+        const res = await gateway(path, {
+          method,
+          headers: { Authorization: auth },
+          body: method === "GET" ? undefined : "{}",
+        });
+        await expectError(res, 401, "invalid_api_key");
+      }
+    });
+
+    it(`${method} ${path}: with no ADMIN_TOKEN configured, answers 404`, async () => {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request(`${BASE}${path}`, {
+          method,
+          headers: { Authorization: "Bearer test-admin-token" },
+        }),
+        { ...env, ADMIN_TOKEN: undefined },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      await expectError(res, 404, "not_found");
+    });
+  }
+
+  it("unknown routes are 404 not_found, wrong methods 405 method_not_allowed", async () => {
+    const account = await createAccount();
+    await expectError(await gateway("/nope"), 404, "not_found");
+    await expectError(
+      await gateway("/v1/account/nope", { key: account.api_key }),
+      404,
+      "not_found",
+    );
+    const res = await gateway("/v1/account/balance", {
+      method: "POST",
+      key: account.api_key,
+      body: "{}",
+    });
+    await expectError(res, 405, "method_not_allowed");
+    expect(res.headers.get("Allow")).toContain("GET");
+    await expectError(await gateway("/healthz", { method: "DELETE" }), 405, "method_not_allowed");
+  });
+
+  it("malformed JSON and invalid bodies get 400 invalid_request naming the fields", async () => {
+    let res = await admin("/accounts", { method: "POST", body: "{not json" });
+    let body = await expectError(res, 400, "invalid_request");
+    expect(body.error.fields?.[0]?.field).toBe("body");
+
+    res = await admin("/accounts", {
+      method: "POST",
+      body: JSON.stringify({ email: "nope", plan: "gold" }),
+    });
+    body = await expectError(res, 400, "invalid_request");
+    expect(body.error.fields?.map((f) => f.field).sort()).toEqual(["email", "plan"]);
+
+    const account = await createAccount();
+    for (const bad of [
+      { monthly: 1.5, reason: "x" },
+      { monthly: "5", reason: "x" },
+      { monthly: 5 },
+      { reason: "x" },
+      { monthly: 1e12, reason: "x" },
+    ]) {
+      res = await admin(`/accounts/${account.id}/credits`, {
+        method: "POST",
+        body: JSON.stringify(bad),
+      });
+      await expectError(res, 400, "invalid_request");
+    }
+  });
+
+  it("an oversized JSON body gets 413 payload_too_large", async () => {
+    const res = await admin("/accounts", {
+      method: "POST",
+      body: JSON.stringify({ email: `${"a".repeat(70_000)}@x.com` }),
+    });
+    await expectError(res, 413, "payload_too_large");
+  });
+
+  it("GET /healthz answers ok", async () => {
+    const res = await gateway("/healthz");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true });
+  });
+});
+
+describe("operator routes", () => {
+  it("POST /admin/accounts creates an account with a key, a Stripe customer and the plan's credits", async () => {
+    const res = await admin("/accounts", {
+      method: "POST",
+      body: JSON.stringify({ email: "new@example.com", plan: "pro" }),
+    });
+    expect(res.status).toBe(201);
+    const created = await json<{ id: string; api_key: string; stripe_customer_id: string }>(res);
+    expect(created.id).toMatch(/^acct_/);
+    expect(created.api_key).toMatch(/^tg_(live|test)_[0-9A-Za-z]{32,}$/);
+    expect(created.stripe_customer_id).toMatch(/^cus_/);
+    const account = await json<Record<string, unknown>>(
+      await gateway("/v1/account", { key: created.api_key }),
+    );
+    expect(account).toMatchObject({ id: created.id, email: "new@example.com", plan: "pro" });
+    expect(typeof account.created_at).toBe("string");
+    const balance = await json<Record<string, unknown>>(
+      await gateway("/v1/account/balance", { key: created.api_key }),
+    );
+    expect(balance).toMatchObject({
+      monthly: 8000,
+      purchased: 0,
+      total: 8000,
+      plan: "pro",
+      monthly_allowance: 8000,
+    });
+    expect(balance.auto_recharge).toMatchObject({
+      enabled: false,
+      threshold: 100,
+      pending: false,
+      last_failure: null,
+    });
+  });
+
+  it("POST /admin/accounts/:id/credits adjusts both buckets as one audited entry; below zero is 409", async () => {
+    const account = await createAccount();
+    let res = await admin(`/accounts/${account.id}/credits`, {
+      method: "POST",
+      body: JSON.stringify({ monthly: -100, purchased: 250, reason: "goodwill" }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ monthly: 400, purchased: 250, total: 650 });
+    res = await admin(`/accounts/${account.id}/credits`, {
+      method: "POST",
+      body: JSON.stringify({ purchased: -251, reason: "too much" }),
+    });
+    const body = await expectError(res, 409, "insufficient_credits");
+    expect(body.error.balance).toEqual({ monthly: 400, purchased: 250, total: 650 });
+    const audit = await json(await admin(`/accounts/${account.id}/audit`));
+    expect(audit).toMatchObject({ ledger_total: 650, balance_total: 650, consistent: true });
+  });
+
+  it("an Idempotency-Key makes a retried adjustment apply once", async () => {
+    const account = await createAccount();
+    for (let i = 0; i < 2; i++) {
+      const res = await admin(`/accounts/${account.id}/credits`, {
+        method: "POST",
+        headers: { "Idempotency-Key": "adj-1" },
+        body: JSON.stringify({ purchased: 10, reason: "retry me" }),
+      });
+      expect(await res.json()).toEqual({ monthly: 500, purchased: 10, total: 510 });
+    }
+  });
+
+  it("unknown account ids are 404", async () => {
+    await expectError(await admin("/accounts/acct_missing/audit"), 404, "not_found");
+    await expectError(
+      await admin("/accounts/acct_missing/credits", {
+        method: "POST",
+        body: JSON.stringify({ monthly: 1, reason: "x" }),
+      }),
+      404,
+      "not_found",
+    );
+  });
+});

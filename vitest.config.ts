@@ -1,0 +1,38 @@
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+
+export default defineConfig({
+  // The stripe package ships source maps without sources; vite warns for each file.
+  logLevel: "error",
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: {
+          TEST_MIGRATIONS: migrations,
+          UPSTREAM_URL: inject("upstreamUrl"),
+          UPSTREAM_TIMEOUT_MS: "1000",
+          UPSTREAM_TOKEN: "upstream-secret",
+          STRIPE_API_URL: inject("stripeUrl"),
+          STRIPE_SECRET_KEY: "sk_test_tollgate",
+          STRIPE_WEBHOOK_SECRET: "whsec_test_tollgate",
+          ADMIN_TOKEN: "test-admin-token",
+          SESSION_SECRET: "test-session-secret",
+          RECHARGE_RETRY_BASE_SECONDS: "0",
+          STRIPE_PRICE_STARTER: "price_starter_test",
+          STRIPE_PRICE_PRO: "price_pro_test",
+        },
+      },
+    })),
+  ],
+  test: {
+    globalSetup: ["./test/global/servers.ts"],
+    setupFiles: ["./test/helpers/apply-migrations.ts"],
+    include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+  },
+});
