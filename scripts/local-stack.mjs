@@ -1,0 +1,180 @@
+// @ts-check
+/**
+ * Starts the embedded default on one machine: the local Stripe-compatible server, the demo
+ * upstream classifier, local D1 with migrations applied, and the gateway under `wrangler dev`
+ * (local Durable Objects, Queue and D1). Used by `npm start` and by the end-to-end tests.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { startDemoUpstream } from "../local/demo-upstream/server.mjs";
+import { startStripeServer } from "../local/stripe-server/server.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const wranglerBin = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+
+/**
+ * @param {{
+ *   port?: number, persistTo?: string, env?: NodeJS.ProcessEnv, quiet?: boolean,
+ *   demoAccount?: boolean, stripePort?: number, upstreamPort?: number,
+ * }} [options]
+ */
+export async function startLocalStack(options = {}) {
+  const env = options.env ?? process.env;
+  const port = Number(env.PORT ?? options.port ?? 8787);
+  const gatewayUrl = `http://127.0.0.1:${port}`;
+  const persistTo = options.persistTo ?? path.join(root, ".wrangler", "state");
+  const adminToken = env.ADMIN_TOKEN ?? "dev-admin-token";
+  const stripeKey = env.STRIPE_SECRET_KEY ?? "sk_test_local";
+  const webhookSecret = env.STRIPE_WEBHOOK_SECRET ?? "whsec_local";
+  /** @type {Array<() => Promise<unknown>>} */
+  const closers = [];
+
+  let upstreamUrl = env.UPSTREAM_URL;
+  if (!upstreamUrl) {
+    const upstream = await startDemoUpstream({ port: options.upstreamPort ?? 0 });
+    closers.push(upstream.close);
+    upstreamUrl = upstream.url;
+  }
+
+  let stripeUrl = env.STRIPE_API_URL;
+  let localStripeUrl = null;
+  if (!stripeUrl && !env.STRIPE_SECRET_KEY?.startsWith("sk_live_")) {
+    const stripe = await startStripeServer({
+      port: options.stripePort ?? 0,
+      quiet: true,
+      webhook: { url: `${gatewayUrl}/webhooks/stripe`, secret: webhookSecret },
+    });
+    closers.push(stripe.close);
+    stripeUrl = stripe.url;
+    localStripeUrl = stripe.url;
+  }
+
+  mkdirSync(persistTo, { recursive: true });
+  const migrate = spawnSync(
+    process.execPath,
+    [wranglerBin, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo],
+    { cwd: root, env: { ...env, CI: "true", WRANGLER_SEND_METRICS: "false" }, encoding: "utf8" },
+  );
+  if (migrate.status !== 0) {
+    await Promise.all(closers.map((c) => c()));
+    throw new Error(`applying D1 migrations failed:\n${migrate.stdout}\n${migrate.stderr}`);
+  }
+
+  /** @type {Record<string, string>} */
+  const vars = {
+    UPSTREAM_URL: upstreamUrl,
+    UPSTREAM_TIMEOUT_MS: env.UPSTREAM_TIMEOUT_MS ?? "30000",
+    ADMIN_TOKEN: adminToken,
+    STRIPE_SECRET_KEY: stripeKey,
+    STRIPE_WEBHOOK_SECRET: webhookSecret,
+    DASHBOARD_URL: `${gatewayUrl}/account/billing`,
+    RECHARGE_RETRY_BASE_SECONDS: env.RECHARGE_RETRY_BASE_SECONDS ?? "2",
+    SESSION_SECRET: env.SESSION_SECRET ?? `local-session-${adminToken}`,
+  };
+  if (stripeUrl) vars.STRIPE_API_URL = stripeUrl;
+  for (const name of [
+    "UPSTREAM_TOKEN",
+    "STRIPE_PRICE_STARTER",
+    "STRIPE_PRICE_PRO",
+    "MAX_BODY_BYTES",
+  ]) {
+    const value = env[name];
+    if (value) vars[name] = value;
+  }
+  const args = [
+    wranglerBin,
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--persist-to",
+    persistTo,
+    "--log-level",
+    env.WRANGLER_LOG ?? "error",
+    "--show-interactive-dev-session=false",
+    "--inspector-port",
+    "0",
+    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...env, WRANGLER_SEND_METRICS: "false" },
+    stdio: options.quiet ? ["ignore", "ignore", "pipe"] : ["ignore", "inherit", "inherit"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  closers.unshift(
+    () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(undefined);
+        child.once("exit", () => resolve(undefined));
+        child.kill("SIGTERM");
+        setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+      }),
+  );
+  const stop = async () => {
+    for (const close of closers) await close().catch(() => {});
+  };
+
+  try {
+    await waitForHealth(gatewayUrl, child, () => stderr);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  const demo =
+    options.demoAccount === false
+      ? null
+      : await ensureDemoAccount(gatewayUrl, adminToken, persistTo);
+  return { gatewayUrl, upstreamUrl, stripeUrl: localStripeUrl, adminToken, demo, stop, child };
+}
+
+/** @param {string} url @param {import("node:child_process").ChildProcess} child @param {() => string} stderr */
+async function waitForHealth(url, child, stderr) {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null)
+      throw new Error(`wrangler dev exited (${child.exitCode}):\n${stderr()}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the gateway did not answer ${url}/healthz within 90 s:\n${stderr()}`);
+}
+
+/**
+ * The demo account survives restarts: its key is kept next to the local state (local only:
+ * in production a key is shown once and only its hash is stored).
+ * @param {string} gatewayUrl @param {string} adminToken @param {string} persistTo
+ */
+async function ensureDemoAccount(gatewayUrl, adminToken, persistTo) {
+  const file = path.join(persistTo, "demo-account.json");
+  if (existsSync(file)) {
+    const saved = JSON.parse(readFileSync(file, "utf8"));
+    const res = await fetch(`${gatewayUrl}/v1/account`, {
+      headers: { Authorization: `Bearer ${saved.api_key}` },
+    });
+    await res.arrayBuffer();
+    if (res.ok) return saved;
+  }
+  const res = await fetch(`${gatewayUrl}/admin/accounts`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ email: "demo@tollgate.local", plan: "starter" }),
+  });
+  if (res.status !== 201)
+    throw new Error(`creating the demo account failed: ${res.status} ${await res.text()}`);
+  const created = await res.json();
+  writeFileSync(file, JSON.stringify(created, null, 2));
+  return created;
+}

@@ -1,0 +1,38 @@
+// @ts-check
+/** `npm start`: the whole gateway on this machine, no cloud account needed. */
+import { startLocalStack } from "./local-stack.mjs";
+
+const stack = await startLocalStack();
+const key = stack.demo?.api_key ?? "<create one with POST /admin/accounts>";
+console.log(`
+Tollgate is running.
+  gateway          ${stack.gatewayUrl}          (GET /healthz)
+  dashboard        ${stack.gatewayUrl}/account/billing
+  upstream         ${stack.upstreamUrl}
+  stripe (local)   ${stack.stripeUrl ?? "(STRIPE_API_URL / real Stripe)"}
+  admin token      ${stack.adminToken}
+
+Demo account ${stack.demo?.id ?? ""} (starter plan)
+  API key: ${key}
+
+Try:
+  curl -s ${stack.gatewayUrl}/v1/classify -H "Authorization: Bearer ${key}" \\
+       -H "Content-Type: application/json" -d '{"title":"Wireless earbuds","description":"Bluetooth 5.3"}' -i
+
+Ctrl-C stops everything.`);
+
+let stopping = false;
+const shutdown = async () => {
+  if (stopping) return;
+  stopping = true;
+  await stack.stop();
+  process.exit(0);
+};
+process.on("SIGINT", shutdown);
+process.on("SIGTERM", shutdown);
+stack.child.on("exit", (code) => {
+  if (!stopping) {
+    console.error(`wrangler dev exited with ${code}`);
+    void stack.stop().then(() => process.exit(1));
+  }
+});
