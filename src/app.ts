@@ -3,12 +3,14 @@ import { HTTPException } from "hono/http-exception";
 import { adminRoutes } from "./admin/routes";
 import { accountRoutes } from "./dashboard/account-routes";
 import { keyRoutes } from "./dashboard/keys";
+import { transactionRoutes } from "./dashboard/transactions";
 import { dbFor } from "./db/shared";
 import type { AppEnv } from "./env";
 import { ApiError } from "./errors";
 import { apiKeyAuth } from "./gateway/auth";
 import { proxyRequest } from "./gateway/proxy";
 import { requestId } from "./http/request-id";
+import { rechargeRoutes } from "./recharge/routes";
 
 /** Builds the gateway: middleware, routes, and the one place errors become the envelope. */
 export function createApp() {
@@ -24,6 +26,8 @@ export function createApp() {
 
   app.use("/v1/*", apiKeyAuth);
   app.route("/v1/account/keys", keyRoutes);
+  app.route("/v1/account/transactions", transactionRoutes);
+  app.route("/v1/account", rechargeRoutes);
   app.route("/v1/account", accountRoutes);
   app.route("/admin", adminRoutes);
   // Everything else under /v1 is classification traffic, except what /v1/account did not match.

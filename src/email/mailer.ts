@@ -1,0 +1,75 @@
+import { eq } from "drizzle-orm";
+import { newId } from "../crypto";
+import { emails } from "../db/schema";
+import type { Bindings, Db } from "../env";
+
+export interface OutgoingEmail {
+  /** Natural key of what the email reports: the same event never sends twice. */
+  ref: string;
+  accountId: string;
+  kind: string;
+  to: string;
+  subject: string;
+  text: string;
+}
+
+/** The mail port: production uses Cloudflare's `send_email` binding (Email Service). */
+export interface Mailer {
+  send(message: { from: string; to: string; subject: string; text: string }): Promise<void>;
+}
+
+export function cloudflareMailer(binding: SendEmail): Mailer {
+  return {
+    async send(message) {
+      await binding.send(message);
+    },
+  };
+}
+
+/**
+ * Records the email in D1, then sends it once. A failed send is recorded (status `failed`,
+ * with the error) rather than thrown: the money has already moved, and the reconciler retries
+ * failed emails. Safe to call again for the same ref.
+ */
+export async function sendEmailOnce(
+  env: Pick<Bindings, "EMAIL" | "EMAIL_FROM">,
+  db: Db,
+  email: OutgoingEmail,
+  mailer: Mailer = cloudflareMailer(env.EMAIL),
+): Promise<"sent" | "already_sent" | "failed"> {
+  await db
+    .insert(emails)
+    .values({
+      id: newId("em"),
+      accountId: email.accountId,
+      ref: email.ref,
+      kind: email.kind,
+      toAddress: email.to,
+      subject: email.subject,
+      textBody: email.text,
+    })
+    .onConflictDoNothing({ target: emails.ref });
+  const row = await db.select().from(emails).where(eq(emails.ref, email.ref)).get();
+  if (!row) throw new Error(`email row ${email.ref} vanished`);
+  if (row.status === "sent") return "already_sent";
+  try {
+    await mailer.send({
+      from: env.EMAIL_FROM,
+      to: row.toAddress,
+      subject: row.subject,
+      text: row.textBody,
+    });
+    await db
+      .update(emails)
+      .set({ status: "sent", sentAt: new Date().toISOString(), error: null })
+      .where(eq(emails.id, row.id));
+    return "sent";
+  } catch (err) {
+    console.error("email send failed", email.ref, String(err));
+    await db
+      .update(emails)
+      .set({ status: "failed", error: String(err).slice(0, 500) })
+      .where(eq(emails.id, row.id));
+    return "failed";
+  }
+}

@@ -1,0 +1,48 @@
+import { formatCents } from "../money";
+
+/** Plain-text bodies for the billing emails; one function per message. */
+
+export function rechargeSucceeded(input: {
+  kind: "auto_recharge" | "top_up";
+  credits: number;
+  amountCents: number;
+  rechargeId: string;
+  balanceTotal: number | null;
+  dashboardUrl: string;
+}) {
+  const what = input.kind === "auto_recharge" ? "Auto-recharge" : "Your credit purchase";
+  return {
+    subject: `${what}: ${input.credits.toLocaleString("en-US")} credits added`,
+    text: [
+      `${what} charged ${formatCents(input.amountCents)} to your payment method on file and added ${input.credits.toLocaleString("en-US")} purchased credits to your account.`,
+      input.balanceTotal === null
+        ? ""
+        : `Your balance is now ${input.balanceTotal.toLocaleString("en-US")} credits.`,
+      "Purchased credits do not expire; they are used after your monthly credits.",
+      `Reference: ${input.rechargeId}`,
+      `Billing: ${input.dashboardUrl}`,
+    ]
+      .filter(Boolean)
+      .join("\n\n"),
+  };
+}
+
+export function rechargeFailed(input: {
+  kind: "auto_recharge" | "top_up";
+  amountCents: number;
+  code: string;
+  message: string;
+  rechargeId: string;
+  dashboardUrl: string;
+}) {
+  return {
+    subject: "Action needed: your credit purchase failed",
+    text: [
+      `We could not charge ${formatCents(input.amountCents)} to your payment method (${input.code}: ${input.message}). No credits were added.`,
+      "Auto-recharge is now turned off. Your service stops when your credits reach zero.",
+      "Update your payment method in the customer portal, then re-enable auto-recharge on the Account / Billing page.",
+      `Reference: ${input.rechargeId}`,
+      `Billing: ${input.dashboardUrl}`,
+    ].join("\n\n"),
+  };
+}

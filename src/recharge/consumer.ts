@@ -1,0 +1,243 @@
+import { eq } from "drizzle-orm";
+import { stripeFor } from "../billing/stripe-client";
+import { accounts, transactions } from "../db/schema";
+import { dbFor } from "../db/shared";
+import { sendEmailOnce } from "../email/mailer";
+import * as templates from "../email/templates";
+import type { Bindings, Db } from "../env";
+import { ledgerFor } from "../ledger/client";
+import { RechargeJob } from "./messages";
+import { type ChargeOutcome, chargeRecharge } from "./payments";
+
+const MAX_BACKOFF_SECONDS = 300;
+
+/** Exponential backoff for attempt n (1-based): base, 2×base, 4×base … capped at 5 minutes. */
+export function retryDelaySeconds(attempts: number, baseSeconds: number): number {
+  if (baseSeconds <= 0) return 0;
+  return Math.min(MAX_BACKOFF_SECONDS, baseSeconds * 2 ** Math.max(0, attempts - 1));
+}
+
+/**
+ * The recharge queue consumer: one message at a time, each acked or retried on its own.
+ * Every step is idempotent, so a redelivered message finds the work already done and only
+ * completes what is missing. Anything thrown is retried with backoff; after max_retries the
+ * message moves to the dead-letter queue, where it is kept visible (money rule 7).
+ */
+export async function handleRechargeBatch(
+  batch: MessageBatch<unknown>,
+  env: Bindings,
+): Promise<void> {
+  const base = Number(env.RECHARGE_RETRY_BASE_SECONDS ?? 10);
+  for (const message of batch.messages) {
+    const job = RechargeJob.safeParse(message.body);
+    if (!job.success) {
+      // Cannot ever succeed, but must not vanish: let it run out of retries into the DLQ.
+      console.error("malformed recharge job", message.id, job.error.message);
+      message.retry({ delaySeconds: retryDelaySeconds(message.attempts, base) });
+      continue;
+    }
+    try {
+      await processRecharge(job.data, env);
+      message.ack();
+    } catch (err) {
+      console.error(
+        "recharge attempt failed; will retry",
+        job.data.recharge_id,
+        message.attempts,
+        String(err),
+      );
+      message.retry({ delaySeconds: retryDelaySeconds(message.attempts, base) });
+    }
+  }
+}
+
+export type RechargeResult = "succeeded" | "failed";
+
+/** Carries one recharge to its end: charged and credited, or failed and recorded. */
+export async function processRecharge(job: RechargeJob, env: Bindings): Promise<RechargeResult> {
+  const db = dbFor(env.DB);
+  await db
+    .insert(transactions)
+    .values({
+      id: job.recharge_id,
+      accountId: job.account_id,
+      type: job.kind,
+      status: "pending",
+      credits: job.credits,
+      amountCents: job.amount_cents,
+      currency: job.currency,
+      package: job.package,
+      createdAt: job.created_at,
+    })
+    .onConflictDoNothing({ target: transactions.id });
+  const row = await db
+    .select()
+    .from(transactions)
+    .where(eq(transactions.id, job.recharge_id))
+    .get();
+  if (!row) throw new Error(`transaction ${job.recharge_id} missing after insert`);
+  const account = await db.select().from(accounts).where(eq(accounts.id, job.account_id)).get();
+  if (!account)
+    throw new Error(`account ${job.account_id} of recharge ${job.recharge_id} not found`);
+
+  if (row.status === "succeeded") return completeSuccess(env, db, job, account.email);
+  if (row.status === "failed") {
+    return completeFailure(
+      env,
+      db,
+      job,
+      account.email,
+      row.failureCode ?? "unknown",
+      row.failureMessage ?? "",
+    );
+  }
+
+  let outcome: ChargeOutcome;
+  if (!account.stripeCustomerId || !account.paymentMethodId) {
+    outcome = {
+      status: "failed",
+      code: "payment_method_required",
+      message: "There is no payment method on file.",
+      paymentIntentId: null,
+    };
+  } else {
+    outcome = await chargeRecharge(stripeFor(env), job, {
+      customerId: account.stripeCustomerId,
+      paymentMethodId: account.paymentMethodId,
+    });
+  }
+
+  const now = new Date().toISOString();
+  if (outcome.status === "succeeded") {
+    await db
+      .update(transactions)
+      .set({
+        status: "succeeded",
+        paymentIntentId: outcome.paymentIntentId,
+        failureCode: null,
+        failureMessage: null,
+        updatedAt: now,
+      })
+      .where(eq(transactions.id, job.recharge_id));
+    return completeSuccess(env, db, job, account.email);
+  }
+  await db
+    .update(transactions)
+    .set({
+      status: "failed",
+      paymentIntentId: outcome.paymentIntentId,
+      failureCode: outcome.code,
+      failureMessage: outcome.message,
+      updatedAt: now,
+    })
+    .where(eq(transactions.id, job.recharge_id));
+  return completeFailure(env, db, job, account.email, outcome.code, outcome.message);
+}
+
+async function completeSuccess(
+  env: Bindings,
+  db: Db,
+  job: RechargeJob,
+  to: string,
+): Promise<RechargeResult> {
+  const granted = await ledgerFor(env, job.account_id).grantPurchased(job.recharge_id, job.credits);
+  if (!granted.ok) throw new Error(`grant of ${job.recharge_id} refused: ${granted.reason}`);
+  const mail = templates.rechargeSucceeded({
+    kind: job.kind,
+    credits: job.credits,
+    amountCents: job.amount_cents,
+    rechargeId: job.recharge_id,
+    balanceTotal: granted.balance.total,
+    dashboardUrl: env.DASHBOARD_URL,
+  });
+  await sendEmailOnce(env, db, {
+    ref: `recharge_succeeded:${job.recharge_id}`,
+    accountId: job.account_id,
+    kind: "recharge_succeeded",
+    to,
+    ...mail,
+  });
+  return "succeeded";
+}
+
+async function completeFailure(
+  env: Bindings,
+  db: Db,
+  job: RechargeJob,
+  to: string,
+  code: string,
+  message: string,
+): Promise<RechargeResult> {
+  const failed = await ledgerFor(env, job.account_id).rechargeFailed(
+    job.recharge_id,
+    code,
+    message,
+  );
+  if (!failed.ok && failed.reason !== "already_succeeded") {
+    throw new Error(`recording failure of ${job.recharge_id} refused: ${failed.reason}`);
+  }
+  const mail = templates.rechargeFailed({
+    kind: job.kind,
+    amountCents: job.amount_cents,
+    code,
+    message,
+    rechargeId: job.recharge_id,
+    dashboardUrl: env.DASHBOARD_URL,
+  });
+  await sendEmailOnce(env, db, {
+    ref: `recharge_failed:${job.recharge_id}`,
+    accountId: job.account_id,
+    kind: "recharge_failed",
+    to,
+    ...mail,
+  });
+  return "failed";
+}
+
+/**
+ * The dead-letter consumer: a recharge that ran out of retries is marked for an operator.
+ * It stays pending in the ledger and in D1 (so no second recharge starts), and the reconciler
+ * can carry it on; nothing is dropped.
+ */
+export async function handleDeadLetterBatch(
+  batch: MessageBatch<unknown>,
+  env: Bindings,
+): Promise<void> {
+  const db = dbFor(env.DB);
+  for (const message of batch.messages) {
+    const job = RechargeJob.safeParse(message.body);
+    if (!job.success) {
+      console.error(
+        "dead-lettered malformed recharge job kept in logs",
+        message.id,
+        JSON.stringify(message.body).slice(0, 2000),
+      );
+      message.ack();
+      continue;
+    }
+    try {
+      await db
+        .insert(transactions)
+        .values({
+          id: job.data.recharge_id,
+          accountId: job.data.account_id,
+          type: job.data.kind,
+          status: "pending",
+          credits: job.data.credits,
+          amountCents: job.data.amount_cents,
+          package: job.data.package,
+          createdAt: job.data.created_at,
+          needsAttention: true,
+        })
+        .onConflictDoUpdate({
+          target: transactions.id,
+          set: { needsAttention: true, updatedAt: new Date().toISOString() },
+        });
+      console.error("recharge needs attention after exhausting retries", job.data.recharge_id);
+      message.ack();
+    } catch (err) {
+      console.error("dead-letter bookkeeping failed; will retry", String(err));
+      message.retry({ delaySeconds: 30 });
+    }
+  }
+}

@@ -1,0 +1,468 @@
+import {
+  createExecutionContext,
+  createMessageBatch,
+  env,
+  getQueueResult,
+  runInDurableObject,
+} from "cloudflare:test";
+import { eq } from "drizzle-orm";
+import { describe, expect, it, vi } from "vitest";
+import { createDb } from "../../src/db/client";
+import { emails, transactions } from "../../src/db/schema";
+import worker from "../../src/index";
+import { ledgerFor } from "../../src/ledger/client";
+import type { RechargeJob } from "../../src/recharge/messages";
+import {
+  audit,
+  balanceOf,
+  classify,
+  createAccount,
+  expectError,
+  gateway,
+  json,
+  setBalance,
+  type TestAccount,
+} from "../helpers/api";
+import {
+  attachCard,
+  eventually,
+  injectFaults,
+  paymentIntentCalls,
+  paymentIntentsOf,
+} from "../helpers/stripe";
+
+const db = createDb(env.DB);
+
+async function enableAutoRecharge(account: TestAccount, pkg = "credits_1000") {
+  const res = await gateway("/v1/account/auto-recharge", {
+    method: "PUT",
+    key: account.api_key,
+    body: JSON.stringify({ enabled: true, package: pkg }),
+  });
+  expect(res.status).toBe(200);
+  return json<{ enabled: boolean; package: string; pending: boolean }>(res);
+}
+
+async function settings(account: TestAccount) {
+  return json<{
+    enabled: boolean;
+    package: string | null;
+    pending: boolean;
+    last_failure: null | { code: string };
+  }>(await gateway("/v1/account/auto-recharge", { key: account.api_key }));
+}
+
+async function payingAccount(card = "pm_card_visa", pkg = "credits_1000") {
+  const account = await createAccount();
+  await attachCard(account, card);
+  await setBalance(account, { monthly: 400, purchased: 0 });
+  await enableAutoRecharge(account, pkg);
+  return account;
+}
+
+async function rechargesOf(accountId: string) {
+  return db
+    .select()
+    .from(transactions)
+    .where(eq(transactions.accountId, accountId))
+    .all()
+    .then((rows) => rows.filter((r) => r.type === "auto_recharge" || r.type === "top_up"));
+}
+
+async function emailsOf(accountId: string) {
+  return db.select().from(emails).where(eq(emails.accountId, accountId)).all();
+}
+
+describe("auto-recharge: the product document's scenarios", () => {
+  it("scenario 1: monthly 0, purchased 100 (total 100) triggers a recharge", async () => {
+    const account = await payingAccount();
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    await eventually(async () =>
+      expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 1100 }),
+    );
+    const [tx] = await rechargesOf(account.id);
+    expect(tx).toMatchObject({
+      type: "auto_recharge",
+      status: "succeeded",
+      credits: 1000,
+      amountCents: 700,
+    });
+    expect(tx?.paymentIntentId).toMatch(/^pi_/);
+  });
+
+  it("scenario 2: monthly 50, purchased 40 (total 90) triggers a recharge", async () => {
+    const account = await payingAccount();
+    await setBalance(account, { monthly: 50, purchased: 40 });
+    await eventually(async () =>
+      expect(await balanceOf(account)).toMatchObject({ monthly: 50, purchased: 1040 }),
+    );
+  });
+
+  it("scenario 3: monthly 500, purchased 100 (total 600) does not trigger, even after a request", async () => {
+    const account = await payingAccount();
+    await setBalance(account, { monthly: 500, purchased: 100 });
+    await (await classify(account)).arrayBuffer();
+    expect(await settings(account)).toMatchObject({ enabled: true, pending: false });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await balanceOf(account)).toMatchObject({ monthly: 499, purchased: 100 });
+    expect(await rechargesOf(account.id)).toHaveLength(0);
+  });
+
+  it("a request that takes the total from 101 to 100 triggers; the purchase and its email arrive", async () => {
+    const account = await payingAccount("pm_card_visa", "credits_3000");
+    await setBalance(account, { monthly: 1, purchased: 100 });
+    const res = await classify(account);
+    expect(res.headers.get("X-Credits-Remaining")).toBe("100");
+    await res.arrayBuffer();
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(3100));
+    const [mail] = await emailsOf(account.id);
+    expect(mail).toMatchObject({ kind: "recharge_succeeded", status: "sent" });
+    expect(mail?.textBody).toContain("$17.00");
+    const [intent] = await paymentIntentsOf(account.stripe_customer_id as string);
+    expect(intent).toMatchObject({ status: "succeeded", amount: 1700 });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+});
+
+describe("auto-recharge settings", () => {
+  it("enabling without a payment method is 409 payment_method_required", async () => {
+    const account = await createAccount();
+    const res = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    await expectError(res, 409, "payment_method_required");
+    expect(await settings(account)).toMatchObject({
+      enabled: false,
+      package: null,
+      pending: false,
+    });
+  });
+
+  it("an unknown package is 400 invalid_request naming the field", async () => {
+    const account = await createAccount();
+    await attachCard(account);
+    const res = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true, package: "credits_5" }),
+    });
+    const body = await expectError(res, 400, "invalid_request");
+    expect(body.error.fields?.[0]?.field).toBe("package");
+  });
+
+  it("enabling at or below the threshold starts a recharge at once", async () => {
+    const account = await createAccount();
+    await attachCard(account);
+    await setBalance(account, { monthly: 20, purchased: 0 });
+    const enabled = await enableAutoRecharge(account);
+    expect(enabled).toMatchObject({ enabled: true, package: "credits_1000", pending: true });
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1000));
+    expect(await settings(account)).toMatchObject({ pending: false });
+  });
+
+  it("a package change while a recharge is pending applies to the next trigger only", async () => {
+    const account = await payingAccount("pm_card_visa", "credits_1000");
+    // Hold Stripe's answer so the first recharge is still in flight when the package changes.
+    await injectFaults([
+      {
+        method: "POST",
+        path: "/v1/payment_intents",
+        kind: "delay",
+        ms: 1500,
+        times: 1,
+        match: { customer: account.stripe_customer_id as string },
+      },
+    ]);
+    await setBalance(account, { monthly: 0, purchased: 50 });
+    expect(await settings(account)).toMatchObject({ pending: true });
+    const changed = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_9000" }),
+    });
+    expect(await changed.json()).toMatchObject({ package: "credits_9000", pending: true });
+    await eventually(async () => expect(await settings(account)).toMatchObject({ pending: false }));
+    expect((await balanceOf(account)).purchased).toBe(1050);
+    // The next trigger buys the new package.
+    await setBalance(account, { monthly: 0, purchased: 10 });
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(9010));
+    const amounts = (await rechargesOf(account.id)).map((r) => r.amountCents).sort((a, b) => a - b);
+    expect(amounts).toEqual([700, 3700]);
+  });
+
+  it("disabling stops future recharges and keeps purchased credits", async () => {
+    const account = await payingAccount();
+    await setBalance(account, { monthly: 0, purchased: 150 });
+    await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: false }),
+    }).then((r) => r.arrayBuffer());
+    await setBalance(account, { monthly: 0, purchased: 60 });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await balanceOf(account)).toMatchObject({ purchased: 60 });
+    expect(await rechargesOf(account.id)).toHaveLength(0);
+  });
+});
+
+describe("failed payments (money rule 6)", () => {
+  for (const [card, code] of [
+    ["pm_card_chargeDeclined", "card_declined"],
+    ["pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"],
+    ["pm_card_authenticationRequired", "authentication_required"],
+  ] as const) {
+    it(`${card}: no credits, auto-recharge disabled, failure recorded and emailed, never retried`, async () => {
+      const account = await payingAccount(card);
+      await setBalance(account, { monthly: 0, purchased: 3 });
+      await eventually(async () =>
+        expect(await settings(account)).toMatchObject({ enabled: false, pending: false }),
+      );
+      const s = await settings(account);
+      expect(s.last_failure?.code).toBe(code);
+      expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 3 });
+      const [tx] = await rechargesOf(account.id);
+      expect(tx).toMatchObject({ status: "failed", failureCode: code });
+      await eventually(async () =>
+        expect(await emailsOf(account.id)).toMatchObject([
+          { kind: "recharge_failed", status: "sent" },
+        ]),
+      );
+      expect(await paymentIntentCalls(account.stripe_customer_id as string)).toHaveLength(1);
+
+      // Service stops when credits reach zero.
+      for (let i = 0; i < 3; i++) expect((await classify(account)).status).toBe(200);
+      const refused = await classify(account);
+      await expectError(refused, 403, "insufficient_credits");
+      expect((await audit(account.id)).consistent).toBe(true);
+
+      // Re-enabling after the failure is the customer's choice.
+      const again = await enableAutoRecharge(account);
+      expect(again.enabled).toBe(true);
+    });
+  }
+});
+
+describe("exactly once (money rule 5)", () => {
+  it("Stripe failing twice then succeeding: one charge, one idempotency key", async () => {
+    const account = await payingAccount();
+    const customer = account.stripe_customer_id as string;
+    await injectFaults([
+      { method: "POST", path: "/v1/payment_intents", kind: "500", times: 2, match: { customer } },
+    ]);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1100));
+    const calls = await paymentIntentCalls(customer);
+    expect(calls.map((c) => c.status)).toEqual([500, 500, 200]);
+    const keys = new Set(calls.map((c) => c.idempotency_key));
+    const [tx] = await rechargesOf(account.id);
+    expect([...keys]).toEqual([tx?.id]);
+    for (const call of calls) {
+      expect(call.params).toMatchObject({
+        amount: "700",
+        currency: "usd",
+        off_session: "true",
+        confirm: "true",
+        customer,
+      });
+    }
+    expect(await paymentIntentsOf(customer)).toHaveLength(1);
+  });
+
+  it("a lost Stripe response: the retry replays the same PaymentIntent; credited once", async () => {
+    const account = await payingAccount();
+    const customer = account.stripe_customer_id as string;
+    await injectFaults([
+      {
+        method: "POST",
+        path: "/v1/payment_intents",
+        kind: "drop_after",
+        times: 1,
+        match: { customer },
+      },
+    ]);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1100));
+    const intents = await paymentIntentsOf(customer);
+    expect(intents).toHaveLength(1);
+    const calls = await paymentIntentCalls(customer);
+    expect(calls.some((c) => c.replayed)).toBe(true);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("the same queue message delivered twice: one charge, one credit, one row, one email", async () => {
+    const account = await payingAccount();
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1100));
+    const [tx] = await rechargesOf(account.id);
+    const job: RechargeJob = {
+      kind: "auto_recharge",
+      recharge_id: tx?.id as string,
+      account_id: account.id,
+      package: "credits_1000",
+      credits: 1000,
+      amount_cents: 700,
+      currency: "usd",
+      created_at: tx?.createdAt as string,
+    };
+    // Redeliver it twice more, concurrently, through the worker's own queue handler.
+    const batch = createMessageBatch("tollgate-recharge", [
+      { id: "m1", timestamp: new Date(), attempts: 2, body: job },
+      { id: "m2", timestamp: new Date(), attempts: 2, body: job },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.explicitAcks.sort()).toEqual(["m1", "m2"]);
+    expect((await balanceOf(account)).purchased).toBe(1100);
+    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    expect(await rechargesOf(account.id)).toHaveLength(1);
+    expect(await emailsOf(account.id)).toHaveLength(1);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("60 concurrent requests crossing the threshold: one recharge, one charge", async () => {
+    const account = await payingAccount();
+    await setBalance(account, { monthly: 30, purchased: 100 });
+    const responses = await Promise.all(Array.from({ length: 60 }, () => classify(account)));
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    await Promise.all(responses.map((r) => r.arrayBuffer()));
+    await eventually(async () =>
+      expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 1070 }),
+    );
+    expect(await rechargesOf(account.id)).toHaveLength(1);
+    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+  });
+
+  it("the queue send failing once: the outbox keeps the job and the alarm re-sends it", async () => {
+    const account = await payingAccount();
+    const ledger = ledgerFor(env, account.id);
+    await runInDurableObject(ledger, (instance) => {
+      const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
+      vi.spyOn(queue, "send").mockRejectedValueOnce(new Error("queue unavailable"));
+    });
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const outbox = await runInDurableObject(ledger, (_i, state) =>
+      state.storage.sql.exec("SELECT id FROM outbox").toArray(),
+    );
+    expect(outbox).toHaveLength(1);
+    expect(await settings(account)).toMatchObject({ pending: true });
+    // The alarm fires after OUTBOX_RETRY_MS on its own; nothing is lost in between.
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1100), 20_000);
+    const after = await runInDurableObject(ledger, (_i, state) =>
+      state.storage.sql.exec("SELECT id FROM outbox").toArray(),
+    );
+    expect(after).toHaveLength(0);
+    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+  });
+
+  it("Stripe down past max_retries: the job lands on the dead-letter queue and stays visible", async () => {
+    const account = await payingAccount();
+    const customer = account.stripe_customer_id as string;
+    await injectFaults([
+      { method: "POST", path: "/v1/payment_intents", kind: "500", times: 50, match: { customer } },
+    ]);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    await eventually(async () => {
+      const [tx] = await rechargesOf(account.id);
+      expect(tx).toMatchObject({ status: "pending", needsAttention: true });
+    }, 25_000);
+    expect(await settings(account)).toMatchObject({ pending: true });
+    expect((await balanceOf(account)).purchased).toBe(100);
+    expect(await paymentIntentsOf(customer)).toHaveLength(0);
+    await fetch(`${env.STRIPE_API_URL}/_test/faults`, { method: "DELETE" });
+  });
+});
+
+describe("manual top-ups", () => {
+  it("without a payment method: 409 payment_method_required", async () => {
+    const account = await createAccount();
+    const res = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    await expectError(res, 409, "payment_method_required");
+  });
+
+  it("buys a package through the same pipeline; an Idempotency-Key makes a retry safe", async () => {
+    const account = await createAccount();
+    await attachCard(account);
+    const send = () =>
+      gateway("/v1/account/top-ups", {
+        method: "POST",
+        key: account.api_key,
+        headers: { "Idempotency-Key": "topup-1" },
+        body: JSON.stringify({ package: "credits_3000" }),
+      });
+    const first = await send();
+    expect(first.status).toBe(202);
+    const body = await json<{ id: string; status: string }>(first);
+    expect(body).toMatchObject({ status: "pending" });
+    const second = await send();
+    expect(second.status).toBe(202);
+    expect(await second.json()).toMatchObject({ id: body.id });
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(3000));
+    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+
+    const conflict = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      headers: { "Idempotency-Key": "topup-1" },
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    await expectError(conflict, 409, "idempotency_conflict");
+
+    const list = await json<{
+      data: Array<{ id: string; type: string; status: string; amount_cents: number }>;
+    }>(await gateway("/v1/account/transactions", { key: account.api_key }));
+    expect(list.data[0]).toMatchObject({
+      id: body.id,
+      type: "top_up",
+      status: "succeeded",
+      amount_cents: 1700,
+      currency: "usd",
+    });
+  });
+});
+
+describe("transaction history", () => {
+  it("is newest first with cursor pagination", async () => {
+    const account = await createAccount();
+    for (let i = 1; i <= 5; i++) await setBalance(account, { monthly: 500, purchased: i });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: {
+        data: Array<{ id: string; type: string; created_at: string }>;
+        next_cursor: string | null;
+      } = await json(
+        await gateway(`/v1/account/transactions?limit=2${cursor ? `&cursor=${cursor}` : ""}`, {
+          key: account.api_key,
+        }),
+      );
+      expect(page.data.length).toBeLessThanOrEqual(2);
+      seen.push(...page.data.map((t) => t.id));
+      cursor = page.next_cursor;
+    } while (cursor);
+    expect(seen).toHaveLength(6); // five adjustments and the initial monthly grant
+    expect(new Set(seen).size).toBe(6);
+    const all = await json<{ data: Array<{ created_at: string; type: string }> }>(
+      await gateway("/v1/account/transactions?limit=100", { key: account.api_key }),
+    );
+    const times = all.data.map((t) => t.created_at);
+    expect([...times].sort().reverse()).toEqual(times);
+    expect(all.data.at(-1)?.type).toBe("monthly_grant");
+    await expectError(
+      await gateway("/v1/account/transactions?cursor=%%%", { key: account.api_key }),
+      400,
+      "invalid_request",
+    );
+    await expectError(
+      await gateway("/v1/account/transactions?limit=0", { key: account.api_key }),
+      400,
+      "invalid_request",
+    );
+  });
+});
