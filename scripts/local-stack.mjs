@@ -74,6 +74,11 @@ export async function startLocalStack(options = {}) {
     SESSION_SECRET: env.SESSION_SECRET ?? `local-session-${adminToken}`,
   };
   if (stripeUrl) vars.STRIPE_API_URL = stripeUrl;
+  if (localStripeUrl) {
+    // Price ids the local Stripe server's simulated invoices use (see simulate-renewal.mjs).
+    vars.STRIPE_PRICE_STARTER = env.STRIPE_PRICE_STARTER ?? "price_starter_local";
+    vars.STRIPE_PRICE_PRO = env.STRIPE_PRICE_PRO ?? "price_pro_local";
+  }
   for (const name of [
     "UPSTREAM_TOKEN",
     "STRIPE_PRICE_STARTER",
@@ -132,6 +137,20 @@ export async function startLocalStack(options = {}) {
     options.demoAccount === false
       ? null
       : await ensureDemoAccount(gatewayUrl, adminToken, persistTo);
+  // Lets helper scripts (npm run simulate:renewal) find this stack while it runs.
+  writeFileSync(
+    path.join(persistTo, "local-stack.json"),
+    JSON.stringify(
+      {
+        gatewayUrl,
+        stripeUrl: localStripeUrl,
+        adminToken,
+        prices: { starter: vars.STRIPE_PRICE_STARTER, pro: vars.STRIPE_PRICE_PRO },
+      },
+      null,
+      2,
+    ),
+  );
   return { gatewayUrl, upstreamUrl, stripeUrl: localStripeUrl, adminToken, demo, stop, child };
 }
 

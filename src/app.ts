@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { adminRoutes } from "./admin/routes";
+import { portalRoutes } from "./billing/portal";
+import { webhookRoutes } from "./billing/webhooks";
 import { accountRoutes } from "./dashboard/account-routes";
 import { keyRoutes } from "./dashboard/keys";
 import { transactionRoutes } from "./dashboard/transactions";
@@ -27,9 +29,11 @@ export function createApp() {
   app.use("/v1/*", apiKeyAuth);
   app.route("/v1/account/keys", keyRoutes);
   app.route("/v1/account/transactions", transactionRoutes);
+  app.route("/v1/account/billing-portal", portalRoutes);
   app.route("/v1/account", rechargeRoutes);
   app.route("/v1/account", accountRoutes);
   app.route("/admin", adminRoutes);
+  app.route("/webhooks", webhookRoutes);
   // Everything else under /v1 is classification traffic, except what /v1/account did not match.
   app.all("/v1/*", (c) => {
     const path = c.req.path;

@@ -37,6 +37,8 @@ export interface Variables {
   /** Set by the auth middleware on every authenticated route. */
   accountId: string;
   apiKeyId: string;
+  /** True once a response comes from the upstream: its headers pass through unchanged. */
+  proxied: boolean;
 }
 
 export interface AppEnv {

@@ -1,8 +1,8 @@
-import { eq } from "drizzle-orm";
+import { desc, eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { attachPaymentMethod } from "../billing/payment-methods";
-import { accounts } from "../db/schema";
+import { accounts, emails } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { parseJson } from "../http/body";
@@ -63,6 +63,46 @@ export const adminRoutes = new Hono<AppEnv>()
     const body = await parseJson(c, PaymentMethodBody);
     const result = await attachPaymentMethod(c.env, c.get("db"), accountId, body.payment_method);
     return c.json(result, 200);
+  })
+  .get("/accounts/:id", async (c) => {
+    const row = await c
+      .get("db")
+      .select({
+        id: accounts.id,
+        email: accounts.email,
+        plan: accounts.plan,
+        stripe_customer_id: accounts.stripeCustomerId,
+        payment_method: accounts.paymentMethodId,
+        created_at: accounts.createdAt,
+      })
+      .from(accounts)
+      .where(eq(accounts.id, c.req.param("id")))
+      .get();
+    if (!row) throw ApiError.notFound("No such account.");
+    const balance = await ledgerFor(c.env, row.id).snapshot();
+    return c.json({ ...row, balance }, 200);
+  })
+  .get("/accounts/:id/emails", async (c) => {
+    const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
+    const data = await c
+      .get("db")
+      .select({
+        id: emails.id,
+        kind: emails.kind,
+        to: emails.toAddress,
+        subject: emails.subject,
+        text: emails.textBody,
+        status: emails.status,
+        error: emails.error,
+        created_at: emails.createdAt,
+        sent_at: emails.sentAt,
+      })
+      .from(emails)
+      .where(eq(emails.accountId, accountId))
+      .orderBy(desc(emails.createdAt))
+      .limit(50)
+      .all();
+    return c.json({ data }, 200);
   })
   .get("/accounts/:id/audit", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));

@@ -1,8 +1,9 @@
 import { eq } from "drizzle-orm";
+import type Stripe from "stripe";
 import { accounts } from "../db/schema";
 import type { Bindings, Db } from "../env";
-import { ApiError } from "../errors";
 import { ledgerFor } from "../ledger/client";
+import { ensureStripeCustomer } from "./customers";
 import { stripeFor } from "./stripe-client";
 import { providerError } from "./stripe-errors";
 
@@ -24,22 +25,9 @@ export async function attachPaymentMethod(
   accountId: string,
   paymentMethod: string,
 ): Promise<AttachedPaymentMethod> {
-  const account = await db.select().from(accounts).where(eq(accounts.id, accountId)).get();
-  if (!account) throw ApiError.notFound("No such account.");
   const stripe = stripeFor(env);
   try {
-    let customerId = account.stripeCustomerId;
-    if (!customerId) {
-      const customer = await stripe.customers.create(
-        { email: account.email, metadata: { account_id: accountId } },
-        { idempotencyKey: `${accountId}:customer` },
-      );
-      customerId = customer.id;
-      await db
-        .update(accounts)
-        .set({ stripeCustomerId: customerId })
-        .where(eq(accounts.id, accountId));
-    }
+    const customerId = await ensureStripeCustomer(env, db, accountId);
     const attached = await stripe.paymentMethods.attach(
       paymentMethod,
       { customer: customerId },
@@ -64,4 +52,35 @@ export async function attachPaymentMethod(
   } catch (err) {
     throw providerError(err, "payment_method");
   }
+}
+
+/**
+ * Re-reads the customer's payment method from Stripe: the default one, else the newest card
+ * attached. Whatever order webhooks arrive in, the result is Stripe's current state.
+ */
+export async function syncPaymentMethod(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  customerId: string,
+): Promise<string | null> {
+  const stripe = stripeFor(env);
+  const customer = await stripe.customers.retrieve(customerId);
+  let paymentMethodId: string | null = null;
+  if (!("deleted" in customer && customer.deleted)) {
+    const fromDefault =
+      (customer as Stripe.Customer).invoice_settings?.default_payment_method ?? null;
+    paymentMethodId = typeof fromDefault === "string" ? fromDefault : (fromDefault?.id ?? null);
+    if (!paymentMethodId) {
+      const cards = await stripe.paymentMethods.list({
+        customer: customerId,
+        type: "card",
+        limit: 1,
+      });
+      paymentMethodId = cards.data[0]?.id ?? null;
+    }
+  }
+  await db.update(accounts).set({ paymentMethodId }).where(eq(accounts.id, accountId));
+  await ledgerFor(env, accountId).setPaymentMethod(paymentMethodId !== null);
+  return paymentMethodId;
 }

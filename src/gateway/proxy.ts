@@ -82,6 +82,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
     });
   }
 
+  c.set("proxied", true);
   const response = new Response(upstream.body, upstream);
   response.headers.set("X-Credits-Charged", String(cost));
   response.headers.set("X-Credits-Remaining", String(debit.balance.total));

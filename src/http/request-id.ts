@@ -10,4 +10,8 @@ export const requestId = createMiddleware<AppEnv>(async (c, next) => {
   c.set("requestId", id);
   await next();
   c.res.headers.set("X-Request-Id", id);
+  // The contract's JSON carries an explicit charset; proxied responses keep the upstream's.
+  if (!c.get("proxied") && c.res.headers.get("Content-Type") === "application/json") {
+    c.res.headers.set("Content-Type", "application/json; charset=utf-8");
+  }
 });

@@ -18,6 +18,7 @@
  * runtime's serialization is the only lock needed. Business outcomes are returned, not thrown.
  */
 import { DurableObject } from "cloudflare:workers";
+import { recordMonthlyGrant } from "../billing/history";
 import type { Bindings } from "../env";
 import {
   DEFAULT_PACKAGE,
@@ -113,6 +114,7 @@ type StateRow = {
   cycle_started_at: number;
   cycle_ends_at: number;
   stripe_cycles: number;
+  plan_version: number;
   auto_enabled: number;
   auto_package: string | null;
   has_payment_method: number;
@@ -164,6 +166,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         cycle_started_at INTEGER NOT NULL,
         cycle_ends_at INTEGER NOT NULL,
         stripe_cycles INTEGER NOT NULL DEFAULT 0,
+        plan_version INTEGER NOT NULL DEFAULT 0,
         auto_enabled INTEGER NOT NULL DEFAULT 0,
         auto_package TEXT,
         has_payment_method INTEGER NOT NULL DEFAULT 0,
@@ -595,87 +598,104 @@ export class AccountLedger extends DurableObject<Bindings> {
   /**
    * Starts a billing cycle: monthly credits are set to the plan's allowance (unused monthly
    * credits do not carry over; purchased credits are untouched). Idempotent by `ref`
-   * (an invoice id, or `cycle:<ends_at>` for alarm-driven free cycles).
+   * (an invoice id, or `cycle:<start>` for alarm-driven cycles).
+   *
+   * Order-independent: the invoice's plan is taken only if it is newer (`version`) than the
+   * last plan change seen, and an invoice for an older period never moves the cycle back.
    */
   async startCycle(input: {
     ref: string;
     plan: PlanId;
+    version: number;
     startsAt: number;
     endsAt: number;
     source: "stripe" | "alarm";
   }): Promise<
-    { ok: true; started: boolean; balance: BalanceView } | { ok: false; reason: "not_initialized" }
+    | { ok: true; started: boolean; granted: number; balance: BalanceView }
+    | { ok: false; reason: "not_initialized" }
   > {
     const now = Date.now();
     let job: RechargeJob | null = null;
     const result = this.ctx.storage.transactionSync(() => {
       const s = this.state();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      if (this.hasLedgerRef(input.ref))
-        return { ok: true as const, started: false, balance: withTotal(s) };
-      const allowance = PLANS[input.plan].monthlyCredits;
-      // An older invoice arriving late must not move the cycle backwards.
-      const newer = input.endsAt >= s.cycle_ends_at;
-      const monthly = newer ? allowance : s.monthly;
+      if (this.hasLedgerRef(input.ref)) {
+        return { ok: true as const, started: false, granted: 0, balance: withTotal(s) };
+      }
+      const takePlan = input.version > s.plan_version;
+      const plan = takePlan ? input.plan : s.plan;
+      const version = takePlan ? input.version : s.plan_version;
+      const newer =
+        input.endsAt > s.cycle_ends_at || (input.source === "stripe" && s.stripe_cycles === 0);
+      const monthly = newer ? PLANS[plan].monthlyCredits : s.monthly;
       this.sql.exec(
-        `UPDATE state SET monthly = ?, plan = CASE WHEN ? THEN ? ELSE plan END,
-           cycle_started_at = CASE WHEN ? THEN ? ELSE cycle_started_at END,
-           cycle_ends_at = CASE WHEN ? THEN ? ELSE cycle_ends_at END,
-           stripe_cycles = CASE WHEN ? THEN 1 ELSE stripe_cycles END
+        `UPDATE state SET monthly = ?, plan = ?, plan_version = ?,
+           cycle_started_at = ?, cycle_ends_at = ?, stripe_cycles = ?
          WHERE id = 1`,
         monthly,
-        newer ? 1 : 0,
-        input.plan,
-        newer ? 1 : 0,
-        input.startsAt,
-        newer ? 1 : 0,
-        input.endsAt,
-        input.source === "stripe" ? 1 : 0,
+        plan,
+        version,
+        newer ? input.startsAt : s.cycle_started_at,
+        newer ? input.endsAt : s.cycle_ends_at,
+        input.source === "stripe" ? 1 : s.stripe_cycles,
       );
-      this.appendLedger(
-        input.ref,
-        "cycle_grant",
-        monthly - s.monthly,
-        0,
-        now,
-        `cycle ${input.plan}`,
-      );
+      this.appendLedger(input.ref, "cycle_grant", monthly - s.monthly, 0, now, `cycle ${plan}`);
       const next = this.state() as StateRow;
       job = this.maybeStartAutoRecharge(next, now);
-      return { ok: true as const, started: newer, balance: withTotal(next) };
+      return {
+        ok: true as const,
+        started: newer,
+        granted: newer ? monthly : 0,
+        balance: withTotal(next),
+      };
     });
-    if (result.ok) this.scheduleAlarm(this.state()?.cycle_ends_at ?? now);
+    if (result.ok) this.scheduleCycleAlarm();
     if (job) await this.sendJob(job);
     return result;
   }
 
   /**
-   * Changes the plan. An upgrade mid-cycle adds the difference in allowance to the monthly
-   * bucket at once (the customer paid for it); a downgrade keeps the monthly credits already
-   * granted until the cycle ends. Idempotent by `ref`.
+   * Changes the plan, if `version` is newer than the last change seen (events arrive in any
+   * order). An upgrade mid-cycle adds the difference in monthly allowance at once, since the
+   * customer pays for the bigger plan from now; a downgrade keeps the monthly credits already
+   * granted until the cycle ends, and the next cycle grants the smaller allowance. `cycles`
+   * says what starts the next cycle: Stripe invoices (a subscription) or the ledger's alarm.
    */
   changePlan(input: {
     ref: string;
     plan: PlanId;
+    version: number;
+    cycles: "stripe" | "alarm";
   }):
-    | { ok: true; balance: BalanceView; changed: boolean }
+    | { ok: true; balance: BalanceView; changed: boolean; added: number }
     | { ok: false; reason: "not_initialized" } {
     const now = Date.now();
-    return this.ctx.storage.transactionSync(() => {
+    const result = this.ctx.storage.transactionSync(() => {
       const s = this.state();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      if (s.plan === input.plan || this.hasLedgerRef(input.ref)) {
-        return { ok: true as const, balance: withTotal(s), changed: false };
+      if (input.version <= s.plan_version || this.hasLedgerRef(input.ref)) {
+        return { ok: true as const, balance: withTotal(s), changed: false, added: 0 };
       }
-      const increase = Math.max(0, PLANS[input.plan].monthlyCredits - PLANS[s.plan].monthlyCredits);
+      const added = Math.max(0, PLANS[input.plan].monthlyCredits - PLANS[s.plan].monthlyCredits);
+      // Invoices take over cycles when the first one arrives (startCycle); an ended
+      // subscription hands them back to the alarm at once.
       this.sql.exec(
-        "UPDATE state SET plan = ?, monthly = monthly + ? WHERE id = 1",
+        "UPDATE state SET plan = ?, plan_version = ?, monthly = monthly + ?, stripe_cycles = ? WHERE id = 1",
         input.plan,
-        increase,
+        input.version,
+        added,
+        input.cycles === "alarm" ? 0 : s.stripe_cycles,
       );
-      this.appendLedger(input.ref, "plan_change", increase, 0, now, `${s.plan} -> ${input.plan}`);
-      return { ok: true as const, balance: this.balance(), changed: true };
+      this.appendLedger(input.ref, "plan_change", added, 0, now, `${s.plan} -> ${input.plan}`);
+      return { ok: true as const, balance: this.balance(), changed: s.plan !== input.plan, added };
     });
+    this.scheduleCycleAlarm();
+    return result;
+  }
+
+  private scheduleCycleAlarm(): void {
+    const s = this.state();
+    if (s && s.stripe_cycles === 0) this.scheduleAlarm(s.cycle_ends_at);
   }
 
   // ---------------------------------------------------------------- alarm
@@ -695,13 +715,23 @@ export class AccountLedger extends DurableObject<Bindings> {
         start = end;
         end = addOneMonth(start);
       }
-      await this.startCycle({
-        ref: `cycle:${start}`,
+      const ref = `cycle:${s.account_id}:${start}`;
+      const cycle = await this.startCycle({
+        ref,
         plan: s.plan,
+        version: s.plan_version,
         startsAt: start,
         endsAt: end,
         source: "alarm",
       });
+      if (cycle.ok && cycle.started) {
+        await recordMonthlyGrant(this.env.DB, {
+          id: ref,
+          accountId: s.account_id,
+          credits: cycle.granted,
+          at: start,
+        });
+      }
     }
     this.rescheduleAfterAlarm();
   }

@@ -48,7 +48,7 @@ export async function expectError(res: Response, status: number, type: string): 
   const body = await json<ErrorBody>(res);
   expect({ status: res.status, type: body.error?.type }).toEqual({ status, type });
   expect(typeof body.error.message).toBe("string");
-  expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+  expect(res.headers.get("Content-Type")).toBe("application/json; charset=utf-8");
   return body;
 }
 

@@ -128,6 +128,7 @@ describe("the contract's envelope on every route", () => {
   it("GET /healthz answers ok", async () => {
     const res = await gateway("/healthz");
     expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toBe("application/json; charset=utf-8");
     expect(await res.json()).toEqual({ ok: true });
   });
 });

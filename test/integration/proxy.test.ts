@@ -79,6 +79,9 @@ describe("proxied classification traffic", () => {
       key: account.api_key,
     });
     expect(res.status).toBe(422);
+    // The upstream's headers pass through unchanged.
+    expect(res.headers.get("Content-Type")).toBe("application/json");
+    expect(res.headers.get("X-Upstream")).toBe("stub");
     expect(res.headers.get("X-Credits-Charged")).toBe("1");
     await res.arrayBuffer();
     expect((await balanceOf(account)).total).toBe(499);

@@ -1,0 +1,193 @@
+import { and, eq, lt } from "drizzle-orm";
+import { Hono } from "hono";
+import Stripe from "stripe";
+import { accounts, webhookEvents } from "../db/schema";
+import type { AppEnv, Bindings, Db } from "../env";
+import { ApiError } from "../errors";
+import { readBodyLimited } from "../http/body";
+import { ledgerFor } from "../ledger/client";
+import { recordMonthlyGrant } from "./history";
+import { syncPaymentMethod } from "./payment-methods";
+import { eventVersion, planForPrice, planFromSubscription } from "./plans";
+
+const WEBHOOK_BODY_LIMIT = 512 * 1024;
+const cryptoProvider = Stripe.createSubtleCryptoProvider();
+
+/**
+ * `POST /webhooks/stripe`. The signature is checked on the raw bytes before anything is
+ * parsed. An event id is recorded only after its handling succeeded, and every handler is
+ * idempotent, so redeliveries, duplicates and any order converge to one state.
+ */
+export const webhookRoutes = new Hono<AppEnv>().post("/stripe", async (c) => {
+  const secret = c.env.STRIPE_WEBHOOK_SECRET;
+  if (!secret)
+    throw new ApiError(
+      "service_unavailable",
+      "Webhooks are not configured (STRIPE_WEBHOOK_SECRET).",
+    );
+  const signature = c.req.header("Stripe-Signature");
+  const raw = new TextDecoder().decode(await readBodyLimited(c.req.raw, WEBHOOK_BODY_LIMIT));
+  let event: Stripe.Event;
+  try {
+    if (!signature) throw new Error("missing signature");
+    event = await Stripe.webhooks.constructEventAsync(
+      raw,
+      signature,
+      secret,
+      undefined,
+      cryptoProvider,
+    );
+  } catch {
+    throw ApiError.invalidRequest("The Stripe-Signature header is missing, invalid or too old.", [
+      { field: "Stripe-Signature", message: "signature verification failed" },
+    ]);
+  }
+
+  const db = c.get("db");
+  const seen = await db
+    .select({ id: webhookEvents.id })
+    .from(webhookEvents)
+    .where(eq(webhookEvents.id, event.id))
+    .get();
+  if (seen) return c.json({ received: true, duplicate: true }, 200);
+  const handled = await handleEvent(c.env, db, event);
+  await db.insert(webhookEvents).values({ id: event.id, type: event.type }).onConflictDoNothing();
+  return c.json({ received: true, handled }, 200);
+});
+
+/** Applies one verified event. Returns whether it changed anything we track. */
+export async function handleEvent(env: Bindings, db: Db, event: Stripe.Event): Promise<boolean> {
+  switch (event.type) {
+    case "invoice.paid":
+      return onInvoicePaid(env, db, event, event.data.object);
+    case "customer.subscription.created":
+    case "customer.subscription.updated":
+    case "customer.subscription.deleted":
+      return onSubscription(
+        env,
+        db,
+        event,
+        event.data.object,
+        event.type === "customer.subscription.deleted",
+      );
+    case "payment_method.attached":
+    case "payment_method.detached": {
+      const pm = event.data.object;
+      const previous = (event.data.previous_attributes ?? {}) as { customer?: string | null };
+      const customer = customerId(pm.customer) ?? customerId(previous.customer);
+      return customer ? syncForCustomer(env, db, customer) : false;
+    }
+    case "customer.updated":
+      return syncForCustomer(env, db, event.data.object.id);
+    default:
+      return false;
+  }
+}
+
+function customerId(value: string | { id: string } | null | undefined): string | null {
+  if (!value) return null;
+  return typeof value === "string" ? value : value.id;
+}
+
+async function accountForCustomer(db: Db, customer: string | { id: string } | null) {
+  const id = customerId(customer);
+  if (!id) return null;
+  return (await db.select().from(accounts).where(eq(accounts.stripeCustomerId, id)).get()) ?? null;
+}
+
+/** The Stripe state decides, not the event snapshot: a late `attached` after `detached` is harmless. */
+async function syncForCustomer(env: Bindings, db: Db, customer: string): Promise<boolean> {
+  const account = await accountForCustomer(db, customer);
+  if (!account) return false;
+  await syncPaymentMethod(env, db, account.id, customer);
+  return true;
+}
+
+/**
+ * A paid subscription invoice for a new period starts a cycle: monthly credits set to the
+ * plan's allowance, keyed by the invoice id. Proration invoices (mid-cycle plan changes) start
+ * nothing: the subscription event handles the change.
+ */
+async function onInvoicePaid(
+  env: Bindings,
+  db: Db,
+  event: Stripe.Event,
+  invoice: Stripe.Invoice,
+): Promise<boolean> {
+  const legacy = invoice as Stripe.Invoice & { subscription?: string | { id: string } | null };
+  const subscription =
+    invoice.parent?.subscription_details?.subscription ?? legacy.subscription ?? null;
+  if (!subscription) return false;
+  if (
+    invoice.billing_reason !== "subscription_create" &&
+    invoice.billing_reason !== "subscription_cycle"
+  )
+    return false;
+  const account = await accountForCustomer(db, invoice.customer);
+  if (!account) return false;
+  const line = invoice.lines?.data?.find((l) => planForPrice(env, linePrice(l)) !== null);
+  const plan = line ? planForPrice(env, linePrice(line)) : null;
+  if (!line || !plan) return false;
+  const result = await ledgerFor(env, account.id).startCycle({
+    ref: invoice.id as string,
+    plan,
+    version: eventVersion(event),
+    startsAt: line.period.start * 1000,
+    endsAt: line.period.end * 1000,
+    source: "stripe",
+  });
+  if (!result.ok) return false;
+  if (result.started) {
+    await recordMonthlyGrant(env.DB, {
+      id: invoice.id as string,
+      accountId: account.id,
+      credits: result.granted,
+      at: line.period.start * 1000,
+    });
+  }
+  await mirrorPlan(db, account.id, plan, eventVersion(event), customerId(subscription));
+  return true;
+}
+
+function linePrice(line: Stripe.InvoiceLineItem): string | null {
+  const legacy = line as Stripe.InvoiceLineItem & { price?: { id: string } | null };
+  const price = line.pricing?.price_details?.price ?? legacy.price ?? null;
+  return typeof price === "string" ? price : (price?.id ?? null);
+}
+
+async function onSubscription(
+  env: Bindings,
+  db: Db,
+  event: Stripe.Event,
+  subscription: Stripe.Subscription,
+  deleted: boolean,
+): Promise<boolean> {
+  const account = await accountForCustomer(db, subscription.customer);
+  if (!account) return false;
+  const plan = planFromSubscription(env, subscription, deleted);
+  if (!plan) return false;
+  const version = eventVersion(event);
+  const result = await ledgerFor(env, account.id).changePlan({
+    ref: event.id,
+    plan,
+    version,
+    cycles: plan === "free" ? "alarm" : "stripe",
+  });
+  if (!result.ok) return false;
+  await mirrorPlan(db, account.id, plan, version, plan === "free" ? null : subscription.id);
+  return true;
+}
+
+/** D1 mirrors the plan for listings; a compare-and-set on the version keeps the newest. */
+async function mirrorPlan(
+  db: Db,
+  accountId: string,
+  plan: "free" | "starter" | "pro",
+  version: number,
+  subscriptionId: string | null,
+) {
+  await db
+    .update(accounts)
+    .set({ plan, planUpdatedAt: version, stripeSubscriptionId: subscriptionId })
+    .where(and(eq(accounts.id, accountId), lt(accounts.planUpdatedAt, version)));
+}

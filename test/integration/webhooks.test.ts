@@ -1,0 +1,395 @@
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { eq } from "drizzle-orm";
+import Stripe from "stripe";
+import { describe, expect, it } from "vitest";
+import { createDb } from "../../src/db/client";
+import { accounts, transactions } from "../../src/db/schema";
+import { ledgerFor } from "../../src/ledger/client";
+import {
+  audit,
+  balanceOf,
+  createAccount,
+  expectError,
+  gateway,
+  json,
+  setBalance,
+  type TestAccount,
+} from "../helpers/api";
+import { attachCard, eventually } from "../helpers/stripe";
+
+const db = createDb(env.DB);
+const SECRET = "whsec_test_tollgate";
+const cryptoProvider = Stripe.createSubtleCryptoProvider();
+const DAY = 86_400;
+
+function event(
+  type: string,
+  object: Record<string, unknown>,
+  opts: { id?: string; created?: number; previous?: Record<string, unknown> } = {},
+) {
+  return {
+    id: opts.id ?? `evt_${crypto.randomUUID().replaceAll("-", "")}`,
+    object: "event",
+    type,
+    created: opts.created ?? Math.floor(Date.now() / 1000),
+    api_version: "2025-01-27.acacia",
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    data: { object, ...(opts.previous ? { previous_attributes: opts.previous } : {}) },
+  };
+}
+
+async function deliver(
+  evt: unknown,
+  opts: { secret?: string; timestamp?: number; signature?: string } = {},
+) {
+  const payload = JSON.stringify(evt);
+  const signature =
+    opts.signature ??
+    (await Stripe.webhooks.generateTestHeaderStringAsync({
+      payload,
+      secret: opts.secret ?? SECRET,
+      timestamp: opts.timestamp,
+      cryptoProvider,
+    }));
+  return gateway("/webhooks/stripe", {
+    method: "POST",
+    body: payload,
+    headers: { "Stripe-Signature": signature },
+  });
+}
+
+function invoice(
+  account: TestAccount,
+  opts: { id?: string; price?: string; start: number; end: number; reason?: string },
+) {
+  return {
+    id: opts.id ?? `in_${crypto.randomUUID().replaceAll("-", "")}`,
+    object: "invoice",
+    customer: account.stripe_customer_id,
+    status: "paid",
+    billing_reason: opts.reason ?? "subscription_cycle",
+    parent: { type: "subscription_details", subscription_details: { subscription: "sub_123" } },
+    lines: {
+      object: "list",
+      data: [
+        {
+          id: "il_1",
+          object: "line_item",
+          period: { start: opts.start, end: opts.end },
+          pricing: {
+            type: "price_details",
+            price_details: { price: opts.price ?? "price_starter_test", product: "prod_x" },
+          },
+        },
+      ],
+    },
+  };
+}
+
+function subscription(account: TestAccount, price: string, status = "active") {
+  return {
+    id: "sub_123",
+    object: "subscription",
+    customer: account.stripe_customer_id,
+    status,
+    items: { object: "list", data: [{ id: "si_1", price: { id: price } }] },
+  };
+}
+
+async function ok(res: Response) {
+  expect(res.status).toBe(200);
+  return json<{ received: boolean; duplicate?: boolean; handled?: boolean }>(res);
+}
+
+async function planOf(account: TestAccount) {
+  return (
+    await db.select({ plan: accounts.plan }).from(accounts).where(eq(accounts.id, account.id)).get()
+  )?.plan;
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+describe("webhook signatures", () => {
+  it("a bad signature is 400 and changes nothing", async () => {
+    const account = await createAccount("starter");
+    await setBalance(account, { monthly: 10, purchased: 0 });
+    const evt = event("invoice.paid", invoice(account, { start: now(), end: now() + 30 * DAY }));
+    await expectError(await deliver(evt, { secret: "whsec_wrong" }), 400, "invalid_request");
+    await expectError(await deliver(evt, { signature: "t=1,v1=deadbeef" }), 400, "invalid_request");
+    const missing = await gateway("/webhooks/stripe", {
+      method: "POST",
+      body: JSON.stringify(evt),
+    });
+    await expectError(missing, 400, "invalid_request");
+    expect((await balanceOf(account)).monthly).toBe(10);
+  });
+
+  it("a stale signature (older than the tolerance) is 400", async () => {
+    const account = await createAccount("starter");
+    await setBalance(account, { monthly: 10, purchased: 0 });
+    const evt = event("invoice.paid", invoice(account, { start: now(), end: now() + 30 * DAY }));
+    await expectError(await deliver(evt, { timestamp: now() - 600 }), 400, "invalid_request");
+    expect((await balanceOf(account)).monthly).toBe(10);
+  });
+
+  it("a tampered body fails even with a once-valid signature", async () => {
+    const account = await createAccount("starter");
+    const evt = event("invoice.paid", invoice(account, { start: now(), end: now() + 30 * DAY }));
+    const signature = await Stripe.webhooks.generateTestHeaderStringAsync({
+      payload: JSON.stringify(evt),
+      secret: SECRET,
+      cryptoProvider,
+    });
+    const tampered = JSON.stringify({ ...evt, type: "customer.subscription.deleted" });
+    const res = await gateway("/webhooks/stripe", {
+      method: "POST",
+      body: tampered,
+      headers: { "Stripe-Signature": signature },
+    });
+    await expectError(res, 400, "invalid_request");
+  });
+});
+
+describe("billing cycles from invoices", () => {
+  it("invoice.paid starts a cycle: monthly reset to the allowance, purchased untouched, no carry-over", async () => {
+    const account = await createAccount("starter");
+    await setBalance(account, { monthly: 2000, purchased: 1234 });
+    const start = now();
+    const res = await deliver(
+      event("invoice.paid", invoice(account, { start, end: start + 30 * DAY })),
+    );
+    expect(await ok(res)).toMatchObject({ handled: true });
+    const balance = await json<{ monthly: number; purchased: number; cycle_ends_at: string }>(
+      await gateway("/v1/account/balance", { key: account.api_key }),
+    );
+    expect(balance).toMatchObject({ monthly: 3000, purchased: 1234 });
+    expect(balance.cycle_ends_at).toBe(new Date((start + 30 * DAY) * 1000).toISOString());
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("the same invoice paid twice (or redelivered) grants once", async () => {
+    const account = await createAccount("starter");
+    const inv = invoice(account, { start: now(), end: now() + 30 * DAY });
+    const evt = event("invoice.paid", inv);
+    await ok(await deliver(evt));
+    await setBalance(account, { monthly: 5, purchased: 0 });
+    expect(await ok(await deliver(evt))).toMatchObject({ duplicate: true });
+    await ok(await deliver(event("invoice.paid", inv))); // a second event for the same invoice
+    expect((await balanceOf(account)).monthly).toBe(5);
+    const grants = (
+      await db.select().from(transactions).where(eq(transactions.accountId, account.id)).all()
+    ).filter((t) => t.id === inv.id);
+    expect(grants).toHaveLength(1);
+  });
+
+  it("an older invoice arriving after a newer one does not move the cycle back", async () => {
+    const account = await createAccount("starter");
+    const t = now();
+    await ok(
+      await deliver(event("invoice.paid", invoice(account, { start: t, end: t + 30 * DAY }))),
+    );
+    await setBalance(account, { monthly: 100, purchased: 0 });
+    await ok(
+      await deliver(event("invoice.paid", invoice(account, { start: t - 30 * DAY, end: t }))),
+    );
+    const balance = await json<{ monthly: number; cycle_ends_at: string }>(
+      await gateway("/v1/account/balance", { key: account.api_key }),
+    );
+    expect(balance.monthly).toBe(100);
+    expect(balance.cycle_ends_at).toBe(new Date((t + 30 * DAY) * 1000).toISOString());
+  });
+
+  it("a proration invoice (mid-cycle change) starts no cycle", async () => {
+    const account = await createAccount("starter");
+    await setBalance(account, { monthly: 10, purchased: 0 });
+    await ok(
+      await deliver(
+        event(
+          "invoice.paid",
+          invoice(account, { start: now(), end: now() + 30 * DAY, reason: "subscription_update" }),
+        ),
+      ),
+    );
+    expect((await balanceOf(account)).monthly).toBe(10);
+  });
+});
+
+describe("plan changes from subscription events", () => {
+  it("out-of-order subscription events: the latest one decides the plan", async () => {
+    const account = await createAccount("free");
+    const t = now();
+    await ok(
+      await deliver(
+        event("customer.subscription.updated", subscription(account, "price_pro_test"), {
+          created: t + 20,
+        }),
+      ),
+    );
+    await ok(
+      await deliver(
+        event("customer.subscription.created", subscription(account, "price_starter_test"), {
+          created: t + 10,
+        }),
+      ),
+    );
+    expect(await planOf(account)).toBe("pro");
+    const balance = await json<{ plan: string }>(
+      await gateway("/v1/account/balance", { key: account.api_key }),
+    );
+    expect(balance.plan).toBe("pro");
+    // A deletion later than both wins.
+    await ok(
+      await deliver(
+        event(
+          "customer.subscription.deleted",
+          subscription(account, "price_pro_test", "canceled"),
+          { created: t + 30 },
+        ),
+      ),
+    );
+    expect(await planOf(account)).toBe("free");
+  });
+
+  it("upgrade mid-cycle adds the difference in allowance at once", async () => {
+    const account = await createAccount("starter");
+    await setBalance(account, { monthly: 1000, purchased: 50 });
+    await ok(
+      await deliver(
+        event("customer.subscription.updated", subscription(account, "price_pro_test")),
+      ),
+    );
+    expect(await balanceOf(account)).toMatchObject({
+      monthly: 1000 + (8000 - 3000),
+      purchased: 50,
+    });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("downgrade mid-cycle keeps this cycle's monthly credits; the next cycle grants the smaller allowance", async () => {
+    const account = await createAccount("pro");
+    await setBalance(account, { monthly: 6000, purchased: 0 });
+    const t = now();
+    await ok(
+      await deliver(
+        event("customer.subscription.updated", subscription(account, "price_starter_test"), {
+          created: t,
+        }),
+      ),
+    );
+    expect(await balanceOf(account)).toMatchObject({ monthly: 6000, plan: "starter" });
+    await ok(
+      await deliver(
+        event("invoice.paid", invoice(account, { start: t + 1, end: t + 30 * DAY }), {
+          created: t + 1,
+        }),
+      ),
+    );
+    expect((await balanceOf(account)).monthly).toBe(3000);
+  });
+});
+
+describe("free accounts without a subscription", () => {
+  it("get their next cycle from the ledger's alarm, recorded in the history", async () => {
+    const account = await createAccount("free");
+    await setBalance(account, { monthly: 3, purchased: 40 });
+    const ledger = ledgerFor(env, account.id);
+    await runInDurableObject(ledger, (_i, state) => {
+      state.storage.sql.exec("UPDATE state SET cycle_ends_at = ? WHERE id = 1", Date.now() - 1000);
+    });
+    await runDurableObjectAlarm(ledger);
+    const balance = await json<{ monthly: number; purchased: number; cycle_ends_at: string }>(
+      await gateway("/v1/account/balance", { key: account.api_key }),
+    );
+    expect(balance).toMatchObject({ monthly: 500, purchased: 40 });
+    expect(Date.parse(balance.cycle_ends_at)).toBeGreaterThan(Date.now());
+    const grants = (
+      await db.select().from(transactions).where(eq(transactions.accountId, account.id)).all()
+    ).filter((t) => t.type === "monthly_grant");
+    expect(grants).toHaveLength(2);
+  });
+});
+
+describe("payment method on file follows Stripe", () => {
+  it("a detached card turns the flag off; the next recharge fails cleanly", async () => {
+    const account = await createAccount("free");
+    const pm = await attachCard(account);
+    await setBalance(account, { monthly: 400, purchased: 0 });
+    const enable = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    expect(enable.status).toBe(200);
+    await enable.arrayBuffer();
+
+    const detach = await fetch(`${env.STRIPE_API_URL}/v1/payment_methods/${pm}/detach`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` },
+    });
+    const detached = await detach.json<Record<string, unknown>>();
+    await ok(
+      await deliver(
+        event("payment_method.detached", detached, {
+          previous: { customer: account.stripe_customer_id },
+        }),
+      ),
+    );
+    const row = await db.select().from(accounts).where(eq(accounts.id, account.id)).get();
+    expect(row?.paymentMethodId).toBeNull();
+
+    await setBalance(account, { monthly: 0, purchased: 50 });
+    await eventually(async () => {
+      const s = await json<{
+        enabled: boolean;
+        pending: boolean;
+        last_failure: { code: string } | null;
+      }>(await gateway("/v1/account/auto-recharge", { key: account.api_key }));
+      expect(s).toMatchObject({
+        enabled: false,
+        pending: false,
+        last_failure: { code: "payment_method_required" },
+      });
+    });
+    expect((await balanceOf(account)).purchased).toBe(50);
+    // Re-enabling now needs a card again.
+    const again = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    await expectError(again, 409, "payment_method_required");
+    // A card attached in the portal arrives as events; the flag follows Stripe's state.
+    const attach = await fetch(`${env.STRIPE_API_URL}/v1/payment_methods/pm_card_visa/attach`, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${env.STRIPE_SECRET_KEY}`,
+        "Content-Type": "application/x-www-form-urlencoded",
+      },
+      body: `customer=${account.stripe_customer_id}`,
+    });
+    const attached = await attach.json<Record<string, unknown>>();
+    await ok(await deliver(event("payment_method.attached", attached)));
+    const enabled = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    expect(enabled.status).toBe(200);
+    await enabled.arrayBuffer();
+  });
+});
+
+describe("billing portal", () => {
+  it("returns a customer-portal session URL", async () => {
+    const account = await createAccount();
+    const res = await gateway("/v1/account/billing-portal", {
+      method: "POST",
+      key: account.api_key,
+    });
+    expect(res.status).toBe(200);
+    const { url } = await json<{ url: string }>(res);
+    expect(url).toMatch(/\/p\/session\/bps_/);
+  });
+});
