@@ -4,7 +4,7 @@ import { ApiError } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
 import { routeCost } from "../pricing";
-import { enforceRateLimit } from "./rate-limit";
+import { rateLimitHeaders } from "./rate-limit";
 
 /** Headers that describe one hop, or carry the client's credentials, and are never forwarded. */
 const DROPPED_REQUEST_HEADERS = [
@@ -29,7 +29,6 @@ const DROPPED_REQUEST_HEADERS = [
 export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const env = c.env;
   const accountId = c.get("accountId");
-  await enforceRateLimit(c);
 
   const method = c.req.method;
   const url = new URL(c.req.url);
@@ -42,10 +41,19 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const cost = routeCost(method, url.pathname);
   const ledger = ledgerFor(env, accountId);
   const debitRef = `dbt_${crypto.randomUUID().replaceAll("-", "")}`;
-  const debit = await ledger.debit(cost, debitRef);
+  // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.
+  const debit = await ledger.debit(cost, debitRef, c.get("apiKeyId"));
+  const rateHeaders = debit.rate ? rateLimitHeaders(debit.rate) : {};
   if (!debit.ok) {
+    if (debit.reason === "rate_limited") {
+      throw new ApiError("rate_limited", "Too many requests for this API key; slow down.", {
+        headers: { ...rateHeaders, "Retry-After": String(debit.rate.resetSeconds) },
+        extra: { retry_after_seconds: debit.rate.resetSeconds },
+      });
+    }
     throw new ApiError("insufficient_credits", "Your credit balance is too low for this request.", {
       extra: { balance: debit.balance, cost },
+      headers: rateHeaders,
     });
   }
 
@@ -86,5 +94,6 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const response = new Response(upstream.body, upstream);
   response.headers.set("X-Credits-Charged", String(cost));
   response.headers.set("X-Credits-Remaining", String(debit.balance.total));
+  for (const [name, value] of Object.entries(rateHeaders)) response.headers.set(name, value);
   return response;
 }

@@ -20,6 +20,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { recordMonthlyGrant } from "../billing/history";
 import type { Bindings } from "../env";
+import { type RateDecision, type RateWindow, takeFromWindow } from "../gateway/rate-limit";
 import {
   DEFAULT_PACKAGE,
   isPackageId,
@@ -80,8 +81,9 @@ export interface RechargeView {
 }
 
 export type DebitResult =
-  | { ok: true; charged: Buckets; balance: BalanceView }
-  | { ok: false; reason: "insufficient_credits"; balance: BalanceView };
+  | { ok: true; charged: Buckets; balance: BalanceView; rate: RateDecision | null }
+  | { ok: false; reason: "insufficient_credits"; balance: BalanceView; rate: RateDecision | null }
+  | { ok: false; reason: "rate_limited"; rate: RateDecision };
 
 export type AdjustResult =
   | { ok: true; balance: BalanceView; replayed: boolean }
@@ -339,14 +341,19 @@ export class AccountLedger extends DurableObject<Bindings> {
    * Takes `cost` credits, monthly first, all or nothing. `ref` is the gateway's own id for the
    * request (never client-supplied), so a duplicate can only be a replay of the same debit.
    */
-  async debit(cost: number, ref: string): Promise<DebitResult> {
+  async debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult> {
     const now = Date.now();
     let job: RechargeJob | null = null;
+    let rate: RateDecision | null = null;
     const result = this.ctx.storage.transactionSync((): DebitResult => {
       const s = this.state();
-      if (!s) return { ok: false, reason: "insufficient_credits", balance: ZERO };
+      if (!s) return { ok: false, reason: "insufficient_credits", balance: ZERO, rate };
+      if (apiKeyId) {
+        rate = this.takeRate(apiKeyId, PLANS[s.plan].rateLimitPerMinute, now);
+        if (!rate.allowed) return { ok: false, reason: "rate_limited", rate };
+      }
       const take = splitDebit(s, cost);
-      if (!take) return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
+      if (!take) return { ok: false, reason: "insufficient_credits", balance: withTotal(s), rate };
       if (cost > 0) {
         // Guarded UPDATE: even a bug above cannot take a bucket below zero.
         const updated = this.sql.exec(
@@ -357,7 +364,7 @@ export class AccountLedger extends DurableObject<Bindings> {
           take.purchased,
         ).rowsWritten;
         if (updated !== 1)
-          return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
+          return { ok: false, reason: "insufficient_credits", balance: withTotal(s), rate };
         this.appendLedger(ref, "debit", -take.monthly, -take.purchased, now, null);
       }
       this.sql.exec(
@@ -368,11 +375,23 @@ export class AccountLedger extends DurableObject<Bindings> {
       );
       const after = { monthly: s.monthly - take.monthly, purchased: s.purchased - take.purchased };
       job = this.maybeStartAutoRecharge({ ...s, ...after }, now);
-      return { ok: true, charged: take, balance: withTotal(after) };
+      return { ok: true, charged: take, balance: withTotal(after), rate };
     });
     if (result.ok) this.scheduleAlarm(now + USAGE_FLUSH_MS);
     if (job) await this.sendJob(job);
     return result;
+  }
+
+  /** Per-key request windows; memory only (see gateway/rate-limit.ts for why that is safe). */
+  private readonly rateWindows = new Map<string, RateWindow>();
+
+  private takeRate(apiKeyId: string, limit: number, now: number): RateDecision {
+    let window = this.rateWindows.get(apiKeyId);
+    if (!window) {
+      window = { start: 0, count: 0 };
+      this.rateWindows.set(apiKeyId, window);
+    }
+    return takeFromWindow(window, now, limit);
   }
 
   /**

@@ -139,3 +139,26 @@ describe("proxied classification traffic", () => {
     });
   });
 });
+
+describe("rate limits per key", () => {
+  it("answers 429 rate_limited past the plan's requests per minute, before any debit", async () => {
+    const account = await createAccount("free"); // 60 requests per minute per key, 500 credits
+    const first = await classify(account);
+    expect(first.headers.get("RateLimit-Policy")).toBe('"per-key";q=60;w=60');
+    expect(first.headers.get("RateLimit")).toMatch(/^"per-key";r=59;t=\d+$/);
+    await first.arrayBuffer();
+    // 125 requests span at most two windows, so at least 5 are over the limit whatever the clock.
+    const rest = await Promise.all(Array.from({ length: 124 }, () => classify(account)));
+    const limited = rest.filter((r) => r.status === 429);
+    const served = rest.filter((r) => r.status === 200);
+    expect(limited.length).toBeGreaterThanOrEqual(5);
+    expect(served.length + limited.length).toBe(124);
+    const body = await expectError(limited[0] as Response, 429, "rate_limited");
+    expect(Number(limited[0]?.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect(limited[0]?.headers.get("RateLimit")).toMatch(/r=0;/);
+    expect(body.error.retry_after_seconds).toBeGreaterThan(0);
+    await Promise.all([...served, ...limited.slice(1)].map((r) => r.arrayBuffer()));
+    // Throttled requests cost nothing.
+    expect(500 - (await balanceOf(account)).total).toBe(1 + served.length);
+  });
+});
