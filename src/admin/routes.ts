@@ -8,6 +8,7 @@ import { ApiError } from "../errors";
 import { parseJson } from "../http/body";
 import { ledgerFor } from "../ledger/client";
 import { PLAN_IDS } from "../pricing";
+import { reconcile } from "../recharge/reconciler";
 import { adjustCredits, createAccount } from "./accounts";
 import { adminAuth } from "./auth";
 
@@ -104,6 +105,7 @@ export const adminRoutes = new Hono<AppEnv>()
       .all();
     return c.json({ data }, 200);
   })
+  .post("/reconcile", async (c) => c.json(await reconcile(c.env), 200))
   .get("/accounts/:id/audit", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     return c.json(await ledgerFor(c.env, accountId).audit(), 200);

@@ -19,6 +19,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { recordMonthlyGrant } from "../billing/history";
+import { dbFor } from "../db/shared";
 import type { Bindings } from "../env";
 import { type RateDecision, type RateWindow, takeFromWindow } from "../gateway/rate-limit";
 import {
@@ -31,6 +32,7 @@ import {
   RECHARGE_THRESHOLD,
 } from "../pricing";
 import type { RechargeJob } from "../recharge/messages";
+import { recordPendingRecharge } from "../recharge/records";
 import { flushUsageToD1 } from "../usage/flush";
 import {
   addOneMonth,
@@ -854,11 +856,12 @@ export class AccountLedger extends DurableObject<Bindings> {
   /** Sends after the write; a failed send stays in the outbox and the alarm tries again. */
   private async sendJob(job: RechargeJob): Promise<void> {
     try {
+      await recordPendingRecharge(dbFor(this.env.DB), job);
       await this.env.RECHARGE_QUEUE.send(job);
       this.sql.exec("DELETE FROM outbox WHERE id = ?", job.recharge_id);
     } catch (err) {
       console.error(
-        "recharge queue send failed; the alarm will retry",
+        "recharge job not queued yet; the alarm will retry",
         job.recharge_id,
         String(err),
       );

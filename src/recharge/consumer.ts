@@ -8,6 +8,7 @@ import type { Bindings, Db } from "../env";
 import { ledgerFor } from "../ledger/client";
 import { RechargeJob } from "./messages";
 import { type ChargeOutcome, chargeRecharge } from "./payments";
+import { recordPendingRecharge } from "./records";
 
 const MAX_BACKOFF_SECONDS = 300;
 
@@ -54,22 +55,13 @@ export async function handleRechargeBatch(
 export type RechargeResult = "succeeded" | "failed";
 
 /** Carries one recharge to its end: charged and credited, or failed and recorded. */
-export async function processRecharge(job: RechargeJob, env: Bindings): Promise<RechargeResult> {
+export async function processRecharge(
+  job: RechargeJob,
+  env: Bindings,
+  options: { settled?: ChargeOutcome } = {},
+): Promise<RechargeResult> {
   const db = dbFor(env.DB);
-  await db
-    .insert(transactions)
-    .values({
-      id: job.recharge_id,
-      accountId: job.account_id,
-      type: job.kind,
-      status: "pending",
-      credits: job.credits,
-      amountCents: job.amount_cents,
-      currency: job.currency,
-      package: job.package,
-      createdAt: job.created_at,
-    })
-    .onConflictDoNothing({ target: transactions.id });
+  await recordPendingRecharge(db, job);
   const row = await db
     .select()
     .from(transactions)
@@ -93,7 +85,9 @@ export async function processRecharge(job: RechargeJob, env: Bindings): Promise<
   }
 
   let outcome: ChargeOutcome;
-  if (!account.stripeCustomerId || !account.paymentMethodId) {
+  if (options.settled) {
+    outcome = options.settled;
+  } else if (!account.stripeCustomerId || !account.paymentMethodId) {
     outcome = {
       status: "failed",
       code: "payment_method_required",
@@ -216,23 +210,7 @@ export async function handleDeadLetterBatch(
       continue;
     }
     try {
-      await db
-        .insert(transactions)
-        .values({
-          id: job.data.recharge_id,
-          accountId: job.data.account_id,
-          type: job.data.kind,
-          status: "pending",
-          credits: job.data.credits,
-          amountCents: job.data.amount_cents,
-          package: job.data.package,
-          createdAt: job.data.created_at,
-          needsAttention: true,
-        })
-        .onConflictDoUpdate({
-          target: transactions.id,
-          set: { needsAttention: true, updatedAt: new Date().toISOString() },
-        });
+      await recordPendingRecharge(db, job.data, { needsAttention: true });
       console.error("recharge needs attention after exhausting retries", job.data.recharge_id);
       message.ack();
     } catch (err) {

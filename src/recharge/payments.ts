@@ -80,3 +80,25 @@ export async function chargeRecharge(
     });
   }
 }
+
+/**
+ * The outcome a PaymentIntent found in Stripe already stands for (the reconciler's view), so a
+ * settled intent is never followed by a second create, whatever the age of its idempotency key.
+ */
+export function outcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome | null {
+  if (intent.status === "succeeded") return { status: "succeeded", paymentIntentId: intent.id };
+  const error = intent.last_payment_error;
+  if (error) {
+    const decline =
+      error.decline_code && error.decline_code !== "generic_decline"
+        ? error.decline_code
+        : undefined;
+    return {
+      status: "failed",
+      code: decline ?? error.code ?? "card_declined",
+      message: error.message ?? "The payment failed.",
+      paymentIntentId: intent.id,
+    };
+  }
+  return null;
+}

@@ -1,7 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { sha256Hex } from "../crypto";
-import { transactions } from "../db/schema";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { parseJson } from "../http/body";
@@ -72,21 +71,6 @@ export const rechargeRoutes = new Hono<AppEnv>()
       throw ApiError.notFound("No such account.");
     }
     const r = result.recharge;
-    // Visible in the history at once; the consumer finds this row and completes it.
-    await c
-      .get("db")
-      .insert(transactions)
-      .values({
-        id: r.id,
-        accountId,
-        type: "top_up",
-        status: "pending",
-        credits: r.credits,
-        amountCents: r.amount_cents,
-        package: r.package,
-        createdAt: r.created_at,
-      })
-      .onConflictDoNothing({ target: transactions.id });
     if (result.replayed) c.header("Idempotent-Replayed", "true");
     return c.json(
       {

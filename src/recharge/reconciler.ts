@@ -1,0 +1,159 @@
+import { and, eq, gte, inArray, lt, or } from "drizzle-orm";
+import type Stripe from "stripe";
+import { stripeConfigured, stripeFor } from "../billing/stripe-client";
+import { emails, transactions } from "../db/schema";
+import { dbFor } from "../db/shared";
+import { sendEmailOnce } from "../email/mailer";
+import type { Bindings } from "../env";
+import { ledgerFor } from "../ledger/client";
+import { processRecharge } from "./consumer";
+import type { RechargeJob } from "./messages";
+import { outcomeOfIntent } from "./payments";
+
+/** A recharge still pending after this long is looked at; younger ones are the queue's job. */
+export const STALE_AFTER_MS = 10 * 60_000;
+/** Succeeded purchases this recent are re-checked against the ledger's grants. */
+const RECENT_MS = 24 * 60 * 60_000;
+const BATCH = 100;
+
+export interface ReconcileReport {
+  checked: number;
+  /** Paid in Stripe but not finished here: now recorded and credited. */
+  credited: string[];
+  /** Declined in Stripe but still pending here: now recorded as failed. */
+  failed: string[];
+  /** Never reached Stripe: carried on through the same pipeline. */
+  redriven: string[];
+  /** Succeeded in D1 but missing from the ledger: credited now. */
+  grantsRepaired: string[];
+  /** Could not be settled automatically: for an operator. */
+  attention: Array<{ id: string; reason: string }>;
+  emailsRetried: number;
+}
+
+type Row = typeof transactions.$inferSelect;
+
+function jobOf(row: Row): RechargeJob {
+  return {
+    kind: row.type === "top_up" ? "top_up" : "auto_recharge",
+    recharge_id: row.id,
+    account_id: row.accountId,
+    package: row.package as RechargeJob["package"],
+    credits: row.credits,
+    amount_cents: row.amountCents,
+    currency: "usd",
+    created_at: row.createdAt,
+  };
+}
+
+/**
+ * Compares D1 purchases, the ledgers' grants and Stripe's PaymentIntents for recent recharges,
+ * repairs what is safe to repair and reports the rest. Safe because every repair goes through
+ * the same idempotent steps as the consumer: the recharge id keys the PaymentIntent, the D1 row
+ * and the ledger grant, so nothing here can charge or credit twice.
+ */
+export async function reconcile(
+  env: Bindings,
+  options: { now?: number } = {},
+): Promise<ReconcileReport> {
+  const now = options.now ?? Date.now();
+  const db = dbFor(env.DB);
+  const report: ReconcileReport = {
+    checked: 0,
+    credited: [],
+    failed: [],
+    redriven: [],
+    grantsRepaired: [],
+    attention: [],
+    emailsRetried: 0,
+  };
+  const staleBefore = new Date(now - STALE_AFTER_MS).toISOString();
+  const recentAfter = new Date(now - RECENT_MS).toISOString();
+  const purchase = inArray(transactions.type, ["auto_recharge", "top_up"]);
+
+  const pending = await db
+    .select()
+    .from(transactions)
+    .where(
+      and(
+        purchase,
+        eq(transactions.status, "pending"),
+        or(lt(transactions.createdAt, staleBefore), eq(transactions.needsAttention, true)),
+      ),
+    )
+    .limit(BATCH)
+    .all();
+  for (const row of pending) {
+    report.checked++;
+    try {
+      await settlePending(env, row, report);
+    } catch (err) {
+      report.attention.push({ id: row.id, reason: String(err).slice(0, 200) });
+    }
+  }
+
+  const succeeded = await db
+    .select()
+    .from(transactions)
+    .where(
+      and(purchase, eq(transactions.status, "succeeded"), gte(transactions.createdAt, recentAfter)),
+    )
+    .limit(BATCH * 10)
+    .all();
+  for (const row of succeeded) {
+    report.checked++;
+    const grant = await ledgerFor(env, row.accountId).grantPurchased(row.id, row.credits);
+    if (!grant.ok)
+      report.attention.push({ id: row.id, reason: `ledger refused the grant: ${grant.reason}` });
+    else if (grant.granted) report.grantsRepaired.push(row.id);
+  }
+
+  const failedEmails = await db
+    .select()
+    .from(emails)
+    .where(eq(emails.status, "failed"))
+    .limit(BATCH)
+    .all();
+  for (const e of failedEmails) {
+    const result = await sendEmailOnce(env, db, {
+      ref: e.ref,
+      accountId: e.accountId,
+      kind: e.kind,
+      to: e.toAddress,
+      subject: e.subject,
+      text: e.textBody,
+    });
+    if (result === "sent") report.emailsRetried++;
+  }
+  return report;
+}
+
+async function settlePending(env: Bindings, row: Row, report: ReconcileReport): Promise<void> {
+  const intent = stripeConfigured(env) ? await findPaymentIntent(stripeFor(env), row.id) : null;
+  if (!intent) {
+    // Nothing reached Stripe under this recharge id: carrying it on can charge at most once.
+    const result = await processRecharge(jobOf(row), env);
+    report.redriven.push(row.id);
+    if (result === "failed") report.failed.push(row.id);
+    return;
+  }
+  const settled = outcomeOfIntent(intent);
+  if (settled) {
+    // Stripe has the answer: record it and finish through the consumer's idempotent steps.
+    const result = await processRecharge(jobOf(row), env, { settled });
+    (result === "succeeded" ? report.credited : report.failed).push(row.id);
+    return;
+  }
+  report.attention.push({ id: row.id, reason: `payment intent ${intent.id} is ${intent.status}` });
+}
+
+async function findPaymentIntent(
+  stripe: Stripe,
+  rechargeId: string,
+): Promise<Stripe.PaymentIntent | null> {
+  const found = await stripe.paymentIntents.search({
+    query: `metadata['recharge_id']:'${rechargeId}'`,
+    limit: 10,
+  });
+  return found.data.find((pi) => pi.status === "succeeded") ?? found.data[0] ?? null;
+}

@@ -1,0 +1,129 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { eq } from "drizzle-orm";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createDb } from "../../src/db/client";
+import { transactions } from "../../src/db/schema";
+import { ledgerFor } from "../../src/ledger/client";
+import { reconcile } from "../../src/recharge/reconciler";
+import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/api";
+import { attachCard, eventually, paymentIntentsOf } from "../helpers/stripe";
+
+const db = createDb(env.DB);
+const LATER = () => Date.now() + 60 * 60_000;
+
+/** An account whose recharge jobs never reach the queue (its sends fail), so we can stage crashes. */
+async function accountWithStuckQueue() {
+  const account = await createAccount();
+  const pm = await attachCard(account);
+  await setBalance(account, { monthly: 400, purchased: 0 });
+  const ledger = ledgerFor(env, account.id);
+  await runInDurableObject(ledger, (instance) => {
+    const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
+    vi.spyOn(queue, "send").mockRejectedValue(new Error("queue unavailable"));
+  });
+  const res = await gateway("/v1/account/auto-recharge", {
+    method: "PUT",
+    key: account.api_key,
+    body: JSON.stringify({ enabled: true }),
+  });
+  await res.arrayBuffer();
+  await setBalance(account, { monthly: 0, purchased: 100 });
+  const [row] = await db
+    .select()
+    .from(transactions)
+    .where(eq(transactions.type, "auto_recharge"))
+    .all()
+    .then((rows) => rows.filter((r) => r.accountId === account.id));
+  expect(row).toMatchObject({ status: "pending" });
+  return { account, pm, ledger, rechargeId: row?.id as string };
+}
+
+describe("the reconciler", () => {
+  // The queue binding is shared by every ledger in this file: un-break it after each test.
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("credits a recharge that Stripe charged but the pipeline never finished", async () => {
+    const { account, pm, rechargeId } = await accountWithStuckQueue();
+    // Stage the crash: the charge went through (same idempotency key the consumer would use) …
+    const form = new URLSearchParams({
+      amount: "700",
+      currency: "usd",
+      customer: account.stripe_customer_id as string,
+      payment_method: pm,
+      off_session: "true",
+      confirm: "true",
+      "metadata[recharge_id]": rechargeId,
+    });
+    const charged = await fetch(`${env.STRIPE_API_URL}/v1/payment_intents`, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${env.STRIPE_SECRET_KEY}`,
+        "Idempotency-Key": rechargeId,
+        "Content-Type": "application/x-www-form-urlencoded",
+      },
+      body: form,
+    });
+    expect(charged.status).toBe(200);
+    await charged.arrayBuffer();
+    // … and nothing else happened. The reconciler finds it and finishes it.
+    const report = await reconcile(env, { now: LATER() });
+    expect(report.credited).toContain(rechargeId);
+    expect((await balanceOf(account)).purchased).toBe(1100);
+    const [row] = await db.select().from(transactions).where(eq(transactions.id, rechargeId)).all();
+    expect(row?.status).toBe("succeeded");
+    // Running it again changes nothing; Stripe still holds one PaymentIntent.
+    const again = await reconcile(env, { now: LATER() });
+    expect(again.credited).not.toContain(rechargeId);
+    expect((await balanceOf(account)).purchased).toBe(1100);
+    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("carries on a recharge that never reached Stripe, charging once", async () => {
+    const { account, rechargeId } = await accountWithStuckQueue();
+    const report = await reconcile(env, { now: LATER() });
+    expect(report.redriven).toContain(rechargeId);
+    expect((await balanceOf(account)).purchased).toBe(1100);
+    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+  });
+
+  it("leaves young pending recharges to the queue", async () => {
+    const { rechargeId } = await accountWithStuckQueue();
+    const report = await reconcile(env);
+    expect(report.redriven).not.toContain(rechargeId);
+    expect(report.credited).not.toContain(rechargeId);
+  });
+
+  it("repairs a succeeded purchase whose ledger grant is missing", async () => {
+    const account = await createAccount();
+    await attachCard(account);
+    const res = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    const { id } = await json<{ id: string }>(res);
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1000));
+    // Simulate a lost grant: remove it from the ledger (and its effect) behind the code's back.
+    await runInDurableObject(ledgerFor(env, account.id), (_i, state) => {
+      state.storage.sql.exec("DELETE FROM ledger WHERE ref = ?", id);
+      state.storage.sql.exec("UPDATE state SET purchased = purchased - 1000 WHERE id = 1");
+    });
+    expect((await balanceOf(account)).purchased).toBe(0);
+    const report = await reconcile(env);
+    expect(report.grantsRepaired).toContain(id);
+    expect((await balanceOf(account)).purchased).toBe(1000);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("runs on demand for operators", async () => {
+    const res = await admin("/reconcile", { method: "POST" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({
+      attention: expect.any(Array),
+      credited: expect.any(Array),
+    });
+  });
+});
