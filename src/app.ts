@@ -5,7 +5,9 @@ import { portalRoutes } from "./billing/portal";
 import { webhookRoutes } from "./billing/webhooks";
 import { accountRoutes } from "./dashboard/account-routes";
 import { keyRoutes } from "./dashboard/keys";
+import { billingPageRoutes } from "./dashboard/page/routes";
 import { transactionRoutes } from "./dashboard/transactions";
+import { usageRoutes } from "./dashboard/usage";
 import { dbFor } from "./db/shared";
 import type { AppEnv } from "./env";
 import { ApiError } from "./errors";
@@ -29,10 +31,13 @@ export function createApp() {
   app.use("/v1/*", apiKeyAuth);
   app.route("/v1/account/keys", keyRoutes);
   app.route("/v1/account/transactions", transactionRoutes);
+  app.route("/v1/account/usage", usageRoutes);
   app.route("/v1/account/billing-portal", portalRoutes);
   app.route("/v1/account", rechargeRoutes);
   app.route("/v1/account", accountRoutes);
   app.route("/admin", adminRoutes);
+  // The Billing page: HTML, its own session auth and its own (HTML) error pages.
+  app.route("/account", billingPageRoutes);
   app.route("/webhooks", webhookRoutes);
   // Everything else under /v1 is classification traffic, except what /v1/account did not match.
   app.all("/v1/*", (c) => {

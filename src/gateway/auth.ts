@@ -1,6 +1,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { createMiddleware } from "hono/factory";
 import { sha256Hex } from "../crypto";
+import { provenSameOrigin, readSession } from "../dashboard/session";
 import { apiKeys } from "../db/schema";
 import { dbFor } from "../db/shared";
 import type { AppEnv } from "../env";
@@ -52,9 +53,25 @@ export async function identify(d1: D1Database, key: string): Promise<KeyIdentity
   return identity;
 }
 
-/** Authenticates `Authorization: Bearer tg_…`; 401 `invalid_api_key` otherwise. */
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Authenticates `Authorization: Bearer tg_…`, or on `/v1/account/*` without that header the
+ * dashboard session cookie; 401 `invalid_api_key` otherwise. A session-authenticated request
+ * that changes something carries no CSRF token, so it must prove it came from our own origin.
+ */
 export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
-  const token = bearerToken(c.req.header("Authorization"));
+  const header = c.req.header("Authorization");
+  const path = c.req.path;
+  if (header === undefined && (path === "/v1/account" || path.startsWith("/v1/account/"))) {
+    const session = await readSession(c);
+    if (session && (SAFE_METHODS.has(c.req.method) || provenSameOrigin(c))) {
+      c.set("accountId", session.accountId);
+      c.set("apiKeyId", session.keyId);
+      return next();
+    }
+  }
+  const token = bearerToken(header);
   if (!token || !looksLikeApiKey(token)) throw ApiError.invalidApiKey();
   const identity = await identify(c.env.DB, token);
   if (!identity) throw ApiError.invalidApiKey();

@@ -1,5 +1,4 @@
 import type { TestProject } from "vitest/node";
-// @ts-expect-error: plain ESM JavaScript without declarations
 import { startStripeServer } from "../../local/stripe-server/server.mjs";
 import { startUpstreamStub } from "./upstream-stub";
 

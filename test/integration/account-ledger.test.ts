@@ -50,6 +50,7 @@ describe("AccountLedger", () => {
       ok: false,
       reason: "insufficient_credits",
       balance: { monthly: 1, purchased: 1, total: 2 },
+      rate: null,
     });
     expect(await ledger.balance()).toEqual({ monthly: 1, purchased: 1, total: 2 });
   });

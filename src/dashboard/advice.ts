@@ -1,0 +1,232 @@
+/**
+ * Billing advice for the dashboard: runway, plan advisor, unusual usage. Pure functions over
+ * integers (credits, cents); floats appear only where a number is formatted for people.
+ */
+import { formatCents } from "../money";
+import {
+  type CreditPackage,
+  PACKAGES,
+  type PackageId,
+  PLAN_IDS,
+  PLANS,
+  type PlanId,
+  RECHARGE_THRESHOLD,
+} from "../pricing";
+
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
+const credits = (n: number) => n.toLocaleString("en-US");
+
+// ---------------------------------------------------------------- runway
+
+/**
+ * Whole days until the total balance reaches the threshold at the average daily rate of
+ * `dailyCredits` (one entry per day, e.g. the last 7): 0 when already at or below it, null
+ * when nothing was used (no rate, no estimate).
+ */
+export function runwayDays(
+  dailyCredits: readonly number[],
+  total: number,
+  threshold = RECHARGE_THRESHOLD,
+): number | null {
+  if (total <= threshold) return 0;
+  const used = sum(dailyCredits);
+  if (used <= 0 || dailyCredits.length === 0) return null;
+  // (total − threshold) ÷ (used ÷ days), rearranged so the division happens once, at the end.
+  return Math.floor(((total - threshold) * dailyCredits.length) / used);
+}
+
+/** The runway as the dashboard says it. */
+export function runwaySentence(
+  days: number | null,
+  window = 7,
+  threshold = RECHARGE_THRESHOLD,
+): string {
+  if (days === null)
+    return `No credits used in the last ${window} days, so there is no rate to project.`;
+  if (days === 0) return `Your balance is at or below ${credits(threshold)} credits.`;
+  return `At your last ${window} days' rate, credits reach ${credits(threshold)} in ~${credits(days)} ${
+    days === 1 ? "day" : "days"
+  }.`;
+}
+
+// ---------------------------------------------------------------- plan advisor
+
+export interface PackageCount {
+  package: PackageId;
+  count: number;
+}
+
+export interface PackageCover {
+  credits: number;
+  cents: number;
+  packages: PackageCount[];
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * The cheapest combination of packages (any number of each) whose credits add up to at least
+ * `needed`. Exact: a dynamic program over package-size units, after taking out in bulk the
+ * packages with the best price per credit. The bulk step is safe because some optimal basket
+ * holds fewer than `best.units` other packages (among that many, a subset's units add up to a
+ * multiple of `best.units`, and best packages cover those units for no more money), so it
+ * holds at least ⌊(units − best.units × max units) ÷ best.units⌋ best packages.
+ */
+export function cheapestCover(
+  needed: number,
+  packages: readonly CreditPackage[] = Object.values(PACKAGES),
+): PackageCover {
+  if (needed <= 0 || packages.length === 0) return { credits: 0, cents: 0, packages: [] };
+  const unit = packages.map((p) => p.credits).reduce(gcd);
+  const sizes = packages.map((p) => ({ p, units: p.credits / unit }));
+  const best = sizes.reduce((a, b) =>
+    // Cheaper per unit wins (cross-multiplied to stay in integers); on a tie, the bigger one.
+    b.p.priceCents * a.units < a.p.priceCents * b.units ||
+    (b.p.priceCents * a.units === a.p.priceCents * b.units && b.units > a.units)
+      ? b
+      : a,
+  );
+  const maxUnits = Math.max(...sizes.map((s) => s.units));
+  let units = Math.ceil(needed / unit);
+  const bound = best.units * maxUnits;
+  const bulk = units > bound ? Math.floor((units - bound) / best.units) : 0;
+  units -= bulk * best.units;
+
+  // cost[i]: cheapest cover of at least i units; pick[i]: the package bought last for it.
+  const cost = new Array<number>(units + 1).fill(Number.POSITIVE_INFINITY);
+  const pick = new Array<number>(units + 1).fill(-1);
+  cost[0] = 0;
+  for (let i = 1; i <= units; i++) {
+    sizes.forEach((s, j) => {
+      const c = s.p.priceCents + (cost[Math.max(0, i - s.units)] ?? 0);
+      if (c < (cost[i] ?? Number.POSITIVE_INFINITY)) {
+        cost[i] = c;
+        pick[i] = j;
+      }
+    });
+  }
+  const counts = sizes.map(() => 0);
+  counts[sizes.indexOf(best)] = bulk;
+  for (let i = units; i > 0; ) {
+    const j = pick[i] ?? 0;
+    counts[j] = (counts[j] ?? 0) + 1;
+    i = Math.max(0, i - (sizes[j]?.units ?? units));
+  }
+  const bought = sizes
+    .map((s, j) => ({ p: s.p, count: counts[j] ?? 0 }))
+    .filter((b) => b.count > 0);
+  return {
+    credits: sum(bought.map((b) => b.p.credits * b.count)),
+    cents: sum(bought.map((b) => b.p.priceCents * b.count)),
+    packages: bought.map((b) => ({ package: b.p.id, count: b.count })),
+  };
+}
+
+export interface PlanCost {
+  plan: PlanId;
+  planCents: number;
+  /** Credits used beyond the plan's monthly allowance, bought as packages. */
+  overflowCredits: number;
+  cover: PackageCover;
+  totalCents: number;
+  /** Whether the plan's per-minute rate limit carries the busiest minute of the period. */
+  fitsPeak: boolean;
+}
+
+export interface PlanAdvice {
+  usedCredits: number;
+  peakRequestsPerMinute: number;
+  current: PlanId;
+  costs: PlanCost[];
+  cheapest: PlanId;
+  /** What the cheapest plan would have saved against the current one; 0 when it is the current. */
+  savingCents: number;
+  sentence: string;
+}
+
+/** What one cycle of `usedCredits` would have cost on each plan, topped up with packages. */
+export function planCosts(usedCredits: number, peakRequestsPerMinute = 0): PlanCost[] {
+  return PLAN_IDS.map((id) => {
+    const plan = PLANS[id];
+    const overflowCredits = Math.max(0, usedCredits - plan.monthlyCredits);
+    const cover = cheapestCover(overflowCredits);
+    return {
+      plan: id,
+      planCents: plan.priceCents,
+      overflowCredits,
+      cover,
+      totalCents: plan.priceCents + cover.cents,
+      fitsPeak: peakRequestsPerMinute <= plan.rateLimitPerMinute,
+    };
+  });
+}
+
+/**
+ * Compares the plans on a real period's spend. A plan whose rate limit would have refused the
+ * busiest minute is never advised, however cheap. On a tie the current plan stays the
+ * cheapest, so the advice never suggests a change that saves nothing.
+ */
+export function advisePlan(
+  usedCredits: number,
+  current: PlanId,
+  peakRequestsPerMinute = 0,
+): PlanAdvice {
+  const costs = planCosts(usedCredits, peakRequestsPerMinute);
+  const currentCost = costs.find((c) => c.plan === current) as PlanCost;
+  const cheapest = costs
+    .filter((c) => c.fitsPeak)
+    .reduce((a, b) => (b.totalCents < a.totalCents ? b : a), currentCost);
+  const savingCents = currentCost.totalCents - cheapest.totalCents;
+  const sentence =
+    cheapest.plan === current
+      ? `Your ${PLANS[current].name} plan was the cheapest option for this usage.`
+      : `${PLANS[cheapest.plan].name} would have cost ${formatCents(savingCents)} less than your ${
+          PLANS[current].name
+        } plan.`;
+  return {
+    usedCredits,
+    peakRequestsPerMinute,
+    current,
+    costs,
+    cheapest: cheapest.plan,
+    savingCents,
+    sentence,
+  };
+}
+
+// ---------------------------------------------------------------- unusual usage
+
+export interface DayUsage {
+  start: string;
+  credits: number;
+}
+
+export interface UnusualDay extends DayUsage {
+  /** Sum of the `window` days before it. */
+  trailingCredits: number;
+  window: number;
+}
+
+export interface UnusualOptions {
+  /** Flag a day above this many times the trailing mean. */
+  factor?: number;
+  /** Days below this many credits are never flagged: small numbers swing wildly. */
+  floor?: number;
+  /** Days in the trailing mean; a day is judged only once this many days precede it. */
+  window?: number;
+}
+
+/** Days (oldest first, one per day) whose credits are far above the trailing average. */
+export function unusualDays(days: readonly DayUsage[], options: UnusualOptions = {}): UnusualDay[] {
+  const { factor = 3, floor = 100, window = 7 } = options;
+  const flagged: UnusualDay[] = [];
+  for (let i = window; i < days.length; i++) {
+    const day = days[i] as DayUsage;
+    const trailingCredits = sum(days.slice(i - window, i).map((d) => d.credits));
+    // credits > factor × (trailing ÷ window), multiplied out to stay in integers.
+    if (day.credits >= floor && day.credits * window > factor * trailingCredits) {
+      flagged.push({ start: day.start, credits: day.credits, trailingCredits, window });
+    }
+  }
+  return flagged;
+}

@@ -1,0 +1,107 @@
+/** Everything the signed-in Billing page shows, read in parallel where the reads are independent. */
+import { eq } from "drizzle-orm";
+import { accounts } from "../../db/schema";
+import type { Bindings, Db } from "../../env";
+import type { AccountSnapshot } from "../../ledger/account-ledger";
+import { ledgerFor } from "../../ledger/client";
+import { minuteOf } from "../../ledger/rules";
+import { advisePlan, type PlanAdvice, runwayDays, type UnusualDay, unusualDays } from "../advice";
+import { listTransactions } from "../transactions";
+import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint, usageTotals } from "../usage";
+import { type ListedKey, listKeys } from "./keys";
+
+const DAY_MS = BUCKET_SECONDS.day * 1000;
+/** The runway's and the unusual-usage check's trailing window, in days. */
+export const TRAILING_DAYS = 7;
+/** However old the cycle start, the page never reads more days than this. */
+const MAX_DAYS = 60;
+
+export type Transaction = Awaited<ReturnType<typeof listTransactions>>["data"][number];
+
+export interface BillingModel {
+  email: string;
+  snapshot: AccountSnapshot;
+  transactions: Transaction[];
+  keys: ListedKey[];
+  /** One point per UTC day of the current cycle, up to today. */
+  cycleUsage: UsagePoint[];
+  /** UTC days the whole cycle touches: the chart's width, so it shows where in the cycle today is. */
+  cycleDays: number;
+  runway: number | null;
+  advice: PlanAdvice & { period: "last_cycle" | "this_cycle" };
+  unusual: UnusualDay[];
+}
+
+/** The same day of the previous month (UTC), clamped like the ledger's `addOneMonth`. */
+function oneMonthBefore(ms: number): number {
+  const d = new Date(ms);
+  const lastDay = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 0)).getUTCDate();
+  return Date.UTC(
+    d.getUTCFullYear(),
+    d.getUTCMonth() - 1,
+    Math.min(d.getUTCDate(), lastDay),
+    d.getUTCHours(),
+    d.getUTCMinutes(),
+    d.getUTCSeconds(),
+    d.getUTCMilliseconds(),
+  );
+}
+
+export async function loadBilling(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  now = Date.now(),
+): Promise<BillingModel | null> {
+  const [snapshot, account, history, keys] = await Promise.all([
+    ledgerFor(env, accountId).snapshot(),
+    db
+      .select({ email: accounts.email, createdAt: accounts.createdAt })
+      .from(accounts)
+      .where(eq(accounts.id, accountId))
+      .get(),
+    listTransactions(db, accountId, 20),
+    listKeys(db, accountId),
+  ]);
+  if (!snapshot || !account) return null;
+
+  const cycleStart = Date.parse(snapshot.cycle_started_at);
+  // The cycle's days, plus the week before them so every day of the cycle has a trailing mean.
+  const days = bucketRange(
+    "day",
+    Math.max(cycleStart - TRAILING_DAYS * DAY_MS, now - MAX_DAYS * DAY_MS),
+    now,
+  );
+  // The advisor wants a whole real cycle; an account younger than that gets this cycle so far.
+  const previousStart = oneMonthBefore(cycleStart);
+  const hasLastCycle = Date.parse(account.createdAt) <= previousStart;
+  // Usage is kept per minute: a period starts and ends on minute boundaries, and "now" counts
+  // the current minute in full.
+  const [from, to] = hasLastCycle
+    ? [minuteOf(previousStart), minuteOf(cycleStart)]
+    : [minuteOf(cycleStart), minuteOf(now) + 60];
+  const [daily, totals] = await Promise.all([
+    loadUsage(db, accountId, days),
+    usageTotals(db, accountId, from, to),
+  ]);
+
+  const cycle = bucketRange("day", cycleStart, Date.parse(snapshot.cycle_ends_at));
+  const inCycle = (p: { start: string }) => Date.parse(p.start) >= cycle.start * 1000;
+  return {
+    email: account.email,
+    snapshot,
+    transactions: history.data,
+    keys,
+    cycleUsage: daily.filter(inCycle),
+    cycleDays: (cycle.end - cycle.start) / BUCKET_SECONDS.day,
+    runway: runwayDays(
+      daily.slice(-TRAILING_DAYS).map((d) => d.credits),
+      snapshot.total,
+    ),
+    advice: {
+      ...advisePlan(totals.credits, snapshot.plan, totals.peakRequestsPerMinute),
+      period: hasLastCycle ? "last_cycle" : "this_cycle",
+    },
+    unusual: unusualDays(daily, { window: TRAILING_DAYS }).filter(inCycle),
+  };
+}

@@ -1,0 +1,53 @@
+import type { Context } from "hono";
+import { html } from "hono/html";
+import type { Child, FC } from "hono/jsx";
+import type { JSX } from "hono/jsx/jsx-runtime";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { STYLES } from "./styles";
+
+/** The HTML document every Billing page response is rendered into. */
+export const Document: FC<{ title: string; refreshTo?: string; children?: Child }> = ({
+  title,
+  refreshTo,
+  children,
+}) => (
+  <html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      <meta name="viewport" content="width=device-width, initial-scale=1" />
+      {refreshTo ? <meta http-equiv="refresh" content={`0; url=${refreshTo}`} /> : null}
+      <title>{title}</title>
+      {/* No icon to fetch: spares a request that would only find the API's JSON 404. */}
+      <link rel="icon" href="data:," />
+      {/* Raw on purpose: escaping would change the text and break its CSP hash. */}
+      <style dangerouslySetInnerHTML={{ __html: STYLES }} />
+    </head>
+    <body>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      {children}
+    </body>
+  </html>
+);
+
+export function renderHtml(c: Context, page: JSX.Element, status: ContentfulStatusCode = 200) {
+  return c.html(html`<!doctype html>${page}`, status);
+}
+
+export type NoticeTone = "ok" | "warn" | "bad";
+
+export interface Notice {
+  tone: NoticeTone;
+  text: string;
+  detail?: string;
+}
+
+/** A message at the top of the page; errors are announced to screen readers at once. */
+export const NoticeBox: FC<{ notice: Notice | null | undefined }> = ({ notice }) =>
+  notice ? (
+    <div class={`notice ${notice.tone}`} role={notice.tone === "ok" ? "status" : "alert"}>
+      <p>{notice.text}</p>
+      {notice.detail ? <p>{notice.detail}</p> : null}
+    </div>
+  ) : null;

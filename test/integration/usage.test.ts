@@ -1,0 +1,237 @@
+import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import {
+  bucketRange,
+  type UsagePoint,
+  type UsageRange,
+  zeroFilledSeries,
+} from "../../src/dashboard/usage";
+import { createDb } from "../../src/db/client";
+import { usageMinutes } from "../../src/db/schema";
+import { ledgerFor } from "../../src/ledger/client";
+import {
+  classify,
+  createAccount,
+  expectError,
+  gateway,
+  json,
+  type TestAccount,
+} from "../helpers/api";
+
+const db = createDb(env.DB);
+const HOUR = 3_600;
+const DAY = 86_400;
+
+interface UsageBody {
+  granularity: "hour" | "day";
+  from: string;
+  to: string;
+  series: UsagePoint[];
+}
+
+async function usage(account: TestAccount, query = ""): Promise<UsageBody> {
+  const res = await gateway(`/v1/account/usage${query}`, { key: account.api_key });
+  expect(res.status).toBe(200);
+  return json<UsageBody>(res);
+}
+
+/** Makes `n` proxied requests, then runs the ledger's alarm so the usage reaches D1 now. */
+async function spend(account: TestAccount, n: number) {
+  for (let i = 0; i < n; i++) {
+    const res = await classify(account);
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+  }
+  expect(await runDurableObjectAlarm(ledgerFor(env, account.id))).toBe(true);
+}
+
+const sec = (iso: string) => Date.parse(iso) / 1000;
+const totals = (series: UsagePoint[]) => ({
+  requests: series.reduce((a, p) => a + p.requests, 0),
+  credits: series.reduce((a, p) => a + p.credits, 0),
+});
+
+describe("zero-filled series (pure)", () => {
+  it("aligns a range to whole UTC buckets covering it", () => {
+    expect(
+      bucketRange("hour", Date.parse("2026-01-01T10:30:00Z"), Date.parse("2026-01-01T12:10:00Z")),
+    ).toEqual({
+      granularity: "hour",
+      start: sec("2026-01-01T10:00:00Z"),
+      end: sec("2026-01-01T13:00:00Z"),
+    });
+    // An aligned end stays exclusive: the 12:00 bucket is not included.
+    expect(
+      bucketRange("hour", Date.parse("2026-01-01T10:00:00Z"), Date.parse("2026-01-01T12:00:00Z"))
+        .end,
+    ).toBe(sec("2026-01-01T12:00:00Z"));
+    expect(
+      bucketRange("day", Date.parse("2026-02-27T23:59:59Z"), Date.parse("2026-03-01T00:00:01Z")),
+    ).toEqual({
+      granularity: "day",
+      start: sec("2026-02-27T00:00:00Z"),
+      end: sec("2026-03-02T00:00:00Z"),
+    });
+  });
+
+  it("sums minute rows into their bucket and fills every other bucket with zeros", () => {
+    const range: UsageRange = {
+      granularity: "hour",
+      start: sec("2026-01-01T10:00:00Z"),
+      end: sec("2026-01-01T14:00:00Z"),
+    };
+    const series = zeroFilledSeries(
+      [
+        { at: sec("2026-01-01T10:00:00Z"), requests: 2, credits: 2 },
+        { at: sec("2026-01-01T10:59:00Z"), requests: 3, credits: 5 },
+        { at: sec("2026-01-01T13:00:00Z"), requests: 1, credits: 0 },
+        // Outside the range on both sides: ignored.
+        { at: sec("2026-01-01T09:59:00Z"), requests: 100, credits: 100 },
+        { at: sec("2026-01-01T14:00:00Z"), requests: 100, credits: 100 },
+      ],
+      range,
+    );
+    expect(series).toEqual([
+      { start: "2026-01-01T10:00:00.000Z", requests: 5, credits: 7 },
+      { start: "2026-01-01T11:00:00.000Z", requests: 0, credits: 0 },
+      { start: "2026-01-01T12:00:00.000Z", requests: 0, credits: 0 },
+      { start: "2026-01-01T13:00:00.000Z", requests: 1, credits: 0 },
+    ]);
+    expect(zeroFilledSeries([], { ...range, end: range.start })).toEqual([]);
+  });
+});
+
+describe("GET /v1/account/usage", () => {
+  it("shows proxied requests after the ledger's flush, by hour and by day, zero-filled", async () => {
+    const account = await createAccount();
+    const before = Math.floor(Date.now() / 1000);
+    await spend(account, 3);
+    const after = Math.floor(Date.now() / 1000);
+
+    const hourly = await usage(account);
+    expect(hourly.granularity).toBe("hour");
+    // The last 24 hours: 24 buckets ending with the current hour, every one present.
+    expect(hourly.series).toHaveLength(24);
+    expect(sec(hourly.to) - sec(hourly.from)).toBe(24 * HOUR);
+    hourly.series.forEach((p, i) => {
+      expect(sec(p.start)).toBe(sec(hourly.from) + i * HOUR);
+    });
+    expect(totals(hourly.series)).toEqual({ requests: 3, credits: 3 });
+    const used = hourly.series.filter((p) => p.requests > 0).map((p) => sec(p.start));
+    const hourOf = (s: number) => Math.floor(s / HOUR) * HOUR;
+    expect([hourOf(before), hourOf(after)]).toContain(used[0]);
+
+    const daily = await usage(account, "?granularity=day");
+    expect(daily.granularity).toBe("day");
+    expect(daily.series).toHaveLength(30);
+    expect(sec(daily.from) % DAY).toBe(0);
+    expect(totals(daily.series)).toEqual({ requests: 3, credits: 3 });
+    const dayOf = (s: number) => Math.floor(s / DAY) * DAY;
+    const usedDays = daily.series.filter((p) => p.requests > 0).map((p) => sec(p.start));
+    expect([dayOf(before), dayOf(after)]).toContain(usedDays[0]);
+    expect(sec(daily.to)).toBe(dayOf(Date.now() / 1000) + DAY);
+  });
+
+  it("sums seeded minutes into the right hour and day buckets of an explicit range", async () => {
+    const account = await createAccount();
+    await db.insert(usageMinutes).values([
+      { accountId: account.id, minute: sec("2026-01-01T10:00:00Z"), requests: 2, credits: 2 },
+      { accountId: account.id, minute: sec("2026-01-01T10:59:00Z"), requests: 3, credits: 6 },
+      { accountId: account.id, minute: sec("2026-01-01T23:59:00Z"), requests: 1, credits: 1 },
+      { accountId: account.id, minute: sec("2026-01-02T00:00:00Z"), requests: 4, credits: 4 },
+    ]);
+    const hourly = await usage(account, "?from=2026-01-01T10:30:00Z&to=2026-01-01T12:10:00Z");
+    expect(hourly).toEqual({
+      granularity: "hour",
+      from: "2026-01-01T10:00:00.000Z",
+      to: "2026-01-01T13:00:00.000Z",
+      series: [
+        { start: "2026-01-01T10:00:00.000Z", requests: 5, credits: 8 },
+        { start: "2026-01-01T11:00:00.000Z", requests: 0, credits: 0 },
+        { start: "2026-01-01T12:00:00.000Z", requests: 0, credits: 0 },
+      ],
+    });
+    const daily = await usage(
+      account,
+      "?granularity=day&from=2025-12-31T00:00:00Z&to=2026-01-03T00:00:00Z",
+    );
+    expect(daily.series).toEqual([
+      { start: "2025-12-31T00:00:00.000Z", requests: 0, credits: 0 },
+      { start: "2026-01-01T00:00:00.000Z", requests: 6, credits: 9 },
+      { start: "2026-01-02T00:00:00.000Z", requests: 4, credits: 4 },
+    ]);
+    // Offsets other than Z name the same instant.
+    const offset = await usage(
+      account,
+      `?granularity=day&from=${encodeURIComponent("2026-01-01T09:00:00+09:00")}&to=2026-01-02T00:00:00Z`,
+    );
+    expect(offset.series.map((p) => p.start)).toEqual(["2026-01-01T00:00:00.000Z"]);
+  });
+
+  it("answers an empty range with every bucket at zero", async () => {
+    const account = await createAccount();
+    await spend(account, 1);
+    const body = await usage(account, "?from=2025-06-01T00:00:00Z&to=2025-06-02T00:00:00Z");
+    expect(body.series).toHaveLength(24);
+    expect(body.series.every((p) => p.requests === 0 && p.credits === 0)).toBe(true);
+    const days = await usage(
+      account,
+      "?granularity=day&from=2025-01-01T00:00:00Z&to=2026-02-05T00:00:00Z",
+    );
+    // 400 days is the largest day range.
+    expect(days.series).toHaveLength(400);
+    expect(totals(days.series)).toEqual({ requests: 0, credits: 0 });
+  });
+
+  it("never shows another account's usage", async () => {
+    const mine = await createAccount();
+    const theirs = await createAccount();
+    await spend(theirs, 4);
+    await spend(mine, 1);
+    expect(totals((await usage(mine)).series)).toEqual({ requests: 1, credits: 1 });
+    expect(totals((await usage(theirs)).series)).toEqual({ requests: 4, credits: 4 });
+    const fresh = await createAccount();
+    expect(totals((await usage(fresh, "?granularity=day")).series)).toEqual({
+      requests: 0,
+      credits: 0,
+    });
+  });
+
+  it("refuses invalid queries with 400 invalid_request naming the field", async () => {
+    const account = await createAccount();
+    const cases: Array<[string, string]> = [
+      ["?granularity=minute", "granularity"],
+      ["?from=yesterday", "from"],
+      ["?to=2026-01-01", "to"],
+      ["?from=2026-01-01T10:00:00", "from"],
+      ["?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "from"],
+      ["?from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "from"],
+      // Hour: at most 31 days; day: at most 400 days.
+      ["?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:01Z", "from"],
+      ["?granularity=day&from=2025-01-01T00:00:00Z&to=2026-02-06T00:00:00Z", "from"],
+    ];
+    for (const [query, field] of cases) {
+      const res = await gateway(`/v1/account/usage${query}`, { key: account.api_key });
+      const body = await expectError(res, 400, "invalid_request");
+      expect({ query, fields: body.error.fields?.map((f) => f.field) }).toEqual({
+        query,
+        fields: [field],
+      });
+    }
+    // Unknown parameters are refused too (a typo such as `form=` must not be ignored).
+    const unknown = await expectError(
+      await gateway("/v1/account/usage?limit=5", { key: account.api_key }),
+      400,
+      "invalid_request",
+    );
+    expect(unknown.error.fields?.[0]?.message).toContain("limit");
+    // A 31-day hour range is allowed.
+    expect(
+      (await usage(account, "?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z")).series,
+    ).toHaveLength(31 * 24);
+  });
+
+  it("needs a key like every account route", async () => {
+    await expectError(await gateway("/v1/account/usage"), 401, "invalid_api_key");
+  });
+});
