@@ -550,7 +550,7 @@ describe("the rest of the page", () => {
     expect(await billingHtmlOrSignIn(cookie2)).not.toContain("Credit Balance");
   });
 
-  it("sends “Manage plan and billing” to a Stripe portal session, or explains why not", async () => {
+  it("sends “Manage plan and billing” to a Stripe portal session, creating the customer if needed", async () => {
     const { account, cookie, html } = await signedIn();
     const csrf = tokenFor(html, "/account/billing/portal");
     const res = await page("/account/billing/portal", { cookie, form: { csrf } });
@@ -565,8 +565,10 @@ describe("the rest of the page", () => {
 
     await db.update(accounts).set({ stripeCustomerId: null }).where(eq(accounts.id, account.id));
     const none = await page("/account/billing/portal", { cookie, form: { csrf } });
-    expect(none.status).toBe(409);
-    expect(await none.text()).toContain("There is no billing account to manage yet.");
+    expect(none.status).toBe(303);
+    await none.arrayBuffer();
+    const row = await db.select().from(accounts).where(eq(accounts.id, account.id)).get();
+    expect(row?.stripeCustomerId).toMatch(/^cus_/);
   });
 
   it("answers unknown page paths with an HTML 404, while API errors stay JSON", async () => {

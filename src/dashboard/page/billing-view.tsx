@@ -1,6 +1,7 @@
 import type { FC } from "hono/jsx";
 import { PACKAGE_IDS, PLANS, RECHARGE_THRESHOLD } from "../../pricing";
 import { runwaySentence } from "../advice";
+import type { ListedKey } from "../key-store";
 import type { CsrfPurpose } from "../session";
 import { UsageChart } from "./chart";
 import type { BillingModel, Transaction } from "./data";
@@ -12,7 +13,6 @@ import {
   formatTime,
   packageLabel,
 } from "./format";
-import type { ListedKey } from "./keys";
 import { type Notice, NoticeBox } from "./layout";
 import { BILLING_PATH } from "./pages";
 

@@ -6,9 +6,9 @@ import type { AccountSnapshot } from "../../ledger/account-ledger";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/rules";
 import { advisePlan, type PlanAdvice, runwayDays, type UnusualDay, unusualDays } from "../advice";
+import { type ListedKey, listKeys } from "../key-store";
 import { listTransactions } from "../transactions";
 import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint, usageTotals } from "../usage";
-import { type ListedKey, listKeys } from "./keys";
 
 const DAY_MS = BUCKET_SECONDS.day * 1000;
 /** The runway's and the unusual-usage check's trailing window, in days. */

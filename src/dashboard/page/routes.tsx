@@ -7,12 +7,14 @@ import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
+import { createPortalSession } from "../../billing/portal";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
 import { looksLikeApiKey } from "../../gateway/api-keys";
 import { identify } from "../../gateway/auth";
 import { ledgerFor } from "../../ledger/client";
 import { PACKAGE_IDS } from "../../pricing";
+import { createKey, revokeKey } from "../key-store";
 import {
   type CsrfPurpose,
   csrfToken,
@@ -34,10 +36,8 @@ import {
   readFields,
   SignedOutError,
 } from "./forms";
-import { createKey, revokeKey } from "./keys";
 import { Document, type Notice, renderHtml } from "./layout";
 import { BILLING_PATH, ErrorPage, ResumePage, SignInPage } from "./pages";
-import { billingPortalUrl } from "./portal";
 import { pageSecurityHeaders } from "./security";
 
 const TITLE = "Account / Billing · Tollgate";
@@ -204,18 +204,8 @@ export const billingPageRoutes = new Hono<AppEnv>()
   })
   .post("/billing/portal", async (c) => {
     const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "portal", fields);
-    const url = await billingPortalUrl(c.env, c.get("db"), session.accountId);
-    if (!url) {
-      return billingPage(c, session, secret, {
-        status: 409,
-        notice: {
-          tone: "warn",
-          text: "There is no billing account to manage yet.",
-          detail: "Payments are not set up for this account; contact support to add a card.",
-        },
-      });
-    }
+    const { session } = await formSession(c, "portal", fields);
+    const url = await createPortalSession(c.env, c.get("db"), session.accountId);
     return c.redirect(url, 303);
   })
   .post("/billing/keys", async (c) => {

@@ -1,14 +1,14 @@
 /**
- * API keys for the Billing page: the same D1 reads and writes as `/v1/account/keys`
- * (src/dashboard/keys.ts keeps them inside its handlers, so they are repeated here).
+ * An account's API keys in D1, for `/v1/account/keys` and the Billing page alike. Every query
+ * is scoped by account id: another account's key is indistinguishable from a missing one.
  */
 import { and, desc, eq, isNull } from "drizzle-orm";
-import { isTestMode } from "../../billing/stripe-client";
-import { newId } from "../../crypto";
-import { accounts, apiKeys } from "../../db/schema";
-import type { Bindings, Db } from "../../env";
-import { generateApiKey } from "../../gateway/api-keys";
-import { forgetKey } from "../../gateway/auth";
+import { isTestMode } from "../billing/stripe-client";
+import { newId } from "../crypto";
+import { accounts, apiKeys } from "../db/schema";
+import type { Bindings, Db } from "../env";
+import { generateApiKey } from "../gateway/api-keys";
+import { forgetKey } from "../gateway/auth";
 
 export interface ListedKey {
   id: string;
