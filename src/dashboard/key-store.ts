@@ -9,6 +9,7 @@ import { accounts, apiKeys } from "../db/schema";
 import type { Bindings, Db } from "../env";
 import { generateApiKey } from "../gateway/api-keys";
 import { forgetKey } from "../gateway/auth";
+import { ledgerFor } from "../ledger/client";
 
 export interface ListedKey {
   id: string;
@@ -68,7 +69,12 @@ export async function createKey(
 export type RevokeResult = { ok: true } | { ok: false; reason: "not_found" | "last_active_key" };
 
 /** Revokes one of the account's keys; its last active key is kept so the account stays usable. */
-export async function revokeKey(db: Db, accountId: string, keyId: string): Promise<RevokeResult> {
+export async function revokeKey(
+  env: Pick<Bindings, "ACCOUNT_LEDGER">,
+  db: Db,
+  accountId: string,
+  keyId: string,
+): Promise<RevokeResult> {
   const key = await db
     .select({ id: apiKeys.id, keyHash: apiKeys.keyHash, revokedAt: apiKeys.revokedAt })
     .from(apiKeys)
@@ -82,6 +88,9 @@ export async function revokeKey(db: Db, accountId: string, keyId: string): Promi
     .where(and(eq(apiKeys.accountId, accountId), isNull(apiKeys.revokedAt)))
     .all();
   if (active.length <= 1) return { ok: false, reason: "last_active_key" };
+  // The ledger first: from here on no proxied request with this key is served, whatever the
+  // isolates' key caches say. A failure below leaves it refused there and is safe to retry.
+  await ledgerFor(env, accountId).revokeKey(key.id);
   await db
     .update(apiKeys)
     .set({ revokedAt: new Date().toISOString() })

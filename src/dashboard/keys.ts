@@ -17,7 +17,7 @@ export const keyRoutes = new Hono<AppEnv>()
   .delete("/:id", async (c) => {
     const db = c.get("db");
     const accountId = c.get("accountId");
-    const result = await revokeKey(db, accountId, c.req.param("id"));
+    const result = await revokeKey(c.env, db, accountId, c.req.param("id"));
     if (!result.ok) {
       if (result.reason === "not_found") throw ApiError.notFound("No such API key.");
       throw new ApiError(

@@ -15,11 +15,15 @@ export interface KeyIdentity {
 
 /**
  * Key hash → account, cached in the isolate. A revoked key is dropped from this isolate's
- * cache at once and ages out of every other isolate within KEY_CACHE_TTL_MS.
+ * cache at once. Elsewhere it ages out within KEY_CACHE_TTL_MS on account routes; proxied
+ * requests may use an entry up to PROXY_KEY_CACHE_TTL_MS old because the account's Durable
+ * Object refuses revoked keys inside the debit call they make anyway (revocation is
+ * immediate there, everywhere, at no extra call).
  */
 export const KEY_CACHE_TTL_MS = 5_000;
+export const PROXY_KEY_CACHE_TTL_MS = 60_000;
 const KEY_CACHE_MAX = 10_000;
-const cache = new Map<string, { identity: KeyIdentity; expiresAt: number }>();
+const cache = new Map<string, { identity: KeyIdentity; loadedAt: number }>();
 
 export function forgetKey(keyHash: string): void {
   cache.delete(keyHash);
@@ -28,11 +32,15 @@ export function forgetKey(keyHash: string): void {
 /** For tests: count of lookups that reached D1 since start. */
 export const authStats = { d1Lookups: 0 };
 
-export async function identify(d1: D1Database, key: string): Promise<KeyIdentity | null> {
+export async function identify(
+  d1: D1Database,
+  key: string,
+  maxAgeMs = KEY_CACHE_TTL_MS,
+): Promise<KeyIdentity | null> {
   const hash = await sha256Hex(key);
   const now = Date.now();
   const hit = cache.get(hash);
-  if (hit && hit.expiresAt > now) return hit.identity;
+  if (hit && now - hit.loadedAt < maxAgeMs) return hit.identity;
   authStats.d1Lookups++;
   const row = await dbFor(d1)
     .select({ id: apiKeys.id, accountId: apiKeys.accountId })
@@ -49,7 +57,8 @@ export async function identify(d1: D1Database, key: string): Promise<KeyIdentity
     const oldest = cache.keys().next().value;
     if (oldest !== undefined) cache.delete(oldest);
   }
-  cache.set(hash, { identity, expiresAt: now + KEY_CACHE_TTL_MS });
+  cache.delete(hash); // re-inserted last: the eviction above drops the least recently loaded
+  cache.set(hash, { identity, loadedAt: now });
   return identity;
 }
 
@@ -73,7 +82,12 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
   }
   const token = bearerToken(header);
   if (!token || !looksLikeApiKey(token)) throw ApiError.invalidApiKey();
-  const identity = await identify(c.env.DB, token);
+  const accountRoute = path === "/v1/account" || path.startsWith("/v1/account/");
+  const identity = await identify(
+    c.env.DB,
+    token,
+    accountRoute ? KEY_CACHE_TTL_MS : PROXY_KEY_CACHE_TTL_MS,
+  );
   if (!identity) throw ApiError.invalidApiKey();
   c.set("accountId", identity.accountId);
   c.set("apiKeyId", identity.keyId);

@@ -45,6 +45,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const debit = await ledger.debit(cost, debitRef, c.get("apiKeyId"));
   const rateHeaders = debit.rate ? rateLimitHeaders(debit.rate) : {};
   if (!debit.ok) {
+    if (debit.reason === "key_revoked") throw ApiError.invalidApiKey();
     if (debit.reason === "rate_limited") {
       throw new ApiError("rate_limited", "Too many requests for this API key; slow down.", {
         headers: { ...rateHeaders, "Retry-After": String(debit.rate.resetSeconds) },

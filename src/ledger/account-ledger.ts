@@ -44,9 +44,10 @@ import {
   withTotal,
 } from "./rules";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 const OUTBOX_RETRY_MS = 5_000;
-const USAGE_FLUSH_MS = 30_000;
+const USAGE_FLUSH_MS = 20_000;
+const USAGE_JITTER_MS = 20_000;
 
 export type RechargeKind = "auto_recharge" | "top_up";
 export type RechargeStatus = "pending" | "succeeded" | "failed";
@@ -85,7 +86,8 @@ export interface RechargeView {
 export type DebitResult =
   | { ok: true; charged: Buckets; balance: BalanceView; rate: RateDecision | null }
   | { ok: false; reason: "insufficient_credits"; balance: BalanceView; rate: RateDecision | null }
-  | { ok: false; reason: "rate_limited"; rate: RateDecision };
+  | { ok: false; reason: "rate_limited"; rate: RateDecision }
+  | { ok: false; reason: "key_revoked"; rate: null };
 
 export type AdjustResult =
   | { ok: true; balance: BalanceView; replayed: boolean }
@@ -212,6 +214,11 @@ export class AccountLedger extends DurableObject<Bindings> {
         requests INTEGER NOT NULL,
         credits INTEGER NOT NULL,
         dirty INTEGER NOT NULL DEFAULT 1
+      )`);
+      // v2: keys revoked since this object knew them; checked on every debit.
+      this.sql.exec(`CREATE TABLE IF NOT EXISTS revoked_keys (
+        key_id TEXT PRIMARY KEY,
+        revoked_at INTEGER NOT NULL
       )`);
       this.sql.exec(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -350,6 +357,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     const result = this.ctx.storage.transactionSync((): DebitResult => {
       const s = this.state();
       if (!s) return { ok: false, reason: "insufficient_credits", balance: ZERO, rate };
+      if (apiKeyId && this.revokedKeys().has(apiKeyId))
+        return { ok: false, reason: "key_revoked", rate: null };
       if (apiKeyId) {
         rate = this.takeRate(apiKeyId, PLANS[s.plan].rateLimitPerMinute, now);
         if (!rate.allowed) return { ok: false, reason: "rate_limited", rate };
@@ -379,9 +388,39 @@ export class AccountLedger extends DurableObject<Bindings> {
       job = this.maybeStartAutoRecharge({ ...s, ...after }, now);
       return { ok: true, charged: take, balance: withTotal(after), rate };
     });
-    if (result.ok) this.scheduleAlarm(now + USAGE_FLUSH_MS);
+    // Jitter: accounts busy in the same second would otherwise all flush to D1 together.
+    if (result.ok)
+      this.scheduleAlarm(now + USAGE_FLUSH_MS + Math.floor(Math.random() * USAGE_JITTER_MS));
     if (job) await this.sendJob(job);
     return result;
+  }
+
+  /** Revoked key ids, read once per object from `revoked_keys` (a handful per account). */
+  private revoked: Set<string> | null = null;
+
+  private revokedKeys(): Set<string> {
+    if (!this.revoked) {
+      this.revoked = new Set(
+        this.sql
+          .exec<{ key_id: string }>("SELECT key_id FROM revoked_keys")
+          .toArray()
+          .map((r) => r.key_id),
+      );
+    }
+    return this.revoked;
+  }
+
+  /**
+   * Refuses `keyId` on every later debit, at once and in every isolate (the isolates' key
+   * caches may still map it to this account). Idempotent. Called before D1 marks it revoked.
+   */
+  revokeKey(keyId: string): void {
+    this.sql.exec(
+      "INSERT INTO revoked_keys (key_id, revoked_at) VALUES (?, ?) ON CONFLICT(key_id) DO NOTHING",
+      keyId,
+      Date.now(),
+    );
+    this.revokedKeys().add(keyId);
   }
 
   /** Per-key request windows; memory only (see gateway/rate-limit.ts for why that is safe). */

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { balanceOf, classify, createAccount, expectError, gateway, json } from "../helpers/api";
+import { ledgerFor } from "../../src/ledger/client";
+import {
+  balanceOf,
+  classify,
+  createAccount,
+  env,
+  expectError,
+  gateway,
+  json,
+} from "../helpers/api";
 
 describe("an account sees and changes only itself", () => {
   it("account A cannot read or change account B by path, query, header or body", async () => {
@@ -88,6 +97,28 @@ describe("API keys", () => {
     await expectError(await gateway("/v1/account", { key: second.key }), 401, "invalid_api_key");
     await expectError(await classify({ ...a, api_key: second.key }), 401, "invalid_api_key");
     expect((await gateway("/v1/account", { key: a.api_key })).status).toBe(200);
+  });
+
+  it("a revoked key is refused on proxied traffic even where an isolate still caches it", async () => {
+    const a = await createAccount();
+    const second = await json<{ id: string; key: string }>(
+      await gateway("/v1/account/keys", {
+        method: "POST",
+        key: a.api_key,
+        body: JSON.stringify({ name: "cached" }),
+      }),
+    );
+    const first = await classify({ ...a, api_key: second.key });
+    expect(first.status).toBe(200);
+    await first.arrayBuffer();
+    // What another isolate sees: the key is cached there, D1 has not been consulted again.
+    // Only the account's Durable Object knows; it refuses the key inside the debit call.
+    await ledgerFor(env, a.id).revokeKey(second.id);
+    await expectError(await classify({ ...a, api_key: second.key }), 401, "invalid_api_key");
+    expect((await balanceOf(a)).total).toBe(499);
+    const ok = await classify(a);
+    expect(ok.status).toBe(200);
+    await ok.arrayBuffer();
   });
 
   it("refuses to revoke the last active key", async () => {

@@ -221,7 +221,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "keys", fields);
     const keyId = c.req.param("id");
-    const result = await revokeKey(c.get("db"), session.accountId, keyId);
+    const result = await revokeKey(c.env, c.get("db"), session.accountId, keyId);
     if (!result.ok) {
       if (result.reason === "not_found") {
         throw new PageError(404, "No such API key", "That key does not exist on this account.");

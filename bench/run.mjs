@@ -1,0 +1,521 @@
+// @ts-check
+/**
+ * `npm run bench`: the gateway's local throughput and latency against its floors, and the
+ * Durable Object and D1 calls each proxied request makes.
+ *
+ * One run, for each place state can live (disk, then tmpfs):
+ *   (a) the upstream stub (bench/upstream.mjs) directly;
+ *   (b) a bare pass-through Worker (bench/passthrough-worker.mjs) on the same runtime;
+ *   (c) the gateway, one hot account: POST /v1/classify with the account's keys (rate limits
+ *       are per key, so the load is spread over BENCH_HOT_KEYS keys; every request still
+ *       goes through the same Durable Object);
+ *   (d) the gateway, 1,000 accounts (one key each, rotated per request).
+ * Targets are loaded with autocannon in alternating rounds (rotating order); the table shows
+ * medians over rounds, the server process's CPU per request (steadier than req/s when other
+ * work shares the machine) and how many cores other processes used meanwhile. The gateway is
+ * the bundle of `wrangler deploy --dry-run` run on the Miniflare API (not `wrangler dev`,
+ * whose proxy costs ~4x). Afterwards the same state is opened by an instrumented build
+ * (bench/instrumented-entry.ts) that counts Durable Object calls and D1 reads/writes for a
+ * fixed number of proxied requests; timings never come from that build.
+ *
+ * Env: BENCH_SECONDS (4), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32), BENCH_ACCOUNTS (1000),
+ * BENCH_HOT_KEYS (64), BENCH_COUNT_REQUESTS (2000), BENCH_STATE ("disk,tmpfs"),
+ * BENCH_DISK_DIR (/var/tmp), BENCH_WARMUP_SECONDS (1), BENCH_COUNT_STATES ("last"; "all"
+ * counts in every state set), BENCH_WAIT_ALARM (unset; 1 waits 35 s after counting for the
+ * Durable Objects' usage flush and reports its D1 writes).
+ * Everything listens on and talks to 127.0.0.1 only; state directories are deleted after.
+ *
+ * Output: a table on stdout, bench/results/latest.json and bench/results/latest.md.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  applyMigrations,
+  BODY,
+  benchDir,
+  build,
+  counters,
+  countRun,
+  createAccounts,
+  createHotAccount,
+  filesystemOf,
+  load,
+  machine,
+  median,
+  readWranglerToml,
+  resetCounters,
+  root,
+  sourceInfo,
+  startBare,
+  startGateway,
+  startUpstream,
+  stdioSink,
+  summarize,
+} from "./lib.mjs";
+
+/** @typedef {import("./lib.mjs").Target} Target @typedef {import("./lib.mjs").RoundResult} RoundResult */
+
+const resultsDir = path.join(benchDir, "results");
+
+const num = (/** @type {string} */ name, /** @type {number} */ fallback) => {
+  const raw = process.env[name];
+  const value = raw === undefined || raw === "" ? fallback : Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`);
+  return value;
+};
+const config = {
+  seconds: num("BENCH_SECONDS", 4),
+  rounds: Math.round(num("BENCH_ROUNDS", 3)),
+  connections: Math.round(num("BENCH_CONNECTIONS", 32)),
+  accounts: Math.round(num("BENCH_ACCOUNTS", 1000)),
+  countRequests: Math.round(num("BENCH_COUNT_REQUESTS", 2000)),
+  hotKeys: Math.round(num("BENCH_HOT_KEYS", 64)),
+  warmupSeconds: num("BENCH_WARMUP_SECONDS", 1),
+  states: (process.env.BENCH_STATE ?? "disk,tmpfs")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean),
+  diskDir: process.env.BENCH_DISK_DIR ?? "/var/tmp",
+  waitAlarm: process.env.BENCH_WAIT_ALARM === "1",
+  countAll: process.env.BENCH_COUNT_STATES === "all",
+};
+for (const s of config.states) {
+  if (s !== "disk" && s !== "tmpfs") throw new Error(`BENCH_STATE: unknown "${s}" (disk, tmpfs)`);
+}
+
+const TARGETS = /** @type {const} */ (["direct", "bare", "gateway_hot", "gateway_1k"]);
+/** @type {Record<string, string>} */
+const LABELS = {
+  direct: "(a) upstream directly",
+  bare: "(b) bare pass-through Worker",
+  gateway_hot: `(c) gateway, 1 hot account (${config.hotKeys} keys)`,
+  gateway_1k: `(d) gateway, ${config.accounts.toLocaleString("en-US")} accounts`,
+};
+
+/** Everything to undo on exit, last first. */
+/** @type {Array<() => Promise<unknown> | unknown>} */
+const cleanups = [];
+async function cleanup() {
+  while (cleanups.length > 0) {
+    const fn = cleanups.pop();
+    try {
+      await fn?.();
+    } catch {
+      // best effort
+    }
+  }
+}
+for (const signal of /** @type {const} */ (["SIGINT", "SIGTERM"])) {
+  process.once(signal, () => {
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+const log = (/** @type {string} */ line) => process.stderr.write(`${line}\n`);
+
+/**
+ * The instrumented build on one target's state (same accounts): warm the isolate and its key
+ * cache (one request per key), then count a fixed number of proxied requests.
+ * @param {string} instrScript @param {string} persistRoot @param {string} upstreamUrl
+ * @param {ReturnType<typeof readWranglerToml>} toml @param {ReturnType<typeof stdioSink>} sink
+ * @param {string[]} keys @param {string} name
+ */
+async function countPerRequest(instrScript, persistRoot, upstreamUrl, toml, sink, keys, name) {
+  const ins = await startGateway({ scriptPath: instrScript, persistRoot, upstreamUrl, toml, sink });
+  const disposeIns = () => ins.mf.dispose();
+  cleanups.push(disposeIns);
+  const connections = config.connections;
+  const target = { name, url: ins.url, keys };
+  await load(target, { amount: Math.max(200, keys.length), connections });
+  /** @type {any} */
+  const counts = await countRun(ins.url, target, config.countRequests, connections);
+  if (config.waitAlarm) {
+    log(`${name}: waiting 35 s for the Durable Objects' usage flush (alarm) …`);
+    await resetCounters(ins.url);
+    await new Promise((r) => setTimeout(r, 35_000));
+    const c = await counters(ins.url);
+    counts.alarm_flush = { seconds: 35, d1_from_do: c.d1.do, do_calls: c.doCalls };
+  }
+  await disposeIns();
+  cleanups.splice(cleanups.indexOf(disposeIns), 1);
+  return counts;
+}
+
+/** Lets biome format what the bench wrote, so `biome check .` stays green after a run. */
+function formatResults(/** @type {string[]} */ files) {
+  const bin = path.join(root, "node_modules", "@biomejs", "biome", "bin", "biome");
+  if (!existsSync(bin)) return;
+  spawnSync(process.execPath, [bin, "format", "--write", ...files], { cwd: root, stdio: "ignore" });
+}
+
+// ------------------------------------------------------------------------------ main
+
+async function main() {
+  const started = Date.now();
+  const info = machine();
+  const toml = readWranglerToml();
+  const work = mkdtempSync(path.join(os.tmpdir(), "tollgate-bench-"));
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+
+  log(`building the worker bundle (wrangler ${info.wrangler} deploy --dry-run) …`);
+  const gatewayScript = build(path.join(root, "wrangler.toml"), path.join(work, "gateway"), root);
+  // The instrumented config is copied next to its output so wrangler's scratch dir
+  // (.wrangler/) lands in the temp dir, not in bench/.
+  const instrToml = readFileSync(path.join(benchDir, "wrangler.instrumented.toml"), "utf8")
+    .replace(
+      /^main\s*=.*$/m,
+      `main = ${JSON.stringify(path.join(benchDir, "instrumented-entry.ts"))}`,
+    )
+    .replace(
+      /^migrations_dir\s*=.*$/m,
+      `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`,
+    );
+  mkdirSync(path.join(work, "instr-config"));
+  const instrConfig = path.join(work, "instr-config", "wrangler.toml");
+  writeFileSync(instrConfig, instrToml);
+  const instrScript = build(
+    instrConfig,
+    path.join(work, "instrumented"),
+    path.dirname(instrConfig),
+  );
+
+  const upstream = await startUpstream();
+  cleanups.push(upstream.stop);
+  const sink = stdioSink();
+
+  /** @type {any[]} */
+  const stateRuns = [];
+  for (const kind of config.states) {
+    const base = kind === "tmpfs" ? "/dev/shm" : config.diskDir;
+    if (!existsSync(base)) throw new Error(`${base} does not exist (state on ${kind})`);
+    const persistRoot = mkdtempSync(path.join(base, "tollgate-bench-"));
+    const undoState = () => rmSync(persistRoot, { recursive: true, force: true });
+    cleanups.push(undoState);
+    const fs = filesystemOf(persistRoot);
+    log(`\n== state on ${kind}: ${persistRoot} (${fs.type} on ${fs.device}) ==`);
+
+    const bare = await startBare(
+      path.join(benchDir, "passthrough-worker.mjs"),
+      upstream.url,
+      toml,
+      sink,
+    );
+    const disposeBare = () => bare.mf.dispose();
+    cleanups.push(disposeBare);
+    // Two gateway instances on the same bundle, each with its own state: the hot account's
+    // rounds are not charged for the 1,000 accounts' usage flushes (every ~30 s), and vice versa.
+    const gwHot = await startGateway({
+      scriptPath: gatewayScript,
+      persistRoot: path.join(persistRoot, "hot"),
+      upstreamUrl: upstream.url,
+      toml,
+      sink,
+    });
+    const disposeHot = () => gwHot.mf.dispose();
+    cleanups.push(disposeHot);
+    const gwMany = await startGateway({
+      scriptPath: gatewayScript,
+      persistRoot: path.join(persistRoot, "many"),
+      upstreamUrl: upstream.url,
+      toml,
+      sink,
+    });
+    const disposeMany = () => gwMany.mf.dispose();
+    cleanups.push(disposeMany);
+
+    const migrations = await applyMigrations(gwHot.mf);
+    await applyMigrations(gwMany.mf);
+    const t0 = Date.now();
+    const hot = await createHotAccount(gwHot.url, config.hotKeys);
+    const manyKeys = await createAccounts(gwMany.url, config.accounts);
+    const setupSeconds = (Date.now() - t0) / 1000;
+    log(
+      `created ${config.accounts + 1} accounts through the admin API in ${setupSeconds.toFixed(1)} s`,
+    );
+
+    /** @type {Record<string, Target>} */
+    const targets = {
+      direct: { name: "direct", url: upstream.url, pid: upstream.pid },
+      bare: { name: "bare", url: bare.url, pid: bare.pid },
+      gateway_hot: { name: "gateway_hot", url: gwHot.url, keys: hot.keys, pid: gwHot.pid },
+      gateway_1k: { name: "gateway_1k", url: gwMany.url, keys: manyKeys, pid: gwMany.pid },
+    };
+
+    // Warm-up: JIT, connections, Durable Objects instantiated, key cache filled.
+    for (const name of TARGETS) {
+      const t = /** @type {Target} */ (targets[name]);
+      const r = await load(t, { duration: config.warmupSeconds, connections: config.connections });
+      if (r.non2xx + r.errors > 0)
+        log(`warm-up ${name}: ${r.non2xx} non-2xx ${JSON.stringify(r.status)}, ${r.errors} errors`);
+    }
+
+    /** @type {Record<string, RoundResult[]>} */
+    const rounds = Object.fromEntries(TARGETS.map((t) => [t, []]));
+    for (let round = 0; round < config.rounds; round++) {
+      const order = TARGETS.map((_, i) => TARGETS[(i + round) % TARGETS.length]);
+      for (const name of order) {
+        if (!name) continue;
+        const r = await load(/** @type {Target} */ (targets[name]), {
+          duration: config.seconds,
+          connections: config.connections,
+        });
+        rounds[name]?.push(r);
+        log(
+          `round ${round + 1}/${config.rounds} ${name.padEnd(12)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  server ${r.server_cpu_us_per_req === null ? "-" : Math.round(r.server_cpu_us_per_req)} µs CPU/req  other load ${r.other_cores.toFixed(2)} cores${r.non2xx + r.errors ? `  non-2xx ${r.non2xx} errors ${r.errors}` : ""}`,
+        );
+      }
+    }
+    const results = Object.fromEntries(TARGETS.map((t) => [t, summarize(rounds[t] ?? [])]));
+
+    // The timed gateways stop; the instrumented build opens the same state (same accounts).
+    for (const dispose of [disposeHot, disposeMany]) {
+      await dispose();
+      cleanups.splice(cleanups.indexOf(dispose), 1);
+    }
+    await disposeBare();
+    cleanups.splice(cleanups.indexOf(disposeBare), 1);
+
+    // Counts are a property of the code path, so by default they are taken once, in the
+    // last state set (BENCH_COUNT_STATES=all counts in each).
+    const countHere = config.countAll || kind === config.states[config.states.length - 1];
+    /** @type {any} */
+    let counts = null;
+    if (countHere)
+      counts = {
+        gateway_hot: await countPerRequest(
+          instrScript,
+          path.join(persistRoot, "hot"),
+          upstream.url,
+          toml,
+          sink,
+          hot.keys,
+          "gateway_hot",
+        ),
+        gateway_1k: await countPerRequest(
+          instrScript,
+          path.join(persistRoot, "many"),
+          upstream.url,
+          toml,
+          sink,
+          manyKeys,
+          "gateway_1k",
+        ),
+      };
+    undoState();
+    cleanups.splice(cleanups.indexOf(undoState), 1);
+
+    stateRuns.push({
+      state: kind,
+      state_dir: persistRoot,
+      filesystem: fs,
+      migrations,
+      account_setup_seconds: Math.round(setupSeconds * 10) / 10,
+      results,
+      ratios: ratios(results, rounds),
+      counts,
+    });
+  }
+
+  const report = {
+    generated_at: new Date().toISOString(),
+    duration_seconds: Math.round((Date.now() - started) / 1000),
+    machine: info,
+    source: sourceInfo(),
+    config: {
+      seconds_per_round: config.seconds,
+      rounds: config.rounds,
+      connections: config.connections,
+      warmup_seconds: config.warmupSeconds,
+      accounts: config.accounts,
+      hot_account_keys: config.hotKeys,
+      count_requests: config.countRequests,
+      request: { method: "POST", path: "/v1/classify", body_bytes: Buffer.byteLength(BODY) },
+      runtime: "Miniflare API (workerd), bundle from `wrangler deploy --dry-run`",
+      load_generator: "autocannon, same machine, same Node process as Miniflare's control plane",
+      upstream: "bench/upstream.mjs: constant JSON, keep-alive, own Node process",
+      stripe: "STRIPE_SECRET_KEY unset (no Stripe calls)",
+    },
+    runs: stateRuns,
+  };
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(path.join(resultsDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(path.join(resultsDir, "latest.md"), markdown(report));
+  formatResults([path.join(resultsDir, "latest.json"), path.join(resultsDir, "latest.md")]);
+  process.stdout.write(`\n${textTable(report)}\n`);
+  log(
+    `\nwrote ${path.relative(root, path.join(resultsDir, "latest.json"))} and latest.md in ${report.duration_seconds} s`,
+  );
+}
+
+/**
+ * Gateway ÷ floors. `vs_bare`/`vs_direct`: ratio of the median req/s; `vs_bare_paired`: median
+ * of per-round ratios (rounds alternate, so a round's bare and gateway saw similar conditions);
+ * `cpu_vs_bare`: server CPU per request, gateway ÷ bare Worker.
+ * @param {Record<string, ReturnType<typeof summarize>>} r
+ * @param {Record<string, RoundResult[]>} rounds
+ */
+function ratios(r, rounds) {
+  const round = (/** @type {number} */ x) => Math.round(x * 1000) / 1000;
+  /** @param {"gateway_hot" | "gateway_1k"} t */
+  const one = (t) => {
+    const g = r[t];
+    const paired = (rounds[t] ?? []).map((x, i) => x.rps / (rounds.bare?.[i]?.rps || Number.NaN));
+    return {
+      vs_bare: round((g?.rps ?? 0) / (r.bare?.rps || Number.NaN)),
+      vs_direct: round((g?.rps ?? 0) / (r.direct?.rps || Number.NaN)),
+      vs_bare_paired: round(median(paired)),
+      cpu_vs_bare: round(
+        (g?.server_cpu_us_per_req ?? 0) / (r.bare?.server_cpu_us_per_req || Number.NaN),
+      ),
+    };
+  };
+  return { gateway_hot: one("gateway_hot"), gateway_1k: one("gateway_1k") };
+}
+
+// ------------------------------------------------------------------------------ output
+
+const fmtInt = (/** @type {number} */ x) => Math.round(x).toLocaleString("en-US");
+const fmtMs = (/** @type {number} */ x) => (x < 10 ? x.toFixed(1) : String(Math.round(x)));
+
+/** @param {any} report */
+function rows(report) {
+  /** @type {string[][]} */
+  const out = [];
+  for (const run of report.runs) {
+    for (const t of TARGETS) {
+      const r = run.results[t];
+      const ratio = run.ratios[t];
+      out.push([
+        `${run.state} (${run.filesystem.type})`,
+        LABELS[t] ?? t,
+        fmtInt(r.rps),
+        fmtMs(r.p50_ms),
+        fmtMs(r.p99_ms),
+        `${r.errors} / ${r.non2xx}`,
+        r.server_cpu_us_per_req === null ? "" : fmtInt(r.server_cpu_us_per_req),
+        ratio ? ratio.vs_bare.toFixed(2) : "",
+        ratio ? ratio.vs_direct.toFixed(2) : "",
+        ratio ? ratio.cpu_vs_bare.toFixed(1) : "",
+        r.other_cores.toFixed(2),
+      ]);
+    }
+  }
+  return out;
+}
+
+const HEAD = [
+  "state",
+  "target",
+  "req/s",
+  "p50 ms",
+  "p99 ms",
+  "errors / non-2xx",
+  "server CPU µs/req",
+  "req/s ÷ bare",
+  "req/s ÷ direct",
+  "CPU/req ÷ bare",
+  "other load (cores)",
+];
+
+/** @param {any} report */
+function countRows(report) {
+  /** @type {string[][]} */
+  const out = [];
+  for (const run of report.runs) {
+    if (!run.counts) continue;
+    for (const t of ["gateway_hot", "gateway_1k"]) {
+      const c = run.counts[t];
+      out.push([
+        `${run.state} (${run.filesystem.type})`,
+        LABELS[t] ?? t,
+        `${fmtInt(c.requests)} in ${c.seconds} s`,
+        String(c.do_calls_per_request),
+        String(c.d1_reads_per_request),
+        String(c.d1_writes_per_request),
+        String(c.d1_from_do.writes),
+      ]);
+    }
+  }
+  return out;
+}
+
+const COUNT_HEAD = [
+  "state",
+  "target",
+  "requests",
+  "DO calls / req",
+  "D1 reads / req",
+  "D1 writes / req",
+  "DO D1 writes (window)",
+];
+
+/** @param {string[]} head @param {string[][]} body */
+function ascii(head, body) {
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
+  const line = (/** @type {string[]} */ cells) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
+/** @param {string[]} head @param {string[][]} body */
+function mdTable(head, body) {
+  const align = head.map((_, i) => (i < 2 ? "---" : "---:"));
+  return [head, align, ...body].map((r) => `| ${r.join(" | ")} |`).join("\n");
+}
+
+/** @param {any} report */
+function describe(report) {
+  const m = report.machine;
+  const c = report.config;
+  const states = report.runs
+    .map(
+      (/** @type {any} */ r) =>
+        `${r.state}: \`${r.state_dir}\` (${r.filesystem.type} on ${r.filesystem.device})`,
+    )
+    .join("; ");
+  const src = report.source;
+  return [
+    `Machine: ${m.nproc} cores (\`nproc\`), ${m.cpu_model}${m.cpu_mhz ? ` @ ${Math.round(m.cpu_mhz)} MHz` : ""}, ${m.memory_gib} GiB, ${m.kernel}; Node ${m.node}, workerd ${m.workerd}, miniflare ${m.miniflare}, wrangler ${m.wrangler}, autocannon ${m.autocannon}.`,
+    `Load: autocannon, ${c.connections} connections, ${c.rounds} rounds × ${c.seconds_per_round} s per target in rotating order (after a ${c.warmup_seconds} s warm-up), medians over rounds; POST /v1/classify with a ${c.request.body_bytes}-byte JSON body. The hot account's requests are spread over its ${c.hot_account_keys} API keys (rate limits are per key). (c) and (d) run on two gateway instances of the same bundle with separate state, so neither is charged for the other's Durable Object alarms (the usage flush, every ~30 s per active account). Load generator, upstream stub and workerd share the same ${m.nproc} cores: relative figures only. "Server CPU µs/req" is the CPU time of the process serving the target (workerd, or the stub for (a)) divided by requests; "other load" is the CPU other processes on the machine used meanwhile, in cores: when it is well above 0, req/s and latency are disturbed and CPU per request is the steadier figure.`,
+    `Runtime: the \`wrangler deploy --dry-run\` bundle of ${src.commit ?? "the working tree"}${src.changed_source_files ? ` plus ${src.changed_source_files} uncommitted source file(s)` : ""} on the Miniflare API (not \`wrangler dev\`). State: ${states}. ${c.stripe}.`,
+  ].join("\n\n");
+}
+
+/** @param {any} report */
+function textTable(report) {
+  return [
+    ascii(HEAD, rows(report)),
+    "",
+    "Per proxied request (instrumented build, counters reset after a warm-up; the last column is",
+    "D1 writes the Durable Objects made in that window: their usage flush, every 30 s, not per request):",
+    ascii(COUNT_HEAD, countRows(report)),
+    "",
+    describe(report).replaceAll("`", ""),
+  ].join("\n");
+}
+
+/** @param {any} report */
+function markdown(report) {
+  return `${[
+    "## Benchmark (`npm run bench`)",
+    "",
+    mdTable(HEAD, rows(report)),
+    "",
+    "Per proxied request, counted by an instrumented build (`bench/instrumented-entry.ts`) after a warm-up. The last column is the D1 writes the Durable Objects made in the same window (their usage flush, batched per account every 30 s; not per request):",
+    "",
+    mdTable(COUNT_HEAD, countRows(report)),
+    "",
+    describe(report),
+    "",
+    `Generated ${report.generated_at} in ${report.duration_seconds} s.`,
+  ].join("\n")}\n`;
+}
+
+main()
+  .catch((err) => {
+    process.exitCode = 1;
+    log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  })
+  .finally(cleanup);
