@@ -99,6 +99,12 @@ export async function adjustCredits(
     purchased: input.purchased,
     reason: input.reason,
   });
+  if (!result.ok && result.reason === "idempotency_conflict") {
+    throw new ApiError(
+      "idempotency_conflict",
+      "This Idempotency-Key was already used with other amounts.",
+    );
+  }
   if (!result.ok) {
     throw new ApiError(
       "insufficient_credits",

@@ -62,7 +62,13 @@ export const adminRoutes = new Hono<AppEnv>()
   .post("/accounts/:id/payment-method", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, PaymentMethodBody);
-    const result = await attachPaymentMethod(c.env, c.get("db"), accountId, body.payment_method);
+    const result = await attachPaymentMethod(
+      c.env,
+      c.get("db"),
+      accountId,
+      body.payment_method,
+      c.req.header("Idempotency-Key"),
+    );
     return c.json(result, 200);
   })
   .get("/accounts/:id", async (c) => {

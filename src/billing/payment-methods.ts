@@ -24,6 +24,7 @@ export async function attachPaymentMethod(
   db: Db,
   accountId: string,
   paymentMethod: string,
+  idempotencyKey?: string,
 ): Promise<AttachedPaymentMethod> {
   const stripe = stripeFor(env);
   try {
@@ -31,13 +32,16 @@ export async function attachPaymentMethod(
     const attached = await stripe.paymentMethods.attach(
       paymentMethod,
       { customer: customerId },
-      { idempotencyKey: `${accountId}:attach:${paymentMethod}` },
+      // Keyed by the operator's request: a retry of it attaches once, while attaching the same
+      // test card again later is a new attach (a key derived from the card would replay a
+      // stale answer, possibly for a card detached since).
+      { idempotencyKey: `${accountId}:attach:${idempotencyKey ?? crypto.randomUUID()}` },
     );
-    await stripe.customers.update(
-      customerId,
-      { invoice_settings: { default_payment_method: attached.id } },
-      { idempotencyKey: `${accountId}:default:${attached.id}` },
-    );
+    // Setting the default is idempotent by nature; a fixed key would replay an old answer
+    // and leave Stripe's default on another card.
+    await stripe.customers.update(customerId, {
+      invoice_settings: { default_payment_method: attached.id },
+    });
     await db
       .update(accounts)
       .set({ paymentMethodId: attached.id })

@@ -1,5 +1,7 @@
 import { Hono } from "hono";
+import { z } from "zod";
 import type { AppEnv, Bindings, Db } from "../env";
+import { parseJson } from "../http/body";
 import { ensureStripeCustomer } from "./customers";
 import { stripeFor } from "./stripe-client";
 import { providerError } from "./stripe-errors";
@@ -24,6 +26,8 @@ export async function createPortalSession(
 
 /** `POST /v1/account/billing-portal` → `{"url"}`. */
 export const portalRoutes = new Hono<AppEnv>().post("/", async (c) => {
+  // No options today; refusing unknown ones keeps a client from assuming e.g. a return_url.
+  await parseJson(c, z.strictObject({}));
   const url = await createPortalSession(c.env, c.get("db"), c.get("accountId"));
   return c.json({ url }, 200);
 });

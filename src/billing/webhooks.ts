@@ -43,6 +43,24 @@ export const webhookRoutes = new Hono<AppEnv>().post("/stripe", async (c) => {
     ]);
   }
 
+  // Signed but not an event (only a holder of the secret can send it): still the contract's 400.
+  const shape = event as unknown as {
+    id?: unknown;
+    type?: unknown;
+    data?: { object?: unknown };
+  } | null;
+  if (
+    !shape ||
+    typeof shape.id !== "string" ||
+    typeof shape.type !== "string" ||
+    typeof shape.data?.object !== "object" ||
+    shape.data.object === null
+  ) {
+    throw ApiError.invalidRequest("The payload is not a Stripe event.", [
+      { field: "body", message: "expected an event with id, type and data.object" },
+    ]);
+  }
+
   const db = c.get("db");
   const seen = await db
     .select({ id: webhookEvents.id })

@@ -44,10 +44,14 @@ function tooLarge(limit: number): ApiError {
 
 /** Zod issues as the contract's `error.fields`. */
 export function fieldErrors(error: z.ZodError): FieldError[] {
-  return error.issues.map((issue) => ({
-    field: issue.path.length > 0 ? issue.path.join(".") : "body",
-    message: issue.message,
-  }));
+  return error.issues.flatMap((issue) => {
+    const at = issue.path.map(String);
+    // An unknown key is the offending field itself, not the object that holds it.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({ field: [...at, key].join("."), message: "unknown field" }));
+    }
+    return [{ field: at.length > 0 ? at.join(".") : "body", message: issue.message }];
+  });
 }
 
 /** Parses and validates a JSON body: 400 `invalid_request` naming the fields, 413 when too big. */

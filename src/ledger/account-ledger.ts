@@ -91,7 +91,11 @@ export type DebitResult =
 
 export type AdjustResult =
   | { ok: true; balance: BalanceView; replayed: boolean }
-  | { ok: false; reason: "insufficient_credits" | "not_initialized"; balance: BalanceView };
+  | {
+      ok: false;
+      reason: "insufficient_credits" | "not_initialized" | "idempotency_conflict";
+      balance: BalanceView;
+    };
 
 export type SettingsResult =
   | { ok: true; settings: AutoRechargeSettings }
@@ -489,7 +493,21 @@ export class AccountLedger extends DurableObject<Bindings> {
     const result = this.ctx.storage.transactionSync((): AdjustResult => {
       const s = this.state();
       if (!s) return { ok: false, reason: "not_initialized", balance: ZERO };
-      if (this.hasLedgerRef(input.ref)) return { ok: true, balance: withTotal(s), replayed: true };
+      const earlier = this.sql
+        .exec<{ monthly_delta: number; purchased_delta: number }>(
+          "SELECT monthly_delta, purchased_delta FROM ledger WHERE ref = ?",
+          input.ref,
+        )
+        .toArray()[0];
+      if (earlier) {
+        if (
+          earlier.monthly_delta !== input.monthly ||
+          earlier.purchased_delta !== input.purchased
+        ) {
+          return { ok: false, reason: "idempotency_conflict", balance: withTotal(s) };
+        }
+        return { ok: true, balance: withTotal(s), replayed: true };
+      }
       const next = { monthly: s.monthly + input.monthly, purchased: s.purchased + input.purchased };
       if (next.monthly < 0 || next.purchased < 0) {
         return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
@@ -683,6 +701,12 @@ export class AccountLedger extends DurableObject<Bindings> {
         return { ok: true as const, started: false, granted: 0, balance: withTotal(s) };
       }
       const takePlan = input.version > s.plan_version;
+      if (input.source === "stripe" && !takePlan && s.plan === "free") {
+        // An invoice older than the cancellation that made the account free (Stripe retries
+        // deliveries for days): the subscription has ended, so it starts nothing.
+        this.appendLedger(input.ref, "cycle_grant", 0, 0, now, "ignored: subscription ended since");
+        return { ok: true as const, started: false, granted: 0, balance: withTotal(s) };
+      }
       const plan = takePlan ? input.plan : s.plan;
       const version = takePlan ? input.version : s.plan_version;
       const newer =
@@ -894,6 +918,8 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** Sends after the write; a failed send stays in the outbox and the alarm tries again. */
   private async sendJob(job: RechargeJob): Promise<void> {
+    // Armed before the first await: if the object dies mid-send, the alarm still re-sends.
+    this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
     try {
       await recordPendingRecharge(dbFor(this.env.DB), job);
       await this.env.RECHARGE_QUEUE.send(job);

@@ -224,7 +224,7 @@ describe("GET /v1/account/usage", () => {
       400,
       "invalid_request",
     );
-    expect(unknown.error.fields?.[0]?.message).toContain("limit");
+    expect(unknown.error.fields?.[0]).toEqual({ field: "limit", message: "unknown field" });
     // A 31-day hour range is allowed.
     expect(
       (await usage(account, "?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z")).series,
