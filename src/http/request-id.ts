@@ -11,7 +11,10 @@ export const requestId = createMiddleware<AppEnv>(async (c, next) => {
   await next();
   c.res.headers.set("X-Request-Id", id);
   // The contract's JSON carries an explicit charset; proxied responses keep the upstream's.
-  if (!c.get("proxied") && c.res.headers.get("Content-Type") === "application/json") {
+  if (!c.get("proxied") && c.res.headers.get("Content-Type")?.startsWith("application/json")) {
     c.res.headers.set("Content-Type", "application/json; charset=utf-8");
+    // Balances and freshly created keys must not sit in a cache that ignores Authorization.
+    c.res.headers.set("Cache-Control", "no-store");
+    c.res.headers.set("X-Content-Type-Options", "nosniff");
   }
 });

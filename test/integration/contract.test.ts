@@ -209,3 +209,13 @@ describe("operator routes", () => {
     );
   });
 });
+
+describe("response headers of the gateway's own JSON", () => {
+  it("are not cacheable and not sniffable", async () => {
+    const account = await createAccount();
+    const res = await gateway("/v1/account/balance", { key: account.api_key });
+    await res.arrayBuffer();
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
+  });
+});
