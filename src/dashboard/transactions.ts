@@ -1,4 +1,4 @@
-import { and, desc, eq, lt, or } from "drizzle-orm";
+import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { transactions } from "../db/schema";
@@ -32,7 +32,7 @@ export function decodeCursor(cursor: string): [string, string] | null {
 }
 
 export async function listTransactions(db: Db, accountId: string, limit: number, cursor?: string) {
-  let after = undefined;
+  let after: SQL | undefined;
   if (cursor) {
     const decoded = decodeCursor(cursor);
     if (!decoded)
