@@ -9,12 +9,12 @@
  * and the command that replays it.
  */
 import { env, runInDurableObject } from "cloudflare:test";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
 import { restartLedger } from "../simulation/actions";
 import * as breaks from "../simulation/breaks";
 import { Simulation } from "../simulation/driver";
-import { KNOWN_BUGS, type Step } from "../simulation/generators";
+import type { Step } from "../simulation/generators";
 import { callAdmin } from "../simulation/http";
 import { type InvariantId, InvariantViolation } from "../simulation/invariants";
 import { readLedger } from "../simulation/observe";
@@ -23,19 +23,12 @@ import { simulationPlan } from "../simulation/plan";
 const plan = simulationPlan();
 
 describe("seeded simulation", () => {
-  beforeAll(() => {
-    if (plan.knownBugs) return;
-    // Said in every run, so nobody mistakes a green run for coverage of these.
-    for (const [name, what] of Object.entries(KNOWN_BUGS))
-      console.log(`simulation avoids known bug ${name}: ${what}`);
-  });
-
   for (const seed of plan.seeds) {
     it(
       `seed ${seed}: ${plan.steps} random steps keep every invariant`,
       async () => {
         const started = Date.now();
-        const sim = await Simulation.start({ seed, knownBugs: plan.knownBugs, log: console.log });
+        const sim = await Simulation.start({ seed, log: console.log });
         await sim.run(plan.steps);
         console.log(
           `seed ${seed}: ${plan.steps} steps in ${Date.now() - started} ms: ${sim.summary()}`,
@@ -71,7 +64,6 @@ describe("each invariant's check fires on a broken live system", () => {
     // A broken pipeline may never come to rest (that is checked too): wait less for it.
     const sim = await Simulation.start({
       seed,
-      knownBugs: false,
       settleTimeoutMs: breakIt ? 3_000 : 15_000,
     });
     try {
@@ -88,17 +80,23 @@ describe("each invariant's check fires on a broken live system", () => {
     }
   }
 
+  /** `detail`: part of what the violation must say, where one invariant has several breaks. */
   async function expectCaught(
     invariant: InvariantId,
     setup: Step[],
     breakIt: (sim: Simulation) => Promise<unknown>,
     trigger: Step[],
+    detail = "",
   ) {
     expect(await run(9_000 + invariant, setup, null, trigger)).toBeNull();
     const caught = await run(9_100 + invariant, setup, breakIt, trigger);
     expect(caught).toBeInstanceOf(InvariantViolation);
-    const violation = caught as InvariantViolation;
-    expect(violation.has(invariant), violation.message).toBe(true);
+    const { violations, message } = caught as InvariantViolation;
+    const matching = violations.filter((v) => v.invariant === invariant);
+    expect(
+      matching.some((v) => v.detail.includes(detail)),
+      message,
+    ).toBe(true);
   }
 
   it("1: a bucket written below zero (CHECK constraint dropped) is caught at once", async () => {
@@ -119,19 +117,28 @@ describe("each invariant's check fires on a broken live system", () => {
       [card("pm_card_visa")],
       (sim) => breaks.grantsThinkTheyAreDone(sim.account.id),
       [topUp],
+      "charge without credit",
     );
   });
 
   it("3: a declined charge treated as paid (credit without charge)", async () => {
-    await expectCaught(3, [card("pm_card_chargeDeclined")], async () => breaks.declinesLookPaid(), [
-      topUp,
-    ]);
+    await expectCaught(
+      3,
+      [card("pm_card_chargeDeclined")],
+      async () => breaks.declinesLookPaid(),
+      [topUp],
+      "credit without charge",
+    );
   });
 
   it("3: a retry with a fresh idempotency key (charged twice)", async () => {
-    await expectCaught(3, [card("pm_card_visa")], async () => breaks.retriesWithFreshKeys(), [
-      topUp,
-    ]);
+    await expectCaught(
+      3,
+      [card("pm_card_visa")],
+      async () => breaks.retriesWithFreshKeys(),
+      [topUp],
+      "charged twice",
+    );
   });
 
   it("4: a trigger that ignores the recharge in flight starts a second one", async () => {
@@ -159,9 +166,8 @@ describe("each invariant's check fires on a broken live system", () => {
 });
 
 /**
- * Bugs this simulation found, pinned as failing tests until their fixes land (the diffs are in
- * the report). The seeded runs avoid these interleavings unless `--known-bugs` is given
- * (KNOWN_BUGS in generators.ts).
+ * Bugs this simulation found, kept as regression tests (fixed in 1d08deb). The seeded runs
+ * generate these interleavings too; these pin each one down in a few steps.
  */
 describe("findings", () => {
   afterEach(() => {
@@ -169,7 +175,7 @@ describe("findings", () => {
   });
 
   async function scripted(seed: number, steps: Step[]) {
-    const sim = await Simulation.start({ seed, knownBugs: true });
+    const sim = await Simulation.start({ seed });
     for (const step of steps) await sim.runStep(step);
     return sim;
   }
@@ -182,8 +188,8 @@ describe("findings", () => {
       9_201,
       [0, 4, 5, 1].map((event): Step => ({ kind: "webhook", event, delivery: "once" })),
     );
-    // Today: monthly reset, the cycle moved back and stripe_cycles = 1 on a free account, so
-    // its alarm never grants the free allowance again.
+    // The bug: monthly reset, the cycle moved back and stripe_cycles = 1 on a free account, so
+    // its alarm never granted the free allowance again.
     expect((await readLedger(sim.account.id)).stripeCycles).toBe(false);
   });
 
@@ -218,8 +224,8 @@ describe("findings", () => {
     expect((await adjusting).status).toBe(500);
     const ledger = await readLedger(id);
     expect(ledger.outbox).toHaveLength(1);
-    // Today the only alarm is the free cycle's, a month away: the recharge stays pending (and
-    // blocks every later auto-recharge) until then, or until the reconciler finds its D1 row.
+    // The bug: the only alarm was the cycle's, a month away, so the recharge stayed pending (and
+    // blocked every later auto-recharge) until then, or until the reconciler found its D1 row.
     expect(ledger.alarmAt).not.toBeNull();
     expect(ledger.alarmAt as number).toBeLessThanOrEqual(Date.now() + 5_000);
   });

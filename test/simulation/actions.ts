@@ -54,8 +54,6 @@ export interface ActionContext {
   settled: string[];
   /** Called when the customer switched auto-recharge on (for invariant 5's history). */
   enabled(): void;
-  onDelivered(event: number): void;
-  onAttached(card: M.CardId): void;
   /** Counts something worth reporting in the run's summary. */
   count(what: string): void;
 }
@@ -198,12 +196,11 @@ const adjust: Handler<"adjust"> = async (c, a) => {
   const delta = { monthly: a.monthly, purchased: a.purchased };
   const res = await postCredits(c, delta, a.idempotencyKey);
   const outcome = M.adjust(c.model, delta, a.idempotencyKey);
-  if (outcome === "reused" && res.status === 409) {
-    // A key reused with other amounts: today 200 with nothing applied; 409 once the proposed
-    // idempotency_conflict lands. Either way nothing may change.
+  if (outcome === "reused") {
+    // The same key with other amounts is another request: refused, nothing applied.
     expectThat(
-      errorType(res.body) === "idempotency_conflict",
-      `reused key answered 409 ${JSON.stringify(res.body)}`,
+      res.status === 409 && errorType(res.body) === "idempotency_conflict",
+      `reused key answered ${res.status} ${JSON.stringify(res.body)}`,
     );
     return;
   }
@@ -289,7 +286,6 @@ const attachCard: Handler<"attachCard"> = async (c, a) => {
   const b = await body(res);
   expectThat(res.status === 200, `attaching ${a.card} answered ${res.status} ${JSON.stringify(b)}`);
   c.model.card = a.card;
-  c.onAttached(a.card);
   // The card we charge (D1) must be the customer's default in Stripe, which the portal and
   // every later sync read.
   const row = await db.select().from(accounts).where(eq(accounts.id, c.account.id)).get();
@@ -371,7 +367,6 @@ const webhook: Handler<"webhook"> = async (c, a) => {
   const eventId = a.delivery === "newEventId" ? `${e.eventId}_again${c.step}` : e.eventId;
   const evt = stripeEvent(c, e, eventId);
   const expected = M.billingEvent(c.model, asBillingEvent(e, eventId));
-  c.onDelivered(a.event);
   if (a.delivery === "concurrent") {
     // Both may pass the event-id check before either records it; the handlers' own
     // idempotency (ledger refs) must make the second one change nothing.

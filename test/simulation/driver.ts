@@ -46,7 +46,6 @@ const HOUR = 60 * 60_000;
 
 export interface SimulationOptions {
   seed: number;
-  knownBugs: boolean;
   /** How long a step may take to come to rest before it counts as stuck. */
   settleTimeoutMs?: number;
   log?: (line: string) => void;
@@ -89,9 +88,6 @@ export class Simulation {
     sim.model = M.initialState(plan, ledger.cycleEndsAt);
     sim.gen = {
       timeline: billingTimeline(sim.rng, options.seed, Math.floor(Date.now() / 1000)),
-      delivered: new Set(),
-      attached: new Set(),
-      knownBugs: options.knownBugs,
     };
     sim.log(`seed ${options.seed}: account ${sim.account.id} on ${plan}`);
     return sim;
@@ -136,7 +132,7 @@ export class Simulation {
     const recent = this.trace.slice(-12).join("\n    ");
     return [
       `  seed ${this.options.seed}, account ${this.account.id}, failed at step ${failedAt}`,
-      `  replay: ${replayCommand(this.options.seed, failedAt + 1, this.options.knownBugs)}`,
+      `  replay: ${replayCommand(this.options.seed, failedAt + 1)}`,
       `  last steps:\n    ${recent}`,
     ].join("\n");
   }
@@ -153,8 +149,6 @@ export class Simulation {
       enabled: () => {
         this.history = { ...this.history, lastEnableStep: n };
       },
-      onDelivered: (event) => this.gen.delivered.add(event),
-      onAttached: (card) => this.gen.attached.add(card),
       count: (what) => this.count(what),
     };
   }

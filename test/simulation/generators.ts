@@ -7,23 +7,6 @@ import { PACKAGE_IDS, type PackageId, type PlanId } from "../../src/pricing";
 import { type BillingEvent, CARD_IDS, type CardId, type ModelState, total } from "./model";
 import type { Prng } from "./prng";
 
-/**
- * Interleavings that reach bugs found by this simulation. The generator avoids them unless
- * `knownBugs` is set (`npm run soak -- --known-bugs`), so CI stays green until the fixes land;
- * `simulation.test.ts › findings` pins each one with an `it.fails` test. Delete an entry (and
- * its guard below) once its fix is merged.
- */
-export const KNOWN_BUGS = {
-  lateInvoiceAfterCancel:
-    "invoice.paid of an ended subscription delivered after its cancellation: the ledger takes " +
-    "Stripe cycles back (stripe_cycles = 1) on a free account, moves the cycle back and never " +
-    "grants the free allowance again",
-  reattachKeepsStripeDefault:
-    "re-attaching a card attached before: the customers.update idempotency key " +
-    "(<account>:default:<pm>) replays the first answer, so Stripe's default stays on the " +
-    "other card while D1 records the re-attached one",
-} as const;
-
 /** A fault for the local Stripe server, scoped to this account's customer. */
 export interface FaultPlan {
   kind: "500" | "drop_before" | "drop_after" | "delay";
@@ -65,13 +48,9 @@ export type Step = Action & {
   restartInflight?: boolean;
 };
 
-/** What the generator knows beyond the model: the billing timeline and what was delivered. */
+/** What the generator knows beyond the model: the subscription's billing timeline. */
 export interface GeneratorContext {
   timeline: TimelineEvent[];
-  delivered: Set<number>;
-  /** Cards attached so far (re-attaching one reaches KNOWN_BUGS.reattachKeepsStripeDefault). */
-  attached: Set<CardId>;
-  knownBugs: boolean;
 }
 
 const WEIGHTS = {
@@ -161,39 +140,22 @@ function generateAction(rng: Prng, model: ModelState, ctx: GeneratorContext): Ac
         idempotencyKey: rng.chance(0.5) ? rng.pick(TOP_UP_KEYS) : null,
       };
     case "attachCard": {
-      const fresh = CARD_IDS.filter((c) => ctx.knownBugs || !ctx.attached.has(c));
-      if (fresh.length === 0) return { kind: "freeRequest" };
-      // Working cards more often, so purchases keep happening after a decline.
-      const good = fresh.filter((c) => c === "pm_card_visa" || c === "pm_card_mastercard");
-      return { kind, card: good.length > 0 && rng.chance(0.6) ? rng.pick(good) : rng.pick(fresh) };
+      // Working cards more often, so purchases keep happening after a decline. Cards attached
+      // before come back too (re-attaching once left Stripe's default on the other card).
+      const good = CARD_IDS.filter((c) => c === "pm_card_visa" || c === "pm_card_mastercard");
+      return { kind, card: rng.chance(0.6) ? rng.pick(good) : rng.pick(CARD_IDS) };
     }
     case "webhook": {
-      const candidates = deliverable(ctx);
-      if (candidates.length === 0) return { kind: "reconcile", later: false };
+      // Any event, in any order, any number of times: a late invoice after the cancellation
+      // included (it once reset a free account's cycles).
       const delivery = rng.weighted({ once: 5, twice: 2, concurrent: 2, newEventId: 1 });
-      return { kind, event: rng.pick(candidates), delivery };
+      return { kind, event: rng.int(0, ctx.timeline.length - 1), delivery };
     }
     case "redeliver":
       return { kind, pick: rng.int(0, 1_000), copies: rng.int(1, 3) };
     case "reconcile":
       return { kind, later: rng.chance(0.5) };
   }
-}
-
-/**
- * Timeline indices that may be delivered now (any order, duplicates welcome), except invoices
- * older than a delivered cancellation (KNOWN_BUGS.lateInvoiceAfterCancel).
- */
-function deliverable(ctx: GeneratorContext): number[] {
-  const cancelled = ctx.timeline.findIndex((e) => e.type === "customer.subscription.deleted");
-  const cancelDelivered = cancelled >= 0 && ctx.delivered.has(cancelled);
-  return ctx.timeline
-    .map((_, i) => i)
-    .filter((i) => {
-      const e = ctx.timeline[i] as TimelineEvent;
-      if (ctx.knownBugs || !cancelDelivered || e.type !== "invoice.paid") return true;
-      return e.createdSeconds > (ctx.timeline[cancelled] as TimelineEvent).createdSeconds;
-    });
 }
 
 // ------------------------------------------------------------------------ billing timeline

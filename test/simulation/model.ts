@@ -164,8 +164,8 @@ export function refundDirect(s: ModelState, ref: string): "refunded" | "already"
 
 /**
  * An operator adjustment. Refused (nothing changes) when a bucket would go below zero. Under an
- * Idempotency-Key already used, nothing is applied: a "replay" with the same amounts, a
- * "reuse" with others (the contract leaves that answer open; see the driver).
+ * Idempotency-Key already used, nothing is applied: a "replay" with the same amounts answers
+ * like the first time, a "reuse" with other amounts is refused as an idempotency conflict.
  */
 export function adjust(
   s: ModelState,
@@ -260,8 +260,8 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   const takePlan = e.version > s.planVersion;
   const plan = takePlan ? e.plan : s.plan;
   // An invoice older than a cancellation belongs to a subscription that has ended: the
-  // account is free and its cycles come from the ledger's alarm (the product rule; see
-  // KNOWN_BUGS.lateInvoiceAfterCancel for what the gateway does today).
+  // account is free and its cycles stay with the ledger's alarm. (The simulation found the
+  // gateway resetting the cycle here; fixed, see simulation.test.ts › findings.)
   if (!takePlan && plan === "free") return "handled";
   if (takePlan) {
     s.plan = plan;

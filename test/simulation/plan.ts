@@ -8,18 +8,12 @@ import { inject } from "vitest";
 export interface SimulationPlan {
   seeds: number[];
   steps: number;
-  /**
-   * Also generate the interleavings that reach the known bugs listed in KNOWN_BUGS
-   * (generators.ts). Off in CI until their fixes land; the soak can turn it on.
-   */
-  knownBugs: boolean;
 }
 
 /** CI's budget: a handful of seeds, well under a minute on 2 cores. */
 export const CI_PLAN: SimulationPlan = {
   seeds: [20251125, 7, 1337, 424242, 31337],
   steps: 80,
-  knownBugs: true, // the interleavings of KNOWN_BUGS are fixed and now generated too
 };
 
 declare module "vitest" {
@@ -36,11 +30,10 @@ export function simulationPlan(): SimulationPlan {
   return {
     seeds: plan.seeds ?? CI_PLAN.seeds,
     steps: plan.steps ?? CI_PLAN.steps,
-    knownBugs: plan.knownBugs ?? true,
   };
 }
 
 /** The command that replays one seed, printed with every failure. */
-export function replayCommand(seed: number, steps: number, knownBugs: boolean): string {
-  return `npm run soak -- --seed ${seed} --steps ${steps}${knownBugs ? " --known-bugs" : ""}`;
+export function replayCommand(seed: number, steps: number): string {
+  return `npm run soak -- --seed ${seed} --steps ${steps}`;
 }

@@ -284,9 +284,6 @@ describe("replayable seeds", () => {
       const rng = new Prng(seed);
       const ctx: GeneratorContext = {
         timeline: billingTimeline(rng, seed, 1_800_000_000),
-        delivered: new Set(),
-        attached: new Set(),
-        knownBugs: false,
       };
       const model = M.initialState("free", 0);
       return Array.from({ length: 30 }, () => generateStep(rng, model, ctx));
