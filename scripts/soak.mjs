@@ -7,7 +7,6 @@
  *   npm run soak                                 # 20 random seeds × 200 steps
  *   npm run soak -- --seeds 50 --steps 400       # more
  *   npm run soak -- --seed 1337 --steps 60       # replay one seed (repeat --seed for several)
- *   npm run soak -- --known-bugs                 # also generate the interleavings of KNOWN_BUGS
  *   npm run soak -- --batch 4                    # seeds per vitest process (default: ~1,600 steps)
  *
  * Prints each seed before the run and a pass/fail line per seed after it, with the replay
@@ -22,7 +21,6 @@ const { values } = parseArgs({
     seed: { type: "string", multiple: true },
     seeds: { type: "string", default: "20" },
     steps: { type: "string", default: "200" },
-    "known-bugs": { type: "boolean", default: false },
     batch: { type: "string" },
   },
 });
@@ -32,16 +30,14 @@ const seeds = values.seed?.length
   ? values.seed.map(Number)
   : Array.from({ length: Number(values.seeds) }, () => randomInt(1, 2 ** 31));
 if (!Number.isSafeInteger(steps) || steps < 1 || seeds.some((s) => !Number.isSafeInteger(s))) {
-  console.error("usage: npm run soak -- [--seeds N | --seed S ...] [--steps N] [--known-bugs]");
+  console.error("usage: npm run soak -- [--seeds N | --seed S ...] [--steps N] [--batch N]");
   process.exit(2);
 }
-const knownBugs = values["known-bugs"] ?? false;
 // About 1,600 steps per process by default (see runBatch).
 const batchSize = Math.max(1, Number(values.batch) || Math.floor(1_600 / steps));
-const replay = (/** @type {number} */ seed) =>
-  `npm run soak -- --seed ${seed} --steps ${steps}${knownBugs ? " --known-bugs" : ""}`;
+const replay = (/** @type {number} */ seed) => `npm run soak -- --seed ${seed} --steps ${steps}`;
 
-console.log(`soak: ${seeds.length} seed(s) × ${steps} steps${knownBugs ? ", known bugs on" : ""}`);
+console.log(`soak: ${seeds.length} seed(s) × ${steps} steps, ${batchSize} per vitest run`);
 for (const seed of seeds) console.log(`  seed ${seed}`);
 
 /**
@@ -57,7 +53,7 @@ async function runBatch(batch) {
     watch: false,
     // Only the seeded runs; the fixed checks of the same file run in CI.
     testNamePattern: "^seeded simulation ",
-    provide: { simulationPlan: JSON.stringify({ seeds: batch, steps, knownBugs }) },
+    provide: { simulationPlan: JSON.stringify({ seeds: batch, steps }) },
   });
   /** @type {Map<number, { state: string; ms: number; error?: string }>} */
   const results = new Map();
