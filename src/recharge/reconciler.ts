@@ -33,7 +33,8 @@ export interface ReconcileReport {
 
 type Row = typeof transactions.$inferSelect;
 
-function jobOf(row: Row): RechargeJob {
+/** The job of a recharge, rebuilt from its D1 row (the row holds everything the job carries). */
+export function jobFromTransaction(row: Row): RechargeJob {
   return {
     kind: row.type === "top_up" ? "top_up" : "auto_recharge",
     recharge_id: row.id,
@@ -132,7 +133,7 @@ async function settlePending(env: Bindings, row: Row, report: ReconcileReport): 
   const intent = stripeConfigured(env) ? await findPaymentIntent(stripeFor(env), row.id) : null;
   if (!intent) {
     // Nothing reached Stripe under this recharge id: carrying it on can charge at most once.
-    const result = await processRecharge(jobOf(row), env);
+    const result = await processRecharge(jobFromTransaction(row), env);
     report.redriven.push(row.id);
     if (result === "failed") report.failed.push(row.id);
     return;
@@ -140,7 +141,7 @@ async function settlePending(env: Bindings, row: Row, report: ReconcileReport): 
   const settled = outcomeOfIntent(intent);
   if (settled) {
     // Stripe has the answer: record it and finish through the consumer's idempotent steps.
-    const result = await processRecharge(jobOf(row), env, { settled });
+    const result = await processRecharge(jobFromTransaction(row), env, { settled });
     (result === "succeeded" ? report.credited : report.failed).push(row.id);
     return;
   }

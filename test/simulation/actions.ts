@@ -18,7 +18,7 @@ import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
 import type { PackageId } from "../../src/pricing";
 import type { RechargeJob } from "../../src/recharge/messages";
-import { reconcile } from "../../src/recharge/reconciler";
+import { jobFromTransaction, reconcile } from "../../src/recharge/reconciler";
 import type { TestAccount } from "../helpers/api";
 import { type Action, asBillingEvent, type TimelineEvent } from "./generators";
 import { call, callAdmin, classifyAs } from "./http";
@@ -387,17 +387,7 @@ const webhook: Handler<"webhook"> = async (c, a) => {
 /** The job of a recharge, rebuilt from its D1 row as the reconciler does. */
 export async function jobFromRow(rechargeId: string): Promise<RechargeJob | null> {
   const row = await db.select().from(transactions).where(eq(transactions.id, rechargeId)).get();
-  if (!row) return null;
-  return {
-    kind: row.type === "top_up" ? "top_up" : "auto_recharge",
-    recharge_id: row.id,
-    account_id: row.accountId,
-    package: row.package as RechargeJob["package"],
-    credits: row.credits,
-    amount_cents: row.amountCents,
-    currency: "usd",
-    created_at: row.createdAt,
-  };
+  return row ? jobFromTransaction(row) : null;
 }
 
 /** Delivers `copies` of the job through the worker's own queue handler; returns the acks. */
