@@ -11,7 +11,7 @@ import { usageRoutes } from "./dashboard/usage";
 import { dbFor } from "./db/shared";
 import type { AppEnv } from "./env";
 import { ApiError } from "./errors";
-import { apiKeyAuth } from "./gateway/auth";
+import { apiKeyAuth, isAccountPath } from "./gateway/auth";
 import { proxyRequest } from "./gateway/proxy";
 import { requestId } from "./http/request-id";
 import { rechargeRoutes } from "./recharge/routes";
@@ -42,8 +42,7 @@ export function createApp() {
   // Everything else under /v1 is classification traffic, except what /v1/account did not match.
   app.all("/v1/*", (c) => {
     const path = c.req.path;
-    if (path === "/v1/account" || path.startsWith("/v1/account/"))
-      return notFoundOrMethod(c.req.method, path);
+    if (isAccountPath(path)) return notFoundOrMethod(c.req.method, path);
     return proxyRequest(c);
   });
 

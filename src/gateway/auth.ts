@@ -64,6 +64,11 @@ export async function identify(
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
+/** `/v1/account` and below: the account API, never proxied. */
+export function isAccountPath(path: string): boolean {
+  return path === "/v1/account" || path.startsWith("/v1/account/");
+}
+
 /**
  * Authenticates `Authorization: Bearer tg_…`, or on `/v1/account/*` without that header the
  * dashboard session cookie; 401 `invalid_api_key` otherwise. A session-authenticated request
@@ -71,8 +76,8 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  */
 export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("Authorization");
-  const path = c.req.path;
-  if (header === undefined && (path === "/v1/account" || path.startsWith("/v1/account/"))) {
+  const accountRoute = isAccountPath(c.req.path);
+  if (header === undefined && accountRoute) {
     const session = await readSession(c);
     if (session && (SAFE_METHODS.has(c.req.method) || provenSameOrigin(c))) {
       c.set("accountId", session.accountId);
@@ -82,7 +87,6 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
   }
   const token = bearerToken(header);
   if (!token || !looksLikeApiKey(token)) throw ApiError.invalidApiKey();
-  const accountRoute = path === "/v1/account" || path.startsWith("/v1/account/");
   const identity = await identify(
     c.env.DB,
     token,
