@@ -11,7 +11,7 @@
  *   POST /__bench/reset     → zero them
  */
 import type { Bindings } from "../src/env";
-import { authStats } from "../src/gateway/auth";
+import { authStats } from "../src/gateway/identity";
 import worker, { AccountLedger as RealAccountLedger } from "../src/index";
 
 type Origin = "worker" | "do";

@@ -1,22 +1,30 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import Stripe from "stripe";
 import { adminRoutes } from "./admin/routes";
-import { portalRoutes } from "./billing/portal";
 import { webhookRoutes } from "./billing/webhooks";
-import { accountRoutes } from "./dashboard/account-routes";
-import { keyRoutes } from "./dashboard/keys";
+import { accountRouter } from "./dashboard/account-router";
 import { billingPageRoutes } from "./dashboard/page/routes";
-import { transactionRoutes } from "./dashboard/transactions";
-import { usageRoutes } from "./dashboard/usage";
-import { dbFor } from "./db/shared";
+import { dbFor } from "./db/client";
 import type { AppEnv } from "./env";
-import { ApiError } from "./errors";
-import { apiKeyAuth, isAccountPath } from "./gateway/auth";
-import { proxyRequest } from "./gateway/proxy";
+import { ApiError, type ErrorType } from "./errors";
+import { apiKeyAuth } from "./gateway/auth";
+import { proxyRoutes } from "./gateway/proxy-routes";
 import { requestId } from "./http/request-id";
-import { rechargeRoutes } from "./recharge/routes";
 
-/** Builds the gateway: middleware, routes, and the one place errors become the envelope. */
+/** What an HTTPException's status means in the contract; its status is kept either way. */
+const HTTP_EXCEPTION_TYPES: Partial<Record<number, ErrorType>> = {
+  400: "invalid_request",
+  401: "invalid_api_key",
+  404: "not_found",
+  405: "method_not_allowed",
+  413: "payload_too_large",
+  429: "rate_limited",
+  503: "service_unavailable",
+};
+
+/** Builds the gateway: middleware, the route tree, and the one place errors become the envelope. */
 export function createApp() {
   const app = new Hono<AppEnv>();
 
@@ -29,32 +37,28 @@ export function createApp() {
   app.get("/healthz", (c) => c.json({ ok: true }, 200));
 
   app.use("/v1/*", apiKeyAuth);
-  app.route("/v1/account/keys", keyRoutes);
-  app.route("/v1/account/transactions", transactionRoutes);
-  app.route("/v1/account/usage", usageRoutes);
-  app.route("/v1/account/billing-portal", portalRoutes);
-  app.route("/v1/account", rechargeRoutes);
-  app.route("/v1/account", accountRoutes);
+  // The account API answers everything under /v1/account itself (404/405 included), and the
+  // proxy refuses those paths too: neither depends on the order of these two lines.
+  app.route("/v1/account", accountRouter(unmatched));
+  app.route("/v1", proxyRoutes(unmatched));
   app.route("/admin", adminRoutes);
   // The Billing page: HTML, its own session auth and its own (HTML) error pages.
   app.route("/account", billingPageRoutes);
   app.route("/webhooks", webhookRoutes);
-  // Everything else under /v1 is classification traffic, except what /v1/account did not match.
-  app.all("/v1/*", (c) => {
-    const path = c.req.path;
-    if (isAccountPath(path)) return notFoundOrMethod(c.req.method, path);
-    return proxyRequest(c);
-  });
 
-  const routes = app.routes
-    .filter((r) => r.method !== "ALL")
-    .map((r) => ({ method: r.method, pattern: toPattern(r.path) }));
+  const routes = () =>
+    app.routes
+      .filter((r) => r.method !== "ALL")
+      .map((r) => ({ method: r.method, pattern: toPattern(r.path) }));
+  let table: ReturnType<typeof routes> | null = null;
 
   /** 404, or 405 with `Allow` when the path exists under another method. */
-  function notFoundOrMethod(method: string, path: string): never {
+  function unmatched(c: { req: { method: string; path: string } }): never {
+    const { method, path } = c.req;
+    table ??= routes();
     const normalized = path.length > 1 ? path.replace(/\/+$/, "") : path;
     const allowed = [
-      ...new Set(routes.filter((r) => r.pattern.test(normalized)).map((r) => r.method)),
+      ...new Set(table.filter((r) => r.pattern.test(normalized)).map((r) => r.method)),
     ];
     if (allowed.length > 0 && !allowed.includes(method)) {
       throw new ApiError("method_not_allowed", `${method} is not allowed on ${path}.`, {
@@ -64,24 +68,31 @@ export function createApp() {
     throw ApiError.notFound(`No route for ${method} ${path}.`);
   }
 
-  app.notFound((c) => notFoundOrMethod(c.req.method, c.req.path));
+  app.notFound((c) => unmatched(c));
 
   app.onError((err, c) => {
     if (err instanceof ApiError) {
       return c.json(err.toBody(), err.status, err.headers);
     }
     if (err instanceof HTTPException) {
+      const status = err.status as ContentfulStatusCode;
       const type =
-        err.status === 413
-          ? "payload_too_large"
-          : err.status === 404
-            ? "not_found"
-            : "invalid_request";
-      const mapped = new ApiError(type, err.message || "The request could not be processed.");
-      return c.json(
-        mapped.toBody(),
-        err.status === 413 || err.status === 404 ? mapped.status : 400,
+        HTTP_EXCEPTION_TYPES[status] ?? (status >= 500 ? "internal_error" : "invalid_request");
+      const mapped = new ApiError(type, err.message || "The request could not be processed.", {
+        status,
+      });
+      return c.json(mapped.toBody(), mapped.status);
+    }
+    if (err instanceof Stripe.errors.StripeError) {
+      // The payment provider failed or refused a call a route made: never the client's fault
+      // unless a route mapped it first (see billing/stripe-errors.ts).
+      console.error("payment provider error", c.get("requestId"), err.type, err.code ?? "");
+      const mapped = new ApiError(
+        "payment_provider_error",
+        "The payment provider could not complete the request.",
+        { extra: { provider_code: err.code ?? err.type } },
       );
+      return c.json(mapped.toBody(), mapped.status);
     }
     // A bug: log it with the request id, never show its message to the client.
     console.error(

@@ -1,8 +1,10 @@
-import type { DrizzleD1Database } from "drizzle-orm/d1";
-import type * as schema from "./db/schema";
-import type { AccountLedger } from "./ledger/account-ledger";
+import type { Db } from "./db/client";
 
-/** Secrets: `.dev.vars` locally, `wrangler secret put` in production. All optional on purpose. */
+/**
+ * Secrets: `.dev.vars` locally, `wrangler secret put` in production. They are not in
+ * wrangler.toml, so the generated types do not know them; all are optional on purpose (each
+ * feature that needs one says so when it is missing).
+ */
 export interface Secrets {
   ADMIN_TOKEN?: string;
   STRIPE_SECRET_KEY?: string;
@@ -17,19 +19,16 @@ export interface Secrets {
   STRIPE_PRICE_PRO?: string;
 }
 
-export type Bindings = Omit<
-  Cloudflare.Env,
-  "ACCOUNT_LEDGER" | keyof Secrets | "UPSTREAM_URL" | "UPSTREAM_TIMEOUT_MS"
-> &
+/**
+ * The Worker's bindings: everything in wrangler.toml as `wrangler types` generates it
+ * (worker-configuration.d.ts, `npm run cf-typegen`), plus the secrets and the optional
+ * upstream service binding.
+ */
+export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
   Secrets & {
-    ACCOUNT_LEDGER: DurableObjectNamespace<AccountLedger>;
-    UPSTREAM_URL: string;
-    UPSTREAM_TIMEOUT_MS: string;
     /** Optional service binding to the upstream classifier; preferred over UPSTREAM_URL. */
     UPSTREAM?: Fetcher;
   };
-
-export type Db = DrizzleD1Database<typeof schema>;
 
 export interface Variables {
   requestId: string;

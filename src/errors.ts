@@ -70,6 +70,64 @@ export class ApiError extends Error {
   }
 }
 
-export function statusOf(type: ErrorType): ContentfulStatusCode {
-  return STATUS[type];
+/**
+ * Every reason the account ledger refuses a change for. The ledger returns these (it never
+ * throws a business outcome); routes turn them into the envelope through `refusal`.
+ */
+export type LedgerRefusal =
+  | "insufficient_credits"
+  | "rate_limited"
+  | "key_revoked"
+  | "not_initialized"
+  | "not_found"
+  | "unknown_recharge"
+  | "idempotency_conflict"
+  | "payment_method_required"
+  | "already_succeeded"
+  | "credits_mismatch";
+
+type ErrorOptions = ConstructorParameters<typeof ApiError>[2];
+
+/** The one mapping of ledger refusals to the contract's errors; exhaustive by construction. */
+export function refusal(reason: LedgerRefusal, options: ErrorOptions = {}): ApiError {
+  switch (reason) {
+    case "insufficient_credits":
+      return new ApiError(
+        "insufficient_credits",
+        "Your credit balance is too low for this request.",
+        options,
+      );
+    case "rate_limited":
+      return new ApiError("rate_limited", "Too many requests; slow down.", options);
+    case "key_revoked":
+      return ApiError.invalidApiKey();
+    case "not_initialized":
+      return ApiError.notFound("No such account.");
+    case "not_found":
+    case "unknown_recharge":
+      return ApiError.notFound();
+    case "idempotency_conflict":
+      return new ApiError(
+        "idempotency_conflict",
+        "This Idempotency-Key was already used with a different request.",
+        options,
+      );
+    case "payment_method_required":
+      return new ApiError(
+        "payment_method_required",
+        "Add a payment method before buying credits or enabling auto-recharge.",
+        options,
+      );
+    case "already_succeeded":
+      return new ApiError("conflict", "This purchase has already succeeded.", options);
+    case "credits_mismatch":
+      // Only a bug can ask the ledger to grant other credits than a purchase was for.
+      return new ApiError("internal_error", "Something went wrong on our side.", options);
+    default:
+      return unreachable(reason);
+  }
+}
+
+function unreachable(value: never): never {
+  throw new Error(`unhandled ledger refusal ${String(value)}`);
 }

@@ -1,13 +1,13 @@
-import { sql } from "drizzle-orm";
 import { isTestMode, stripeConfigured, stripeFor } from "../billing/stripe-client";
-import { providerError } from "../billing/stripe-errors";
 import { newId, sha256Hex } from "../crypto";
-import { accounts, apiKeys, transactions } from "../db/schema";
-import type { Bindings, Db } from "../env";
-import { ApiError } from "../errors";
+import { insertAccount } from "../db/accounts";
+import { insertKey } from "../db/api-keys";
+import type { Db } from "../db/client";
+import { monthlyGrantInsert, recordAdjustment } from "../db/transactions";
+import type { Bindings } from "../env";
 import { generateApiKey } from "../gateway/api-keys";
+import type { AdjustResult } from "../ledger/account-ledger";
 import { ledgerFor } from "../ledger/client";
-import type { BalanceView } from "../ledger/rules";
 import { PLANS, type PlanId } from "../pricing";
 
 export interface CreatedAccount {
@@ -34,27 +34,22 @@ export async function createAccount(
 
   let stripeCustomerId: string | null = null;
   if (stripeConfigured(env)) {
-    try {
-      const customer = await stripeFor(env).customers.create(
-        { email: input.email, metadata: { account_id: id } },
-        { idempotencyKey: `${id}:customer` },
-      );
-      stripeCustomerId = customer.id;
-    } catch (err) {
-      throw providerError(err);
-    }
+    const customer = await stripeFor(env).customers.create(
+      { email: input.email, metadata: { account_id: id } },
+      { idempotencyKey: `${id}:customer` },
+    );
+    stripeCustomerId = customer.id;
   }
 
-  const allowance = PLANS[input.plan].monthlyCredits;
   await db.batch([
-    db.insert(accounts).values({
+    insertAccount(db, {
       id,
       email: input.email,
       plan: input.plan,
       testMode: key.prefix === "tg_test_",
       stripeCustomerId,
     }),
-    db.insert(apiKeys).values({
+    insertKey(db, {
       id: newId("key"),
       accountId: id,
       keyHash: key.hash,
@@ -62,13 +57,11 @@ export async function createAccount(
       last4: key.last4,
       name: "default",
     }),
-    db.insert(transactions).values({
+    monthlyGrantInsert(db, {
       id: `cycle:${id}:initial`,
       accountId: id,
-      type: "monthly_grant",
-      status: "succeeded",
-      credits: allowance,
-      createdAt: snapshot.cycle_started_at,
+      credits: PLANS[input.plan].monthlyCredits,
+      at: snapshot.cycle_started_at,
     }),
   ]);
   return {
@@ -89,7 +82,7 @@ export async function adjustCredits(
   db: Db,
   accountId: string,
   input: { monthly: number; purchased: number; reason: string; idempotencyKey?: string },
-): Promise<BalanceView> {
+): Promise<AdjustResult> {
   const ref = input.idempotencyKey
     ? `adj_${(await sha256Hex(`${accountId}\n${input.idempotencyKey}`)).slice(0, 32)}`
     : newId("adj");
@@ -99,33 +92,12 @@ export async function adjustCredits(
     purchased: input.purchased,
     reason: input.reason,
   });
-  if (!result.ok && result.reason === "idempotency_conflict") {
-    throw new ApiError(
-      "idempotency_conflict",
-      "This Idempotency-Key was already used with other amounts.",
-    );
-  }
-  if (!result.ok) {
-    throw new ApiError(
-      "insufficient_credits",
-      "The adjustment would take a bucket below zero; nothing changed.",
-      {
-        status: 409,
-        extra: { balance: result.balance },
-      },
-    );
-  }
-  await db
-    .insert(transactions)
-    .values({
+  if (result.ok) {
+    await recordAdjustment(db, {
       id: ref,
       accountId,
-      type: "adjustment",
-      status: "succeeded",
       credits: input.monthly + input.purchased,
-      failureMessage: null,
-      updatedAt: sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`,
-    })
-    .onConflictDoNothing();
-  return result.balance;
+    });
+  }
+  return result;
 }

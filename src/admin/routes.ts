@@ -1,10 +1,12 @@
-import { desc, eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { attachPaymentMethod } from "../billing/payment-methods";
-import { accounts, emails } from "../db/schema";
+import { providerError } from "../billing/stripe-errors";
+import { accountExists, getAccount } from "../db/accounts";
+import type { Db } from "../db/client";
+import { listEmails } from "../db/emails";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
+import { ApiError, refusal } from "../errors";
 import { parseJson } from "../http/body";
 import { ledgerFor } from "../ledger/client";
 import { PLAN_IDS } from "../pricing";
@@ -51,13 +53,23 @@ export const adminRoutes = new Hono<AppEnv>()
   .post("/accounts/:id/credits", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, AdjustBody);
-    const balance = await adjustCredits(c.env, c.get("db"), accountId, {
+    const result = await adjustCredits(c.env, c.get("db"), accountId, {
       monthly: body.monthly ?? 0,
       purchased: body.purchased ?? 0,
       reason: body.reason,
       idempotencyKey: c.req.header("Idempotency-Key"),
     });
-    return c.json(balance, 200);
+    if (!result.ok) {
+      if (result.reason === "insufficient_credits") {
+        throw new ApiError(
+          "insufficient_credits",
+          "The adjustment would take a bucket below zero; nothing changed.",
+          { status: 409, extra: { balance: result.balance } },
+        );
+      }
+      throw refusal(result.reason);
+    }
+    return c.json(result.balance, 200);
   })
   .post("/accounts/:id/payment-method", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
@@ -68,48 +80,31 @@ export const adminRoutes = new Hono<AppEnv>()
       accountId,
       body.payment_method,
       c.req.header("Idempotency-Key"),
-    );
+    ).catch((err: unknown) => {
+      throw providerError(err, "payment_method");
+    });
     return c.json(result, 200);
   })
   .get("/accounts/:id", async (c) => {
-    const row = await c
-      .get("db")
-      .select({
-        id: accounts.id,
-        email: accounts.email,
-        plan: accounts.plan,
-        stripe_customer_id: accounts.stripeCustomerId,
-        payment_method: accounts.paymentMethodId,
-        created_at: accounts.createdAt,
-      })
-      .from(accounts)
-      .where(eq(accounts.id, c.req.param("id")))
-      .get();
-    if (!row) throw ApiError.notFound("No such account.");
-    const balance = await ledgerFor(c.env, row.id).snapshot();
-    return c.json({ ...row, balance }, 200);
+    const account = await getAccount(c.get("db"), c.req.param("id"));
+    if (!account) throw refusal("not_initialized");
+    const balance = await ledgerFor(c.env, account.id).snapshot();
+    return c.json(
+      {
+        id: account.id,
+        email: account.email,
+        plan: account.plan,
+        stripe_customer_id: account.stripeCustomerId,
+        payment_method: account.paymentMethodId,
+        created_at: account.createdAt,
+        balance,
+      },
+      200,
+    );
   })
   .get("/accounts/:id/emails", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
-    const data = await c
-      .get("db")
-      .select({
-        id: emails.id,
-        kind: emails.kind,
-        to: emails.toAddress,
-        subject: emails.subject,
-        text: emails.textBody,
-        status: emails.status,
-        error: emails.error,
-        created_at: emails.createdAt,
-        sent_at: emails.sentAt,
-      })
-      .from(emails)
-      .where(eq(emails.accountId, accountId))
-      .orderBy(desc(emails.createdAt))
-      .limit(50)
-      .all();
-    return c.json({ data }, 200);
+    return c.json({ data: await listEmails(c.get("db"), accountId, 50) }, 200);
   })
   .post("/reconcile", async (c) => c.json(await reconcile(c.env), 200))
   .get("/accounts/:id/audit", async (c) => {
@@ -117,8 +112,7 @@ export const adminRoutes = new Hono<AppEnv>()
     return c.json(await ledgerFor(c.env, accountId).audit(), 200);
   });
 
-async function existingAccountId(db: AppEnv["Variables"]["db"], id: string): Promise<string> {
-  const row = await db.select({ id: accounts.id }).from(accounts).where(eq(accounts.id, id)).get();
-  if (!row) throw ApiError.notFound("No such account.");
-  return row.id;
+async function existingAccountId(db: Db, id: string): Promise<string> {
+  if (!(await accountExists(db, id))) throw refusal("not_initialized");
+  return id;
 }

@@ -1,7 +1,6 @@
-import { eq } from "drizzle-orm";
-import { accounts } from "../db/schema";
-import type { Bindings, Db } from "../env";
-import { ApiError } from "../errors";
+import { getAccount, setStripeCustomer } from "../db/accounts";
+import type { Db } from "../db/client";
+import type { Bindings } from "../env";
 import { stripeFor } from "./stripe-client";
 
 /**
@@ -13,16 +12,13 @@ export async function ensureStripeCustomer(
   db: Db,
   accountId: string,
 ): Promise<string> {
-  const account = await db.select().from(accounts).where(eq(accounts.id, accountId)).get();
-  if (!account) throw ApiError.notFound("No such account.");
+  const account = await getAccount(db, accountId);
+  if (!account) throw new Error(`account ${accountId} not found`);
   if (account.stripeCustomerId) return account.stripeCustomerId;
   const customer = await stripeFor(env).customers.create(
     { email: account.email, metadata: { account_id: accountId } },
     { idempotencyKey: `${accountId}:customer` },
   );
-  await db
-    .update(accounts)
-    .set({ stripeCustomerId: customer.id })
-    .where(eq(accounts.id, accountId));
+  await setStripeCustomer(db, accountId, customer.id);
   return customer.id;
 }

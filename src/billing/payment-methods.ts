@@ -1,11 +1,10 @@
-import { eq } from "drizzle-orm";
 import type Stripe from "stripe";
-import { accounts } from "../db/schema";
-import type { Bindings, Db } from "../env";
+import { setPaymentMethodId } from "../db/accounts";
+import type { Db } from "../db/client";
+import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
 import { ensureStripeCustomer } from "./customers";
 import { stripeFor } from "./stripe-client";
-import { providerError } from "./stripe-errors";
 
 export interface AttachedPaymentMethod {
   account_id: string;
@@ -27,35 +26,28 @@ export async function attachPaymentMethod(
   idempotencyKey?: string,
 ): Promise<AttachedPaymentMethod> {
   const stripe = stripeFor(env);
-  try {
-    const customerId = await ensureStripeCustomer(env, db, accountId);
-    const attached = await stripe.paymentMethods.attach(
-      paymentMethod,
-      { customer: customerId },
-      // Keyed by the operator's request: a retry of it attaches once, while attaching the same
-      // test card again later is a new attach (a key derived from the card would replay a
-      // stale answer, possibly for a card detached since).
-      { idempotencyKey: `${accountId}:attach:${idempotencyKey ?? crypto.randomUUID()}` },
-    );
-    // Setting the default is idempotent by nature; a fixed key would replay an old answer
-    // and leave Stripe's default on another card.
-    await stripe.customers.update(customerId, {
-      invoice_settings: { default_payment_method: attached.id },
-    });
-    await db
-      .update(accounts)
-      .set({ paymentMethodId: attached.id })
-      .where(eq(accounts.id, accountId));
-    await ledgerFor(env, accountId).setPaymentMethod(true);
-    return {
-      account_id: accountId,
-      payment_method: attached.id,
-      card: attached.card ? { brand: attached.card.brand, last4: attached.card.last4 } : null,
-      default: true,
-    };
-  } catch (err) {
-    throw providerError(err, "payment_method");
-  }
+  const customerId = await ensureStripeCustomer(env, db, accountId);
+  const attached = await stripe.paymentMethods.attach(
+    paymentMethod,
+    { customer: customerId },
+    // Keyed by the operator's request: a retry of it attaches once, while attaching the same
+    // test card again later is a new attach (a key derived from the card would replay a
+    // stale answer, possibly for a card detached since).
+    { idempotencyKey: `${accountId}:attach:${idempotencyKey ?? crypto.randomUUID()}` },
+  );
+  // Setting the default is idempotent by nature; a fixed key would replay an old answer
+  // and leave Stripe's default on another card.
+  await stripe.customers.update(customerId, {
+    invoice_settings: { default_payment_method: attached.id },
+  });
+  await setPaymentMethodId(db, accountId, attached.id);
+  await ledgerFor(env, accountId).setPaymentMethod(true);
+  return {
+    account_id: accountId,
+    payment_method: attached.id,
+    card: attached.card ? { brand: attached.card.brand, last4: attached.card.last4 } : null,
+    default: true,
+  };
 }
 
 /**
@@ -84,7 +76,7 @@ export async function syncPaymentMethod(
       paymentMethodId = cards.data[0]?.id ?? null;
     }
   }
-  await db.update(accounts).set({ paymentMethodId }).where(eq(accounts.id, accountId));
+  await setPaymentMethodId(db, accountId, paymentMethodId);
   await ledgerFor(env, accountId).setPaymentMethod(paymentMethodId !== null);
   return paymentMethodId;
 }

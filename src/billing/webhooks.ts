@@ -1,12 +1,13 @@
-import { and, eq, lt } from "drizzle-orm";
 import { Hono } from "hono";
 import Stripe from "stripe";
-import { accounts, webhookEvents } from "../db/schema";
-import type { AppEnv, Bindings, Db } from "../env";
+import { accountByStripeCustomer, mirrorPlan } from "../db/accounts";
+import type { Db } from "../db/client";
+import { recordMonthlyGrant } from "../db/transactions";
+import { eventSeen, recordEvent } from "../db/webhook-events";
+import type { AppEnv, Bindings } from "../env";
 import { ApiError } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
-import { recordMonthlyGrant } from "./history";
 import { syncPaymentMethod } from "./payment-methods";
 import { eventVersion, planForPrice, planFromSubscription } from "./plans";
 
@@ -62,14 +63,9 @@ export const webhookRoutes = new Hono<AppEnv>().post("/stripe", async (c) => {
   }
 
   const db = c.get("db");
-  const seen = await db
-    .select({ id: webhookEvents.id })
-    .from(webhookEvents)
-    .where(eq(webhookEvents.id, event.id))
-    .get();
-  if (seen) return c.json({ received: true, duplicate: true }, 200);
+  if (await eventSeen(db, event.id)) return c.json({ received: true, duplicate: true }, 200);
   const handled = await handleEvent(c.env, db, event);
-  await db.insert(webhookEvents).values({ id: event.id, type: event.type }).onConflictDoNothing();
+  await recordEvent(db, event.id, event.type);
   return c.json({ received: true, handled }, 200);
 });
 
@@ -110,7 +106,7 @@ function customerId(value: string | { id: string } | null | undefined): string |
 async function accountForCustomer(db: Db, customer: string | { id: string } | null) {
   const id = customerId(customer);
   if (!id) return null;
-  return (await db.select().from(accounts).where(eq(accounts.stripeCustomerId, id)).get()) ?? null;
+  return (await accountByStripeCustomer(db, id)) ?? null;
 }
 
 /** The Stripe state decides, not the event snapshot: a late `attached` after `detached` is harmless. */
@@ -156,11 +152,11 @@ async function onInvoicePaid(
   });
   if (!result.ok) return false;
   if (result.started) {
-    await recordMonthlyGrant(env.DB, {
+    await recordMonthlyGrant(db, {
       id: invoice.id as string,
       accountId: account.id,
       credits: result.granted,
-      at: line.period.start * 1000,
+      at: new Date(line.period.start * 1000).toISOString(),
     });
   }
   await mirrorPlan(db, account.id, plan, eventVersion(event), customerId(subscription));
@@ -194,18 +190,4 @@ async function onSubscription(
   if (!result.ok) return false;
   await mirrorPlan(db, account.id, plan, version, plan === "free" ? null : subscription.id);
   return true;
-}
-
-/** D1 mirrors the plan for listings; a compare-and-set on the version keeps the newest. */
-async function mirrorPlan(
-  db: Db,
-  accountId: string,
-  plan: "free" | "starter" | "pro",
-  version: number,
-  subscriptionId: string | null,
-) {
-  await db
-    .update(accounts)
-    .set({ plan, planUpdatedAt: version, stripeSubscriptionId: subscriptionId })
-    .where(and(eq(accounts.id, accountId), lt(accounts.planUpdatedAt, version)));
 }

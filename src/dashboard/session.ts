@@ -4,15 +4,14 @@
  * not enough: every read also checks in D1 that the key is still active, so revoking the key
  * ends its sessions at the next request. Forms carry a CSRF token derived from the session id.
  */
-import { and, eq, isNull } from "drizzle-orm";
 import type { Context } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import { randomBase62, secretsEqual, toHex } from "../crypto";
-import { apiKeys } from "../db/schema";
-import { dbFor } from "../db/shared";
+import { isKeyActive } from "../db/api-keys";
+import { dbFor } from "../db/client";
 import type { AppEnv, Bindings } from "../env";
-import type { KeyIdentity } from "../gateway/auth";
+import type { KeyIdentity } from "../gateway/identity";
 
 export const SESSION_COOKIE = "tg_session";
 export const SESSION_TTL_SECONDS = 12 * 60 * 60;
@@ -99,12 +98,8 @@ export async function readSession(c: Context<AppEnv>, now = Date.now()): Promise
   const [, accountId = "", keyId = "", expires = "0", sessionId = ""] = match;
   const expiresAt = Number(expires);
   if (expiresAt * 1000 <= now) return null;
-  const key = await dbFor(c.env.DB)
-    .select({ id: apiKeys.id })
-    .from(apiKeys)
-    .where(and(eq(apiKeys.id, keyId), eq(apiKeys.accountId, accountId), isNull(apiKeys.revokedAt)))
-    .get();
-  return key ? { accountId, keyId, sessionId, expiresAt } : null;
+  const active = await isKeyActive(dbFor(c.env.DB), accountId, keyId);
+  return active ? { accountId, keyId, sessionId, expiresAt } : null;
 }
 
 /** The token a form for `purpose` carries: an HMAC of the session id and the purpose. */

@@ -1,9 +1,6 @@
-import { and, eq, gte, lt, sql } from "drizzle-orm";
-import { Hono } from "hono";
 import { z } from "zod";
-import { usageMinutes } from "../db/schema";
-import type { AppEnv, Db } from "../env";
-import { parseQuery } from "../http/body";
+import type { Db } from "../db/client";
+import { usageByBucket } from "../db/usage-minutes";
 
 export type Granularity = "hour" | "day";
 
@@ -32,7 +29,7 @@ export interface UsageRow {
   credits: number;
 }
 
-const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
+export const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
 
 /**
  * The range of whole buckets covering a period: the bucket holding `fromMs` up to and including
@@ -72,53 +69,14 @@ export function zeroFilledSeries(rows: ReadonlyArray<UsageRow>, range: UsageRang
 
 /** The account's usage over `range`, summed per bucket in D1 and zero-filled. */
 export async function loadUsage(db: Db, accountId: string, range: UsageRange) {
-  // A constant from BUCKET_SECONDS, inlined so SQLite does integer division on the column.
-  const step = sql.raw(String(BUCKET_SECONDS[range.granularity]));
-  const bucket = sql<number>`(${usageMinutes.minute} / ${step}) * ${step}`;
-  const rows = await db
-    .select({
-      at: bucket.mapWith(Number),
-      requests: sql<number>`sum(${usageMinutes.requests})`.mapWith(Number),
-      credits: sql<number>`sum(${usageMinutes.credits})`.mapWith(Number),
-    })
-    .from(usageMinutes)
-    .where(
-      and(
-        eq(usageMinutes.accountId, accountId),
-        gte(usageMinutes.minute, range.start),
-        lt(usageMinutes.minute, range.end),
-      ),
-    )
-    .groupBy(bucket)
-    .all();
+  const rows = await usageByBucket(
+    db,
+    accountId,
+    BUCKET_SECONDS[range.granularity],
+    range.start,
+    range.end,
+  );
   return zeroFilledSeries(rows, range);
-}
-
-/**
- * Totals over `[fromSec, toSec)` (unix seconds; minute precision): the credits used, and the
- * requests of the busiest minute (what a plan's per-minute rate limit has to carry).
- */
-export async function usageTotals(
-  db: Db,
-  accountId: string,
-  fromSec: number,
-  toSec: number,
-): Promise<{ credits: number; peakRequestsPerMinute: number }> {
-  const row = await db
-    .select({
-      credits: sql<number>`coalesce(sum(${usageMinutes.credits}), 0)`.mapWith(Number),
-      peak: sql<number>`coalesce(max(${usageMinutes.requests}), 0)`.mapWith(Number),
-    })
-    .from(usageMinutes)
-    .where(
-      and(
-        eq(usageMinutes.accountId, accountId),
-        gte(usageMinutes.minute, fromSec),
-        lt(usageMinutes.minute, toSec),
-      ),
-    )
-    .get();
-  return { credits: row?.credits ?? 0, peakRequestsPerMinute: row?.peak ?? 0 };
 }
 
 const time = z.iso.datetime({
@@ -166,18 +124,3 @@ export function usageQuery(nowMs: number) {
       return range;
     });
 }
-
-/** `GET /v1/account/usage`: the account's requests and credits per hour or day, zero-filled. */
-export const usageRoutes = new Hono<AppEnv>().get("/", async (c) => {
-  const range = parseQuery(c, usageQuery(Date.now()));
-  const series = await loadUsage(c.get("db"), c.get("accountId"), range);
-  return c.json(
-    {
-      granularity: range.granularity,
-      from: iso(range.start),
-      to: iso(range.end),
-      series,
-    },
-    200,
-  );
-});

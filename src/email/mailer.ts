@@ -1,7 +1,7 @@
-import { eq } from "drizzle-orm";
 import { newId } from "../crypto";
-import { emails } from "../db/schema";
-import type { Bindings, Db } from "../env";
+import type { Db } from "../db/client";
+import { ensureEmail, markEmailFailed, markEmailSent } from "../db/emails";
+import type { Bindings } from "../env";
 
 export interface OutgoingEmail {
   /** Natural key of what the email reports: the same event never sends twice. */
@@ -37,20 +37,7 @@ export async function sendEmailOnce(
   email: OutgoingEmail,
   mailer: Mailer = cloudflareMailer(env.EMAIL),
 ): Promise<"sent" | "already_sent" | "failed"> {
-  await db
-    .insert(emails)
-    .values({
-      id: newId("em"),
-      accountId: email.accountId,
-      ref: email.ref,
-      kind: email.kind,
-      toAddress: email.to,
-      subject: email.subject,
-      textBody: email.text,
-    })
-    .onConflictDoNothing({ target: emails.ref });
-  const row = await db.select().from(emails).where(eq(emails.ref, email.ref)).get();
-  if (!row) throw new Error(`email row ${email.ref} vanished`);
+  const row = await ensureEmail(db, { id: newId("em"), ...email });
   if (row.status === "sent") return "already_sent";
   try {
     await mailer.send({
@@ -59,17 +46,11 @@ export async function sendEmailOnce(
       subject: row.subject,
       text: row.textBody,
     });
-    await db
-      .update(emails)
-      .set({ status: "sent", sentAt: new Date().toISOString(), error: null })
-      .where(eq(emails.id, row.id));
+    await markEmailSent(db, row.id);
     return "sent";
   } catch (err) {
     console.error("email send failed", email.ref, String(err));
-    await db
-      .update(emails)
-      .set({ status: "failed", error: String(err).slice(0, 500) })
-      .where(eq(emails.id, row.id));
+    await markEmailFailed(db, row.id, String(err));
     return "failed";
   }
 }

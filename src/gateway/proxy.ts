@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
+import { ApiError, refusal } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
 import { routeCost } from "../pricing";
@@ -45,17 +45,19 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const debit = await ledger.debit(cost, debitRef, c.get("apiKeyId"));
   const rateHeaders = debit.rate ? rateLimitHeaders(debit.rate) : {};
   if (!debit.ok) {
-    if (debit.reason === "key_revoked") throw ApiError.invalidApiKey();
     if (debit.reason === "rate_limited") {
-      throw new ApiError("rate_limited", "Too many requests for this API key; slow down.", {
+      throw refusal("rate_limited", {
         headers: { ...rateHeaders, "Retry-After": String(debit.rate.resetSeconds) },
         extra: { retry_after_seconds: debit.rate.resetSeconds },
       });
     }
-    throw new ApiError("insufficient_credits", "Your credit balance is too low for this request.", {
-      extra: { balance: debit.balance, cost },
-      headers: rateHeaders,
-    });
+    if (debit.reason === "insufficient_credits") {
+      throw refusal("insufficient_credits", {
+        extra: { balance: debit.balance, cost },
+        headers: rateHeaders,
+      });
+    }
+    throw refusal(debit.reason);
   }
 
   const headers = new Headers(c.req.raw.headers);

@@ -1,37 +1,4 @@
-/**
- * Per-key rate limiting: a fixed one-minute window per API key. The counters live in the
- * account's Durable Object (in memory), so the check rides on the debit call the request makes
- * anyway: still one Durable Object call, and a throttled request is refused before any debit.
- * An evicted object forgets its windows, which can only ever let a request through.
- */
-
-export const RATE_WINDOW_MS = 60_000;
-
-export interface RateWindow {
-  start: number;
-  count: number;
-}
-
-export interface RateDecision {
-  allowed: boolean;
-  limit: number;
-  remaining: number;
-  /** Seconds until the window resets (at least 1). */
-  resetSeconds: number;
-}
-
-/** Counts one request against `window` (mutated) and says whether it may pass. */
-export function takeFromWindow(window: RateWindow, now: number, limit: number): RateDecision {
-  const start = now - (now % RATE_WINDOW_MS);
-  if (window.start !== start) {
-    window.start = start;
-    window.count = 0;
-  }
-  const resetSeconds = Math.max(1, Math.ceil((start + RATE_WINDOW_MS - now) / 1000));
-  if (window.count >= limit) return { allowed: false, limit, remaining: 0, resetSeconds };
-  window.count++;
-  return { allowed: true, limit, remaining: limit - window.count, resetSeconds };
-}
+import { RATE_WINDOW_MS, type RateDecision } from "../ledger/rate-window";
 
 /** IETF draft RateLimit headers (policy and current state), plus the older RateLimit-* trio. */
 export function rateLimitHeaders(d: RateDecision): Record<string, string> {

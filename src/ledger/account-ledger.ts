@@ -18,11 +18,12 @@
  * runtime's serialization is the only lock needed. Business outcomes are returned, not thrown.
  */
 import { DurableObject } from "cloudflare:workers";
-import { recordMonthlyGrant } from "../billing/history";
-import { dbFor } from "../db/shared";
+import { dbFor } from "../db/client";
+import { recordMonthlyGrant, recordPendingPurchase } from "../db/transactions";
+import { upsertUsageMinutes } from "../db/usage-minutes";
 import type { Bindings } from "../env";
-import { type RateDecision, type RateWindow, takeFromWindow } from "../gateway/rate-limit";
 import {
+  CURRENCY,
   DEFAULT_PACKAGE,
   isPackageId,
   PACKAGES,
@@ -31,11 +32,11 @@ import {
   type PlanId,
   RECHARGE_THRESHOLD,
 } from "../pricing";
-import type { RechargeJob } from "../recharge/messages";
-import { recordPendingRecharge } from "../recharge/records";
-import { flushUsageToD1 } from "../usage/flush";
+import { pendingPurchaseOf, type RechargeJob } from "../recharge/messages";
+import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
 import {
   addOneMonth,
+  applyDeltas,
   type BalanceView,
   type Buckets,
   minuteOf,
@@ -508,10 +509,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         }
         return { ok: true, balance: withTotal(s), replayed: true };
       }
-      const next = { monthly: s.monthly + input.monthly, purchased: s.purchased + input.purchased };
-      if (next.monthly < 0 || next.purchased < 0) {
-        return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
-      }
+      const next = applyDeltas(s, { monthly: input.monthly, purchased: input.purchased });
+      if (!next) return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
       this.sql.exec(
         "UPDATE state SET monthly = ?, purchased = ? WHERE id = 1",
         next.monthly,
@@ -809,11 +808,11 @@ export class AccountLedger extends DurableObject<Bindings> {
         source: "alarm",
       });
       if (cycle.ok && cycle.started) {
-        await recordMonthlyGrant(this.env.DB, {
+        await recordMonthlyGrant(dbFor(this.env.DB), {
           id: ref,
           accountId: s.account_id,
           credits: cycle.granted,
-          at: start,
+          at: iso(start),
         });
       }
     }
@@ -904,7 +903,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       package: pkg,
       credits: p.credits,
       amount_cents: p.priceCents,
-      currency: "usd",
+      currency: CURRENCY,
       created_at: iso(now),
     };
     this.sql.exec(
@@ -921,7 +920,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     // Armed before the first await: if the object dies mid-send, the alarm still re-sends.
     this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
     try {
-      await recordPendingRecharge(dbFor(this.env.DB), job);
+      await recordPendingPurchase(dbFor(this.env.DB), pendingPurchaseOf(job));
       await this.env.RECHARGE_QUEUE.send(job);
       this.sql.exec("DELETE FROM outbox WHERE id = ?", job.recharge_id);
     } catch (err) {
@@ -952,7 +951,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       .toArray();
     if (rows.length === 0) return;
     try {
-      await flushUsageToD1(this.env.DB, s.account_id, rows);
+      await upsertUsageMinutes(dbFor(this.env.DB), s.account_id, rows);
     } catch (err) {
       console.error("usage flush failed; will retry", String(err));
       return;

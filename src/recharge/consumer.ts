@@ -1,14 +1,19 @@
-import { eq } from "drizzle-orm";
 import { stripeFor } from "../billing/stripe-client";
-import { accounts, transactions } from "../db/schema";
-import { dbFor } from "../db/shared";
+import { getAccount } from "../db/accounts";
+import { type Db, dbFor } from "../db/client";
+import {
+  getTransaction,
+  markPurchaseFailed,
+  markPurchaseSucceeded,
+  recordPendingPurchase,
+} from "../db/transactions";
 import { sendEmailOnce } from "../email/mailer";
 import * as templates from "../email/templates";
-import type { Bindings, Db } from "../env";
+import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
-import { RechargeJob } from "./messages";
+import { PermanentRechargeError, shouldRetry } from "./errors";
+import { pendingPurchaseOf, RechargeJob } from "./messages";
 import { type ChargeOutcome, chargeRecharge } from "./payments";
-import { recordPendingRecharge } from "./records";
 
 const MAX_BACKOFF_SECONDS = 300;
 
@@ -41,13 +46,23 @@ export async function handleRechargeBatch(
       await processRecharge(job.data, env);
       message.ack();
     } catch (err) {
-      console.error(
-        "recharge attempt failed; will retry",
-        job.data.recharge_id,
-        message.attempts,
-        String(err),
-      );
-      message.retry({ delaySeconds: retryDelaySeconds(message.attempts, base) });
+      if (shouldRetry(err)) {
+        console.warn(
+          "recharge attempt failed; will retry",
+          job.data.recharge_id,
+          message.attempts,
+          String(err),
+        );
+        message.retry({ delaySeconds: retryDelaySeconds(message.attempts, base) });
+        continue;
+      }
+      // No retry can help: it stays pending in the ledger and in D1, marked for an operator
+      // (money rule 7), and the reconciler reports it until someone settles it.
+      console.error("recharge needs attention", job.data.recharge_id, String(err));
+      await recordPendingPurchase(dbFor(env.DB), pendingPurchaseOf(job.data), {
+        needsAttention: true,
+      });
+      message.ack();
     }
   }
 }
@@ -61,16 +76,14 @@ export async function processRecharge(
   options: { settled?: ChargeOutcome } = {},
 ): Promise<RechargeResult> {
   const db = dbFor(env.DB);
-  await recordPendingRecharge(db, job);
-  const row = await db
-    .select()
-    .from(transactions)
-    .where(eq(transactions.id, job.recharge_id))
-    .get();
+  await recordPendingPurchase(db, pendingPurchaseOf(job));
+  const row = await getTransaction(db, job.recharge_id);
   if (!row) throw new Error(`transaction ${job.recharge_id} missing after insert`);
-  const account = await db.select().from(accounts).where(eq(accounts.id, job.account_id)).get();
+  const account = await getAccount(db, job.account_id);
   if (!account)
-    throw new Error(`account ${job.account_id} of recharge ${job.recharge_id} not found`);
+    throw new PermanentRechargeError(
+      `account ${job.account_id} of recharge ${job.recharge_id} not found`,
+    );
 
   if (row.status === "succeeded") return completeSuccess(env, db, job, account.email);
   if (row.status === "failed") {
@@ -101,30 +114,11 @@ export async function processRecharge(
     });
   }
 
-  const now = new Date().toISOString();
   if (outcome.status === "succeeded") {
-    await db
-      .update(transactions)
-      .set({
-        status: "succeeded",
-        paymentIntentId: outcome.paymentIntentId,
-        failureCode: null,
-        failureMessage: null,
-        updatedAt: now,
-      })
-      .where(eq(transactions.id, job.recharge_id));
+    await markPurchaseSucceeded(db, job.recharge_id, outcome.paymentIntentId);
     return completeSuccess(env, db, job, account.email);
   }
-  await db
-    .update(transactions)
-    .set({
-      status: "failed",
-      paymentIntentId: outcome.paymentIntentId,
-      failureCode: outcome.code,
-      failureMessage: outcome.message,
-      updatedAt: now,
-    })
-    .where(eq(transactions.id, job.recharge_id));
+  await markPurchaseFailed(db, job.recharge_id, outcome);
   return completeFailure(env, db, job, account.email, outcome.code, outcome.message);
 }
 
@@ -135,7 +129,9 @@ async function completeSuccess(
   to: string,
 ): Promise<RechargeResult> {
   const granted = await ledgerFor(env, job.account_id).grantPurchased(job.recharge_id, job.credits);
-  if (!granted.ok) throw new Error(`grant of ${job.recharge_id} refused: ${granted.reason}`);
+  if (!granted.ok) {
+    throw new PermanentRechargeError(`grant of ${job.recharge_id} refused: ${granted.reason}`);
+  }
   const mail = templates.rechargeSucceeded({
     kind: job.kind,
     credits: job.credits,
@@ -168,7 +164,9 @@ async function completeFailure(
     message,
   );
   if (!failed.ok && failed.reason !== "already_succeeded") {
-    throw new Error(`recording failure of ${job.recharge_id} refused: ${failed.reason}`);
+    throw new PermanentRechargeError(
+      `recording failure of ${job.recharge_id} refused: ${failed.reason}`,
+    );
   }
   const mail = templates.rechargeFailed({
     kind: job.kind,
@@ -210,7 +208,7 @@ export async function handleDeadLetterBatch(
       continue;
     }
     try {
-      await recordPendingRecharge(db, job.data, { needsAttention: true });
+      await recordPendingPurchase(db, pendingPurchaseOf(job.data), { needsAttention: true });
       console.error("recharge needs attention after exhausting retries", job.data.recharge_id);
       message.ack();
     } catch (err) {

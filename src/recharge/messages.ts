@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { PACKAGE_IDS } from "../pricing";
+import type { PendingPurchase, TransactionRow } from "../db/transactions";
+import { CURRENCY, PACKAGE_IDS, type PackageId } from "../pricing";
 
 /** A purchase job on the recharge queue. The recharge id is the idempotency key everywhere. */
 export const RechargeJob = z.object({
@@ -9,7 +10,34 @@ export const RechargeJob = z.object({
   package: z.enum(PACKAGE_IDS),
   credits: z.number().int().positive(),
   amount_cents: z.number().int().positive(),
-  currency: z.literal("usd"),
+  currency: z.literal(CURRENCY),
   created_at: z.string(),
 });
 export type RechargeJob = z.infer<typeof RechargeJob>;
+
+/** The D1 row a job stands for. */
+export function pendingPurchaseOf(job: RechargeJob): PendingPurchase {
+  return {
+    id: job.recharge_id,
+    accountId: job.account_id,
+    kind: job.kind,
+    package: job.package,
+    credits: job.credits,
+    amountCents: job.amount_cents,
+    createdAt: job.created_at,
+  };
+}
+
+/** The job of a purchase, rebuilt from its D1 row (the row holds everything the job carries). */
+export function jobFromTransaction(row: TransactionRow): RechargeJob {
+  return {
+    kind: row.type === "top_up" ? "top_up" : "auto_recharge",
+    recharge_id: row.id,
+    account_id: row.accountId,
+    package: row.package as PackageId,
+    credits: row.credits,
+    amount_cents: row.amountCents,
+    currency: CURRENCY,
+    created_at: row.createdAt,
+  };
+}

@@ -1,18 +1,10 @@
 import Stripe from "stripe";
+import { RetryableChargeError } from "./errors";
 import type { RechargeJob } from "./messages";
 
 export type ChargeOutcome =
   | { status: "succeeded"; paymentIntentId: string }
   | { status: "failed"; code: string; message: string; paymentIntentId: string | null };
-
-/** A failure worth trying again later with the same idempotency key (Stripe 5xx, network, 429). */
-export class RetryableChargeError extends Error {
-  readonly retry = true;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "RetryableChargeError";
-  }
-}
 
 /**
  * Charges the saved card off-session for one recharge. The idempotency key is the recharge id,

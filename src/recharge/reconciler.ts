@@ -1,13 +1,17 @@
-import { and, eq, gte, inArray, lt, or } from "drizzle-orm";
 import type Stripe from "stripe";
 import { stripeConfigured, stripeFor } from "../billing/stripe-client";
-import { emails, transactions } from "../db/schema";
-import { dbFor } from "../db/shared";
+import { dbFor } from "../db/client";
+import { failedEmails } from "../db/emails";
+import {
+  stalePendingPurchases,
+  succeededPurchasesSince,
+  type TransactionRow,
+} from "../db/transactions";
 import { sendEmailOnce } from "../email/mailer";
 import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
 import { processRecharge } from "./consumer";
-import type { RechargeJob } from "./messages";
+import { jobFromTransaction } from "./messages";
 import { outcomeOfIntent } from "./payments";
 
 /** A recharge still pending after this long is looked at; younger ones are the queue's job. */
@@ -31,21 +35,7 @@ export interface ReconcileReport {
   emailsRetried: number;
 }
 
-type Row = typeof transactions.$inferSelect;
-
-/** The job of a recharge, rebuilt from its D1 row (the row holds everything the job carries). */
-export function jobFromTransaction(row: Row): RechargeJob {
-  return {
-    kind: row.type === "top_up" ? "top_up" : "auto_recharge",
-    recharge_id: row.id,
-    account_id: row.accountId,
-    package: row.package as RechargeJob["package"],
-    credits: row.credits,
-    amount_cents: row.amountCents,
-    currency: "usd",
-    created_at: row.createdAt,
-  };
-}
+type Row = TransactionRow;
 
 /**
  * Compares D1 purchases, the ledgers' grants and Stripe's PaymentIntents for recent recharges,
@@ -70,20 +60,7 @@ export async function reconcile(
   };
   const staleBefore = new Date(now - STALE_AFTER_MS).toISOString();
   const recentAfter = new Date(now - RECENT_MS).toISOString();
-  const purchase = inArray(transactions.type, ["auto_recharge", "top_up"]);
-
-  const pending = await db
-    .select()
-    .from(transactions)
-    .where(
-      and(
-        purchase,
-        eq(transactions.status, "pending"),
-        or(lt(transactions.createdAt, staleBefore), eq(transactions.needsAttention, true)),
-      ),
-    )
-    .limit(BATCH)
-    .all();
+  const pending = await stalePendingPurchases(db, staleBefore, BATCH);
   for (const row of pending) {
     report.checked++;
     try {
@@ -93,14 +70,7 @@ export async function reconcile(
     }
   }
 
-  const succeeded = await db
-    .select()
-    .from(transactions)
-    .where(
-      and(purchase, eq(transactions.status, "succeeded"), gte(transactions.createdAt, recentAfter)),
-    )
-    .limit(BATCH * 10)
-    .all();
+  const succeeded = await succeededPurchasesSince(db, recentAfter, BATCH * 10);
   for (const row of succeeded) {
     report.checked++;
     const grant = await ledgerFor(env, row.accountId).grantPurchased(row.id, row.credits);
@@ -109,13 +79,7 @@ export async function reconcile(
     else if (grant.granted) report.grantsRepaired.push(row.id);
   }
 
-  const failedEmails = await db
-    .select()
-    .from(emails)
-    .where(eq(emails.status, "failed"))
-    .limit(BATCH)
-    .all();
-  for (const e of failedEmails) {
+  for (const e of await failedEmails(db, BATCH)) {
     const result = await sendEmailOnce(env, db, {
       ref: e.ref,
       accountId: e.accountId,

@@ -7,7 +7,7 @@ import {
 } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
-import { createDb } from "../../src/db/client";
+import { dbFor } from "../../src/db/client";
 import { emails, transactions } from "../../src/db/schema";
 import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
@@ -31,7 +31,7 @@ import {
   paymentIntentsOf,
 } from "../helpers/stripe";
 
-const db = createDb(env.DB);
+const db = dbFor(env.DB);
 
 async function enableAutoRecharge(account: TestAccount, pkg = "credits_1000") {
   const res = await gateway("/v1/account/auto-recharge", {

@@ -14,13 +14,13 @@ import { count, eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
-import { createDb } from "../../src/db/client";
+import { dbFor } from "../../src/db/client";
 import { accounts, apiKeys, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import { ADMIN_TOKEN, BASE, expectError, json, type TestAccount } from "../helpers/api";
 import { callAdmin as admin, createAccountDirect, call as gateway } from "../simulation/http";
 
-const db = createDb(env.DB);
+const db = dbFor(env.DB);
 
 /*
  * Requests go to the worker's fetch handler directly (test/simulation/http.ts explains why:

@@ -9,7 +9,7 @@ import { eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { readSession, SESSION_TTL_SECONDS } from "../../src/dashboard/session";
-import { createDb } from "../../src/db/client";
+import { dbFor } from "../../src/db/client";
 import { accounts } from "../../src/db/schema";
 import type { AppEnv } from "../../src/env";
 import worker from "../../src/index";
@@ -26,7 +26,7 @@ import {
 } from "../helpers/api";
 import { attachCard, eventually } from "../helpers/stripe";
 
-const db = createDb(env.DB);
+const db = dbFor(env.DB);
 const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
 
 /** A browser-like request to the page: same-origin headers, the session cookie if any. */

@@ -1,14 +1,14 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createDb } from "../../src/db/client";
+import { dbFor } from "../../src/db/client";
 import { transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import { reconcile } from "../../src/recharge/reconciler";
 import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/api";
 import { attachCard, eventually, paymentIntentsOf } from "../helpers/stripe";
 
-const db = createDb(env.DB);
+const db = dbFor(env.DB);
 const LATER = () => Date.now() + 60 * 60_000;
 
 /** An account whose recharge jobs never reach the queue (its sends fail), so we can stage crashes. */

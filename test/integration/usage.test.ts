@@ -6,7 +6,7 @@ import {
   type UsageRange,
   zeroFilledSeries,
 } from "../../src/dashboard/usage";
-import { createDb } from "../../src/db/client";
+import { dbFor } from "../../src/db/client";
 import { usageMinutes } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import {
@@ -18,7 +18,7 @@ import {
   type TestAccount,
 } from "../helpers/api";
 
-const db = createDb(env.DB);
+const db = dbFor(env.DB);
 const HOUR = 3_600;
 const DAY = 86_400;
 

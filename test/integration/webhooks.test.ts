@@ -2,7 +2,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { describe, expect, it } from "vitest";
-import { createDb } from "../../src/db/client";
+import { dbFor } from "../../src/db/client";
 import { accounts, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import {
@@ -17,7 +17,7 @@ import {
 } from "../helpers/api";
 import { attachCard, eventually } from "../helpers/stripe";
 
-const db = createDb(env.DB);
+const db = dbFor(env.DB);
 const SECRET = "whsec_test_tollgate";
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
 const DAY = 86_400;

@@ -12,19 +12,20 @@ import {
 } from "cloudflare:test";
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
-import { createDb } from "../../src/db/client";
+import { dbFor } from "../../src/db/client";
 import { accounts, transactions } from "../../src/db/schema";
 import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
 import type { PackageId } from "../../src/pricing";
 import type { RechargeJob } from "../../src/recharge/messages";
-import { jobFromTransaction, reconcile } from "../../src/recharge/reconciler";
+import { jobFromTransaction } from "../../src/recharge/messages";
+import { reconcile } from "../../src/recharge/reconciler";
 import type { TestAccount } from "../helpers/api";
 import { type Action, asBillingEvent, type TimelineEvent } from "./generators";
 import { call, callAdmin, classifyAs } from "./http";
 import * as M from "./model";
 
-const db = createDb(env.DB);
+const db = dbFor(env.DB);
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
 const HOUR = 60 * 60_000;
 /** The plans' Stripe prices, as vitest.config.ts configures them. */

@@ -4,7 +4,7 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { and, eq, inArray } from "drizzle-orm";
-import { createDb } from "../../src/db/client";
+import { dbFor } from "../../src/db/client";
 import { transactions } from "../../src/db/schema";
 import type { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
@@ -17,7 +17,7 @@ import type {
   SystemSnapshot,
 } from "./invariants";
 
-const db = createDb(env.DB);
+const db = dbFor(env.DB);
 
 /** The ledger's view, plus what the model and the liveness check compare. */
 export interface LiveLedger extends LedgerSnapshot {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { rateLimitHeaders, takeFromWindow } from "../../src/gateway/rate-limit";
+import { rateLimitHeaders } from "../../src/gateway/rate-limit";
+import { takeFromWindow } from "../../src/ledger/rate-window";
 
 describe("takeFromWindow: a fixed one-minute window per key", () => {
   it("lets `limit` requests through per window and refuses the next", () => {

@@ -1,7 +1,7 @@
 import type { FC } from "hono/jsx";
+import type { ListedKey } from "../../db/api-keys";
 import { PACKAGE_IDS, PLANS, RECHARGE_THRESHOLD } from "../../pricing";
 import { runwaySentence } from "../advice";
-import type { ListedKey } from "../key-store";
 import type { CsrfPurpose } from "../session";
 import { UsageChart } from "./chart";
 import type { BillingModel, Transaction } from "./data";

@@ -1,14 +1,15 @@
 /** Everything the signed-in Billing page shows, read in parallel where the reads are independent. */
-import { eq } from "drizzle-orm";
-import { accounts } from "../../db/schema";
-import type { Bindings, Db } from "../../env";
+import { getAccount } from "../../db/accounts";
+import { type ListedKey, listKeys } from "../../db/api-keys";
+import type { Db } from "../../db/client";
+import { usageTotals } from "../../db/usage-minutes";
+import type { Bindings } from "../../env";
 import type { AccountSnapshot } from "../../ledger/account-ledger";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/rules";
 import { advisePlan, type PlanAdvice, runwayDays, type UnusualDay, unusualDays } from "../advice";
-import { type ListedKey, listKeys } from "../key-store";
 import { listTransactions } from "../transactions";
-import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint, usageTotals } from "../usage";
+import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint } from "../usage";
 
 const DAY_MS = BUCKET_SECONDS.day * 1000;
 /** The runway's and the unusual-usage check's trailing window, in days. */
@@ -16,7 +17,7 @@ export const TRAILING_DAYS = 7;
 /** However old the cycle start, the page never reads more days than this. */
 const MAX_DAYS = 60;
 
-export type Transaction = Awaited<ReturnType<typeof listTransactions>>["data"][number];
+export type Transaction = NonNullable<Awaited<ReturnType<typeof listTransactions>>>["data"][number];
 
 export interface BillingModel {
   email: string;
@@ -55,15 +56,11 @@ export async function loadBilling(
 ): Promise<BillingModel | null> {
   const [snapshot, account, history, keys] = await Promise.all([
     ledgerFor(env, accountId).snapshot(),
-    db
-      .select({ email: accounts.email, createdAt: accounts.createdAt })
-      .from(accounts)
-      .where(eq(accounts.id, accountId))
-      .get(),
+    getAccount(db, accountId),
     listTransactions(db, accountId, 20),
     listKeys(db, accountId),
   ]);
-  if (!snapshot || !account) return null;
+  if (!snapshot || !account || !history) return null;
 
   const cycleStart = Date.parse(snapshot.cycle_started_at);
   // The cycle's days, plus the week before them so every day of the cycle has a trailing mean.

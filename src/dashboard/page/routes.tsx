@@ -11,7 +11,7 @@ import { createPortalSession } from "../../billing/portal";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
 import { looksLikeApiKey } from "../../gateway/api-keys";
-import { identify } from "../../gateway/auth";
+import { identify } from "../../gateway/identity";
 import { ledgerFor } from "../../ledger/client";
 import { PACKAGE_IDS } from "../../pricing";
 import { createKey, revokeKey } from "../key-store";

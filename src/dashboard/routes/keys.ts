@@ -1,9 +1,10 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
-import { parseJson } from "../http/body";
-import { createKey, listKeys, revokeKey } from "./key-store";
+import { listKeys } from "../../db/api-keys";
+import type { AppEnv } from "../../env";
+import { ApiError } from "../../errors";
+import { parseJson } from "../../http/body";
+import { createKey, revokeKey } from "../key-store";
 
 const CreateKeyBody = z.strictObject({ name: z.string().trim().min(1).max(100).optional() });
 
@@ -15,9 +16,7 @@ export const keyRoutes = new Hono<AppEnv>()
     return c.json(await createKey(c.env, c.get("db"), c.get("accountId"), body.name ?? null), 201);
   })
   .delete("/:id", async (c) => {
-    const db = c.get("db");
-    const accountId = c.get("accountId");
-    const result = await revokeKey(c.env, db, accountId, c.req.param("id"));
+    const result = await revokeKey(c.env, c.get("db"), c.get("accountId"), c.req.param("id"));
     if (!result.ok) {
       if (result.reason === "not_found") throw ApiError.notFound("No such API key.");
       throw new ApiError(
@@ -25,6 +24,5 @@ export const keyRoutes = new Hono<AppEnv>()
         "This is the account's last active key; create another before revoking it.",
       );
     }
-    const key = (await listKeys(db, accountId)).find((k) => k.id === c.req.param("id"));
-    return c.json({ ...key, revoked: true }, 200);
+    return c.json({ ...result.key, revoked: true }, 200);
   });

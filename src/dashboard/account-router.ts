@@ -1,0 +1,26 @@
+/**
+ * `/v1/account` and everything below it: the account API. An account sees and changes only
+ * itself (the id comes from the key or the Billing page session, never from the path).
+ * Anything under `/v1/account` that no resource here matches is answered here (404/405), so
+ * it can never fall through to the proxy, whatever order the app mounts things in.
+ */
+import { Hono } from "hono";
+import type { AppEnv } from "../env";
+import { accountRoutes } from "./routes/account";
+import { billingPortalRoutes } from "./routes/billing-portal";
+import { keyRoutes } from "./routes/keys";
+import { autoRechargeRoutes, topUpRoutes } from "./routes/recharge";
+import { transactionRoutes } from "./routes/transactions";
+import { usageRoutes } from "./routes/usage";
+
+export function accountRouter(unmatched: (c: { req: { method: string; path: string } }) => never) {
+  return new Hono<AppEnv>()
+    .route("/", accountRoutes)
+    .route("/auto-recharge", autoRechargeRoutes)
+    .route("/top-ups", topUpRoutes)
+    .route("/keys", keyRoutes)
+    .route("/transactions", transactionRoutes)
+    .route("/usage", usageRoutes)
+    .route("/billing-portal", billingPortalRoutes)
+    .all("/*", (c) => unmatched(c));
+}

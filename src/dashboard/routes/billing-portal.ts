@@ -1,0 +1,13 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { createPortalSession } from "../../billing/portal";
+import type { AppEnv } from "../../env";
+import { parseJson } from "../../http/body";
+
+/** `POST /v1/account/billing-portal` → `{"url"}` ("Manage plan and billing"). */
+export const billingPortalRoutes = new Hono<AppEnv>().post("/", async (c) => {
+  // No options today; refusing unknown ones keeps a client from assuming e.g. a return_url.
+  await parseJson(c, z.strictObject({}));
+  const url = await createPortalSession(c.env, c.get("db"), c.get("accountId"));
+  return c.json({ url }, 200);
+});

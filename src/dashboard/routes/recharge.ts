@@ -1,0 +1,69 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { sha256Hex } from "../../crypto";
+import type { AppEnv } from "../../env";
+import { ApiError, refusal } from "../../errors";
+import { parseJson } from "../../http/body";
+import { ledgerFor } from "../../ledger/client";
+import { CURRENCY, PACKAGE_IDS } from "../../pricing";
+
+const packageField = z.enum(PACKAGE_IDS, {
+  error: `must be one of ${PACKAGE_IDS.join(", ")}`,
+});
+
+const UpdateAutoRechargeBody = z.strictObject({
+  enabled: z.boolean().optional(),
+  package: packageField.optional(),
+});
+
+const TopUpBody = z.strictObject({ package: packageField });
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** `/v1/account/auto-recharge`: the settings, read and changed in the account's ledger. */
+export const autoRechargeRoutes = new Hono<AppEnv>()
+  .get("/", async (c) => {
+    const settings = await ledgerFor(c.env, c.get("accountId")).autoRecharge();
+    if (!settings) throw refusal("not_initialized");
+    return c.json(settings, 200);
+  })
+  .put("/", async (c) => {
+    const body = await parseJson(c, UpdateAutoRechargeBody);
+    const result = await ledgerFor(c.env, c.get("accountId")).updateAutoRecharge(body);
+    if (!result.ok) throw refusal(result.reason);
+    return c.json(result.settings, 200);
+  });
+
+/** `POST /v1/account/top-ups`: a package bought now, through the auto-recharge pipeline. */
+export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
+  const accountId = c.get("accountId");
+  const key = c.req.header("Idempotency-Key");
+  if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+    throw ApiError.invalidRequest("Idempotency-Key must be 1–255 printable characters.", [
+      { field: "Idempotency-Key", message: "invalid header" },
+    ]);
+  }
+  const body = await parseJson(c, TopUpBody);
+  // The key maps to a fixed recharge id, so a retry finds the first top-up instead of a new one.
+  const rechargeId = key
+    ? `rch_${(await sha256Hex(`${accountId}\n${key}`)).slice(0, 32)}`
+    : `rch_${crypto.randomUUID().replaceAll("-", "")}`;
+  const result = await ledgerFor(c.env, accountId).requestTopUp({
+    rechargeId,
+    package: body.package,
+  });
+  if (!result.ok) throw refusal(result.reason);
+  const r = result.recharge;
+  if (result.replayed) c.header("Idempotent-Replayed", "true");
+  return c.json(
+    {
+      id: r.id,
+      status: "pending" as const,
+      package: r.package,
+      credits: r.credits,
+      amount_cents: r.amount_cents,
+      currency: CURRENCY,
+    },
+    202,
+  );
+});

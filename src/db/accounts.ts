@@ -1,0 +1,58 @@
+/** The `accounts` table: every read and write of it. Balances are never here (the ledger's). */
+import { and, eq, lt } from "drizzle-orm";
+import type { PlanId } from "../pricing";
+import type { Db } from "./client";
+import { accounts } from "./schema";
+
+export type AccountRow = typeof accounts.$inferSelect;
+export type NewAccount = typeof accounts.$inferInsert;
+
+export function getAccount(db: Db, id: string): Promise<AccountRow | undefined> {
+  return db.select().from(accounts).where(eq(accounts.id, id)).get();
+}
+
+export async function accountExists(db: Db, id: string): Promise<boolean> {
+  const row = await db.select({ id: accounts.id }).from(accounts).where(eq(accounts.id, id)).get();
+  return row !== undefined;
+}
+
+export function accountByStripeCustomer(
+  db: Db,
+  customerId: string,
+): Promise<AccountRow | undefined> {
+  return db.select().from(accounts).where(eq(accounts.stripeCustomerId, customerId)).get();
+}
+
+/** The insert, unawaited, so account creation can batch it with the first key and grant. */
+export function insertAccount(db: Db, values: NewAccount) {
+  return db.insert(accounts).values(values);
+}
+
+export async function setStripeCustomer(db: Db, id: string, customerId: string): Promise<void> {
+  await db.update(accounts).set({ stripeCustomerId: customerId }).where(eq(accounts.id, id));
+}
+
+export async function setPaymentMethodId(
+  db: Db,
+  id: string,
+  paymentMethodId: string | null,
+): Promise<void> {
+  await db.update(accounts).set({ paymentMethodId }).where(eq(accounts.id, id));
+}
+
+/**
+ * Mirrors the plan for listings. A compare-and-set on the version keeps the newest whatever
+ * order the Stripe events that carry it arrive in.
+ */
+export async function mirrorPlan(
+  db: Db,
+  id: string,
+  plan: PlanId,
+  version: number,
+  subscriptionId: string | null,
+): Promise<void> {
+  await db
+    .update(accounts)
+    .set({ plan, planUpdatedAt: version, stripeSubscriptionId: subscriptionId })
+    .where(and(eq(accounts.id, id), lt(accounts.planUpdatedAt, version)));
+}

@@ -1,0 +1,75 @@
+/** The `emails` table: every email we send, kept so support and local users can see it. */
+import { desc, eq } from "drizzle-orm";
+import type { Db } from "./client";
+import { emails } from "./schema";
+
+export type EmailRow = typeof emails.$inferSelect;
+
+/** Creates the row for `ref` once; later calls find the first one. */
+export async function ensureEmail(
+  db: Db,
+  email: {
+    id: string;
+    accountId: string;
+    ref: string;
+    kind: string;
+    to: string;
+    subject: string;
+    text: string;
+  },
+): Promise<EmailRow> {
+  await db
+    .insert(emails)
+    .values({
+      id: email.id,
+      accountId: email.accountId,
+      ref: email.ref,
+      kind: email.kind,
+      toAddress: email.to,
+      subject: email.subject,
+      textBody: email.text,
+    })
+    .onConflictDoNothing({ target: emails.ref });
+  const row = await db.select().from(emails).where(eq(emails.ref, email.ref)).get();
+  if (!row) throw new Error(`email row ${email.ref} vanished`);
+  return row;
+}
+
+export async function markEmailSent(db: Db, id: string): Promise<void> {
+  await db
+    .update(emails)
+    .set({ status: "sent", sentAt: new Date().toISOString(), error: null })
+    .where(eq(emails.id, id));
+}
+
+export async function markEmailFailed(db: Db, id: string, error: string): Promise<void> {
+  await db
+    .update(emails)
+    .set({ status: "failed", error: error.slice(0, 500) })
+    .where(eq(emails.id, id));
+}
+
+export function failedEmails(db: Db, limit: number): Promise<EmailRow[]> {
+  return db.select().from(emails).where(eq(emails.status, "failed")).limit(limit).all();
+}
+
+/** The account's emails, newest first, as the operator route lists them. */
+export function listEmails(db: Db, accountId: string, limit: number) {
+  return db
+    .select({
+      id: emails.id,
+      kind: emails.kind,
+      to: emails.toAddress,
+      subject: emails.subject,
+      text: emails.textBody,
+      status: emails.status,
+      error: emails.error,
+      created_at: emails.createdAt,
+      sent_at: emails.sentAt,
+    })
+    .from(emails)
+    .where(eq(emails.accountId, accountId))
+    .orderBy(desc(emails.createdAt))
+    .limit(limit)
+    .all();
+}

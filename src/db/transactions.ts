@@ -1,0 +1,204 @@
+/**
+ * The `transactions` table: the customer-visible history (purchases, monthly grants,
+ * adjustments). Every writer here is idempotent on the row's natural id (the recharge id, the
+ * invoice or cycle ref, the adjustment ref), so a retry or redelivery can never add a second row.
+ */
+import { and, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
+import { CURRENCY, type PackageId } from "../pricing";
+import type { Db } from "./client";
+import { transactions } from "./schema";
+
+export type TransactionRow = typeof transactions.$inferSelect;
+export type PurchaseKind = "auto_recharge" | "top_up";
+
+export interface PendingPurchase {
+  id: string;
+  accountId: string;
+  kind: PurchaseKind;
+  package: PackageId;
+  credits: number;
+  amountCents: number;
+  createdAt: string;
+}
+
+const now = () => new Date().toISOString();
+
+/**
+ * The row of a purchase, created pending before its job is queued, so every writer (ledger,
+ * consumer, dead-letter consumer) can call this and one row results. It is also what the
+ * reconciler scans: a purchase is never invisible to operators (money rule 7).
+ */
+export async function recordPendingPurchase(
+  db: Db,
+  p: PendingPurchase,
+  options: { needsAttention?: boolean } = {},
+): Promise<void> {
+  const insert = db.insert(transactions).values({
+    id: p.id,
+    accountId: p.accountId,
+    type: p.kind,
+    status: "pending",
+    credits: p.credits,
+    amountCents: p.amountCents,
+    currency: CURRENCY,
+    package: p.package,
+    createdAt: p.createdAt,
+    needsAttention: options.needsAttention ?? false,
+  });
+  if (options.needsAttention) {
+    await insert.onConflictDoUpdate({
+      target: transactions.id,
+      set: { needsAttention: true, updatedAt: now() },
+    });
+  } else {
+    await insert.onConflictDoNothing({ target: transactions.id });
+  }
+}
+
+export async function markPurchaseSucceeded(
+  db: Db,
+  id: string,
+  paymentIntentId: string | null,
+): Promise<void> {
+  await db
+    .update(transactions)
+    .set({
+      status: "succeeded",
+      paymentIntentId,
+      failureCode: null,
+      failureMessage: null,
+      updatedAt: now(),
+    })
+    .where(eq(transactions.id, id));
+}
+
+export async function markPurchaseFailed(
+  db: Db,
+  id: string,
+  failure: { paymentIntentId: string | null; code: string; message: string },
+): Promise<void> {
+  await db
+    .update(transactions)
+    .set({
+      status: "failed",
+      paymentIntentId: failure.paymentIntentId,
+      failureCode: failure.code,
+      failureMessage: failure.message,
+      updatedAt: now(),
+    })
+    .where(eq(transactions.id, id));
+}
+
+/** A cycle's monthly grant in the history (statement unawaited, so it can join a batch). */
+export function monthlyGrantInsert(
+  db: Db,
+  grant: { id: string; accountId: string; credits: number; at: string },
+) {
+  return db
+    .insert(transactions)
+    .values({
+      id: grant.id,
+      accountId: grant.accountId,
+      type: "monthly_grant",
+      status: "succeeded",
+      credits: grant.credits,
+      createdAt: grant.at,
+    })
+    .onConflictDoNothing({ target: transactions.id });
+}
+
+export async function recordMonthlyGrant(
+  db: Db,
+  grant: { id: string; accountId: string; credits: number; at: string },
+): Promise<void> {
+  await monthlyGrantInsert(db, grant);
+}
+
+export async function recordAdjustment(
+  db: Db,
+  adjustment: { id: string; accountId: string; credits: number },
+): Promise<void> {
+  await db
+    .insert(transactions)
+    .values({
+      id: adjustment.id,
+      accountId: adjustment.accountId,
+      type: "adjustment",
+      status: "succeeded",
+      credits: adjustment.credits,
+      updatedAt: now(),
+    })
+    .onConflictDoNothing();
+}
+
+export function getTransaction(db: Db, id: string): Promise<TransactionRow | undefined> {
+  return db.select().from(transactions).where(eq(transactions.id, id)).get();
+}
+
+const purchase = inArray(transactions.type, ["auto_recharge", "top_up"]);
+
+/** Pending purchases created before `before` or marked for attention: the reconciler's work. */
+export function stalePendingPurchases(
+  db: Db,
+  before: string,
+  limit: number,
+): Promise<TransactionRow[]> {
+  return db
+    .select()
+    .from(transactions)
+    .where(
+      and(
+        purchase,
+        eq(transactions.status, "pending"),
+        or(lt(transactions.createdAt, before), eq(transactions.needsAttention, true)),
+      ),
+    )
+    .limit(limit)
+    .all();
+}
+
+export function succeededPurchasesSince(
+  db: Db,
+  since: string,
+  limit: number,
+): Promise<TransactionRow[]> {
+  return db
+    .select()
+    .from(transactions)
+    .where(and(purchase, eq(transactions.status, "succeeded"), gte(transactions.createdAt, since)))
+    .limit(limit)
+    .all();
+}
+
+/** One page of an account's history, newest first, after the (created_at, id) of `after`. */
+export function listTransactionPage(
+  db: Db,
+  accountId: string,
+  limit: number,
+  after?: { createdAt: string; id: string },
+) {
+  let older: SQL | undefined;
+  if (after) {
+    older = or(
+      lt(transactions.createdAt, after.createdAt),
+      and(eq(transactions.createdAt, after.createdAt), lt(transactions.id, after.id)),
+    );
+  }
+  return db
+    .select({
+      id: transactions.id,
+      type: transactions.type,
+      status: transactions.status,
+      credits: transactions.credits,
+      amount_cents: transactions.amountCents,
+      currency: transactions.currency,
+      package: transactions.package,
+      failure_code: transactions.failureCode,
+      created_at: transactions.createdAt,
+    })
+    .from(transactions)
+    .where(and(eq(transactions.accountId, accountId), older))
+    .orderBy(desc(transactions.createdAt), desc(transactions.id))
+    .limit(limit)
+    .all();
+}
