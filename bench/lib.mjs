@@ -451,6 +451,8 @@ export async function resetCounters(base) {
 
 /**
  * Fixed number of proxied requests against the instrumented build, counters reset first.
+ * Everything is per proxied request except what says `window` (the Durable Objects' own
+ * D1 traffic: their usage flush, every ~30 s per active account, not per request).
  * @param {string} base @param {Target} target @param {number} amount @param {number} connections
  */
 export async function countRun(base, target, amount, connections) {
@@ -458,9 +460,12 @@ export async function countRun(base, target, amount, connections) {
   const started = Date.now();
   const r = await load({ ...target, url: base }, { amount, connections });
   const seconds = (Date.now() - started) / 1000;
+  // A cursor's counters are read when the call on the object ends; give the last ones a tick.
+  await new Promise((res) => setTimeout(res, 50));
   const c = await counters(base);
   const n = c.proxiedRequests || 1;
   const per = (/** @type {number} */ x) => Math.round((x / n) * 1000) / 1000;
+  const st = c.storage;
   return {
     requests: c.proxiedRequests,
     seconds: Math.round(seconds * 100) / 100,
@@ -469,13 +474,33 @@ export async function countRun(base, target, amount, connections) {
     errors: r.errors,
     do_calls_per_request: per(c.doCalls),
     do_calls_by_method: c.doCallsByMethod,
+    sqlite_rows_read_per_request: per(st.rowsRead),
+    sqlite_rows_written_per_request: per(st.rowsWritten),
+    sqlite_statements_per_request: per(st.execs),
+    transaction_sync_per_request: per(st.transactionSync),
+    alarms_set_per_request: per(st.setAlarm),
+    alarm_invocations_window: st.alarms,
+    d1_rows_read_per_request: per(c.d1.worker.rowsRead),
+    d1_rows_written_per_request: per(c.d1.worker.rowsWritten),
     d1_reads_per_request: per(c.d1.worker.reads),
     d1_writes_per_request: per(c.d1.worker.writes),
     d1_round_trips_per_request: per(c.d1.worker.roundTrips),
     auth_d1_lookups: c.authD1Lookups,
+    storage: st,
     d1_worker: c.d1.worker,
     d1_from_do: c.d1.do,
   };
+}
+
+/**
+ * `ctx.storage.sql.databaseSize` of one account's Durable Object (instrumented build only).
+ * @param {string} base @param {string} accountId
+ */
+export async function databaseSize(base, accountId) {
+  const res = await fetch(`${base}/__bench/do-size?account=${encodeURIComponent(accountId)}`);
+  if (!res.ok) throw new Error(`do-size: ${res.status} ${await res.text()}`);
+  const body = /** @type {{ databaseSize: number }} */ (await res.json());
+  return body.databaseSize;
 }
 
 // ------------------------------------------------------------------------------ CPU

@@ -22,10 +22,15 @@
  * BENCH_HOT_KEYS (64), BENCH_COUNT_REQUESTS (2000), BENCH_STATE ("disk,tmpfs"),
  * BENCH_DISK_DIR (/var/tmp), BENCH_WARMUP_SECONDS (1), BENCH_COUNT_STATES ("last"; "all"
  * counts in every state set), BENCH_WAIT_ALARM (unset; 1 waits 35 s after counting for the
- * Durable Objects' usage flush and reports its D1 writes).
+ * Durable Objects' usage flush and reports its D1 writes), BENCH_ONLY_COUNT (unset; 1 skips
+ * the timed rounds: only the instrumented count and the storage run, on fresh state in the
+ * last BENCH_STATE), BENCH_STORAGE_REQUESTS (20000: proxied requests on one fresh account,
+ * with the Durable Object's `databaseSize` read before and after), BENCH_UPDATE (unset; 1 is
+ * the same as `--update`).
  * Everything listens on and talks to 127.0.0.1 only; state directories are deleted after.
  *
- * Output: a table on stdout, bench/results/latest.json and bench/results/latest.md.
+ * Output: a table on stdout, and bench/results/local/latest.{json,md} (gitignored), or with
+ * `npm run bench -- --update` the committed bench/results/latest.{json,md}.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -40,6 +45,7 @@ import {
   countRun,
   createAccounts,
   createHotAccount,
+  databaseSize,
   filesystemOf,
   load,
   machine,
@@ -57,7 +63,11 @@ import {
 
 /** @typedef {import("./lib.mjs").Target} Target @typedef {import("./lib.mjs").RoundResult} RoundResult */
 
-const resultsDir = path.join(benchDir, "results");
+const update = process.argv.includes("--update") || process.env.BENCH_UPDATE === "1";
+/** Committed results only on request; everyday runs stay out of git. */
+const resultsDir = update
+  ? path.join(benchDir, "results")
+  : path.join(benchDir, "results", "local");
 
 const num = (/** @type {string} */ name, /** @type {number} */ fallback) => {
   const raw = process.env[name];
@@ -80,6 +90,32 @@ const config = {
   diskDir: process.env.BENCH_DISK_DIR ?? "/var/tmp",
   waitAlarm: process.env.BENCH_WAIT_ALARM === "1",
   countAll: process.env.BENCH_COUNT_STATES === "all",
+  onlyCount: process.env.BENCH_ONLY_COUNT === "1",
+  storageRequests: Math.round(num("BENCH_STORAGE_REQUESTS", 20_000)),
+};
+
+/**
+ * Cloudflare list prices (USD), Workers Paid plan, read 2026-12-01. Each is the price past the
+ * plan's monthly included allowance (the marginal cost of one more million once the allowance
+ * is used up); the allowance is noted but not subtracted. Sources:
+ *   https://developers.cloudflare.com/workers/platform/pricing/ (Standard usage model)
+ *   https://developers.cloudflare.com/durable-objects/platform/pricing/ (compute; storage
+ *     billing, SQLite storage backend; "each setAlarm() is billed as a single row written")
+ *   https://developers.cloudflare.com/d1/platform/pricing/
+ * Not in the per-request cost: Workers CPU time ($0.02 per million CPU ms past 30 million) and
+ * Durable Object duration ($12.50 per million GB-s past 400,000 GB-s), which come from
+ * timings, not counts; stored data is shown on its own (it is billed per GB-month kept).
+ */
+export const PRICES = {
+  read_on: "2026-12-01",
+  workers_request_per_million: 0.3, // 10 million / month included
+  do_request_per_million: 0.15, // 1 million / month included; RPC calls and alarm invocations
+  do_sqlite_row_read_per_million: 0.001, // 25 billion / month included
+  do_sqlite_row_written_per_million: 1.0, // 50 million / month included; setAlarm() = 1 row
+  do_sqlite_stored_gb_month: 0.2, // 5 GB-month included
+  d1_row_read_per_million: 0.001, // 25 billion / month included
+  d1_row_written_per_million: 1.0, // 50 million / month included
+  d1_stored_gb_month: 0.75, // 5 GB included
 };
 for (const s of config.states) {
   if (s !== "disk" && s !== "tmpfs") throw new Error(`BENCH_STATE: unknown "${s}" (disk, tmpfs)`);
@@ -143,6 +179,93 @@ async function countPerRequest(instrScript, persistRoot, upstreamUrl, toml, sink
   return counts;
 }
 
+/**
+ * Storage growth of one account's Durable Object: a fresh account (its own state), its
+ * `databaseSize` read, `config.storageRequests` proxied requests driven through the
+ * instrumented build as fast as it takes them (the whole gateway path, so the same debit
+ * whatever the ledger looks like), `databaseSize` read again.
+ * @param {string} instrScript @param {string} base directory for the state
+ * @param {string} upstreamUrl @param {ReturnType<typeof readWranglerToml>} toml
+ * @param {ReturnType<typeof stdioSink>} sink
+ */
+async function storageRun(instrScript, base, upstreamUrl, toml, sink) {
+  const persistRoot = mkdtempSync(path.join(base, "tollgate-bench-storage-"));
+  const undo = () => rmSync(persistRoot, { recursive: true, force: true });
+  cleanups.push(undo);
+  const ins = await startGateway({ scriptPath: instrScript, persistRoot, upstreamUrl, toml, sink });
+  const dispose = () => ins.mf.dispose();
+  cleanups.push(dispose);
+  await applyMigrations(ins.mf);
+  const hot = await createHotAccount(ins.url, config.hotKeys);
+  const before = await databaseSize(ins.url, hot.id);
+  log(
+    `storage: ${config.storageRequests.toLocaleString("en-US")} requests on one account (databaseSize before: ${before.toLocaleString("en-US")} bytes) …`,
+  );
+  const target = { name: "storage", url: ins.url, keys: hot.keys };
+  const counts = await countRun(ins.url, target, config.storageRequests, config.connections);
+  const after = await databaseSize(ins.url, hot.id);
+  const ok = counts.status["200"] ?? 0;
+  const perRequest = (after - before) / (counts.requests || 1);
+  const result = {
+    requests: counts.requests,
+    status: counts.status,
+    seconds: counts.seconds,
+    requests_per_second: Math.round(counts.requests / (counts.seconds || 1)),
+    database_size_before: before,
+    database_size_after: after,
+    bytes_per_request: Math.round(perRequest * 10) / 10,
+    per_million: {
+      bytes: Math.round(perRequest * 1e6),
+      measured: counts.requests >= 1_000_000,
+      note:
+        counts.requests >= 1_000_000
+          ? "measured over 1,000,000 or more requests"
+          : `extrapolated linearly from ${counts.requests.toLocaleString("en-US")} requests`,
+    },
+    stored_gb_month_cost_per_million: round6(
+      ((perRequest * 1e6) / 1e9) * PRICES.do_sqlite_stored_gb_month,
+    ),
+    sqlite_rows_read_per_request: counts.sqlite_rows_read_per_request,
+    sqlite_rows_written_per_request: counts.sqlite_rows_written_per_request,
+    alarms_set_per_request: counts.alarms_set_per_request,
+    ok_requests: ok,
+  };
+  log(
+    `storage: ${after.toLocaleString("en-US")} bytes after ${counts.requests.toLocaleString("en-US")} requests in ${counts.seconds} s: ${result.bytes_per_request} bytes/request`,
+  );
+  await dispose();
+  cleanups.splice(cleanups.indexOf(dispose), 1);
+  undo();
+  cleanups.splice(cleanups.indexOf(undo), 1);
+  return result;
+}
+
+const round6 = (/** @type {number} */ x) => Math.round(x * 1e6) / 1e6;
+
+/**
+ * Cost of one million proxied requests from the per-request counts, at PRICES (marginal, past
+ * the included allowance). Alarms set are billed as SQLite rows written.
+ * @param {any} c one countRun result
+ */
+function costPerMillion(c) {
+  // Counts are per request and prices per million, so a million requests cost count × price.
+  const parts = {
+    workers_requests: PRICES.workers_request_per_million,
+    do_requests: c.do_calls_per_request * PRICES.do_request_per_million,
+    do_sqlite_rows_read: c.sqlite_rows_read_per_request * PRICES.do_sqlite_row_read_per_million,
+    do_sqlite_rows_written:
+      (c.sqlite_rows_written_per_request + c.alarms_set_per_request) *
+      PRICES.do_sqlite_row_written_per_million,
+    d1_rows_read: c.d1_rows_read_per_request * PRICES.d1_row_read_per_million,
+    d1_rows_written: c.d1_rows_written_per_request * PRICES.d1_row_written_per_million,
+  };
+  const total = Object.values(parts).reduce((a, b) => a + b, 0);
+  return {
+    ...Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, round6(v)])),
+    total: round6(total),
+  };
+}
+
 /** Lets biome format what the bench wrote, so `biome check .` stays green after a run. */
 function formatResults(/** @type {string[]} */ files) {
   const bin = path.join(root, "node_modules", "@biomejs", "biome", "bin", "biome");
@@ -160,7 +283,9 @@ async function main() {
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
 
   log(`building the worker bundle (wrangler ${info.wrangler} deploy --dry-run) …`);
-  const gatewayScript = build(path.join(root, "wrangler.toml"), path.join(work, "gateway"), root);
+  const gatewayScript = config.onlyCount
+    ? ""
+    : build(path.join(root, "wrangler.toml"), path.join(work, "gateway"), root);
   // The instrumented config is copied next to its output so wrangler's scratch dir
   // (.wrangler/) lands in the temp dir, not in bench/.
   const instrToml = readFileSync(path.join(benchDir, "wrangler.instrumented.toml"), "utf8")
@@ -187,7 +312,12 @@ async function main() {
 
   /** @type {any[]} */
   const stateRuns = [];
-  for (const kind of config.states) {
+  const lastState = config.states[config.states.length - 1] ?? "tmpfs";
+  if (config.onlyCount) {
+    log("BENCH_ONLY_COUNT=1: no timed rounds, instrumented count and storage run only");
+    stateRuns.push(await countOnly(instrScript, lastState, upstream.url, toml, sink));
+  }
+  for (const kind of config.onlyCount ? [] : config.states) {
     const base = kind === "tmpfs" ? "/dev/shm" : config.diskDir;
     if (!existsSync(base)) throw new Error(`${base} does not exist (state on ${kind})`);
     const persistRoot = mkdtempSync(path.join(base, "tollgate-bench-"));
@@ -315,8 +445,13 @@ async function main() {
       results,
       ratios: ratios(results, rounds),
       counts,
+      cost_per_million: counts ? costOf(counts) : null,
     });
   }
+
+  // Storage growth: once, on the last state's filesystem, on a fresh account of its own.
+  const storageBase = lastState === "tmpfs" ? "/dev/shm" : config.diskDir;
+  const storage = await storageRun(instrScript, storageBase, upstream.url, toml, sink);
 
   const report = {
     generated_at: new Date().toISOString(),
@@ -331,6 +466,8 @@ async function main() {
       accounts: config.accounts,
       hot_account_keys: config.hotKeys,
       count_requests: config.countRequests,
+      storage_requests: config.storageRequests,
+      only_count: config.onlyCount,
       request: { method: "POST", path: "/v1/classify", body_bytes: Buffer.byteLength(BODY) },
       runtime: "Miniflare API (workerd), bundle from `wrangler deploy --dry-run`",
       load_generator: "autocannon, same machine, same Node process as Miniflare's control plane",
@@ -338,15 +475,102 @@ async function main() {
       stripe: "STRIPE_SECRET_KEY unset (no Stripe calls)",
     },
     runs: stateRuns,
+    storage,
+    prices: PRICES,
   };
   mkdirSync(resultsDir, { recursive: true });
-  writeFileSync(path.join(resultsDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(path.join(resultsDir, "latest.md"), markdown(report));
-  formatResults([path.join(resultsDir, "latest.json"), path.join(resultsDir, "latest.md")]);
+  const jsonFile = path.join(resultsDir, "latest.json");
+  const mdFile = path.join(resultsDir, "latest.md");
+  writeFileSync(jsonFile, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(mdFile, markdown(report));
+  formatResults([jsonFile, mdFile]);
   process.stdout.write(`\n${textTable(report)}\n`);
   log(
-    `\nwrote ${path.relative(root, path.join(resultsDir, "latest.json"))} and latest.md in ${report.duration_seconds} s`,
+    `\nwrote ${path.relative(root, jsonFile)} and ${path.relative(root, mdFile)} in ${report.duration_seconds} s${update ? " (committed results: --update)" : " (untracked; `npm run bench -- --update` writes bench/results/latest.*)"}`,
   );
+}
+
+/** Per-target cost per million proxied requests. @param {any} counts */
+function costOf(counts) {
+  return {
+    gateway_hot: costPerMillion(counts.gateway_hot),
+    gateway_1k: costPerMillion(counts.gateway_1k),
+  };
+}
+
+/**
+ * BENCH_ONLY_COUNT=1: the instrumented build alone on fresh state (it is the real worker, so
+ * it creates the accounts through the same admin API), then the same count as after the
+ * timed rounds.
+ * @param {string} instrScript @param {string} kind @param {string} upstreamUrl
+ * @param {ReturnType<typeof readWranglerToml>} toml @param {ReturnType<typeof stdioSink>} sink
+ */
+async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
+  const base = kind === "tmpfs" ? "/dev/shm" : config.diskDir;
+  if (!existsSync(base)) throw new Error(`${base} does not exist (state on ${kind})`);
+  const persistRoot = mkdtempSync(path.join(base, "tollgate-bench-"));
+  const undoState = () => rmSync(persistRoot, { recursive: true, force: true });
+  cleanups.push(undoState);
+  const fs = filesystemOf(persistRoot);
+  log(`\n== state on ${kind}: ${persistRoot} (${fs.type} on ${fs.device}), count only ==`);
+  const t0 = Date.now();
+  /** @type {Record<string, string[]>} */
+  const keys = {};
+  /** @type {string[]} */
+  let migrations = [];
+  for (const [name, dir] of [
+    ["gateway_hot", "hot"],
+    ["gateway_1k", "many"],
+  ]) {
+    const ins = await startGateway({
+      scriptPath: instrScript,
+      persistRoot: path.join(persistRoot, dir ?? ""),
+      upstreamUrl,
+      toml,
+      sink,
+    });
+    migrations = await applyMigrations(ins.mf);
+    keys[name ?? ""] =
+      name === "gateway_hot"
+        ? (await createHotAccount(ins.url, config.hotKeys)).keys
+        : await createAccounts(ins.url, config.accounts);
+    await ins.mf.dispose();
+  }
+  const setupSeconds = (Date.now() - t0) / 1000;
+  log(`created ${config.accounts + 1} accounts in ${setupSeconds.toFixed(1)} s`);
+  const counts = {
+    gateway_hot: await countPerRequest(
+      instrScript,
+      path.join(persistRoot, "hot"),
+      upstreamUrl,
+      toml,
+      sink,
+      keys.gateway_hot ?? [],
+      "gateway_hot",
+    ),
+    gateway_1k: await countPerRequest(
+      instrScript,
+      path.join(persistRoot, "many"),
+      upstreamUrl,
+      toml,
+      sink,
+      keys.gateway_1k ?? [],
+      "gateway_1k",
+    ),
+  };
+  undoState();
+  cleanups.splice(cleanups.indexOf(undoState), 1);
+  return {
+    state: kind,
+    state_dir: persistRoot,
+    filesystem: fs,
+    migrations,
+    account_setup_seconds: Math.round(setupSeconds * 10) / 10,
+    results: null,
+    ratios: null,
+    counts,
+    cost_per_million: costOf(counts),
+  };
 }
 
 /**
@@ -384,6 +608,7 @@ function rows(report) {
   /** @type {string[][]} */
   const out = [];
   for (const run of report.runs) {
+    if (!run.results) continue;
     for (const t of TARGETS) {
       const r = run.results[t];
       const ratio = run.ratios[t];
@@ -419,6 +644,9 @@ const HEAD = [
   "other load (cores)",
 ];
 
+const fmtCount = (/** @type {number} */ x) => String(Math.round(x * 1000) / 1000);
+const fmtUsd = (/** @type {number} */ x) => `$${x < 0.01 ? x.toFixed(4) : x.toFixed(3)}`;
+
 /** @param {any} report */
 function countRows(report) {
   /** @type {string[][]} */
@@ -427,14 +655,22 @@ function countRows(report) {
     if (!run.counts) continue;
     for (const t of ["gateway_hot", "gateway_1k"]) {
       const c = run.counts[t];
+      const cost = run.cost_per_million?.[t];
       out.push([
         `${run.state} (${run.filesystem.type})`,
         LABELS[t] ?? t,
         `${fmtInt(c.requests)} in ${c.seconds} s`,
-        String(c.do_calls_per_request),
-        String(c.d1_reads_per_request),
-        String(c.d1_writes_per_request),
+        fmtCount(c.do_calls_per_request),
+        fmtCount(c.sqlite_rows_read_per_request),
+        fmtCount(c.sqlite_rows_written_per_request),
+        fmtCount(c.transaction_sync_per_request),
+        fmtCount(c.alarms_set_per_request),
+        fmtCount(c.d1_rows_read_per_request),
+        fmtCount(c.d1_rows_written_per_request),
+        fmtCount(c.d1_reads_per_request),
+        fmtCount(c.d1_writes_per_request),
         String(c.d1_from_do.writes),
+        cost ? fmtUsd(cost.total) : "",
       ]);
     }
   }
@@ -446,10 +682,87 @@ const COUNT_HEAD = [
   "target",
   "requests",
   "DO calls / req",
-  "D1 reads / req",
-  "D1 writes / req",
+  "SQLite rows read / req",
+  "SQLite rows written / req",
+  "transactionSync / req",
+  "alarms set / req",
+  "D1 rows read / req",
+  "D1 rows written / req",
+  "D1 read stmts / req",
+  "D1 write stmts / req",
   "DO D1 writes (window)",
+  "cost / 1M req",
 ];
+
+/** @param {any} report */
+function costRows(report) {
+  /** @type {string[][]} */
+  const out = [];
+  for (const run of report.runs) {
+    if (!run.cost_per_million) continue;
+    for (const t of ["gateway_hot", "gateway_1k"]) {
+      const c = run.cost_per_million[t];
+      out.push([
+        `${run.state} (${run.filesystem.type})`,
+        LABELS[t] ?? t,
+        fmtUsd(c.workers_requests),
+        fmtUsd(c.do_requests),
+        fmtUsd(c.do_sqlite_rows_read),
+        fmtUsd(c.do_sqlite_rows_written),
+        fmtUsd(c.d1_rows_read),
+        fmtUsd(c.d1_rows_written),
+        fmtUsd(c.total),
+      ]);
+    }
+  }
+  return out;
+}
+
+const COST_HEAD = [
+  "state",
+  "target",
+  "Workers requests",
+  "DO requests",
+  "SQLite rows read",
+  "SQLite rows written (+ alarms)",
+  "D1 rows read",
+  "D1 rows written",
+  "total / 1M req",
+];
+
+/** @param {any} report */
+function storageRows(report) {
+  const s = report.storage;
+  if (!s) return [];
+  return [
+    [
+      "1 account, fresh",
+      `${fmtInt(s.requests)} in ${s.seconds} s`,
+      fmtInt(s.database_size_before),
+      fmtInt(s.database_size_after),
+      String(s.bytes_per_request),
+      `${(s.per_million.bytes / 1e6).toFixed(1)} MB${s.per_million.measured ? "" : " (extrapolated)"}`,
+      `${fmtUsd(s.stored_gb_month_cost_per_million)} / month`,
+    ],
+  ];
+}
+
+const STORAGE_HEAD = [
+  "account",
+  "requests",
+  "databaseSize before (bytes)",
+  "after (bytes)",
+  "bytes / req",
+  "per 1M req",
+  "stored per 1M req",
+];
+
+function priceLines() {
+  const p = PRICES;
+  return [
+    `Prices (USD, Cloudflare list prices read ${p.read_on}, Workers Paid, marginal: the price past each monthly included allowance): Workers requests $${p.workers_request_per_million}/M; Durable Object requests $${p.do_request_per_million}/M; DO SQLite rows read $${p.do_sqlite_row_read_per_million}/M, rows written $${p.do_sqlite_row_written_per_million}/M (each setAlarm() billed as one row written), stored data $${p.do_sqlite_stored_gb_month}/GB-month; D1 rows read $${p.d1_row_read_per_million}/M, rows written $${p.d1_row_written_per_million}/M. Computed from counts only: Workers CPU time and DO duration (timings) are left out, and so are the alarm's usage flush (per account every ~30 s, not per request) and stored data (per GB-month, shown with the storage run).`,
+  ];
+}
 
 /** @param {string[]} head @param {string[][]} body */
 function ascii(head, body) {
@@ -486,11 +799,19 @@ function describe(report) {
 /** @param {any} report */
 function textTable(report) {
   return [
-    ascii(HEAD, rows(report)),
+    rows(report).length ? ascii(HEAD, rows(report)) : "(no timed rounds: BENCH_ONLY_COUNT=1)",
     "",
-    "Per proxied request (instrumented build, counters reset after a warm-up; the last column is",
-    "D1 writes the Durable Objects made in that window: their usage flush, every 30 s, not per request):",
+    'Per proxied request (instrumented build, counters reset after a warm-up; "DO D1 writes (window)" is',
+    "D1 statements the Durable Objects wrote in that window: their usage flush, every ~30 s, not per request):",
     ascii(COUNT_HEAD, countRows(report)),
+    "",
+    "Cost per 1,000,000 proxied requests, from the counts above:",
+    ascii(COST_HEAD, costRows(report)),
+    "",
+    "Durable Object storage (ctx.storage.sql.databaseSize) over a long run on one account:",
+    ascii(STORAGE_HEAD, storageRows(report)),
+    "",
+    ...priceLines(),
     "",
     describe(report).replaceAll("`", ""),
   ].join("\n");
@@ -501,11 +822,21 @@ function markdown(report) {
   return `${[
     "## Benchmark (`npm run bench`)",
     "",
-    mdTable(HEAD, rows(report)),
+    rows(report).length ? mdTable(HEAD, rows(report)) : "(no timed rounds: BENCH_ONLY_COUNT=1)",
     "",
-    "Per proxied request, counted by an instrumented build (`bench/instrumented-entry.ts`) after a warm-up. The last column is the D1 writes the Durable Objects made in the same window (their usage flush, batched per account every 30 s; not per request):",
+    "Per proxied request, counted by an instrumented build (`bench/instrumented-entry.ts`) after a warm-up. SQLite rows are the Durable Object's own cursor counters (`rowsRead` / `rowsWritten`), D1 rows come from D1's `meta`. \"DO D1 writes (window)\" is the D1 statements the Durable Objects wrote in the same window (their usage flush, batched per account every ~30 s; not per request):",
     "",
     mdTable(COUNT_HEAD, countRows(report)),
+    "",
+    "Cost per 1,000,000 proxied requests, from the counts above:",
+    "",
+    mdTable(COST_HEAD, costRows(report)),
+    "",
+    `Durable Object storage: \`ctx.storage.sql.databaseSize\` of one fresh account before and after ${report.storage ? fmtInt(report.storage.requests) : "?"} proxied requests${report.storage && !report.storage.per_million.measured ? "; the per-million figure is a linear extrapolation" : ""}:`,
+    "",
+    mdTable(STORAGE_HEAD, storageRows(report)),
+    "",
+    ...priceLines(),
     "",
     describe(report),
     "",
