@@ -543,16 +543,23 @@ export function expandPath(state, node, segments) {
   if (!isPlainObject(node)) return;
   const [head, ...rest] = segments;
   if (head === undefined) return;
-  if (rest.length > 0) {
-    expandPath(state, node[head], rest);
-    return;
-  }
-  const value = node[head];
-  if (typeof value === "string") {
-    const found = findById(state, value);
+  const include = INCLUDABLE[`${node.object}.${head}`];
+  if (include && node[head] === undefined) {
+    node[head] = clone(include(state, node));
+  } else if (typeof node[head] === "string") {
+    // Stripe expands every id on the way: `latest_invoice.payments` expands latest_invoice too.
+    const found = findById(state, node[head]);
     if (found) node[head] = clone(found);
   }
+  if (rest.length > 0) expandPath(state, node[head], rest);
 }
+
+/**
+ * Fields Stripe leaves out unless they are named in `expand[]` ("includable"), keyed by
+ * `object.field`, such as `invoice.payments`. Resource modules register their own.
+ * @type {Record<string, (state: State, object: Json) => Json | null>}
+ */
+export const INCLUDABLE = {};
 
 /**
  * Stripe list pagination over items already sorted newest first.
@@ -627,3 +634,148 @@ export function sendHtml(res, status, html) {
   });
   res.end(html);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Search (Stripe's query language, the subset the app needs)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Compiles a search query: clauses joined by ` AND `, each `metadata['key']:'value'` or
+ * `field:'value'` / `field:123` (single or double quotes). `fields` maps each searchable field
+ * to a getter, so nested fields (an invoice's subscription) can be searched by their name.
+ * @param {string} query
+ * @param {string} resource e.g. "invoices", for the error message
+ * @param {Record<string, (object: Json) => unknown>} fields
+ * @returns {(object: Json) => boolean}
+ */
+export function compileSearch(query, resource, fields) {
+  const clauses = query.trim().split(/\s+AND\s+/);
+  const tests = clauses.map((clause) => {
+    const meta = clause.match(/^metadata\[(['"])(.+?)\1\]:(['"])(.*)\3$/);
+    if (meta) {
+      const key = meta[2] ?? "";
+      const value = meta[4] ?? "";
+      return (/** @type {Json} */ object) => object.metadata?.[key] === value;
+    }
+    const field = clause.match(/^([a-z_]+):(?:(['"])(.*)\2|(-?\d+))$/);
+    if (!field) {
+      throw invalidRequest(
+        `We were unable to parse your search query. Try using the format \`metadata["key"]:"value"\` to query for metadata or \`key:"value"\` to query for other fields. (Query: ${query})`,
+        { param: "query" },
+      );
+    }
+    const name = field[1] ?? "";
+    const value = field[3] ?? field[4] ?? "";
+    const get = fields[name];
+    if (!get) {
+      throw invalidRequest(
+        `Field \`${name}\` is an unsupported search field for resource \`${resource}\`. See http://stripe.com/docs/search#query-fields-for-${resource.replaceAll("_", "-")} for a list of supported fields.`,
+        { param: "query" },
+      );
+    }
+    return (/** @type {Json} */ object) => String(get(object)) === value;
+  });
+  return (object) => tests.every((test) => test(object));
+}
+
+/**
+ * A search endpoint's answer: a `search_result` over items sorted newest first.
+ * @param {Json[]} items
+ * @param {Json} params
+ * @param {string} url
+ */
+export function searchResult(items, params, url) {
+  const limit = readLimit(params);
+  return {
+    object: "search_result",
+    data: items.slice(0, limit).map(clone),
+    has_more: items.length > limit,
+    next_page: null,
+    url,
+  };
+}
+
+/**
+ * `limit`, 1 to 100, 10 by default.
+ * @param {Json} params
+ */
+export function readLimit(params) {
+  const limit = readInteger(params, "limit") ?? 10;
+  if (limit < 1 || limit > 100) {
+    throw invalidRequest(
+      "This value must be greater than or equal to 1 and less than or equal to 100.",
+      { code: "parameter_invalid_integer", param: "limit" },
+    );
+  }
+  return limit;
+}
+
+/**
+ * A nested object parameter such as `recurring` or `subscription_data`: {} when absent.
+ * @param {Json} params
+ * @param {string} name
+ * @param {string[]} allowed
+ * @returns {Json}
+ */
+export function readObject(params, name, allowed) {
+  const value = params[name];
+  if (value === undefined || value === "") return {};
+  if (!isPlainObject(value)) throw invalidRequest("Invalid object", { param: name });
+  rejectUnknown(value, allowed, name);
+  return value;
+}
+
+/**
+ * A string parameter restricted to a set of values.
+ * @param {Json} params
+ * @param {string} name
+ * @param {string[]} values
+ * @param {{ label?: string, required?: boolean }} [opts]
+ */
+export function readEnum(params, name, values, opts = {}) {
+  const value = readString(params, name, opts);
+  if (value === undefined || value === null) return undefined;
+  if (!values.includes(value)) {
+    const label = opts.label ?? name;
+    throw invalidRequest(`Invalid ${label}: must be one of ${values.join(", ")}`, {
+      param: label,
+    });
+  }
+  return value;
+}
+
+/**
+ * A list of strings (`a[]=x&a[]=y` or `a[0]=x`).
+ * @param {Json} params
+ * @param {string} name
+ * @returns {string[] | undefined}
+ */
+export function readStringList(params, name) {
+  const value = params[name];
+  if (value === undefined || value === "") return undefined;
+  const list = Array.isArray(value) ? value : [value];
+  if (!list.every((v) => typeof v === "string")) {
+    throw invalidRequest("Invalid array", { param: name });
+  }
+  return list;
+}
+
+/**
+ * Looks an object up in one of the state's maps, or answers Stripe's 404.
+ * @param {Map<string, Json>} map
+ * @param {string} id
+ * @param {string} label e.g. "invoice", "price"
+ * @param {string} [param]
+ */
+export function getOr404(map, id, label, param = "id") {
+  const found = map.get(id);
+  if (!found) throw noSuch(label, id, param);
+  return found;
+}
+
+/**
+ * Newest first: the order of Stripe's lists.
+ * @param {Map<string, Json>} map
+ * @param {(item: Json) => boolean} [keep]
+ */
+export const newestFirst = (map, keep = () => true) => [...map.values()].filter(keep).reverse();

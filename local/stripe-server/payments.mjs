@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import {
   canonicalJson,
   clone,
+  compileSearch,
   getCustomerOr404,
   getPaymentMethodOr404,
   invalidRequest,
@@ -80,6 +81,16 @@ export const CARD_TEMPLATES = {
 
 /** @param {string} id */
 export const isTemplate = (id) => Object.hasOwn(CARD_TEMPLATES, id);
+
+/**
+ * How charges on a payment method (or a test template id) end.
+ * @param {State} state
+ * @param {string} id
+ * @returns {CardBehavior}
+ */
+export function getCardBehavior(state, id) {
+  return CARD_TEMPLATES[id]?.behavior ?? state.cardBehaviors.get(id) ?? { kind: "succeed" };
+}
 
 /**
  * Creates and stores a concrete payment method from a test template id. Real Stripe mints a
@@ -237,7 +248,7 @@ export function createCustomer(ctx) {
     id,
     object: "customer",
     address: null,
-    balance: 0,
+    balance: readInteger(params, "balance") ?? 0,
     created: now(),
     currency: null,
     default_source: null,
@@ -306,6 +317,11 @@ export function updateCustomer(ctx) {
   if (nextMetadata && canonicalJson(nextMetadata) !== canonicalJson(customer.metadata)) {
     previous.metadata = metadataDiff(customer.metadata, nextMetadata);
     customer.metadata = nextMetadata;
+  }
+  const balance = readInteger(params, "balance");
+  if (balance !== undefined && balance !== customer.balance) {
+    previous.balance = customer.balance;
+    customer.balance = balance;
   }
   if (defaultPm !== undefined && customer.invoice_settings.default_payment_method !== defaultPm) {
     previous.invoice_settings = {
@@ -612,15 +628,16 @@ export function assertUsableBy(state, pmId, customerId) {
   }
 }
 
-/** @param {Ctx} ctx */
-export function createPaymentIntent(ctx) {
-  const { state } = ctx;
-  const p = readPaymentIntentParams(ctx);
-  const pm = p.pmId
-    ? isTemplate(p.pmId)
-      ? materializeTemplate(state, p.pmId, null)
-      : state.paymentMethods.get(p.pmId)
-    : null;
+/**
+ * Creates and stores a PaymentIntent (not confirmed). Billing uses it for invoices too.
+ * @param {State} state
+ * @param {{ amount: number, currency: string, customerId: string | null, captureMethod: string,
+ *   setupFutureUsage: string | null, automaticEnabled: boolean, description: string | null,
+ *   receiptEmail: string | null, statementDescriptor: string | null,
+ *   statementDescriptorSuffix: string | null, paymentMethodTypes: string[], metadata: Json }} p
+ * @param {string | null} pmId
+ */
+export function storePaymentIntent(state, p, pmId) {
   const id = newId("pi_");
   const pi = {
     id,
@@ -649,7 +666,7 @@ export function createPaymentIntent(ctx) {
     metadata: p.metadata,
     next_action: null,
     on_behalf_of: null,
-    payment_method: pm ? pm.id : null,
+    payment_method: pmId,
     payment_method_configuration_details: null,
     payment_method_options: {
       card: {
@@ -668,11 +685,24 @@ export function createPaymentIntent(ctx) {
     source: null,
     statement_descriptor: p.statementDescriptor,
     statement_descriptor_suffix: p.statementDescriptorSuffix,
-    status: pm ? "requires_confirmation" : "requires_payment_method",
+    status: pmId ? "requires_confirmation" : "requires_payment_method",
     transfer_data: null,
     transfer_group: null,
   };
   state.paymentIntents.set(id, pi);
+  return pi;
+}
+
+/** @param {Ctx} ctx */
+export function createPaymentIntent(ctx) {
+  const { state } = ctx;
+  const p = readPaymentIntentParams(ctx);
+  const pm = p.pmId
+    ? isTemplate(p.pmId)
+      ? materializeTemplate(state, p.pmId, null)
+      : state.paymentMethods.get(p.pmId)
+    : null;
+  const pi = storePaymentIntent(state, p, pm ? pm.id : null);
   if (!p.confirm || !pm) return { body: pi };
   return confirmPaymentIntent(ctx, pi, pm, p.offSession);
 }
@@ -894,42 +924,20 @@ export function listPaymentIntents(ctx) {
   return { body: paginate(items, params, "/v1/payment_intents") };
 }
 
-export const SEARCH_FIELDS = ["customer", "status", "currency", "amount"];
+/** @type {Record<string, (pi: Json) => unknown>} */
+const SEARCH_FIELDS = {
+  amount: (pi) => pi.amount,
+  currency: (pi) => pi.currency,
+  customer: (pi) => pi.customer,
+  status: (pi) => pi.status,
+};
 
 /**
- * Parses the subset of Stripe's search language the app needs: clauses joined by ` AND `,
- * each `metadata['key']:'value'` or `field:'value'` (single or double quotes).
+ * Parses a PaymentIntent search query (see `compileSearch`).
  * @param {string} query
  * @returns {(pi: Json) => boolean}
  */
-export function parseSearchQuery(query) {
-  const clauses = query.trim().split(/\s+AND\s+/);
-  const tests = clauses.map((clause) => {
-    const meta = clause.match(/^metadata\[(['"])(.+?)\1\]:(['"])(.*)\3$/);
-    if (meta) {
-      const key = meta[2] ?? "";
-      const value = meta[4] ?? "";
-      return (/** @type {Json} */ pi) => pi.metadata[key] === value;
-    }
-    const field = clause.match(/^([a-z_]+):(?:(['"])(.*)\2|(-?\d+))$/);
-    if (!field) {
-      throw invalidRequest(
-        `We were unable to parse your search query. Try using the format \`metadata["key"]:"value"\` to query for metadata or \`key:"value"\` to query for other fields. (Query: ${query})`,
-        { param: "query" },
-      );
-    }
-    const name = field[1] ?? "";
-    const value = field[3] ?? field[4] ?? "";
-    if (!SEARCH_FIELDS.includes(name)) {
-      throw invalidRequest(
-        `Field \`${name}\` is an unsupported search field for resource \`payment_intents\`. See http://stripe.com/docs/search#query-fields-for-payment-intents for a list of supported fields.`,
-        { param: "query" },
-      );
-    }
-    return (/** @type {Json} */ pi) => String(pi[name]) === value;
-  });
-  return (pi) => tests.every((test) => test(pi));
-}
+export const parseSearchQuery = (query) => compileSearch(query, "payment_intents", SEARCH_FIELDS);
 
 /** @param {Ctx} ctx */
 export function searchPaymentIntents(ctx) {

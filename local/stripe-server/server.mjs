@@ -10,14 +10,14 @@
  */
 import { createHmac } from "node:crypto";
 import http from "node:http";
-
+import { BILLING_ROUTES } from "./billing.mjs";
+import { CHECKOUT_ROUTES } from "./checkout.mjs";
+import { EVENT_ROUTES, endpointWants } from "./events.mjs";
 import {
   API_VERSION,
   applyExpand,
   canonicalJson,
   clone,
-  escapeHtml,
-  getCustomerOr404,
   inList,
   invalidRequest,
   isPlainObject,
@@ -25,13 +25,12 @@ import {
   now,
   parseForm,
   readExpand,
-  readString,
-  rejectUnknown,
   route,
   StripeHttpError,
   sendHtml,
   splitKey,
 } from "./lib.mjs";
+import { handlePage } from "./pages.mjs";
 import {
   attachPaymentMethod,
   createCustomer,
@@ -47,6 +46,7 @@ import {
   searchPaymentIntents,
   updateCustomer,
 } from "./payments.mjs";
+import { PORTAL_ROUTES } from "./portal.mjs";
 
 /** @typedef {import("./lib.mjs").Json} Json */
 /** @typedef {import("./lib.mjs").ServerOptions} ServerOptions */
@@ -68,74 +68,8 @@ const WEBHOOK_TIMEOUT_MS = 10_000;
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** The request log keeps the newest entries only, so a long benchmark cannot exhaust memory. */
 const MAX_LOGGED_REQUESTS = 20_000;
-
-// ---------------------------------------------------------------------------------------------
-// Billing portal
-// ---------------------------------------------------------------------------------------------
-
-/** @param {Ctx} ctx */
-function createPortalSession(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, [
-    "configuration",
-    "customer",
-    "expand",
-    "flow_data",
-    "locale",
-    "on_behalf_of",
-    "return_url",
-  ]);
-  const customerId = /** @type {string} */ (readString(params, "customer", { required: true }));
-  getCustomerOr404(state, customerId, "customer");
-  const returnUrl = readString(params, "return_url") ?? null;
-  const id = newId("bps_");
-  const session = {
-    id,
-    object: "billing_portal.session",
-    configuration: readString(params, "configuration") ?? "bpc_local",
-    created: now(),
-    customer: customerId,
-    flow: null,
-    livemode: false,
-    locale: readString(params, "locale") ?? null,
-    on_behalf_of: null,
-    return_url: returnUrl,
-    url: `${ctx.app.baseUrl}/p/session/${id}`,
-  };
-  state.portalSessions.set(id, session);
-  return { body: session };
-}
-
-/**
- * The page a portal session URL points at. Not Stripe's portal: just enough for a browser
- * test to land somewhere and come back.
- * @param {App} app
- * @param {string} id
- * @param {http.ServerResponse} res
- */
-function servePortalPage(app, id, res) {
-  const session = app.state.portalSessions.get(id);
-  if (!session) {
-    sendHtml(res, 404, "<!doctype html><title>Not found</title><h1>Unknown portal session</h1>");
-    return;
-  }
-  const customer = app.state.customers.get(session.customer);
-  const cards = [...app.state.paymentMethods.values()]
-    .filter((pm) => pm.customer === session.customer)
-    .map((pm) => `<li>${escapeHtml(`${pm.card.brand} •••• ${pm.card.last4} (${pm.id})`)}</li>`)
-    .join("");
-  const back = session.return_url
-    ? `<p><a id="return" href="${escapeHtml(session.return_url)}">Return to ${escapeHtml(session.return_url)}</a></p>`
-    : "";
-  sendHtml(
-    res,
-    200,
-    `<!doctype html><html><head><meta charset="utf-8"><title>Customer portal (local Stripe server)</title></head>` +
-      `<body><h1>Customer portal (local Stripe server)</h1>` +
-      `<p>Customer: ${escapeHtml(customer?.email ?? session.customer)}</p>` +
-      `<ul>${cards}</ul>${back}</body></html>`,
-  );
-}
+/** Events kept for GET /v1/events (Stripe keeps 30 days). */
+const MAX_STORED_EVENTS = 20_000;
 
 // ---------------------------------------------------------------------------------------------
 // Routing
@@ -159,7 +93,9 @@ const ROUTES = [
   route("GET", "/v1/payment_intents", listPaymentIntents, inList(PI_EXPANDABLE)),
   route("GET", "/v1/payment_intents/search", searchPaymentIntents, inList(PI_EXPANDABLE)),
   route("GET", "/v1/payment_intents/:id", retrievePaymentIntent, PI_EXPANDABLE),
-  route("POST", "/v1/billing_portal/sessions", createPortalSession),
+  ...[...BILLING_ROUTES, ...CHECKOUT_ROUTES, ...PORTAL_ROUTES, ...EVENT_ROUTES].map(
+    ([method, path, handler, expandable]) => route(method, path, handler, [...expandable]),
+  ),
 ];
 
 /**
@@ -495,7 +431,8 @@ async function handleApi(app, req, res, url) {
   let params;
   let apiKey;
   try {
-    apiKey = authenticate(req);
+    // The private helpers under /_local/ are not Stripe's and need no key.
+    apiKey = path.startsWith("/_local/") ? "local" : authenticate(req);
     params = parseApiParams(url, body, req.headers["content-type"]);
     entry.params = clone(params);
   } catch (err) {
@@ -736,23 +673,37 @@ async function deliverEvent(app, event, url, secret) {
 }
 
 /**
- * Sends an event the API emitted, after the response, one at a time so receivers see events
- * in the order they happened. Failures are logged, never retried.
+ * Records an event the API emitted (for /v1/events) and sends it, after the response, to the
+ * configured URL and every enabled webhook endpoint that wants its type, one at a time so
+ * receivers see events in the order they happened. Failures are logged, never retried.
  * @param {App} app
  * @param {Json} event
  */
 function queueDelivery(app, event) {
-  const target = app.webhook;
-  if (!target) return;
-  app.deliveryChain = app.deliveryChain.then(async () => {
-    if (app.closed) return;
-    try {
-      const { status } = await deliverEvent(app, event, target.url, target.secret);
-      if (status >= 300) log(app, `webhook ${event.type} ${event.id} -> HTTP ${status}`);
-    } catch (err) {
-      if (!app.closed) log(app, `webhook ${event.type} ${event.id} failed: ${String(err)}`);
-    }
-  });
+  const { state } = app;
+  /** @type {{ url: string, secret: string }[]} */
+  const targets = app.webhook ? [app.webhook] : [];
+  for (const endpoint of state.webhookEndpoints.values()) {
+    const secret = state.webhookSecrets.get(endpoint.id);
+    if (secret && endpointWants(endpoint, event.type)) targets.push({ url: endpoint.url, secret });
+  }
+  event.pending_webhooks = targets.length;
+  state.events.set(event.id, event);
+  if (state.events.size > MAX_STORED_EVENTS) {
+    const oldest = state.events.keys().next().value;
+    if (oldest !== undefined) state.events.delete(oldest);
+  }
+  for (const target of targets) {
+    app.deliveryChain = app.deliveryChain.then(async () => {
+      if (app.closed) return;
+      try {
+        const { status } = await deliverEvent(app, event, target.url, target.secret);
+        if (status >= 300) log(app, `webhook ${event.type} ${event.id} -> HTTP ${status}`);
+      } catch (err) {
+        if (!app.closed) log(app, `webhook ${event.type} ${event.id} failed: ${String(err)}`);
+      }
+    });
+  }
 }
 
 /**
@@ -804,25 +755,44 @@ function readFaultRule(raw) {
   };
 }
 
+/** Object maps listed by /_test/state, by their key there. */
+const SNAPSHOT_MAPS = /** @type {const} */ ([
+  ["customers", "customers"],
+  ["payment_methods", "paymentMethods"],
+  ["payment_intents", "paymentIntents"],
+  ["charges", "charges"],
+  ["billing_portal_sessions", "portalSessions"],
+  ["billing_portal_configurations", "portalConfigurations"],
+  ["products", "products"],
+  ["prices", "prices"],
+  ["invoice_items", "invoiceItems"],
+  ["invoices", "invoices"],
+  ["invoice_payments", "invoicePayments"],
+  ["subscriptions", "subscriptions"],
+  ["setup_intents", "setupIntents"],
+  ["checkout_sessions", "checkoutSessions"],
+  ["webhook_endpoints", "webhookEndpoints"],
+  ["events", "events"],
+]);
+
 /** @param {State} state */
 function snapshot(state) {
-  const list = (/** @type {Map<string, Json>} */ map) => [...map.values()].map(clone);
+  /** @type {Json} */
+  const counts = {};
+  /** @type {Json} */
+  const lists = {};
+  for (const [key, field] of SNAPSHOT_MAPS) {
+    counts[key] = state[field].size;
+    lists[key] = [...state[field].values()].map(clone);
+  }
   return {
     counts: {
-      customers: state.customers.size,
-      payment_methods: state.paymentMethods.size,
-      payment_intents: state.paymentIntents.size,
-      charges: state.charges.size,
-      billing_portal_sessions: state.portalSessions.size,
+      ...counts,
       idempotency_keys: state.idempotency.size,
       requests: state.requests.length,
       webhook_deliveries: state.webhookDeliveries.length,
     },
-    customers: list(state.customers),
-    payment_methods: list(state.paymentMethods),
-    payment_intents: list(state.paymentIntents),
-    charges: list(state.charges),
-    billing_portal_sessions: list(state.portalSessions),
+    ...lists,
     webhook_deliveries: clone(state.webhookDeliveries),
     faults: clone(state.faults),
   };
@@ -830,20 +800,10 @@ function snapshot(state) {
 
 /** @param {State} state */
 function resetState(state) {
-  for (const map of [
-    state.customers,
-    state.paymentMethods,
-    state.cardBehaviors,
-    state.paymentIntents,
-    state.charges,
-    state.portalSessions,
-    state.idempotency,
-  ]) {
-    map.clear();
+  for (const value of Object.values(state)) {
+    if (value instanceof Map) value.clear();
+    else if (Array.isArray(value)) value.length = 0;
   }
-  state.requests.length = 0;
-  state.faults.length = 0;
-  state.webhookDeliveries.length = 0;
 }
 
 /**
@@ -953,9 +913,61 @@ async function handleControl(app, req, res, url) {
 async function handleRequest(app, req, res) {
   const url = new URL(req.url ?? "/", "http://localhost");
   if (url.pathname.startsWith("/_test/")) return handleControl(app, req, res, url);
-  const portal = url.pathname.match(/^\/p\/session\/([^/]+)$/);
-  if (portal && req.method === "GET") return servePortalPage(app, portal[1] ?? "", res);
+  if (/^\/(i|c\/pay|p\/session)\//.test(url.pathname)) return servePage(app, req, res, url);
   return handleApi(app, req, res, url);
+}
+
+/**
+ * A hosted page (invoice, Checkout, portal). Its actions emit events like API calls do; they
+ * are not logged in /_test/requests and take no faults or idempotency keys.
+ * @param {App} app
+ * @param {http.IncomingMessage} req
+ * @param {http.ServerResponse} res
+ * @param {URL} url
+ */
+async function servePage(app, req, res, url) {
+  const method = (req.method ?? "GET").toUpperCase();
+  const body = method === "POST" ? await readBody(req) : "";
+  /** @type {Record<string, string>} */
+  const form = {};
+  for (const [key, value] of new URLSearchParams(body)) form[key] = value;
+  /** @type {Json[]} */
+  const events = [];
+  const requestId = newId("req_", 14);
+  /** @type {Ctx} */
+  const ctx = {
+    app,
+    state: app.state,
+    params: form,
+    pathParams: {},
+    requestId,
+    idempotencyKey: null,
+    // Stripe marks events caused by a person on a Stripe page with a null request id.
+    emit: (type, object, previousAttributes) =>
+      events.push(
+        buildEvent(type, object, previousAttributes, { id: null, idempotency_key: null }),
+      ),
+  };
+  const result = handlePage(ctx, method, url, form);
+  if (!result) {
+    sendHtml(
+      res,
+      405,
+      "<!doctype html><title>Method not allowed</title><h1>Method not allowed</h1>",
+    );
+  } else if (result.location) {
+    res.writeHead(result.status, { Location: result.location, "Content-Length": 0 });
+    res.end();
+  } else if (result.body !== undefined) {
+    res.writeHead(result.status, {
+      "Content-Type": result.contentType ?? "application/octet-stream",
+      "Content-Length": Buffer.byteLength(result.body),
+    });
+    res.end(result.body);
+  } else {
+    sendHtml(res, result.status, result.html ?? "");
+  }
+  for (const event of events) queueDelivery(app, event);
 }
 
 /** @returns {State} */
@@ -967,6 +979,19 @@ function createState() {
     paymentIntents: new Map(),
     charges: new Map(),
     portalSessions: new Map(),
+    portalConfigurations: new Map(),
+    products: new Map(),
+    prices: new Map(),
+    invoiceItems: new Map(),
+    invoices: new Map(),
+    invoicePayments: new Map(),
+    subscriptions: new Map(),
+    setupIntents: new Map(),
+    checkoutSessions: new Map(),
+    checkoutDetails: new Map(),
+    webhookEndpoints: new Map(),
+    webhookSecrets: new Map(),
+    events: new Map(),
     idempotency: new Map(),
     requests: [],
     faults: [],
