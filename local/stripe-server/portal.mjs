@@ -226,7 +226,7 @@ const CONFIG_PARAMS = [
 function createConfiguration(ctx) {
   rejectUnknown(ctx.params, CONFIG_PARAMS);
   const hasDefault = [...ctx.state.portalConfigurations.values()].some((c) => c.is_default);
-  // Validate on a scratch copy so a bad request stores nothing.
+  // A bad request must store nothing: the new configuration is removed again on error.
   const config = storeConfiguration(ctx.state, !hasDefault);
   try {
     applyConfiguration(ctx, config, ctx.params);
