@@ -86,6 +86,19 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
  * @property {Map<string, Json>} paymentIntents
  * @property {Map<string, Json>} charges
  * @property {Map<string, Json>} portalSessions
+ * @property {Map<string, Json>} portalConfigurations
+ * @property {Map<string, Json>} products
+ * @property {Map<string, Json>} prices
+ * @property {Map<string, Json>} invoiceItems
+ * @property {Map<string, Json>} invoices
+ * @property {Map<string, Json>} invoicePayments
+ * @property {Map<string, Json>} subscriptions
+ * @property {Map<string, Json>} setupIntents
+ * @property {Map<string, Json>} checkoutSessions
+ * @property {Map<string, Json>} checkoutDetails Line items and subscription_data per session.
+ * @property {Map<string, Json>} webhookEndpoints
+ * @property {Map<string, string>} webhookSecrets Secret per webhook endpoint id.
+ * @property {Map<string, Json>} events Emitted events, oldest first.
  * @property {Map<string, IdempotencyRecord>} idempotency Keyed by API key + idempotency key.
  * @property {RequestLogEntry[]} requests
  * @property {FaultRule[]} faults

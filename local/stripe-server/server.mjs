@@ -681,11 +681,13 @@ async function deliverEvent(app, event, url, secret) {
  */
 function queueDelivery(app, event) {
   const { state } = app;
-  /** @type {{ url: string, secret: string }[]} */
+  /** @type {{ url: string, secret: string, apiVersion?: string | null }[]} */
   const targets = app.webhook ? [app.webhook] : [];
   for (const endpoint of state.webhookEndpoints.values()) {
     const secret = state.webhookSecrets.get(endpoint.id);
-    if (secret && endpointWants(endpoint, event.type)) targets.push({ url: endpoint.url, secret });
+    if (secret && endpointWants(endpoint, event.type)) {
+      targets.push({ url: endpoint.url, secret, apiVersion: endpoint.api_version });
+    }
   }
   event.pending_webhooks = targets.length;
   state.events.set(event.id, event);
@@ -697,7 +699,8 @@ function queueDelivery(app, event) {
     app.deliveryChain = app.deliveryChain.then(async () => {
       if (app.closed) return;
       try {
-        const { status } = await deliverEvent(app, event, target.url, target.secret);
+        const body = target.apiVersion ? { ...event, api_version: target.apiVersion } : event;
+        const { status } = await deliverEvent(app, body, target.url, target.secret);
         if (status >= 300) log(app, `webhook ${event.type} ${event.id} -> HTTP ${status}`);
       } catch (err) {
         if (!app.closed) log(app, `webhook ${event.type} ${event.id} failed: ${String(err)}`);
