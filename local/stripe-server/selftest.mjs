@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import Stripe from "stripe";
+import { registerBillingChecks } from "./selftest-billing.mjs";
 import { parseForm, parseSearchQuery, startStripeServer } from "./server.mjs";
 
 const API_KEY = "sk_test_local";
@@ -803,6 +804,8 @@ check("Stripe.createFetchHttpClient(): success and card errors", async () => {
 // ---------------------------------------------------------------------------------------------
 // Controls
 // ---------------------------------------------------------------------------------------------
+
+registerBillingChecks({ check, stripe, server, received, rejection, eventually });
 
 check("/_test/requests, /_test/state and /_test/reset", async () => {
   const log = await control("GET", "/_test/requests");

@@ -8,1621 +8,72 @@
  * `{ host, port, protocol: "http" }`. Test-only control endpoints live under `/_test/`.
  * Only Node built-ins are used; all state lives in memory per server instance.
  */
-import { createHash, createHmac, randomInt } from "node:crypto";
+import { createHmac } from "node:crypto";
 import http from "node:http";
+import { BILLING_ROUTES } from "./billing.mjs";
+import { CHECKOUT_ROUTES } from "./checkout.mjs";
+import { EVENT_ROUTES, endpointWants } from "./events.mjs";
+import {
+  API_VERSION,
+  applyExpand,
+  canonicalJson,
+  clone,
+  inList,
+  invalidRequest,
+  isPlainObject,
+  newId,
+  now,
+  parseForm,
+  readExpand,
+  route,
+  StripeHttpError,
+  sendHtml,
+  splitKey,
+} from "./lib.mjs";
+import { handlePage } from "./pages.mjs";
+import {
+  attachPaymentMethod,
+  createCustomer,
+  createPaymentIntent,
+  detachPaymentMethod,
+  listCustomerPaymentMethods,
+  listPaymentIntents,
+  listPaymentMethods,
+  PI_EXPANDABLE,
+  retrieveCustomer,
+  retrievePaymentIntent,
+  retrievePaymentMethod,
+  searchPaymentIntents,
+  updateCustomer,
+} from "./payments.mjs";
+import { PORTAL_ROUTES } from "./portal.mjs";
 
-/** The API version stamped on events; webhook consumers compare it, the server ignores it. */
-export const API_VERSION = "2025-01-27.acacia";
+/** @typedef {import("./lib.mjs").Json} Json */
+/** @typedef {import("./lib.mjs").ServerOptions} ServerOptions */
+/** @typedef {import("./lib.mjs").FaultRule} FaultRule */
+/** @typedef {import("./lib.mjs").RequestLogEntry} RequestLogEntry */
+/** @typedef {import("./lib.mjs").IdempotencyRecord} IdempotencyRecord */
+/** @typedef {import("./lib.mjs").WebhookDelivery} WebhookDelivery */
+/** @typedef {import("./lib.mjs").State} State */
+/** @typedef {import("./lib.mjs").App} App */
+/** @typedef {import("./lib.mjs").Ctx} Ctx */
+/** @typedef {import("./lib.mjs").Route} Route */
+
+export { parseSearchQuery } from "./payments.mjs";
+export { API_VERSION, canonicalJson, newId, parseForm, StripeHttpError };
 
 const MAX_BODY_BYTES = 1024 * 1024;
-const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const WEBHOOK_TIMEOUT_MS = 10_000;
 /** Stripe forgets idempotency keys after 24 hours. */
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** The request log keeps the newest entries only, so a long benchmark cannot exhaust memory. */
 const MAX_LOGGED_REQUESTS = 20_000;
-
-// ---------------------------------------------------------------------------------------------
-// Types
-// ---------------------------------------------------------------------------------------------
-
-/** @typedef {Record<string, any>} Json A decoded parameter tree or an API object. */
-
-/**
- * @typedef {object} ServerOptions
- * @property {number} [port] 0 (the default) picks a free port.
- * @property {string} [host] Defaults to 127.0.0.1.
- * @property {{ url: string, secret: string }} [webhook] Where to send events the server emits.
- * @property {boolean} [quiet] Suppress log lines (webhook delivery failures, internal errors).
- */
-
-/**
- * @typedef {{ kind: "succeed" }
- *   | { kind: "decline", code: string, decline_code: string, message: string, param?: string }
- *   | { kind: "authentication_required" }} CardBehavior
- */
-
-/**
- * @typedef {object} FaultRule
- * @property {string} method "*" matches any method.
- * @property {string} path Exact path, or a prefix when it ends with "*".
- * @property {"500" | "drop_before" | "drop_after" | "delay"} kind
- * @property {number} times Remaining matches; the rule is removed when it reaches 0.
- * @property {number} ms Only used by "delay".
- * @property {Record<string, string> | null} match Only requests whose decoded parameters
- *   hold these values (keys may use brackets: `metadata[recharge_id]`). Lets parallel tests
- *   fault only their own customer's requests.
- */
-
-/**
- * @typedef {object} RequestLogEntry
- * @property {string} method
- * @property {string} path
- * @property {string | null} idempotency_key
- * @property {Json} params Decoded parameters; {} when the body could not be decoded.
- * @property {number | null} status null when the connection was dropped.
- * @property {boolean} replayed
- * @property {string | null} fault
- * @property {string} request_id
- * @property {string} at ISO timestamp of arrival.
- */
-
-/**
- * @typedef {object} IdempotencyRecord
- * @property {"executing" | "done"} phase
- * @property {string} method
- * @property {string} path
- * @property {string} fingerprint Canonical JSON of the parameters.
- * @property {number} status
- * @property {string} body
- * @property {string} requestId Id of the request that did the work (sent as Original-Request).
- * @property {number} savedAt Date.now() when the key was first used.
- */
-
-/**
- * @typedef {object} WebhookDelivery
- * @property {string} event_id
- * @property {string} type
- * @property {string} url
- * @property {number | null} status
- * @property {string | null} error
- * @property {string} at
- */
-
-/**
- * @typedef {object} State
- * @property {Map<string, Json>} customers
- * @property {Map<string, Json>} paymentMethods
- * @property {Map<string, CardBehavior>} cardBehaviors How each payment method's charges end.
- * @property {Map<string, Json>} paymentIntents
- * @property {Map<string, Json>} charges
- * @property {Map<string, Json>} portalSessions
- * @property {Map<string, IdempotencyRecord>} idempotency Keyed by API key + idempotency key.
- * @property {RequestLogEntry[]} requests
- * @property {FaultRule[]} faults
- * @property {WebhookDelivery[]} webhookDeliveries
- */
-
-/**
- * @typedef {object} App Everything a request handler may touch for one server instance.
- * @property {State} state
- * @property {string} baseUrl
- * @property {{ url: string, secret: string } | null} webhook
- * @property {boolean} quiet
- * @property {boolean} closed
- * @property {AbortController} abort Cancels in-flight webhook deliveries on close.
- * @property {Promise<void>} deliveryChain Keeps emitted events in order.
- * @property {Set<ReturnType<typeof setTimeout>>} timers Pending "delay" faults.
- */
-
-/**
- * @typedef {object} Ctx What an API handler receives.
- * @property {App} app
- * @property {State} state
- * @property {Json} params
- * @property {Record<string, string>} pathParams
- * @property {string} requestId
- * @property {string | null} idempotencyKey
- * @property {(type: string, object: Json, previous?: Json) => void} emit
- */
-
-/** @typedef {{ status?: number, body: Json }} HandlerResult */
-
-/**
- * @typedef {object} Route
- * @property {string} method
- * @property {RegExp} pattern
- * @property {string[]} names Path parameter names, in order.
- * @property {(ctx: Ctx) => HandlerResult} handler
- * @property {string[]} expandable Paths accepted in `expand[]`.
- */
-
-// ---------------------------------------------------------------------------------------------
-// Small utilities
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Stripe-style id: prefix + random base62.
- * @param {string} prefix
- * @param {number} [length]
- */
-export function newId(prefix, length = 24) {
-  let out = prefix;
-  for (let i = 0; i < length; i++) out += BASE62[randomInt(62)];
-  return out;
-}
-
-const now = () => Math.floor(Date.now() / 1000);
-
-/** @param {unknown} value */
-const isPlainObject = (value) =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
-
-/**
- * Deep copy of a JSON-shaped value, so responses and logs never alias live state.
- * @template T
- * @param {T} value
- * @returns {T}
- */
-const clone = (value) => structuredClone(value);
-
-/**
- * JSON with sorted keys: two parameter sets are "the same" for idempotency when this matches.
- * @param {unknown} value
- * @returns {string}
- */
-export function canonicalJson(value) {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (isPlainObject(value)) {
-    const obj = /** @type {Json} */ (value);
-    const keys = Object.keys(obj).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
-/** @param {string} text */
-const escapeHtml = (text) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------
-
-/** An error that becomes a Stripe error response: `{ "error": {...} }` with an HTTP status. */
-export class StripeHttpError extends Error {
-  /**
-   * @param {number} status
-   * @param {Json} error The object under `error` in the response.
-   */
-  constructor(status, error) {
-    super(String(error.message));
-    this.status = status;
-    this.error = error;
-  }
-}
-
-/**
- * @param {string} message
- * @param {{ param?: string, code?: string }} [extra]
- */
-function invalidRequest(message, extra = {}) {
-  /** @type {Json} */
-  const error = { type: "invalid_request_error", message };
-  if (extra.code) {
-    error.code = extra.code;
-    error.doc_url = `https://stripe.com/docs/error-codes/${extra.code.replaceAll("_", "-")}`;
-  }
-  if (extra.param) error.param = extra.param;
-  return new StripeHttpError(400, error);
-}
-
-/**
- * Stripe's 404 for an id that does not exist.
- * @param {string} label e.g. "customer", "PaymentMethod", "payment_intent"
- * @param {string} id
- * @param {string} param
- */
-function noSuch(label, id, param) {
-  return new StripeHttpError(404, {
-    type: "invalid_request_error",
-    code: "resource_missing",
-    doc_url: "https://stripe.com/docs/error-codes/resource-missing",
-    param,
-    message: `No such ${label}: '${id}'`,
-  });
-}
-
-/** @param {string} param */
-const missingParam = (param) =>
-  invalidRequest(`Missing required param: ${param}.`, { code: "parameter_missing", param });
-
-// ---------------------------------------------------------------------------------------------
-// Form decoding (Stripe's v1 wire format)
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Percent-decodes one key or value; `+` means space in form encoding.
- * @param {string} text
- */
-function decodeComponent(text) {
-  try {
-    return decodeURIComponent(text.replaceAll("+", " "));
-  } catch {
-    throw invalidRequest(`Invalid request: malformed percent-encoding in '${text}'.`);
-  }
-}
-
-/**
- * Splits `a[b][]` into ["a", "b", ""]. A key whose brackets do not close cleanly is kept
- * whole, which is how lenient form parsers treat it.
- * @param {string} key
- * @returns {string[]}
- */
-function splitKey(key) {
-  const open = key.indexOf("[");
-  if (open <= 0) return [key];
-  const head = key.slice(0, open);
-  const rest = key.slice(open);
-  const segments = [...rest.matchAll(/\[([^\]]*)\]/g)];
-  if (segments.map((m) => m[0]).join("") !== rest) return [key];
-  return [head, ...segments.map((m) => m[1] ?? "")];
-}
-
-/**
- * Sets `value` at `segments` inside `root`, creating containers on the way. An empty
- * segment (`a[]`) appends. Containers are plain objects here; `arrayify` turns the
- * integer-keyed ones into arrays afterwards, so `a[]` and `a[0]` end up identical.
- * @param {Json} root
- * @param {string[]} segments
- * @param {string} value
- */
-function assignPath(root, segments, value) {
-  let node = root;
-  for (let i = 0; i < segments.length; i++) {
-    let segment = segments[i] ?? "";
-    if (segment === "") segment = String(Object.keys(node).length);
-    if (i === segments.length - 1) {
-      node[segment] = value;
-      return;
-    }
-    if (!isPlainObject(node[segment])) node[segment] = {};
-    node = node[segment];
-  }
-}
-
-/**
- * Converts objects whose keys are all integers into arrays (ordered by index). Metadata is
- * exempt: its keys are free-form, and `metadata[0]=x` must stay a key named "0".
- * @param {unknown} value
- * @param {string} [key]
- * @returns {any}
- */
-function arrayify(value, key) {
-  if (!isPlainObject(value)) return value;
-  const obj = /** @type {Json} */ (value);
-  const keys = Object.keys(obj);
-  for (const k of keys) obj[k] = arrayify(obj[k], k);
-  const isList = key !== "metadata" && keys.length > 0 && keys.every((k) => /^\d+$/.test(k));
-  if (!isList) return obj;
-  return keys.sort((a, b) => Number(a) - Number(b)).map((k) => obj[k]);
-}
-
-/**
- * Parses `application/x-www-form-urlencoded` text with Stripe's bracket nesting:
- * `metadata[k]=v`, `expand[]=a`, `expand[0]=a`, `items[0][price]=p`.
- * @param {string} text
- * @returns {Json}
- */
-export function parseForm(text) {
-  /** @type {Json} */
-  const root = {};
-  for (const pair of text.split("&")) {
-    if (pair === "") continue;
-    const eq = pair.indexOf("=");
-    const key = decodeComponent(eq === -1 ? pair : pair.slice(0, eq));
-    const value = decodeComponent(eq === -1 ? "" : pair.slice(eq + 1));
-    if (key !== "") assignPath(root, splitKey(key), value);
-  }
-  return arrayify(root);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Parameter readers: Stripe sends every scalar as a string, "" meaning "unset".
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Rejects parameters the endpoint does not have, as Stripe does (`parameter_unknown`).
- * The allow-lists include real Stripe parameters this server accepts but ignores.
- * @param {Json} params
- * @param {string[]} allowed
- * @param {string} [prefix]
- */
-function rejectUnknown(params, allowed, prefix = "") {
-  for (const key of Object.keys(params)) {
-    if (!allowed.includes(key)) {
-      const name = prefix ? `${prefix}[${key}]` : key;
-      throw invalidRequest(`Received unknown parameter: ${name}`, {
-        code: "parameter_unknown",
-        param: name,
-      });
-    }
-  }
-}
-
-/** @param {unknown} value */
-const describe = (value) => (typeof value === "string" ? value : JSON.stringify(value));
-
-/**
- * @param {Json} params
- * @param {string} name
- * @param {{ required?: boolean, label?: string }} [opts]
- * @returns {string | null | undefined} undefined when absent, null when sent as "" (unset).
- */
-function readString(params, name, opts = {}) {
-  const label = opts.label ?? name;
-  const value = params[name];
-  if (value === undefined) {
-    if (opts.required) throw missingParam(label);
-    return undefined;
-  }
-  if (typeof value !== "string") {
-    throw invalidRequest(`Invalid string: ${describe(value)}`, { param: label });
-  }
-  if (value === "") {
-    if (opts.required) {
-      throw invalidRequest(
-        `You passed an empty string for '${label}'. We assume empty values are an attempt to unset a parameter; however '${label}' cannot be unset. You should remove '${label}' from your request or supply a non-empty value.`,
-        { code: "parameter_invalid_empty", param: label },
-      );
-    }
-    return null;
-  }
-  return value;
-}
-
-/**
- * @param {Json} params
- * @param {string} name
- * @returns {number | undefined}
- */
-function readInteger(params, name, required = false) {
-  const value = readString(params, name, { required });
-  if (value === undefined) return undefined;
-  if (value === null) {
-    if (required) throw missingParam(name);
-    return undefined;
-  }
-  if (!/^-?\d+$/.test(value)) {
-    throw invalidRequest(`Invalid integer: ${value}`, {
-      code: "parameter_invalid_integer",
-      param: name,
-    });
-  }
-  return Number(value);
-}
-
-/**
- * @param {Json} params
- * @param {string} name
- * @returns {boolean | undefined}
- */
-function readBoolean(params, name) {
-  const value = readString(params, name);
-  if (value === undefined || value === null) return undefined;
-  if (value === "true") return true;
-  if (value === "false") return false;
-  throw invalidRequest(`Invalid boolean: ${value}`, { param: name });
-}
-
-/**
- * Metadata updates merge key by key; a key set to "" is deleted and `metadata=""` clears all.
- * @param {Json} params
- * @returns {Record<string, string | null> | null | undefined} null = clear everything.
- */
-function readMetadata(params) {
-  const value = params.metadata;
-  if (value === undefined) return undefined;
-  if (value === "") return null;
-  if (!isPlainObject(value)) {
-    throw invalidRequest("Invalid object", { param: "metadata" });
-  }
-  /** @type {Record<string, string | null>} */
-  const out = {};
-  for (const [key, v] of Object.entries(value)) {
-    if (typeof v !== "string") {
-      throw invalidRequest(`Invalid string: ${describe(v)}`, { param: `metadata[${key}]` });
-    }
-    if (key.length > 40) {
-      throw invalidRequest("Metadata keys can have at most 40 characters.", {
-        param: `metadata[${key}]`,
-      });
-    }
-    if (v.length > 500) {
-      throw invalidRequest("Metadata values can have at most 500 characters.", {
-        param: `metadata[${key}]`,
-      });
-    }
-    out[key] = v === "" ? null : v;
-  }
-  return out;
-}
-
-/**
- * Applies a metadata update to an existing metadata object.
- * @param {Json} current
- * @param {Record<string, string | null> | null} update
- * @returns {Json}
- */
-function mergeMetadata(current, update) {
-  if (update === null) return {};
-  const next = { ...current };
-  for (const [key, value] of Object.entries(update)) {
-    if (value === null) delete next[key];
-    else next[key] = value;
-  }
-  if (Object.keys(next).length > 50) {
-    throw invalidRequest("You can have at most 50 metadata keys.", { param: "metadata" });
-  }
-  return next;
-}
-
-/**
- * `expand[]` paths, validated before any work is done (an invalid expand must not leave a
- * half-executed request behind).
- * @param {Json} params
- * @param {string[]} expandable
- * @returns {string[]}
- */
-function readExpand(params, expandable) {
-  const value = params.expand;
-  if (value === undefined || value === "") return [];
-  const list = Array.isArray(value) ? value : [value];
-  for (const path of list) {
-    if (typeof path !== "string") {
-      throw invalidRequest(`Invalid string: ${describe(path)}`, { param: "expand" });
-    }
-    if (!expandable.includes(path)) {
-      throw invalidRequest(`This property cannot be expanded (${path}).`, { param: "expand" });
-    }
-  }
-  return list;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Test cards
-// ---------------------------------------------------------------------------------------------
-
-/** @type {Record<string, { brand: string, last4: string, behavior: CardBehavior }>} */
-const CARD_TEMPLATES = {
-  pm_card_visa: { brand: "visa", last4: "4242", behavior: { kind: "succeed" } },
-  pm_card_mastercard: { brand: "mastercard", last4: "4444", behavior: { kind: "succeed" } },
-  pm_card_chargeDeclined: {
-    brand: "visa",
-    last4: "0002",
-    behavior: {
-      kind: "decline",
-      code: "card_declined",
-      decline_code: "generic_decline",
-      message: "Your card was declined.",
-    },
-  },
-  pm_card_chargeDeclinedInsufficientFunds: {
-    brand: "visa",
-    last4: "9995",
-    behavior: {
-      kind: "decline",
-      code: "card_declined",
-      decline_code: "insufficient_funds",
-      message: "Your card has insufficient funds.",
-    },
-  },
-  pm_card_chargeDeclinedExpiredCard: {
-    brand: "visa",
-    last4: "0069",
-    behavior: {
-      kind: "decline",
-      code: "expired_card",
-      decline_code: "expired_card",
-      message: "Your card has expired.",
-      param: "exp_month",
-    },
-  },
-  pm_card_authenticationRequired: {
-    brand: "visa",
-    last4: "3184",
-    behavior: { kind: "authentication_required" },
-  },
-  pm_card_authenticationRequiredOnSetup: {
-    brand: "visa",
-    last4: "3155",
-    behavior: { kind: "authentication_required" },
-  },
-};
-
-/** @param {string} id */
-const isTemplate = (id) => Object.hasOwn(CARD_TEMPLATES, id);
-
-/**
- * Creates and stores a concrete payment method from a test template id. Real Stripe mints a
- * fresh `pm_…` every time a template id is used, and so do we.
- * @param {State} state
- * @param {string} templateId
- * @param {string | null} customer
- */
-function materializeTemplate(state, templateId, customer) {
-  const template = CARD_TEMPLATES[templateId];
-  if (!template) throw new Error(`not a template: ${templateId}`);
-  const id = newId("pm_");
-  // Same card number => same fingerprint, as in Stripe (lets apps detect duplicate cards).
-  const fingerprint = createHash("sha256")
-    .update(`${template.brand}:${template.last4}`)
-    .digest("base64url")
-    .slice(0, 16);
-  const pm = {
-    id,
-    object: "payment_method",
-    allow_redisplay: "unspecified",
-    billing_details: {
-      address: {
-        city: null,
-        country: null,
-        line1: null,
-        line2: null,
-        postal_code: null,
-        state: null,
-      },
-      email: null,
-      name: null,
-      phone: null,
-    },
-    card: {
-      brand: template.brand,
-      checks: { address_line1_check: null, address_postal_code_check: null, cvc_check: "pass" },
-      country: "US",
-      display_brand: template.brand,
-      exp_month: 12,
-      exp_year: new Date().getUTCFullYear() + 3,
-      fingerprint,
-      funding: "credit",
-      generated_from: null,
-      last4: template.last4,
-      networks: { available: [template.brand], preferred: null },
-      three_d_secure_usage: { supported: true },
-      wallet: null,
-    },
-    created: now(),
-    customer,
-    livemode: false,
-    metadata: {},
-    type: "card",
-  };
-  state.paymentMethods.set(id, pm);
-  state.cardBehaviors.set(id, template.behavior);
-  return pm;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Lookups and lists
-// ---------------------------------------------------------------------------------------------
-
-/**
- * @param {State} state
- * @param {string} id
- * @param {string} param
- */
-function getCustomerOr404(state, id, param) {
-  const customer = state.customers.get(id);
-  if (!customer) throw noSuch("customer", id, param);
-  return customer;
-}
-
-/**
- * @param {State} state
- * @param {string} id
- * @param {string} param
- */
-function getPaymentMethodOr404(state, id, param) {
-  const pm = state.paymentMethods.get(id);
-  if (!pm) throw noSuch("PaymentMethod", id, param);
-  return pm;
-}
-
-/**
- * Resolves any id this server knows, for `expand[]`.
- * @param {State} state
- * @param {string} id
- * @returns {Json | undefined}
- */
-function findById(state, id) {
-  return (
-    state.customers.get(id) ??
-    state.paymentMethods.get(id) ??
-    state.paymentIntents.get(id) ??
-    state.charges.get(id)
-  );
-}
-
-/**
- * Replaces ids with the objects they name, along dotted paths such as
- * `invoice_settings.default_payment_method` or `data.customer` (lists).
- * @param {State} state
- * @param {Json} target A response body (already a copy).
- * @param {string[]} paths
- */
-function applyExpand(state, target, paths) {
-  for (const path of paths) expandPath(state, target, path.split("."));
-}
-
-/**
- * @param {State} state
- * @param {any} node
- * @param {string[]} segments
- */
-function expandPath(state, node, segments) {
-  if (Array.isArray(node)) {
-    for (const item of node) expandPath(state, item, segments);
-    return;
-  }
-  if (!isPlainObject(node)) return;
-  const [head, ...rest] = segments;
-  if (head === undefined) return;
-  if (rest.length > 0) {
-    expandPath(state, node[head], rest);
-    return;
-  }
-  const value = node[head];
-  if (typeof value === "string") {
-    const found = findById(state, value);
-    if (found) node[head] = clone(found);
-  }
-}
-
-/**
- * Stripe list pagination over items already sorted newest first.
- * @param {Json[]} items
- * @param {Json} params
- * @param {string} url
- */
-function paginate(items, params, url) {
-  const limit = readInteger(params, "limit") ?? 10;
-  if (limit < 1 || limit > 100) {
-    throw invalidRequest(
-      "This value must be greater than or equal to 1 and less than or equal to 100.",
-      {
-        code: "parameter_invalid_integer",
-        param: "limit",
-      },
-    );
-  }
-  const startingAfter = readString(params, "starting_after");
-  const endingBefore = readString(params, "ending_before");
-  let start = 0;
-  let end = items.length;
-  if (startingAfter) {
-    const index = items.findIndex((item) => item.id === startingAfter);
-    if (index === -1) throw noSuch("object", startingAfter, "starting_after");
-    start = index + 1;
-  } else if (endingBefore) {
-    const index = items.findIndex((item) => item.id === endingBefore);
-    if (index === -1) throw noSuch("object", endingBefore, "ending_before");
-    end = index;
-    start = Math.max(0, end - limit);
-  }
-  const page = items.slice(start, Math.min(end, start + limit));
-  const hasMore = endingBefore && !startingAfter ? start > 0 : start + limit < end;
-  return { object: "list", data: page.map(clone), has_more: hasMore, url };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Customers
-// ---------------------------------------------------------------------------------------------
-
-const CUSTOMER_COMMON_PARAMS = [
-  "address",
-  "balance",
-  "cash_balance",
-  "description",
-  "email",
-  "expand",
-  "invoice_prefix",
-  "invoice_settings",
-  "metadata",
-  "name",
-  "next_invoice_sequence",
-  "phone",
-  "preferred_locales",
-  "shipping",
-  "tax",
-  "tax_exempt",
-];
-const CUSTOMER_CREATE_PARAMS = [
-  ...CUSTOMER_COMMON_PARAMS,
-  "payment_method",
-  "source",
-  "tax_id_data",
-  "test_clock",
-];
-const CUSTOMER_UPDATE_PARAMS = [...CUSTOMER_COMMON_PARAMS, "default_source", "source"];
-const INVOICE_SETTINGS_PARAMS = [
-  "custom_fields",
-  "default_payment_method",
-  "footer",
-  "rendering_options",
-];
-const CUSTOMER_SIMPLE_FIELDS = ["email", "name", "description", "phone"];
-
-/**
- * Reads `invoice_settings[default_payment_method]`.
- * @param {Json} params
- * @returns {string | null | undefined}
- */
-function readDefaultPaymentMethod(params) {
-  const settings = params.invoice_settings;
-  if (settings === undefined || settings === "") return undefined;
-  if (!isPlainObject(settings))
-    throw invalidRequest("Invalid object", { param: "invoice_settings" });
-  rejectUnknown(settings, INVOICE_SETTINGS_PARAMS, "invoice_settings");
-  return readString(settings, "default_payment_method", {
-    label: "invoice_settings[default_payment_method]",
-  });
-}
-
-/**
- * A default payment method must already be attached to the customer.
- * @param {State} state
- * @param {string} customerId
- * @param {string} pmId
- */
-function assertAttachedTo(state, customerId, pmId) {
-  const pm = state.paymentMethods.get(pmId);
-  if (!pm || pm.customer !== customerId) {
-    throw invalidRequest(
-      `The customer does not have a payment method with the ID ${pmId}. The payment method must be attached to the customer.`,
-      { param: "invoice_settings[default_payment_method]" },
-    );
-  }
-}
-
-/** @param {Ctx} ctx */
-function createCustomer(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, CUSTOMER_CREATE_PARAMS);
-  /** @type {Record<string, string | null>} */
-  const fields = {};
-  for (const name of CUSTOMER_SIMPLE_FIELDS) fields[name] = readString(params, name) ?? null;
-  const metadata = mergeMetadata({}, readMetadata(params) ?? {});
-  const pmParam = readString(params, "payment_method") ?? null;
-  const defaultPm = readDefaultPaymentMethod(params) ?? null;
-  // Validate the payment method before creating anything, so a bad one leaves no customer.
-  if (pmParam && !isTemplate(pmParam)) {
-    const pm = getPaymentMethodOr404(state, pmParam, "payment_method");
-    if (pm.customer) throw alreadyAttached();
-  }
-  if (defaultPm && defaultPm !== pmParam) {
-    throw invalidRequest(
-      `The customer does not have a payment method with the ID ${defaultPm}. The payment method must be attached to the customer.`,
-      { param: "invoice_settings[default_payment_method]" },
-    );
-  }
-
-  const id = newId("cus_");
-  const customer = {
-    id,
-    object: "customer",
-    address: null,
-    balance: 0,
-    created: now(),
-    currency: null,
-    default_source: null,
-    delinquent: false,
-    description: fields.description,
-    discount: null,
-    email: fields.email,
-    invoice_prefix: newId("", 8).toUpperCase(),
-    invoice_settings: {
-      custom_fields: null,
-      default_payment_method: null,
-      footer: null,
-      rendering_options: null,
-    },
-    livemode: false,
-    metadata,
-    name: fields.name,
-    next_invoice_sequence: 1,
-    phone: fields.phone,
-    preferred_locales: [],
-    shipping: null,
-    tax_exempt: "none",
-    test_clock: null,
-  };
-  state.customers.set(id, customer);
-  ctx.emit("customer.created", customer);
-  if (pmParam) {
-    const pm = attach(ctx, pmParam, id);
-    if (defaultPm) customer.invoice_settings.default_payment_method = pm.id;
-  }
-  return { body: customer };
-}
-
-/** @param {Ctx} ctx */
-function retrieveCustomer(ctx) {
-  rejectUnknown(ctx.params, ["expand"]);
-  return { body: getCustomerOr404(ctx.state, ctx.pathParams.id ?? "", "id") };
-}
-
-/** @param {Ctx} ctx */
-function updateCustomer(ctx) {
-  const { state, params } = ctx;
-  const customer = getCustomerOr404(state, ctx.pathParams.id ?? "", "id");
-  rejectUnknown(params, CUSTOMER_UPDATE_PARAMS);
-  /** @type {Record<string, string | null>} */
-  const fields = {};
-  for (const name of CUSTOMER_SIMPLE_FIELDS) {
-    const value = readString(params, name);
-    if (value !== undefined) fields[name] = value;
-  }
-  const metadataUpdate = readMetadata(params);
-  const defaultPm = readDefaultPaymentMethod(params);
-  if (defaultPm) assertAttachedTo(state, customer.id, defaultPm);
-  const nextMetadata =
-    metadataUpdate === undefined ? undefined : mergeMetadata(customer.metadata, metadataUpdate);
-
-  // Everything is valid: apply, recording what changed for the event's previous_attributes.
-  /** @type {Json} */
-  const previous = {};
-  for (const [name, value] of Object.entries(fields)) {
-    if (customer[name] !== value) {
-      previous[name] = customer[name];
-      customer[name] = value;
-    }
-  }
-  if (nextMetadata && canonicalJson(nextMetadata) !== canonicalJson(customer.metadata)) {
-    previous.metadata = metadataDiff(customer.metadata, nextMetadata);
-    customer.metadata = nextMetadata;
-  }
-  if (defaultPm !== undefined && customer.invoice_settings.default_payment_method !== defaultPm) {
-    previous.invoice_settings = {
-      default_payment_method: customer.invoice_settings.default_payment_method,
-    };
-    customer.invoice_settings.default_payment_method = defaultPm;
-  }
-  if (Object.keys(previous).length > 0) ctx.emit("customer.updated", customer, previous);
-  return { body: customer };
-}
-
-/**
- * previous_attributes for metadata: the old value of every key that changed (null if new).
- * @param {Json} before
- * @param {Json} after
- */
-function metadataDiff(before, after) {
-  /** @type {Json} */
-  const diff = {};
-  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
-    if (before[key] !== after[key]) diff[key] = before[key] ?? null;
-  }
-  return diff;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Payment methods
-// ---------------------------------------------------------------------------------------------
-
-const alreadyAttached = () =>
-  invalidRequest("The payment method you provided has already been attached to a customer.", {
-    param: "payment_method",
-  });
-
-/**
- * Attaches a payment method (or a fresh copy of a template) to a customer. Idempotent for a
- * pm that is already attached to that customer.
- * @param {Ctx} ctx
- * @param {string} pmId
- * @param {string} customerId
- */
-function attach(ctx, pmId, customerId) {
-  const { state } = ctx;
-  if (isTemplate(pmId)) {
-    const pm = materializeTemplate(state, pmId, customerId);
-    ctx.emit("payment_method.attached", pm);
-    return pm;
-  }
-  const pm = getPaymentMethodOr404(state, pmId, "payment_method");
-  if (pm.customer === customerId) return pm;
-  if (pm.customer) throw alreadyAttached();
-  pm.customer = customerId;
-  ctx.emit("payment_method.attached", pm);
-  return pm;
-}
-
-/** @param {Ctx} ctx */
-function attachPaymentMethod(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, ["customer", "expand"]);
-  const pmId = ctx.pathParams.id ?? "";
-  const customerId = /** @type {string} */ (readString(params, "customer", { required: true }));
-  getCustomerOr404(state, customerId, "customer");
-  if (!isTemplate(pmId)) {
-    const pm = getPaymentMethodOr404(state, pmId, "payment_method");
-    if (pm.customer && pm.customer !== customerId) throw alreadyAttached();
-  }
-  return { body: attach(ctx, pmId, customerId) };
-}
-
-/** @param {Ctx} ctx */
-function detachPaymentMethod(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, ["expand"]);
-  const pmId = ctx.pathParams.id ?? "";
-  const pm = getPaymentMethodOr404(state, pmId, "payment_method");
-  const customerId = pm.customer;
-  if (!customerId) {
-    throw invalidRequest(
-      `The payment method ${pmId} is not attached to a customer so detachment is impossible.`,
-      { param: "payment_method" },
-    );
-  }
-  // Stripe clears a customer's default when its default payment method is detached.
-  const customer = state.customers.get(customerId);
-  if (customer && customer.invoice_settings.default_payment_method === pmId) {
-    customer.invoice_settings.default_payment_method = null;
-    ctx.emit("customer.updated", customer, {
-      invoice_settings: { default_payment_method: pmId },
-    });
-  }
-  pm.customer = null;
-  ctx.emit("payment_method.detached", pm, { customer: customerId });
-  return { body: pm };
-}
-
-/** @param {Ctx} ctx */
-function retrievePaymentMethod(ctx) {
-  rejectUnknown(ctx.params, ["expand"]);
-  const pmId = ctx.pathParams.id ?? "";
-  if (isTemplate(pmId)) return { body: materializeTemplate(ctx.state, pmId, null) };
-  return { body: getPaymentMethodOr404(ctx.state, pmId, "payment_method") };
-}
-
-/**
- * @param {State} state
- * @param {string | null} customerId null = payment methods not attached to anyone.
- * @param {Json} params
- * @param {string} url
- */
-function listPaymentMethodsOf(state, customerId, params, url) {
-  const type = readString(params, "type");
-  const items = [...state.paymentMethods.values()]
-    .filter((pm) => pm.customer === customerId && (!type || pm.type === type))
-    .reverse();
-  return paginate(items, params, url);
-}
-
-const PM_LIST_PARAMS = [
-  "allow_redisplay",
-  "ending_before",
-  "expand",
-  "limit",
-  "starting_after",
-  "type",
-];
-
-/** @param {Ctx} ctx */
-function listPaymentMethods(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, [...PM_LIST_PARAMS, "customer"]);
-  const customerId = readString(params, "customer") ?? null;
-  if (customerId) getCustomerOr404(state, customerId, "customer");
-  return { body: listPaymentMethodsOf(state, customerId, params, "/v1/payment_methods") };
-}
-
-/** @param {Ctx} ctx */
-function listCustomerPaymentMethods(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, PM_LIST_PARAMS);
-  const customerId = ctx.pathParams.id ?? "";
-  getCustomerOr404(state, customerId, "customer");
-  const url = `/v1/customers/${customerId}/payment_methods`;
-  return { body: listPaymentMethodsOf(state, customerId, params, url) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Payment intents
-// ---------------------------------------------------------------------------------------------
-
-const PI_CREATE_PARAMS = [
-  "amount",
-  "application_fee_amount",
-  "automatic_payment_methods",
-  "capture_method",
-  "confirm",
-  "confirmation_method",
-  "confirmation_token",
-  "currency",
-  "customer",
-  "description",
-  "error_on_requires_action",
-  "expand",
-  "mandate",
-  "mandate_data",
-  "metadata",
-  "off_session",
-  "on_behalf_of",
-  "payment_method",
-  "payment_method_configuration",
-  "payment_method_data",
-  "payment_method_options",
-  "payment_method_types",
-  "radar_options",
-  "receipt_email",
-  "return_url",
-  "setup_future_usage",
-  "shipping",
-  "statement_descriptor",
-  "statement_descriptor_suffix",
-  "transfer_data",
-  "transfer_group",
-  "use_stripe_sdk",
-];
-const PI_EXPANDABLE = ["customer", "payment_method", "latest_charge"];
-
-/**
- * `off_session` is a boolean or, in Stripe, one of "one_off" / "recurring".
- * @param {Json} params
- */
-function readOffSession(params) {
-  const value = params.off_session;
-  if (value === "one_off" || value === "recurring") return true;
-  return readBoolean(params, "off_session") ?? false;
-}
-
-/**
- * @param {Json} params
- * @returns {string[]}
- */
-function readPaymentMethodTypes(params) {
-  const value = params.payment_method_types;
-  if (value === undefined || value === "") return ["card"];
-  const list = Array.isArray(value) ? value : [value];
-  if (!list.every((v) => typeof v === "string")) {
-    throw invalidRequest("Invalid array", { param: "payment_method_types" });
-  }
-  return list;
-}
-
-/**
- * Validates everything about a PaymentIntent create request before anything is stored.
- * @param {Ctx} ctx
- */
-function readPaymentIntentParams(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, PI_CREATE_PARAMS);
-  const amount = /** @type {number} */ (readInteger(params, "amount", true));
-  if (amount < 1) {
-    throw invalidRequest("This value must be greater than or equal to 1.", {
-      code: "parameter_invalid_integer",
-      param: "amount",
-    });
-  }
-  if (amount > 99_999_999) {
-    throw invalidRequest("Amount must be no more than 99,999,999.", {
-      code: "amount_too_large",
-      param: "amount",
-    });
-  }
-  const currency = /** @type {string} */ (readString(params, "currency", { required: true }));
-  if (!/^[a-z]{3}$/i.test(currency)) {
-    throw invalidRequest(`Invalid currency: ${currency.toLowerCase()}.`, { param: "currency" });
-  }
-  const customerId = readString(params, "customer") ?? null;
-  if (customerId) getCustomerOr404(state, customerId, "customer");
-  const pmId = readString(params, "payment_method") ?? null;
-  if (pmId && !isTemplate(pmId)) assertUsableBy(state, pmId, customerId);
-  const confirm = readBoolean(params, "confirm") ?? false;
-  const offSession = readOffSession(params);
-  if (offSession && !confirm) {
-    throw invalidRequest("`off_session` can only be set when `confirm` is set to true.", {
-      param: "off_session",
-    });
-  }
-  if (confirm && !pmId) {
-    throw invalidRequest(
-      "You cannot confirm this PaymentIntent because it's missing a payment method. You can either update the PaymentIntent with a payment method and then confirm it again, or confirm it again directly with a payment method.",
-      { param: "payment_method" },
-    );
-  }
-  const captureMethod = readString(params, "capture_method") ?? "automatic_async";
-  if (!["automatic", "automatic_async", "manual"].includes(captureMethod)) {
-    throw invalidRequest(`Invalid capture_method: ${captureMethod}`, { param: "capture_method" });
-  }
-  const setupFutureUsage = readString(params, "setup_future_usage") ?? null;
-  if (setupFutureUsage && !["on_session", "off_session"].includes(setupFutureUsage)) {
-    throw invalidRequest(`Invalid setup_future_usage: ${setupFutureUsage}`, {
-      param: "setup_future_usage",
-    });
-  }
-  const automatic = params.automatic_payment_methods;
-  const automaticEnabled = isPlainObject(automatic)
-    ? (readBoolean(automatic, "enabled") ?? false)
-    : false;
-  return {
-    amount,
-    currency: currency.toLowerCase(),
-    customerId,
-    pmId,
-    confirm,
-    offSession,
-    captureMethod,
-    setupFutureUsage,
-    automaticEnabled,
-    description: readString(params, "description") ?? null,
-    receiptEmail: readString(params, "receipt_email") ?? null,
-    statementDescriptor: readString(params, "statement_descriptor") ?? null,
-    statementDescriptorSuffix: readString(params, "statement_descriptor_suffix") ?? null,
-    paymentMethodTypes: readPaymentMethodTypes(params),
-    metadata: mergeMetadata({}, readMetadata(params) ?? {}),
-  };
-}
-
-/**
- * A saved payment method can only be charged together with the customer it belongs to.
- * @param {State} state
- * @param {string} pmId
- * @param {string | null} customerId
- */
-function assertUsableBy(state, pmId, customerId) {
-  const pm = getPaymentMethodOr404(state, pmId, "payment_method");
-  if (customerId && pm.customer !== customerId) {
-    throw invalidRequest(
-      `The provided PaymentMethod ${pmId} does not belong to the Customer ${customerId}. Attach it to this customer before using it, or provide the customer it is attached to.`,
-      { param: "payment_method" },
-    );
-  }
-  if (!customerId && pm.customer) {
-    throw invalidRequest(
-      `The provided PaymentMethod ${pmId} is attached to Customer ${pm.customer}. Please include the Customer in the \`customer\` parameter on the PaymentIntent.`,
-      { param: "customer" },
-    );
-  }
-}
-
-/** @param {Ctx} ctx */
-function createPaymentIntent(ctx) {
-  const { state } = ctx;
-  const p = readPaymentIntentParams(ctx);
-  const pm = p.pmId
-    ? isTemplate(p.pmId)
-      ? materializeTemplate(state, p.pmId, null)
-      : state.paymentMethods.get(p.pmId)
-    : null;
-  const id = newId("pi_");
-  const pi = {
-    id,
-    object: "payment_intent",
-    amount: p.amount,
-    amount_capturable: 0,
-    amount_details: { tip: {} },
-    amount_received: 0,
-    application: null,
-    application_fee_amount: null,
-    automatic_payment_methods: p.automaticEnabled
-      ? { allow_redirects: "always", enabled: true }
-      : null,
-    canceled_at: null,
-    cancellation_reason: null,
-    capture_method: p.captureMethod,
-    client_secret: `${id}_secret_${newId("", 25)}`,
-    confirmation_method: "automatic",
-    created: now(),
-    currency: p.currency,
-    customer: p.customerId,
-    description: p.description,
-    last_payment_error: null,
-    latest_charge: null,
-    livemode: false,
-    metadata: p.metadata,
-    next_action: null,
-    on_behalf_of: null,
-    payment_method: pm ? pm.id : null,
-    payment_method_configuration_details: null,
-    payment_method_options: {
-      card: {
-        installments: null,
-        mandate_options: null,
-        network: null,
-        request_three_d_secure: "automatic",
-      },
-    },
-    payment_method_types: p.paymentMethodTypes,
-    processing: null,
-    receipt_email: p.receiptEmail,
-    review: null,
-    setup_future_usage: p.setupFutureUsage,
-    shipping: null,
-    source: null,
-    statement_descriptor: p.statementDescriptor,
-    statement_descriptor_suffix: p.statementDescriptorSuffix,
-    status: pm ? "requires_confirmation" : "requires_payment_method",
-    transfer_data: null,
-    transfer_group: null,
-  };
-  state.paymentIntents.set(id, pi);
-  if (!p.confirm || !pm) return { body: pi };
-  return confirmPaymentIntent(ctx, pi, pm, p.offSession);
-}
-
-/**
- * Runs the card's behaviour. Failures leave the PaymentIntent stored (as in Stripe) with
- * status `requires_payment_method` and answer 402 with the intent inside the error.
- * @param {Ctx} ctx
- * @param {Json} pi
- * @param {Json} pm
- * @param {boolean} offSession
- * @returns {HandlerResult}
- */
-function confirmPaymentIntent(ctx, pi, pm, offSession) {
-  const behavior = ctx.state.cardBehaviors.get(pm.id) ?? { kind: "succeed" };
-  if (behavior.kind === "succeed") return succeedPayment(ctx, pi, pm);
-  if (behavior.kind === "decline") {
-    const charge = createCharge(ctx.state, pi, pm, behavior);
-    return failPayment(ctx, pi, pm, { ...behavior, charge: charge.id });
-  }
-  if (offSession) {
-    // No charge is attempted: the issuer demands 3DS, which cannot happen off-session.
-    return failPayment(ctx, pi, pm, {
-      code: "authentication_required",
-      decline_code: "authentication_required",
-      message: "Your card was declined. This transaction requires authentication.",
-    });
-  }
-  pi.status = "requires_action";
-  pi.next_action = {
-    type: "use_stripe_sdk",
-    use_stripe_sdk: {
-      type: "three_d_secure_redirect",
-      source: newId("src_"),
-      stripe_js: `https://hooks.stripe.com/redirect/authenticate/${pi.id}`, // not served locally
-    },
-  };
-  return { body: pi };
-}
-
-/**
- * @param {Ctx} ctx
- * @param {Json} pi
- * @param {Json} pm
- * @returns {HandlerResult}
- */
-function succeedPayment(ctx, pi, pm) {
-  const charge = createCharge(ctx.state, pi, pm, null);
-  pi.latest_charge = charge.id;
-  if (pi.capture_method === "manual") {
-    pi.status = "requires_capture";
-    pi.amount_capturable = pi.amount;
-  } else {
-    pi.status = "succeeded";
-    pi.amount_received = pi.amount;
-  }
-  // setup_future_usage saves the card on the customer once the payment works.
-  if (pi.setup_future_usage && pi.customer && !pm.customer) {
-    pm.customer = pi.customer;
-    ctx.emit("payment_method.attached", pm);
-  }
-  if (pi.status === "succeeded") ctx.emit("payment_intent.succeeded", pi);
-  return { body: pi };
-}
-
-/**
- * @param {Ctx} ctx
- * @param {Json} pi
- * @param {Json} pm
- * @param {{ code: string, decline_code: string, message: string, param?: string, charge?: string }} failure
- * @returns {HandlerResult}
- */
-function failPayment(ctx, pi, pm, failure) {
-  /** @type {Json} */
-  const error = {
-    ...(failure.charge ? { charge: failure.charge } : {}),
-    code: failure.code,
-    decline_code: failure.decline_code,
-    doc_url: `https://stripe.com/docs/error-codes/${failure.code.replaceAll("_", "-")}`,
-    message: failure.message,
-    ...(failure.param ? { param: failure.param } : {}),
-    payment_method: clone(pm),
-    type: "card_error",
-  };
-  pi.status = "requires_payment_method";
-  pi.last_payment_error = error;
-  pi.latest_charge = failure.charge ?? null;
-  ctx.emit("payment_intent.payment_failed", pi);
-  return {
-    status: 402,
-    body: {
-      error: {
-        ...error,
-        payment_intent: clone(pi),
-        request_log_url: `https://dashboard.stripe.com/test/logs/${ctx.requestId}`,
-      },
-    },
-  };
-}
-
-/**
- * Stores the Charge a confirmation attempt produces (succeeded, or failed for declines).
- * @param {State} state
- * @param {Json} pi
- * @param {Json} pm
- * @param {{ code: string, decline_code: string, message: string } | null} failure
- */
-function createCharge(state, pi, pm, failure) {
-  const id = newId("ch_");
-  const captured = !failure && pi.capture_method !== "manual";
-  const charge = {
-    id,
-    object: "charge",
-    amount: pi.amount,
-    amount_captured: captured ? pi.amount : 0,
-    amount_refunded: 0,
-    balance_transaction: captured ? newId("txn_") : null,
-    billing_details: clone(pm.billing_details),
-    captured,
-    created: now(),
-    currency: pi.currency,
-    customer: pi.customer,
-    description: pi.description,
-    disputed: false,
-    failure_code: failure ? failure.code : null,
-    failure_message: failure ? failure.message : null,
-    livemode: false,
-    metadata: clone(pi.metadata),
-    outcome: failure
-      ? {
-          network_status: "declined_by_network",
-          reason: failure.decline_code,
-          risk_level: "normal",
-          seller_message: "The bank did not return any further details with this decline.",
-          type: "issuer_declined",
-        }
-      : {
-          network_status: "approved_by_network",
-          reason: null,
-          risk_level: "normal",
-          seller_message: "Payment complete.",
-          type: "authorized",
-        },
-    paid: !failure,
-    payment_intent: pi.id,
-    payment_method: pm.id,
-    payment_method_details: {
-      card: {
-        brand: pm.card.brand,
-        checks: clone(pm.card.checks),
-        country: pm.card.country,
-        exp_month: pm.card.exp_month,
-        exp_year: pm.card.exp_year,
-        fingerprint: pm.card.fingerprint,
-        funding: pm.card.funding,
-        last4: pm.card.last4,
-        network: pm.card.brand,
-      },
-      type: "card",
-    },
-    receipt_email: pi.receipt_email,
-    receipt_url: null,
-    refunded: false,
-    status: failure ? "failed" : "succeeded",
-  };
-  state.charges.set(id, charge);
-  return charge;
-}
-
-/** @param {Ctx} ctx */
-function retrievePaymentIntent(ctx) {
-  rejectUnknown(ctx.params, ["client_secret", "expand"]);
-  const id = ctx.pathParams.id ?? "";
-  const pi = ctx.state.paymentIntents.get(id);
-  if (!pi) throw noSuch("payment_intent", id, "intent");
-  return { body: pi };
-}
-
-/**
- * `created` filter: an integer, or `created[gt|gte|lt|lte]`.
- * @param {Json} params
- * @returns {(created: number) => boolean}
- */
-function readCreatedFilter(params) {
-  const value = params.created;
-  if (value === undefined) return () => true;
-  if (!isPlainObject(value)) {
-    const exact = readInteger(params, "created");
-    return (created) => exact === undefined || created === exact;
-  }
-  rejectUnknown(value, ["gt", "gte", "lt", "lte"], "created");
-  const gt = readInteger(value, "gt");
-  const gte = readInteger(value, "gte");
-  const lt = readInteger(value, "lt");
-  const lte = readInteger(value, "lte");
-  return (created) =>
-    (gt === undefined || created > gt) &&
-    (gte === undefined || created >= gte) &&
-    (lt === undefined || created < lt) &&
-    (lte === undefined || created <= lte);
-}
-
-/** @param {Ctx} ctx */
-function listPaymentIntents(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, [
-    "created",
-    "customer",
-    "ending_before",
-    "expand",
-    "limit",
-    "starting_after",
-  ]);
-  const customerId = readString(params, "customer") ?? null;
-  const createdOk = readCreatedFilter(params);
-  const items = [...state.paymentIntents.values()]
-    .filter((pi) => (!customerId || pi.customer === customerId) && createdOk(pi.created))
-    .reverse();
-  return { body: paginate(items, params, "/v1/payment_intents") };
-}
-
-const SEARCH_FIELDS = ["customer", "status", "currency", "amount"];
-
-/**
- * Parses the subset of Stripe's search language the app needs: clauses joined by ` AND `,
- * each `metadata['key']:'value'` or `field:'value'` (single or double quotes).
- * @param {string} query
- * @returns {(pi: Json) => boolean}
- */
-export function parseSearchQuery(query) {
-  const clauses = query.trim().split(/\s+AND\s+/);
-  const tests = clauses.map((clause) => {
-    const meta = clause.match(/^metadata\[(['"])(.+?)\1\]:(['"])(.*)\3$/);
-    if (meta) {
-      const key = meta[2] ?? "";
-      const value = meta[4] ?? "";
-      return (/** @type {Json} */ pi) => pi.metadata[key] === value;
-    }
-    const field = clause.match(/^([a-z_]+):(?:(['"])(.*)\2|(-?\d+))$/);
-    if (!field) {
-      throw invalidRequest(
-        `We were unable to parse your search query. Try using the format \`metadata["key"]:"value"\` to query for metadata or \`key:"value"\` to query for other fields. (Query: ${query})`,
-        { param: "query" },
-      );
-    }
-    const name = field[1] ?? "";
-    const value = field[3] ?? field[4] ?? "";
-    if (!SEARCH_FIELDS.includes(name)) {
-      throw invalidRequest(
-        `Field \`${name}\` is an unsupported search field for resource \`payment_intents\`. See http://stripe.com/docs/search#query-fields-for-payment-intents for a list of supported fields.`,
-        { param: "query" },
-      );
-    }
-    return (/** @type {Json} */ pi) => String(pi[name]) === value;
-  });
-  return (pi) => tests.every((test) => test(pi));
-}
-
-/** @param {Ctx} ctx */
-function searchPaymentIntents(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, ["expand", "limit", "page", "query"]);
-  const query = /** @type {string} */ (readString(params, "query", { required: true }));
-  const matches = parseSearchQuery(query);
-  const limit = readInteger(params, "limit") ?? 10;
-  if (limit < 1 || limit > 100) {
-    throw invalidRequest(
-      "This value must be greater than or equal to 1 and less than or equal to 100.",
-      {
-        code: "parameter_invalid_integer",
-        param: "limit",
-      },
-    );
-  }
-  const found = [...state.paymentIntents.values()].filter(matches).reverse();
-  return {
-    body: {
-      object: "search_result",
-      data: found.slice(0, limit).map(clone),
-      has_more: found.length > limit,
-      next_page: null,
-      url: "/v1/payment_intents/search",
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Billing portal
-// ---------------------------------------------------------------------------------------------
-
-/** @param {Ctx} ctx */
-function createPortalSession(ctx) {
-  const { state, params } = ctx;
-  rejectUnknown(params, [
-    "configuration",
-    "customer",
-    "expand",
-    "flow_data",
-    "locale",
-    "on_behalf_of",
-    "return_url",
-  ]);
-  const customerId = /** @type {string} */ (readString(params, "customer", { required: true }));
-  getCustomerOr404(state, customerId, "customer");
-  const returnUrl = readString(params, "return_url") ?? null;
-  const id = newId("bps_");
-  const session = {
-    id,
-    object: "billing_portal.session",
-    configuration: readString(params, "configuration") ?? "bpc_local",
-    created: now(),
-    customer: customerId,
-    flow: null,
-    livemode: false,
-    locale: readString(params, "locale") ?? null,
-    on_behalf_of: null,
-    return_url: returnUrl,
-    url: `${ctx.app.baseUrl}/p/session/${id}`,
-  };
-  state.portalSessions.set(id, session);
-  return { body: session };
-}
-
-/**
- * The page a portal session URL points at. Not Stripe's portal: just enough for a browser
- * test to land somewhere and come back.
- * @param {App} app
- * @param {string} id
- * @param {http.ServerResponse} res
- */
-function servePortalPage(app, id, res) {
-  const session = app.state.portalSessions.get(id);
-  if (!session) {
-    sendHtml(res, 404, "<!doctype html><title>Not found</title><h1>Unknown portal session</h1>");
-    return;
-  }
-  const customer = app.state.customers.get(session.customer);
-  const cards = [...app.state.paymentMethods.values()]
-    .filter((pm) => pm.customer === session.customer)
-    .map((pm) => `<li>${escapeHtml(`${pm.card.brand} •••• ${pm.card.last4} (${pm.id})`)}</li>`)
-    .join("");
-  const back = session.return_url
-    ? `<p><a id="return" href="${escapeHtml(session.return_url)}">Return to ${escapeHtml(session.return_url)}</a></p>`
-    : "";
-  sendHtml(
-    res,
-    200,
-    `<!doctype html><html><head><meta charset="utf-8"><title>Customer portal (local Stripe server)</title></head>` +
-      `<body><h1>Customer portal (local Stripe server)</h1>` +
-      `<p>Customer: ${escapeHtml(customer?.email ?? session.customer)}</p>` +
-      `<ul>${cards}</ul>${back}</body></html>`,
-  );
-}
+/** Events kept for GET /v1/events (Stripe keeps 30 days). */
+const MAX_STORED_EVENTS = 20_000;
 
 // ---------------------------------------------------------------------------------------------
 // Routing
 // ---------------------------------------------------------------------------------------------
-
-/**
- * @param {string} method
- * @param {string} template e.g. "/v1/customers/:id"
- * @param {(ctx: Ctx) => HandlerResult} handler
- * @param {string[]} [expandable]
- * @returns {Route}
- */
-function route(method, template, handler, expandable = []) {
-  /** @type {string[]} */
-  const names = [];
-  const source = template.replace(/:([a-z]+)/g, (_, name) => {
-    names.push(name);
-    return "([^/]+)";
-  });
-  return { method, pattern: new RegExp(`^${source}$`), names, handler, expandable };
-}
-
-/** @param {string[]} paths */
-const inList = (paths) => paths.map((p) => `data.${p}`);
 
 const ROUTES = [
   route("POST", "/v1/customers", createCustomer, ["invoice_settings.default_payment_method"]),
@@ -1642,7 +93,9 @@ const ROUTES = [
   route("GET", "/v1/payment_intents", listPaymentIntents, inList(PI_EXPANDABLE)),
   route("GET", "/v1/payment_intents/search", searchPaymentIntents, inList(PI_EXPANDABLE)),
   route("GET", "/v1/payment_intents/:id", retrievePaymentIntent, PI_EXPANDABLE),
-  route("POST", "/v1/billing_portal/sessions", createPortalSession),
+  ...[...BILLING_ROUTES, ...CHECKOUT_ROUTES, ...PORTAL_ROUTES, ...EVENT_ROUTES].map(
+    ([method, path, handler, expandable]) => route(method, path, handler, [...expandable]),
+  ),
 ];
 
 /**
@@ -1734,20 +187,6 @@ function send(res, status, body, headers) {
  */
 function sendJson(res, status, value) {
   send(res, status, `${JSON.stringify(value, null, 2)}\n`, {});
-}
-
-/**
- * @param {http.ServerResponse} res
- * @param {number} status
- * @param {string} html
- */
-function sendHtml(res, status, html) {
-  if (res.destroyed || res.headersSent) return;
-  res.writeHead(status, {
-    "Content-Type": "text/html; charset=utf-8",
-    "Content-Length": Buffer.byteLength(html),
-  });
-  res.end(html);
 }
 
 /** @param {Json} body Stripe pretty-prints its JSON; so do we. */
@@ -1992,7 +431,8 @@ async function handleApi(app, req, res, url) {
   let params;
   let apiKey;
   try {
-    apiKey = authenticate(req);
+    // The private helpers under /_local/ are not Stripe's and need no key.
+    apiKey = path.startsWith("/_local/") ? "local" : authenticate(req);
     params = parseApiParams(url, body, req.headers["content-type"]);
     entry.params = clone(params);
   } catch (err) {
@@ -2233,23 +673,40 @@ async function deliverEvent(app, event, url, secret) {
 }
 
 /**
- * Sends an event the API emitted, after the response, one at a time so receivers see events
- * in the order they happened. Failures are logged, never retried.
+ * Records an event the API emitted (for /v1/events) and sends it, after the response, to the
+ * configured URL and every enabled webhook endpoint that wants its type, one at a time so
+ * receivers see events in the order they happened. Failures are logged, never retried.
  * @param {App} app
  * @param {Json} event
  */
 function queueDelivery(app, event) {
-  const target = app.webhook;
-  if (!target) return;
-  app.deliveryChain = app.deliveryChain.then(async () => {
-    if (app.closed) return;
-    try {
-      const { status } = await deliverEvent(app, event, target.url, target.secret);
-      if (status >= 300) log(app, `webhook ${event.type} ${event.id} -> HTTP ${status}`);
-    } catch (err) {
-      if (!app.closed) log(app, `webhook ${event.type} ${event.id} failed: ${String(err)}`);
+  const { state } = app;
+  /** @type {{ url: string, secret: string, apiVersion?: string | null }[]} */
+  const targets = app.webhook ? [app.webhook] : [];
+  for (const endpoint of state.webhookEndpoints.values()) {
+    const secret = state.webhookSecrets.get(endpoint.id);
+    if (secret && endpointWants(endpoint, event.type)) {
+      targets.push({ url: endpoint.url, secret, apiVersion: endpoint.api_version });
     }
-  });
+  }
+  event.pending_webhooks = targets.length;
+  state.events.set(event.id, event);
+  if (state.events.size > MAX_STORED_EVENTS) {
+    const oldest = state.events.keys().next().value;
+    if (oldest !== undefined) state.events.delete(oldest);
+  }
+  for (const target of targets) {
+    app.deliveryChain = app.deliveryChain.then(async () => {
+      if (app.closed) return;
+      try {
+        const body = target.apiVersion ? { ...event, api_version: target.apiVersion } : event;
+        const { status } = await deliverEvent(app, body, target.url, target.secret);
+        if (status >= 300) log(app, `webhook ${event.type} ${event.id} -> HTTP ${status}`);
+      } catch (err) {
+        if (!app.closed) log(app, `webhook ${event.type} ${event.id} failed: ${String(err)}`);
+      }
+    });
+  }
 }
 
 /**
@@ -2301,25 +758,44 @@ function readFaultRule(raw) {
   };
 }
 
+/** Object maps listed by /_test/state, by their key there. */
+const SNAPSHOT_MAPS = /** @type {const} */ ([
+  ["customers", "customers"],
+  ["payment_methods", "paymentMethods"],
+  ["payment_intents", "paymentIntents"],
+  ["charges", "charges"],
+  ["billing_portal_sessions", "portalSessions"],
+  ["billing_portal_configurations", "portalConfigurations"],
+  ["products", "products"],
+  ["prices", "prices"],
+  ["invoice_items", "invoiceItems"],
+  ["invoices", "invoices"],
+  ["invoice_payments", "invoicePayments"],
+  ["subscriptions", "subscriptions"],
+  ["setup_intents", "setupIntents"],
+  ["checkout_sessions", "checkoutSessions"],
+  ["webhook_endpoints", "webhookEndpoints"],
+  ["events", "events"],
+]);
+
 /** @param {State} state */
 function snapshot(state) {
-  const list = (/** @type {Map<string, Json>} */ map) => [...map.values()].map(clone);
+  /** @type {Json} */
+  const counts = {};
+  /** @type {Json} */
+  const lists = {};
+  for (const [key, field] of SNAPSHOT_MAPS) {
+    counts[key] = state[field].size;
+    lists[key] = [...state[field].values()].map(clone);
+  }
   return {
     counts: {
-      customers: state.customers.size,
-      payment_methods: state.paymentMethods.size,
-      payment_intents: state.paymentIntents.size,
-      charges: state.charges.size,
-      billing_portal_sessions: state.portalSessions.size,
+      ...counts,
       idempotency_keys: state.idempotency.size,
       requests: state.requests.length,
       webhook_deliveries: state.webhookDeliveries.length,
     },
-    customers: list(state.customers),
-    payment_methods: list(state.paymentMethods),
-    payment_intents: list(state.paymentIntents),
-    charges: list(state.charges),
-    billing_portal_sessions: list(state.portalSessions),
+    ...lists,
     webhook_deliveries: clone(state.webhookDeliveries),
     faults: clone(state.faults),
   };
@@ -2327,20 +803,10 @@ function snapshot(state) {
 
 /** @param {State} state */
 function resetState(state) {
-  for (const map of [
-    state.customers,
-    state.paymentMethods,
-    state.cardBehaviors,
-    state.paymentIntents,
-    state.charges,
-    state.portalSessions,
-    state.idempotency,
-  ]) {
-    map.clear();
+  for (const value of Object.values(state)) {
+    if (value instanceof Map) value.clear();
+    else if (Array.isArray(value)) value.length = 0;
   }
-  state.requests.length = 0;
-  state.faults.length = 0;
-  state.webhookDeliveries.length = 0;
 }
 
 /**
@@ -2450,9 +916,61 @@ async function handleControl(app, req, res, url) {
 async function handleRequest(app, req, res) {
   const url = new URL(req.url ?? "/", "http://localhost");
   if (url.pathname.startsWith("/_test/")) return handleControl(app, req, res, url);
-  const portal = url.pathname.match(/^\/p\/session\/([^/]+)$/);
-  if (portal && req.method === "GET") return servePortalPage(app, portal[1] ?? "", res);
+  if (/^\/(i|c\/pay|p\/session)\//.test(url.pathname)) return servePage(app, req, res, url);
   return handleApi(app, req, res, url);
+}
+
+/**
+ * A hosted page (invoice, Checkout, portal). Its actions emit events like API calls do; they
+ * are not logged in /_test/requests and take no faults or idempotency keys.
+ * @param {App} app
+ * @param {http.IncomingMessage} req
+ * @param {http.ServerResponse} res
+ * @param {URL} url
+ */
+async function servePage(app, req, res, url) {
+  const method = (req.method ?? "GET").toUpperCase();
+  const body = method === "POST" ? await readBody(req) : "";
+  /** @type {Record<string, string>} */
+  const form = {};
+  for (const [key, value] of new URLSearchParams(body)) form[key] = value;
+  /** @type {Json[]} */
+  const events = [];
+  const requestId = newId("req_", 14);
+  /** @type {Ctx} */
+  const ctx = {
+    app,
+    state: app.state,
+    params: form,
+    pathParams: {},
+    requestId,
+    idempotencyKey: null,
+    // Stripe marks events caused by a person on a Stripe page with a null request id.
+    emit: (type, object, previousAttributes) =>
+      events.push(
+        buildEvent(type, object, previousAttributes, { id: null, idempotency_key: null }),
+      ),
+  };
+  const result = handlePage(ctx, method, url, form);
+  if (!result) {
+    sendHtml(
+      res,
+      405,
+      "<!doctype html><title>Method not allowed</title><h1>Method not allowed</h1>",
+    );
+  } else if (result.location) {
+    res.writeHead(result.status, { Location: result.location, "Content-Length": 0 });
+    res.end();
+  } else if (result.body !== undefined) {
+    res.writeHead(result.status, {
+      "Content-Type": result.contentType ?? "application/octet-stream",
+      "Content-Length": Buffer.byteLength(result.body),
+    });
+    res.end(result.body);
+  } else {
+    sendHtml(res, result.status, result.html ?? "");
+  }
+  for (const event of events) queueDelivery(app, event);
 }
 
 /** @returns {State} */
@@ -2464,6 +982,19 @@ function createState() {
     paymentIntents: new Map(),
     charges: new Map(),
     portalSessions: new Map(),
+    portalConfigurations: new Map(),
+    products: new Map(),
+    prices: new Map(),
+    invoiceItems: new Map(),
+    invoices: new Map(),
+    invoicePayments: new Map(),
+    subscriptions: new Map(),
+    setupIntents: new Map(),
+    checkoutSessions: new Map(),
+    checkoutDetails: new Map(),
+    webhookEndpoints: new Map(),
+    webhookSecrets: new Map(),
+    events: new Map(),
     idempotency: new Map(),
     requests: [],
     faults: [],
