@@ -438,3 +438,30 @@ export function isRfc3339Utc(v) {
 export function isApiKey(key) {
   return /^tg_(live|test)_[A-Za-z0-9]{32,}$/.test(key);
 }
+
+/**
+ * POST /v1/account/keys. The contract fixes no name for the field holding the full key, so it
+ * is the one string value that has the key form.
+ * @param {Stack} stack @param {string} key @param {Record<string, unknown>} [body]
+ * @returns {Promise<{ id: string, key: string, body: any, status: number }>}
+ */
+export async function createKey(stack, key, body = {}) {
+  const res = await call(stack, "/v1/account/keys", { key, body });
+  assert.ok(
+    [200, 201].includes(res.status),
+    `POST /v1/account/keys ${JSON.stringify(body)} → ${res.status} ${res.text}`,
+  );
+  const full = Object.values(res.body ?? {}).find((v) => typeof v === "string" && isApiKey(v));
+  assert.ok(full, `the full key is in the answer: ${res.text}`);
+  assert.equal(typeof res.body.id, "string", "the new key's id");
+  return { id: res.body.id, key: /** @type {string} */ (full), body: res.body, status: res.status };
+}
+
+/** GET /v1/account/keys as a list (a bare array or `{data}`). @param {Stack} stack @param {string} key */
+export async function listKeys(stack, key) {
+  const res = await call(stack, "/v1/account/keys", { key });
+  assert.equal(res.status, 200, `GET /v1/account/keys → ${res.status} ${res.text}`);
+  const list = Array.isArray(res.body) ? res.body : res.body?.data;
+  assert.ok(Array.isArray(list), `keys list: ${res.text}`);
+  return /** @type {any[]} */ (list);
+}
