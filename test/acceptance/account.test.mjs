@@ -28,7 +28,9 @@ import {
 
 /** A listed key is revoked: a `revoked…` field holds true or a time. @param {any} k */
 const isRevoked = (k) =>
-  Object.entries(k).some(([name, v]) => /revoked/.test(name) && (v === true || typeof v === "string"));
+  Object.entries(k).some(
+    ([name, v]) => /revoked/.test(name) && (v === true || typeof v === "string"),
+  );
 
 /** @type {import("./helpers.mjs").Stack} */
 let stack;
@@ -77,7 +79,15 @@ describe("GET /v1/account and /v1/account/balance", () => {
   test("GET /v1/account/balance has the documented fields", async () => {
     const account = await createAccount(stack);
     const b = await balanceOf(stack, account.api_key);
-    for (const f of ["monthly", "purchased", "total", "plan", "monthly_allowance", "cycle_ends_at", "auto_recharge"])
+    for (const f of [
+      "monthly",
+      "purchased",
+      "total",
+      "plan",
+      "monthly_allowance",
+      "cycle_ends_at",
+      "auto_recharge",
+    ])
       assert.ok(f in b, `balance.${f}`);
     assert.equal(b.total, b.monthly + b.purchased);
     assert.equal(b.plan, "free");
@@ -91,12 +101,22 @@ describe("operator account routes", () => {
   test("a paid plan without a subscription needs complimentary: true (400 naming complimentary)", async () => {
     for (const plan of ["starter", "pro"]) {
       const res = await admin(stack, "/accounts", { body: { email: uniqueEmail(), plan } });
-      const error = expectError(res, 400, "invalid_request", `POST /admin/accounts {plan: ${plan}}`);
+      const error = expectError(
+        res,
+        400,
+        "invalid_request",
+        `POST /admin/accounts {plan: ${plan}}`,
+      );
       assert.ok(fieldNames(error).includes("complimentary"), JSON.stringify(error));
       const explicitFalse = await admin(stack, "/accounts", {
         body: { email: uniqueEmail(), plan, complimentary: false },
       });
-      const e2 = expectError(explicitFalse, 400, "invalid_request", `{plan: ${plan}, complimentary: false}`);
+      const e2 = expectError(
+        explicitFalse,
+        400,
+        "invalid_request",
+        `{plan: ${plan}, complimentary: false}`,
+      );
       assert.ok(fieldNames(e2).includes("complimentary"), JSON.stringify(e2));
     }
   });
@@ -105,7 +125,11 @@ describe("operator account routes", () => {
     const res = await admin(stack, "/accounts", {
       body: { email: uniqueEmail(), plan: "starter", complimentary: true },
     });
-    assert.equal(res.status, 201, `POST /admin/accounts {starter, complimentary} → ${res.status} ${res.text}`);
+    assert.equal(
+      res.status,
+      201,
+      `POST /admin/accounts {starter, complimentary} → ${res.status} ${res.text}`,
+    );
     const key = res.body.api_key;
     const a = (await call(stack, "/v1/account", { key })).body;
     assert.equal(a.plan, "starter");
@@ -185,7 +209,10 @@ describe("API keys", () => {
     assert.equal(listed.name, "ci");
     assert.ok(!JSON.stringify(listed).includes(created.key), "shown once only");
 
-    const del = await call(stack, `/v1/account/keys/${created.id}`, { method: "DELETE", key: account.api_key });
+    const del = await call(stack, `/v1/account/keys/${created.id}`, {
+      method: "DELETE",
+      key: account.api_key,
+    });
     assert.ok([200, 204].includes(del.status), `DELETE → ${del.status} ${del.text}`);
     const afterList = (await listKeys(stack, account.api_key)).find((k) => k.id === created.id);
     assert.ok(afterList && isRevoked(afterList), `listed as revoked: ${JSON.stringify(afterList)}`);
@@ -195,9 +222,15 @@ describe("API keys", () => {
     const account = await createAccount(stack);
     const created = await createKey(stack, account.api_key, { name: "short-lived" });
     assert.equal((await classify(stack, created.key)).status, 200);
-    const del = await call(stack, `/v1/account/keys/${created.id}`, { method: "DELETE", key: account.api_key });
+    const del = await call(stack, `/v1/account/keys/${created.id}`, {
+      method: "DELETE",
+      key: account.api_key,
+    });
     assert.ok([200, 204].includes(del.status), `DELETE → ${del.status} ${del.text}`);
-    await waitFor(async () => (await classify(stack, created.key)).status === 401, "the revoked key stops working");
+    await waitFor(
+      async () => (await classify(stack, created.key)).status === 401,
+      "the revoked key stops working",
+    );
     const res = await call(stack, "/v1/account", { key: created.key });
     expectError(res, 401, "invalid_api_key");
     assert.equal(res.headers.get("www-authenticate"), "Bearer");
@@ -212,8 +245,14 @@ describe("API keys", () => {
     const cls = await createKey(stack, account.api_key, { name: "explicit", scope: "classify" });
     const list = await listKeys(stack, account.api_key);
     const scope = (/** @type {string} */ id) => list.find((k) => k.id === id)?.scope;
-    assert.deepEqual([scope(dflt.id), scope(full.id), scope(cls.id)], ["classify", "full", "classify"]);
-    const bad = await call(stack, "/v1/account/keys", { key: account.api_key, body: { scope: "root" } });
+    assert.deepEqual(
+      [scope(dflt.id), scope(full.id), scope(cls.id)],
+      ["classify", "full", "classify"],
+    );
+    const bad = await call(stack, "/v1/account/keys", {
+      key: account.api_key,
+      body: { scope: "root" },
+    });
     const error = expectError(bad, 400, "invalid_request");
     assert.ok(fieldNames(error).includes("scope"));
   });
@@ -223,7 +262,14 @@ describe("API keys", () => {
     const other = await createKey(stack, account.api_key, { name: "other" });
     const cls = await createKey(stack, account.api_key, { name: "worker", scope: "classify" });
     assert.equal((await classify(stack, cls.key)).status, 200, "proxied traffic");
-    for (const path of ["/v1/account", "/v1/account/balance", "/v1/account/keys", "/v1/account/auto-recharge", "/v1/account/transactions", "/v1/account/limits"]) {
+    for (const path of [
+      "/v1/account",
+      "/v1/account/balance",
+      "/v1/account/keys",
+      "/v1/account/auto-recharge",
+      "/v1/account/transactions",
+      "/v1/account/limits",
+    ]) {
       const res = await call(stack, path, { key: cls.key });
       assert.equal(res.status, 200, `GET ${path} with a classify key → ${res.status} ${res.text}`);
     }
@@ -248,10 +294,17 @@ describe("API keys", () => {
   test("at most 20 active keys: the 21st is 409 limit_reached; revoking one frees a slot", async () => {
     const account = await createAccount(stack);
     const ids = [];
-    for (let i = 0; i < 19; i++) ids.push((await createKey(stack, account.api_key, { name: `k${i}` })).id);
-    const over = await call(stack, "/v1/account/keys", { key: account.api_key, body: { name: "k20" } });
+    for (let i = 0; i < 19; i++)
+      ids.push((await createKey(stack, account.api_key, { name: `k${i}` })).id);
+    const over = await call(stack, "/v1/account/keys", {
+      key: account.api_key,
+      body: { name: "k20" },
+    });
     expectError(over, 409, "limit_reached", "the 21st active key");
-    const del = await call(stack, `/v1/account/keys/${ids[0]}`, { method: "DELETE", key: account.api_key });
+    const del = await call(stack, `/v1/account/keys/${ids[0]}`, {
+      method: "DELETE",
+      key: account.api_key,
+    });
     assert.ok([200, 204].includes(del.status), `DELETE → ${del.status}`);
     await createKey(stack, account.api_key, { name: "after-revoke" });
   });
@@ -260,7 +313,10 @@ describe("API keys", () => {
     const account = await createAccount(stack);
     const [first] = await listKeys(stack, account.api_key);
     await createKey(stack, account.api_key, { name: "a classify key", scope: "classify" });
-    const res = await call(stack, `/v1/account/keys/${first.id}`, { method: "DELETE", key: account.api_key });
+    const res = await call(stack, `/v1/account/keys/${first.id}`, {
+      method: "DELETE",
+      key: account.api_key,
+    });
     expectError(res, 409, "conflict", "revoking the only full key (a classify key remains)");
     assert.equal((await call(stack, "/v1/account", { key: account.api_key })).status, 200);
   });
@@ -268,13 +324,16 @@ describe("API keys", () => {
   test("last full key: 5 concurrent self-revocations of 5 full keys leave exactly one (4 ok, 1 409 conflict)", async () => {
     const account = await createAccount(stack);
     const keys = [{ id: (await listKeys(stack, account.api_key))[0].id, key: account.api_key }];
-    for (let i = 0; i < 4; i++) keys.push(await createKey(stack, account.api_key, { name: `full${i}`, scope: "full" }));
+    for (let i = 0; i < 4; i++)
+      keys.push(await createKey(stack, account.api_key, { name: `full${i}`, scope: "full" }));
     const results = await Promise.all(
       keys.map((k) => call(stack, `/v1/account/keys/${k.id}`, { method: "DELETE", key: k.key })),
     );
     const statuses = results.map((r) => r.status);
     const ok = results.filter((r) => r.status === 200 || r.status === 204).length;
-    const conflicts = results.filter((r) => r.status === 409 && r.body?.error?.type === "conflict").length;
+    const conflicts = results.filter(
+      (r) => r.status === 409 && r.body?.error?.type === "conflict",
+    ).length;
     assert.deepEqual({ ok, conflicts }, { ok: 4, conflicts: 1 }, `statuses: ${statuses.join(",")}`);
     const survivor = keys[results.findIndex((r) => r.status === 409)];
     const list = await listKeys(stack, survivor.key);
@@ -286,10 +345,21 @@ describe("API keys", () => {
     const account = await createAccount(stack);
     const n0 = (await emailsOf(stack, account.id)).length;
     const created = await createKey(stack, account.api_key, { name: "mailed" });
-    await waitFor(async () => (await emailsOf(stack, account.id)).length === n0 + 1, "one email after creating a key", { timeoutMs: 6000 });
-    const del = await call(stack, `/v1/account/keys/${created.id}`, { method: "DELETE", key: account.api_key });
+    await waitFor(
+      async () => (await emailsOf(stack, account.id)).length === n0 + 1,
+      "one email after creating a key",
+      { timeoutMs: 6000 },
+    );
+    const del = await call(stack, `/v1/account/keys/${created.id}`, {
+      method: "DELETE",
+      key: account.api_key,
+    });
     assert.ok([200, 204].includes(del.status));
-    await waitFor(async () => (await emailsOf(stack, account.id)).length === n0 + 2, "one more email after revoking it", { timeoutMs: 6000 });
+    await waitFor(
+      async () => (await emailsOf(stack, account.id)).length === n0 + 2,
+      "one more email after revoking it",
+      { timeoutMs: 6000 },
+    );
   });
 });
 
@@ -298,12 +368,21 @@ describe("isolation", () => {
     const a = await createAccount(stack);
     const b = await createAccount(stack);
     const aKey = await createKey(stack, a.api_key, { name: "a's" });
-    const res = await call(stack, `/v1/account/keys/${aKey.id}`, { method: "DELETE", key: b.api_key });
+    const res = await call(stack, `/v1/account/keys/${aKey.id}`, {
+      method: "DELETE",
+      key: b.api_key,
+    });
     expectError(res, 404, "not_found", "B deleting A's key");
-    const unknown = await call(stack, "/v1/account/keys/key_doesnotexist00000000", { method: "DELETE", key: b.api_key });
+    const unknown = await call(stack, "/v1/account/keys/key_doesnotexist00000000", {
+      method: "DELETE",
+      key: b.api_key,
+    });
     expectError(unknown, 404, "not_found", "an id that does not exist");
     assert.equal((await classify(stack, aKey.key)).status, 200, "A's key still works");
-    assert.ok(!(await listKeys(stack, b.api_key)).some((k) => k.id === aKey.id), "B does not see it");
+    assert.ok(
+      !(await listKeys(stack, b.api_key)).some((k) => k.id === aKey.id),
+      "B does not see it",
+    );
   });
 
   test("each key sees its own account only", async () => {
@@ -325,9 +404,21 @@ describe("transactions and usage", () => {
     assert.ok(Array.isArray(all.body.data) && "next_cursor" in all.body, all.text);
     assert.ok(all.body.data.length >= 2, `at least the two adjustments: ${all.text}`);
     for (const t of all.body.data) {
-      for (const f of ["id", "type", "status", "credits", "amount_cents", "currency", "failure_code", "created_at"])
+      for (const f of [
+        "id",
+        "type",
+        "status",
+        "credits",
+        "amount_cents",
+        "currency",
+        "failure_code",
+        "created_at",
+      ])
         assert.ok(f in t, `transaction.${f}: ${JSON.stringify(t)}`);
-      assert.ok(["auto_recharge", "top_up", "monthly_grant", "adjustment"].includes(t.type), t.type);
+      assert.ok(
+        ["auto_recharge", "top_up", "monthly_grant", "adjustment"].includes(t.type),
+        t.type,
+      );
       assert.ok(["pending", "requires_action", "succeeded", "failed"].includes(t.status), t.status);
       assert.ok(isRfc3339Utc(t.created_at));
     }
@@ -338,10 +429,17 @@ describe("transactions and usage", () => {
     assert.equal(page1.status, 200);
     assert.equal(page1.body.data.length, 1);
     assert.equal(typeof page1.body.next_cursor, "string");
-    const page2 = await call(stack, `/v1/account/transactions?limit=1&cursor=${encodeURIComponent(page1.body.next_cursor)}`, { key: account.api_key });
+    const page2 = await call(
+      stack,
+      `/v1/account/transactions?limit=1&cursor=${encodeURIComponent(page1.body.next_cursor)}`,
+      { key: account.api_key },
+    );
     assert.equal(page2.status, 200);
     assert.equal(page2.body.data.length, 1);
-    assert.deepEqual([page1.body.data[0].id, page2.body.data[0].id], [all.body.data[0].id, all.body.data[1].id]);
+    assert.deepEqual(
+      [page1.body.data[0].id, page2.body.data[0].id],
+      [all.body.data[0].id, all.body.data[1].id],
+    );
     const last = await call(stack, `/v1/account/transactions?limit=100`, { key: account.api_key });
     assert.equal(last.body.next_cursor, null, "no cursor after the last page");
     const bad = await call(stack, "/v1/account/transactions?limit=abc", { key: account.api_key });
@@ -409,7 +507,11 @@ describe("spending limits", () => {
     });
     assert.equal(cleared.status, 200);
     assert.equal(cleared.body.monthly_spend_limit_cents, null);
-    assert.equal((await call(stack, "/v1/account/limits", { key: account.api_key })).body.monthly_spend_limit_cents, null);
+    assert.equal(
+      (await call(stack, "/v1/account/limits", { key: account.api_key })).body
+        .monthly_spend_limit_cents,
+      null,
+    );
     const bad = await call(stack, "/v1/account/limits", {
       method: "PUT",
       key: account.api_key,
@@ -430,15 +532,25 @@ describe("alerts and billing portal", () => {
     });
     assert.equal(put.status, 200, put.text);
     assert.equal(put.body.low_balance_credits, 50);
-    assert.equal((await call(stack, "/v1/account/alerts", { key: account.api_key })).body.low_balance_credits, 50);
+    assert.equal(
+      (await call(stack, "/v1/account/alerts", { key: account.api_key })).body.low_balance_credits,
+      50,
+    );
     await setBalance(stack, account, { monthly: 52, purchased: 0 });
     const n0 = (await emailsOf(stack, account.id)).length;
     await classify(stack, account.api_key); // 51
     await classify(stack, account.api_key); // 50: at the threshold
     await classify(stack, account.api_key); // 49: still below, no second email
-    await waitFor(async () => (await emailsOf(stack, account.id)).length === n0 + 1, "one low-balance email");
+    await waitFor(
+      async () => (await emailsOf(stack, account.id)).length === n0 + 1,
+      "one low-balance email",
+    );
     await sleep(1000);
-    assert.equal((await emailsOf(stack, account.id)).length, n0 + 1, "not again until it has been above it");
+    assert.equal(
+      (await emailsOf(stack, account.id)).length,
+      n0 + 1,
+      "not again until it has been above it",
+    );
   });
 
   test("POST /v1/account/billing-portal → {url}", async () => {

@@ -42,7 +42,8 @@ const settingsOf = async (key) => {
 };
 
 /** @param {string} key @param {Record<string, unknown>} body */
-const putSettings = (key, body) => call(stack, "/v1/account/auto-recharge", { method: "PUT", key, body });
+const putSettings = (key, body) =>
+  call(stack, "/v1/account/auto-recharge", { method: "PUT", key, body });
 
 /** @param {string} key */
 const transactionsOf = async (key) => {
@@ -82,14 +83,21 @@ describe("auto-recharge settings", () => {
     const account = await createAccount(stack);
     const s = await settingsOf(account.api_key);
     assert.equal(s.enabled, false);
-    assert.ok(s.package === null || ["credits_1000", "credits_3000", "credits_9000"].includes(s.package), s.package);
+    assert.ok(
+      s.package === null || ["credits_1000", "credits_3000", "credits_9000"].includes(s.package),
+      s.package,
+    );
     assert.equal(s.threshold, 100);
     assert.equal(s.pending, false);
     assert.equal(s.last_failure, null);
-    assert.deepEqual((await balanceOf(stack, account.api_key)).auto_recharge, s, "the balance embeds the same settings");
+    assert.deepEqual(
+      (await balanceOf(stack, account.api_key)).auto_recharge,
+      s,
+      "the balance embeds the same settings",
+    );
   });
 
-  test('auto-recharge settings carry paused: null when not paused', async () => {
+  test("auto-recharge settings carry paused: null when not paused", async () => {
     const account = await createAccount(stack);
     const s = await settingsOf(account.api_key);
     assert.ok("paused" in s && s.paused === null, `paused: ${JSON.stringify(s)}`);
@@ -97,14 +105,22 @@ describe("auto-recharge settings", () => {
 
   test("enabling with no payment method on file is 409 payment_method_required", async () => {
     const account = await createAccount(stack);
-    expectError(await putSettings(account.api_key, { enabled: true }), 409, "payment_method_required");
+    expectError(
+      await putSettings(account.api_key, { enabled: true }),
+      409,
+      "payment_method_required",
+    );
     assert.equal((await settingsOf(account.api_key)).enabled, false);
   });
 
   test("an unknown package is 400 invalid_request naming package", async () => {
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id);
-    const error = expectError(await putSettings(account.api_key, { enabled: true, package: "credits_5" }), 400, "invalid_request");
+    const error = expectError(
+      await putSettings(account.api_key, { enabled: true, package: "credits_5" }),
+      400,
+      "invalid_request",
+    );
     assert.ok(fieldNames(error).includes("package"), JSON.stringify(error));
   });
 
@@ -136,9 +152,18 @@ describe("when auto-recharge triggers (product doc scenarios)", () => {
     assert.equal(b.monthly, 0);
     const t = (await transactionsOf(account.api_key)).find((x) => x.type === "auto_recharge");
     assert.ok(t, "an auto_recharge transaction");
-    assert.deepEqual([t.status, t.credits, t.amount_cents, t.currency], ["succeeded", 1000, 700, "usd"]);
-    await waitFor(async () => (await emailsOf(stack, account.id)).length > n0, "a confirmation email");
-    await waitFor(async () => (await settingsOf(account.api_key)).pending === false, "pending false again");
+    assert.deepEqual(
+      [t.status, t.credits, t.amount_cents, t.currency],
+      ["succeeded", 1000, 700, "usd"],
+    );
+    await waitFor(
+      async () => (await emailsOf(stack, account.id)).length > n0,
+      "a confirmation email",
+    );
+    await waitFor(
+      async () => (await settingsOf(account.api_key)).pending === false,
+      "pending false again",
+    );
   });
 
   test("scenario 2: monthly 50 + purchased 40 = 90 → recharges", async () => {
@@ -167,7 +192,10 @@ describe("when auto-recharge triggers (product doc scenarios)", () => {
     await setBalance(stack, account, { monthly: 30, purchased: 0 });
     const res = await putSettings(account.api_key, { enabled: true, package: "credits_1000" });
     assert.equal(res.status, 200, res.text);
-    await waitFor(async () => (await balanceOf(stack, account.api_key)).purchased === 1000, "a recharge right after enabling");
+    await waitFor(
+      async () => (await balanceOf(stack, account.api_key)).purchased === 1000,
+      "a recharge right after enabling",
+    );
   });
 
   test("turned off: reaching the threshold buys nothing", async () => {
@@ -178,7 +206,11 @@ describe("when auto-recharge triggers (product doc scenarios)", () => {
     assert.equal((await classify(stack, account.api_key)).status, 200);
     await sleep(QUIET_MS);
     const b = await balanceOf(stack, account.api_key);
-    assert.deepEqual([b.monthly, b.purchased], [0, 100], "existing purchased credits remain, nothing bought");
+    assert.deepEqual(
+      [b.monthly, b.purchased],
+      [0, 100],
+      "existing purchased credits remain, nothing bought",
+    );
   });
 });
 
@@ -195,7 +227,10 @@ describe("a failed automatic payment", () => {
     assert.ok(isRfc3339Utc(f.at), `last_failure.at: ${f.at}`);
     assert.equal(typeof f.code, "string");
     assert.equal(typeof f.message, "string");
-    await waitFor(async () => (await settingsOf(account.api_key)).enabled === false, "auto-recharge turned off");
+    await waitFor(
+      async () => (await settingsOf(account.api_key)).enabled === false,
+      "auto-recharge turned off",
+    );
     assert.equal((await settingsOf(account.api_key)).pending, false);
     await waitFor(async () => (await emailsOf(stack, account.id)).length > n0, "a failure email");
     const b = await balanceOf(stack, account.api_key);
@@ -216,7 +251,10 @@ describe("a failed automatic payment", () => {
       }, "last_failure recorded after the declined payment")
     ).last_failure;
     assert.ok("action_url" in f, `last_failure.action_url missing: ${JSON.stringify(f)}`);
-    assert.ok(f.action_url === null || /^https?:\/\//.test(f.action_url), `action_url: ${f.action_url}`);
+    assert.ok(
+      f.action_url === null || /^https?:\/\//.test(f.action_url),
+      `action_url: ${f.action_url}`,
+    );
   });
 });
 
@@ -225,20 +263,49 @@ describe("top-ups", () => {
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id);
     const before = await balanceOf(stack, account.api_key);
-    const res = await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_1000" } });
+    const res = await call(stack, "/v1/account/top-ups", {
+      key: account.api_key,
+      body: { package: "credits_1000" },
+    });
     assert.equal(res.status, 202, res.text);
     assert.equal(typeof res.body.id, "string");
-    assert.ok(["pending", "requires_action", "succeeded", "failed"].includes(res.body.status), res.body.status);
-    await waitFor(async () => (await balanceOf(stack, account.api_key)).purchased === before.purchased + 1000, "1,000 purchased credits");
-    const t = await waitFor(async () => (await transactionsOf(account.api_key)).find((x) => x.type === "top_up" && x.status === "succeeded"), "a succeeded top_up transaction");
+    assert.ok(
+      ["pending", "requires_action", "succeeded", "failed"].includes(res.body.status),
+      res.body.status,
+    );
+    await waitFor(
+      async () => (await balanceOf(stack, account.api_key)).purchased === before.purchased + 1000,
+      "1,000 purchased credits",
+    );
+    const t = await waitFor(
+      async () =>
+        (await transactionsOf(account.api_key)).find(
+          (x) => x.type === "top_up" && x.status === "succeeded",
+        ),
+      "a succeeded top_up transaction",
+    );
     assert.deepEqual([t.credits, t.amount_cents, t.currency], [1000, 700, "usd"]);
   });
 
   test("without a payment method: 409 payment_method_required; unknown package: 400", async () => {
     const account = await createAccount(stack);
-    expectError(await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_1000" } }), 409, "payment_method_required");
+    expectError(
+      await call(stack, "/v1/account/top-ups", {
+        key: account.api_key,
+        body: { package: "credits_1000" },
+      }),
+      409,
+      "payment_method_required",
+    );
     await attachPaymentMethod(stack, account.id);
-    const err = expectError(await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_2" } }), 400, "invalid_request");
+    const err = expectError(
+      await call(stack, "/v1/account/top-ups", {
+        key: account.api_key,
+        body: { package: "credits_2" },
+      }),
+      400,
+      "invalid_request",
+    );
     assert.ok(fieldNames(err).includes("package"));
   });
 
@@ -246,17 +313,41 @@ describe("top-ups", () => {
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id);
     const headers = { "Idempotency-Key": `acc-${Date.now()}-${Math.random()}` };
-    const first = await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_1000" }, headers });
+    const first = await call(stack, "/v1/account/top-ups", {
+      key: account.api_key,
+      body: { package: "credits_1000" },
+      headers,
+    });
     assert.equal(first.status, 202, first.text);
-    await waitFor(async () => (await balanceOf(stack, account.api_key)).purchased === 1000, "the top-up's credits");
-    await waitFor(async () => (await transactionsOf(account.api_key)).some((x) => x.type === "top_up" && x.status === "succeeded"), "the purchase succeeded");
-    const replay = await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_1000" }, headers });
+    await waitFor(
+      async () => (await balanceOf(stack, account.api_key)).purchased === 1000,
+      "the top-up's credits",
+    );
+    await waitFor(
+      async () =>
+        (await transactionsOf(account.api_key)).some(
+          (x) => x.type === "top_up" && x.status === "succeeded",
+        ),
+      "the purchase succeeded",
+    );
+    const replay = await call(stack, "/v1/account/top-ups", {
+      key: account.api_key,
+      body: { package: "credits_1000" },
+      headers,
+    });
     assert.equal(replay.status, 202, replay.text);
     assert.equal(replay.body.id, first.body.id, "the same purchase");
-    assert.equal(replay.body.status, "succeeded", `the replay answers the current status, got ${replay.body.status}`);
+    assert.equal(
+      replay.body.status,
+      "succeeded",
+      `the replay answers the current status, got ${replay.body.status}`,
+    );
     await sleep(1000);
     assert.equal((await balanceOf(stack, account.api_key)).purchased, 1000, "bought once");
-    assert.equal((await transactionsOf(account.api_key)).filter((x) => x.type === "top_up").length, 1);
+    assert.equal(
+      (await transactionsOf(account.api_key)).filter((x) => x.type === "top_up").length,
+      1,
+    );
   });
 });
 
@@ -265,23 +356,56 @@ describe("monthly spending limit and purchases", () => {
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id);
     await putLimit(account.api_key, 1000);
-    const first = await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_1000" } });
+    const first = await call(stack, "/v1/account/top-ups", {
+      key: account.api_key,
+      body: { package: "credits_1000" },
+    });
     assert.equal(first.status, 202, first.text);
-    const second = await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_1000" } });
-    expectError(second, 409, "spending_limit_reached", "700 + 700 cents against a 1,000 cent limit");
-    await waitFor(async () => (await balanceOf(stack, account.api_key)).purchased === 1000, "the first top-up's credits");
+    const second = await call(stack, "/v1/account/top-ups", {
+      key: account.api_key,
+      body: { package: "credits_1000" },
+    });
+    expectError(
+      second,
+      409,
+      "spending_limit_reached",
+      "700 + 700 cents against a 1,000 cent limit",
+    );
+    await waitFor(
+      async () => (await balanceOf(stack, account.api_key)).purchased === 1000,
+      "the first top-up's credits",
+    );
     await sleep(1000);
-    assert.equal((await balanceOf(stack, account.api_key)).purchased, 1000, "only the first was bought");
+    assert.equal(
+      (await balanceOf(stack, account.api_key)).purchased,
+      1000,
+      "only the first was bought",
+    );
   });
 
   test("spent_this_month_cents counts purchases; a purchase up to exactly the limit is allowed", async () => {
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id);
     await putLimit(account.api_key, 700);
-    const res = await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_1000" } });
+    const res = await call(stack, "/v1/account/top-ups", {
+      key: account.api_key,
+      body: { package: "credits_1000" },
+    });
     assert.equal(res.status, 202, res.text);
-    await waitFor(async () => (await call(stack, "/v1/account/limits", { key: account.api_key })).body?.spent_this_month_cents === 700, "spent_this_month_cents 700");
-    expectError(await call(stack, "/v1/account/top-ups", { key: account.api_key, body: { package: "credits_1000" } }), 409, "spending_limit_reached");
+    await waitFor(
+      async () =>
+        (await call(stack, "/v1/account/limits", { key: account.api_key })).body
+          ?.spent_this_month_cents === 700,
+      "spent_this_month_cents 700",
+    );
+    expectError(
+      await call(stack, "/v1/account/top-ups", {
+        key: account.api_key,
+        body: { package: "credits_1000" },
+      }),
+      409,
+      "spending_limit_reached",
+    );
   });
 
   test('an auto-recharge over the limit does not start: paused "spending_limit_reached" until the limit is raised', async () => {
@@ -292,12 +416,18 @@ describe("monthly spending limit and purchases", () => {
     const put = await putSettings(account.api_key, { enabled: true, package: "credits_1000" });
     assert.equal(put.status, 200, put.text);
     assert.equal((await classify(stack, account.api_key)).status, 200);
-    await waitFor(async () => (await settingsOf(account.api_key)).paused === "spending_limit_reached", 'paused: "spending_limit_reached"');
+    await waitFor(
+      async () => (await settingsOf(account.api_key)).paused === "spending_limit_reached",
+      'paused: "spending_limit_reached"',
+    );
     await sleep(QUIET_MS);
     const b = await balanceOf(stack, account.api_key);
     assert.deepEqual([b.monthly, b.purchased], [0, 100], "no recharge started");
     assert.equal((await settingsOf(account.api_key)).pending, false);
     await putLimit(account.api_key, null);
-    await waitFor(async () => (await settingsOf(account.api_key)).paused === null, "paused clears once the limit is raised");
+    await waitFor(
+      async () => (await settingsOf(account.api_key)).paused === null,
+      "paused clears once the limit is raised",
+    );
   });
 });

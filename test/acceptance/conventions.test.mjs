@@ -13,8 +13,8 @@ import {
   expectError,
   fieldNames,
   startStack,
-  unknownKey,
   uniqueEmail,
+  unknownKey,
 } from "./helpers.mjs";
 
 /** @type {import("./helpers.mjs").Stack} */
@@ -62,7 +62,10 @@ describe("X-Request-Id", () => {
     const responses = [
       await call(stack, "/nope", { headers: { "X-Request-Id": "rid-404" } }),
       await call(stack, "/v1/account", { headers: { "X-Request-Id": "rid-401" } }),
-      await call(stack, "/v1/account", { key: account.api_key, headers: { "X-Request-Id": "rid-200" } }),
+      await call(stack, "/v1/account", {
+        key: account.api_key,
+        headers: { "X-Request-Id": "rid-200" },
+      }),
       await classify(stack, account.api_key, { "X-Request-Id": "rid-proxy" }),
     ];
     assert.deepEqual(
@@ -171,7 +174,11 @@ describe("401 invalid_api_key", () => {
 describe("operator routes", () => {
   test("/admin/* without the operator token is refused, with a client key too", async () => {
     const account = await createAccount(stack);
-    for (const headers of [{}, { Authorization: "Bearer wrong-token" }, { Authorization: `Bearer ${account.api_key}` }]) {
+    for (const headers of [
+      {},
+      { Authorization: "Bearer wrong-token" },
+      { Authorization: `Bearer ${account.api_key}` },
+    ]) {
       const res = await call(stack, `/admin/accounts/${account.id}`, { headers });
       assert.ok(res.status === 401 || res.status === 404, `got ${res.status} ${res.text}`);
       assert.equal(typeof res.body?.error?.type, "string");
@@ -181,7 +188,8 @@ describe("operator routes", () => {
   test("POST /admin/accounts → 201 {id, api_key, stripe_customer_id}", async () => {
     const res = await admin(stack, "/accounts", { body: { email: uniqueEmail() } });
     assert.equal(res.status, 201, res.text);
-    for (const field of ["id", "api_key", "stripe_customer_id"]) assert.ok(field in res.body, field);
+    for (const field of ["id", "api_key", "stripe_customer_id"])
+      assert.ok(field in res.body, field);
   });
 });
 

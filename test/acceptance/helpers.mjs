@@ -79,7 +79,10 @@ export async function startEchoUpstream() {
       path: url.pathname,
       headers: /** @type {Record<string, string>} */ (
         Object.fromEntries(
-          Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(", ") : String(v)]),
+          Object.entries(req.headers).map(([k, v]) => [
+            k,
+            Array.isArray(v) ? v.join(", ") : String(v),
+          ]),
         )
       ),
       rawHeaders: req.rawHeaders,
@@ -183,7 +186,7 @@ export async function startStack(options = {}) {
 
 /**
  * @typedef {{ status: number, headers: Headers, text: string, body: any }} Reply
- * @typedef {{ method?: string, key?: string | null, body?: unknown, raw?: string | Buffer,
+ * @typedef {{ method?: string, key?: string | null, body?: unknown, raw?: string,
  *   headers?: Record<string, string> }} CallInit
  */
 
@@ -196,7 +199,7 @@ export async function call(stack, pathname, init = {}) {
   /** @type {Record<string, string>} */
   const headers = { ...(init.headers ?? {}) };
   if (init.key) headers.Authorization = `Bearer ${init.key}`;
-  /** @type {string | Buffer | undefined} */
+  /** @type {string | undefined} */
   let body;
   if (init.raw !== undefined) body = init.raw;
   else if (init.body !== undefined) body = JSON.stringify(init.body);
@@ -348,7 +351,11 @@ export async function attachPaymentMethod(stack, accountId, pm = "pm_card_visa")
   const res = await admin(stack, `/accounts/${accountId}/payment-method`, {
     body: { payment_method: pm },
   });
-  assert.equal(res.status, 200, `POST /admin/accounts/:id/payment-method → ${res.status} ${res.text}`);
+  assert.equal(
+    res.status,
+    200,
+    `POST /admin/accounts/:id/payment-method → ${res.status} ${res.text}`,
+  );
   return res.body;
 }
 

@@ -5,12 +5,14 @@
  * a running stack has one token or the other).
  */
 import { after, before, describe, test } from "node:test";
-import { EXTERNAL, call, expectError, startStack } from "./helpers.mjs";
+import { call, EXTERNAL, expectError, startStack } from "./helpers.mjs";
 
 /** @type {import("./helpers.mjs").Stack} */
 let stack;
 
-describe("no ADMIN_TOKEN configured", { skip: EXTERNAL && "needs its own stack without ADMIN_TOKEN" }, () => {
+describe("no ADMIN_TOKEN configured", {
+  skip: EXTERNAL && "needs its own stack without ADMIN_TOKEN",
+}, () => {
   before(async () => {
     stack = await startStack({ env: { ADMIN_TOKEN: "" }, echo: false });
   });

@@ -7,8 +7,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
-  NEEDS_ECHO,
-  UPSTREAM_TOKEN,
   admin,
   balanceOf,
   call,
@@ -16,11 +14,13 @@ import {
   createAccount,
   createKey,
   expectError,
+  NEEDS_ECHO,
   probe,
   rawRequest,
   setBalance,
   sleep,
   startStack,
+  UPSTREAM_TOKEN,
 } from "./helpers.mjs";
 
 /** @type {import("./helpers.mjs").Stack} */
@@ -55,7 +55,10 @@ describe("forwarding", { skip: NEEDS_ECHO }, () => {
     assert.equal(got.url, `/v1/classify?probe=${p}&lang=en`);
     assert.equal(got.body, body);
     assert.notEqual(got.headers.authorization, `Bearer ${account.api_key}`);
-    assert.ok(!JSON.stringify(got.headers).includes(account.api_key), "the key is not forwarded at all");
+    assert.ok(
+      !JSON.stringify(got.headers).includes(account.api_key),
+      "the key is not forwarded at all",
+    );
     assert.equal(got.headers.authorization, `Bearer ${UPSTREAM_TOKEN}`, "the gateway's own secret");
   });
 
@@ -89,7 +92,10 @@ describe("forwarding", { skip: NEEDS_ECHO }, () => {
     assert.equal(res.headers.get("x-upstream-marker"), "echo");
     assert.deepEqual(res.body, { echo: true, method: "POST", path: "/v1/classify" });
     const charged = Number(res.headers.get("x-credits-charged"));
-    assert.ok(Number.isInteger(charged) && charged >= 0, `X-Credits-Charged: ${res.headers.get("x-credits-charged")}`);
+    assert.ok(
+      Number.isInteger(charged) && charged >= 0,
+      `X-Credits-Charged: ${res.headers.get("x-credits-charged")}`,
+    );
     assert.equal(Number(res.headers.get("x-credits-remaining")), startTotal - charged);
     assert.equal((await balanceOf(stack, account.api_key)).total, startTotal - charged);
   });
@@ -171,7 +177,10 @@ describe("request header hygiene", { skip: NEEDS_ECHO }, () => {
     const account = await createAccount(stack);
     const p = probe();
     assert.equal((await classify(stack, account.api_key, { "X-Probe": p })).status, 200);
-    assert.match(received(p).headers["x-forwarded-for"] ?? "", /^(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)$/);
+    assert.match(
+      received(p).headers["x-forwarded-for"] ?? "",
+      /^(127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)$/,
+    );
   });
 
   test("X-HTTP-Method-Override is neither honoured nor forwarded", async () => {
@@ -211,7 +220,10 @@ describe("methods the gateway answers itself", () => {
     const account = await createAccount(stack);
     const before = await balanceOf(stack, account.api_key);
     const p = probe();
-    const res = await call(stack, `/v1/classify?probe=${p}`, { method: "OPTIONS", key: account.api_key });
+    const res = await call(stack, `/v1/classify?probe=${p}`, {
+      method: "OPTIONS",
+      key: account.api_key,
+    });
     assert.equal(res.status, 204, `OPTIONS → ${res.status} ${res.text}`);
     const allow = res.headers.get("allow");
     assert.ok(allow, "Allow header");
@@ -329,22 +341,34 @@ describe("rate limits", () => {
       method: "PATCH",
       body: { rate_limit_per_minute: limit },
     });
-    assert.equal(res.status, 200, `PATCH /admin/accounts/:id {rate_limit_per_minute: ${limit}} → ${res.status} ${res.text}`);
+    assert.equal(
+      res.status,
+      200,
+      `PATCH /admin/accounts/:id {rate_limit_per_minute: ${limit}} → ${res.status} ${res.text}`,
+    );
     return res;
   };
 
   test("operator override: over rate_limit_per_minute is 429 rate_limited with Retry-After and RateLimit-*, not debited", async () => {
     const account = await createAccount(stack);
     await setLimit(account.id, 3);
-    for (let i = 0; i < 3; i++) assert.equal((await classify(stack, account.api_key)).status, 200, `request ${i + 1}`);
+    for (let i = 0; i < 3; i++)
+      assert.equal((await classify(stack, account.api_key)).status, 200, `request ${i + 1}`);
     const before = await balanceOf(stack, account.api_key);
     const res = await classify(stack, account.api_key);
     expectError(res, 429, "rate_limited", "4th request with a limit of 3/min");
     const retry = res.headers.get("retry-after");
     assert.ok(retry && /^\d+$/.test(retry) && Number(retry) <= 60, `Retry-After: ${retry}`);
     const names = [...res.headers.keys()];
-    assert.ok(names.some((n) => n.startsWith("ratelimit")), `RateLimit-* headers: ${names.join(", ")}`);
-    assert.equal((await balanceOf(stack, account.api_key)).total, before.total, "a 429 is not debited");
+    assert.ok(
+      names.some((n) => n.startsWith("ratelimit")),
+      `RateLimit-* headers: ${names.join(", ")}`,
+    );
+    assert.equal(
+      (await balanceOf(stack, account.api_key)).total,
+      before.total,
+      "a 429 is not debited",
+    );
   });
 
   test("the limit counts all the account's keys together", async () => {
@@ -376,7 +400,9 @@ describe("rate limits", () => {
       body: { rate_limit_per_minute: "lots" },
     });
     const error = expectError(res, 400, "invalid_request");
-    const names = (error.fields ?? []).map((/** @type {any} */ f) => (typeof f === "string" ? f : f.field));
+    const names = (error.fields ?? []).map((/** @type {any} */ f) =>
+      typeof f === "string" ? f : f.field,
+    );
     assert.ok(names.includes("rate_limit_per_minute"), JSON.stringify(error));
   });
 });
