@@ -6,9 +6,9 @@
  * One run, for each place state can live (disk, then tmpfs):
  *   (a) the upstream stub (bench/upstream.mjs) directly;
  *   (b) a bare pass-through Worker (bench/passthrough-worker.mjs) on the same runtime;
- *   (c) the gateway, one hot account: POST /v1/classify with the account's keys (rate limits
- *       are per key, so the load is spread over BENCH_HOT_KEYS keys; every request still
- *       goes through the same Durable Object);
+ *   (c) the gateway, one hot account: POST /v1/classify with the account's BENCH_HOT_KEYS
+ *       keys (rate limits are per account, so an operator override lifts the account's);
+ *       every request goes through the same Durable Object;
  *   (d) the gateway, 1,000 accounts (one key each, rotated per request).
  * Targets are loaded with autocannon in alternating rounds (rotating order); the table shows
  * medians over rounds, the server process's CPU per request (steadier than req/s when other
@@ -19,7 +19,7 @@
  * fixed number of proxied requests; timings never come from that build.
  *
  * Env: BENCH_SECONDS (4), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32), BENCH_ACCOUNTS (1000),
- * BENCH_HOT_KEYS (64), BENCH_COUNT_REQUESTS (2000), BENCH_STATE ("disk,tmpfs"),
+ * BENCH_HOT_KEYS (16), BENCH_COUNT_REQUESTS (2000), BENCH_STATE ("disk,tmpfs"),
  * BENCH_DISK_DIR (/var/tmp), BENCH_WARMUP_SECONDS (1), BENCH_COUNT_STATES ("last"; "all"
  * counts in every state set), BENCH_WAIT_ALARM (unset; 1 waits 35 s after counting for the
  * Durable Objects' usage flush and reports its D1 writes), BENCH_ONLY_COUNT (unset; 1 skips
@@ -81,7 +81,7 @@ const config = {
   connections: Math.round(num("BENCH_CONNECTIONS", 32)),
   accounts: Math.round(num("BENCH_ACCOUNTS", 1000)),
   countRequests: Math.round(num("BENCH_COUNT_REQUESTS", 2000)),
-  hotKeys: Math.round(num("BENCH_HOT_KEYS", 64)),
+  hotKeys: Math.round(num("BENCH_HOT_KEYS", 16)),
   warmupSeconds: num("BENCH_WARMUP_SECONDS", 1),
   states: (process.env.BENCH_STATE ?? "disk,tmpfs")
     .split(",")
@@ -791,7 +791,7 @@ function describe(report) {
   const src = report.source;
   return [
     `Machine: ${m.nproc} cores (\`nproc\`), ${m.cpu_model}${m.cpu_mhz ? ` @ ${Math.round(m.cpu_mhz)} MHz` : ""}, ${m.memory_gib} GiB, ${m.kernel}; Node ${m.node}, workerd ${m.workerd}, miniflare ${m.miniflare}, wrangler ${m.wrangler}, autocannon ${m.autocannon}.`,
-    `Load: autocannon, ${c.connections} connections, ${c.rounds} rounds × ${c.seconds_per_round} s per target in rotating order (after a ${c.warmup_seconds} s warm-up), medians over rounds; POST /v1/classify with a ${c.request.body_bytes}-byte JSON body. The hot account's requests are spread over its ${c.hot_account_keys} API keys (rate limits are per key). (c) and (d) run on two gateway instances of the same bundle with separate state, so neither is charged for the other's Durable Object alarms (the usage flush, every ~30 s per active account). Load generator, upstream stub and workerd share the same ${m.nproc} cores: relative figures only. "Server CPU µs/req" is the CPU time of the process serving the target (workerd, or the stub for (a)) divided by requests; "other load" is the CPU other processes on the machine used meanwhile, in cores: when it is well above 0, req/s and latency are disturbed and CPU per request is the steadier figure.`,
+    `Load: autocannon, ${c.connections} connections, ${c.rounds} rounds × ${c.seconds_per_round} s per target in rotating order (after a ${c.warmup_seconds} s warm-up), medians over rounds; POST /v1/classify with a ${c.request.body_bytes}-byte JSON body. The hot account's requests are spread over its ${c.hot_account_keys} API keys, with an operator rate limit override (rate limits are per account). (c) and (d) run on two gateway instances of the same bundle with separate state, so neither is charged for the other's Durable Object alarms (the usage flush, every ~30 s per active account). Load generator, upstream stub and workerd share the same ${m.nproc} cores: relative figures only. "Server CPU µs/req" is the CPU time of the process serving the target (workerd, or the stub for (a)) divided by requests; "other load" is the CPU other processes on the machine used meanwhile, in cores: when it is well above 0, req/s and latency are disturbed and CPU per request is the steadier figure.`,
     `Runtime: the \`wrangler deploy --dry-run\` bundle of ${src.commit ?? "the working tree"}${src.changed_source_files ? ` plus ${src.changed_source_files} uncommitted source file(s)` : ""} on the Miniflare API (not \`wrangler dev\`). State: ${states}. ${c.stripe}.`,
   ].join("\n\n");
 }

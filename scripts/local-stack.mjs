@@ -102,6 +102,8 @@ export async function startLocalStack(options = {}) {
     "--show-interactive-dev-session=false",
     "--inspector-port",
     "0",
+    // Exposes /__scheduled, so the reconciler's cron runs locally too (see below).
+    "--test-scheduled",
     ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
   ];
   const child = spawn(process.execPath, args, {
@@ -132,6 +134,17 @@ export async function startLocalStack(options = {}) {
     await stop();
     throw err;
   }
+
+  // wrangler dev does not fire cron triggers by itself: run the reconciler's schedule (every
+  // minute, wrangler.toml [triggers]) the way production would, so a charge whose outcome is
+  // unknown is settled locally too.
+  const cron = setInterval(() => {
+    fetch(`${gatewayUrl}/__scheduled?cron=${encodeURIComponent("* * * * *")}`)
+      .then((res) => res.arrayBuffer())
+      .catch(() => {});
+  }, 60_000);
+  cron.unref();
+  closers.unshift(async () => clearInterval(cron));
 
   const demo =
     options.demoAccount === false

@@ -1,3 +1,4 @@
+import type { KeyScope } from "./db/api-keys";
 import type { Db } from "./db/client";
 
 /**
@@ -36,6 +37,8 @@ export interface Variables {
   /** Set by the auth middleware on every authenticated route. */
   accountId: string;
   apiKeyId: string;
+  /** What the caller may do: `classify` keys spend credits and read; the Billing page is `full`. */
+  scope: KeyScope;
   /** True once a response comes from the upstream: its headers pass through unchanged. */
   proxied: boolean;
 }

@@ -5,11 +5,15 @@ const STATUS = {
   invalid_request: 400,
   invalid_api_key: 401,
   insufficient_credits: 403,
+  insufficient_scope: 403,
   not_found: 404,
   method_not_allowed: 405,
   payment_method_required: 409,
   conflict: 409,
   idempotency_conflict: 409,
+  limit_reached: 409,
+  spending_limit_reached: 409,
+  subscription_exists: 409,
   payload_too_large: 413,
   rate_limited: 429,
   internal_error: 500,
@@ -83,6 +87,7 @@ export type LedgerRefusal =
   | "unknown_recharge"
   | "idempotency_conflict"
   | "payment_method_required"
+  | "spending_limit_reached"
   | "already_succeeded"
   | "credits_mismatch";
 
@@ -116,6 +121,12 @@ export function refusal(reason: LedgerRefusal, options: ErrorOptions = {}): ApiE
       return new ApiError(
         "payment_method_required",
         "Add a payment method before buying credits or enabling auto-recharge.",
+        options,
+      );
+    case "spending_limit_reached":
+      return new ApiError(
+        "spending_limit_reached",
+        "This purchase would take this month's purchases over the account's spending limit.",
         options,
       );
     case "already_succeeded":

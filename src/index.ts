@@ -1,5 +1,6 @@
 import { createApp } from "./app";
 import type { Bindings } from "./env";
+import { handleRefundBatch, handleRefundDeadLetters } from "./gateway/refunds";
 import { handleDeadLetterBatch, handleRechargeBatch } from "./recharge/consumer";
 import { reconcile } from "./recharge/reconciler";
 
@@ -10,8 +11,12 @@ const app = createApp();
 export default {
   fetch: app.fetch,
   async queue(batch, env, _ctx) {
-    // Queue names come from wrangler.toml; a `-dlq` suffix marks the dead-letter queue.
-    if (batch.queue.endsWith("-dlq")) return handleDeadLetterBatch(batch, env);
+    // Queue names come from wrangler.toml: `…-refund` carries refunds, a `-dlq` suffix marks
+    // a dead-letter queue, anything else is the recharge queue.
+    const name = batch.queue;
+    if (name.endsWith("-refund-dlq")) return handleRefundDeadLetters(batch, env);
+    if (name.endsWith("-refund")) return handleRefundBatch(batch, env);
+    if (name.endsWith("-dlq")) return handleDeadLetterBatch(batch, env);
     return handleRechargeBatch(batch, env);
   },
   async scheduled(_controller, env, ctx) {
@@ -21,7 +26,8 @@ export default {
           report.credited.length +
           report.failed.length +
           report.redriven.length +
-          report.grantsRepaired.length;
+          report.grantsRepaired.length +
+          report.refundsApplied.length;
         if (repaired > 0 || report.attention.length > 0)
           console.warn("reconciler", JSON.stringify(report));
       }),

@@ -56,6 +56,7 @@ export async function createAccount(
       prefix: key.prefix,
       last4: key.last4,
       name: "default",
+      scope: "full",
     }),
     monthlyGrantInsert(db, {
       id: `cycle:${id}:initial`,

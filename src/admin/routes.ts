@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { attachPaymentMethod } from "../billing/payment-methods";
 import { providerError } from "../billing/stripe-errors";
+import { spendLimitCents } from "../dashboard/routes/limits";
 import { accountExists, getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
 import { listEmails } from "../db/emails";
@@ -33,6 +34,17 @@ const AdjustBody = z
     message: "give a non-zero monthly or purchased amount",
     path: ["monthly"],
   });
+
+const PatchAccountBody = z.strictObject({
+  rate_limit_per_minute: z
+    .number({ error: "must be a whole number of requests per minute or null" })
+    .int("must be a whole number of requests per minute or null")
+    .min(1)
+    .max(1_000_000_000)
+    .nullable()
+    .optional(),
+  monthly_spend_limit_cents: spendLimitCents.optional(),
+});
 
 const PaymentMethodBody = z.strictObject({
   payment_method: z
@@ -85,22 +97,18 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     return c.json(result, 200);
   })
-  .get("/accounts/:id", async (c) => {
-    const account = await getAccount(c.get("db"), c.req.param("id"));
-    if (!account) throw refusal("not_initialized");
-    const balance = await ledgerFor(c.env, account.id).snapshot();
-    return c.json(
-      {
-        id: account.id,
-        email: account.email,
-        plan: account.plan,
-        stripe_customer_id: account.stripeCustomerId,
-        payment_method: account.paymentMethodId,
-        created_at: account.createdAt,
-        balance,
-      },
-      200,
-    );
+  .get("/accounts/:id", async (c) =>
+    c.json(await adminView(c.env, c.get("db"), c.req.param("id")), 200),
+  )
+  .patch("/accounts/:id", async (c) => {
+    const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
+    const body = await parseJson(c, PatchAccountBody);
+    const result = await ledgerFor(c.env, accountId).setLimits({
+      rateLimitPerMinute: body.rate_limit_per_minute,
+      spendLimitCents: body.monthly_spend_limit_cents,
+    });
+    if (!result.ok) throw refusal(result.reason);
+    return c.json(await adminView(c.env, c.get("db"), accountId), 200);
   })
   .get("/accounts/:id/emails", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
@@ -111,6 +119,27 @@ export const adminRoutes = new Hono<AppEnv>()
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     return c.json(await ledgerFor(c.env, accountId).audit(), 200);
   });
+
+/** The account as an operator sees it: the customer's view plus balance, limits and rate limit. */
+async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
+  const account = await getAccount(db, id);
+  if (!account) throw refusal("not_initialized");
+  const snapshot = await ledgerFor(env, account.id).snapshot();
+  if (!snapshot) throw refusal("not_initialized");
+  const { limits, rate_limit_per_minute, rate_limit_override, ...balance } = snapshot;
+  return {
+    id: account.id,
+    email: account.email,
+    plan: account.plan,
+    stripe_customer_id: account.stripeCustomerId,
+    payment_method: account.paymentMethodId,
+    created_at: account.createdAt,
+    balance,
+    limits,
+    rate_limit_per_minute,
+    rate_limit_override,
+  };
+}
 
 async function existingAccountId(db: Db, id: string): Promise<string> {
   if (!(await accountExists(db, id))) throw refusal("not_initialized");

@@ -41,7 +41,7 @@ export async function attachPaymentMethod(
     invoice_settings: { default_payment_method: attached.id },
   });
   await setPaymentMethodId(db, accountId, attached.id);
-  await ledgerFor(env, accountId).setPaymentMethod(true);
+  await ledgerFor(env, accountId).setPaymentMethod(attached.id);
   return {
     account_id: accountId,
     payment_method: attached.id,
@@ -77,6 +77,6 @@ export async function syncPaymentMethod(
     }
   }
   await setPaymentMethodId(db, accountId, paymentMethodId);
-  await ledgerFor(env, accountId).setPaymentMethod(paymentMethodId !== null);
+  await ledgerFor(env, accountId).setPaymentMethod(paymentMethodId);
   return paymentMethodId;
 }

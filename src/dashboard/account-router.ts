@@ -9,16 +9,20 @@ import type { AppEnv } from "../env";
 import { accountRoutes } from "./routes/account";
 import { billingPortalRoutes } from "./routes/billing-portal";
 import { keyRoutes } from "./routes/keys";
+import { limitRoutes } from "./routes/limits";
 import { autoRechargeRoutes, topUpRoutes } from "./routes/recharge";
 import { transactionRoutes } from "./routes/transactions";
 import { usageRoutes } from "./routes/usage";
+import { requireFullScopeForWrites } from "./scope";
 
 export function accountRouter(unmatched: (c: { req: { method: string; path: string } }) => never) {
   return new Hono<AppEnv>()
+    .use(requireFullScopeForWrites)
     .route("/", accountRoutes)
     .route("/auto-recharge", autoRechargeRoutes)
     .route("/top-ups", topUpRoutes)
     .route("/keys", keyRoutes)
+    .route("/limits", limitRoutes)
     .route("/transactions", transactionRoutes)
     .route("/usage", usageRoutes)
     .route("/billing-portal", billingPortalRoutes)

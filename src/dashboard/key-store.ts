@@ -1,64 +1,97 @@
 /**
  * An account's API keys, for `/v1/account/keys` and the Billing page alike: creation (the full
- * key exists only in the result) and revocation (the ledger refuses the key at once, D1 follows).
+ * key exists only in the result), revocation, and the email each one sends. The two limits
+ * (at most MAX_ACTIVE_KEYS active keys; always one active `full` key) are each one guarded D1
+ * statement, so concurrent requests cannot get past them together.
  */
 import { isTestMode } from "../billing/stripe-client";
 import { newId } from "../crypto";
 import { getAccount } from "../db/accounts";
 import {
-  countActiveKeys,
   getKey,
-  insertKeyReturning,
+  insertKeyWithinLimit,
+  type KeyScope,
   type ListedKey,
-  markKeyRevoked,
+  revokeKeyGuarded,
 } from "../db/api-keys";
 import type { Db } from "../db/client";
+import { mailAccount } from "../email/account-mail";
+import * as templates from "../email/templates";
 import type { Bindings } from "../env";
 import { generateApiKey } from "../gateway/api-keys";
 import { forgetKey } from "../gateway/identity";
 import { ledgerFor } from "../ledger/client";
 
+type KeyEnv = Pick<
+  Bindings,
+  "STRIPE_SECRET_KEY" | "ACCOUNT_LEDGER" | "EMAIL" | "EMAIL_FROM" | "DASHBOARD_URL"
+>;
+
+export type CreateKeyResult =
+  | { ok: true; key: ListedKey & { key: string } }
+  | { ok: false; reason: "limit_reached" };
+
 /** Creates a key; the full key is in the result and nowhere else. */
 export async function createKey(
-  env: Pick<Bindings, "STRIPE_SECRET_KEY">,
+  env: KeyEnv,
   db: Db,
   accountId: string,
-  name: string | null,
-): Promise<ListedKey & { key: string }> {
+  input: { name: string | null; scope: KeyScope },
+): Promise<CreateKeyResult> {
   const account = await getAccount(db, accountId);
   const key = await generateApiKey(account?.testMode || isTestMode(env) ? "test" : "live");
-  const row = await insertKeyReturning(db, {
-    id: newId("key"),
+  const id = newId("key");
+  const inserted = await insertKeyWithinLimit(db, {
+    id,
     accountId,
     keyHash: key.hash,
     prefix: key.prefix,
     last4: key.last4,
-    name,
+    name: input.name,
+    scope: input.scope,
   });
-  return { ...row, key: key.key };
+  if (!inserted) return { ok: false, reason: "limit_reached" };
+  const row = await getKey(db, accountId, id);
+  if (!row) throw new Error(`key ${id} missing after insert`);
+  const { keyHash: _hash, ...listed } = row;
+  await mailAccount(env, db, {
+    ref: `key_created:${id}`,
+    accountId,
+    kind: "key_created",
+    ...templates.keyCreated({ ...listed, dashboardUrl: env.DASHBOARD_URL }),
+  });
+  return { ok: true, key: { ...listed, key: key.key } };
 }
 
 export type RevokeResult =
   | { ok: true; key: ListedKey }
-  | { ok: false; reason: "not_found" | "last_active_key" };
+  | { ok: false; reason: "not_found" | "last_full_key" };
 
-/** Revokes one of the account's keys; its last active key is kept so the account stays usable. */
+/** Revokes one of the account's keys; its last active `full` key is kept (money rule 11). */
 export async function revokeKey(
-  env: Pick<Bindings, "ACCOUNT_LEDGER">,
+  env: KeyEnv,
   db: Db,
   accountId: string,
   keyId: string,
 ): Promise<RevokeResult> {
-  const key = await getKey(db, accountId, keyId);
-  if (!key) return { ok: false, reason: "not_found" };
-  const { keyHash, ...listed } = key;
-  if (key.revoked_at) return { ok: true, key: listed };
-  if ((await countActiveKeys(db, accountId)) <= 1) return { ok: false, reason: "last_active_key" };
-  // The ledger first: from here on no proxied request with this key is served, whatever the
-  // isolates' key caches say. A failure below leaves it refused there and is safe to retry.
-  await ledgerFor(env, accountId).revokeKey(key.id);
-  await markKeyRevoked(db, accountId, key.id);
-  forgetKey(keyHash);
-  const revoked = await getKey(db, accountId, keyId);
-  return { ok: true, key: revoked ? { ...listed, revoked_at: revoked.revoked_at } : listed };
+  const before = await getKey(db, accountId, keyId);
+  if (!before) return { ok: false, reason: "not_found" };
+  const revokedNow = before.revoked_at === null && (await revokeKeyGuarded(db, accountId, keyId));
+  const after = await getKey(db, accountId, keyId);
+  if (!after) return { ok: false, reason: "not_found" };
+  if (after.revoked_at === null) return { ok: false, reason: "last_full_key" };
+  // D1 decided; now the ledger refuses the key on every later debit, whatever the isolates'
+  // key caches say. Idempotent, so a retried revocation that failed here completes it.
+  await ledgerFor(env, accountId).revokeKey(keyId);
+  forgetKey(after.keyHash);
+  const { keyHash: _hash, ...listed } = after;
+  if (revokedNow) {
+    await mailAccount(env, db, {
+      ref: `key_revoked:${keyId}`,
+      accountId,
+      kind: "key_revoked",
+      ...templates.keyRevoked({ ...listed, dashboardUrl: env.DASHBOARD_URL }),
+    });
+  }
+  return { ok: true, key: listed };
 }

@@ -16,7 +16,8 @@ import type { KeyIdentity } from "../gateway/identity";
 export const SESSION_COOKIE = "tg_session";
 export const SESSION_TTL_SECONDS = 12 * 60 * 60;
 
-export interface Session extends KeyIdentity {
+/** A session acts with full scope, so only a `full` key can start one (see sign-in). */
+export interface Session extends Omit<KeyIdentity, "scope"> {
   sessionId: string;
   /** Unix seconds. */
   expiresAt: number;
@@ -62,11 +63,12 @@ export async function sessionSecret(
 export async function startSession(
   c: Context<AppEnv>,
   secret: string,
-  identity: KeyIdentity,
+  identity: Omit<KeyIdentity, "scope">,
   now = Date.now(),
 ): Promise<Session> {
   const session: Session = {
-    ...identity,
+    accountId: identity.accountId,
+    keyId: identity.keyId,
     sessionId: randomBase62(24),
     expiresAt: Math.floor(now / 1000) + SESSION_TTL_SECONDS,
   };

@@ -1,5 +1,5 @@
 /** The `emails` table: every email we send, kept so support and local users can see it. */
-import { desc, eq } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, or } from "drizzle-orm";
 import type { Db } from "./client";
 import { emails } from "./schema";
 
@@ -35,6 +35,32 @@ export async function ensureEmail(
   return row;
 }
 
+/** A claim older than this is taken to be a sender that died: another may send. */
+export const EMAIL_CLAIM_MS = 5 * 60_000;
+
+/**
+ * Claims the email for one sender: only the caller that moves it to `sending` sends it, so
+ * racing deliveries of the same event cannot both send. A stale claim can be taken over.
+ */
+export async function claimEmail(db: Db, id: string, now = Date.now()): Promise<boolean> {
+  const stale = new Date(now - EMAIL_CLAIM_MS).toISOString();
+  const claimed = await db
+    .update(emails)
+    .set({ status: "sending", claimedAt: new Date(now).toISOString() })
+    .where(
+      and(
+        eq(emails.id, id),
+        or(
+          inArray(emails.status, ["pending", "failed"]),
+          and(eq(emails.status, "sending"), lt(emails.claimedAt, stale)),
+        ),
+      ),
+    )
+    .returning({ id: emails.id })
+    .all();
+  return claimed.length === 1;
+}
+
 export async function markEmailSent(db: Db, id: string): Promise<void> {
   await db
     .update(emails)
@@ -49,8 +75,20 @@ export async function markEmailFailed(db: Db, id: string, error: string): Promis
     .where(eq(emails.id, id));
 }
 
-export function failedEmails(db: Db, limit: number): Promise<EmailRow[]> {
-  return db.select().from(emails).where(eq(emails.status, "failed")).limit(limit).all();
+/** Emails to try again: failed ones, and claims whose sender died. */
+export function emailsToRetry(db: Db, limit: number, now = Date.now()): Promise<EmailRow[]> {
+  const stale = new Date(now - EMAIL_CLAIM_MS).toISOString();
+  return db
+    .select()
+    .from(emails)
+    .where(
+      or(
+        eq(emails.status, "failed"),
+        and(eq(emails.status, "sending"), lt(emails.claimedAt, stale)),
+      ),
+    )
+    .limit(limit)
+    .all();
 }
 
 /** The account's emails, newest first, as the operator route lists them. */

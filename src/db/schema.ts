@@ -33,6 +33,10 @@ export const apiKeys = sqliteTable(
     prefix: text("prefix").notNull(),
     last4: text("last4").notNull(),
     name: text("name"),
+    /** `full`: everything; `classify`: proxied traffic and the account's GET routes only. */
+    scope: text("scope", { enum: ["full", "classify"] })
+      .notNull()
+      .default("full"),
     createdAt: createdAt(),
     revokedAt: text("revoked_at"),
   },
@@ -60,6 +64,8 @@ export const transactions = sqliteTable(
     currency: text("currency").notNull().default("usd"),
     package: text("package"),
     paymentIntentId: text("payment_intent_id").unique(),
+    /** The card this purchase pays with, frozen at its creation: every retry sends the same. */
+    paymentMethodId: text("payment_method_id"),
     failureCode: text("failure_code"),
     failureMessage: text("failure_message"),
     /** Set by the dead-letter consumer: the job ran out of retries and needs an operator. */
@@ -82,9 +88,11 @@ export const emails = sqliteTable(
     toAddress: text("to_address").notNull(),
     subject: text("subject").notNull(),
     textBody: text("text_body").notNull(),
-    status: text("status", { enum: ["pending", "sent", "failed"] })
+    /** `sending`: claimed by one sender (at `claimed_at`); nobody else sends it meanwhile. */
+    status: text("status", { enum: ["pending", "sending", "sent", "failed"] })
       .notNull()
       .default("pending"),
+    claimedAt: text("claimed_at"),
     error: text("error"),
     createdAt: createdAt(),
     sentAt: text("sent_at"),
@@ -97,6 +105,19 @@ export const webhookEvents = sqliteTable("webhook_events", {
   id: text("id").primaryKey(),
   type: text("type").notNull(),
   receivedAt: createdAt(),
+});
+
+/**
+ * Refunds of failed upstream calls that could not reach the account's Durable Object at once
+ * and also could not be queued, or ran out of queue retries: the reconciler applies them
+ * (each is idempotent in the ledger by its debit) and deletes the row.
+ */
+export const pendingRefunds = sqliteTable("pending_refunds", {
+  debitRef: text("debit_ref").primaryKey(),
+  accountId: text("account_id").notNull(),
+  attempts: integer("attempts").notNull().default(0),
+  lastError: text("last_error"),
+  createdAt: createdAt(),
 });
 
 /** Per-minute usage, flushed in batches from each account's Durable Object. */

@@ -3,7 +3,7 @@
  * adjustments). Every writer here is idempotent on the row's natural id (the recharge id, the
  * invoice or cycle ref, the adjustment ref), so a retry or redelivery can never add a second row.
  */
-import { and, desc, eq, gte, inArray, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, isNull, lt, or, type SQL } from "drizzle-orm";
 import { CURRENCY, type PackageId } from "../pricing";
 import type { Db } from "./client";
 import { transactions } from "./schema";
@@ -19,6 +19,7 @@ export interface PendingPurchase {
   credits: number;
   amountCents: number;
   createdAt: string;
+  paymentMethodId?: string | null;
 }
 
 const now = () => new Date().toISOString();
@@ -43,6 +44,7 @@ export async function recordPendingPurchase(
     currency: CURRENCY,
     package: p.package,
     createdAt: p.createdAt,
+    paymentMethodId: p.paymentMethodId ?? null,
     needsAttention: options.needsAttention ?? false,
   });
   if (options.needsAttention) {
@@ -129,6 +131,22 @@ export async function recordAdjustment(
       updatedAt: now(),
     })
     .onConflictDoNothing();
+}
+
+/**
+ * Freezes the card a purchase pays with, once: the first caller's choice stands, and every
+ * later attempt reads it back. For purchases created before the ledger froze it itself.
+ */
+export async function freezePaymentMethod(
+  db: Db,
+  id: string,
+  paymentMethodId: string,
+): Promise<string | null> {
+  await db
+    .update(transactions)
+    .set({ paymentMethodId })
+    .where(and(eq(transactions.id, id), isNull(transactions.paymentMethodId)));
+  return (await getTransaction(db, id))?.paymentMethodId ?? null;
 }
 
 export function getTransaction(db: Db, id: string): Promise<TransactionRow | undefined> {

@@ -1,6 +1,6 @@
 import { newId } from "../crypto";
 import type { Db } from "../db/client";
-import { ensureEmail, markEmailFailed, markEmailSent } from "../db/emails";
+import { claimEmail, ensureEmail, markEmailFailed, markEmailSent } from "../db/emails";
 import type { Bindings } from "../env";
 
 export interface OutgoingEmail {
@@ -36,9 +36,11 @@ export async function sendEmailOnce(
   db: Db,
   email: OutgoingEmail,
   mailer: Mailer = cloudflareMailer(env.EMAIL),
-): Promise<"sent" | "already_sent" | "failed"> {
+): Promise<"sent" | "already_sent" | "failed" | "in_progress"> {
   const row = await ensureEmail(db, { id: newId("em"), ...email });
   if (row.status === "sent") return "already_sent";
+  // Claim before sending: of racing deliveries of the same event, one sends.
+  if (!(await claimEmail(db, row.id))) return "in_progress";
   try {
     await mailer.send({
       from: env.EMAIL_FROM,

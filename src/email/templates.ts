@@ -46,3 +46,58 @@ export function rechargeFailed(input: {
     ].join("\n\n"),
   };
 }
+
+export function autoRechargePaused(input: {
+  limitCents: number;
+  resumesAt: string;
+  dashboardUrl: string;
+}) {
+  return {
+    subject: "Auto-recharge is paused: monthly spending limit reached",
+    text: [
+      `Your balance reached the auto-recharge threshold, but buying another package would take this month's purchases over your spending limit of ${formatCents(input.limitCents)}. No purchase was made and nothing was charged.`,
+      "Your API requests continue until your credits reach zero; then they are refused with HTTP 403.",
+      `Auto-recharge resumes by itself on ${input.resumesAt.slice(0, 10)} (UTC), or at once if you raise the limit on the Account / Billing page.`,
+      `Billing: ${input.dashboardUrl}`,
+    ].join("\n\n"),
+  };
+}
+
+export function keyCreated(input: {
+  name: string | null;
+  prefix: string;
+  last4: string;
+  scope: string;
+  dashboardUrl: string;
+}) {
+  const label = input.name
+    ? `"${input.name}" (${input.prefix}…${input.last4})`
+    : `${input.prefix}…${input.last4}`;
+  return {
+    subject: "A new API key was created on your account",
+    text: [
+      `A new ${input.scope} API key ${label} was created on your Tollgate account.`,
+      "If you did not do this, revoke the key on the Account / Billing page and rotate your other keys.",
+      `Keys: ${input.dashboardUrl}`,
+    ].join("\n\n"),
+  };
+}
+
+export function keyRevoked(input: {
+  name: string | null;
+  prefix: string;
+  last4: string;
+  dashboardUrl: string;
+}) {
+  const label = input.name
+    ? `"${input.name}" (${input.prefix}…${input.last4})`
+    : `${input.prefix}…${input.last4}`;
+  return {
+    subject: "An API key was revoked on your account",
+    text: [
+      `The API key ${label} was revoked. Requests with it are refused from now on.`,
+      "If you did not do this, sign in and check your account's keys.",
+      `Keys: ${input.dashboardUrl}`,
+    ].join("\n\n"),
+  };
+}

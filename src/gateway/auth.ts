@@ -25,6 +25,8 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
     if (session && (SAFE_METHODS.has(c.req.method) || provenSameOrigin(c))) {
       c.set("accountId", session.accountId);
       c.set("apiKeyId", session.keyId);
+      // The page's session acts for its owner; its writes are proven same-origin above.
+      c.set("scope", "full");
       return next();
     }
   }
@@ -38,5 +40,6 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
   if (!identity) throw ApiError.invalidApiKey();
   c.set("accountId", identity.accountId);
   c.set("apiKeyId", identity.keyId);
+  c.set("scope", identity.scope);
   await next();
 });

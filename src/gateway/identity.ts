@@ -8,12 +8,13 @@
  * the debit call they make anyway (revocation is immediate there, everywhere, at no extra call).
  */
 import { sha256Hex } from "../crypto";
-import { activeKeyByHash } from "../db/api-keys";
+import { activeKeyByHash, type KeyScope } from "../db/api-keys";
 import { dbFor } from "../db/client";
 
 export interface KeyIdentity {
   accountId: string;
   keyId: string;
+  scope: KeyScope;
 }
 
 export const KEY_CACHE_TTL_MS = 5_000;
@@ -43,7 +44,7 @@ export async function identify(
     cache.delete(hash);
     return null;
   }
-  const identity = { accountId: row.accountId, keyId: row.id };
+  const identity: KeyIdentity = { accountId: row.accountId, keyId: row.id, scope: row.scope };
   if (cache.size >= KEY_CACHE_MAX) {
     // Maps iterate in insertion order: drop the oldest entry.
     const oldest = cache.keys().next().value;

@@ -4,23 +4,11 @@ import { ApiError, refusal } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
 import { routeCost } from "../pricing";
+import { ALLOW_HEADER, FORWARDED_METHODS, forwardHeaders, normalizePath } from "./forward-headers";
 import { rateLimitHeaders } from "./rate-limit";
+import { refundLater } from "./refunds";
 
-/** Headers that describe one hop, or carry the client's credentials, and are never forwarded. */
-const DROPPED_REQUEST_HEADERS = [
-  "authorization",
-  "cookie",
-  "host",
-  "connection",
-  "keep-alive",
-  "proxy-authorization",
-  "proxy-connection",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "content-length",
-];
+const FORWARDED = new Set<string>(FORWARDED_METHODS);
 
 /**
  * The proxied request, in the contract's order: (auth already done) rate limit, debit through
@@ -31,14 +19,24 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const accountId = c.get("accountId");
 
   const method = c.req.method;
+  // Answered here, free: OPTIONS says what is allowed, any other unknown method is refused.
+  if (method === "OPTIONS") {
+    return c.body(null, 204, { Allow: ALLOW_HEADER });
+  }
+  if (!FORWARDED.has(method)) {
+    throw new ApiError("method_not_allowed", `${method} is not allowed on ${c.req.path}.`, {
+      headers: { Allow: ALLOW_HEADER },
+    });
+  }
   const url = new URL(c.req.url);
+  const path = normalizePath(url.pathname);
   // Read (and size-check) the body before the debit, so a 413 costs nothing.
   const body =
     method === "GET" || method === "HEAD"
       ? undefined
       : await readBodyLimited(c.req.raw, Number(env.MAX_BODY_BYTES) || 1_048_576);
 
-  const cost = routeCost(method, url.pathname);
+  const cost = routeCost(method, path);
   const ledger = ledgerFor(env, accountId);
   const debitRef = `dbt_${crypto.randomUUID().replaceAll("-", "")}`;
   // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.
@@ -60,13 +58,22 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
     throw refusal(debit.reason);
   }
 
-  const headers = new Headers(c.req.raw.headers);
-  for (const name of DROPPED_REQUEST_HEADERS) headers.delete(name);
-  headers.set("X-Request-Id", c.get("requestId"));
-  if (env.UPSTREAM_TOKEN) headers.set("Authorization", `Bearer ${env.UPSTREAM_TOKEN}`);
+  const headers = forwardHeaders(c.req.raw.headers, {
+    clientIp: c.req.header("CF-Connecting-IP") ?? null,
+    requestId: c.get("requestId"),
+    upstreamToken: env.UPSTREAM_TOKEN,
+  });
 
-  const target = new URL(url.pathname + url.search, env.UPSTREAM_URL);
+  const target = new URL(path + url.search, env.UPSTREAM_URL);
   const timeoutMs = Number(env.UPSTREAM_TIMEOUT_MS) || 30_000;
+  /** The request was not served: its debit goes back, now or, failing that, later (rule 8). */
+  const refund = async () => {
+    try {
+      await ledger.refund(debitRef);
+    } catch (err) {
+      await refundLater(env, c.get("db"), { accountId, debitRef, error: String(err) });
+    }
+  };
   let upstream: Response;
   try {
     const init: RequestInit = {
@@ -78,7 +85,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
     };
     upstream = env.UPSTREAM ? await env.UPSTREAM.fetch(target, init) : await fetch(target, init);
   } catch (err) {
-    await ledger.refund(debitRef);
+    await refund();
     const timedOut =
       err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
     throw timedOut
@@ -87,7 +94,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   }
   if (upstream.status >= 500) {
     await upstream.body?.cancel();
-    await ledger.refund(debitRef);
+    await refund();
     throw new ApiError("upstream_error", `The classifier failed with status ${upstream.status}.`, {
       extra: { upstream_status: upstream.status },
     });

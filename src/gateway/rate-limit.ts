@@ -4,8 +4,8 @@ import { RATE_WINDOW_MS, type RateDecision } from "../ledger/rate-window";
 export function rateLimitHeaders(d: RateDecision): Record<string, string> {
   const windowSeconds = RATE_WINDOW_MS / 1000;
   return {
-    "RateLimit-Policy": `"per-key";q=${d.limit};w=${windowSeconds}`,
-    RateLimit: `"per-key";r=${d.remaining};t=${d.resetSeconds}`,
+    "RateLimit-Policy": `"per-account";q=${d.limit};w=${windowSeconds}`,
+    RateLimit: `"per-account";r=${d.remaining};t=${d.resetSeconds}`,
     "RateLimit-Limit": String(d.limit),
     "RateLimit-Remaining": String(d.remaining),
     "RateLimit-Reset": String(d.resetSeconds),

@@ -21,6 +21,8 @@ import { DurableObject } from "cloudflare:workers";
 import { dbFor } from "../db/client";
 import { recordMonthlyGrant, recordPendingPurchase } from "../db/transactions";
 import { upsertUsageMinutes } from "../db/usage-minutes";
+import { mailAccount } from "../email/account-mail";
+import * as templates from "../email/templates";
 import type { Bindings } from "../env";
 import {
   CURRENCY,
@@ -32,20 +34,26 @@ import {
   type PlanId,
   RECHARGE_THRESHOLD,
 } from "../pricing";
-import { pendingPurchaseOf, type RechargeJob } from "../recharge/messages";
+import { pendingPurchaseOf, RechargeJob } from "../recharge/messages";
 import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
 import {
   addOneMonth,
   applyDeltas,
   type BalanceView,
   type Buckets,
+  fitsSpendLimit,
   minuteOf,
+  monthStart,
+  nextMonthStart,
   shouldTriggerRecharge,
   splitDebit,
+  upgradeGrant,
   withTotal,
 } from "./rules";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
+/** Where a new account's monthly spending limit starts (money rule 10). */
+export const DEFAULT_SPEND_LIMIT_CENTS = 20_000;
 const OUTBOX_RETRY_MS = 5_000;
 const USAGE_FLUSH_MS = 20_000;
 const USAGE_JITTER_MS = 20_000;
@@ -58,7 +66,15 @@ export interface AutoRechargeSettings {
   package: PackageId | null;
   threshold: number;
   pending: boolean;
+  /** Set while this month's purchases leave no room for another package under the limit. */
+  paused: null | "spending_limit_reached";
   last_failure: null | { at: string; code: string; message: string };
+}
+
+export interface SpendLimits {
+  monthly_spend_limit_cents: number | null;
+  spent_this_month_cents: number;
+  period_ends_at: string;
 }
 
 export interface AccountSnapshot {
@@ -72,6 +88,10 @@ export interface AccountSnapshot {
   cycle_ends_at: string;
   has_payment_method: boolean;
   auto_recharge: AutoRechargeSettings;
+  limits: SpendLimits;
+  rate_limit_per_minute: number;
+  /** An operator's per-account rate limit; null means the plan's. */
+  rate_limit_override: number | null;
 }
 
 export interface RechargeView {
@@ -104,7 +124,14 @@ export type SettingsResult =
 
 export type TopUpResult =
   | { ok: true; recharge: RechargeView; replayed: boolean }
-  | { ok: false; reason: "payment_method_required" | "not_initialized" | "idempotency_conflict" };
+  | {
+      ok: false;
+      reason:
+        | "payment_method_required"
+        | "not_initialized"
+        | "idempotency_conflict"
+        | "spending_limit_reached";
+    };
 
 export interface AuditResult {
   ledger_total: number;
@@ -132,6 +159,11 @@ type StateRow = {
   last_failure_at: number | null;
   last_failure_code: string | null;
   last_failure_message: string | null;
+  payment_method_id: string | null;
+  spend_limit_cents: number | null;
+  rate_limit_override: number | null;
+  paused_period: number | null;
+  cycle_max_monthly: number;
 };
 
 type RechargeRow = {
@@ -166,9 +198,40 @@ export class AccountLedger extends DurableObject<Bindings> {
     const row = this.sql
       .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'")
       .toArray()[0];
-    if (row && Number(row.value) >= SCHEMA_VERSION) return;
+    const version = row ? Number(row.value) : 0;
+    if (version >= SCHEMA_VERSION) return;
     this.ctx.storage.transactionSync(() => {
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS state (
+      if (version < 2) this.createTablesV2();
+      if (version < 3) {
+        // v3: the card a recharge pays with, the spending limit, the rate limit override, the
+        // pause, and the largest allowance granted this cycle. Existing accounts get the
+        // default limit, and their cycle's bound is their plan's allowance.
+        this.sql.exec("ALTER TABLE state ADD COLUMN payment_method_id TEXT");
+        this.sql.exec(
+          `ALTER TABLE state ADD COLUMN spend_limit_cents INTEGER DEFAULT ${DEFAULT_SPEND_LIMIT_CENTS}`,
+        );
+        this.sql.exec("ALTER TABLE state ADD COLUMN rate_limit_override INTEGER");
+        this.sql.exec("ALTER TABLE state ADD COLUMN paused_period INTEGER");
+        this.sql.exec("ALTER TABLE state ADD COLUMN cycle_max_monthly INTEGER NOT NULL DEFAULT 0");
+        for (const plan of Object.values(PLANS)) {
+          this.sql.exec(
+            "UPDATE state SET cycle_max_monthly = ? WHERE plan = ?",
+            plan.monthlyCredits,
+            plan.id,
+          );
+        }
+        this.sql.exec("ALTER TABLE recharges ADD COLUMN payment_method TEXT");
+      }
+      this.sql.exec(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        String(SCHEMA_VERSION),
+      );
+    });
+  }
+
+  /** The tables as schema version 2 had them; later versions alter them in place. */
+  private createTablesV2(): void {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         account_id TEXT NOT NULL,
         plan TEXT NOT NULL,
@@ -185,7 +248,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         last_failure_code TEXT,
         last_failure_message TEXT
       )`);
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS ledger (
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS ledger (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         ref TEXT NOT NULL UNIQUE,
         kind TEXT NOT NULL,
@@ -194,7 +257,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         at INTEGER NOT NULL,
         note TEXT
       )`);
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS recharges (
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS recharges (
         id TEXT PRIMARY KEY,
         kind TEXT NOT NULL,
         package TEXT NOT NULL,
@@ -205,31 +268,26 @@ export class AccountLedger extends DurableObject<Bindings> {
         settled_at INTEGER,
         failure_code TEXT
       )`);
-      this.sql.exec(
-        "CREATE INDEX IF NOT EXISTS recharges_pending ON recharges (kind, status) WHERE status = 'pending'",
-      );
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
+    this.sql.exec(
+      "CREATE INDEX IF NOT EXISTS recharges_pending ON recharges (kind, status) WHERE status = 'pending'",
+    );
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS outbox (
         id TEXT PRIMARY KEY,
         body TEXT NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
         created_at INTEGER NOT NULL
       )`);
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS usage (
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS usage (
         minute INTEGER PRIMARY KEY,
         requests INTEGER NOT NULL,
         credits INTEGER NOT NULL,
         dirty INTEGER NOT NULL DEFAULT 1
       )`);
-      // v2: keys revoked since this object knew them; checked on every debit.
-      this.sql.exec(`CREATE TABLE IF NOT EXISTS revoked_keys (
+    // v2: keys revoked since this object knew them; checked on every debit.
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS revoked_keys (
         key_id TEXT PRIMARY KEY,
         revoked_at INTEGER NOT NULL
       )`);
-      this.sql.exec(
-        "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        String(SCHEMA_VERSION),
-      );
-    });
   }
 
   // ---------------------------------------------------------------- reads
@@ -252,6 +310,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       package: isPackageId(s.auto_package) ? s.auto_package : null,
       threshold: RECHARGE_THRESHOLD,
       pending: this.pendingAutoRecharge(),
+      paused: s.paused_period === monthStart(Date.now()) ? "spending_limit_reached" : null,
       last_failure:
         s.last_failure_at === null
           ? null
@@ -276,7 +335,34 @@ export class AccountLedger extends DurableObject<Bindings> {
       cycle_ends_at: iso(s.cycle_ends_at),
       has_payment_method: s.has_payment_method === 1,
       auto_recharge: this.settingsOf(s),
+      limits: this.limitsOf(s, Date.now()),
+      rate_limit_per_minute: rateLimitOf(s),
+      rate_limit_override: s.rate_limit_override,
     };
+  }
+
+  private limitsOf(s: StateRow, now: number): SpendLimits {
+    return {
+      monthly_spend_limit_cents: s.spend_limit_cents,
+      spent_this_month_cents: this.spentThisMonth(now),
+      period_ends_at: iso(nextMonthStart(now)),
+    };
+  }
+
+  /** Purchases started this calendar month that took or may take money: pending ones count. */
+  private spentThisMonth(now: number): number {
+    return this.sql
+      .exec<{ cents: number }>(
+        "SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM recharges WHERE created_at >= ? AND status != 'failed'",
+        monthStart(now),
+      )
+      .one().cents;
+  }
+
+  /** The spending limit and what this month's purchases used of it. Null until `init`. */
+  limits(): SpendLimits | null {
+    const s = this.state();
+    return s ? this.limitsOf(s, Date.now()) : null;
   }
 
   balance(): BalanceView {
@@ -328,13 +414,16 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (this.state()) return;
       const allowance = PLANS[input.plan].monthlyCredits;
       this.sql.exec(
-        `INSERT INTO state (id, account_id, plan, monthly, purchased, cycle_started_at, cycle_ends_at)
-         VALUES (1, ?, ?, ?, 0, ?, ?)`,
+        `INSERT INTO state (id, account_id, plan, monthly, purchased, cycle_started_at, cycle_ends_at,
+           spend_limit_cents, cycle_max_monthly)
+         VALUES (1, ?, ?, ?, 0, ?, ?, ?, ?)`,
         input.accountId,
         input.plan,
         allowance,
         now,
         addOneMonth(now),
+        DEFAULT_SPEND_LIMIT_CENTS,
+        allowance,
       );
       this.appendLedger(
         `cycle:${input.accountId}:initial`,
@@ -357,19 +446,25 @@ export class AccountLedger extends DurableObject<Bindings> {
    */
   async debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult> {
     const now = Date.now();
-    let job: RechargeJob | null = null;
+    let job: OutboxItem | null = null;
     let rate: RateDecision | null = null;
     const result = this.ctx.storage.transactionSync((): DebitResult => {
       const s = this.state();
       if (!s) return { ok: false, reason: "insufficient_credits", balance: ZERO, rate };
       if (apiKeyId && this.revokedKeys().has(apiKeyId))
         return { ok: false, reason: "key_revoked", rate: null };
+      // Proxied traffic (a debit for a key) is rate limited; operator and test debits are not.
       if (apiKeyId) {
-        rate = this.takeRate(apiKeyId, PLANS[s.plan].rateLimitPerMinute, now);
+        rate = takeFromWindow(this.rateWindow, now, rateLimitOf(s));
         if (!rate.allowed) return { ok: false, reason: "rate_limited", rate };
       }
       const take = splitDebit(s, cost);
-      if (!take) return { ok: false, reason: "insufficient_credits", balance: withTotal(s), rate };
+      if (!take) {
+        // An account at zero whose auto-recharge was paused last month resumes now.
+        if (s.paused_period !== null && s.paused_period !== monthStart(now))
+          job = this.maybeStartAutoRecharge(s, now);
+        return { ok: false, reason: "insufficient_credits", balance: withTotal(s), rate };
+      }
       if (cost > 0) {
         // Guarded UPDATE: even a bug above cannot take a bucket below zero.
         const updated = this.sql.exec(
@@ -396,7 +491,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     // Jitter: accounts busy in the same second would otherwise all flush to D1 together.
     if (result.ok)
       this.scheduleAlarm(now + USAGE_FLUSH_MS + Math.floor(Math.random() * USAGE_JITTER_MS));
-    if (job) await this.sendJob(job);
+    if (job) await this.deliver(job);
     return result;
   }
 
@@ -428,17 +523,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.revokedKeys().add(keyId);
   }
 
-  /** Per-key request windows; memory only (see gateway/rate-limit.ts for why that is safe). */
-  private readonly rateWindows = new Map<string, RateWindow>();
-
-  private takeRate(apiKeyId: string, limit: number, now: number): RateDecision {
-    let window = this.rateWindows.get(apiKeyId);
-    if (!window) {
-      window = { start: 0, count: 0 };
-      this.rateWindows.set(apiKeyId, window);
-    }
-    return takeFromWindow(window, now, limit);
-  }
+  /** The account's request window, all keys together; memory only (see rate-window.ts). */
+  private readonly rateWindow: RateWindow = { start: 0, count: 0 };
 
   /**
    * Reverses the debit `debitRef`, returning each credit to the bucket it came from.
@@ -490,7 +576,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     reason: string;
   }): Promise<AdjustResult> {
     const now = Date.now();
-    let job: RechargeJob | null = null;
+    let job: OutboxItem | null = null;
     const result = this.ctx.storage.transactionSync((): AdjustResult => {
       const s = this.state();
       if (!s) return { ok: false, reason: "not_initialized", balance: ZERO };
@@ -520,15 +606,64 @@ export class AccountLedger extends DurableObject<Bindings> {
       job = this.maybeStartAutoRecharge({ ...s, ...next }, now);
       return { ok: true, balance: withTotal(next), replayed: false };
     });
-    if (job) await this.sendJob(job);
+    if (job) await this.deliver(job);
     return result;
   }
 
   // ---------------------------------------------------------------- auto-recharge
 
-  /** Records whether the customer has a usable payment method on file. */
-  setPaymentMethod(onFile: boolean): void {
-    this.sql.exec("UPDATE state SET has_payment_method = ? WHERE id = 1", onFile ? 1 : 0);
+  /**
+   * Records the customer's payment method on file (null: none). A recharge created from now on
+   * pays with it, whatever changes later (a retry must send exactly its first attempt's
+   * parameters under the same Stripe idempotency key).
+   */
+  setPaymentMethod(paymentMethodId: string | null): void {
+    this.sql.exec(
+      "UPDATE state SET has_payment_method = ?, payment_method_id = ? WHERE id = 1",
+      paymentMethodId ? 1 : 0,
+      paymentMethodId,
+    );
+  }
+
+  /**
+   * Operator and customer limits: the monthly spending limit (null: none) and the per-account
+   * rate limit override (null: the plan's). Raising the limit ends a pause at once, and starts
+   * the recharge the pause held back if the balance is still at or below the threshold.
+   */
+  async setLimits(input: {
+    spendLimitCents?: number | null;
+    rateLimitPerMinute?: number | null;
+  }): Promise<
+    | { ok: true; limits: SpendLimits; rate_limit_per_minute: number }
+    | { ok: false; reason: "not_initialized" }
+  > {
+    const now = Date.now();
+    let job: OutboxItem | null = null;
+    const result = this.ctx.storage.transactionSync(() => {
+      const s = this.state();
+      if (!s) return { ok: false as const, reason: "not_initialized" as const };
+      const spend =
+        input.spendLimitCents === undefined ? s.spend_limit_cents : input.spendLimitCents;
+      const rate =
+        input.rateLimitPerMinute === undefined ? s.rate_limit_override : input.rateLimitPerMinute;
+      this.sql.exec(
+        "UPDATE state SET spend_limit_cents = ?, rate_limit_override = ?, paused_period = NULL WHERE id = 1",
+        spend,
+        rate,
+      );
+      const next = this.state() as StateRow;
+      // Re-decided from scratch: still over the limit pauses again (without a second email:
+      // the email's reference is the month).
+      job = this.maybeStartAutoRecharge(next, now);
+      const after = this.state() as StateRow;
+      return {
+        ok: true as const,
+        limits: this.limitsOf(after, now),
+        rate_limit_per_minute: rateLimitOf(after),
+      };
+    });
+    if (job) await this.deliver(job);
+    return result;
   }
 
   /**
@@ -541,7 +676,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     package?: PackageId;
   }): Promise<SettingsResult> {
     const now = Date.now();
-    let job: RechargeJob | null = null;
+    let job: OutboxItem | null = null;
     const result = this.ctx.storage.transactionSync((): SettingsResult => {
       const s = this.state();
       if (!s) return { ok: false, reason: "not_initialized" };
@@ -561,7 +696,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       job = this.maybeStartAutoRecharge(next, now);
       return { ok: true, settings: this.settingsOf(next) };
     });
-    if (job) await this.sendJob(job);
+    if (job) await this.deliver(job);
     return result;
   }
 
@@ -571,7 +706,7 @@ export class AccountLedger extends DurableObject<Bindings> {
    */
   async requestTopUp(input: { rechargeId: string; package: PackageId }): Promise<TopUpResult> {
     const now = Date.now();
-    let job: RechargeJob | null = null;
+    let job: OutboxItem | null = null;
     const result = this.ctx.storage.transactionSync((): TopUpResult => {
       const s = this.state();
       if (!s) return { ok: false, reason: "not_initialized" };
@@ -582,14 +717,18 @@ export class AccountLedger extends DurableObject<Bindings> {
         return { ok: true, recharge: existing, replayed: true };
       }
       if (s.has_payment_method !== 1) return { ok: false, reason: "payment_method_required" };
-      job = this.createRecharge(s.account_id, input.rechargeId, "top_up", input.package, now);
+      const price = PACKAGES[input.package].priceCents;
+      if (!fitsSpendLimit(this.spentThisMonth(now), price, s.spend_limit_cents)) {
+        return { ok: false, reason: "spending_limit_reached" };
+      }
+      job = this.createRecharge(s, input.rechargeId, "top_up", input.package, now);
       return {
         ok: true,
         recharge: this.recharge(input.rechargeId) as RechargeView,
         replayed: false,
       };
     });
-    if (job) await this.sendJob(job);
+    if (job) await this.deliver(job);
     return result;
   }
 
@@ -692,7 +831,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     | { ok: false; reason: "not_initialized" }
   > {
     const now = Date.now();
-    let job: RechargeJob | null = null;
+    let job: OutboxItem | null = null;
     const result = this.ctx.storage.transactionSync(() => {
       const s = this.state();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
@@ -713,7 +852,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       const monthly = newer ? PLANS[plan].monthlyCredits : s.monthly;
       this.sql.exec(
         `UPDATE state SET monthly = ?, plan = ?, plan_version = ?,
-           cycle_started_at = ?, cycle_ends_at = ?, stripe_cycles = ?
+           cycle_started_at = ?, cycle_ends_at = ?, stripe_cycles = ?, cycle_max_monthly = ?
          WHERE id = 1`,
         monthly,
         plan,
@@ -721,6 +860,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         newer ? input.startsAt : s.cycle_started_at,
         newer ? input.endsAt : s.cycle_ends_at,
         input.source === "stripe" ? 1 : s.stripe_cycles,
+        // A new cycle's bound is what it grants; within the cycle the bound stays.
+        newer ? monthly : s.cycle_max_monthly,
       );
       this.appendLedger(input.ref, "cycle_grant", monthly - s.monthly, 0, now, `cycle ${plan}`);
       const next = this.state() as StateRow;
@@ -733,7 +874,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       };
     });
     if (result.ok) this.scheduleCycleAlarm();
-    if (job) await this.sendJob(job);
+    if (job) await this.deliver(job);
     return result;
   }
 
@@ -759,15 +900,18 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (input.version <= s.plan_version || this.hasLedgerRef(input.ref)) {
         return { ok: true as const, balance: withTotal(s), changed: false, added: 0 };
       }
-      const added = Math.max(0, PLANS[input.plan].monthlyCredits - PLANS[s.plan].monthlyCredits);
+      const allowance = PLANS[input.plan].monthlyCredits;
+      const added = upgradeGrant(s.cycle_max_monthly, allowance);
       // Invoices take over cycles when the first one arrives (startCycle); an ended
       // subscription hands them back to the alarm at once.
       this.sql.exec(
-        "UPDATE state SET plan = ?, plan_version = ?, monthly = monthly + ?, stripe_cycles = ? WHERE id = 1",
+        `UPDATE state SET plan = ?, plan_version = ?, monthly = monthly + ?, stripe_cycles = ?,
+           cycle_max_monthly = MAX(cycle_max_monthly, ?) WHERE id = 1`,
         input.plan,
         input.version,
         added,
         input.cycles === "alarm" ? 0 : s.stripe_cycles,
+        allowance,
       );
       this.appendLedger(input.ref, "plan_change", added, 0, now, `${s.plan} -> ${input.plan}`);
       return { ok: true as const, balance: this.balance(), changed: s.plan !== input.plan, added };
@@ -789,6 +933,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     const now = Date.now();
     await this.flushOutbox();
     await this.flushUsage();
+    await this.resumeIfMonthTurned(now);
     const s = this.state();
     if (s && s.stripe_cycles === 0 && s.cycle_ends_at <= now) {
       let start = s.cycle_ends_at;
@@ -819,6 +964,18 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.rescheduleAfterAlarm();
   }
 
+  /** A pause by the spending limit lasts until the calendar month turns. */
+  private async resumeIfMonthTurned(now: number): Promise<void> {
+    let item: OutboxItem | null = null;
+    this.ctx.storage.transactionSync(() => {
+      const s = this.state();
+      if (s && s.paused_period !== null && s.paused_period !== monthStart(now)) {
+        item = this.maybeStartAutoRecharge(s, now);
+      }
+    });
+    if (item) await this.deliver(item);
+  }
+
   private rescheduleAfterAlarm(): void {
     const now = Date.now();
     const outbox = this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length > 0;
@@ -827,6 +984,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     if (outbox) this.scheduleAlarm(now + OUTBOX_RETRY_MS);
     if (dirty) this.scheduleAlarm(now + USAGE_FLUSH_MS);
     if (s && s.stripe_cycles === 0) this.scheduleAlarm(s.cycle_ends_at);
+    if (s && s.paused_period !== null) this.scheduleAlarm(nextMonthStart(s.paused_period));
   }
 
   private scheduleAlarm(at: number): void {
@@ -860,8 +1018,12 @@ export class AccountLedger extends DurableObject<Bindings> {
     );
   }
 
-  /** Inside a transaction: the trigger rule, and if it fires, the recharge and its outbox row. */
-  private maybeStartAutoRecharge(s: StateRow, now: number): RechargeJob | null {
+  /**
+   * Inside a transaction: the trigger rule, and if it fires, the recharge and its outbox row.
+   * A recharge that would take this month's purchases over the spending limit does not start:
+   * auto-recharge is paused for the month instead, with one email (money rule 10).
+   */
+  private maybeStartAutoRecharge(s: StateRow, now: number): OutboxItem | null {
     const fire = shouldTriggerRecharge({
       total: s.monthly + s.purchased,
       enabled: s.auto_enabled === 1,
@@ -869,9 +1031,34 @@ export class AccountLedger extends DurableObject<Bindings> {
       pending: s.monthly + s.purchased <= RECHARGE_THRESHOLD ? this.pendingAutoRecharge() : false,
     });
     if (!fire) return null;
+    const period = monthStart(now);
+    // Already paused this month: nothing changed that could let it through (setLimits clears it).
+    if (s.paused_period === period) return null;
     const pkg = isPackageId(s.auto_package) ? s.auto_package : DEFAULT_PACKAGE;
+    if (!fitsSpendLimit(this.spentThisMonth(now), PACKAGES[pkg].priceCents, s.spend_limit_cents)) {
+      this.sql.exec("UPDATE state SET paused_period = ? WHERE id = 1", period);
+      const notice: OutboxItem = {
+        type: "email",
+        kind: "auto_recharge_paused",
+        ref: `auto_recharge_paused:${s.account_id}:${iso(period).slice(0, 7)}`,
+        account_id: s.account_id,
+        limit_cents: s.spend_limit_cents ?? 0,
+        resumes_at: iso(nextMonthStart(now)),
+      };
+      this.sql.exec(
+        "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+        notice.ref,
+        JSON.stringify(notice),
+        now,
+      );
+      // Resumes by itself when the month turns, even with no traffic to trigger it.
+      this.alarmAfterCommit = nextMonthStart(now);
+      return notice;
+    }
+    if (s.paused_period !== null)
+      this.sql.exec("UPDATE state SET paused_period = NULL WHERE id = 1");
     return this.createRecharge(
-      s.account_id,
+      s,
       `rch_${crypto.randomUUID().replaceAll("-", "")}`,
       "auto_recharge",
       pkg,
@@ -879,32 +1066,39 @@ export class AccountLedger extends DurableObject<Bindings> {
     );
   }
 
+  /** An alarm a transaction asked for, set once it has committed. */
+  private alarmAfterCommit: number | null = null;
+
   private createRecharge(
-    accountId: string,
+    s: StateRow,
     id: string,
     kind: RechargeKind,
     pkg: PackageId,
     now: number,
-  ): RechargeJob {
+  ): OutboxItem {
     const p = PACKAGES[pkg];
+    // Frozen now: every attempt of this recharge pays with the card on file at its creation.
+    const paymentMethod = s.payment_method_id;
     this.sql.exec(
-      "INSERT INTO recharges (id, kind, package, credits, amount_cents, status, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+      "INSERT INTO recharges (id, kind, package, credits, amount_cents, status, created_at, payment_method) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
       id,
       kind,
       pkg,
       p.credits,
       p.priceCents,
       now,
+      paymentMethod,
     );
     const job: RechargeJob = {
       kind,
       recharge_id: id,
-      account_id: accountId,
+      account_id: s.account_id,
       package: pkg,
       credits: p.credits,
       amount_cents: p.priceCents,
       currency: CURRENCY,
       created_at: iso(now),
+      payment_method: paymentMethod,
     };
     this.sql.exec(
       "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?)",
@@ -912,24 +1106,43 @@ export class AccountLedger extends DurableObject<Bindings> {
       JSON.stringify(job),
       now,
     );
-    return job;
+    return { type: "recharge", job };
   }
 
-  /** Sends after the write; a failed send stays in the outbox and the alarm tries again. */
-  private async sendJob(job: RechargeJob): Promise<void> {
+  /**
+   * Delivers one outbox item after the write that created it; a failure leaves it in the
+   * outbox and the alarm tries again. Recharge jobs go to the queue (with their D1 row first);
+   * notices go out as email, deduplicated in D1 by their reference.
+   */
+  private async deliver(item: OutboxItem): Promise<void> {
     // Armed before the first await: if the object dies mid-send, the alarm still re-sends.
     this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
+    if (this.alarmAfterCommit !== null) {
+      this.scheduleAlarm(this.alarmAfterCommit);
+      this.alarmAfterCommit = null;
+    }
+    const id = item.type === "recharge" ? item.job.recharge_id : item.ref;
     try {
-      await recordPendingPurchase(dbFor(this.env.DB), pendingPurchaseOf(job));
-      await this.env.RECHARGE_QUEUE.send(job);
-      this.sql.exec("DELETE FROM outbox WHERE id = ?", job.recharge_id);
+      if (item.type === "recharge") {
+        await recordPendingPurchase(dbFor(this.env.DB), pendingPurchaseOf(item.job));
+        await this.env.RECHARGE_QUEUE.send(item.job);
+      } else {
+        const mail = templates.autoRechargePaused({
+          limitCents: item.limit_cents,
+          resumesAt: item.resumes_at,
+          dashboardUrl: this.env.DASHBOARD_URL,
+        });
+        await mailAccount(this.env, dbFor(this.env.DB), {
+          ref: item.ref,
+          accountId: item.account_id,
+          kind: item.kind,
+          ...mail,
+        });
+      }
+      this.sql.exec("DELETE FROM outbox WHERE id = ?", id);
     } catch (err) {
-      console.error(
-        "recharge job not queued yet; the alarm will retry",
-        job.recharge_id,
-        String(err),
-      );
-      this.sql.exec("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", job.recharge_id);
+      console.warn("outbox item not delivered yet; the alarm will retry", id, String(err));
+      this.sql.exec("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", id);
       this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
     }
   }
@@ -938,7 +1151,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     const rows = this.sql
       .exec<{ id: string; body: string }>("SELECT id, body FROM outbox ORDER BY created_at")
       .toArray();
-    for (const row of rows) await this.sendJob(JSON.parse(row.body) as RechargeJob);
+    for (const row of rows) await this.deliver(outboxItemOf(JSON.parse(row.body)));
   }
 
   private async flushUsage(): Promise<void> {
@@ -983,4 +1196,29 @@ function rechargeView(r: RechargeRow): RechargeView {
     status: r.status,
     created_at: iso(r.created_at),
   };
+}
+
+/** What the outbox holds: recharge jobs for the queue, and notices to email. */
+type OutboxItem =
+  | { type: "recharge"; job: RechargeJob }
+  | {
+      type: "email";
+      kind: "auto_recharge_paused";
+      ref: string;
+      account_id: string;
+      limit_cents: number;
+      resumes_at: string;
+    };
+
+/** An outbox row's body: rows written before notices existed are bare recharge jobs. */
+function outboxItemOf(body: unknown): OutboxItem {
+  if (typeof body === "object" && body !== null && (body as { type?: unknown }).type === "email") {
+    return body as OutboxItem;
+  }
+  return { type: "recharge", job: RechargeJob.parse(body) };
+}
+
+/** Requests per minute for the whole account: the operator's override, else the plan's. */
+function rateLimitOf(s: Pick<StateRow, "plan" | "rate_limit_override">): number {
+  return s.rate_limit_override ?? PLANS[s.plan].rateLimitPerMinute;
 }

@@ -1,9 +1,10 @@
 /**
- * Rate limiting: a fixed one-minute window per API key. The
- * counters live in the account's Durable Object (in memory), so the check rides on the debit
- * call the request makes anyway: still one Durable Object call, and a throttled request is
- * refused before any debit. An evicted object forgets its windows, which can only ever let a
- * request through, never charge or block one wrongly.
+ * Rate limiting per account: a fixed one-minute window shared by all the account's keys (so
+ * making more keys never raises the limit). The counter lives in the account's Durable Object
+ * (in memory), so the check rides on the debit call the request makes anyway: still one
+ * Durable Object call, and a throttled request is refused before any debit. An evicted object
+ * forgets its window, which can only ever let a request through, never charge or block one
+ * wrongly.
  */
 
 export const RATE_WINDOW_MS = 60_000;

@@ -68,3 +68,36 @@ export function addOneMonth(ms: number): number {
     d.getUTCMilliseconds(),
   );
 }
+
+/** Start of the UTC calendar month containing `ms`: spending limits count purchases per month. */
+export function monthStart(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+}
+
+/** Start of the next UTC calendar month after the one containing `ms`. */
+export function nextMonthStart(ms: number): number {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+}
+
+/**
+ * Whether a purchase of `priceCents` fits under the month's limit, given what was already
+ * spent (pending purchases included). A null limit means no limit (money rule 10).
+ */
+export function fitsSpendLimit(
+  spentCents: number,
+  priceCents: number,
+  limitCents: number | null,
+): boolean {
+  return limitCents === null || spentCents + priceCents <= limitCents;
+}
+
+/**
+ * Monthly credits an upgrade adds mid-cycle: what the new allowance has beyond the largest one
+ * already granted in this cycle. Flipping between plans therefore adds credits once, never
+ * more than the largest allowance paid for in the cycle (money rule 9).
+ */
+export function upgradeGrant(largestAllowanceThisCycle: number, newAllowance: number): number {
+  return Math.max(0, newAllowance - largestAllowanceThisCycle);
+}

@@ -2,6 +2,7 @@ import { stripeFor } from "../billing/stripe-client";
 import { getAccount } from "../db/accounts";
 import { type Db, dbFor } from "../db/client";
 import {
+  freezePaymentMethod,
   getTransaction,
   markPurchaseFailed,
   markPurchaseSucceeded,
@@ -97,10 +98,18 @@ export async function processRecharge(
     );
   }
 
+  // Every attempt pays with the card the recharge was created with (frozen by the ledger, or
+  // at the first attempt for older recharges): a retry must repeat its first request exactly.
+  const paymentMethodId =
+    job.payment_method ??
+    row.paymentMethodId ??
+    (account.paymentMethodId
+      ? await freezePaymentMethod(db, job.recharge_id, account.paymentMethodId)
+      : null);
   let outcome: ChargeOutcome;
   if (options.settled) {
     outcome = options.settled;
-  } else if (!account.stripeCustomerId || !account.paymentMethodId) {
+  } else if (!account.stripeCustomerId || !paymentMethodId) {
     outcome = {
       status: "failed",
       code: "payment_method_required",
@@ -110,7 +119,7 @@ export async function processRecharge(
   } else {
     outcome = await chargeRecharge(stripeFor(env), job, {
       customerId: account.stripeCustomerId,
-      paymentMethodId: account.paymentMethodId,
+      paymentMethodId,
     });
   }
 

@@ -12,6 +12,11 @@ export const RechargeJob = z.object({
   amount_cents: z.number().int().positive(),
   currency: z.literal(CURRENCY),
   created_at: z.string(),
+  /**
+   * The payment method this recharge pays with, frozen when it was created (jobs written
+   * before this field existed carry none: the consumer freezes one at the first attempt).
+   */
+  payment_method: z.string().nullable().optional(),
 });
 export type RechargeJob = z.infer<typeof RechargeJob>;
 
@@ -25,6 +30,7 @@ export function pendingPurchaseOf(job: RechargeJob): PendingPurchase {
     credits: job.credits,
     amountCents: job.amount_cents,
     createdAt: job.created_at,
+    paymentMethodId: job.payment_method ?? null,
   };
 }
 
@@ -39,5 +45,6 @@ export function jobFromTransaction(row: TransactionRow): RechargeJob {
     amount_cents: row.amountCents,
     currency: CURRENCY,
     created_at: row.createdAt,
+    payment_method: row.paymentMethodId,
   };
 }

@@ -48,6 +48,17 @@ export async function chargeRecharge(
     throw new RetryableChargeError(`payment intent ${intent.id} is ${intent.status}`);
   } catch (err) {
     if (err instanceof RetryableChargeError) throw err;
+    if (err instanceof Stripe.errors.StripeIdempotencyError) {
+      // The key was used with other parameters (or its first request is still running): the
+      // first attempt decides. Whatever it did is in Stripe under this recharge id.
+      const first = await findPaymentIntent(stripe, job.recharge_id);
+      const settled = first ? outcomeOfIntent(first) : null;
+      if (settled) return settled;
+      throw new RetryableChargeError(
+        `idempotency key ${job.recharge_id} is in use and its first attempt has not settled`,
+        { cause: err },
+      );
+    }
     if (err instanceof Stripe.errors.StripeCardError) {
       const decline =
         err.decline_code && err.decline_code !== "generic_decline" ? err.decline_code : undefined;
@@ -71,6 +82,18 @@ export async function chargeRecharge(
       cause: err,
     });
   }
+}
+
+/** The PaymentIntent a recharge created, found by the recharge id in its metadata. */
+export async function findPaymentIntent(
+  stripe: Stripe,
+  rechargeId: string,
+): Promise<Stripe.PaymentIntent | null> {
+  const found = await stripe.paymentIntents.search({
+    query: `metadata['recharge_id']:'${rechargeId}'`,
+    limit: 10,
+  });
+  return found.data.find((pi) => pi.status === "succeeded") ?? found.data[0] ?? null;
 }
 
 /**

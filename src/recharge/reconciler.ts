@@ -1,7 +1,11 @@
-import type Stripe from "stripe";
 import { stripeConfigured, stripeFor } from "../billing/stripe-client";
 import { dbFor } from "../db/client";
-import { failedEmails } from "../db/emails";
+import { emailsToRetry } from "../db/emails";
+import {
+  deletePendingRefund,
+  listPendingRefunds,
+  refundAttemptFailed,
+} from "../db/pending-refunds";
 import {
   stalePendingPurchases,
   succeededPurchasesSince,
@@ -12,10 +16,15 @@ import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
 import { processRecharge } from "./consumer";
 import { jobFromTransaction } from "./messages";
-import { outcomeOfIntent } from "./payments";
+import { findPaymentIntent, outcomeOfIntent } from "./payments";
 
-/** A recharge still pending after this long is looked at; younger ones are the queue's job. */
-export const STALE_AFTER_MS = 10 * 60_000;
+/**
+ * A recharge still pending after this long is looked at; younger ones are the queue's job.
+ * With the reconciler's cron every minute, a charge whose outcome is unknown (the worker died
+ * mid-charge) is settled within about a minute and a half. Looking early is safe: every step
+ * is idempotent by the recharge id, so at worst it finishes what the queue would have.
+ */
+export const STALE_AFTER_MS = 45_000;
 /** Succeeded purchases this recent are re-checked against the ledger's grants. */
 const RECENT_MS = 24 * 60 * 60_000;
 const BATCH = 100;
@@ -33,6 +42,10 @@ export interface ReconcileReport {
   /** Could not be settled automatically: for an operator. */
   attention: Array<{ id: string; reason: string }>;
   emailsRetried: number;
+  /** Refunds of failed upstream calls owed since they could not reach the ledger: applied now. */
+  refundsApplied: string[];
+  /** Refunds still owed after this run (the ledger is still unreachable). */
+  refundsOutstanding: number;
 }
 
 type Row = TransactionRow;
@@ -57,6 +70,8 @@ export async function reconcile(
     grantsRepaired: [],
     attention: [],
     emailsRetried: 0,
+    refundsApplied: [],
+    refundsOutstanding: 0,
   };
   const staleBefore = new Date(now - STALE_AFTER_MS).toISOString();
   const recentAfter = new Date(now - RECENT_MS).toISOString();
@@ -79,7 +94,19 @@ export async function reconcile(
     else if (grant.granted) report.grantsRepaired.push(row.id);
   }
 
-  for (const e of await failedEmails(db, BATCH)) {
+  for (const owed of await listPendingRefunds(db, BATCH)) {
+    try {
+      // Idempotent by the debit: a refund the queue applied meanwhile is not applied again.
+      await ledgerFor(env, owed.accountId).refund(owed.debitRef);
+      await deletePendingRefund(db, owed.debitRef);
+      report.refundsApplied.push(owed.debitRef);
+    } catch (err) {
+      await refundAttemptFailed(db, owed.debitRef, String(err));
+      report.refundsOutstanding++;
+    }
+  }
+
+  for (const e of await emailsToRetry(db, BATCH, now)) {
     const result = await sendEmailOnce(env, db, {
       ref: e.ref,
       accountId: e.accountId,
@@ -110,15 +137,4 @@ async function settlePending(env: Bindings, row: Row, report: ReconcileReport): 
     return;
   }
   report.attention.push({ id: row.id, reason: `payment intent ${intent.id} is ${intent.status}` });
-}
-
-async function findPaymentIntent(
-  stripe: Stripe,
-  rechargeId: string,
-): Promise<Stripe.PaymentIntent | null> {
-  const found = await stripe.paymentIntents.search({
-    query: `metadata['recharge_id']:'${rechargeId}'`,
-    limit: 10,
-  });
-  return found.data.find((pi) => pi.status === "succeeded") ?? found.data[0] ?? null;
 }

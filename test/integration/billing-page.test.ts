@@ -516,7 +516,11 @@ describe("the rest of the page", () => {
   it("ends the session when its key is revoked, through the API or on the page", async () => {
     const { account, cookie } = await signedIn();
     const second = await json<{ id: string; key: string }>(
-      await gateway("/v1/account/keys", { method: "POST", key: account.api_key, body: "{}" }),
+      await gateway("/v1/account/keys", {
+        method: "POST",
+        key: account.api_key,
+        body: JSON.stringify({ scope: "full" }),
+      }),
     );
     const keys = await json<{ data: Array<{ id: string; name: string | null }> }>(
       await gateway("/v1/account/keys", { key: second.key }),
@@ -535,7 +539,11 @@ describe("the rest of the page", () => {
     // Signed in with the second key, revoking it on the page signs out at once.
     const cookie2 = await signIn(second.key);
     const third = await json<{ key: string }>(
-      await gateway("/v1/account/keys", { method: "POST", key: second.key, body: "{}" }),
+      await gateway("/v1/account/keys", {
+        method: "POST",
+        key: second.key,
+        body: JSON.stringify({ scope: "full" }),
+      }),
     );
     expect(third.key).toBeTruthy();
     const page2 = await billingHtml(cookie2);

@@ -144,8 +144,8 @@ describe("rate limits per key", () => {
   it("answers 429 rate_limited past the plan's requests per minute, before any debit", async () => {
     const account = await createAccount("free"); // 60 requests per minute per key, 500 credits
     const first = await classify(account);
-    expect(first.headers.get("RateLimit-Policy")).toBe('"per-key";q=60;w=60');
-    expect(first.headers.get("RateLimit")).toMatch(/^"per-key";r=59;t=\d+$/);
+    expect(first.headers.get("RateLimit-Policy")).toBe('"per-account";q=60;w=60');
+    expect(first.headers.get("RateLimit")).toMatch(/^"per-account";r=59;t=\d+$/);
     await first.arrayBuffer();
     // 125 requests span at most two windows, so at least 5 are over the limit whatever the clock.
     const rest = await Promise.all(Array.from({ length: 124 }, () => classify(account)));

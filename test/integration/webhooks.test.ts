@@ -290,6 +290,77 @@ describe("plan changes from subscription events", () => {
   });
 });
 
+describe("plan flip-flops (money rule 9)", () => {
+  it("six alternating Pro/Starter updates never take a cycle past the largest allowance paid for", async () => {
+    const account = await createAccount("starter");
+    await setBalance(account, { monthly: 2_500, purchased: 0 });
+    const t = now();
+    for (let i = 0; i < 6; i++) {
+      const price = i % 2 === 0 ? "price_pro_test" : "price_starter_test";
+      await ok(
+        await deliver(
+          event("customer.subscription.updated", subscription(account, price), { created: t + i }),
+        ),
+      );
+      expect((await balanceOf(account)).monthly).toBeLessThanOrEqual(8_000);
+    }
+    // One upgrade's worth was added (Starter → Pro: +5,000), and only once.
+    expect(await balanceOf(account)).toMatchObject({ monthly: 7_500, plan: "starter" });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("the same flips delivered out of order and twice end the same way", async () => {
+    const account = await createAccount("starter");
+    await setBalance(account, { monthly: 2_500, purchased: 0 });
+    const t = now();
+    const events = Array.from({ length: 6 }, (_, i) =>
+      event(
+        "customer.subscription.updated",
+        subscription(account, i % 2 === 0 ? "price_pro_test" : "price_starter_test"),
+        { created: t + i },
+      ),
+    );
+    for (const evt of [...events].reverse()) await ok(await deliver(evt));
+    for (const evt of events) await ok(await deliver(evt));
+    expect((await balanceOf(account)).monthly).toBeLessThanOrEqual(8_000);
+  });
+
+  it("a new cycle resets the bound: the next upgrade adds the difference again", async () => {
+    const account = await createAccount("starter");
+    const t = now();
+    await ok(
+      await deliver(
+        event("customer.subscription.updated", subscription(account, "price_pro_test"), {
+          created: t,
+        }),
+      ),
+    );
+    await ok(
+      await deliver(
+        event("customer.subscription.updated", subscription(account, "price_starter_test"), {
+          created: t + 1,
+        }),
+      ),
+    );
+    await ok(
+      await deliver(
+        event("invoice.paid", invoice(account, { start: t + 2, end: t + 30 * DAY }), {
+          created: t + 2,
+        }),
+      ),
+    );
+    expect((await balanceOf(account)).monthly).toBe(3_000);
+    await ok(
+      await deliver(
+        event("customer.subscription.updated", subscription(account, "price_pro_test"), {
+          created: t + 3,
+        }),
+      ),
+    );
+    expect((await balanceOf(account)).monthly).toBe(8_000);
+  });
+});
+
 describe("free accounts without a subscription", () => {
   it("get their next cycle from the ledger's alarm, recorded in the history", async () => {
     const account = await createAccount("free");

@@ -26,8 +26,8 @@ describe("takeFromWindow: a fixed one-minute window per key", () => {
     expect(
       rateLimitHeaders({ allowed: false, limit: 60, remaining: 0, resetSeconds: 12 }),
     ).toMatchObject({
-      "RateLimit-Policy": '"per-key";q=60;w=60',
-      RateLimit: '"per-key";r=0;t=12',
+      "RateLimit-Policy": '"per-account";q=60;w=60',
+      RateLimit: '"per-account";r=0;t=12',
     });
   });
 });

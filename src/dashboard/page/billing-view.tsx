@@ -334,6 +334,7 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
           <tr>
             <th scope="col">Name</th>
             <th scope="col">Key</th>
+            <th scope="col">Scope</th>
             <th scope="col">Created</th>
             <th scope="col">Status</th>
             <th scope="col">
@@ -353,6 +354,7 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
                   {k.prefix}…{k.last4}
                 </code>
               </td>
+              <td>{k.scope === "full" ? "full" : "classify only"}</td>
               <td>{formatDate(k.created_at)}</td>
               <td>
                 <span class={`pill ${k.revoked_at ? "revoked" : "active"}`}>
@@ -382,6 +384,17 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
           Name (optional)
         </label>
         <input type="text" id="key-name" name="name" maxlength={100} />
+      </div>
+      <div>
+        <label class="field" for="key-scope">
+          Scope
+        </label>
+        <select id="key-scope" name="scope">
+          <option value="classify" selected>
+            classify only: spends credits, cannot buy or change anything
+          </option>
+          <option value="full">full: everything this page can do</option>
+        </select>
       </div>
       <button type="submit">Create key</button>
     </form>

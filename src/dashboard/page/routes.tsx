@@ -68,7 +68,10 @@ const AutoRechargeForm = z.object({
   package: z.enum(PACKAGE_IDS, { error: "choose one of the credit packages" }),
 });
 
-const CreateKeyForm = z.object({ name: z.string().trim().max(100).optional() });
+const CreateKeyForm = z.object({
+  name: z.string().trim().max(100).optional(),
+  scope: z.enum(["classify", "full"]).default("classify"),
+});
 
 function noticeFrom(c: Context): Notice | null {
   const code = c.req.query("notice");
@@ -169,6 +172,15 @@ export const billingPageRoutes = new Hono<AppEnv>()
         notice: { tone: "bad", text: "That API key is not valid, or it was revoked." },
       });
     }
+    if (identity.scope !== "full") {
+      // The page can buy credits and manage keys: a classify key must not open it.
+      return signInPage(c, 403, {
+        notice: {
+          tone: "bad",
+          text: "This key can only classify. Sign in with a full key to manage billing.",
+        },
+      });
+    }
     await startSession(c, secret, identity);
     return c.redirect(BILLING_PATH, 303);
   })
@@ -213,9 +225,21 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session, secret } = await formSession(c, "keys", fields);
     const form = parseFields(fields, CreateKeyForm);
     const name = form.name ? form.name : null;
-    const created = await createKey(c.env, c.get("db"), session.accountId, name);
+    const created = await createKey(c.env, c.get("db"), session.accountId, {
+      name,
+      scope: form.scope,
+    });
+    if (!created.ok) {
+      return billingPage(c, session, secret, {
+        status: 409,
+        notice: { tone: "bad", text: "This account has 20 active keys; revoke one first." },
+      });
+    }
     // Rendered, not redirected: the full key must not travel in a URL, and is shown once.
-    return billingPage(c, session, secret, { status: 201, newKey: { key: created.key, name } });
+    return billingPage(c, session, secret, {
+      status: 201,
+      newKey: { key: created.key.key, name },
+    });
   })
   .post("/billing/keys/:id/revoke", async (c) => {
     const fields = await readFields(c);
@@ -230,7 +254,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
         status: 409,
         notice: {
           tone: "bad",
-          text: "This is the account's last active key; create another before revoking it.",
+          text: "This is the account's last active key with full scope; create another full key before revoking it.",
         },
       });
     }

@@ -1,19 +1,34 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { listKeys } from "../../db/api-keys";
+import { listKeys, MAX_ACTIVE_KEYS } from "../../db/api-keys";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
 import { parseJson } from "../../http/body";
 import { createKey, revokeKey } from "../key-store";
 
-const CreateKeyBody = z.strictObject({ name: z.string().trim().min(1).max(100).optional() });
+const CreateKeyBody = z.strictObject({
+  name: z.string().trim().min(1).max(100).optional(),
+  scope: z.enum(["classify", "full"], { error: "must be classify or full" }).optional(),
+});
 
 /** `/v1/account/keys`: list (prefix and last four only), create (the full key once), revoke. */
 export const keyRoutes = new Hono<AppEnv>()
   .get("/", async (c) => c.json({ data: await listKeys(c.get("db"), c.get("accountId")) }, 200))
   .post("/", async (c) => {
     const body = await parseJson(c, CreateKeyBody);
-    return c.json(await createKey(c.env, c.get("db"), c.get("accountId"), body.name ?? null), 201);
+    // Keys made through the API can only spend unless asked otherwise (money rule 11).
+    const result = await createKey(c.env, c.get("db"), c.get("accountId"), {
+      name: body.name ?? null,
+      scope: body.scope ?? "classify",
+    });
+    if (!result.ok) {
+      throw new ApiError(
+        "limit_reached",
+        `An account can have at most ${MAX_ACTIVE_KEYS} active keys; revoke one first.`,
+        { extra: { limit: MAX_ACTIVE_KEYS } },
+      );
+    }
+    return c.json(result.key, 201);
   })
   .delete("/:id", async (c) => {
     const result = await revokeKey(c.env, c.get("db"), c.get("accountId"), c.req.param("id"));
@@ -21,7 +36,7 @@ export const keyRoutes = new Hono<AppEnv>()
       if (result.reason === "not_found") throw ApiError.notFound("No such API key.");
       throw new ApiError(
         "conflict",
-        "This is the account's last active key; create another before revoking it.",
+        "This is the account's last active key with full scope; create another full key before revoking it.",
       );
     }
     return c.json({ ...result.key, revoked: true }, 200);

@@ -58,7 +58,8 @@ export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
   return c.json(
     {
       id: r.id,
-      status: "pending" as const,
+      // A replay answers what became of the purchase since (contract: top-ups).
+      status: r.status,
       package: r.package,
       credits: r.credits,
       amount_cents: r.amount_cents,

@@ -1,0 +1,71 @@
+/**
+ * What the gateway sends upstream in place of the client's headers. Pure, so the rules are
+ * unit tested on their own.
+ */
+
+/** Methods the proxy forwards; any other is answered by the gateway and costs nothing. */
+export const FORWARDED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
+export const ALLOW_HEADER = [...FORWARDED_METHODS, "OPTIONS"].join(", ");
+
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1), the client's credentials, and headers that would let a
+ * client speak for the gateway: who the client is (the gateway says that itself) and which
+ * method the upstream should pretend it received.
+ */
+const DROPPED = new Set([
+  "authorization",
+  "cookie",
+  "host",
+  "connection",
+  "keep-alive",
+  "proxy-authorization",
+  "proxy-authenticate",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  "forwarded",
+  "x-real-ip",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+  "cf-connecting-ip",
+]);
+
+function dropped(name: string): boolean {
+  return DROPPED.has(name) || name.startsWith("x-forwarded-");
+}
+
+/**
+ * The upstream request's headers: the client's, less every header above and every header the
+ * client's `Connection` header names, plus the gateway's own request id, its X-Forwarded-For
+ * (the client's address as the edge saw it) and its own credentials for the upstream.
+ */
+export function forwardHeaders(
+  incoming: Headers,
+  gateway: { clientIp: string | null; requestId: string; upstreamToken?: string },
+): Headers {
+  const named = new Set(
+    (incoming.get("Connection") ?? "")
+      .split(",")
+      .map((token) => token.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out = new Headers();
+  for (const [name, value] of incoming) {
+    if (dropped(name) || named.has(name)) continue;
+    out.append(name, value);
+  }
+  out.set("X-Request-Id", gateway.requestId);
+  if (gateway.clientIp) out.set("X-Forwarded-For", gateway.clientIp);
+  if (gateway.upstreamToken) out.set("Authorization", `Bearer ${gateway.upstreamToken}`);
+  return out;
+}
+
+/** The one form a proxied path is priced and forwarded in: no trailing slashes. */
+export function normalizePath(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  return trimmed === "" ? "/" : trimmed;
+}

@@ -1,0 +1,72 @@
+/**
+ * Refunds that could not reach the account's Durable Object when the upstream failed (money
+ * rule 8). The ledger's refund is idempotent by its debit (`refund:<debit>`), so every path
+ * below may deliver the same refund any number of times and it is applied once:
+ * the refund queue first; if even the queue is unreachable, a D1 row; a message that runs
+ * out of retries also lands in D1. The reconciler applies the D1 rows and reports them.
+ */
+import { z } from "zod";
+import type { Db } from "../db/client";
+import { dbFor } from "../db/client";
+import { recordPendingRefund } from "../db/pending-refunds";
+import type { Bindings } from "../env";
+import { ledgerFor } from "../ledger/client";
+
+export const RefundMessage = z.object({
+  account_id: z.string().min(1),
+  debit_ref: z.string().min(1),
+});
+export type RefundMessage = z.infer<typeof RefundMessage>;
+
+/** Owes the refund: queued, or recorded in D1 when the queue is unreachable too. */
+export async function refundLater(
+  env: Pick<Bindings, "REFUND_QUEUE">,
+  db: Db,
+  refund: { accountId: string; debitRef: string; error: string },
+): Promise<void> {
+  console.warn("refund deferred", refund.debitRef, refund.error);
+  const message: RefundMessage = { account_id: refund.accountId, debit_ref: refund.debitRef };
+  try {
+    await env.REFUND_QUEUE.send(message);
+  } catch (err) {
+    await recordPendingRefund(db, { ...refund, error: `queue: ${String(err)}` });
+  }
+}
+
+/** The refund queue's consumer: applies each refund, retrying while the ledger is unreachable. */
+export async function handleRefundBatch(batch: MessageBatch<unknown>, env: Bindings) {
+  for (const message of batch.messages) {
+    const refund = RefundMessage.safeParse(message.body);
+    if (!refund.success) {
+      console.error("malformed refund message", message.id, refund.error.message);
+      message.ack();
+      continue;
+    }
+    try {
+      // `not_found`: no such debit in that ledger; nothing to give back, ever.
+      await ledgerFor(env, refund.data.account_id).refund(refund.data.debit_ref);
+      message.ack();
+    } catch (err) {
+      console.warn("refund not applied yet; will retry", refund.data.debit_ref, String(err));
+      message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
+    }
+  }
+}
+
+/** Out of retries: the refund is still owed, so it becomes a D1 row for the reconciler. */
+export async function handleRefundDeadLetters(batch: MessageBatch<unknown>, env: Bindings) {
+  const db = dbFor(env.DB);
+  for (const message of batch.messages) {
+    const refund = RefundMessage.safeParse(message.body);
+    if (!refund.success) {
+      message.ack();
+      continue;
+    }
+    await recordPendingRefund(db, {
+      accountId: refund.data.account_id,
+      debitRef: refund.data.debit_ref,
+      error: "refund queue retries exhausted",
+    });
+    message.ack();
+  }
+}

@@ -1,0 +1,206 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { stripeFor } from "../../src/billing/stripe-client";
+import { dbFor } from "../../src/db/client";
+import { getTransaction } from "../../src/db/transactions";
+import { sendEmailOnce } from "../../src/email/mailer";
+import { ledgerFor } from "../../src/ledger/client";
+import { processRecharge } from "../../src/recharge/consumer";
+import type { RechargeJob } from "../../src/recharge/messages";
+import { chargeRecharge } from "../../src/recharge/payments";
+import { reconcile } from "../../src/recharge/reconciler";
+import {
+  audit,
+  balanceOf,
+  createAccount,
+  gateway,
+  json,
+  setBalance,
+  type TestAccount,
+} from "../helpers/api";
+import { attachCard, eventually, injectFaults, paymentIntentsOf } from "../helpers/stripe";
+
+const db = dbFor(env.DB);
+
+/**
+ * The account's queue sends "succeed" but go nowhere, as when the worker dies right after the
+ * send: the recharge stays pending and the test drives the consumer's steps itself.
+ */
+async function loseQueueSends(account: TestAccount): Promise<RechargeJob[]> {
+  const jobs: RechargeJob[] = [];
+  await runInDurableObject(ledgerFor(env, account.id), (instance) => {
+    const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
+    vi.spyOn(queue, "send").mockImplementation(async (body) => {
+      jobs.push(body as RechargeJob);
+      return undefined as never;
+    });
+  });
+  return jobs;
+}
+
+async function autoRechargingAccount(card = "pm_card_visa") {
+  const account = await createAccount();
+  const pm = await attachCard(account, card);
+  await setBalance(account, { monthly: 400, purchased: 0 });
+  const res = await gateway("/v1/account/auto-recharge", {
+    method: "PUT",
+    key: account.api_key,
+    body: JSON.stringify({ enabled: true, package: "credits_1000" }),
+  });
+  expect(res.status).toBe(200);
+  await res.arrayBuffer();
+  return { account, pm, customer: account.stripe_customer_id as string };
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe("a charge whose outcome is unknown", () => {
+  it("is settled by the reconciler about a minute later, never charged twice", async () => {
+    const { account, pm, customer } = await autoRechargingAccount();
+    const jobs = await loseQueueSends(account);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const [job] = jobs;
+    expect(job).toBeDefined();
+    // The consumer charged the card, then the worker died before recording anything.
+    const outcome = await chargeRecharge(stripeFor(env), job as RechargeJob, {
+      customerId: customer,
+      paymentMethodId: pm,
+    });
+    expect(outcome.status).toBe("succeeded");
+    expect((await balanceOf(account)).purchased).toBe(100);
+    const report = await reconcile(env, { now: Date.now() + 61_000 });
+    expect(report.credited).toContain(job?.recharge_id);
+    expect((await balanceOf(account)).purchased).toBe(1_100);
+    expect(await paymentIntentsOf(customer)).toHaveLength(1);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("a recharge younger than the settle delay is left to the queue", async () => {
+    const { account } = await autoRechargingAccount();
+    const jobs = await loseQueueSends(account);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const report = await reconcile(env, { now: Date.now() + 5_000 });
+    expect(report.redriven).not.toContain(jobs[0]?.recharge_id);
+    expect(report.credited).not.toContain(jobs[0]?.recharge_id);
+  });
+});
+
+describe("a retry after the card was replaced", () => {
+  it("pays with what the recharge was created with, so Stripe replays instead of refusing the key", async () => {
+    const { account, customer } = await autoRechargingAccount();
+    const jobs = await loseQueueSends(account);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const job = jobs[0] as RechargeJob;
+    // The first attempt reaches Stripe, but its answer is lost on the way back.
+    await injectFaults([
+      {
+        method: "POST",
+        path: "/v1/payment_intents",
+        kind: "drop_after",
+        times: 1,
+        match: { customer },
+      },
+    ]);
+    await expect(processRecharge(job, env)).rejects.toThrow();
+    // Meanwhile the customer puts another card on file.
+    await attachCard(account, "pm_card_mastercard");
+    expect(await processRecharge(job, env)).toBe("succeeded");
+    expect((await balanceOf(account)).purchased).toBe(1_100);
+    const intents = await paymentIntentsOf(customer);
+    expect(intents).toHaveLength(1);
+    expect(intents[0]?.status).toBe("succeeded");
+  });
+
+  it("an idempotency error is resolved by looking up what the first attempt did", async () => {
+    const { account, pm, customer } = await autoRechargingAccount();
+    const jobs = await loseQueueSends(account);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const job = jobs[0] as RechargeJob;
+    await injectFaults([
+      {
+        method: "POST",
+        path: "/v1/payment_intents",
+        kind: "drop_after",
+        times: 1,
+        match: { customer },
+      },
+    ]);
+    const stripe = stripeFor(env);
+    await expect(
+      chargeRecharge(stripe, job, { customerId: customer, paymentMethodId: pm }),
+    ).rejects.toThrow();
+    const other = await attachCard(account, "pm_card_mastercard");
+    // Other parameters under the same key: Stripe refuses them; the first attempt decides.
+    const outcome = await chargeRecharge(stripe, job, {
+      customerId: customer,
+      paymentMethodId: other,
+    });
+    expect(outcome.status).toBe("succeeded");
+    expect(await paymentIntentsOf(customer)).toHaveLength(1);
+  });
+});
+
+describe("top-up replays", () => {
+  it("answer the purchase's current status, not pending forever", async () => {
+    const account = await createAccount();
+    await attachCard(account);
+    const send = () =>
+      gateway("/v1/account/top-ups", {
+        method: "POST",
+        key: account.api_key,
+        body: JSON.stringify({ package: "credits_1000" }),
+        headers: { "Idempotency-Key": "buy-once" },
+      });
+    const first = await json<{ id: string; status: string }>(await send());
+    expect(first.status).toBe("pending");
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1_000));
+    const replay = await send();
+    expect(replay.status).toBe(202);
+    expect(replay.headers.get("Idempotent-Replayed")).toBe("true");
+    expect(await json(replay)).toMatchObject({ id: first.id, status: "succeeded" });
+  });
+
+  it("a declined top-up replays as failed", async () => {
+    const account = await createAccount();
+    await attachCard(account, "pm_card_chargeDeclined");
+    const send = () =>
+      gateway("/v1/account/top-ups", {
+        method: "POST",
+        key: account.api_key,
+        body: JSON.stringify({ package: "credits_1000" }),
+        headers: { "Idempotency-Key": "declined-once" },
+      });
+    const first = await json<{ id: string }>(await send());
+    await eventually(async () =>
+      expect((await getTransaction(db, first.id))?.status).toBe("failed"),
+    );
+    expect(await json(await send())).toMatchObject({ id: first.id, status: "failed" });
+  });
+});
+
+describe("emails", () => {
+  it("two racing deliveries of the same email send it once", async () => {
+    const account = await createAccount();
+    let sends = 0;
+    vi.spyOn(env.EMAIL, "send").mockImplementation(async () => {
+      sends++;
+      await new Promise((r) => setTimeout(r, 50));
+      return { messageId: "m" } as never;
+    });
+    const email = {
+      ref: `race:${crypto.randomUUID()}`,
+      accountId: account.id,
+      kind: "test",
+      to: "someone@example.com",
+      subject: "Once",
+      text: "Only once.",
+    };
+    const results = await Promise.all([
+      sendEmailOnce(env, db, email),
+      sendEmailOnce(env, db, email),
+      sendEmailOnce(env, db, email),
+    ]);
+    expect(sends).toBe(1);
+    expect(results.filter((r) => r === "sent")).toHaveLength(1);
+  });
+});

@@ -1,0 +1,72 @@
+import { env, runInDurableObject } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ledgerFor } from "../../src/ledger/client";
+import { audit, balanceOf, createAccount, expectError, gateway, setBalance } from "../helpers/api";
+import { eventually } from "../helpers/stripe";
+
+/** The account's Durable Object refuses the next `refund` call, as if it were unreachable. */
+function failNextRefund(): void {
+  const namespace = env.ACCOUNT_LEDGER;
+  const realGet = namespace.get.bind(namespace);
+  let fail = true;
+  vi.spyOn(namespace, "get").mockImplementation((id) => {
+    const stub = realGet(id);
+    return new Proxy(stub, {
+      get(target, prop) {
+        if (prop === "refund" && fail) {
+          fail = false;
+          return () => Promise.reject(new Error("Durable Object is unreachable"));
+        }
+        // RPC stubs answer any property, `bind` included: call through the stub instead.
+        return (...args: unknown[]) =>
+          (target as unknown as Record<PropertyKey, (...a: unknown[]) => unknown>)[prop]?.(...args);
+      },
+    });
+  });
+}
+
+async function refundEntries(accountId: string) {
+  return runInDurableObject(ledgerFor(env, accountId), (_i, state) =>
+    state.storage.sql
+      .exec<{ ref: string }>("SELECT ref FROM ledger WHERE ref LIKE 'refund:%'")
+      .toArray(),
+  );
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe("a refund that cannot reach the Durable Object at first (money rule 8)", () => {
+  it("the client still gets 502, and the refund arrives later, exactly once", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 1, purchased: 2 });
+    failNextRefund();
+    const res = await gateway("/v1/status/503", {
+      method: "POST",
+      key: account.api_key,
+      body: "{}",
+    });
+    await expectError(res, 502, "upstream_error");
+    vi.restoreAllMocks();
+    await eventually(async () =>
+      expect(await balanceOf(account)).toMatchObject({ monthly: 1, purchased: 2 }),
+    );
+    expect(await refundEntries(account.id)).toHaveLength(1);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("a refund applied twice (a redelivered message) changes nothing the second time", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 5 });
+    failNextRefund();
+    await (
+      await gateway("/v1/status/500", { method: "POST", key: account.api_key, body: "{}" })
+    ).arrayBuffer();
+    vi.restoreAllMocks();
+    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(5));
+    const [entry] = await refundEntries(account.id);
+    const debitRef = entry?.ref.slice("refund:".length) as string;
+    const again = await ledgerFor(env, account.id).refund(debitRef);
+    expect(again).toMatchObject({ ok: true, refunded: false });
+    expect((await balanceOf(account)).purchased).toBe(5);
+  });
+});
