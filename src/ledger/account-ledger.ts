@@ -59,7 +59,11 @@ const USAGE_FLUSH_MS = 20_000;
 const USAGE_JITTER_MS = 20_000;
 
 export type RechargeKind = "auto_recharge" | "top_up";
-export type RechargeStatus = "pending" | "succeeded" | "failed";
+/**
+ * `requires_action`: the payment needs the customer (authentication) on the hosted invoice
+ * page; nothing was granted, and it is still in flight until paid there or voided.
+ */
+export type RechargeStatus = "pending" | "requires_action" | "succeeded" | "failed";
 
 export interface AutoRechargeSettings {
   enabled: boolean;
@@ -68,7 +72,14 @@ export interface AutoRechargeSettings {
   pending: boolean;
   /** Set while this month's purchases leave no room for another package under the limit. */
   paused: null | "spending_limit_reached";
-  last_failure: null | { at: string; code: string; message: string };
+  last_failure: null | {
+    at: string;
+    code: string;
+    message: string;
+    /** Where the customer completes a payment that needs authentication. */
+    action_url: string | null;
+    recharge_id: string | null;
+  };
 }
 
 export interface SpendLimits {
@@ -159,6 +170,8 @@ type StateRow = {
   last_failure_at: number | null;
   last_failure_code: string | null;
   last_failure_message: string | null;
+  last_failure_action_url: string | null;
+  last_failure_recharge_id: string | null;
   payment_method_id: string | null;
   spend_limit_cents: number | null;
   rate_limit_override: number | null;
@@ -221,6 +234,8 @@ export class AccountLedger extends DurableObject<Bindings> {
           );
         }
         this.sql.exec("ALTER TABLE recharges ADD COLUMN payment_method TEXT");
+        this.sql.exec("ALTER TABLE state ADD COLUMN last_failure_action_url TEXT");
+        this.sql.exec("ALTER TABLE state ADD COLUMN last_failure_recharge_id TEXT");
       }
       this.sql.exec(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -318,6 +333,8 @@ export class AccountLedger extends DurableObject<Bindings> {
               at: iso(s.last_failure_at),
               code: s.last_failure_code ?? "unknown",
               message: s.last_failure_message ?? "",
+              action_url: s.last_failure_action_url,
+              recharge_id: s.last_failure_recharge_id,
             },
     };
   }
@@ -760,7 +777,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         rechargeId,
       );
       this.sql.exec(
-        "UPDATE state SET last_failure_at = NULL, last_failure_code = NULL, last_failure_message = NULL WHERE id = 1",
+        `UPDATE state SET last_failure_at = NULL, last_failure_code = NULL, last_failure_message = NULL,
+           last_failure_action_url = NULL, last_failure_recharge_id = NULL WHERE id = 1`,
       );
       return { ok: true as const, granted: true, balance: this.balance() };
     });
@@ -768,12 +786,41 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /**
    * Records a failed payment: no credits, auto-recharge disabled, failure kept for the
-   * dashboard (money rule 6). A recharge already credited stays credited.
+   * dashboard (money rule 6). A recharge already credited stays credited. Also ends one that
+   * was waiting for the customer (its invoice voided).
    */
   rechargeFailed(
     rechargeId: string,
     code: string,
     message: string,
+  ):
+    | { ok: true; changed: boolean }
+    | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
+    return this.recordPaymentProblem(rechargeId, "failed", code, message, null);
+  }
+
+  /**
+   * Records a payment that needs the customer (authentication): nothing granted, auto-recharge
+   * disabled as for a failure (money rule 6), and the link where they can complete it. Paying
+   * there grants the credits once (`grantPurchased`, same recharge id).
+   */
+  rechargeNeedsAction(
+    rechargeId: string,
+    code: string,
+    message: string,
+    actionUrl: string | null,
+  ):
+    | { ok: true; changed: boolean }
+    | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
+    return this.recordPaymentProblem(rechargeId, "requires_action", code, message, actionUrl);
+  }
+
+  private recordPaymentProblem(
+    rechargeId: string,
+    status: "failed" | "requires_action",
+    code: string,
+    message: string,
+    actionUrl: string | null,
   ):
     | { ok: true; changed: boolean }
     | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
@@ -783,19 +830,26 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (!r) return { ok: false as const, reason: "unknown_recharge" as const };
       if (r.status === "succeeded")
         return { ok: false as const, reason: "already_succeeded" as const };
-      if (r.status === "failed") return { ok: true as const, changed: false };
+      // Failed is final; waiting for the customer can only become failed or succeeded.
+      if (r.status === "failed" || r.status === status) {
+        return { ok: true as const, changed: false };
+      }
       this.sql.exec(
-        "UPDATE recharges SET status = 'failed', settled_at = ?, failure_code = ? WHERE id = ?",
-        now,
+        "UPDATE recharges SET status = ?, settled_at = ?, failure_code = ? WHERE id = ?",
+        status,
+        status === "failed" ? now : null,
         code,
         rechargeId,
       );
       this.sql.exec(
-        `UPDATE state SET auto_enabled = 0, last_failure_at = ?, last_failure_code = ?, last_failure_message = ?
+        `UPDATE state SET auto_enabled = 0, last_failure_at = ?, last_failure_code = ?,
+           last_failure_message = ?, last_failure_action_url = ?, last_failure_recharge_id = ?
          WHERE id = 1`,
         now,
         code,
         message,
+        status === "requires_action" ? actionUrl : null,
+        rechargeId,
       );
       return { ok: true as const, changed: true };
     });
