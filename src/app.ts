@@ -39,7 +39,7 @@ export function createApp() {
 
   // Sign-up (off unless SIGNUP_ENABLED): before the API-key middleware, as the caller has no
   // key yet, and before /admin and /account, whose catch-alls would answer first.
-  app.route("/v1/signup", signupApiRoutes);
+  app.route("/v1", signupApiRoutes);
   app.route("/admin/signup-emails", signupAdminRoutes);
   app.route("/account/sign-up", signupPageRoutes);
 

@@ -71,28 +71,37 @@ function rateLimited(retryAfterSeconds: number): ApiError {
   });
 }
 
-/** `/v1/signup`: mounted before the API-key middleware, since the caller has no key yet. */
-export const signupApiRoutes = new Hono<AppEnv>()
-  .post("/", async (c) => {
-    if (!signupEnabled(c.env)) notFound(c);
-    const body = await parseJson(c, SignupBody);
-    const secret = await sessionSecret(c.env);
-    if (!secret) throw unavailable();
-    const result = await requestSignup(c.env, c.get("db"), {
-      email: body.email,
-      clientAddress: c.req.header("CF-Connecting-IP"),
-      origin: publicOrigin(c.env, c.req.url),
-      secret,
-    });
-    if (!result.ok) throw rateLimited(result.retryAfterSeconds);
-    return c.json(SENT, 202);
-  })
-  .all("/", (c) => {
-    if (!signupEnabled(c.env)) notFound(c);
-    throw new ApiError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}.`, {
-      headers: { Allow: "POST" },
-    });
+async function postSignup(c: Context<AppEnv>) {
+  if (!signupEnabled(c.env)) notFound(c);
+  const body = await parseJson(c, SignupBody);
+  const secret = await sessionSecret(c.env);
+  if (!secret) throw unavailable();
+  const result = await requestSignup(c.env, c.get("db"), {
+    email: body.email,
+    clientAddress: c.req.header("CF-Connecting-IP"),
+    origin: publicOrigin(c.env, c.req.url),
+    secret,
   });
+  if (!result.ok) throw rateLimited(result.retryAfterSeconds);
+  return c.json(SENT, 202);
+}
+
+function otherMethod(c: Context<AppEnv>): never {
+  if (!signupEnabled(c.env)) notFound(c);
+  throw new ApiError("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}.`, {
+    headers: { Allow: "POST" },
+  });
+}
+
+/**
+ * `/v1/signup`, mounted at `/v1` before the API-key middleware (the caller has no key yet). A
+ * trailing slash is the same route, as everywhere under /v1: it must not reach the proxy.
+ */
+export const signupApiRoutes = new Hono<AppEnv>()
+  .post("/signup", postSignup)
+  .post("/signup/", postSignup)
+  .all("/signup", otherMethod)
+  .all("/signup/", otherMethod);
 
 /** `/admin/signup-emails`: operator token, like every /admin route. */
 export const signupAdminRoutes = new Hono<AppEnv>().use(adminAuth).get("/", async (c) => {

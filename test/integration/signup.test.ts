@@ -219,6 +219,15 @@ describe("asking for a sign-up link", () => {
       body: JSON.stringify({ email: freshEmail() }),
     });
     expect(res.status).toBe(202);
+    // With a trailing slash it is the same route: never proxied (nor charged).
+    const slash = await gateway("/v1/signup/", {
+      method: "POST",
+      key: "tg_test_notarealkeyatall0000000000000",
+      headers: { "CF-Connecting-IP": freshIp() },
+      body: JSON.stringify({ email: freshEmail() }),
+    });
+    expect(slash.status).toBe(202);
+    expect(slash.headers.get("X-Credits-Charged")).toBeNull();
   });
 });
 
