@@ -21,6 +21,7 @@ export default defineConfig({
           STRIPE_WEBHOOK_SECRET: "whsec_test_tollgate",
           ADMIN_TOKEN: "test-admin-token",
           SESSION_SECRET: "test-session-secret",
+          SIGNUP_ENABLED: "true",
           RECHARGE_RETRY_BASE_SECONDS: "0",
           STRIPE_PRICE_STARTER: "price_starter_test",
           STRIPE_PRICE_PRO: "price_pro_test",

@@ -72,6 +72,8 @@ export async function startLocalStack(options = {}) {
     DASHBOARD_URL: `${gatewayUrl}/account/billing`,
     RECHARGE_RETRY_BASE_SECONDS: env.RECHARGE_RETRY_BASE_SECONDS ?? "2",
     SESSION_SECRET: env.SESSION_SECRET ?? `local-session-${adminToken}`,
+    // Sign-up is on locally; its emails are listed by GET /admin/signup-emails.
+    SIGNUP_ENABLED: env.SIGNUP_ENABLED ?? "true",
   };
   if (stripeUrl) vars.STRIPE_API_URL = stripeUrl;
   if (localStripeUrl) {

@@ -11,6 +11,9 @@ Tollgate is running.
   upstream         ${stack.upstreamUrl}
   stripe (local)   ${stack.stripeUrl ?? "(STRIPE_API_URL / real Stripe)"}
   admin token      ${stack.adminToken}
+  sign-up          ${stack.gatewayUrl}/account/sign-up
+                   no mail server: the emails (with their links) are listed by
+                   curl -s ${stack.gatewayUrl}/admin/signup-emails -H "Authorization: Bearer ${stack.adminToken}"
 
 Demo account ${stack.demo?.id ?? ""} (starter plan)
   API key: ${key}

@@ -12,6 +12,7 @@ import { ApiError, type ErrorType } from "./errors";
 import { apiKeyAuth } from "./gateway/auth";
 import { proxyRoutes } from "./gateway/proxy-routes";
 import { requestId } from "./http/request-id";
+import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./signup/routes";
 
 /** What an HTTPException's status means in the contract; its status is kept either way. */
 const HTTP_EXCEPTION_TYPES: Partial<Record<number, ErrorType>> = {
@@ -35,6 +36,12 @@ export function createApp() {
   });
 
   app.get("/healthz", (c) => c.json({ ok: true }, 200));
+
+  // Sign-up (off unless SIGNUP_ENABLED): before the API-key middleware, as the caller has no
+  // key yet, and before /admin and /account, whose catch-alls would answer first.
+  app.route("/v1", signupApiRoutes);
+  app.route("/admin/signup-emails", signupAdminRoutes);
+  app.route("/account/sign-up", signupPageRoutes);
 
   app.use("/v1/*", apiKeyAuth);
   // The account API answers everything under /v1/account itself (404/405 included), and the

@@ -29,6 +29,8 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
   Secrets & {
     /** Optional service binding to the upstream classifier; preferred over UPSTREAM_URL. */
     UPSTREAM?: Fetcher;
+    /** `"true"` turns self-service sign-up on (wrangler.toml [vars] default: `"false"`). */
+    SIGNUP_ENABLED?: string;
   };
 
 export interface Variables {

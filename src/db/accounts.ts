@@ -1,5 +1,5 @@
 /** The `accounts` table: every read and write of it. Balances are never here (the ledger's). */
-import { and, eq, lt } from "drizzle-orm";
+import { and, eq, lt, sql } from "drizzle-orm";
 import type { PlanId } from "../pricing";
 import type { Db } from "./client";
 import { accounts } from "./schema";
@@ -55,4 +55,18 @@ export async function mirrorPlan(
     .update(accounts)
     .set({ plan, planUpdatedAt: version, stripeSubscriptionId: subscriptionId })
     .where(and(eq(accounts.id, id), lt(accounts.planUpdatedAt, version)));
+}
+
+/**
+ * Whether an account uses this address, compared case-insensitively (sign-up stores it
+ * lowercase; operators may not have). No index on email yet: a scan, fine at this size.
+ */
+export async function accountExistsForEmail(db: Db, email: string): Promise<boolean> {
+  const row = await db
+    .select({ id: accounts.id })
+    .from(accounts)
+    .where(sql`lower(${accounts.email}) = ${email.toLowerCase()}`)
+    .limit(1)
+    .get();
+  return row !== undefined;
 }

@@ -111,3 +111,28 @@ export function listEmails(db: Db, accountId: string, limit: number) {
     .limit(limit)
     .all();
 }
+
+/** Emails sent to people who are signing up (no account yet), newest first. */
+export function listSignupEmails(db: Db, accountId: string, to: string | null, limit: number) {
+  return db
+    .select({
+      id: emails.id,
+      kind: emails.kind,
+      to: emails.toAddress,
+      subject: emails.subject,
+      text: emails.textBody,
+      status: emails.status,
+      error: emails.error,
+      created_at: emails.createdAt,
+      sent_at: emails.sentAt,
+    })
+    .from(emails)
+    .where(
+      to === null
+        ? eq(emails.accountId, accountId)
+        : and(eq(emails.accountId, accountId), eq(emails.toAddress, to)),
+    )
+    .orderBy(desc(emails.createdAt))
+    .limit(limit)
+    .all();
+}

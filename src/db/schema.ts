@@ -132,3 +132,27 @@ export const usageMinutes = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.accountId, t.minute] })],
 );
+
+/**
+ * Sign-up links. Only the SHA-256 of a link's token is kept; the rows also serve as the
+ * sign-up rate limit's counter (per client address hash and per email, over the last hour).
+ */
+export const signupTokens = sqliteTable(
+  "signup_tokens",
+  {
+    tokenHash: text("token_hash").primaryKey(),
+    /** Normalized (trimmed, lowercase). */
+    email: text("email").notNull(),
+    /** Keyed SHA-256 of the client's address (IPv6: its /64), never the address itself. */
+    clientHash: text("client_hash").notNull(),
+    createdAt: text("created_at").notNull(),
+    expiresAt: text("expires_at").notNull(),
+    /** Set when the link is consumed; set at once for a request that emailed no link. */
+    usedAt: text("used_at"),
+  },
+  (t) => [
+    index("signup_tokens_client_idx").on(t.clientHash, t.createdAt),
+    index("signup_tokens_email_idx").on(t.email, t.createdAt),
+    index("signup_tokens_created_idx").on(t.createdAt),
+  ],
+);

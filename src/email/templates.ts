@@ -63,6 +63,19 @@ export function autoRechargePaused(input: {
   };
 }
 
+/** The sign-up link; the link is the whole secret, and it works once. */
+export function signupLink(input: { link: string; expiresInMinutes: number }) {
+  return {
+    subject: "Your Tollgate sign-up link",
+    text: [
+      "Someone, hopefully you, asked to create a Tollgate account with this email address.",
+      `To create it, open this link and confirm:\n${input.link}`,
+      `The link works once and expires in ${input.expiresInMinutes} minutes. If it has expired, start again on the sign-up page.`,
+      "If you did not ask for this, ignore this email: no account is created unless the link is opened and confirmed.",
+    ].join("\n\n"),
+  };
+}
+
 export function keyCreated(input: {
   name: string | null;
   prefix: string;
@@ -98,6 +111,18 @@ export function keyRevoked(input: {
       `The API key ${label} was revoked. Requests with it are refused from now on.`,
       "If you did not do this, sign in and check your account's keys.",
       `Keys: ${input.dashboardUrl}`,
+    ].join("\n\n"),
+  };
+}
+
+/** Sent instead of a link when the address already has an account: nothing to create. */
+export function signupExistingAccount(input: { signInUrl: string }) {
+  return {
+    subject: "You already have a Tollgate account",
+    text: [
+      "Someone, hopefully you, asked to create a Tollgate account with this email address, but it already has one, so no new account was made.",
+      `Sign in with one of your API keys: ${input.signInUrl}`,
+      "If you did not ask for this, ignore this email: nothing about your account has changed.",
     ].join("\n\n"),
   };
 }

@@ -4,11 +4,12 @@ import { type Notice, NoticeBox } from "./layout";
 /** The Billing page's address, where every form comes back to. */
 export const BILLING_PATH = "/account/billing";
 
-/** Signed out: one field, the API key. */
-export const SignInPage: FC<{ notice?: Notice | null; unavailable?: boolean }> = ({
-  notice,
-  unavailable,
-}) => (
+/** Signed out: one field, the API key (and, when sign-up is on, a link to it). */
+export const SignInPage: FC<{
+  notice?: Notice | null;
+  unavailable?: boolean;
+  signUp?: boolean;
+}> = ({ notice, unavailable, signUp }) => (
   <main id="main" class="wrap">
     <div class="signin">
       <section class="card" aria-labelledby="signin-h">
@@ -48,6 +49,11 @@ export const SignInPage: FC<{ notice?: Notice | null; unavailable?: boolean }> =
             <button type="submit">Sign in</button>
           </div>
         </form>
+        {signUp ? (
+          <p>
+            No account yet? <a href="/account/sign-up">Create a free account</a>
+          </p>
+        ) : null}
       </section>
     </div>
   </main>

@@ -14,6 +14,7 @@ import { looksLikeApiKey } from "../../gateway/api-keys";
 import { identify } from "../../gateway/identity";
 import { ledgerFor } from "../../ledger/client";
 import { PACKAGE_IDS } from "../../pricing";
+import { signupEnabled } from "../../signup/config";
 import { createKey, revokeKey } from "../key-store";
 import {
   type CsrfPurpose,
@@ -86,13 +87,18 @@ function signInPage(
   return renderHtml(
     c,
     <Document title={`Sign in · ${TITLE}`}>
-      <SignInPage notice={options.notice} unavailable={options.unavailable} />
+      <SignInPage
+        notice={options.notice}
+        unavailable={options.unavailable}
+        signUp={signupEnabled(c.env)}
+      />
     </Document>,
     status,
   );
 }
 
-async function billingPage(
+/** The signed-in page; also what a completed sign-up lands on, with its first key. */
+export async function billingPage(
   c: Context<AppEnv>,
   session: Session,
   secret: string,

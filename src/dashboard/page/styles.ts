@@ -39,7 +39,7 @@ legend{font-weight:650;padding:0 6px}
 .check input{width:18px;height:18px;margin:0}
 .hint{color:var(--muted);font-size:13px;margin:2px 0 10px}
 label.field{display:block;font-weight:600;margin:10px 0 4px}
-select,input[type=text],input[type=password]{font:inherit;padding:8px 10px;border:1px solid #aab3bd;border-radius:6px;background:#fff;color:var(--fg);min-width:0;width:100%;max-width:340px}
+select,input[type=text],input[type=password],input[type=email]{font:inherit;padding:8px 10px;border:1px solid #aab3bd;border-radius:6px;background:#fff;color:var(--fg);min-width:0;width:100%;max-width:340px}
 button{font:inherit;font-weight:600;border-radius:6px;padding:8px 14px;border:1px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer}
 button:hover{background:var(--accent-dark)}
 button.secondary{background:#fff;color:var(--accent)}

@@ -1,0 +1,145 @@
+/**
+ * The `signup_tokens` table: every read and write of it. A row is one sign-up request; it holds
+ * the SHA-256 of the link's token (never the token), and the rows of the last hour are the
+ * sign-up rate limit's counters, so no other per-request state exists.
+ */
+import { and, asc, eq, gt, inArray, isNull, lt, sql } from "drizzle-orm";
+import type { Db } from "./client";
+import { signupTokens } from "./schema";
+
+export type SignupTokenRow = typeof signupTokens.$inferSelect;
+
+export interface SignupLimits {
+  /** Requests per client address hash within the window. */
+  perClient: number;
+  /** Requests per normalized email within the window. */
+  perEmail: number;
+  windowMs: number;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Inserts the request's row only if neither limit is reached, in one statement: concurrent
+ * requests cannot overshoot. False when a limit refused it (nothing was written).
+ */
+export async function insertWithinLimits(
+  db: Db,
+  row: {
+    tokenHash: string;
+    email: string;
+    clientHash: string;
+    now: number;
+    expiresAt: number;
+    /** Set for a request that sends no link: its row only counts for the limits. */
+    usedAt: number | null;
+  },
+  limits: SignupLimits,
+): Promise<boolean> {
+  const since = iso(row.now - limits.windowMs);
+  const result = await db.run(sql`
+    INSERT INTO signup_tokens (token_hash, email, client_hash, created_at, expires_at, used_at)
+    SELECT ${row.tokenHash}, ${row.email}, ${row.clientHash}, ${iso(row.now)},
+           ${iso(row.expiresAt)}, ${row.usedAt === null ? null : iso(row.usedAt)}
+    WHERE (SELECT count(*) FROM signup_tokens
+             WHERE client_hash = ${row.clientHash} AND created_at > ${since}) < ${limits.perClient}
+      AND (SELECT count(*) FROM signup_tokens
+             WHERE email = ${row.email} AND created_at > ${since}) < ${limits.perEmail}`);
+  return (result.meta.changes ?? 0) > 0;
+}
+
+/**
+ * When the refused request could succeed: for each limit that is reached, the moment its oldest
+ * row in the window leaves it. Unix ms; null when no limit is reached any more.
+ */
+export async function limitClearsAt(
+  db: Db,
+  key: { email: string; clientHash: string; now: number },
+  limits: SignupLimits,
+): Promise<number | null> {
+  const since = iso(key.now - limits.windowMs);
+  const window = async (
+    column: typeof signupTokens.clientHash | typeof signupTokens.email,
+    value: string,
+    max: number,
+  ) => {
+    const rows = await db
+      .select({ createdAt: signupTokens.createdAt })
+      .from(signupTokens)
+      .where(and(eq(column, value), gt(signupTokens.createdAt, since)))
+      .orderBy(asc(signupTokens.createdAt))
+      .limit(max)
+      .all();
+    // Under the limit: nothing to wait for. At it: the count drops when the oldest row ages out
+    // (rows over the limit cannot exist: inserts are conditional).
+    if (rows.length < max) return null;
+    const oldest = rows[0];
+    return oldest ? Date.parse(oldest.createdAt) + limits.windowMs : null;
+  };
+  const [client, email] = await Promise.all([
+    window(signupTokens.clientHash, key.clientHash, limits.perClient),
+    window(signupTokens.email, key.email, limits.perEmail),
+  ]);
+  if (client === null && email === null) return null;
+  return Math.max(client ?? 0, email ?? 0);
+}
+
+/** The row of a link that can still be used, without using it (for the confirm page). */
+export function usableToken(
+  db: Db,
+  tokenHash: string,
+  now: number,
+): Promise<SignupTokenRow | undefined> {
+  return db
+    .select()
+    .from(signupTokens)
+    .where(
+      and(
+        eq(signupTokens.tokenHash, tokenHash),
+        isNull(signupTokens.usedAt),
+        gt(signupTokens.expiresAt, iso(now)),
+      ),
+    )
+    .get();
+}
+
+/**
+ * Uses the link, once: a guarded UPDATE … WHERE used_at IS NULL AND expires_at > now. It also
+ * uses every other open link of the same email in the same statement, so two links for one
+ * address can never make two accounts. The email when this call used the link; null when it
+ * is unknown, expired or already used (by this call's competitor, too).
+ */
+export async function consumeToken(db: Db, tokenHash: string, now: number): Promise<string | null> {
+  const open = db
+    .select({ email: signupTokens.email })
+    .from(signupTokens)
+    .where(
+      and(
+        eq(signupTokens.tokenHash, tokenHash),
+        isNull(signupTokens.usedAt),
+        gt(signupTokens.expiresAt, iso(now)),
+      ),
+    );
+  const used = await db
+    .update(signupTokens)
+    .set({ usedAt: iso(now) })
+    .where(and(inArray(signupTokens.email, open), isNull(signupTokens.usedAt)))
+    .returning({ tokenHash: signupTokens.tokenHash, email: signupTokens.email })
+    .all();
+  return used.find((r) => r.tokenHash === tokenHash)?.email ?? null;
+}
+
+/** Gives a link back after the account could not be made, so the person can try it again. */
+export async function releaseToken(db: Db, tokenHash: string): Promise<void> {
+  await db.update(signupTokens).set({ usedAt: null }).where(eq(signupTokens.tokenHash, tokenHash));
+}
+
+/** Deletes up to `max` rows created before `before` (unix ms): keeps the table bounded. */
+export async function purgeOlderThan(db: Db, before: number, max: number): Promise<void> {
+  const old = db
+    .select({ tokenHash: signupTokens.tokenHash })
+    .from(signupTokens)
+    .where(lt(signupTokens.createdAt, iso(before)))
+    .limit(max);
+  await db.delete(signupTokens).where(inArray(signupTokens.tokenHash, old));
+}

@@ -1,0 +1,150 @@
+/**
+ * Self-service sign-up: asking for a link, and using it.
+ *
+ * No account enumeration: a request for an address that already has an account does the same
+ * work and gets the same answer as one for a new address (a row counted by the same limits,
+ * an account lookup, one email). Only the email differs: an existing account is told it
+ * already has one and how to sign in, and gets no link (its row is stored already used, and
+ * its token is never sent anywhere).
+ */
+import { createAccount } from "../admin/accounts";
+import { randomBase62, sha256Hex, toHex } from "../crypto";
+import { accountExistsForEmail } from "../db/accounts";
+import type { Db } from "../db/client";
+import {
+  consumeToken,
+  insertWithinLimits,
+  limitClearsAt,
+  purgeOlderThan,
+  releaseToken,
+  usableToken,
+} from "../db/signup-tokens";
+import { sendEmailOnce } from "../email/mailer";
+import { signupExistingAccount, signupLink } from "../email/templates";
+import type { Bindings } from "../env";
+import { identify, type KeyIdentity } from "../gateway/identity";
+import {
+  CONFIRM_PATH,
+  clientKey,
+  EMAIL_KINDS,
+  LIMITS,
+  LINK_TTL_MS,
+  normalizeEmail,
+  PURGE_BATCH,
+  RETENTION_MS,
+  SIGNUP_EMAIL_ACCOUNT,
+  TOKEN_LENGTH,
+  TOKEN_PATTERN,
+} from "./config";
+
+const encoder = new TextEncoder();
+
+/**
+ * The stored form of a client address: an HMAC under the server's secret, because a plain
+ * hash of an IPv4 address is reversed by trying all 2^32 of them.
+ */
+export async function clientHash(secret: string, address: string | undefined): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    encoder.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const message = encoder.encode(`tollgate/signup-client/v1\n${clientKey(address)}`);
+  return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, message)));
+}
+
+export type SignupRequestResult = { ok: true } | { ok: false; retryAfterSeconds: number };
+
+/** Records the request and emails the address, unless a limit is reached (then nothing). */
+export async function requestSignup(
+  env: Bindings,
+  db: Db,
+  input: { email: string; clientAddress: string | undefined; origin: string; secret: string },
+  now = Date.now(),
+): Promise<SignupRequestResult> {
+  const email = normalizeEmail(input.email);
+  const client = await clientHash(input.secret, input.clientAddress);
+  const token = randomBase62(TOKEN_LENGTH);
+  const tokenHash = await sha256Hex(token);
+  const exists = await accountExistsForEmail(db, email);
+
+  const inserted = await insertWithinLimits(
+    db,
+    {
+      tokenHash,
+      email,
+      clientHash: client,
+      now,
+      expiresAt: now + LINK_TTL_MS,
+      usedAt: exists ? now : null,
+    },
+    LIMITS,
+  );
+  if (!inserted) {
+    const clearsAt = await limitClearsAt(db, { email, clientHash: client, now }, LIMITS);
+    const wait = clearsAt === null ? 1 : Math.ceil((clearsAt - now) / 1000);
+    return { ok: false, retryAfterSeconds: Math.max(1, wait) };
+  }
+  await purgeOlderThan(db, now - RETENTION_MS, PURGE_BATCH);
+
+  const message = exists
+    ? signupExistingAccount({ signInUrl: `${input.origin}/account/billing` })
+    : signupLink({
+        link: `${input.origin}${CONFIRM_PATH}?token=${token}`,
+        expiresInMinutes: LINK_TTL_MS / 60_000,
+      });
+  // A failed send is recorded (and retried by the reconciler), never reported to the client:
+  // the answer must not depend on the address.
+  await sendEmailOnce(env, db, {
+    ref: `signup:${tokenHash}`,
+    accountId: SIGNUP_EMAIL_ACCOUNT,
+    kind: exists ? EMAIL_KINDS.existing : EMAIL_KINDS.link,
+    to: email,
+    ...message,
+  });
+  return { ok: true };
+}
+
+/** The address a link is for, when the link can still be used; null otherwise. */
+export async function peekLink(db: Db, token: string, now = Date.now()): Promise<string | null> {
+  if (!TOKEN_PATTERN.test(token)) return null;
+  const row = await usableToken(db, await sha256Hex(token), now);
+  return row?.email ?? null;
+}
+
+export type ConfirmResult =
+  | { kind: "invalid" }
+  | { kind: "exists"; email: string }
+  | { kind: "created"; email: string; apiKey: string; identity: KeyIdentity };
+
+/**
+ * Uses the link (once, atomically) and creates the free account with its first key. When
+ * creating the account fails, the link is given back so that following it again retries.
+ */
+export async function confirmSignup(
+  env: Bindings,
+  db: Db,
+  token: string,
+  now = Date.now(),
+): Promise<ConfirmResult> {
+  if (!TOKEN_PATTERN.test(token)) return { kind: "invalid" };
+  const tokenHash = await sha256Hex(token);
+  const email = await consumeToken(db, tokenHash, now);
+  if (email === null) return { kind: "invalid" };
+  // An operator (or an earlier link) may have made an account for the address since.
+  if (await accountExistsForEmail(db, email)) return { kind: "exists", email };
+
+  let created: Awaited<ReturnType<typeof createAccount>>;
+  try {
+    // createAccount makes the account's first key `full` (money rule 11).
+    created = await createAccount(env, db, { email, plan: "free" });
+  } catch (err) {
+    await releaseToken(db, tokenHash);
+    throw err;
+  }
+  const identity = await identify(env.DB, created.api_key);
+  if (!identity) throw new Error(`the first key of ${created.id} is not active`);
+  return { kind: "created", email, apiKey: created.api_key, identity };
+}

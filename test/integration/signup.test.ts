@@ -1,0 +1,600 @@
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { eq, sql } from "drizzle-orm";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { sha256Hex } from "../../src/crypto";
+import { dbFor } from "../../src/db/client";
+import { accounts, emails, signupTokens } from "../../src/db/schema";
+import worker from "../../src/index";
+import {
+  ADMIN_TOKEN,
+  admin,
+  BASE,
+  createAccount,
+  type ErrorBody,
+  expectError,
+  gateway,
+  json,
+} from "../helpers/api";
+
+const db = dbFor(env.DB);
+const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
+const TOKEN_IN_LINK = /\/account\/sign-up\/confirm\?token=([0-9A-Za-z]+)/;
+
+let ipCounter = 0;
+/** A client address no other test uses, so the per-address limit is each test's own. */
+function freshIp(): string {
+  ipCounter++;
+  const r = crypto.getRandomValues(new Uint8Array(2));
+  return `10.${r[0]}.${r[1]}.${ipCounter % 250}`;
+}
+const freshEmail = () => `${crypto.randomUUID()}@example.com`;
+
+function apiSignup(email: unknown, ip = freshIp(), extra: Record<string, unknown> = {}) {
+  return gateway("/v1/signup", {
+    method: "POST",
+    headers: { "CF-Connecting-IP": ip },
+    body: JSON.stringify({ email, ...extra }),
+  });
+}
+
+/** A browser-like request to the pages: same-origin headers for posts, the cookies given. */
+function page(
+  path: string,
+  init: { cookie?: string; form?: Record<string, string>; headers?: HeadersInit } = {},
+): Promise<Response> {
+  const headers = new Headers(init.form ? SAME_ORIGIN : {});
+  for (const [k, v] of new Headers(init.headers)) headers.set(k, v);
+  if (init.cookie) headers.set("Cookie", init.cookie);
+  return SELF.fetch(`${BASE}${path}`, {
+    method: init.form ? "POST" : "GET",
+    headers,
+    body: init.form ? new URLSearchParams(init.form) : undefined,
+    redirect: "manual",
+  });
+}
+
+function cookiePair(res: Response, name: string): string {
+  const pair = res.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0] ?? "")
+    .find((p) => p.startsWith(`${name}=`));
+  expect(pair, `a ${name} cookie`).toBeDefined();
+  return pair ?? "";
+}
+
+function hidden(html: string, name: string): string {
+  const match = new RegExp(`name="${name}" value="([^"]+)"`).exec(html);
+  expect(match, `a hidden ${name} field`).not.toBeNull();
+  return match?.[1] ?? "";
+}
+
+/** The emails the operator route lists for the address, newest first. */
+async function signupEmails(email: string) {
+  const res = await admin(`/signup-emails?email=${encodeURIComponent(email)}`);
+  expect(res.status).toBe(200);
+  return (await json<{ data: { kind: string; to: string; subject: string; text: string }[] }>(res))
+    .data;
+}
+
+/** Asks for a link through the API and reads it back from the operator listing. */
+async function requestLink(email = freshEmail(), ip = freshIp()): Promise<string> {
+  const res = await apiSignup(email, ip);
+  expect(res.status).toBe(202);
+  await res.arrayBuffer();
+  const [latest] = await signupEmails(email);
+  const token = TOKEN_IN_LINK.exec(latest?.text ?? "")?.[1];
+  expect(token, "a sign-up link in the email").toBeDefined();
+  return token ?? "";
+}
+
+/** Opens the link as a browser would: the confirm page, its cookie and its form token. */
+async function openLink(token: string) {
+  const res = await page(`/account/sign-up/confirm?token=${token}`, {
+    headers: { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" },
+  });
+  const html = await res.text();
+  return { res, html };
+}
+
+async function confirm(token: string) {
+  const opened = await openLink(token);
+  expect(opened.res.status).toBe(200);
+  const cookie = cookiePair(opened.res, "tg_signup");
+  const csrf = hidden(opened.html, "csrf");
+  return page("/account/sign-up/confirm", { cookie, form: { token, csrf } });
+}
+
+function accountsWithEmail(email: string) {
+  return db.select().from(accounts).where(eq(accounts.email, email)).all();
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("asking for a sign-up link", () => {
+  it("answers the same for an address with an account and one without", async () => {
+    const send = vi.spyOn(env.EMAIL, "send").mockResolvedValue({ messageId: "m" } as never);
+    const existing = freshEmail();
+    await createAccount("free", existing);
+    const fresh = freshEmail();
+
+    const a = await apiSignup(existing);
+    const b = await apiSignup(fresh);
+    const c = await apiSignup(existing.toUpperCase());
+    const bodies = await Promise.all([a.text(), b.text(), c.text()]);
+    expect([a.status, b.status, c.status]).toEqual([202, 202, 202]);
+    expect(new Set(bodies).size).toBe(1);
+    expect(JSON.parse(bodies[0] ?? "")).toMatchObject({ status: "sent" });
+    for (const res of [a, b, c]) {
+      expect(res.headers.get("Content-Type")).toBe("application/json; charset=utf-8");
+      expect(res.headers.get("Set-Cookie")).toBeNull();
+    }
+
+    // The same work: one email each, one counted row each. Only the email's content differs.
+    expect(send).toHaveBeenCalledTimes(3);
+    const sentTo = send.mock.calls.map(([m]) => (m as { to: string }).to);
+    expect(sentTo).toEqual([existing, fresh, existing]);
+    const existingMail = await signupEmails(existing);
+    expect(existingMail).toHaveLength(2);
+    for (const mail of existingMail) {
+      expect(mail.kind).toBe("signup_existing_account");
+      expect(mail.text).not.toMatch(TOKEN_IN_LINK);
+      expect(mail.text).toContain("already has one");
+    }
+    const [freshMail] = await signupEmails(fresh);
+    expect(freshMail?.kind).toBe("signup_link");
+    expect(freshMail?.text).toMatch(TOKEN_IN_LINK);
+    expect(freshMail?.text).toContain("30 minutes");
+    expect(freshMail?.text).toContain("If you did not ask for this, ignore this email");
+    const rows = await db
+      .select({ n: sql<number>`count(*)` })
+      .from(signupTokens)
+      .where(sql`${signupTokens.email} in (${existing}, ${fresh})`)
+      .get();
+    expect(rows?.n).toBe(3);
+  });
+
+  it("answers the form the same way for both, and a failing mail server changes nothing", async () => {
+    vi.spyOn(env.EMAIL, "send").mockRejectedValue(new Error("mail server down"));
+    const existing = freshEmail();
+    await createAccount("free", existing);
+    const fresh = freshEmail();
+    const answers: string[] = [];
+    for (const email of [existing, fresh]) {
+      const form = await page("/account/sign-up");
+      const cookie = cookiePair(form, "tg_signup");
+      const csrf = hidden(await form.text(), "csrf");
+      const res = await page("/account/sign-up", {
+        cookie,
+        form: { email, csrf },
+        headers: { "CF-Connecting-IP": freshIp() },
+      });
+      expect(res.status).toBe(202);
+      const html = await res.text();
+      expect(html).toContain("Check your email");
+      answers.push(html.replaceAll(email, "EMAIL"));
+    }
+    expect(answers[0]).toBe(answers[1]);
+    const res = await apiSignup(fresh);
+    expect(res.status).toBe(202);
+  });
+
+  it("validates the body with the contract's envelope", async () => {
+    const missing = await expectError(
+      await gateway("/v1/signup", { method: "POST", body: "{}" }),
+      400,
+      "invalid_request",
+    );
+    expect(missing.error.fields?.map((f) => f.field)).toEqual(["email"]);
+    const bad = await expectError(await apiSignup("not-an-email"), 400, "invalid_request");
+    expect(bad.error.fields?.map((f) => f.field)).toEqual(["email"]);
+    const long = await expectError(
+      await apiSignup(`${"a".repeat(250)}@example.com`),
+      400,
+      "invalid_request",
+    );
+    expect(long.error.fields?.map((f) => f.field)).toEqual(["email"]);
+    const unknown = await expectError(
+      await apiSignup(freshEmail(), freshIp(), { plan: "pro" }),
+      400,
+      "invalid_request",
+    );
+    expect(unknown.error.fields).toEqual([{ field: "plan", message: "unknown field" }]);
+    const malformed = await expectError(
+      await gateway("/v1/signup", { method: "POST", body: "{" }),
+      400,
+      "invalid_request",
+    );
+    expect(malformed.error.fields?.[0]?.field).toBe("body");
+    const get = await expectError(await gateway("/v1/signup"), 405, "method_not_allowed");
+    expect(get.error.type).toBe("method_not_allowed");
+  });
+
+  it("needs no API key, and ignores one", async () => {
+    const res = await gateway("/v1/signup", {
+      method: "POST",
+      key: "tg_test_notarealkeyatall0000000000000",
+      headers: { "CF-Connecting-IP": freshIp() },
+      body: JSON.stringify({ email: freshEmail() }),
+    });
+    expect(res.status).toBe(202);
+    // With a trailing slash it is the same route: never proxied (nor charged).
+    const slash = await gateway("/v1/signup/", {
+      method: "POST",
+      key: "tg_test_notarealkeyatall0000000000000",
+      headers: { "CF-Connecting-IP": freshIp() },
+      body: JSON.stringify({ email: freshEmail() }),
+    });
+    expect(slash.status).toBe(202);
+    expect(slash.headers.get("X-Credits-Charged")).toBeNull();
+  });
+});
+
+describe("rate limits", () => {
+  it("allows 5 requests an hour per client address, then 429 with Retry-After", async () => {
+    const ip = freshIp();
+    for (let i = 0; i < 5; i++) {
+      const res = await apiSignup(freshEmail(), ip);
+      expect(res.status).toBe(202);
+      await res.arrayBuffer();
+    }
+    const limited = await apiSignup(freshEmail(), ip);
+    const retryAfter = Number(limited.headers.get("Retry-After"));
+    const body = await expectError(limited, 429, "rate_limited");
+    expect(Object.keys(body.error).sort()).toEqual(["message", "retry_after_seconds", "type"]);
+    expect(retryAfter).toBeGreaterThan(3500);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    // Another address is not affected; an IPv6 client is counted by its /64.
+    expect((await apiSignup(freshEmail(), freshIp())).status).toBe(202);
+    for (let i = 0; i < 5; i++) {
+      const res = await apiSignup(freshEmail(), `2001:db8:77:1::${i + 1}`);
+      expect(res.status).toBe(202);
+      await res.arrayBuffer();
+    }
+    await expectError(await apiSignup(freshEmail(), "2001:db8:77:1:ffff::9"), 429, "rate_limited");
+
+    // The page answers a friendly 429 page with Retry-After.
+    const form = await page("/account/sign-up");
+    const cookie = cookiePair(form, "tg_signup");
+    const csrf = hidden(await form.text(), "csrf");
+    const res = await page("/account/sign-up", {
+      cookie,
+      form: { email: freshEmail(), csrf },
+      headers: { "CF-Connecting-IP": ip },
+    });
+    expect(res.status).toBe(429);
+    expect(res.headers.get("Content-Type")).toMatch(/^text\/html/);
+    expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect(await res.text()).toContain("Too many sign-up requests");
+  });
+
+  it("allows 3 requests an hour per email, the same whether or not it has an account", async () => {
+    const existing = freshEmail();
+    await createAccount("free", existing);
+    const outcomes: Record<string, number[]> = {};
+    const envelopes: ErrorBody[] = [];
+    for (const email of [existing, freshEmail()]) {
+      outcomes[email] = [];
+      for (let i = 0; i < 4; i++) {
+        const res = await apiSignup(i % 2 === 0 ? email : email.toUpperCase(), freshIp());
+        outcomes[email]?.push(res.status);
+        if (res.status === 429) {
+          expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+          envelopes.push(await json<ErrorBody>(res));
+        } else {
+          await res.arrayBuffer();
+        }
+      }
+    }
+    expect(Object.values(outcomes)).toEqual([
+      [202, 202, 202, 429],
+      [202, 202, 202, 429],
+    ]);
+    expect(envelopes[0]?.error.type).toBe("rate_limited");
+    expect(envelopes[0]?.error.message).toBe(envelopes[1]?.error.message);
+  });
+});
+
+describe("the emailed link", () => {
+  it("creates a free account with 500 monthly credits, signs in and shows the key once", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+
+    // Opening the link (as a mail scanner would) uses nothing.
+    for (let i = 0; i < 2; i++) {
+      const opened = await openLink(token);
+      expect(opened.res.status).toBe(200);
+      expect(opened.html).toContain(email);
+      expect(opened.html).toContain('action="/account/sign-up/confirm"');
+      expect(opened.res.headers.get("Content-Security-Policy")).toContain("default-src 'none'");
+      expect(opened.res.headers.get("Referrer-Policy")).toBe("no-referrer");
+    }
+    expect(await accountsWithEmail(email)).toHaveLength(0);
+
+    const res = await confirm(token);
+    expect(res.status).toBe(201);
+    const html = await res.text();
+    const session = cookiePair(res, "tg_session");
+    const key = /value="(tg_(?:test|live)_[0-9A-Za-z]+)"/.exec(html)?.[1] ?? "";
+    expect(key).not.toBe("");
+    expect(html).toContain("shown only this once");
+    expect(html).toContain("Your free account is ready");
+    expect(res.headers.get("Cache-Control")).toBe("no-store");
+
+    const [account] = await accountsWithEmail(email);
+    expect(account?.plan).toBe("free");
+    const me = await gateway("/v1/account", { key });
+    expect(await json(me)).toMatchObject({ email, plan: "free" });
+    const balance = await json<{ monthly: number; monthly_allowance: number; purchased: number }>(
+      await gateway("/v1/account/balance", { key }),
+    );
+    expect(balance).toMatchObject({ monthly: 500, monthly_allowance: 500, purchased: 0 });
+
+    // The key works on the proxied API; the session works on the Billing page.
+    const classified = await gateway("/v1/classify", {
+      method: "POST",
+      key,
+      body: JSON.stringify({ title: "Wireless earbuds", description: "Bluetooth 5.3" }),
+    });
+    expect(classified.status).toBe(200);
+    expect(classified.headers.get("X-Credits-Charged")).toBe("1");
+    await classified.arrayBuffer();
+    const billing = await page("/account/billing", { cookie: session });
+    expect(billing.status).toBe(200);
+    const billingHtml = await billing.text();
+    expect(billingHtml).toContain(email);
+    expect(billingHtml).not.toContain(key);
+  });
+
+  it("works once: a second confirm is refused and the page says to start again", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    const opened = await openLink(token);
+    const cookie = cookiePair(opened.res, "tg_signup");
+    const csrf = hidden(opened.html, "csrf");
+    const first = await page("/account/sign-up/confirm", { cookie, form: { token, csrf } });
+    expect(first.status).toBe(201);
+    await first.arrayBuffer();
+    const again = await page("/account/sign-up/confirm", { cookie, form: { token, csrf } });
+    expect(again.status).toBe(410);
+    const html = await again.text();
+    expect(html).toContain("This sign-up link cannot be used");
+    expect(html).toContain('href="/account/sign-up"');
+    expect(again.headers.get("Set-Cookie")).toBeNull();
+    expect((await openLink(token)).res.status).toBe(410);
+    expect(await accountsWithEmail(email)).toHaveLength(1);
+  });
+
+  it("makes exactly one account under concurrent confirms, of one link or of two", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    const opened = await openLink(token);
+    const cookie = cookiePair(opened.res, "tg_signup");
+    const csrf = hidden(opened.html, "csrf");
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        page("/account/sign-up/confirm", { cookie, form: { token, csrf } }),
+      ),
+    );
+    await Promise.all(results.map((r) => r.arrayBuffer()));
+    expect(results.map((r) => r.status).sort()).toEqual([201, 410, 410, 410]);
+    expect(await accountsWithEmail(email)).toHaveLength(1);
+
+    const other = freshEmail();
+    const t1 = await requestLink(other);
+    const t2 = await requestLink(other);
+    expect(t1).not.toBe(t2);
+    const [o1, o2] = await Promise.all([openLink(t1), openLink(t2)]);
+    const posts = await Promise.all(
+      [
+        [t1, o1],
+        [t2, o2],
+      ].map(([t, o]) => {
+        const opened = o as Awaited<ReturnType<typeof openLink>>;
+        return page("/account/sign-up/confirm", {
+          cookie: cookiePair(opened.res, "tg_signup"),
+          form: { token: t as string, csrf: hidden(opened.html, "csrf") },
+        });
+      }),
+    );
+    await Promise.all(posts.map((r) => r.arrayBuffer()));
+    expect(posts.map((r) => r.status).sort()).toEqual([201, 410]);
+    expect(await accountsWithEmail(other)).toHaveLength(1);
+  });
+
+  it("expires: a link past its expiry is refused on the page and on the post", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    const opened = await openLink(token);
+    const cookie = cookiePair(opened.res, "tg_signup");
+    const csrf = hidden(opened.html, "csrf");
+    await db
+      .update(signupTokens)
+      .set({ expiresAt: new Date(Date.now() - 1000).toISOString() })
+      .where(eq(signupTokens.email, email));
+    const shown = await openLink(token);
+    expect(shown.res.status).toBe(410);
+    expect(shown.html).toContain("expired");
+    expect(shown.html).toContain('href="/account/sign-up"');
+    const posted = await page("/account/sign-up/confirm", { cookie, form: { token, csrf } });
+    expect(posted.status).toBe(410);
+    await posted.arrayBuffer();
+    expect(await accountsWithEmail(email)).toHaveLength(0);
+  });
+
+  it("is stored only as a hash: the raw token is in no signup_tokens row", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    expect(token).toMatch(/^[0-9A-Za-z]{32}$/);
+    const row = await db.select().from(signupTokens).where(eq(signupTokens.email, email)).get();
+    expect(row?.tokenHash).toBe(await sha256Hex(token));
+    expect(JSON.stringify(row)).not.toContain(token);
+    expect(row?.clientHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(row?.usedAt).toBeNull();
+    expect(Date.parse(row?.expiresAt ?? "") - Date.parse(row?.createdAt ?? "")).toBe(30 * 60_000);
+    const all = await env.DB.prepare("SELECT * FROM signup_tokens").all();
+    expect(JSON.stringify(all.results)).not.toContain(token);
+    // The client address is not stored either.
+    expect(JSON.stringify(all.results)).not.toContain("10.");
+  });
+
+  it("refuses a confirm without the form's cookie token, or from another site", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    const opened = await openLink(token);
+    const cookie = cookiePair(opened.res, "tg_signup");
+    const csrf = hidden(opened.html, "csrf");
+    const noCookie = await page("/account/sign-up/confirm", { form: { token, csrf } });
+    expect(noCookie.status).toBe(403);
+    await noCookie.arrayBuffer();
+    const wrongToken = await page("/account/sign-up/confirm", {
+      cookie,
+      form: { token, csrf: `${csrf.slice(0, -2)}xx` },
+    });
+    expect(wrongToken.status).toBe(403);
+    await wrongToken.arrayBuffer();
+    const crossSite = await page("/account/sign-up/confirm", {
+      cookie,
+      form: { token, csrf },
+      headers: { "Sec-Fetch-Site": "cross-site", Origin: "https://evil.example" },
+    });
+    expect(crossSite.status).toBe(403);
+    await crossSite.arrayBuffer();
+    // A token for the sign-up form does not work on the confirm form.
+    const form = await page("/account/sign-up", { cookie });
+    const signupCsrf = hidden(await form.text(), "csrf");
+    const wrongPurpose = await page("/account/sign-up/confirm", {
+      cookie,
+      form: { token, csrf: signupCsrf },
+    });
+    expect(wrongPurpose.status).toBe(403);
+    await wrongPurpose.arrayBuffer();
+    expect(await accountsWithEmail(email)).toHaveLength(0);
+    expect((await confirm(token)).status).toBe(201);
+  });
+
+  it("creates no second account when the address got one since the link was sent", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    await createAccount("free", email);
+    const res = await confirm(token);
+    expect(res.status).toBe(409);
+    expect(await res.text()).toContain("You already have an account");
+    expect(await accountsWithEmail(email)).toHaveLength(1);
+  });
+});
+
+describe("the sign-up page", () => {
+  it("is a form with a labelled email field, the page's CSP and a form token", async () => {
+    const res = await page("/account/sign-up");
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('<label class="field" for="email">');
+    expect(html).toMatch(/<input type="email" id="email" name="email"[^>]*autocomplete="email"/);
+    expect(html).toContain('action="/account/sign-up"');
+    expect(html).not.toContain("<script");
+    const csp = res.headers.get("Content-Security-Policy") ?? "";
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(res.headers.get("X-Frame-Options")).toBe("DENY");
+    const cookie = res.headers.getSetCookie().find((c) => c.startsWith("tg_signup=")) ?? "";
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/Secure/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    expect(cookie).toMatch(/Path=\/account\/sign-up/);
+    hidden(html, "csrf");
+  });
+
+  it("refuses a post without its token or from another site, and re-asks for a bad email", async () => {
+    const form = await page("/account/sign-up");
+    const cookie = cookiePair(form, "tg_signup");
+    const csrf = hidden(await form.text(), "csrf");
+    const email = freshEmail();
+    const noToken = await page("/account/sign-up", { cookie, form: { email } });
+    expect(noToken.status).toBe(403);
+    await noToken.arrayBuffer();
+    const crossSite = await page("/account/sign-up", {
+      cookie,
+      form: { email, csrf },
+      headers: { "Sec-Fetch-Site": "cross-site" },
+    });
+    expect(crossSite.status).toBe(403);
+    await crossSite.arrayBuffer();
+    expect(await signupEmails(email)).toHaveLength(0);
+    const bad = await page("/account/sign-up", { cookie, form: { email: "nope", csrf } });
+    expect(bad.status).toBe(400);
+    const html = await bad.text();
+    expect(html).toContain("Enter a valid email address");
+    expect(html).toContain('value="nope"');
+  });
+
+  it("is linked from the sign-in page", async () => {
+    const res = await page("/account/billing");
+    expect(await res.text()).toContain('href="/account/sign-up"');
+  });
+});
+
+describe("SIGNUP_ENABLED off", () => {
+  const off = async (request: Request) => {
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(request, { ...env, SIGNUP_ENABLED: "false" }, ctx);
+    await waitOnExecutionContext(ctx);
+    return res;
+  };
+
+  it("answers 404 on every sign-up route, and the sign-in page has no link", async () => {
+    await expectError(
+      await off(
+        new Request(`${BASE}/v1/signup`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ email: freshEmail() }),
+        }),
+      ),
+      404,
+      "not_found",
+    );
+    await expectError(await off(new Request(`${BASE}/v1/signup`)), 404, "not_found");
+    await expectError(
+      await off(
+        new Request(`${BASE}/admin/signup-emails`, {
+          headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+        }),
+      ),
+      404,
+      "not_found",
+    );
+    const token = await requestLink();
+    for (const path of ["/account/sign-up", `/account/sign-up/confirm?token=${token}`]) {
+      const res = await off(new Request(`${BASE}${path}`));
+      expect(res.status).toBe(404);
+      expect(await res.text()).toContain("Page not found");
+    }
+    const posted = await off(
+      new Request(`${BASE}/account/sign-up`, {
+        method: "POST",
+        headers: { ...SAME_ORIGIN, "Content-Type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ email: freshEmail() }),
+      }),
+    );
+    expect(posted.status).toBe(404);
+    await posted.arrayBuffer();
+    const signIn = await off(new Request(`${BASE}/account/billing`));
+    expect(await signIn.text()).not.toContain('href="/account/sign-up"');
+  });
+});
+
+describe("the operator listing", () => {
+  it("needs the operator token and validates its query", async () => {
+    await expectError(await SELF.fetch(`${BASE}/admin/signup-emails`), 401, "invalid_api_key");
+    const bad = await expectError(await admin("/signup-emails?email=nope"), 400, "invalid_request");
+    expect(bad.error.fields?.map((f) => f.field)).toEqual(["email"]);
+    const email = freshEmail();
+    await requestLink(email);
+    const all = await json<{ data: { to: string }[] }>(await admin("/signup-emails"));
+    expect(all.data.some((e) => e.to === email)).toBe(true);
+    const rows = await db.select().from(emails).where(eq(emails.toAddress, email)).all();
+    expect(rows.map((r) => r.accountId)).toEqual(["signup"]);
+  });
+});
