@@ -1,10 +1,10 @@
 import {
   createExecutionContext,
   createMessageBatch,
-  env,
   getQueueResult,
   runInDurableObject,
 } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
 import { dbFor } from "../../src/db/client";
@@ -22,7 +22,7 @@ import {
   json,
   setBalance,
   type TestAccount,
-} from "../helpers/api";
+} from "../helpers/http";
 import {
   attachCard,
   eventually,

@@ -9,7 +9,8 @@
  * ignored, a signed non-event webhook answered 500); fixed in 1d08deb, they stay as
  * regression tests.
  */
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { count, eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -17,26 +18,24 @@ import { createApp } from "../../src/app";
 import { dbFor } from "../../src/db/client";
 import { accounts, apiKeys, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
-import { ADMIN_TOKEN, BASE, expectError, json, type TestAccount } from "../helpers/api";
-import { callAdmin as admin, createAccountDirect, call as gateway } from "../simulation/http";
+import {
+  ADMIN_TOKEN,
+  admin,
+  balanceOf,
+  createAccount,
+  expectError,
+  gateway,
+  json,
+  type TestAccount,
+} from "../helpers/http";
 
 const db = dbFor(env.DB);
 
 /*
- * Requests go to the worker's fetch handler directly (test/simulation/http.ts explains why:
- * under this pool every SELF.fetch is slower than the one before, and this file makes over a
- * thousand). The URL parsing and the app are the same; a few checks also go through SELF.
+ * Requests go to the worker's fetch handler directly (test/helpers/http.ts explains why: this
+ * file makes over a thousand). A few checks also go through workerd's own dispatch
+ * (`via: "runtime"`), where what the runtime does to the request is the point.
  */
-
-function createAccount(plan: "free" | "starter" | "pro" = "free"): Promise<TestAccount> {
-  return createAccountDirect(plan, `${crypto.randomUUID()}@example.com`);
-}
-
-async function balanceOf(account: TestAccount) {
-  const res = await gateway("/v1/account/balance", { key: account.api_key });
-  expect(res.status).toBe(200);
-  return json<{ monthly: number; purchased: number; total: number; auto_recharge: unknown }>(res);
-}
 
 async function attachCard(account: TestAccount): Promise<void> {
   const res = await admin(`/accounts/${account.id}/payment-method`, {
@@ -336,11 +335,12 @@ describe("oversized bodies", () => {
       const err = await refusedWithoutChange(
         account,
         () =>
-          SELF.fetch(`${BASE}/v1/classify`, {
+          gateway("/v1/classify", {
             method: "POST",
-            headers: { Authorization: `Bearer ${account.api_key}` },
+            key: account.api_key,
             body,
             duplex: "half",
+            via: "runtime",
           } as RequestInit),
         413,
         "payload_too_large",
@@ -649,10 +649,11 @@ describe("huge headers", () => {
     await refusedWithoutChange(
       account,
       () =>
-        SELF.fetch(`${BASE}/v1/classify`, {
+        gateway("/v1/classify", {
           method: "POST",
           headers: { Authorization: `Bearer tg_live_${"a".repeat(100 * KiB)}` },
           body: "{}",
+          via: "runtime",
         }),
       401,
       "invalid_api_key",
@@ -660,8 +661,9 @@ describe("huge headers", () => {
     await refusedWithoutChange(
       account,
       () =>
-        SELF.fetch(`${BASE}/admin/accounts/${account.id}/audit`, {
+        gateway(`/admin/accounts/${account.id}/audit`, {
           headers: { Authorization: `Bearer ${ADMIN_TOKEN}${"x".repeat(100 * KiB)}` },
+          via: "runtime",
         }),
       401,
       "invalid_api_key",
@@ -715,10 +717,11 @@ describe("path traversal in proxied paths", () => {
       `/v1/account/../../admin/accounts/${b.id}`,
       `/v1/%2e%2e/admin/accounts/${b.id}/credits`,
     ]) {
-      const res = await SELF.fetch(`${BASE}${path}`, {
+      const res = await gateway(path, {
         method: "POST",
-        headers: { Authorization: `Bearer ${a.api_key}`, "Content-Type": "application/json" },
+        key: a.api_key,
         body: JSON.stringify({ monthly: 1000, reason: "traversal" }),
+        via: "runtime",
       });
       const text = await res.text();
       expect(text, path).not.toContain(b.id);

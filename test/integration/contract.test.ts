@@ -1,7 +1,6 @@
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../../src/index";
-import { admin, BASE, createAccount, expectError, gateway, json } from "../helpers/api";
+import { admin, BASE, createAccount, expectError, gateway, json, send } from "../helpers/http";
 
 /** Every authenticated route of the contract, for the shared auth and envelope checks. */
 const ACCOUNT_ROUTES: Array<[string, string]> = [
@@ -57,16 +56,13 @@ describe("the contract's envelope on every route", () => {
     });
 
     it(`${method} ${path}: with no ADMIN_TOKEN configured, answers 404`, async () => {
-      const ctx = createExecutionContext();
-      const res = await worker.fetch(
+      const res = await send(
         new Request(`${BASE}${path}`, {
           method,
           headers: { Authorization: "Bearer test-admin-token" },
         }),
-        { ...env, ADMIN_TOKEN: undefined },
-        ctx,
+        { env: { ...env, ADMIN_TOKEN: undefined } },
       );
-      await waitOnExecutionContext(ctx);
       await expectError(res, 404, "not_found");
     });
   }

@@ -8,7 +8,7 @@ import {
   gateway,
   json,
   setBalance,
-} from "../helpers/api";
+} from "../helpers/http";
 
 interface Echo {
   category: string;

@@ -1,11 +1,12 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dbFor } from "../../src/db/client";
 import { transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import { reconcile } from "../../src/recharge/reconciler";
-import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/api";
+import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/http";
 import { attachCard, eventually, paymentIntentsOf } from "../helpers/stripe";
 
 const db = dbFor(env.DB);

@@ -8,14 +8,15 @@
  * CI runs the seeds of CI_PLAN (plan.ts). `npm run soak` runs more; a failure prints its seed
  * and the command that replays it.
  */
-import { env, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
+import { admin } from "../helpers/http";
 import { restartLedger } from "../simulation/actions";
 import * as breaks from "../simulation/breaks";
 import { Simulation } from "../simulation/driver";
 import type { Step } from "../simulation/generators";
-import { callAdmin } from "../simulation/http";
 import { type InvariantId, InvariantViolation } from "../simulation/invariants";
 import { readLedger } from "../simulation/observe";
 import { simulationPlan } from "../simulation/plan";
@@ -215,7 +216,7 @@ describe("findings", () => {
       const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
       return vi.spyOn(queue, "send").mockImplementation(() => new Promise<never>(() => {}));
     });
-    const adjusting = callAdmin(`/accounts/${id}/credits`, {
+    const adjusting = admin(`/accounts/${id}/credits`, {
       method: "POST",
       body: JSON.stringify({ monthly: -250, reason: "crash test" }),
     });
