@@ -14,7 +14,6 @@ import { env } from "cloudflare:workers";
 import { count, eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../src/app";
 import { dbFor } from "../../src/db/client";
 import { accounts, apiKeys, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
@@ -28,6 +27,15 @@ import {
   json,
   type TestAccount,
 } from "../helpers/http";
+import {
+  appRoutes,
+  ROUTE_FIXTURES,
+  type RouteContext,
+  readsJsonBody,
+  routeContext,
+  sendAs,
+  validBody,
+} from "../helpers/routes";
 
 const db = dbFor(env.DB);
 
@@ -96,49 +104,24 @@ interface JsonRoute {
   valid: Record<string, unknown>;
 }
 
-const viaKey =
-  (method: string, path: string) =>
-  (account: TestAccount, body: BodyInit, headers: Record<string, string> = {}) =>
-    gateway(path, { method, key: account.api_key, body, headers });
+/**
+ * Every account and operator route that reads a JSON body, from the app's route table and the
+ * fixtures in test/helpers/routes.ts (a route without one fails every-route.test.ts instead).
+ */
+const contexts = new Map<string, Promise<RouteContext>>();
+const contextOf = (account: TestAccount) => {
+  if (!contexts.has(account.id)) contexts.set(account.id, routeContext(account));
+  return contexts.get(account.id) as Promise<RouteContext>;
+};
 
-const viaAdmin =
-  (path: (account: TestAccount) => string) =>
-  (account: TestAccount, body: BodyInit, headers: Record<string, string> = {}) =>
-    admin(path(account), { method: "POST", body, headers });
-
-/** Every route that reads a JSON body. */
-const JSON_ROUTES: JsonRoute[] = [
-  {
-    name: "PUT /v1/account/auto-recharge",
-    send: viaKey("PUT", "/v1/account/auto-recharge"),
-    valid: { enabled: false },
-  },
-  {
-    name: "POST /v1/account/top-ups",
-    send: viaKey("POST", "/v1/account/top-ups"),
-    valid: { package: "credits_1000" },
-  },
-  {
-    name: "POST /v1/account/keys",
-    send: viaKey("POST", "/v1/account/keys"),
-    valid: { name: "ci" },
-  },
-  {
-    name: "POST /admin/accounts",
-    send: viaAdmin(() => "/accounts"),
-    valid: { email: "new@example.com" },
-  },
-  {
-    name: "POST /admin/accounts/:id/credits",
-    send: viaAdmin((a) => `/accounts/${a.id}/credits`),
-    valid: { monthly: 1, reason: "bad input test" },
-  },
-  {
-    name: "POST /admin/accounts/:id/payment-method",
-    send: viaAdmin((a) => `/accounts/${a.id}/payment-method`),
-    valid: { payment_method: "pm_card_visa" },
-  },
-];
+const JSON_ROUTES: JsonRoute[] = appRoutes()
+  .filter((route) => readsJsonBody(route) && ROUTE_FIXTURES[route.name])
+  .map((route) => ({
+    name: route.name,
+    send: async (account, body, headers = {}) =>
+      sendAs(route, await contextOf(account), { body, headers }),
+    valid: validBody(route) ?? {},
+  }));
 
 const MALFORMED: Array<[string, BodyInit]> = [
   ["an unterminated object", "{"],
@@ -163,6 +146,20 @@ describe("every JSON route refuses what it cannot read, and changes nothing", ()
   let account: TestAccount;
   beforeAll(async () => {
     account = await createAccount();
+  });
+
+  it("covers every JSON route of the account and operator APIs", () => {
+    expect(JSON_ROUTES.map((r) => r.name)).toEqual(
+      expect.arrayContaining([
+        "PUT /v1/account/auto-recharge",
+        "POST /v1/account/top-ups",
+        "POST /v1/account/keys",
+        "POST /v1/account/billing-portal",
+        "POST /admin/accounts",
+        "POST /admin/accounts/:id/credits",
+        "POST /admin/accounts/:id/payment-method",
+      ]),
+    );
   });
 
   for (const route of JSON_ROUTES) {
@@ -271,9 +268,10 @@ function stream(size: number): ReadableStream<Uint8Array> {
  * cannot drift from the code). A new top-level prefix fails the test until it is classified.
  */
 describe("credentials on every registered route", () => {
-  const inventory = createApp()
-    .routes.filter((r) => r.method !== "ALL")
-    .map((r) => ({ method: r.method, path: r.path.replaceAll(/:[a-z]+/g, "x_probe") }));
+  const inventory = appRoutes().map((r) => ({
+    method: r.method,
+    path: r.path.replaceAll(/:[a-z]+/g, "x_probe"),
+  }));
 
   it("every route sits under a prefix whose authentication is known", () => {
     const unknown = inventory.filter(
