@@ -30,6 +30,7 @@ import {
   paymentIntentCalls,
   paymentIntentsOf,
 } from "../helpers/stripe";
+import { readLedger } from "../simulation/observe";
 
 const db = dbFor(env.DB);
 
@@ -69,6 +70,18 @@ async function rechargesOf(accountId: string) {
     .then((rows) => rows.filter((r) => r.type === "auto_recharge" || r.type === "top_up"));
 }
 
+/**
+ * No recharge was started: none in the ledger (where the trigger records one, with its outbox
+ * row, in the same transaction as the debit or adjustment that fires it), none in D1, and no
+ * charge attempt at Stripe.
+ */
+async function expectNoRechargeStarted(account: TestAccount) {
+  const ledger = await readLedger(account.id);
+  expect(ledger.recharges).toEqual([]);
+  expect(ledger.outbox).toEqual([]);
+  expect(await paymentIntentCalls(account.stripe_customer_id as string)).toEqual([]);
+}
+
 async function emailsOf(accountId: string) {
   return db.select().from(emails).where(eq(emails.accountId, accountId)).all();
 }
@@ -103,7 +116,9 @@ describe("auto-recharge: the product document's scenarios", () => {
     await setBalance(account, { monthly: 500, purchased: 100 });
     await (await classify(account)).arrayBuffer();
     expect(await settings(account)).toMatchObject({ enabled: true, pending: false });
-    await new Promise((r) => setTimeout(r, 1500));
+    // The trigger is decided inside the debit's transaction: had it fired, the recharge and
+    // its outbox row would already be in the ledger. No need to wait for a queue.
+    await expectNoRechargeStarted(account);
     expect(await balanceOf(account)).toMatchObject({ monthly: 499, purchased: 100 });
     expect(await rechargesOf(account.id)).toHaveLength(0);
   });
@@ -201,7 +216,9 @@ describe("auto-recharge settings", () => {
       body: JSON.stringify({ enabled: false }),
     }).then((r) => r.arrayBuffer());
     await setBalance(account, { monthly: 0, purchased: 60 });
-    await new Promise((r) => setTimeout(r, 1500));
+    // Checked at once: the trigger is decided inside the adjustment's transaction.
+    await expectNoRechargeStarted(account);
+    expect(await settings(account)).toMatchObject({ enabled: false, pending: false });
     expect(await balanceOf(account)).toMatchObject({ purchased: 60 });
     expect(await rechargesOf(account.id)).toHaveLength(0);
   });

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { dbFor } from "../../src/db/client";
 import { transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
-import { reconcile } from "../../src/recharge/reconciler";
+import { type ReconcileReport, reconcile } from "../../src/recharge/reconciler";
 import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/http";
 import { attachCard, eventually, paymentIntentsOf } from "../helpers/stripe";
 
@@ -37,6 +37,26 @@ async function accountWithStuckQueue() {
     .then((rows) => rows.filter((r) => r.accountId === account.id));
   expect(row).toMatchObject({ status: "pending" });
   return { account, pm, ledger, rechargeId: row?.id as string };
+}
+
+/** A top-up that succeeded in Stripe and D1 whose ledger grant was then lost. */
+async function purchaseWithLostGrant() {
+  const account = await createAccount();
+  await attachCard(account);
+  const res = await gateway("/v1/account/top-ups", {
+    method: "POST",
+    key: account.api_key,
+    body: JSON.stringify({ package: "credits_1000" }),
+  });
+  const { id } = await json<{ id: string }>(res);
+  await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1000));
+  // Simulate a lost grant: remove it from the ledger (and its effect) behind the code's back.
+  await runInDurableObject(ledgerFor(env, account.id), (_i, state) => {
+    state.storage.sql.exec("DELETE FROM ledger WHERE ref = ?", id);
+    state.storage.sql.exec("UPDATE state SET purchased = purchased - 1000 WHERE id = 1");
+  });
+  expect((await balanceOf(account)).purchased).toBe(0);
+  return { account, id };
 }
 
 describe("the reconciler", () => {
@@ -98,33 +118,37 @@ describe("the reconciler", () => {
   });
 
   it("repairs a succeeded purchase whose ledger grant is missing", async () => {
-    const account = await createAccount();
-    await attachCard(account);
-    const res = await gateway("/v1/account/top-ups", {
-      method: "POST",
-      key: account.api_key,
-      body: JSON.stringify({ package: "credits_1000" }),
-    });
-    const { id } = await json<{ id: string }>(res);
-    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1000));
-    // Simulate a lost grant: remove it from the ledger (and its effect) behind the code's back.
-    await runInDurableObject(ledgerFor(env, account.id), (_i, state) => {
-      state.storage.sql.exec("DELETE FROM ledger WHERE ref = ?", id);
-      state.storage.sql.exec("UPDATE state SET purchased = purchased - 1000 WHERE id = 1");
-    });
-    expect((await balanceOf(account)).purchased).toBe(0);
+    const { account, id } = await purchaseWithLostGrant();
     const report = await reconcile(env);
     expect(report.grantsRepaired).toContain(id);
     expect((await balanceOf(account)).purchased).toBe(1000);
     expect((await audit(account.id)).consistent).toBe(true);
   });
 
-  it("runs on demand for operators", async () => {
+  it("POST /admin/reconcile runs it on demand and reports what it repaired", async () => {
+    const { account, id } = await purchaseWithLostGrant();
     const res = await admin("/reconcile", { method: "POST" });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({
+    const report = await json<ReconcileReport>(res);
+    expect(report).toMatchObject({
       attention: expect.any(Array),
       credited: expect.any(Array),
     });
+    expect(report).toMatchObject({
+      checked: expect.any(Number),
+      failed: expect.any(Array),
+      redriven: expect.any(Array),
+      grantsRepaired: expect.any(Array),
+      emailsRetried: expect.any(Number),
+    });
+    expect(report.checked).toBeGreaterThan(0);
+    expect(report.grantsRepaired).toContain(id);
+    expect(report.attention.map((a) => a.id)).not.toContain(id);
+    expect((await balanceOf(account)).purchased).toBe(1000);
+    expect((await audit(account.id)).consistent).toBe(true);
+    // Run again: the grant is there now, so nothing is repaired twice.
+    const again = await json<ReconcileReport>(await admin("/reconcile", { method: "POST" }));
+    expect(again.grantsRepaired).not.toContain(id);
+    expect((await balanceOf(account)).purchased).toBe(1000);
   });
 });
