@@ -23,6 +23,7 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
 import {
   attachCard,
   eventually,
@@ -263,6 +264,7 @@ describe("failed payments (money rule 6)", () => {
 
 describe("exactly once (money rule 5)", () => {
   it("Stripe failing twice then succeeding: one charge, one idempotency key", async () => {
+    const logs = expectLogs([/^recharge attempt failed; will retry/]);
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
     await injectFaults([
@@ -285,9 +287,11 @@ describe("exactly once (money rule 5)", () => {
       });
     }
     expect(await paymentIntentsOf(customer)).toHaveLength(1);
+    expect(logs.matching(new RegExp(`will retry ${tx?.id}`))).toHaveLength(2);
   });
 
   it("a lost Stripe response: the retry replays the same PaymentIntent; credited once", async () => {
+    const logs = expectLogs([/^recharge attempt failed; will retry/]);
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
     await injectFaults([
@@ -306,6 +310,7 @@ describe("exactly once (money rule 5)", () => {
     const calls = await paymentIntentCalls(customer);
     expect(calls.some((c) => c.replayed)).toBe(true);
     expect((await audit(account.id)).consistent).toBe(true);
+    expect(logs.lines.length).toBeGreaterThanOrEqual(1);
   });
 
   it("the same queue message delivered twice: one charge, one credit, one row, one email", async () => {
@@ -353,6 +358,9 @@ describe("exactly once (money rule 5)", () => {
   });
 
   it("the queue send failing once: the outbox keeps the job and the alarm re-sends it", async () => {
+    const logs = expectLogs([
+      /^recharge job not queued yet; the alarm will retry .* queue unavailable/,
+    ]);
     const account = await payingAccount();
     const ledger = ledgerFor(env, account.id);
     await runInDurableObject(ledger, (instance) => {
@@ -372,9 +380,14 @@ describe("exactly once (money rule 5)", () => {
     );
     expect(after).toHaveLength(0);
     expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    expect(logs.lines).toHaveLength(1);
   });
 
   it("Stripe down past max_retries: the job lands on the dead-letter queue and stays visible", async () => {
+    const logs = expectLogs([
+      /^recharge attempt failed; will retry/,
+      /^recharge needs attention after exhausting retries/,
+    ]);
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
     await injectFaults([
@@ -388,6 +401,7 @@ describe("exactly once (money rule 5)", () => {
     expect(await settings(account)).toMatchObject({ pending: true });
     expect((await balanceOf(account)).purchased).toBe(100);
     expect(await paymentIntentsOf(customer)).toHaveLength(0);
+    expect(logs.matching(/^recharge needs attention/)).toHaveLength(1);
     await fetch(`${env.STRIPE_API_URL}/_test/faults`, { method: "DELETE" });
   });
 });

@@ -7,6 +7,7 @@ import { transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import { type ReconcileReport, reconcile } from "../../src/recharge/reconciler";
 import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
 import { attachCard, eventually, paymentIntentsOf } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
@@ -14,6 +15,10 @@ const LATER = () => Date.now() + 60 * 60_000;
 
 /** An account whose recharge jobs never reach the queue (its sends fail), so we can stage crashes. */
 async function accountWithStuckQueue() {
+  // The ledger says so, and keeps the job in its outbox for the alarm (or this reconciler).
+  const logs = expectLogs([
+    /^recharge job not queued yet; the alarm will retry .* queue unavailable/,
+  ]);
   const account = await createAccount();
   const pm = await attachCard(account);
   await setBalance(account, { monthly: 400, purchased: 0 });
@@ -36,6 +41,7 @@ async function accountWithStuckQueue() {
     .all()
     .then((rows) => rows.filter((r) => r.accountId === account.id));
   expect(row).toMatchObject({ status: "pending" });
+  expect(logs.matching(new RegExp(row?.id as string))).toHaveLength(1);
   return { account, pm, ledger, rechargeId: row?.id as string };
 }
 
