@@ -59,7 +59,7 @@ describe("the contract's envelope", () => {
     await expectError(res, 413, "payload_too_large");
   });
 
-  it("GET /healthz answers ok", async () => {
+  it('GET /healthz answers 200 {"ok": true} as JSON', async () => {
     const res = await gateway("/healthz");
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toBe("application/json; charset=utf-8");
@@ -131,7 +131,7 @@ describe("operator routes", () => {
     }
   });
 
-  it("unknown account ids are 404", async () => {
+  it("operator routes answer 404 not_found for an unknown account id", async () => {
     await expectError(await admin("/accounts/acct_missing/audit"), 404, "not_found");
     await expectError(
       await admin("/accounts/acct_missing/credits", {
