@@ -1,15 +1,43 @@
 import { createServer, type Server } from "node:http";
 
+/** What the stub keeps of each request it received (test/helpers/upstream.ts reads it). */
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  request_id: string | null;
+}
+
+/** Enough for a whole run; the oldest are dropped first. */
+const MAX_RECORDED = 50_000;
+
 /**
  * A stand-in for the upstream classifier at the network edge, speaking plain HTTP.
  * Paths choose the behaviour so each test can ask for the failure it needs.
+ *
+ * It records every request but its own test controls: `GET /_test/requests?request_id=…`
+ * lists those that carried that `X-Request-Id` (the gateway forwards the client's), so a test
+ * can tell whether a request of its own reached the upstream, whatever runs in parallel.
  */
 export async function startUpstreamStub(): Promise<{ url: string; close(): Promise<void> }> {
+  const received: ReceivedRequest[] = [];
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString("utf8");
     const url = new URL(req.url ?? "/", "http://stub");
+    if (url.pathname === "/_test/requests") {
+      const id = url.searchParams.get("request_id");
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(JSON.stringify({ data: received.filter((r) => id === null || r.request_id === id) }));
+      return;
+    }
+    const requestId = req.headers["x-request-id"];
+    received.push({
+      method: req.method ?? "",
+      path: url.pathname,
+      request_id: typeof requestId === "string" ? requestId : null,
+    });
+    if (received.length > MAX_RECORDED) received.splice(0, received.length - MAX_RECORDED);
     const status = /^\/v1\/status\/(\d{3})$/.exec(url.pathname);
     if (status) {
       res.writeHead(Number(status[1]), {

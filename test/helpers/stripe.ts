@@ -1,6 +1,6 @@
-import { env } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
-import { admin, json, type TestAccount } from "./api";
+import { admin, json, type TestAccount } from "./http";
 
 export interface FaultRule {
   method?: string;

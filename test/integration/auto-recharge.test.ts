@@ -1,10 +1,10 @@
 import {
   createExecutionContext,
   createMessageBatch,
-  env,
   getQueueResult,
   runInDurableObject,
 } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
 import { dbFor } from "../../src/db/client";
@@ -22,7 +22,8 @@ import {
   json,
   setBalance,
   type TestAccount,
-} from "../helpers/api";
+} from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
 import {
   attachCard,
   eventually,
@@ -30,6 +31,7 @@ import {
   paymentIntentCalls,
   paymentIntentsOf,
 } from "../helpers/stripe";
+import { readLedger } from "../simulation/observe";
 
 const db = dbFor(env.DB);
 
@@ -69,6 +71,18 @@ async function rechargesOf(accountId: string) {
     .then((rows) => rows.filter((r) => r.type === "auto_recharge" || r.type === "top_up"));
 }
 
+/**
+ * No recharge was started: none in the ledger (where the trigger records one, with its outbox
+ * row, in the same transaction as the debit or adjustment that fires it), none in D1, and no
+ * charge attempt at Stripe.
+ */
+async function expectNoRechargeStarted(account: TestAccount) {
+  const ledger = await readLedger(account.id);
+  expect(ledger.recharges).toEqual([]);
+  expect(ledger.outbox).toEqual([]);
+  expect(await paymentIntentCalls(account.stripe_customer_id as string)).toEqual([]);
+}
+
 async function emailsOf(accountId: string) {
   return db.select().from(emails).where(eq(emails.accountId, accountId)).all();
 }
@@ -103,7 +117,9 @@ describe("auto-recharge: the product document's scenarios", () => {
     await setBalance(account, { monthly: 500, purchased: 100 });
     await (await classify(account)).arrayBuffer();
     expect(await settings(account)).toMatchObject({ enabled: true, pending: false });
-    await new Promise((r) => setTimeout(r, 1500));
+    // The trigger is decided inside the debit's transaction: had it fired, the recharge and
+    // its outbox row would already be in the ledger. No need to wait for a queue.
+    await expectNoRechargeStarted(account);
     expect(await balanceOf(account)).toMatchObject({ monthly: 499, purchased: 100 });
     expect(await rechargesOf(account.id)).toHaveLength(0);
   });
@@ -201,7 +217,9 @@ describe("auto-recharge settings", () => {
       body: JSON.stringify({ enabled: false }),
     }).then((r) => r.arrayBuffer());
     await setBalance(account, { monthly: 0, purchased: 60 });
-    await new Promise((r) => setTimeout(r, 1500));
+    // Checked at once: the trigger is decided inside the adjustment's transaction.
+    await expectNoRechargeStarted(account);
+    expect(await settings(account)).toMatchObject({ enabled: false, pending: false });
     expect(await balanceOf(account)).toMatchObject({ purchased: 60 });
     expect(await rechargesOf(account.id)).toHaveLength(0);
   });
@@ -246,6 +264,7 @@ describe("failed payments (money rule 6)", () => {
 
 describe("exactly once (money rule 5)", () => {
   it("Stripe failing twice then succeeding: one charge, one idempotency key", async () => {
+    const logs = expectLogs([/^recharge attempt failed; will retry/]);
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
     await injectFaults([
@@ -268,9 +287,11 @@ describe("exactly once (money rule 5)", () => {
       });
     }
     expect(await paymentIntentsOf(customer)).toHaveLength(1);
+    expect(logs.matching(new RegExp(`will retry ${tx?.id}`))).toHaveLength(2);
   });
 
   it("a lost Stripe response: the retry replays the same PaymentIntent; credited once", async () => {
+    const logs = expectLogs([/^recharge attempt failed; will retry/]);
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
     await injectFaults([
@@ -289,6 +310,7 @@ describe("exactly once (money rule 5)", () => {
     const calls = await paymentIntentCalls(customer);
     expect(calls.some((c) => c.replayed)).toBe(true);
     expect((await audit(account.id)).consistent).toBe(true);
+    expect(logs.lines.length).toBeGreaterThanOrEqual(1);
   });
 
   it("the same queue message delivered twice: one charge, one credit, one row, one email", async () => {
@@ -336,6 +358,9 @@ describe("exactly once (money rule 5)", () => {
   });
 
   it("the queue send failing once: the outbox keeps the job and the alarm re-sends it", async () => {
+    const logs = expectLogs([
+      /^recharge job not queued yet; the alarm will retry .* queue unavailable/,
+    ]);
     const account = await payingAccount();
     const ledger = ledgerFor(env, account.id);
     await runInDurableObject(ledger, (instance) => {
@@ -355,9 +380,14 @@ describe("exactly once (money rule 5)", () => {
     );
     expect(after).toHaveLength(0);
     expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    expect(logs.lines).toHaveLength(1);
   });
 
   it("Stripe down past max_retries: the job lands on the dead-letter queue and stays visible", async () => {
+    const logs = expectLogs([
+      /^recharge attempt failed; will retry/,
+      /^recharge needs attention after exhausting retries/,
+    ]);
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
     await injectFaults([
@@ -371,6 +401,7 @@ describe("exactly once (money rule 5)", () => {
     expect(await settings(account)).toMatchObject({ pending: true });
     expect((await balanceOf(account)).purchased).toBe(100);
     expect(await paymentIntentsOf(customer)).toHaveLength(0);
+    expect(logs.matching(/^recharge needs attention/)).toHaveLength(1);
     await fetch(`${env.STRIPE_API_URL}/_test/faults`, { method: "DELETE" });
   });
 });

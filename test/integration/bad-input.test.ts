@@ -9,34 +9,41 @@
  * ignored, a signed non-event webhook answered 500); fixed in 1d08deb, they stay as
  * regression tests.
  */
-import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { count, eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../src/app";
 import { dbFor } from "../../src/db/client";
 import { accounts, apiKeys, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
-import { ADMIN_TOKEN, BASE, expectError, json, type TestAccount } from "../helpers/api";
-import { callAdmin as admin, createAccountDirect, call as gateway } from "../simulation/http";
+import {
+  ADMIN_TOKEN,
+  admin,
+  balanceOf,
+  createAccount,
+  expectError,
+  gateway,
+  json,
+  type TestAccount,
+} from "../helpers/http";
+import {
+  appRoutes,
+  ROUTE_FIXTURES,
+  type RouteContext,
+  readsJsonBody,
+  routeContext,
+  sendAs,
+  validBody,
+} from "../helpers/routes";
 
 const db = dbFor(env.DB);
 
 /*
- * Requests go to the worker's fetch handler directly (test/simulation/http.ts explains why:
- * under this pool every SELF.fetch is slower than the one before, and this file makes over a
- * thousand). The URL parsing and the app are the same; a few checks also go through SELF.
+ * Requests go to the worker's fetch handler directly (test/helpers/http.ts explains why: this
+ * file makes over a thousand). A few checks also go through workerd's own dispatch
+ * (`via: "runtime"`), where what the runtime does to the request is the point.
  */
-
-function createAccount(plan: "free" | "starter" | "pro" = "free"): Promise<TestAccount> {
-  return createAccountDirect(plan, `${crypto.randomUUID()}@example.com`);
-}
-
-async function balanceOf(account: TestAccount) {
-  const res = await gateway("/v1/account/balance", { key: account.api_key });
-  expect(res.status).toBe(200);
-  return json<{ monthly: number; purchased: number; total: number; auto_recharge: unknown }>(res);
-}
 
 async function attachCard(account: TestAccount): Promise<void> {
   const res = await admin(`/accounts/${account.id}/payment-method`, {
@@ -97,49 +104,24 @@ interface JsonRoute {
   valid: Record<string, unknown>;
 }
 
-const viaKey =
-  (method: string, path: string) =>
-  (account: TestAccount, body: BodyInit, headers: Record<string, string> = {}) =>
-    gateway(path, { method, key: account.api_key, body, headers });
+/**
+ * Every account and operator route that reads a JSON body, from the app's route table and the
+ * fixtures in test/helpers/routes.ts (a route without one fails every-route.test.ts instead).
+ */
+const contexts = new Map<string, Promise<RouteContext>>();
+const contextOf = (account: TestAccount) => {
+  if (!contexts.has(account.id)) contexts.set(account.id, routeContext(account));
+  return contexts.get(account.id) as Promise<RouteContext>;
+};
 
-const viaAdmin =
-  (path: (account: TestAccount) => string) =>
-  (account: TestAccount, body: BodyInit, headers: Record<string, string> = {}) =>
-    admin(path(account), { method: "POST", body, headers });
-
-/** Every route that reads a JSON body. */
-const JSON_ROUTES: JsonRoute[] = [
-  {
-    name: "PUT /v1/account/auto-recharge",
-    send: viaKey("PUT", "/v1/account/auto-recharge"),
-    valid: { enabled: false },
-  },
-  {
-    name: "POST /v1/account/top-ups",
-    send: viaKey("POST", "/v1/account/top-ups"),
-    valid: { package: "credits_1000" },
-  },
-  {
-    name: "POST /v1/account/keys",
-    send: viaKey("POST", "/v1/account/keys"),
-    valid: { name: "ci" },
-  },
-  {
-    name: "POST /admin/accounts",
-    send: viaAdmin(() => "/accounts"),
-    valid: { email: "new@example.com" },
-  },
-  {
-    name: "POST /admin/accounts/:id/credits",
-    send: viaAdmin((a) => `/accounts/${a.id}/credits`),
-    valid: { monthly: 1, reason: "bad input test" },
-  },
-  {
-    name: "POST /admin/accounts/:id/payment-method",
-    send: viaAdmin((a) => `/accounts/${a.id}/payment-method`),
-    valid: { payment_method: "pm_card_visa" },
-  },
-];
+const JSON_ROUTES: JsonRoute[] = appRoutes()
+  .filter((route) => readsJsonBody(route) && ROUTE_FIXTURES[route.name])
+  .map((route) => ({
+    name: route.name,
+    send: async (account, body, headers = {}) =>
+      sendAs(route, await contextOf(account), { body, headers }),
+    valid: validBody(route) ?? {},
+  }));
 
 const MALFORMED: Array<[string, BodyInit]> = [
   ["an unterminated object", "{"],
@@ -164,6 +146,20 @@ describe("every JSON route refuses what it cannot read, and changes nothing", ()
   let account: TestAccount;
   beforeAll(async () => {
     account = await createAccount();
+  });
+
+  it("covers every JSON route of the account and operator APIs", () => {
+    expect(JSON_ROUTES.map((r) => r.name)).toEqual(
+      expect.arrayContaining([
+        "PUT /v1/account/auto-recharge",
+        "POST /v1/account/top-ups",
+        "POST /v1/account/keys",
+        "POST /v1/account/billing-portal",
+        "POST /admin/accounts",
+        "POST /admin/accounts/:id/credits",
+        "POST /admin/accounts/:id/payment-method",
+      ]),
+    );
   });
 
   for (const route of JSON_ROUTES) {
@@ -275,9 +271,10 @@ function stream(size: number): ReadableStream<Uint8Array> {
 const PUBLIC_API_ROUTES = new Set(["POST /v1/signup", "POST /v1/signup/"]);
 
 describe("credentials on every registered route", () => {
-  const inventory = createApp()
-    .routes.filter((r) => r.method !== "ALL")
-    .map((r) => ({ method: r.method, path: r.path.replaceAll(/:[a-z]+/g, "x_probe") }));
+  const inventory = appRoutes().map((r) => ({
+    method: r.method,
+    path: r.path.replaceAll(/:[a-z]+/g, "x_probe"),
+  }));
 
   it("every route sits under a prefix whose authentication is known", () => {
     const unknown = inventory.filter(
@@ -341,11 +338,12 @@ describe("oversized bodies", () => {
       const err = await refusedWithoutChange(
         account,
         () =>
-          SELF.fetch(`${BASE}/v1/classify`, {
+          gateway("/v1/classify", {
             method: "POST",
-            headers: { Authorization: `Bearer ${account.api_key}` },
+            key: account.api_key,
             body,
             duplex: "half",
+            via: "runtime",
           } as RequestInit),
         413,
         "payload_too_large",
@@ -654,10 +652,11 @@ describe("huge headers", () => {
     await refusedWithoutChange(
       account,
       () =>
-        SELF.fetch(`${BASE}/v1/classify`, {
+        gateway("/v1/classify", {
           method: "POST",
           headers: { Authorization: `Bearer tg_live_${"a".repeat(100 * KiB)}` },
           body: "{}",
+          via: "runtime",
         }),
       401,
       "invalid_api_key",
@@ -665,8 +664,9 @@ describe("huge headers", () => {
     await refusedWithoutChange(
       account,
       () =>
-        SELF.fetch(`${BASE}/admin/accounts/${account.id}/audit`, {
+        gateway(`/admin/accounts/${account.id}/audit`, {
           headers: { Authorization: `Bearer ${ADMIN_TOKEN}${"x".repeat(100 * KiB)}` },
+          via: "runtime",
         }),
       401,
       "invalid_api_key",
@@ -720,10 +720,11 @@ describe("path traversal in proxied paths", () => {
       `/v1/account/../../admin/accounts/${b.id}`,
       `/v1/%2e%2e/admin/accounts/${b.id}/credits`,
     ]) {
-      const res = await SELF.fetch(`${BASE}${path}`, {
+      const res = await gateway(path, {
         method: "POST",
-        headers: { Authorization: `Bearer ${a.api_key}`, "Content-Type": "application/json" },
+        key: a.api_key,
         body: JSON.stringify({ monthly: 1000, reason: "traversal" }),
+        via: "runtime",
       });
       const text = await res.text();
       expect(text, path).not.toContain(b.id);

@@ -1,10 +1,5 @@
-import {
-  createExecutionContext,
-  env,
-  runDurableObjectAlarm,
-  SELF,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
@@ -12,7 +7,6 @@ import { readSession, SESSION_TTL_SECONDS } from "../../src/dashboard/session";
 import { dbFor } from "../../src/db/client";
 import { accounts } from "../../src/db/schema";
 import type { AppEnv } from "../../src/env";
-import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
 import {
   BASE,
@@ -21,9 +15,10 @@ import {
   expectError,
   gateway,
   json,
+  send,
   setBalance,
   type TestAccount,
-} from "../helpers/api";
+} from "../helpers/http";
 import { attachCard, eventually } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
@@ -42,12 +37,14 @@ function page(
   const headers = new Headers(init.form ? SAME_ORIGIN : {});
   for (const [k, v] of new Headers(init.headers)) headers.set(k, v);
   if (init.cookie) headers.set("Cookie", init.cookie);
-  return SELF.fetch(`${BASE}${path}`, {
-    method: init.method ?? (init.form ? "POST" : "GET"),
-    headers,
-    body: init.form ? new URLSearchParams(init.form) : undefined,
-    redirect: "manual",
-  });
+  return send(
+    new Request(`${BASE}${path}`, {
+      method: init.method ?? (init.form ? "POST" : "GET"),
+      headers,
+      body: init.form ? new URLSearchParams(init.form) : undefined,
+      redirect: "manual",
+    }),
+  );
 }
 
 /** Signs in with the key and returns the `name=value` pair to send back as `Cookie`. */
@@ -188,12 +185,14 @@ describe("signing in", () => {
     expect(own.status).toBe(303);
     await own.arrayBuffer();
     // Without Sec-Fetch-Site (older browsers), a foreign Origin still decides.
-    const old = await SELF.fetch(`${BASE}/account/sign-in`, {
-      method: "POST",
-      headers: { Origin: "https://evil.example" },
-      body: new URLSearchParams({ api_key: account.api_key }),
-      redirect: "manual",
-    });
+    const old = await send(
+      new Request(`${BASE}/account/sign-in`, {
+        method: "POST",
+        headers: { Origin: "https://evil.example" },
+        body: new URLSearchParams({ api_key: account.api_key }),
+        redirect: "manual",
+      }),
+    );
     expect(old.status).toBe(403);
     await old.arrayBuffer();
   });
@@ -237,12 +236,8 @@ describe("signing in", () => {
 
   it("without SESSION_SECRET signs with a key derived from ADMIN_TOKEN; with neither, refuses", async () => {
     const account = await createAccount();
-    const call = async (request: Request, overrides: Record<string, undefined>) => {
-      const ctx = createExecutionContext();
-      const res = await worker.fetch(request, { ...env, ...overrides }, ctx);
-      await waitOnExecutionContext(ctx);
-      return res;
-    };
+    const call = (request: Request, overrides: Record<string, undefined>) =>
+      send(request, { env: { ...env, ...overrides } });
     const signInRequest = () =>
       new Request(`${BASE}/account/sign-in`, {
         method: "POST",

@@ -1,14 +1,7 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
-import {
-  balanceOf,
-  classify,
-  createAccount,
-  env,
-  expectError,
-  gateway,
-  json,
-} from "../helpers/api";
+import { balanceOf, classify, createAccount, expectError, gateway, json } from "../helpers/http";
 
 describe("an account sees and changes only itself", () => {
   it("account A cannot read or change account B by path, query, header or body", async () => {

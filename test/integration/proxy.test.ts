@@ -8,7 +8,8 @@ import {
   gateway,
   json,
   setBalance,
-} from "../helpers/api";
+} from "../helpers/http";
+import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
 
 interface Echo {
   category: string;
@@ -65,10 +66,22 @@ describe("proxied classification traffic", () => {
   it("answers 403 insufficient_credits at zero, forwards nothing and debits nothing", async () => {
     const account = await createAccount();
     await setBalance(account, { monthly: 0, purchased: 0 });
-    const res = await classify(account);
+    const requestId = uniqueRequestId();
+    const res = await classify(account, "/v1/classify", { headers: { "X-Request-Id": requestId } });
     const body = await expectError(res, 403, "insufficient_credits");
     expect(body.error.balance).toEqual({ monthly: 0, purchased: 0, total: 0 });
     expect(await balanceOf(account)).toMatchObject({ total: 0 });
+    expect(await upstreamRequests(requestId)).toEqual([]);
+    // The same request with a credit is forwarded, once: the check above can see a forward.
+    await setBalance(account, { monthly: 0, purchased: 1 });
+    const served = await classify(account, "/v1/classify", {
+      headers: { "X-Request-Id": requestId },
+    });
+    expect(served.status).toBe(200);
+    await served.arrayBuffer();
+    expect(await upstreamRequests(requestId)).toEqual([
+      { method: "POST", path: "/v1/classify", request_id: requestId },
+    ]);
   });
 
   it("passes an upstream 4xx through and keeps it charged", async () => {
@@ -115,11 +128,16 @@ describe("proxied classification traffic", () => {
     expect((await balanceOf(account)).total).toBe(500);
   });
 
-  it("refuses an oversized body with 413 before the debit", async () => {
+  it("refuses an oversized body with 413 before the debit, forwarding nothing", async () => {
     const account = await createAccount();
-    const res = await classify(account, "/v1/classify", { body: "x".repeat(1_048_577) });
+    const requestId = uniqueRequestId();
+    const res = await classify(account, "/v1/classify", {
+      body: "x".repeat(1_048_577),
+      headers: { "X-Request-Id": requestId },
+    });
     await expectError(res, 413, "payload_too_large");
     expect((await balanceOf(account)).total).toBe(500);
+    expect(await upstreamRequests(requestId)).toEqual([]);
   });
 
   it("serves exactly 7 of 50 concurrent requests on a balance of 7 (money rule 2)", async () => {

@@ -1,11 +1,13 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dbFor } from "../../src/db/client";
 import { transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
-import { reconcile } from "../../src/recharge/reconciler";
-import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/api";
+import { type ReconcileReport, reconcile } from "../../src/recharge/reconciler";
+import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
 import { attachCard, eventually, paymentIntentsOf } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
@@ -13,6 +15,10 @@ const LATER = () => Date.now() + 60 * 60_000;
 
 /** An account whose recharge jobs never reach the queue (its sends fail), so we can stage crashes. */
 async function accountWithStuckQueue() {
+  // The ledger says so, and keeps the job in its outbox for the alarm (or this reconciler).
+  const logs = expectLogs([
+    /^recharge job not queued yet; the alarm will retry .* queue unavailable/,
+  ]);
   const account = await createAccount();
   const pm = await attachCard(account);
   await setBalance(account, { monthly: 400, purchased: 0 });
@@ -35,7 +41,28 @@ async function accountWithStuckQueue() {
     .all()
     .then((rows) => rows.filter((r) => r.accountId === account.id));
   expect(row).toMatchObject({ status: "pending" });
+  expect(logs.matching(new RegExp(row?.id as string))).toHaveLength(1);
   return { account, pm, ledger, rechargeId: row?.id as string };
+}
+
+/** A top-up that succeeded in Stripe and D1 whose ledger grant was then lost. */
+async function purchaseWithLostGrant() {
+  const account = await createAccount();
+  await attachCard(account);
+  const res = await gateway("/v1/account/top-ups", {
+    method: "POST",
+    key: account.api_key,
+    body: JSON.stringify({ package: "credits_1000" }),
+  });
+  const { id } = await json<{ id: string }>(res);
+  await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1000));
+  // Simulate a lost grant: remove it from the ledger (and its effect) behind the code's back.
+  await runInDurableObject(ledgerFor(env, account.id), (_i, state) => {
+    state.storage.sql.exec("DELETE FROM ledger WHERE ref = ?", id);
+    state.storage.sql.exec("UPDATE state SET purchased = purchased - 1000 WHERE id = 1");
+  });
+  expect((await balanceOf(account)).purchased).toBe(0);
+  return { account, id };
 }
 
 describe("the reconciler", () => {
@@ -97,33 +124,37 @@ describe("the reconciler", () => {
   });
 
   it("repairs a succeeded purchase whose ledger grant is missing", async () => {
-    const account = await createAccount();
-    await attachCard(account);
-    const res = await gateway("/v1/account/top-ups", {
-      method: "POST",
-      key: account.api_key,
-      body: JSON.stringify({ package: "credits_1000" }),
-    });
-    const { id } = await json<{ id: string }>(res);
-    await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1000));
-    // Simulate a lost grant: remove it from the ledger (and its effect) behind the code's back.
-    await runInDurableObject(ledgerFor(env, account.id), (_i, state) => {
-      state.storage.sql.exec("DELETE FROM ledger WHERE ref = ?", id);
-      state.storage.sql.exec("UPDATE state SET purchased = purchased - 1000 WHERE id = 1");
-    });
-    expect((await balanceOf(account)).purchased).toBe(0);
+    const { account, id } = await purchaseWithLostGrant();
     const report = await reconcile(env);
     expect(report.grantsRepaired).toContain(id);
     expect((await balanceOf(account)).purchased).toBe(1000);
     expect((await audit(account.id)).consistent).toBe(true);
   });
 
-  it("runs on demand for operators", async () => {
+  it("POST /admin/reconcile runs it on demand and reports what it repaired", async () => {
+    const { account, id } = await purchaseWithLostGrant();
     const res = await admin("/reconcile", { method: "POST" });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({
+    const report = await json<ReconcileReport>(res);
+    expect(report).toMatchObject({
       attention: expect.any(Array),
       credited: expect.any(Array),
     });
+    expect(report).toMatchObject({
+      checked: expect.any(Number),
+      failed: expect.any(Array),
+      redriven: expect.any(Array),
+      grantsRepaired: expect.any(Array),
+      emailsRetried: expect.any(Number),
+    });
+    expect(report.checked).toBeGreaterThan(0);
+    expect(report.grantsRepaired).toContain(id);
+    expect(report.attention.map((a) => a.id)).not.toContain(id);
+    expect((await balanceOf(account)).purchased).toBe(1000);
+    expect((await audit(account.id)).consistent).toBe(true);
+    // Run again: the grant is there now, so nothing is repaired twice.
+    const again = await json<ReconcileReport>(await admin("/reconcile", { method: "POST" }));
+    expect(again.grantsRepaired).not.toContain(id);
+    expect((await balanceOf(account)).purchased).toBe(1000);
   });
 });

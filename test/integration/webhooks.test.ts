@@ -1,4 +1,5 @@
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { describe, expect, it } from "vitest";
@@ -14,7 +15,7 @@ import {
   json,
   setBalance,
   type TestAccount,
-} from "../helpers/api";
+} from "../helpers/http";
 import { attachCard, eventually } from "../helpers/stripe";
 
 const db = dbFor(env.DB);

@@ -6,10 +6,10 @@
 import {
   createExecutionContext,
   createMessageBatch,
-  env,
   getQueueResult,
   runInDurableObject,
 } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { dbFor } from "../../src/db/client";
@@ -20,9 +20,8 @@ import type { PackageId } from "../../src/pricing";
 import type { RechargeJob } from "../../src/recharge/messages";
 import { jobFromTransaction } from "../../src/recharge/messages";
 import { reconcile } from "../../src/recharge/reconciler";
-import type { TestAccount } from "../helpers/api";
+import { admin, classify, gateway, type TestAccount } from "../helpers/http";
 import { type Action, asBillingEvent, type TimelineEvent } from "./generators";
-import { call, callAdmin, classifyAs } from "./http";
 import * as M from "./model";
 
 const db = dbFor(env.DB);
@@ -103,12 +102,12 @@ async function checkCostOneAnswers(c: ActionContext, responses: Response[], labe
 }
 
 const classifyBurst: Handler<"classify"> = async (c, a) => {
-  const responses = await Promise.all(Array.from({ length: a.count }, () => classifyAs(c.account)));
+  const responses = await Promise.all(Array.from({ length: a.count }, () => classify(c.account)));
   await checkCostOneAnswers(c, responses, `classify ×${a.count}`);
 };
 
 const upstreamFailure: Handler<"upstreamFailure"> = async (c) => {
-  const res = await classifyAs(c.account, "/v1/status/503");
+  const res = await classify(c.account, "/v1/status/503");
   const b = await body(res);
   if (res.status === 429) return c.count("rate limited");
   if (res.status === 403) {
@@ -127,7 +126,7 @@ const upstreamFailure: Handler<"upstreamFailure"> = async (c) => {
 };
 
 const freeRequest: Handler<"freeRequest"> = async (c) => {
-  const res = await call("/v1/categories", { key: c.account.api_key });
+  const res = await gateway("/v1/categories", { key: c.account.api_key });
   await res.arrayBuffer();
   if (res.status === 429) return;
   expectThat(res.status === 200, `free route answered ${res.status}`);
@@ -171,7 +170,7 @@ async function postCredits(
   delta: M.Buckets,
   key: string | null,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await callAdmin(`/accounts/${c.account.id}/credits`, {
+  const res = await admin(`/accounts/${c.account.id}/credits`, {
     method: "POST",
     headers: key ? { "Idempotency-Key": key } : {},
     body: JSON.stringify({ ...delta, reason: `simulation step ${c.step}` }),
@@ -224,7 +223,7 @@ const autoRecharge: Handler<"autoRecharge"> = async (c, a) => {
   const input: { enabled?: boolean; package?: PackageId } = {};
   if (a.enabled !== undefined) input.enabled = a.enabled;
   if (a.package !== undefined) input.package = a.package;
-  const res = await call("/v1/account/auto-recharge", {
+  const res = await gateway("/v1/account/auto-recharge", {
     method: "PUT",
     key: c.account.api_key,
     body: JSON.stringify(input),
@@ -253,7 +252,7 @@ const autoRecharge: Handler<"autoRecharge"> = async (c, a) => {
 };
 
 const topUp: Handler<"topUp"> = async (c, a) => {
-  const res = await call("/v1/account/top-ups", {
+  const res = await gateway("/v1/account/top-ups", {
     method: "POST",
     key: c.account.api_key,
     headers: a.idempotencyKey ? { "Idempotency-Key": a.idempotencyKey } : {},
@@ -280,7 +279,7 @@ const topUp: Handler<"topUp"> = async (c, a) => {
 };
 
 const attachCard: Handler<"attachCard"> = async (c, a) => {
-  const res = await callAdmin(`/accounts/${c.account.id}/payment-method`, {
+  const res = await admin(`/accounts/${c.account.id}/payment-method`, {
     method: "POST",
     body: JSON.stringify({ payment_method: a.card }),
   });
@@ -353,7 +352,7 @@ async function deliver(evt: unknown): Promise<Record<string, unknown>> {
     secret: env.STRIPE_WEBHOOK_SECRET,
     cryptoProvider,
   });
-  const res = await call("/webhooks/stripe", {
+  const res = await gateway("/webhooks/stripe", {
     method: "POST",
     body: payload,
     headers: { "Stripe-Signature": signature },

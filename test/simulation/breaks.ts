@@ -9,7 +9,8 @@
  * statements or the Stripe client rather than RPC methods. `restartLedger` (an abort) undoes
  * every instance patch; Stripe spies are restored by the caller.
  */
-import { env, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import Stripe from "stripe";
 import { type MockInstance, vi } from "vitest";
 import { stripeFor } from "../../src/billing/stripe-client";

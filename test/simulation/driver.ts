@@ -3,12 +3,13 @@
  * perform it, check the invariants that hold at every instant, wait until nothing is in flight
  * (checking again on every poll), then check all five invariants and the model.
  */
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { type MockInstance, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
 import type { PlanId } from "../../src/pricing";
 import { reconcile } from "../../src/recharge/reconciler";
-import type { TestAccount } from "../helpers/api";
+import { createAccount, type TestAccount } from "../helpers/http";
 import {
   type ActionContext,
   deliverJob,
@@ -25,7 +26,6 @@ import {
   generateStep,
   type Step,
 } from "./generators";
-import { createAccountDirect } from "./http";
 import {
   checkLedger,
   checkSystem,
@@ -81,7 +81,7 @@ export class Simulation {
   static async start(options: SimulationOptions): Promise<Simulation> {
     const sim = new Simulation(options);
     const plan = sim.rng.pick<PlanId>(["free", "starter", "pro"]);
-    sim.account = await createAccountDirect(plan, `sim-${options.seed}@example.com`);
+    sim.account = await createAccount(plan, `sim-${options.seed}@example.com`);
     if (!sim.account.stripe_customer_id) throw new Error("account without a Stripe customer");
     sim.customerId = sim.account.stripe_customer_id;
     const ledger = await readLedger(sim.account.id);

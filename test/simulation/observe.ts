@@ -2,7 +2,8 @@
  * Reads the live system into the pure snapshot shapes of invariants.ts: the account's Durable
  * Object (one synchronous pass inside it), D1's purchase rows and Stripe's PaymentIntents.
  */
-import { env, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { and, eq, inArray } from "drizzle-orm";
 import { dbFor } from "../../src/db/client";
 import { transactions } from "../../src/db/schema";
