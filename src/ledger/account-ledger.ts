@@ -448,7 +448,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         allowance,
         0,
         now,
-        "initial monthly credits",
+        // The plan is named so a replay can tell what the cycle started with (money rule 9).
+        `initial monthly credits ${input.plan}`,
       );
     });
     this.scheduleAlarm(this.state()?.cycle_ends_at ?? now);
@@ -917,7 +918,14 @@ export class AccountLedger extends DurableObject<Bindings> {
         // A new cycle's bound is what it grants; within the cycle the bound stays.
         newer ? monthly : s.cycle_max_monthly,
       );
-      this.appendLedger(input.ref, "cycle_grant", monthly - s.monthly, 0, now, `cycle ${plan}`);
+      this.appendLedger(
+        input.ref,
+        "cycle_grant",
+        monthly - s.monthly,
+        0,
+        now,
+        newer ? `cycle ${plan}` : `cycle ${plan} (same period)`,
+      );
       const next = this.state() as StateRow;
       job = this.maybeStartAutoRecharge(next, now);
       return {
@@ -1195,7 +1203,13 @@ export class AccountLedger extends DurableObject<Bindings> {
       }
       this.sql.exec("DELETE FROM outbox WHERE id = ?", id);
     } catch (err) {
-      console.warn("outbox item not delivered yet; the alarm will retry", id, String(err));
+      console.warn(
+        item.type === "recharge"
+          ? "recharge job not queued yet; the alarm will retry"
+          : "notice email not sent yet; the alarm will retry",
+        id,
+        String(err),
+      );
       this.sql.exec("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", id);
       this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
     }

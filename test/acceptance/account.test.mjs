@@ -53,20 +53,26 @@ describe("GET /v1/account and /v1/account/balance", () => {
     assert.ok(isRfc3339Utc(a.created_at), `created_at: ${a.created_at}`);
   });
 
-  test("GET /v1/account: subscription and payment_method are null on a new free account", async () => {
+  test("GET /v1/account: subscription and payment_method are null on a new free account", {
+    todo: "issue 12 (Stripe flows): GET /v1/account shows the subscription and the card",
+  }, async () => {
     const account = await createAccount(stack);
     const a = (await call(stack, "/v1/account", { key: account.api_key })).body;
     for (const f of ["subscription", "payment_method"])
       assert.ok(f in a && a[f] === null, `GET /v1/account .${f} is null: ${JSON.stringify(a)}`);
   });
 
-  test("GET /v1/account: complimentary is false on a free account", async () => {
+  test("GET /v1/account: complimentary is false on a free account", {
+    todo: "issue 12 (Stripe flows): complimentary plans",
+  }, async () => {
     const account = await createAccount(stack);
     const a = (await call(stack, "/v1/account", { key: account.api_key })).body;
     assert.equal(a.complimentary, false, `GET /v1/account .complimentary: ${JSON.stringify(a)}`);
   });
 
-  test("payment_method shows {brand, last4, exp_month, exp_year} once attached", async () => {
+  test("payment_method shows {brand, last4, exp_month, exp_year} once attached", {
+    todo: "issue 12 (Stripe flows): GET /v1/account shows the card",
+  }, async () => {
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id, "pm_card_visa");
     const pm = (await call(stack, "/v1/account", { key: account.api_key })).body.payment_method;
@@ -98,7 +104,9 @@ describe("GET /v1/account and /v1/account/balance", () => {
 });
 
 describe("operator account routes", () => {
-  test("a paid plan without a subscription needs complimentary: true (400 naming complimentary)", async () => {
+  test("a paid plan without a subscription needs complimentary: true (400 naming complimentary)", {
+    todo: "issue 12 (Stripe flows): complimentary plans",
+  }, async () => {
     for (const plan of ["starter", "pro"]) {
       const res = await admin(stack, "/accounts", { body: { email: uniqueEmail(), plan } });
       const error = expectError(
@@ -121,7 +129,9 @@ describe("operator account routes", () => {
     }
   });
 
-  test("complimentary: true creates the paid plan, shown as complimentary, with its monthly credits", async () => {
+  test("complimentary: true creates the paid plan, shown as complimentary, with its monthly credits", {
+    todo: "issue 12 (Stripe flows): complimentary plans",
+  }, async () => {
     const res = await admin(stack, "/accounts", {
       body: { email: uniqueEmail(), plan: "starter", complimentary: true },
     });
@@ -164,7 +174,9 @@ describe("operator account routes", () => {
     assert.deepEqual([b.monthly, b.purchased], [10, 3]);
   });
 
-  test("GET /admin/accounts/:id/audit: consistent, with storage_bytes", async () => {
+  test("GET /admin/accounts/:id/audit: consistent, with storage_bytes", {
+    todo: "issue 14 (ledger at the write floor): audit reports storage_bytes",
+  }, async () => {
     const account = await createAccount(stack);
     await classify(stack, account.api_key);
     await setBalance(stack, account, { monthly: 7, purchased: 2 });
@@ -447,7 +459,9 @@ describe("transactions and usage", () => {
     assert.ok(fieldNames(err).includes("limit"));
   });
 
-  test("every transaction has invoice_url and action_url (null or a URL)", async () => {
+  test("every transaction has invoice_url and action_url (null or a URL)", {
+    todo: "issue 12 (Stripe flows): every purchase is an invoice",
+  }, async () => {
     const account = await createAccount(stack);
     await setBalance(stack, account, { monthly: 400, purchased: 0 });
     const all = await call(stack, "/v1/account/transactions", { key: account.api_key });
@@ -523,7 +537,9 @@ describe("spending limits", () => {
 });
 
 describe("alerts and billing portal", () => {
-  test("PUT /v1/account/alerts: one email when the total falls to the threshold", async () => {
+  test("PUT /v1/account/alerts: one email when the total falls to the threshold", {
+    todo: "issue 13 (Billing page and alerts): /v1/account/alerts",
+  }, async () => {
     const account = await createAccount(stack);
     const put = await call(stack, "/v1/account/alerts", {
       method: "PUT",

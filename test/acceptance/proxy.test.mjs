@@ -102,7 +102,13 @@ describe("forwarding", { skip: NEEDS_ECHO }, () => {
 });
 
 describe("request header hygiene", { skip: NEEDS_ECHO }, () => {
-  test("headers named in Connection are not forwarded", async () => {
+  // wrangler dev's own proxy strips the Connection header before the Worker sees it, and keeps
+  // the headers it names (checked with a bare Worker under wrangler 4.84.1; the Miniflare API
+  // and workerd pass it through). The gateway's handling is tested inside workerd instead:
+  // test/integration/proxy-hygiene.test.ts › headers named in Connection are not forwarded.
+  test("headers named in Connection are not forwarded", {
+    skip: "wrangler dev strips Connection before the Worker (see comment)",
+  }, async () => {
     const account = await createAccount(stack);
     const p = probe();
     const res = await rawRequest(stack, {

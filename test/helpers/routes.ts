@@ -45,6 +45,7 @@ export const ROUTE_FIXTURES: Record<string, RouteFixture> = {
   "POST /v1/account/keys": { body: { name: "ci" } },
   "DELETE /v1/account/keys/:id": { params: ({ keyId }) => ({ id: keyId }) },
   "POST /v1/account/billing-portal": { body: {} },
+  "PUT /v1/account/limits": { body: { monthly_spend_limit_cents: 20_000 } },
   "POST /admin/accounts": { body: { email: "new@example.com" } },
   "POST /admin/accounts/:id/credits": {
     body: { monthly: 1, reason: "route test" },
@@ -55,6 +56,7 @@ export const ROUTE_FIXTURES: Record<string, RouteFixture> = {
     params: ownAccount,
   },
   "GET /admin/accounts/:id": { params: ownAccount },
+  "PATCH /admin/accounts/:id": { body: { rate_limit_per_minute: 100 }, params: ownAccount },
   "GET /admin/accounts/:id/emails": { params: ownAccount },
   "GET /admin/accounts/:id/audit": { params: ownAccount },
   "POST /admin/reconcile": { body: null },

@@ -92,8 +92,8 @@ describe("the route table", () => {
 
   it("names the fixture a new route would need, and needs none for a plain GET", () => {
     const route = (method: string, path: string) => ({ method, path, name: `${method} ${path}` });
-    expect(missingFixtures([route("PATCH", "/admin/accounts/:id")])).toEqual([
-      "PATCH /admin/accounts/:id has no entry in ROUTE_FIXTURES (test/helpers/routes.ts): add one with a valid JSON `body` (or `body: null` if it reads none) and `params` for its path",
+    expect(missingFixtures([route("PATCH", "/admin/accounts/:id/notes")])).toEqual([
+      "PATCH /admin/accounts/:id/notes has no entry in ROUTE_FIXTURES (test/helpers/routes.ts): add one with a valid JSON `body` (or `body: null` if it reads none) and `params` for its path",
     ]);
     expect(missingFixtures([route("GET", "/v1/account/limits")])).toEqual([]);
   });

@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   admin,
@@ -8,7 +8,7 @@ import {
   gateway,
   json,
   type TestAccount,
-} from "../helpers/api";
+} from "../helpers/http";
 
 interface CreatedKey {
   id: string;

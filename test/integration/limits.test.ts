@@ -1,4 +1,5 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
 import {
@@ -11,7 +12,7 @@ import {
   json,
   setBalance,
   type TestAccount,
-} from "../helpers/api";
+} from "../helpers/http";
 import { attachCard, eventually } from "../helpers/stripe";
 
 interface Limits {

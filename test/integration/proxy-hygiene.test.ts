@@ -7,7 +7,7 @@ import {
   gateway,
   json,
   type TestAccount,
-} from "../helpers/api";
+} from "../helpers/http";
 
 interface Echo {
   echo: { method: string; path: string; query: string; headers: Record<string, string> };

@@ -1,4 +1,5 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
@@ -17,7 +18,7 @@ import {
   json,
   setBalance,
   type TestAccount,
-} from "../helpers/api";
+} from "../helpers/http";
 import { attachCard, eventually, injectFaults, paymentIntentsOf } from "../helpers/stripe";
 
 const db = dbFor(env.DB);

@@ -1,7 +1,8 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
-import { audit, balanceOf, createAccount, expectError, gateway, setBalance } from "../helpers/api";
+import { audit, balanceOf, createAccount, expectError, gateway, setBalance } from "../helpers/http";
 import { eventually } from "../helpers/stripe";
 
 /** The account's Durable Object refuses the next `refund` call, as if it were unreachable. */

@@ -185,6 +185,21 @@ describe("each invariant's check fires on a broken live system", () => {
       [{ kind: "setBalance", monthly: 0, purchased: 50 }],
     );
   });
+
+  it("6: upgrades that forget the cycle's largest allowance mint credits on plan flips", async () => {
+    await expectCaught(
+      6,
+      [],
+      (sim) => breaks.upgradesForgetTheCycle(sim.account.id),
+      [6, 7, 8, 9].map((event): Step => ({ kind: "webhook", event, delivery: "once" })),
+    );
+  });
+
+  it("7: a revocation guard that lets the last full key go", async () => {
+    await expectCaught(7, [], (sim) => breaks.everyKeyRevoked(sim.account.id), [
+      { kind: "restart" },
+    ]);
+  });
 });
 
 /**
@@ -223,7 +238,7 @@ describe("findings", () => {
   }
 
   // Timeline (generators.ts): 0 created, 1 first invoice, 2 plan change, 3 proration invoice,
-  // 4 next cycle's invoice, 5 cancellation. Stripe retries a failed delivery for days, so the
+  // 4 next cycle's invoice, 5 cancellation, 6–9 plan flips in the first cycle. Stripe retries a failed delivery for days, so the
   // first invoice can arrive after the cancellation.
   it("a paid invoice delivered after its subscription's cancellation changes nothing", async () => {
     const sim = await scripted(

@@ -265,6 +265,7 @@ const topUp: Handler<"topUp"> = async (c, a) => {
     replayed: [202, undefined],
     idempotency_conflict: [409, "idempotency_conflict"],
     payment_method_required: [409, "payment_method_required"],
+    spending_limit_reached: [409, "spending_limit_reached"],
   }[outcome];
   expectThat(
     res.status === expected[0] && errorType(b) === expected[1],
@@ -448,6 +449,55 @@ export async function restartLedger(accountId: string): Promise<void> {
 
 const restart: Handler<"restart"> = async (c) => restartLedger(c.account.id);
 
+/**
+ * Makes `extra` more full keys, then revokes every active key at once, the one in use
+ * included: exactly one is refused (money rule 11), and the run carries on with the survivor.
+ */
+const revokeKeys: Handler<"revokeKeys"> = async (c, a) => {
+  const made: string[] = [];
+  for (let i = 0; i < a.extra; i++) {
+    const res = await gateway("/v1/account/keys", {
+      method: "POST",
+      key: c.account.api_key,
+      body: JSON.stringify({ scope: "full", name: `sim-${c.step}-${i}` }),
+    });
+    const b = await body(res);
+    expectThat(
+      res.status === 201,
+      `creating a full key answered ${res.status} ${JSON.stringify(b)}`,
+    );
+    made.push(b.key as string);
+  }
+  const listed = await body(await gateway("/v1/account/keys", { key: c.account.api_key }));
+  const active = (listed.data as Array<{ id: string; revoked_at: string | null }>).filter(
+    (k) => k.revoked_at === null,
+  );
+  const results = await Promise.all(
+    active.map((k) =>
+      gateway(`/v1/account/keys/${k.id}`, { method: "DELETE", key: c.account.api_key }),
+    ),
+  );
+  const statuses = await Promise.all(
+    results.map(async (r) => ({ status: r.status, type: errorType(await body(r)) })),
+  );
+  const refused = statuses.filter((r) => r.status === 409 && r.type === "conflict");
+  expectThat(
+    refused.length === 1 && statuses.filter((r) => r.status === 200).length === active.length - 1,
+    `revoking ${active.length} keys at once answered ${JSON.stringify(statuses)}`,
+  );
+  // Carry on with whichever key survived.
+  for (const key of [c.account.api_key, ...made]) {
+    const res = await gateway("/v1/account", { key });
+    await res.arrayBuffer();
+    if (res.status === 200) {
+      c.account.api_key = key;
+      c.count("concurrent key revocations");
+      return;
+    }
+  }
+  throw new ModelDivergence("no key survived the concurrent revocations");
+};
+
 const HANDLERS: { [K in Action["kind"]]: Handler<K> } = {
   classify: classifyBurst,
   upstreamFailure,
@@ -463,6 +513,7 @@ const HANDLERS: { [K in Action["kind"]]: Handler<K> } = {
   redeliver,
   reconcile: reconcileRun,
   restart,
+  revokeKeys,
 };
 
 export function perform(c: ActionContext, action: Action): Promise<void> {

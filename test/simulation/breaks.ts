@@ -15,6 +15,7 @@ import Stripe from "stripe";
 import { type MockInstance, vi } from "vitest";
 import { stripeFor } from "../../src/billing/stripe-client";
 import { ledgerFor } from "../../src/ledger/client";
+import { PLANS } from "../../src/pricing";
 
 type Instance = Record<string, unknown>;
 
@@ -129,4 +130,28 @@ export function failuresKeepAutoRechargeOn(accountId: string) {
         ),
     };
   });
+}
+
+/**
+ * Invariant 6: an upgrade forgets the largest allowance already granted this cycle and adds
+ * the difference to the current plan each time, as before the fix, so plan flip-flops mint
+ * monthly credits.
+ */
+export function upgradesForgetTheCycle(accountId: string) {
+  return patch(accountId, (instance) => {
+    const state = (instance.state as () => Record<string, unknown> | null).bind(instance);
+    instance.state = () => {
+      const s = state();
+      return s
+        ? { ...s, cycle_max_monthly: PLANS[s.plan as keyof typeof PLANS].monthlyCredits }
+        : s;
+    };
+  });
+}
+
+/** Invariant 7: a revocation guard that lets the last full key go (every key revoked). */
+export async function everyKeyRevoked(accountId: string) {
+  await env.DB.prepare("UPDATE api_keys SET revoked_at = ? WHERE account_id = ?")
+    .bind(new Date().toISOString(), accountId)
+    .run();
 }

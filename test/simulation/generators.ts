@@ -40,7 +40,8 @@ export type Action =
   | { kind: "webhook"; event: number; delivery: "once" | "twice" | "concurrent" | "newEventId" }
   | { kind: "redeliver"; pick: number; copies: number }
   | { kind: "reconcile"; later: boolean }
-  | { kind: "restart" };
+  | { kind: "restart" }
+  | { kind: "revokeKeys"; extra: number };
 
 export type Step = Action & {
   stress?: PurchaseStress;
@@ -68,6 +69,7 @@ const WEIGHTS = {
   redeliver: 4,
   reconcile: 3,
   restart: 3,
+  revokeKeys: 2,
 } as const satisfies Record<Action["kind"], number>;
 
 const TOP_UP_KEYS = ["topup-a", "topup-b", "topup-c"];
@@ -155,6 +157,8 @@ function generateAction(rng: Prng, model: ModelState, ctx: GeneratorContext): Ac
       return { kind, pick: rng.int(0, 1_000), copies: rng.int(1, 3) };
     case "reconcile":
       return { kind, later: rng.chance(0.5) };
+    case "revokeKeys":
+      return { kind, extra: rng.int(1, 3) };
   }
 }
 
@@ -187,7 +191,7 @@ const DAY = 86_400;
  */
 export function billingTimeline(rng: Prng, seed: number, t0: number): TimelineEvent[] {
   const first = rng.pick(["starter", "pro"] as const);
-  const second = first === "starter" ? "pro" : "starter";
+  const second: "starter" | "pro" = first === "starter" ? "pro" : "starter";
   const id = (what: string) => `${what}_sim${seed}_${rng.int(0, 2 ** 30)}`;
   const invoice = (
     k: number,
@@ -238,6 +242,16 @@ export function billingTimeline(rng: Prng, seed: number, t0: number): TimelineEv
       createdSeconds: t0 + 40 * DAY,
       plan: second,
     },
+    // 6–9: plan flip-flops within the first cycle (money rule 9: they once minted monthly
+    // credits). Last in the list so the indices above stay stable.
+    ...([first, second, first, second] as const).map(
+      (plan, i): TimelineEvent => ({
+        type: "customer.subscription.updated",
+        eventId: id("evt"),
+        createdSeconds: t0 + 22 + i,
+        plan,
+      }),
+    ),
   ];
 }
 

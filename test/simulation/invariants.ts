@@ -9,10 +9,14 @@
  *    entries and D1's succeeded purchase rows name the same recharges with the same amounts;
  * 4. at most one auto-recharge in flight;
  * 5. a failed payment added no credits and left auto-recharge disabled (until the customer
- *    enabled it again).
+ *    enabled it again);
+ * 6. plan grants within one cycle never take it past the largest allowance paid for in that
+ *    cycle (money rule 9), whatever the plan changes and their order;
+ * 7. the account keeps an active `full` key (money rule 11).
  */
+import { PLANS } from "../../src/pricing";
 
-export type InvariantId = 1 | 2 | 3 | 4 | 5;
+export type InvariantId = 1 | 2 | 3 | 4 | 5 | 6 | 7;
 
 export const INVARIANT_NAMES: Record<InvariantId, string> = {
   1: "balance never negative",
@@ -20,6 +24,8 @@ export const INVARIANT_NAMES: Record<InvariantId, string> = {
   3: "charges = credited purchases",
   4: "at most one auto-recharge in flight",
   5: "a failed payment adds no credits and disables auto-recharge",
+  6: "a cycle's plan grants stay within the largest allowance paid for in it",
+  7: "the account keeps an active full key",
 };
 
 export interface Violation {
@@ -33,6 +39,8 @@ export interface LedgerEntry {
   kind: string;
   monthly_delta: number;
   purchased_delta: number;
+  /** The ledger's note: which plan a cycle grant or a plan change was for. */
+  note?: string | null;
 }
 
 export type RechargeStatus = "pending" | "succeeded" | "failed";
@@ -88,6 +96,8 @@ export interface StripeIntent {
 export interface SystemSnapshot extends LedgerSnapshot {
   d1: PurchaseRow[];
   stripe: StripeIntent[];
+  /** Active keys of scope `full` in D1. */
+  activeFullKeys: number;
 }
 
 /**
@@ -329,14 +339,75 @@ export function noteFailures(h: FailureHistory, s: SystemSnapshot, step: number)
   return { ...h, failureFirstSeen };
 }
 
+// ------------------------------------------------------------------------------ invariant 6
+
+const allowanceOf = (plan: string | undefined): number =>
+  plan && plan in PLANS ? PLANS[plan as keyof typeof PLANS].monthlyCredits : 0;
+
+/**
+ * Replays the ledger's plan entries cycle by cycle: a cycle starts with its grant (the initial
+ * grant, or a cycle grant for a new period), and every plan change after it may add at most
+ * what brings the cycle's grants to the largest allowance of the plans it saw.
+ */
+export function planGrantsWithinCycleBound(s: LedgerSnapshot): Violation[] {
+  const out: Violation[] = [];
+  let start = 0;
+  let largest = 0;
+  let added = 0;
+  for (const e of s.ledger) {
+    const note = e.note ?? "";
+    if (e.kind === "cycle_grant" && /^initial monthly credits/.test(note)) {
+      start = e.monthly_delta;
+      largest = start;
+      added = 0;
+      continue;
+    }
+    const cycle = e.kind === "cycle_grant" ? /^cycle (\w+)$/.exec(note) : null;
+    if (cycle) {
+      start = allowanceOf(cycle[1]);
+      largest = start;
+      added = 0;
+      continue;
+    }
+    if (e.kind !== "plan_change") continue;
+    largest = Math.max(largest, allowanceOf(/-> (\w+)$/.exec(note)?.[1]));
+    added += e.monthly_delta;
+    if (start + added > largest) {
+      out.push({
+        invariant: 6,
+        detail: `after ${e.ref} (${note}) the cycle's plan grants are ${start + added}, past the largest allowance paid for, ${largest}`,
+      });
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------ invariant 7
+
+export function keepsAFullKey(s: SystemSnapshot): Violation[] {
+  return s.activeFullKeys >= 1
+    ? []
+    : [{ invariant: 7, detail: `${s.activeFullKeys} active full keys` }];
+}
+
 // ------------------------------------------------------------------------------ together
 
 /** The invariants that hold at every instant (the ledger writes each change atomically). */
 export function checkLedger(s: LedgerSnapshot): Violation[] {
-  return [...balanceNeverNegative(s), ...ledgerReplaysToBalance(s), ...oneAutoRechargeInFlight(s)];
+  return [
+    ...balanceNeverNegative(s),
+    ...ledgerReplaysToBalance(s),
+    ...oneAutoRechargeInFlight(s),
+    ...planGrantsWithinCycleBound(s),
+  ];
 }
 
-/** All five, for a snapshot taken when nothing is in flight. */
+/** All seven, for a snapshot taken when nothing is in flight. */
 export function checkSystem(s: SystemSnapshot, h: FailureHistory): Violation[] {
-  return [...checkLedger(s), ...chargesMatchCredits(s), ...failedPaymentsInert(s, h)];
+  return [
+    ...checkLedger(s),
+    ...chargesMatchCredits(s),
+    ...failedPaymentsInert(s, h),
+    ...keepsAFullKey(s),
+  ];
 }

@@ -84,7 +84,17 @@ export interface ModelState {
   /** Purchases started since the last settle, in order. */
   started: ExpectedPurchase[];
   autoPending: boolean;
+  /** The largest allowance granted this cycle: plan changes add only what goes beyond it. */
+  cycleMax: number;
+  /** This month's purchases in cents, pending ones included (money rule 10). */
+  spentCents: number;
+  spendLimitCents: number | null;
+  /** Auto-recharge held back by the spending limit this month. */
+  paused: boolean;
 }
+
+/** A new account's monthly spending limit. */
+export const DEFAULT_SPEND_LIMIT_CENTS = 20_000;
 
 export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
   return {
@@ -105,6 +115,10 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     directDebits: [],
     started: [],
     autoPending: false,
+    cycleMax: PLANS[plan].monthlyCredits,
+    spentCents: 0,
+    spendLimitCents: DEFAULT_SPEND_LIMIT_CENTS,
+    paused: false,
   };
 }
 
@@ -129,17 +143,31 @@ export function split(s: Buckets, cost: number): Buckets | null {
   return { monthly, purchased: cost - monthly };
 }
 
-/** The outcome of charging the card on file now. */
+/** The outcome of charging the card on file now; it counts against the month's limit. */
 function purchase(s: ModelState, kind: PurchaseKind, pkg: PackageId): ExpectedPurchase {
   const failureCode = s.card === null ? "payment_method_required" : CARDS[s.card];
+  s.spentCents += PACKAGES[pkg].priceCents;
   return { kind, package: pkg, status: failureCode ? "failed" : "succeeded", failureCode };
 }
 
-/** The trigger rule: at or below the threshold, enabled, none in flight. */
+function fitsLimit(s: ModelState, pkg: PackageId): boolean {
+  return s.spendLimitCents === null || s.spentCents + PACKAGES[pkg].priceCents <= s.spendLimitCents;
+}
+
+/**
+ * The trigger rule: at or below the threshold, enabled, none in flight; and within the month's
+ * spending limit, else paused for the month (money rule 10).
+ */
 function maybeTrigger(s: ModelState): void {
   if (!s.autoEnabled || s.autoPending || total(s) > RECHARGE_THRESHOLD) return;
+  if (s.paused) return;
+  const pkg = s.autoPackage ?? DEFAULT_PACKAGE;
+  if (!fitsLimit(s, pkg)) {
+    s.paused = true;
+    return;
+  }
   s.autoPending = true;
-  s.started.push(purchase(s, "auto_recharge", s.autoPackage ?? DEFAULT_PACKAGE));
+  s.started.push(purchase(s, "auto_recharge", pkg));
 }
 
 /** A debit the ledger accepted or refused; returns the split it should have taken. */
@@ -202,10 +230,16 @@ export function topUp(
   s: ModelState,
   pkg: PackageId,
   key: string | null,
-): "started" | "replayed" | "idempotency_conflict" | "payment_method_required" {
+):
+  | "started"
+  | "replayed"
+  | "idempotency_conflict"
+  | "payment_method_required"
+  | "spending_limit_reached" {
   const existing = key ? s.topUpKeys.get(key) : undefined;
   if (existing) return existing === pkg ? "replayed" : "idempotency_conflict";
   if (s.card === null) return "payment_method_required";
+  if (!fitsLimit(s, pkg)) return "spending_limit_reached";
   if (key) s.topUpKeys.set(key, pkg);
   s.started.push(purchase(s, "top_up", pkg));
   return "started";
@@ -224,6 +258,8 @@ export function settle(s: ModelState): ExpectedPurchase[] {
     } else {
       s.autoEnabled = false;
       s.lastFailureCode = p.failureCode;
+      // A failed purchase took no money: it no longer counts against the limit.
+      s.spentCents -= PACKAGES[p.package].priceCents;
     }
   }
   s.started = [];
@@ -249,7 +285,10 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   if (e.type === "subscription") {
     if (e.version <= s.planVersion || s.refs.has(e.id)) return "handled";
     s.refs.add(e.id);
-    s.monthly += Math.max(0, PLANS[e.plan].monthlyCredits - PLANS[s.plan].monthlyCredits);
+    // Money rule 9: only what goes beyond the largest allowance granted this cycle.
+    const allowance = PLANS[e.plan].monthlyCredits;
+    s.monthly += Math.max(0, allowance - s.cycleMax);
+    s.cycleMax = Math.max(s.cycleMax, allowance);
     s.plan = e.plan;
     s.planVersion = e.version;
     if (e.plan === "free") s.stripeCycles = false;
@@ -270,6 +309,7 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   const newer = e.endsAt > s.cycleEndsAt || !s.stripeCycles;
   if (newer) {
     s.monthly = PLANS[plan].monthlyCredits;
+    s.cycleMax = s.monthly;
     s.cycleEndsAt = e.endsAt;
   }
   s.stripeCycles = true;

@@ -4,9 +4,9 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { and, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray, isNull } from "drizzle-orm";
 import { dbFor } from "../../src/db/client";
-import { transactions } from "../../src/db/schema";
+import { apiKeys, transactions } from "../../src/db/schema";
 import type { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
 import type {
@@ -60,7 +60,7 @@ export async function readLedger(accountId: string): Promise<LiveLedger> {
       .one();
     const ledger = sql
       .exec<LedgerEntry & Record<string, SqlStorageValue>>(
-        "SELECT seq, ref, kind, monthly_delta, purchased_delta FROM ledger ORDER BY seq",
+        "SELECT seq, ref, kind, monthly_delta, purchased_delta, note FROM ledger ORDER BY seq",
       )
       .toArray();
     const recharges = sql
@@ -151,11 +151,23 @@ export interface Observed {
 
 export async function readSystem(accountId: string, customerId: string): Promise<Observed> {
   const ledger = await readLedger(accountId);
-  const [d1, stripe] = await Promise.all([
+  const [d1, stripe, activeFullKeys] = await Promise.all([
     readPurchaseRows(accountId),
     readStripeIntents(customerId),
+    countActiveFullKeys(accountId),
   ]);
-  return { ledger, system: { ...ledger, d1, stripe } };
+  return { ledger, system: { ...ledger, d1, stripe, activeFullKeys } };
+}
+
+async function countActiveFullKeys(accountId: string): Promise<number> {
+  const rows = await db
+    .select({ id: apiKeys.id })
+    .from(apiKeys)
+    .where(
+      and(eq(apiKeys.accountId, accountId), eq(apiKeys.scope, "full"), isNull(apiKeys.revokedAt)),
+    )
+    .all();
+  return rows.length;
 }
 
 /** Nothing in flight: no pending recharge in the ledger or D1, nothing waiting in the outbox. */

@@ -72,6 +72,7 @@ function healthy(): SystemSnapshot {
       { id: "pi_ok", status: "succeeded", amount: 700, rechargeId: "rch_ok" },
       { id: "pi_bad", status: "requires_payment_method", amount: 700, rechargeId: "rch_bad" },
     ],
+    activeFullKeys: 1,
   };
 }
 
@@ -218,6 +219,78 @@ describe("invariant 4: at most one auto-recharge in flight", () => {
     expect(checkLedger(s)).toEqual([]);
     s.recharges.push({ ...rechargeRow("rch_p2", "pending"), kind: "auto_recharge" });
     expect(checkLedger(s).map((v) => v.invariant)).toEqual([4]);
+  });
+});
+
+/** A Starter account's plan entries: initial grant, then plan changes with their notes. */
+function withPlanChanges(deltas: Array<[string, number]>): SystemSnapshot {
+  const s = healthy();
+  s.ledger = [
+    { ...entry("cycle:initial", "cycle_grant", 3000, 0), note: "initial monthly credits starter" },
+  ];
+  let monthly = 3000;
+  for (const [note, delta] of deltas) {
+    s.ledger.push({ ...entry(`evt_${seq}`, "plan_change", delta, 0), note });
+    monthly += delta;
+  }
+  s.ledger.push(entry("rch_ok", "purchase", 0, 1000));
+  s.monthly = monthly;
+  s.audit = {
+    ...(s.audit as NonNullable<SystemSnapshot["audit"]>),
+    ledger_monthly: monthly,
+    monthly,
+  };
+  return s;
+}
+
+describe("invariant 6: a cycle's plan grants stay within the largest allowance paid for", () => {
+  it("accepts one upgrade's difference, and flips that add nothing", () => {
+    const s = withPlanChanges([
+      ["starter -> pro", 5000],
+      ["pro -> starter", 0],
+      ["starter -> pro", 0],
+    ]);
+    expect(firing(s)).toEqual([]);
+  });
+
+  it("fires when flip-flops add the difference again (the bug the review found)", () => {
+    const s = withPlanChanges([
+      ["starter -> pro", 5000],
+      ["pro -> starter", 0],
+      ["starter -> pro", 5000],
+    ]);
+    expect(firing(s)).toEqual([6]);
+  });
+
+  it("a new period's grant starts a new bound", () => {
+    const s = withPlanChanges([["starter -> pro", 5000]]);
+    s.ledger.push({ ...entry("in_2", "cycle_grant", -8000 + 3000, 0), note: "cycle starter" });
+    s.ledger.push({ ...entry("evt_up", "plan_change", 5000, 0), note: "starter -> pro" });
+    s.monthly = 8000;
+    s.audit = {
+      ...(s.audit as NonNullable<SystemSnapshot["audit"]>),
+      ledger_monthly: 8000,
+      monthly: 8000,
+    };
+    expect(firing(s)).toEqual([]);
+    // A same-period invoice does not reset it.
+    s.ledger.push({ ...entry("in_3", "cycle_grant", 0, 0), note: "cycle starter (same period)" });
+    s.ledger.push({ ...entry("evt_up2", "plan_change", 5000, 0), note: "starter -> pro" });
+    s.monthly = 13000;
+    s.audit = {
+      ...(s.audit as NonNullable<SystemSnapshot["audit"]>),
+      ledger_monthly: 13000,
+      monthly: 13000,
+    };
+    expect(firing(s)).toEqual([6]);
+  });
+});
+
+describe("invariant 7: the account keeps an active full key", () => {
+  it("fires when no full key is active", () => {
+    const s = healthy();
+    s.activeFullKeys = 0;
+    expect(firing(s)).toEqual([7]);
   });
 });
 
