@@ -23,8 +23,8 @@ export default defineConfig({
           SESSION_SECRET: "test-session-secret",
           SIGNUP_ENABLED: "true",
           RECHARGE_RETRY_BASE_SECONDS: "0",
-          STRIPE_PRICE_STARTER: "price_starter_test",
-          STRIPE_PRICE_PRO: "price_pro_test",
+          // Made in the local Stripe server by `npm run stripe:setup`'s code (global setup).
+          ...inject("stripeEnv"),
         },
       },
     })),

@@ -284,7 +284,11 @@ export async function admin(base, pathname, body, method = "POST") {
  * @param {string} base @param {number} keys
  */
 export async function createHotAccount(base, keys) {
-  const hot = await admin(base, "/admin/accounts", { email: "hot@bench.local", plan: "pro" });
+  const hot = await admin(base, "/admin/accounts", {
+    email: "hot@bench.local",
+    plan: "pro",
+    complimentary: true,
+  });
   await admin(base, `/admin/accounts/${hot.id}/credits`, {
     purchased: 100_000_000,
     reason: "benchmark: a balance the hot account cannot run out of",
@@ -321,6 +325,7 @@ export async function createAccounts(base, n) {
       const acct = await admin(base, "/admin/accounts", {
         email: `b${i}@bench.local`,
         plan: "pro",
+        complimentary: true,
       });
       keys[i] = acct.api_key;
     }

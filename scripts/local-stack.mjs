@@ -204,7 +204,8 @@ async function ensureDemoAccount(gatewayUrl, adminToken, persistTo) {
   const res = await fetch(`${gatewayUrl}/admin/accounts`, {
     method: "POST",
     headers: { Authorization: `Bearer ${adminToken}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ email: "demo@tollgate.local", plan: "starter" }),
+    // A gift from the operator (no Stripe subscription behind it): complimentary, said so.
+    body: JSON.stringify({ email: "demo@tollgate.local", plan: "starter", complimentary: true }),
   });
   if (res.status !== 201)
     throw new Error(`creating the demo account failed: ${res.status} ${await res.text()}`);

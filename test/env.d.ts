@@ -10,6 +10,8 @@ declare global {
       STRIPE_API_URL: string;
       UPSTREAM_TOKEN: string;
       SESSION_SECRET: string;
+      STRIPE_PRICE_STARTER: string;
+      STRIPE_PRICE_PRO: string;
     }
   }
 }

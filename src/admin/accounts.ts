@@ -16,6 +16,7 @@ export interface CreatedAccount {
   stripe_customer_id: string | null;
   email: string;
   plan: PlanId;
+  complimentary: boolean;
 }
 
 /**
@@ -26,7 +27,7 @@ export interface CreatedAccount {
 export async function createAccount(
   env: Bindings,
   db: Db,
-  input: { email: string; plan: PlanId },
+  input: { email: string; plan: PlanId; complimentary?: boolean },
 ): Promise<CreatedAccount> {
   const id = newId("acct");
   const key = await generateApiKey(isTestMode(env) ? "test" : "live");
@@ -48,6 +49,7 @@ export async function createAccount(
       plan: input.plan,
       testMode: key.prefix === "tg_test_",
       stripeCustomerId,
+      complimentary: input.complimentary === true,
     }),
     insertKey(db, {
       id: newId("key"),
@@ -71,6 +73,7 @@ export async function createAccount(
     stripe_customer_id: stripeCustomerId,
     email: input.email,
     plan: input.plan,
+    complimentary: input.complimentary === true,
   };
 }
 

@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { attachPaymentMethod } from "../billing/payment-methods";
 import { providerError } from "../billing/stripe-errors";
+import { accountView } from "../dashboard/account-view";
 import { spendLimitCents } from "../dashboard/routes/limits";
 import { accountExists, getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
@@ -19,10 +20,21 @@ import { adminAuth } from "./auth";
 const MAX_ADJUSTMENT = 100_000_000;
 const credit = z.number().int().min(-MAX_ADJUSTMENT).max(MAX_ADJUSTMENT);
 
-const CreateAccountBody = z.strictObject({
-  email: z.email().max(254),
-  plan: z.enum(PLAN_IDS).optional(),
-});
+const CreateAccountBody = z
+  .strictObject({
+    email: z.email().max(254),
+    plan: z.enum(PLAN_IDS).optional(),
+    complimentary: z.boolean().optional(),
+  })
+  // Customers start paid plans through Checkout; an operator's paid plan is a gift, said so.
+  .refine((b) => (b.plan ?? "free") === "free" || b.complimentary === true, {
+    message: "a paid plan without a Stripe subscription must be asked for as complimentary: true",
+    path: ["complimentary"],
+  })
+  .refine((b) => !(b.complimentary === true && (b.plan ?? "free") === "free"), {
+    message: "complimentary applies to a paid plan (starter or pro)",
+    path: ["complimentary"],
+  });
 
 const AdjustBody = z
   .strictObject({
@@ -59,6 +71,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const created = await createAccount(c.env, c.get("db"), {
       email: body.email,
       plan: body.plan ?? "free",
+      complimentary: body.complimentary === true,
     });
     return c.json(created, 201);
   })
@@ -128,12 +141,8 @@ async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
   if (!snapshot) throw refusal("not_initialized");
   const { limits, rate_limit_per_minute, rate_limit_override, ...balance } = snapshot;
   return {
-    id: account.id,
-    email: account.email,
-    plan: account.plan,
+    ...accountView(account),
     stripe_customer_id: account.stripeCustomerId,
-    payment_method: account.paymentMethodId,
-    created_at: account.createdAt,
     balance,
     limits,
     rate_limit_per_minute,

@@ -1,5 +1,5 @@
 import type Stripe from "stripe";
-import { setPaymentMethodId } from "../db/accounts";
+import { type CardOnFile, setPaymentMethod } from "../db/accounts";
 import type { Db } from "../db/client";
 import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
@@ -40,7 +40,7 @@ export async function attachPaymentMethod(
   await stripe.customers.update(customerId, {
     invoice_settings: { default_payment_method: attached.id },
   });
-  await setPaymentMethodId(db, accountId, attached.id);
+  await setPaymentMethod(db, accountId, attached.id, cardOf(attached));
   await ledgerFor(env, accountId).setPaymentMethod(attached.id);
   return {
     account_id: accountId,
@@ -76,7 +76,39 @@ export async function syncPaymentMethod(
       paymentMethodId = cards.data[0]?.id ?? null;
     }
   }
-  await setPaymentMethodId(db, accountId, paymentMethodId);
+  const card = paymentMethodId
+    ? cardOf(await stripe.paymentMethods.retrieve(paymentMethodId))
+    : null;
+  await setPaymentMethod(db, accountId, paymentMethodId, card);
   await ledgerFor(env, accountId).setPaymentMethod(paymentMethodId);
   return paymentMethodId;
+}
+
+/** The card's display fields; null for a payment method that is not a card. */
+export function cardOf(pm: Pick<Stripe.PaymentMethod, "card">): CardOnFile | null {
+  if (!pm.card) return null;
+  return {
+    brand: pm.card.brand,
+    last4: pm.card.last4,
+    expMonth: pm.card.exp_month,
+    expYear: pm.card.exp_year,
+  };
+}
+
+/**
+ * Makes `paymentMethodId` the customer's default for invoices (Checkout sets a subscription's
+ * card on the subscription only, and setup mode sets none), then re-reads it like every sync.
+ */
+export async function makeDefaultPaymentMethod(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  customerId: string,
+  paymentMethodId: string,
+): Promise<void> {
+  // Setting the default is idempotent by nature; a fixed key would replay a stale answer.
+  await stripeFor(env).customers.update(customerId, {
+    invoice_settings: { default_payment_method: paymentMethodId },
+  });
+  await syncPaymentMethod(env, db, accountId, customerId);
 }

@@ -13,8 +13,20 @@ export function planForPrice(
   return null;
 }
 
+/** The configured Stripe Price of a paid plan, or null when it is not configured. */
+export function priceForPlan(
+  env: Pick<Bindings, "STRIPE_PRICE_STARTER" | "STRIPE_PRICE_PRO">,
+  plan: "starter" | "pro",
+): string | null {
+  return (plan === "starter" ? env.STRIPE_PRICE_STARTER : env.STRIPE_PRICE_PRO) ?? null;
+}
+
 /** Subscription states in which the customer keeps the plan they pay for. */
-const LIVE_STATUSES = new Set<Stripe.Subscription.Status>(["active", "trialing", "past_due"]);
+export const LIVE_STATUSES = new Set<Stripe.Subscription.Status>([
+  "active",
+  "trialing",
+  "past_due",
+]);
 
 /**
  * The plan a subscription gives, or free once it has ended. Null when its price is not one

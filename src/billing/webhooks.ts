@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import Stripe from "stripe";
-import { accountByStripeCustomer, mirrorPlan } from "../db/accounts";
+import { accountByStripeCustomer, mirrorPlan, type SubscriptionMirror } from "../db/accounts";
 import type { Db } from "../db/client";
 import { recordMonthlyGrant } from "../db/transactions";
 import { eventSeen, recordEvent } from "../db/webhook-events";
@@ -8,6 +8,8 @@ import type { AppEnv, Bindings } from "../env";
 import { ApiError } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
+import type { PlanId } from "../pricing";
+import { onCheckoutCompleted } from "./checkout";
 import { syncPaymentMethod } from "./payment-methods";
 import { eventVersion, planForPrice, planFromSubscription } from "./plans";
 
@@ -93,6 +95,10 @@ export async function handleEvent(env: Bindings, db: Db, event: Stripe.Event): P
     }
     case "customer.updated":
       return syncForCustomer(env, db, event.data.object.id);
+    case "checkout.session.completed": {
+      const account = await accountForCustomer(db, event.data.object.customer);
+      return account ? onCheckoutCompleted(env, db, account.id, event.data.object) : false;
+    }
     default:
       return false;
   }
@@ -188,6 +194,20 @@ async function onSubscription(
     cycles: plan === "free" ? "alarm" : "stripe",
   });
   if (!result.ok) return false;
-  await mirrorPlan(db, account.id, plan, version, plan === "free" ? null : subscription.id);
+  await mirrorPlan(db, account.id, plan, version, subscriptionMirror(subscription, plan));
   return true;
+}
+
+/** What D1 shows of a subscription; an ended one (the plan back to free) shows none. */
+function subscriptionMirror(subscription: Stripe.Subscription, plan: PlanId): SubscriptionMirror {
+  if (plan === "free") return { id: null, status: null, periodEnd: null, cancelAtPeriodEnd: false };
+  // Since API version 2025-03-31 the period lives on the subscription's items.
+  const legacy = subscription as Stripe.Subscription & { current_period_end?: number };
+  const end = subscription.items?.data?.[0]?.current_period_end ?? legacy.current_period_end;
+  return {
+    id: subscription.id,
+    status: subscription.status,
+    periodEnd: end ? new Date(end * 1000).toISOString() : null,
+    cancelAtPeriodEnd: subscription.cancel_at_period_end === true,
+  };
 }

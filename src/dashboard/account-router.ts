@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import type { AppEnv } from "../env";
 import { accountRoutes } from "./routes/account";
 import { billingPortalRoutes } from "./routes/billing-portal";
+import { checkoutRoutes, paymentMethodRoutes } from "./routes/checkout";
 import { keyRoutes } from "./routes/keys";
 import { limitRoutes } from "./routes/limits";
 import { autoRechargeRoutes, topUpRoutes } from "./routes/recharge";
@@ -26,5 +27,7 @@ export function accountRouter(unmatched: (c: { req: { method: string; path: stri
     .route("/transactions", transactionRoutes)
     .route("/usage", usageRoutes)
     .route("/billing-portal", billingPortalRoutes)
+    .route("/checkout", checkoutRoutes)
+    .route("/payment-method", paymentMethodRoutes)
     .all("/*", (c) => unmatched(c));
 }

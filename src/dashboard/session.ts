@@ -24,7 +24,7 @@ export interface Session extends Omit<KeyIdentity, "scope"> {
 }
 
 /** What a form's token is for: a token for one action is refused by every other. */
-export type CsrfPurpose = "auto-recharge" | "portal" | "keys" | "sign-out";
+export type CsrfPurpose = "auto-recharge" | "portal" | "checkout" | "keys" | "sign-out";
 
 const COOKIE: CookieOptions = {
   httpOnly: true,

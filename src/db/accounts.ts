@@ -32,28 +32,62 @@ export async function setStripeCustomer(db: Db, id: string, customerId: string):
   await db.update(accounts).set({ stripeCustomerId: customerId }).where(eq(accounts.id, id));
 }
 
-export async function setPaymentMethodId(
+export interface CardOnFile {
+  brand: string;
+  last4: string;
+  expMonth: number;
+  expYear: number;
+}
+
+/** The payment method on file and its card, for display; null clears both. */
+export async function setPaymentMethod(
   db: Db,
   id: string,
   paymentMethodId: string | null,
+  card: CardOnFile | null,
 ): Promise<void> {
-  await db.update(accounts).set({ paymentMethodId }).where(eq(accounts.id, id));
+  await db
+    .update(accounts)
+    .set({
+      paymentMethodId,
+      cardBrand: card?.brand ?? null,
+      cardLast4: card?.last4 ?? null,
+      cardExpMonth: card?.expMonth ?? null,
+      cardExpYear: card?.expYear ?? null,
+    })
+    .where(eq(accounts.id, id));
 }
 
 /**
  * Mirrors the plan for listings. A compare-and-set on the version keeps the newest whatever
  * order the Stripe events that carry it arrive in.
  */
+export interface SubscriptionMirror {
+  id: string | null;
+  status: string | null;
+  periodEnd: string | null;
+  cancelAtPeriodEnd: boolean;
+}
+
 export async function mirrorPlan(
   db: Db,
   id: string,
   plan: PlanId,
   version: number,
-  subscriptionId: string | null,
+  subscription: SubscriptionMirror | string | null,
 ): Promise<void> {
+  const sub =
+    typeof subscription === "string" || subscription === null
+      ? { stripeSubscriptionId: subscription }
+      : {
+          stripeSubscriptionId: subscription.id,
+          subscriptionStatus: subscription.status,
+          subscriptionPeriodEnd: subscription.periodEnd,
+          subscriptionCancelAtPeriodEnd: subscription.cancelAtPeriodEnd,
+        };
   await db
     .update(accounts)
-    .set({ plan, planUpdatedAt: version, stripeSubscriptionId: subscriptionId })
+    .set({ plan, planUpdatedAt: version, ...sub })
     .where(and(eq(accounts.id, id), lt(accounts.planUpdatedAt, version)));
 }
 

@@ -18,6 +18,19 @@ export const accounts = sqliteTable("accounts", {
   /** Latest subscription id and the event time that set the plan, so out-of-order events converge. */
   stripeSubscriptionId: text("stripe_subscription_id"),
   planUpdatedAt: integer("plan_updated_at").notNull().default(0),
+  /** A paid plan without a Stripe subscription, granted by an operator; shown everywhere. */
+  complimentary: integer("complimentary", { mode: "boolean" }).notNull().default(false),
+  /** The subscription as Stripe last said (status, period end, cancel at period end). */
+  subscriptionStatus: text("subscription_status"),
+  subscriptionPeriodEnd: text("subscription_period_end"),
+  subscriptionCancelAtPeriodEnd: integer("subscription_cancel_at_period_end", { mode: "boolean" })
+    .notNull()
+    .default(false),
+  /** The card on file, for display (brand, last four, expiry); null without one. */
+  cardBrand: text("card_brand"),
+  cardLast4: text("card_last4"),
+  cardExpMonth: integer("card_exp_month"),
+  cardExpYear: integer("card_exp_year"),
   createdAt: createdAt(),
 });
 

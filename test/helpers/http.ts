@@ -95,7 +95,12 @@ export async function createAccount(
 ): Promise<TestAccount> {
   const res = await admin("/accounts", {
     method: "POST",
-    body: JSON.stringify({ email: email ?? `${crypto.randomUUID()}@example.com`, plan }),
+    body: JSON.stringify({
+      email: email ?? `${crypto.randomUUID()}@example.com`,
+      plan,
+      // An operator's paid plan has no subscription: the contract calls it complimentary.
+      ...(plan === "free" ? {} : { complimentary: true }),
+    }),
   });
   if (res.status !== 201) expect(res.status, await res.text()).toBe(201);
   return json<TestAccount>(res);

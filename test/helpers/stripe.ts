@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
+import Stripe from "stripe";
 import { expect, vi } from "vitest";
-import { admin, json, type TestAccount } from "./http";
+import { admin, gateway, json, type TestAccount } from "./http";
 
 export interface FaultRule {
   method?: string;
@@ -74,4 +75,56 @@ export async function attachCard(
 /** Polls until `check` passes: the queue consumer runs asynchronously in workerd. */
 export function eventually<T>(check: () => Promise<T>, timeout = 15_000): Promise<T> {
   return vi.waitFor(check, { timeout, interval: 100 });
+}
+
+const signer = Stripe.createSubtleCryptoProvider();
+
+/** An event as the local Stripe server emitted it (GET /v1/events), newest first. */
+export interface EmittedEvent {
+  id: string;
+  type: string;
+  created: number;
+  data: { object: Record<string, unknown> };
+}
+
+/**
+ * The events the local Stripe server emitted about this customer, oldest first. The server in
+ * the workerd tests has no webhook URL (test/global/servers.ts), so tests deliver them.
+ */
+export async function eventsFor(customerId: string): Promise<EmittedEvent[]> {
+  const res = await fetch(`${env.STRIPE_API_URL}/v1/events?limit=100`, {
+    headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` },
+  });
+  const list = await json<{ data: EmittedEvent[] }>(res);
+  return list.data
+    .filter((e) => {
+      const o = e.data.object;
+      return o.customer === customerId || o.id === customerId;
+    })
+    .reverse();
+}
+
+/** Posts an event to the gateway's webhook, signed with the test secret. */
+export async function deliverSigned(event: unknown): Promise<Response> {
+  const payload = JSON.stringify(event);
+  const signature = await Stripe.webhooks.generateTestHeaderStringAsync({
+    payload,
+    secret: env.STRIPE_WEBHOOK_SECRET,
+    cryptoProvider: signer,
+  });
+  return gateway("/webhooks/stripe", {
+    method: "POST",
+    body: payload,
+    headers: { "Stripe-Signature": signature },
+  });
+}
+
+/** Submits a local hosted page's form (Checkout, invoice) as a browser would. */
+export async function submitPage(url: string, fields: Record<string, string>): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(fields),
+  });
 }

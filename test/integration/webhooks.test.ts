@@ -19,6 +19,9 @@ import {
 import { attachCard, eventually } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
+/** The plans' Stripe Prices, made in the local Stripe server by the global setup. */
+const STARTER = env.STRIPE_PRICE_STARTER as string;
+const PRO = env.STRIPE_PRICE_PRO as string;
 const SECRET = "whsec_test_tollgate";
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
 const DAY = 86_400;
@@ -81,7 +84,7 @@ function invoice(
           period: { start: opts.start, end: opts.end },
           pricing: {
             type: "price_details",
-            price_details: { price: opts.price ?? "price_starter_test", product: "prod_x" },
+            price_details: { price: opts.price ?? STARTER, product: "prod_x" },
           },
         },
       ],
@@ -223,14 +226,14 @@ describe("plan changes from subscription events", () => {
     const t = now();
     await ok(
       await deliver(
-        event("customer.subscription.updated", subscription(account, "price_pro_test"), {
+        event("customer.subscription.updated", subscription(account, PRO), {
           created: t + 20,
         }),
       ),
     );
     await ok(
       await deliver(
-        event("customer.subscription.created", subscription(account, "price_starter_test"), {
+        event("customer.subscription.created", subscription(account, STARTER), {
           created: t + 10,
         }),
       ),
@@ -243,11 +246,9 @@ describe("plan changes from subscription events", () => {
     // A deletion later than both wins.
     await ok(
       await deliver(
-        event(
-          "customer.subscription.deleted",
-          subscription(account, "price_pro_test", "canceled"),
-          { created: t + 30 },
-        ),
+        event("customer.subscription.deleted", subscription(account, PRO, "canceled"), {
+          created: t + 30,
+        }),
       ),
     );
     expect(await planOf(account)).toBe("free");
@@ -256,11 +257,7 @@ describe("plan changes from subscription events", () => {
   it("upgrade mid-cycle adds the difference in allowance at once", async () => {
     const account = await createAccount("starter");
     await setBalance(account, { monthly: 1000, purchased: 50 });
-    await ok(
-      await deliver(
-        event("customer.subscription.updated", subscription(account, "price_pro_test")),
-      ),
-    );
+    await ok(await deliver(event("customer.subscription.updated", subscription(account, PRO))));
     expect(await balanceOf(account)).toMatchObject({
       monthly: 1000 + (8000 - 3000),
       purchased: 50,
@@ -274,7 +271,7 @@ describe("plan changes from subscription events", () => {
     const t = now();
     await ok(
       await deliver(
-        event("customer.subscription.updated", subscription(account, "price_starter_test"), {
+        event("customer.subscription.updated", subscription(account, STARTER), {
           created: t,
         }),
       ),
@@ -297,7 +294,7 @@ describe("plan flip-flops (money rule 9)", () => {
     await setBalance(account, { monthly: 2_500, purchased: 0 });
     const t = now();
     for (let i = 0; i < 6; i++) {
-      const price = i % 2 === 0 ? "price_pro_test" : "price_starter_test";
+      const price = i % 2 === 0 ? PRO : STARTER;
       await ok(
         await deliver(
           event("customer.subscription.updated", subscription(account, price), { created: t + i }),
@@ -315,11 +312,9 @@ describe("plan flip-flops (money rule 9)", () => {
     await setBalance(account, { monthly: 2_500, purchased: 0 });
     const t = now();
     const events = Array.from({ length: 6 }, (_, i) =>
-      event(
-        "customer.subscription.updated",
-        subscription(account, i % 2 === 0 ? "price_pro_test" : "price_starter_test"),
-        { created: t + i },
-      ),
+      event("customer.subscription.updated", subscription(account, i % 2 === 0 ? PRO : STARTER), {
+        created: t + i,
+      }),
     );
     for (const evt of [...events].reverse()) await ok(await deliver(evt));
     for (const evt of events) await ok(await deliver(evt));
@@ -331,14 +326,14 @@ describe("plan flip-flops (money rule 9)", () => {
     const t = now();
     await ok(
       await deliver(
-        event("customer.subscription.updated", subscription(account, "price_pro_test"), {
+        event("customer.subscription.updated", subscription(account, PRO), {
           created: t,
         }),
       ),
     );
     await ok(
       await deliver(
-        event("customer.subscription.updated", subscription(account, "price_starter_test"), {
+        event("customer.subscription.updated", subscription(account, STARTER), {
           created: t + 1,
         }),
       ),
@@ -353,7 +348,7 @@ describe("plan flip-flops (money rule 9)", () => {
     expect((await balanceOf(account)).monthly).toBe(3_000);
     await ok(
       await deliver(
-        event("customer.subscription.updated", subscription(account, "price_pro_test"), {
+        event("customer.subscription.updated", subscription(account, PRO), {
           created: t + 3,
         }),
       ),

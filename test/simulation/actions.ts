@@ -27,8 +27,11 @@ import * as M from "./model";
 const db = dbFor(env.DB);
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
 const HOUR = 60 * 60_000;
-/** The plans' Stripe prices, as vitest.config.ts configures them. */
-const PRICES = { starter: "price_starter_test", pro: "price_pro_test" } as const;
+/** The plans' Stripe prices, made in the local Stripe server by the tests' global setup. */
+const PRICES = {
+  starter: env.STRIPE_PRICE_STARTER as string,
+  pro: env.STRIPE_PRICE_PRO as string,
+} as const;
 
 /** The model disagreed with what the live system did or answered. */
 export class ModelDivergence extends Error {

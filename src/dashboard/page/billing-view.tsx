@@ -164,23 +164,69 @@ const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
             </div>
           </fieldset>
         </form>
-        <div>
-          <h3>Plan and payment</h3>
-          <p class="hint">
-            {s.has_payment_method
-              ? "A payment method is on file."
-              : "No payment method on file yet."}{" "}
-            Change plan, cards and invoices in the billing portal.
-          </p>
-          <form method="post" action={`${BILLING_PATH}/portal`}>
-            <Csrf token={tokens.portal} />
-            <button type="submit" class="secondary">
-              Manage plan and billing
-            </button>
-          </form>
-        </div>
+        <PlanAndPayment model={model} tokens={tokens} />
       </div>
     </section>
+  );
+};
+
+const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model, tokens }) => {
+  const { account } = model;
+  const sub = account.subscription;
+  const card = account.payment_method;
+  // A live subscription is changed in the portal; otherwise Checkout starts one.
+  const live = sub !== null && ["active", "trialing", "past_due"].includes(sub.status);
+  return (
+    <div>
+      <h3>Plan and payment</h3>
+      <p class="hint" id="plan-state">
+        {account.complimentary
+          ? `${PLANS[account.plan].name}, complimentary (no subscription, nothing is charged for it).`
+          : sub
+            ? `${PLANS[account.plan].name} subscription: ${sub.status}${
+                sub.current_period_end
+                  ? sub.cancel_at_period_end
+                    ? `, ends ${formatDate(sub.current_period_end)}`
+                    : `, renews ${formatDate(sub.current_period_end)}`
+                  : ""
+              }.`
+            : "No subscription: the Free plan."}
+      </p>
+      <p class="hint" id="card-on-file">
+        {card
+          ? `Card on file: ${card.brand ?? "card"} ending ${card.last4 ?? "····"}${
+              card.exp_month && card.exp_year
+                ? `, expires ${String(card.exp_month).padStart(2, "0")}/${card.exp_year}`
+                : ""
+            }.`
+          : "No card on file yet."}
+      </p>
+      {live ? null : (
+        <form method="post" action={`${BILLING_PATH}/checkout`} class="actions">
+          <Csrf token={tokens.checkout} />
+          <button type="submit" name="plan" value="starter">
+            Subscribe to Starter ({formatPrice(PLANS.starter.priceCents)}/month)
+          </button>
+          <button type="submit" name="plan" value="pro" class="secondary">
+            Subscribe to Pro ({formatPrice(PLANS.pro.priceCents)}/month)
+          </button>
+        </form>
+      )}
+      <div class="actions">
+        <form method="post" action={`${BILLING_PATH}/card`}>
+          <Csrf token={tokens.checkout} />
+          <button type="submit" class="secondary">
+            {card ? "Replace card" : "Add a card"}
+          </button>
+        </form>
+        <form method="post" action={`${BILLING_PATH}/portal`}>
+          <Csrf token={tokens.portal} />
+          <button type="submit" class="secondary">
+            Manage plan and billing
+          </button>
+        </form>
+      </div>
+    </div>
   );
 };
 

@@ -7,6 +7,7 @@ import type { Bindings } from "../../env";
 import type { AccountSnapshot } from "../../ledger/account-ledger";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/rules";
+import { type AccountView, accountView } from "../account-view";
 import { advisePlan, type PlanAdvice, runwayDays, type UnusualDay, unusualDays } from "../advice";
 import { listTransactions } from "../transactions";
 import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint } from "../usage";
@@ -21,6 +22,7 @@ export type Transaction = NonNullable<Awaited<ReturnType<typeof listTransactions
 
 export interface BillingModel {
   email: string;
+  account: AccountView;
   snapshot: AccountSnapshot;
   transactions: Transaction[];
   keys: ListedKey[];
@@ -86,6 +88,7 @@ export async function loadBilling(
   const inCycle = (p: { start: string }) => Date.parse(p.start) >= cycle.start * 1000;
   return {
     email: account.email,
+    account: accountView(account),
     snapshot,
     transactions: history.data,
     keys,

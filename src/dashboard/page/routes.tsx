@@ -7,6 +7,7 @@ import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
+import { startCardSetup, startPlanCheckout } from "../../billing/checkout";
 import { createPortalSession } from "../../billing/portal";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
@@ -42,7 +43,7 @@ import { BILLING_PATH, ErrorPage, ResumePage, SignInPage } from "./pages";
 import { pageSecurityHeaders } from "./security";
 
 const TITLE = "Account / Billing · Tollgate";
-const PURPOSES: CsrfPurpose[] = ["auto-recharge", "portal", "keys", "sign-out"];
+const PURPOSES: CsrfPurpose[] = ["auto-recharge", "portal", "checkout", "keys", "sign-out"];
 
 /** Messages a redirect may ask the page to show: fixed texts, never text from the URL. */
 const NOTICES: Record<string, Notice> = {
@@ -67,6 +68,10 @@ const PAYMENT_METHOD_REQUIRED: Notice = {
 const AutoRechargeForm = z.object({
   enabled: z.literal("on").optional(),
   package: z.enum(PACKAGE_IDS, { error: "choose one of the credit packages" }),
+});
+
+const CheckoutForm = z.object({
+  plan: z.enum(["starter", "pro"], { error: "choose Starter or Pro" }),
 });
 
 const CreateKeyForm = z.object({
@@ -225,6 +230,37 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session } = await formSession(c, "portal", fields);
     const url = await createPortalSession(c.env, c.get("db"), session.accountId);
     return c.redirect(url, 303);
+  })
+  .post("/billing/checkout", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "checkout", fields);
+    const form = parseFields(fields, CheckoutForm);
+    const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
+    if (!result.ok) {
+      return billingPage(c, session, secret, {
+        status: result.reason === "subscription_exists" ? 409 : 503,
+        notice: {
+          tone: "bad",
+          text:
+            result.reason === "subscription_exists"
+              ? "This account already has a subscription: change it with “Manage plan and billing”."
+              : "Plans cannot be bought right now (the plan's price is not configured).",
+        },
+      });
+    }
+    return c.redirect(result.url, 303);
+  })
+  .post("/billing/card", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "checkout", fields);
+    const result = await startCardSetup(c.env, c.get("db"), session.accountId);
+    if (!result.ok) {
+      return billingPage(c, session, secret, {
+        status: 503,
+        notice: { tone: "bad", text: "Cards cannot be added right now." },
+      });
+    }
+    return c.redirect(result.url, 303);
   })
   .post("/billing/keys", async (c) => {
     const fields = await readFields(c);

@@ -12,16 +12,19 @@ function styleSource(): Promise<string> {
   return styleHash;
 }
 
+const STRIPE_PAGES = "https://billing.stripe.com https://checkout.stripe.com";
+
 /**
- * Where "Manage plan and billing" lands. Browsers apply `form-action` to the redirect that
- * follows a form post too, so the portal's origin must be allowed next to 'self'.
+ * Where "Manage plan and billing", Checkout and "Add a card" land. Browsers apply
+ * `form-action` to the redirect that follows a form post too, so Stripe's page origins must be
+ * allowed next to 'self' (locally, the Stripe-compatible server serves them itself).
  */
 function portalOrigin(env: Pick<Bindings, "STRIPE_API_URL">): string {
-  if (!env.STRIPE_API_URL) return "https://billing.stripe.com";
+  if (!env.STRIPE_API_URL) return STRIPE_PAGES;
   try {
     return new URL(env.STRIPE_API_URL).origin;
   } catch {
-    return "https://billing.stripe.com";
+    return STRIPE_PAGES;
   }
 }
 

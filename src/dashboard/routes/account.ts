@@ -3,21 +3,14 @@ import { getAccount } from "../../db/accounts";
 import type { AppEnv } from "../../env";
 import { refusal } from "../../errors";
 import { ledgerFor } from "../../ledger/client";
+import { accountView } from "../account-view";
 
 /** `GET /v1/account` and `GET /v1/account/balance`. */
 export const accountRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const account = await getAccount(c.get("db"), c.get("accountId"));
     if (!account) throw refusal("not_initialized");
-    return c.json(
-      {
-        id: account.id,
-        email: account.email,
-        plan: account.plan,
-        created_at: account.createdAt,
-      },
-      200,
-    );
+    return c.json(accountView(account), 200);
   })
   .get("/balance", async (c) => {
     const snapshot = await ledgerFor(c.env, c.get("accountId")).snapshot();

@@ -1,0 +1,127 @@
+/**
+ * Stripe Checkout: a customer starts a paid plan (subscription mode, which also saves the card)
+ * or adds a card (setup mode). What completes there comes back as `checkout.session.completed`:
+ * the card becomes the customer's default for later off-session purchases, and the plan then
+ * runs through the subscription and invoice events like any other.
+ */
+import type Stripe from "stripe";
+import { getAccount } from "../db/accounts";
+import type { Db } from "../db/client";
+import type { Bindings } from "../env";
+import type { PlanId } from "../pricing";
+import { ensureStripeCustomer } from "./customers";
+import { makeDefaultPaymentMethod } from "./payment-methods";
+import { LIVE_STATUSES, priceForPlan } from "./plans";
+import { stripeFor } from "./stripe-client";
+
+export type CheckoutResult =
+  | { ok: true; url: string }
+  | { ok: false; reason: "subscription_exists" | "plan_not_configured" | "not_initialized" };
+
+function returnUrl(env: Pick<Bindings, "DASHBOARD_URL">, outcome: string): string {
+  const url = new URL(env.DASHBOARD_URL);
+  url.searchParams.set("checkout", outcome);
+  return url.toString();
+}
+
+/** A live subscription in Stripe (D1 mirrors it, but may lag behind Stripe's events). */
+async function hasLiveSubscription(stripe: Stripe, customer: string): Promise<boolean> {
+  const subs = await stripe.subscriptions.list({ customer, status: "all", limit: 20 });
+  return subs.data.some((s) => LIVE_STATUSES.has(s.status));
+}
+
+/** `POST /v1/account/checkout`: a subscription-mode Checkout session for the plan's Price. */
+export async function startPlanCheckout(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  plan: Exclude<PlanId, "free">,
+  idempotencyKey?: string,
+): Promise<CheckoutResult> {
+  const price = priceForPlan(env, plan);
+  if (!price) return { ok: false, reason: "plan_not_configured" };
+  const account = await getAccount(db, accountId);
+  if (!account) return { ok: false, reason: "not_initialized" };
+  const stripe = stripeFor(env);
+  const customer = await ensureStripeCustomer(env, db, accountId);
+  if (await hasLiveSubscription(stripe, customer))
+    return { ok: false, reason: "subscription_exists" };
+  const session = await stripe.checkout.sessions.create(
+    {
+      mode: "subscription",
+      customer,
+      client_reference_id: accountId,
+      line_items: [{ price, quantity: 1 }],
+      // The card entered is kept for the plan's renewals; completion copies it to the customer
+      // as the default for purchases too.
+      payment_method_collection: "always",
+      success_url: `${returnUrl(env, "subscribed")}&session_id={CHECKOUT_SESSION_ID}`,
+      cancel_url: returnUrl(env, "cancelled"),
+      metadata: { account_id: accountId, plan },
+      subscription_data: { metadata: { account_id: accountId, plan } },
+    },
+    idempotencyKey ? { idempotencyKey: `${accountId}:checkout:${idempotencyKey}` } : undefined,
+  );
+  if (!session.url) throw new Error(`checkout session ${session.id} has no url`);
+  return { ok: true, url: session.url };
+}
+
+/** `POST /v1/account/payment-method/setup`: a setup-mode Checkout session that adds a card. */
+export async function startCardSetup(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  idempotencyKey?: string,
+): Promise<CheckoutResult> {
+  const account = await getAccount(db, accountId);
+  if (!account) return { ok: false, reason: "not_initialized" };
+  const customer = await ensureStripeCustomer(env, db, accountId);
+  const session = await stripeFor(env).checkout.sessions.create(
+    {
+      mode: "setup",
+      customer,
+      currency: "usd",
+      client_reference_id: accountId,
+      success_url: `${returnUrl(env, "card_added")}&session_id={CHECKOUT_SESSION_ID}`,
+      cancel_url: returnUrl(env, "cancelled"),
+      metadata: { account_id: accountId },
+      setup_intent_data: { metadata: { account_id: accountId } },
+    },
+    idempotencyKey ? { idempotencyKey: `${accountId}:setup:${idempotencyKey}` } : undefined,
+  );
+  if (!session.url) throw new Error(`checkout session ${session.id} has no url`);
+  return { ok: true, url: session.url };
+}
+
+const idOf = (v: string | { id: string } | null | undefined) =>
+  v ? (typeof v === "string" ? v : v.id) : null;
+
+/**
+ * `checkout.session.completed`: the card entered becomes the customer's default. Safe in any
+ * order and any number of times: it re-reads Stripe and sets what Stripe says.
+ */
+export async function onCheckoutCompleted(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  session: Stripe.Checkout.Session,
+): Promise<boolean> {
+  const customer = idOf(session.customer);
+  if (!customer || session.status !== "complete") return false;
+  const stripe = stripeFor(env);
+  let paymentMethod: string | null = null;
+  if (session.mode === "subscription") {
+    const subscriptionId = idOf(session.subscription);
+    if (!subscriptionId) return false;
+    const subscription = await stripe.subscriptions.retrieve(subscriptionId);
+    paymentMethod = idOf(subscription.default_payment_method);
+  } else if (session.mode === "setup") {
+    const setupIntentId = idOf(session.setup_intent);
+    if (!setupIntentId) return false;
+    const setupIntent = await stripe.setupIntents.retrieve(setupIntentId);
+    paymentMethod = setupIntent.status === "succeeded" ? idOf(setupIntent.payment_method) : null;
+  }
+  if (!paymentMethod) return false;
+  await makeDefaultPaymentMethod(env, db, accountId, customer, paymentMethod);
+  return true;
+}

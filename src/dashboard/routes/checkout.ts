@@ -1,0 +1,51 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { startCardSetup, startPlanCheckout } from "../../billing/checkout";
+import type { AppEnv } from "../../env";
+import { ApiError, refusal } from "../../errors";
+import { parseJson } from "../../http/body";
+
+const CheckoutBody = z.strictObject({
+  plan: z.enum(["starter", "pro"], { error: "must be starter or pro" }),
+});
+
+function checkoutError(reason: "subscription_exists" | "plan_not_configured" | "not_initialized") {
+  switch (reason) {
+    case "subscription_exists":
+      return new ApiError(
+        "subscription_exists",
+        "This account already has a live subscription; change it in the billing portal.",
+      );
+    case "plan_not_configured":
+      return new ApiError("service_unavailable", "This plan's Stripe Price is not configured.");
+    case "not_initialized":
+      return refusal("not_initialized");
+  }
+}
+
+/** `POST /v1/account/checkout`: Stripe Checkout for a paid plan (it also saves the card). */
+export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
+  const body = await parseJson(c, CheckoutBody);
+  const result = await startPlanCheckout(
+    c.env,
+    c.get("db"),
+    c.get("accountId"),
+    body.plan,
+    c.req.header("Idempotency-Key"),
+  );
+  if (!result.ok) throw checkoutError(result.reason);
+  return c.json({ url: result.url }, 200);
+});
+
+/** `POST /v1/account/payment-method/setup`: Stripe Checkout in setup mode, to add a card. */
+export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) => {
+  await parseJson(c, z.strictObject({}));
+  const result = await startCardSetup(
+    c.env,
+    c.get("db"),
+    c.get("accountId"),
+    c.req.header("Idempotency-Key"),
+  );
+  if (!result.ok) throw checkoutError(result.reason);
+  return c.json({ url: result.url }, 200);
+});

@@ -1,0 +1,178 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import {
+  admin,
+  balanceOf,
+  createAccount,
+  expectError,
+  gateway,
+  json,
+  type TestAccount,
+} from "../helpers/http";
+import { deliverSigned, type EmittedEvent, eventsFor, submitPage } from "../helpers/stripe";
+
+interface AccountBody {
+  plan: string;
+  complimentary: boolean;
+  subscription: null | {
+    status: string;
+    current_period_end: string | null;
+    cancel_at_period_end: boolean;
+  };
+  payment_method: null | { brand: string; last4: string; exp_month: number; exp_year: number };
+}
+
+async function accountOf(account: TestAccount) {
+  const res = await gateway("/v1/account", { key: account.api_key });
+  expect(res.status).toBe(200);
+  return json<AccountBody>(res);
+}
+
+async function checkoutUrl(account: TestAccount, path: string, body: unknown) {
+  const res = await gateway(path, {
+    method: "POST",
+    key: account.api_key,
+    body: JSON.stringify(body),
+  });
+  expect(res.status).toBe(200);
+  const { url } = await json<{ url: string }>(res);
+  expect(url).toMatch(/\/c\/pay\/cs_/);
+  return url;
+}
+
+/** A person completes the hosted Checkout page with a test card. */
+async function completeCheckout(url: string, card = "pm_card_visa") {
+  const res = await submitPage(url, { payment_method: card });
+  expect(res.status).toBe(303);
+  await res.arrayBuffer();
+  return res.headers.get("Location") as string;
+}
+
+async function deliverAll(events: EmittedEvent[]) {
+  for (const e of events) {
+    const res = await deliverSigned(e);
+    expect(res.status, e.type).toBe(200);
+    await res.arrayBuffer();
+  }
+}
+
+async function defaultCardOf(customer: string) {
+  const res = await fetch(`${env.STRIPE_API_URL}/v1/customers/${customer}`, {
+    headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` },
+  });
+  return (await json<{ invoice_settings: { default_payment_method: string | null } }>(res))
+    .invoice_settings.default_payment_method;
+}
+
+describe("plans through Stripe Checkout", () => {
+  it("a free account subscribes to Starter: the plan, its credits, the subscription and the card", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    const url = await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" });
+    const back = await completeCheckout(url);
+    expect(back).toContain("checkout=subscribed");
+    const events = await eventsFor(customer);
+    expect(events.map((e) => e.type)).toContain("checkout.session.completed");
+    await deliverAll(events);
+    const view = await accountOf(account);
+    expect(view).toMatchObject({
+      plan: "starter",
+      complimentary: false,
+      subscription: { status: "active", cancel_at_period_end: false },
+      payment_method: { brand: "visa", last4: "4242" },
+    });
+    expect(view.subscription?.current_period_end).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(view.payment_method?.exp_year).toBeGreaterThan(2025);
+    expect(await balanceOf(account)).toMatchObject({ monthly: 3_000, purchased: 0 });
+    // Checkout put the card on the subscription only; the gateway made it the customer's default.
+    expect(await defaultCardOf(customer)).toMatch(/^pm_/);
+    // A live subscription is changed in the portal, not with a second Checkout.
+    const again = await gateway("/v1/account/checkout", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ plan: "pro" }),
+    });
+    await expectError(again, 409, "subscription_exists");
+  });
+
+  it("completion events in any order, each delivered twice, end the same way", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    await completeCheckout(await checkoutUrl(account, "/v1/account/checkout", { plan: "pro" }));
+    const events = await eventsFor(customer);
+    await deliverAll([...events].reverse());
+    await deliverAll(events);
+    expect(await accountOf(account)).toMatchObject({
+      plan: "pro",
+      subscription: { status: "active" },
+      payment_method: { brand: "visa", last4: "4242" },
+    });
+    // Money rule 9: one cycle's grant, however many times and in whatever order.
+    expect((await balanceOf(account)).monthly).toBe(8_000);
+  });
+
+  it("a declined card on the Checkout page completes nothing", async () => {
+    const account = await createAccount("free");
+    const url = await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" });
+    const res = await submitPage(url, { payment_method: "pm_card_chargeDeclined" });
+    await res.arrayBuffer();
+    expect(res.headers.get("Location")).toContain("error=");
+    await deliverAll(await eventsFor(account.stripe_customer_id as string));
+    expect(await accountOf(account)).toMatchObject({ plan: "free", subscription: null });
+  });
+
+  it("an unknown plan is a 400 naming the field", async () => {
+    const account = await createAccount("free");
+    const res = await gateway("/v1/account/checkout", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ plan: "enterprise" }),
+    });
+    const body = await expectError(res, 400, "invalid_request");
+    expect(body.error.fields?.map((f) => f.field)).toEqual(["plan"]);
+  });
+});
+
+describe("cards through Checkout setup mode", () => {
+  it("the new card becomes the customer's default and shows on the account", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    const url = await checkoutUrl(account, "/v1/account/payment-method/setup", {});
+    expect(await completeCheckout(url, "pm_card_mastercard")).toContain("checkout=card_added");
+    await deliverAll(await eventsFor(customer));
+    expect((await accountOf(account)).payment_method).toMatchObject({
+      brand: "mastercard",
+      last4: "4444",
+    });
+    expect(await defaultCardOf(customer)).toMatch(/^pm_/);
+    // Now it can enable auto-recharge (a card on file).
+    const on = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    expect(on.status).toBe(200);
+    await on.arrayBuffer();
+  });
+});
+
+describe("complimentary plans (operators)", () => {
+  it("a paid plan without a subscription must be asked for as complimentary", async () => {
+    const res = await admin("/accounts", {
+      method: "POST",
+      body: JSON.stringify({ email: "gift@example.com", plan: "pro" }),
+    });
+    const body = await expectError(res, 400, "invalid_request");
+    expect(body.error.fields?.map((f) => f.field)).toEqual(["complimentary"]);
+  });
+
+  it("is shown as complimentary, with the plan's monthly credits", async () => {
+    const account = await createAccount("pro");
+    expect(await accountOf(account)).toMatchObject({
+      plan: "pro",
+      complimentary: true,
+      subscription: null,
+    });
+    expect((await balanceOf(account)).monthly).toBe(8_000);
+  });
+});
