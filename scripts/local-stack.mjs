@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDemoUpstream } from "../local/demo-upstream/server.mjs";
 import { startStripeServer } from "../local/stripe-server/server.mjs";
+import { stripeClient, setup as stripeSetup } from "./stripe-setup.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const wranglerBin = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -40,6 +41,8 @@ export async function startLocalStack(options = {}) {
 
   let stripeUrl = env.STRIPE_API_URL;
   let localStripeUrl = null;
+  /** @type {Record<string, string>} */
+  const localStripeEnv = {};
   if (!stripeUrl && !env.STRIPE_SECRET_KEY?.startsWith("sk_live_")) {
     const stripe = await startStripeServer({
       port: options.stripePort ?? 0,
@@ -49,6 +52,17 @@ export async function startLocalStack(options = {}) {
     closers.push(stripe.close);
     stripeUrl = stripe.url;
     localStripeUrl = stripe.url;
+    // The plans' and packages' prices and the portal configuration, made the way an operator
+    // makes them in Stripe (`npm run stripe:setup`); the server already delivers webhooks.
+    const made = await stripeSetup({
+      stripe: stripeClient(stripeKey, stripe.url),
+      gatewayUrl,
+      dashboardUrl: `${gatewayUrl}/account/billing`,
+      skipWebhook: true,
+      apiLabel: stripe.url,
+      mode: "test",
+    });
+    Object.assign(localStripeEnv, made.env);
   }
 
   mkdirSync(persistTo, { recursive: true });
@@ -76,15 +90,15 @@ export async function startLocalStack(options = {}) {
     SIGNUP_ENABLED: env.SIGNUP_ENABLED ?? "true",
   };
   if (stripeUrl) vars.STRIPE_API_URL = stripeUrl;
-  if (localStripeUrl) {
-    // Price ids the local Stripe server's simulated invoices use (see simulate-renewal.mjs).
-    vars.STRIPE_PRICE_STARTER = env.STRIPE_PRICE_STARTER ?? "price_starter_local";
-    vars.STRIPE_PRICE_PRO = env.STRIPE_PRICE_PRO ?? "price_pro_local";
-  }
+  Object.assign(vars, localStripeEnv);
   for (const name of [
     "UPSTREAM_TOKEN",
     "STRIPE_PRICE_STARTER",
     "STRIPE_PRICE_PRO",
+    "STRIPE_PRICE_CREDITS_1000",
+    "STRIPE_PRICE_CREDITS_3000",
+    "STRIPE_PRICE_CREDITS_9000",
+    "STRIPE_PORTAL_CONFIGURATION",
     "MAX_BODY_BYTES",
   ]) {
     const value = env[name];

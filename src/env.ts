@@ -18,6 +18,8 @@ export interface Secrets {
   SESSION_SECRET?: string;
   STRIPE_PRICE_STARTER?: string;
   STRIPE_PRICE_PRO?: string;
+  /** The customer-portal configuration `npm run stripe:setup` made (else Stripe's default). */
+  STRIPE_PORTAL_CONFIGURATION?: string;
 }
 
 /**

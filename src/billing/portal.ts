@@ -13,6 +13,7 @@ export async function createPortalSession(
   const session = await stripeFor(env).billingPortal.sessions.create({
     customer,
     return_url: env.DASHBOARD_URL,
+    ...(env.STRIPE_PORTAL_CONFIGURATION ? { configuration: env.STRIPE_PORTAL_CONFIGURATION } : {}),
   });
   return session.url;
 }
