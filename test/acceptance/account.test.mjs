@@ -53,26 +53,20 @@ describe("GET /v1/account and /v1/account/balance", () => {
     assert.ok(isRfc3339Utc(a.created_at), `created_at: ${a.created_at}`);
   });
 
-  test("GET /v1/account: subscription and payment_method are null on a new free account", {
-    todo: "issue 12 (Stripe flows): GET /v1/account shows the subscription and the card",
-  }, async () => {
+  test("GET /v1/account: subscription and payment_method are null on a new free account", async () => {
     const account = await createAccount(stack);
     const a = (await call(stack, "/v1/account", { key: account.api_key })).body;
     for (const f of ["subscription", "payment_method"])
       assert.ok(f in a && a[f] === null, `GET /v1/account .${f} is null: ${JSON.stringify(a)}`);
   });
 
-  test("GET /v1/account: complimentary is false on a free account", {
-    todo: "issue 12 (Stripe flows): complimentary plans",
-  }, async () => {
+  test("GET /v1/account: complimentary is false on a free account", async () => {
     const account = await createAccount(stack);
     const a = (await call(stack, "/v1/account", { key: account.api_key })).body;
     assert.equal(a.complimentary, false, `GET /v1/account .complimentary: ${JSON.stringify(a)}`);
   });
 
-  test("payment_method shows {brand, last4, exp_month, exp_year} once attached", {
-    todo: "issue 12 (Stripe flows): GET /v1/account shows the card",
-  }, async () => {
+  test("payment_method shows {brand, last4, exp_month, exp_year} once attached", async () => {
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id, "pm_card_visa");
     const pm = (await call(stack, "/v1/account", { key: account.api_key })).body.payment_method;
@@ -104,9 +98,7 @@ describe("GET /v1/account and /v1/account/balance", () => {
 });
 
 describe("operator account routes", () => {
-  test("a paid plan without a subscription needs complimentary: true (400 naming complimentary)", {
-    todo: "issue 12 (Stripe flows): complimentary plans",
-  }, async () => {
+  test("a paid plan without a subscription needs complimentary: true (400 naming complimentary)", async () => {
     for (const plan of ["starter", "pro"]) {
       const res = await admin(stack, "/accounts", { body: { email: uniqueEmail(), plan } });
       const error = expectError(
@@ -129,9 +121,7 @@ describe("operator account routes", () => {
     }
   });
 
-  test("complimentary: true creates the paid plan, shown as complimentary, with its monthly credits", {
-    todo: "issue 12 (Stripe flows): complimentary plans",
-  }, async () => {
+  test("complimentary: true creates the paid plan, shown as complimentary, with its monthly credits", async () => {
     const res = await admin(stack, "/accounts", {
       body: { email: uniqueEmail(), plan: "starter", complimentary: true },
     });
