@@ -18,6 +18,13 @@ export interface Secrets {
   SESSION_SECRET?: string;
   STRIPE_PRICE_STARTER?: string;
   STRIPE_PRICE_PRO?: string;
+  /**
+   * Stripe Price ids of the credit packages (one-time prices). When set, a purchase's invoice
+   * item bills that price; unset, it carries the package's amount and a description.
+   */
+  STRIPE_PRICE_CREDITS_1000?: string;
+  STRIPE_PRICE_CREDITS_3000?: string;
+  STRIPE_PRICE_CREDITS_9000?: string;
 }
 
 /**

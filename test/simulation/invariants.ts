@@ -43,7 +43,7 @@ export interface LedgerEntry {
   note?: string | null;
 }
 
-export type RechargeStatus = "pending" | "succeeded" | "failed";
+export type RechargeStatus = "pending" | "requires_action" | "succeeded" | "failed";
 
 export interface RechargeRecord {
   id: string;
