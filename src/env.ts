@@ -20,6 +20,13 @@ export interface Secrets {
   STRIPE_PRICE_PRO?: string;
   /** The customer-portal configuration `npm run stripe:setup` made (else Stripe's default). */
   STRIPE_PORTAL_CONFIGURATION?: string;
+  /**
+   * Stripe Price ids of the credit packages (one-time prices). When set, a purchase's invoice
+   * item bills that price; unset, it carries the package's amount and a description.
+   */
+  STRIPE_PRICE_CREDITS_1000?: string;
+  STRIPE_PRICE_CREDITS_3000?: string;
+  STRIPE_PRICE_CREDITS_9000?: string;
 }
 
 /**

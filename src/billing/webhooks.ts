@@ -2,13 +2,16 @@ import { Hono } from "hono";
 import Stripe from "stripe";
 import { accountByStripeCustomer, mirrorPlan, type SubscriptionMirror } from "../db/accounts";
 import type { Db } from "../db/client";
-import { recordMonthlyGrant } from "../db/transactions";
+import { getTransaction, recordMonthlyGrant } from "../db/transactions";
 import { eventSeen, recordEvent } from "../db/webhook-events";
 import type { AppEnv, Bindings } from "../env";
 import { ApiError } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
 import type { PlanId } from "../pricing";
+import { processRecharge } from "../recharge/consumer";
+import { jobFromTransaction } from "../recharge/messages";
+import { type ChargeOutcome, outcomeOfInvoice } from "../recharge/payments";
 import { onCheckoutCompleted } from "./checkout";
 import { syncPaymentMethod } from "./payment-methods";
 import { eventVersion, planForPrice, planFromSubscription } from "./plans";
@@ -75,7 +78,26 @@ export const webhookRoutes = new Hono<AppEnv>().post("/stripe", async (c) => {
 export async function handleEvent(env: Bindings, db: Db, event: Stripe.Event): Promise<boolean> {
   switch (event.type) {
     case "invoice.paid":
+      if (purchaseRechargeId(event.data.object)) {
+        return onPurchaseInvoice(env, db, event.data.object, outcomeOfInvoice(event.data.object));
+      }
       return onInvoicePaid(env, db, event, event.data.object);
+    case "invoice.voided":
+    case "invoice.marked_uncollectible":
+      // A subscription invoice voided changes no cycle: only purchases are settled here.
+      return onPurchaseInvoice(env, db, event.data.object, outcomeOfInvoice(event.data.object));
+    case "invoice.payment_action_required": {
+      const invoice = event.data.object;
+      return onPurchaseInvoice(env, db, invoice, {
+        status: "requires_action",
+        code: "authentication_required",
+        message: "Your bank asks you to confirm this payment. Complete it on the invoice page.",
+        actionUrl: invoice.hosted_invoice_url ?? null,
+        invoiceId: invoice.id ?? null,
+        invoiceUrl: invoice.hosted_invoice_url ?? null,
+        paymentIntentId: null,
+      });
+    }
     case "customer.subscription.created":
     case "customer.subscription.updated":
     case "customer.subscription.deleted":
@@ -124,6 +146,43 @@ async function syncForCustomer(env: Bindings, db: Db, customer: string): Promise
 }
 
 /**
+ * The recharge a one-off purchase invoice pays for: the recharge id in its metadata, and no
+ * subscription behind it (a subscription invoice is a plan cycle, never a purchase).
+ */
+function purchaseRechargeId(invoice: Stripe.Invoice): string | null {
+  const legacy = invoice as Stripe.Invoice & { subscription?: string | { id: string } | null };
+  if (invoice.parent?.subscription_details?.subscription || legacy.subscription) return null;
+  if (invoice.billing_reason && invoice.billing_reason !== "manual") return null;
+  const id = invoice.metadata?.recharge_id;
+  return typeof id === "string" && id.length > 0 ? id : null;
+}
+
+/**
+ * A purchase invoice Stripe settled: paid (also on the hosted page after authentication),
+ * voided, marked uncollectible, or waiting for the customer. Recorded through the consumer's
+ * idempotent path with the settled outcome: the same recharge id keys the row and the grant,
+ * so any order and any number of redeliveries grant at most once. A paid invoice after a void
+ * still grants (money taken, credits given); a void after paid changes nothing.
+ */
+async function onPurchaseInvoice(
+  env: Bindings,
+  db: Db,
+  invoice: Stripe.Invoice,
+  settled: ChargeOutcome | null,
+): Promise<boolean> {
+  const rechargeId = purchaseRechargeId(invoice);
+  if (!rechargeId || !settled) return false;
+  const account = await accountForCustomer(db, invoice.customer);
+  const row = await getTransaction(db, rechargeId);
+  // Not ours (another system on the same Stripe account), or not one of this customer's:
+  // nothing to settle. A purchase always has its row before its invoice exists.
+  if (!account || !row || row.accountId !== account.id) return false;
+  if (row.type !== "auto_recharge" && row.type !== "top_up") return false;
+  await processRecharge(jobFromTransaction(row), env, { settled });
+  return true;
+}
+
+/**
  * A paid subscription invoice for a new period starts a cycle: monthly credits set to the
  * plan's allowance, keyed by the invoice id. Proration invoices (mid-cycle plan changes) start
  * nothing: the subscription event handles the change.
@@ -163,6 +222,10 @@ async function onInvoicePaid(
       accountId: account.id,
       credits: result.granted,
       at: new Date(line.period.start * 1000).toISOString(),
+      // Renewals show what was paid and link their invoice.
+      amountCents: invoice.amount_paid ?? 0,
+      invoiceId: invoice.id ?? null,
+      invoiceUrl: invoice.hosted_invoice_url ?? null,
     });
   }
   await mirrorPlan(db, account.id, plan, eventVersion(event), customerId(subscription));

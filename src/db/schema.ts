@@ -57,7 +57,11 @@ export const apiKeys = sqliteTable(
 );
 
 export const transactionTypes = ["auto_recharge", "top_up", "monthly_grant", "adjustment"] as const;
-export const transactionStatuses = ["pending", "succeeded", "failed"] as const;
+/**
+ * `requires_action`: the purchase's invoice is open and waits for the customer to authenticate
+ * the payment on Stripe's hosted invoice page (`action_url`); nothing is granted until it is paid.
+ */
+export const transactionStatuses = ["pending", "requires_action", "succeeded", "failed"] as const;
 
 /**
  * Customer-visible history. Purchases (auto_recharge, top_up) use the recharge id as their id,
@@ -77,6 +81,15 @@ export const transactions = sqliteTable(
     currency: text("currency").notNull().default("usd"),
     package: text("package"),
     paymentIntentId: text("payment_intent_id").unique(),
+    /**
+     * The Stripe invoice of this row: a purchase's one-off invoice, or the paid subscription
+     * invoice of a monthly grant. One invoice is one row.
+     */
+    invoiceId: text("invoice_id").unique(),
+    /** Stripe's hosted invoice page (receipt and PDF). */
+    invoiceUrl: text("invoice_url"),
+    /** Where the customer completes a payment that needs authentication (while requires_action). */
+    actionUrl: text("action_url"),
     /** The card this purchase pays with, frozen at its creation: every retry sends the same. */
     paymentMethodId: text("payment_method_id"),
     failureCode: text("failure_code"),

@@ -3,7 +3,7 @@
  * adjustments). Every writer here is idempotent on the row's natural id (the recharge id, the
  * invoice or cycle ref, the adjustment ref), so a retry or redelivery can never add a second row.
  */
-import { and, desc, eq, gte, inArray, isNull, lt, or, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
 import { CURRENCY, type PackageId } from "../pricing";
 import type { Db } from "./client";
 import { transactions } from "./schema";
@@ -57,16 +57,30 @@ export async function recordPendingPurchase(
   }
 }
 
+/** What Stripe says about a purchase's invoice (any of it may be unknown). */
+export interface PurchaseInvoice {
+  invoiceId?: string | null;
+  invoiceUrl?: string | null;
+  paymentIntentId?: string | null;
+}
+
+/**
+ * Paid. Overrides `failed` and `requires_action`: money taken means credits given (a paid
+ * invoice seen after a void or a decline still wins). Known Stripe ids are never cleared.
+ */
 export async function markPurchaseSucceeded(
   db: Db,
   id: string,
-  paymentIntentId: string | null,
+  invoice: PurchaseInvoice,
 ): Promise<void> {
   await db
     .update(transactions)
     .set({
       status: "succeeded",
-      paymentIntentId,
+      invoiceId: sql`coalesce(${invoice.invoiceId ?? null}, ${transactions.invoiceId})`,
+      invoiceUrl: sql`coalesce(${invoice.invoiceUrl ?? null}, ${transactions.invoiceUrl})`,
+      paymentIntentId: sql`coalesce(${invoice.paymentIntentId ?? null}, ${transactions.paymentIntentId})`,
+      actionUrl: null,
       failureCode: null,
       failureMessage: null,
       updatedAt: now(),
@@ -74,28 +88,64 @@ export async function markPurchaseSucceeded(
     .where(eq(transactions.id, id));
 }
 
+/** Failed (declined, voided, no card). Never over a succeeded row: a paid purchase stays paid. */
 export async function markPurchaseFailed(
   db: Db,
   id: string,
-  failure: { paymentIntentId: string | null; code: string; message: string },
+  failure: PurchaseInvoice & { code: string; message: string },
 ): Promise<void> {
   await db
     .update(transactions)
     .set({
       status: "failed",
-      paymentIntentId: failure.paymentIntentId,
+      invoiceId: sql`coalesce(${failure.invoiceId ?? null}, ${transactions.invoiceId})`,
+      invoiceUrl: sql`coalesce(${failure.invoiceUrl ?? null}, ${transactions.invoiceUrl})`,
+      paymentIntentId: sql`coalesce(${failure.paymentIntentId ?? null}, ${transactions.paymentIntentId})`,
+      actionUrl: null,
       failureCode: failure.code,
       failureMessage: failure.message,
       updatedAt: now(),
     })
-    .where(eq(transactions.id, id));
+    .where(and(eq(transactions.id, id), ne(transactions.status, "succeeded")));
+}
+
+/**
+ * Waiting for the customer to authenticate on the hosted invoice page. Only from pending: a
+ * purchase already paid or failed (a late `payment_action_required`) keeps its state.
+ */
+export async function markPurchaseRequiresAction(
+  db: Db,
+  id: string,
+  action: PurchaseInvoice & { actionUrl: string | null; code: string; message: string },
+): Promise<void> {
+  await db
+    .update(transactions)
+    .set({
+      status: "requires_action",
+      invoiceId: sql`coalesce(${action.invoiceId ?? null}, ${transactions.invoiceId})`,
+      invoiceUrl: sql`coalesce(${action.invoiceUrl ?? null}, ${transactions.invoiceUrl})`,
+      paymentIntentId: sql`coalesce(${action.paymentIntentId ?? null}, ${transactions.paymentIntentId})`,
+      actionUrl: action.actionUrl,
+      failureCode: action.code,
+      failureMessage: action.message,
+      updatedAt: now(),
+    })
+    .where(and(eq(transactions.id, id), eq(transactions.status, "pending")));
+}
+
+export interface MonthlyGrant {
+  id: string;
+  accountId: string;
+  credits: number;
+  at: string;
+  /** A paid subscription invoice's amount, id and hosted page (none for alarm-driven cycles). */
+  amountCents?: number;
+  invoiceId?: string | null;
+  invoiceUrl?: string | null;
 }
 
 /** A cycle's monthly grant in the history (statement unawaited, so it can join a batch). */
-export function monthlyGrantInsert(
-  db: Db,
-  grant: { id: string; accountId: string; credits: number; at: string },
-) {
+export function monthlyGrantInsert(db: Db, grant: MonthlyGrant) {
   return db
     .insert(transactions)
     .values({
@@ -104,15 +154,15 @@ export function monthlyGrantInsert(
       type: "monthly_grant",
       status: "succeeded",
       credits: grant.credits,
+      amountCents: grant.amountCents ?? 0,
+      invoiceId: grant.invoiceId ?? null,
+      invoiceUrl: grant.invoiceUrl ?? null,
       createdAt: grant.at,
     })
     .onConflictDoNothing({ target: transactions.id });
 }
 
-export async function recordMonthlyGrant(
-  db: Db,
-  grant: { id: string; accountId: string; credits: number; at: string },
-): Promise<void> {
+export async function recordMonthlyGrant(db: Db, grant: MonthlyGrant): Promise<void> {
   await monthlyGrantInsert(db, grant);
 }
 
@@ -175,6 +225,20 @@ export function stalePendingPurchases(
     .all();
 }
 
+/**
+ * Purchases waiting for the customer to authenticate, oldest first: the reconciler checks
+ * whether they were paid meanwhile and voids the ones that waited too long.
+ */
+export function purchasesAwaitingAction(db: Db, limit: number): Promise<TransactionRow[]> {
+  return db
+    .select()
+    .from(transactions)
+    .where(and(purchase, eq(transactions.status, "requires_action")))
+    .orderBy(transactions.createdAt)
+    .limit(limit)
+    .all();
+}
+
 export function succeededPurchasesSince(
   db: Db,
   since: string,
@@ -212,6 +276,8 @@ export function listTransactionPage(
       currency: transactions.currency,
       package: transactions.package,
       failure_code: transactions.failureCode,
+      invoice_url: transactions.invoiceUrl,
+      action_url: transactions.actionUrl,
       created_at: transactions.createdAt,
     })
     .from(transactions)

@@ -33,6 +33,8 @@ export function rechargeFailed(input: {
   code: string;
   message: string;
   rechargeId: string;
+  /** The purchase's Stripe invoice page, when it got that far. */
+  invoiceUrl?: string | null;
   dashboardUrl: string;
 }) {
   return {
@@ -41,6 +43,34 @@ export function rechargeFailed(input: {
       `We could not charge ${formatCents(input.amountCents)} to your payment method (${input.code}: ${input.message}). No credits were added.`,
       "Auto-recharge is now turned off. Your service stops when your credits reach zero.",
       "Update your payment method in the customer portal, then re-enable auto-recharge on the Account / Billing page.",
+      input.invoiceUrl ? `Invoice: ${input.invoiceUrl}` : "",
+      `Reference: ${input.rechargeId}`,
+      `Billing: ${input.dashboardUrl}`,
+    ]
+      .filter(Boolean)
+      .join("\n\n"),
+  };
+}
+
+/** The payment needs the customer to authenticate it (3-D Secure) on Stripe's invoice page. */
+export function rechargeNeedsAction(input: {
+  kind: "auto_recharge" | "top_up";
+  amountCents: number;
+  credits: number;
+  actionUrl: string | null;
+  rechargeId: string;
+  dashboardUrl: string;
+}) {
+  const what = input.kind === "auto_recharge" ? "auto-recharge" : "credit purchase";
+  return {
+    subject: "Action needed: confirm your credit purchase",
+    text: [
+      `Your bank asks you to confirm the ${what} of ${formatCents(input.amountCents)} (${input.credits.toLocaleString("en-US")} credits). Nothing has been charged and no credits were added yet.`,
+      input.actionUrl
+        ? `Complete the payment here: ${input.actionUrl}`
+        : `Complete the payment from the Account / Billing page: ${input.dashboardUrl}`,
+      "The credits are added as soon as the payment is complete. If it is not completed within 3 days, the purchase is cancelled and nothing is charged.",
+      "Auto-recharge is turned off meanwhile; re-enable it on the Account / Billing page once the payment works.",
       `Reference: ${input.rechargeId}`,
       `Billing: ${input.dashboardUrl}`,
     ].join("\n\n"),

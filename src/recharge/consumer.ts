@@ -5,6 +5,7 @@ import {
   freezePaymentMethod,
   getTransaction,
   markPurchaseFailed,
+  markPurchaseRequiresAction,
   markPurchaseSucceeded,
   recordPendingPurchase,
 } from "../db/transactions";
@@ -68,9 +69,15 @@ export async function handleRechargeBatch(
   }
 }
 
-export type RechargeResult = "succeeded" | "failed";
+export type RechargeResult = "succeeded" | "requires_action" | "failed";
 
-/** Carries one recharge to its end: charged and credited, or failed and recorded. */
+/**
+ * Carries one recharge to its end: charged and credited, failed and recorded, or waiting for
+ * the customer to authenticate on the invoice page. `settled` is an outcome Stripe already
+ * decided (a webhook, the reconciler): it is recorded through the same idempotent steps, with
+ * no Stripe call. A paid outcome wins over a recorded failure (money taken, credits given); a
+ * succeeded purchase stays succeeded whatever arrives after it.
+ */
 export async function processRecharge(
   job: RechargeJob,
   env: Bindings,
@@ -86,16 +93,22 @@ export async function processRecharge(
       `account ${job.account_id} of recharge ${job.recharge_id} not found`,
     );
 
+  const settled = options.settled;
   if (row.status === "succeeded") return completeSuccess(env, db, job, account.email);
-  if (row.status === "failed") {
-    return completeFailure(
-      env,
-      db,
-      job,
-      account.email,
-      row.failureCode ?? "unknown",
-      row.failureMessage ?? "",
-    );
+  if (row.status === "failed" && settled?.status !== "succeeded") {
+    return completeFailure(env, db, job, account.email, {
+      code: row.failureCode ?? "unknown",
+      message: row.failureMessage ?? "",
+      invoiceUrl: row.invoiceUrl,
+    });
+  }
+  if (row.status === "requires_action" && !settled) {
+    // Waiting for the customer: a redelivery charges nothing, it only completes the notice.
+    return completeNeedsAction(env, db, job, account.email, {
+      code: row.failureCode ?? "authentication_required",
+      message: row.failureMessage ?? "",
+      actionUrl: row.actionUrl,
+    });
   }
 
   // Every attempt pays with the card the recharge was created with (frozen by the ledger, or
@@ -107,28 +120,49 @@ export async function processRecharge(
       ? await freezePaymentMethod(db, job.recharge_id, account.paymentMethodId)
       : null);
   let outcome: ChargeOutcome;
-  if (options.settled) {
-    outcome = options.settled;
+  if (settled) {
+    outcome = settled;
   } else if (!account.stripeCustomerId || !paymentMethodId) {
     outcome = {
       status: "failed",
       code: "payment_method_required",
       message: "There is no payment method on file.",
+      invoiceId: null,
+      invoiceUrl: null,
       paymentIntentId: null,
     };
   } else {
-    outcome = await chargeRecharge(stripeFor(env), job, {
-      customerId: account.stripeCustomerId,
-      paymentMethodId,
-    });
+    outcome = await chargeRecharge(
+      stripeFor(env),
+      job,
+      { customerId: account.stripeCustomerId, paymentMethodId },
+      env,
+    );
   }
 
   if (outcome.status === "succeeded") {
-    await markPurchaseSucceeded(db, job.recharge_id, outcome.paymentIntentId);
+    await markPurchaseSucceeded(db, job.recharge_id, outcome);
     return completeSuccess(env, db, job, account.email);
   }
+  if (outcome.status === "requires_action") {
+    await markPurchaseRequiresAction(db, job.recharge_id, outcome);
+    // Only a pending purchase moves to requires_action: read back what stands.
+    const now = await getTransaction(db, job.recharge_id);
+    if (now?.status === "requires_action") {
+      return completeNeedsAction(env, db, job, account.email, {
+        code: outcome.code,
+        message: outcome.message,
+        actionUrl: now.actionUrl,
+      });
+    }
+    return processRecharge(job, env);
+  }
   await markPurchaseFailed(db, job.recharge_id, outcome);
-  return completeFailure(env, db, job, account.email, outcome.code, outcome.message);
+  return completeFailure(env, db, job, account.email, {
+    code: outcome.code,
+    message: outcome.message,
+    invoiceUrl: outcome.invoiceUrl ?? row.invoiceUrl,
+  });
 }
 
 async function completeSuccess(
@@ -164,13 +198,12 @@ async function completeFailure(
   db: Db,
   job: RechargeJob,
   to: string,
-  code: string,
-  message: string,
+  failure: { code: string; message: string; invoiceUrl: string | null },
 ): Promise<RechargeResult> {
   const failed = await ledgerFor(env, job.account_id).rechargeFailed(
     job.recharge_id,
-    code,
-    message,
+    failure.code,
+    failure.message,
   );
   if (!failed.ok && failed.reason !== "already_succeeded") {
     throw new PermanentRechargeError(
@@ -180,9 +213,10 @@ async function completeFailure(
   const mail = templates.rechargeFailed({
     kind: job.kind,
     amountCents: job.amount_cents,
-    code,
-    message,
+    code: failure.code,
+    message: failure.message,
     rechargeId: job.recharge_id,
+    invoiceUrl: failure.invoiceUrl,
     dashboardUrl: env.DASHBOARD_URL,
   });
   await sendEmailOnce(env, db, {
@@ -193,6 +227,48 @@ async function completeFailure(
     ...mail,
   });
   return "failed";
+}
+
+/**
+ * The payment needs the customer: nothing granted, auto-recharge off (money rule 6), the link
+ * kept on the settings' last failure and emailed once. Paying on that page settles the same
+ * recharge (webhook `invoice.paid`); the reconciler voids it if it waits too long.
+ */
+async function completeNeedsAction(
+  env: Bindings,
+  db: Db,
+  job: RechargeJob,
+  to: string,
+  action: { code: string; message: string; actionUrl: string | null },
+): Promise<RechargeResult> {
+  const recorded = await ledgerFor(env, job.account_id).rechargeNeedsAction(
+    job.recharge_id,
+    action.code,
+    action.message,
+    action.actionUrl,
+  );
+  if (!recorded.ok) {
+    if (recorded.reason === "already_succeeded") return completeSuccess(env, db, job, to);
+    throw new PermanentRechargeError(
+      `recording that ${job.recharge_id} needs action refused: ${recorded.reason}`,
+    );
+  }
+  const mail = templates.rechargeNeedsAction({
+    kind: job.kind,
+    amountCents: job.amount_cents,
+    credits: job.credits,
+    actionUrl: action.actionUrl,
+    rechargeId: job.recharge_id,
+    dashboardUrl: env.DASHBOARD_URL,
+  });
+  await sendEmailOnce(env, db, {
+    ref: `recharge_requires_action:${job.recharge_id}`,
+    accountId: job.account_id,
+    kind: "recharge_requires_action",
+    to,
+    ...mail,
+  });
+  return "requires_action";
 }
 
 /**

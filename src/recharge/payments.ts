@@ -1,118 +1,314 @@
 import Stripe from "stripe";
+import type { Bindings } from "../env";
+import type { PackageId } from "../pricing";
 import { RetryableChargeError } from "./errors";
 import type { RechargeJob } from "./messages";
 
+/** What a purchase's outcome says about its Stripe invoice (null where there is none). */
+export interface InvoiceRef {
+  invoiceId: string | null;
+  /** Stripe's hosted invoice page: receipt and PDF once paid, the payment form while open. */
+  invoiceUrl: string | null;
+  paymentIntentId: string | null;
+}
+
 export type ChargeOutcome =
-  | { status: "succeeded"; paymentIntentId: string }
-  | { status: "failed"; code: string; message: string; paymentIntentId: string | null };
+  | ({ status: "succeeded" } & InvoiceRef)
+  | ({
+      status: "requires_action";
+      code: string;
+      message: string;
+      /** Where the customer completes the payment (the hosted invoice page). */
+      actionUrl: string | null;
+    } & InvoiceRef)
+  | ({ status: "failed"; code: string; message: string } & InvoiceRef);
+
+/** Stripe Price ids of the packages, when configured (test and live differ). */
+export type PackagePrices = Pick<
+  Bindings,
+  "STRIPE_PRICE_CREDITS_1000" | "STRIPE_PRICE_CREDITS_3000" | "STRIPE_PRICE_CREDITS_9000"
+>;
+
+export function packagePrice(prices: PackagePrices, pkg: PackageId): string | null {
+  const byPackage: Record<PackageId, string | undefined> = {
+    credits_1000: prices.STRIPE_PRICE_CREDITS_1000,
+    credits_3000: prices.STRIPE_PRICE_CREDITS_3000,
+    credits_9000: prices.STRIPE_PRICE_CREDITS_9000,
+  };
+  return byPackage[pkg] || null;
+}
 
 /**
- * Charges the saved card off-session for one recharge. The idempotency key is the recharge id,
- * the same on every retry and redelivery, so Stripe creates at most one PaymentIntent for it:
- * a replay after a lost response returns the first result instead of charging again.
+ * The idempotency key of each Stripe step of a recharge. Derived from the recharge id only, so
+ * every retry, redelivery and reconciliation repeats exactly the first attempt's requests.
+ */
+export const purchaseKeys = (rechargeId: string) => ({
+  invoice: `${rechargeId}:invoice`,
+  item: `${rechargeId}:item`,
+  finalize: `${rechargeId}:finalize`,
+  pay: `${rechargeId}:pay`,
+  void: `${rechargeId}:void`,
+});
+
+/** Card error codes that mean "the customer must authenticate this payment". */
+const AUTHENTICATION_CODES = new Set([
+  // What Stripe Billing answers for an invoice whose PaymentIntent needs 3-D Secure.
+  "invoice_payment_intent_requires_action",
+  // What a direct off-session confirmation answers (and what `decline_code` may say).
+  "authentication_required",
+]);
+
+const NEEDS_ACTION_MESSAGE =
+  "Your bank asks you to confirm this payment. Complete it on the invoice page.";
+
+/**
+ * Buys one recharge as a one-off Stripe invoice: invoice → invoice item → finalize → pay
+ * off-session with the recharge's frozen card. Every step's idempotency key comes from the
+ * recharge id, and the invoice carries the recharge id in its metadata: before creating, the
+ * invoice is looked up by it, so neither a crash between two steps nor an idempotency key that
+ * expired (Stripe keeps them 24 hours) can ever make a second invoice. One invoice is paid at
+ * most once, so one recharge is charged at most once (money rule 5).
+ *
+ * The invoice's PaymentIntent is created by Stripe at finalization; neither invoice creation
+ * nor `pay` accepts metadata for it (and Stripe does not copy the invoice's), so the recharge
+ * id lives on the invoice, and the PaymentIntent is reached through `invoice.payments`.
  */
 export async function chargeRecharge(
   stripe: Stripe,
   job: RechargeJob,
   payer: { customerId: string; paymentMethodId: string },
+  prices: PackagePrices = {},
 ): Promise<ChargeOutcome> {
+  const keys = purchaseKeys(job.recharge_id);
   try {
-    const intent = await stripe.paymentIntents.create(
-      {
-        amount: job.amount_cents,
-        currency: job.currency,
-        customer: payer.customerId,
-        payment_method: payer.paymentMethodId,
-        off_session: true,
-        confirm: true,
-        description: `Tollgate ${job.kind === "auto_recharge" ? "auto-recharge" : "top-up"}: ${job.credits} credits`,
-        metadata: {
-          recharge_id: job.recharge_id,
-          account_id: job.account_id,
-          package: job.package,
-          kind: job.kind,
-        },
-      },
-      { idempotencyKey: job.recharge_id },
-    );
-    if (intent.status === "succeeded") return { status: "succeeded", paymentIntentId: intent.id };
-    if (intent.status === "requires_action" || intent.status === "requires_payment_method") {
-      return {
-        status: "failed",
-        code: "authentication_required",
-        message: "The card needs the customer to authenticate this payment.",
-        paymentIntentId: intent.id,
-      };
-    }
-    // `processing` and the like settle later; ask again with the same key.
-    throw new RetryableChargeError(`payment intent ${intent.id} is ${intent.status}`);
-  } catch (err) {
-    if (err instanceof RetryableChargeError) throw err;
-    if (err instanceof Stripe.errors.StripeIdempotencyError) {
-      // The key was used with other parameters (or its first request is still running): the
-      // first attempt decides. Whatever it did is in Stripe under this recharge id.
-      const first = await findPaymentIntent(stripe, job.recharge_id);
-      const settled = first ? outcomeOfIntent(first) : null;
-      if (settled) return settled;
-      throw new RetryableChargeError(
-        `idempotency key ${job.recharge_id} is in use and its first attempt has not settled`,
-        { cause: err },
+    let invoice = await findInvoice(stripe, job.recharge_id);
+    if (!invoice) invoice = await createInvoice(stripe, job, payer);
+    if (invoice.status === "draft") {
+      if (!invoice.lines?.data?.length) {
+        const price = packagePrice(prices, job.package);
+        await stripe.invoiceItems.create(
+          {
+            customer: payer.customerId,
+            invoice: invoice.id,
+            ...(price
+              ? { pricing: { price } }
+              : {
+                  amount: job.amount_cents,
+                  currency: job.currency,
+                  description: describe(job),
+                }),
+            metadata: metadataOf(job),
+          },
+          { idempotencyKey: keys.item },
+        );
+      }
+      invoice = await stripe.invoices.finalizeInvoice(
+        invoiceId(invoice),
+        {},
+        { idempotencyKey: keys.finalize },
       );
     }
-    if (err instanceof Stripe.errors.StripeCardError) {
-      const decline =
-        err.decline_code && err.decline_code !== "generic_decline" ? err.decline_code : undefined;
-      return {
-        status: "failed",
-        code: decline ?? err.code ?? "card_declined",
-        message: err.message,
-        paymentIntentId: err.payment_intent?.id ?? null,
-      };
-    }
-    if (err instanceof Stripe.errors.StripeInvalidRequestError) {
+    return await payInvoice(stripe, job, invoice, payer.paymentMethodId);
+  } catch (err) {
+    if (err instanceof RetryableChargeError) throw err;
+    if (
+      err instanceof Stripe.errors.StripeIdempotencyError ||
+      err instanceof Stripe.errors.StripeInvalidRequestError
+    ) {
+      // A key reused with other parameters, or a step refused for the invoice's state (already
+      // finalized, already paid): whatever the first attempt did is in Stripe under this id.
+      const found = await findInvoice(stripe, job.recharge_id).catch(() => null);
+      const settled = found ? outcomeOfInvoice(found) : null;
+      if (settled) return settled;
+      if (err instanceof Stripe.errors.StripeIdempotencyError) {
+        throw new RetryableChargeError(
+          `recharge ${job.recharge_id}: ${err.message} (its invoice has not settled)`,
+          { cause: err },
+        );
+      }
       // The request itself can never succeed (e.g. the payment method was removed).
       return {
         status: "failed",
         code: err.code ?? "invalid_payment_request",
         message: err.message,
-        paymentIntentId: null,
+        ...(found ? refOf(found) : { invoiceId: null, invoiceUrl: null, paymentIntentId: null }),
       };
     }
+    // Stripe 5xx, 429, the network: the queue retries with the same keys.
     throw new RetryableChargeError(err instanceof Error ? err.message : String(err), {
       cause: err,
     });
   }
 }
 
-/** The PaymentIntent a recharge created, found by the recharge id in its metadata. */
-export async function findPaymentIntent(
+async function createInvoice(
+  stripe: Stripe,
+  job: RechargeJob,
+  payer: { customerId: string; paymentMethodId: string },
+): Promise<Stripe.Invoice> {
+  try {
+    return await stripe.invoices.create(
+      {
+        customer: payer.customerId,
+        collection_method: "charge_automatically",
+        // We pay it ourselves, once; Stripe must not finalize or retry it on its own schedule.
+        auto_advance: false,
+        // Only this purchase's item, never pending items of the subscription.
+        pending_invoice_items_behavior: "exclude",
+        default_payment_method: payer.paymentMethodId,
+        description: describe(job),
+        metadata: metadataOf(job),
+      },
+      { idempotencyKey: purchaseKeys(job.recharge_id).invoice },
+    );
+  } catch (err) {
+    if (err instanceof Stripe.errors.StripeIdempotencyError) {
+      // The first attempt made the invoice (its answer was lost, and search had not indexed it
+      // yet): carry on with that one.
+      const first = await findInvoice(stripe, job.recharge_id);
+      if (first) return first;
+    }
+    throw err;
+  }
+}
+
+/** Pays an open invoice off-session with the card it was created with. */
+async function payInvoice(
+  stripe: Stripe,
+  job: RechargeJob,
+  invoice: Stripe.Invoice,
+  fallbackPaymentMethod: string,
+): Promise<ChargeOutcome> {
+  const settled = outcomeOfInvoice(invoice);
+  if (settled) return settled; // paid at finalization (the customer's balance covered it), or void
+  if (invoice.status !== "open") {
+    throw new RetryableChargeError(`invoice ${invoice.id} is ${invoice.status}`);
+  }
+  // The invoice's own default card is the one the recharge froze when it was created: a retry
+  // after the customer changed cards still pays (and replays) exactly as the first attempt.
+  const paymentMethod = idOf(invoice.default_payment_method) ?? fallbackPaymentMethod;
+  try {
+    const paid = await stripe.invoices.pay(
+      invoiceId(invoice),
+      { payment_method: paymentMethod, off_session: true, expand: ["payments"] },
+      { idempotencyKey: purchaseKeys(job.recharge_id).pay },
+    );
+    const outcome = outcomeOfInvoice(paid);
+    if (outcome) return outcome;
+    throw new RetryableChargeError(`invoice ${paid.id} is ${paid.status} after payment`);
+  } catch (err) {
+    if (!(err instanceof Stripe.errors.StripeCardError)) throw err;
+    const ref = refOf(invoice, err.payment_intent?.id ?? null);
+    if (
+      AUTHENTICATION_CODES.has(err.code ?? "") ||
+      AUTHENTICATION_CODES.has(err.decline_code ?? "") ||
+      err.payment_intent?.status === "requires_action"
+    ) {
+      return {
+        status: "requires_action",
+        code: "authentication_required",
+        message: NEEDS_ACTION_MESSAGE,
+        actionUrl: invoice.hosted_invoice_url ?? null,
+        ...ref,
+      };
+    }
+    const decline =
+      err.decline_code && err.decline_code !== "generic_decline" ? err.decline_code : undefined;
+    return {
+      status: "failed",
+      code: decline ?? err.code ?? "card_declined",
+      message: err.message,
+      ...ref,
+    };
+  }
+}
+
+function describe(job: RechargeJob): string {
+  const what = job.kind === "auto_recharge" ? "auto-recharge" : "top-up";
+  return `Tollgate ${what}: ${job.credits.toLocaleString("en-US")} credits`;
+}
+
+function metadataOf(job: RechargeJob): Record<string, string> {
+  return {
+    recharge_id: job.recharge_id,
+    account_id: job.account_id,
+    package: job.package,
+    kind: job.kind,
+  };
+}
+
+function idOf(value: string | { id?: string } | null | undefined): string | null {
+  if (!value) return null;
+  return typeof value === "string" ? value : (value.id ?? null);
+}
+
+function invoiceId(invoice: Stripe.Invoice): string {
+  if (!invoice.id) throw new RetryableChargeError("Stripe returned an invoice without an id");
+  return invoice.id;
+}
+
+/** The PaymentIntent of the invoice's default payment, when `payments` is there (expanded). */
+export function paymentIntentOfInvoice(invoice: Stripe.Invoice): string | null {
+  const payments = invoice.payments?.data ?? [];
+  const payment = payments.find((p) => p.is_default) ?? payments[0];
+  return idOf(payment?.payment?.payment_intent);
+}
+
+function refOf(invoice: Stripe.Invoice, paymentIntentId: string | null = null): InvoiceRef {
+  return {
+    invoiceId: invoice.id ?? null,
+    invoiceUrl: invoice.hosted_invoice_url ?? null,
+    paymentIntentId: paymentIntentId ?? paymentIntentOfInvoice(invoice),
+  };
+}
+
+/** Purchase invoices are looked up by the recharge id in their metadata. */
+function searchQuery(rechargeId: string): string {
+  if (!/^[A-Za-z0-9_:-]+$/.test(rechargeId)) {
+    throw new RetryableChargeError(`recharge id ${JSON.stringify(rechargeId)} is not searchable`);
+  }
+  return `metadata['recharge_id']:'${rechargeId}'`;
+}
+
+const STATUS_RANK: Record<string, number> = {
+  paid: 0,
+  open: 1,
+  draft: 2,
+  uncollectible: 3,
+  void: 4,
+};
+
+/**
+ * The invoice a recharge created, found by the recharge id in its metadata (there is at most
+ * one; should there ever be more, the paid one decides). Note that Stripe's search index can
+ * lag a write by up to a minute: within that window the idempotency keys are what prevents a
+ * second invoice, after 24 hours (when the keys expire) this lookup is.
+ */
+export async function findInvoice(
   stripe: Stripe,
   rechargeId: string,
-): Promise<Stripe.PaymentIntent | null> {
-  const found = await stripe.paymentIntents.search({
-    query: `metadata['recharge_id']:'${rechargeId}'`,
-    limit: 10,
-  });
-  return found.data.find((pi) => pi.status === "succeeded") ?? found.data[0] ?? null;
+): Promise<Stripe.Invoice | null> {
+  const found = await stripe.invoices.search({ query: searchQuery(rechargeId), limit: 10 });
+  const mine = found.data.filter((i) => i.metadata?.recharge_id === rechargeId);
+  mine.sort((a, b) => (STATUS_RANK[a.status ?? ""] ?? 9) - (STATUS_RANK[b.status ?? ""] ?? 9));
+  return mine[0] ?? null;
 }
 
 /**
- * The outcome a PaymentIntent found in Stripe already stands for (the reconciler's view), so a
- * settled intent is never followed by a second create, whatever the age of its idempotency key.
+ * The outcome an invoice found in Stripe already stands for: paid → succeeded, void or
+ * uncollectible → failed; null while it is a draft or open (not settled yet).
  */
-export function outcomeOfIntent(intent: Stripe.PaymentIntent): ChargeOutcome | null {
-  if (intent.status === "succeeded") return { status: "succeeded", paymentIntentId: intent.id };
-  const error = intent.last_payment_error;
-  if (error) {
-    const decline =
-      error.decline_code && error.decline_code !== "generic_decline"
-        ? error.decline_code
-        : undefined;
+export function outcomeOfInvoice(invoice: Stripe.Invoice): ChargeOutcome | null {
+  if (invoice.status === "paid") return { status: "succeeded", ...refOf(invoice) };
+  if (invoice.status === "void" || invoice.status === "uncollectible") {
     return {
       status: "failed",
-      code: decline ?? error.code ?? "card_declined",
-      message: error.message ?? "The payment failed.",
-      paymentIntentId: intent.id,
+      code: invoice.status === "void" ? "invoice_voided" : "invoice_uncollectible",
+      message:
+        invoice.status === "void"
+          ? "The payment was not completed and its invoice was voided."
+          : "The invoice was marked uncollectible.",
+      ...refOf(invoice),
     };
   }
   return null;

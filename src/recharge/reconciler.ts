@@ -1,3 +1,4 @@
+import Stripe from "stripe";
 import { stripeConfigured, stripeFor } from "../billing/stripe-client";
 import { dbFor } from "../db/client";
 import { emailsToRetry } from "../db/emails";
@@ -7,6 +8,7 @@ import {
   refundAttemptFailed,
 } from "../db/pending-refunds";
 import {
+  purchasesAwaitingAction,
   stalePendingPurchases,
   succeededPurchasesSince,
   type TransactionRow,
@@ -16,7 +18,7 @@ import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
 import { processRecharge } from "./consumer";
 import { jobFromTransaction } from "./messages";
-import { findPaymentIntent, outcomeOfIntent } from "./payments";
+import { findInvoice, outcomeOfInvoice, purchaseKeys } from "./payments";
 
 /**
  * A recharge still pending after this long is looked at; younger ones are the queue's job.
@@ -25,6 +27,15 @@ import { findPaymentIntent, outcomeOfIntent } from "./payments";
  * is idempotent by the recharge id, so at worst it finishes what the queue would have.
  */
 export const STALE_AFTER_MS = 45_000;
+/**
+ * A purchase waiting for the customer to authenticate is given this long, then its invoice is
+ * voided and the purchase marked failed (nothing charged, nothing granted). Three days: the
+ * customer is emailed the link at once and needs time to see it (a weekend), but an open
+ * invoice must not linger: it shows in their invoice history as owed, stays payable (a payment
+ * weeks later would surprise them), and it counts towards this month's purchases under the
+ * spending limit until it is settled. Auto-recharge is off meanwhile (money rule 6).
+ */
+export const REQUIRES_ACTION_VOID_AFTER_MS = 3 * 24 * 60 * 60_000;
 /** Succeeded purchases this recent are re-checked against the ledger's grants. */
 const RECENT_MS = 24 * 60 * 60_000;
 const BATCH = 100;
@@ -37,6 +48,8 @@ export interface ReconcileReport {
   failed: string[];
   /** Never reached Stripe: carried on through the same pipeline. */
   redriven: string[];
+  /** Waited too long for the customer to authenticate: invoice voided, marked failed. */
+  voided: string[];
   /** Succeeded in D1 but missing from the ledger: credited now. */
   grantsRepaired: string[];
   /** Could not be settled automatically: for an operator. */
@@ -51,10 +64,10 @@ export interface ReconcileReport {
 type Row = TransactionRow;
 
 /**
- * Compares D1 purchases, the ledgers' grants and Stripe's PaymentIntents for recent recharges,
+ * Compares D1 purchases, the ledgers' grants and Stripe's invoices for recent recharges,
  * repairs what is safe to repair and reports the rest. Safe because every repair goes through
- * the same idempotent steps as the consumer: the recharge id keys the PaymentIntent, the D1 row
- * and the ledger grant, so nothing here can charge or credit twice.
+ * the same idempotent steps as the consumer: the recharge id keys the invoice (metadata and
+ * idempotency keys), the D1 row and the ledger grant, so nothing here can charge or credit twice.
  */
 export async function reconcile(
   env: Bindings,
@@ -67,6 +80,7 @@ export async function reconcile(
     credited: [],
     failed: [],
     redriven: [],
+    voided: [],
     grantsRepaired: [],
     attention: [],
     emailsRetried: 0,
@@ -80,6 +94,16 @@ export async function reconcile(
     report.checked++;
     try {
       await settlePending(env, row, report);
+    } catch (err) {
+      report.attention.push({ id: row.id, reason: String(err).slice(0, 200) });
+    }
+  }
+
+  const voidBefore = new Date(now - REQUIRES_ACTION_VOID_AFTER_MS).toISOString();
+  for (const row of await purchasesAwaitingAction(db, BATCH)) {
+    report.checked++;
+    try {
+      await settleAwaitingAction(env, row, voidBefore, report);
     } catch (err) {
       report.attention.push({ id: row.id, reason: String(err).slice(0, 200) });
     }
@@ -120,21 +144,79 @@ export async function reconcile(
   return report;
 }
 
+/**
+ * A pending purchase: Stripe's invoice under its recharge id decides. None, a draft or an open
+ * one that was never paid: carried on through the consumer (its keys replay whatever already
+ * happened, so at most one invoice and one charge). Paid or void: recorded as such.
+ */
 async function settlePending(env: Bindings, row: Row, report: ReconcileReport): Promise<void> {
-  const intent = stripeConfigured(env) ? await findPaymentIntent(stripeFor(env), row.id) : null;
-  if (!intent) {
-    // Nothing reached Stripe under this recharge id: carrying it on can charge at most once.
-    const result = await processRecharge(jobFromTransaction(row), env);
-    report.redriven.push(row.id);
-    if (result === "failed") report.failed.push(row.id);
-    return;
-  }
-  const settled = outcomeOfIntent(intent);
+  const invoice = stripeConfigured(env) ? await findInvoice(stripeFor(env), row.id) : null;
+  const settled = invoice ? outcomeOfInvoice(invoice) : null;
   if (settled) {
     // Stripe has the answer: record it and finish through the consumer's idempotent steps.
     const result = await processRecharge(jobFromTransaction(row), env, { settled });
     (result === "succeeded" ? report.credited : report.failed).push(row.id);
     return;
   }
-  report.attention.push({ id: row.id, reason: `payment intent ${intent.id} is ${intent.status}` });
+  if (invoice && invoice.status !== "draft" && invoice.status !== "open") {
+    report.attention.push({ id: row.id, reason: `invoice ${invoice.id} is ${invoice.status}` });
+    return;
+  }
+  const result = await processRecharge(jobFromTransaction(row), env);
+  report.redriven.push(row.id);
+  if (result === "failed") report.failed.push(row.id);
+}
+
+/**
+ * A purchase waiting for the customer: paid meanwhile (a webhook we missed) → credited; still
+ * open after REQUIRES_ACTION_VOID_AFTER_MS → voided and failed; otherwise left waiting.
+ */
+async function settleAwaitingAction(
+  env: Bindings,
+  row: Row,
+  voidBefore: string,
+  report: ReconcileReport,
+): Promise<void> {
+  if (!stripeConfigured(env)) return;
+  const stripe = stripeFor(env);
+  let invoice = await findInvoice(stripe, row.id);
+  if (!invoice) {
+    report.attention.push({ id: row.id, reason: "requires_action but no invoice in Stripe" });
+    return;
+  }
+  if (invoice.status === "open" && row.createdAt < voidBefore) {
+    try {
+      invoice = await stripe.invoices.voidInvoice(
+        invoice.id as string,
+        {},
+        { idempotencyKey: purchaseKeys(row.id).void },
+      );
+    } catch (err) {
+      if (!(err instanceof Stripe.errors.StripeInvalidRequestError)) throw err;
+      // Paid (or voided) between the lookup and the void: what stands now decides.
+      invoice = (await findInvoice(stripe, row.id)) ?? invoice;
+    }
+  }
+  const settled = outcomeOfInvoice(invoice);
+  if (!settled) {
+    if (invoice.status !== "open") {
+      report.attention.push({ id: row.id, reason: `invoice ${invoice.id} is ${invoice.status}` });
+    }
+    return; // still waiting for the customer, and not for too long yet
+  }
+  const result = await processRecharge(jobFromTransaction(row), env, {
+    settled:
+      settled.status === "failed" && invoice.status === "void"
+        ? {
+            ...settled,
+            code: "authentication_not_completed",
+            message: "The payment was not confirmed in time; its invoice was voided.",
+          }
+        : settled,
+  });
+  if (result === "succeeded") report.credited.push(row.id);
+  else if (result === "failed") {
+    report.failed.push(row.id);
+    if (invoice.status === "void") report.voided.push(row.id);
+  }
 }

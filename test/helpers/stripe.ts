@@ -20,6 +20,9 @@ export interface LoggedRequest {
   params: Record<string, unknown>;
   status: number;
   replayed: boolean;
+  /** The fault rule this request used (`drop_after`: executed, then the answer was lost). */
+  fault: string | null;
+  at: string;
 }
 
 /** The local Stripe-compatible server's test controls (not part of Stripe's API). */
@@ -127,4 +130,75 @@ export async function submitPage(url: string, fields: Record<string, string>): P
     headers: { "Content-Type": "application/x-www-form-urlencoded" },
     body: new URLSearchParams(fields),
   });
+}
+
+/** GET on the local Stripe server with the test key. */
+async function stripeGet<T>(path: string): Promise<T> {
+  const res = await fetch(`${env.STRIPE_API_URL}${path}`, {
+    headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` },
+  });
+  expect(res.status).toBe(200);
+  return json<T>(res);
+}
+
+export interface InvoiceView {
+  id: string;
+  status: string;
+  total: number;
+  amount_paid: number;
+  billing_reason: string | null;
+  parent: unknown;
+  hosted_invoice_url: string | null;
+  default_payment_method: string | null;
+  metadata: Record<string, string>;
+  lines: { data: Array<{ amount: number }> };
+}
+
+/** The invoices Stripe holds for this customer (each purchase is one). */
+export async function invoicesOf(customerId: string): Promise<InvoiceView[]> {
+  return (await stripeGet<{ data: InvoiceView[] }>(`/v1/invoices?customer=${customerId}&limit=100`))
+    .data;
+}
+
+export async function invoiceById(id: string): Promise<InvoiceView> {
+  return stripeGet<InvoiceView>(`/v1/invoices/${id}`);
+}
+
+/** The payments of an invoice (`paid` ones are charges). */
+export async function invoicePayments(invoiceId: string) {
+  return (
+    await stripeGet<{
+      data: Array<{ id: string; status: string; payment: { payment_intent: string } }>;
+    }>(`/v1/invoice_payments?invoice=${invoiceId}`)
+  ).data;
+}
+
+/** Succeeded PaymentIntents of the customer: what the card was actually charged. */
+export async function chargesOf(customerId: string) {
+  return (await paymentIntentsOf(customerId)).filter((pi) => pi.status === "succeeded");
+}
+
+/**
+ * Every API call of the purchase flow for this customer: invoice creation and items (they name
+ * the customer), then finalize, pay and void of the customer's invoices (they name the invoice).
+ */
+export async function purchaseCalls(customerId: string): Promise<LoggedRequest[]> {
+  const ids = new Set((await invoicesOf(customerId)).map((i) => i.id));
+  const calls = [
+    ...(await stripeRequests("/v1/invoices*")),
+    ...(await stripeRequests("/v1/invoiceitems")),
+  ];
+  return calls
+    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
+    .filter(
+      (r) =>
+        r.method === "POST" &&
+        (r.params.customer === customerId ||
+          [...ids].some((id) => r.path.startsWith(`/v1/invoices/${id}/`))),
+    );
+}
+
+/** Charge attempts of the customer: `pay` calls on their invoices. */
+export async function payCalls(customerId: string): Promise<LoggedRequest[]> {
+  return (await purchaseCalls(customerId)).filter((r) => r.path.endsWith("/pay"));
 }

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it, vi } from "vitest";
 import { dbFor } from "../../src/db/client";
-import { emails, transactions } from "../../src/db/schema";
+import { accounts, emails, transactions } from "../../src/db/schema";
 import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
 import type { RechargeJob } from "../../src/recharge/messages";
@@ -26,10 +26,14 @@ import {
 import { expectLogs } from "../helpers/logs";
 import {
   attachCard,
+  chargesOf,
   eventually,
   injectFaults,
-  paymentIntentCalls,
+  invoicePayments,
+  invoicesOf,
+  payCalls,
   paymentIntentsOf,
+  purchaseCalls,
 } from "../helpers/stripe";
 import { readLedger } from "../simulation/observe";
 
@@ -74,13 +78,30 @@ async function rechargesOf(accountId: string) {
 /**
  * No recharge was started: none in the ledger (where the trigger records one, with its outbox
  * row, in the same transaction as the debit or adjustment that fires it), none in D1, and no
- * charge attempt at Stripe.
+ * invoice or charge attempt at Stripe.
  */
 async function expectNoRechargeStarted(account: TestAccount) {
   const ledger = await readLedger(account.id);
   expect(ledger.recharges).toEqual([]);
   expect(ledger.outbox).toEqual([]);
-  expect(await paymentIntentCalls(account.stripe_customer_id as string)).toEqual([]);
+  expect(await purchaseCalls(account.stripe_customer_id as string)).toEqual([]);
+}
+
+/** One paid invoice for the purchase, paid by one payment: exactly one charge. */
+async function expectOnePaidInvoice(customer: string, rechargeId: string, amountCents: number) {
+  const invoices = await invoicesOf(customer);
+  expect(invoices).toHaveLength(1);
+  const [invoice] = invoices;
+  expect(invoice).toMatchObject({
+    status: "paid",
+    total: amountCents,
+    amount_paid: amountCents,
+    metadata: { recharge_id: rechargeId },
+  });
+  const payments = await invoicePayments(invoice?.id as string);
+  expect(payments.filter((p) => p.status === "paid")).toHaveLength(1);
+  expect(await chargesOf(customer)).toHaveLength(1);
+  return invoice;
 }
 
 async function emailsOf(accountId: string) {
@@ -102,6 +123,9 @@ describe("auto-recharge: the product document's scenarios", () => {
       amountCents: 700,
     });
     expect(tx?.paymentIntentId).toMatch(/^pi_/);
+    expect(tx?.invoiceId).toMatch(/^in_/);
+    expect(tx?.invoiceUrl).toMatch(new RegExp(`/i/${tx?.invoiceId}$`));
+    await expectOnePaidInvoice(account.stripe_customer_id as string, tx?.id as string, 700);
   });
 
   it("scenario 2: monthly 50, purchased 40 (total 90) triggers a recharge", async () => {
@@ -136,6 +160,8 @@ describe("auto-recharge: the product document's scenarios", () => {
     expect(mail?.textBody).toContain("$17.00");
     const [intent] = await paymentIntentsOf(account.stripe_customer_id as string);
     expect(intent).toMatchObject({ status: "succeeded", amount: 1700 });
+    const [tx] = await rechargesOf(account.id);
+    await expectOnePaidInvoice(account.stripe_customer_id as string, tx?.id as string, 1700);
     expect((await audit(account.id)).consistent).toBe(true);
   });
 });
@@ -184,7 +210,7 @@ describe("auto-recharge settings", () => {
     await injectFaults([
       {
         method: "POST",
-        path: "/v1/payment_intents",
+        path: "/v1/invoices",
         kind: "delay",
         ms: 1500,
         times: 1,
@@ -226,12 +252,19 @@ describe("auto-recharge settings", () => {
 });
 
 describe("failed payments (money rule 6)", () => {
-  for (const [card, code] of [
-    ["pm_card_chargeDeclined", "card_declined"],
-    ["pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"],
-    ["pm_card_authenticationRequired", "authentication_required"],
+  for (const [card, code, status, mailKind] of [
+    ["pm_card_chargeDeclined", "card_declined", "failed", "recharge_failed"],
+    ["pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds", "failed", "recharge_failed"],
+    // Needs the customer: nothing granted either, and it waits on the invoice page (see
+    // invoices.test.ts for paying it there); the same money rule holds meanwhile.
+    [
+      "pm_card_authenticationRequired",
+      "authentication_required",
+      "requires_action",
+      "recharge_requires_action",
+    ],
   ] as const) {
-    it(`${card}: no credits, auto-recharge disabled, failure recorded and emailed, never retried`, async () => {
+    it(`${card}: no credits, auto-recharge disabled, ${status} recorded and emailed, never retried`, async () => {
       const account = await payingAccount(card);
       await setBalance(account, { monthly: 0, purchased: 3 });
       await eventually(async () =>
@@ -241,13 +274,17 @@ describe("failed payments (money rule 6)", () => {
       expect(s.last_failure?.code).toBe(code);
       expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 3 });
       const [tx] = await rechargesOf(account.id);
-      expect(tx).toMatchObject({ status: "failed", failureCode: code });
+      expect(tx).toMatchObject({ status, failureCode: code });
       await eventually(async () =>
-        expect(await emailsOf(account.id)).toMatchObject([
-          { kind: "recharge_failed", status: "sent" },
-        ]),
+        expect(await emailsOf(account.id)).toMatchObject([{ kind: mailKind, status: "sent" }]),
       );
-      expect(await paymentIntentCalls(account.stripe_customer_id as string)).toHaveLength(1);
+      const customer = account.stripe_customer_id as string;
+      // One invoice, one attempt to pay it, nothing charged.
+      expect(await payCalls(customer)).toHaveLength(1);
+      const invoices = await invoicesOf(customer);
+      expect(invoices).toHaveLength(1);
+      expect(invoices[0]?.status).toBe("open");
+      expect(await chargesOf(customer)).toEqual([]);
 
       // Service stops when credits reach zero.
       for (let i = 0; i < 3; i++) expect((await classify(account)).status).toBe(200);
@@ -263,52 +300,70 @@ describe("failed payments (money rule 6)", () => {
 });
 
 describe("exactly once (money rule 5)", () => {
-  it("Stripe failing twice then succeeding: one charge, one idempotency key", async () => {
+  it("Stripe failing twice then succeeding: one invoice, one charge, one idempotency key per step", async () => {
     const logs = expectLogs([/^recharge attempt failed; will retry/]);
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
     await injectFaults([
-      { method: "POST", path: "/v1/payment_intents", kind: "500", times: 2, match: { customer } },
+      { method: "POST", path: "/v1/invoices", kind: "500", times: 2, match: { customer } },
     ]);
     await setBalance(account, { monthly: 0, purchased: 100 });
     await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1100));
-    const calls = await paymentIntentCalls(customer);
-    expect(calls.map((c) => c.status)).toEqual([500, 500, 200]);
-    const keys = new Set(calls.map((c) => c.idempotency_key));
     const [tx] = await rechargesOf(account.id);
-    expect([...keys]).toEqual([tx?.id]);
-    for (const call of calls) {
+    const id = tx?.id as string;
+    const calls = await purchaseCalls(customer);
+    const creates = calls.filter((c) => c.path === "/v1/invoices");
+    expect(creates.map((c) => c.status)).toEqual([500, 500, 200]);
+    for (const call of creates) {
+      expect(call.idempotency_key).toBe(`${id}:invoice`);
       expect(call.params).toMatchObject({
-        amount: "700",
-        currency: "usd",
-        off_session: "true",
-        confirm: "true",
         customer,
+        collection_method: "charge_automatically",
+        auto_advance: "false",
+        pending_invoice_items_behavior: "exclude",
+        default_payment_method: tx?.paymentMethodId,
+        metadata: { recharge_id: id, account_id: account.id, package: "credits_1000" },
       });
     }
-    expect(await paymentIntentsOf(customer)).toHaveLength(1);
-    expect(logs.matching(new RegExp(`will retry ${tx?.id}`))).toHaveLength(2);
+    const invoice = await expectOnePaidInvoice(customer, id, 700);
+    // Each later step once, under its own key derived from the recharge id.
+    const rest = calls.filter((c) => c.path !== "/v1/invoices");
+    expect(rest.map((c) => [c.path, c.idempotency_key, c.status])).toEqual([
+      ["/v1/invoiceitems", `${id}:item`, 200],
+      [`/v1/invoices/${invoice?.id}/finalize`, `${id}:finalize`, 200],
+      [`/v1/invoices/${invoice?.id}/pay`, `${id}:pay`, 200],
+    ]);
+    expect(rest[0]?.params).toMatchObject({ amount: "700", currency: "usd", invoice: invoice?.id });
+    expect(rest[2]?.params).toMatchObject({
+      payment_method: tx?.paymentMethodId,
+      off_session: "true",
+    });
+    expect(logs.matching(new RegExp(`will retry ${id}`))).toHaveLength(2);
   });
 
-  it("a lost Stripe response: the retry replays the same PaymentIntent; credited once", async () => {
+  it("a lost Stripe response to the payment: the retry finds the invoice paid; charged and credited once", async () => {
     const logs = expectLogs([/^recharge attempt failed; will retry/]);
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
+    const card = (await db.select().from(accounts).where(eq(accounts.id, account.id)).get())
+      ?.paymentMethodId as string;
     await injectFaults([
       {
         method: "POST",
-        path: "/v1/payment_intents",
+        path: "/v1/invoices/*",
         kind: "drop_after",
         times: 1,
-        match: { customer },
+        match: { payment_method: card },
       },
     ]);
     await setBalance(account, { monthly: 0, purchased: 100 });
     await eventually(async () => expect((await balanceOf(account)).purchased).toBe(1100));
-    const intents = await paymentIntentsOf(customer);
-    expect(intents).toHaveLength(1);
-    const calls = await paymentIntentCalls(customer);
-    expect(calls.some((c) => c.replayed)).toBe(true);
+    const [tx] = await rechargesOf(account.id);
+    await expectOnePaidInvoice(customer, tx?.id as string, 700);
+    // The one payment went through (its answer was lost); nothing paid it a second time.
+    const pays = await payCalls(customer);
+    expect(pays.map((c) => [c.status, c.fault])).toEqual([[200, "drop_after"]]);
+    expect(tx).toMatchObject({ status: "succeeded", invoiceId: expect.stringMatching(/^in_/) });
     expect((await audit(account.id)).consistent).toBe(true);
     expect(logs.lines.length).toBeGreaterThanOrEqual(1);
   });
@@ -338,7 +393,8 @@ describe("exactly once (money rule 5)", () => {
     const result = await getQueueResult(batch, ctx);
     expect(result.explicitAcks.sort()).toEqual(["m1", "m2"]);
     expect((await balanceOf(account)).purchased).toBe(1100);
-    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    await expectOnePaidInvoice(account.stripe_customer_id as string, tx?.id as string, 700);
+    expect(await payCalls(account.stripe_customer_id as string)).toHaveLength(1);
     expect(await rechargesOf(account.id)).toHaveLength(1);
     expect(await emailsOf(account.id)).toHaveLength(1);
     expect((await audit(account.id)).consistent).toBe(true);
@@ -353,8 +409,9 @@ describe("exactly once (money rule 5)", () => {
     await eventually(async () =>
       expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 1070 }),
     );
+    const [tx] = await rechargesOf(account.id);
     expect(await rechargesOf(account.id)).toHaveLength(1);
-    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    await expectOnePaidInvoice(account.stripe_customer_id as string, tx?.id as string, 700);
   });
 
   it("the queue send failing once: the outbox keeps the job and the alarm re-sends it", async () => {
@@ -379,7 +436,8 @@ describe("exactly once (money rule 5)", () => {
       state.storage.sql.exec("SELECT id FROM outbox").toArray(),
     );
     expect(after).toHaveLength(0);
-    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    const [tx] = await rechargesOf(account.id);
+    await expectOnePaidInvoice(account.stripe_customer_id as string, tx?.id as string, 700);
     expect(logs.lines).toHaveLength(1);
   });
 
@@ -391,7 +449,7 @@ describe("exactly once (money rule 5)", () => {
     const account = await payingAccount();
     const customer = account.stripe_customer_id as string;
     await injectFaults([
-      { method: "POST", path: "/v1/payment_intents", kind: "500", times: 50, match: { customer } },
+      { method: "POST", path: "/v1/invoices", kind: "500", times: 50, match: { customer } },
     ]);
     await setBalance(account, { monthly: 0, purchased: 100 });
     await eventually(async () => {
@@ -400,6 +458,7 @@ describe("exactly once (money rule 5)", () => {
     }, 25_000);
     expect(await settings(account)).toMatchObject({ pending: true });
     expect((await balanceOf(account)).purchased).toBe(100);
+    expect(await invoicesOf(customer)).toHaveLength(0);
     expect(await paymentIntentsOf(customer)).toHaveLength(0);
     expect(logs.matching(/^recharge needs attention/)).toHaveLength(1);
     await fetch(`${env.STRIPE_API_URL}/_test/faults`, { method: "DELETE" });
@@ -435,7 +494,7 @@ describe("manual top-ups", () => {
     expect(second.status).toBe(202);
     expect(await second.json()).toMatchObject({ id: body.id });
     await eventually(async () => expect((await balanceOf(account)).purchased).toBe(3000));
-    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    const invoice = await expectOnePaidInvoice(account.stripe_customer_id as string, body.id, 1700);
 
     const conflict = await gateway("/v1/account/top-ups", {
       method: "POST",
@@ -454,7 +513,14 @@ describe("manual top-ups", () => {
       status: "succeeded",
       amount_cents: 1700,
       currency: "usd",
+      invoice_url: invoice?.hosted_invoice_url,
+      action_url: null,
     });
+    // Every row carries both fields (null where there is none).
+    for (const row of list.data) {
+      expect(row).toHaveProperty("invoice_url");
+      expect(row).toHaveProperty("action_url");
+    }
   });
 });
 

@@ -19,7 +19,15 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
-import { attachCard, eventually, injectFaults, paymentIntentsOf } from "../helpers/stripe";
+import {
+  attachCard,
+  chargesOf,
+  eventually,
+  injectFaults,
+  invoicesOf,
+  payCalls,
+  purchaseCalls,
+} from "../helpers/stripe";
 
 const db = dbFor(env.DB);
 
@@ -72,7 +80,8 @@ describe("a charge whose outcome is unknown", () => {
     const report = await reconcile(env, { now: Date.now() + 61_000 });
     expect(report.credited).toContain(job?.recharge_id);
     expect((await balanceOf(account)).purchased).toBe(1_100);
-    expect(await paymentIntentsOf(customer)).toHaveLength(1);
+    expect((await invoicesOf(customer)).map((i) => i.status)).toEqual(["paid"]);
+    expect(await chargesOf(customer)).toHaveLength(1);
     expect((await audit(account.id)).consistent).toBe(true);
   });
 
@@ -88,28 +97,25 @@ describe("a charge whose outcome is unknown", () => {
 
 describe("a retry after the card was replaced", () => {
   it("pays with what the recharge was created with, so Stripe replays instead of refusing the key", async () => {
-    const { account, customer } = await autoRechargingAccount();
+    const { account, pm, customer } = await autoRechargingAccount();
     const jobs = await loseQueueSends(account);
     await setBalance(account, { monthly: 0, purchased: 100 });
     const job = jobs[0] as RechargeJob;
-    // The first attempt reaches Stripe, but its answer is lost on the way back.
+    // The first attempt creates the invoice, but its answer is lost on the way back.
     await injectFaults([
-      {
-        method: "POST",
-        path: "/v1/payment_intents",
-        kind: "drop_after",
-        times: 1,
-        match: { customer },
-      },
+      { method: "POST", path: "/v1/invoices", kind: "drop_after", times: 1, match: { customer } },
     ]);
     await expect(processRecharge(job, env)).rejects.toThrow();
     // Meanwhile the customer puts another card on file.
     await attachCard(account, "pm_card_mastercard");
     expect(await processRecharge(job, env)).toBe("succeeded");
     expect((await balanceOf(account)).purchased).toBe(1_100);
-    const intents = await paymentIntentsOf(customer);
-    expect(intents).toHaveLength(1);
-    expect(intents[0]?.status).toBe("succeeded");
+    const invoices = await invoicesOf(customer);
+    expect(invoices.map((i) => [i.status, i.default_payment_method])).toEqual([["paid", pm]]);
+    const pays = await payCalls(customer);
+    expect(pays.map((c) => c.params.payment_method)).toEqual([pm]);
+    const charges = await chargesOf(customer);
+    expect(charges).toHaveLength(1);
   });
 
   it("an idempotency error is resolved by looking up what the first attempt did", async () => {
@@ -118,26 +124,33 @@ describe("a retry after the card was replaced", () => {
     await setBalance(account, { monthly: 0, purchased: 100 });
     const job = jobs[0] as RechargeJob;
     await injectFaults([
-      {
-        method: "POST",
-        path: "/v1/payment_intents",
-        kind: "drop_after",
-        times: 1,
-        match: { customer },
-      },
+      { method: "POST", path: "/v1/invoices", kind: "drop_after", times: 1, match: { customer } },
     ]);
     const stripe = stripeFor(env);
     await expect(
       chargeRecharge(stripe, job, { customerId: customer, paymentMethodId: pm }),
     ).rejects.toThrow();
     const other = await attachCard(account, "pm_card_mastercard");
-    // Other parameters under the same key: Stripe refuses them; the first attempt decides.
+    // Stripe's search index lags writes (up to a minute): the retry does not see the invoice
+    // and sends the creation again, with other parameters under the same key. Stripe refuses
+    // them; the first attempt's invoice decides, and is paid with its own card.
+    vi.spyOn(stripe.invoices, "search").mockResolvedValueOnce({
+      object: "search_result",
+      data: [],
+      has_more: false,
+      next_page: null,
+      url: "/v1/invoices/search",
+    } as never);
     const outcome = await chargeRecharge(stripe, job, {
       customerId: customer,
       paymentMethodId: other,
     });
     expect(outcome.status).toBe("succeeded");
-    expect(await paymentIntentsOf(customer)).toHaveLength(1);
+    const creates = (await purchaseCalls(customer)).filter((c) => c.path === "/v1/invoices");
+    expect(creates.map((c) => c.status)).toEqual([200, 400]);
+    const invoices = await invoicesOf(customer);
+    expect(invoices.map((i) => [i.status, i.default_payment_method])).toEqual([["paid", pm]]);
+    expect(await chargesOf(customer)).toHaveLength(1);
   });
 });
 

@@ -2,16 +2,27 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { transactions } from "../../src/db/schema";
+import { getTransaction } from "../../src/db/transactions";
 import { ledgerFor } from "../../src/ledger/client";
+import { jobFromTransaction } from "../../src/recharge/messages";
+import { chargeRecharge } from "../../src/recharge/payments";
 import { type ReconcileReport, reconcile } from "../../src/recharge/reconciler";
 import { admin, audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/http";
 import { expectLogs } from "../helpers/logs";
-import { attachCard, eventually, paymentIntentsOf } from "../helpers/stripe";
+import { attachCard, chargesOf, eventually, invoicesOf } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
 const LATER = () => Date.now() + 60 * 60_000;
+
+/** Stripe holds one invoice for the recharge, paid, and the card was charged once. */
+async function expectOnePaidInvoice(customer: string, rechargeId: string) {
+  const invoices = await invoicesOf(customer);
+  expect(invoices.map((i) => [i.status, i.metadata.recharge_id])).toEqual([["paid", rechargeId]]);
+  expect(await chargesOf(customer)).toHaveLength(1);
+}
 
 /** An account whose recharge jobs never reach the queue (its sends fail), so we can stage crashes. */
 async function accountWithStuckQueue() {
@@ -73,38 +84,29 @@ describe("the reconciler", () => {
 
   it("credits a recharge that Stripe charged but the pipeline never finished", async () => {
     const { account, pm, rechargeId } = await accountWithStuckQueue();
-    // Stage the crash: the charge went through (same idempotency key the consumer would use) …
-    const form = new URLSearchParams({
-      amount: "700",
-      currency: "usd",
-      customer: account.stripe_customer_id as string,
-      payment_method: pm,
-      off_session: "true",
-      confirm: "true",
-      "metadata[recharge_id]": rechargeId,
+    // Stage the crash: the consumer's charge went through (the same invoice, keys and card the
+    // consumer would use) …
+    const pendingRow = await getTransaction(db, rechargeId);
+    expect(pendingRow).toBeDefined();
+    const job = jobFromTransaction(pendingRow as NonNullable<typeof pendingRow>);
+    const charged = await chargeRecharge(stripeFor(env), job, {
+      customerId: account.stripe_customer_id as string,
+      paymentMethodId: pm,
     });
-    const charged = await fetch(`${env.STRIPE_API_URL}/v1/payment_intents`, {
-      method: "POST",
-      headers: {
-        Authorization: `Bearer ${env.STRIPE_SECRET_KEY}`,
-        "Idempotency-Key": rechargeId,
-        "Content-Type": "application/x-www-form-urlencoded",
-      },
-      body: form,
-    });
-    expect(charged.status).toBe(200);
-    await charged.arrayBuffer();
+    expect(charged.status).toBe("succeeded");
+    expect((await getTransaction(db, rechargeId))?.status).toBe("pending");
     // … and nothing else happened. The reconciler finds it and finishes it.
     const report = await reconcile(env, { now: LATER() });
     expect(report.credited).toContain(rechargeId);
     expect((await balanceOf(account)).purchased).toBe(1100);
     const [row] = await db.select().from(transactions).where(eq(transactions.id, rechargeId)).all();
     expect(row?.status).toBe("succeeded");
-    // Running it again changes nothing; Stripe still holds one PaymentIntent.
+    expect(row?.invoiceId).toMatch(/^in_/);
+    // Running it again changes nothing; Stripe still holds one invoice, paid once.
     const again = await reconcile(env, { now: LATER() });
     expect(again.credited).not.toContain(rechargeId);
     expect((await balanceOf(account)).purchased).toBe(1100);
-    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    await expectOnePaidInvoice(account.stripe_customer_id as string, rechargeId);
     expect((await audit(account.id)).consistent).toBe(true);
   });
 
@@ -113,7 +115,10 @@ describe("the reconciler", () => {
     const report = await reconcile(env, { now: LATER() });
     expect(report.redriven).toContain(rechargeId);
     expect((await balanceOf(account)).purchased).toBe(1100);
-    expect(await paymentIntentsOf(account.stripe_customer_id as string)).toHaveLength(1);
+    await expectOnePaidInvoice(account.stripe_customer_id as string, rechargeId);
+    // A second run finds it settled and creates nothing.
+    await reconcile(env, { now: LATER() });
+    await expectOnePaidInvoice(account.stripe_customer_id as string, rechargeId);
   });
 
   it("leaves young pending recharges to the queue", async () => {

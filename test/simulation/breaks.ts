@@ -15,7 +15,7 @@ import Stripe from "stripe";
 import { type MockInstance, vi } from "vitest";
 import { stripeFor } from "../../src/billing/stripe-client";
 import { ledgerFor } from "../../src/ledger/client";
-import { PLANS } from "../../src/pricing";
+import { PACKAGES, type PackageId, PLANS } from "../../src/pricing";
 
 type Instance = Record<string, unknown>;
 
@@ -75,35 +75,52 @@ export function grantsThinkTheyAreDone(accountId: string) {
 
 /**
  * Invariant 3, credit without charge: the payment step reports a declined card as paid, so
- * the purchase is credited while Stripe holds no succeeded charge.
+ * the purchase is credited while its invoice in Stripe stays open (no charge).
  */
 export function declinesLookPaid(): MockInstance {
-  const intents = stripeFor(env).paymentIntents;
-  const create = intents.create.bind(intents);
-  return vi.spyOn(intents, "create").mockImplementation((async (
-    ...args: Parameters<typeof create>
-  ) => {
+  const invoices = stripeFor(env).invoices;
+  const pay = invoices.pay.bind(invoices);
+  return vi.spyOn(invoices, "pay").mockImplementation((async (...args: Parameters<typeof pay>) => {
     try {
-      return await create(...args);
+      return await pay(...args);
     } catch (err) {
       if (!(err instanceof Stripe.errors.StripeCardError)) throw err;
-      return { id: err.payment_intent?.id ?? "pi_unknown", status: "succeeded" };
+      return { id: args[0], object: "invoice", status: "paid", metadata: {} };
     }
   }) as never);
 }
 
 /**
- * Invariant 3, charged twice: a retry that does not reuse the recharge id as its idempotency
- * key (a lost response retried with a fresh key), so Stripe charges the same recharge again.
+ * Invariant 3, charged twice: a retry that does not reuse the recharge's keys (a lost first
+ * attempt, forgotten and started again under fresh keys), so Stripe holds and charges a second
+ * invoice for the same recharge.
  */
 export function retriesWithFreshKeys(): MockInstance {
-  const intents = stripeFor(env).paymentIntents;
-  const create = intents.create.bind(intents);
-  return vi.spyOn(intents, "create").mockImplementation((async (
+  const stripe = stripeFor(env);
+  const invoices = stripe.invoices;
+  const create = invoices.create.bind(invoices);
+  return vi.spyOn(invoices, "create").mockImplementation((async (
     params: Parameters<typeof create>[0],
     options?: Parameters<typeof create>[1],
   ) => {
-    await create(params, { ...options, idempotencyKey: `${options?.idempotencyKey}:lost` });
+    const lost = `${options?.idempotencyKey}:lost`;
+    const first = await create(params, { ...options, idempotencyKey: lost });
+    const pkg = params?.metadata && (params.metadata as Record<string, string>).package;
+    await stripe.invoiceItems.create(
+      {
+        customer: params?.customer,
+        invoice: first.id,
+        amount: PACKAGES[pkg as PackageId].priceCents,
+        currency: "usd",
+      },
+      { idempotencyKey: `${lost}:item` },
+    );
+    await invoices.finalizeInvoice(first.id as string, {}, { idempotencyKey: `${lost}:fin` });
+    await invoices.pay(
+      first.id as string,
+      { payment_method: params?.default_payment_method, off_session: true },
+      { idempotencyKey: `${lost}:pay` },
+    );
     return create(params, options);
   }) as never);
 }

@@ -205,7 +205,9 @@ export class Simulation {
         faults: [
           {
             method: "POST",
-            path: "/v1/payment_intents",
+            // The purchase's first two steps name the customer: the invoice and its item
+            // (alternating, so a lost answer or a 5xx lands before and after the invoice exists).
+            path: this.step % 2 === 0 ? "/v1/invoices" : "/v1/invoiceitems",
             ...fault,
             match: { customer: this.customerId },
           },

@@ -43,7 +43,7 @@ export interface LedgerEntry {
   note?: string | null;
 }
 
-export type RechargeStatus = "pending" | "succeeded" | "failed";
+export type RechargeStatus = "pending" | "requires_action" | "succeeded" | "failed";
 
 export interface RechargeRecord {
   id: string;
@@ -79,23 +79,30 @@ export interface PurchaseRow {
   status: RechargeStatus;
   credits: number;
   amountCents: number;
-  paymentIntentId: string | null;
+  /** The purchase's Stripe invoice, as D1 names it. */
+  invoiceId: string | null;
   /** Set by the dead-letter consumer: the queue gave up, the reconciler carries it on. */
   needsAttention?: boolean;
 }
 
-export interface StripeIntent {
+/**
+ * A Stripe invoice of the customer. Every purchase is one one-off invoice; a `paid` one is a
+ * charge (its payment is the only one the invoice can ever take).
+ */
+export interface StripeInvoice {
   id: string;
+  /** Stripe's invoice status: draft, open, paid, void, uncollectible. */
   status: string;
+  /** The invoice total in cents. */
   amount: number;
-  /** `metadata.recharge_id`, null when the intent carries none. */
+  /** `metadata.recharge_id`, null when the invoice carries none (a subscription invoice). */
   rechargeId: string | null;
 }
 
 /** The whole system as one account sees it, taken when nothing is in flight. */
 export interface SystemSnapshot extends LedgerSnapshot {
   d1: PurchaseRow[];
-  stripe: StripeIntent[];
+  stripe: StripeInvoice[];
   /** Active keys of scope `full` in D1. */
   activeFullKeys: number;
 }
@@ -202,18 +209,17 @@ function describeIds(ids: Iterable<string>): string {
 }
 
 /**
- * Stripe's succeeded PaymentIntents, the ledger's purchase entries and D1's succeeded purchase
- * rows name the same recharges, each charged once, with matching credits and amounts. Only
+ * Stripe's paid purchase invoices, the ledger's purchase entries and D1's succeeded purchase
+ * rows name the same recharges, each charged once (one paid invoice), with matching credits,
+ * amounts and invoice ids. Only
  * meaningful when nothing is in flight (a charge always precedes its credit).
  */
 export function chargesMatchCredits(s: SystemSnapshot): Violation[] {
   const out: Violation[] = [];
-  const charged = new Map<string, StripeIntent>();
-  for (const pi of s.stripe.filter((p) => p.status === "succeeded")) {
-    if (!pi.rechargeId) {
-      out.push({ invariant: 3, detail: `${pi.id} succeeded without a recharge id` });
-      continue;
-    }
+  const charged = new Map<string, StripeInvoice>();
+  // Subscription invoices carry no recharge id: they are plan cycles, not purchases.
+  for (const pi of s.stripe.filter((p) => p.status === "paid" && p.rechargeId)) {
+    if (!pi.rechargeId) continue;
     const first = charged.get(pi.rechargeId);
     if (first) {
       out.push({
@@ -251,10 +257,10 @@ export function chargesMatchCredits(s: SystemSnapshot): Violation[] {
         invariant: 3,
         detail: `${id}: Stripe charged ${pi.amount}¢, D1 says ${row.amountCents}¢`,
       });
-    if (pi && row.paymentIntentId !== pi.id)
+    if (pi && row.invoiceId !== pi.id)
       out.push({
         invariant: 3,
-        detail: `${id}: D1 names ${row.paymentIntentId}, Stripe's succeeded intent is ${pi.id}`,
+        detail: `${id}: D1 names ${row.invoiceId}, Stripe's paid invoice is ${pi.id}`,
       });
     if (entry && (entry.purchased_delta !== row.credits || entry.monthly_delta !== 0))
       out.push({
@@ -287,11 +293,15 @@ export function oneAutoRechargeInFlight(s: LedgerSnapshot): Violation[] {
 
 // ------------------------------------------------------------------------------ invariant 5
 
-/** Ids that are failed in D1 or in the ledger's recharges. */
+/**
+ * Ids that are failed, or waiting for the customer to authenticate (money rule 6 holds for
+ * both until the invoice is paid), in D1 or in the ledger's recharges.
+ */
 function failedIds(s: SystemSnapshot): Set<string> {
+  const unpaid = (status: string) => status === "failed" || status === "requires_action";
   return new Set([
-    ...s.d1.filter((r) => r.status === "failed").map((r) => r.id),
-    ...s.recharges.filter((r) => r.status === "failed").map((r) => r.id),
+    ...s.d1.filter((r) => unpaid(r.status)).map((r) => r.id),
+    ...s.recharges.filter((r) => unpaid(r.status)).map((r) => r.id),
   ]);
 }
 
@@ -306,7 +316,7 @@ export function failedPaymentsInert(s: SystemSnapshot, h: FailureHistory): Viola
   const failed = failedIds(s);
   const purchases = new Set(s.ledger.filter((e) => e.kind === "purchase").map((e) => e.ref));
   const charged = new Set(
-    s.stripe.filter((p) => p.status === "succeeded").map((p) => p.rechargeId ?? ""),
+    s.stripe.filter((p) => p.status === "paid").map((p) => p.rechargeId ?? ""),
   );
   const d1 = new Map(s.d1.map((r) => [r.id, r.status] as const));
   const ledger = new Map(s.recharges.map((r) => [r.id, r.status] as const));

@@ -32,7 +32,8 @@ export type PurchaseKind = "auto_recharge" | "top_up";
 export interface ExpectedPurchase {
   kind: PurchaseKind;
   package: PackageId;
-  status: "succeeded" | "failed";
+  /** `requires_action`: the card needs authentication; the invoice waits for the customer. */
+  status: "succeeded" | "requires_action" | "failed";
   failureCode: string | null;
 }
 
@@ -147,7 +148,12 @@ export function split(s: Buckets, cost: number): Buckets | null {
 function purchase(s: ModelState, kind: PurchaseKind, pkg: PackageId): ExpectedPurchase {
   const failureCode = s.card === null ? "payment_method_required" : CARDS[s.card];
   s.spentCents += PACKAGES[pkg].priceCents;
-  return { kind, package: pkg, status: failureCode ? "failed" : "succeeded", failureCode };
+  const status = !failureCode
+    ? "succeeded"
+    : failureCode === "authentication_required"
+      ? "requires_action"
+      : "failed";
+  return { kind, package: pkg, status, failureCode };
 }
 
 function fitsLimit(s: ModelState, pkg: PackageId): boolean {
@@ -258,8 +264,9 @@ export function settle(s: ModelState): ExpectedPurchase[] {
     } else {
       s.autoEnabled = false;
       s.lastFailureCode = p.failureCode;
-      // A failed purchase took no money: it no longer counts against the limit.
-      s.spentCents -= PACKAGES[p.package].priceCents;
+      // A failed purchase took no money: it no longer counts against the limit. One waiting
+      // for the customer still may be paid, so it counts until it is settled.
+      if (p.status === "failed") s.spentCents -= PACKAGES[p.package].priceCents;
     }
   }
   s.started = [];

@@ -14,7 +14,7 @@ import type {
   LedgerSnapshot,
   PurchaseRow,
   RechargeRecord,
-  StripeIntent,
+  StripeInvoice,
   SystemSnapshot,
 } from "./invariants";
 
@@ -98,7 +98,7 @@ export async function readPurchaseRows(accountId: string): Promise<PurchaseRow[]
       status: transactions.status,
       credits: transactions.credits,
       amountCents: transactions.amountCents,
-      paymentIntentId: transactions.paymentIntentId,
+      invoiceId: transactions.invoiceId,
       needsAttention: transactions.needsAttention,
     })
     .from(transactions)
@@ -112,31 +112,31 @@ export async function readPurchaseRows(accountId: string): Promise<PurchaseRow[]
   return rows;
 }
 
-interface IntentPage {
-  data: Array<{ id: string; status: string; amount: number; metadata: Record<string, string> }>;
+interface InvoicePage {
+  data: Array<{ id: string; status: string; total: number; metadata: Record<string, string> }>;
   has_more: boolean;
 }
 
-/** Every PaymentIntent Stripe holds for the customer, through the list API's pages. */
-export async function readStripeIntents(customerId: string): Promise<StripeIntent[]> {
-  const out: StripeIntent[] = [];
+/** Every invoice Stripe holds for the customer (each purchase is one), through the list's pages. */
+export async function readStripeInvoices(customerId: string): Promise<StripeInvoice[]> {
+  const out: StripeInvoice[] = [];
   let after: string | null = null;
   for (;;) {
-    const url = new URL(`${env.STRIPE_API_URL}/v1/payment_intents`);
+    const url = new URL(`${env.STRIPE_API_URL}/v1/invoices`);
     url.searchParams.set("customer", customerId);
     url.searchParams.set("limit", "100");
     if (after) url.searchParams.set("starting_after", after);
     const res = await fetch(url, {
       headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` },
     });
-    if (res.status !== 200) throw new Error(`listing payment intents: ${res.status}`);
-    const page = await res.json<IntentPage>();
-    for (const pi of page.data) {
+    if (res.status !== 200) throw new Error(`listing invoices: ${res.status}`);
+    const page = await res.json<InvoicePage>();
+    for (const invoice of page.data) {
       out.push({
-        id: pi.id,
-        status: pi.status,
-        amount: pi.amount,
-        rechargeId: pi.metadata?.recharge_id ?? null,
+        id: invoice.id,
+        status: invoice.status,
+        amount: invoice.total,
+        rechargeId: invoice.metadata?.recharge_id ?? null,
       });
     }
     if (!page.has_more || page.data.length === 0) return out;
@@ -153,7 +153,7 @@ export async function readSystem(accountId: string, customerId: string): Promise
   const ledger = await readLedger(accountId);
   const [d1, stripe, activeFullKeys] = await Promise.all([
     readPurchaseRows(accountId),
-    readStripeIntents(customerId),
+    readStripeInvoices(customerId),
     countActiveFullKeys(accountId),
   ]);
   return { ledger, system: { ...ledger, d1, stripe, activeFullKeys } };

@@ -58,19 +58,21 @@ function healthy(): SystemSnapshot {
         status: "succeeded",
         credits: 1000,
         amountCents: 700,
-        paymentIntentId: "pi_ok",
+        invoiceId: "in_ok",
       },
       {
         id: "rch_bad",
         status: "failed",
         credits: 1000,
         amountCents: 700,
-        paymentIntentId: "pi_bad",
+        invoiceId: "in_bad",
       },
     ],
     stripe: [
-      { id: "pi_ok", status: "succeeded", amount: 700, rechargeId: "rch_ok" },
-      { id: "pi_bad", status: "requires_payment_method", amount: 700, rechargeId: "rch_bad" },
+      { id: "in_ok", status: "paid", amount: 700, rechargeId: "rch_ok" },
+      { id: "in_bad", status: "open", amount: 700, rechargeId: "rch_bad" },
+      // A plan cycle's invoice: no recharge id, not a purchase.
+      { id: "in_cycle", status: "paid", amount: 1900, rechargeId: null },
     ],
     activeFullKeys: 1,
   };
@@ -160,7 +162,7 @@ describe("invariant 3: charges = credited purchases", () => {
     const s = healthy();
     s.stripe[0] = {
       ...(s.stripe[0] as SystemSnapshot["stripe"][number]),
-      status: "requires_payment_method",
+      status: "open",
     };
     expect(checkSystem(s, history).map((v) => v.detail)).toContain("credit without charge: rch_ok");
     expect(firing(s)).toEqual([3]);
@@ -168,13 +170,13 @@ describe("invariant 3: charges = credited purchases", () => {
 
   it("fires on one recharge charged twice", () => {
     const s = healthy();
-    s.stripe.push({ id: "pi_again", status: "succeeded", amount: 700, rechargeId: "rch_ok" });
+    s.stripe.push({ id: "in_again", status: "paid", amount: 700, rechargeId: "rch_ok" });
     expect(firing(s)).toEqual([3]);
   });
 
-  it("fires when amounts disagree, or D1 names another PaymentIntent", () => {
+  it("fires when amounts disagree, or D1 names another invoice", () => {
     const amount = healthy();
-    amount.stripe[0] = { id: "pi_ok", status: "succeeded", amount: 1700, rechargeId: "rch_ok" };
+    amount.stripe[0] = { id: "in_ok", status: "paid", amount: 1700, rechargeId: "rch_ok" };
     expect(firing(amount)).toEqual([3]);
     const credits = healthy();
     credits.d1[0] = {
@@ -182,7 +184,7 @@ describe("invariant 3: charges = credited purchases", () => {
       status: "succeeded",
       credits: 3000,
       amountCents: 700,
-      paymentIntentId: "pi_ok",
+      invoiceId: "in_ok",
     };
     expect(firing(credits)).toEqual([3]);
     const intent = healthy();
@@ -191,7 +193,7 @@ describe("invariant 3: charges = credited purchases", () => {
       status: "succeeded",
       credits: 1000,
       amountCents: 700,
-      paymentIntentId: "pi_other",
+      invoiceId: "in_other",
     };
     expect(firing(intent)).toEqual([3]);
   });
@@ -203,7 +205,7 @@ describe("invariant 3: charges = credited purchases", () => {
       status: "succeeded",
       credits: 1000,
       amountCents: 700,
-      paymentIntentId: null,
+      invoiceId: null,
     });
     expect(firing(s)).toEqual([3]);
   });
