@@ -12,6 +12,7 @@ declare global {
       SESSION_SECRET: string;
       STRIPE_PRICE_STARTER: string;
       STRIPE_PRICE_PRO: string;
+      STRIPE_PRICE_CREDITS_1000: string;
     }
   }
 }

@@ -143,6 +143,8 @@ async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
   return {
     ...accountView(account),
     stripe_customer_id: account.stripeCustomerId,
+    // The id the next purchase pays with (the customer's view shows the card, not the id).
+    payment_method_id: account.paymentMethodId,
     balance,
     limits,
     rate_limit_per_minute,

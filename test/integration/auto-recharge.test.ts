@@ -333,7 +333,11 @@ describe("exactly once (money rule 5)", () => {
       [`/v1/invoices/${invoice?.id}/finalize`, `${id}:finalize`, 200],
       [`/v1/invoices/${invoice?.id}/pay`, `${id}:pay`, 200],
     ]);
-    expect(rest[0]?.params).toMatchObject({ amount: "700", currency: "usd", invoice: invoice?.id });
+    // The package's Stripe Price (made by stripe:setup's code in the tests' global setup).
+    expect(rest[0]?.params).toMatchObject({
+      pricing: { price: env.STRIPE_PRICE_CREDITS_1000 },
+      invoice: invoice?.id,
+    });
     expect(rest[2]?.params).toMatchObject({
       payment_method: tx?.paymentMethodId,
       off_session: "true",

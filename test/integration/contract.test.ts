@@ -71,7 +71,7 @@ describe("operator routes", () => {
   it("POST /admin/accounts creates an account with a key, a Stripe customer and the plan's credits", async () => {
     const res = await admin("/accounts", {
       method: "POST",
-      body: JSON.stringify({ email: "new@example.com", plan: "pro" }),
+      body: JSON.stringify({ email: "new@example.com", plan: "pro", complimentary: true }),
     });
     expect(res.status).toBe(201);
     const created = await json<{ id: string; api_key: string; stripe_customer_id: string }>(res);

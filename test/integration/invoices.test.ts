@@ -526,7 +526,7 @@ describe("monthly grants from paid subscription invoices", () => {
             period: { start: now + 60, end: now + 31 * 86_400 },
             pricing: {
               type: "price_details",
-              price_details: { price: "price_starter_test", product: "prod_x" },
+              price_details: { price: env.STRIPE_PRICE_STARTER, product: "prod_x" },
             },
           },
         ],

@@ -210,7 +210,7 @@ describe("each invariant's check fires on a broken live system", () => {
 async function chargedCard(accountId: string): Promise<string | null> {
   const res = await admin(`/accounts/${accountId}`);
   expect(res.status).toBe(200);
-  return (await res.json<{ payment_method: string | null }>()).payment_method;
+  return (await res.json<{ payment_method_id: string | null }>()).payment_method_id;
 }
 
 /** The Stripe customer's default payment method. */

@@ -1,0 +1,107 @@
+/**
+ * The browser tests' shared set-up: the whole local stack (wrangler dev, local D1/Queue/DO, the
+ * local Stripe-compatible server with its webhooks, the demo upstream) on free ports with fresh
+ * state, and Debian's Chromium driven by playwright-core.
+ */
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { startLocalStack } from "../../scripts/local-stack.mjs";
+
+export const CHROMIUM = "/usr/bin/chromium";
+// scripts/ensure-chromium.mjs installs it where it can and warns where it cannot.
+export const hasChromium = existsSync(CHROMIUM);
+
+export type Stack = Awaited<ReturnType<typeof startLocalStack>>;
+
+/** A port nobody listens on right now, so a developer's `npm start` on 8787 is left alone. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export async function startStackAndBrowser(): Promise<{
+  stack: Stack;
+  browser: Browser;
+  stop(): Promise<void>;
+}> {
+  const persistTo = await mkdtemp(path.join(tmpdir(), "tollgate-e2e-"));
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(await freePort()) };
+  // Always the local stand-ins, whatever the developer's shell points at.
+  for (const name of ["UPSTREAM_URL", "STRIPE_API_URL", "STRIPE_SECRET_KEY", "ADMIN_TOKEN"]) {
+    delete env[name];
+  }
+  const stack = await startLocalStack({ persistTo, env, quiet: true });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--no-first-run",
+      "--disable-quic",
+      "--disable-sync",
+    ],
+  });
+  return {
+    stack,
+    browser,
+    async stop() {
+      await browser.close();
+      await stack.stop();
+      await rm(persistTo, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A JSON call to the gateway with a bearer token. */
+export async function api(
+  stack: Stack,
+  pathname: string,
+  init: RequestInit & { token: string },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`${stack.gatewayUrl}${pathname}`, {
+    ...init,
+    headers: {
+      Authorization: `Bearer ${init.token}`,
+      "Content-Type": "application/json",
+      ...init.headers,
+    },
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+/** Polls until `check` passes (webhooks, the queue consumer and alarms run in the background). */
+export async function until<T>(
+  check: () => Promise<T | null | undefined | false>,
+  timeoutMs = 60_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => null);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error("the expected state never arrived");
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Reloads the page until `check` passes. */
+export async function reloadUntil(page: Page, check: () => Promise<boolean>, timeoutMs = 60_000) {
+  await until(async () => {
+    if (await check()) return true;
+    await page.reload();
+    return false;
+  }, timeoutMs);
+}

@@ -1,0 +1,177 @@
+/**
+ * The Stripe flows in a real browser against the whole local stack: a free account subscribes
+ * to Starter through Checkout with a test card, spends down to the threshold, is auto-recharged
+ * through a one-off invoice, and finds that invoice in its history and in the customer portal;
+ * a payment that needs authentication is completed on the hosted invoice page and credited
+ * once. Screenshots go to docs/ (the README links them).
+ */
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, hasChromium, reloadUntil, type Stack, startStackAndBrowser, until } from "./harness";
+
+const DOCS = path.resolve("docs");
+let h: Awaited<ReturnType<typeof startStackAndBrowser>>;
+
+beforeAll(async () => {
+  if (hasChromium) h = await startStackAndBrowser();
+});
+
+afterAll(async () => {
+  await h?.stop();
+});
+
+async function freeAccount(stack: Stack, email: string) {
+  const created = await api(stack, "/admin/accounts", {
+    method: "POST",
+    token: stack.adminToken,
+    body: JSON.stringify({ email }),
+  });
+  expect(created.status).toBe(201);
+  return { id: created.body.id as string, key: created.body.api_key as string };
+}
+
+interface Tx {
+  type: string;
+  status: string;
+  credits: number;
+  amount_cents: number;
+  invoice_url: string | null;
+  action_url: string | null;
+}
+
+async function transactions(stack: Stack, key: string): Promise<Tx[]> {
+  return (await api(stack, "/v1/account/transactions", { token: key })).body.data as Tx[];
+}
+
+describe.skipIf(!hasChromium)("Stripe flows in Chromium", () => {
+  it("subscribes through Checkout, is auto-recharged by invoice, and finds the invoice in its history and the portal", async () => {
+    const { stack, browser } = h;
+    const account = await freeAccount(stack, "e2e-checkout@example.com");
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(`${stack.gatewayUrl}/account/billing`);
+    await page.getByLabel("API key").fill(account.key);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
+    expect(await page.locator("#plan-state").textContent()).toContain("Free plan");
+
+    // Checkout: the local Stripe-compatible server's hosted page, a test card, back again.
+    await page.getByRole("button", { name: /Subscribe to Starter/ }).click();
+    await page.getByRole("button", { name: "Subscribe" }).waitFor();
+    await page.getByLabel(/pm_card_visa/).check();
+    await page.getByRole("button", { name: "Subscribe" }).click();
+    await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
+    expect(page.url()).toContain("checkout=subscribed");
+    // The webhooks (checkout.session.completed, the subscription and its first invoice) arrive.
+    await reloadUntil(page, async () =>
+      ((await page.locator("#plan-state").textContent()) ?? "").includes(
+        "Starter subscription: active",
+      ),
+    );
+    expect(await page.locator("#card-on-file").textContent()).toContain("visa ending 4242");
+    const balance = await api(stack, "/v1/account/balance", { token: account.key });
+    expect(balance.body).toMatchObject({ plan: "starter", monthly: 3_000, purchased: 0 });
+
+    // Auto-recharge with the card Checkout saved, then spend down to the threshold.
+    await page.getByLabel("Auto-recharge credits").check();
+    await page.getByLabel("Credit package").selectOption("credits_1000");
+    await page.getByRole("button", { name: "Save auto-recharge" }).click();
+    await page.getByText("Auto-recharge settings saved.").waitFor();
+    const spent = await api(stack, `/admin/accounts/${account.id}/credits`, {
+      method: "POST",
+      token: stack.adminToken,
+      body: JSON.stringify({ monthly: -2_900, reason: "e2e: spend down to 100" }),
+    });
+    expect(spent.status).toBe(200);
+    const recharge = await until(async () =>
+      (await transactions(stack, account.key)).find(
+        (t) => t.type === "auto_recharge" && t.status === "succeeded",
+      ),
+    );
+    expect(recharge).toMatchObject({ credits: 1_000, amount_cents: 700, action_url: null });
+    expect(recharge.invoice_url).toMatch(/\/i\/in_/);
+    const renewal = (await transactions(stack, account.key)).find(
+      (t) => t.type === "monthly_grant",
+    );
+    expect(renewal?.amount_cents).toBe(1_900);
+    expect(renewal?.invoice_url).toMatch(/\/i\/in_/);
+    await reloadUntil(
+      page,
+      async () =>
+        (await page
+          .locator('#transactions tr[data-type="auto_recharge"][data-status="succeeded"]')
+          .count()) > 0,
+    );
+    await mkdir(DOCS, { recursive: true });
+    await page.screenshot({ path: path.join(DOCS, "checkout-subscribed.png"), fullPage: true });
+
+    // The hosted invoice page says it is paid and has a receipt.
+    const invoicePage = await context.newPage();
+    await invoicePage.goto(recharge.invoice_url as string);
+    expect((await invoicePage.content()).toLowerCase()).toContain("paid");
+    await invoicePage.close();
+
+    // The customer portal lists the purchase's invoice beside the subscription's.
+    await page.getByRole("button", { name: "Manage plan and billing" }).click();
+    await page.getByRole("heading", { name: /Customer portal/ }).waitFor();
+    expect(await page.locator("#invoices li").count()).toBeGreaterThanOrEqual(2);
+    await page.screenshot({ path: path.join(DOCS, "portal-invoices.png"), fullPage: true });
+    await context.close();
+  });
+
+  it("completes a payment that needs authentication on the hosted invoice page, credited once", async () => {
+    const { stack, browser } = h;
+    const account = await freeAccount(stack, "e2e-3ds@example.com");
+    const card = await api(stack, `/admin/accounts/${account.id}/payment-method`, {
+      method: "POST",
+      token: stack.adminToken,
+      body: JSON.stringify({ payment_method: "pm_card_authenticationRequired" }),
+    });
+    expect(card.status).toBe(200);
+    const on = await api(stack, "/v1/account/auto-recharge", {
+      method: "PUT",
+      token: account.key,
+      body: JSON.stringify({ enabled: true, package: "credits_1000" }),
+    });
+    expect(on.status).toBe(200);
+    await api(stack, `/admin/accounts/${account.id}/credits`, {
+      method: "POST",
+      token: stack.adminToken,
+      body: JSON.stringify({ monthly: -400, reason: "e2e: spend down to 100" }),
+    });
+    // Off-session, the card needs its owner: nothing granted, auto-recharge off, a link.
+    const waiting = await until(async () =>
+      (await transactions(stack, account.key)).find((t) => t.status === "requires_action"),
+    );
+    expect(waiting.action_url).toMatch(/\/i\/in_/);
+    const settings = await api(stack, "/v1/account/auto-recharge", { token: account.key });
+    expect(settings.body).toMatchObject({
+      enabled: false,
+      last_failure: { action_url: waiting.action_url },
+    });
+    expect((await api(stack, "/v1/account/balance", { token: account.key })).body).toMatchObject({
+      purchased: 0,
+    });
+
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await page.goto(waiting.action_url as string);
+    await page.getByRole("button", { name: /Authenticate and pay/ }).click();
+    await page.waitForLoadState();
+    await page.screenshot({ path: path.join(DOCS, "invoice-authenticated.png"), fullPage: true });
+    // invoice.paid reaches the gateway: the same recharge is credited, once.
+    await until(async () => {
+      const b = (await api(stack, "/v1/account/balance", { token: account.key })).body;
+      return b.purchased === 1_000;
+    });
+    const rows = await transactions(stack, account.key);
+    expect(rows.filter((t) => t.type === "auto_recharge")).toHaveLength(1);
+    expect(rows.find((t) => t.type === "auto_recharge")?.status).toBe("succeeded");
+    const audit = await api(stack, `/admin/accounts/${account.id}/audit`, {
+      token: stack.adminToken,
+    });
+    expect(audit.body).toMatchObject({ consistent: true });
+    await context.close();
+  });
+});
