@@ -485,7 +485,7 @@ const STATUS_LABELS: Record<string, string> = {
  * One history row. Only a succeeded row says "+credits": a pending one says what it will add,
  * a failed one that nothing was added and nothing charged, why, and what to do about it.
  */
-const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
+export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
   const failed = t.status === "failed";
   const settled = t.status === "succeeded";
   const purchase = t.type === "auto_recharge" || t.type === "top_up";
