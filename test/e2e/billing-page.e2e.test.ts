@@ -443,6 +443,9 @@ describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {
           .catch(() => null)) === "succeeded",
     );
     expect(await topUp.first().textContent()).toContain("+3,000");
+    // The notice was for the purchase's own page view: a reload does not show it again.
+    await page.reload();
+    await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
     expect(await page.getByText("Buying 3,000 credits").count()).toBe(0);
     await context.close();
   });

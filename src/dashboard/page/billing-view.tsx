@@ -436,15 +436,19 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
         <label class="field" for="key-scope">
           Scope
         </label>
-        <select id="key-scope" name="scope">
+        <select id="key-scope" name="scope" aria-describedby="key-scope-help">
           <option value="classify" selected>
-            classify only: spends credits, cannot buy or change anything
+            classify only
           </option>
-          <option value="full">full: everything this page can do</option>
+          <option value="full">full</option>
         </select>
       </div>
       <button type="submit">Create key</button>
     </form>
+    <p class="hint" id="key-scope-help">
+      A classify-only key spends credits and cannot buy or change anything; a full key can do
+      everything this page can.
+    </p>
   </section>
 );
 
@@ -495,7 +499,10 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
       <td data-label="Type">
         {TYPE_LABELS[t.type]}
         {purchase && t.package && t.package in PACKAGES ? (
-          <span class="muted"> · {formatCredits(PACKAGES[t.package as PackageId].credits)}</span>
+          <span class="muted">
+            {" "}
+            · {formatCredits(PACKAGES[t.package as PackageId].credits)}-credit package
+          </span>
         ) : null}
       </td>
       <td data-label="Credits" class="num">

@@ -99,7 +99,10 @@ h1{font-size:22px}
 section.card{padding:16px 14px}
 .chart-wide{display:none}
 .chart-narrow{display:block}
-.stat dd{font-size:21px}
+.stats{grid-template-columns:repeat(3,minmax(0,1fr));gap:8px}
+.stat{padding:8px 10px}
+.stat dd{font-size:19px}
+.stat dd small{display:block}
 .who{width:100%;justify-content:space-between}
 .who span{overflow-wrap:anywhere}
 table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
