@@ -415,15 +415,24 @@ describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {
     expect(await page.locator("#buy-credits").textContent()).toContain("Your balance is 0 credits");
     expect(await axeProblems(page)).toEqual([]);
 
-    // A working card, auto-recharge back on: the failure is history, "turned off" is gone.
+    // A working card and some credits (so turning it on buys nothing yet), auto-recharge back
+    // on: the failure stays as history, "turned off because of it" is gone.
     expect((await attach("pm_card_visa")).status).toBe(200);
+    const granted = await api(`/admin/accounts/${account.id}/credits`, {
+      method: "POST",
+      token: stack.adminToken,
+      body: JSON.stringify({ monthly: 500, reason: "e2e: some credits back" }),
+    });
+    expect(granted.status).toBe(200);
     await page.reload();
     await page.getByLabel("Auto-recharge credits").check();
     await page.getByRole("button", { name: "Save auto-recharge" }).click();
     await page.getByText("Auto-recharge settings saved.").waitFor();
-    // (At zero, turning it on buys a package at once; the failure stays until one is paid.)
-    const text = (await page.locator("main").textContent()) ?? "";
-    if (text.includes("The last recharge failed")) expect(text).not.toContain("was turned off");
+    expect(await page.getByLabel("Auto-recharge credits").isChecked()).toBe(true);
+    const history = (await page.locator("#last-failure").textContent()) ?? "";
+    expect(history).toContain("The last recharge failed on");
+    expect(history).toContain("the card was declined");
+    expect(history).not.toContain("turned off");
 
     // Buy credits now: a review page first, then the purchase.
     await page.getByLabel("Package", { exact: true }).selectOption("credits_3000");
