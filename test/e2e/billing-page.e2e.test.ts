@@ -414,6 +414,11 @@ describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {
     expect(await failure.textContent()).toContain("Auto-recharge was turned off because of it.");
     expect(await page.locator("#buy-credits").textContent()).toContain("Your balance is 0 credits");
     expect(await axeProblems(page)).toEqual([]);
+    await mkdir(SHOTS, { recursive: true });
+    await page.screenshot({
+      path: path.join(SHOTS, "billing-page-declined-1280.png"),
+      fullPage: true,
+    });
 
     // A working card and some credits (so turning it on buys nothing yet), auto-recharge back
     // on: the failure stays as history, "turned off because of it" is gone.

@@ -499,7 +499,7 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
       <td data-label="Type">
         {TYPE_LABELS[t.type]}
         {purchase && t.package && t.package in PACKAGES ? (
-          <span class="muted">
+          <span class="muted pkg">
             {" "}
             · {formatCredits(PACKAGES[t.package as PackageId].credits)}-credit package
           </span>
