@@ -500,8 +500,7 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
         {TYPE_LABELS[t.type]}
         {purchase && t.package && t.package in PACKAGES ? (
           <span class="muted pkg">
-            {" "}
-            · {formatCredits(PACKAGES[t.package as PackageId].credits)}-credit package
+            {formatCredits(PACKAGES[t.package as PackageId].credits)}-credit package
           </span>
         ) : null}
       </td>

@@ -87,7 +87,8 @@ textarea.secret{display:block;width:100%;font:14px/1.45 ui-monospace,SFMono-Regu
 .inline-form input{width:12em}
 p.notice{margin:0 0 12px}
 .why{color:var(--bad);font-size:13px}
-#transactions td:first-child,#transactions td.num,.pkg{white-space:nowrap}
+#transactions td:first-child,#transactions td.num{white-space:nowrap}
+.pkg{display:block;font-size:13px;white-space:nowrap}
 .row-link{font-size:13px;font-weight:600;white-space:nowrap}
 .facts{display:grid;grid-template-columns:auto 1fr;gap:4px 16px;margin:0 0 16px}
 .facts dt{color:var(--muted)}
