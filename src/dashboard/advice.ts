@@ -35,18 +35,32 @@ export function runwayDays(
   return Math.floor(((total - threshold) * dailyCredits.length) / used);
 }
 
-/** The runway as the dashboard says it. */
+/** Days of history the runway needs before it says anything: one busy day is not a rate. */
+export const MIN_RUNWAY_DAYS = 3;
+/** Beyond this many days the runway is "more than a year": the rate will change before then. */
+export const LONG_RUNWAY_DAYS = 365;
+
+/**
+ * The runway as the dashboard says it. `window`: the days the rate was measured over;
+ * `historyDays`: whole days the account has existed (below MIN_RUNWAY_DAYS: no estimate).
+ */
 export function runwaySentence(
   days: number | null,
   window = 7,
   threshold = RECHARGE_THRESHOLD,
+  historyDays: number = Number.POSITIVE_INFINITY,
 ): string {
+  if (days === 0) return `Your balance is at or below ${credits(threshold)} credits.`;
+  if (historyDays < MIN_RUNWAY_DAYS) {
+    return `Not enough history for a runway estimate yet: it needs ${MIN_RUNWAY_DAYS} days of usage, and this account has ${
+      historyDays === 1 ? "1 day" : `${Math.max(0, historyDays)} days`
+    }.`;
+  }
   if (days === null)
     return `No credits used in the last ${window} days, so there is no rate to project.`;
-  if (days === 0) return `Your balance is at or below ${credits(threshold)} credits.`;
-  return `At your last ${window} days' rate, credits reach ${credits(threshold)} in ~${credits(days)} ${
-    days === 1 ? "day" : "days"
-  }.`;
+  const rate = `At your last ${window} days' rate, credits reach ${credits(threshold)}`;
+  if (days > LONG_RUNWAY_DAYS) return `${rate} in more than a year.`;
+  return `${rate} in ~${credits(days)} ${days === 1 ? "day" : "days"}.`;
 }
 
 // ---------------------------------------------------------------- plan advisor
@@ -144,6 +158,23 @@ export interface PlanAdvice {
   sentence: string;
 }
 
+/** Days of a cycle the advisor needs, when there is no whole previous cycle to look at. */
+export const MIN_ADVICE_DAYS = 7;
+
+/**
+ * Credits over the whole cycle at the rate so far: `used` in `elapsedSeconds` of a cycle
+ * `cycleSeconds` long, rounded up (integers only; the division happens once, at the end).
+ */
+export function projectOverCycle(
+  used: number,
+  elapsedSeconds: number,
+  cycleSeconds: number,
+): number {
+  if (elapsedSeconds >= cycleSeconds) return used;
+  if (elapsedSeconds <= 0) return used;
+  return Math.ceil((used * cycleSeconds) / elapsedSeconds);
+}
+
 /** What one cycle of `usedCredits` would have cost on each plan, topped up with packages. */
 export function planCosts(usedCredits: number, peakRequestsPerMinute = 0): PlanCost[] {
   return PLAN_IDS.map((id) => {
@@ -170,6 +201,7 @@ export function advisePlan(
   usedCredits: number,
   current: PlanId,
   peakRequestsPerMinute = 0,
+  options: { projected?: boolean } = {},
 ): PlanAdvice {
   const costs = planCosts(usedCredits, peakRequestsPerMinute);
   const currentCost = costs.find((c) => c.plan === current) as PlanCost;
@@ -177,8 +209,14 @@ export function advisePlan(
     .filter((c) => c.fitsPeak)
     .reduce((a, b) => (b.totalCents < a.totalCents ? b : a), currentCost);
   const savingCents = currentCost.totalCents - cheapest.totalCents;
-  const sentence =
-    cheapest.plan === current
+  // A projection is about the cycle under way ("would cost"), a real cycle about the past.
+  const sentence = options.projected
+    ? cheapest.plan === current
+      ? `At this rate your ${PLANS[current].name} plan is the cheapest option for the whole cycle.`
+      : `At this rate ${PLANS[cheapest.plan].name} would cost ${formatCents(savingCents)} less than your ${
+          PLANS[current].name
+        } plan over the whole cycle.`
+    : cheapest.plan === current
       ? `Your ${PLANS[current].name} plan was the cheapest option for this usage.`
       : `${PLANS[cheapest.plan].name} would have cost ${formatCents(savingCents)} less than your ${
           PLANS[current].name

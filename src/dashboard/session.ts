@@ -5,7 +5,7 @@
  * ends its sessions at the next request. Forms carry a CSRF token derived from the session id.
  */
 import type { Context } from "hono";
-import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
+import { deleteCookie, getCookie, getSignedCookie, setCookie, setSignedCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
 import { randomBase62, secretsEqual, toHex } from "../crypto";
 import { isKeyActive } from "../db/api-keys";
@@ -24,7 +24,14 @@ export interface Session extends Omit<KeyIdentity, "scope"> {
 }
 
 /** What a form's token is for: a token for one action is refused by every other. */
-export type CsrfPurpose = "auto-recharge" | "portal" | "checkout" | "keys" | "sign-out";
+export type CsrfPurpose =
+  | "auto-recharge"
+  | "portal"
+  | "checkout"
+  | "keys"
+  | "sign-out"
+  | "top-up"
+  | "limits";
 
 const COOKIE: CookieOptions = {
   httpOnly: true,
@@ -152,4 +159,142 @@ export function provenSameOrigin(c: Context): boolean {
   if (site !== undefined && site !== "same-origin") return false;
   if (origin !== undefined && origin !== new URL(c.req.url).origin) return false;
   return site !== undefined || origin !== undefined;
+}
+
+// ---------------------------------------------------------------- sign-in form token
+
+/** The nonce behind the sign-in form's token (there is no session yet to derive one from). */
+export const SIGN_IN_COOKIE = "tg_signin";
+const SIGN_IN_NONCE = /^[0-9A-Za-z]{24}$/;
+const SIGN_IN_COOKIE_OPTIONS: CookieOptions = { ...COOKIE, path: "/account", maxAge: 60 * 60 };
+
+const b64url = (bytes: Uint8Array) =>
+  btoa(String.fromCharCode(...bytes))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replaceAll("=", "");
+
+/**
+ * The sign-in form's CSRF token: a signed double-submit token, as on the sign-up forms. A
+ * random nonce sits in an HttpOnly, SameSite=Strict cookie and the form carries
+ * HMAC(secret, nonce); another site can neither read the cookie nor compute the HMAC, so it
+ * cannot sign a visitor in to the attacker's account (login CSRF). Sets the cookie if absent.
+ */
+export async function signInToken(c: Context, secret: string): Promise<string> {
+  let nonce = getCookie(c, SIGN_IN_COOKIE);
+  if (!nonce || !SIGN_IN_NONCE.test(nonce)) {
+    nonce = randomBase62(24);
+    setCookie(c, SIGN_IN_COOKIE, nonce, SIGN_IN_COOKIE_OPTIONS);
+  }
+  return b64url(await hmac(secret, `csrf\nsign-in\n${nonce}`));
+}
+
+export async function verifySignInToken(
+  c: Context,
+  secret: string,
+  token: string | undefined,
+): Promise<boolean> {
+  const nonce = getCookie(c, SIGN_IN_COOKIE);
+  if (!token || !nonce || !SIGN_IN_NONCE.test(nonce)) return false;
+  return secretsEqual(token, b64url(await hmac(secret, `csrf\nsign-in\n${nonce}`)));
+}
+
+export function clearSignInToken(c: Context): void {
+  deleteCookie(c, SIGN_IN_COOKIE, SIGN_IN_COOKIE_OPTIONS);
+}
+
+// ---------------------------------------------------------------- one-time messages ("flash")
+
+/**
+ * What a form post leaves for the page it redirects to (post/redirect/get): a notice, and for
+ * "Create key" the new key itself.
+ *
+ * Why an encrypted cookie: every form answers with a 303, so reloading the page only repeats a
+ * harmless GET, never the post (no second key, no second top-up). The one thing the next GET
+ * must show that cannot travel in its URL is the new key. The server keeps no state per
+ * session, so the key rides in the `tg_flash` cookie: HttpOnly (no script reads it), Secure,
+ * SameSite=Strict, two minutes long, AES-256-GCM-encrypted and authenticated under a key
+ * derived from the session secret (a leaked or logged cookie shows nothing, and a forged one is
+ * refused), bound to the session id (another session cannot open it) and cleared by the very
+ * response that reads it, so the key is shown once: a reload finds no cookie. The pages are
+ * `no-store`, so going back does not show it from a cache either.
+ */
+export interface Flash {
+  notice?: { tone: "ok" | "warn" | "bad"; text: string; detail?: string };
+  newKey?: { key: string; name: string | null };
+}
+
+export const FLASH_COOKIE = "tg_flash";
+const FLASH_TTL_SECONDS = 120;
+const FLASH_COOKIE_OPTIONS: CookieOptions = {
+  ...COOKIE,
+  path: "/account",
+  maxAge: FLASH_TTL_SECONDS,
+};
+
+async function flashKey(secret: string): Promise<CryptoKey> {
+  const raw = await hmac(secret, "tollgate/dashboard-flash/v1");
+  return crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+}
+
+const AAD = encoder.encode(FLASH_COOKIE);
+
+/** Leaves `flash` for the next page view of this session (null: the signed-out page). */
+export async function setFlash(
+  c: Context,
+  secret: string,
+  sessionId: string | null,
+  flash: Flash,
+  now = Date.now(),
+): Promise<void> {
+  const payload = encoder.encode(
+    JSON.stringify({ s: sessionId ?? "", e: Math.floor(now / 1000) + FLASH_TTL_SECONDS, f: flash }),
+  );
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealed = new Uint8Array(
+    await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv, additionalData: AAD },
+      await flashKey(secret),
+      payload,
+    ),
+  );
+  const value = new Uint8Array(iv.length + sealed.length);
+  value.set(iv);
+  value.set(sealed, iv.length);
+  setCookie(c, FLASH_COOKIE, b64url(value), FLASH_COOKIE_OPTIONS);
+}
+
+/**
+ * The flash left for this session, read once: the cookie is cleared whatever it held. Null
+ * when there is none, it does not decrypt, it expired or it belongs to another session.
+ */
+export async function takeFlash(
+  c: Context,
+  secret: string,
+  sessionId: string | null,
+  now = Date.now(),
+): Promise<Flash | null> {
+  const value = getCookie(c, FLASH_COOKIE);
+  if (value === undefined) return null;
+  deleteCookie(c, FLASH_COOKIE, FLASH_COOKIE_OPTIONS);
+  try {
+    const bytes = Uint8Array.from(atob(value.replaceAll("-", "+").replaceAll("_", "/")), (ch) =>
+      ch.charCodeAt(0),
+    );
+    if (bytes.length < 12 + 16) return null;
+    const plain = await crypto.subtle.decrypt(
+      { name: "AES-GCM", iv: bytes.slice(0, 12), additionalData: AAD },
+      await flashKey(secret),
+      bytes.slice(12),
+    );
+    const parsed = JSON.parse(new TextDecoder().decode(plain)) as {
+      s: string;
+      e: number;
+      f: Flash;
+    };
+    if (parsed.s !== (sessionId ?? "") || parsed.e * 1000 <= now) return null;
+    return parsed.f;
+  } catch {
+    return null;
+  }
 }

@@ -3,6 +3,8 @@ import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
+import { HistoryRow } from "../../src/dashboard/page/billing-view";
+import { loadBilling } from "../../src/dashboard/page/data";
 import { readSession, SESSION_TTL_SECONDS } from "../../src/dashboard/session";
 import { dbFor } from "../../src/db/client";
 import { accounts } from "../../src/db/schema";
@@ -47,14 +49,66 @@ function page(
   );
 }
 
-/** Signs in with the key and returns the `name=value` pair to send back as `Cookie`. */
-async function signIn(key: string): Promise<string> {
-  const res = await page("/account/sign-in", { form: { api_key: key } });
+/** The `name=value` pair a response sets for `name`, or "" when it sets none. */
+function setCookiePair(res: Response, name: string): string {
+  for (const c of res.headers.getSetCookie()) {
+    const pair = c.split(";")[0] ?? "";
+    if (pair.startsWith(`${name}=`)) return pair;
+  }
+  return "";
+}
+
+/** The sign-in form's token and the nonce cookie it goes with, as a signed-out browser has. */
+async function signInForm(
+  fetcher: (r: Request) => Promise<Response> = send,
+): Promise<{ csrf: string; cookie: string }> {
+  const res = await fetcher(new Request(`${BASE}/account/billing`));
+  const html = await res.text();
+  const csrf =
+    /action="\/account\/sign-in"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]*)"/.exec(
+      html,
+    )?.[1];
+  expect(csrf, "the sign-in form's token").toBeTruthy();
+  const cookie = setCookiePair(res, "tg_signin");
+  expect(cookie).toMatch(/^tg_signin=[0-9A-Za-z]{24}$/);
+  return { csrf: csrf ?? "", cookie };
+}
+
+/** Posts the sign-in form the way the browser does: with its token and nonce cookie. */
+async function postSignIn(key: string, headers?: HeadersInit): Promise<Response> {
+  const form = await signInForm();
+  return page("/account/sign-in", {
+    form: { api_key: key, csrf: form.csrf },
+    cookie: form.cookie,
+    headers,
+  });
+}
+
+/**
+ * Follows a form post's 303 back to the page, with the flash cookie it set (as a browser
+ * does), and returns the page and the flash pair it was shown with.
+ */
+async function follow(res: Response, cookie: string): Promise<{ html: string; flash: string }> {
   expect(res.status).toBe(303);
   expect(res.headers.get("Location")).toBe("/account/billing");
   await res.arrayBuffer();
-  const cookie = res.headers.get("Set-Cookie") ?? "";
-  const pair = cookie.split(";")[0] ?? "";
+  const flash = setCookiePair(res, "tg_flash");
+  const shown = await page("/account/billing", {
+    cookie: [cookie, flash].filter(Boolean).join("; "),
+  });
+  expect(shown.status).toBe(200);
+  // Read once: the page view clears it.
+  if (flash) expect(setCookiePair(shown, "tg_flash")).toBe("tg_flash=");
+  return { html: await shown.text(), flash };
+}
+
+/** Signs in with the key and returns the `name=value` pair to send back as `Cookie`. */
+async function signIn(key: string): Promise<string> {
+  const res = await postSignIn(key);
+  expect(res.status).toBe(303);
+  expect(res.headers.get("Location")).toBe("/account/billing");
+  await res.arrayBuffer();
+  const pair = setCookiePair(res, "tg_session");
   expect(pair).toMatch(/^tg_session=.+/);
   return pair;
 }
@@ -105,7 +159,9 @@ function expectSecurityHeaders(res: Response) {
   expect(directives["form-action"]?.[0]).toBe("'self'");
   expect(directives["frame-ancestors"]).toEqual(["'none'"]);
   expect(directives["base-uri"]).toEqual(["'none'"]);
-  expect(directives["script-src"]).toBeUndefined();
+  // One script, allowed by its hash: the "Copy key" button.
+  expect(directives["script-src"]).toHaveLength(1);
+  expect(directives["script-src"]?.[0]).toMatch(/^'sha256-[A-Za-z0-9+/]+=*'$/);
   expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
   expect(res.headers.get("Referrer-Policy")).toBe("no-referrer");
   expect(res.headers.get("X-Frame-Options")).toBe("DENY");
@@ -127,12 +183,12 @@ describe("signing in", () => {
 
   it("sets an HttpOnly, Secure, SameSite=Strict session cookie and redirects to the page", async () => {
     const account = await createAccount("starter");
-    const res = await page("/account/sign-in", { form: { api_key: account.api_key } });
+    const res = await postSignIn(account.api_key);
     expect(res.status).toBe(303);
     expect(res.headers.get("Location")).toBe("/account/billing");
     expectSecurityHeaders(res);
     await res.arrayBuffer();
-    const cookie = res.headers.get("Set-Cookie") ?? "";
+    const cookie = res.headers.getSetCookie().find((c) => c.startsWith("tg_session=")) ?? "";
     const attributes = cookie.split(";").map((a) => a.trim());
     expect(attributes[0]).toMatch(/^tg_session=.+/);
     expect(attributes.slice(1).sort()).toEqual(
@@ -155,9 +211,9 @@ describe("signing in", () => {
 
   it("refuses a bad key with 401 and no cookie", async () => {
     for (const key of ["nope", `tg_live_${"a".repeat(32)}`, ""]) {
-      const res = await page("/account/sign-in", { form: { api_key: key } });
+      const res = await postSignIn(key);
       expect(res.status).toBe(401);
-      expect(res.headers.get("Set-Cookie")).toBeNull();
+      expect(setCookiePair(res, "tg_session")).toBe("");
       expect(res.headers.get("Content-Type")).toMatch(/^text\/html/);
       expect(await res.text()).toContain("That API key is not valid, or it was revoked.");
     }
@@ -172,29 +228,66 @@ describe("signing in", () => {
       { Origin: "null", "Sec-Fetch-Site": "cross-site" },
     ];
     for (const headers of foreign) {
-      const res = await page("/account/sign-in", { form: { api_key: account.api_key }, headers });
+      const res = await postSignIn(account.api_key, headers);
       expect(res.status).toBe(403);
-      expect(res.headers.get("Set-Cookie")).toBeNull();
+      expect(setCookiePair(res, "tg_session")).toBe("");
       await res.arrayBuffer();
     }
     // What Chromium sends for a same-origin form post under Referrer-Policy: no-referrer.
-    const own = await page("/account/sign-in", {
-      form: { api_key: account.api_key },
-      headers: { Origin: "null", "Sec-Fetch-Site": "same-origin" },
+    const own = await postSignIn(account.api_key, {
+      Origin: "null",
+      "Sec-Fetch-Site": "same-origin",
     });
     expect(own.status).toBe(303);
     await own.arrayBuffer();
     // Without Sec-Fetch-Site (older browsers), a foreign Origin still decides.
+    const form = await signInForm();
     const old = await send(
       new Request(`${BASE}/account/sign-in`, {
         method: "POST",
-        headers: { Origin: "https://evil.example" },
-        body: new URLSearchParams({ api_key: account.api_key }),
+        headers: { Origin: "https://evil.example", Cookie: form.cookie },
+        body: new URLSearchParams({ api_key: account.api_key, csrf: form.csrf }),
         redirect: "manual",
       }),
     );
     expect(old.status).toBe(403);
     await old.arrayBuffer();
+  });
+
+  it("carries a CSRF token on the sign-in form and refuses a sign-in without the right one", async () => {
+    const account = await createAccount();
+    const form = await signInForm();
+    const other = await signInForm();
+    expect(other.cookie).not.toBe(form.cookie);
+    const attempts: Array<{ csrf?: string; cookie?: string }> = [
+      {},
+      { cookie: form.cookie },
+      { csrf: form.csrf },
+      { csrf: "x".repeat(43), cookie: form.cookie },
+      // A token with another browser's nonce: what a forging site could at best obtain.
+      { csrf: other.csrf, cookie: form.cookie },
+    ];
+    for (const attempt of attempts) {
+      const res = await page("/account/sign-in", {
+        form:
+          attempt.csrf === undefined
+            ? { api_key: account.api_key }
+            : { api_key: account.api_key, csrf: attempt.csrf },
+        cookie: attempt.cookie,
+      });
+      expect(res.status).toBe(403);
+      expect(setCookiePair(res, "tg_session")).toBe("");
+      expect(await res.text()).toContain("This form could not be accepted");
+    }
+    const ok = await page("/account/sign-in", {
+      form: { api_key: account.api_key, csrf: form.csrf },
+      cookie: form.cookie,
+    });
+    expect(ok.status).toBe(303);
+    expect(setCookiePair(ok, "tg_session")).toMatch(/^tg_session=.+/);
+    // The nonce is spent with the sign-in.
+    expect(setCookiePair(ok, "tg_signin")).toBe("tg_signin=");
+    await ok.arrayBuffer();
   });
 
   it("expires 12 hours after sign-in", async () => {
@@ -238,17 +331,21 @@ describe("signing in", () => {
     const account = await createAccount();
     const call = (request: Request, overrides: Record<string, undefined>) =>
       send(request, { env: { ...env, ...overrides } });
-    const signInRequest = () =>
-      new Request(`${BASE}/account/sign-in`, {
+    const signInRequest = async (overrides: Record<string, undefined>) => {
+      const form = await signInForm((r) => call(r, overrides));
+      return new Request(`${BASE}/account/sign-in`, {
         method: "POST",
-        headers: SAME_ORIGIN,
-        body: new URLSearchParams({ api_key: account.api_key }),
+        headers: { ...SAME_ORIGIN, Cookie: form.cookie },
+        body: new URLSearchParams({ api_key: account.api_key, csrf: form.csrf }),
         redirect: "manual",
       });
+    };
 
-    const derived = await call(signInRequest(), { SESSION_SECRET: undefined });
+    const derived = await call(await signInRequest({ SESSION_SECRET: undefined }), {
+      SESSION_SECRET: undefined,
+    });
     expect(derived.status).toBe(303);
-    const cookie = (derived.headers.get("Set-Cookie") ?? "").split(";")[0] ?? "";
+    const cookie = setCookiePair(derived, "tg_session");
     const withDerived = await call(
       new Request(`${BASE}/account/billing`, { headers: { Cookie: cookie } }),
       { SESSION_SECRET: undefined },
@@ -258,7 +355,15 @@ describe("signing in", () => {
     expect(await billingHtmlOrSignIn(cookie)).not.toContain("Credit Balance");
 
     const none = { SESSION_SECRET: undefined, ADMIN_TOKEN: undefined };
-    const refused = await call(signInRequest(), none);
+    const refused = await call(
+      new Request(`${BASE}/account/sign-in`, {
+        method: "POST",
+        headers: SAME_ORIGIN,
+        body: new URLSearchParams({ api_key: account.api_key, csrf: "x" }),
+        redirect: "manual",
+      }),
+      none,
+    );
     expect(refused.status).toBe(503);
     expect(refused.headers.get("Set-Cookie")).toBeNull();
     expect(await refused.text()).toContain("Sign-in is not available");
@@ -266,6 +371,16 @@ describe("signing in", () => {
     expect(await shown.text()).toContain("Sign-in is not available");
   });
 });
+
+/** The flash cookie's bytes as text, to check that nothing in it is readable. */
+function atobSafe(pair: string): string {
+  const value = pair.split("=")[1] ?? "";
+  try {
+    return atob(value.replaceAll("-", "+").replaceAll("_", "/"));
+  } catch {
+    return "";
+  }
+}
 
 async function billingHtmlOrSignIn(cookie: string): Promise<string> {
   return (await page("/account/billing", { cookie })).text();
@@ -339,14 +454,20 @@ describe("CSRF and origin checks on form posts", () => {
       cookie,
       form: { csrf: tokenFor(html, "/account/sign-out") },
     });
-    expect(res.status).toBe(303);
-    expect(res.headers.get("Location")).toBe("/account/billing?notice=signed-out");
-    await res.arrayBuffer();
-    const cleared = res.headers.get("Set-Cookie") ?? "";
+    const cleared = res.headers.getSetCookie().find((c) => c.startsWith("tg_session=")) ?? "";
     expect(cleared).toMatch(/^tg_session=;/);
     expect(cleared).toContain("Max-Age=0");
-    const after = await (await page("/account/billing?notice=signed-out")).text();
-    expect(after).toContain("You are signed out.");
+    const after = await follow(res, "");
+    expect(after.html).toContain("You are signed out.");
+    // One-time: the same page again (a reload, with or without the old flash) says nothing.
+    expect(await (await page("/account/billing")).text()).not.toContain("You are signed out.");
+    const replayed = await page("/account/billing", { cookie: after.flash });
+    expect(await replayed.text()).toContain("You are signed out.");
+    // (A browser no longer has that cookie: the page view above cleared it. A notice is no
+    // query parameter either: the old `?notice=` shows nothing.)
+    expect(await (await page("/account/billing?notice=signed-out")).text()).not.toContain(
+      "You are signed out.",
+    );
   });
 });
 
@@ -361,11 +482,12 @@ describe("auto-recharge on the page", () => {
         csrf: tokenFor(html, "/account/billing/auto-recharge"),
       },
     });
-    expect(res.status).toBe(409);
-    const body = await res.text();
+    const { html: body } = await follow(res, cookie);
     expect(body).toContain('role="alert"');
     expect(body).toContain("Add a payment method first");
     expect(await autoRecharge(account)).toMatchObject({ enabled: false });
+    // The notice was for that post only.
+    expect(await billingHtml(cookie)).not.toContain("Add a payment method first");
   });
 
   it("with a card: enabling and changing the package show up in the API and on the page", async () => {
@@ -376,15 +498,10 @@ describe("auto-recharge on the page", () => {
       cookie,
       form: { enabled: "on", package: "credits_3000", csrf },
     });
-    expect(res.status).toBe(303);
-    expect(res.headers.get("Location")).toBe("/account/billing?notice=auto-recharge-saved");
-    await res.arrayBuffer();
+    const { html: shown } = await follow(res, cookie);
     expect(await autoRecharge(account)).toMatchObject({ enabled: true, package: "credits_3000" });
-
-    const shown = await (
-      await page("/account/billing?notice=auto-recharge-saved", { cookie })
-    ).text();
     expect(shown).toContain("Auto-recharge settings saved.");
+    expect(await billingHtml(cookie)).not.toContain("Auto-recharge settings saved.");
     expect(shown).toMatch(
       /<input type="checkbox" id="ar-enabled" name="enabled" value="on" checked=""/,
     );
@@ -436,9 +553,60 @@ describe("auto-recharge on the page", () => {
     });
     const shown = await billingHtml(cookie);
     expect(shown).toContain("The last recharge failed on");
-    expect(shown).toContain("<code>card_declined</code>");
-    expect(shown).toContain("Auto-recharge was turned off.");
-    expect(shown).toMatch(/data-type="auto_recharge" data-status="failed"/);
+    expect(shown).toContain("the card was declined, code <code>card_declined</code>");
+    expect(shown).toContain("nothing was added and nothing was charged");
+    expect(shown).toContain("Auto-recharge was turned off because of it.");
+    // The failed row: no "+1,000", no "$7" as if charged; what happened, why, what to do.
+    const row =
+      /<tr data-type="auto_recharge" data-status="failed">.*?<\/tr>/.exec(shown)?.[0] ?? "";
+    expect(row).not.toBe("");
+    expect(row).not.toContain("+1,000");
+    expect(row).not.toContain("$7");
+    expect(row).toContain("none added");
+    expect(row).toContain("not charged");
+    expect(row).toContain("the card was declined");
+    expect(row).toContain('href="#buy-credits"');
+
+    // Back on with a working card: the failure stays as history, "turned off" goes.
+    await attachCard(account);
+    await setBalance(account, { monthly: 500, purchased: 0 });
+    const again = await page("/account/billing/auto-recharge", {
+      cookie,
+      form: {
+        enabled: "on",
+        package: "credits_1000",
+        csrf: tokenFor(shown, "/account/billing/auto-recharge"),
+      },
+    });
+    const { html: after } = await follow(again, cookie);
+    expect((await autoRecharge(account)).enabled).toBe(true);
+    expect(after).toContain("The last recharge failed on");
+    expect(after).not.toContain("was turned off");
+  });
+
+  it("renders a row's action and invoice links when the rows carry them", async () => {
+    const html = String(
+      await HistoryRow({
+        t: {
+          id: "txn_1",
+          type: "top_up",
+          status: "pending",
+          credits: 1_000,
+          amount_cents: 700,
+          currency: "usd",
+          package: "credits_1000",
+          failure_code: null,
+          created_at: new Date().toISOString(),
+          action_url: "https://invoice.example/pay/1",
+          invoice_url: "https://invoice.example/i/1",
+        },
+      }),
+    );
+    expect(html).toContain('href="https://invoice.example/pay/1"');
+    expect(html).toContain("Complete the payment");
+    expect(html).toContain('href="https://invoice.example/i/1"');
+    expect(html).toContain("1,000 when paid");
+    expect(html).toContain("$7, not yet charged");
   });
 });
 
@@ -452,31 +620,219 @@ describe("the rest of the page", () => {
     }
     await runDurableObjectAlarm(ledgerFor(env, account.id));
     const html = await billingHtml(cookie);
-    expect(html).toContain('<svg class="chart"');
+    expect(html).toContain('<svg class="chart chart-wide"');
     expect(html).toContain('aria-labelledby="usage-chart-title usage-chart-desc"');
     expect(html).toMatch(/<desc id="usage-chart-desc">2 credits used from /);
     // The table fallback has today's numbers: 2 requests, 2 credits.
     expect(html).toMatch(/<td class="num">2<\/td><td class="num">2<\/td><\/tr><\/tbody>/);
     expect(html).toMatch(/data-type="monthly_grant" data-status="succeeded"/);
-    expect(html).toContain("At your last 7 days&#39; rate, credits reach 100 in ~");
-    expect(html).toContain("Based on 2 credits used so far this cycle");
-    // 2 credits this cycle fit every plan: Free with nothing to buy is cheapest.
-    expect(html).toContain("Free would have cost $19.00 less than your Starter plan.");
+    // A new account: no runway from one day, no plan advice from the first minutes of a cycle.
+    expect(html).toContain(
+      "Not enough history for a runway estimate yet: it needs 3 days of usage, and this account has 0 days.",
+    );
+    expect(html).toContain("Not enough usage yet to compare plans: the advisor needs 7 days");
+    expect(html).toContain("with 2 credits used.");
+    expect(html).not.toContain("would have cost");
+    expect(html).not.toContain("would cost");
+
+    // Ten days older (the account's creation moved back; the page read "ten days later"):
+    // the runway says "more than a year", the advice projects over the whole cycle.
+    const tenDays = 10 * 86_400_000;
+    await db
+      .update(accounts)
+      .set({ createdAt: new Date(Date.now() - tenDays).toISOString() })
+      .where(eq(accounts.id, account.id));
+    const later = await loadBilling(env, db, account.id, Date.now() + tenDays);
+    expect(later?.historyDays).toBe(20);
+    expect(later?.evidence).toMatchObject({
+      period: "this_cycle",
+      usedCredits: 2,
+      days: 10,
+      projectedCredits: expect.any(Number),
+    });
+    // 2 credits in 10 days of a ~30-day cycle: about 6 over the cycle.
+    expect(later?.evidence.projectedCredits).toBeGreaterThanOrEqual(6);
+    expect(later?.evidence.projectedCredits).toBeLessThanOrEqual(7);
+    expect(later?.advice?.sentence).toBe(
+      "At this rate Free would cost $19.00 less than your Starter plan over the whole cycle.",
+    );
+    const now = await billingHtml(cookie);
+    // 2,998 credits at 2 credits in 7 days: thousands of days, said as more than a year.
+    expect(now).toContain("At your last 7 days&#39; rate, credits reach 100 in more than a year.");
+    expect(now).not.toMatch(/in ~[\d,]+ days/);
+  });
+
+  it("buys credits now only after a confirmation, once however often the confirmation is posted", async () => {
+    const { account, cookie, html } = await signedIn();
+    // No card: the section says to add one, and the confirmation refuses.
+    expect(html).toContain("Add a card first (under Plan and payment) to buy credits.");
+    await attachCard(account);
+    await setBalance(account, { monthly: 0, purchased: 0 });
+    const zero = await billingHtml(cookie);
+    expect(zero).toContain("Your balance is 0 credits and auto-recharge is off");
+    expect(zero).toContain('<form method="get" action="/account/billing/top-up"');
+
+    // Step one is a GET: it shows what would be bought and buys nothing.
+    const review = await page("/account/billing/top-up?package=credits_3000", { cookie });
+    expect(review.status).toBe(200);
+    const confirm = await review.text();
+    expect(confirm).toContain("Buy 3,000 credits?");
+    expect(confirm).toContain("visa ending 4242");
+    expect(confirm).toContain("Buy now for $17");
+    const request = /name="request" value="([0-9A-Za-z]{24})"/.exec(confirm)?.[1] ?? "";
+    expect(request).not.toBe("");
+    const topUps = async () =>
+      (
+        await json<{ data: Array<{ type: string; status: string }> }>(
+          await gateway("/v1/account/transactions", { key: account.api_key }),
+        )
+      ).data.filter((t) => t.type === "top_up");
+    expect(await topUps()).toHaveLength(0);
+    const bad = await page("/account/billing/top-up?package=credits_5", { cookie });
+    expect(bad.status).toBe(400);
+    await bad.arrayBuffer();
+
+    const form = {
+      csrf: tokenFor(confirm, "/account/billing/top-up"),
+      package: "credits_3000",
+      request,
+    };
+    const first = await page("/account/billing/top-up", { cookie, form });
+    const { html: after } = await follow(first, cookie);
+    expect(after).toContain("Buying 3,000 credits for $17");
+    // The same confirmation posted again (double click, resubmitted form): the same top-up.
+    const second = await page("/account/billing/top-up", { cookie, form });
+    await follow(second, cookie);
+    await eventually(async () => {
+      const rows = await topUps();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.status).toBe("succeeded");
+    });
+    expect(
+      (
+        await json<{ purchased: number }>(
+          await gateway("/v1/account/balance", { key: account.api_key }),
+        )
+      ).purchased,
+    ).toBe(3_000);
+
+    // Without the top-up token: refused, nothing bought.
+    const forged = await page("/account/billing/top-up", {
+      cookie,
+      form: { ...form, request: "A".repeat(24), csrf: tokenFor(after, "/account/billing/limits") },
+    });
+    expect(forged.status).toBe(403);
+    await forged.arrayBuffer();
+    expect(await topUps()).toHaveLength(1);
+  });
+
+  it("shows and sets the spending limit, and says why auto-recharge is paused", async () => {
+    const { account, cookie, html } = await signedIn();
+    expect(html).toMatch(
+      /Spent this month: <strong>\$0<\/strong> of your <strong>\$200<\/strong> monthly limit/,
+    );
+    const csrf = tokenFor(html, "/account/billing/limits");
+    const set = await page("/account/billing/limits", { cookie, form: { csrf, limit: "$10" } });
+    const { html: shown } = await follow(set, cookie);
+    expect(shown).toContain("Spending limit saved: at most $10 of purchases a month.");
+    expect(shown).toContain('id="limit-dollars" name="limit" value="10"');
+    expect(
+      (
+        await json<{ monthly_spend_limit_cents: number | null }>(
+          await gateway("/v1/account/limits", { key: account.api_key }),
+        )
+      ).monthly_spend_limit_cents,
+    ).toBe(1_000);
+
+    // $7 fits under $10; a second $7 does not: auto-recharge pauses, and the page says why.
+    await attachCard(account);
+    const on = await page("/account/billing/auto-recharge", {
+      cookie,
+      form: {
+        enabled: "on",
+        package: "credits_1000",
+        csrf: tokenFor(shown, "/account/billing/auto-recharge"),
+      },
+    });
+    await follow(on, cookie);
+    await setBalance(account, { monthly: 50, purchased: 0 });
+    await eventually(async () => {
+      expect(
+        (
+          await json<{ purchased: number }>(
+            await gateway("/v1/account/balance", { key: account.api_key }),
+          )
+        ).purchased,
+      ).toBe(1_000);
+    });
+    await setBalance(account, { monthly: 0, purchased: 50 });
+    await eventually(async () => {
+      const settings = await json<{ paused: string | null }>(
+        await gateway("/v1/account/auto-recharge", { key: account.api_key }),
+      );
+      expect(settings.paused).toBe("spending_limit_reached");
+    });
+    const paused = await billingHtml(cookie);
+    expect(paused).toContain("Auto-recharge is paused until");
+    expect(paused).toContain("over your spending limit of $10");
+    expect(paused).toMatch(
+      /Spent this month: <strong>\$7<\/strong> of your <strong>\$10<\/strong> monthly limit/,
+    );
+
+    // Invalid amounts are a 400 naming the field; empty removes the limit.
+    const bad = await page("/account/billing/limits", { cookie, form: { csrf, limit: "ten" } });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain("limit: enter an amount in dollars");
+    const removed = await page("/account/billing/limits", { cookie, form: { csrf, limit: "" } });
+    expect((await follow(removed, cookie)).html).toContain("Spending limit removed");
+    expect(
+      (
+        await json<{ monthly_spend_limit_cents: number | null }>(
+          await gateway("/v1/account/limits", { key: account.api_key }),
+        )
+      ).monthly_spend_limit_cents,
+    ).toBeNull();
   });
 
   it("creates a key shown once, and keeps the last active key", async () => {
     const { account, cookie, html } = await signedIn();
     const csrf = tokenFor(html, "/account/billing/keys");
     const res = await page("/account/billing/keys", { cookie, form: { csrf, name: "ci" } });
-    expect(res.status).toBe(201);
-    const created = await res.text();
-    const key = /id="new-key" readonly="" value="(tg_test_[0-9A-Za-z]+)"/.exec(created)?.[1];
+    // Post/redirect/get: the key is not in the redirect, nor in the flash cookie in clear.
+    expect(res.status).toBe(303);
+    const flashCookie = setCookiePair(res, "tg_flash");
+    expect(res.headers.getSetCookie().find((c) => c.startsWith("tg_flash="))).toMatch(/HttpOnly/);
+    const { html: created } = await follow(res, cookie);
+    const key = /<textarea id="new-key"[^>]*>(tg_test_[0-9A-Za-z]{32})<\/textarea>/.exec(
+      created,
+    )?.[1];
     expect(key).toBeTruthy();
+    expect(res.headers.get("Location")).not.toContain(key);
+    expect(decodeURIComponent(flashCookie)).not.toContain(key);
+    expect(atobSafe(flashCookie)).not.toContain(key);
+    // Shown whole, with the copy button (revealed by the hashed script) and no JS needed.
+    expect(created).toContain('data-copy="new-key"');
     const check = await gateway("/v1/account", { key });
     expect(check.status).toBe(200);
     expect((await json<{ id: string }>(check)).id).toBe(account.id);
-    // Never again: the next page view lists it by prefix and last four only.
+    // Never again: the next page view (a reload) lists it by prefix and last four only, and a
+    // reload made no second key.
     expect(await billingHtml(cookie)).not.toContain(key);
+    const keyCount = async () =>
+      (
+        await json<{ data: Array<{ name: string | null; revoked_at: string | null }> }>(
+          await gateway("/v1/account/keys", { key: account.api_key }),
+        )
+      ).data.filter((k) => k.name === "ci").length;
+    expect(await keyCount()).toBe(1);
+    // The flash opens for its own session only, and a tampered one shows nothing.
+    const otherSession = await signIn(account.api_key);
+    const stolen = await page("/account/billing", { cookie: `${otherSession}; ${flashCookie}` });
+    expect(await stolen.text()).not.toContain(key);
+    const tampered = await page("/account/billing", {
+      cookie: `${cookie}; ${flashCookie.slice(0, -4)}AAAA`,
+    });
+    expect(await tampered.text()).not.toContain("New API key");
 
     // Revoke the new key, then the last one left is refused.
     const listed = await json<{ data: Array<{ id: string; name: string | null }> }>(
@@ -484,17 +840,14 @@ describe("the rest of the page", () => {
     );
     const ci = listed.data.find((k) => k.name === "ci");
     const revoke = await page(`/account/billing/keys/${ci?.id}/revoke`, { cookie, form: { csrf } });
-    expect(revoke.status).toBe(303);
-    expect(revoke.headers.get("Location")).toBe("/account/billing?notice=key-revoked");
-    await revoke.arrayBuffer();
+    expect((await follow(revoke, cookie)).html).toContain("The key was revoked.");
     await expectError(await gateway("/v1/account", { key }), 401, "invalid_api_key");
     const original = listed.data.find((k) => k.name === "default");
     const last = await page(`/account/billing/keys/${original?.id}/revoke`, {
       cookie,
       form: { csrf },
     });
-    expect(last.status).toBe(409);
-    expect(await last.text()).toContain("last active key");
+    expect((await follow(last, cookie)).html).toContain("last active key");
     // Another account's key id is just not found.
     const other = await createAccount();
     const otherKeys = await json<{ data: Array<{ id: string }> }>(
@@ -546,10 +899,8 @@ describe("the rest of the page", () => {
       cookie: cookie2,
       form: { csrf: tokenFor(page2, `/account/billing/keys/${second.id}/revoke`) },
     });
-    expect(res.status).toBe(303);
-    expect(res.headers.get("Location")).toBe("/account/billing?notice=session-key-revoked");
-    expect(res.headers.get("Set-Cookie")).toMatch(/^tg_session=;/);
-    await res.arrayBuffer();
+    expect(setCookiePair(res, "tg_session")).toBe("tg_session=");
+    expect((await follow(res, "")).html).toContain("You revoked the key you signed in with");
     expect(await billingHtmlOrSignIn(cookie2)).not.toContain("Credit Balance");
   });
 

@@ -3,6 +3,7 @@ import {
   advisePlan,
   cheapestCover,
   planCosts,
+  projectOverCycle,
   runwayDays,
   runwaySentence,
   unusualDays,
@@ -37,6 +38,31 @@ describe("runway", () => {
     expect(runwaySentence(null)).toBe(
       "No credits used in the last 7 days, so there is no rate to project.",
     );
+  });
+
+  it("says a long runway as more than a year, not as thousands of days", () => {
+    expect(runwaySentence(365)).toBe("At your last 7 days' rate, credits reach 100 in ~365 days.");
+    expect(runwaySentence(366)).toBe(
+      "At your last 7 days' rate, credits reach 100 in more than a year.",
+    );
+    // The issue's example: 2 credits a day on 13,632 credits.
+    expect(runwaySentence(runwayDays([2, 2, 2, 2, 2, 2, 2], 13_632))).toBe(
+      "At your last 7 days' rate, credits reach 100 in more than a year.",
+    );
+  });
+
+  it("estimates nothing from fewer than 3 days of history, and says so", () => {
+    expect(runwaySentence(12, 1, 100, 0)).toBe(
+      "Not enough history for a runway estimate yet: it needs 3 days of usage, and this account has 0 days.",
+    );
+    expect(runwaySentence(12, 2, 100, 1)).toBe(
+      "Not enough history for a runway estimate yet: it needs 3 days of usage, and this account has 1 day.",
+    );
+    expect(runwaySentence(12, 4, 100, 3)).toBe(
+      "At your last 4 days' rate, credits reach 100 in ~12 days.",
+    );
+    // At or below the threshold is a fact, not an estimate: said however young the account.
+    expect(runwaySentence(0, 1, 100, 0)).toBe("Your balance is at or below 100 credits.");
   });
 });
 
@@ -142,6 +168,28 @@ describe("plan advisor", () => {
     expect(tied.sentence).toBe("Your Starter plan was the cheapest option for this usage.");
     expect(advisePlan(0, "free").sentence).toBe(
       "Your Free plan was the cheapest option for this usage.",
+    );
+  });
+});
+
+describe("projection over the cycle", () => {
+  const DAY = 86_400;
+  it("scales the usage so far to the whole cycle, rounding up", () => {
+    expect(projectOverCycle(100, 10 * DAY, 30 * DAY)).toBe(300);
+    expect(projectOverCycle(2, 10 * DAY, 31 * DAY)).toBe(7);
+    expect(projectOverCycle(0, 10 * DAY, 30 * DAY)).toBe(0);
+    // A finished (or not yet started) cycle is taken as it is.
+    expect(projectOverCycle(100, 30 * DAY, 30 * DAY)).toBe(100);
+    expect(projectOverCycle(100, 0, 30 * DAY)).toBe(100);
+  });
+
+  it("words a projection about the cycle under way", () => {
+    // As in "names a cheaper plan": Starter $50 against Pro $39.
+    expect(advisePlan(8_000, "starter", 100, { projected: true }).sentence).toBe(
+      "At this rate Pro would cost $11.00 less than your Starter plan over the whole cycle.",
+    );
+    expect(advisePlan(100, "free", 1, { projected: true }).sentence).toBe(
+      "At this rate your Free plan is the cheapest option for the whole cycle.",
     );
   });
 });

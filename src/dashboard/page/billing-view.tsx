@@ -1,11 +1,13 @@
 import type { FC } from "hono/jsx";
 import type { ListedKey } from "../../db/api-keys";
-import { PACKAGE_IDS, PLANS, RECHARGE_THRESHOLD } from "../../pricing";
-import { runwaySentence } from "../advice";
+import { PACKAGE_IDS, PACKAGES, type PackageId, PLANS, RECHARGE_THRESHOLD } from "../../pricing";
+import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "../advice";
 import type { CsrfPurpose } from "../session";
 import { UsageChart } from "./chart";
 import type { BillingModel, Transaction } from "./data";
 import {
+  centsToDollarsInput,
+  failureReason,
   formatCredits,
   formatDate,
   formatDay,
@@ -15,6 +17,7 @@ import {
 } from "./format";
 import { type Notice, NoticeBox } from "./layout";
 import { BILLING_PATH } from "./pages";
+import { COPY_SCRIPT } from "./security";
 
 export type CsrfTokens = Record<CsrfPurpose, string>;
 
@@ -69,6 +72,8 @@ export const BillingPage: FC<BillingPageProps> = ({
       <NoticeBox notice={notice} />
       {newKey ? <NewKey created={newKey} /> : null}
       <BalanceSection model={model} tokens={tokens} />
+      <BuyCreditsSection model={model} />
+      <SpendLimitSection model={model} token={tokens.limits} />
       <UsageSection model={model} />
       <AdviceSection model={model} />
       <HistorySection transactions={model.transactions} />
@@ -146,18 +151,19 @@ const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
                 auto-recharge on.
               </p>
             ) : null}
-            {ar.last_failure ? (
-              <div class="notice bad" role="alert">
+            {ar.paused === "spending_limit_reached" ? (
+              <div class="notice warn" id="ar-paused">
                 <p>
-                  The last recharge failed on {formatTime(ar.last_failure.at)}:{" "}
-                  {ar.last_failure.message || "the payment was declined"} (code{" "}
-                  <code>{ar.last_failure.code}</code>).
+                  Auto-recharge is paused until {formatTime(s.limits.period_ends_at)}: another
+                  package would take this month's purchases over your spending limit of{" "}
+                  {formatPrice(s.limits.monthly_spend_limit_cents ?? 0)}.
                 </p>
                 <p>
-                  Auto-recharge was turned off. Update your payment method, then turn it back on.
+                  Raise the limit under <a href="#limit-h">Spending limit</a> to resume it now.
                 </p>
               </div>
             ) : null}
+            {ar.last_failure ? <LastFailure model={model} /> : null}
             <div class="actions">
               <button type="submit">Save auto-recharge</button>
               <span class="muted">{ar.enabled ? "Currently on" : "Currently off"}</span>
@@ -243,58 +249,23 @@ const UsageSection: FC<{ model: BillingModel }> = ({ model }) => (
 
 const AdviceSection: FC<{ model: BillingModel }> = ({ model }) => {
   const a = model.advice;
+  const e = model.evidence;
   return (
     <section class="card advice" aria-labelledby="advice-h">
       <h2 id="advice-h">Advice</h2>
       <h3>Runway</h3>
-      <p>{runwaySentence(model.runway)}</p>
+      <p id="runway">
+        {runwaySentence(model.runway, model.runwayWindow, RECHARGE_THRESHOLD, model.historyDays)}
+      </p>
       <h3>Plan advisor</h3>
-      <p>
-        Based on {formatCredits(a.usedCredits)} credits used{" "}
-        {a.period === "last_cycle" ? "in your last billing cycle" : "so far this cycle"}:
+      <p id="advice-basis">
+        {e.period === "last_cycle"
+          ? `Based on ${formatCredits(e.usedCredits)} credits used in your last billing cycle (${e.days} days):`
+          : a
+            ? `Based on ${formatCredits(e.usedCredits)} credits used in the first ${e.days} days of this ${e.cycleDays}-day cycle, projected to ${formatCredits(e.projectedCredits ?? e.usedCredits)} over the whole cycle:`
+            : `Not enough usage yet to compare plans: the advisor needs ${MIN_ADVICE_DAYS} days of this cycle (or a whole previous cycle), and ${e.days === 1 ? "1 day has" : `${e.days} days have`} passed, with ${formatCredits(e.usedCredits)} credits used.`}
       </p>
-      <p class="headline">{a.sentence}</p>
-      <div class="table-scroll">
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Plan</th>
-              <th scope="col" class="num">
-                Plan price
-              </th>
-              <th scope="col">Packages for usage beyond the plan</th>
-              <th scope="col" class="num">
-                Total
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {a.costs.map((c) => (
-              <tr class={c.plan === a.current ? "current" : undefined}>
-                <th scope="row">
-                  {PLANS[c.plan].name}
-                  {c.plan === a.current ? <span class="tag">your plan</span> : null}
-                  {c.plan === a.cheapest ? <span class="tag">cheapest</span> : null}
-                  {c.fitsPeak ? null : <span class="tag">rate limit too low</span>}
-                </th>
-                <td class="num">{formatPrice(c.planCents)}</td>
-                <td>
-                  {c.cover.packages.length === 0
-                    ? "none needed"
-                    : `${c.cover.packages
-                        .map((p) => `${p.count} × ${packageLabel(p.package)}`)
-                        .join(" + ")}`}
-                </td>
-                <td class="num">{formatPrice(c.totalCents)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-      <p class="hint">
-        Packages are bought whole. Your busiest minute had {formatCredits(a.peakRequestsPerMinute)}{" "}
-        requests; a plan whose rate limit is below that is not advised.
-      </p>
+      {a ? <AdviceTable a={a} /> : null}
       <h3>Unusual usage</h3>
       {model.unusual.length === 0 ? (
         <p>No day this cycle used more than 3× its trailing 7-day average.</p>
@@ -315,6 +286,53 @@ const AdviceSection: FC<{ model: BillingModel }> = ({ model }) => {
   );
 };
 
+const AdviceTable: FC<{ a: PlanAdvice }> = ({ a }) => (
+  <>
+    <p class="headline">{a.sentence}</p>
+    <div class="table-scroll">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Plan</th>
+            <th scope="col" class="num">
+              Plan price
+            </th>
+            <th scope="col">Packages for usage beyond the plan</th>
+            <th scope="col" class="num">
+              Total
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {a.costs.map((c) => (
+            <tr class={c.plan === a.current ? "current" : undefined}>
+              <th scope="row">
+                {PLANS[c.plan].name}
+                {c.plan === a.current ? <span class="tag">your plan</span> : null}
+                {c.plan === a.cheapest ? <span class="tag">cheapest</span> : null}
+                {c.fitsPeak ? null : <span class="tag">rate limit too low</span>}
+              </th>
+              <td class="num">{formatPrice(c.planCents)}</td>
+              <td>
+                {c.cover.packages.length === 0
+                  ? "none needed"
+                  : `${c.cover.packages
+                      .map((p) => `${p.count} × ${packageLabel(p.package)}`)
+                      .join(" + ")}`}
+              </td>
+              <td class="num">{formatPrice(c.totalCents)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+    <p class="hint">
+      Packages are bought whole. Your busiest minute had {formatCredits(a.peakRequestsPerMinute)}{" "}
+      requests; a plan whose rate limit is below that is not advised.
+    </p>
+  </>
+);
+
 const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) => (
   <section class="card" aria-labelledby="history-h">
     <h2 id="history-h">Transaction history</h2>
@@ -322,7 +340,7 @@ const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) =
       <p>No transactions yet.</p>
     ) : (
       <div class="table-scroll">
-        <table id="transactions">
+        <table id="transactions" class="stack">
           <caption class="muted">The latest {transactions.length}, newest first</caption>
           <thead>
             <tr>
@@ -339,24 +357,7 @@ const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) =
           </thead>
           <tbody>
             {transactions.map((t) => (
-              <tr data-type={t.type} data-status={t.status}>
-                <td>{formatTime(t.created_at)}</td>
-                <td>{TYPE_LABELS[t.type]}</td>
-                <td class="num">
-                  {t.credits > 0 ? "+" : ""}
-                  {formatCredits(t.credits)}
-                </td>
-                <td class="num">{t.amount_cents > 0 ? formatPrice(t.amount_cents) : "—"}</td>
-                <td>
-                  <span class={`pill ${t.status}`}>{t.status}</span>
-                  {t.failure_code ? (
-                    <>
-                      {" "}
-                      <code>{t.failure_code}</code>
-                    </>
-                  ) : null}
-                </td>
-              </tr>
+              <HistoryRow t={t} />
             ))}
           </tbody>
         </table>
@@ -375,7 +376,7 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
   <section class="card" aria-labelledby="keys-h">
     <h2 id="keys-h">API keys</h2>
     <div class="table-scroll">
-      <table>
+      <table id="keys" class="stack">
         <thead>
           <tr>
             <th scope="col">Name</th>
@@ -391,23 +392,23 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
         <tbody>
           {keys.map((k) => (
             <tr>
-              <td>
+              <td data-label="Name">
                 {k.name ?? <span class="muted">unnamed</span>}
                 {k.id === sessionKeyId ? <span class="tag">signed in with this key</span> : null}
               </td>
-              <td>
+              <td data-label="Key">
                 <code>
                   {k.prefix}…{k.last4}
                 </code>
               </td>
-              <td>{k.scope === "full" ? "full" : "classify only"}</td>
-              <td>{formatDate(k.created_at)}</td>
-              <td>
+              <td data-label="Scope">{k.scope === "full" ? "full" : "classify only"}</td>
+              <td data-label="Created">{formatDate(k.created_at)}</td>
+              <td data-label="Status">
                 <span class={`pill ${k.revoked_at ? "revoked" : "active"}`}>
                   {k.revoked_at ? "revoked" : "active"}
                 </span>
               </td>
-              <td>
+              <td data-label="Action" class="action">
                 {k.revoked_at ? null : (
                   <form method="post" action={`${BILLING_PATH}/keys/${k.id}/revoke`}>
                     <Csrf token={token} />
@@ -435,29 +436,308 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
         <label class="field" for="key-scope">
           Scope
         </label>
-        <select id="key-scope" name="scope">
+        <select id="key-scope" name="scope" aria-describedby="key-scope-help">
           <option value="classify" selected>
-            classify only: spends credits, cannot buy or change anything
+            classify only
           </option>
-          <option value="full">full: everything this page can do</option>
+          <option value="full">full</option>
         </select>
       </div>
       <button type="submit">Create key</button>
     </form>
+    <p class="hint" id="key-scope-help">
+      A classify-only key spends credits and cannot buy or change anything; a full key can do
+      everything this page can.
+    </p>
   </section>
 );
 
+/**
+ * A key just created, shown whole (it wraps) in a read-only field: selectable by hand, so the
+ * page works without JavaScript; the hashed script only reveals the "Copy key" button.
+ */
 const NewKey: FC<{ created: { key: string; name: string | null } }> = ({ created }) => (
-  <div class="notice ok" role="status">
+  <div class="notice ok new-key-box" id="new-key-box">
     <p>
       <strong>New API key{created.name ? ` “${created.name}”` : ""}.</strong> Copy it now: it is
       shown only this once.
     </p>
-    <p>
-      <label class="field" for="new-key">
-        Your new key
-      </label>
-      <input type="text" id="new-key" readonly value={created.key} spellcheck={false} />
-    </p>
+    <label class="field" for="new-key">
+      Your new key
+    </label>
+    <textarea id="new-key" class="secret" readonly rows={2} spellcheck={false} autocomplete="off">
+      {created.key}
+    </textarea>
+    <div class="actions">
+      <button type="button" data-copy="new-key" data-status="copy-status" hidden>
+        Copy key
+      </button>
+      <span id="copy-status" role="status" />
+    </div>
+    <script dangerouslySetInnerHTML={{ __html: COPY_SCRIPT }} />
   </div>
 );
+
+const STATUS_LABELS: Record<string, string> = {
+  succeeded: "succeeded",
+  pending: "pending",
+  requires_action: "needs your action",
+  failed: "failed",
+};
+
+/**
+ * One history row. Only a succeeded row says "+credits": a pending one says what it will add,
+ * a failed one that nothing was added and nothing charged, why, and what to do about it.
+ */
+export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
+  const failed = t.status === "failed";
+  const settled = t.status === "succeeded";
+  const purchase = t.type === "auto_recharge" || t.type === "top_up";
+  return (
+    <tr data-type={t.type} data-status={t.status}>
+      <td data-label="Date">{formatTime(t.created_at)}</td>
+      <td data-label="Type">
+        {TYPE_LABELS[t.type]}
+        {purchase && t.package && t.package in PACKAGES ? (
+          <span class="muted pkg">
+            {formatCredits(PACKAGES[t.package as PackageId].credits)}-credit package
+          </span>
+        ) : null}
+      </td>
+      <td data-label="Credits" class="num">
+        {failed ? (
+          <span>none added</span>
+        ) : settled ? (
+          `${t.credits > 0 ? "+" : ""}${formatCredits(t.credits)}`
+        ) : (
+          `${formatCredits(t.credits)} when paid`
+        )}
+      </td>
+      <td data-label="Amount" class="num">
+        {t.amount_cents <= 0
+          ? "—"
+          : failed
+            ? "not charged"
+            : settled
+              ? formatPrice(t.amount_cents)
+              : `${formatPrice(t.amount_cents)}, not yet charged`}
+      </td>
+      <td data-label="Status">
+        <span class={`pill ${t.status}`}>{STATUS_LABELS[t.status] ?? t.status}</span>
+        {failed ? (
+          <span class="why">
+            {" "}
+            {failureReason(t.failure_code)}
+            {t.failure_code ? (
+              <>
+                {" "}
+                (<code>{t.failure_code}</code>)
+              </>
+            ) : null}
+            .
+          </span>
+        ) : null}
+        {t.action_url && !settled ? (
+          <>
+            {" "}
+            <a href={t.action_url} class="row-link">
+              Complete the payment
+            </a>
+          </>
+        ) : failed && purchase ? (
+          <>
+            {" "}
+            <a href="#buy-credits" class="row-link">
+              Retry: buy credits now
+            </a>
+          </>
+        ) : null}
+        {t.invoice_url ? (
+          <>
+            {" "}
+            <a href={t.invoice_url} class="row-link">
+              Invoice
+            </a>
+          </>
+        ) : null}
+      </td>
+    </tr>
+  );
+};
+
+/**
+ * The last failed recharge, as history: it always says what happened; "turned off because of
+ * it" only while auto-recharge is still off (turning it back on does not erase the failure).
+ */
+const LastFailure: FC<{ model: BillingModel }> = ({ model }) => {
+  const ar = model.snapshot.auto_recharge;
+  const f = ar.last_failure;
+  if (!f) return null;
+  return (
+    <div class={`notice ${ar.enabled ? "warn" : "bad"}`} id="last-failure">
+      <p>
+        The last recharge failed on {formatTime(f.at)} ({failureReason(f.code, f.message)}, code{" "}
+        <code>{f.code}</code>): nothing was added and nothing was charged.
+      </p>
+      {ar.enabled ? null : (
+        <p>Auto-recharge was turned off because of it. Update your card, then turn it back on.</p>
+      )}
+      {f.action_url ? (
+        <p>
+          <a href={f.action_url}>Complete the payment</a> to get those credits.
+        </p>
+      ) : null}
+    </div>
+  );
+};
+
+/**
+ * "Buy credits now": a package bought at once with the card on file. The first step is a plain
+ * GET to a confirmation page, so nothing is bought without a second, deliberate click.
+ */
+const BuyCreditsSection: FC<{ model: BillingModel }> = ({ model }) => {
+  const s = model.snapshot;
+  const card = model.account.payment_method;
+  const low = s.total <= RECHARGE_THRESHOLD;
+  return (
+    <section class="card" id="buy-credits" aria-labelledby="buy-h">
+      <h2 id="buy-h">Buy credits now</h2>
+      {low ? (
+        <p class="notice warn">
+          Your balance is {formatCredits(s.total)} credits
+          {s.auto_recharge.enabled ? "" : " and auto-recharge is off"}: requests are refused at
+          zero. Buy a package now to keep going.
+        </p>
+      ) : null}
+      {s.has_payment_method ? (
+        <form method="get" action={`${BILLING_PATH}/top-up`} class="inline-form">
+          <div>
+            <label class="field" for="buy-package">
+              Package
+            </label>
+            <select id="buy-package" name="package">
+              {PACKAGE_IDS.map((id) => (
+                <option value={id}>{packageLabel(id)}</option>
+              ))}
+            </select>
+          </div>
+          <button type="submit">Review purchase</button>
+        </form>
+      ) : (
+        <p class="hint">Add a card first (under Plan and payment) to buy credits.</p>
+      )}
+      <p class="hint">
+        {card
+          ? `Charged to the ${card.brand ?? "card"} ending ${card.last4 ?? "····"}; you confirm on the next page. `
+          : ""}
+        Purchased credits do not expire and are used after the monthly ones.
+      </p>
+    </section>
+  );
+};
+
+/** The spending limit: spent this month, the limit, and a form to change it. */
+const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, token }) => {
+  const l = model.snapshot.limits;
+  const limit = l.monthly_spend_limit_cents;
+  return (
+    <section class="card" aria-labelledby="limit-h">
+      <h2 id="limit-h">Spending limit</h2>
+      <p id="limit-state">
+        Spent this month: <strong>{formatPrice(l.spent_this_month_cents)}</strong>
+        {limit === null ? (
+          <> · no monthly limit</>
+        ) : (
+          <>
+            {" "}
+            of your <strong>{formatPrice(limit)}</strong> monthly limit
+          </>
+        )}{" "}
+        · the month ends {formatTime(l.period_ends_at)}.
+      </p>
+      {model.snapshot.auto_recharge.paused === "spending_limit_reached" ? (
+        <p class="notice warn">
+          Auto-recharge is paused: another package would take this month past the limit. Raise or
+          remove the limit to resume it.
+        </p>
+      ) : null}
+      <form method="post" action={`${BILLING_PATH}/limits`} class="inline-form">
+        <Csrf token={token} />
+        <div>
+          <label class="field" for="limit-dollars">
+            Monthly limit in US dollars
+          </label>
+          <input
+            type="text"
+            inputmode="decimal"
+            id="limit-dollars"
+            name="limit"
+            value={limit === null ? "" : centsToDollarsInput(limit)}
+            aria-describedby="limit-help"
+            autocomplete="off"
+          />
+        </div>
+        <button type="submit">Save limit</button>
+      </form>
+      <p class="hint" id="limit-help">
+        Auto-recharges and top-ups never take a calendar month's purchases over it. Leave empty for
+        no limit.
+      </p>
+    </section>
+  );
+};
+
+/** The confirmation step of "Buy credits now": what is bought, for how much, with which card. */
+export const TopUpConfirmPage: FC<{
+  model: BillingModel;
+  pkg: PackageId;
+  token: string;
+  request: string;
+}> = ({ model, pkg, token, request }) => {
+  const p = PACKAGES[pkg];
+  const card = model.account.payment_method;
+  const l = model.snapshot.limits;
+  const over =
+    l.monthly_spend_limit_cents !== null &&
+    l.spent_this_month_cents + p.priceCents > l.monthly_spend_limit_cents;
+  return (
+    <main id="main" class="wrap">
+      <div class="signin">
+        <section class="card" aria-labelledby="confirm-h">
+          <h1 id="confirm-h">Buy {formatCredits(p.credits)} credits?</h1>
+          <dl class="facts">
+            <dt>Package</dt>
+            <dd>{packageLabel(pkg)}</dd>
+            <dt>Charged to</dt>
+            <dd>
+              {card
+                ? `${card.brand ?? "card"} ending ${card.last4 ?? "····"}`
+                : "the payment method on file"}
+            </dd>
+            <dt>Balance now</dt>
+            <dd>{formatCredits(model.snapshot.total)} credits</dd>
+          </dl>
+          {over ? (
+            <p class="notice bad">
+              This would take this month's purchases to{" "}
+              {formatPrice(l.spent_this_month_cents + p.priceCents)}, over your{" "}
+              {formatPrice(l.monthly_spend_limit_cents ?? 0)} spending limit: it will be refused.
+            </p>
+          ) : null}
+          <form method="post" action={`${BILLING_PATH}/top-up`}>
+            <Csrf token={token} />
+            <input type="hidden" name="package" value={pkg} />
+            <input type="hidden" name="request" value={request} />
+            <div class="actions">
+              <button type="submit">Buy now for {formatPrice(p.priceCents)}</button>
+              <a href={BILLING_PATH}>Cancel</a>
+            </div>
+          </form>
+          <p class="hint">
+            The credits are added as soon as the payment goes through, usually within seconds.
+          </p>
+        </section>
+      </div>
+    </main>
+  );
+};

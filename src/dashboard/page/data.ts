@@ -8,7 +8,15 @@ import type { AccountSnapshot } from "../../ledger/account-ledger";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/rules";
 import { type AccountView, accountView } from "../account-view";
-import { advisePlan, type PlanAdvice, runwayDays, type UnusualDay, unusualDays } from "../advice";
+import {
+  advisePlan,
+  MIN_ADVICE_DAYS,
+  type PlanAdvice,
+  projectOverCycle,
+  runwayDays,
+  type UnusualDay,
+  unusualDays,
+} from "../advice";
 import { listTransactions } from "../transactions";
 import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint } from "../usage";
 
@@ -18,7 +26,28 @@ export const TRAILING_DAYS = 7;
 /** However old the cycle start, the page never reads more days than this. */
 const MAX_DAYS = 60;
 
-export type Transaction = NonNullable<Awaited<ReturnType<typeof listTransactions>>>["data"][number];
+/**
+ * A history row. `action_url` (where a payment needing the customer is completed) and
+ * `invoice_url` (the paid invoice) are optional: the page shows them when the rows carry them.
+ */
+export type Transaction = NonNullable<
+  Awaited<ReturnType<typeof listTransactions>>
+>["data"][number] & {
+  action_url?: string | null;
+  invoice_url?: string | null;
+};
+
+/** What the plan advisor's numbers rest on, said on the page next to them. */
+export interface AdviceEvidence {
+  period: "last_cycle" | "this_cycle";
+  /** Credits really used in the period. */
+  usedCredits: number;
+  /** Whole days of the period behind them (this cycle: days elapsed so far). */
+  days: number;
+  cycleDays: number;
+  /** This cycle's usage projected over the whole cycle; null for a whole last cycle. */
+  projectedCredits: number | null;
+}
 
 export interface BillingModel {
   email: string;
@@ -31,7 +60,13 @@ export interface BillingModel {
   /** UTC days the whole cycle touches: the chart's width, so it shows where in the cycle today is. */
   cycleDays: number;
   runway: number | null;
-  advice: PlanAdvice & { period: "last_cycle" | "this_cycle" };
+  /** Days the runway's rate is measured over (the last 7, fewer for a younger account). */
+  runwayWindow: number;
+  /** Whole days since the account was created. */
+  historyDays: number;
+  /** Null while there is too little of this cycle to go on (see `evidence`). */
+  advice: PlanAdvice | null;
+  evidence: AdviceEvidence;
   unusual: UnusualDay[];
 }
 
@@ -84,7 +119,19 @@ export async function loadBilling(
     usageTotals(db, accountId, from, to),
   ]);
 
-  const cycle = bucketRange("day", cycleStart, Date.parse(snapshot.cycle_ends_at));
+  const cycleEnd = Date.parse(snapshot.cycle_ends_at);
+  const cycle = bucketRange("day", cycleStart, cycleEnd);
+  const historyDays = Math.max(0, Math.floor((now - Date.parse(account.createdAt)) / DAY_MS));
+  // The rate is measured only over days the account existed (today's partial day included).
+  const runwayWindow = Math.min(TRAILING_DAYS, historyDays + 1);
+  const elapsedSeconds = Math.max(0, Math.floor((now - cycleStart) / 1000));
+  const cycleSeconds = Math.max(1, Math.floor((cycleEnd - cycleStart) / 1000));
+  const elapsedDays = Math.floor(elapsedSeconds / BUCKET_SECONDS.day);
+  const enough = hasLastCycle || elapsedDays >= MIN_ADVICE_DAYS;
+  const projectedCredits = hasLastCycle
+    ? null
+    : projectOverCycle(totals.credits, elapsedSeconds, cycleSeconds);
+  const cycleLength = Math.round(cycleSeconds / BUCKET_SECONDS.day);
   const inCycle = (p: { start: string }) => Date.parse(p.start) >= cycle.start * 1000;
   return {
     email: account.email,
@@ -95,12 +142,27 @@ export async function loadBilling(
     cycleUsage: daily.filter(inCycle),
     cycleDays: (cycle.end - cycle.start) / BUCKET_SECONDS.day,
     runway: runwayDays(
-      daily.slice(-TRAILING_DAYS).map((d) => d.credits),
+      daily.slice(-runwayWindow).map((d) => d.credits),
       snapshot.total,
     ),
-    advice: {
-      ...advisePlan(totals.credits, snapshot.plan, totals.peakRequestsPerMinute),
+    runwayWindow,
+    historyDays,
+    advice: enough
+      ? advisePlan(
+          projectedCredits ?? totals.credits,
+          snapshot.plan,
+          totals.peakRequestsPerMinute,
+          {
+            projected: projectedCredits !== null,
+          },
+        )
+      : null,
+    evidence: {
       period: hasLastCycle ? "last_cycle" : "this_cycle",
+      usedCredits: totals.credits,
+      days: hasLastCycle ? cycleLength : elapsedDays,
+      cycleDays: cycleLength,
+      projectedCredits,
     },
     unusual: unusualDays(daily, { window: TRAILING_DAYS }).filter(inCycle),
   };

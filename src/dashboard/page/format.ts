@@ -36,3 +36,28 @@ export function formatTime(iso: string): string {
 export function formatDate(iso: string): string {
   return new Date(iso).toISOString().slice(0, 10);
 }
+
+/** Payment failure codes as a customer reads them; unknown codes fall back to the message. */
+const FAILURE_REASONS: Record<string, string> = {
+  card_declined: "the card was declined",
+  insufficient_funds: "the card has insufficient funds",
+  expired_card: "the card has expired",
+  incorrect_cvc: "the card's security code was refused",
+  processing_error: "the card processor had an error",
+  authentication_required: "the bank asks you to confirm the payment",
+  requires_action: "the bank asks you to confirm the payment",
+  payment_method_required: "there was no card on file",
+};
+
+export function failureReason(code: string | null | undefined, message?: string | null): string {
+  if (code && FAILURE_REASONS[code]) return FAILURE_REASONS[code];
+  if (message) return message.replace(/\.$/, "");
+  return code ? `the payment failed (${code})` : "the payment failed";
+}
+
+/** Cents as dollars for an input's value: `50`, `12.5` → `12.50`. */
+export function centsToDollarsInput(cents: number): string {
+  const whole = Math.floor(cents / 100);
+  const rest = cents % 100;
+  return rest === 0 ? String(whole) : `${whole}.${String(rest).padStart(2, "0")}`;
+}

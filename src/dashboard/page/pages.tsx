@@ -9,7 +9,9 @@ export const SignInPage: FC<{
   notice?: Notice | null;
   unavailable?: boolean;
   signUp?: boolean;
-}> = ({ notice, unavailable, signUp }) => (
+  /** The form's double-submit token (see `signInToken`). */
+  csrf?: string;
+}> = ({ notice, unavailable, signUp, csrf }) => (
   <main id="main" class="wrap">
     <div class="signin">
       <section class="card" aria-labelledby="signin-h">
@@ -29,6 +31,7 @@ export const SignInPage: FC<{
           }
         />
         <form method="post" action="/account/sign-in">
+          <input type="hidden" name="csrf" value={csrf ?? ""} />
           <label class="field" for="api-key">
             API key
           </label>

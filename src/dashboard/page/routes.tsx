@@ -1,7 +1,10 @@
 /**
  * Account / Billing, the server-rendered dashboard page, mounted at `/account`. It works
- * without JavaScript: every action is a form post answered by a redirect (303) back to the
- * page, or by the page itself when it has something to show once (a new key, an error).
+ * without JavaScript. Every form post that acts is answered by a redirect (303, post/redirect/
+ * get): what the next page view shows once (a notice, a new key) travels in the encrypted,
+ * read-once flash cookie (see `setFlash` in ../session), never in the URL, so reloading the page
+ * repeats nothing and shows no notice twice. Posts that are refused outright (bad CSRF token,
+ * invalid fields) answer with an error page: repeating them changes nothing either.
  */
 import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -9,27 +12,35 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { startCardSetup, startPlanCheckout } from "../../billing/checkout";
 import { createPortalSession } from "../../billing/portal";
+import { randomBase62, sha256Hex } from "../../crypto";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
 import { looksLikeApiKey } from "../../gateway/api-keys";
 import { identify } from "../../gateway/identity";
 import { ledgerFor } from "../../ledger/client";
-import { PACKAGE_IDS } from "../../pricing";
+import { PACKAGE_IDS, PACKAGES } from "../../pricing";
 import { signupEnabled } from "../../signup/config";
 import { createKey, revokeKey } from "../key-store";
 import {
   type CsrfPurpose,
+  clearSignInToken,
   csrfToken,
   endSession,
+  type Flash,
   notCrossOrigin,
   readSession,
   type Session,
   sessionSecret,
+  setFlash,
+  signInToken,
   startSession,
+  takeFlash,
   verifyCsrf,
+  verifySignInToken,
 } from "../session";
-import { BillingPage, type CsrfTokens } from "./billing-view";
+import { BillingPage, type CsrfTokens, TopUpConfirmPage } from "./billing-view";
 import { loadBilling } from "./data";
+import { formatCredits, formatPrice } from "./format";
 import {
   forbidden,
   formSession,
@@ -43,21 +54,28 @@ import { BILLING_PATH, ErrorPage, ResumePage, SignInPage } from "./pages";
 import { pageSecurityHeaders } from "./security";
 
 const TITLE = "Account / Billing · Tollgate";
-const PURPOSES: CsrfPurpose[] = ["auto-recharge", "portal", "checkout", "keys", "sign-out"];
+const PURPOSES: CsrfPurpose[] = [
+  "auto-recharge",
+  "portal",
+  "checkout",
+  "keys",
+  "sign-out",
+  "top-up",
+  "limits",
+];
 
-/** Messages a redirect may ask the page to show: fixed texts, never text from the URL. */
-const NOTICES: Record<string, Notice> = {
-  "auto-recharge-saved": { tone: "ok", text: "Auto-recharge settings saved." },
-  "key-revoked": {
+const NOTICES = {
+  autoRechargeSaved: { tone: "ok", text: "Auto-recharge settings saved." },
+  keyRevoked: {
     tone: "ok",
     text: "The key was revoked. Requests with it are refused within seconds.",
   },
-  "signed-out": { tone: "ok", text: "You are signed out." },
-  "session-key-revoked": {
+  signedOut: { tone: "ok", text: "You are signed out." },
+  sessionKeyRevoked: {
     tone: "warn",
     text: "You revoked the key you signed in with, so you were signed out.",
   },
-};
+} satisfies Record<string, Notice>;
 
 const PAYMENT_METHOD_REQUIRED: Notice = {
   tone: "bad",
@@ -74,28 +92,60 @@ const CheckoutForm = z.object({
   plan: z.enum(["starter", "pro"], { error: "choose Starter or Pro" }),
 });
 
+const TopUpForm = z.object({
+  package: z.enum(PACKAGE_IDS, { error: "choose one of the credit packages" }),
+  // Random per confirmation page: the same confirmation posted twice is the same top-up.
+  request: z.string().regex(/^[0-9A-Za-z]{24}$/, { error: "reload the confirmation page" }),
+});
+
+/** Dollars as typed ("50", "12.50", "$1,000"), or empty for no limit; up to $1,000,000. */
+const LimitsForm = z.object({
+  limit: z
+    .string()
+    .trim()
+    .transform((v) => v.replace(/^\$/, "").replaceAll(",", ""))
+    .refine((v) => v === "" || /^\d{1,7}(\.\d{1,2})?$/.test(v), {
+      error: "enter an amount in dollars, such as 50 or 12.50, or leave it empty",
+    })
+    .transform((v) => {
+      if (v === "") return null;
+      const [whole = "0", cents = ""] = v.split(".");
+      return Number(whole) * 100 + Number(cents.padEnd(2, "0"));
+    })
+    .refine((c) => c === null || c <= 100_000_000, { error: "at most $1,000,000 a month" }),
+});
+
 const CreateKeyForm = z.object({
   name: z.string().trim().max(100).optional(),
   scope: z.enum(["classify", "full"]).default("classify"),
 });
 
-function noticeFrom(c: Context): Notice | null {
-  const code = c.req.query("notice");
-  return code ? (NOTICES[code] ?? null) : null;
+/** Back to the page with a one-time message: post/redirect/get. */
+async function redirectWith(
+  c: Context<AppEnv>,
+  secret: string,
+  session: Session | null,
+  flash: Flash,
+) {
+  await setFlash(c, secret, session?.sessionId ?? null, flash);
+  return c.redirect(BILLING_PATH, 303);
 }
 
-function signInPage(
+async function signInPage(
   c: Context<AppEnv>,
   status: ContentfulStatusCode,
   options: { notice?: Notice | null; unavailable?: boolean } = {},
 ) {
+  const secret = await sessionSecret(c.env);
+  const csrf = secret ? await signInToken(c, secret) : "";
   return renderHtml(
     c,
     <Document title={`Sign in · ${TITLE}`}>
       <SignInPage
         notice={options.notice}
-        unavailable={options.unavailable}
+        unavailable={options.unavailable || !secret}
         signUp={signupEnabled(c.env)}
+        csrf={csrf}
       />
     </Document>,
     status,
@@ -115,9 +165,7 @@ export async function billingPage(
 ) {
   const model = await loadBilling(c.env, c.get("db"), session.accountId);
   if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
-  const tokens = Object.fromEntries(
-    await Promise.all(PURPOSES.map(async (p) => [p, await csrfToken(secret, session, p)])),
-  ) as CsrfTokens;
+  const tokens = await tokensFor(secret, session);
   return renderHtml(
     c,
     <Document title={TITLE}>
@@ -131,6 +179,12 @@ export async function billingPage(
     </Document>,
     options.status ?? 200,
   );
+}
+
+async function tokensFor(secret: string, session: Session): Promise<CsrfTokens> {
+  return Object.fromEntries(
+    await Promise.all(PURPOSES.map(async (p) => [p, await csrfToken(secret, session, p)])),
+  ) as CsrfTokens;
 }
 
 function errorPage(
@@ -155,7 +209,11 @@ export const billingPageRoutes = new Hono<AppEnv>()
   .get("/billing", async (c) => {
     const secret = await sessionSecret(c.env);
     const session = secret ? await readSession(c) : null;
-    if (secret && session) return billingPage(c, session, secret, { notice: noticeFrom(c) });
+    // Read once: this response clears the flash cookie, so a reload shows neither again.
+    const flash = secret ? await takeFlash(c, secret, session?.sessionId ?? null) : null;
+    if (secret && session) {
+      return billingPage(c, session, secret, { notice: flash?.notice, newKey: flash?.newKey });
+    }
     const crossSite =
       c.req.header("Sec-Fetch-Site") === "cross-site" &&
       c.req.header("Sec-Fetch-Mode") === "navigate";
@@ -168,14 +226,39 @@ export const billingPageRoutes = new Hono<AppEnv>()
         </Document>,
       );
     }
-    return signInPage(c, 200, { notice: noticeFrom(c), unavailable: !secret });
+    return signInPage(c, 200, { notice: flash?.notice, unavailable: !secret });
+  })
+  .get("/billing/top-up", async (c) => {
+    const secret = await sessionSecret(c.env);
+    const session = secret ? await readSession(c) : null;
+    if (!secret || !session) throw new SignedOutError();
+    const pkg = parseFields(
+      { package: c.req.query("package") ?? "" },
+      z.object({ package: TopUpForm.shape.package }),
+    ).package;
+    const model = await loadBilling(c.env, c.get("db"), session.accountId);
+    if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
+    const tokens = await tokensFor(secret, session);
+    return renderHtml(
+      c,
+      <Document title={`Buy credits · ${TITLE}`}>
+        <TopUpConfirmPage
+          model={model}
+          pkg={pkg}
+          token={tokens["top-up"]}
+          request={randomBase62(24)}
+        />
+      </Document>,
+    );
   })
   .post("/sign-in", async (c) => {
     const fields = await readFields(c);
-    // No session yet, so no token to check: the origin check stops sign-in forgery.
-    if (!notCrossOrigin(c)) throw forbidden();
     const secret = await sessionSecret(c.env);
     if (!secret) return signInPage(c, 503, { unavailable: true });
+    // No session yet: the origin check and the form's double-submit token stop sign-in forgery.
+    if (!notCrossOrigin(c) || !(await verifySignInToken(c, secret, fields.csrf))) {
+      throw forbidden();
+    }
     const key = (fields.api_key ?? "").trim();
     const identity = looksLikeApiKey(key) ? await identify(c.env.DB, key) : null;
     if (!identity) {
@@ -193,6 +276,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       });
     }
     await startSession(c, secret, identity);
+    clearSignInToken(c);
     return c.redirect(BILLING_PATH, 303);
   })
   .post("/sign-out", async (c) => {
@@ -206,7 +290,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
       }
     }
     endSession(c);
-    return c.redirect(`${BILLING_PATH}?notice=signed-out`, 303);
+    return secret
+      ? redirectWith(c, secret, null, { notice: NOTICES.signedOut })
+      : c.redirect(BILLING_PATH, 303);
   })
   .post("/billing/auto-recharge", async (c) => {
     const fields = await readFields(c);
@@ -219,11 +305,61 @@ export const billingPageRoutes = new Hono<AppEnv>()
     });
     if (!result.ok) {
       if (result.reason === "payment_method_required") {
-        return billingPage(c, session, secret, { status: 409, notice: PAYMENT_METHOD_REQUIRED });
+        return redirectWith(c, secret, session, { notice: PAYMENT_METHOD_REQUIRED });
       }
       throw new PageError(404, "No such account", "This account no longer exists.");
     }
-    return c.redirect(`${BILLING_PATH}?notice=auto-recharge-saved`, 303);
+    return redirectWith(c, secret, session, { notice: NOTICES.autoRechargeSaved });
+  })
+  .post("/billing/top-up", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "top-up", fields);
+    const form = parseFields(fields, TopUpForm);
+    // The confirmation's random request id fixes the recharge id: posting it twice (a double
+    // click, a resubmitted form) finds the first top-up instead of buying a second one.
+    const rechargeId = `rch_${(await sha256Hex(`${session.accountId}\npage\n${form.request}`)).slice(0, 32)}`;
+    const result = await ledgerFor(c.env, session.accountId).requestTopUp({
+      rechargeId,
+      package: form.package,
+    });
+    const p = PACKAGES[form.package];
+    if (!result.ok) {
+      const text =
+        result.reason === "payment_method_required"
+          ? "Add a card first: buying credits needs a payment method on file."
+          : result.reason === "spending_limit_reached"
+            ? `Not bought: ${formatPrice(p.priceCents)} more would take this month's purchases over your spending limit. Raise the limit to buy it.`
+            : result.reason === "idempotency_conflict"
+              ? "That confirmation was already used for another package; start again."
+              : "This account no longer exists.";
+      return redirectWith(c, secret, session, { notice: { tone: "bad", text } });
+    }
+    return redirectWith(c, secret, session, {
+      notice: {
+        tone: "ok",
+        text: `Buying ${formatCredits(p.credits)} credits for ${formatPrice(p.priceCents)}: they are added as soon as the payment goes through.`,
+        detail: "The purchase is listed under Transaction history.",
+      },
+    });
+  })
+  .post("/billing/limits", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "limits", fields);
+    const form = parseFields(fields, LimitsForm);
+    // The same Durable Object method as PUT /v1/account/limits.
+    const result = await ledgerFor(c.env, session.accountId).setLimits({
+      spendLimitCents: form.limit,
+    });
+    if (!result.ok) throw new PageError(404, "No such account", "This account no longer exists.");
+    return redirectWith(c, secret, session, {
+      notice: {
+        tone: "ok",
+        text:
+          form.limit === null
+            ? "Spending limit removed: purchases are not capped."
+            : `Spending limit saved: at most ${formatPrice(form.limit)} of purchases a month.`,
+      },
+    });
   })
   .post("/billing/portal", async (c) => {
     const fields = await readFields(c);
@@ -237,8 +373,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const form = parseFields(fields, CheckoutForm);
     const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
     if (!result.ok) {
-      return billingPage(c, session, secret, {
-        status: result.reason === "subscription_exists" ? 409 : 503,
+      return redirectWith(c, secret, session, {
         notice: {
           tone: "bad",
           text:
@@ -255,8 +390,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session, secret } = await formSession(c, "checkout", fields);
     const result = await startCardSetup(c.env, c.get("db"), session.accountId);
     if (!result.ok) {
-      return billingPage(c, session, secret, {
-        status: 503,
+      return redirectWith(c, secret, session, {
         notice: { tone: "bad", text: "Cards cannot be added right now." },
       });
     }
@@ -272,16 +406,13 @@ export const billingPageRoutes = new Hono<AppEnv>()
       scope: form.scope,
     });
     if (!created.ok) {
-      return billingPage(c, session, secret, {
-        status: 409,
+      return redirectWith(c, secret, session, {
         notice: { tone: "bad", text: "This account has 20 active keys; revoke one first." },
       });
     }
-    // Rendered, not redirected: the full key must not travel in a URL, and is shown once.
-    return billingPage(c, session, secret, {
-      status: 201,
-      newKey: { key: created.key.key, name },
-    });
+    // The key goes to the next page view in the encrypted, read-once flash (never in a URL):
+    // reloading that page repeats a GET, so it neither shows the key again nor makes another.
+    return redirectWith(c, secret, session, { newKey: { key: created.key.key, name } });
   })
   .post("/billing/keys/:id/revoke", async (c) => {
     const fields = await readFields(c);
@@ -292,8 +423,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       if (result.reason === "not_found") {
         throw new PageError(404, "No such API key", "That key does not exist on this account.");
       }
-      return billingPage(c, session, secret, {
-        status: 409,
+      return redirectWith(c, secret, session, {
         notice: {
           tone: "bad",
           text: "This is the account's last active key with full scope; create another full key before revoking it.",
@@ -302,9 +432,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
     }
     if (keyId === session.keyId) {
       endSession(c);
-      return c.redirect(`${BILLING_PATH}?notice=session-key-revoked`, 303);
+      return redirectWith(c, secret, null, { notice: NOTICES.sessionKeyRevoked });
     }
-    return c.redirect(`${BILLING_PATH}?notice=key-revoked`, 303);
+    return redirectWith(c, secret, session, { notice: NOTICES.keyRevoked });
   })
   .all("/*", (c) =>
     errorPage(c, 404, "Page not found", `There is no page at ${c.req.method} ${c.req.path}.`),

@@ -2,14 +2,25 @@ import { createMiddleware } from "hono/factory";
 import type { AppEnv, Bindings } from "../../env";
 import { STYLES } from "./styles";
 
-let styleHash: Promise<string> | null = null;
+/**
+ * The page's only script: the "Copy key" button next to a new key. The page works without it
+ * (the key is shown whole in a read-only field, selectable by hand), so the button starts
+ * `hidden` and this script shows it. Allowed by its hash, like the stylesheet.
+ */
+export const COPY_SCRIPT = `for(const b of document.querySelectorAll("button[data-copy]")){const f=document.getElementById(b.dataset.copy),s=document.getElementById(b.dataset.status);if(!f)continue;b.hidden=false;b.addEventListener("click",async()=>{const say=t=>{if(s)s.textContent=t};try{await navigator.clipboard.writeText(f.value);say("Copied to the clipboard.")}catch{f.focus();f.select();say(document.execCommand("copy")?"Copied to the clipboard.":"Press Ctrl+C (or ⌘C) to copy the selected key.")}})}`;
 
-/** `'sha256-…'` of the inline stylesheet, computed once per isolate. */
-function styleSource(): Promise<string> {
-  styleHash ??= crypto.subtle
-    .digest("SHA-256", new TextEncoder().encode(STYLES))
-    .then((d) => `'sha256-${btoa(String.fromCharCode(...new Uint8Array(d)))}'`);
-  return styleHash;
+const hashes = new Map<string, Promise<string>>();
+
+/** `'sha256-…'` of an inline stylesheet or script, computed once per isolate. */
+function sourceHash(text: string): Promise<string> {
+  let hash = hashes.get(text);
+  if (!hash) {
+    hash = crypto.subtle
+      .digest("SHA-256", new TextEncoder().encode(text))
+      .then((d) => `'sha256-${btoa(String.fromCharCode(...new Uint8Array(d)))}'`);
+    hashes.set(text, hash);
+  }
+  return hash;
 }
 
 const STRIPE_PAGES = "https://billing.stripe.com https://checkout.stripe.com";
@@ -28,11 +39,12 @@ function portalOrigin(env: Pick<Bindings, "STRIPE_API_URL">): string {
   }
 }
 
-/** The page loads nothing but itself: no scripts at all, one hashed stylesheet, inline SVG. */
+/** The page loads nothing but itself: one hashed script, one hashed stylesheet, inline SVG. */
 export async function contentSecurityPolicy(env: Pick<Bindings, "STRIPE_API_URL">) {
   return [
     "default-src 'none'",
-    `style-src ${await styleSource()}`,
+    `script-src ${await sourceHash(COPY_SCRIPT)}`,
+    `style-src ${await sourceHash(STYLES)}`,
     "img-src 'self' data:",
     `form-action 'self' ${portalOrigin(env)}`,
     "frame-ancestors 'none'",

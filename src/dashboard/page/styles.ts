@@ -79,4 +79,44 @@ tr.current th,tr.current td{background:#f7f9fc}
 .new-key label.field{margin-top:0}
 .signin{max-width:440px;margin:48px auto}
 .signin input{max-width:none}
+.new-key-box label.field{color:var(--fg)}
+textarea.secret{display:block;width:100%;font:14px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;padding:8px 10px;border:1px solid #7fb592;border-radius:6px;background:#fff;color:var(--fg);resize:none;overflow-wrap:anywhere;word-break:break-all}
+.new-key-box .actions{margin-top:8px}
+.inline-form{display:flex;gap:8px;align-items:flex-end;flex-wrap:wrap;margin:0 0 8px}
+.inline-form label.field{margin-top:0}
+.inline-form input{width:12em}
+p.notice{margin:0 0 12px}
+.why{color:var(--bad);font-size:13px}
+#transactions td:first-child,#transactions td.num{white-space:nowrap}
+.pkg{display:block;font-size:13px;white-space:nowrap}
+.row-link{font-size:13px;font-weight:600;white-space:nowrap}
+.facts{display:grid;grid-template-columns:auto 1fr;gap:4px 16px;margin:0 0 16px}
+.facts dt{color:var(--muted)}
+.facts dd{margin:0;font-weight:600}
+.chart-narrow{display:none}
+@media (max-width:600px){
+.wrap{padding:0 12px}
+main{padding:20px 0 32px}
+h1{font-size:22px}
+section.card{padding:16px 14px}
+.chart-wide{display:none}
+.chart-narrow{display:block}
+.stats{grid-template-columns:repeat(3,minmax(0,1fr));gap:8px}
+.stat{padding:8px 10px}
+.stat dd{font-size:19px}
+.stat dd small{display:block}
+.who{width:100%;justify-content:space-between}
+.who span{overflow-wrap:anywhere}
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+table.stack caption{display:block;text-align:left}
+table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
+table.stack tr{border:1px solid var(--line);border-radius:8px;padding:6px 10px;margin:0 0 10px}
+table.stack td{border:0;padding:4px 0 4px 6.5em;position:relative;text-align:left;overflow-wrap:anywhere}
+table.stack td::before{content:attr(data-label);position:absolute;left:0;top:5px;width:6em;color:var(--muted);font-size:13px;font-weight:600}
+table.stack td.num{text-align:left}
+table.stack td.action:empty{display:none}
+.new-key{flex-direction:column;align-items:stretch}
+.new-key select,.new-key input{max-width:none}
+select{max-width:100%}
+}
 `;
