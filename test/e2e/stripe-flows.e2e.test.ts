@@ -3,14 +3,14 @@
  * to Starter through Checkout with a test card, spends down to the threshold, is auto-recharged
  * through a one-off invoice, and finds that invoice in its history and in the customer portal;
  * a payment that needs authentication is completed on the hosted invoice page and credited
- * once. Screenshots go to docs/ (the README links them).
+ * once. Screenshots go to test-results/ (the ones in docs/, linked from the README, are copies).
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, hasChromium, reloadUntil, type Stack, startStackAndBrowser, until } from "./harness";
 
-const DOCS = path.resolve("docs");
+const SHOTS = path.resolve("test-results");
 let h: Awaited<ReturnType<typeof startStackAndBrowser>>;
 
 beforeAll(async () => {
@@ -103,8 +103,8 @@ describe.skipIf(!hasChromium)("Stripe flows in Chromium", () => {
           .locator('#transactions tr[data-type="auto_recharge"][data-status="succeeded"]')
           .count()) > 0,
     );
-    await mkdir(DOCS, { recursive: true });
-    await page.screenshot({ path: path.join(DOCS, "checkout-subscribed.png"), fullPage: true });
+    await mkdir(SHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS, "checkout-subscribed.png"), fullPage: true });
 
     // The hosted invoice page says it is paid and has a receipt.
     const invoicePage = await context.newPage();
@@ -116,7 +116,7 @@ describe.skipIf(!hasChromium)("Stripe flows in Chromium", () => {
     await page.getByRole("button", { name: "Manage plan and billing" }).click();
     await page.getByRole("heading", { name: /Customer portal/ }).waitFor();
     expect(await page.locator("#invoices li").count()).toBeGreaterThanOrEqual(2);
-    await page.screenshot({ path: path.join(DOCS, "portal-invoices.png"), fullPage: true });
+    await page.screenshot({ path: path.join(SHOTS, "portal-invoices.png"), fullPage: true });
     await context.close();
   });
 
@@ -159,7 +159,7 @@ describe.skipIf(!hasChromium)("Stripe flows in Chromium", () => {
     await page.goto(waiting.action_url as string);
     await page.getByRole("button", { name: /Authenticate and pay/ }).click();
     await page.waitForLoadState();
-    await page.screenshot({ path: path.join(DOCS, "invoice-authenticated.png"), fullPage: true });
+    await page.screenshot({ path: path.join(SHOTS, "invoice-authenticated.png"), fullPage: true });
     // invoice.paid reaches the gateway: the same recharge is credited, once.
     await until(async () => {
       const b = (await api(stack, "/v1/account/balance", { token: account.key })).body;
