@@ -9,7 +9,7 @@ import { listEmails } from "../db/emails";
 import type { AppEnv } from "../env";
 import { ApiError, refusal } from "../errors";
 import { parseJson } from "../http/body";
-import { ledgerFor } from "../ledger/client";
+import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
 import { PLAN_IDS } from "../pricing";
 import { reconcile } from "../recharge/reconciler";
 import { adjustCredits, createAccount } from "./accounts";
@@ -22,6 +22,8 @@ const credit = z.number().int().min(-MAX_ADJUSTMENT).max(MAX_ADJUSTMENT);
 const CreateAccountBody = z.strictObject({
   email: z.email().max(254),
   plan: z.enum(PLAN_IDS).optional(),
+  /** Where the account's ledger lives; by default the region the request came from. */
+  location_hint: z.enum(LOCATION_HINTS).optional(),
 });
 
 const AdjustBody = z
@@ -59,6 +61,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const created = await createAccount(c.env, c.get("db"), {
       email: body.email,
       plan: body.plan ?? "free",
+      locationHint: body.location_hint ?? locationHintFor(c.req.raw.cf),
     });
     return c.json(created, 201);
   })

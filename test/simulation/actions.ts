@@ -148,13 +148,18 @@ const directDebit: Handler<"directDebit"> = async (c, a) => {
     result.charged.monthly === take.monthly && result.charged.purchased === take.purchased,
     `debit split ${JSON.stringify(result.charged)}, expected ${JSON.stringify(take)}`,
   );
-  c.model.directDebits.push({ ref, ...take, refunded: false });
+  c.model.directDebits.push({ ref, minute: result.minute, ...take, refunded: false });
 };
 
 const directRefund: Handler<"directRefund"> = async (c, a) => {
   const debits = c.model.directDebits;
-  const ref = debits.length > 0 ? (debits[a.pick % debits.length] as M.DirectDebit).ref : "nope";
-  const result = await ledgerFor(env, c.account.id).refund(ref);
+  const picked = debits.length > 0 ? (debits[a.pick % debits.length] as M.DirectDebit) : null;
+  const ref = picked?.ref ?? "nope";
+  // The gateway's refund: the debit's minute and what it took (an unknown ref passes none).
+  const charge = picked
+    ? { minute: picked.minute, monthly: picked.monthly, purchased: picked.purchased }
+    : null;
+  const result = await ledgerFor(env, c.account.id).refund(ref, charge);
   const expected = M.refundDirect(c.model, ref);
   if (expected === "not_found") {
     expectThat(!result.ok, `refund of unknown ${ref} accepted`);

@@ -43,6 +43,8 @@ export interface Buckets {
 
 export interface DirectDebit extends Buckets {
   ref: string;
+  /** The minute the ledger counted it in (its refund names it). */
+  minute: number;
   refunded: boolean;
 }
 

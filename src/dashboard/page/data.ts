@@ -2,14 +2,13 @@
 import { getAccount } from "../../db/accounts";
 import { type ListedKey, listKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
-import { usageTotals } from "../../db/usage-minutes";
 import type { Bindings } from "../../env";
 import type { AccountSnapshot } from "../../ledger/account-ledger";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/rules";
 import { advisePlan, type PlanAdvice, runwayDays, type UnusualDay, unusualDays } from "../advice";
 import { listTransactions } from "../transactions";
-import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint } from "../usage";
+import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint, usageTotals } from "../usage";
 
 const DAY_MS = BUCKET_SECONDS.day * 1000;
 /** The runway's and the unusual-usage check's trailing window, in days. */
@@ -78,8 +77,8 @@ export async function loadBilling(
     ? [minuteOf(previousStart), minuteOf(cycleStart)]
     : [minuteOf(cycleStart), minuteOf(now) + 60];
   const [daily, totals] = await Promise.all([
-    loadUsage(db, accountId, days),
-    usageTotals(db, accountId, from, to),
+    loadUsage(env, accountId, days),
+    usageTotals(env, accountId, from, to),
   ]);
 
   const cycle = bucketRange("day", cycleStart, Date.parse(snapshot.cycle_ends_at));
