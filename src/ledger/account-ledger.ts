@@ -321,7 +321,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     });
     this.open = NONE;
     // The first checkpoint is armed now, so the first hour of debits sets no alarm.
-    this.scheduleAlarm(Math.min(now + SETTLE_EVERY_MS, this.s?.cycle_ends_at ?? now));
+    if (this.s) this.scheduleAlarm(Math.min(settleDue(this.s), this.s.cycle_ends_at));
     return this.snapshot() as AccountSnapshot;
   }
 
@@ -382,7 +382,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         monthly: this.open.monthly + take.monthly,
         purchased: this.open.purchased + take.purchased,
       };
-    this.scheduleAlarm((this.s?.compacted_until ?? minuteOf(now)) * 1000 + SETTLE_EVERY_MS);
+    // Compared in memory: an alarm is written only when none is due by then (once an hour).
+    if (this.s) this.scheduleAlarm(settleDue(this.s));
     if (job) await this.deliver(job);
     return { ok: true, charged: take, minute, balance: withTotal(after), rate };
   }
@@ -908,7 +909,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     const s = this.s;
     if (hasOutbox(this.sql)) this.scheduleAlarm(now + OUTBOX_RETRY_MS);
     // Still busy: the next checkpoint now, so the debits of the next hour set no alarm.
-    if (active) this.scheduleAlarm(now + SETTLE_EVERY_MS);
+    if (active && s) this.scheduleAlarm(settleDue(s));
     if (s && s.stripe_cycles === 0) this.scheduleAlarm(s.cycle_ends_at);
     if (s && s.paused_period !== null) this.scheduleAlarm(nextMonthStart(s.paused_period));
   }
@@ -997,6 +998,11 @@ export class AccountLedger extends DurableObject<Bindings> {
   private async flushOutbox(): Promise<void> {
     for (const item of outboxRows(this.sql)) await this.deliver(item);
   }
+}
+
+/** When the open minutes are next due to be settled: an hour after the last checkpoint. */
+function settleDue(s: Pick<StateRow, "compacted_until">): number {
+  return s.compacted_until * 1000 + SETTLE_EVERY_MS;
 }
 
 /** Requests per minute for the whole account: the operator's override, else the plan's. */
