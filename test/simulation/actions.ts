@@ -24,6 +24,7 @@ import type { TestAccount } from "../helpers/api";
 import { type Action, asBillingEvent, type TimelineEvent } from "./generators";
 import { call, callAdmin, classifyAs } from "./http";
 import * as M from "./model";
+import { readLedger } from "./observe";
 
 const db = dbFor(env.DB);
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
@@ -454,6 +455,43 @@ export async function restartLedger(accountId: string): Promise<void> {
 
 const restart: Handler<"restart"> = async (c) => restartLedger(c.account.id);
 
+/**
+ * Debits in flight when the object dies. Each one's write is in the transaction that decided
+ * it, so: every acknowledged debit is in storage (durable), nothing is taken that no debit
+ * asked for, and the restarted object rebuilds the same balance from its checkpoint and open
+ * minutes (the driver's audit compares memory, storage and replay). Debits that died without
+ * a reply may or may not have been written; the model takes what storage says they took,
+ * one credit each, monthly first. Acknowledged ones can be refunded later, after the restart.
+ */
+const crashDebits: Handler<"crashDebits"> = async (c, a) => {
+  const before = M.total(c.model);
+  const ledger = ledgerFor(env, c.account.id);
+  const refs = Array.from({ length: a.count }, (_, i) => `sim_crash_${c.seed}_${c.step}_${i}`);
+  const calls = refs.map((ref) =>
+    ledger.debit(1, ref).then(
+      (r) => ({ ref, r }),
+      () => ({ ref, r: null }),
+    ),
+  );
+  // Let a few of them through first (each is a separate event for the object).
+  await Promise.race([calls[0], new Promise((resolve) => setTimeout(resolve, 0))]);
+  await restartLedger(c.account.id);
+  const results = await Promise.all(calls);
+  const acked = results.filter((x) => x.r?.ok === true);
+  const refused = results.filter((x) => x.r !== null && !x.r.ok).length;
+  const after = await readLedger(c.account.id);
+  const taken = before - (after.monthly + after.purchased);
+  c.count(taken > acked.length ? "crash: written, reply lost" : "crash: only acked written");
+  expectThat(
+    taken >= acked.length && taken <= a.count - refused,
+    `after a crash mid-debit ${taken} credits are gone, with ${acked.length} debits acknowledged and ${refused} refused of ${a.count}`,
+  );
+  for (let i = 0; i < taken; i++) M.debit(c.model, 1);
+  for (const { ref, r } of acked) {
+    if (r?.ok) c.model.directDebits.push({ ref, minute: r.minute, ...r.charged, refunded: false });
+  }
+};
+
 const HANDLERS: { [K in Action["kind"]]: Handler<K> } = {
   classify: classifyBurst,
   upstreamFailure,
@@ -469,6 +507,7 @@ const HANDLERS: { [K in Action["kind"]]: Handler<K> } = {
   redeliver,
   reconcile: reconcileRun,
   restart,
+  crashDebits,
 };
 
 export function perform(c: ActionContext, action: Action): Promise<void> {
@@ -493,6 +532,9 @@ export function startsPurchase(c: ActionContext, action: Action): boolean {
         return;
       case "directDebit":
         M.debit(d, action.cost);
+        return;
+      case "crashDebits":
+        for (let i = 0; i < action.count; i++) M.debit(d, 1);
         return;
       case "setBalance":
         M.adjust(

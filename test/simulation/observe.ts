@@ -51,23 +51,23 @@ type StateRow = {
  * a negative point in it is a real one.
  */
 function replayOrder(sql: SqlStorage, settledUntil: number): LedgerEntry[] {
-  type Row = { at: number; ref: string; kind: string; m: number; p: number };
+  type Row = { at: number; seq: number; ref: string; kind: string; m: number; p: number };
   const rows = sql
     .exec<Row>(
-      `SELECT at, ref, kind, monthly_delta AS m, purchased_delta AS p FROM ledger
-       UNION ALL SELECT (minute + 60) * 1000 - 1, 'debits:minute:' || minute, 'debits',
+      `SELECT at, seq, ref, kind, monthly_delta AS m, purchased_delta AS p FROM ledger
+       UNION ALL SELECT (minute + 60) * 1000 - 1, 0, 'debits:minute:' || minute, 'debits',
          -debit_monthly, -debit_purchased FROM debit_minutes WHERE minute >= ?
-       UNION ALL SELECT (hour + 3600) * 1000 - 1, 'debits:hour:' || hour, 'debits',
+       UNION ALL SELECT (hour + 3600) * 1000 - 1, 0, 'debits:hour:' || hour, 'debits',
          -debit_monthly, -debit_purchased FROM usage_hours
-       UNION ALL SELECT (day + 86400) * 1000 - 1, 'debits:day:' || day, 'debits',
+       UNION ALL SELECT (day + 86400) * 1000 - 1, 0, 'debits:day:' || day, 'debits',
          -debit_monthly, -debit_purchased FROM usage_days`,
       settledUntil,
     )
     .toArray();
+  // Entries in their own order (seq) where times tie; an aggregate after them.
   return rows
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => a.r.at - b.r.at || a.i - b.i)
-    .map(({ r }, seq) => ({
+    .sort((a, b) => a.at - b.at || (a.seq || Infinity) - (b.seq || Infinity))
+    .map((r, seq) => ({
       seq: seq + 1,
       ref: r.ref,
       kind: r.kind,
