@@ -25,7 +25,7 @@ import {
   generateStep,
   type Step,
 } from "./generators";
-import { createAccountDirect } from "./http";
+import { callAdmin, createAccountDirect } from "./http";
 import {
   checkLedger,
   checkSystem,
@@ -85,6 +85,15 @@ export class Simulation {
     sim.account = await createAccountDirect(plan, `sim-${options.seed}@example.com`);
     if (!sim.account.stripe_customer_id) throw new Error("account without a Stripe customer");
     sim.customerId = sim.account.stripe_customer_id;
+    // The model has no monthly spending limit (money rule 10 has its own tests in
+    // limits.test.ts); long soaks buy more than the default $200 a month, so lift it.
+    const unlimited = await callAdmin(`/accounts/${sim.account.id}`, {
+      method: "PATCH",
+      body: JSON.stringify({ monthly_spend_limit_cents: null }),
+    });
+    await unlimited.arrayBuffer();
+    if (unlimited.status !== 200)
+      throw new Error(`lifting the spending limit: ${unlimited.status}`);
     // Half the accounts start under the previous schema and are migrated in place.
     const legacy = sim.rng.chance(0.5)
       ? await downgradeToV3(sim.account.id, sim.rng.int(0, 20))
