@@ -39,7 +39,7 @@ import {
   recordDebit,
   refundFromAggregate,
   settleMinutes,
-  usageLeavesMinute,
+  usageLeavesSettled,
 } from "./aggregates";
 import { currentAlarmCycle, decideCycle } from "./cycles";
 import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./entries";
@@ -319,7 +319,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         "initial monthly credits",
       );
     });
-    this.open = NONE;
+    // A second call changes nothing, open debits included: memory follows storage.
+    this.reload();
     // The first checkpoint is armed now, so the first hour of debits sets no alarm.
     if (this.s) this.scheduleAlarm(Math.min(settleDue(this.s), this.s.cycle_ends_at));
     return this.snapshot() as AccountSnapshot;
@@ -440,7 +441,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         return { ok: false, reason: "not_found" };
       if (legacy) {
         // Its balance effect is its own entry; it only leaves the usage it was counted in.
-        usageLeavesMinute(this.sql, c.minute, c.monthly + c.purchased);
+        usageLeavesSettled(this.sql, c.minute, c.monthly + c.purchased);
       } else if (!refundFromAggregate(this.sql, c, s.compacted_until)) {
         return { ok: false, reason: "not_found" };
       }

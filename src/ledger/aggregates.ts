@@ -217,6 +217,27 @@ export function usageLeavesMinute(sql: SqlStorage, minute: number, credits: numb
   );
 }
 
+/**
+ * A refunded pre-v4 debit leaves the usage it was counted in: its minute's row (shown for the
+ * last day) and the hour or day row its minute was migrated or settled into. Usage only.
+ */
+export function usageLeavesSettled(sql: SqlStorage, minute: number, credits: number): void {
+  usageLeavesMinute(sql, minute, credits);
+  const hour = floorTo(minute, HOUR_SECONDS);
+  const changed = sql.exec(
+    "UPDATE usage_hours SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE hour = ?",
+    credits,
+    hour,
+  ).rowsWritten;
+  if (changed === 0) {
+    sql.exec(
+      "UPDATE usage_days SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE day = ?",
+      credits,
+      floorTo(minute, DAY_SECONDS),
+    );
+  }
+}
+
 /** Gross debits of every aggregate row that counts in replay, and how many rows there are. */
 export function aggregateTotals(sql: SqlStorage, settledUntil: number): Buckets & { rows: number } {
   const row = sql

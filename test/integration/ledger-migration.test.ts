@@ -228,6 +228,13 @@ describe("a v3 Durable Object migrates in place on first use", () => {
     const refund = await ledger.refund("dbt_recent1");
     expect(refund).toMatchObject({ ok: true, refunded: true, balance: { monthly: 2993 } });
     expect(await ledger.refund("dbt_recent1")).toMatchObject({ ok: true, refunded: false });
+    // …and it leaves the usage it was counted in.
+    const after = await ledger.usage(
+      Math.floor((now - 30 * DAY) / 1000),
+      Math.ceil(now / 1000) + 60,
+    );
+    expect(after.reduce((n, r) => n + r.requests, 0)).toBe(2);
+    expect(after.reduce((n, r) => n + r.credits, 0)).toBe(7);
     // A v4 debit after it, and its refund.
     const d = await ledger.debit(5, "dbt_new1");
     if (!d.ok) throw new Error("debit refused");

@@ -191,6 +191,9 @@ describe("a debit at the write floor", () => {
         last = { minute: r.minute, ...r.charged };
         if (i === 150) await inner.alarm(); // a checkpoint halfway: some minutes settled, some open
       }
+      // A repeated init changes nothing, the open minutes included.
+      instance.init({ accountId: ledger.accountId, plan: "free" });
+      expect(instance.balance()).toMatchObject({ monthly: 0, purchased: 900 });
       return last;
     });
     await runInDurableObject(ledger, (_i, state) => state.abort("restart")).catch(() => {});

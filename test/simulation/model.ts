@@ -69,6 +69,8 @@ export interface ModelState {
   purchased: number;
   plan: PlanId;
   planVersion: number;
+  /** The largest allowance granted in this cycle (money rule 9): upgrades add only above it. */
+  cycleMaxMonthly: number;
   cycleEndsAt: number;
   stripeCycles: boolean;
   autoEnabled: boolean;
@@ -94,6 +96,7 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     purchased: 0,
     plan,
     planVersion: 0,
+    cycleMaxMonthly: PLANS[plan].monthlyCredits,
     cycleEndsAt,
     stripeCycles: false,
     autoEnabled: false,
@@ -251,7 +254,9 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   if (e.type === "subscription") {
     if (e.version <= s.planVersion || s.refs.has(e.id)) return "handled";
     s.refs.add(e.id);
-    s.monthly += Math.max(0, PLANS[e.plan].monthlyCredits - PLANS[s.plan].monthlyCredits);
+    const allowance = PLANS[e.plan].monthlyCredits;
+    s.monthly += Math.max(0, allowance - s.cycleMaxMonthly);
+    s.cycleMaxMonthly = Math.max(s.cycleMaxMonthly, allowance);
     s.plan = e.plan;
     s.planVersion = e.version;
     if (e.plan === "free") s.stripeCycles = false;
@@ -272,6 +277,7 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   const newer = e.endsAt > s.cycleEndsAt || !s.stripeCycles;
   if (newer) {
     s.monthly = PLANS[plan].monthlyCredits;
+    s.cycleMaxMonthly = s.monthly;
     s.cycleEndsAt = e.endsAt;
   }
   s.stripeCycles = true;
