@@ -42,9 +42,11 @@ import {
 /**
  * @param {State} state
  * @param {{ customer: string | null, metadata: Json, usage: string, description: string | null }} f
+ * @returns {Json}
  */
 export function storeSetupIntent(state, f) {
   const id = newId("seti_");
+  /** @type {Json} */
   const si = {
     id,
     object: "setup_intent",
@@ -681,7 +683,7 @@ export function completeCheckout(ctx, session, card, form = {}) {
     const result = confirmSetupIntent(ctx, si, card, { present: true });
     if (result.status === 402) return { ok: false, message: result.body.error.message };
   } else {
-    const details = state.checkoutDetails.get(session.id);
+    const details = /** @type {Json} */ (state.checkoutDetails.get(session.id));
     const pm = attach(ctx, card, /** @type {Json} */ (customer).id);
     const { subscription, invoice, failure } = startSubscription(ctx, {
       customer: /** @type {Json} */ (customer),

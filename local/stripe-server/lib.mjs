@@ -525,8 +525,8 @@ export function getPaymentMethodOr404(state, id, param) {
 export function findById(state, id) {
   for (const value of Object.values(state)) {
     if (value instanceof Map && value !== state.idempotency) {
-      const found = value.get(id);
-      if (isPlainObject(found) && found.id === id) return found;
+      const found = /** @type {Json | undefined} */ (value.get(id));
+      if (found !== undefined && isPlainObject(found) && found.id === id) return found;
     }
   }
   return undefined;
