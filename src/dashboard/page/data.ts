@@ -71,8 +71,9 @@ export async function loadBilling(
   // The advisor wants a whole real cycle; an account younger than that gets this cycle so far.
   const previousStart = oneMonthBefore(cycleStart);
   const hasLastCycle = Date.parse(account.createdAt) <= previousStart;
-  // Usage is kept per minute: a period starts and ends on minute boundaries, and "now" counts
-  // the current minute in full.
+  // Usage is kept per minute for the last day (per hour before that, per day past 90 days): a
+  // period starts and ends on minute boundaries, and "now" counts the current minute in full;
+  // an older bound counts the rows whose hour starts in the period.
   const [from, to] = hasLastCycle
     ? [minuteOf(previousStart), minuteOf(cycleStart)]
     : [minuteOf(cycleStart), minuteOf(now) + 60];
