@@ -12,7 +12,7 @@
  *
  * Never deployed: `bench/wrangler.instrumented.toml` bundles it for `npm run bench` only.
  * Counters live in module scope; locally the worker and its Durable Objects share one
- * isolate, so the DO's own traffic (storage, and D1 in `alarm()`'s usage flush) lands here too.
+ * isolate, so the DO's own traffic (storage, and D1 in `alarm()`) lands here too.
  *
  *   GET  /__bench/counters            → the counters as JSON
  *   POST /__bench/reset               → zero them
@@ -347,7 +347,7 @@ function instrumentWorkerEnv(env: Bindings): Bindings {
 }
 
 /**
- * The real ledger, with its own env.DB counted separately (the alarm's usage flush) and its
+ * The real ledger, with its own env.DB counted separately (the alarm's cycle grants) and its
  * storage counted on the runtime's prototypes (patched before the real constructor runs, so
  * the schema check is counted too).
  */

@@ -457,7 +457,7 @@ export async function resetCounters(base) {
 /**
  * Fixed number of proxied requests against the instrumented build, counters reset first.
  * Everything is per proxied request except what says `window` (the Durable Objects' own
- * D1 traffic: their usage flush, every ~30 s per active account, not per request).
+ * D1 traffic: their alarms, not per request).
  * @param {string} base @param {Target} target @param {number} amount @param {number} connections
  */
 export async function countRun(base, target, amount, connections) {

@@ -22,7 +22,7 @@
  * BENCH_HOT_KEYS (16), BENCH_COUNT_REQUESTS (2000), BENCH_STATE ("disk,tmpfs"),
  * BENCH_DISK_DIR (/var/tmp), BENCH_WARMUP_SECONDS (1), BENCH_COUNT_STATES ("last"; "all"
  * counts in every state set), BENCH_WAIT_ALARM (unset; 1 waits 35 s after counting for the
- * Durable Objects' usage flush and reports its D1 writes), BENCH_ONLY_COUNT (unset; 1 skips
+ * Durable Objects' alarms and reports their D1 writes), BENCH_ONLY_COUNT (unset; 1 skips
  * the timed rounds: only the instrumented count and the storage run, on fresh state in the
  * last BENCH_STATE), BENCH_STORAGE_REQUESTS (20000: proxied requests on one fresh account,
  * with the Durable Object's `databaseSize` read before and after), BENCH_UPDATE (unset; 1 is
@@ -168,7 +168,7 @@ async function countPerRequest(instrScript, persistRoot, upstreamUrl, toml, sink
   /** @type {any} */
   const counts = await countRun(ins.url, target, config.countRequests, connections);
   if (config.waitAlarm) {
-    log(`${name}: waiting 35 s for the Durable Objects' usage flush (alarm) …`);
+    log(`${name}: waiting 35 s for the Durable Objects' alarms …`);
     await resetCounters(ins.url);
     await new Promise((r) => setTimeout(r, 35_000));
     const c = await counters(ins.url);
@@ -335,7 +335,7 @@ async function main() {
     const disposeBare = () => bare.mf.dispose();
     cleanups.push(disposeBare);
     // Two gateway instances on the same bundle, each with its own state: the hot account's
-    // rounds are not charged for the 1,000 accounts' usage flushes (every ~30 s), and vice versa.
+    // rounds are not charged for the 1,000 accounts' alarms, and vice versa.
     const gwHot = await startGateway({
       scriptPath: gatewayScript,
       persistRoot: path.join(persistRoot, "hot"),
@@ -760,7 +760,7 @@ const STORAGE_HEAD = [
 function priceLines() {
   const p = PRICES;
   return [
-    `Prices (USD, Cloudflare list prices read ${p.read_on}, Workers Paid, marginal: the price past each monthly included allowance): Workers requests $${p.workers_request_per_million}/M; Durable Object requests $${p.do_request_per_million}/M; DO SQLite rows read $${p.do_sqlite_row_read_per_million}/M, rows written $${p.do_sqlite_row_written_per_million}/M (each setAlarm() billed as one row written), stored data $${p.do_sqlite_stored_gb_month}/GB-month; D1 rows read $${p.d1_row_read_per_million}/M, rows written $${p.d1_row_written_per_million}/M. Computed from counts only: Workers CPU time and DO duration (timings) are left out, and so are the alarm's usage flush (per account every ~30 s, not per request) and stored data (per GB-month, shown with the storage run).`,
+    `Prices (USD, Cloudflare list prices read ${p.read_on}, Workers Paid, marginal: the price past each monthly included allowance): Workers requests $${p.workers_request_per_million}/M; Durable Object requests $${p.do_request_per_million}/M; DO SQLite rows read $${p.do_sqlite_row_read_per_million}/M, rows written $${p.do_sqlite_row_written_per_million}/M (each setAlarm() billed as one row written), stored data $${p.do_sqlite_stored_gb_month}/GB-month; D1 rows read $${p.d1_row_read_per_million}/M, rows written $${p.d1_row_written_per_million}/M. Computed from counts only: Workers CPU time and DO duration (timings) are left out, and so is the ledger's checkpoint alarm (at most one per active account-hour: about 4 rows written and one alarm invocation an hour, 1/(requests per hour) of a row per request; none fell in the count window unless the column says so) and stored data (per GB-month, shown with the storage run).`,
   ];
 }
 
@@ -791,7 +791,7 @@ function describe(report) {
   const src = report.source;
   return [
     `Machine: ${m.nproc} cores (\`nproc\`), ${m.cpu_model}${m.cpu_mhz ? ` @ ${Math.round(m.cpu_mhz)} MHz` : ""}, ${m.memory_gib} GiB, ${m.kernel}; Node ${m.node}, workerd ${m.workerd}, miniflare ${m.miniflare}, wrangler ${m.wrangler}, autocannon ${m.autocannon}.`,
-    `Load: autocannon, ${c.connections} connections, ${c.rounds} rounds × ${c.seconds_per_round} s per target in rotating order (after a ${c.warmup_seconds} s warm-up), medians over rounds; POST /v1/classify with a ${c.request.body_bytes}-byte JSON body. The hot account's requests are spread over its ${c.hot_account_keys} API keys, with an operator rate limit override (rate limits are per account). (c) and (d) run on two gateway instances of the same bundle with separate state, so neither is charged for the other's Durable Object alarms (the usage flush, every ~30 s per active account). Load generator, upstream stub and workerd share the same ${m.nproc} cores: relative figures only. "Server CPU µs/req" is the CPU time of the process serving the target (workerd, or the stub for (a)) divided by requests; "other load" is the CPU other processes on the machine used meanwhile, in cores: when it is well above 0, req/s and latency are disturbed and CPU per request is the steadier figure.`,
+    `Load: autocannon, ${c.connections} connections, ${c.rounds} rounds × ${c.seconds_per_round} s per target in rotating order (after a ${c.warmup_seconds} s warm-up), medians over rounds; POST /v1/classify with a ${c.request.body_bytes}-byte JSON body. The hot account's requests are spread over its ${c.hot_account_keys} API keys, with an operator rate limit override (rate limits are per account). (c) and (d) run on two gateway instances of the same bundle with separate state, so neither is charged for the other's Durable Object alarms (the ledger's checkpoint, at most hourly per active account). Load generator, upstream stub and workerd share the same ${m.nproc} cores: relative figures only. "Server CPU µs/req" is the CPU time of the process serving the target (workerd, or the stub for (a)) divided by requests; "other load" is the CPU other processes on the machine used meanwhile, in cores: when it is well above 0, req/s and latency are disturbed and CPU per request is the steadier figure.`,
     `Runtime: the \`wrangler deploy --dry-run\` bundle of ${src.commit ?? "the working tree"}${src.changed_source_files ? ` plus ${src.changed_source_files} uncommitted source file(s)` : ""} on the Miniflare API (not \`wrangler dev\`). State: ${states}. ${c.stripe}.`,
   ].join("\n\n");
 }
@@ -802,7 +802,7 @@ function textTable(report) {
     rows(report).length ? ascii(HEAD, rows(report)) : "(no timed rounds: BENCH_ONLY_COUNT=1)",
     "",
     'Per proxied request (instrumented build, counters reset after a warm-up; "DO D1 writes (window)" is',
-    "D1 statements the Durable Objects wrote in that window: their usage flush, every ~30 s, not per request):",
+    "D1 statements the Durable Objects wrote in that window; since ledger v4 they write none for usage):",
     ascii(COUNT_HEAD, countRows(report)),
     "",
     "Cost per 1,000,000 proxied requests, from the counts above:",
@@ -824,7 +824,7 @@ function markdown(report) {
     "",
     rows(report).length ? mdTable(HEAD, rows(report)) : "(no timed rounds: BENCH_ONLY_COUNT=1)",
     "",
-    "Per proxied request, counted by an instrumented build (`bench/instrumented-entry.ts`) after a warm-up. SQLite rows are the Durable Object's own cursor counters (`rowsRead` / `rowsWritten`), D1 rows come from D1's `meta`. \"DO D1 writes (window)\" is the D1 statements the Durable Objects wrote in the same window (their usage flush, batched per account every ~30 s; not per request):",
+    "Per proxied request, counted by an instrumented build (`bench/instrumented-entry.ts`) after a warm-up. SQLite rows are the Durable Object's own cursor counters (`rowsRead` / `rowsWritten`), D1 rows come from D1's `meta`. \"DO D1 writes (window)\" is the D1 statements the Durable Objects wrote in the same window (since ledger v4 usage stays in the Durable Object, so this is 0 unless a cycle grant fell in the window):",
     "",
     mdTable(COUNT_HEAD, countRows(report)),
     "",

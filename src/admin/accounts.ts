@@ -7,7 +7,7 @@ import { monthlyGrantInsert, recordAdjustment } from "../db/transactions";
 import type { Bindings } from "../env";
 import { generateApiKey } from "../gateway/api-keys";
 import type { AdjustResult } from "../ledger/account-ledger";
-import { ledgerFor } from "../ledger/client";
+import { type LocationHint, ledgerFor } from "../ledger/client";
 import { PLANS, type PlanId } from "../pricing";
 
 export interface CreatedAccount {
@@ -20,18 +20,22 @@ export interface CreatedAccount {
 }
 
 /**
- * Creates an account: its ledger with this cycle's monthly credits, its Stripe customer and
+ * Creates an account: its ledger (created in `locationHint`'s region when given) with this cycle's monthly credits, its Stripe customer and
  * its first API key. The ledger comes first: if a later step fails, an orphan ledger with no
  * key is harmless, whereas a key without a ledger would be a broken account.
  */
 export async function createAccount(
   env: Bindings,
   db: Db,
-  input: { email: string; plan: PlanId; complimentary?: boolean },
+  input: { email: string; plan: PlanId; complimentary?: boolean; locationHint?: LocationHint },
 ): Promise<CreatedAccount> {
   const id = newId("acct");
   const key = await generateApiKey(isTestMode(env) ? "test" : "live");
-  const snapshot = await ledgerFor(env, id).init({ accountId: id, plan: input.plan });
+  // The first `get` creates the object, where it stays: near the customer, not the operator.
+  const snapshot = await ledgerFor(env, id, { locationHint: input.locationHint }).init({
+    accountId: id,
+    plan: input.plan,
+  });
 
   let stripeCustomerId: string | null = null;
   if (stripeConfigured(env)) {

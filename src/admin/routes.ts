@@ -10,7 +10,7 @@ import { listEmails } from "../db/emails";
 import type { AppEnv } from "../env";
 import { ApiError, refusal } from "../errors";
 import { parseJson } from "../http/body";
-import { ledgerFor } from "../ledger/client";
+import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
 import { PLAN_IDS } from "../pricing";
 import { reconcile } from "../recharge/reconciler";
 import { adjustCredits, createAccount } from "./accounts";
@@ -25,6 +25,8 @@ const CreateAccountBody = z
     email: z.email().max(254),
     plan: z.enum(PLAN_IDS).optional(),
     complimentary: z.boolean().optional(),
+    /** Where the account's ledger lives; by default the region the request came from. */
+    location_hint: z.enum(LOCATION_HINTS).optional(),
   })
   // Customers start paid plans through Checkout; an operator's paid plan is a gift, said so.
   .refine((b) => (b.plan ?? "free") === "free" || b.complimentary === true, {
@@ -72,6 +74,7 @@ export const adminRoutes = new Hono<AppEnv>()
       email: body.email,
       plan: body.plan ?? "free",
       complimentary: body.complimentary === true,
+      locationHint: body.location_hint ?? locationHintFor(c.req.raw.cf),
     });
     return c.json(created, 201);
   })

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { Db } from "../db/client";
-import { usageByBucket } from "../db/usage-minutes";
+import type { Bindings } from "../env";
+import { ledgerFor } from "../ledger/client";
 
 export type Granularity = "hour" | "day";
 
@@ -67,16 +67,32 @@ export function zeroFilledSeries(rows: ReadonlyArray<UsageRow>, range: UsageRang
   }));
 }
 
-/** The account's usage over `range`, summed per bucket in D1 and zero-filled. */
-export async function loadUsage(db: Db, accountId: string, range: UsageRange) {
-  const rows = await usageByBucket(
-    db,
-    accountId,
-    BUCKET_SECONDS[range.granularity],
-    range.start,
-    range.end,
-  );
+/**
+ * The account's usage over `range`, read from its Durable Object (minute rows for the last day,
+ * hour rows for 90 days, day rows before), summed per bucket and zero-filled. A period older
+ * than 90 days has only its day's row, which an hourly series shows in the day's first hour.
+ */
+export async function loadUsage(
+  env: Pick<Bindings, "ACCOUNT_LEDGER">,
+  accountId: string,
+  range: UsageRange,
+) {
+  const rows = await ledgerFor(env, accountId).usage(range.start, range.end);
   return zeroFilledSeries(rows, range);
+}
+
+/** Credits used over `[from, to)` (unix seconds) and the requests of the busiest minute in it. */
+export async function usageTotals(
+  env: Pick<Bindings, "ACCOUNT_LEDGER">,
+  accountId: string,
+  from: number,
+  to: number,
+): Promise<{ credits: number; peakRequestsPerMinute: number }> {
+  const rows = await ledgerFor(env, accountId).usage(from, to);
+  return {
+    credits: rows.reduce((sum, r) => sum + r.credits, 0),
+    peakRequestsPerMinute: rows.reduce((peak, r) => Math.max(peak, r.peak), 0),
+  };
 }
 
 const time = z.iso.datetime({

@@ -1,5 +1,6 @@
 /** The `pending_refunds` table: refunds still owed to an account's ledger (money rule 8). */
 import { eq, sql } from "drizzle-orm";
+import type { DebitCharge } from "../ledger/types";
 import type { Db } from "./client";
 import { pendingRefunds } from "./schema";
 
@@ -8,13 +9,14 @@ export type PendingRefundRow = typeof pendingRefunds.$inferSelect;
 /** Safe to repeat: one row per debit. */
 export async function recordPendingRefund(
   db: Db,
-  refund: { debitRef: string; accountId: string; error: string },
+  refund: { debitRef: string; accountId: string; charge: DebitCharge | null; error: string },
 ): Promise<void> {
   await db
     .insert(pendingRefunds)
     .values({
       debitRef: refund.debitRef,
       accountId: refund.accountId,
+      charge: refund.charge ? JSON.stringify(refund.charge) : null,
       lastError: refund.error.slice(0, 500),
     })
     .onConflictDoNothing();
@@ -33,4 +35,23 @@ export async function refundAttemptFailed(db: Db, debitRef: string, error: strin
 
 export async function deletePendingRefund(db: Db, debitRef: string): Promise<void> {
   await db.delete(pendingRefunds).where(eq(pendingRefunds.debitRef, debitRef));
+}
+
+/** The debit's charge a row carries (null for rows from before v4, or an unreadable one). */
+export function chargeOf(row: PendingRefundRow): DebitCharge | null {
+  if (!row.charge) return null;
+  try {
+    const c = JSON.parse(row.charge) as Partial<DebitCharge>;
+    return Number.isSafeInteger(c.minute) &&
+      Number.isSafeInteger(c.monthly) &&
+      Number.isSafeInteger(c.purchased)
+      ? {
+          minute: c.minute as number,
+          monthly: c.monthly as number,
+          purchased: c.purchased as number,
+        }
+      : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 const createdAt = () =>
   text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
@@ -141,23 +141,12 @@ export const webhookEvents = sqliteTable("webhook_events", {
 export const pendingRefunds = sqliteTable("pending_refunds", {
   debitRef: text("debit_ref").primaryKey(),
   accountId: text("account_id").notNull(),
+  /** JSON {minute, monthly, purchased}: what the debit took (null before ledger v4). */
+  charge: text("charge"),
   attempts: integer("attempts").notNull().default(0),
   lastError: text("last_error"),
   createdAt: createdAt(),
 });
-
-/** Per-minute usage, flushed in batches from each account's Durable Object. */
-export const usageMinutes = sqliteTable(
-  "usage_minutes",
-  {
-    accountId: text("account_id").notNull(),
-    /** Unix seconds at the start of the minute (UTC). */
-    minute: integer("minute").notNull(),
-    requests: integer("requests").notNull(),
-    credits: integer("credits").notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.accountId, t.minute] })],
-);
 
 /**
  * Sign-up links. Only the SHA-256 of a link's token is kept; the rows also serve as the

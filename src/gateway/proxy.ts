@@ -67,11 +67,13 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const target = new URL(path + url.search, env.UPSTREAM_URL);
   const timeoutMs = Number(env.UPSTREAM_TIMEOUT_MS) || 30_000;
   /** The request was not served: its debit goes back, now or, failing that, later (rule 8). */
+  // What the debit took, and the minute it was counted in: the refund gives back exactly that.
+  const charge = { minute: debit.minute, ...debit.charged };
   const refund = async () => {
     try {
-      await ledger.refund(debitRef);
+      await ledger.refund(debitRef, charge);
     } catch (err) {
-      await refundLater(env, c.get("db"), { accountId, debitRef, error: String(err) });
+      await refundLater(env, c.get("db"), { accountId, debitRef, charge, error: String(err) });
     }
   };
   let upstream: Response;

@@ -11,10 +11,19 @@ import { dbFor } from "../db/client";
 import { recordPendingRefund } from "../db/pending-refunds";
 import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
+import type { DebitCharge } from "../ledger/types";
+
+/** What the debit took and the minute it was counted in; messages from before v4 have none. */
+export const DebitChargeSchema = z.object({
+  minute: z.number().int().nonnegative(),
+  monthly: z.number().int().nonnegative(),
+  purchased: z.number().int().nonnegative(),
+});
 
 export const RefundMessage = z.object({
   account_id: z.string().min(1),
   debit_ref: z.string().min(1),
+  charge: DebitChargeSchema.optional(),
 });
 export type RefundMessage = z.infer<typeof RefundMessage>;
 
@@ -22,10 +31,14 @@ export type RefundMessage = z.infer<typeof RefundMessage>;
 export async function refundLater(
   env: Pick<Bindings, "REFUND_QUEUE">,
   db: Db,
-  refund: { accountId: string; debitRef: string; error: string },
+  refund: { accountId: string; debitRef: string; charge: DebitCharge; error: string },
 ): Promise<void> {
   console.warn("refund deferred", refund.debitRef, refund.error);
-  const message: RefundMessage = { account_id: refund.accountId, debit_ref: refund.debitRef };
+  const message: RefundMessage = {
+    account_id: refund.accountId,
+    debit_ref: refund.debitRef,
+    charge: refund.charge,
+  };
   try {
     await env.REFUND_QUEUE.send(message);
   } catch (err) {
@@ -44,7 +57,10 @@ export async function handleRefundBatch(batch: MessageBatch<unknown>, env: Bindi
     }
     try {
       // `not_found`: no such debit in that ledger; nothing to give back, ever.
-      await ledgerFor(env, refund.data.account_id).refund(refund.data.debit_ref);
+      await ledgerFor(env, refund.data.account_id).refund(
+        refund.data.debit_ref,
+        refund.data.charge ?? null,
+      );
       message.ack();
     } catch (err) {
       console.warn("refund not applied yet; will retry", refund.data.debit_ref, String(err));
@@ -65,6 +81,7 @@ export async function handleRefundDeadLetters(batch: MessageBatch<unknown>, env:
     await recordPendingRefund(db, {
       accountId: refund.data.account_id,
       debitRef: refund.data.debit_ref,
+      charge: refund.data.charge ?? null,
       error: "refund queue retries exhausted",
     });
     message.ack();

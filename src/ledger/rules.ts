@@ -3,6 +3,9 @@
  */
 import { RECHARGE_THRESHOLD } from "../pricing";
 
+/** Where a new account's monthly spending limit starts (money rule 10). */
+export const DEFAULT_SPEND_LIMIT_CENTS = 20_000;
+
 export interface Buckets {
   monthly: number;
   purchased: number;
@@ -100,4 +103,45 @@ export function fitsSpendLimit(
  */
 export function upgradeGrant(largestAllowanceThisCycle: number, newAllowance: number): number {
   return Math.max(0, newAllowance - largestAllowanceThisCycle);
+}
+
+// ---------------------------------------------------------------- debit aggregates (rule 4)
+
+export const MINUTE_SECONDS = 60;
+export const HOUR_SECONDS = 3_600;
+export const DAY_SECONDS = 86_400;
+/** Minute rows are a ring of one day's slots: storage for them never grows. */
+export const RING_SLOTS = DAY_SECONDS / MINUTE_SECONDS;
+/** Hour rows are kept this long, then rolled into day rows. */
+export const HOUR_RETENTION_SECONDS = 90 * DAY_SECONDS;
+
+/** The ring slot of a minute (unix seconds, a multiple of 60). */
+export function slotOf(minute: number): number {
+  return (minute / MINUTE_SECONDS) % RING_SLOTS;
+}
+
+/** Start of the period of `step` seconds holding `seconds` (UTC; unix time has no leap seconds). */
+export function floorTo(seconds: number, step: number): number {
+  return Math.floor(seconds / step) * step;
+}
+
+/**
+ * The minute a debit at `nowMs` is counted in: never one already settled (`settledUntil`), so a
+ * clock that steps back cannot put a debit where neither replay nor the balance would see it.
+ */
+export function debitMinute(nowMs: number, settledUntil: number): number {
+  return Math.max(minuteOf(nowMs), settledUntil);
+}
+
+/**
+ * Whether the minute ring must be settled before a debit in `minute` may reuse a slot: a slot
+ * holds a minute a day older, and only settled minutes may be overwritten.
+ */
+export function ringNeedsSettling(minute: number, settledUntil: number): boolean {
+  return minute - settledUntil >= DAY_SECONDS - MINUTE_SECONDS;
+}
+
+/** The live balance: the settled buckets less the debits of the minutes not settled yet. */
+export function liveBalance(settled: Buckets, open: Buckets): Buckets {
+  return { monthly: settled.monthly - open.monthly, purchased: settled.purchased - open.purchased };
 }

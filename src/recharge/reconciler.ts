@@ -3,6 +3,7 @@ import { stripeConfigured, stripeFor } from "../billing/stripe-client";
 import { dbFor } from "../db/client";
 import { emailsToRetry } from "../db/emails";
 import {
+  chargeOf,
   deletePendingRefund,
   listPendingRefunds,
   refundAttemptFailed,
@@ -121,7 +122,7 @@ export async function reconcile(
   for (const owed of await listPendingRefunds(db, BATCH)) {
     try {
       // Idempotent by the debit: a refund the queue applied meanwhile is not applied again.
-      await ledgerFor(env, owed.accountId).refund(owed.debitRef);
+      await ledgerFor(env, owed.accountId).refund(owed.debitRef, chargeOf(owed));
       await deletePendingRefund(db, owed.debitRef);
       report.refundsApplied.push(owed.debitRef);
     } catch (err) {

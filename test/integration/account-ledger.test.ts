@@ -60,11 +60,14 @@ describe("AccountLedger", () => {
     const { ledger, init } = freshLedger();
     await init();
     await fill(ledger, 2, 5);
-    await ledger.debit(3, "d1");
+    const d = await ledger.debit(3, "d1");
+    if (!d.ok) throw new Error("debit refused");
+    // What the gateway passes back: the debit's minute and what it took from each bucket.
+    const charge = { minute: d.minute, ...d.charged };
     await fill(ledger, 10, 4); // monthly topped up in between: the refund must still go to purchased too
-    const r = await ledger.refund("d1");
+    const r = await ledger.refund("d1", charge);
     expect(r).toMatchObject({ ok: true, refunded: true, balance: { monthly: 12, purchased: 5 } });
-    const again = await ledger.refund("d1");
+    const again = await ledger.refund("d1", charge);
     expect(again).toMatchObject({
       ok: true,
       refunded: false,
@@ -126,7 +129,10 @@ describe("AccountLedger", () => {
       seed = (seed * 1103515245 + 12345) % 2147483648;
       return seed / 2147483648;
     };
-    const debits: string[] = [];
+    const debits: Array<{
+      ref: string;
+      charge: { minute: number; monthly: number; purchased: number };
+    }> = [];
     const model = { ...(await ledger.balance()) };
     for (let step = 0; step < 300; step++) {
       const roll = rand();
@@ -140,14 +146,17 @@ describe("AccountLedger", () => {
           const m = Math.min(model.monthly, cost);
           model.monthly -= m;
           model.purchased -= cost - m;
-          if (cost > 0) debits.push(ref);
+          if (cost > 0) debits.push({ ref, charge: { minute: r.minute, ...r.charged } });
         }
       } else if (roll < 0.75 && debits.length > 0) {
-        const ref = debits.splice(Math.floor(rand() * debits.length), 1)[0] as string;
-        const r = await ledger.refund(ref);
+        const d = debits.splice(
+          Math.floor(rand() * debits.length),
+          1,
+        )[0] as (typeof debits)[number];
+        const r = await ledger.refund(d.ref, d.charge);
         expect(r.ok).toBe(true);
-        model.monthly = (await ledger.balance()).monthly;
-        model.purchased = (await ledger.balance()).purchased;
+        model.monthly += d.charge.monthly;
+        model.purchased += d.charge.purchased;
       } else {
         const monthly = Math.floor(rand() * 40) - 15;
         const purchased = Math.floor(rand() * 40) - 15;

@@ -1,9 +1,7 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { UsagePoint } from "../../src/dashboard/usage";
-import { dbFor } from "../../src/db/client";
-import { usageMinutes } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import {
   classify,
@@ -14,7 +12,6 @@ import {
   type TestAccount,
 } from "../helpers/http";
 
-const db = dbFor(env.DB);
 const HOUR = 3_600;
 const DAY = 86_400;
 
@@ -31,7 +28,7 @@ async function usage(account: TestAccount, query = ""): Promise<UsageBody> {
   return json<UsageBody>(res);
 }
 
-/** Makes `n` proxied requests, then runs the ledger's alarm so the usage reaches D1 now. */
+/** Makes `n` proxied requests, then runs the ledger's alarm (its checkpoint settles them). */
 async function spend(account: TestAccount, n: number) {
   for (let i = 0; i < n; i++) {
     const res = await classify(account);
@@ -48,7 +45,7 @@ const totals = (series: UsagePoint[]) => ({
 });
 
 describe("GET /v1/account/usage", () => {
-  it("shows proxied requests after the ledger's flush, by hour and by day, zero-filled", async () => {
+  it("shows proxied requests from the ledger, by hour and by day, zero-filled", async () => {
     const account = await createAccount();
     const before = Math.floor(Date.now() / 1000);
     await spend(account, 3);
@@ -78,14 +75,24 @@ describe("GET /v1/account/usage", () => {
     expect(sec(daily.to)).toBe(dayOf(Date.now() / 1000) + DAY);
   });
 
-  it("sums seeded minutes into the right hour and day buckets of an explicit range", async () => {
+  it("sums seeded hours into the right hour and day buckets of an explicit range", async () => {
     const account = await createAccount();
-    await db.insert(usageMinutes).values([
-      { accountId: account.id, minute: sec("2026-01-01T10:00:00Z"), requests: 2, credits: 2 },
-      { accountId: account.id, minute: sec("2026-01-01T10:59:00Z"), requests: 3, credits: 6 },
-      { accountId: account.id, minute: sec("2026-01-01T23:59:00Z"), requests: 1, credits: 1 },
-      { accountId: account.id, minute: sec("2026-01-02T00:00:00Z"), requests: 4, credits: 4 },
-    ]);
+    // Usage older than a day lives in the ledger's hour rows (usage only: no debit amounts).
+    await runInDurableObject(ledgerFor(env, account.id), (_i, state) => {
+      for (const [at, requests, credits] of [
+        ["2026-01-01T10:00:00Z", 5, 8],
+        ["2026-01-01T23:00:00Z", 1, 1],
+        ["2026-01-02T00:00:00Z", 4, 4],
+      ] as const) {
+        state.storage.sql.exec(
+          "INSERT INTO usage_hours (hour, requests, credits, peak) VALUES (?, ?, ?, ?)",
+          sec(at),
+          requests,
+          credits,
+          requests,
+        );
+      }
+    });
     const hourly = await usage(account, "?from=2026-01-01T10:30:00Z&to=2026-01-01T12:10:00Z");
     expect(hourly).toEqual({
       granularity: "hour",

@@ -23,6 +23,7 @@ import { reconcile } from "../../src/recharge/reconciler";
 import { admin, classify, gateway, type TestAccount } from "../helpers/http";
 import { type Action, asBillingEvent, type TimelineEvent } from "./generators";
 import * as M from "./model";
+import { readLedger } from "./observe";
 
 const db = dbFor(env.DB);
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
@@ -150,13 +151,18 @@ const directDebit: Handler<"directDebit"> = async (c, a) => {
     result.charged.monthly === take.monthly && result.charged.purchased === take.purchased,
     `debit split ${JSON.stringify(result.charged)}, expected ${JSON.stringify(take)}`,
   );
-  c.model.directDebits.push({ ref, ...take, refunded: false });
+  c.model.directDebits.push({ ref, minute: result.minute, ...take, refunded: false });
 };
 
 const directRefund: Handler<"directRefund"> = async (c, a) => {
   const debits = c.model.directDebits;
-  const ref = debits.length > 0 ? (debits[a.pick % debits.length] as M.DirectDebit).ref : "nope";
-  const result = await ledgerFor(env, c.account.id).refund(ref);
+  const picked = debits.length > 0 ? (debits[a.pick % debits.length] as M.DirectDebit) : null;
+  const ref = picked?.ref ?? "nope";
+  // The gateway's refund: the debit's minute and what it took (an unknown ref passes none).
+  const charge = picked
+    ? { minute: picked.minute, monthly: picked.monthly, purchased: picked.purchased }
+    : null;
+  const result = await ledgerFor(env, c.account.id).refund(ref, charge);
   const expected = M.refundDirect(c.model, ref);
   if (expected === "not_found") {
     expectThat(!result.ok, `refund of unknown ${ref} accepted`);
@@ -501,6 +507,43 @@ const revokeKeys: Handler<"revokeKeys"> = async (c, a) => {
   throw new ModelDivergence("no key survived the concurrent revocations");
 };
 
+/**
+ * Debits in flight when the object dies. Each one's write is in the transaction that decided
+ * it, so: every acknowledged debit is in storage (durable), nothing is taken that no debit
+ * asked for, and the restarted object rebuilds the same balance from its checkpoint and open
+ * minutes (the driver's audit compares memory, storage and replay). Debits that died without
+ * a reply may or may not have been written; the model takes what storage says they took,
+ * one credit each, monthly first. Acknowledged ones can be refunded later, after the restart.
+ */
+const crashDebits: Handler<"crashDebits"> = async (c, a) => {
+  const before = M.total(c.model);
+  const ledger = ledgerFor(env, c.account.id);
+  const refs = Array.from({ length: a.count }, (_, i) => `sim_crash_${c.seed}_${c.step}_${i}`);
+  const calls = refs.map((ref) =>
+    ledger.debit(1, ref).then(
+      (r) => ({ ref, r }),
+      () => ({ ref, r: null }),
+    ),
+  );
+  // Let a few of them through first (each is a separate event for the object).
+  await Promise.race([calls[0], new Promise((resolve) => setTimeout(resolve, 0))]);
+  await restartLedger(c.account.id);
+  const results = await Promise.all(calls);
+  const acked = results.filter((x) => x.r?.ok === true);
+  const refused = results.filter((x) => x.r !== null && !x.r.ok).length;
+  const after = await readLedger(c.account.id);
+  const taken = before - (after.monthly + after.purchased);
+  c.count(taken > acked.length ? "crash: written, reply lost" : "crash: only acked written");
+  expectThat(
+    taken >= acked.length && taken <= a.count - refused,
+    `after a crash mid-debit ${taken} credits are gone, with ${acked.length} debits acknowledged and ${refused} refused of ${a.count}`,
+  );
+  for (let i = 0; i < taken; i++) M.debit(c.model, 1);
+  for (const { ref, r } of acked) {
+    if (r?.ok) c.model.directDebits.push({ ref, minute: r.minute, ...r.charged, refunded: false });
+  }
+};
+
 const HANDLERS: { [K in Action["kind"]]: Handler<K> } = {
   classify: classifyBurst,
   upstreamFailure,
@@ -517,6 +560,7 @@ const HANDLERS: { [K in Action["kind"]]: Handler<K> } = {
   reconcile: reconcileRun,
   restart,
   revokeKeys,
+  crashDebits,
 };
 
 export function perform(c: ActionContext, action: Action): Promise<void> {
@@ -541,6 +585,9 @@ export function startsPurchase(c: ActionContext, action: Action): boolean {
         return;
       case "directDebit":
         M.debit(d, action.cost);
+        return;
+      case "crashDebits":
+        for (let i = 0; i < action.count; i++) M.debit(d, 1);
         return;
       case "setBalance":
         M.adjust(

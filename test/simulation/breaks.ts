@@ -31,8 +31,8 @@ function patch(
 /**
  * Invariant 1. Every code path is stopped from writing a negative bucket three times over
  * (splitDebit, the guarded UPDATE, the table's CHECK), so this variant corrupts storage
- * instead: a schema regression drops the CHECK constraints and a write takes `purchased`
- * below zero, with a ledger entry to match (so only invariant 1 has anything to say).
+ * instead: a schema regression drops the CHECK constraints and a write takes the settled
+ * `purchased` below zero, with a ledger entry to match (so only invariant 1 has anything to say).
  */
 export function negativeBucket(accountId: string) {
   return patch(accountId, (_instance, storage) => {
@@ -49,6 +49,13 @@ export function negativeBucket(accountId: string) {
         Date.now(),
       );
     });
+  }).then(() => reloadMemory(accountId));
+}
+
+/** After a break written to storage: the object rebuilds its memory from it, as on a restart. */
+function reloadMemory(accountId: string) {
+  return patch(accountId, (instance) => {
+    (instance.reload as () => void).call(instance);
   });
 }
 

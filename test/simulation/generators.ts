@@ -41,7 +41,12 @@ export type Action =
   | { kind: "redeliver"; pick: number; copies: number }
   | { kind: "reconcile"; later: boolean }
   | { kind: "restart" }
-  | { kind: "revokeKeys"; extra: number };
+  | { kind: "revokeKeys"; extra: number }
+  /**
+   * `count` debits of 1 sent at once, and the object aborted while they are in flight:
+   * between a debit's decision in memory and its reply (the write is in the same transaction).
+   */
+  | { kind: "crashDebits"; count: number };
 
 export type Step = Action & {
   stress?: PurchaseStress;
@@ -70,6 +75,7 @@ const WEIGHTS = {
   reconcile: 3,
   restart: 3,
   revokeKeys: 2,
+  crashDebits: 3,
 } as const satisfies Record<Action["kind"], number>;
 
 const TOP_UP_KEYS = ["topup-a", "topup-b", "topup-c"];
@@ -81,6 +87,11 @@ export function generateStep(rng: Prng, model: ModelState, ctx: GeneratorContext
   // Only used when the step starts a purchase (the driver asks the model).
   if (rng.chance(0.6)) step.stress = generateStress(rng);
   if (action.kind !== "restart" && rng.chance(0.08)) step.restartInflight = true;
+  // It restarts the object itself, at a moment the stress could not aim at.
+  if (action.kind === "crashDebits") {
+    delete step.stress;
+    delete step.restartInflight;
+  }
   return step;
 }
 
@@ -108,6 +119,8 @@ function generateAction(rng: Prng, model: ModelState, ctx: GeneratorContext): Ac
     case "freeRequest":
     case "restart":
       return { kind };
+    case "crashDebits":
+      return { kind, count: rng.int(2, 10) };
     case "directDebit":
       // Mostly small, sometimes enough to cross the threshold or be refused.
       return { kind, cost: rng.chance(0.8) ? rng.int(1, 30) : rng.int(100, 900) };

@@ -44,6 +44,8 @@ export interface Buckets {
 
 export interface DirectDebit extends Buckets {
   ref: string;
+  /** The minute the ledger counted it in (its refund names it). */
+  minute: number;
   refunded: boolean;
 }
 
@@ -68,6 +70,8 @@ export interface ModelState {
   purchased: number;
   plan: PlanId;
   planVersion: number;
+  /** The largest allowance granted in this cycle (money rule 9): upgrades add only above it. */
+  cycleMaxMonthly: number;
   cycleEndsAt: number;
   stripeCycles: boolean;
   autoEnabled: boolean;
@@ -85,8 +89,6 @@ export interface ModelState {
   /** Purchases started since the last settle, in order. */
   started: ExpectedPurchase[];
   autoPending: boolean;
-  /** The largest allowance granted this cycle: plan changes add only what goes beyond it. */
-  cycleMax: number;
   /** This month's purchases in cents, pending ones included (money rule 10). */
   spentCents: number;
   spendLimitCents: number | null;
@@ -103,6 +105,7 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     purchased: 0,
     plan,
     planVersion: 0,
+    cycleMaxMonthly: PLANS[plan].monthlyCredits,
     cycleEndsAt,
     stripeCycles: false,
     autoEnabled: false,
@@ -116,7 +119,6 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     directDebits: [],
     started: [],
     autoPending: false,
-    cycleMax: PLANS[plan].monthlyCredits,
     spentCents: 0,
     spendLimitCents: DEFAULT_SPEND_LIMIT_CENTS,
     paused: false,
@@ -292,10 +294,9 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   if (e.type === "subscription") {
     if (e.version <= s.planVersion || s.refs.has(e.id)) return "handled";
     s.refs.add(e.id);
-    // Money rule 9: only what goes beyond the largest allowance granted this cycle.
     const allowance = PLANS[e.plan].monthlyCredits;
-    s.monthly += Math.max(0, allowance - s.cycleMax);
-    s.cycleMax = Math.max(s.cycleMax, allowance);
+    s.monthly += Math.max(0, allowance - s.cycleMaxMonthly);
+    s.cycleMaxMonthly = Math.max(s.cycleMaxMonthly, allowance);
     s.plan = e.plan;
     s.planVersion = e.version;
     if (e.plan === "free") s.stripeCycles = false;
@@ -316,7 +317,7 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   const newer = e.endsAt > s.cycleEndsAt || !s.stripeCycles;
   if (newer) {
     s.monthly = PLANS[plan].monthlyCredits;
-    s.cycleMax = s.monthly;
+    s.cycleMaxMonthly = s.monthly;
     s.cycleEndsAt = e.endsAt;
   }
   s.stripeCycles = true;

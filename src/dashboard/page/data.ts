@@ -2,7 +2,6 @@
 import { getAccount } from "../../db/accounts";
 import { type ListedKey, listKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
-import { usageTotals } from "../../db/usage-minutes";
 import type { Bindings } from "../../env";
 import type { AccountSnapshot } from "../../ledger/account-ledger";
 import { ledgerFor } from "../../ledger/client";
@@ -18,7 +17,7 @@ import {
   unusualDays,
 } from "../advice";
 import { listTransactions } from "../transactions";
-import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint } from "../usage";
+import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint, usageTotals } from "../usage";
 
 const DAY_MS = BUCKET_SECONDS.day * 1000;
 /** The runway's and the unusual-usage check's trailing window, in days. */
@@ -109,14 +108,15 @@ export async function loadBilling(
   // The advisor wants a whole real cycle; an account younger than that gets this cycle so far.
   const previousStart = oneMonthBefore(cycleStart);
   const hasLastCycle = Date.parse(account.createdAt) <= previousStart;
-  // Usage is kept per minute: a period starts and ends on minute boundaries, and "now" counts
-  // the current minute in full.
+  // Usage is kept per minute for the last day (per hour before that, per day past 90 days): a
+  // period starts and ends on minute boundaries, and "now" counts the current minute in full;
+  // an older bound counts the rows whose hour starts in the period.
   const [from, to] = hasLastCycle
     ? [minuteOf(previousStart), minuteOf(cycleStart)]
     : [minuteOf(cycleStart), minuteOf(now) + 60];
   const [daily, totals] = await Promise.all([
-    loadUsage(db, accountId, days),
-    usageTotals(db, accountId, from, to),
+    loadUsage(env, accountId, days),
+    usageTotals(env, accountId, from, to),
   ]);
 
   const cycleEnd = Date.parse(snapshot.cycle_ends_at);

@@ -6,7 +6,7 @@ import { iso, loadUsage, usageQuery } from "../usage";
 /** `GET /v1/account/usage`: the account's requests and credits per hour or day, zero-filled. */
 export const usageRoutes = new Hono<AppEnv>().get("/", async (c) => {
   const range = parseQuery(c, usageQuery(Date.now()));
-  const series = await loadUsage(c.get("db"), c.get("accountId"), range);
+  const series = await loadUsage(c.env, c.get("accountId"), range);
   return c.json(
     { granularity: range.granularity, from: iso(range.start), to: iso(range.end), series },
     200,

@@ -1,0 +1,2 @@
+DROP TABLE `usage_minutes`;--> statement-breakpoint
+ALTER TABLE `pending_refunds` ADD `charge` text;

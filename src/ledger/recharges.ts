@@ -1,0 +1,231 @@
+/**
+ * Recharges and the outbox, as the account's Durable Object keeps them. The synchronous
+ * functions run inside the caller's `transactionSync`; `deliverItem` is the only one that
+ * awaits, after the write that created its outbox row has committed.
+ *
+ * New recharge flows (for example Stripe invoice states) add their storage steps here and
+ * their RPC method to the "auto-recharge" section of `AccountLedger`.
+ */
+import { dbFor } from "../db/client";
+import { recordPendingPurchase } from "../db/transactions";
+import { mailAccount } from "../email/account-mail";
+import * as templates from "../email/templates";
+import type { Bindings } from "../env";
+import { CURRENCY, PACKAGES, type PackageId } from "../pricing";
+import { pendingPurchaseOf, RechargeJob } from "../recharge/messages";
+import { monthStart } from "./rules";
+import type {
+  OutboxItem,
+  RechargeKind,
+  RechargeRow,
+  RechargeStatus,
+  RechargeView,
+  StateRow,
+} from "./types";
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function rechargeView(r: RechargeRow): RechargeView {
+  return {
+    id: r.id,
+    kind: r.kind,
+    package: r.package,
+    credits: r.credits,
+    amount_cents: r.amount_cents,
+    status: r.status,
+    created_at: iso(r.created_at),
+  };
+}
+
+export function findRecharge(sql: SqlStorage, id: string): RechargeView | null {
+  const row = sql.exec<RechargeRow>("SELECT * FROM recharges WHERE id = ?", id).toArray()[0];
+  return row ? rechargeView(row) : null;
+}
+
+export function pendingRecharges(sql: SqlStorage): RechargeView[] {
+  return sql
+    .exec<RechargeRow>("SELECT * FROM recharges WHERE status = 'pending' ORDER BY created_at")
+    .toArray()
+    .map(rechargeView);
+}
+
+export function hasPendingAutoRecharge(sql: SqlStorage): boolean {
+  return (
+    sql
+      .exec("SELECT 1 FROM recharges WHERE kind = 'auto_recharge' AND status = 'pending' LIMIT 1")
+      .toArray().length > 0
+  );
+}
+
+/** Purchases started this calendar month that took or may take money: pending ones count. */
+export function spentThisMonth(sql: SqlStorage, now: number): number {
+  return sql
+    .exec<{ cents: number }>(
+      "SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM recharges WHERE created_at >= ? AND status != 'failed'",
+      monthStart(now),
+    )
+    .one().cents;
+}
+
+/** The recharge row and its outbox job, in the caller's transaction (money rules 5, 7). */
+export function insertRecharge(
+  sql: SqlStorage,
+  s: StateRow,
+  id: string,
+  kind: RechargeKind,
+  pkg: PackageId,
+  now: number,
+): OutboxItem {
+  const p = PACKAGES[pkg];
+  // Frozen now: every attempt of this recharge pays with the card on file at its creation.
+  const paymentMethod = s.payment_method_id;
+  sql.exec(
+    "INSERT INTO recharges (id, kind, package, credits, amount_cents, status, created_at, payment_method) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+    id,
+    kind,
+    pkg,
+    p.credits,
+    p.priceCents,
+    now,
+    paymentMethod,
+  );
+  const job: RechargeJob = {
+    kind,
+    recharge_id: id,
+    account_id: s.account_id,
+    package: pkg,
+    credits: p.credits,
+    amount_cents: p.priceCents,
+    currency: CURRENCY,
+    created_at: iso(now),
+    payment_method: paymentMethod,
+  };
+  sql.exec(
+    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?)",
+    id,
+    JSON.stringify(job),
+    now,
+  );
+  return { type: "recharge", job };
+}
+
+/** The month's pause by the spending limit, with its one notice in the outbox (money rule 10). */
+export function pauseForSpendLimit(sql: SqlStorage, s: StateRow, now: number, resumesAt: number) {
+  const period = monthStart(now);
+  sql.exec("UPDATE state SET paused_period = ? WHERE id = 1", period);
+  const notice: OutboxItem = {
+    type: "email",
+    kind: "auto_recharge_paused",
+    ref: `auto_recharge_paused:${s.account_id}:${iso(period).slice(0, 7)}`,
+    account_id: s.account_id,
+    limit_cents: s.spend_limit_cents ?? 0,
+    resumes_at: iso(resumesAt),
+  };
+  sql.exec(
+    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+    notice.ref,
+    JSON.stringify(notice),
+    now,
+  );
+  return notice;
+}
+
+/** A paid recharge: succeeded, and the account's last failure cleared. */
+export function markSucceeded(sql: SqlStorage, rechargeId: string, now: number): void {
+  sql.exec(
+    "UPDATE recharges SET status = 'succeeded', settled_at = ?, failure_code = NULL WHERE id = ?",
+    now,
+    rechargeId,
+  );
+  sql.exec(
+    `UPDATE state SET last_failure_at = NULL, last_failure_code = NULL, last_failure_message = NULL,
+       last_failure_action_url = NULL, last_failure_recharge_id = NULL WHERE id = 1`,
+  );
+}
+
+/** A failed payment, or one waiting for the customer: no credits, auto-recharge off (rule 6). */
+export function recordPaymentProblem(
+  sql: SqlStorage,
+  input: {
+    rechargeId: string;
+    status: Extract<RechargeStatus, "failed" | "requires_action">;
+    code: string;
+    message: string;
+    actionUrl: string | null;
+    now: number;
+  },
+):
+  | { ok: true; changed: boolean }
+  | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
+  const { rechargeId, status, code, now } = input;
+  const r = findRecharge(sql, rechargeId);
+  if (!r) return { ok: false, reason: "unknown_recharge" };
+  if (r.status === "succeeded") return { ok: false, reason: "already_succeeded" };
+  // Failed is final; waiting for the customer can only become failed or succeeded.
+  if (r.status === "failed" || r.status === status) return { ok: true, changed: false };
+  sql.exec(
+    "UPDATE recharges SET status = ?, settled_at = ?, failure_code = ? WHERE id = ?",
+    status,
+    status === "failed" ? now : null,
+    code,
+    rechargeId,
+  );
+  sql.exec(
+    `UPDATE state SET auto_enabled = 0, last_failure_at = ?, last_failure_code = ?,
+       last_failure_message = ?, last_failure_action_url = ?, last_failure_recharge_id = ?
+     WHERE id = 1`,
+    now,
+    code,
+    input.message,
+    status === "requires_action" ? input.actionUrl : null,
+    rechargeId,
+  );
+  return { ok: true, changed: true };
+}
+
+export function outboxRows(sql: SqlStorage): OutboxItem[] {
+  return sql
+    .exec<{ id: string; body: string }>("SELECT id, body FROM outbox ORDER BY created_at")
+    .toArray()
+    .map((row) => outboxItemOf(JSON.parse(row.body)));
+}
+
+export function hasOutbox(sql: SqlStorage): boolean {
+  return sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length > 0;
+}
+
+export function outboxId(item: OutboxItem): string {
+  return item.type === "recharge" ? item.job.recharge_id : item.ref;
+}
+
+/**
+ * Sends one outbox item: recharge jobs go to the queue (their D1 row first); notices go out
+ * as email, deduplicated in D1 by their reference. Throws when it could not; the caller keeps
+ * the row for the alarm.
+ */
+export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void> {
+  if (item.type === "recharge") {
+    await recordPendingPurchase(dbFor(env.DB), pendingPurchaseOf(item.job));
+    await env.RECHARGE_QUEUE.send(item.job);
+    return;
+  }
+  const mail = templates.autoRechargePaused({
+    limitCents: item.limit_cents,
+    resumesAt: item.resumes_at,
+    dashboardUrl: env.DASHBOARD_URL,
+  });
+  await mailAccount(env, dbFor(env.DB), {
+    ref: item.ref,
+    accountId: item.account_id,
+    kind: item.kind,
+    ...mail,
+  });
+}
+
+/** An outbox row's body: rows written before notices existed are bare recharge jobs. */
+export function outboxItemOf(body: unknown): OutboxItem {
+  if (typeof body === "object" && body !== null && (body as { type?: unknown }).type === "email") {
+    return body as OutboxItem;
+  }
+  return { type: "recharge", job: RechargeJob.parse(body) };
+}
