@@ -163,9 +163,9 @@ export function failuresKeepAutoRechargeOn(accountId: string) {
  */
 export function upgradesForgetTheCycle(accountId: string) {
   return patch(accountId, (instance) => {
-    const state = (instance.state as () => Record<string, unknown> | null).bind(instance);
-    instance.state = () => {
-      const s = state();
+    const current = (instance.current as () => Record<string, unknown> | null).bind(instance);
+    instance.current = () => {
+      const s = current();
       return s
         ? { ...s, cycle_max_monthly: PLANS[s.plan as keyof typeof PLANS].monthlyCredits }
         : s;
