@@ -164,9 +164,7 @@ describe("operator account routes", () => {
     assert.deepEqual([b.monthly, b.purchased], [10, 3]);
   });
 
-  test("GET /admin/accounts/:id/audit: consistent, with storage_bytes", {
-    todo: "issue 14 (ledger at the write floor): audit reports storage_bytes",
-  }, async () => {
+  test("GET /admin/accounts/:id/audit: consistent, with storage_bytes", async () => {
     const account = await createAccount(stack);
     await classify(stack, account.api_key);
     await setBalance(stack, account, { monthly: 7, purchased: 2 });
@@ -449,9 +447,7 @@ describe("transactions and usage", () => {
     assert.ok(fieldNames(err).includes("limit"));
   });
 
-  test("every transaction has invoice_url and action_url (null or a URL)", {
-    todo: "issue 12 (Stripe flows): every purchase is an invoice",
-  }, async () => {
+  test("every transaction has invoice_url and action_url (null or a URL)", async () => {
     const account = await createAccount(stack);
     await setBalance(stack, account, { monthly: 400, purchased: 0 });
     const all = await call(stack, "/v1/account/transactions", { key: account.api_key });
