@@ -5,19 +5,19 @@
  * and its copy button, a declined recharge, buying credits, the spending limit, phones), with
  * axe-core run in every page. Leaves screenshots in test-results/ (billing-page*.png).
  */
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import path from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startLocalStack } from "../../scripts/local-stack.mjs";
+import {
+  api as callApi,
+  hasChromium,
+  reloadUntil,
+  type Stack,
+  startStackAndBrowser,
+} from "./harness";
 
-const CHROMIUM = "/usr/bin/chromium";
-// scripts/ensure-chromium.mjs installs it where it can and warns where it cannot.
-const hasChromium = existsSync(CHROMIUM);
 const SCREENSHOT = path.resolve("test-results", "billing-page.png");
 const SHOTS = path.resolve("test-results");
 const AXE_SOURCE = readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
@@ -51,76 +51,20 @@ async function axeProblems(page: Page): Promise<string[]> {
     );
 }
 
-type Stack = Awaited<ReturnType<typeof startLocalStack>>;
-
-/** A port nobody listens on right now, so a developer's `npm start` on 8787 is left alone. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
-
 let stack: Stack;
 let browser: Browser;
-let persistTo: string;
+let stop: (() => Promise<void>) | undefined;
 
-async function api(pathname: string, init: RequestInit & { token: string }) {
-  const res = await fetch(`${stack.gatewayUrl}${pathname}`, {
-    ...init,
-    headers: {
-      Authorization: `Bearer ${init.token}`,
-      "Content-Type": "application/json",
-      ...init.headers,
-    },
-  });
-  const body = await res.json();
-  return { status: res.status, body: body as Record<string, unknown> };
-}
-
-/** Reloads until `check` passes: the queue consumer and the usage flush run in the background. */
-async function reloadUntil(page: Page, check: () => Promise<boolean>, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error("the page never showed what was expected");
-    await new Promise((r) => setTimeout(r, 1_000));
-    await page.reload();
-  }
-}
+const api = (pathname: string, init: RequestInit & { token: string }) =>
+  callApi(stack, pathname, init);
 
 beforeAll(async () => {
   if (!hasChromium) return;
-  persistTo = await mkdtemp(path.join(tmpdir(), "tollgate-e2e-"));
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(await freePort()) };
-  // Always the local stand-ins, whatever the developer's shell points at.
-  for (const name of ["UPSTREAM_URL", "STRIPE_API_URL", "STRIPE_SECRET_KEY", "ADMIN_TOKEN"]) {
-    delete env[name];
-  }
-  stack = await startLocalStack({ persistTo, env, quiet: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-      "--disable-quic",
-      "--disable-sync",
-    ],
-  });
+  ({ stack, browser, stop } = await startStackAndBrowser());
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
-  if (persistTo) await rm(persistTo, { recursive: true, force: true });
+  await stop?.();
 });
 
 describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {

@@ -3,7 +3,6 @@
  * balance pays at finalization, payments that need authentication (paid later on the hosted
  * invoice page, or voided by the reconciler), and purchase invoice events in any order.
  */
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
@@ -12,7 +11,6 @@ import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { emails } from "../../src/db/schema";
 import { getTransaction } from "../../src/db/transactions";
-import { ledgerFor } from "../../src/ledger/client";
 import { processRecharge } from "../../src/recharge/consumer";
 import type { RechargeJob } from "../../src/recharge/messages";
 import { reconcile } from "../../src/recharge/reconciler";
@@ -25,8 +23,8 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
+import { autoRechargingAccount, loseQueueSends } from "../helpers/recharge";
 import {
-  attachCard,
   chargesOf,
   eventually,
   injectFaults,
@@ -45,36 +43,9 @@ const DAY_MS = 86_400_000;
 
 afterEach(() => vi.restoreAllMocks());
 
-/** The account's queue sends go nowhere, so the test drives the consumer's steps itself. */
-async function loseQueueSends(account: TestAccount): Promise<RechargeJob[]> {
-  const jobs: RechargeJob[] = [];
-  await runInDurableObject(ledgerFor(env, account.id), (instance) => {
-    const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
-    vi.spyOn(queue, "send").mockImplementation(async (body) => {
-      jobs.push(body as RechargeJob);
-      return undefined as never;
-    });
-  });
-  return jobs;
-}
-
-async function autoRecharging(card = "pm_card_visa") {
-  const account = await createAccount();
-  const pm = await attachCard(account, card);
-  await setBalance(account, { monthly: 400, purchased: 0 });
-  const res = await gateway("/v1/account/auto-recharge", {
-    method: "PUT",
-    key: account.api_key,
-    body: JSON.stringify({ enabled: true, package: "credits_1000" }),
-  });
-  expect(res.status).toBe(200);
-  await res.arrayBuffer();
-  return { account, pm, customer: account.stripe_customer_id as string };
-}
-
 /** An auto-recharge whose job the test holds (not yet processed). */
 async function heldRecharge(card = "pm_card_visa") {
-  const staged = await autoRecharging(card);
+  const staged = await autoRechargingAccount(card);
   const jobs = await loseQueueSends(staged.account);
   await setBalance(staged.account, { monthly: 0, purchased: 100 });
   const job = jobs[0];

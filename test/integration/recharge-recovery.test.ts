@@ -1,24 +1,15 @@
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { getTransaction } from "../../src/db/transactions";
 import { sendEmailOnce } from "../../src/email/mailer";
-import { ledgerFor } from "../../src/ledger/client";
 import { processRecharge } from "../../src/recharge/consumer";
 import type { RechargeJob } from "../../src/recharge/messages";
 import { chargeRecharge } from "../../src/recharge/payments";
 import { reconcile } from "../../src/recharge/reconciler";
-import {
-  audit,
-  balanceOf,
-  createAccount,
-  gateway,
-  json,
-  setBalance,
-  type TestAccount,
-} from "../helpers/http";
+import { audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/http";
+import { autoRechargingAccount, loseQueueSends } from "../helpers/recharge";
 import {
   attachCard,
   chargesOf,
@@ -30,36 +21,6 @@ import {
 } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
-
-/**
- * The account's queue sends "succeed" but go nowhere, as when the worker dies right after the
- * send: the recharge stays pending and the test drives the consumer's steps itself.
- */
-async function loseQueueSends(account: TestAccount): Promise<RechargeJob[]> {
-  const jobs: RechargeJob[] = [];
-  await runInDurableObject(ledgerFor(env, account.id), (instance) => {
-    const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
-    vi.spyOn(queue, "send").mockImplementation(async (body) => {
-      jobs.push(body as RechargeJob);
-      return undefined as never;
-    });
-  });
-  return jobs;
-}
-
-async function autoRechargingAccount(card = "pm_card_visa") {
-  const account = await createAccount();
-  const pm = await attachCard(account, card);
-  await setBalance(account, { monthly: 400, purchased: 0 });
-  const res = await gateway("/v1/account/auto-recharge", {
-    method: "PUT",
-    key: account.api_key,
-    body: JSON.stringify({ enabled: true, package: "credits_1000" }),
-  });
-  expect(res.status).toBe(200);
-  await res.arrayBuffer();
-  return { account, pm, customer: account.stripe_customer_id as string };
-}
 
 afterEach(() => vi.restoreAllMocks());
 
