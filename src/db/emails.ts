@@ -91,29 +91,11 @@ export function emailsToRetry(db: Db, limit: number, now = Date.now()): Promise<
     .all();
 }
 
-/** The account's emails, newest first, as the operator route lists them. */
-export function listEmails(db: Db, accountId: string, limit: number) {
-  return db
-    .select({
-      id: emails.id,
-      kind: emails.kind,
-      to: emails.toAddress,
-      subject: emails.subject,
-      text: emails.textBody,
-      status: emails.status,
-      error: emails.error,
-      created_at: emails.createdAt,
-      sent_at: emails.sentAt,
-    })
-    .from(emails)
-    .where(eq(emails.accountId, accountId))
-    .orderBy(desc(emails.createdAt))
-    .limit(limit)
-    .all();
-}
-
-/** Emails sent to people who are signing up (no account yet), newest first. */
-export function listSignupEmails(db: Db, accountId: string, to: string | null, limit: number) {
+/**
+ * An account's emails, newest first, as the operator routes list them; `to` narrows them to
+ * one address (the sign-up emails, kept under one pseudo-account, are listed by address).
+ */
+export function listEmails(db: Db, accountId: string, limit: number, to: string | null = null) {
   return db
     .select({
       id: emails.id,

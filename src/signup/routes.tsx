@@ -19,7 +19,7 @@ import { ErrorPage } from "../dashboard/page/pages";
 import { billingPage } from "../dashboard/page/routes";
 import { pageSecurityHeaders } from "../dashboard/page/security";
 import { notCrossOrigin, sessionSecret, startSession } from "../dashboard/session";
-import { listSignupEmails } from "../db/emails";
+import { listEmails } from "../db/emails";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { parseJson, parseQuery } from "../http/body";
@@ -108,7 +108,7 @@ export const signupAdminRoutes = new Hono<AppEnv>().use(adminAuth).get("/", asyn
   if (!signupEnabled(c.env)) notFound(c);
   const query = parseQuery(c, EmailsQuery);
   const to = query.email === undefined ? null : normalizeEmail(query.email);
-  const data = await listSignupEmails(c.get("db"), SIGNUP_EMAIL_ACCOUNT, to, 50);
+  const data = await listEmails(c.get("db"), SIGNUP_EMAIL_ACCOUNT, 50, to);
   return c.json({ data }, 200);
 });
 
