@@ -62,10 +62,6 @@ export const ROUTE_COSTS: ReadonlyArray<{ method: string; path: string; cost: nu
 ];
 export const DEFAULT_ROUTE_COST = 1;
 
-export function isPlanId(value: unknown): value is PlanId {
-  return typeof value === "string" && (PLAN_IDS as readonly string[]).includes(value);
-}
-
 export function isPackageId(value: unknown): value is PackageId {
   return typeof value === "string" && (PACKAGE_IDS as readonly string[]).includes(value);
 }

@@ -169,6 +169,20 @@ function expectSecurityHeaders(res: Response) {
 }
 
 describe("signing in", () => {
+  it("refuses a classify key: the page acts with full scope (money rule 11)", async () => {
+    const account = await createAccount();
+    const made = await gateway("/v1/account/keys", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ name: "ci" }),
+    });
+    const { key } = await json<{ key: string; scope: string }>(made);
+    const res = await postSignIn(key);
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain("This key can only classify");
+    expect(setCookiePair(res, "tg_session")).toBeFalsy();
+  });
+
   it("shows the sign-in form, as HTML with the security headers, when signed out", async () => {
     const res = await page("/account/billing");
     expect(res.status).toBe(200);

@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
+import { reconcile } from "../../src/recharge/reconciler";
 import { audit, balanceOf, createAccount, expectError, gateway, setBalance } from "../helpers/http";
 import { eventually } from "../helpers/stripe";
 
@@ -69,5 +70,34 @@ describe("a refund that cannot reach the Durable Object at first (money rule 8)"
     const again = await ledgerFor(env, account.id).refund(debitRef);
     expect(again).toMatchObject({ ok: true, refunded: false });
     expect((await balanceOf(account)).purchased).toBe(5);
+  });
+
+  it("with the refund queue down too, the refund waits in D1 and the reconciler applies it once", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 2, purchased: 3 });
+    failNextRefund();
+    const send = vi.spyOn(env.REFUND_QUEUE, "send").mockRejectedValue(new Error("queue down"));
+    const res = await gateway("/v1/status/502", {
+      method: "POST",
+      key: account.api_key,
+      body: "{}",
+    });
+    await expectError(res, 502, "upstream_error");
+    expect(send).toHaveBeenCalledTimes(1);
+    vi.restoreAllMocks();
+    // Nothing came back yet: the refund is owed, in D1.
+    expect(await balanceOf(account)).toMatchObject({ monthly: 1, purchased: 3 });
+    const owed = await env.DB.prepare("SELECT debit_ref FROM pending_refunds WHERE account_id = ?")
+      .bind(account.id)
+      .all<{ debit_ref: string }>();
+    expect(owed.results).toHaveLength(1);
+    const first = await reconcile(env);
+    expect(first.refundsApplied).toEqual([owed.results[0]?.debit_ref]);
+    expect(await balanceOf(account)).toMatchObject({ monthly: 2, purchased: 3 });
+    const second = await reconcile(env);
+    expect(second.refundsApplied).not.toContain(owed.results[0]?.debit_ref);
+    expect(await balanceOf(account)).toMatchObject({ monthly: 2, purchased: 3 });
+    expect(await refundEntries(account.id)).toHaveLength(1);
+    expect((await audit(account.id)).consistent).toBe(true);
   });
 });
