@@ -146,3 +146,16 @@ export const SignupMessagePage: FC<{ title: string; message: string }> = ({ titl
     </p>
   </Card>
 );
+
+/** `SIGNUP_ENABLED` is off: say so, and point at the way in that remains. */
+export const SignupOffPage: FC = () => (
+  <Card title="Sign-up is not available">
+    <p>
+      This server does not offer self-service sign-up. Ask its operator for an account, then sign in
+      with your API key.
+    </p>
+    <p>
+      <a href={BILLING_PATH}>Sign in</a>
+    </p>
+  </Card>
+);
