@@ -50,7 +50,7 @@ import { confirmSignup, peekLink, requestSignup } from "./service";
 const WELCOME: Notice = {
   tone: "ok",
   text: "Your free account is ready, and you are signed in.",
-  detail: `It has ${formatCredits(PLANS.free.monthlyCredits)} credits a month. Copy your API key now: it is not shown again.`,
+  detail: `The free plan includes ${formatCredits(PLANS.free.monthlyCredits)} credits a month; your first API key is below.`,
 };
 
 const EMAIL = z.email().max(254);
