@@ -24,6 +24,7 @@ import { listEmails } from "../db/emails";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { parseJson, parseQuery } from "../http/body";
+import { locationHintFor } from "../ledger/client";
 import { PLANS } from "../pricing";
 import {
   LINK_TTL_MS,
@@ -228,7 +229,11 @@ export const signupPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const secret = await requireSecret(c);
     await checkForm(c, secret, "confirm", fields);
-    const result = await confirmSignup(c.env, c.get("db"), fields.token ?? "");
+    const result = await confirmSignup(c.env, c.get("db"), {
+      token: fields.token ?? "",
+      // The ledger is created near the person confirming, and never moves.
+      locationHint: locationHintFor(c.req.raw.cf),
+    });
     if (result.kind === "invalid") return page(c, 410, "Link expired", <LinkUnusablePage />);
     if (result.kind === "exists") {
       return page(c, 409, "Already registered", <AlreadyRegisteredPage email={result.email} />);

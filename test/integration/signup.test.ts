@@ -1,4 +1,4 @@
-import { createExecutionContext, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -15,6 +15,7 @@ import {
   expectError,
   gateway,
   json,
+  send,
 } from "../helpers/http";
 
 const db = dbFor(env.DB);
@@ -41,17 +42,27 @@ function apiSignup(email: unknown, ip = freshIp(), extra: Record<string, unknown
 /** A browser-like request to the pages: same-origin headers for posts, the cookies given. */
 function page(
   path: string,
-  init: { cookie?: string; form?: Record<string, string>; headers?: HeadersInit } = {},
+  init: {
+    cookie?: string;
+    form?: Record<string, string>;
+    headers?: HeadersInit;
+    method?: string;
+    /** What Cloudflare says about the caller (`request.cf`). */
+    cf?: Record<string, string>;
+  } = {},
 ): Promise<Response> {
   const headers = new Headers(init.form ? SAME_ORIGIN : {});
   for (const [k, v] of new Headers(init.headers)) headers.set(k, v);
   if (init.cookie) headers.set("Cookie", init.cookie);
-  return SELF.fetch(`${BASE}${path}`, {
-    method: init.form ? "POST" : "GET",
-    headers,
-    body: init.form ? new URLSearchParams(init.form) : undefined,
-    redirect: "manual",
-  });
+  return send(
+    new Request(`${BASE}${path}`, {
+      method: init.method ?? (init.form ? "POST" : "GET"),
+      headers,
+      body: init.form ? new URLSearchParams(init.form) : undefined,
+      redirect: "manual",
+      cf: init.cf as RequestInit["cf"],
+    }),
+  );
 }
 
 function cookiePair(res: Response, name: string): string {
@@ -319,9 +330,7 @@ describe("the emailed link", () => {
     const token = await requestLink(email);
 
     // Opening the link (as a mail scanner would, HEAD or GET) uses nothing.
-    const head = await SELF.fetch(`${BASE}/account/sign-up/confirm?token=${token}`, {
-      method: "HEAD",
-    });
+    const head = await page(`/account/sign-up/confirm?token=${token}`, { method: "HEAD" });
     expect(head.status).toBe(200);
     await head.arrayBuffer();
     for (let i = 0; i < 2; i++) {
@@ -548,6 +557,25 @@ describe("the emailed link", () => {
     expect((await confirm(token)).status).toBe(303);
   });
 
+  it("creates the account's ledger near the person confirming, as the operator route does", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    const opened = await openLink(token);
+    const get = vi.spyOn(env.ACCOUNT_LEDGER, "get");
+    const res = await page("/account/sign-up/confirm", {
+      cookie: cookiePair(opened.res, "tg_signup"),
+      form: { token, csrf: hidden(opened.html, "csrf") },
+      cf: { continent: "EU", longitude: "21.0" },
+    });
+    expect(res.status).toBe(303);
+    await res.arrayBuffer();
+    const [account] = await accountsWithEmail(email);
+    const creating = get.mock.calls.find(([objectId]) =>
+      objectId.equals(env.ACCOUNT_LEDGER.idFromName(account?.id ?? "")),
+    );
+    expect(creating?.[1]).toEqual({ locationHint: "eeur" });
+  });
+
   it("creates no second account when the address got one since the link was sent", async () => {
     const email = freshEmail();
     const token = await requestLink(email);
@@ -667,7 +695,7 @@ describe("SIGNUP_ENABLED off", () => {
 
 describe("the operator listing", () => {
   it("needs the operator token and validates its query", async () => {
-    await expectError(await SELF.fetch(`${BASE}/admin/signup-emails`), 401, "invalid_api_key");
+    await expectError(await gateway("/admin/signup-emails"), 401, "invalid_api_key");
     const bad = await expectError(await admin("/signup-emails?email=nope"), 400, "invalid_request");
     expect(bad.error.fields?.map((f) => f.field)).toEqual(["email"]);
     const email = freshEmail();
