@@ -1,7 +1,9 @@
 /** The sign-up pages: plain forms, no JavaScript, the Billing page's layout and styles. */
 import type { FC } from "hono/jsx";
+import { formatCredits } from "../dashboard/page/format";
 import { type Notice, NoticeBox } from "../dashboard/page/layout";
 import { BILLING_PATH } from "../dashboard/page/pages";
+import { PLANS } from "../pricing";
 import { CONFIRM_PATH, LINK_TTL_MS, SIGN_UP_PATH } from "./config";
 
 const MINUTES = LINK_TTL_MS / 60_000;
@@ -29,8 +31,9 @@ export const SignUpPage: FC<{ csrf: string; email?: string; notice?: Notice | nu
 }) => (
   <Card title="Create a free account">
     <p class="lead">
-      The free plan includes 500 credits a month. We email you a link; following it creates the
-      account and shows its first API key.
+      The free plan includes {formatCredits(PLANS.free.monthlyCredits)} credits a month. We email
+      you a link: open it and confirm to create the account. You are then signed in and shown its
+      first API key.
     </p>
     <NoticeBox notice={notice} />
     <form method="post" action={SIGN_UP_PATH}>
@@ -143,6 +146,19 @@ export const SignupMessagePage: FC<{ title: string; message: string }> = ({ titl
     <p>{message}</p>
     <p>
       <a href={SIGN_UP_PATH}>Back to sign-up</a>
+    </p>
+  </Card>
+);
+
+/** `SIGNUP_ENABLED` is off: say so, and point at the way in that remains. */
+export const SignupOffPage: FC = () => (
+  <Card title="Sign-up is not available">
+    <p>
+      This server does not offer self-service sign-up. Ask its operator for an account, then sign in
+      with your API key.
+    </p>
+    <p>
+      <a href={BILLING_PATH}>Sign in</a>
     </p>
   </Card>
 );

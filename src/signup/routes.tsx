@@ -2,7 +2,8 @@
  * Sign-up routes (contract: "Sign-up"), all answering 404 while SIGNUP_ENABLED is off:
  * - `POST /v1/signup` `{"email"}` → 202, whatever the address;
  * - `/account/sign-up` (page and its form post), `/account/sign-up/confirm` (what the emailed
- *   link opens: a button whose post creates the account, signs in and shows the first key);
+ *   link opens: a button whose post uses the link, creates the account, signs in and redirects
+ *   to the Billing page, which shows the first key once);
  * - `GET /admin/signup-emails?email=` (operators): the sign-up emails, which have no account
  *   to be listed under, so that a local run needs no mail server.
  */
@@ -13,16 +14,18 @@ import type { Child } from "hono/jsx";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { adminAuth } from "../admin/auth";
+import { formatCredits } from "../dashboard/page/format";
 import { PageError, readFields } from "../dashboard/page/forms";
-import { Document, renderHtml } from "../dashboard/page/layout";
-import { ErrorPage } from "../dashboard/page/pages";
-import { billingPage } from "../dashboard/page/routes";
+import { Document, type Notice, renderHtml } from "../dashboard/page/layout";
+import { BILLING_PATH } from "../dashboard/page/pages";
 import { pageSecurityHeaders } from "../dashboard/page/security";
-import { notCrossOrigin, sessionSecret, startSession } from "../dashboard/session";
+import { notCrossOrigin, sessionSecret, setFlash, startSession } from "../dashboard/session";
 import { listEmails } from "../db/emails";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { parseJson, parseQuery } from "../http/body";
+import { locationHintFor } from "../ledger/client";
+import { PLANS } from "../pricing";
 import {
   LINK_TTL_MS,
   normalizeEmail,
@@ -40,8 +43,16 @@ import {
   RateLimitedPage,
   SignUpPage,
   SignupMessagePage,
+  SignupOffPage,
 } from "./pages";
 import { confirmSignup, peekLink, requestSignup } from "./service";
+
+/** What the Billing page says, once, above the first key (with the key, in the flash). */
+const WELCOME: Notice = {
+  tone: "ok",
+  text: "Your free account is ready, and you are signed in.",
+  detail: `The free plan includes ${formatCredits(PLANS.free.monthlyCredits)} credits a month; your first API key is below.`,
+};
 
 const EMAIL = z.email().max(254);
 const SignupBody = z.strictObject({ email: EMAIL });
@@ -153,17 +164,10 @@ async function checkForm(
 export const signupPageRoutes = new Hono<AppEnv>()
   .use(pageSecurityHeaders)
   .use(async (c, next) => {
-    // Off: the same page as any other unknown address under /account.
+    // Off: still a 404 (there is no such route here), but a page that says why, so that a
+    // visitor following an old link or a bookmark is not left guessing.
     if (!signupEnabled(c.env)) {
-      return page(
-        c,
-        404,
-        "Page not found",
-        <ErrorPage
-          title="Page not found"
-          message={`There is no page at ${c.req.method} ${c.req.path}.`}
-        />,
-      );
+      return page(c, 404, "Sign-up is not available", <SignupOffPage />);
     }
     await next();
   })
@@ -225,19 +229,25 @@ export const signupPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const secret = await requireSecret(c);
     await checkForm(c, secret, "confirm", fields);
-    const result = await confirmSignup(c.env, c.get("db"), fields.token ?? "");
+    const result = await confirmSignup(c.env, c.get("db"), {
+      token: fields.token ?? "",
+      // The ledger is created near the person confirming, and never moves.
+      locationHint: locationHintFor(c.req.raw.cf),
+    });
     if (result.kind === "invalid") return page(c, 410, "Link expired", <LinkUnusablePage />);
     if (result.kind === "exists") {
       return page(c, 409, "Already registered", <AlreadyRegisteredPage email={result.email} />);
     }
     const session = await startSession(c, secret, result.identity);
     deleteCookie(c, FORM_COOKIE, { path: SIGN_UP_PATH, secure: true });
-    // Rendered, not redirected: the key must not travel in a URL, and is shown this once.
-    return billingPage(c, session, secret, {
-      status: 201,
-      notice: { tone: "ok", text: "Your free account is ready, and you are signed in." },
+    // Post/redirect/get, like every other form: the key rides to the Billing page in the
+    // encrypted, read-once flash (never in a URL), so reloading that page repeats a harmless
+    // GET that neither shows the key again nor uses the link a second time.
+    await setFlash(c, secret, session.sessionId, {
+      notice: WELCOME,
       newKey: { key: result.apiKey, name: "default" },
     });
+    return c.redirect(BILLING_PATH, 303);
   })
   .onError((err, c) => {
     if (err instanceof PageError) {

@@ -23,6 +23,7 @@ import { sendEmailOnce } from "../email/mailer";
 import { signupExistingAccount, signupLink } from "../email/templates";
 import type { Bindings } from "../env";
 import { identify, type KeyIdentity } from "../gateway/identity";
+import type { LocationHint } from "../ledger/client";
 import {
   CONFIRM_PATH,
   clientKey,
@@ -120,15 +121,18 @@ export type ConfirmResult =
   | { kind: "created"; email: string; apiKey: string; identity: KeyIdentity };
 
 /**
- * Uses the link (once, atomically) and creates the free account with its first key. When
- * creating the account fails, the link is given back so that following it again retries.
+ * Uses the link (once, atomically) and creates the free account with its first key, its
+ * ledger placed by `locationHint` (the region of the person confirming, as for an operator's
+ * `POST /admin/accounts`). When creating the account fails, the link is given back so that
+ * following it again retries.
  */
 export async function confirmSignup(
   env: Bindings,
   db: Db,
-  token: string,
+  input: { token: string; locationHint?: LocationHint },
   now = Date.now(),
 ): Promise<ConfirmResult> {
+  const { token, locationHint } = input;
   if (!TOKEN_PATTERN.test(token)) return { kind: "invalid" };
   const tokenHash = await sha256Hex(token);
   const email = await consumeToken(db, tokenHash, now);
@@ -139,7 +143,7 @@ export async function confirmSignup(
   let created: Awaited<ReturnType<typeof createAccount>>;
   try {
     // createAccount makes the account's first key `full` (money rule 11).
-    created = await createAccount(env, db, { email, plan: "free" });
+    created = await createAccount(env, db, { email, plan: "free", locationHint });
   } catch (err) {
     await releaseToken(db, tokenHash);
     throw err;

@@ -5,12 +5,12 @@
  * and its copy button, a declined recharge, buying credits, the spending limit, phones), with
  * axe-core run in every page. Leaves screenshots in test-results/ (billing-page*.png).
  */
-import { mkdir, readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  axeProblems,
   api as callApi,
   hasChromium,
   reloadUntil,
@@ -20,37 +20,6 @@ import {
 
 const SCREENSHOT = path.resolve("test-results", "billing-page.png");
 const SHOTS = path.resolve("test-results");
-const AXE_SOURCE = readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: Array<{ target: unknown[] }>;
-}
-
-/**
- * Runs axe-core in the page and returns its serious and critical violations. It is evaluated
- * through the DevTools protocol, which the page's CSP does not govern (a <script> tag would be
- * refused), so the page is checked under its real policy.
- */
-async function axeProblems(page: Page): Promise<string[]> {
-  await page.evaluate(await AXE_SOURCE);
-  const violations = (await page.evaluate(async () => {
-    const axe = (
-      globalThis as unknown as { axe: { run: (o: unknown) => Promise<{ violations: unknown[] }> } }
-    ).axe;
-    const result = await axe.run({ resultTypes: ["violations"] });
-    return result.violations;
-  })) as AxeViolation[];
-  return violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map(
-      (v) =>
-        `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`,
-    );
-}
-
 let stack: Stack;
 let browser: Browser;
 let stop: (() => Promise<void>) | undefined;

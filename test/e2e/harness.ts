@@ -4,7 +4,8 @@
  * state, and Debian's Chromium driven by playwright-core.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -104,4 +105,35 @@ export async function reloadUntil(page: Page, check: () => Promise<boolean>, tim
     await page.reload();
     return false;
   }, timeoutMs);
+}
+
+const AXE_SOURCE = readFile(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+export interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: Array<{ target: unknown[] }>;
+}
+
+/**
+ * Runs axe-core in the page and returns its serious and critical violations. It is evaluated
+ * through the DevTools protocol, which the page's CSP does not govern (a <script> tag would be
+ * refused), so the page is checked under its real policy.
+ */
+export async function axeProblems(page: Page): Promise<string[]> {
+  await page.evaluate(await AXE_SOURCE);
+  const violations = (await page.evaluate(async () => {
+    const axe = (
+      globalThis as unknown as { axe: { run: (o: unknown) => Promise<{ violations: unknown[] }> } }
+    ).axe;
+    const result = await axe.run({ resultTypes: ["violations"] });
+    return result.violations;
+  })) as AxeViolation[];
+  return violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map(
+      (v) =>
+        `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`,
+    );
 }

@@ -1,4 +1,4 @@
-import { createExecutionContext, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
@@ -15,6 +15,7 @@ import {
   expectError,
   gateway,
   json,
+  send,
 } from "../helpers/http";
 
 const db = dbFor(env.DB);
@@ -41,17 +42,27 @@ function apiSignup(email: unknown, ip = freshIp(), extra: Record<string, unknown
 /** A browser-like request to the pages: same-origin headers for posts, the cookies given. */
 function page(
   path: string,
-  init: { cookie?: string; form?: Record<string, string>; headers?: HeadersInit } = {},
+  init: {
+    cookie?: string;
+    form?: Record<string, string>;
+    headers?: HeadersInit;
+    method?: string;
+    /** What Cloudflare says about the caller (`request.cf`). */
+    cf?: Record<string, string>;
+  } = {},
 ): Promise<Response> {
   const headers = new Headers(init.form ? SAME_ORIGIN : {});
   for (const [k, v] of new Headers(init.headers)) headers.set(k, v);
   if (init.cookie) headers.set("Cookie", init.cookie);
-  return SELF.fetch(`${BASE}${path}`, {
-    method: init.form ? "POST" : "GET",
-    headers,
-    body: init.form ? new URLSearchParams(init.form) : undefined,
-    redirect: "manual",
-  });
+  return send(
+    new Request(`${BASE}${path}`, {
+      method: init.method ?? (init.form ? "POST" : "GET"),
+      headers,
+      body: init.form ? new URLSearchParams(init.form) : undefined,
+      redirect: "manual",
+      cf: init.cf as RequestInit["cf"],
+    }),
+  );
 }
 
 function cookiePair(res: Response, name: string): string {
@@ -62,6 +73,22 @@ function cookiePair(res: Response, name: string): string {
   expect(pair, `a ${name} cookie`).toBeDefined();
   return pair ?? "";
 }
+
+/**
+ * The cookies a browser would send next: `jar` updated by the response's Set-Cookie headers
+ * (a `Max-Age=0` deletes), as a `Cookie` header value.
+ */
+function nextCookies(jar: Map<string, string>, res: Response): string {
+  for (const header of res.headers.getSetCookie()) {
+    const [pair = "", ...attributes] = header.split(";").map((p) => p.trim());
+    const name = pair.slice(0, pair.indexOf("="));
+    if (attributes.some((a) => /^max-age=0$/i.test(a))) jar.delete(name);
+    else jar.set(name, pair);
+  }
+  return [...jar.values()].join("; ");
+}
+
+const KEY_IN_PAGE = /<textarea id="new-key"[^>]*>(tg_(?:test|live)_[0-9A-Za-z]{32})<\/textarea>/;
 
 function hidden(html: string, name: string): string {
   const match = new RegExp(`name="${name}" value="([^"]+)"`).exec(html);
@@ -302,7 +329,10 @@ describe("the emailed link", () => {
     const email = freshEmail();
     const token = await requestLink(email);
 
-    // Opening the link (as a mail scanner would) uses nothing.
+    // Opening the link (as a mail scanner would, HEAD or GET) uses nothing.
+    const head = await page(`/account/sign-up/confirm?token=${token}`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    await head.arrayBuffer();
     for (let i = 0; i < 2; i++) {
       const opened = await openLink(token);
       expect(opened.res.status).toBe(200);
@@ -313,15 +343,33 @@ describe("the emailed link", () => {
     }
     expect(await accountsWithEmail(email)).toHaveLength(0);
 
+    // The post uses the link and answers post/redirect/get: a 303 to the Billing page, with
+    // the session and the flash (the key, encrypted) in cookies, never in the URL or the body.
     const res = await confirm(token);
-    expect(res.status).toBe(201);
-    const html = await res.text();
-    const session = cookiePair(res, "tg_session");
-    const key = /(?:value="|<textarea[^>]*>)(tg_(?:test|live)_[0-9A-Za-z]+)/.exec(html)?.[1] ?? "";
-    expect(key).not.toBe("");
+    expect(res.status).toBe(303);
+    expect(res.headers.get("Location")).toBe("/account/billing");
+    const redirectBody = await res.text();
+    const jar = new Map<string, string>();
+    const cookies = nextCookies(jar, res);
+    expect([...jar.keys()].sort()).toEqual(["tg_flash", "tg_session"]);
+    const signupCookie = res.headers.getSetCookie().find((c) => c.startsWith("tg_signup=")) ?? "";
+    expect(signupCookie, "the form cookie is cleared").toContain("Max-Age=0");
+    expect(await accountsWithEmail(email)).toHaveLength(1);
+
+    const landed = await page("/account/billing", { cookie: cookies });
+    expect(landed.status).toBe(200);
+    expect(landed.headers.get("Cache-Control")).toBe("no-store");
+    const html = await landed.text();
+    const key = KEY_IN_PAGE.exec(html)?.[1] ?? "";
+    expect(key, "the first key, whole").not.toBe("");
     expect(html).toContain("shown only this once");
     expect(html).toContain("Your free account is ready");
-    expect(res.headers.get("Cache-Control")).toBe("no-store");
+    expect(html).toContain("500 credits a month");
+    expect(html).toContain('data-copy="new-key"');
+    expect(html).toContain(email);
+    expect(res.headers.get("Location")).not.toContain(key);
+    expect(redirectBody).not.toContain(key);
+    expect(decodeURIComponent(jar.get("tg_flash") ?? "")).not.toContain(key);
 
     const [account] = await accountsWithEmail(email);
     expect(account?.plan).toBe("free");
@@ -331,8 +379,12 @@ describe("the emailed link", () => {
       await gateway("/v1/account/balance", { key }),
     );
     expect(balance).toMatchObject({ monthly: 500, monthly_allowance: 500, purchased: 0 });
+    const keys = await json<{ data: { scope: string }[] }>(
+      await gateway("/v1/account/keys", { key }),
+    );
+    expect(keys.data.map((k) => k.scope)).toEqual(["full"]);
 
-    // The key works on the proxied API; the session works on the Billing page.
+    // The key works on the proxied API.
     const classified = await gateway("/v1/classify", {
       method: "POST",
       key,
@@ -341,11 +393,41 @@ describe("the emailed link", () => {
     expect(classified.status).toBe(200);
     expect(classified.headers.get("X-Credits-Charged")).toBe("1");
     await classified.arrayBuffer();
-    const billing = await page("/account/billing", { cookie: session });
-    expect(billing.status).toBe(200);
-    const billingHtml = await billing.text();
-    expect(billingHtml).toContain(email);
-    expect(billingHtml).not.toContain(key);
+
+    // Exactly once: the page that showed the key cleared the flash, so a reload (the browser
+    // sending what it now holds: the session alone) is still signed in but shows no key, and
+    // no notice either.
+    const reloadCookies = nextCookies(jar, landed);
+    expect([...jar.keys()]).toEqual(["tg_session"]);
+    for (let i = 0; i < 2; i++) {
+      const reload = await page("/account/billing", { cookie: reloadCookies });
+      expect(reload.status).toBe(200);
+      const again = await reload.text();
+      expect(again).toContain(email);
+      expect(again).not.toContain(key);
+      expect(again).not.toContain('id="new-key"');
+      expect(again).not.toContain("Your free account is ready");
+    }
+    expect(await accountsWithEmail(email)).toHaveLength(1);
+  });
+
+  it("never shows the first key to another session, nor to a browser with no session", async () => {
+    const token = await requestLink();
+    const res = await confirm(token);
+    expect(res.status).toBe(303);
+    await res.arrayBuffer();
+    const jar = new Map<string, string>();
+    nextCookies(jar, res);
+    const flash = jar.get("tg_flash") ?? "";
+    // Someone else's session with this flash cookie: not theirs to open.
+    const other = await confirm(await requestLink());
+    await other.arrayBuffer();
+    const otherSession = cookiePair(other, "tg_session");
+    const stolen = await page("/account/billing", { cookie: `${otherSession}; ${flash}` });
+    expect(await stolen.text()).not.toMatch(KEY_IN_PAGE);
+    // No session at all: the sign-in page, no key.
+    const signedOut = await page("/account/billing", { cookie: flash });
+    expect(await signedOut.text()).not.toMatch(KEY_IN_PAGE);
   });
 
   it("works once: a second confirm is refused and the page says to start again", async () => {
@@ -355,7 +437,7 @@ describe("the emailed link", () => {
     const cookie = cookiePair(opened.res, "tg_signup");
     const csrf = hidden(opened.html, "csrf");
     const first = await page("/account/sign-up/confirm", { cookie, form: { token, csrf } });
-    expect(first.status).toBe(201);
+    expect(first.status).toBe(303);
     await first.arrayBuffer();
     const again = await page("/account/sign-up/confirm", { cookie, form: { token, csrf } });
     expect(again.status).toBe(410);
@@ -379,7 +461,7 @@ describe("the emailed link", () => {
       ),
     );
     await Promise.all(results.map((r) => r.arrayBuffer()));
-    expect(results.map((r) => r.status).sort()).toEqual([201, 410, 410, 410]);
+    expect(results.map((r) => r.status).sort()).toEqual([303, 410, 410, 410]);
     expect(await accountsWithEmail(email)).toHaveLength(1);
 
     const other = freshEmail();
@@ -400,7 +482,7 @@ describe("the emailed link", () => {
       }),
     );
     await Promise.all(posts.map((r) => r.arrayBuffer()));
-    expect(posts.map((r) => r.status).sort()).toEqual([201, 410]);
+    expect(posts.map((r) => r.status).sort()).toEqual([303, 410]);
     expect(await accountsWithEmail(other)).toHaveLength(1);
   });
 
@@ -472,7 +554,26 @@ describe("the emailed link", () => {
     expect(wrongPurpose.status).toBe(403);
     await wrongPurpose.arrayBuffer();
     expect(await accountsWithEmail(email)).toHaveLength(0);
-    expect((await confirm(token)).status).toBe(201);
+    expect((await confirm(token)).status).toBe(303);
+  });
+
+  it("creates the account's ledger near the person confirming, as the operator route does", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    const opened = await openLink(token);
+    const get = vi.spyOn(env.ACCOUNT_LEDGER, "get");
+    const res = await page("/account/sign-up/confirm", {
+      cookie: cookiePair(opened.res, "tg_signup"),
+      form: { token, csrf: hidden(opened.html, "csrf") },
+      cf: { continent: "EU", longitude: "21.0" },
+    });
+    expect(res.status).toBe(303);
+    await res.arrayBuffer();
+    const [account] = await accountsWithEmail(email);
+    const creating = get.mock.calls.find(([objectId]) =>
+      objectId.equals(env.ACCOUNT_LEDGER.idFromName(account?.id ?? "")),
+    );
+    expect(creating?.[1]).toEqual({ locationHint: "eeur" });
   });
 
   it("creates no second account when the address got one since the link was sent", async () => {
@@ -544,7 +645,7 @@ describe("SIGNUP_ENABLED off", () => {
     return res;
   };
 
-  it("answers 404 on every sign-up route, and the sign-in page has no link", async () => {
+  it("answers 404 on every sign-up route, the pages saying sign-up is off, and the sign-in page has no link", async () => {
     await expectError(
       await off(
         new Request(`${BASE}/v1/signup`, {
@@ -567,10 +668,16 @@ describe("SIGNUP_ENABLED off", () => {
       "not_found",
     );
     const token = await requestLink();
+    // The pages say so (still 404: there is no such route here), and point to sign-in.
     for (const path of ["/account/sign-up", `/account/sign-up/confirm?token=${token}`]) {
       const res = await off(new Request(`${BASE}${path}`));
       expect(res.status).toBe(404);
-      expect(await res.text()).toContain("Page not found");
+      expect(res.headers.get("Content-Type")).toMatch(/^text\/html/);
+      const html = await res.text();
+      expect(html).toContain("Sign-up is not available");
+      expect(html).toContain("does not offer self-service sign-up");
+      expect(html).toContain('href="/account/billing"');
+      expect(html).not.toContain("<form");
     }
     const posted = await off(
       new Request(`${BASE}/account/sign-up`, {
@@ -588,7 +695,7 @@ describe("SIGNUP_ENABLED off", () => {
 
 describe("the operator listing", () => {
   it("needs the operator token and validates its query", async () => {
-    await expectError(await SELF.fetch(`${BASE}/admin/signup-emails`), 401, "invalid_api_key");
+    await expectError(await gateway("/admin/signup-emails"), 401, "invalid_api_key");
     const bad = await expectError(await admin("/signup-emails?email=nope"), 400, "invalid_request");
     expect(bad.error.fields?.map((f) => f.field)).toEqual(["email"]);
     const email = freshEmail();

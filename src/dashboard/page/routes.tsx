@@ -152,13 +152,12 @@ async function signInPage(
   );
 }
 
-/** The signed-in page; also what a completed sign-up lands on, with its first key. */
-export async function billingPage(
+/** The signed-in page (a completed sign-up lands here too, its first key in the flash). */
+async function billingPage(
   c: Context<AppEnv>,
   session: Session,
   secret: string,
   options: {
-    status?: ContentfulStatusCode;
     notice?: Notice | null;
     newKey?: { key: string; name: string | null };
   } = {},
@@ -177,7 +176,6 @@ export async function billingPage(
         newKey={options.newKey}
       />
     </Document>,
-    options.status ?? 200,
   );
 }
 
