@@ -10,6 +10,7 @@ import { dbFor } from "../../src/db/client";
 import { emails } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import {
+  admin,
   balanceOf,
   classify,
   createAccount,
@@ -59,6 +60,12 @@ describe("GET and PUT /v1/account/alerts", () => {
     expect(await alertsOf(account)).toEqual({ low_balance_credits: null });
     await setLevel(account, 50);
     expect(await alertsOf(account)).toEqual({ low_balance_credits: 50 });
+    // Operators see it beside the limits.
+    const view = await json<{ alerts: unknown; balance: Record<string, unknown> }>(
+      await admin(`/accounts/${account.id}`),
+    );
+    expect(view.alerts).toEqual({ low_balance_credits: 50 });
+    expect(view.balance).not.toHaveProperty("alerts");
     await setLevel(account, null);
     expect(await alertsOf(account)).toEqual({ low_balance_credits: null });
   });
