@@ -187,7 +187,10 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /**
    * Inside the mutation's transaction, after its changes: the alert fires when armed and the
-   * live total is at or below the level, and is armed again once the total is above it.
+   * live total is at or below the level, and is armed again once the total is above it, by
+   * whatever raised it. That includes a refund: a request that crosses the level and is
+   * refunded (its upstream failed) leaves the total above it, so the retry that crosses it
+   * again emails again, as the contract reads ("not again until it has been above it").
    */
   private followLowBalance(now: number): void {
     const row = readStateRow(this.sql);

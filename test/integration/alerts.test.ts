@@ -22,6 +22,7 @@ import {
 } from "../helpers/http";
 import { autoRechargingAccount } from "../helpers/recharge";
 import { attachCard, eventually } from "../helpers/stripe";
+import { Prng } from "../simulation/prng";
 
 const db = dbFor(env.DB);
 
@@ -277,6 +278,85 @@ describe("the email's wording follows auto-recharge at the crossing", () => {
       );
       expect(mail?.textBody).toContain(`(${code}: `);
       expect(mail?.textBody).toContain(expected);
+    });
+  }
+});
+
+describe("a seeded random walk matches the rule, step by step", () => {
+  for (const seed of [13, 2026, 7, 90210]) {
+    it(`seed ${seed}: debits, refunds, adjustments and level changes email once per crossing`, async () => {
+      const rng = new Prng(seed);
+      const account = await createAccount();
+      const ledger = ledgerFor(env, account.id);
+      // The model: the rule as the contract states it, over the totals alone.
+      let total = 500;
+      let level: number | null = rng.int(100, 400);
+      let armed = total > level;
+      let expected = 0;
+      await setLevel(account, level);
+      const refundable: Array<{ ref: string; minute: number; monthly: number; purchased: number }> =
+        [];
+      const follow = () => {
+        if (level === null) return;
+        if (armed && total <= level) {
+          expected++;
+          armed = false;
+        } else if (!armed && total > level) armed = true;
+      };
+      for (let step = 0; step < 60; step++) {
+        const roll = rng.next();
+        if (roll < 0.55 && total > 0) {
+          const cost = rng.int(1, Math.min(total, 40));
+          const ref = `dbt_${seed}_${step}`;
+          const d = await ledger.debit(cost, ref);
+          if (!d.ok) throw new Error(`debit refused at step ${step}: ${d.reason}`);
+          refundable.push({ ref, minute: d.minute, ...d.charged });
+          total -= cost;
+        } else if (roll < 0.7 && refundable.length > 0) {
+          const c = refundable.splice(rng.int(0, refundable.length - 1), 1)[0] as {
+            ref: string;
+            minute: number;
+            monthly: number;
+            purchased: number;
+          };
+          const r = await ledger.refund(c.ref, c);
+          expect(r).toMatchObject({ ok: true, refunded: true });
+          total += c.monthly + c.purchased;
+        } else if (roll < 0.8 && total > 0) {
+          // An operator takes credits away, monthly first.
+          const b = await balanceOf(account);
+          const down = rng.int(1, Math.min(total, 120));
+          const monthly = Math.min(b.monthly, down);
+          const r = await ledger.adjust({
+            ref: `adj_${seed}_${step}`,
+            monthly: -monthly,
+            purchased: -(down - monthly),
+            reason: "walk down",
+          });
+          expect(r.ok).toBe(true);
+          total -= down;
+        } else if (roll < 0.95) {
+          const up = rng.int(1, 150);
+          const r = await ledger.adjust({
+            ref: `adj_${seed}_${step}`,
+            monthly: 0,
+            purchased: up,
+            reason: "walk up",
+          });
+          expect(r.ok).toBe(true);
+          total += up;
+        } else {
+          // Near the balance, so the walk goes on crossing it; now and then none.
+          level = rng.chance(0.15) ? null : rng.int(Math.max(0, total - 80), total + 10);
+          await setLevel(account, level);
+          armed = level !== null && total > level;
+          continue;
+        }
+        follow();
+        expect((await balanceOf(account)).total, `total at step ${step}`).toBe(total);
+        expect(await lowBalanceEmails(account.id), `emails at step ${step}`).toHaveLength(expected);
+      }
+      expect(expected, "the walk crossed the level at least once").toBeGreaterThan(0);
     });
   }
 });
