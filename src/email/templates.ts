@@ -130,16 +130,18 @@ export function lowBalance(input: {
         stops,
       ];
       break;
-    case "failed":
-      subject = `Action needed: low balance, ${credits(input.total)} left (your last auto-recharge failed)`;
+    case "failed": {
+      const what = s.kind === "top_up" ? "credit purchase" : "auto-recharge";
+      subject = `Action needed: low balance, ${credits(input.total)} left (your last ${what} failed)`;
       body = [
-        `Your last auto-recharge did not go through (${s.code}: ${s.message}), so auto-recharge is off and no credits will be bought.`,
+        `Your last ${what} did not go through (${s.code}: ${s.message}), so auto-recharge is off and no credits will be bought.`,
         s.action_url
           ? `Your bank asks you to confirm the payment: complete the authentication here: ${s.action_url}`
           : "Update your payment method in the customer portal (Manage plan and billing on the Account / Billing page), then turn auto-recharge back on, or buy credits there.",
         stops,
       ];
       break;
+    }
     case "off":
       subject = `Action needed: low balance, ${credits(input.total)} left`;
       body = [

@@ -54,6 +54,8 @@ export type LowBalanceSituation =
   | { auto_recharge: "paused"; limit_cents: number; resumes_at: string }
   | {
       auto_recharge: "failed";
+      /** What failed: an auto-recharge, or a top-up (a failed top-up turns it off too). */
+      kind: "auto_recharge" | "top_up";
       code: string;
       message: string;
       /** Where to complete a payment that needs authentication; null for a declined card. */
@@ -74,7 +76,12 @@ export function lowBalanceSituation(input: {
   nextFits: boolean;
   limitCents: number | null;
   resumesAt: string;
-  lastFailure: { code: string; message: string; actionUrl: string | null } | null;
+  lastFailure: {
+    kind: "auto_recharge" | "top_up";
+    code: string;
+    message: string;
+    actionUrl: string | null;
+  } | null;
 }): LowBalanceSituation {
   if (input.autoEnabled) {
     // One in flight arrives whatever the limit: it was counted against it when it started.
@@ -97,6 +104,7 @@ export function lowBalanceSituation(input: {
   if (input.lastFailure) {
     return {
       auto_recharge: "failed",
+      kind: input.lastFailure.kind,
       code: input.lastFailure.code,
       message: input.lastFailure.message,
       action_url: input.lastFailure.actionUrl,

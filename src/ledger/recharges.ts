@@ -160,6 +160,9 @@ export function recordLowBalanceAlert(sql: SqlStorage, s: StateRow, now: number)
       s.last_failure_at === null
         ? null
         : {
+            kind:
+              (s.last_failure_recharge_id && findRecharge(sql, s.last_failure_recharge_id)?.kind) ||
+              "auto_recharge",
             code: s.last_failure_code ?? "unknown",
             message: s.last_failure_message ?? "",
             actionUrl: s.last_failure_action_url,

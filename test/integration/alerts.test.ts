@@ -282,6 +282,33 @@ describe("the email's wording follows auto-recharge at the crossing", () => {
   }
 });
 
+describe("failed after a top-up", () => {
+  it("a declined top-up: the email names the purchase that failed", async () => {
+    const account = await createAccount();
+    await attachCard(account, "pm_card_chargeDeclined");
+    const res = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    expect(res.status).toBe(202);
+    await res.arrayBuffer();
+    await eventually(async () => {
+      const s = await json<{ last_failure: { code: string } | null }>(
+        await gateway("/v1/account/auto-recharge", { key: account.api_key }),
+      );
+      expect(s.last_failure?.code).toBe("card_declined");
+    });
+    await setLevel(account, 400);
+    await setBalance(account, { monthly: 400, purchased: 0 });
+    const [mail] = await lowBalanceEmails(account.id);
+    expect(mail?.subject).toBe(
+      "Action needed: low balance, 400 credits left (your last credit purchase failed)",
+    );
+    expect(mail?.textBody).toContain("Your last credit purchase did not go through (card_declined");
+  });
+});
+
 describe("a seeded random walk matches the rule, step by step", () => {
   for (const seed of [13, 2026, 7, 90210]) {
     it(`seed ${seed}: debits, refunds, adjustments and level changes email once per crossing`, async () => {

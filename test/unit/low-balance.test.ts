@@ -39,9 +39,19 @@ const base = {
   nextFits: true,
   limitCents: 20_000 as number | null,
   resumesAt: "2026-02-01T00:00:00.000Z",
-  lastFailure: null as { code: string; message: string; actionUrl: string | null } | null,
+  lastFailure: null as {
+    kind: "auto_recharge" | "top_up";
+    code: string;
+    message: string;
+    actionUrl: string | null;
+  } | null,
 };
-const declined = { code: "card_declined", message: "Your card was declined.", actionUrl: null };
+const declined = {
+  kind: "auto_recharge" as const,
+  code: "card_declined",
+  message: "Your card was declined.",
+  actionUrl: null,
+};
 
 describe("lowBalanceSituation: which wording, from auto-recharge at the crossing", () => {
   it("on: the package it will buy at the threshold", () => {
@@ -74,6 +84,7 @@ describe("lowBalanceSituation: which wording, from auto-recharge at the crossing
   it("failed: off after a failed recharge, with its reason", () => {
     expect(lowBalanceSituation({ ...base, lastFailure: declined })).toEqual({
       auto_recharge: "failed",
+      kind: "auto_recharge",
       code: "card_declined",
       message: "Your card was declined.",
       action_url: null,
@@ -131,11 +142,17 @@ describe("the low-balance email's wording", () => {
     const sca = mail({ ...declinedSituation(), action_url: "https://invoice.test/pay" });
     expect(sca.text).toContain("complete the authentication here: https://invoice.test/pay");
   });
+  it("failed after a top-up: names the purchase, not auto-recharge", () => {
+    const m = mail({ ...declinedSituation(), kind: "top_up", action_url: null });
+    expect(m.subject).toContain("(your last credit purchase failed)");
+    expect(m.text).toContain("Your last credit purchase did not go through");
+  });
 });
 
 function declinedSituation() {
   return {
     auto_recharge: "failed" as const,
+    kind: "auto_recharge" as const,
     code: "card_declined",
     message: "Your card was declined.",
   };
