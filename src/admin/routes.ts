@@ -142,7 +142,7 @@ async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
   if (!account) throw refusal("not_initialized");
   const snapshot = await ledgerFor(env, account.id).snapshot();
   if (!snapshot) throw refusal("not_initialized");
-  const { limits, rate_limit_per_minute, rate_limit_override, ...balance } = snapshot;
+  const { limits, alerts, rate_limit_per_minute, rate_limit_override, ...balance } = snapshot;
   return {
     ...accountView(account),
     stripe_customer_id: account.stripeCustomerId,
@@ -150,6 +150,7 @@ async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
     payment_method_id: account.paymentMethodId,
     balance,
     limits,
+    alerts,
     rate_limit_per_minute,
     rate_limit_override,
   };

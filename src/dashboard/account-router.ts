@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../env";
 import { accountRoutes } from "./routes/account";
+import { alertRoutes } from "./routes/alerts";
 import { billingPortalRoutes } from "./routes/billing-portal";
 import { checkoutRoutes, paymentMethodRoutes } from "./routes/checkout";
 import { keyRoutes } from "./routes/keys";
@@ -24,6 +25,7 @@ export function accountRouter(unmatched: (c: { req: { method: string; path: stri
     .route("/top-ups", topUpRoutes)
     .route("/keys", keyRoutes)
     .route("/limits", limitRoutes)
+    .route("/alerts", alertRoutes)
     .route("/transactions", transactionRoutes)
     .route("/usage", usageRoutes)
     .route("/billing-portal", billingPortalRoutes)

@@ -31,7 +31,8 @@ export type CsrfPurpose =
   | "keys"
   | "sign-out"
   | "top-up"
-  | "limits";
+  | "limits"
+  | "alerts";
 
 const COOKIE: CookieOptions = {
   httpOnly: true,

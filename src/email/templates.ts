@@ -1,3 +1,4 @@
+import type { LowBalanceSituation } from "../ledger/low-balance";
 import { formatCents } from "../money";
 
 /** Plain-text bodies for the billing emails; one function per message. */
@@ -90,6 +91,69 @@ export function autoRechargePaused(input: {
       `Auto-recharge resumes by itself on ${input.resumesAt.slice(0, 10)} (UTC), or at once if you raise the limit on the Account / Billing page.`,
       `Billing: ${input.dashboardUrl}`,
     ].join("\n\n"),
+  };
+}
+
+const credits = (n: number) => `${n.toLocaleString("en-US")} credit${n === 1 ? "" : "s"}`;
+
+/**
+ * The low-balance alert: the total fell to or below the customer's level. What it asks of
+ * them depends on auto-recharge at that moment (see `lowBalanceSituation`).
+ */
+export function lowBalance(input: {
+  level: number;
+  total: number;
+  situation: LowBalanceSituation;
+  dashboardUrl: string;
+}) {
+  const s = input.situation;
+  const fell = `Your Tollgate balance is ${credits(input.total)}, at or below the low-balance level of ${credits(input.level)} you set.`;
+  const stops =
+    "When your credits reach zero, API requests are refused with HTTP 403 until credits are added.";
+  const again = `We email you again the next time your balance falls to ${credits(input.level)} after it has been above it. Change or turn off this alert on the Account / Billing page.`;
+  let subject: string;
+  let body: string[];
+  switch (s.auto_recharge) {
+    case "on":
+      subject = `Low balance: ${credits(input.total)} left (auto-recharge is on)`;
+      body = [
+        s.pending
+          ? `Auto-recharge is buying ${credits(s.credits)} for ${formatCents(s.amount_cents)} with your payment method on file now. No action is needed.`
+          : `Auto-recharge is on: when your balance reaches ${credits(s.threshold)}, it buys ${credits(s.credits)} for ${formatCents(s.amount_cents)} with your payment method on file. No action is needed.`,
+      ];
+      break;
+    case "paused":
+      subject = `Action needed: low balance, ${credits(input.total)} left (auto-recharge is paused)`;
+      body = [
+        `Auto-recharge is paused by your monthly spending limit of ${formatCents(s.limit_cents)}: another package would take this month's purchases over it, so none is bought until ${s.resumes_at.slice(0, 10)} (UTC).`,
+        "To keep your requests running, raise or remove the spending limit on the Account / Billing page; auto-recharge then resumes at once.",
+        stops,
+      ];
+      break;
+    case "failed": {
+      const what = s.kind === "top_up" ? "credit purchase" : "auto-recharge";
+      subject = `Action needed: low balance, ${credits(input.total)} left (your last ${what} failed)`;
+      body = [
+        `Your last ${what} did not go through (${s.code}: ${s.message}), so auto-recharge is off and no credits will be bought.`,
+        s.action_url
+          ? `Your bank asks you to confirm the payment: complete the authentication here: ${s.action_url}`
+          : "Update your payment method in the customer portal (Manage plan and billing on the Account / Billing page), then turn auto-recharge back on, or buy credits there.",
+        stops,
+      ];
+      break;
+    }
+    case "off":
+      subject = `Action needed: low balance, ${credits(input.total)} left`;
+      body = [
+        "Auto-recharge is off, so no credits will be bought for you.",
+        "To keep your requests running, turn on auto-recharge or buy credits on the Account / Billing page.",
+        stops,
+      ];
+      break;
+  }
+  return {
+    subject,
+    text: [fell, ...body, again, `Billing: ${input.dashboardUrl}`].join("\n\n"),
   };
 }
 

@@ -15,9 +15,15 @@
  * activity, never per request. Business outcomes are returned, not thrown.
  *
  * Where things go: a new mutation is a method in the section it belongs to (auto-recharge and
- * recharges, cycles, operators), shaped like `grantPurchased`: `this.mutate(() => …)` around
- * the storage steps (in `recharges.ts`, `entries.ts`), `this.deliver(job)` after it for an
- * outbox item.
+ * recharges, alerts, cycles, operators), shaped like `grantPurchased`: `this.mutate(() => …)`
+ * around the storage steps (in `recharges.ts`, `entries.ts`), `this.afterCommit(job)` after it
+ * for an outbox item.
+ *
+ * Low-balance alert (`low-balance.ts`): every mutation ends, in its own transaction, by
+ * following the alert: armed and now at or below the level, it is disarmed and its email put
+ * in the outbox (delivered by `afterCommit`); disarmed and now above the level, it is armed
+ * again. The debit does the same from memory, so it reads and writes nothing more unless it is
+ * the debit that crosses the level.
  */
 import { DurableObject } from "cloudflare:workers";
 import { dbFor } from "../db/client";
@@ -43,6 +49,7 @@ import {
 } from "./aggregates";
 import { currentAlarmCycle, decideCycle } from "./cycles";
 import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./entries";
+import { type AlertSettings, lowBalanceStep } from "./low-balance";
 import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
 import {
   deliverItem,
@@ -55,6 +62,7 @@ import {
   outboxRows,
   pauseForSpendLimit,
   pendingRecharges,
+  recordLowBalanceAlert,
   recordPaymentProblem,
   spentThisMonth,
 } from "./recharges";
@@ -128,6 +136,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   private readonly rateWindow: RateWindow = { start: 0, count: 0 };
   /** An alarm a transaction asked for, set once it has committed. */
   private alarmAfterCommit: number | null = null;
+  /** The low-balance email a committed mutation put in the outbox, for `afterCommit`. */
+  private noticeAfterCommit: OutboxItem | null = null;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -153,13 +163,46 @@ export class AccountLedger extends DurableObject<Bindings> {
     return this.s ? { ...this.s, ...liveBalance(this.s, this.open) } : null;
   }
 
-  /** One mutation: a synchronous transaction, and memory refreshed from what it committed. */
+  /**
+   * One mutation: a synchronous transaction that ends by following the low-balance alert, and
+   * memory refreshed from what it committed.
+   */
   private mutate<T>(fn: () => T): T {
     try {
-      return this.ctx.storage.transactionSync(fn);
+      return this.ctx.storage.transactionSync(() => {
+        const result = fn();
+        this.followLowBalance(this.now());
+        return result;
+      });
+    } catch (err) {
+      // Rolled back: no email was written either.
+      this.noticeAfterCommit = null;
+      throw err;
     } finally {
       this.s = readStateRow(this.sql);
+      // A caller that does not deliver it (none moves the balance down) leaves it to the alarm.
+      if (this.noticeAfterCommit) this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
     }
+  }
+
+  /**
+   * Inside the mutation's transaction, after its changes: the alert fires when armed and the
+   * live total is at or below the level, and is armed again once the total is above it, by
+   * whatever raised it. That includes a refund: a request that crosses the level and is
+   * refunded (its upstream failed) leaves the total above it, so the retry that crosses it
+   * again emails again, as the contract reads ("not again until it has been above it").
+   */
+  private followLowBalance(now: number): void {
+    const row = readStateRow(this.sql);
+    if (!row) return;
+    const s = { ...row, ...liveBalance(row, this.open) };
+    const step = lowBalanceStep({
+      level: s.low_balance_credits,
+      armed: s.low_balance_armed === 1,
+      total: s.monthly + s.purchased,
+    });
+    if (step === "arm") this.sql.exec("UPDATE state SET low_balance_armed = 1 WHERE id = 1");
+    else if (step === "alert") this.noticeAfterCommit = recordLowBalanceAlert(this.sql, s, now);
   }
 
   /** The time; a method so tests can move it (RPC ignores instance properties, calls do not). */
@@ -209,6 +252,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       limits: this.limitsOf(s, this.now()),
       rate_limit_per_minute: rateLimitOf(s),
       rate_limit_override: s.rate_limit_override,
+      alerts: alertsOf(s),
     };
   }
 
@@ -358,7 +402,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (s.paused_period !== null && s.paused_period !== monthStart(now)) {
         job = this.mutate(() => this.maybeStartAutoRecharge(this.liveState(), now));
       }
-      if (job) await this.deliver(job);
+      await this.afterCommit(job);
       return { ok: false, reason: "insufficient_credits", balance: withTotal(live), rate };
     }
     const after = {
@@ -368,17 +412,33 @@ export class AccountLedger extends DurableObject<Bindings> {
     const minute = debitMinute(now, s.compacted_until);
     const mustSettle = ringNeedsSettling(minute, s.compacted_until);
     const nearThreshold = after.monthly + after.purchased <= RECHARGE_THRESHOLD;
-    const job = this.ctx.storage.transactionSync((): OutboxItem | null => {
+    // Decided from memory: only the debit that crosses the level reads or writes more.
+    const crosses =
+      lowBalanceStep({
+        level: s.low_balance_credits,
+        armed: s.low_balance_armed === 1,
+        total: after.monthly + after.purchased,
+      }) === "alert";
+    const { job, notice } = this.ctx.storage.transactionSync(() => {
       // Rare: no checkpoint for a day (an idle object); settle before reusing a slot.
       if (mustSettle) settleMinutes(this.sql, s.compacted_until, minute, Math.floor(now / 1000));
       recordDebit(this.sql, minute, take);
       // The trigger reads the stored settings (and the pending check) only near the threshold.
-      if (!nearThreshold) return null;
-      const row = readStateRow(this.sql) as StateRow;
-      return this.maybeStartAutoRecharge({ ...row, ...after }, now);
+      const job = nearThreshold
+        ? this.maybeStartAutoRecharge({ ...(readStateRow(this.sql) as StateRow), ...after }, now)
+        : null;
+      // Worded after the trigger: the email says whether a recharge is now in flight.
+      const notice = crosses
+        ? recordLowBalanceAlert(
+            this.sql,
+            { ...(readStateRow(this.sql) as StateRow), ...after },
+            now,
+          )
+        : null;
+      return { job, notice };
     });
     // Committed: memory follows.
-    if (mustSettle || nearThreshold) this.reload();
+    if (mustSettle || nearThreshold || crosses) this.reload();
     else
       this.open = {
         monthly: this.open.monthly + take.monthly,
@@ -387,6 +447,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     // Compared in memory: an alarm is written only when none is due by then (once an hour).
     if (this.s) this.scheduleAlarm(settleDue(this.s));
     if (job) await this.deliver(job);
+    if (notice) await this.deliver(notice);
     return { ok: true, charged: take, minute, balance: withTotal(after), rate };
   }
 
@@ -498,7 +559,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       job = this.maybeStartAutoRecharge({ ...s, ...next }, now);
       return { ok: true, balance: withTotal(next), replayed: false };
     });
-    if (job) await this.deliver(job);
+    await this.afterCommit(job);
     return result;
   }
 
@@ -555,7 +616,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         rate_limit_per_minute: rateLimitOf(after),
       };
     });
-    if (job) await this.deliver(job);
+    await this.afterCommit(job);
     return result;
   }
 
@@ -589,7 +650,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       job = this.maybeStartAutoRecharge(next, now);
       return { ok: true, settings: this.settingsOf(next) };
     });
-    if (job) await this.deliver(job);
+    await this.afterCommit(job);
     return result;
   }
 
@@ -621,7 +682,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         replayed: false,
       };
     });
-    if (job) await this.deliver(job);
+    await this.afterCommit(job);
     return result;
   }
 
@@ -712,6 +773,34 @@ export class AccountLedger extends DurableObject<Bindings> {
     return pendingRecharges(this.sql);
   }
 
+  // ---------------------------------------------------------------- alerts
+
+  /** The low-balance alert's settings. Null until `init`. */
+  alerts(): AlertSettings | null {
+    const s = this.current();
+    return s ? alertsOf(s) : null;
+  }
+
+  /**
+   * Sets the low-balance level (null: no alert). A level at or above the current total sends
+   * nothing now: the customer just chose it looking at their balance. The alert is armed once
+   * the total is above the level, at once if it already is (`followLowBalance`, at the end of
+   * this mutation), and the next fall to the level emails.
+   */
+  setAlerts(input: {
+    lowBalanceCredits: number | null;
+  }): { ok: true; alerts: AlertSettings } | { ok: false; reason: "not_initialized" } {
+    return this.mutate(() => {
+      if (!readStateRow(this.sql))
+        return { ok: false as const, reason: "not_initialized" as const };
+      this.sql.exec(
+        "UPDATE state SET low_balance_credits = ?, low_balance_armed = 0 WHERE id = 1",
+        input.lowBalanceCredits,
+      );
+      return { ok: true as const, alerts: { low_balance_credits: input.lowBalanceCredits } };
+    });
+  }
+
   // ---------------------------------------------------------------- cycles
 
   /**
@@ -777,7 +866,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       };
     });
     if (result.ok) this.scheduleCycleAlarm();
-    if (job) await this.deliver(job);
+    await this.afterCommit(job);
     return result;
   }
 
@@ -911,7 +1000,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       }
       return null;
     });
-    if (item) await this.deliver(item);
+    await this.afterCommit(item);
   }
 
   private rescheduleAfterAlarm(active: boolean): void {
@@ -983,6 +1072,14 @@ export class AccountLedger extends DurableObject<Bindings> {
     );
   }
 
+  /** Delivers what a committed mutation put in the outbox: its job, then its alert email. */
+  private async afterCommit(job: OutboxItem | null): Promise<void> {
+    const notice = this.noticeAfterCommit;
+    this.noticeAfterCommit = null;
+    if (job) await this.deliver(job);
+    if (notice) await this.deliver(notice);
+  }
+
   /**
    * Delivers one outbox item after the write that created it; a failure leaves it in the
    * outbox and the alarm tries again.
@@ -1019,6 +1116,10 @@ export class AccountLedger extends DurableObject<Bindings> {
 /** When the open minutes are next due to be settled: an hour after the last checkpoint. */
 function settleDue(s: Pick<StateRow, "compacted_until">): number {
   return s.compacted_until * 1000 + SETTLE_EVERY_MS;
+}
+
+function alertsOf(s: Pick<StateRow, "low_balance_credits">): AlertSettings {
+  return { low_balance_credits: s.low_balance_credits };
 }
 
 /** Requests per minute for the whole account: the operator's override, else the plan's. */

@@ -11,9 +11,17 @@ import { recordPendingPurchase } from "../db/transactions";
 import { mailAccount } from "../email/account-mail";
 import * as templates from "../email/templates";
 import type { Bindings } from "../env";
-import { CURRENCY, PACKAGES, type PackageId } from "../pricing";
+import {
+  CURRENCY,
+  DEFAULT_PACKAGE,
+  isPackageId,
+  PACKAGES,
+  type PackageId,
+  RECHARGE_THRESHOLD,
+} from "../pricing";
 import { pendingPurchaseOf, RechargeJob } from "../recharge/messages";
-import { monthStart } from "./rules";
+import { lowBalanceSituation } from "./low-balance";
+import { fitsSpendLimit, monthStart, nextMonthStart } from "./rules";
 import type {
   OutboxItem,
   RechargeKind,
@@ -130,6 +138,56 @@ export function pauseForSpendLimit(sql: SqlStorage, s: StateRow, now: number, re
   return notice;
 }
 
+/**
+ * The low-balance alert of one crossing, in the caller's transaction: disarmed (no second
+ * email until the total has been above the level), and its email in the outbox, worded by what
+ * auto-recharge will do at this moment. `s` carries the live buckets, after the change and
+ * after any recharge the same change started.
+ */
+export function recordLowBalanceAlert(sql: SqlStorage, s: StateRow, now: number): OutboxItem {
+  const pkg = isPackageId(s.auto_package) ? s.auto_package : DEFAULT_PACKAGE;
+  const p = PACKAGES[pkg];
+  const situation = lowBalanceSituation({
+    autoEnabled: s.auto_enabled === 1,
+    package: p,
+    threshold: RECHARGE_THRESHOLD,
+    pending: s.auto_enabled === 1 && hasPendingAutoRecharge(sql),
+    pausedThisMonth: s.paused_period === monthStart(now),
+    nextFits: fitsSpendLimit(spentThisMonth(sql, now), p.priceCents, s.spend_limit_cents),
+    limitCents: s.spend_limit_cents,
+    resumesAt: iso(nextMonthStart(now)),
+    lastFailure:
+      s.last_failure_at === null
+        ? null
+        : {
+            kind:
+              (s.last_failure_recharge_id && findRecharge(sql, s.last_failure_recharge_id)?.kind) ||
+              "auto_recharge",
+            code: s.last_failure_code ?? "unknown",
+            message: s.last_failure_message ?? "",
+            actionUrl: s.last_failure_action_url,
+          },
+  });
+  sql.exec("UPDATE state SET low_balance_armed = 0 WHERE id = 1");
+  const notice: OutboxItem = {
+    type: "email",
+    kind: "low_balance",
+    // One per crossing: a crossing happens once between two rises above the level.
+    ref: `low_balance:${s.account_id}:${now}:${crypto.randomUUID().slice(0, 8)}`,
+    account_id: s.account_id,
+    level: s.low_balance_credits ?? 0,
+    total: s.monthly + s.purchased,
+    situation,
+  };
+  sql.exec(
+    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?)",
+    notice.ref,
+    JSON.stringify(notice),
+    now,
+  );
+  return notice;
+}
+
 /** A paid recharge: succeeded, and the account's last failure cleared. */
 export function markSucceeded(sql: SqlStorage, rechargeId: string, now: number): void {
   sql.exec(
@@ -209,11 +267,19 @@ export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void
     await env.RECHARGE_QUEUE.send(item.job);
     return;
   }
-  const mail = templates.autoRechargePaused({
-    limitCents: item.limit_cents,
-    resumesAt: item.resumes_at,
-    dashboardUrl: env.DASHBOARD_URL,
-  });
+  const mail =
+    item.kind === "low_balance"
+      ? templates.lowBalance({
+          level: item.level,
+          total: item.total,
+          situation: item.situation,
+          dashboardUrl: env.DASHBOARD_URL,
+        })
+      : templates.autoRechargePaused({
+          limitCents: item.limit_cents,
+          resumesAt: item.resumes_at,
+          dashboardUrl: env.DASHBOARD_URL,
+        });
   await mailAccount(env, dbFor(env.DB), {
     ref: item.ref,
     accountId: item.account_id,

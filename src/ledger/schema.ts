@@ -3,8 +3,9 @@
  * synchronously in the constructor and gated by `meta.schema_version` (one transaction: an
  * object is at one version or the next, never between).
  *
- * Tables (version 4):
- * - `state`         one row: account id, plan, settings, and the *settled* buckets (CHECK >= 0):
+ * Tables (version 5):
+ * - `state`         one row: account id, plan, settings (the low-balance alert's level and
+ *                   whether it is armed among them), and the *settled* buckets (CHECK >= 0):
  *                   every entry plus every debit minute before `compacted_until`. The live
  *                   balance is the settled buckets less the debit minutes not settled yet; it is
  *                   held in memory and this row is not written by a request's debit.
@@ -37,7 +38,7 @@ import {
   RING_SLOTS,
 } from "./rules";
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Brings the object's storage to SCHEMA_VERSION; safe on every start (one row read when current). */
 export function ensureSchema(storage: DurableObjectStorage, nowMs: number): void {
@@ -52,6 +53,7 @@ export function ensureSchema(storage: DurableObjectStorage, nowMs: number): void
     if (version < 2) createTablesV2(sql);
     if (version < 3) migrateToV3(sql);
     if (version < 4) migrateToV4(sql, nowMs);
+    if (version < 5) migrateToV5(sql);
     sql.exec(
       "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
       String(SCHEMA_VERSION),
@@ -201,4 +203,14 @@ function migrateToV4(sql: SqlStorage, nowMs: number): void {
     settledFrom - DAY_SECONDS,
   );
   sql.exec("DROP TABLE usage");
+}
+
+/**
+ * v5: the low-balance alert. `low_balance_credits` is the customer's level (null: no alert);
+ * `low_balance_armed` is 1 while the total has been above the level since the last email, so
+ * one fall to the level emails once. Existing accounts have no level, hence nothing armed.
+ */
+function migrateToV5(sql: SqlStorage): void {
+  sql.exec("ALTER TABLE state ADD COLUMN low_balance_credits INTEGER");
+  sql.exec("ALTER TABLE state ADD COLUMN low_balance_armed INTEGER NOT NULL DEFAULT 0");
 }

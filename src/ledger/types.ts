@@ -1,9 +1,11 @@
 /** The Durable Object's public shapes (RPC results) and its row types. */
 import type { PackageId, PlanId } from "../pricing";
 import type { RechargeJob } from "../recharge/messages";
+import type { AlertSettings, LowBalanceSituation } from "./low-balance";
 import type { RateDecision } from "./rate-window";
 import type { BalanceView, Buckets } from "./rules";
 
+export type { AlertSettings, LowBalanceSituation };
 export type RechargeKind = "auto_recharge" | "top_up";
 /**
  * `requires_action`: the payment needs the customer (authentication) on the hosted invoice
@@ -49,6 +51,7 @@ export interface AccountSnapshot {
   rate_limit_per_minute: number;
   /** An operator's per-account rate limit; null means the plan's. */
   rate_limit_override: number | null;
+  alerts: AlertSettings;
 }
 
 export interface RechargeView {
@@ -141,6 +144,10 @@ export type StateRow = {
   cycle_max_monthly: number;
   /** Unix seconds: debit minutes before this are settled into `monthly`/`purchased`. */
   compacted_until: number;
+  /** The low-balance alert's level in credits; null: no alert. */
+  low_balance_credits: number | null;
+  /** 1 while the total has been above the level since the last alert (see low-balance.ts). */
+  low_balance_armed: number;
 };
 
 export type RechargeRow = {
@@ -184,4 +191,14 @@ export type OutboxItem =
       account_id: string;
       limit_cents: number;
       resumes_at: string;
+    }
+  | {
+      type: "email";
+      kind: "low_balance";
+      ref: string;
+      account_id: string;
+      /** The level crossed and the total that crossed it. */
+      level: number;
+      total: number;
+      situation: LowBalanceSituation;
     };

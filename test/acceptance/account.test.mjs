@@ -523,9 +523,7 @@ describe("spending limits", () => {
 });
 
 describe("alerts and billing portal", () => {
-  test("PUT /v1/account/alerts: one email when the total falls to the threshold", {
-    todo: "issue 13 (Billing page and alerts): /v1/account/alerts",
-  }, async () => {
+  test("PUT /v1/account/alerts: one email when the total falls to the threshold", async () => {
     const account = await createAccount(stack);
     const put = await call(stack, "/v1/account/alerts", {
       method: "PUT",

@@ -2,8 +2,8 @@
  * Account / Billing in a real browser against the real local stack (wrangler dev, local
  * Stripe-compatible server, demo upstream): sign in, auto-recharge on, spend down, and the
  * recharge appears in the history; then each fix of the page (post/redirect/get, the new key
- * and its copy button, a declined recharge, buying credits, the spending limit, phones), with
- * axe-core run in every page. Leaves screenshots in test-results/ (billing-page*.png).
+ * and its copy button, a declined recharge, buying credits, the spending limit, the low-balance
+ * email, phones), with axe-core run in every page. Leaves screenshots in test-results/ (billing-page*.png).
  */
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
@@ -391,6 +391,34 @@ describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {
     );
     expect((await api("/v1/account/limits", { token: account.api_key })).body).toMatchObject({
       monthly_spend_limit_cents: 2_550,
+    });
+    await context.close();
+  });
+
+  it("shows and edits the low-balance email, and turns it off", async () => {
+    const account = await newAccount();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    await signInAs(page, account.api_key);
+    expect(await page.locator("#alerts-state").textContent()).toContain("Off: no email");
+    await page.getByLabel("Email me at this balance (credits)").fill("200");
+    await page.getByRole("button", { name: "Save alert" }).click();
+    await page
+      .getByText(
+        "Low-balance email saved: we email you when your balance falls to 200 credits or below.",
+      )
+      .waitFor();
+    expect(await page.locator("#alerts-state").textContent()).toContain("falls to 200 credits");
+    expect(await page.getByLabel("Email me at this balance (credits)").inputValue()).toBe("200");
+    expect((await api("/v1/account/alerts", { token: account.api_key })).body).toEqual({
+      low_balance_credits: 200,
+    });
+    expect(await axeProblems(page)).toEqual([]);
+    await page.getByLabel("Email me at this balance (credits)").fill("");
+    await page.getByRole("button", { name: "Save alert" }).click();
+    await page.getByText("Low-balance email turned off.").waitFor();
+    expect((await api("/v1/account/alerts", { token: account.api_key })).body).toEqual({
+      low_balance_credits: null,
     });
     await context.close();
   });

@@ -46,6 +46,7 @@ export const ROUTE_FIXTURES: Record<string, RouteFixture> = {
   "DELETE /v1/account/keys/:id": { params: ({ keyId }) => ({ id: keyId }) },
   "POST /v1/account/billing-portal": { body: {} },
   "PUT /v1/account/limits": { body: { monthly_spend_limit_cents: 20_000 } },
+  "PUT /v1/account/alerts": { body: { low_balance_credits: 100 } },
   "POST /v1/account/checkout": { body: { plan: "starter" } },
   "POST /v1/account/payment-method/setup": { body: {} },
   "POST /admin/accounts": { body: { email: "new@example.com" } },

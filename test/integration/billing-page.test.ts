@@ -808,6 +808,41 @@ describe("the rest of the page", () => {
     ).toBeNull();
   });
 
+  it("shows and sets the low-balance email, and turns it off", async () => {
+    const { account, cookie, html } = await signedIn();
+    expect(html).toContain("Off: no email when your balance runs low.");
+    const csrf = tokenFor(html, "/account/billing/alerts");
+    const set = await page("/account/billing/alerts", {
+      cookie,
+      form: { csrf, low_balance_credits: "1,000" },
+    });
+    const { html: shown } = await follow(set, cookie);
+    expect(shown).toContain(
+      "Low-balance email saved: we email you when your balance falls to 1,000 credits or below.",
+    );
+    expect(shown).toContain('id="alert-credits" name="low_balance_credits" value="1000"');
+    // The free plan's 500 credits are already below it: the page says the next email waits.
+    expect(shown).toContain("is already at or below this level");
+    expect(await json(await gateway("/v1/account/alerts", { key: account.api_key }))).toEqual({
+      low_balance_credits: 1_000,
+    });
+
+    const bad = await page("/account/billing/alerts", {
+      cookie,
+      form: { csrf, low_balance_credits: "lots" },
+    });
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain("low_balance_credits: enter a whole number of credits");
+    const off = await page("/account/billing/alerts", {
+      cookie,
+      form: { csrf, low_balance_credits: "" },
+    });
+    expect((await follow(off, cookie)).html).toContain("Low-balance email turned off.");
+    expect(await json(await gateway("/v1/account/alerts", { key: account.api_key }))).toEqual({
+      low_balance_credits: null,
+    });
+  });
+
   it("creates a key shown once, and keeps the last active key", async () => {
     const { account, cookie, html } = await signedIn();
     const csrf = tokenFor(html, "/account/billing/keys");

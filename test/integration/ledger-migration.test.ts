@@ -194,6 +194,7 @@ describe("a v3 Durable Object migrates in place on first use", () => {
       has_payment_method: true,
       auto_recharge: { enabled: true, package: "credits_1000", pending: true },
       limits: { monthly_spend_limit_cents: 20_000 },
+      alerts: { low_balance_credits: null },
     });
     expect(await ledger.recharge("rch_old")).toMatchObject({ status: "succeeded", credits: 1000 });
     expect((await ledger.pendingRecharges()).map((r) => r.id)).toEqual(["rch_pending"]);
@@ -208,7 +209,7 @@ describe("a v3 Durable Object migrates in place on first use", () => {
     }));
     expect(stored).toEqual({
       outbox: [{ id: "rch_pending", body: jobBody, attempts: 2 }],
-      version: "4",
+      version: "5",
       oldUsage: 0,
     });
     // Revoked keys are still refused.
@@ -271,5 +272,46 @@ describe("a v3 Durable Object migrates in place on first use", () => {
     });
     expect(result.balance).toEqual({ monthly: 2992, purchased: 1050, total: 4042 });
     vi.restoreAllMocks();
+  });
+});
+
+describe("a v4 Durable Object migrates to v5 (the low-balance alert)", () => {
+  it("gains the alert's columns with no alert set, and keeps its balance", async () => {
+    const accountId = `acct_${crypto.randomUUID()}`;
+    const ledger = ledgerFor(env, accountId);
+    await ledger.init({ accountId, plan: "free" });
+    const d = await ledger.debit(7, "dbt_v4");
+    expect(d.ok).toBe(true);
+    // Back to what v4 stored: no alert columns, schema version 4.
+    await runInDurableObject(ledger, (_i, state) => {
+      const sql = state.storage.sql;
+      state.storage.transactionSync(() => {
+        sql.exec("ALTER TABLE state DROP COLUMN low_balance_credits");
+        sql.exec("ALTER TABLE state DROP COLUMN low_balance_armed");
+        sql.exec("UPDATE meta SET value = '4' WHERE key = 'schema_version'");
+      });
+    });
+    await runInDurableObject(ledger, (_i, state) => state.abort("upgrade")).catch(() => {});
+    const reopened = ledgerFor(env, accountId);
+    expect(await reopened.balance()).toEqual({ monthly: 493, purchased: 0, total: 493 });
+    expect((await reopened.snapshot())?.alerts).toEqual({ low_balance_credits: null });
+    const stored = await runInDurableObject(reopened, (_i, state) => ({
+      version: state.storage.sql
+        .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'")
+        .one().value,
+      state: state.storage.sql
+        .exec("SELECT low_balance_credits, low_balance_armed FROM state")
+        .one(),
+    }));
+    expect(stored).toEqual({
+      version: "5",
+      state: { low_balance_credits: null, low_balance_armed: 0 },
+    });
+    // The alert works on the migrated object: set above the balance, armed at once.
+    expect(await reopened.setAlerts({ lowBalanceCredits: 100 })).toEqual({
+      ok: true,
+      alerts: { low_balance_credits: 100 },
+    });
+    expect(await reopened.audit()).toMatchObject({ consistent: true, ledger_total: 493 });
   });
 });

@@ -115,6 +115,37 @@ describe("a debit at the write floor", () => {
     expect(result.audit.debit_aggregates).toBeLessThanOrEqual(8);
   });
 
+  it("a low-balance alert costs nothing per debit until the one debit that crosses its level", async () => {
+    const ledger = await funded(1_000);
+    expect(await ledger.setAlerts({ lowBalanceCredits: 600 })).toMatchObject({ ok: true });
+    const result = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as unknown as AccountLedger;
+      const m = meter(instance, state);
+      const per = async (n: number) => {
+        m.reset();
+        for (let i = 0; i < n; i++) {
+          const r = await instance.debit(1, `dbt_${i}`, undefined);
+          if (!r.ok) throw new Error(`debit ${i} refused: ${r.reason}`);
+        }
+        return m.totals();
+      };
+      // 1,500 → 601: armed, above the level.
+      const above = await per(899);
+      // 601 → 600 (the crossing), then 99 more below it (disarmed).
+      const crossing = await per(1);
+      const below = await per(99);
+      return { above, crossing, below, total: instance.balance().total };
+    });
+    expect(result.total).toBe(501);
+    expect(result.above.written / 899).toBeLessThanOrEqual(1);
+    expect(result.above.read / 899).toBeLessThanOrEqual(1);
+    expect(result.below.written / 99).toBeLessThanOrEqual(1);
+    expect(result.below.read / 99).toBeLessThanOrEqual(1);
+    // The crossing: its minute, the state row disarmed, the email in the outbox and out again.
+    expect(result.crossing.written).toBeGreaterThan(1);
+    expect(result.crossing.written).toBeLessThanOrEqual(6);
+  });
+
   it("storage grows with time, not with requests", async () => {
     const ledger = await funded(10_000_000);
     const sizes = await runInDurableObject(ledger, async (raw) => {

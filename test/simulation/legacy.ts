@@ -1,9 +1,9 @@
 /**
  * Accounts that start life under the previous ledger schema (v3: one ledger row per debit, the
  * balance in the state row, per-minute usage kept for D1), so the simulation also runs on
- * objects migrated in place. A fresh v4 object is rewritten into the v3 shape (the columns and
- * tables v4 added are removed, v3's `usage` table is back), given `debits` v3-style debit rows,
- * and restarted: its next call migrates it.
+ * objects migrated in place. A fresh object is rewritten into the v3 shape (the columns and
+ * tables v4 and v5 added are removed, v3's `usage` table is back), given `debits` v3-style debit
+ * rows, and restarted: its next call migrates it.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -23,6 +23,9 @@ export async function downgradeToV3(accountId: string, debits: number): Promise<
       sql.exec("DROP TABLE usage_hours");
       sql.exec("DROP TABLE usage_days");
       sql.exec("ALTER TABLE state DROP COLUMN compacted_until");
+      // v5's low-balance alert columns.
+      sql.exec("ALTER TABLE state DROP COLUMN low_balance_credits");
+      sql.exec("ALTER TABLE state DROP COLUMN low_balance_armed");
       sql.exec(`CREATE TABLE usage (
           minute INTEGER PRIMARY KEY,
           requests INTEGER NOT NULL,

@@ -74,6 +74,7 @@ export const BillingPage: FC<BillingPageProps> = ({
       <BalanceSection model={model} tokens={tokens} />
       <BuyCreditsSection model={model} />
       <SpendLimitSection model={model} token={tokens.limits} />
+      <AlertsSection model={model} token={tokens.alerts} />
       <UsageSection model={model} />
       <AdviceSection model={model} />
       <HistorySection transactions={model.transactions} />
@@ -682,6 +683,55 @@ const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, 
       <p class="hint" id="limit-help">
         Auto-recharges and top-ups never take a calendar month's purchases over it. Leave empty for
         no limit.
+      </p>
+    </section>
+  );
+};
+
+/** The low-balance email: the level, and a form to change or clear it. */
+const AlertsSection: FC<{ model: BillingModel; token: string }> = ({ model, token }) => {
+  const s = model.snapshot;
+  const level = s.alerts.low_balance_credits;
+  return (
+    <section class="card" aria-labelledby="alerts-h">
+      <h2 id="alerts-h">Low-balance email</h2>
+      <p id="alerts-state">
+        {level === null ? (
+          <>Off: no email when your balance runs low.</>
+        ) : (
+          <>
+            We email you when your total balance falls to{" "}
+            <strong>{formatCredits(level)} credits</strong> or below, once each time.
+          </>
+        )}
+      </p>
+      {level !== null && s.total <= level ? (
+        <p class="notice warn">
+          Your balance ({formatCredits(s.total)} credits) is already at or below this level: the
+          next email comes the next time it falls to it after being above it.
+        </p>
+      ) : null}
+      <form method="post" action={`${BILLING_PATH}/alerts`} class="inline-form">
+        <Csrf token={token} />
+        <div>
+          <label class="field" for="alert-credits">
+            Email me at this balance (credits)
+          </label>
+          <input
+            type="text"
+            inputmode="numeric"
+            id="alert-credits"
+            name="low_balance_credits"
+            value={level === null ? "" : String(level)}
+            aria-describedby="alert-help"
+            autocomplete="off"
+          />
+        </div>
+        <button type="submit">Save alert</button>
+      </form>
+      <p class="hint" id="alert-help">
+        The email says what auto-recharge will do about it. Not sent again until your balance has
+        been above the level. Leave empty to turn it off.
       </p>
     </section>
   );

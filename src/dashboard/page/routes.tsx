@@ -18,6 +18,7 @@ import { ApiError } from "../../errors";
 import { looksLikeApiKey } from "../../gateway/api-keys";
 import { identify } from "../../gateway/identity";
 import { ledgerFor } from "../../ledger/client";
+import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/low-balance";
 import { PACKAGE_IDS, PACKAGES } from "../../pricing";
 import { signupEnabled } from "../../signup/config";
 import { createKey, revokeKey } from "../key-store";
@@ -62,6 +63,7 @@ const PURPOSES: CsrfPurpose[] = [
   "sign-out",
   "top-up",
   "limits",
+  "alerts",
 ];
 
 const NOTICES = {
@@ -113,6 +115,21 @@ const LimitsForm = z.object({
       return Number(whole) * 100 + Number(cents.padEnd(2, "0"));
     })
     .refine((c) => c === null || c <= 100_000_000, { error: "at most $1,000,000 a month" }),
+});
+
+/** Whole credits as typed ("500", "1,000"), or empty for no alert; up to 1,000,000. */
+const AlertsForm = z.object({
+  low_balance_credits: z
+    .string()
+    .trim()
+    .transform((v) => v.replaceAll(",", ""))
+    .refine((v) => v === "" || /^\d{1,7}$/.test(v), {
+      error: "enter a whole number of credits, such as 500, or leave it empty",
+    })
+    .transform((v) => (v === "" ? null : Number(v)))
+    .refine((n) => n === null || n <= MAX_LOW_BALANCE_CREDITS, {
+      error: `at most ${formatCredits(MAX_LOW_BALANCE_CREDITS)} credits`,
+    }),
 });
 
 const CreateKeyForm = z.object({
@@ -356,6 +373,25 @@ export const billingPageRoutes = new Hono<AppEnv>()
           form.limit === null
             ? "Spending limit removed: purchases are not capped."
             : `Spending limit saved: at most ${formatPrice(form.limit)} of purchases a month.`,
+      },
+    });
+  })
+  .post("/billing/alerts", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "alerts", fields);
+    const form = parseFields(fields, AlertsForm);
+    // The same Durable Object method as PUT /v1/account/alerts.
+    const result = await ledgerFor(c.env, session.accountId).setAlerts({
+      lowBalanceCredits: form.low_balance_credits,
+    });
+    if (!result.ok) throw new PageError(404, "No such account", "This account no longer exists.");
+    return redirectWith(c, secret, session, {
+      notice: {
+        tone: "ok",
+        text:
+          form.low_balance_credits === null
+            ? "Low-balance email turned off."
+            : `Low-balance email saved: we email you when your balance falls to ${formatCredits(form.low_balance_credits)} credits or below.`,
       },
     });
   })
