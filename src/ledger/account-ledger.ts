@@ -165,13 +165,13 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /**
    * One mutation: a synchronous transaction that ends by following the low-balance alert, and
-   * memory refreshed from what it committed.
+   * memory refreshed from what it committed. `rearm: false` (a refund) never arms the alert.
    */
-  private mutate<T>(fn: () => T): T {
+  private mutate<T>(fn: () => T, alert: { rearm: boolean } = { rearm: true }): T {
     try {
       return this.ctx.storage.transactionSync(() => {
         const result = fn();
-        this.followLowBalance(this.now());
+        this.followLowBalance(this.now(), alert.rearm);
         return result;
       });
     } catch (err) {
@@ -188,11 +188,11 @@ export class AccountLedger extends DurableObject<Bindings> {
   /**
    * Inside the mutation's transaction, after its changes: the alert fires when armed and the
    * live total is at or below the level, and is armed again once the total is above it, by
-   * whatever raised it. That includes a refund: a request that crosses the level and is
-   * refunded (its upstream failed) leaves the total above it, so the retry that crosses it
-   * again emails again, as the contract reads ("not again until it has been above it").
+   * whatever raised it except a refund. A refund gives back a request that never happened
+   * (its upstream failed); if it re-armed, a client retrying against a failing upstream right
+   * at the level would be emailed once per retry.
    */
-  private followLowBalance(now: number): void {
+  private followLowBalance(now: number, rearm: boolean): void {
     const row = readStateRow(this.sql);
     if (!row) return;
     const s = { ...row, ...liveBalance(row, this.open) };
@@ -201,7 +201,8 @@ export class AccountLedger extends DurableObject<Bindings> {
       armed: s.low_balance_armed === 1,
       total: s.monthly + s.purchased,
     });
-    if (step === "arm") this.sql.exec("UPDATE state SET low_balance_armed = 1 WHERE id = 1");
+    if (step === "arm" && rearm)
+      this.sql.exec("UPDATE state SET low_balance_armed = 1 WHERE id = 1");
     else if (step === "alert") this.noticeAfterCommit = recordLowBalanceAlert(this.sql, s, now);
   }
 
@@ -491,37 +492,41 @@ export class AccountLedger extends DurableObject<Bindings> {
    */
   refund(debitRef: string, charge?: DebitCharge | null): RefundResult {
     const now = this.now();
-    return this.mutate((): RefundResult => {
-      const s = this.current();
-      if (!s) return { ok: false, reason: "not_found" };
-      const refundRef = `refund:${debitRef}`;
-      // Already refunded: a replay (the queue, D1, the reconciler) changes nothing.
-      if (this.hasLedgerRef(refundRef)) return { ok: true, balance: withTotal(s), refunded: false };
-      const legacy = legacyDebit(this.sql, debitRef);
-      const c = legacy ? { minute: minuteOf(legacy.at), ...legacy } : (charge ?? null);
-      if (!c || !validCharge(c) || c.monthly + c.purchased === 0)
-        return { ok: false, reason: "not_found" };
-      if (legacy) {
-        // Its balance effect is its own entry; it only leaves the usage it was counted in.
-        usageLeavesSettled(this.sql, c.minute, c.monthly + c.purchased);
-      } else if (!refundFromAggregate(this.sql, c, s.compacted_until)) {
-        return { ok: false, reason: "not_found" };
-      }
-      this.sql.exec(
-        "UPDATE state SET monthly = monthly + ?, purchased = purchased + ? WHERE id = 1",
-        c.monthly,
-        c.purchased,
-      );
-      this.appendLedger(refundRef, "refund", c.monthly, c.purchased, now, null);
-      return {
-        ok: true,
-        balance: withTotal({
-          monthly: s.monthly + c.monthly,
-          purchased: s.purchased + c.purchased,
-        }),
-        refunded: true,
-      };
-    });
+    return this.mutate(
+      (): RefundResult => {
+        const s = this.current();
+        if (!s) return { ok: false, reason: "not_found" };
+        const refundRef = `refund:${debitRef}`;
+        // Already refunded: a replay (the queue, D1, the reconciler) changes nothing.
+        if (this.hasLedgerRef(refundRef))
+          return { ok: true, balance: withTotal(s), refunded: false };
+        const legacy = legacyDebit(this.sql, debitRef);
+        const c = legacy ? { minute: minuteOf(legacy.at), ...legacy } : (charge ?? null);
+        if (!c || !validCharge(c) || c.monthly + c.purchased === 0)
+          return { ok: false, reason: "not_found" };
+        if (legacy) {
+          // Its balance effect is its own entry; it only leaves the usage it was counted in.
+          usageLeavesSettled(this.sql, c.minute, c.monthly + c.purchased);
+        } else if (!refundFromAggregate(this.sql, c, s.compacted_until)) {
+          return { ok: false, reason: "not_found" };
+        }
+        this.sql.exec(
+          "UPDATE state SET monthly = monthly + ?, purchased = purchased + ? WHERE id = 1",
+          c.monthly,
+          c.purchased,
+        );
+        this.appendLedger(refundRef, "refund", c.monthly, c.purchased, now, null);
+        return {
+          ok: true,
+          balance: withTotal({
+            monthly: s.monthly + c.monthly,
+            purchased: s.purchased + c.purchased,
+          }),
+          refunded: true,
+        };
+      },
+      { rearm: false },
+    );
   }
 
   // ---------------------------------------------------------------- operators

@@ -138,6 +138,26 @@ describe("once per crossing", () => {
     expect((await balanceOf(account)).total).toBe(50);
   });
 
+  it("a refund (the upstream failed) does not re-arm it: retries at the level email once", async () => {
+    const account = await createAccount();
+    const ledger = ledgerFor(env, account.id);
+    await setLevel(account, 50);
+    await setBalance(account, { monthly: 51, purchased: 0 });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      // Each retry crosses the level (51 → 50) and is refunded (back to 51).
+      const d = await ledger.debit(1, `dbt_retry_${attempt}`);
+      if (!d.ok) throw new Error(d.reason);
+      const r = await ledger.refund(`dbt_retry_${attempt}`, { minute: d.minute, ...d.charged });
+      expect(r).toMatchObject({ ok: true, refunded: true });
+    }
+    expect((await balanceOf(account)).total).toBe(51);
+    expect(await lowBalanceEmails(account.id)).toHaveLength(1);
+    // Credits that really arrive (an operator grant) re-arm it.
+    await setBalance(account, { monthly: 60, purchased: 0 });
+    await spend(account, 10);
+    expect(await lowBalanceEmails(account.id)).toHaveLength(2);
+  });
+
   it("an adjustment that takes the total to the level emails, as a debit does", async () => {
     const account = await createAccount();
     await setLevel(account, 100);
@@ -349,6 +369,11 @@ describe("a seeded random walk matches the rule, step by step", () => {
           const r = await ledger.refund(c.ref, c);
           expect(r).toMatchObject({ ok: true, refunded: true });
           total += c.monthly + c.purchased;
+          // A refund never arms the alert (nor, raising the total, fires it).
+          expect(await lowBalanceEmails(account.id), `emails at step ${step}`).toHaveLength(
+            expected,
+          );
+          continue;
         } else if (roll < 0.8 && total > 0) {
           // An operator takes credits away, monthly first.
           const b = await balanceOf(account);
