@@ -148,8 +148,8 @@ const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
             ) : null}
             {!s.has_payment_method ? (
               <p class="hint">
-                No payment method on file: add one with “Add a card” (under Plan and payment)
-                before turning auto-recharge on.
+                No payment method on file: add one with “Add a card” (under Plan and payment) before
+                turning auto-recharge on.
               </p>
             ) : null}
             {ar.paused === "spending_limit_reached" ? (
