@@ -324,6 +324,7 @@ const money = (cents, currency) => `${(cents / 100).toFixed(2)} ${currency.toUpp
  * @property {Record<string, any> | null} params  the decoded form (null when malformed)
  * @property {string | null} idempotencyKey
  * @property {string | null} stripeVersion
+ * @property {string | null} userAgent
  * @property {number} status
  * @property {{ type: string, code?: unknown, param?: unknown, message: string } | null} error
  * @property {boolean} malformed   refused before execution: bad encoding, unknown/missing/invalid parameters, idempotency misuse, wrong content type
@@ -3491,6 +3492,7 @@ export async function startStripeServer(options = {}) {
       idempotencyKey: idemKey,
       stripeVersion:
         typeof req.headers["stripe-version"] === "string" ? req.headers["stripe-version"] : null,
+      userAgent: req.headers["user-agent"] ?? null,
       status: 0,
       error: null,
       malformed: false,
