@@ -42,28 +42,39 @@ let configured;
 
 before(async () => {
   if (SKIP) return;
-  // Search is eventually consistent in Stripe ("under 1 minute"): a lag keeps the gateway honest
-  // about read-after-write (it must rely on idempotency keys, not on finding what it just made).
-  stripe = await startStripeServer({ searchLagMs: 1_500 });
-  const port = await freePort();
-  const gatewayUrl = `http://127.0.0.1:${port}`;
-  const made = await stripeSetup({
-    stripe: stripeClient(SECRET_KEY, stripe.url),
-    gatewayUrl,
-    dashboardUrl: `${gatewayUrl}/account/billing`,
-    apiLabel: stripe.url,
-    mode: "test",
-  });
-  configured = made.env;
-  assert.ok(configured.STRIPE_WEBHOOK_SECRET?.startsWith("whsec_"), "setup created the endpoint");
-  stack = await startStack({
-    env: {
-      PORT: String(port),
-      STRIPE_API_URL: stripe.url,
-      STRIPE_SECRET_KEY: SECRET_KEY,
-      ...configured,
-    },
-  });
+  // The gateway's port is chosen before it starts (the webhook endpoint made by stripe:setup
+  // names it). Should another process take the port meanwhile, the stack would answer from
+  // someone else's gateway: that is noticed (the admin token is refused) and tried again.
+  for (let attempt = 1; ; attempt++) {
+    // Stripe guarantees no delivery order either: events arrive shuffled. Search is eventually
+    // consistent in Stripe ("under 1 minute"): a lag keeps the gateway honest about
+    // read-after-write (it must rely on idempotency keys, not on finding what it just made).
+    stripe = await startStripeServer({ searchLagMs: 1_500, deliveryOrder: "shuffled" });
+    const port = await freePort();
+    const gatewayUrl = `http://127.0.0.1:${port}`;
+    const made = await stripeSetup({
+      stripe: stripeClient(SECRET_KEY, stripe.url),
+      gatewayUrl,
+      dashboardUrl: `${gatewayUrl}/account/billing`,
+      apiLabel: stripe.url,
+      mode: "test",
+    });
+    configured = made.env;
+    assert.ok(configured.STRIPE_WEBHOOK_SECRET?.startsWith("whsec_"), "setup made the endpoint");
+    stack = await startStack({
+      env: {
+        PORT: String(port),
+        STRIPE_API_URL: stripe.url,
+        STRIPE_SECRET_KEY: SECRET_KEY,
+        ...configured,
+      },
+    });
+    const probe = await admin(stack, "/accounts/acc_probe_does_not_exist");
+    if (probe.status !== 401) return;
+    await stack.stop();
+    await stripe.close();
+    if (attempt === 3) assert.fail(`port ${port}: another gateway answers there`);
+  }
 });
 after(async () => {
   await stack?.stop();
@@ -321,8 +332,10 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       "GET /v1/account shows the card",
     );
     assert.deepEqual(shown, { brand: "mastercard", last4: "4444", exp_month: 7, exp_year: 2031 });
-    const pm = customerInStripe(customer)?.invoice_settings.default_payment_method;
-    assert.equal(stripe.object("payment_method", pm)?.card.last4, "4444", "the Stripe default");
+    await waitFor(() => {
+      const pm = customerInStripe(customer)?.invoice_settings.default_payment_method;
+      return Promise.resolve(stripe.object("payment_method", pm)?.card.last4 === "4444");
+    }, "the card is the customer's invoice default in Stripe");
     assert.equal((await accountOf(account.api_key)).plan, "free", "setup mode starts no plan");
   });
 
@@ -520,6 +533,39 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
     );
     assert.equal(typeof failed.failure_code, "string");
     assert.equal((await balanceOf(stack, account.api_key)).purchased, 1000, "nothing more granted");
+  });
+
+  test("a purchase whose Stripe answers are lost on the way (invoice create, pay) is retried with the same keys: one invoice, charged once, granted once", async () => {
+    const account = await createAccount(stack);
+    const attached = await admin(stack, `/accounts/${account.id}/payment-method`, {
+      body: { payment_method: "pm_card_visa" },
+    });
+    assert.equal(attached.status, 200, attached.text);
+    stripe.inject({ method: "POST", path: /^\/v1\/invoices$/, mode: "lose" });
+    stripe.inject({ method: "POST", path: /^\/v1\/invoices\/in_\w+\/pay$/, mode: "lose" });
+    const topUp = await call(stack, "/v1/account/top-ups", {
+      key: account.api_key,
+      body: { package: "credits_1000" },
+    });
+    assert.equal(topUp.status, 202, topUp.text);
+    await waitFor(
+      async () =>
+        (await transactions(account.api_key)).find(
+          (t) => t.id === topUp.body.id && t.status === "succeeded",
+        ),
+      "the top-up succeeds after the retries",
+      { timeoutMs: 40_000 },
+    );
+    const invoices = invoicesFor(topUp.body.id);
+    assert.equal(invoices.length, 1, "one invoice despite the lost create");
+    assert.equal(invoices[0].status, "paid");
+    const lost = stripe.requests.filter((r) => r.fault === "lose");
+    assert.equal(lost.length, 2, "both faults hit");
+    const charges = stripe
+      .all("payment_intent")
+      .filter((pi) => pi.customer === account.stripe_customer_id && pi.status === "succeeded");
+    assert.equal(charges.length, 1, "charged once");
+    assert.equal((await balanceOf(stack, account.api_key)).purchased, 1000, "granted once");
   });
 
   test("flow 5: the billing portal session opens the customer's portal with our configuration", async () => {

@@ -329,6 +329,7 @@ const money = (cents, currency) => `${(cents / 100).toFixed(2)} ${currency.toUpp
  * @property {{ type: string, code?: unknown, param?: unknown, message: string } | null} error
  * @property {boolean} malformed   refused before execution: bad encoding, unknown/missing/invalid parameters, idempotency misuse, wrong content type
  * @property {boolean} replayed    answered from the idempotency store
+ * @property {"lose" | "unavailable"} [fault]  an injected fault hit this request
  * @property {number} at
  *
  * @typedef {object} Delivery
@@ -349,6 +350,10 @@ const money = (cents, currency) => `${(cents / 100).toFixed(2)} ${currency.toUpp
  * @property {number} [webhookRetries]  redeliveries after a failed attempt (Stripe: over 3 days)
  * @property {number} [webhookRetryBaseMs]
  * @property {number} [idempotencyTtlMs]  how long keys are kept (Stripe: at least 24 hours)
+ * @property {"emitted" | "shuffled"} [deliveryOrder]  "emitted" (default): one endpoint's
+ *   deliveries one after another in the order of the events; "shuffled": each on its own after a
+ *   random delay of up to `shuffleMaxMs` (Stripe guarantees no order)
+ * @property {number} [shuffleMaxMs]
  * @property {(line: string) => void} [log]
  */
 
@@ -359,6 +364,15 @@ export async function startStripeServer(options = {}) {
   const retries = options.webhookRetries ?? 4;
   const retryBase = options.webhookRetryBaseMs ?? 500;
   const idemTtl = options.idempotencyTtlMs ?? 24 * 60 * 60_000;
+  const shuffled = options.deliveryOrder === "shuffled";
+  const shuffleMaxMs = options.shuffleMaxMs ?? 400;
+  /**
+   * Faults to inject, as a network between the client and Stripe can produce them: "lose" runs
+   * the request to the end (idempotency result saved, events emitted) and then drops the
+   * connection without an answer; "unavailable" answers 503 `api_error` without running it.
+   * @type {Array<{ method: string, path: RegExp, mode: "lose" | "unavailable", times: number, hits: number }>}
+   */
+  const faults = [];
   const log = options.log ?? (() => {});
   let base = "";
 
@@ -470,12 +484,20 @@ export async function startStripeServer(options = {}) {
     });
     for (const endpoint of endpoints) {
       pendingDeliveries++;
-      endpoint._chain = endpoint._chain
-        .then(() => new Promise((r) => setTimeout(r, 0)))
-        .then(() => deliver(event, endpoint))
-        .finally(() => {
-          pendingDeliveries--;
-        });
+      const done = () => {
+        pendingDeliveries--;
+      };
+      if (shuffled) {
+        // Stripe does not guarantee the order of deliveries: each goes on its own, after a
+        // random delay, so later events can arrive first.
+        const delay = Math.floor(Math.random() * shuffleMaxMs);
+        new Promise((r) => setTimeout(r, delay)).then(() => deliver(event, endpoint)).finally(done);
+      } else {
+        endpoint._chain = endpoint._chain
+          .then(() => new Promise((r) => setTimeout(r, 0)))
+          .then(() => deliver(event, endpoint))
+          .finally(done);
+      }
     }
     return event;
   }
@@ -3638,6 +3660,16 @@ export async function startStripeServer(options = {}) {
       }
     }
 
+    const fault = faults.find(
+      (f) => f.hits < f.times && f.method === method && f.path.test(url.pathname),
+    );
+    if (fault) fault.hits++;
+    if (fault?.mode === "unavailable") {
+      record.fault = "unavailable";
+      return send(503, {
+        error: { type: "api_error", message: "The server is temporarily unavailable (injected)." },
+      });
+    }
     current = { id: requestId, idempotencyKey: idemKey };
     let status = 200;
     let payload;
@@ -3676,6 +3708,12 @@ export async function startStripeServer(options = {}) {
         requestId,
         at: Date.now(),
       });
+    if (fault?.mode === "lose") {
+      record.status = status;
+      record.fault = "lose";
+      res.socket?.destroy();
+      return;
+    }
     send(status, payload);
   }
 
@@ -4016,6 +4054,13 @@ export async function startStripeServer(options = {}) {
     /** Events, oldest first. */
     events: () => [...store("event").values()].sort((a, b) => a._seq - b._seq).map(render),
     signatureHeader,
+    /**
+     * Injects a fault into the next `times` requests matching method and path.
+     * @param {{ method: string, path: RegExp, mode: "lose" | "unavailable", times?: number }} f
+     */
+    inject: (f) => {
+      faults.push({ ...f, times: f.times ?? 1, hits: 0 });
+    },
     /** Resolves once every queued webhook delivery has finished (delivered or given up). */
     idle: async (timeoutMs = 20_000) => {
       const deadline = Date.now() + timeoutMs;
