@@ -582,6 +582,32 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
     assert.match(portal.html, /Tollgate/);
   });
 
+  test("flow 5: a subscriber cancels in the portal; GET /v1/account shows cancel_at_period_end and keeps the plan", async () => {
+    const account = await createAccount(stack);
+    const checkout = await call(stack, "/v1/account/checkout", {
+      key: account.api_key,
+      body: { plan: "pro" },
+    });
+    assert.equal(checkout.status, 200, checkout.text);
+    await payOnCheckout(checkout.body.url, "4242424242424242");
+    await waitFor(
+      async () => (await accountOf(account.api_key)).subscription?.status === "active",
+      "the Pro subscription is active",
+    );
+    const res = await call(stack, "/v1/account/billing-portal", { key: account.api_key, body: {} });
+    assert.ok([200, 201].includes(res.status), `${res.status} ${res.text}`);
+    const portal = await getPage(res.body.url);
+    const cancelled = await submit(res.body.url, formOf(portal.html, "/cancel"), {});
+    assert.equal(cancelled.status, 303);
+    const shown = await waitFor(async () => {
+      const a = await accountOf(account.api_key);
+      return a.subscription?.cancel_at_period_end === true ? a : null;
+    }, "GET /v1/account shows the cancellation at period end");
+    assert.equal(shown.plan, "pro", "the plan runs to the end of the period");
+    assert.equal(shown.subscription.status, "active");
+    assert.ok(shown.subscription.current_period_end, "with the period's end");
+  });
+
   test("the reconciler finds every purchase settled in Stripe (search by metadata)", async () => {
     const res = await admin(stack, "/reconcile", { body: {} });
     assert.equal(res.status, 200, res.text);
