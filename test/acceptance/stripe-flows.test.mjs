@@ -22,6 +22,7 @@ import {
   createAccount,
   EXTERNAL,
   expectError,
+  fieldNames,
   freePort,
   setBalance,
   startStack,
@@ -410,6 +411,16 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
     assert.match(page.html, /data-status="paid"/, "the hosted invoice page shows it paid");
   });
 
+  test("a card the bank declines when it is saved (pm_card_chargeDeclined): the operator's attach is 400 naming payment_method, nothing saved", async () => {
+    const account = await createAccount(stack);
+    const res = await admin(stack, `/accounts/${account.id}/payment-method`, {
+      body: { payment_method: "pm_card_chargeDeclined" },
+    });
+    const error = expectError(res, 400, "invalid_request", "attaching a declined card");
+    assert.deepEqual(fieldNames(error), ["payment_method"]);
+    assert.equal((await accountOf(account.api_key)).payment_method, null);
+  });
+
   test("a card Stripe declines at payment: the purchase fails, nothing granted, auto-recharge off", async () => {
     const account = await createAccount(stack);
     const attached = await admin(stack, `/accounts/${account.id}/payment-method`, {
@@ -589,16 +600,26 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       body: { plan: "pro" },
     });
     assert.equal(checkout.status, 200, checkout.text);
-    await payOnCheckout(checkout.body.url, "4242424242424242");
-    await waitFor(
-      async () => (await accountOf(account.api_key)).subscription?.status === "active",
-      "the Pro subscription is active",
-    );
-    const res = await call(stack, "/v1/account/billing-portal", { key: account.api_key, body: {} });
-    assert.ok([200, 201].includes(res.status), `${res.status} ${res.text}`);
-    const portal = await getPage(res.body.url);
-    const cancelled = await submit(res.body.url, formOf(portal.html, "/cancel"), {});
-    assert.equal(cancelled.status, 303);
+    // The cancellation comes within the second the subscription became active: two
+    // customer.subscription.updated events that `created` cannot order (delivered shuffled).
+    stripe.freezeClock(true);
+    try {
+      await payOnCheckout(checkout.body.url, "4242424242424242");
+      await waitFor(
+        async () => (await accountOf(account.api_key)).subscription?.status === "active",
+        "the Pro subscription is active",
+      );
+      const res = await call(stack, "/v1/account/billing-portal", {
+        key: account.api_key,
+        body: {},
+      });
+      assert.ok([200, 201].includes(res.status), `${res.status} ${res.text}`);
+      const portal = await getPage(res.body.url);
+      const cancelled = await submit(res.body.url, formOf(portal.html, "/cancel"), {});
+      assert.equal(cancelled.status, 303);
+    } finally {
+      stripe.freezeClock(false);
+    }
     const shown = await waitFor(async () => {
       const a = await accountOf(account.api_key);
       return a.subscription?.cancel_at_period_end === true ? a : null;

@@ -255,7 +255,9 @@ function newId(prefix, n = 24) {
   const bytes = randomBytes(n);
   return `${prefix}_${Array.from(bytes, (b) => ALPHABET[b % 62]).join("")}`;
 }
-const nowSeconds = () => Math.floor(Date.now() / 1000);
+/** @type {number | null} a frozen clock (seconds), for events that must share one `created` */
+let frozenAt = null;
+const nowSeconds = () => frozenAt ?? Math.floor(Date.now() / 1000);
 /** @param {number} t seconds @param {number} months */
 function addMonths(t, months) {
   const d = new Date(t * 1000);
@@ -4054,6 +4056,14 @@ export async function startStripeServer(options = {}) {
     /** Events, oldest first. */
     events: () => [...store("event").values()].sort((a, b) => a._seq - b._seq).map(render),
     signatureHeader,
+    /**
+     * Freezes the clock objects and events are stamped with (`created` has one-second
+     * resolution, so events of one second cannot be told apart by it); null unfreezes.
+     * @param {boolean} frozen
+     */
+    freezeClock: (frozen) => {
+      frozenAt = frozen ? Math.floor(Date.now() / 1000) : null;
+    },
     /**
      * Injects a fault into the next `times` requests matching method and path.
      * @param {{ method: string, path: RegExp, mode: "lose" | "unavailable", times?: number }} f
