@@ -316,6 +316,21 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
     expectError(again, 409, "subscription_exists", "a second Checkout");
   });
 
+  test("Checkout with a client Idempotency-Key of up to 255 characters: a retry answers the same session", async () => {
+    const account = await createAccount(stack);
+    for (const [path, body] of [
+      ["/v1/account/checkout", { plan: "starter" }],
+      ["/v1/account/payment-method/setup", {}],
+    ]) {
+      const headers = { "Idempotency-Key": `k${"x".repeat(253)}${path.length}` };
+      const first = await call(stack, path, { key: account.api_key, body, headers });
+      assert.equal(first.status, 200, `${path}: ${first.text}`);
+      const again = await call(stack, path, { key: account.api_key, body, headers });
+      assert.equal(again.status, 200, `${path} retried: ${again.text}`);
+      assert.equal(again.body.url, first.body.url, `${path}: the retry is the same session`);
+    }
+  });
+
   test("flow 2: a card added through Checkout setup mode becomes the default; GET /v1/account shows brand, last4, expiry", async () => {
     const account = await createAccount(stack);
     const customer = /** @type {string} */ (account.stripe_customer_id);
