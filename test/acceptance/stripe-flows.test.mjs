@@ -318,10 +318,12 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
 
   test("Checkout with a client Idempotency-Key of up to 255 characters: a retry answers the same session", async () => {
     const account = await createAccount(stack);
-    for (const [path, body] of [
+    /** @type {Array<[string, Record<string, string>]>} */
+    const routes = [
       ["/v1/account/checkout", { plan: "starter" }],
       ["/v1/account/payment-method/setup", {}],
-    ]) {
+    ];
+    for (const [path, body] of routes) {
       const headers = { "Idempotency-Key": `k${"x".repeat(253)}${path.length}` };
       const first = await call(stack, path, { key: account.api_key, body, headers });
       assert.equal(first.status, 200, `${path}: ${first.text}`);

@@ -30,7 +30,7 @@ export function keyPath(key) {
   return parts;
 }
 
-/** @typedef {{ [k: string]: FormValue } | FormValue[] | string} FormValue */
+/** @typedef {any} FormValue  a string, or an object or array of FormValues */
 
 /**
  * Decodes a form body into nested objects and arrays. Arrays come from `[]` (appended) or
