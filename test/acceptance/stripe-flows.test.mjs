@@ -563,6 +563,22 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
     assert.equal((await balanceOf(stack, account.api_key)).purchased, 1000, "nothing more granted");
   });
 
+  test("a card that asks for authentication only when it is set up (4000 0025 0000 3155): confirmed in Checkout, later purchases go through off-session", async () => {
+    const account = await accountWithCard("4000002500003155");
+    const topUp = await call(stack, "/v1/account/top-ups", {
+      key: account.api_key,
+      body: { package: "credits_1000" },
+    });
+    assert.equal(topUp.status, 202, topUp.text);
+    const done = await waitForTransaction(
+      account.api_key,
+      (t) => t.id === topUp.body.id && (t.status === "succeeded" || t.status === "requires_action"),
+      "the top-up settles",
+    );
+    assert.equal(done.status, "succeeded", "no authentication asked off-session");
+    assert.equal(done.action_url, null);
+  });
+
   test("a purchase whose Stripe answers are lost on the way (invoice create, pay) or refused with a 503 (invoice item) is retried with the same keys: one invoice, charged once, granted once", async () => {
     const account = await createAccount(stack);
     const attached = await admin(stack, `/accounts/${account.id}/payment-method`, {
