@@ -331,6 +331,14 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       assert.equal(again.status, 200, `${path} retried: ${again.text}`);
       assert.equal(again.body.url, first.body.url, `${path}: the retry is the same session`);
     }
+    // The same key for another request is the client's mistake, not the provider's.
+    const other = await call(stack, "/v1/account/checkout", {
+      key: account.api_key,
+      body: { plan: "pro" },
+      headers: { "Idempotency-Key": `k${"x".repeat(253)}${"/v1/account/checkout".length}` },
+    });
+    const error = expectError(other, 400, "invalid_request", "a key reused for another plan");
+    assert.deepEqual(fieldNames(error), ["Idempotency-Key"]);
   });
 
   test("flow 2: a card added through Checkout setup mode becomes the default; GET /v1/account shows brand, last4, expiry", async () => {
@@ -677,7 +685,12 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       x.userAgent?.startsWith("Stripe/v1 NodeBindings"),
     );
     assert.ok(requests.length > 50, `the server was used (${requests.length} requests)`);
-    const malformed = requests.filter((r) => r.malformed);
+    // One refusal is provoked on purpose: a client's Idempotency-Key reused for another plan.
+    const provoked = requests.filter(
+      (r) => r.error?.type === "idempotency_error" && r.path === "/v1/checkout/sessions",
+    );
+    assert.equal(provoked.length, 1, "the reused checkout key reached Stripe once");
+    const malformed = requests.filter((r) => r.malformed && !provoked.includes(r));
     assert.deepEqual(
       malformed.map(
         (r) => `${r.method} ${r.path} → ${r.status} ${r.error?.code ?? ""} ${r.error?.message}`,
@@ -685,7 +698,9 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       [],
       "no request was refused as malformed (unknown/missing/invalid parameters, bad encoding, idempotency misuse)",
     );
-    const refused = requests.filter((r) => r.status >= 400 && r.status !== 402 && !r.fault);
+    const refused = requests.filter(
+      (r) => r.status >= 400 && r.status !== 402 && !r.fault && !provoked.includes(r),
+    );
     assert.deepEqual(
       refused.map((r) => `${r.method} ${r.path} → ${r.status} ${r.error?.message}`),
       [],
