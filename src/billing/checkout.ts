@@ -5,6 +5,7 @@
  * runs through the subscription and invoice events like any other.
  */
 import type Stripe from "stripe";
+import { sha256Hex } from "../crypto";
 import { getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
 import type { Bindings } from "../env";
@@ -17,6 +18,14 @@ import { stripeFor } from "./stripe-client";
 export type CheckoutResult =
   | { ok: true; url: string }
   | { ok: false; reason: "subscription_exists" | "plan_not_configured" | "not_initialized" };
+
+/**
+ * The Stripe idempotency key for a client's `Idempotency-Key`: hashed, since Stripe takes keys of
+ * at most 255 characters and the client's may already be that long.
+ */
+async function stripeKey(accountId: string, what: string, clientKey: string): Promise<string> {
+  return `${accountId}:${what}:${await sha256Hex(clientKey)}`;
+}
 
 function returnUrl(env: Pick<Bindings, "DASHBOARD_URL">, outcome: string): string {
   const url = new URL(env.DASHBOARD_URL);
@@ -60,7 +69,9 @@ export async function startPlanCheckout(
       metadata: { account_id: accountId, plan },
       subscription_data: { metadata: { account_id: accountId, plan } },
     },
-    idempotencyKey ? { idempotencyKey: `${accountId}:checkout:${idempotencyKey}` } : undefined,
+    idempotencyKey
+      ? { idempotencyKey: await stripeKey(accountId, "checkout", idempotencyKey) }
+      : undefined,
   );
   if (!session.url) throw new Error(`checkout session ${session.id} has no url`);
   return { ok: true, url: session.url };
@@ -87,7 +98,9 @@ export async function startCardSetup(
       metadata: { account_id: accountId },
       setup_intent_data: { metadata: { account_id: accountId } },
     },
-    idempotencyKey ? { idempotencyKey: `${accountId}:setup:${idempotencyKey}` } : undefined,
+    idempotencyKey
+      ? { idempotencyKey: await stripeKey(accountId, "setup", idempotencyKey) }
+      : undefined,
   );
   if (!session.url) throw new Error(`checkout session ${session.id} has no url`);
   return { ok: true, url: session.url };

@@ -1,6 +1,12 @@
 import { Hono } from "hono";
 import Stripe from "stripe";
-import { accountByStripeCustomer, mirrorPlan, type SubscriptionMirror } from "../db/accounts";
+import {
+  accountByStripeCustomer,
+  getAccount,
+  mirrorPlan,
+  mirrorSubscriptionAt,
+  type SubscriptionMirror,
+} from "../db/accounts";
 import type { Db } from "../db/client";
 import { getTransaction, recordMonthlyGrant } from "../db/transactions";
 import { eventSeen, recordEvent } from "../db/webhook-events";
@@ -15,6 +21,7 @@ import { type ChargeOutcome, outcomeOfInvoice } from "../recharge/payments";
 import { onCheckoutCompleted } from "./checkout";
 import { syncPaymentMethod } from "./payment-methods";
 import { eventVersion, planForPrice, planFromSubscription } from "./plans";
+import { stripeFor } from "./stripe-client";
 
 const WEBHOOK_BODY_LIMIT = 512 * 1024;
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
@@ -257,8 +264,41 @@ async function onSubscription(
     cycles: plan === "free" ? "alarm" : "stripe",
   });
   if (!result.ok) return false;
-  await mirrorPlan(db, account.id, plan, version, subscriptionMirror(subscription, plan));
+  const mirrored = await mirrorPlan(
+    db,
+    account.id,
+    plan,
+    version,
+    subscriptionMirror(subscription, plan),
+  );
+  if (!mirrored && (await getAccount(db, account.id))?.planUpdatedAt === version) {
+    // Another event of this kind from the same second was mirrored first. `created` has
+    // one-second resolution and Stripe delivers in no particular order, so which snapshot is
+    // newer cannot be told: Stripe's current subscription decides (e.g. a cancellation at
+    // period end made in the second the subscription became active).
+    await mirrorCurrentSubscription(env, db, account.id, subscription.id, version);
+  }
   return true;
+}
+
+async function mirrorCurrentSubscription(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  subscriptionId: string,
+  version: number,
+): Promise<void> {
+  let current: Stripe.Subscription;
+  try {
+    current = await stripeFor(env).subscriptions.retrieve(subscriptionId);
+  } catch (err) {
+    // A subscription Stripe does not know (any more) changes nothing here.
+    if (err instanceof Stripe.errors.StripeInvalidRequestError) return;
+    throw err;
+  }
+  const plan = planFromSubscription(env, current, current.status === "canceled");
+  if (!plan) return;
+  await mirrorSubscriptionAt(db, accountId, version, subscriptionMirror(current, plan));
 }
 
 /** What D1 shows of a subscription; an ended one (the plan back to free) shows none. */

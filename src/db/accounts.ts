@@ -75,20 +75,41 @@ export async function mirrorPlan(
   plan: PlanId,
   version: number,
   subscription: SubscriptionMirror | string | null,
-): Promise<void> {
+): Promise<boolean> {
   const sub =
     typeof subscription === "string" || subscription === null
       ? { stripeSubscriptionId: subscription }
-      : {
-          stripeSubscriptionId: subscription.id,
-          subscriptionStatus: subscription.status,
-          subscriptionPeriodEnd: subscription.periodEnd,
-          subscriptionCancelAtPeriodEnd: subscription.cancelAtPeriodEnd,
-        };
-  await db
+      : subscriptionColumns(subscription);
+  const result = await db
     .update(accounts)
     .set({ plan, planUpdatedAt: version, ...sub })
     .where(and(eq(accounts.id, id), lt(accounts.planUpdatedAt, version)));
+  return (result.meta.changes ?? 0) > 0;
+}
+
+function subscriptionColumns(subscription: SubscriptionMirror) {
+  return {
+    stripeSubscriptionId: subscription.id,
+    subscriptionStatus: subscription.status,
+    subscriptionPeriodEnd: subscription.periodEnd,
+    subscriptionCancelAtPeriodEnd: subscription.cancelAtPeriodEnd,
+  };
+}
+
+/**
+ * Rewrites the mirrored subscription fields at the version already stored, and only there: for
+ * a second event of the same kind in the same second, whose fields were re-read from Stripe.
+ */
+export async function mirrorSubscriptionAt(
+  db: Db,
+  id: string,
+  version: number,
+  subscription: SubscriptionMirror,
+): Promise<void> {
+  await db
+    .update(accounts)
+    .set(subscriptionColumns(subscription))
+    .where(and(eq(accounts.id, id), eq(accounts.planUpdatedAt, version)));
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import Stripe from "stripe";
 import { z } from "zod";
 import { startCardSetup, startPlanCheckout } from "../../billing/checkout";
 import type { AppEnv } from "../../env";
@@ -23,6 +24,20 @@ function checkoutError(reason: "subscription_exists" | "plan_not_configured" | "
   }
 }
 
+/**
+ * The client's Idempotency-Key becomes the Stripe request's: Stripe refuses a key reused with
+ * other parameters, which is the client's mistake (another plan under the same key), not the
+ * provider's.
+ */
+function keyReused(err: unknown): never {
+  if (err instanceof Stripe.errors.StripeIdempotencyError) {
+    throw ApiError.invalidRequest("This Idempotency-Key was already used for another request.", [
+      { field: "Idempotency-Key", message: "reused for a different request" },
+    ]);
+  }
+  throw err;
+}
+
 /** `POST /v1/account/checkout`: Stripe Checkout for a paid plan (it also saves the card). */
 export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
   const body = await parseJson(c, CheckoutBody);
@@ -32,7 +47,7 @@ export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
     c.get("accountId"),
     body.plan,
     c.req.header("Idempotency-Key"),
-  );
+  ).catch(keyReused);
   if (!result.ok) throw checkoutError(result.reason);
   return c.json({ url: result.url }, 200);
 });
@@ -45,7 +60,7 @@ export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) =
     c.get("db"),
     c.get("accountId"),
     c.req.header("Idempotency-Key"),
-  );
+  ).catch(keyReused);
   if (!result.ok) throw checkoutError(result.reason);
   return c.json({ url: result.url }, 200);
 });
