@@ -276,7 +276,7 @@ async function onSubscription(
     // one-second resolution and Stripe delivers in no particular order, so which snapshot is
     // newer cannot be told: Stripe's current subscription decides (e.g. a cancellation at
     // period end made in the second the subscription became active).
-    await mirrorCurrentSubscription(env, db, account.id, subscription.id, version);
+    await mirrorCurrentSubscription(env, db, account.id, subscription.id, version, event.id);
   }
   return true;
 }
@@ -287,6 +287,7 @@ async function mirrorCurrentSubscription(
   accountId: string,
   subscriptionId: string,
   version: number,
+  eventRef: string,
 ): Promise<void> {
   let current: Stripe.Subscription;
   try {
@@ -298,7 +299,16 @@ async function mirrorCurrentSubscription(
   }
   const plan = planFromSubscription(env, current, current.status === "canceled");
   if (!plan) return;
-  await mirrorSubscriptionAt(db, accountId, version, subscriptionMirror(current, plan));
+  // The ledger took the first of the tied events too: Stripe's current plan replaces it.
+  const result = await ledgerFor(env, accountId).changePlan({
+    ref: `${eventRef}:current`,
+    plan,
+    version,
+    cycles: plan === "free" ? "alarm" : "stripe",
+    current: true,
+  });
+  if (!result.ok) return;
+  await mirrorSubscriptionAt(db, accountId, plan, version, subscriptionMirror(current, plan));
 }
 
 /** What D1 shows of a subscription; an ended one (the plan back to free) shows none. */

@@ -103,12 +103,13 @@ function subscriptionColumns(subscription: SubscriptionMirror) {
 export async function mirrorSubscriptionAt(
   db: Db,
   id: string,
+  plan: PlanId,
   version: number,
   subscription: SubscriptionMirror,
 ): Promise<void> {
   await db
     .update(accounts)
-    .set(subscriptionColumns(subscription))
+    .set({ plan, ...subscriptionColumns(subscription) })
     .where(and(eq(accounts.id, id), eq(accounts.planUpdatedAt, version)));
 }
 

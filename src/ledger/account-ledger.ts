@@ -887,6 +887,11 @@ export class AccountLedger extends DurableObject<Bindings> {
     plan: PlanId;
     version: number;
     cycles: "stripe" | "alarm";
+    /**
+     * The plan read from Stripe's current subscription, after two events of one version (the
+     * same second and kind) were seen: it replaces what the first of them applied.
+     */
+    current?: boolean;
   }):
     | { ok: true; balance: BalanceView; changed: boolean; added: number }
     | { ok: false; reason: "not_initialized" } {
@@ -894,7 +899,9 @@ export class AccountLedger extends DurableObject<Bindings> {
     const result = this.mutate(() => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      if (input.version <= s.plan_version || this.hasLedgerRef(input.ref)) {
+      const stale =
+        input.version < s.plan_version || (input.version === s.plan_version && !input.current);
+      if (stale || this.hasLedgerRef(input.ref)) {
         return { ok: true as const, balance: withTotal(s), changed: false, added: 0 };
       }
       const allowance = PLANS[input.plan].monthlyCredits;

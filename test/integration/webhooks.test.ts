@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { describe, expect, it } from "vitest";
+import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { accounts, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
@@ -252,6 +253,31 @@ describe("plan changes from subscription events", () => {
       ),
     );
     expect(await planOf(account)).toBe("free");
+  });
+
+  it("two updates of one second, the stale one first: Stripe's current subscription decides, in the ledger too", async () => {
+    // `created` cannot order them (one-second resolution) and Stripe delivers in no order.
+    const account = await createAccount("free");
+    const stripe = stripeFor(env);
+    const card = await attachCard(account);
+    const sub = await stripe.subscriptions.create({
+      customer: account.stripe_customer_id as string,
+      items: [{ price: PRO }],
+      default_payment_method: card,
+    });
+    // Later than anything the local server emitted for the creation itself.
+    const t = now() + 100;
+    const snapshot = (price: string) => ({ ...subscription(account, price), id: sub.id });
+    await ok(
+      await deliver(event("customer.subscription.updated", snapshot(STARTER), { created: t })),
+    );
+    await ok(await deliver(event("customer.subscription.updated", snapshot(PRO), { created: t })));
+    expect(await planOf(account)).toBe("pro");
+    const balance = await json<{ plan: string; monthly_allowance: number }>(
+      await gateway("/v1/account/balance", { key: account.api_key }),
+    );
+    expect(balance).toMatchObject({ plan: "pro", monthly_allowance: 8000 });
+    expect((await audit(account.id)).consistent).toBe(true);
   });
 
   it("upgrade mid-cycle adds the difference in allowance at once", async () => {
