@@ -34,9 +34,6 @@ run 'curl -s $G/v1/account/balance -H "Authorization: Bearer $KEY"'
 run 'curl -s "$G/v1/account/transactions?limit=1" -H "Authorization: Bearer $KEY"'
 run 'curl -s $G/admin/accounts/$ACCT/emails -H "$ADMIN"'
 
-section alerts
-run 'curl -s -X PUT $G/v1/account/alerts -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"low_balance_credits":500}'\'''
-
 section keys
 run 'curl -s $G/v1/account/keys -H "Authorization: Bearer $KEY"'
 CI_KEY=$(curl -s -X POST $G/v1/account/keys -H "Authorization: Bearer $KEY" -H "$JSON" -d '{"name":"ci"}' | tee /tmp/walkthrough-key.json | node -p 'JSON.parse(require("fs").readFileSync(0)).key')
@@ -67,6 +64,16 @@ run 'curl -s -X PUT $G/v1/account/limits -H "Authorization: Bearer $KEY" -H "$JS
 sleep 2
 run 'curl -s $G/v1/account/balance -H "Authorization: Bearer $KEY"     # raised: it resumed at once'
 run 'curl -s "$G/admin/accounts/$ACCT/emails" -H "$ADMIN" | node -p '\''JSON.parse(require("fs").readFileSync(0)).data.map((e) => e.subject).join("\n")'\'''
+
+section alerts
+run 'curl -s $G/v1/account/alerts -H "Authorization: Bearer $KEY"'
+run 'curl -s -X PUT $G/v1/account/alerts -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"low_balance_credits":500}'\'''
+run 'curl -s -X PUT $G/v1/account/alerts -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"low_balance_credits":2.5}'\'''
+run 'curl -s -X POST $G/admin/accounts/$ACCT/credits -H "$ADMIN" -H "$JSON" -d '\''{"purchased":-599,"reason":"demo: down to 501"}'\'''
+run 'curl -s -o /dev/null -D - $G/v1/classify -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"title":"Trail running shoes"}'\'' | grep X-Credits-Remaining'
+run 'curl -s -o /dev/null -D - $G/v1/classify -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"title":"Trail running shoes"}'\'' | grep X-Credits-Remaining'
+sleep 1
+run 'curl -s "$G/admin/accounts/$ACCT/emails" -H "$ADMIN" | node -p '\''JSON.stringify(JSON.parse(require("fs").readFileSync(0)).data.filter((e) => e.kind === "low_balance"))'\''     # one, at 500; none at 499'
 
 section last-full-key
 FULL_ID=$(curl -s $G/v1/account/keys -H "Authorization: Bearer $KEY" | node -p 'JSON.parse(require("fs").readFileSync(0)).data.find((k) => k.scope === "full" && !k.revoked_at).id')
