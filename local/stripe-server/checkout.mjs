@@ -25,6 +25,7 @@ import {
 } from "./lib.mjs";
 import {
   attach,
+  declinesAtAttach,
   getCardBehavior,
   isTemplate,
   materializeTemplate,
@@ -103,7 +104,7 @@ export function confirmSetupIntent(ctx, si, pmId, opts = {}) {
     : getOr404(state.paymentMethods, pmId, "PaymentMethod", "payment_method");
   si.payment_method = pm.id;
   const behavior = getCardBehavior(state, pm.id);
-  if (behavior.kind === "decline") {
+  if (behavior.kind === "decline" && declinesAtAttach(behavior)) {
     const error = {
       code: behavior.code,
       decline_code: behavior.decline_code,
@@ -659,7 +660,12 @@ export function completeCheckout(ctx, session, card, form = {}) {
   }
   if (!isTemplate(card)) return { ok: false, message: `Unknown test card ${card}.` };
   const behavior = getCardBehavior(state, card);
-  if (behavior.kind === "decline") return { ok: false, message: behavior.message };
+  // Decline cards fail when the card is saved, in every mode; pm_card_chargeCustomerFail saves
+  // fine (setup mode completes) but the subscription's first payment declines. Either way the
+  // page shows the error and the session stays open.
+  if (behavior.kind === "decline" && (session.mode !== "setup" || declinesAtAttach(behavior))) {
+    return { ok: false, message: behavior.message };
+  }
 
   let customer = session.customer ? state.customers.get(session.customer) : null;
   const email = form.email || session.customer_email || null;

@@ -27,7 +27,8 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /**
  * @typedef {{ kind: "succeed" }
- *   | { kind: "decline", code: string, decline_code: string, message: string, param?: string }
+ *   | { kind: "decline", code: string, decline_code: string, message: string, param?: string,
+ *       attach?: "succeed" }
  *   | { kind: "authentication_required" }} CardBehavior
  */
 

@@ -12,7 +12,13 @@ import {
 } from "./billing.mjs";
 import { completeCheckout } from "./checkout.mjs";
 import { clone, escapeHtml, now } from "./lib.mjs";
-import { attach, CARD_TEMPLATES, isTemplate, materializeTemplate } from "./payments.mjs";
+import {
+  attach,
+  CARD_TEMPLATES,
+  declinesAtAttach,
+  isTemplate,
+  materializeTemplate,
+} from "./payments.mjs";
 
 /** @typedef {import("./lib.mjs").Json} Json */
 /** @typedef {import("./lib.mjs").Ctx} Ctx */
@@ -29,6 +35,7 @@ export const PAGE_CARDS = [
   "pm_card_mastercard",
   "pm_card_chargeDeclined",
   "pm_card_chargeDeclinedInsufficientFunds",
+  "pm_card_chargeCustomerFail",
   "pm_card_authenticationRequired",
 ];
 
@@ -384,7 +391,7 @@ function portalAction(ctx, session, action, form) {
     const card = form.payment_method ?? "";
     if (!isTemplate(card)) return back(`Choose a test card (got '${card}').`);
     const behavior = CARD_TEMPLATES[card]?.behavior;
-    if (behavior?.kind === "decline") return back(behavior.message);
+    if (behavior?.kind === "decline" && declinesAtAttach(behavior)) return back(behavior.message);
     const pm = attach(ctx, card, session.customer);
     const customer = /** @type {Json} */ (state.customers.get(session.customer));
     const before = customer.invoice_settings.default_payment_method;

@@ -21,6 +21,7 @@ import {
   readMetadata,
   readString,
   rejectUnknown,
+  StripeHttpError,
 } from "./lib.mjs";
 /** @typedef {import("./lib.mjs").Json} Json */
 /** @typedef {import("./lib.mjs").CardBehavior} CardBehavior */
@@ -67,6 +68,19 @@ export const CARD_TEMPLATES = {
       param: "exp_month",
     },
   },
+  // Stripe's one test card that attaches to a customer and then declines every charge (the
+  // decline cards above are declined already when they are attached).
+  pm_card_chargeCustomerFail: {
+    brand: "visa",
+    last4: "0341",
+    behavior: {
+      kind: "decline",
+      code: "card_declined",
+      decline_code: "generic_decline",
+      message: "Your card was declined.",
+      attach: "succeed",
+    },
+  },
   pm_card_authenticationRequired: {
     brand: "visa",
     last4: "3184",
@@ -90,6 +104,33 @@ export const isTemplate = (id) => Object.hasOwn(CARD_TEMPLATES, id);
  */
 export function getCardBehavior(state, id) {
   return CARD_TEMPLATES[id]?.behavior ?? state.cardBehaviors.get(id) ?? { kind: "succeed" };
+}
+
+/**
+ * Whether the issuer declines the card already when it is saved to a customer (attach, a
+ * SetupIntent, Checkout in setup mode, the portal): every decline test card but
+ * `pm_card_chargeCustomerFail`, as in Stripe.
+ * @param {CardBehavior} behavior
+ */
+export const declinesAtAttach = (behavior) =>
+  behavior.kind === "decline" && behavior.attach !== "succeed";
+
+/**
+ * Stripe's 402 `card_error` for a card declined while it is attached.
+ * @param {Ctx} ctx
+ * @param {CardBehavior} behavior A decline.
+ */
+export function attachDeclined(ctx, behavior) {
+  if (behavior.kind !== "decline") throw new Error("not a decline");
+  return new StripeHttpError(402, {
+    type: "card_error",
+    code: behavior.code,
+    decline_code: behavior.decline_code,
+    doc_url: `https://stripe.com/docs/error-codes/${behavior.code.replaceAll("_", "-")}`,
+    message: behavior.message,
+    param: behavior.param ?? "",
+    request_log_url: `https://dashboard.stripe.com/test/logs/${ctx.requestId}`,
+  });
 }
 
 /**
@@ -236,6 +277,10 @@ export function createCustomer(ctx) {
     const pm = getPaymentMethodOr404(state, pmParam, "payment_method");
     if (pm.customer) throw alreadyAttached();
   }
+  // A card the issuer declines when it is saved fails the request: no customer is created.
+  if (pmParam && declinesAtAttach(getCardBehavior(state, pmParam))) {
+    throw attachDeclined(ctx, getCardBehavior(state, pmParam));
+  }
   if (defaultPm && defaultPm !== pmParam) {
     throw invalidRequest(
       `The customer does not have a payment method with the ID ${defaultPm}. The payment method must be attached to the customer.`,
@@ -365,6 +410,12 @@ export const alreadyAttached = () =>
  */
 export function attach(ctx, pmId, customerId) {
   const { state } = ctx;
+  const existing = isTemplate(pmId) ? null : state.paymentMethods.get(pmId);
+  if (existing?.customer !== customerId) {
+    // Attaching checks the card with the issuer: decline test cards fail here, nothing changes.
+    const behavior = getCardBehavior(state, pmId);
+    if (declinesAtAttach(behavior)) throw attachDeclined(ctx, behavior);
+  }
   if (isTemplate(pmId)) {
     const pm = materializeTemplate(state, pmId, customerId);
     ctx.emit("payment_method.attached", pm);

@@ -205,7 +205,7 @@ export function registerBillingChecks(kit) {
     "declined invoice payment: 402, stays open, attempt_count, invoice.payment_failed",
     async () => {
       const customer = await stripe.customers.create({ email: "decl@example.com" });
-      const pm = await stripe.paymentMethods.attach("pm_card_chargeDeclined", {
+      const pm = await stripe.paymentMethods.attach("pm_card_chargeCustomerFail", {
         customer: customer.id,
       });
       await stripe.invoiceItems.create({ customer: customer.id, amount: 700, currency: "usd" });
@@ -396,7 +396,7 @@ export function registerBillingChecks(kit) {
       items: [{ price: starter.id }],
       default_payment_method: good.id,
     });
-    const bad = await stripe.paymentMethods.attach("pm_card_chargeDeclined", {
+    const bad = await stripe.paymentMethods.attach("pm_card_chargeCustomerFail", {
       customer: customer.id,
     });
     await stripe.subscriptions.update(sub.id, { default_payment_method: bad.id });
@@ -444,6 +444,13 @@ export function registerBillingChecks(kit) {
         payment_method: "pm_card_chargeDeclined",
       });
       assert.match(declined, /error=/);
+      assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, "open");
+      // …0341 saves fine but the subscription's first payment declines: the page says so.
+      assert.match(html, /value="pm_card_chargeCustomerFail"/);
+      const later = await submit(String(session.url), {
+        payment_method: "pm_card_chargeCustomerFail",
+      });
+      assert.match(decodeURIComponent(later), /Your card was declined\./);
       assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, "open");
       const mark = await settled();
       const done = await submit(String(session.url), { payment_method: "pm_card_visa" });
@@ -500,6 +507,13 @@ export function registerBillingChecks(kit) {
       setup_intent_data: { metadata: { purpose: "card" } },
     });
     assert.match(String(session.setup_intent), /^seti_/);
+    // A decline card is declined when it is saved: the page shows it, the session stays open.
+    const declined = await submit(String(session.url), {
+      payment_method: "pm_card_chargeDeclinedInsufficientFunds",
+    });
+    assert.match(decodeURIComponent(declined), /insufficient funds/);
+    assert.equal((await stripe.checkout.sessions.retrieve(session.id)).status, "open");
+    assert.equal((await stripe.paymentMethods.list({ customer: customer.id })).data.length, 0);
     const mark = await settled();
     await submit(String(session.url), { payment_method: "pm_card_mastercard" });
     const complete = await stripe.checkout.sessions.retrieve(session.id, {
@@ -530,6 +544,18 @@ export function registerBillingChecks(kit) {
       listed.data.map((s) => s.id),
       [session.id],
     );
+    // …0341 is saved in setup mode (it only fails when charged).
+    const later = await stripe.checkout.sessions.create({
+      mode: "setup",
+      customer: customer.id,
+      currency: "usd",
+      success_url: "http://127.0.0.1:8787/cards",
+    });
+    await submit(String(later.url), { payment_method: "pm_card_chargeCustomerFail" });
+    const saved = await stripe.checkout.sessions.retrieve(later.id, { expand: ["setup_intent"] });
+    assert.equal(saved.status, "complete");
+    const savedPm = String(/** @type {Stripe.SetupIntent} */ (saved.setup_intent).payment_method);
+    assert.equal((await stripe.paymentMethods.retrieve(savedPm)).card?.last4, "0341");
   });
 
   check("setup intents: create+confirm, decline, requires_action", async () => {
@@ -553,6 +579,12 @@ export function registerBillingChecks(kit) {
       }),
     );
     assert.equal(err.code, "card_declined");
+    const later = await stripe.setupIntents.create({
+      customer: customer.id,
+      payment_method: "pm_card_chargeCustomerFail",
+      confirm: true,
+    });
+    assert.equal(later.status, "succeeded");
   });
 
   check(
@@ -608,6 +640,10 @@ export function registerBillingChecks(kit) {
       await submit(`${base}/subscriptions/${subscription.id}/cancel`, {});
       sub = await stripe.subscriptions.retrieve(subscription.id);
       assert.equal(sub.cancel_at_period_end, true);
+      const declined = await submit(`${base}/payment_methods`, {
+        payment_method: "pm_card_chargeDeclined",
+      });
+      assert.match(decodeURIComponent(declined), /Your card was declined\./);
       await submit(`${base}/payment_methods`, { payment_method: "pm_card_mastercard" });
       const customer = /** @type {Stripe.Customer} */ (
         await stripe.customers.retrieve(subscriber.id)

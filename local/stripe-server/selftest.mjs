@@ -250,6 +250,78 @@ check("attaching a template creates a new payment method", async () => {
   assert.equal(fetched.customer, customer.id);
 });
 
+check(
+  "decline cards are declined at attach (402 card_error), nothing saved; 0341 attaches",
+  async () => {
+    const cases = [
+      ["pm_card_chargeDeclined", "card_declined", "generic_decline", "Your card was declined."],
+      [
+        "pm_card_chargeDeclinedInsufficientFunds",
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+      ],
+      [
+        "pm_card_chargeDeclinedExpiredCard",
+        "expired_card",
+        "expired_card",
+        "Your card has expired.",
+      ],
+    ];
+    const before = (await stripe.paymentMethods.list({ customer: customer.id, limit: 100 })).data;
+    for (const [template, code, declineCode, message] of cases) {
+      const err = await rejection(
+        stripe.paymentMethods.attach(template, { customer: customer.id }),
+      );
+      assert.equal(err.constructor, Stripe.errors.StripeCardError, template);
+      assert.equal(err.statusCode, 402);
+      assert.equal(err.code, code);
+      assert.equal(err.decline_code, declineCode);
+      assert.equal(err.message, message);
+      assert.equal(typeof err.param, "string");
+      const res = await raw(
+        "POST",
+        `/v1/payment_methods/${template}/attach`,
+        `customer=${customer.id}`,
+      );
+      assert.equal(res.status, 402);
+      assert.equal(res.json.error.type, "card_error");
+      assert.equal(res.json.error.code, code);
+      assert.equal(res.json.error.decline_code, declineCode);
+    }
+    // A concrete (unattached) payment method of a decline card fails the same way.
+    const loose = await stripe.paymentMethods.retrieve("pm_card_chargeDeclined");
+    const err = await rejection(stripe.paymentMethods.attach(loose.id, { customer: customer.id }));
+    assert.equal(err.decline_code, "generic_decline");
+    assert.equal((await stripe.paymentMethods.retrieve(loose.id)).customer, null);
+    // Creating a customer with a decline card creates no customer.
+    const count = (await control("GET", "/_test/state")).counts.customers;
+    const create = await rejection(
+      stripe.customers.create({
+        email: "declined@example.com",
+        payment_method: "pm_card_chargeDeclined",
+      }),
+    );
+    assert.equal(create.type, "StripeCardError");
+    assert.equal(create.decline_code, "generic_decline");
+    assert.equal((await control("GET", "/_test/state")).counts.customers, count);
+    const after = (await stripe.paymentMethods.list({ customer: customer.id, limit: 100 })).data;
+    assert.equal(after.length, before.length);
+    // The card for "saves fine, every charge declines".
+    const withCard = await stripe.customers.create({
+      email: "fails-later@example.com",
+      payment_method: "pm_card_chargeCustomerFail",
+    });
+    const fails = await stripe.paymentMethods.attach("pm_card_chargeCustomerFail", {
+      customer: withCard.id,
+    });
+    assert.equal(fails.customer, withCard.id);
+    assert.equal(fails.card?.brand, "visa");
+    assert.equal(fails.card?.last4, "0341");
+    assert.equal((await stripe.paymentMethods.list({ customer: withCard.id })).data.length, 2);
+  },
+);
+
 check("attach twice without Idempotency-Key gives two payment methods", async () => {
   const form = `customer=${customer.id}`;
   const first = await raw("POST", "/v1/payment_methods/pm_card_mastercard/attach", form);
@@ -428,7 +500,7 @@ check("without confirm the intent waits for confirmation", async () => {
 });
 
 check("declined card: 402 StripeCardError card_declined, intent stored", async () => {
-  const pm = await cardFor("pm_card_chargeDeclined");
+  const pm = await cardFor("pm_card_chargeCustomerFail");
   const err = await rejection(charge(pm, "declined"));
   assert.equal(err.constructor, Stripe.errors.StripeCardError);
   assert.equal(err.statusCode, 402);
@@ -443,15 +515,15 @@ check("declined card: 402 StripeCardError card_declined, intent stored", async (
   assert.equal(stored.last_payment_error?.decline_code, "generic_decline");
 });
 
-check("insufficient funds and expired card decline codes", async () => {
-  const poor = await rejection(
-    charge(await cardFor("pm_card_chargeDeclinedInsufficientFunds"), "nsf"),
-  );
+check("decline codes of one-off payments with a decline card (not attached)", async () => {
+  const generic = await rejection(charge("pm_card_chargeDeclined", "generic"));
+  assert.equal(generic.code, "card_declined");
+  assert.equal(generic.decline_code, "generic_decline");
+  assert.equal(generic.payment_intent.status, "requires_payment_method");
+  const poor = await rejection(charge("pm_card_chargeDeclinedInsufficientFunds", "nsf"));
   assert.equal(poor.code, "card_declined");
   assert.equal(poor.decline_code, "insufficient_funds");
-  const expired = await rejection(
-    charge(await cardFor("pm_card_chargeDeclinedExpiredCard"), "exp"),
-  );
+  const expired = await rejection(charge("pm_card_chargeDeclinedExpiredCard", "exp"));
   assert.equal(expired.type, "StripeCardError");
   assert.equal(expired.code, "expired_card");
 });
@@ -524,7 +596,7 @@ check("a validation failure is not saved under its idempotency key", async () =>
 });
 
 check("a card error is saved: same key replays the 402 without a new intent", async () => {
-  const pm = await cardFor("pm_card_chargeDeclined");
+  const pm = await cardFor("pm_card_chargeCustomerFail");
   const options = { idempotencyKey: "pi-declined-replay" };
   const a = await rejection(charge(pm, "decline-key", {}, options));
   const b = await rejection(charge(pm, "decline-key", {}, options));
@@ -784,7 +856,12 @@ check("Stripe.createFetchHttpClient(): success and card errors", async () => {
     metadata: { via: "fetch" },
   });
   assert.deepEqual(c.metadata, { via: "fetch" });
-  const pm = await viaFetch.paymentMethods.attach("pm_card_chargeDeclinedInsufficientFunds", {
+  const attachErr = await rejection(
+    viaFetch.paymentMethods.attach("pm_card_chargeDeclinedInsufficientFunds", { customer: c.id }),
+  );
+  assert.equal(attachErr.type, "StripeCardError");
+  assert.equal(attachErr.decline_code, "insufficient_funds");
+  const pm = await viaFetch.paymentMethods.attach("pm_card_chargeCustomerFail", {
     customer: c.id,
   });
   const err = await rejection(
@@ -798,7 +875,7 @@ check("Stripe.createFetchHttpClient(): success and card errors", async () => {
     }),
   );
   assert.equal(err.type, "StripeCardError");
-  assert.equal(err.decline_code, "insufficient_funds");
+  assert.equal(err.decline_code, "generic_decline");
 });
 
 // ---------------------------------------------------------------------------------------------

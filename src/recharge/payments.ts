@@ -198,29 +198,41 @@ async function payInvoice(
     throw new RetryableChargeError(`invoice ${paid.id} is ${paid.status} after payment`);
   } catch (err) {
     if (!(err instanceof Stripe.errors.StripeCardError)) throw err;
-    const ref = refOf(invoice, err.payment_intent?.id ?? null);
-    if (
-      AUTHENTICATION_CODES.has(err.code ?? "") ||
-      AUTHENTICATION_CODES.has(err.decline_code ?? "") ||
-      err.payment_intent?.status === "requires_action"
-    ) {
-      return {
-        status: "requires_action",
-        code: "authentication_required",
-        message: NEEDS_ACTION_MESSAGE,
-        actionUrl: invoice.hosted_invoice_url ?? null,
-        ...ref,
-      };
-    }
-    const decline =
-      err.decline_code && err.decline_code !== "generic_decline" ? err.decline_code : undefined;
+    return declinedOutcome(err, invoice);
+  }
+}
+
+/**
+ * What a card error paying a recharge's invoice means: the customer must authenticate, or the
+ * payment failed with the most specific code Stripe gave (`insufficient_funds`, `expired_card`
+ * …; a generic decline is `card_declined`).
+ */
+export function declinedOutcome(
+  err: Stripe.errors.StripeCardError,
+  invoice: Stripe.Invoice,
+): ChargeOutcome {
+  const ref = refOf(invoice, err.payment_intent?.id ?? null);
+  if (
+    AUTHENTICATION_CODES.has(err.code ?? "") ||
+    AUTHENTICATION_CODES.has(err.decline_code ?? "") ||
+    err.payment_intent?.status === "requires_action"
+  ) {
     return {
-      status: "failed",
-      code: decline ?? err.code ?? "card_declined",
-      message: err.message,
+      status: "requires_action",
+      code: "authentication_required",
+      message: NEEDS_ACTION_MESSAGE,
+      actionUrl: invoice.hosted_invoice_url ?? null,
       ...ref,
     };
   }
+  const decline =
+    err.decline_code && err.decline_code !== "generic_decline" ? err.decline_code : undefined;
+  return {
+    status: "failed",
+    code: decline ?? err.code ?? "card_declined",
+    message: err.message,
+    ...ref,
+  };
 }
 
 function describe(job: RechargeJob): string {

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
+  admin,
   attachPaymentMethod,
   balanceOf,
   call,
@@ -214,9 +215,37 @@ describe("when auto-recharge triggers (product doc scenarios)", () => {
   });
 });
 
+describe("a card the bank declines when it is saved", () => {
+  test("attaching it is 400 invalid_request naming payment_method; the card on file stays", async () => {
+    const account = await armedAccount({ monthly: 500, purchased: 0 });
+    const before = await admin(stack, `/accounts/${account.id}`);
+    assert.equal(before.status, 200, before.text);
+    for (const pm of [
+      "pm_card_chargeDeclined",
+      "pm_card_chargeDeclinedInsufficientFunds",
+      "pm_card_chargeDeclinedExpiredCard",
+    ]) {
+      const res = await admin(stack, `/accounts/${account.id}/payment-method`, {
+        body: { payment_method: pm },
+      });
+      const error = expectError(res, 400, "invalid_request", pm);
+      assert.ok(fieldNames(error).includes("payment_method"), JSON.stringify(error));
+    }
+    const after = await admin(stack, `/accounts/${account.id}`);
+    assert.equal(after.body.payment_method_id, before.body.payment_method_id);
+    assert.deepEqual(after.body.payment_method, before.body.payment_method);
+    const s = await settingsOf(account.api_key);
+    assert.equal(s.enabled, true);
+    assert.equal(s.last_failure, null);
+  });
+});
+
 describe("a failed automatic payment", () => {
   test("a declined card adds nothing, turns auto-recharge off, records last_failure and emails", async () => {
-    const account = await armedAccount({ monthly: 0, purchased: 100 }, "pm_card_chargeDeclined");
+    const account = await armedAccount(
+      { monthly: 0, purchased: 100 },
+      "pm_card_chargeCustomerFail",
+    );
     const n0 = (await emailsOf(stack, account.id)).length;
     assert.equal((await classify(stack, account.api_key)).status, 200);
     const s = await waitFor(async () => {
@@ -242,7 +271,10 @@ describe("a failed automatic payment", () => {
   });
 
   test("last_failure carries action_url (null or a URL)", async () => {
-    const account = await armedAccount({ monthly: 0, purchased: 100 }, "pm_card_chargeDeclined");
+    const account = await armedAccount(
+      { monthly: 0, purchased: 100 },
+      "pm_card_chargeCustomerFail",
+    );
     assert.equal((await classify(stack, account.api_key)).status, 200);
     const f = (
       await waitFor(async () => {

@@ -298,7 +298,14 @@ describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {
         token: stack.adminToken,
         body: JSON.stringify({ payment_method: pm }),
       });
-    expect((await attach("pm_card_chargeDeclined")).status).toBe(200);
+    // A card the bank declines when it is saved is refused (400), nothing on file; the card
+    // that saves fine and is declined when charged (…0341) is then attached.
+    const refused = await attach("pm_card_chargeDeclined");
+    expect(refused.status).toBe(400);
+    expect(refused.body).toMatchObject({
+      error: { type: "invalid_request", fields: [{ field: "payment_method" }] },
+    });
+    expect((await attach("pm_card_chargeCustomerFail")).status).toBe(200);
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     await signInAs(page, account.api_key);

@@ -278,7 +278,7 @@ describe("the email's wording follows auto-recharge at the crossing", () => {
   });
 
   for (const [card, code, expected] of [
-    ["pm_card_chargeDeclined", "card_declined", "Update your payment method"],
+    ["pm_card_chargeCustomerFail", "card_declined", "Update your payment method"],
     ["pm_card_authenticationRequired", "authentication_required", "complete the authentication"],
   ] as const) {
     it(`failed (${code}): the reason, and what to do about it`, async () => {
@@ -305,7 +305,7 @@ describe("the email's wording follows auto-recharge at the crossing", () => {
 describe("failed after a top-up", () => {
   it("a declined top-up: the email names the purchase that failed", async () => {
     const account = await createAccount();
-    await attachCard(account, "pm_card_chargeDeclined");
+    await attachCard(account, "pm_card_chargeCustomerFail");
     const res = await gateway("/v1/account/top-ups", {
       method: "POST",
       key: account.api_key,

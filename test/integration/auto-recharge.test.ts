@@ -13,6 +13,7 @@ import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
 import type { RechargeJob } from "../../src/recharge/messages";
 import {
+  admin,
   audit,
   balanceOf,
   classify,
@@ -252,9 +253,12 @@ describe("auto-recharge settings", () => {
 });
 
 describe("failed payments (money rule 6)", () => {
+  // pm_card_chargeCustomerFail is Stripe's card that is saved fine and then declined at every
+  // charge (the other decline cards are declined already when saved, below). Stripe has no such
+  // card for insufficient funds or expiry: the codes of those declines are unit-tested
+  // (test/unit/stripe-errors.test.ts, declinedOutcome).
   for (const [card, code, status, mailKind] of [
-    ["pm_card_chargeDeclined", "card_declined", "failed", "recharge_failed"],
-    ["pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds", "failed", "recharge_failed"],
+    ["pm_card_chargeCustomerFail", "card_declined", "failed", "recharge_failed"],
     // Needs the customer: nothing granted either, and it waits on the invoice page (see
     // invoices.test.ts for paying it there); the same money rule holds meanwhile.
     [
@@ -297,6 +301,78 @@ describe("failed payments (money rule 6)", () => {
       expect(again.enabled).toBe(true);
     });
   }
+});
+
+describe("a card the issuer declines when it is saved", () => {
+  async function stripeCustomer(customerId: string) {
+    const headers = { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` };
+    const customer = await fetch(`${env.STRIPE_API_URL}/v1/customers/${customerId}`, {
+      headers,
+    }).then((r) => r.json<{ invoice_settings: { default_payment_method: string | null } }>());
+    const cards = await fetch(`${env.STRIPE_API_URL}/v1/customers/${customerId}/payment_methods`, {
+      headers,
+    }).then((r) => r.json<{ data: Array<{ id: string }> }>());
+    return {
+      default: customer.invoice_settings.default_payment_method,
+      cards: cards.data.map((c) => c.id),
+    };
+  }
+
+  async function cardRow(accountId: string) {
+    const row = await db.select().from(accounts).where(eq(accounts.id, accountId)).get();
+    return { id: row?.paymentMethodId ?? null, last4: row?.cardLast4 ?? null };
+  }
+
+  it("is a 400 invalid_request naming payment_method, and the card on file stays", async () => {
+    const account = await payingAccount("pm_card_visa");
+    const customer = account.stripe_customer_id as string;
+    const before = {
+      row: await cardRow(account.id),
+      stripe: await stripeCustomer(customer),
+      settings: await settings(account),
+    };
+    expect(before.row.last4).toBe("4242");
+    for (const [card, code, message] of [
+      ["pm_card_chargeDeclined", "generic_decline", "Your card was declined."],
+      [
+        "pm_card_chargeDeclinedInsufficientFunds",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+      ],
+      ["pm_card_chargeDeclinedExpiredCard", "expired_card", "Your card has expired."],
+    ] as const) {
+      const res = await admin(`/accounts/${account.id}/payment-method`, {
+        method: "POST",
+        body: JSON.stringify({ payment_method: card }),
+      });
+      const body = await expectError(res, 400, "invalid_request");
+      expect(body.error.message).toBe(message);
+      expect(body.error.fields).toEqual([{ field: "payment_method", message: code }]);
+    }
+    expect(await cardRow(account.id)).toEqual(before.row);
+    expect(await stripeCustomer(customer)).toEqual(before.stripe);
+    expect(await settings(account)).toEqual(before.settings);
+    expect((await readLedger(account.id)).hasPaymentMethod).toBe(true);
+    expect(await rechargesOf(account.id)).toHaveLength(0);
+  });
+
+  it("leaves an account without a card without one", async () => {
+    const account = await createAccount();
+    const res = await admin(`/accounts/${account.id}/payment-method`, {
+      method: "POST",
+      body: JSON.stringify({ payment_method: "pm_card_chargeDeclined" }),
+    });
+    const body = await expectError(res, 400, "invalid_request");
+    expect(body.error.fields?.map((f) => f.field)).toEqual(["payment_method"]);
+    expect((await cardRow(account.id)).id).toBeNull();
+    expect((await readLedger(account.id)).hasPaymentMethod).toBe(false);
+    const on = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    await expectError(on, 409, "payment_method_required");
+  });
 });
 
 describe("exactly once (money rule 5)", () => {

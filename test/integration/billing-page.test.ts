@@ -549,7 +549,7 @@ describe("auto-recharge on the page", () => {
 
   it("shows the last failed recharge plainly", async () => {
     const { account, cookie } = await signedIn();
-    await attachCard(account, "pm_card_chargeDeclined");
+    await attachCard(account, "pm_card_chargeCustomerFail");
     await setBalance(account, { monthly: 50, purchased: 0 });
     const html = await billingHtml(cookie);
     const res = await page("/account/billing/auto-recharge", {

@@ -111,15 +111,23 @@ describe("plans through Stripe Checkout", () => {
     expect((await balanceOf(account)).monthly).toBe(8_000);
   });
 
-  it("a declined card on the Checkout page completes nothing", async () => {
-    const account = await createAccount("free");
-    const url = await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" });
-    const res = await submitPage(url, { payment_method: "pm_card_chargeDeclined" });
-    await res.arrayBuffer();
-    expect(res.headers.get("Location")).toContain("error=");
-    await deliverAll(await eventsFor(account.stripe_customer_id as string));
-    expect(await accountOf(account)).toMatchObject({ plan: "free", subscription: null });
-  });
+  // …0002 is declined when it is saved, …0341 when the first invoice is charged: either way
+  // Checkout shows the error on the page and the session stays open.
+  for (const card of ["pm_card_chargeDeclined", "pm_card_chargeCustomerFail"]) {
+    it(`a declined card (${card}) on the Checkout page completes nothing`, async () => {
+      const account = await createAccount("free");
+      const url = await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" });
+      const res = await submitPage(url, { payment_method: card });
+      await res.arrayBuffer();
+      expect(res.headers.get("Location")).toContain("error=");
+      await deliverAll(await eventsFor(account.stripe_customer_id as string));
+      expect(await accountOf(account)).toMatchObject({
+        plan: "free",
+        subscription: null,
+        payment_method: null,
+      });
+    });
+  }
 
   it("an unknown plan is a 400 naming the field", async () => {
     const account = await createAccount("free");
@@ -153,6 +161,24 @@ describe("cards through Checkout setup mode", () => {
     });
     expect(on.status).toBe(200);
     await on.arrayBuffer();
+  });
+
+  it("a card declined when it is saved: the page shows the error, no card is added", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    const url = await checkoutUrl(account, "/v1/account/payment-method/setup", {});
+    const back = await completeCheckout(url, "pm_card_chargeDeclinedInsufficientFunds");
+    expect(back).toContain("error=");
+    expect(back).not.toContain("checkout=card_added");
+    await deliverAll(await eventsFor(customer));
+    expect((await accountOf(account)).payment_method).toBeNull();
+    expect(await defaultCardOf(customer)).toBeNull();
+    // The card that saves fine (and fails only when charged) is added.
+    expect(await completeCheckout(url, "pm_card_chargeCustomerFail")).toContain(
+      "checkout=card_added",
+    );
+    await deliverAll(await eventsFor(customer));
+    expect((await accountOf(account)).payment_method).toMatchObject({ last4: "0341" });
   });
 });
 

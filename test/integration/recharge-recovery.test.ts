@@ -137,7 +137,7 @@ describe("top-up replays", () => {
 
   it("a declined top-up replays as failed", async () => {
     const account = await createAccount();
-    await attachCard(account, "pm_card_chargeDeclined");
+    await attachCard(account, "pm_card_chargeCustomerFail");
     const send = () =>
       gateway("/v1/account/top-ups", {
         method: "POST",

@@ -70,7 +70,7 @@ describe("each invariant's check fires on a broken live system", () => {
     vi.restoreAllMocks();
   });
 
-  const card = (c: "pm_card_visa" | "pm_card_chargeDeclined"): Step => ({
+  const card = (c: "pm_card_visa" | "pm_card_chargeCustomerFail"): Step => ({
     kind: "attachCard",
     card: c,
   });
@@ -146,7 +146,7 @@ describe("each invariant's check fires on a broken live system", () => {
   it("3: a declined charge treated as paid (credit without charge)", async () => {
     await expectCaught(
       3,
-      [card("pm_card_chargeDeclined")],
+      [card("pm_card_chargeCustomerFail")],
       async () => breaks.declinesLookPaid(),
       [topUp],
       "credit without charge",
@@ -180,7 +180,7 @@ describe("each invariant's check fires on a broken live system", () => {
   it("5: a failed payment that leaves auto-recharge on", async () => {
     await expectCaught(
       5,
-      [card("pm_card_chargeDeclined"), { kind: "autoRecharge", enabled: true }],
+      [card("pm_card_chargeCustomerFail"), { kind: "autoRecharge", enabled: true }],
       (sim) => breaks.failuresKeepAutoRechargeOn(sim.account.id),
       [{ kind: "setBalance", monthly: 0, purchased: 50 }],
     );
@@ -255,7 +255,7 @@ describe("findings", () => {
     // attach; here the end state is checked directly too.
     const sim = await scripted(
       9_202,
-      (["pm_card_visa", "pm_card_chargeDeclined"] as const).map(
+      (["pm_card_visa", "pm_card_chargeCustomerFail"] as const).map(
         (card): Step => ({ kind: "attachCard", card }),
       ),
     );

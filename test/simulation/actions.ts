@@ -294,8 +294,24 @@ const attachCard: Handler<"attachCard"> = async (c, a) => {
     body: JSON.stringify({ payment_method: a.card }),
   });
   const b = await body(res);
-  expectThat(res.status === 200, `attaching ${a.card} answered ${res.status} ${JSON.stringify(b)}`);
-  c.model.card = a.card;
+  const declined = M.attachCard(c.model, a.card);
+  if (declined) {
+    // Stripe declines the card when it is saved: a 400 naming the field, the card on file stays
+    // (the check below compares D1 with Stripe's default as after any attach).
+    const fields = (b as { error?: { type?: string; fields?: unknown } }).error;
+    expectThat(
+      res.status === 400 &&
+        fields?.type === "invalid_request" &&
+        JSON.stringify(fields.fields) ===
+          JSON.stringify([{ field: "payment_method", message: declined }]),
+      `attaching ${a.card} (declined when saved) answered ${res.status} ${JSON.stringify(b)}`,
+    );
+  } else {
+    expectThat(
+      res.status === 200,
+      `attaching ${a.card} answered ${res.status} ${JSON.stringify(b)}`,
+    );
+  }
   // The card we charge (D1) must be the customer's default in Stripe, which the portal and
   // every later sync read.
   const row = await db.select().from(accounts).where(eq(accounts.id, c.account.id)).get();

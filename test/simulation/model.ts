@@ -19,13 +19,34 @@ import {
 export const CARDS = {
   pm_card_visa: null,
   pm_card_mastercard: null,
+  // Declined already when saved (DECLINED_AT_ATTACH): never on file, so never charged.
   pm_card_chargeDeclined: "card_declined",
   pm_card_chargeDeclinedInsufficientFunds: "insufficient_funds",
   pm_card_chargeDeclinedExpiredCard: "expired_card",
   pm_card_authenticationRequired: "authentication_required",
+  // Saved fine, then every charge declines (Stripe's card for "the saved card is declined").
+  pm_card_chargeCustomerFail: "card_declined",
 } as const satisfies Record<string, string | null>;
 export type CardId = keyof typeof CARDS;
 export const CARD_IDS = Object.keys(CARDS) as CardId[];
+
+/**
+ * The cards Stripe declines when they are attached to a customer, with the decline code the
+ * gateway's 400 names (`fields[0].message`): attaching one changes nothing.
+ */
+export const DECLINED_AT_ATTACH: Partial<Record<CardId, string>> = {
+  pm_card_chargeDeclined: "generic_decline",
+  pm_card_chargeDeclinedInsufficientFunds: "insufficient_funds",
+  pm_card_chargeDeclinedExpiredCard: "expired_card",
+};
+
+/** Attaching a card: null when it is now the card on file, else the decline code refusing it. */
+export function attachCard(s: ModelState, card: CardId): string | null {
+  const declined = DECLINED_AT_ATTACH[card];
+  if (declined) return declined;
+  s.card = card;
+  return null;
+}
 
 export type PurchaseKind = "auto_recharge" | "top_up";
 

@@ -380,7 +380,9 @@ describe("the model", () => {
 
   it("starts one auto-recharge at the threshold and settles a decline as disabled", () => {
     const s = M.initialState("free", 0);
-    s.card = "pm_card_chargeDeclined";
+    expect(M.attachCard(s, "pm_card_chargeDeclined")).toBe("generic_decline");
+    expect(s.card).toBeNull();
+    expect(M.attachCard(s, "pm_card_chargeCustomerFail")).toBeNull();
     expect(M.updateAutoRecharge(s, { enabled: true })).toBe("ok");
     s.monthly = 102;
     M.debit(s, 1);
