@@ -17,6 +17,7 @@ import {
   json,
   send,
 } from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
 
 const db = dbFor(env.DB);
 const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
@@ -185,6 +186,8 @@ describe("asking for a sign-up link", () => {
 
   it("answers the form the same way for both, and a failing mail server changes nothing", async () => {
     vi.spyOn(env.EMAIL, "send").mockRejectedValue(new Error("mail server down"));
+    // The failures are logged (an operator's signal), one per address, and nothing else.
+    const logs = expectLogs([/^email send failed signup:[0-9a-f]{64} Error: mail server down/]);
     const existing = freshEmail();
     await createAccount("free", existing);
     const fresh = freshEmail();
@@ -206,6 +209,7 @@ describe("asking for a sign-up link", () => {
     expect(answers[0]).toBe(answers[1]);
     const res = await apiSignup(fresh);
     expect(res.status).toBe(202);
+    expect(logs.lines).toHaveLength(3);
   });
 
   it("validates the body with the contract's envelope", async () => {
