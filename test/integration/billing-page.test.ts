@@ -808,6 +808,17 @@ describe("the rest of the page", () => {
     ).toBeNull();
   });
 
+  it("offers Checkout only for what a plan does not have: both plans on Free, Pro on complimentary Starter, none on Pro", async () => {
+    const offered = async (plan: "free" | "starter" | "pro") => {
+      const { cookie } = await signedIn(plan);
+      const html = await billingHtml(cookie);
+      return [...html.matchAll(/<button[^>]*name="plan"[^>]*value="(\w+)"/g)].map((m) => m[1]);
+    };
+    expect(await offered("free")).toEqual(["starter", "pro"]);
+    expect(await offered("starter")).toEqual(["pro"]);
+    expect(await offered("pro")).toEqual([]);
+  });
+
   it("shows and sets the low-balance email, and turns it off", async () => {
     const { account, cookie, html } = await signedIn();
     expect(html).toContain("Off: no email when your balance runs low.");

@@ -183,6 +183,11 @@ const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
   const card = account.payment_method;
   // A live subscription is changed in the portal; otherwise Checkout starts one.
   const live = sub !== null && ["active", "trialing", "past_due"].includes(sub.status);
+  // A complimentary plan is only offered what it does not already have for free: more credits.
+  const offers = (["starter", "pro"] as const).filter(
+    (plan) =>
+      !account.complimentary || PLANS[plan].monthlyCredits > PLANS[account.plan].monthlyCredits,
+  );
   return (
     <div>
       <h3>Plan and payment</h3>
@@ -208,15 +213,19 @@ const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
             }.`
           : "No card on file yet."}
       </p>
-      {live ? null : (
+      {live || offers.length === 0 ? null : (
         <form method="post" action={`${BILLING_PATH}/checkout`} class="actions">
           <Csrf token={tokens.checkout} />
-          <button type="submit" name="plan" value="starter">
-            Subscribe to Starter ({formatPrice(PLANS.starter.priceCents)}/month)
-          </button>
-          <button type="submit" name="plan" value="pro" class="secondary">
-            Subscribe to Pro ({formatPrice(PLANS.pro.priceCents)}/month)
-          </button>
+          {offers.map((plan, i) => (
+            <button
+              type="submit"
+              name="plan"
+              value={plan}
+              class={i === 0 ? undefined : "secondary"}
+            >
+              Subscribe to {PLANS[plan].name} ({formatPrice(PLANS[plan].priceCents)}/month)
+            </button>
+          ))}
         </form>
       )}
       <div class="actions">
