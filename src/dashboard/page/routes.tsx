@@ -217,6 +217,31 @@ function errorPage(
   );
 }
 
+/**
+ * What the page says once on the way back from Checkout (its `success_url` / `cancel_url` carry
+ * `?checkout=`). The plan or card itself arrives by webhook, usually within seconds.
+ */
+const CHECKOUT_NOTICES: Record<string, NonNullable<Flash["notice"]>> = {
+  subscribed: {
+    tone: "ok",
+    text: "Payment received: thank you.",
+    detail:
+      "Your plan starts as soon as Stripe confirms the payment, usually within seconds; reload this page if it does not show yet.",
+  },
+  card_added: {
+    tone: "ok",
+    text: "Card saved.",
+    detail:
+      "It becomes your default payment method within seconds; reload if it does not show yet.",
+  },
+  cancelled: { tone: "warn", text: "Checkout was cancelled: nothing was charged or changed." },
+};
+
+function checkoutOutcome(c: Context<AppEnv>): string | null {
+  const outcome = c.req.query("checkout");
+  return outcome !== undefined && Object.hasOwn(CHECKOUT_NOTICES, outcome) ? outcome : null;
+}
+
 /** `/account/*`: the Billing page and its form posts. */
 export const billingPageRoutes = new Hono<AppEnv>()
   .use(pageSecurityHeaders)
@@ -225,6 +250,11 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const secret = await sessionSecret(c.env);
     const session = secret ? await readSession(c) : null;
     // Read once: this response clears the flash cookie, so a reload shows neither again.
+    const outcome = checkoutOutcome(c);
+    if (secret && session && outcome) {
+      // One-time, like every notice: a reload of the page does not say it again.
+      return redirectWith(c, secret, session, { notice: CHECKOUT_NOTICES[outcome] });
+    }
     const flash = secret ? await takeFlash(c, secret, session?.sessionId ?? null) : null;
     if (secret && session) {
       return billingPage(c, session, secret, { notice: flash?.notice, newKey: flash?.newKey });
@@ -233,7 +263,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       c.req.header("Sec-Fetch-Site") === "cross-site" &&
       c.req.header("Sec-Fetch-Mode") === "navigate";
     if (crossSite && c.req.query("resumed") === undefined) {
-      const href = `${BILLING_PATH}?resumed=1`;
+      const href = `${BILLING_PATH}?resumed=1${outcome ? `&checkout=${outcome}` : ""}`;
       return renderHtml(
         c,
         <Document title={TITLE} refreshTo={href}>
