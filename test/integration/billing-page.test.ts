@@ -1000,6 +1000,27 @@ describe("the rest of the page", () => {
     await expectError(api, 401, "invalid_api_key");
   });
 
+  it("says once how Checkout ended: the return URL's outcome becomes a one-time notice, also after a cross-site arrival", async () => {
+    const { cookie } = await signedIn();
+    const back = await page("/account/billing?checkout=subscribed&session_id=cs_x", { cookie });
+    const { html } = await follow(back, cookie);
+    expect(html).toContain("Payment received: thank you.");
+    expect(await billingHtml(cookie)).not.toContain("Payment received");
+    const cancelled = await follow(
+      await page("/account/billing?checkout=cancelled", { cookie }),
+      cookie,
+    );
+    expect(cancelled.html).toContain("Checkout was cancelled: nothing was charged or changed.");
+    // An unknown outcome is ignored, not echoed.
+    const odd = await page("/account/billing?checkout=<b>x</b>", { cookie });
+    expect(odd.status).toBe(200);
+    expect(await odd.text()).not.toContain("<b>x</b>");
+    // Back from Stripe's domain the Strict cookie is not sent yet: the resume keeps the outcome.
+    const arrival = { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" };
+    const resume = await page("/account/billing?checkout=card_added", { headers: arrival });
+    expect(await resume.text()).toContain("url=/account/billing?resumed=1&amp;checkout=card_added");
+  });
+
   it("reloads once on a cross-site arrival, so the SameSite=Strict cookie is sent", async () => {
     const arrival = { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" };
     const res = await page("/account/billing", { headers: arrival });
