@@ -82,7 +82,8 @@ export async function mirrorPlan(
       : subscriptionColumns(subscription);
   const result = await db
     .update(accounts)
-    .set({ plan, planUpdatedAt: version, ...sub })
+    // A plan that comes from Stripe is paid for (or free again): never complimentary.
+    .set({ plan, planUpdatedAt: version, complimentary: false, ...sub })
     .where(and(eq(accounts.id, id), lt(accounts.planUpdatedAt, version)));
   return (result.meta.changes ?? 0) > 0;
 }
@@ -109,7 +110,7 @@ export async function mirrorSubscriptionAt(
 ): Promise<void> {
   await db
     .update(accounts)
-    .set({ plan, ...subscriptionColumns(subscription) })
+    .set({ plan, complimentary: false, ...subscriptionColumns(subscription) })
     .where(and(eq(accounts.id, id), eq(accounts.planUpdatedAt, version)));
 }
 

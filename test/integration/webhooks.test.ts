@@ -280,6 +280,30 @@ describe("plan changes from subscription events", () => {
     expect((await audit(account.id)).consistent).toBe(true);
   });
 
+  it("a complimentary account that subscribes is complimentary no more, nor after it cancels", async () => {
+    const account = await createAccount("starter");
+    const view = async () =>
+      json<{ plan: string; complimentary: boolean }>(
+        await gateway("/v1/account", { key: account.api_key }),
+      );
+    expect(await view()).toMatchObject({ plan: "starter", complimentary: true });
+    const t = now();
+    await ok(
+      await deliver(
+        event("customer.subscription.created", subscription(account, PRO), { created: t }),
+      ),
+    );
+    expect(await view()).toMatchObject({ plan: "pro", complimentary: false });
+    await ok(
+      await deliver(
+        event("customer.subscription.deleted", subscription(account, PRO, "canceled"), {
+          created: t + 1,
+        }),
+      ),
+    );
+    expect(await view()).toMatchObject({ plan: "free", complimentary: false });
+  });
+
   it("upgrade mid-cycle adds the difference in allowance at once", async () => {
     const account = await createAccount("starter");
     await setBalance(account, { monthly: 1000, purchased: 50 });
