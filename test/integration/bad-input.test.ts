@@ -618,6 +618,42 @@ describe("unicode", () => {
     }
   });
 
+  it("a malformed Idempotency-Key is 400 on Checkout and card setup too, before Stripe is called", async () => {
+    const account = await createAccount();
+    for (const [path, body] of [
+      ["/v1/account/checkout", { plan: "starter" }],
+      ["/v1/account/payment-method/setup", {}],
+    ] as const) {
+      for (const key of ["café", "x".repeat(256)]) {
+        const res = await gateway(path, {
+          method: "POST",
+          key: account.api_key,
+          headers: { "Idempotency-Key": key },
+          body: JSON.stringify(body),
+        });
+        const err = await expectError(res, 400, "invalid_request");
+        expect(err.error.fields).toEqual([{ field: "Idempotency-Key", message: "invalid header" }]);
+      }
+    }
+  });
+
+  it("a Checkout Idempotency-Key reused for another plan is 409 idempotency_conflict", async () => {
+    const account = await createAccount();
+    const post = (plan: string) =>
+      gateway("/v1/account/checkout", {
+        method: "POST",
+        key: account.api_key,
+        headers: { "Idempotency-Key": "checkout-1" },
+        body: JSON.stringify({ plan }),
+      });
+    const first = await post("starter");
+    expect(first.status).toBe(200);
+    const url = (await json<{ url: string }>(first)).url;
+    const again = await post("starter");
+    expect((await json<{ url: string }>(again)).url).toBe(url);
+    await expectError(await post("pro"), 409, "idempotency_conflict");
+  });
+
   it("a non-ASCII or control-character Idempotency-Key is 400 on top-ups", async () => {
     const account = await createAccount();
     await attachCard(account);

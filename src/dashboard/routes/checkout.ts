@@ -5,6 +5,7 @@ import { startCardSetup, startPlanCheckout } from "../../billing/checkout";
 import type { AppEnv } from "../../env";
 import { ApiError, refusal } from "../../errors";
 import { parseJson } from "../../http/body";
+import { idempotencyKeyOf } from "../../http/idempotency-key";
 
 const CheckoutBody = z.strictObject({
   plan: z.enum(["starter", "pro"], { error: "must be starter or pro" }),
@@ -27,14 +28,10 @@ function checkoutError(reason: "subscription_exists" | "plan_not_configured" | "
 /**
  * The client's Idempotency-Key becomes the Stripe request's: Stripe refuses a key reused with
  * other parameters, which is the client's mistake (another plan under the same key), not the
- * provider's.
+ * provider's: 409 `idempotency_conflict`, as for a top-up.
  */
 function keyReused(err: unknown): never {
-  if (err instanceof Stripe.errors.StripeIdempotencyError) {
-    throw ApiError.invalidRequest("This Idempotency-Key was already used for another request.", [
-      { field: "Idempotency-Key", message: "reused for a different request" },
-    ]);
-  }
+  if (err instanceof Stripe.errors.StripeIdempotencyError) throw refusal("idempotency_conflict");
   throw err;
 }
 
@@ -46,7 +43,7 @@ export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
     c.get("db"),
     c.get("accountId"),
     body.plan,
-    c.req.header("Idempotency-Key"),
+    idempotencyKeyOf(c),
   ).catch(keyReused);
   if (!result.ok) throw checkoutError(result.reason);
   return c.json({ url: result.url }, 200);
@@ -59,7 +56,7 @@ export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) =
     c.env,
     c.get("db"),
     c.get("accountId"),
-    c.req.header("Idempotency-Key"),
+    idempotencyKeyOf(c),
   ).catch(keyReused);
   if (!result.ok) throw checkoutError(result.reason);
   return c.json({ url: result.url }, 200);

@@ -2,8 +2,9 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { sha256Hex } from "../../crypto";
 import type { AppEnv } from "../../env";
-import { ApiError, refusal } from "../../errors";
+import { refusal } from "../../errors";
 import { parseJson } from "../../http/body";
+import { idempotencyKeyOf } from "../../http/idempotency-key";
 import { ledgerFor } from "../../ledger/client";
 import { CURRENCY, PACKAGE_IDS } from "../../pricing";
 
@@ -17,8 +18,6 @@ const UpdateAutoRechargeBody = z.strictObject({
 });
 
 const TopUpBody = z.strictObject({ package: packageField });
-
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** `/v1/account/auto-recharge`: the settings, read and changed in the account's ledger. */
 export const autoRechargeRoutes = new Hono<AppEnv>()
@@ -37,12 +36,7 @@ export const autoRechargeRoutes = new Hono<AppEnv>()
 /** `POST /v1/account/top-ups`: a package bought now, through the auto-recharge pipeline. */
 export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
   const accountId = c.get("accountId");
-  const key = c.req.header("Idempotency-Key");
-  if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
-    throw ApiError.invalidRequest("Idempotency-Key must be 1–255 printable characters.", [
-      { field: "Idempotency-Key", message: "invalid header" },
-    ]);
-  }
+  const key = idempotencyKeyOf(c);
   const body = await parseJson(c, TopUpBody);
   // The key maps to a fixed recharge id, so a retry finds the first top-up instead of a new one.
   const rechargeId = key
