@@ -15,7 +15,7 @@ Tollgate is running.
                    no mail server: the emails (with their links) are listed by
                    curl -s ${stack.gatewayUrl}/admin/signup-emails -H "Authorization: Bearer ${stack.adminToken}"
 
-Demo account ${stack.demo?.id ?? ""} (starter plan)
+Demo account ${stack.demo?.id ?? ""} (complimentary Starter: 3,000 credits a month, no subscription)
   API key: ${key}
 
 Try:
