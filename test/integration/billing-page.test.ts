@@ -598,6 +598,32 @@ describe("auto-recharge on the page", () => {
     expect(after).not.toContain("was turned off");
   });
 
+  it("a recharge waiting for authentication is not called failed: the page says what to do", async () => {
+    const { account, cookie } = await signedIn();
+    await attachCard(account, "pm_card_authenticationRequired");
+    await setBalance(account, { monthly: 50, purchased: 0 });
+    const html = await billingHtml(cookie);
+    const res = await page("/account/billing/auto-recharge", {
+      cookie,
+      form: {
+        enabled: "on",
+        package: "credits_1000",
+        csrf: tokenFor(html, "/account/billing/auto-recharge"),
+      },
+    });
+    expect(res.status).toBe(303);
+    await res.arrayBuffer();
+    await eventually(async () => {
+      expect((await autoRecharge(account)).last_failure?.code).toBe("authentication_required");
+    });
+    const shown = await billingHtml(cookie);
+    const notice = /<div class="notice warn" id="last-failure">.*?<\/div>/s.exec(shown)?.[0] ?? "";
+    expect(notice).toContain("is waiting for you: your bank asks you to confirm the payment");
+    expect(notice).toContain("Nothing has been charged or added yet.");
+    expect(notice).toContain(">Complete the payment</a>");
+    expect(notice).not.toContain("failed");
+  });
+
   it("renders a row's action and invoice links when the rows carry them", async () => {
     const html = String(
       await HistoryRow({

@@ -583,6 +583,22 @@ const LastFailure: FC<{ model: BillingModel }> = ({ model }) => {
   const ar = model.snapshot.auto_recharge;
   const f = ar.last_failure;
   if (!f) return null;
+  if (f.action_url) {
+    // Not a failure yet: the bank asks the customer to confirm (3-D Secure) before it pays.
+    return (
+      <div class="notice warn" id="last-failure">
+        <p>
+          The recharge of {formatTime(f.at)} is waiting for you: your bank asks you to confirm the
+          payment ({failureReason(f.code, f.message)}). Nothing has been charged or added yet.
+        </p>
+        <p>
+          <a href={f.action_url}>Complete the payment</a> to get those credits
+          {ar.enabled ? "." : "; auto-recharge stays off until you turn it back on."} Unconfirmed,
+          it is cancelled after 3 days.
+        </p>
+      </div>
+    );
+  }
   return (
     <div class={`notice ${ar.enabled ? "warn" : "bad"}`} id="last-failure">
       <p>
@@ -592,11 +608,6 @@ const LastFailure: FC<{ model: BillingModel }> = ({ model }) => {
       {ar.enabled ? null : (
         <p>Auto-recharge was turned off because of it. Update your card, then turn it back on.</p>
       )}
-      {f.action_url ? (
-        <p>
-          <a href={f.action_url}>Complete the payment</a> to get those credits.
-        </p>
-      ) : null}
     </div>
   );
 };
