@@ -43,6 +43,8 @@ export async function startLocalStack(options = {}) {
 
   let stripeUrl = env.STRIPE_API_URL;
   let localStripeUrl = null;
+  /** @type {number | null} */
+  let stripePreferredPort = null;
   /** @type {Record<string, string>} */
   const localStripeEnv = {};
   if (!stripeUrl && !env.STRIPE_SECRET_KEY?.startsWith("sk_live_")) {
@@ -56,6 +58,7 @@ export async function startLocalStack(options = {}) {
     closers.push(stripe.close);
     stripeUrl = stripe.url;
     localStripeUrl = stripe.url;
+    stripePreferredPort = stripe.preferredPort;
     // The plans' and packages' prices and the portal configuration, made the way an operator
     // makes them in Stripe (`npm run stripe:setup`); the server already delivers webhooks.
     const made = await stripeSetup({
@@ -177,6 +180,8 @@ export async function startLocalStack(options = {}) {
       {
         gatewayUrl,
         stripeUrl: localStripeUrl,
+        // The port the next run tries first (differs from stripeUrl's after a fallback).
+        stripePreferredPort,
         adminToken,
         prices: { starter: vars.STRIPE_PRICE_STARTER, pro: vars.STRIPE_PRICE_PRO },
       },
@@ -193,6 +198,8 @@ export async function startLocalStack(options = {}) {
  * because hosted invoice, Checkout and portal URLs it handed out (stored by the gateway as
  * invoice_url / action_url) name it: the port recorded in local-stack.json by the last run,
  * else 12111, else any free one. A caller's stripePort (tests) wins; 0 means any free port.
+ * After a fallback the next run still tries the earlier port first (`preferredPort`, saved as
+ * stripePreferredPort), where most stored links point.
  * @param {{ persistTo: string, stripePort?: number, webhook: { url: string, secret: string },
  *   warn: (message: string) => void }} options
  */
@@ -208,10 +215,10 @@ async function startPersistentStripeServer({ persistTo, stripePort, webhook, war
       const stripe = await startStripeServer({ port, quiet: true, webhook, persistPath });
       if (stripePort === undefined && recorded !== null && stripe.port !== recorded) {
         warn(
-          `local Stripe server: port ${recorded} (used by the last run) is taken; listening on ${stripe.port}. Invoice, Checkout and portal links stored earlier still point at port ${recorded}.`,
+          `local Stripe server: port ${recorded} (the one earlier runs used) is taken; listening on ${stripe.port} this time. Invoice, Checkout and portal links stored earlier point at port ${recorded} and answer again once a run gets it back.`,
         );
       }
-      return stripe;
+      return { ...stripe, preferredPort: candidates[0] || stripe.port };
     } catch (err) {
       const code = /** @type {NodeJS.ErrnoException} */ (err).code;
       if (code !== "EADDRINUSE" || port === 0 || port === candidates.at(-1)) throw err;
@@ -224,7 +231,7 @@ async function startPersistentStripeServer({ persistTo, stripePort, webhook, war
 function recordedStripePort(persistTo) {
   try {
     const saved = JSON.parse(readFileSync(path.join(persistTo, "local-stack.json"), "utf8"));
-    const port = Number(new URL(saved.stripeUrl).port);
+    const port = Number(saved.stripePreferredPort ?? new URL(saved.stripeUrl).port);
     return Number.isInteger(port) && port > 0 ? port : null;
   } catch {
     return null;
