@@ -14,6 +14,8 @@ import { stripeClient, setup as stripeSetup } from "./stripe-setup.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const wranglerBin = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
+/** The local Stripe server's port when nothing else decides it: STRIPE_API_URL in .dev.vars.example. */
+const DEFAULT_STRIPE_PORT = 12111;
 
 /**
  * @param {{
@@ -41,17 +43,22 @@ export async function startLocalStack(options = {}) {
 
   let stripeUrl = env.STRIPE_API_URL;
   let localStripeUrl = null;
+  /** @type {number | null} */
+  let stripePreferredPort = null;
   /** @type {Record<string, string>} */
   const localStripeEnv = {};
   if (!stripeUrl && !env.STRIPE_SECRET_KEY?.startsWith("sk_live_")) {
-    const stripe = await startStripeServer({
-      port: options.stripePort ?? 0,
-      quiet: true,
+    mkdirSync(persistTo, { recursive: true });
+    const stripe = await startPersistentStripeServer({
+      persistTo,
+      stripePort: options.stripePort,
       webhook: { url: `${gatewayUrl}/webhooks/stripe`, secret: webhookSecret },
+      warn: options.quiet ? () => {} : (message) => console.warn(message),
     });
     closers.push(stripe.close);
     stripeUrl = stripe.url;
     localStripeUrl = stripe.url;
+    stripePreferredPort = stripe.preferredPort;
     // The plans' and packages' prices and the portal configuration, made the way an operator
     // makes them in Stripe (`npm run stripe:setup`); the server already delivers webhooks.
     const made = await stripeSetup({
@@ -173,6 +180,8 @@ export async function startLocalStack(options = {}) {
       {
         gatewayUrl,
         stripeUrl: localStripeUrl,
+        // The port the next run tries first (differs from stripeUrl's after a fallback).
+        stripePreferredPort,
         adminToken,
         prices: { starter: vars.STRIPE_PRICE_STARTER, pro: vars.STRIPE_PRICE_PRO },
       },
@@ -181,6 +190,52 @@ export async function startLocalStack(options = {}) {
     ),
   );
   return { gatewayUrl, upstreamUrl, stripeUrl: localStripeUrl, adminToken, demo, stop, child };
+}
+
+/**
+ * The embedded Stripe server keeps its state in `<persistTo>/stripe-server.json`, next to the
+ * D1 and Durable Object state that refers to its customers, and listens on a stable port,
+ * because hosted invoice, Checkout and portal URLs it handed out (stored by the gateway as
+ * invoice_url / action_url) name it: the port recorded in local-stack.json by the last run,
+ * else 12111, else any free one. A caller's stripePort (tests) wins; 0 means any free port.
+ * After a fallback the next run still tries the earlier port first (`preferredPort`, saved as
+ * stripePreferredPort), where most stored links point.
+ * @param {{ persistTo: string, stripePort?: number, webhook: { url: string, secret: string },
+ *   warn: (message: string) => void }} options
+ */
+async function startPersistentStripeServer({ persistTo, stripePort, webhook, warn }) {
+  const persistPath = path.join(persistTo, "stripe-server.json");
+  const recorded = recordedStripePort(persistTo);
+  const candidates =
+    stripePort !== undefined
+      ? [stripePort]
+      : [...new Set([recorded, DEFAULT_STRIPE_PORT, 0].filter((p) => p !== null))];
+  for (const port of candidates) {
+    try {
+      const stripe = await startStripeServer({ port, quiet: true, webhook, persistPath });
+      if (stripePort === undefined && recorded !== null && stripe.port !== recorded) {
+        warn(
+          `local Stripe server: port ${recorded} (the one earlier runs used) is taken; listening on ${stripe.port} this time. Invoice, Checkout and portal links stored earlier point at port ${recorded} and answer again once a run gets it back.`,
+        );
+      }
+      return { ...stripe, preferredPort: candidates[0] || stripe.port };
+    } catch (err) {
+      const code = /** @type {NodeJS.ErrnoException} */ (err).code;
+      if (code !== "EADDRINUSE" || port === 0 || port === candidates.at(-1)) throw err;
+    }
+  }
+  throw new Error("unreachable: the last candidate port is 0 or rethrows");
+}
+
+/** @param {string} persistTo @returns {number | null} */
+function recordedStripePort(persistTo) {
+  try {
+    const saved = JSON.parse(readFileSync(path.join(persistTo, "local-stack.json"), "utf8"));
+    const port = Number(saved.stripePreferredPort ?? new URL(saved.stripeUrl).port);
+    return Number.isInteger(port) && port > 0 ? port : null;
+  } catch {
+    return null;
+  }
 }
 
 /** @param {string} url @param {import("node:child_process").ChildProcess} child @param {() => string} stderr */

@@ -4,7 +4,7 @@
  * Runs the local Stripe server standalone.
  *
  *   node local/stripe-server/cli.mjs [--port 12111] [--host 127.0.0.1]
- *     [--webhook-url URL --webhook-secret whsec_…] [--quiet]
+ *     [--webhook-url URL --webhook-secret whsec_…] [--persist FILE] [--quiet]
  *
  * Environment fallbacks: STRIPE_SERVER_PORT, STRIPE_WEBHOOK_URL, STRIPE_WEBHOOK_SECRET.
  * Prints one line with the server URL, then runs until SIGINT/SIGTERM.
@@ -14,7 +14,7 @@ import { startStripeServer } from "./server.mjs";
 
 const DEFAULT_PORT = 12111; // matches STRIPE_API_URL in .dev.vars.example
 
-const USAGE = `usage: node local/stripe-server/cli.mjs [--port N] [--host H] [--webhook-url URL --webhook-secret SECRET] [--quiet]
+const USAGE = `usage: node local/stripe-server/cli.mjs [--port N] [--host H] [--webhook-url URL --webhook-secret SECRET] [--persist FILE] [--quiet]
   env: STRIPE_SERVER_PORT, STRIPE_WEBHOOK_URL, STRIPE_WEBHOOK_SECRET`;
 
 /**
@@ -36,6 +36,7 @@ function readOptions() {
         host: { type: "string" },
         "webhook-url": { type: "string" },
         "webhook-secret": { type: "string" },
+        persist: { type: "string" },
         quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
       },
@@ -57,6 +58,7 @@ function readOptions() {
     port: Number(portText),
     host: values.host ?? "127.0.0.1",
     quiet: values.quiet ?? false,
+    ...(values.persist ? { persistPath: values.persist } : {}),
     ...(url && secret ? { webhook: { url, secret } } : {}),
   };
 }

@@ -23,6 +23,9 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
  * @property {string} [host] Defaults to 127.0.0.1.
  * @property {{ url: string, secret: string }} [webhook] Where to send events the server emits.
  * @property {boolean} [quiet] Suppress log lines (webhook delivery failures, internal errors).
+ * @property {string} [persistPath] A JSON file holding the whole state: loaded at start when
+ *   it exists, saved (write a temporary file, then rename) shortly after every request and
+ *   webhook delivery, and on close(). Without it the state lives in memory only.
  */
 
 /**
@@ -116,6 +119,7 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
  * @property {AbortController} abort Cancels in-flight webhook deliveries on close.
  * @property {Promise<void>} deliveryChain Keeps emitted events in order.
  * @property {Set<ReturnType<typeof setTimeout>>} timers Pending "delay" faults.
+ * @property {() => void} changed Schedules a save of the state (a no-op without persistPath).
  */
 
 /**

@@ -5,7 +5,10 @@
  * Prints one line per check and a final `N passed, M failed`; exits 1 on any failure.
  */
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import http from "node:http";
+import os from "node:os";
+import path from "node:path";
 import Stripe from "stripe";
 import { registerBillingChecks } from "./selftest-billing.mjs";
 import { parseForm, parseSearchQuery, startStripeServer } from "./server.mjs";
@@ -883,6 +886,74 @@ check("Stripe.createFetchHttpClient(): success and card errors", async () => {
 // ---------------------------------------------------------------------------------------------
 
 registerBillingChecks({ check, stripe, server, received, rejection, eventually });
+
+check("persistPath: a restarted server keeps its objects and idempotency keys", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "stripe-server-persist-"));
+  const persistPath = path.join(dir, "state.json");
+  /** @param {number} port */
+  const sdk = (port) =>
+    new Stripe(API_KEY, { host: "127.0.0.1", port, protocol: "http", maxNetworkRetries: 0 });
+  try {
+    const first = await startStripeServer({ port: 0, quiet: true, persistPath });
+    const a = sdk(first.port);
+    const customer = await a.customers.create({ email: "persist@example.com" });
+    await a.paymentMethods.attach("pm_card_visa", { customer: customer.id });
+    await a.invoiceItems.create({ customer: customer.id, amount: 1200, currency: "usd" });
+    const draft = await a.invoices.create(
+      {
+        customer: customer.id,
+        collection_method: "send_invoice",
+        days_until_due: 7,
+        pending_invoice_items_behavior: "include",
+      },
+      { idempotencyKey: "persist-invoice-1" },
+    );
+    const invoice = await a.invoices.finalizeInvoice(draft.id);
+    assert.ok(invoice.hosted_invoice_url);
+    await first.close();
+    assert.ok(existsSync(persistPath), "close() wrote the state file");
+    assert.deepEqual(readdirSync(dir), ["state.json"], "no temporary file left behind");
+
+    // Same port, as local-stack does, so the hosted URL stored before still answers.
+    const second = await startStripeServer({ port: first.port, quiet: true, persistPath });
+    try {
+      const b = sdk(second.port);
+      const again = await b.customers.retrieve(customer.id);
+      assert.equal(/** @type {any} */ (again).email, "persist@example.com");
+      const cards = await b.customers.listPaymentMethods(customer.id);
+      assert.equal(cards.data.length, 1);
+      const stored = await b.invoices.retrieve(invoice.id);
+      assert.equal(stored.status, invoice.status);
+      assert.equal(stored.amount_due, 1200);
+      const replay = await b.invoices.create(
+        {
+          customer: customer.id,
+          collection_method: "send_invoice",
+          days_until_due: 7,
+          pending_invoice_items_behavior: "include",
+        },
+        { idempotencyKey: "persist-invoice-1" },
+      );
+      assert.equal(replay.id, draft.id);
+      assert.equal(replay.lastResponse.headers["idempotent-replayed"], "true");
+      const page = await fetch(String(invoice.hosted_invoice_url));
+      await page.arrayBuffer();
+      assert.equal(page.status, 200);
+      const events = await b.events.list({ limit: 100 });
+      assert.ok(events.data.some((e) => e.type === "invoice.finalized"));
+      // New objects keep working next to the restored ones, in creation order.
+      const other = await b.customers.create({ email: "after-restart@example.com" });
+      assert.deepEqual([...second.state.customers.keys()], [customer.id, other.id]);
+    } finally {
+      await second.close();
+    }
+    const third = await startStripeServer({ port: 0, quiet: true, persistPath });
+    assert.equal(third.state.customers.size, 2, "the customer made after the restart was saved");
+    await third.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 check("/_test/requests, /_test/state and /_test/reset", async () => {
   const log = await control("GET", "/_test/requests");

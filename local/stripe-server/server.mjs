@@ -6,7 +6,8 @@
  * responses, Stripe error objects, `Request-Id`, idempotency keys) for the small subset of
  * the API Tollgate uses, so the real `stripe` SDK can be pointed at it with
  * `{ host, port, protocol: "http" }`. Test-only control endpoints live under `/_test/`.
- * Only Node built-ins are used; all state lives in memory per server instance.
+ * Only Node built-ins are used; all state lives in memory per server instance, optionally
+ * saved to a file (`persistPath`, see persist.mjs) so it survives a restart.
  */
 import { createHmac } from "node:crypto";
 import http from "node:http";
@@ -46,6 +47,7 @@ import {
   searchPaymentIntents,
   updateCustomer,
 } from "./payments.mjs";
+import { persistState } from "./persist.mjs";
 import { PORTAL_ROUTES } from "./portal.mjs";
 
 /** @typedef {import("./lib.mjs").Json} Json */
@@ -705,6 +707,7 @@ function queueDelivery(app, event) {
       } catch (err) {
         if (!app.closed) log(app, `webhook ${event.type} ${event.id} failed: ${String(err)}`);
       }
+      app.changed();
     });
   }
 }
@@ -1023,8 +1026,17 @@ export async function startStripeServer(options = {}) {
     abort: new AbortController(),
     deliveryChain: Promise.resolve(),
     timers: new Set(),
+    changed: () => {},
   };
+  // Loaded before listening, so the first request already sees the saved state.
+  const persisted = options.persistPath
+    ? persistState(app.state, options.persistPath, (message) => log(app, message))
+    : null;
+  if (persisted) app.changed = persisted.changed;
   const server = http.createServer((req, res) => {
+    // Any request may change the state (objects, idempotency keys, events, the request log);
+    // the save is debounced, and runs once the response is out (or the connection dropped).
+    res.once("close", () => app.changed());
     handleRequest(app, req, res).catch((err) => {
       log(app, `unhandled: ${err instanceof Error ? err.stack : String(err)}`);
       if (!res.headersSent && !res.destroyed) {
@@ -1052,7 +1064,10 @@ export async function startStripeServer(options = {}) {
       app.abort.abort();
       for (const timer of app.timers) clearTimeout(timer);
       app.timers.clear();
-      server.close(() => resolve());
+      server.close(() => {
+        if (persisted) void persisted.flush().then(() => resolve());
+        else resolve();
+      });
       server.closeAllConnections();
     });
     return closing;

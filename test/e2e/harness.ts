@@ -41,7 +41,8 @@ export async function startStackAndBrowser(): Promise<{
   for (const name of ["UPSTREAM_URL", "STRIPE_API_URL", "STRIPE_SECRET_KEY", "ADMIN_TOKEN"]) {
     delete env[name];
   }
-  const stack = await startLocalStack({ persistTo, env, quiet: true });
+  // stripePort 0: any free port, so the suite never takes the stable one `npm start` uses.
+  const stack = await startLocalStack({ persistTo, env, quiet: true, stripePort: 0 });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
