@@ -16,9 +16,14 @@ import path from "node:path";
 const FORMAT = "tollgate-local-stripe-state";
 const VERSION = 1;
 const SAVE_DELAY_MS = 100;
+/**
+ * What a restart does not need: the request log (up to 20,000 entries, for tests), delivery
+ * records and injected faults. Left out, the file stays the size of the objects themselves.
+ */
+const TRANSIENT = new Set(["requests", "webhookDeliveries", "faults"]);
 
 /**
- * Every field of the state, Maps as `{ $map: [[key, value], ...] }` (insertion order, which
+ * Every lasting field of the state, Maps as `{ $map: [[key, value], ...] }` (insertion order, which
  * is list order), arrays as they are. Values are JSON-shaped API objects.
  * @param {State} state
  */
@@ -26,6 +31,7 @@ export function serializeState(state) {
   /** @type {Record<string, unknown>} */
   const fields = {};
   for (const [name, value] of Object.entries(state)) {
+    if (TRANSIENT.has(name)) continue;
     if (value instanceof Map) fields[name] = { $map: [...value.entries()] };
     else if (value instanceof Set) fields[name] = { $set: [...value.values()] };
     else fields[name] = value;
