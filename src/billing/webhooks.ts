@@ -228,7 +228,10 @@ async function onInvoicePaid(
       id: invoice.id as string,
       accountId: account.id,
       credits: result.granted,
-      at: new Date(line.period.start * 1000).toISOString(),
+      // When the credits were added, as every other row: the period's start has only
+      // Stripe's one-second resolution and can sort below rows of the same second (the
+      // account's first grant, just before its Checkout).
+      at: new Date().toISOString(),
       // Renewals show what was paid and link their invoice.
       amountCents: invoice.amount_paid ?? 0,
       invoiceId: invoice.id ?? null,

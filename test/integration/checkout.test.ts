@@ -84,6 +84,12 @@ describe("plans through Stripe Checkout", () => {
     expect(view.subscription?.current_period_end).toMatch(/^\d{4}-\d\d-\d\dT/);
     expect(view.payment_method?.exp_year).toBeGreaterThan(2025);
     expect(await balanceOf(account)).toMatchObject({ monthly: 3_000, purchased: 0 });
+    // Newest first: the plan's grant tops the history, above the Free plan's first grant
+    // (which the same second can hold: Stripe's times have whole seconds only).
+    const history = await json<{ data: Array<{ type: string; credits: number }> }>(
+      await gateway("/v1/account/transactions?limit=2", { key: account.api_key }),
+    );
+    expect(history.data[0]).toMatchObject({ type: "monthly_grant", credits: 3_000 });
     // Checkout put the card on the subscription only; the gateway made it the customer's default.
     expect(await defaultCardOf(customer)).toMatch(/^pm_/);
     // A live subscription is changed in the portal, not with a second Checkout.
