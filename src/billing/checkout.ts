@@ -153,6 +153,30 @@ const idOf = (v: string | { id: string } | null | undefined) =>
   v ? (typeof v === "string" ? v : v.id) : null;
 
 /**
+ * A plan Checkout completed while the customer already had another live subscription (a race
+ * keepOnePlanSession cannot close: two sessions opened at the same moment, or one completed
+ * between another's creation and its list). Two subscriptions mean two charges; which one to
+ * keep and what to refund is the operator's call (cancelling one here would also move the
+ * account's plan through its `deleted` event), so it is logged for them, naming both.
+ */
+async function reportDuplicateSubscription(
+  stripe: Stripe,
+  customer: string,
+  subscription: Stripe.Subscription,
+): Promise<void> {
+  if (!LIVE_STATUSES.has(subscription.status)) return;
+  const subs = await stripe.subscriptions.list({ customer, status: "all", limit: 20 });
+  const others = subs.data.filter((s) => s.id !== subscription.id && LIVE_STATUSES.has(s.status));
+  if (others.length === 0) return;
+  console.error(
+    "duplicate subscription needs attention: cancel and refund one",
+    customer,
+    subscription.id,
+    others.map((s) => `${s.id} (${s.status})`).join(", "),
+  );
+}
+
+/**
  * `checkout.session.completed`: the card entered becomes the customer's default. Safe in any
  * order and any number of times: it re-reads Stripe and sets what Stripe says.
  */
@@ -170,6 +194,7 @@ export async function onCheckoutCompleted(
     const subscriptionId = idOf(session.subscription);
     if (!subscriptionId) return false;
     const subscription = await stripe.subscriptions.retrieve(subscriptionId);
+    await reportDuplicateSubscription(stripe, customer, subscription);
     paymentMethod = idOf(subscription.default_payment_method);
   } else if (session.mode === "setup") {
     const setupIntentId = idOf(session.setup_intent);
