@@ -496,6 +496,56 @@ export function registerBillingChecks(kit) {
     },
   );
 
+  check(
+    "checkout sessions listed by customer and status=open; expire: expired event, page refuses",
+    async () => {
+      const customer = await stripe.customers.create({ email: "two-tabs@example.com" });
+      const open = () =>
+        stripe.checkout.sessions.create({
+          mode: "subscription",
+          customer: customer.id,
+          line_items: [{ price: starter.id, quantity: 1 }],
+          success_url: "http://127.0.0.1:8787/done",
+        });
+      const first = await open();
+      const second = await open();
+      const listed = await stripe.checkout.sessions.list({
+        customer: customer.id,
+        status: "open",
+      });
+      assert.deepEqual(listed.data.map((s) => s.id).sort(), [first.id, second.id].sort());
+      const mark = await settled();
+      const expired = await stripe.checkout.sessions.expire(first.id);
+      assert.equal(expired.status, "expired");
+      assert.equal(expired.url, null);
+      await eventually(() => since(mark).includes("checkout.session.expired"), "expired event");
+      const event = received.slice(mark).find((r) => r.type === "checkout.session.expired")?.event;
+      assert.equal(event.data.object.id, first.id);
+      assert.deepEqual(
+        (await stripe.checkout.sessions.list({ customer: customer.id, status: "open" })).data.map(
+          (s) => s.id,
+        ),
+        [second.id],
+      );
+      assert.deepEqual(
+        (
+          await stripe.checkout.sessions.list({ customer: customer.id, status: "expired" })
+        ).data.map((s) => s.id),
+        [first.id],
+      );
+      // Expiring again is an error (only an open session can be expired).
+      const again = await rejection(stripe.checkout.sessions.expire(first.id));
+      assert.equal(again.statusCode, 400);
+      // The hosted page of the expired session says so and completes nothing.
+      const html = await (await fetch(String(first.url))).text();
+      assert.match(html, /This Checkout Session is <span id="status">expired<\/span>/);
+      const refused = await submit(String(first.url), { payment_method: "pm_card_visa" });
+      assert.match(decodeURIComponent(refused), /This Checkout Session is expired\./);
+      assert.equal((await stripe.subscriptions.list({ customer: customer.id })).data.length, 0);
+      assert.equal((await stripe.checkout.sessions.retrieve(first.id)).status, "expired");
+    },
+  );
+
   check("checkout mode=setup: SetupIntent succeeded with the card attached", async () => {
     const customer = await stripe.customers.create({ email: "setup@example.com" });
     const session = await stripe.checkout.sessions.create({

@@ -4,7 +4,7 @@
  * the card becomes the customer's default for later off-session purchases, and the plan then
  * runs through the subscription and invoice events like any other.
  */
-import type Stripe from "stripe";
+import Stripe from "stripe";
 import { sha256Hex } from "../crypto";
 import { getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
@@ -39,7 +39,45 @@ async function hasLiveSubscription(stripe: Stripe, customer: string): Promise<bo
   return subs.data.some((s) => LIVE_STATUSES.has(s.status));
 }
 
-/** `POST /v1/account/checkout`: a subscription-mode Checkout session for the plan's Price. */
+/**
+ * One open plan session per customer, so two tabs or a double click cannot end in two
+ * subscriptions and two charges. After `mine` is created, the customer's open subscription-mode
+ * sessions are listed; the newest (by `created`, then by id: `created` has one-second
+ * resolution) survives and the others are expired. Every request, however they interleave,
+ * picks the same survivor, so concurrent requests never expire each other's sessions all
+ * round. Returns the session to send the caller to: the survivor when it is for the same plan
+ * (a double click in one second may have made the other request's session the survivor), else
+ * `mine`. A session that completed or expired since the list cannot be expired: no error.
+ */
+async function keepOnePlanSession(
+  stripe: Stripe,
+  customer: string,
+  mine: Stripe.Checkout.Session,
+): Promise<Stripe.Checkout.Session> {
+  const open: Stripe.Checkout.Session[] = [];
+  for await (const s of stripe.checkout.sessions.list({ customer, status: "open", limit: 100 })) {
+    if (s.mode === "subscription") open.push(s);
+  }
+  const newer = (a: Stripe.Checkout.Session, b: Stripe.Checkout.Session) =>
+    a.created > b.created || (a.created === b.created && a.id > b.id);
+  const survivor = open.reduce((best, s) => (newer(s, best) ? s : best), mine);
+  for (const s of open) {
+    if (s.id === survivor.id) continue;
+    try {
+      await stripe.checkout.sessions.expire(s.id);
+    } catch (err) {
+      // Only an open session can be expired: this one completed or expired since the list.
+      if (err instanceof Stripe.errors.StripeInvalidRequestError) continue;
+      throw err;
+    }
+  }
+  return survivor.metadata?.plan === mine.metadata?.plan ? survivor : mine;
+}
+
+/**
+ * `POST /v1/account/checkout`: a subscription-mode Checkout session for the plan's Price. The
+ * customer's other open plan sessions are expired (keepOnePlanSession).
+ */
 export async function startPlanCheckout(
   env: Bindings,
   db: Db,
@@ -73,11 +111,16 @@ export async function startPlanCheckout(
       ? { idempotencyKey: await stripeKey(accountId, "checkout", idempotencyKey) }
       : undefined,
   );
-  if (!session.url) throw new Error(`checkout session ${session.id} has no url`);
-  return { ok: true, url: session.url };
+  const kept = await keepOnePlanSession(stripe, customer, session);
+  if (!kept.url) throw new Error(`checkout session ${kept.id} has no url`);
+  return { ok: true, url: kept.url };
 }
 
-/** `POST /v1/account/payment-method/setup`: a setup-mode Checkout session that adds a card. */
+/**
+ * `POST /v1/account/payment-method/setup`: a setup-mode Checkout session that adds a card.
+ * Older open setup sessions stay open: completing two only saves two cards (the last one
+ * becomes the default), nothing is charged.
+ */
 export async function startCardSetup(
   env: Bindings,
   db: Db,
@@ -110,6 +153,30 @@ const idOf = (v: string | { id: string } | null | undefined) =>
   v ? (typeof v === "string" ? v : v.id) : null;
 
 /**
+ * A plan Checkout completed while the customer already had another live subscription (a race
+ * keepOnePlanSession cannot close: two sessions opened at the same moment, or one completed
+ * between another's creation and its list). Two subscriptions mean two charges; which one to
+ * keep and what to refund is the operator's call (cancelling one here would also move the
+ * account's plan through its `deleted` event), so it is logged for them, naming both.
+ */
+async function reportDuplicateSubscription(
+  stripe: Stripe,
+  customer: string,
+  subscription: Stripe.Subscription,
+): Promise<void> {
+  if (!LIVE_STATUSES.has(subscription.status)) return;
+  const subs = await stripe.subscriptions.list({ customer, status: "all", limit: 20 });
+  const others = subs.data.filter((s) => s.id !== subscription.id && LIVE_STATUSES.has(s.status));
+  if (others.length === 0) return;
+  console.error(
+    "duplicate subscription needs attention: cancel and refund one",
+    customer,
+    subscription.id,
+    others.map((s) => `${s.id} (${s.status})`).join(", "),
+  );
+}
+
+/**
  * `checkout.session.completed`: the card entered becomes the customer's default. Safe in any
  * order and any number of times: it re-reads Stripe and sets what Stripe says.
  */
@@ -127,6 +194,7 @@ export async function onCheckoutCompleted(
     const subscriptionId = idOf(session.subscription);
     if (!subscriptionId) return false;
     const subscription = await stripe.subscriptions.retrieve(subscriptionId);
+    await reportDuplicateSubscription(stripe, customer, subscription);
     paymentMethod = idOf(subscription.default_payment_method);
   } else if (session.mode === "setup") {
     const setupIntentId = idOf(session.setup_intent);

@@ -9,7 +9,15 @@ import {
   json,
   type TestAccount,
 } from "../helpers/http";
-import { deliverSigned, type EmittedEvent, eventsFor, submitPage } from "../helpers/stripe";
+import { expectLogs } from "../helpers/logs";
+import {
+  attachCard,
+  chargesOf,
+  deliverSigned,
+  type EmittedEvent,
+  eventsFor,
+  submitPage,
+} from "../helpers/stripe";
 
 interface AccountBody {
   plan: string;
@@ -54,6 +62,16 @@ async function deliverAll(events: EmittedEvent[]) {
     expect(res.status, e.type).toBe(200);
     await res.arrayBuffer();
   }
+}
+
+async function subscriptionsOf(customer: string) {
+  const res = await fetch(
+    `${env.STRIPE_API_URL}/v1/subscriptions?customer=${customer}&status=all`,
+    {
+      headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` },
+    },
+  );
+  return (await json<{ data: Array<{ id: string; status: string }> }>(res)).data;
 }
 
 async function defaultCardOf(customer: string) {
@@ -115,6 +133,92 @@ describe("plans through Stripe Checkout", () => {
     });
     // Money rule 9: one cycle's grant, however many times and in whatever order.
     expect((await balanceOf(account)).monthly).toBe(8_000);
+  });
+
+  it("two Checkout sessions opened (two tabs, a double click): only one can be completed", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    const first = await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" });
+    const second = await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" });
+    // Opened in the same second, the second request may keep the first session (and expire
+    // its own); otherwise the first was expired: its page says so and refuses the card.
+    if (second !== first) {
+      const page = await fetch(first);
+      expect(await page.text()).toMatch(/This Checkout Session is <span id="status">expired</);
+      const refused = await completeCheckout(first);
+      expect(refused).toContain("error=");
+      expect(refused).not.toContain("checkout=subscribed");
+    }
+    expect(await completeCheckout(second)).toContain("checkout=subscribed");
+    const events = await eventsFor(customer);
+    expect(events.filter((e) => e.type === "checkout.session.expired")).toHaveLength(1);
+    expect(events.filter((e) => e.type === "checkout.session.completed")).toHaveLength(1);
+    await deliverAll(events);
+    const subs = await subscriptionsOf(customer);
+    expect(subs.map((s) => s.status)).toEqual(["active"]);
+    expect(await chargesOf(customer)).toHaveLength(1);
+    expect(await accountOf(account)).toMatchObject({
+      plan: "starter",
+      subscription: { status: "active" },
+    });
+    expect((await balanceOf(account)).monthly).toBe(3_000);
+  });
+
+  it("the same request retried (one Idempotency-Key) keeps its session open", async () => {
+    const account = await createAccount("free");
+    const open = () =>
+      gateway("/v1/account/checkout", {
+        method: "POST",
+        key: account.api_key,
+        headers: { "Idempotency-Key": "double-click-1" },
+        body: JSON.stringify({ plan: "starter" }),
+      });
+    const a = await json<{ url: string }>(await open());
+    const b = await json<{ url: string }>(await open());
+    expect(b.url).toBe(a.url);
+    expect(await completeCheckout(a.url)).toContain("checkout=subscribed");
+  });
+
+  it("a second session a second later always expires the first", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    const first = await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" });
+    await new Promise((r) => setTimeout(r, 1_100));
+    const second = await checkoutUrl(account, "/v1/account/checkout", { plan: "pro" });
+    expect(second).not.toBe(first);
+    expect(await completeCheckout(first)).toContain("error=");
+    expect(await completeCheckout(second)).toContain("checkout=subscribed");
+    await deliverAll(await eventsFor(customer));
+    expect((await subscriptionsOf(customer)).map((s) => s.status)).toEqual(["active"]);
+    expect(await chargesOf(customer)).toHaveLength(1);
+    expect((await accountOf(account)).plan).toBe("pro");
+  });
+
+  it("a plan Checkout completed beside another live subscription is logged for the operator", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    const url = await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" });
+    // The race keepOnePlanSession cannot close: a subscription made while the session is open.
+    await attachCard(account);
+    const res = await fetch(`${env.STRIPE_API_URL}/v1/subscriptions`, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${env.STRIPE_SECRET_KEY}`,
+        "Content-Type": "application/x-www-form-urlencoded",
+      },
+      body: new URLSearchParams({
+        customer,
+        "items[0][price]": env.STRIPE_PRICE_STARTER as string,
+      }),
+    });
+    const other = await json<{ id: string; status: string }>(res);
+    expect(other.status).toBe("active");
+    expect(await completeCheckout(url)).toContain("checkout=subscribed");
+    const logs = expectLogs([/^duplicate subscription needs attention/]);
+    await deliverAll(await eventsFor(customer));
+    expect(logs.lines.length).toBeGreaterThan(0);
+    expect(logs.lines[0]).toContain(other.id);
+    expect((await subscriptionsOf(customer)).map((s) => s.status)).toEqual(["active", "active"]);
   });
 
   // …0002 is declined when it is saved, …0341 when the first invoice is charged: either way

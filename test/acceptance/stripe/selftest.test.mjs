@@ -589,6 +589,44 @@ describe("the server through the stripe SDK", () => {
     assert.ok((await stripe.checkout.sessions.list({ customer: customer.id })).data.length >= 3);
   });
 
+  test("Checkout: sessions listed by customer and status=open; an expired one emits checkout.session.expired and its hosted page refuses", async () => {
+    const customer = await stripe.customers.create({ email: "tabs@example.com" });
+    const plan = (await stripe.prices.list({ lookup_keys: ["plan"] })).data[0];
+    const open = () =>
+      stripe.checkout.sessions.create({
+        mode: "subscription",
+        customer: customer.id,
+        line_items: [{ price: plan.id, quantity: 1 }],
+        success_url: "http://x.test/ok",
+      });
+    const first = await open();
+    const second = await open();
+    const listed = await stripe.checkout.sessions.list({ customer: customer.id, status: "open" });
+    assert.deepEqual(listed.data.map((s) => s.id).sort(), [first.id, second.id].sort());
+    const expired = await stripe.checkout.sessions.expire(first.id);
+    assert.deepEqual([expired.status, expired.url], ["expired", null]);
+    const events = await stripe.events.list({ type: "checkout.session.expired", limit: 10 });
+    assert.ok(events.data.some((e) => /** @type {any} */ (e.data.object).id === first.id));
+    assert.deepEqual(
+      (await stripe.checkout.sessions.list({ customer: customer.id, status: "open" })).data.map(
+        (s) => s.id,
+      ),
+      [second.id],
+    );
+    await rejects(() => stripe.checkout.sessions.expire(first.id), "StripeInvalidRequestError");
+    const page = await fetch(/** @type {string} */ (first.url));
+    assert.equal(page.status, 410);
+    assert.match(await page.text(), /data-status="expired"/);
+    const refused = await fetch(/** @type {string} */ (first.url), {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: "card_number=4242424242424242&exp_month=12&exp_year=2030&cvc=123",
+      redirect: "manual",
+    });
+    assert.equal(refused.status, 410);
+    assert.equal((await stripe.subscriptions.list({ customer: customer.id })).data.length, 0);
+  });
+
   test("requests the server received from the SDK were all well-formed (the malformed ones were this file's on purpose)", () => {
     const malformed = server.requests
       .filter((r) => r.malformed)
