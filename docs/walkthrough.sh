@@ -8,7 +8,7 @@ set -u
 cd "$(dirname "$0")/.."
 export KEY=$(node -p 'require("./.wrangler/state/demo-account.json").api_key')
 export ACCT=$(node -p 'require("./.wrangler/state/demo-account.json").id')
-export G=${G:-http://127.0.0.1:8787} ADMIN="Authorization: Bearer ${ADMIN_TOKEN:-dev-admin-token}" JSON="Content-Type: application/json"
+export G=${G:-$(node -p 'require("./.wrangler/state/local-stack.json").gatewayUrl')} ADMIN="Authorization: Bearer ${ADMIN_TOKEN:-dev-admin-token}" JSON="Content-Type: application/json"
 
 run() { # prints "$ <command>" and what it wrote (CRs dropped)
   printf '$ %s\n' "$1"
@@ -29,7 +29,7 @@ run 'curl -s -X POST $G/admin/accounts/$ACCT/payment-method -H "$ADMIN" -H "$JSO
 run 'curl -s -X POST $G/admin/accounts/$ACCT/credits -H "$ADMIN" -H "$JSON" -d '\''{"monthly":101,"reason":"demo: back to 101"}'\'''
 run 'curl -s -X PUT $G/v1/account/auto-recharge -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"enabled":true,"package":"credits_1000"}'\'''
 run 'curl -si $G/v1/classify -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"title":"Trail running shoes"}'\'''
-sleep 2
+run 'sleep 2     # the queue consumer and the webhooks are asynchronous'
 run 'curl -s $G/v1/account/balance -H "Authorization: Bearer $KEY"'
 run 'curl -s "$G/v1/account/transactions?limit=1" -H "Authorization: Bearer $KEY"'
 run 'curl -s $G/admin/accounts/$ACCT/emails -H "$ADMIN"'
@@ -43,7 +43,7 @@ run "curl -si -X POST \$G/v1/account/top-ups -H \"Authorization: Bearer $CI_KEY\
 section top-up-and-limits
 run 'curl -s $G/v1/account/limits -H "Authorization: Bearer $KEY"'
 run 'curl -si -X POST $G/v1/account/top-ups -H "Authorization: Bearer $KEY" -H "$JSON" -H "Idempotency-Key: topup-2026-12-01-1" -d '\''{"package":"credits_3000"}'\'''
-sleep 2
+run 'sleep 2     # the queue consumer and the webhooks are asynchronous'
 run 'curl -si -X POST $G/v1/account/top-ups -H "Authorization: Bearer $KEY" -H "$JSON" -H "Idempotency-Key: topup-2026-12-01-1" -d '\''{"package":"credits_3000"}'\''     # a retry, seconds later'
 run 'curl -s -X PUT $G/v1/account/limits -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"monthly_spend_limit_cents":3000}'\'''
 run 'curl -si -X POST $G/v1/account/top-ups -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"package":"credits_1000"}'\'''
@@ -58,10 +58,10 @@ run 'curl -si $G/v1/categories -H "Authorization: Bearer $KEY" | grep -i ratelim
 
 section pause
 run 'curl -s -X POST $G/admin/accounts/$ACCT/credits -H "$ADMIN" -H "$JSON" -d '\''{"purchased":-4000,"reason":"demo: down to 100"}'\'''
-sleep 1
+run 'sleep 1     # the queue consumer and the webhooks are asynchronous'
 run 'curl -s $G/v1/account/auto-recharge -H "Authorization: Bearer $KEY"     # 2,400 + 700 > 3,000'
 run 'curl -s -X PUT $G/v1/account/limits -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"monthly_spend_limit_cents":20000}'\'''
-sleep 2
+run 'sleep 2     # the queue consumer and the webhooks are asynchronous'
 run 'curl -s $G/v1/account/balance -H "Authorization: Bearer $KEY"     # raised: it resumed at once'
 run 'curl -s "$G/admin/accounts/$ACCT/emails" -H "$ADMIN" | node -p '\''JSON.parse(require("fs").readFileSync(0)).data.map((e) => e.subject).join("\n")'\'''
 
@@ -72,7 +72,7 @@ run 'curl -s -X PUT $G/v1/account/alerts -H "Authorization: Bearer $KEY" -H "$JS
 run 'curl -s -X POST $G/admin/accounts/$ACCT/credits -H "$ADMIN" -H "$JSON" -d '\''{"purchased":-599,"reason":"demo: down to 501"}'\'''
 run 'curl -s -o /dev/null -D - $G/v1/classify -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"title":"Trail running shoes"}'\'' | grep X-Credits-Remaining'
 run 'curl -s -o /dev/null -D - $G/v1/classify -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"title":"Trail running shoes"}'\'' | grep X-Credits-Remaining'
-sleep 1
+run 'sleep 1     # the queue consumer and the webhooks are asynchronous'
 run 'curl -s "$G/admin/accounts/$ACCT/emails" -H "$ADMIN" | node -p '\''JSON.stringify(JSON.parse(require("fs").readFileSync(0)).data.filter((e) => e.kind === "low_balance"))'\''     # one, at 500; none at 499'
 
 section last-full-key
@@ -90,7 +90,7 @@ export FREE_KEY=$(node -p "($NEW).api_key")
 URL=$(curl -s -X POST $G/v1/account/checkout -H "Authorization: Bearer $FREE_KEY" -H "$JSON" -d '{"plan":"starter"}' | tee /tmp/walkthrough-checkout.json | node -p 'JSON.parse(require("fs").readFileSync(0)).url')
 printf '$ %s\n%s\n\n' 'curl -s -X POST $G/v1/account/checkout -H "Authorization: Bearer $FREE_KEY" -H "$JSON" -d '\''{"plan":"starter"}'\''' "$(cat /tmp/walkthrough-checkout.json)"
 run "curl -s -o /dev/null -w '%{http_code} %{redirect_url}\n' -X POST $URL -d payment_method=pm_card_visa     # the hosted page's form, as a browser posts it"
-sleep 3
+run 'sleep 3     # the queue consumer and the webhooks are asynchronous'
 run 'curl -s $G/v1/account -H "Authorization: Bearer $FREE_KEY"'
 run 'curl -s "$G/v1/account/transactions?limit=1" -H "Authorization: Bearer $FREE_KEY"'
 run 'curl -s -X POST $G/v1/account/checkout -H "Authorization: Bearer $FREE_KEY" -H "$JSON" -d '\''{"plan":"pro"}'\'''
