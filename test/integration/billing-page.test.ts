@@ -880,6 +880,12 @@ describe("the rest of the page", () => {
     });
   });
 
+  it("offers no Revoke for the last full key, and says why", async () => {
+    const { html } = await signedIn();
+    expect(html).not.toMatch(/\/keys\/[^/"]+\/revoke/);
+    expect(html).toContain("Kept: the last full key (create another to revoke it)");
+  });
+
   it("creates a key shown once, and keeps the last active key", async () => {
     const { account, cookie, html } = await signedIn();
     const csrf = tokenFor(html, "/account/billing/keys");

@@ -351,7 +351,11 @@ const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) =
     ) : (
       <div class="table-scroll">
         <table id="transactions" class="stack">
-          <caption class="muted">The latest {transactions.length}, newest first</caption>
+          <caption class="muted">
+            {transactions.length === 1
+              ? "The latest transaction"
+              : `The latest ${transactions.length}, newest first`}
+          </caption>
           <thead>
             <tr>
               <th scope="col">Date</th>
@@ -377,6 +381,13 @@ const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) =
 );
 
 const keyLabel = (k: ListedKey) => k.name ?? `${k.prefix}…${k.last4}`;
+
+/** The account's only active `full` key, which cannot be revoked. */
+function isLastFull(keys: ListedKey[], key: ListedKey): boolean {
+  return (
+    key.scope === "full" && keys.filter((k) => k.scope === "full" && !k.revoked_at).length === 1
+  );
+}
 
 const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }> = ({
   keys,
@@ -419,7 +430,10 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
                 </span>
               </td>
               <td data-label="Action" class="action">
-                {k.revoked_at ? null : (
+                {k.revoked_at ? null : isLastFull(keys, k) ? (
+                  // Revoking it is refused (money rule 11): say so instead of offering it.
+                  <span class="muted">Kept: the last full key (create another to revoke it)</span>
+                ) : (
                   <form method="post" action={`${BILLING_PATH}/keys/${k.id}/revoke`}>
                     <Csrf token={token} />
                     <button type="submit" class="danger" aria-label={`Revoke key ${keyLabel(k)}`}>
