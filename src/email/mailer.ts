@@ -32,9 +32,10 @@ export function cloudflareMailer(binding: SendEmail): Mailer {
 }
 
 /**
- * Records the email in D1 (its `secret`, if any, redacted), then sends it once. A failed send is recorded (status `failed`,
- * with the error) rather than thrown: the money has already moved, and the reconciler retries
- * failed emails. Safe to call again for the same ref.
+ * Records the email in D1 (its `secret`, if any, redacted), then sends it once. A failed send
+ * is recorded (status `failed`, with the error) rather than thrown: the money has already
+ * moved, and the reconciler retries failed emails (not redacted ones). Safe to call again for
+ * the same ref.
  */
 export async function sendEmailOnce(
   env: Pick<Bindings, "EMAIL" | "EMAIL_FROM">,

@@ -57,7 +57,7 @@ export interface ReconcileReport {
   /** Could not be settled automatically: for an operator. */
   attention: Array<{ id: string; reason: string }>;
   emailsRetried: number;
-  /** Sign-up emails deleted: their link has expired, and they may hold it. */
+  /** Sign-up emails deleted: older than their link's lifetime, they are of no use. */
   signupEmailsPurged: number;
   /** Refunds of failed upstream calls owed since they could not reach the ledger: applied now. */
   refundsApplied: string[];
