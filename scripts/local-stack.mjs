@@ -95,6 +95,7 @@ export async function startLocalStack(options = {}) {
     SESSION_SECRET: env.SESSION_SECRET ?? `local-session-${adminToken}`,
     // Sign-up is on locally; its emails are listed by GET /admin/signup-emails.
     SIGNUP_ENABLED: env.SIGNUP_ENABLED ?? "true",
+    SIGNUP_STORE_LINKS: env.SIGNUP_STORE_LINKS ?? "true",
   };
   if (stripeUrl) vars.STRIPE_API_URL = stripeUrl;
   Object.assign(vars, localStripeEnv);

@@ -40,6 +40,8 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
     UPSTREAM?: Fetcher;
     /** `"true"` turns self-service sign-up on (wrangler.toml [vars] default: `"false"`). */
     SIGNUP_ENABLED?: string;
+    /** `"true"` stores sign-up emails with their links, for local development (default `"false"`). */
+    SIGNUP_STORE_LINKS?: string;
   };
 
 export interface Variables {

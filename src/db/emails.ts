@@ -1,9 +1,12 @@
 /** The `emails` table: every email we send, kept so support and local users can see it. */
-import { and, desc, eq, inArray, lt, or } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, notLike, or } from "drizzle-orm";
 import type { Db } from "./client";
 import { emails } from "./schema";
 
 export type EmailRow = typeof emails.$inferSelect;
+
+/** What a stored email holds in place of a secret it carried (a sign-up link's token). */
+export const REDACTED = "[redacted]";
 
 /** Creates the row for `ref` once; later calls find the first one. */
 export async function ensureEmail(
@@ -75,16 +78,22 @@ export async function markEmailFailed(db: Db, id: string, error: string): Promis
     .where(eq(emails.id, id));
 }
 
-/** Emails to try again: failed ones, and claims whose sender died. */
+/**
+ * Emails to try again: failed ones, and claims whose sender died. Not those stored redacted:
+ * their row no longer holds what was to be sent.
+ */
 export function emailsToRetry(db: Db, limit: number, now = Date.now()): Promise<EmailRow[]> {
   const stale = new Date(now - EMAIL_CLAIM_MS).toISOString();
   return db
     .select()
     .from(emails)
     .where(
-      or(
-        eq(emails.status, "failed"),
-        and(eq(emails.status, "sending"), lt(emails.claimedAt, stale)),
+      and(
+        or(
+          eq(emails.status, "failed"),
+          and(eq(emails.status, "sending"), lt(emails.claimedAt, stale)),
+        ),
+        notLike(emails.textBody, `%${REDACTED}%`),
       ),
     )
     .limit(limit)
@@ -117,4 +126,29 @@ export function listEmails(db: Db, accountId: string, limit: number, to: string 
     .orderBy(desc(emails.createdAt))
     .limit(limit)
     .all();
+}
+
+/**
+ * Deletes up to `max` of an account's emails recorded before `before` (unix ms); how many.
+ * Keeps the sign-up emails, which are of no use once their link has expired, bounded.
+ */
+export async function purgeEmailsBefore(
+  db: Db,
+  accountId: string,
+  before: number,
+  max: number,
+): Promise<number> {
+  const old = db
+    .select({ id: emails.id })
+    .from(emails)
+    .where(
+      and(eq(emails.accountId, accountId), lt(emails.createdAt, new Date(before).toISOString())),
+    )
+    .limit(max);
+  const deleted = await db
+    .delete(emails)
+    .where(inArray(emails.id, old))
+    .returning({ id: emails.id })
+    .all();
+  return deleted.length;
 }

@@ -102,7 +102,10 @@ export const transactions = sqliteTable(
   (t) => [index("transactions_account_created_idx").on(t.accountId, t.createdAt, t.id)],
 );
 
-/** Every email we send, kept so support and local users can see what went out and why. */
+/**
+ * Every email we send, kept so support and local users can see what went out and why; a
+ * sign-up link's token is stored redacted, and sign-up emails are deleted after 30 minutes.
+ */
 export const emails = sqliteTable(
   "emails",
   {

@@ -1,7 +1,7 @@
 import Stripe from "stripe";
 import { stripeConfigured, stripeFor } from "../billing/stripe-client";
 import { dbFor } from "../db/client";
-import { emailsToRetry } from "../db/emails";
+import { emailsToRetry, purgeEmailsBefore } from "../db/emails";
 import {
   chargeOf,
   deletePendingRefund,
@@ -17,6 +17,7 @@ import {
 import { sendEmailOnce } from "../email/mailer";
 import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
+import { EMAIL_RETENTION_MS, SIGNUP_EMAIL_ACCOUNT } from "../signup/config";
 import { processRecharge } from "./consumer";
 import { jobFromTransaction } from "./messages";
 import { findInvoice, outcomeOfInvoice, purchaseKeys } from "./payments";
@@ -56,6 +57,8 @@ export interface ReconcileReport {
   /** Could not be settled automatically: for an operator. */
   attention: Array<{ id: string; reason: string }>;
   emailsRetried: number;
+  /** Sign-up emails deleted: older than their link's lifetime, they are of no use. */
+  signupEmailsPurged: number;
   /** Refunds of failed upstream calls owed since they could not reach the ledger: applied now. */
   refundsApplied: string[];
   /** Refunds still owed after this run (the ledger is still unreachable). */
@@ -85,6 +88,7 @@ export async function reconcile(
     grantsRepaired: [],
     attention: [],
     emailsRetried: 0,
+    signupEmailsPurged: 0,
     refundsApplied: [],
     refundsOutstanding: 0,
   };
@@ -131,6 +135,13 @@ export async function reconcile(
     }
   }
 
+  // Before the retries: an expired link is not worth sending.
+  report.signupEmailsPurged = await purgeEmailsBefore(
+    db,
+    SIGNUP_EMAIL_ACCOUNT,
+    now - EMAIL_RETENTION_MS,
+    BATCH * 10,
+  );
   for (const e of await emailsToRetry(db, BATCH, now)) {
     const result = await sendEmailOnce(env, db, {
       ref: e.ref,

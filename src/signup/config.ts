@@ -6,6 +6,15 @@ export function signupEnabled(env: Pick<Bindings, "SIGNUP_ENABLED">): boolean {
   return env.SIGNUP_ENABLED === "true";
 }
 
+/**
+ * `SIGNUP_STORE_LINKS = "true"` keeps sign-up emails whole in D1, links included, so that
+ * `GET /admin/signup-emails` shows them: for local development without a mail server only.
+ * Anything else (the default) stores them with the link's token redacted.
+ */
+export function signupStoresLinks(env: Pick<Bindings, "SIGNUP_STORE_LINKS">): boolean {
+  return env.SIGNUP_STORE_LINKS === "true";
+}
+
 /** How long an emailed link works. */
 export const LINK_TTL_MS = 30 * 60_000;
 /** Random base62 characters in a link's token: 32 × log2(62) ≈ 190 bits. */
@@ -20,6 +29,8 @@ export const PURGE_BATCH = 20;
 
 /** Sign-up emails have no account yet: they are recorded under this account id. */
 export const SIGNUP_EMAIL_ACCOUNT = "signup";
+/** Sign-up emails are deleted (by the reconciler's cron) once their link has expired. */
+export const EMAIL_RETENTION_MS = LINK_TTL_MS;
 export const EMAIL_KINDS = { link: "signup_link", existing: "signup_existing_account" } as const;
 
 export const SIGN_UP_PATH = "/account/sign-up";

@@ -5,7 +5,8 @@
  *   link opens: a button whose post uses the link, creates the account, signs in and redirects
  *   to the Billing page, which shows the first key once);
  * - `GET /admin/signup-emails?email=` (operators): the sign-up emails, which have no account
- *   to be listed under, so that a local run needs no mail server.
+ *   to be listed under, their links' tokens redacted; with SIGNUP_STORE_LINKS (local
+ *   development only) whole, so that a local run needs no mail server.
  */
 import { type Context, Hono } from "hono";
 import { deleteCookie } from "hono/cookie";

@@ -34,6 +34,7 @@ import {
   PURGE_BATCH,
   RETENTION_MS,
   SIGNUP_EMAIL_ACCOUNT,
+  signupStoresLinks,
   TOKEN_LENGTH,
   TOKEN_PATTERN,
 } from "./config";
@@ -96,14 +97,16 @@ export async function requestSignup(
         link: `${input.origin}${CONFIRM_PATH}?token=${token}`,
         expiresInMinutes: LINK_TTL_MS / 60_000,
       });
-  // A failed send is recorded (and retried by the reconciler), never reported to the client:
-  // the answer must not depend on the address.
+  // A failed send is recorded, never reported to the client: the answer must not depend on
+  // the address. The stored copy has the token redacted (links are hashed at rest), so a failed
+  // link is not retried: asking again sends a new one. SIGNUP_STORE_LINKS keeps it whole.
   await sendEmailOnce(env, db, {
     ref: `signup:${tokenHash}`,
     accountId: SIGNUP_EMAIL_ACCOUNT,
     kind: exists ? EMAIL_KINDS.existing : EMAIL_KINDS.link,
     to: email,
     ...message,
+    secret: signupStoresLinks(env) ? undefined : token,
   });
   return { ok: true };
 }

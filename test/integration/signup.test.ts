@@ -4,8 +4,11 @@ import { eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { sha256Hex } from "../../src/crypto";
 import { dbFor } from "../../src/db/client";
+import { emailsToRetry } from "../../src/db/emails";
 import { accounts, emails, signupTokens } from "../../src/db/schema";
+import type { Bindings } from "../../src/env";
 import worker from "../../src/index";
+import { reconcile } from "../../src/recharge/reconciler";
 import {
   ADMIN_TOKEN,
   admin,
@@ -105,15 +108,55 @@ async function signupEmails(email: string) {
     .data;
 }
 
-/** Asks for a link through the API and reads it back from the operator listing. */
+type SentEmail = { to: string; subject: string; text: string };
+
+/**
+ * The test environment with a mail server of the test's own, recording what the worker gives
+ * `env.EMAIL.send` (or failing with `fail`), and the messages it got.
+ */
+function withMailbox(fail?: (message: SentEmail) => Error, overrides: Partial<Bindings> = {}) {
+  const sent: SentEmail[] = [];
+  const EMAIL = {
+    async send(message: unknown) {
+      sent.push(message as SentEmail);
+      if (fail) throw fail(message as SentEmail);
+      return { messageId: "m" };
+    },
+  } as unknown as SendEmail;
+  return { env: { ...env, ...overrides, EMAIL } as Bindings, sent };
+}
+
+/** Asks for a link through the API and reads it from the email as sent (not from D1). */
 async function requestLink(email = freshEmail(), ip = freshIp()): Promise<string> {
-  const res = await apiSignup(email, ip);
+  const mailbox = withMailbox();
+  const res = await gateway("/v1/signup", {
+    method: "POST",
+    headers: { "CF-Connecting-IP": ip },
+    body: JSON.stringify({ email }),
+    env: mailbox.env,
+  });
   expect(res.status).toBe(202);
   await res.arrayBuffer();
-  const [latest] = await signupEmails(email);
-  const token = TOKEN_IN_LINK.exec(latest?.text ?? "")?.[1];
-  expect(token, "a sign-up link in the email").toBeDefined();
+  const message = mailbox.sent.findLast((m) => m.to === email);
+  const token = TOKEN_IN_LINK.exec(message?.text ?? "")?.[1];
+  expect(token, "a sign-up link in the email sent").toBeDefined();
   return token ?? "";
+}
+
+/** Every row of every table in D1, as one string: what a dump of the database would hold. */
+async function everyD1Row(): Promise<string> {
+  const all = await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all<{
+    name: string;
+  }>();
+  const tables = all.results.filter((t) => !/^(_cf_|sqlite_)/.test(t.name));
+  expect(tables.map((t) => t.name)).toEqual(
+    expect.arrayContaining(["emails", "signup_tokens", "accounts"]),
+  );
+  const dump: unknown[] = [];
+  for (const { name } of tables) {
+    dump.push(name, (await env.DB.prepare(`SELECT * FROM "${name}"`).all()).results);
+  }
+  return JSON.stringify(dump);
 }
 
 /** Opens the link as a browser would: the confirm page, its cookie and its form token. */
@@ -173,7 +216,14 @@ describe("asking for a sign-up link", () => {
     }
     const [freshMail] = await signupEmails(fresh);
     expect(freshMail?.kind).toBe("signup_link");
-    expect(freshMail?.text).toMatch(TOKEN_IN_LINK);
+    // The link goes out; the stored copy has its token redacted.
+    const sentLink = send.mock.calls.map(([m]) => m as unknown as SentEmail)[1];
+    expect(sentLink?.text).toMatch(TOKEN_IN_LINK);
+    expect(freshMail?.text).not.toMatch(TOKEN_IN_LINK);
+    expect(freshMail?.text).toContain("/account/sign-up/confirm?token=[redacted]\n");
+    expect(freshMail?.text).toBe(
+      sentLink?.text.replace(TOKEN_IN_LINK, "/account/sign-up/confirm?token=[redacted]"),
+    );
     expect(freshMail?.text).toContain("30 minutes");
     expect(freshMail?.text).toContain("If you did not ask for this, ignore this email");
     const rows = await db
@@ -510,7 +560,23 @@ describe("the emailed link", () => {
     expect(await accountsWithEmail(email)).toHaveLength(0);
   });
 
-  it("is stored only as a hash: the raw token is in no signup_tokens row", async () => {
+  it("is stored only as a hash: the raw token is in no D1 row, yet the link works", async () => {
+    const email = freshEmail();
+    const token = await requestLink(email);
+    const dump = await everyD1Row();
+    expect(dump).toContain(email);
+    expect(dump).toContain(await sha256Hex(token));
+    expect(dump).not.toContain(token);
+    const [stored] = await signupEmails(email);
+    expect(stored?.text).toContain("/account/sign-up/confirm?token=[redacted]");
+    const res = await confirm(token);
+    expect(res.status).toBe(303);
+    await res.arrayBuffer();
+    expect(await accountsWithEmail(email)).toHaveLength(1);
+    expect(await everyD1Row()).not.toContain(token);
+  });
+
+  it("keeps only a hash in signup_tokens, and no client address", async () => {
     const email = freshEmail();
     const token = await requestLink(email);
     expect(token).toMatch(/^[0-9A-Za-z]{32}$/);
@@ -708,5 +774,93 @@ describe("the operator listing", () => {
     expect(all.data.some((e) => e.to === email)).toBe(true);
     const rows = await db.select().from(emails).where(eq(emails.toAddress, email)).all();
     expect(rows.map((r) => r.accountId)).toEqual(["signup"]);
+  });
+});
+
+describe("stored sign-up emails", () => {
+  it("a failed send stores neither the token nor an error echoing it, and is not retried", async () => {
+    const logs = expectLogs([/^email send failed signup:[0-9a-f]{64} Error: refused: /]);
+    const mailbox = withMailbox((m) => new Error(`refused: ${m.text}`));
+    const email = freshEmail();
+    const res = await gateway("/v1/signup", {
+      method: "POST",
+      headers: { "CF-Connecting-IP": freshIp() },
+      body: JSON.stringify({ email }),
+      env: mailbox.env,
+    });
+    expect(res.status).toBe(202);
+    await res.arrayBuffer();
+    const token = TOKEN_IN_LINK.exec(mailbox.sent[0]?.text ?? "")?.[1] ?? "";
+    expect(token, "the link was in the email tried").toMatch(/^[0-9A-Za-z]{32}$/);
+    expect(logs.lines.join("\n")).not.toContain(token);
+    const [row] = await db.select().from(emails).where(eq(emails.toAddress, email)).all();
+    expect(row?.status).toBe("failed");
+    expect(row?.error).toContain("token=[redacted]");
+    expect(await everyD1Row()).not.toContain(token);
+    // Its row cannot send the link again, so the reconciler leaves it (asking again sends one).
+    const retry = await emailsToRetry(db, 10_000, Date.now());
+    expect(retry.map((r) => r.id)).not.toContain(row?.id);
+  });
+
+  it("with SIGNUP_STORE_LINKS on (local development), the listing shows the link", async () => {
+    const mailbox = withMailbox(undefined, { SIGNUP_STORE_LINKS: "true" });
+    const email = freshEmail();
+    const res = await gateway("/v1/signup", {
+      method: "POST",
+      headers: { "CF-Connecting-IP": freshIp() },
+      body: JSON.stringify({ email }),
+      env: mailbox.env,
+    });
+    expect(res.status).toBe(202);
+    await res.arrayBuffer();
+    const [listed] = await signupEmails(email);
+    const token = TOKEN_IN_LINK.exec(listed?.text ?? "")?.[1] ?? "";
+    expect(token).toMatch(/^[0-9A-Za-z]{32}$/);
+    expect(listed?.text).toBe(mailbox.sent.find((m) => m.to === email)?.text);
+    const confirmed = await confirm(token);
+    expect(confirmed.status).toBe(303);
+    await confirmed.arrayBuffer();
+    expect(await accountsWithEmail(email)).toHaveLength(1);
+  });
+
+  it("are deleted by the reconciler once their link has expired; other emails stay", async () => {
+    const email = freshEmail();
+    await requestLink(email);
+    const [fresh] = await db.select().from(emails).where(eq(emails.toAddress, email)).all();
+    const at = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+    const old = { kind: "signup_link", toAddress: email, subject: "s", textBody: "t" };
+    await db.insert(emails).values([
+      {
+        ...old,
+        id: `em_old_${crypto.randomUUID()}`,
+        ref: `signup:old:${email}`,
+        accountId: "signup",
+        createdAt: at(31 * 60_000),
+      },
+      {
+        ...old,
+        id: `em_acct_${crypto.randomUUID()}`,
+        ref: `acct:old:${email}`,
+        accountId: "acct_kept",
+        createdAt: at(31 * 60_000),
+      },
+    ]);
+    const report = await reconcile(env);
+    expect(report.signupEmailsPurged).toBeGreaterThanOrEqual(1);
+    const left = await db.select().from(emails).where(eq(emails.toAddress, email)).all();
+    expect(left.map((r) => r.ref).sort()).toEqual([`acct:old:${email}`, fresh?.ref].sort());
+    // Just inside the link's lifetime: kept.
+    await db
+      .update(emails)
+      .set({ createdAt: at(29 * 60_000) })
+      .where(eq(emails.ref, fresh?.ref ?? ""));
+    await reconcile(env);
+    expect(
+      await db
+        .select()
+        .from(emails)
+        .where(eq(emails.ref, fresh?.ref ?? ""))
+        .all(),
+    ).toHaveLength(1);
   });
 });
