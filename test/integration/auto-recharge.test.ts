@@ -283,11 +283,12 @@ describe("failed payments (money rule 6)", () => {
         expect(await emailsOf(account.id)).toMatchObject([{ kind: mailKind, status: "sent" }]),
       );
       const customer = account.stripe_customer_id as string;
-      // One invoice, one attempt to pay it, nothing charged.
+      // One invoice, one attempt to pay it, nothing charged; a decline's invoice is voided (no
+      // one can pay it later), one waiting for the customer stays open for them.
       expect(await payCalls(customer)).toHaveLength(1);
       const invoices = await invoicesOf(customer);
       expect(invoices).toHaveLength(1);
-      expect(invoices[0]?.status).toBe("open");
+      expect(invoices[0]?.status).toBe(status === "failed" ? "void" : "open");
       expect(await chargesOf(customer)).toEqual([]);
 
       // Service stops when credits reach zero.
