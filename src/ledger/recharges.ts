@@ -57,10 +57,18 @@ export function pendingRecharges(sql: SqlStorage): RechargeView[] {
     .map(rechargeView);
 }
 
+/**
+ * Whether an auto-recharge is in flight: pending, or waiting for the customer to authenticate
+ * (`requires_action`: its invoice is still payable, so a second one would mean two charges for
+ * one low balance). At most one at a time (money rule 10). One indexed lookup
+ * (`recharges_in_flight`, whose WHERE this query repeats word for word so SQLite uses it).
+ */
 export function hasPendingAutoRecharge(sql: SqlStorage): boolean {
   return (
     sql
-      .exec("SELECT 1 FROM recharges WHERE kind = 'auto_recharge' AND status = 'pending' LIMIT 1")
+      .exec(
+        "SELECT 1 FROM recharges WHERE kind = 'auto_recharge' AND status IN ('pending', 'requires_action') LIMIT 1",
+      )
       .toArray().length > 0
   );
 }
@@ -188,7 +196,10 @@ export function recordLowBalanceAlert(sql: SqlStorage, s: StateRow, now: number)
   return notice;
 }
 
-/** A paid recharge: succeeded, and the account's last failure cleared. */
+/**
+ * A paid recharge: succeeded, and the account's last failure cleared, unless that names
+ * another recharge still waiting for the customer (its payment link stays on the settings).
+ */
 export function markSucceeded(sql: SqlStorage, rechargeId: string, now: number): void {
   sql.exec(
     "UPDATE recharges SET status = 'succeeded', settled_at = ?, failure_code = NULL WHERE id = ?",
@@ -197,7 +208,11 @@ export function markSucceeded(sql: SqlStorage, rechargeId: string, now: number):
   );
   sql.exec(
     `UPDATE state SET last_failure_at = NULL, last_failure_code = NULL, last_failure_message = NULL,
-       last_failure_action_url = NULL, last_failure_recharge_id = NULL WHERE id = 1`,
+       last_failure_action_url = NULL, last_failure_recharge_id = NULL
+     WHERE id = 1 AND (last_failure_recharge_id IS NULL OR last_failure_recharge_id = ?
+       OR NOT EXISTS (SELECT 1 FROM recharges
+                       WHERE id = state.last_failure_recharge_id AND status = 'requires_action'))`,
+    rechargeId,
   );
 }
 
@@ -228,6 +243,21 @@ export function recordPaymentProblem(
     code,
     rechargeId,
   );
+  if (r.status === "requires_action") {
+    // Waiting for the customer, now failed (its invoice voided). Auto-recharge was turned off
+    // when it started waiting; on now means the customer turned it back on, and only they
+    // decide that (money rule 6), so it stays as it is. The last failure is rewritten only if
+    // it still is this recharge (its link is dead now); a newer one stands.
+    sql.exec(
+      `UPDATE state SET last_failure_at = ?, last_failure_code = ?, last_failure_message = ?,
+         last_failure_action_url = NULL WHERE id = 1 AND last_failure_recharge_id = ?`,
+      now,
+      code,
+      input.message,
+      rechargeId,
+    );
+    return { ok: true, changed: true };
+  }
   sql.exec(
     `UPDATE state SET auto_enabled = 0, last_failure_at = ?, last_failure_code = ?,
        last_failure_message = ?, last_failure_action_url = ?, last_failure_recharge_id = ?
