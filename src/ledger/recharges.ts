@@ -155,11 +155,19 @@ export function pauseForSpendLimit(sql: SqlStorage, s: StateRow, now: number, re
 export function recordLowBalanceAlert(sql: SqlStorage, s: StateRow, now: number): OutboxItem {
   const pkg = isPackageId(s.auto_package) ? s.auto_package : DEFAULT_PACKAGE;
   const p = PACKAGES[pkg];
+  const inFlight = s.auto_enabled === 1 && hasPendingAutoRecharge(sql);
+  const lastFailed = s.last_failure_recharge_id
+    ? findRecharge(sql, s.last_failure_recharge_id)
+    : null;
+  // Turned back on while an auto-recharge still waits for the customer: nothing is bought until
+  // they authenticate, so the email asks for that (with the link), not "no action is needed".
+  const awaiting =
+    inFlight && lastFailed?.kind === "auto_recharge" && lastFailed.status === "requires_action";
   const situation = lowBalanceSituation({
-    autoEnabled: s.auto_enabled === 1,
+    autoEnabled: s.auto_enabled === 1 && !awaiting,
     package: p,
     threshold: RECHARGE_THRESHOLD,
-    pending: s.auto_enabled === 1 && hasPendingAutoRecharge(sql),
+    pending: inFlight && !awaiting,
     pausedThisMonth: s.paused_period === monthStart(now),
     nextFits: fitsSpendLimit(spentThisMonth(sql, now), p.priceCents, s.spend_limit_cents),
     limitCents: s.spend_limit_cents,
@@ -168,9 +176,7 @@ export function recordLowBalanceAlert(sql: SqlStorage, s: StateRow, now: number)
       s.last_failure_at === null
         ? null
         : {
-            kind:
-              (s.last_failure_recharge_id && findRecharge(sql, s.last_failure_recharge_id)?.kind) ||
-              "auto_recharge",
+            kind: lastFailed?.kind ?? "auto_recharge",
             code: s.last_failure_code ?? "unknown",
             message: s.last_failure_message ?? "",
             actionUrl: s.last_failure_action_url,
