@@ -134,7 +134,9 @@ export function lowBalance(input: {
       const what = s.kind === "top_up" ? "credit purchase" : "auto-recharge";
       subject = `Action needed: low balance, ${credits(input.total)} left (your last ${what} failed)`;
       body = [
-        `Your last ${what} did not go through (${s.code}: ${s.message}), so auto-recharge is off and no credits will be bought.`,
+        s.action_url
+          ? `Your last ${what} is waiting for you to confirm the payment (${s.code}: ${s.message}), so no credits will be bought until you do.`
+          : `Your last ${what} did not go through (${s.code}: ${s.message}), so auto-recharge is off and no credits will be bought.`,
         s.action_url
           ? `Your bank asks you to confirm the payment: complete the authentication here: ${s.action_url}`
           : "Update your payment method in the customer portal (Manage plan and billing on the Account / Billing page), then turn auto-recharge back on, or buy credits there.",

@@ -57,10 +57,18 @@ export function pendingRecharges(sql: SqlStorage): RechargeView[] {
     .map(rechargeView);
 }
 
+/**
+ * Whether an auto-recharge is in flight: pending, or waiting for the customer to authenticate
+ * (`requires_action`: its invoice is still payable, so a second one would mean two charges for
+ * one low balance). At most one at a time (money rule 10). One indexed lookup
+ * (`recharges_in_flight`, whose WHERE this query repeats word for word so SQLite uses it).
+ */
 export function hasPendingAutoRecharge(sql: SqlStorage): boolean {
   return (
     sql
-      .exec("SELECT 1 FROM recharges WHERE kind = 'auto_recharge' AND status = 'pending' LIMIT 1")
+      .exec(
+        "SELECT 1 FROM recharges WHERE kind = 'auto_recharge' AND status IN ('pending', 'requires_action') LIMIT 1",
+      )
       .toArray().length > 0
   );
 }
@@ -147,11 +155,19 @@ export function pauseForSpendLimit(sql: SqlStorage, s: StateRow, now: number, re
 export function recordLowBalanceAlert(sql: SqlStorage, s: StateRow, now: number): OutboxItem {
   const pkg = isPackageId(s.auto_package) ? s.auto_package : DEFAULT_PACKAGE;
   const p = PACKAGES[pkg];
+  const inFlight = s.auto_enabled === 1 && hasPendingAutoRecharge(sql);
+  const lastFailed = s.last_failure_recharge_id
+    ? findRecharge(sql, s.last_failure_recharge_id)
+    : null;
+  // Turned back on while an auto-recharge still waits for the customer: nothing is bought until
+  // they authenticate, so the email asks for that (with the link), not "no action is needed".
+  const awaiting =
+    inFlight && lastFailed?.kind === "auto_recharge" && lastFailed.status === "requires_action";
   const situation = lowBalanceSituation({
-    autoEnabled: s.auto_enabled === 1,
+    autoEnabled: s.auto_enabled === 1 && !awaiting,
     package: p,
     threshold: RECHARGE_THRESHOLD,
-    pending: s.auto_enabled === 1 && hasPendingAutoRecharge(sql),
+    pending: inFlight && !awaiting,
     pausedThisMonth: s.paused_period === monthStart(now),
     nextFits: fitsSpendLimit(spentThisMonth(sql, now), p.priceCents, s.spend_limit_cents),
     limitCents: s.spend_limit_cents,
@@ -160,9 +176,7 @@ export function recordLowBalanceAlert(sql: SqlStorage, s: StateRow, now: number)
       s.last_failure_at === null
         ? null
         : {
-            kind:
-              (s.last_failure_recharge_id && findRecharge(sql, s.last_failure_recharge_id)?.kind) ||
-              "auto_recharge",
+            kind: lastFailed?.kind ?? "auto_recharge",
             code: s.last_failure_code ?? "unknown",
             message: s.last_failure_message ?? "",
             actionUrl: s.last_failure_action_url,
@@ -188,7 +202,10 @@ export function recordLowBalanceAlert(sql: SqlStorage, s: StateRow, now: number)
   return notice;
 }
 
-/** A paid recharge: succeeded, and the account's last failure cleared. */
+/**
+ * A paid recharge: succeeded, and the account's last failure cleared, unless that names
+ * another recharge still waiting for the customer (its payment link stays on the settings).
+ */
 export function markSucceeded(sql: SqlStorage, rechargeId: string, now: number): void {
   sql.exec(
     "UPDATE recharges SET status = 'succeeded', settled_at = ?, failure_code = NULL WHERE id = ?",
@@ -197,7 +214,11 @@ export function markSucceeded(sql: SqlStorage, rechargeId: string, now: number):
   );
   sql.exec(
     `UPDATE state SET last_failure_at = NULL, last_failure_code = NULL, last_failure_message = NULL,
-       last_failure_action_url = NULL, last_failure_recharge_id = NULL WHERE id = 1`,
+       last_failure_action_url = NULL, last_failure_recharge_id = NULL
+     WHERE id = 1 AND (last_failure_recharge_id IS NULL OR last_failure_recharge_id = ?
+       OR NOT EXISTS (SELECT 1 FROM recharges
+                       WHERE id = state.last_failure_recharge_id AND status = 'requires_action'))`,
+    rechargeId,
   );
 }
 
@@ -228,6 +249,21 @@ export function recordPaymentProblem(
     code,
     rechargeId,
   );
+  if (r.status === "requires_action") {
+    // Waiting for the customer, now failed (its invoice voided). Auto-recharge was turned off
+    // when it started waiting; on now means the customer turned it back on, and only they
+    // decide that (money rule 6), so it stays as it is. The last failure is rewritten only if
+    // it still is this recharge (its link is dead now); a newer one stands.
+    sql.exec(
+      `UPDATE state SET last_failure_at = ?, last_failure_code = ?, last_failure_message = ?,
+         last_failure_action_url = NULL WHERE id = 1 AND last_failure_recharge_id = ?`,
+      now,
+      code,
+      input.message,
+      rechargeId,
+    );
+    return { ok: true, changed: true };
+  }
   sql.exec(
     `UPDATE state SET auto_enabled = 0, last_failure_at = ?, last_failure_code = ?,
        last_failure_message = ?, last_failure_action_url = ?, last_failure_recharge_id = ?

@@ -3,7 +3,7 @@
  * synchronously in the constructor and gated by `meta.schema_version` (one transaction: an
  * object is at one version or the next, never between).
  *
- * Tables (version 5):
+ * Tables (version 6):
  * - `state`         one row: account id, plan, settings (the low-balance alert's level and
  *                   whether it is armed among them), and the *settled* buckets (CHECK >= 0):
  *                   every entry plus every debit minute before `compacted_until`. The live
@@ -21,7 +21,7 @@
  *                   minute's requests), kept for 90 days.
  * - `usage_days`    hours older than that, rolled into days, kept for good.
  * - `recharges`     purchases this account started and their outcome; at most one
- *                   auto-recharge `pending` at a time.
+ *                   auto-recharge in flight (`pending` or `requires_action`) at a time.
  * - `outbox`        queue messages and notices written with the recharge that needs them;
  *                   deleted once delivered, re-sent by the alarm otherwise.
  * - `revoked_keys`  keys refused on every debit.
@@ -38,7 +38,7 @@ import {
   RING_SLOTS,
 } from "./rules";
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** Brings the object's storage to SCHEMA_VERSION; safe on every start (one row read when current). */
 export function ensureSchema(storage: DurableObjectStorage, nowMs: number): void {
@@ -54,6 +54,7 @@ export function ensureSchema(storage: DurableObjectStorage, nowMs: number): void
     if (version < 3) migrateToV3(sql);
     if (version < 4) migrateToV4(sql, nowMs);
     if (version < 5) migrateToV5(sql);
+    if (version < 6) migrateToV6(sql);
     sql.exec(
       "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
       String(SCHEMA_VERSION),
@@ -213,4 +214,14 @@ function migrateToV4(sql: SqlStorage, nowMs: number): void {
 function migrateToV5(sql: SqlStorage): void {
   sql.exec("ALTER TABLE state ADD COLUMN low_balance_credits INTEGER");
   sql.exec("ALTER TABLE state ADD COLUMN low_balance_armed INTEGER NOT NULL DEFAULT 0");
+}
+
+/**
+ * v6: the index of the auto-recharge in flight, pending or waiting for the customer
+ * (`hasPendingAutoRecharge` repeats its WHERE exactly, so the lookup stays one indexed read).
+ */
+function migrateToV6(sql: SqlStorage): void {
+  sql.exec(
+    "CREATE INDEX IF NOT EXISTS recharges_in_flight ON recharges (kind) WHERE status IN ('pending', 'requires_action')",
+  );
 }

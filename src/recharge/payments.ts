@@ -108,7 +108,12 @@ export async function chargeRecharge(
         { idempotencyKey: keys.finalize },
       );
     }
-    return await payInvoice(stripe, job, invoice, payer.paymentMethodId);
+    return await closeIfFailed(
+      stripe,
+      job.recharge_id,
+      invoice,
+      await payInvoice(stripe, job, invoice, payer.paymentMethodId),
+    );
   } catch (err) {
     if (err instanceof RetryableChargeError) throw err;
     if (
@@ -127,12 +132,22 @@ export async function chargeRecharge(
         );
       }
       // The request itself can never succeed (e.g. the payment method was removed).
-      return {
+      const failed: ChargeOutcome = {
         status: "failed",
         code: err.code ?? "invalid_payment_request",
         message: err.message,
         ...(found ? refOf(found) : { invoiceId: null, invoiceUrl: null, paymentIntentId: null }),
       };
+      if (!found) return failed;
+      try {
+        return await closeIfFailed(stripe, job.recharge_id, found, failed);
+      } catch (voidErr) {
+        if (voidErr instanceof RetryableChargeError) throw voidErr;
+        throw new RetryableChargeError(
+          voidErr instanceof Error ? voidErr.message : String(voidErr),
+          { cause: voidErr },
+        );
+      }
     }
     // Stripe 5xx, 429, the network: the queue retries with the same keys.
     throw new RetryableChargeError(err instanceof Error ? err.message : String(err), {
@@ -169,6 +184,53 @@ async function createInvoice(
       if (first) return first;
     }
     throw err;
+  }
+}
+
+/**
+ * A final failure must not leave a payable invoice behind: an open invoice shows in the
+ * customer's portal as owed and can still be paid on its hosted page, which would credit a
+ * purchase recorded as "not charged" and take the month past its spending limit (money rules
+ * 6, 10). So the failure stands only once the invoice is void; until then the purchase stays
+ * pending (a void that did not go through throws, the queue retries it, and past its retries
+ * the reconciler's pending pass carries it on: the `:pay` key replays the same decline, then
+ * the void is tried again). Paid in between (the customer paid on the page first): succeeded.
+ * `requires_action` is not final and is left open for the customer (the reconciler voids it
+ * after REQUIRES_ACTION_VOID_AFTER_MS).
+ */
+async function closeIfFailed(
+  stripe: Stripe,
+  rechargeId: string,
+  invoice: Stripe.Invoice,
+  outcome: ChargeOutcome,
+): Promise<ChargeOutcome> {
+  if (outcome.status !== "failed" || invoice.status !== "open") return outcome;
+  const after = await voidPurchaseInvoice(stripe, rechargeId, invoice);
+  if (after.status === "paid") return outcomeOfInvoice(after) as ChargeOutcome;
+  if (after.status === "void" || after.status === "uncollectible") return outcome;
+  throw new RetryableChargeError(`invoice ${after.id} is ${after.status} after voiding it`);
+}
+
+/**
+ * Voids a purchase's open invoice under its `<id>:void` key, so a repeat replays. Stripe
+ * refusing it (already paid, already void) is answered with the invoice as it stands now;
+ * anything else (the network, 5xx) is thrown for the caller to retry.
+ */
+export async function voidPurchaseInvoice(
+  stripe: Stripe,
+  rechargeId: string,
+  invoice: Stripe.Invoice,
+): Promise<Stripe.Invoice> {
+  try {
+    return await stripe.invoices.voidInvoice(
+      invoiceId(invoice),
+      {},
+      { idempotencyKey: purchaseKeys(rechargeId).void },
+    );
+  } catch (err) {
+    if (!(err instanceof Stripe.errors.StripeInvalidRequestError)) throw err;
+    // Paid (or voided) between the lookup and the void: what stands now decides.
+    return (await findInvoice(stripe, rechargeId)) ?? invoice;
   }
 }
 

@@ -1,4 +1,3 @@
-import Stripe from "stripe";
 import { stripeConfigured, stripeFor } from "../billing/stripe-client";
 import { dbFor } from "../db/client";
 import { emailsToRetry, purgeEmailsBefore } from "../db/emails";
@@ -20,7 +19,7 @@ import { ledgerFor } from "../ledger/client";
 import { EMAIL_RETENTION_MS, SIGNUP_EMAIL_ACCOUNT } from "../signup/config";
 import { processRecharge } from "./consumer";
 import { jobFromTransaction } from "./messages";
-import { findInvoice, outcomeOfInvoice, purchaseKeys } from "./payments";
+import { findInvoice, outcomeOfInvoice, voidPurchaseInvoice } from "./payments";
 
 /**
  * A recharge still pending after this long is looked at; younger ones are the queue's job.
@@ -197,17 +196,7 @@ async function settleAwaitingAction(
     return;
   }
   if (invoice.status === "open" && row.createdAt < voidBefore) {
-    try {
-      invoice = await stripe.invoices.voidInvoice(
-        invoice.id as string,
-        {},
-        { idempotencyKey: purchaseKeys(row.id).void },
-      );
-    } catch (err) {
-      if (!(err instanceof Stripe.errors.StripeInvalidRequestError)) throw err;
-      // Paid (or voided) between the lookup and the void: what stands now decides.
-      invoice = (await findInvoice(stripe, row.id)) ?? invoice;
-    }
+    invoice = await voidPurchaseInvoice(stripe, row.id, invoice);
   }
   const settled = outcomeOfInvoice(invoice);
   if (!settled) {

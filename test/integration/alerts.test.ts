@@ -302,6 +302,37 @@ describe("the email's wording follows auto-recharge at the crossing", () => {
   }
 });
 
+describe("auto-recharge turned back on while one waits for authentication", () => {
+  it("the email asks for the authentication, with its link, instead of saying no action is needed", async () => {
+    const { account } = await autoRechargingAccount("pm_card_authenticationRequired");
+    await setBalance(account, { monthly: 0, purchased: 5 });
+    await eventually(async () => {
+      const s = await json<{ enabled: boolean; last_failure: { code: string } | null }>(
+        await gateway("/v1/account/auto-recharge", { key: account.api_key }),
+      );
+      expect(s).toMatchObject({
+        enabled: false,
+        last_failure: { code: "authentication_required" },
+      });
+    });
+    const on = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    const settings = await json<{ pending: boolean; last_failure: { action_url: string } }>(on);
+    expect(settings.pending).toBe(true);
+    await setLevel(account, 4);
+    await spend(account, 1);
+    const [mail] = await lowBalanceEmails(account.id);
+    expect(mail?.textBody).toContain("is waiting for you to confirm the payment");
+    expect(mail?.textBody).toContain(
+      `complete the authentication here: ${settings.last_failure.action_url}`,
+    );
+    expect(mail?.textBody).not.toContain("No action is needed");
+  });
+});
+
 describe("failed after a top-up", () => {
   it("a declined top-up: the email names the purchase that failed", async () => {
     const account = await createAccount();

@@ -272,7 +272,11 @@ describe("failed payments (money rule 6)", () => {
       const account = await payingAccount(card);
       await setBalance(account, { monthly: 0, purchased: 3 });
       await eventually(async () =>
-        expect(await settings(account)).toMatchObject({ enabled: false, pending: false }),
+        // One waiting for the customer is still in flight (its invoice is payable).
+        expect(await settings(account)).toMatchObject({
+          enabled: false,
+          pending: status === "requires_action",
+        }),
       );
       const s = await settings(account);
       expect(s.last_failure?.code).toBe(code);
@@ -283,11 +287,12 @@ describe("failed payments (money rule 6)", () => {
         expect(await emailsOf(account.id)).toMatchObject([{ kind: mailKind, status: "sent" }]),
       );
       const customer = account.stripe_customer_id as string;
-      // One invoice, one attempt to pay it, nothing charged.
+      // One invoice, one attempt to pay it, nothing charged; a decline's invoice is voided (no
+      // one can pay it later), one waiting for the customer stays open for them.
       expect(await payCalls(customer)).toHaveLength(1);
       const invoices = await invoicesOf(customer);
       expect(invoices).toHaveLength(1);
-      expect(invoices[0]?.status).toBe("open");
+      expect(invoices[0]?.status).toBe(status === "failed" ? "void" : "open");
       expect(await chargesOf(customer)).toEqual([]);
 
       // Service stops when credits reach zero.

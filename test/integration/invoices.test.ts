@@ -533,3 +533,212 @@ describe("a configured package price", () => {
     await eventually(async () => expectPaidOnce(account, job.recharge_id, 1100));
   });
 });
+
+describe("a declined purchase's invoice is voided (money rules 6, 10)", () => {
+  it("a decline voids the invoice under `<id>:void`: failed, nothing granted, nothing payable", async () => {
+    const { account, customer, job } = await heldRecharge("pm_card_chargeCustomerFail");
+    expect(await processRecharge(job, env)).toBe("failed");
+    const invoices = await invoicesOf(customer);
+    expect(invoices.map((i) => i.status)).toEqual(["void"]);
+    const voids = (await purchaseCalls(customer)).filter((c) => c.path.endsWith("/void"));
+    expect(voids.map((c) => c.idempotency_key)).toEqual([`${job.recharge_id}:void`]);
+    expect(await getTransaction(db, job.recharge_id)).toMatchObject({
+      status: "failed",
+      failureCode: "card_declined",
+      invoiceId: invoices[0]?.id,
+    });
+    expect(await grantsOf(account.id, job.recharge_id)).toEqual([]);
+    expect(await chargesOf(customer)).toEqual([]);
+    expect(await settings(account)).toMatchObject({
+      enabled: false,
+      pending: false,
+      last_failure: { code: "card_declined", action_url: null },
+    });
+    // A redelivered job voids nothing more and charges nothing.
+    expect(await processRecharge(job, env)).toBe("failed");
+    expect((await purchaseCalls(customer)).filter((c) => c.path.endsWith("/void"))).toHaveLength(1);
+    expect(await payCalls(customer)).toHaveLength(1);
+    expect((await emailsOf(account.id)).map((m) => m.kind)).toEqual(["recharge_failed"]);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("a void that fails leaves it pending; the reconciler voids it later, charging nothing", async () => {
+    const { account, customer, pm, job } = await heldRecharge("pm_card_chargeCustomerFail");
+    // First attempt: the invoice is made and finalized, then paying it gets a Stripe 5xx.
+    await injectFaults([
+      {
+        method: "POST",
+        path: "/v1/invoices/*",
+        kind: "500",
+        times: 1,
+        match: { payment_method: pm },
+      },
+    ]);
+    await expect(processRecharge(job, env)).rejects.toThrow();
+    const [invoice] = await invoicesOf(customer);
+    expect(invoice?.status).toBe("open");
+    // Second attempt: declined, and the void gets a Stripe 5xx.
+    await injectFaults([
+      { method: "POST", path: `/v1/invoices/${invoice?.id}/void`, kind: "500", times: 1 },
+    ]);
+    await expect(processRecharge(job, env)).rejects.toThrow();
+    // Not settled as failed while its invoice is payable: still pending, in flight.
+    expect((await getTransaction(db, job.recharge_id))?.status).toBe("pending");
+    expect((await invoiceById(invoice?.id as string)).status).toBe("open");
+    expect(await settings(account)).toMatchObject({ enabled: true, pending: true });
+
+    const report = await reconcile(env, { now: Date.now() + 60_000 });
+    expect(report.failed).toContain(job.recharge_id);
+    expect((await invoiceById(invoice?.id as string)).status).toBe("void");
+    expect(await getTransaction(db, job.recharge_id)).toMatchObject({
+      status: "failed",
+      failureCode: "card_declined",
+    });
+    expect(await settings(account)).toMatchObject({ enabled: false, pending: false });
+    expect(await grantsOf(account.id, job.recharge_id)).toEqual([]);
+    expect(await chargesOf(customer)).toEqual([]);
+    expect(await invoicesOf(customer)).toHaveLength(1);
+    expect((await emailsOf(account.id)).map((m) => m.kind)).toEqual(["recharge_failed"]);
+  });
+
+  it("a declined invoice cannot be paid later: a top-up after it keeps the month at the limit", async () => {
+    const { account, customer, job } = await heldRecharge("pm_card_chargeCustomerFail");
+    const limit = await gateway("/v1/account/limits", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ monthly_spend_limit_cents: 700 }),
+    });
+    expect(limit.status).toBe(200);
+    await limit.arrayBuffer();
+    const jobs = await loseQueueSends(account);
+    expect(await processRecharge(job, env)).toBe("failed");
+    const [declined] = await invoicesOf(customer);
+    expect(declined?.status).toBe("void");
+
+    const { attachCard } = await import("../helpers/stripe");
+    await attachCard(account, "pm_card_visa");
+    const top = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    expect(top.status).toBe(202);
+    await top.arrayBuffer();
+    expect(await processRecharge(jobs[0] as RechargeJob, env)).toBe("succeeded");
+
+    // The old invoice's page refuses payment: it is void.
+    const page = await fetch(`${env.STRIPE_API_URL}/i/${declined?.id}/pay`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ payment_method: "pm_card_visa" }),
+      redirect: "manual",
+    });
+    await page.arrayBuffer();
+    expect((await invoiceById(declined?.id as string)).status).toBe("void");
+    expect(await eventsFor(declined?.id as string, "invoice.paid")).toEqual([]);
+    const limits = await json<{ spent_this_month_cents: number }>(
+      await gateway("/v1/account/limits", { key: account.api_key }),
+    );
+    expect(limits.spent_this_month_cents).toBe(700);
+    expect((await balanceOf(account)).purchased).toBe(1_100);
+    expect((await getTransaction(db, job.recharge_id))?.status).toBe("failed");
+    expect(await chargesOf(customer)).toHaveLength(1);
+  });
+
+  it("a paid invoice for a purchase recorded failed (a void that never happened) is granted and counted", async () => {
+    // Cannot happen once the invoice is void; if it does (money was taken), credits are given
+    // (money rule 7) and the purchase counts towards the month's spending again.
+    const { account, job } = await heldRecharge("pm_card_chargeCustomerFail");
+    expect(await processRecharge(job, env)).toBe("failed");
+    const row = await getTransaction(db, job.recharge_id);
+    expect(
+      await processRecharge(job, env, {
+        settled: {
+          status: "succeeded",
+          invoiceId: row?.invoiceId ?? null,
+          invoiceUrl: row?.invoiceUrl ?? null,
+          paymentIntentId: null,
+        },
+      }),
+    ).toBe("succeeded");
+    expect(await grantsOf(account.id, job.recharge_id)).toHaveLength(1);
+    expect((await balanceOf(account)).purchased).toBe(1_100);
+    const limits = await json<{ spent_this_month_cents: number }>(
+      await gateway("/v1/account/limits", { key: account.api_key }),
+    );
+    expect(limits.spent_this_month_cents).toBe(job.amount_cents);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+});
+
+describe("an auto-recharge waiting for authentication is in flight (money rule 10)", () => {
+  it("re-enabling auto-recharge starts no second purchase: one open invoice", async () => {
+    const { account, customer, job } = await heldRecharge("pm_card_authenticationRequired");
+    const jobs = await loseQueueSends(account);
+    expect(await processRecharge(job, env)).toBe("requires_action");
+    const [invoice] = await invoicesOf(customer);
+    const res = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toMatchObject({
+      enabled: true,
+      pending: true,
+      last_failure: {
+        code: "authentication_required",
+        action_url: invoice?.hosted_invoice_url,
+        recharge_id: job.recharge_id,
+      },
+    });
+    expect(jobs).toEqual([]);
+    // Requests at zero trigger nothing either.
+    await setBalance(account, { monthly: 0, purchased: 50 });
+    expect(jobs).toEqual([]);
+    expect((await invoicesOf(customer)).map((i) => i.status)).toEqual(["open"]);
+
+    // A top-up is the customer's explicit choice: still allowed (it counts under the limit,
+    // as the waiting one does), and its success keeps the waiting one's link on the settings.
+    const top = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    expect(top.status).toBe(202);
+    await top.arrayBuffer();
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]?.kind).toBe("top_up");
+    const limits = await json<{ spent_this_month_cents: number }>(
+      await gateway("/v1/account/limits", { key: account.api_key }),
+    );
+    expect(limits.spent_this_month_cents).toBe(2 * job.amount_cents);
+  });
+
+  it("the 3-day void leaves alone an auto-recharge the customer turned back on", async () => {
+    const { account, customer, job } = await heldRecharge("pm_card_authenticationRequired");
+    expect(await processRecharge(job, env)).toBe("requires_action");
+    const { attachCard } = await import("../helpers/stripe");
+    await attachCard(account, "pm_card_visa");
+    await setBalance(account, { monthly: 500, purchased: 100 });
+    const on = await gateway("/v1/account/auto-recharge", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ enabled: true }),
+    });
+    expect(on.status).toBe(200);
+    await on.arrayBuffer();
+
+    const report = await reconcile(env, { now: Date.now() + 4 * DAY_MS });
+    expect(report.voided).toContain(job.recharge_id);
+    expect((await invoicesOf(customer)).map((i) => i.status)).toEqual(["void"]);
+    expect((await getTransaction(db, job.recharge_id))?.status).toBe("failed");
+    // Still on; the last failure (still this recharge) no longer links a payable page.
+    expect(await settings(account)).toMatchObject({
+      enabled: true,
+      pending: false,
+      last_failure: { code: "authentication_not_completed", action_url: null },
+    });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+});

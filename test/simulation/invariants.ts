@@ -281,12 +281,15 @@ export function chargesMatchCredits(s: SystemSnapshot): Violation[] {
 // ------------------------------------------------------------------------------ invariant 4
 
 export function oneAutoRechargeInFlight(s: LedgerSnapshot): Violation[] {
-  const pending = s.recharges.filter((r) => r.kind === "auto_recharge" && r.status === "pending");
+  // In flight: pending, or waiting for the customer (its invoice is still payable).
+  const pending = s.recharges.filter(
+    (r) => r.kind === "auto_recharge" && (r.status === "pending" || r.status === "requires_action"),
+  );
   if (pending.length <= 1) return [];
   return [
     {
       invariant: 4,
-      detail: `${pending.length} auto-recharges pending: ${describeIds(pending.map((r) => r.id))}`,
+      detail: `${pending.length} auto-recharges in flight: ${describeIds(pending.map((r) => r.id))}`,
     },
   ];
 }

@@ -110,6 +110,13 @@ export interface ModelState {
   /** Purchases started since the last settle, in order. */
   started: ExpectedPurchase[];
   autoPending: boolean;
+  /**
+   * An auto-recharge waits for the customer to authenticate: in flight until paid or voided
+   * (neither happens within a run), so no other auto-recharge starts (money rule 10).
+   */
+  autoAwaiting: boolean;
+  /** The last failure is a purchase still waiting for the customer: a success keeps it. */
+  lastFailureAwaiting: boolean;
   /** This month's purchases in cents, pending ones included (money rule 10). */
   spentCents: number;
   spendLimitCents: number | null;
@@ -140,6 +147,8 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     directDebits: [],
     started: [],
     autoPending: false,
+    autoAwaiting: false,
+    lastFailureAwaiting: false,
     spentCents: 0,
     spendLimitCents: DEFAULT_SPEND_LIMIT_CENTS,
     paused: false,
@@ -283,17 +292,19 @@ export function settle(s: ModelState): ExpectedPurchase[] {
   for (const p of done) {
     if (p.status === "succeeded") {
       s.purchased += PACKAGES[p.package].credits;
-      s.lastFailureCode = null;
+      if (!s.lastFailureAwaiting) s.lastFailureCode = null;
     } else {
       s.autoEnabled = false;
       s.lastFailureCode = p.failureCode;
+      s.lastFailureAwaiting = p.status === "requires_action";
+      if (p.status === "requires_action" && p.kind === "auto_recharge") s.autoAwaiting = true;
       // A failed purchase took no money: it no longer counts against the limit. One waiting
       // for the customer still may be paid, so it counts until it is settled.
       if (p.status === "failed") s.spentCents -= PACKAGES[p.package].priceCents;
     }
   }
   s.started = [];
-  s.autoPending = false;
+  s.autoPending = s.autoAwaiting;
   return done;
 }
 
