@@ -324,7 +324,9 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       ["/v1/account/payment-method/setup", {}],
     ];
     for (const [path, body] of routes) {
-      const headers = { "Idempotency-Key": `k${"x".repeat(253)}${path.length}` };
+      // 255 characters, the most the contract (and Stripe) allows.
+      const headers = { "Idempotency-Key": `k${"x".repeat(252)}${path.length}` };
+      assert.equal(headers["Idempotency-Key"].length, 255);
       const first = await call(stack, path, { key: account.api_key, body, headers });
       assert.equal(first.status, 200, `${path}: ${first.text}`);
       const again = await call(stack, path, { key: account.api_key, body, headers });
@@ -335,9 +337,16 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
     const other = await call(stack, "/v1/account/checkout", {
       key: account.api_key,
       body: { plan: "pro" },
-      headers: { "Idempotency-Key": `k${"x".repeat(253)}${"/v1/account/checkout".length}` },
+      headers: { "Idempotency-Key": `k${"x".repeat(252)}${"/v1/account/checkout".length}` },
     });
     expectError(other, 409, "idempotency_conflict", "a key reused for another plan");
+    // One character more is refused before Stripe is called.
+    const long = await call(stack, "/v1/account/checkout", {
+      key: account.api_key,
+      body: { plan: "starter" },
+      headers: { "Idempotency-Key": "k".repeat(256) },
+    });
+    expectError(long, 400, "invalid_request", "a 256-character key");
   });
 
   test("flow 2: a card added through Checkout setup mode becomes the default; GET /v1/account shows brand, last4, expiry", async () => {
