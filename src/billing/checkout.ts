@@ -177,8 +177,27 @@ async function reportDuplicateSubscription(
 }
 
 /**
- * `checkout.session.completed`: the card entered becomes the customer's default. Safe in any
- * order and any number of times: it re-reads Stripe and sets what Stripe says.
+ * Whether the customer's default card was saved after this Checkout began: then it is the
+ * customer's later choice (a card added since, e.g. in setup mode), and a late or redelivered
+ * completion of this older session must not put its card back.
+ */
+async function laterDefaultThan(
+  stripe: Stripe,
+  customerId: string,
+  paymentMethod: string,
+  session: Stripe.Checkout.Session,
+): Promise<boolean> {
+  const customer = await stripe.customers.retrieve(customerId);
+  if (customer.deleted) return false;
+  const current = idOf(customer.invoice_settings?.default_payment_method);
+  if (!current || current === paymentMethod) return false;
+  return (await stripe.paymentMethods.retrieve(current)).created >= session.created;
+}
+
+/**
+ * `checkout.session.completed`: the card entered becomes the customer's default, unless the
+ * customer saved another one after this session began. Safe in any order and any number of
+ * times: it re-reads Stripe and sets what Stripe says.
  */
 export async function onCheckoutCompleted(
   env: Bindings,
@@ -203,6 +222,7 @@ export async function onCheckoutCompleted(
     paymentMethod = setupIntent.status === "succeeded" ? idOf(setupIntent.payment_method) : null;
   }
   if (!paymentMethod) return false;
+  if (await laterDefaultThan(stripe, customer, paymentMethod, session)) return true;
   await makeDefaultPaymentMethod(env, db, accountId, customer, paymentMethod);
   return true;
 }

@@ -273,6 +273,28 @@ describe("cards through Checkout setup mode", () => {
     await on.arrayBuffer();
   });
 
+  it("a late completion of an older Checkout does not put its card back over one saved since", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    // Subscribe with a Visa, but hold back that session's completion event (a Stripe retry).
+    await completeCheckout(await checkoutUrl(account, "/v1/account/checkout", { plan: "starter" }));
+    const first = await eventsFor(customer);
+    const held = first.filter((e) => e.type === "checkout.session.completed");
+    expect(held).toHaveLength(1);
+    await deliverAll(first.filter((e) => e.type !== "checkout.session.completed"));
+    // Then a Mastercard through setup mode, delivered at once.
+    const setup = await checkoutUrl(account, "/v1/account/payment-method/setup", {});
+    await completeCheckout(setup, "pm_card_mastercard");
+    const seen = new Set(first.map((e) => e.id));
+    await deliverAll((await eventsFor(customer)).filter((e) => !seen.has(e.id)));
+    expect((await accountOf(account)).payment_method).toMatchObject({ last4: "4444" });
+    const mastercard = await defaultCardOf(customer);
+    // The old completion arrives last: the Mastercard stays the default.
+    await deliverAll(held);
+    expect(await defaultCardOf(customer)).toBe(mastercard);
+    expect((await accountOf(account)).payment_method).toMatchObject({ last4: "4444" });
+  });
+
   it("a card declined when it is saved: the page shows the error, no card is added", async () => {
     const account = await createAccount("free");
     const customer = account.stripe_customer_id as string;
