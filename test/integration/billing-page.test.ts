@@ -144,6 +144,22 @@ async function autoRecharge(account: TestAccount) {
   );
 }
 
+/** At 50 credits, turns auto-recharge on with the page's form: a recharge starts at once. */
+async function rechargeFromPage(account: TestAccount, cookie: string) {
+  await setBalance(account, { monthly: 50, purchased: 0 });
+  const html = await billingHtml(cookie);
+  const res = await page("/account/billing/auto-recharge", {
+    cookie,
+    form: {
+      enabled: "on",
+      package: "credits_1000",
+      csrf: tokenFor(html, "/account/billing/auto-recharge"),
+    },
+  });
+  expect(res.status).toBe(303);
+  await res.arrayBuffer();
+}
+
 function expectSecurityHeaders(res: Response) {
   const csp = res.headers.get("Content-Security-Policy") ?? "";
   const directives = Object.fromEntries(
@@ -550,18 +566,7 @@ describe("auto-recharge on the page", () => {
   it("shows the last failed recharge plainly", async () => {
     const { account, cookie } = await signedIn();
     await attachCard(account, "pm_card_chargeCustomerFail");
-    await setBalance(account, { monthly: 50, purchased: 0 });
-    const html = await billingHtml(cookie);
-    const res = await page("/account/billing/auto-recharge", {
-      cookie,
-      form: {
-        enabled: "on",
-        package: "credits_1000",
-        csrf: tokenFor(html, "/account/billing/auto-recharge"),
-      },
-    });
-    expect(res.status).toBe(303);
-    await res.arrayBuffer();
+    await rechargeFromPage(account, cookie);
     await eventually(async () => {
       expect((await autoRecharge(account)).last_failure?.code).toBe("card_declined");
     });
@@ -601,18 +606,7 @@ describe("auto-recharge on the page", () => {
   it("a recharge waiting for authentication is not called failed: the page says what to do", async () => {
     const { account, cookie } = await signedIn();
     await attachCard(account, "pm_card_authenticationRequired");
-    await setBalance(account, { monthly: 50, purchased: 0 });
-    const html = await billingHtml(cookie);
-    const res = await page("/account/billing/auto-recharge", {
-      cookie,
-      form: {
-        enabled: "on",
-        package: "credits_1000",
-        csrf: tokenFor(html, "/account/billing/auto-recharge"),
-      },
-    });
-    expect(res.status).toBe(303);
-    await res.arrayBuffer();
+    await rechargeFromPage(account, cookie);
     await eventually(async () => {
       expect((await autoRecharge(account)).last_failure?.code).toBe("authentication_required");
     });
