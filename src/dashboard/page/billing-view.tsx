@@ -696,31 +696,57 @@ const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, 
           remove the limit to resume it.
         </p>
       ) : null}
-      <form method="post" action={`${BILLING_PATH}/limits`} class="inline-form">
-        <Csrf token={token} />
-        <div>
-          <label class="field" for="limit-dollars">
-            Monthly limit in US dollars
-          </label>
-          <input
-            type="text"
-            inputmode="decimal"
-            id="limit-dollars"
-            name="limit"
-            value={limit === null ? "" : centsToDollarsInput(limit)}
-            aria-describedby="limit-help"
-            autocomplete="off"
-          />
-        </div>
-        <button type="submit">Save limit</button>
-      </form>
-      <p class="hint" id="limit-help">
-        Auto-recharges and top-ups never take a calendar month's purchases over it. Leave empty for
-        no limit.
-      </p>
+      <OneFieldForm
+        action={`${BILLING_PATH}/limits`}
+        token={token}
+        id="limit-dollars"
+        name="limit"
+        label="Monthly limit in US dollars"
+        inputmode="decimal"
+        value={limit === null ? "" : centsToDollarsInput(limit)}
+        submit="Save limit"
+        help="Auto-recharges and top-ups never take a calendar month's purchases over it. Leave empty for no limit."
+      />
     </section>
   );
 };
+
+/** A setting edited in one text field (empty clears it), posted with its CSRF token. */
+const OneFieldForm: FC<{
+  action: string;
+  token: string;
+  id: string;
+  name: string;
+  label: string;
+  inputmode: "decimal" | "numeric";
+  value: string;
+  submit: string;
+  help: string;
+}> = (f) => (
+  <>
+    <form method="post" action={f.action} class="inline-form">
+      <Csrf token={f.token} />
+      <div>
+        <label class="field" for={f.id}>
+          {f.label}
+        </label>
+        <input
+          type="text"
+          inputmode={f.inputmode}
+          id={f.id}
+          name={f.name}
+          value={f.value}
+          aria-describedby={`${f.id}-help`}
+          autocomplete="off"
+        />
+      </div>
+      <button type="submit">{f.submit}</button>
+    </form>
+    <p class="hint" id={`${f.id}-help`}>
+      {f.help}
+    </p>
+  </>
+);
 
 /** The low-balance email: the level, and a form to change or clear it. */
 const AlertsSection: FC<{ model: BillingModel; token: string }> = ({ model, token }) => {
@@ -745,28 +771,17 @@ const AlertsSection: FC<{ model: BillingModel; token: string }> = ({ model, toke
           next email comes the next time it falls to it after being above it.
         </p>
       ) : null}
-      <form method="post" action={`${BILLING_PATH}/alerts`} class="inline-form">
-        <Csrf token={token} />
-        <div>
-          <label class="field" for="alert-credits">
-            Email me at this balance (credits)
-          </label>
-          <input
-            type="text"
-            inputmode="numeric"
-            id="alert-credits"
-            name="low_balance_credits"
-            value={level === null ? "" : String(level)}
-            aria-describedby="alert-help"
-            autocomplete="off"
-          />
-        </div>
-        <button type="submit">Save alert</button>
-      </form>
-      <p class="hint" id="alert-help">
-        The email says what auto-recharge will do about it. Not sent again until your balance has
-        been above the level. Leave empty to turn it off.
-      </p>
+      <OneFieldForm
+        action={`${BILLING_PATH}/alerts`}
+        token={token}
+        id="alert-credits"
+        name="low_balance_credits"
+        label="Email me at this balance (credits)"
+        inputmode="numeric"
+        value={level === null ? "" : String(level)}
+        submit="Save alert"
+        help="The email says what auto-recharge will do about it. Not sent again until your balance has been above the level. Leave empty to turn it off."
+      />
     </section>
   );
 };
