@@ -274,9 +274,17 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       return b.monthly === 3000 ? b : null;
     }, "Starter's 3,000 monthly credits are granted");
     assert.equal(balance.plan, "starter");
-    const grants = (await transactions(account.api_key)).filter(
-      (t) => t.type === "monthly_grant" && t.invoice_url !== null,
-    );
+    // The balance can reach 3,000 before the invoice's row exists: the webhooks arrive in any
+    // order, and customer.subscription.created upgrades the plan (adding the difference)
+    // before invoice.paid starts the paid cycle and writes its history row.
+    const monthlyGrants = async () =>
+      (await transactions(account.api_key)).filter((t) => t.type === "monthly_grant");
+    await waitFor(async () => {
+      const rows = await monthlyGrants();
+      if (!rows.some((t) => t.invoice_url !== null)) throw new Error(JSON.stringify(rows));
+      return true;
+    }, "the paid cycle's history row, with its invoice");
+    const grants = (await monthlyGrants()).filter((t) => t.invoice_url !== null);
     assert.equal(grants.length, 1, `one paid monthly grant: ${JSON.stringify(grants)}`);
     assert.match(grants[0].invoice_url ?? "", /\/i\/in_/, "the plan cycle links its invoice");
 
