@@ -3,7 +3,7 @@
  * adjustments). Every writer here is idempotent on the row's natural id (the recharge id, the
  * invoice or cycle ref, the adjustment ref), so a retry or redelivery can never add a second row.
  */
-import { and, desc, eq, gte, inArray, isNull, lt, ne, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import { CURRENCY, type PackageId } from "../pricing";
 import type { Db } from "./client";
 import { transactions } from "./schema";
@@ -88,7 +88,11 @@ export async function markPurchaseSucceeded(
     .where(eq(transactions.id, id));
 }
 
-/** Failed (declined, voided, no card). Never over a succeeded row: a paid purchase stays paid. */
+/**
+ * Failed (declined, voided, no card), from pending or waiting only: a paid purchase stays paid,
+ * and a failed one keeps its first reason (a late `invoice.voided` after a decline), as the
+ * ledger does.
+ */
 export async function markPurchaseFailed(
   db: Db,
   id: string,
@@ -106,7 +110,9 @@ export async function markPurchaseFailed(
       failureMessage: failure.message,
       updatedAt: now(),
     })
-    .where(and(eq(transactions.id, id), ne(transactions.status, "succeeded")));
+    .where(
+      and(eq(transactions.id, id), inArray(transactions.status, ["pending", "requires_action"])),
+    );
 }
 
 /**

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { emails } from "../../src/db/schema";
-import { getTransaction } from "../../src/db/transactions";
+import { getTransaction, markPurchaseFailed } from "../../src/db/transactions";
 import { processRecharge } from "../../src/recharge/consumer";
 import type { RechargeJob } from "../../src/recharge/messages";
 import { reconcile } from "../../src/recharge/reconciler";
@@ -438,6 +438,36 @@ describe("purchase invoice events in any order, duplicated", () => {
       expect((await balanceOf(account)).purchased).toBe(100);
       expect((await settings(account)).enabled).toBe(false);
     }
+  });
+
+  it("a declined purchase keeps its reason when a settlement that read it pending writes late", async () => {
+    // The consumer voids a declined purchase's invoice before it records the decline, so an
+    // invoice.voided delivery can read the row while it is still pending and write after the
+    // consumer. Failed is final, in D1 as in the ledger: the first reason stands.
+    const { account, job } = await heldRecharge();
+    await processRecharge(job, env, {
+      settled: {
+        status: "failed",
+        code: "card_declined",
+        message: "Your card was declined.",
+        invoiceId: null,
+        invoiceUrl: null,
+        paymentIntentId: null,
+      },
+    });
+    await markPurchaseFailed(db, job.recharge_id, {
+      code: "invoice_voided",
+      message: "The invoice was voided.",
+      invoiceId: null,
+      invoiceUrl: null,
+      paymentIntentId: null,
+    });
+    expect(await getTransaction(db, job.recharge_id)).toMatchObject({
+      status: "failed",
+      failureCode: "card_declined",
+      failureMessage: "Your card was declined.",
+    });
+    expect((await settings(account)).last_failure).toMatchObject({ code: "card_declined" });
   });
 
   it("an invoice of another customer, or with no recharge id, changes nothing", async () => {
