@@ -79,8 +79,9 @@ export async function syncPaymentMethod(
   const card = paymentMethodId
     ? cardOf(await stripe.paymentMethods.retrieve(paymentMethodId))
     : null;
-  await setPaymentMethod(db, accountId, paymentMethodId, card);
+  // The ledger first: once `GET /v1/account` shows the card (D1), a purchase can use it.
   await ledgerFor(env, accountId).setPaymentMethod(paymentMethodId);
+  await setPaymentMethod(db, accountId, paymentMethodId, card);
   return paymentMethodId;
 }
 
