@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import {
   admin,
   attachPaymentMethod,
+  awayFromTurnOf,
   balanceOf,
   call,
   classify,
@@ -385,6 +386,7 @@ describe("top-ups", () => {
 
 describe("monthly spending limit and purchases", () => {
   test("a top-up that would take the month's purchases over the limit is 409 spending_limit_reached (pending included)", async () => {
+    await awayFromTurnOf("month"); // the limit counts one calendar month
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id);
     await putLimit(account.api_key, 1000);
@@ -416,6 +418,7 @@ describe("monthly spending limit and purchases", () => {
   });
 
   test("spent_this_month_cents counts purchases; a purchase up to exactly the limit is allowed", async () => {
+    await awayFromTurnOf("month"); // the limit counts one calendar month
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id);
     await putLimit(account.api_key, 700);
@@ -441,6 +444,7 @@ describe("monthly spending limit and purchases", () => {
   });
 
   test('an auto-recharge over the limit does not start: paused "spending_limit_reached" until the limit is raised', async () => {
+    await awayFromTurnOf("month"); // the limit counts one calendar month
     const account = await createAccount(stack);
     await attachPaymentMethod(stack, account.id);
     await putLimit(account.api_key, 500);

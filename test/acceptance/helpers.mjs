@@ -436,6 +436,22 @@ export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/**
+ * Waits out the last `marginMs` of a UTC calendar period, so a test whose steps must fall in
+ * one period (a rate-limit minute, a spending-limit month) cannot straddle its turn.
+ * @param {"minute" | "month"} period
+ * @param {number} [marginMs]
+ */
+export async function awayFromTurnOf(period, marginMs = period === "minute" ? 8_000 : 20_000) {
+  const now = new Date();
+  const next =
+    period === "minute"
+      ? Math.ceil((now.getTime() + 1) / 60_000) * 60_000
+      : Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+  const left = next - now.getTime();
+  if (left < marginMs) await sleep(left + 50);
+}
+
 /** RFC 3339 UTC, e.g. 2026-01-01T00:00:00Z or with fractional seconds. @param {unknown} v */
 export function isRfc3339Utc(v) {
   return typeof v === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(v);

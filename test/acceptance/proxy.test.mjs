@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import {
   admin,
+  awayFromTurnOf,
   balanceOf,
   call,
   classify,
@@ -358,6 +359,7 @@ describe("rate limits", () => {
   test("operator override: over rate_limit_per_minute is 429 rate_limited with Retry-After and RateLimit-*, not debited", async () => {
     const account = await createAccount(stack);
     await setLimit(account.id, 3);
+    await awayFromTurnOf("minute"); // the limit counts calendar minutes
     for (let i = 0; i < 3; i++)
       assert.equal((await classify(stack, account.api_key)).status, 200, `request ${i + 1}`);
     const before = await balanceOf(stack, account.api_key);
@@ -381,6 +383,7 @@ describe("rate limits", () => {
     const account = await createAccount(stack);
     const key2 = (await createKey(stack, account.api_key, { name: "second" })).key;
     await setLimit(account.id, 4);
+    await awayFromTurnOf("minute"); // the limit counts calendar minutes
     const statuses = [];
     for (const key of [account.api_key, key2, account.api_key, key2, key2, account.api_key]) {
       statuses.push((await classify(stack, key)).status);
@@ -391,6 +394,7 @@ describe("rate limits", () => {
   test("PATCH rate_limit_per_minute: null goes back to the plan's limit", async () => {
     const account = await createAccount(stack);
     await setLimit(account.id, 1);
+    await awayFromTurnOf("minute"); // the limit counts calendar minutes
     assert.equal((await classify(stack, account.api_key)).status, 200);
     expectError(await classify(stack, account.api_key), 429, "rate_limited");
     await setLimit(account.id, null);

@@ -197,6 +197,20 @@ const delivered = (customer, type) =>
     )
     .filter((e) => stripe.deliveries.some((d) => d.event === e.id && d.delivered));
 
+/**
+ * The purchased credits once a grant has landed: the history row says succeeded a moment
+ * before the ledger grants, so a single read right after it can still see 0.
+ * @param {string} key
+ */
+async function purchasedOnceSettled(key) {
+  return (
+    await waitFor(async () => {
+      const b = await balanceOf(stack, key);
+      return b.purchased > 0 ? b : null;
+    }, "the purchased credits are granted")
+  ).purchased;
+}
+
 /** A free account whose card was added through Checkout setup mode. @param {string} card */
 async function accountWithCard(card) {
   const account = await createAccount(stack);
@@ -315,7 +329,7 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       "the top-up after Checkout succeeds off-session",
     );
     assert.match(done.invoice_url ?? "", /\/i\/in_/);
-    assert.equal((await balanceOf(stack, account.api_key)).purchased, 1000);
+    assert.equal(await purchasedOnceSettled(account.api_key), 1000);
 
     const again = await call(stack, "/v1/account/checkout", {
       key: account.api_key,
@@ -482,8 +496,11 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       "the declined auto-recharge is failed",
     );
     assert.equal(failed.failure_code, "card_declined");
-    const settings = (await call(stack, "/v1/account/auto-recharge", { key: account.api_key }))
-      .body;
+    // The history row is written before the ledger records the failure.
+    const settings = await waitFor(async () => {
+      const s = (await call(stack, "/v1/account/auto-recharge", { key: account.api_key })).body;
+      return s.last_failure ? s : null;
+    }, "the ledger records the decline");
     assert.equal(settings.enabled, false);
     assert.equal(settings.last_failure?.code, "card_declined");
     assert.equal((await balanceOf(stack, account.api_key)).purchased, 0);
@@ -635,7 +652,7 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       .all("payment_intent")
       .filter((pi) => pi.customer === account.stripe_customer_id && pi.status === "succeeded");
     assert.equal(charges.length, 1, "charged once");
-    assert.equal((await balanceOf(stack, account.api_key)).purchased, 1000, "granted once");
+    assert.equal(await purchasedOnceSettled(account.api_key), 1000, "granted once");
   });
 
   test("flow 5: the billing portal session opens the customer's portal with our configuration", async () => {

@@ -119,15 +119,17 @@ describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {
     });
     expect(spent.status).toBe(200);
     const recharged = page.locator('#transactions tr[data-type="auto_recharge"]');
+    // The history row can say succeeded a moment before the ledger grants: a render reads
+    // both, so wait for a render that shows the two.
     await reloadUntil(
       page,
       async () =>
         (await recharged
           .first()
           .getAttribute("data-status")
-          .catch(() => null)) === "succeeded",
+          .catch(() => null)) === "succeeded" &&
+        (await page.locator(".stat.total dd").textContent()) === "1,088",
     );
-    await expect.poll(() => page.locator(".stat.total dd").textContent()).toBe("1,088");
     expect(await recharged.first().textContent()).toContain("+1,000");
     expect(await recharged.first().textContent()).toContain("$7");
 
@@ -322,7 +324,11 @@ describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {
     const failed = page.locator(
       '#transactions tr[data-type="auto_recharge"][data-status="failed"]',
     );
-    await reloadUntil(page, async () => (await failed.count()) > 0);
+    // The failed row (D1) comes before the ledger's record of the failure: wait for both.
+    await reloadUntil(
+      page,
+      async () => (await failed.count()) > 0 && (await page.locator("#last-failure").count()) > 0,
+    );
     const row = (await failed.first().textContent()) ?? "";
     expect(row).toContain("none added");
     expect(row).toContain("not charged");

@@ -147,7 +147,11 @@ describe.skipIf(!hasChromium)("Stripe flows in Chromium", () => {
       (await transactions(stack, account.key)).find((t) => t.status === "requires_action"),
     );
     expect(waiting.action_url).toMatch(/\/i\/in_/);
-    const settings = await api(stack, "/v1/account/auto-recharge", { token: account.key });
+    // The history row is written before the ledger turns auto-recharge off.
+    const settings = await until(async () => {
+      const got = await api(stack, "/v1/account/auto-recharge", { token: account.key });
+      return got.body.last_failure ? got : null;
+    });
     expect(settings.body).toMatchObject({
       enabled: false,
       last_failure: { action_url: waiting.action_url },

@@ -742,13 +742,16 @@ describe("the rest of the page", () => {
       expect(rows).toHaveLength(1);
       expect(rows[0]?.status).toBe("succeeded");
     });
-    expect(
-      (
-        await json<{ purchased: number }>(
-          await gateway("/v1/account/balance", { key: account.api_key }),
-        )
-      ).purchased,
-    ).toBe(3_000);
+    // The row says succeeded a moment before the ledger grants.
+    await eventually(async () =>
+      expect(
+        (
+          await json<{ purchased: number }>(
+            await gateway("/v1/account/balance", { key: account.api_key }),
+          )
+        ).purchased,
+      ).toBe(3_000),
+    );
 
     // Without the top-up token: refused, nothing bought.
     const forged = await page("/account/billing/top-up", {
