@@ -211,6 +211,23 @@ async function purchasedOnceSettled(key) {
   ).purchased;
 }
 
+/**
+ * Turns auto-recharge on for `pkg` and spends one request from 101 credits to 100, the
+ * threshold, so the recharge starts.
+ * @param {{ api_key: string }} account
+ * @param {string} pkg
+ */
+async function rechargeAtThreshold(account, pkg) {
+  const put = await call(stack, "/v1/account/auto-recharge", {
+    method: "PUT",
+    key: account.api_key,
+    body: { enabled: true, package: pkg },
+  });
+  assert.equal(put.status, 200, put.text);
+  await setBalance(stack, account, { monthly: 101, purchased: 0 });
+  assert.equal((await classify(stack, account.api_key)).status, 200);
+}
+
 /** A free account whose card was added through Checkout setup mode. @param {string} card */
 async function accountWithCard(card) {
   const account = await createAccount(stack);
@@ -397,14 +414,7 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
 
   test("flow 3: an auto-recharge at 100 credits and a top-up are one-off invoices for the package price, paid off-session, with invoice_url", async () => {
     const account = await accountWithCard("4242424242424242");
-    const put = await call(stack, "/v1/account/auto-recharge", {
-      method: "PUT",
-      key: account.api_key,
-      body: { enabled: true, package: "credits_3000" },
-    });
-    assert.equal(put.status, 200, put.text);
-    await setBalance(stack, account, { monthly: 101, purchased: 0 });
-    assert.equal((await classify(stack, account.api_key)).status, 200);
+    await rechargeAtThreshold(account, "credits_3000");
     const recharge = await waitForTransaction(
       account.api_key,
       (t) => t.type === "auto_recharge" && t.status === "succeeded",
@@ -482,14 +492,7 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       body: { payment_method: "pm_card_chargeCustomerFail" },
     });
     assert.equal(attached.status, 200, attached.text);
-    const put = await call(stack, "/v1/account/auto-recharge", {
-      method: "PUT",
-      key: account.api_key,
-      body: { enabled: true, package: "credits_1000" },
-    });
-    assert.equal(put.status, 200, put.text);
-    await setBalance(stack, account, { monthly: 101, purchased: 0 });
-    await classify(stack, account.api_key);
+    await rechargeAtThreshold(account, "credits_1000");
     const failed = await waitForTransaction(
       account.api_key,
       (t) => t.type === "auto_recharge" && t.status === "failed",
@@ -510,14 +513,7 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
 
   test("flow 4: a payment that needs authentication is requires_action with action_url; paid on the hosted invoice page it grants once; an unpaid one voided is failed", async () => {
     const account = await accountWithCard("4000002760003184");
-    const put = await call(stack, "/v1/account/auto-recharge", {
-      method: "PUT",
-      key: account.api_key,
-      body: { enabled: true, package: "credits_1000" },
-    });
-    assert.equal(put.status, 200, put.text);
-    await setBalance(stack, account, { monthly: 101, purchased: 0 });
-    await classify(stack, account.api_key);
+    await rechargeAtThreshold(account, "credits_1000");
     const waiting = await waitForTransaction(
       account.api_key,
       (t) => t.type === "auto_recharge" && t.status === "requires_action",
