@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   axeProblems,
   api as callApi,
-  hasChromium,
   reloadUntil,
   type Stack,
   startStackAndBrowser,
@@ -28,7 +27,6 @@ const api = (pathname: string, init: RequestInit & { token: string }) =>
   callApi(stack, pathname, init);
 
 beforeAll(async () => {
-  if (!hasChromium) return;
   ({ stack, browser, stop } = await startStackAndBrowser());
 });
 
@@ -36,7 +34,7 @@ afterAll(async () => {
   await stop?.();
 });
 
-describe.skipIf(!hasChromium)("Account / Billing in Chromium", () => {
+describe("Account / Billing in Chromium", () => {
   it("signs in, turns auto-recharge on, and shows the recharge after spending down", async () => {
     const demo = stack.demo as { id: string; api_key: string };
     const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });

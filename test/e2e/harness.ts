@@ -13,8 +13,14 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { startLocalStack } from "../../scripts/local-stack.mjs";
 
 export const CHROMIUM = "/usr/bin/chromium";
-// scripts/ensure-chromium.mjs installs it where it can and warns where it cannot.
-export const hasChromium = existsSync(CHROMIUM);
+
+/** scripts/ensure-chromium.mjs installs it where it can; a run without it fails, never skips. */
+function requireChromium(): void {
+  if (!existsSync(CHROMIUM))
+    throw new Error(
+      `${CHROMIUM} is missing: run scripts/ensure-chromium.mjs (apt-get install chromium)`,
+    );
+}
 
 export type Stack = Awaited<ReturnType<typeof startLocalStack>>;
 
@@ -35,6 +41,7 @@ export async function startStackAndBrowser(): Promise<{
   browser: Browser;
   stop(): Promise<void>;
 }> {
+  requireChromium();
   const persistTo = await mkdtemp(path.join(tmpdir(), "tollgate-e2e-"));
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(await freePort()) };
   // Always the local stand-ins, whatever the developer's shell points at.

@@ -13,7 +13,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   axeProblems,
   api as callApi,
-  hasChromium,
   reloadUntil,
   type Stack,
   startStackAndBrowser,
@@ -29,7 +28,6 @@ let browser: Browser;
 let stop: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
-  if (!hasChromium) return;
   ({ stack, browser, stop } = await startStackAndBrowser());
 });
 
@@ -75,7 +73,7 @@ async function followFromMail(context: BrowserContext, page: Page, link: string)
   await page.getByRole("link", { name: "Create my account" }).click();
 }
 
-describe.skipIf(!hasChromium)("Sign-up in Chromium", () => {
+describe("Sign-up in Chromium", () => {
   it("signs up from the keyboard, follows the emailed link, lands signed in with the first key once, and spends with it", async () => {
     const email = `e2e-signup-${crypto.randomUUID()}@example.com`;
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });

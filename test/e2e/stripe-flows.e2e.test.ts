@@ -8,13 +8,13 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, hasChromium, reloadUntil, type Stack, startStackAndBrowser, until } from "./harness";
+import { api, reloadUntil, type Stack, startStackAndBrowser, until } from "./harness";
 
 const SHOTS = path.resolve("test-results");
 let h: Awaited<ReturnType<typeof startStackAndBrowser>>;
 
 beforeAll(async () => {
-  if (hasChromium) h = await startStackAndBrowser();
+  h = await startStackAndBrowser();
 });
 
 afterAll(async () => {
@@ -44,7 +44,7 @@ async function transactions(stack: Stack, key: string): Promise<Tx[]> {
   return (await api(stack, "/v1/account/transactions", { token: key })).body.data as Tx[];
 }
 
-describe.skipIf(!hasChromium)("Stripe flows in Chromium", () => {
+describe("Stripe flows in Chromium", () => {
   it("subscribes through Checkout, is auto-recharged by invoice, and finds the invoice in its history and the portal", async () => {
     const { stack, browser } = h;
     const account = await freeAccount(stack, "e2e-checkout@example.com");
