@@ -14,7 +14,6 @@ import { describe, expect, it } from "vitest";
 import { dbFor } from "../../src/db/client";
 import { pendingRefunds } from "../../src/db/schema";
 import worker from "../../src/index";
-import type { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
 import { DAY_SECONDS, MINUTE_SECONDS, ringNeedsSettling } from "../../src/ledger/rules";
 
@@ -128,13 +127,13 @@ describe("the minute ring is settled before a slot is reused (ledger/rules.ts)",
     const ledger = ledgerFor(env, accountId);
     // Minute-aligned, an hour past a whole hour: no checkpoint runs in between.
     const t0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 + 60_000;
-    await runInDurableObject(ledger, (instance: AccountLedger) => {
+    await runInDurableObject(ledger, (instance) => {
       (instance as unknown as { now: () => number }).now = () => t0;
     });
     await ledger.init({ accountId, plan: "free", now: t0 });
     const first = await ledger.debit(3, "req_first");
     expect(first.ok).toBe(true);
-    await runInDurableObject(ledger, (instance: AccountLedger) => {
+    await runInDurableObject(ledger, (instance) => {
       (instance as unknown as { now: () => number }).now = () => t0 + DAY_SECONDS * 1000;
     });
     const second = await ledger.debit(2, "req_second");
