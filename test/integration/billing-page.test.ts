@@ -499,6 +499,20 @@ describe("CSRF and origin checks on form posts", () => {
       "You are signed out.",
     );
   });
+
+  it("a cross-site post to sign-out leaves the session valid, with or without the cookie", async () => {
+    const { cookie } = await signedIn();
+    const crossSite = { Origin: "https://evil.example", "Sec-Fetch-Site": "cross-site" };
+    // A browser does not send the SameSite=Strict cookie with another site's post, but it does
+    // apply the Set-Cookie of the answer (a top-level navigation): that must not clear it.
+    for (const sent of [undefined, cookie]) {
+      const res = await page("/account/sign-out", { cookie: sent, form: {}, headers: crossSite });
+      expect(res.status).toBe(403);
+      await res.arrayBuffer();
+      expect(setCookiePair(res, "tg_session")).toBe("");
+    }
+    expect(await billingHtml(cookie)).toContain('action="/account/sign-out"');
+  });
 });
 
 describe("auto-recharge on the page", () => {

@@ -327,12 +327,14 @@ export const billingPageRoutes = new Hono<AppEnv>()
   .post("/sign-out", async (c) => {
     const fields = await readFields(c);
     const secret = await sessionSecret(c.env);
+    // Another site's post never signs anyone out. Its request carries no SameSite=Strict
+    // cookie, so no session (and no token) can be checked; but the browser would still apply
+    // this answer's Set-Cookie and clear the live session. Hence the origin check first.
+    if (!notCrossOrigin(c)) throw forbidden();
     const session = secret ? await readSession(c) : null;
     // Clearing a cookie that no longer works needs no token; ending a live session does.
-    if (secret && session) {
-      if (!notCrossOrigin(c) || !(await verifyCsrf(secret, session, "sign-out", fields.csrf))) {
-        throw forbidden();
-      }
+    if (secret && session && !(await verifyCsrf(secret, session, "sign-out", fields.csrf))) {
+      throw forbidden();
     }
     endSession(c);
     return secret
