@@ -172,16 +172,18 @@ export function signupLink(input: { link: string; expiresInMinutes: number }) {
   };
 }
 
+/**
+ * Key emails name the key by its prefix and last four only, never by its name: the name is
+ * whatever the caller typed (a leaked key's holder included), and an email from the operator's
+ * domain must not carry a stranger's text or links. The name is shown on the Billing page.
+ */
 export function keyCreated(input: {
-  name: string | null;
   prefix: string;
   last4: string;
   scope: string;
   dashboardUrl: string;
 }) {
-  const label = input.name
-    ? `"${input.name}" (${input.prefix}…${input.last4})`
-    : `${input.prefix}…${input.last4}`;
+  const label = `${input.prefix}…${input.last4}`;
   return {
     subject: "A new API key was created on your account",
     text: [
@@ -192,15 +194,8 @@ export function keyCreated(input: {
   };
 }
 
-export function keyRevoked(input: {
-  name: string | null;
-  prefix: string;
-  last4: string;
-  dashboardUrl: string;
-}) {
-  const label = input.name
-    ? `"${input.name}" (${input.prefix}…${input.last4})`
-    : `${input.prefix}…${input.last4}`;
+export function keyRevoked(input: { prefix: string; last4: string; dashboardUrl: string }) {
+  const label = `${input.prefix}…${input.last4}`;
   return {
     subject: "An API key was revoked on your account",
     text: [

@@ -472,9 +472,11 @@ export const billingPageRoutes = new Hono<AppEnv>()
       scope: form.scope,
     });
     if (!created.ok) {
-      return redirectWith(c, secret, session, {
-        notice: { tone: "bad", text: "This account has 20 active keys; revoke one first." },
-      });
+      const text =
+        created.reason === "rate_limited"
+          ? `Too many keys were created on this account in the last hour; try again in ${Math.ceil(created.retryAfterSeconds / 60)} minutes.`
+          : "This account has 20 active keys; revoke one first.";
+      return redirectWith(c, secret, session, { notice: { tone: "bad", text } });
     }
     // The key goes to the next page view in the encrypted, read-once flash (never in a URL):
     // reloading that page repeats a GET, so it neither shows the key again nor makes another.
