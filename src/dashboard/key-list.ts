@@ -1,5 +1,5 @@
-import type { Db } from "../db/client";
 import { listKeyPage } from "../db/api-keys";
+import type { Db } from "../db/client";
 import { decodeCursor, encodeCursor } from "./transactions";
 
 /**

@@ -29,15 +29,13 @@ export async function takeAction(
     eq(accountActions.accountId, input.accountId),
     eq(accountActions.action, input.action),
   );
-  const [, inserted] = await db.batch([
-    db.delete(accountActions).where(and(mine, lte(accountActions.createdAt, since))),
-    db.run(sql`
+  await db.delete(accountActions).where(and(mine, lte(accountActions.createdAt, since)));
+  const inserted = await db.run(sql`
       INSERT INTO account_actions (id, account_id, action, created_at)
       SELECT ${newId("act")}, ${input.accountId}, ${input.action}, ${iso(input.now)}
       WHERE (SELECT count(*) FROM account_actions
                WHERE account_id = ${input.accountId} AND action = ${input.action}
-                 AND created_at > ${since}) < ${input.limit}`),
-  ]);
+                 AND created_at > ${since}) < ${input.limit}`);
   if ((inserted.meta.changes ?? 0) > 0) return { ok: true };
   const oldest = await db
     .select({ createdAt: accountActions.createdAt })

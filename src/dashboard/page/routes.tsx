@@ -21,6 +21,7 @@ import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/low-balance";
 import { PACKAGE_IDS, PACKAGES } from "../../pricing";
 import { signupEnabled } from "../../signup/config";
+import { limitAction } from "../action-limits";
 import { createKey, revokeKey } from "../key-store";
 import {
   type CsrfPurpose,
@@ -362,6 +363,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "top-up", fields);
     const form = parseFields(fields, TopUpForm);
+    await limitAction(c.get("db"), session.accountId, "top_up");
     // The confirmation's random request id fixes the recharge id: posting it twice (a double
     // click, a resubmitted form) finds the first top-up instead of buying a second one.
     const rechargeId = `rch_${(await sha256Hex(`${session.accountId}\npage\n${form.request}`)).slice(0, 32)}`;
@@ -412,6 +414,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "alerts", fields);
     const form = parseFields(fields, AlertsForm);
+    await limitAction(c.get("db"), session.accountId, "alerts");
     // The same Durable Object method as PUT /v1/account/alerts.
     const result = await ledgerFor(c.env, session.accountId).setAlerts({
       lowBalanceCredits: form.low_balance_credits,
@@ -430,6 +433,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   .post("/billing/portal", async (c) => {
     const fields = await readFields(c);
     const { session } = await formSession(c, "portal", fields);
+    await limitAction(c.get("db"), session.accountId, "billing_portal");
     const url = await createPortalSession(c.env, c.get("db"), session.accountId);
     return c.redirect(url, 303);
   })
@@ -437,6 +441,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "checkout", fields);
     const form = parseFields(fields, CheckoutForm);
+    await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
     if (!result.ok) {
       return redirectWith(c, secret, session, {
@@ -454,6 +459,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   .post("/billing/card", async (c) => {
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "checkout", fields);
+    await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startCardSetup(c.env, c.get("db"), session.accountId);
     if (!result.ok) {
       return redirectWith(c, secret, session, {
@@ -513,6 +519,8 @@ export const billingPageRoutes = new Hono<AppEnv>()
     }
     if (err instanceof PageError) return errorPage(c, err.status, err.title, err.message);
     if (err instanceof ApiError) {
+      // e.g. 429 with its Retry-After, when an action's hourly limit is reached.
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
       return errorPage(c, err.status, "That did not work", err.message);
     }
     if (err instanceof HTTPException && err.status < 500) {
