@@ -217,3 +217,14 @@ export function signupExistingAccount(input: { signInUrl: string }) {
     ].join("\n\n"),
   };
 }
+
+/** To the operator: the global sign-up ceiling refused a request (at most once an hour). */
+export function signupCeilingReached(input: { limit: number; hour: string }) {
+  return {
+    subject: "Tollgate: sign-up email ceiling reached",
+    text: [
+      `Sign-up requests reached the ceiling of ${input.limit.toLocaleString("en-US")} sign-up emails an hour (hour starting ${input.hour}). Every sign-up is refused with 429 until requests of the last hour age out.`,
+      "This usually means someone is requesting sign-up links from many networks at once. Check the sign-up emails (GET /admin/signup-emails) and the logs; raise SIGNUP_EMAILS_PER_HOUR only if the traffic is genuine.",
+    ].join("\n\n"),
+  };
+}
