@@ -6,6 +6,7 @@ import { sha256Hex } from "../../src/crypto";
 import { dbFor } from "../../src/db/client";
 import { emailsToRetry } from "../../src/db/emails";
 import { accounts, emails, signupTokens } from "../../src/db/schema";
+import { mailboxKey } from "../../src/email/address";
 import type { Bindings } from "../../src/env";
 import worker from "../../src/index";
 import { reconcile } from "../../src/recharge/reconciler";
@@ -455,6 +456,35 @@ describe("sign-up farming (issue 18 item 8)", () => {
       await res.arrayBuffer();
     }
     expect(more).toEqual([202, 202, 202, 202, 202, 429]);
+  });
+
+  it("the backfill migration gives older accounts the same mailbox key as the code", async () => {
+    const migration = env.TEST_MIGRATIONS.find((m) => m.name.endsWith("backfill_email_keys.sql"));
+    const backfill = migration?.queries.find((q) => q.includes("UPDATE `accounts`"));
+    expect(backfill, "the accounts backfill statement").toBeDefined();
+    const spellings = [
+      "  Ann.Lee+Promo@Example.COM ",
+      "A.n.N+x@GoogleMail.com",
+      "a.n.n@gmail.com.",
+      "+tag@example.com",
+      "no-at-sign",
+      "a@b@example.com",
+    ];
+    const ids = spellings.map(() => `acct_backfill_${crypto.randomUUID()}`);
+    for (const [i, email] of spellings.entries()) {
+      await env.DB.prepare("INSERT INTO accounts (id, email) VALUES (?, ?)")
+        .bind(ids[i], email)
+        .run();
+    }
+    await env.DB.prepare(backfill ?? "").run();
+    for (const [i, email] of spellings.entries()) {
+      const row = await db
+        .select({ emailKey: accounts.emailKey })
+        .from(accounts)
+        .where(eq(accounts.id, ids[i] ?? ""))
+        .get();
+      expect(row?.emailKey, email).toBe(mailboxKey(email));
+    }
   });
 
   it("a global hourly ceiling on sign-up emails: 429 for everyone, an error log and one email to the operator", async () => {
