@@ -1028,6 +1028,28 @@ describe("the rest of the page", () => {
     expect(row?.stripeCustomerId).toMatch(/^cus_/);
   });
 
+  it("counts the page's Checkout and card forms with the API's: past 10 an hour, a 429 page with Retry-After", async () => {
+    const { account, cookie, html } = await signedIn();
+    const csrf = tokenFor(html, "/account/billing/card");
+    for (let i = 0; i < 9; i++) {
+      const res = await gateway("/v1/account/payment-method/setup", {
+        method: "POST",
+        key: account.api_key,
+        body: "{}",
+      });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    const tenth = await page("/account/billing/card", { cookie, form: { csrf } });
+    expect(tenth.status).toBe(303);
+    await tenth.arrayBuffer();
+    const refused = await page("/account/billing/card", { cookie, form: { csrf } });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("Content-Type")).toMatch(/^text\/html/);
+    expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(3_500);
+    expect(await refused.text()).toContain("Too many of these requests");
+  });
+
   it("answers unknown page paths with an HTML 404, while API errors stay JSON", async () => {
     const root = await page("/account");
     expect(root.status).toBe(303);

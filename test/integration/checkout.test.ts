@@ -394,17 +394,24 @@ describe("checkout amplification (issue 18 item 7)", () => {
     expect((await stripeCallsFor(customer)).length).toBe(calls.length);
   });
 
-  it("the billing portal and top-ups are limited per account per hour too", async () => {
+  it("the billing portal, top-ups and alert settings are limited per account per hour too", async () => {
     const account = await createAccount("free");
-    const portal = () =>
-      gateway("/v1/account/billing-portal", { method: "POST", key: account.api_key, body: "{}" });
-    for (let i = 0; i < 20; i++) {
-      const res = await portal();
-      expect(res.status).toBe(200);
-      await res.arrayBuffer();
+    const call = (method: string, path: string, body: unknown) => () =>
+      gateway(path, { method, key: account.api_key, body: JSON.stringify(body) });
+    for (const [limit, status, request] of [
+      [20, 200, call("POST", "/v1/account/billing-portal", {})],
+      // No card on file: each is refused by the ledger, but counted first.
+      [30, 409, call("POST", "/v1/account/top-ups", { package: "credits_1000" })],
+      [20, 200, call("PUT", "/v1/account/alerts", { low_balance_credits: 100 })],
+    ] as const) {
+      for (let i = 0; i < limit; i++) {
+        const res = await request();
+        expect(res.status).toBe(status);
+        await res.arrayBuffer();
+      }
+      const refused = await request();
+      expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(3_500);
+      await expectError(refused, 429, "rate_limited");
     }
-    const refused = await portal();
-    expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(0);
-    await expectError(refused, 429, "rate_limited");
   });
 });
