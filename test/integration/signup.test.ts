@@ -458,6 +458,22 @@ describe("sign-up farming (issue 18 item 8)", () => {
     expect(more).toEqual([202, 202, 202, 202, 202, 429]);
   });
 
+  it("finds an existing account through the email_key index, not a scan of accounts", async () => {
+    // The statement accountExistsForEmail runs (src/db/accounts.ts), as drizzle writes it.
+    const query = db
+      .select({ id: accounts.id })
+      .from(accounts)
+      .where(eq(accounts.emailKey, mailboxKey("ann+x@example.com")))
+      .limit(1)
+      .toSQL();
+    const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${query.sql}`)
+      .bind(...query.params)
+      .all<{ detail: string }>();
+    const details = plan.results.map((r) => r.detail).join("; ");
+    expect(details).toMatch(/USING (COVERING )?INDEX accounts_email_key_idx/);
+    expect(details).not.toMatch(/^SCAN accounts/);
+  });
+
   it("the backfill migration gives older accounts the same mailbox key as the code", async () => {
     const migration = env.TEST_MIGRATIONS.find((m) => m.name.endsWith("backfill_email_keys.sql"));
     const backfill = migration?.queries.find((q) => q.includes("UPDATE `accounts`"));
