@@ -42,6 +42,10 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
     SIGNUP_ENABLED?: string;
     /** `"true"` stores sign-up emails with their links, for local development (default `"false"`). */
     SIGNUP_STORE_LINKS?: string;
+    /** Sign-up emails allowed per hour from everyone together (default 500). */
+    SIGNUP_EMAILS_PER_HOUR?: string;
+    /** Where operator alerts are emailed (e.g. the sign-up ceiling reached); unset: logs only. */
+    OPERATOR_EMAIL?: string;
   };
 
 export interface Variables {

@@ -40,29 +40,44 @@ async function hasLiveSubscription(stripe: Stripe, customer: string): Promise<bo
 }
 
 /**
+ * Stripe calls one plan Checkout may make to tidy up: one page (one call, whatever its size)
+ * of the newest open sessions, and at most this many expiries. Unbounded, N concurrent requests made O(N²) calls (each listed
+ * and expired every other's session), and Stripe's rate limit is per Stripe account: one
+ * customer could stall every other customer's purchases (issue 18).
+ */
+const OPEN_SESSIONS_PAGE = 100;
+const MAX_EXPIRES_PER_REQUEST = 3;
+
+/**
  * One open plan session per customer, so two tabs or a double click cannot end in two
- * subscriptions and two charges. After `mine` is created, the customer's open subscription-mode
- * sessions are listed; the newest (by `created`, then by id: `created` has one-second
- * resolution) survives and the others are expired. Every request, however they interleave,
- * picks the same survivor, so concurrent requests never expire each other's sessions all
- * round. Returns the session to send the caller to: the survivor when it is for the same plan
- * (a double click in one second may have made the other request's session the survivor), else
- * `mine`. A session that completed or expired since the list cannot be expired: no error.
+ * subscriptions and two charges. After `mine` is created, the customer's newest open sessions
+ * are listed (one page: Stripe lists newest first, so an older one can never be the newest);
+ * the newest subscription-mode one (by `created`, then by id: `created` has one-second
+ * resolution) survives and up to MAX_EXPIRES_PER_REQUEST others are expired. Every request,
+ * however they interleave, picks the same survivor, so concurrent requests never expire each
+ * other's sessions all round. Sessions left open by a burst larger than that are expired by the
+ * next requests (and the hourly limit on Checkout bounds the burst); one that completes anyway
+ * beside a live subscription is reported (reportDuplicateSubscription). Returns the session to
+ * send the caller to: the survivor when it is for the same plan (a double click in one second
+ * may have made the other request's session the survivor), else `mine`. A session that
+ * completed or expired since the list cannot be expired: no error.
  */
 async function keepOnePlanSession(
   stripe: Stripe,
   customer: string,
   mine: Stripe.Checkout.Session,
 ): Promise<Stripe.Checkout.Session> {
-  const open: Stripe.Checkout.Session[] = [];
-  for await (const s of stripe.checkout.sessions.list({ customer, status: "open", limit: 100 })) {
-    if (s.mode === "subscription") open.push(s);
-  }
+  const page = await stripe.checkout.sessions.list({
+    customer,
+    status: "open",
+    limit: OPEN_SESSIONS_PAGE,
+  });
+  const open = page.data.filter((s) => s.mode === "subscription");
   const newer = (a: Stripe.Checkout.Session, b: Stripe.Checkout.Session) =>
     a.created > b.created || (a.created === b.created && a.id > b.id);
   const survivor = open.reduce((best, s) => (newer(s, best) ? s : best), mine);
-  for (const s of open) {
-    if (s.id === survivor.id) continue;
+  const others = open.filter((s) => s.id !== survivor.id).slice(0, MAX_EXPIRES_PER_REQUEST);
+  for (const s of others) {
     try {
       await stripe.checkout.sessions.expire(s.id);
     } catch (err) {

@@ -29,7 +29,8 @@ type KeyEnv = Pick<
 
 export type CreateKeyResult =
   | { ok: true; key: ListedKey & { key: string } }
-  | { ok: false; reason: "limit_reached" };
+  | { ok: false; reason: "limit_reached" }
+  | { ok: false; reason: "rate_limited"; retryAfterSeconds: number };
 
 /** Creates a key; the full key is in the result and nowhere else. */
 export async function createKey(
@@ -50,7 +51,7 @@ export async function createKey(
     name: input.name,
     scope: input.scope,
   });
-  if (!inserted) return { ok: false, reason: "limit_reached" };
+  if (!inserted.ok) return inserted;
   const row = await getKey(db, accountId, id);
   if (!row) throw new Error(`key ${id} missing after insert`);
   const { keyHash: _hash, ...listed } = row;
@@ -58,7 +59,13 @@ export async function createKey(
     ref: `key_created:${id}`,
     accountId,
     kind: "key_created",
-    ...templates.keyCreated({ ...listed, dashboardUrl: env.DASHBOARD_URL }),
+    // Named by prefix and last four, never by the caller's name (see keyCreated).
+    ...templates.keyCreated({
+      prefix: listed.prefix,
+      last4: listed.last4,
+      scope: listed.scope,
+      dashboardUrl: env.DASHBOARD_URL,
+    }),
   });
   return { ok: true, key: { ...listed, key: key.key } };
 }
@@ -90,7 +97,11 @@ export async function revokeKey(
       ref: `key_revoked:${keyId}`,
       accountId,
       kind: "key_revoked",
-      ...templates.keyRevoked({ ...listed, dashboardUrl: env.DASHBOARD_URL }),
+      ...templates.keyRevoked({
+        prefix: listed.prefix,
+        last4: listed.last4,
+        dashboardUrl: env.DASHBOARD_URL,
+      }),
     });
   }
   return { ok: true, key: listed };

@@ -1,5 +1,6 @@
 /** The `accounts` table: every read and write of it. Balances are never here (the ledger's). */
-import { and, eq, lt, sql } from "drizzle-orm";
+import { and, eq, lt } from "drizzle-orm";
+import { mailboxKey } from "../email/address";
 import type { PlanId } from "../pricing";
 import type { Db } from "./client";
 import { accounts } from "./schema";
@@ -23,9 +24,12 @@ export function accountByStripeCustomer(
   return db.select().from(accounts).where(eq(accounts.stripeCustomerId, customerId)).get();
 }
 
-/** The insert, unawaited, so account creation can batch it with the first key and grant. */
-export function insertAccount(db: Db, values: NewAccount) {
-  return db.insert(accounts).values(values);
+/**
+ * The insert, unawaited, so account creation can batch it with the first key and grant. The
+ * mailbox key is always derived here, so no account can be made without one.
+ */
+export function insertAccount(db: Db, values: Omit<NewAccount, "emailKey">) {
+  return db.insert(accounts).values({ ...values, emailKey: mailboxKey(values.email) });
 }
 
 export async function setStripeCustomer(db: Db, id: string, customerId: string): Promise<void> {
@@ -115,14 +119,14 @@ export async function mirrorSubscriptionAt(
 }
 
 /**
- * Whether an account uses this address, compared case-insensitively (sign-up stores it
- * lowercase; operators may not have). No index on email yet: a scan, fine at this size.
+ * Whether an account uses this mailbox (`mailboxKey`: case, `+tag`, Gmail's dots), through
+ * the `email_key` index: sign-up asks this on every request, before its limits.
  */
 export async function accountExistsForEmail(db: Db, email: string): Promise<boolean> {
   const row = await db
     .select({ id: accounts.id })
     .from(accounts)
-    .where(sql`lower(${accounts.email}) = ${email.toLowerCase()}`)
+    .where(eq(accounts.emailKey, mailboxKey(email)))
     .limit(1)
     .get();
   return row !== undefined;

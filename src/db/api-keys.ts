@@ -2,7 +2,7 @@
  * The `api_keys` table. Only a key's SHA-256 is stored. Every query of an account's keys is
  * scoped by its account id: another account's key is indistinguishable from a missing one.
  */
-import { and, desc, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { apiKeys } from "./schema";
 
@@ -11,6 +11,13 @@ export type KeyScope = "full" | "classify";
 
 /** Active keys an account may hold at once. */
 export const MAX_ACTIVE_KEYS = 20;
+/**
+ * Keys an account may create per hour (its first key counts). Above MAX_ACTIVE_KEYS, so that
+ * filling the account and rotating a few keys in one hour still works; it bounds create-and-
+ * revoke churn (rows, and the email each creation and revocation sends) to this many an hour.
+ */
+export const KEYS_PER_HOUR = 30;
+export const KEY_WINDOW_MS = 60 * 60_000;
 
 export interface ListedKey {
   id: string;
@@ -54,12 +61,37 @@ export async function isKeyActive(db: Db, accountId: string, keyId: string): Pro
   return row !== undefined;
 }
 
-export function listKeys(db: Db, accountId: string): Promise<ListedKey[]> {
+/** Up to `limit` of the account's keys, newest first, older than `after` when given. */
+export function listKeyPage(
+  db: Db,
+  accountId: string,
+  limit: number,
+  after?: { createdAt: string; id: string },
+): Promise<ListedKey[]> {
+  let older: SQL | undefined;
+  if (after) {
+    older = or(
+      lt(apiKeys.createdAt, after.createdAt),
+      and(eq(apiKeys.createdAt, after.createdAt), lt(apiKeys.id, after.id)),
+    );
+  }
   return db
     .select(listed)
     .from(apiKeys)
-    .where(eq(apiKeys.accountId, accountId))
+    .where(and(eq(apiKeys.accountId, accountId), older))
     .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
+    .limit(limit)
+    .all();
+}
+
+/** The account's active keys, newest first: at most MAX_ACTIVE_KEYS (the Billing page's list). */
+export function listActiveKeys(db: Db, accountId: string): Promise<ListedKey[]> {
+  return db
+    .select(listed)
+    .from(apiKeys)
+    .where(and(eq(apiKeys.accountId, accountId), isNull(apiKeys.revokedAt)))
+    .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
+    .limit(MAX_ACTIVE_KEYS)
     .all();
 }
 
@@ -76,23 +108,54 @@ export function insertKey(db: Db, values: NewApiKey) {
   return db.insert(apiKeys).values(values);
 }
 
+export type KeyInsert =
+  | { ok: true }
+  | { ok: false; reason: "limit_reached" }
+  | { ok: false; reason: "rate_limited"; retryAfterSeconds: number };
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
 /**
- * Inserts the key only while the account has fewer than MAX_ACTIVE_KEYS active keys. One
- * statement: D1 runs each statement alone, so concurrent creations cannot pass the count
- * together. Returns false when the account is at its limit.
+ * Inserts the key only while the account has fewer than MAX_ACTIVE_KEYS active keys and made
+ * fewer than KEYS_PER_HOUR keys in the last hour (the rows themselves are the counter). One
+ * statement: D1 runs each statement alone, so concurrent creations cannot pass either count
+ * together. When refused, says which limit (the active-key limit first: revoking frees it).
  */
 export async function insertKeyWithinLimit(
   db: Db,
   key: Required<Pick<NewApiKey, "id" | "accountId" | "keyHash" | "prefix" | "last4" | "scope">> & {
     name: string | null;
   },
-): Promise<boolean> {
+  now = Date.now(),
+): Promise<KeyInsert> {
+  const since = iso(now - KEY_WINDOW_MS);
   const result = await db.run(sql`
     INSERT INTO api_keys (id, account_id, key_hash, prefix, last4, name, scope)
     SELECT ${key.id}, ${key.accountId}, ${key.keyHash}, ${key.prefix}, ${key.last4}, ${key.name}, ${key.scope}
     WHERE (SELECT COUNT(*) FROM api_keys WHERE account_id = ${key.accountId} AND revoked_at IS NULL)
-      < ${MAX_ACTIVE_KEYS}`);
-  return result.meta.changes === 1;
+      < ${MAX_ACTIVE_KEYS}
+      AND (SELECT COUNT(*) FROM api_keys WHERE account_id = ${key.accountId} AND created_at > ${since})
+      < ${KEYS_PER_HOUR}`);
+  if (result.meta.changes === 1) return { ok: true };
+  const active = await db
+    .select({ n: sql<number>`count(*)` })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.accountId, key.accountId), isNull(apiKeys.revokedAt)))
+    .get();
+  if ((active?.n ?? 0) >= MAX_ACTIVE_KEYS) return { ok: false, reason: "limit_reached" };
+  const recent = await db
+    .select({ createdAt: apiKeys.createdAt })
+    .from(apiKeys)
+    .where(and(eq(apiKeys.accountId, key.accountId), gt(apiKeys.createdAt, since)))
+    .orderBy(asc(apiKeys.createdAt))
+    .limit(1)
+    .get();
+  const clearsAt = recent ? Date.parse(recent.createdAt) + KEY_WINDOW_MS : now;
+  return {
+    ok: false,
+    reason: "rate_limited",
+    retryAfterSeconds: Math.max(1, Math.ceil((clearsAt - now) / 1000)),
+  };
 }
 
 /**

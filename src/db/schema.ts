@@ -5,34 +5,43 @@ const createdAt = () =>
   text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
 
 /** One row per customer account. Balances live in the account's Durable Object, never here. */
-export const accounts = sqliteTable("accounts", {
-  id: text("id").primaryKey(),
-  email: text("email").notNull(),
-  plan: text("plan", { enum: ["free", "starter", "pro"] })
-    .notNull()
-    .default("free"),
-  testMode: integer("test_mode", { mode: "boolean" }).notNull().default(false),
-  stripeCustomerId: text("stripe_customer_id").unique(),
-  /** Stripe's id of the default payment method; null means none on file. */
-  paymentMethodId: text("payment_method_id"),
-  /** Latest subscription id and the event time that set the plan, so out-of-order events converge. */
-  stripeSubscriptionId: text("stripe_subscription_id"),
-  planUpdatedAt: integer("plan_updated_at").notNull().default(0),
-  /** A paid plan without a Stripe subscription, granted by an operator; shown everywhere. */
-  complimentary: integer("complimentary", { mode: "boolean" }).notNull().default(false),
-  /** The subscription as Stripe last said (status, period end, cancel at period end). */
-  subscriptionStatus: text("subscription_status"),
-  subscriptionPeriodEnd: text("subscription_period_end"),
-  subscriptionCancelAtPeriodEnd: integer("subscription_cancel_at_period_end", { mode: "boolean" })
-    .notNull()
-    .default(false),
-  /** The card on file, for display (brand, last four, expiry); null without one. */
-  cardBrand: text("card_brand"),
-  cardLast4: text("card_last4"),
-  cardExpMonth: integer("card_exp_month"),
-  cardExpYear: integer("card_exp_year"),
-  createdAt: createdAt(),
-});
+export const accounts = sqliteTable(
+  "accounts",
+  {
+    id: text("id").primaryKey(),
+    email: text("email").notNull(),
+    plan: text("plan", { enum: ["free", "starter", "pro"] })
+      .notNull()
+      .default("free"),
+    testMode: integer("test_mode", { mode: "boolean" }).notNull().default(false),
+    stripeCustomerId: text("stripe_customer_id").unique(),
+    /** Stripe's id of the default payment method; null means none on file. */
+    paymentMethodId: text("payment_method_id"),
+    /** Latest subscription id and the event time that set the plan, so out-of-order events converge. */
+    stripeSubscriptionId: text("stripe_subscription_id"),
+    planUpdatedAt: integer("plan_updated_at").notNull().default(0),
+    /** A paid plan without a Stripe subscription, granted by an operator; shown everywhere. */
+    complimentary: integer("complimentary", { mode: "boolean" }).notNull().default(false),
+    /** The subscription as Stripe last said (status, period end, cancel at period end). */
+    subscriptionStatus: text("subscription_status"),
+    subscriptionPeriodEnd: text("subscription_period_end"),
+    subscriptionCancelAtPeriodEnd: integer("subscription_cancel_at_period_end", { mode: "boolean" })
+      .notNull()
+      .default(false),
+    /** The card on file, for display (brand, last four, expiry); null without one. */
+    cardBrand: text("card_brand"),
+    cardLast4: text("card_last4"),
+    cardExpMonth: integer("card_exp_month"),
+    cardExpYear: integer("card_exp_year"),
+    /**
+     * The mailbox `email` reaches (see `mailboxKey`: case, `+tag`, Gmail's dots): sign-up finds an
+     * existing account by it through its index, so `+tag` variants cannot farm free accounts.
+     */
+    emailKey: text("email_key"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("accounts_email_key_idx").on(t.emailKey)],
+);
 
 /** API keys: only the SHA-256 of a key is stored; prefix and last four are for display. */
 export const apiKeys = sqliteTable(
@@ -53,7 +62,8 @@ export const apiKeys = sqliteTable(
     createdAt: createdAt(),
     revokedAt: text("revoked_at"),
   },
-  (t) => [index("api_keys_account_idx").on(t.accountId)],
+  // Newest first by (created_at, id): the listing's pages, and the hourly creation limit's count.
+  (t) => [index("api_keys_account_created_idx").on(t.accountId, t.createdAt, t.id)],
 );
 
 export const transactionTypes = ["auto_recharge", "top_up", "monthly_grant", "adjustment"] as const;
@@ -159,10 +169,14 @@ export const signupTokens = sqliteTable(
   "signup_tokens",
   {
     tokenHash: text("token_hash").primaryKey(),
-    /** Normalized (trimmed, lowercase). */
+    /** Normalized (trimmed, lowercase): where the link goes. */
     email: text("email").notNull(),
+    /** The mailbox (`mailboxKey`): what the per-address limit counts. */
+    emailKey: text("email_key").notNull().default(""),
     /** Keyed SHA-256 of the client's address (IPv6: its /64), never the address itself. */
     clientHash: text("client_hash").notNull(),
+    /** Keyed SHA-256 of the network around it (IPv4 /24, IPv6 /48). */
+    clientNetHash: text("client_net_hash").notNull().default(""),
     createdAt: text("created_at").notNull(),
     expiresAt: text("expires_at").notNull(),
     /** Set when the link is consumed; set at once for a request that emailed no link. */
@@ -171,6 +185,24 @@ export const signupTokens = sqliteTable(
   (t) => [
     index("signup_tokens_client_idx").on(t.clientHash, t.createdAt),
     index("signup_tokens_email_idx").on(t.email, t.createdAt),
+    index("signup_tokens_email_key_idx").on(t.emailKey, t.createdAt),
+    index("signup_tokens_net_idx").on(t.clientNetHash, t.createdAt),
     index("signup_tokens_created_idx").on(t.createdAt),
   ],
+);
+
+/**
+ * Account actions that call Stripe or send email (Checkout, the billing portal, top-ups, alert
+ * settings): the rows of the last hour are each action's per-account rate limit counter, as
+ * `signup_tokens` is sign-up's. Older rows of an account's action are deleted as it acts again.
+ */
+export const accountActions = sqliteTable(
+  "account_actions",
+  {
+    id: text("id").primaryKey(),
+    accountId: text("account_id").notNull(),
+    action: text("action").notNull(),
+    createdAt: text("created_at").notNull(),
+  },
+  (t) => [index("account_actions_idx").on(t.accountId, t.action, t.createdAt)],
 );

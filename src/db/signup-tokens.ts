@@ -3,17 +3,21 @@
  * the SHA-256 of the link's token (never the token), and the rows of the last hour are the
  * sign-up rate limit's counters, so no other per-request state exists.
  */
-import { and, asc, eq, gt, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { signupTokens } from "./schema";
 
 export type SignupTokenRow = typeof signupTokens.$inferSelect;
 
 export interface SignupLimits {
-  /** Requests per client address hash within the window. */
+  /** Requests per client address hash (IPv4 address, IPv6 /64) within the window. */
   perClient: number;
-  /** Requests per normalized email within the window. */
+  /** Requests per network hash (IPv4 /24, IPv6 /48) within the window. */
+  perNetwork: number;
+  /** Requests per mailbox key within the window. */
   perEmail: number;
+  /** Requests from everyone together within the window: the ceiling on sign-up emails. */
+  global: number;
   windowMs: number;
 }
 
@@ -28,7 +32,9 @@ export async function insertWithinLimits(
   row: {
     tokenHash: string;
     email: string;
+    emailKey: string;
     clientHash: string;
+    clientNetHash: string;
     now: number;
     expiresAt: number;
     /** Set for a request that sends no link: its row only counts for the limits. */
@@ -37,36 +43,39 @@ export async function insertWithinLimits(
   limits: SignupLimits,
 ): Promise<boolean> {
   const since = iso(row.now - limits.windowMs);
+  // Every count is an index range (client, network, mailbox, created_at); the global one reads
+  // at most `global` index entries, which is the point of keeping it small.
   const result = await db.run(sql`
-    INSERT INTO signup_tokens (token_hash, email, client_hash, created_at, expires_at, used_at)
-    SELECT ${row.tokenHash}, ${row.email}, ${row.clientHash}, ${iso(row.now)},
-           ${iso(row.expiresAt)}, ${row.usedAt === null ? null : iso(row.usedAt)}
+    INSERT INTO signup_tokens (token_hash, email, email_key, client_hash, client_net_hash,
+                               created_at, expires_at, used_at)
+    SELECT ${row.tokenHash}, ${row.email}, ${row.emailKey}, ${row.clientHash}, ${row.clientNetHash},
+           ${iso(row.now)}, ${iso(row.expiresAt)}, ${row.usedAt === null ? null : iso(row.usedAt)}
     WHERE (SELECT count(*) FROM signup_tokens
              WHERE client_hash = ${row.clientHash} AND created_at > ${since}) < ${limits.perClient}
       AND (SELECT count(*) FROM signup_tokens
-             WHERE email = ${row.email} AND created_at > ${since}) < ${limits.perEmail}`);
+             WHERE client_net_hash = ${row.clientNetHash} AND created_at > ${since}) < ${limits.perNetwork}
+      AND (SELECT count(*) FROM signup_tokens
+             WHERE email_key = ${row.emailKey} AND created_at > ${since}) < ${limits.perEmail}
+      AND (SELECT count(*) FROM signup_tokens WHERE created_at > ${since}) < ${limits.global}`);
   return (result.meta.changes ?? 0) > 0;
 }
 
 /**
  * When the refused request could succeed: for each limit that is reached, the moment its oldest
- * row in the window leaves it. Unix ms; null when no limit is reached any more.
+ * row in the window leaves it (unix ms; null when no limit is reached any more), and whether
+ * the global ceiling is one of them.
  */
 export async function limitClearsAt(
   db: Db,
-  key: { email: string; clientHash: string; now: number },
+  key: { emailKey: string; clientHash: string; clientNetHash: string; now: number },
   limits: SignupLimits,
-): Promise<number | null> {
+): Promise<{ clearsAt: number | null; ceiling: boolean }> {
   const since = iso(key.now - limits.windowMs);
-  const window = async (
-    column: typeof signupTokens.clientHash | typeof signupTokens.email,
-    value: string,
-    max: number,
-  ) => {
+  const window = async (filter: SQL | undefined, max: number) => {
     const rows = await db
       .select({ createdAt: signupTokens.createdAt })
       .from(signupTokens)
-      .where(and(eq(column, value), gt(signupTokens.createdAt, since)))
+      .where(and(filter, gt(signupTokens.createdAt, since)))
       .orderBy(asc(signupTokens.createdAt))
       .limit(max)
       .all();
@@ -76,12 +85,17 @@ export async function limitClearsAt(
     const oldest = rows[0];
     return oldest ? Date.parse(oldest.createdAt) + limits.windowMs : null;
   };
-  const [client, email] = await Promise.all([
-    window(signupTokens.clientHash, key.clientHash, limits.perClient),
-    window(signupTokens.email, key.email, limits.perEmail),
+  const waits = await Promise.all([
+    window(eq(signupTokens.clientHash, key.clientHash), limits.perClient),
+    window(eq(signupTokens.clientNetHash, key.clientNetHash), limits.perNetwork),
+    window(eq(signupTokens.emailKey, key.emailKey), limits.perEmail),
+    window(undefined, limits.global),
   ]);
-  if (client === null && email === null) return null;
-  return Math.max(client ?? 0, email ?? 0);
+  const reached = waits.filter((w): w is number => w !== null);
+  return {
+    clearsAt: reached.length === 0 ? null : Math.max(...reached),
+    ceiling: waits[3] !== null,
+  };
 }
 
 /** The row of a link that can still be used, without using it (for the confirm page). */
@@ -105,13 +119,13 @@ export function usableToken(
 
 /**
  * Uses the link, once: a guarded UPDATE … WHERE used_at IS NULL AND expires_at > now. It also
- * uses every other open link of the same email in the same statement, so two links for one
- * address can never make two accounts. The email when this call used the link; null when it
+ * uses every other open link of the same mailbox (`+tag` spellings included) in the same
+ * statement, so two links for one inbox can never make two accounts. The email when this call used the link; null when it
  * is unknown, expired or already used (by this call's competitor, too).
  */
 export async function consumeToken(db: Db, tokenHash: string, now: number): Promise<string | null> {
   const open = db
-    .select({ email: signupTokens.email })
+    .select({ emailKey: signupTokens.emailKey })
     .from(signupTokens)
     .where(
       and(
@@ -123,7 +137,7 @@ export async function consumeToken(db: Db, tokenHash: string, now: number): Prom
   const used = await db
     .update(signupTokens)
     .set({ usedAt: iso(now) })
-    .where(and(inArray(signupTokens.email, open), isNull(signupTokens.usedAt)))
+    .where(and(inArray(signupTokens.emailKey, open), isNull(signupTokens.usedAt)))
     .returning({ tokenHash: signupTokens.tokenHash, email: signupTokens.email })
     .all();
   return used.find((r) => r.tokenHash === tokenHash)?.email ?? null;

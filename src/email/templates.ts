@@ -172,16 +172,18 @@ export function signupLink(input: { link: string; expiresInMinutes: number }) {
   };
 }
 
+/**
+ * Key emails name the key by its prefix and last four only, never by its name: the name is
+ * whatever the caller typed (a leaked key's holder included), and an email from the operator's
+ * domain must not carry a stranger's text or links. The name is shown on the Billing page.
+ */
 export function keyCreated(input: {
-  name: string | null;
   prefix: string;
   last4: string;
   scope: string;
   dashboardUrl: string;
 }) {
-  const label = input.name
-    ? `"${input.name}" (${input.prefix}…${input.last4})`
-    : `${input.prefix}…${input.last4}`;
+  const label = `${input.prefix}…${input.last4}`;
   return {
     subject: "A new API key was created on your account",
     text: [
@@ -192,15 +194,8 @@ export function keyCreated(input: {
   };
 }
 
-export function keyRevoked(input: {
-  name: string | null;
-  prefix: string;
-  last4: string;
-  dashboardUrl: string;
-}) {
-  const label = input.name
-    ? `"${input.name}" (${input.prefix}…${input.last4})`
-    : `${input.prefix}…${input.last4}`;
+export function keyRevoked(input: { prefix: string; last4: string; dashboardUrl: string }) {
+  const label = `${input.prefix}…${input.last4}`;
   return {
     subject: "An API key was revoked on your account",
     text: [
@@ -219,6 +214,17 @@ export function signupExistingAccount(input: { signInUrl: string }) {
       "Someone, hopefully you, asked to create a Tollgate account with this email address, but it already has one, so no new account was made.",
       `Sign in with one of your API keys: ${input.signInUrl}`,
       "If you did not ask for this, ignore this email: nothing about your account has changed.",
+    ].join("\n\n"),
+  };
+}
+
+/** To the operator: the global sign-up ceiling refused a request (at most once an hour). */
+export function signupCeilingReached(input: { limit: number; hour: string }) {
+  return {
+    subject: "Tollgate: sign-up email ceiling reached",
+    text: [
+      `Sign-up requests reached the ceiling of ${input.limit.toLocaleString("en-US")} sign-up emails an hour (hour starting ${input.hour}). Every sign-up is refused with 429 until requests of the last hour age out.`,
+      "This usually means someone is requesting sign-up links from many networks at once. Check the sign-up emails (GET /admin/signup-emails) and the logs; raise SIGNUP_EMAILS_PER_HOUR only if the traffic is genuine.",
     ].join("\n\n"),
   };
 }

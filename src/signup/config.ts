@@ -21,8 +21,26 @@ export const LINK_TTL_MS = 30 * 60_000;
 export const TOKEN_LENGTH = 32;
 export const TOKEN_PATTERN = /^[0-9A-Za-z]{32}$/;
 
-/** Sign-up requests allowed per client address and per email address, per hour. */
-export const LIMITS = { perClient: 5, perEmail: 3, windowMs: 60 * 60_000 } as const;
+/**
+ * Sign-up requests allowed per hour: per client (an IPv4 address or IPv6 /64), per network
+ * around it (IPv4 /24, IPv6 /48: one subscriber often holds a whole /48, and a new /64 per
+ * request must not mean a fresh limit), and per mailbox (`mailboxKey`).
+ */
+export const LIMITS = { perClient: 5, perNetwork: 10, perEmail: 3, windowMs: 60 * 60_000 } as const;
+
+/**
+ * The ceiling on sign-up emails (links and "you already have an account") from everyone
+ * together, per hour, unless `SIGNUP_EMAILS_PER_HOUR` sets another: the backstop for what the
+ * per-client limits cannot see (many networks), so that nobody can send hundreds of thousands
+ * of emails an hour from the operator's domain. Reaching it refuses every sign-up with 429
+ * until the hour's oldest request ages out, logs an error and emails `OPERATOR_EMAIL`.
+ */
+export const DEFAULT_SIGNUP_EMAILS_PER_HOUR = 500;
+
+export function signupEmailsPerHour(env: Pick<Bindings, "SIGNUP_EMAILS_PER_HOUR">): number {
+  const n = Number(env.SIGNUP_EMAILS_PER_HOUR);
+  return Number.isInteger(n) && n > 0 ? n : DEFAULT_SIGNUP_EMAILS_PER_HOUR;
+}
 /** Rows older than this are deleted (a few at a time, as new requests come in). */
 export const RETENTION_MS = 24 * 60 * 60_000;
 export const PURGE_BATCH = 20;
@@ -36,29 +54,12 @@ export const EMAIL_KINDS = { link: "signup_link", existing: "signup_existing_acc
 export const SIGN_UP_PATH = "/account/sign-up";
 export const CONFIRM_PATH = "/account/sign-up/confirm";
 
-/** Email addresses are compared and stored trimmed and lowercase. */
+/**
+ * Email addresses are stored and sent to trimmed and lowercase; the limits and the "already has
+ * an account" check compare their mailbox (`mailboxKey` in ../email/address).
+ */
 export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
-}
-
-/**
- * What the per-address limit counts: an IPv4 address as is, an IPv6 address by its /64 (one
- * subscriber usually holds a whole /64, so counting single addresses would limit nothing).
- */
-export function clientKey(address: string | undefined): string {
-  const a = (address ?? "").trim().toLowerCase();
-  if (a === "") return "unknown";
-  if (!a.includes(":")) return a;
-  const [head = "", tail, ...rest] = a.split("::");
-  if (rest.length > 0) return a;
-  const left = head === "" ? [] : head.split(":");
-  const right = tail === undefined || tail === "" ? [] : tail.split(":");
-  const missing = 8 - left.length - right.length;
-  if (missing < 0 || (tail === undefined && missing !== 0)) return a;
-  const groups = [...left, ...Array<string>(missing).fill("0"), ...right];
-  const prefix = groups.slice(0, 4);
-  if (!prefix.every((g) => /^[0-9a-f]{1,4}$/.test(g))) return a;
-  return `${prefix.map((g) => Number.parseInt(g, 16).toString(16)).join(":")}::/64`;
 }
 
 /**

@@ -19,14 +19,16 @@ import {
   releaseToken,
   usableToken,
 } from "../db/signup-tokens";
+import { mailboxKey } from "../email/address";
 import { sendEmailOnce } from "../email/mailer";
 import { signupExistingAccount, signupLink } from "../email/templates";
 import type { Bindings } from "../env";
 import { identify, type KeyIdentity } from "../gateway/identity";
+import { clientPrefixes } from "../http/client-address";
 import type { LocationHint } from "../ledger/client";
+import { alertSignupCeiling } from "./ceiling-alert";
 import {
   CONFIRM_PATH,
-  clientKey,
   EMAIL_KINDS,
   LIMITS,
   LINK_TTL_MS,
@@ -34,6 +36,7 @@ import {
   PURGE_BATCH,
   RETENTION_MS,
   SIGNUP_EMAIL_ACCOUNT,
+  signupEmailsPerHour,
   signupStoresLinks,
   TOKEN_LENGTH,
   TOKEN_PATTERN,
@@ -42,10 +45,14 @@ import {
 const encoder = new TextEncoder();
 
 /**
- * The stored form of a client address: an HMAC under the server's secret, because a plain
- * hash of an IPv4 address is reversed by trying all 2^32 of them.
+ * The stored forms of a client address, its host (IPv4 address, IPv6 /64) and its network
+ * (IPv4 /24, IPv6 /48): HMACs under the server's secret, because a plain hash of an IPv4
+ * address is reversed by trying all 2^32 of them.
  */
-export async function clientHash(secret: string, address: string | undefined): Promise<string> {
+export async function clientHashes(
+  secret: string,
+  address: string | undefined,
+): Promise<{ host: string; network: string }> {
   const key = await crypto.subtle.importKey(
     "raw",
     encoder.encode(secret),
@@ -53,8 +60,13 @@ export async function clientHash(secret: string, address: string | undefined): P
     false,
     ["sign"],
   );
-  const message = encoder.encode(`tollgate/signup-client/v1\n${clientKey(address)}`);
-  return toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, message)));
+  const mac = async (message: string) =>
+    toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(message))));
+  const { host, network } = clientPrefixes(address);
+  return {
+    host: await mac(`tollgate/signup-client/v1\n${host}`),
+    network: await mac(`tollgate/signup-network/v1\n${network}`),
+  };
 }
 
 export type SignupRequestResult = { ok: true } | { ok: false; retryAfterSeconds: number };
@@ -67,26 +79,35 @@ export async function requestSignup(
   now = Date.now(),
 ): Promise<SignupRequestResult> {
   const email = normalizeEmail(input.email);
-  const client = await clientHash(input.secret, input.clientAddress);
+  const emailKey = mailboxKey(email);
+  const client = await clientHashes(input.secret, input.clientAddress);
   const token = randomBase62(TOKEN_LENGTH);
   const tokenHash = await sha256Hex(token);
-  const exists = await accountExistsForEmail(db, email);
+  const exists = await accountExistsForEmail(db, emailKey);
+  const limits = { ...LIMITS, global: signupEmailsPerHour(env) };
 
   const inserted = await insertWithinLimits(
     db,
     {
       tokenHash,
       email,
-      clientHash: client,
+      emailKey,
+      clientHash: client.host,
+      clientNetHash: client.network,
       now,
       expiresAt: now + LINK_TTL_MS,
       usedAt: exists ? now : null,
     },
-    LIMITS,
+    limits,
   );
   if (!inserted) {
-    const clearsAt = await limitClearsAt(db, { email, clientHash: client, now }, LIMITS);
-    const wait = clearsAt === null ? 1 : Math.ceil((clearsAt - now) / 1000);
+    const refused = await limitClearsAt(
+      db,
+      { emailKey, clientHash: client.host, clientNetHash: client.network, now },
+      limits,
+    );
+    if (refused.ceiling) await alertSignupCeiling(env, db, limits.global, now);
+    const wait = refused.clearsAt === null ? 1 : Math.ceil((refused.clearsAt - now) / 1000);
     return { ok: false, retryAfterSeconds: Math.max(1, wait) };
   }
   await purgeOlderThan(db, now - RETENTION_MS, PURGE_BATCH);

@@ -499,6 +499,20 @@ describe("CSRF and origin checks on form posts", () => {
       "You are signed out.",
     );
   });
+
+  it("a cross-site post to sign-out leaves the session valid, with or without the cookie", async () => {
+    const { cookie } = await signedIn();
+    const crossSite = { Origin: "https://evil.example", "Sec-Fetch-Site": "cross-site" };
+    // A browser does not send the SameSite=Strict cookie with another site's post, but it does
+    // apply the Set-Cookie of the answer (a top-level navigation): that must not clear it.
+    for (const sent of [undefined, cookie]) {
+      const res = await page("/account/sign-out", { cookie: sent, form: {}, headers: crossSite });
+      expect(res.status).toBe(403);
+      await res.arrayBuffer();
+      expect(setCookiePair(res, "tg_session")).toBe("");
+    }
+    expect(await billingHtml(cookie)).toContain('action="/account/sign-out"');
+  });
 });
 
 describe("auto-recharge on the page", () => {
@@ -1012,6 +1026,28 @@ describe("the rest of the page", () => {
     await none.arrayBuffer();
     const row = await db.select().from(accounts).where(eq(accounts.id, account.id)).get();
     expect(row?.stripeCustomerId).toMatch(/^cus_/);
+  });
+
+  it("counts the page's Checkout and card forms with the API's: past 10 an hour, a 429 page with Retry-After", async () => {
+    const { account, cookie, html } = await signedIn();
+    const csrf = tokenFor(html, "/account/billing/card");
+    for (let i = 0; i < 9; i++) {
+      const res = await gateway("/v1/account/payment-method/setup", {
+        method: "POST",
+        key: account.api_key,
+        body: "{}",
+      });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    const tenth = await page("/account/billing/card", { cookie, form: { csrf } });
+    expect(tenth.status).toBe(303);
+    await tenth.arrayBuffer();
+    const refused = await page("/account/billing/card", { cookie, form: { csrf } });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("Content-Type")).toMatch(/^text\/html/);
+    expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(3_500);
+    expect(await refused.text()).toContain("Too many of these requests");
   });
 
   it("answers unknown page paths with an HTML 404, while API errors stay JSON", async () => {

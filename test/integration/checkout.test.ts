@@ -16,6 +16,7 @@ import {
   deliverSigned,
   type EmittedEvent,
   eventsFor,
+  stripeRequests,
   submitPage,
 } from "../helpers/stripe";
 
@@ -332,5 +333,85 @@ describe("complimentary plans (operators)", () => {
       subscription: null,
     });
     expect((await balanceOf(account)).monthly).toBe(8_000);
+  });
+});
+
+describe("checkout amplification (issue 18 item 7)", () => {
+  /** Every Stripe API call made for this customer's subscriptions and Checkout sessions. */
+  async function stripeCallsFor(customer: string) {
+    // The log first: the listing below is this test's own call.
+    const calls = [
+      ...(await stripeRequests("/v1/checkout/sessions*")),
+      ...(await stripeRequests("/v1/subscriptions*")),
+    ];
+    const sessions = await fetch(
+      `${env.STRIPE_API_URL}/v1/checkout/sessions?customer=${customer}&limit=100`,
+      { headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` } },
+    );
+    const ids = new Set(
+      (await json<{ data: Array<{ id: string }> }>(sessions)).data.map((s) => s.id),
+    );
+    return calls.filter(
+      (r) =>
+        // (This helper's own listings ask for every status; the gateway's for open ones.)
+        (r.params.customer === customer && !(r.method === "GET" && !r.params.status)) ||
+        [...ids].some((id) => r.path.startsWith(`/v1/checkout/sessions/${id}`)),
+    );
+  }
+
+  it("30 parallel Checkout requests from one account: a bounded number of Stripe calls, then 429", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    const n = 30;
+    const results = await Promise.all(
+      Array.from({ length: n }, () =>
+        gateway("/v1/account/checkout", {
+          method: "POST",
+          key: account.api_key,
+          body: JSON.stringify({ plan: "starter" }),
+        }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 200);
+    const limited = results.filter((r) => r.status === 429);
+    await Promise.all(ok.map((r) => r.arrayBuffer()));
+    expect(ok).toHaveLength(10);
+    expect(limited).toHaveLength(n - 10);
+    expect(Number(limited[0]?.headers.get("Retry-After"))).toBeGreaterThan(0);
+    await expectError(limited[0] as Response, 429, "rate_limited");
+    await Promise.all(limited.slice(1).map((r) => r.arrayBuffer()));
+    // At most six calls per accepted request (list subscriptions, create, one page of open
+    // sessions, at most three expiries), none for a refused one: never O(N²).
+    const calls = await stripeCallsFor(customer);
+    expect(calls.length).toBeLessThanOrEqual(6 * 10);
+    // Card setup shares the hourly count: refused before any Stripe call.
+    const setup = await gateway("/v1/account/payment-method/setup", {
+      method: "POST",
+      key: account.api_key,
+      body: "{}",
+    });
+    await expectError(setup, 429, "rate_limited");
+    expect((await stripeCallsFor(customer)).length).toBe(calls.length);
+  });
+
+  it("the billing portal, top-ups and alert settings are limited per account per hour too", async () => {
+    const account = await createAccount("free");
+    const call = (method: string, path: string, body: unknown) => () =>
+      gateway(path, { method, key: account.api_key, body: JSON.stringify(body) });
+    for (const [limit, status, request] of [
+      [20, 200, call("POST", "/v1/account/billing-portal", {})],
+      // No card on file: each is refused by the ledger, but counted first.
+      [30, 409, call("POST", "/v1/account/top-ups", { package: "credits_1000" })],
+      [20, 200, call("PUT", "/v1/account/alerts", { low_balance_credits: 100 })],
+    ] as const) {
+      for (let i = 0; i < limit; i++) {
+        const res = await request();
+        expect(res.status).toBe(status);
+        await res.arrayBuffer();
+      }
+      const refused = await request();
+      expect(Number(refused.headers.get("Retry-After"))).toBeGreaterThan(3_500);
+      await expectError(refused, 429, "rate_limited");
+    }
   });
 });

@@ -1,5 +1,8 @@
 import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { dbFor } from "../../src/db/client";
+import { emails } from "../../src/db/schema";
 import {
   admin,
   classify,
@@ -205,5 +208,102 @@ describe("key emails", () => {
     expect(sent).toHaveBeenCalledTimes(2);
     // A classify key still works for traffic.
     await (await classify(account)).arrayBuffer();
+  });
+});
+
+describe("key churn (issue 18 item 9)", () => {
+  it("the key emails carry no caller text: the name is in neither subject nor body", async () => {
+    const account = await createAccount();
+    const sent = vi.spyOn(env.EMAIL, "send").mockResolvedValue({ messageId: "m" } as never);
+    const name = "Reset your password at https://evil.example/login";
+    const made = await newKey(account, { name });
+    expect(made.name).toBe(name);
+    const res = await gateway(`/v1/account/keys/${made.id}`, {
+      method: "DELETE",
+      key: account.api_key,
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const messages = sent.mock.calls.map(
+      ([m]) => m as unknown as { subject: string; text: string },
+    );
+    expect(messages).toHaveLength(2);
+    for (const m of messages) {
+      expect(m.subject).not.toContain("evil.example");
+      expect(m.text).not.toContain("evil.example");
+      expect(m.text).not.toContain("Reset your password");
+      // The key is still named, by what the caller did not choose.
+      expect(m.text).toContain(made.key.slice(-4));
+    }
+  });
+
+  it("lists keys in pages (limit, cursor, next_cursor), newest first, each key once", async () => {
+    const account = await createAccount();
+    for (let i = 0; i < 4; i++) await newKey(account, { name: `k${i}` });
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = cursor ? `?limit=2&cursor=${encodeURIComponent(cursor)}` : "?limit=2";
+      const res = await gateway(`/v1/account/keys${query}`, { key: account.api_key });
+      expect(res.status).toBe(200);
+      const page = await json<{ data: Array<{ id: string }>; next_cursor: string | null }>(res);
+      expect(page.data.length).toBeLessThanOrEqual(2);
+      seen.push(...page.data.map((k) => k.id));
+      cursor = page.next_cursor;
+      pages++;
+    } while (cursor && pages < 10);
+    expect(pages).toBe(3);
+    expect(new Set(seen).size).toBe(5);
+    expect(seen).toEqual((await keysOf(account)).map((k) => k.id));
+    const bad = await gateway("/v1/account/keys?cursor=nope", { key: account.api_key });
+    expect((await expectError(bad, 400, "invalid_request")).error.fields?.[0]?.field).toBe(
+      "cursor",
+    );
+    await expectError(
+      await gateway("/v1/account/keys?limit=101", { key: account.api_key }),
+      400,
+      "invalid_request",
+    );
+  });
+
+  it("create-and-revoke cycles stop at 30 keys an hour: 429 rate_limited with Retry-After", async () => {
+    const account = await createAccount();
+    let made = 0;
+    let refused: Response | null = null;
+    for (let i = 0; i < 40 && !refused; i++) {
+      const res = await createKey(account);
+      if (res.status !== 201) {
+        refused = res;
+        break;
+      }
+      made++;
+      const { id } = await json<CreatedKey>(res);
+      const revoked = await gateway(`/v1/account/keys/${id}`, {
+        method: "DELETE",
+        key: account.api_key,
+      });
+      expect(revoked.status).toBe(200);
+      await revoked.arrayBuffer();
+    }
+    // The account's first key counts: 29 more in this hour.
+    expect(made).toBe(29);
+    const retryAfter = Number(refused?.headers.get("Retry-After"));
+    expect(retryAfter).toBeGreaterThan(3_000);
+    expect(retryAfter).toBeLessThanOrEqual(3_600);
+    const body = await expectError(refused as Response, 429, "rate_limited");
+    expect(body.error.retry_after_seconds).toBe(retryAfter);
+    // (More than the operator route's 50 newest: read D1.)
+    const kinds = (
+      await dbFor(env.DB)
+        .select({ kind: emails.kind })
+        .from(emails)
+        .where(eq(emails.accountId, account.id))
+        .all()
+    ).map((e) => e.kind);
+    expect(kinds.filter((k) => k === "key_created")).toHaveLength(29);
+    expect(kinds.filter((k) => k === "key_revoked")).toHaveLength(29);
+    // Revoking is never refused, and nothing more was made.
+    expect((await keysOf(account)).length).toBe(30);
   });
 });

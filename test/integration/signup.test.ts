@@ -6,6 +6,7 @@ import { sha256Hex } from "../../src/crypto";
 import { dbFor } from "../../src/db/client";
 import { emailsToRetry } from "../../src/db/emails";
 import { accounts, emails, signupTokens } from "../../src/db/schema";
+import { mailboxKey } from "../../src/email/address";
 import type { Bindings } from "../../src/env";
 import worker from "../../src/index";
 import { reconcile } from "../../src/recharge/reconciler";
@@ -378,6 +379,167 @@ describe("rate limits", () => {
   });
 });
 
+/** A random IPv6 /48 of the documentation range, as `2001:db8:xxxx`. */
+function fresh48(): string {
+  const r = crypto.getRandomValues(new Uint16Array(1))[0] ?? 0;
+  return `2001:db8:${r.toString(16)}`;
+}
+
+describe("sign-up farming (issue 18 item 8)", () => {
+  it("counts the mailbox: case, +tags and Gmail's dots are one address (3 an hour)", async () => {
+    const id = crypto.randomUUID().replaceAll("-", "");
+    const statuses = [];
+    for (const spelling of [
+      `${id}+a@example.com`,
+      `${id.toUpperCase()}+b@Example.com`,
+      `${id}@example.com`,
+      `${id}+farm4@example.com`,
+    ]) {
+      const res = await apiSignup(spelling, freshIp());
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    expect(statuses).toEqual([202, 202, 202, 429]);
+    const gmail = [`${id.slice(0, 8)}.${id.slice(8)}@gmail.com`, `${id}+x@googlemail.com`];
+    const dotted = [...gmail, `${id.slice(0, 4)}.${id.slice(4)}@gmail.com`, `${id}@gmail.com`];
+    const gmailStatuses = [];
+    for (const spelling of dotted) {
+      const res = await apiSignup(spelling, freshIp());
+      gmailStatuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    expect(gmailStatuses).toEqual([202, 202, 202, 429]);
+  });
+
+  it("a +tag spelling of an address with an account gets no link: one free account per mailbox", async () => {
+    const id = crypto.randomUUID();
+    await createAccount("free", `${id}@example.com`);
+    const farmed = `${id}+farm@example.com`;
+    const res = await apiSignup(farmed);
+    expect(res.status).toBe(202);
+    await res.arrayBuffer();
+    const sent = await signupEmails(farmed);
+    expect(sent.map((e) => e.kind)).toEqual(["signup_existing_account"]);
+    expect(sent[0]?.text).not.toMatch(TOKEN_IN_LINK);
+  });
+
+  it("IPv6: a new /64 per request still counts its /48 (10 an hour); each /64 alone 5", async () => {
+    const net = fresh48();
+    const statuses = [];
+    for (let i = 0; i < 11; i++) {
+      const res = await apiSignup(freshEmail(), `${net}:${(i + 1).toString(16)}::1`);
+      statuses.push(res.status);
+      if (res.status === 429) expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+      await res.arrayBuffer();
+    }
+    expect(statuses).toEqual([...Array(10).fill(202), 429]);
+    // Another /48 is not affected.
+    expect((await apiSignup(freshEmail(), `${fresh48()}:1::1`)).status).toBe(202);
+  });
+
+  it("IPv4: the address (5 an hour) and its /24 (10 an hour); IPv4-mapped IPv6 is the same client", async () => {
+    const r = crypto.getRandomValues(new Uint8Array(2));
+    const net = `172.${16 + ((r[0] ?? 0) % 16)}.${r[1]}`;
+    const statuses = [];
+    // Five from .1, the sixth spelled as an IPv4-mapped IPv6 address: the same client.
+    for (const ip of [1, 1, 1, 1, 1].map((h) => `${net}.${h}`).concat(`::ffff:${net}.1`)) {
+      const res = await apiSignup(freshEmail(), ip);
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    expect(statuses).toEqual([202, 202, 202, 202, 202, 429]);
+    // Five more hosts of the /24 make ten; the eleventh host is refused.
+    const more = [];
+    for (let h = 2; h <= 7; h++) {
+      const res = await apiSignup(freshEmail(), `${net}.${h}`);
+      more.push(res.status);
+      await res.arrayBuffer();
+    }
+    expect(more).toEqual([202, 202, 202, 202, 202, 429]);
+  });
+
+  it("finds an existing account through the email_key index, not a scan of accounts", async () => {
+    // The statement accountExistsForEmail runs (src/db/accounts.ts), as drizzle writes it.
+    const query = db
+      .select({ id: accounts.id })
+      .from(accounts)
+      .where(eq(accounts.emailKey, mailboxKey("ann+x@example.com")))
+      .limit(1)
+      .toSQL();
+    const plan = await env.DB.prepare(`EXPLAIN QUERY PLAN ${query.sql}`)
+      .bind(...query.params)
+      .all<{ detail: string }>();
+    const details = plan.results.map((r) => r.detail).join("; ");
+    expect(details).toMatch(/USING (COVERING )?INDEX accounts_email_key_idx/);
+    expect(details).not.toMatch(/^SCAN accounts/);
+  });
+
+  it("the backfill migration gives older accounts the same mailbox key as the code", async () => {
+    const migration = env.TEST_MIGRATIONS.find((m) => m.name.endsWith("backfill_email_keys.sql"));
+    const backfill = migration?.queries.find((q) => q.includes("UPDATE `accounts`"));
+    expect(backfill, "the accounts backfill statement").toBeDefined();
+    const spellings = [
+      "  Ann.Lee+Promo@Example.COM ",
+      "A.n.N+x@GoogleMail.com",
+      "a.n.n@gmail.com.",
+      "+tag@example.com",
+      "no-at-sign",
+      "a@b@example.com",
+    ];
+    const ids = spellings.map(() => `acct_backfill_${crypto.randomUUID()}`);
+    for (const [i, email] of spellings.entries()) {
+      await env.DB.prepare("INSERT INTO accounts (id, email) VALUES (?, ?)")
+        .bind(ids[i], email)
+        .run();
+    }
+    await env.DB.prepare(backfill ?? "").run();
+    for (const [i, email] of spellings.entries()) {
+      const row = await db
+        .select({ emailKey: accounts.emailKey })
+        .from(accounts)
+        .where(eq(accounts.id, ids[i] ?? ""))
+        .get();
+      expect(row?.emailKey, email).toBe(mailboxKey(email));
+    }
+  });
+
+  it("a global hourly ceiling on sign-up emails: 429 for everyone, an error log and one email to the operator", async () => {
+    const logs = expectLogs([/sign-up email ceiling reached/], ["error"]);
+    const since = new Date(Date.now() - 60 * 60_000).toISOString();
+    const row = await env.DB.prepare("SELECT count(*) AS n FROM signup_tokens WHERE created_at > ?")
+      .bind(since)
+      .first<{ n: number }>();
+    const operator = "ops@tollgate.example";
+    const mailbox = withMailbox(undefined, {
+      SIGNUP_EMAILS_PER_HOUR: String((row?.n ?? 0) + 2),
+      OPERATOR_EMAIL: operator,
+    });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await gateway("/v1/signup", {
+        method: "POST",
+        headers: { "CF-Connecting-IP": `${fresh48()}:1::1` },
+        body: JSON.stringify({ email: freshEmail() }),
+        env: mailbox.env,
+      });
+      statuses.push(res.status);
+      if (res.status === 429) {
+        expect(Number(res.headers.get("Retry-After"))).toBeGreaterThan(0);
+        await expectError(res, 429, "rate_limited");
+      } else {
+        await res.arrayBuffer();
+      }
+    }
+    expect(statuses).toEqual([202, 202, 429, 429]);
+    expect(logs.lines).toHaveLength(1);
+    const alerts = mailbox.sent.filter((m) => m.to === operator);
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]?.subject).toContain("sign-up email ceiling reached");
+    // Only the two that got through were emailed to their addresses.
+    expect(mailbox.sent.filter((m) => m.to !== operator)).toHaveLength(2);
+  });
+});
+
 describe("the emailed link", () => {
   it("creates a free account with 500 monthly credits, signs in and shows the key once", async () => {
     const email = freshEmail();
@@ -585,6 +747,7 @@ describe("the emailed link", () => {
     expect(row?.tokenHash).toBe(await sha256Hex(token));
     expect(JSON.stringify(row)).not.toContain(token);
     expect(row?.clientHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(row?.clientNetHash).toMatch(/^[0-9a-f]{64}$/);
     expect(row?.usedAt).toBeNull();
     expect(Date.parse(row?.expiresAt ?? "") - Date.parse(row?.createdAt ?? "")).toBe(30 * 60_000);
     const all = await env.DB.prepare("SELECT * FROM signup_tokens").all();

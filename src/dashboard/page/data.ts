@@ -1,6 +1,6 @@
 /** Everything the signed-in Billing page shows, read in parallel where the reads are independent. */
 import { getAccount } from "../../db/accounts";
-import { type ListedKey, listKeys } from "../../db/api-keys";
+import { type ListedKey, listActiveKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
 import type { Bindings } from "../../env";
 import type { AccountSnapshot } from "../../ledger/account-ledger";
@@ -94,7 +94,7 @@ export async function loadBilling(
     ledgerFor(env, accountId).snapshot(),
     getAccount(db, accountId),
     listTransactions(db, accountId, 20),
-    listKeys(db, accountId),
+    listActiveKeys(db, accountId),
   ]);
   if (!snapshot || !account || !history) return null;
 

@@ -21,6 +21,7 @@ import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/low-balance";
 import { PACKAGE_IDS, PACKAGES } from "../../pricing";
 import { signupEnabled } from "../../signup/config";
+import { limitAction } from "../action-limits";
 import { createKey, revokeKey } from "../key-store";
 import {
   type CsrfPurpose,
@@ -327,12 +328,14 @@ export const billingPageRoutes = new Hono<AppEnv>()
   .post("/sign-out", async (c) => {
     const fields = await readFields(c);
     const secret = await sessionSecret(c.env);
+    // Another site's post never signs anyone out. Its request carries no SameSite=Strict
+    // cookie, so no session (and no token) can be checked; but the browser would still apply
+    // this answer's Set-Cookie and clear the live session. Hence the origin check first.
+    if (!notCrossOrigin(c)) throw forbidden();
     const session = secret ? await readSession(c) : null;
     // Clearing a cookie that no longer works needs no token; ending a live session does.
-    if (secret && session) {
-      if (!notCrossOrigin(c) || !(await verifyCsrf(secret, session, "sign-out", fields.csrf))) {
-        throw forbidden();
-      }
+    if (secret && session && !(await verifyCsrf(secret, session, "sign-out", fields.csrf))) {
+      throw forbidden();
     }
     endSession(c);
     return secret
@@ -360,6 +363,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "top-up", fields);
     const form = parseFields(fields, TopUpForm);
+    await limitAction(c.get("db"), session.accountId, "top_up");
     // The confirmation's random request id fixes the recharge id: posting it twice (a double
     // click, a resubmitted form) finds the first top-up instead of buying a second one.
     const rechargeId = `rch_${(await sha256Hex(`${session.accountId}\npage\n${form.request}`)).slice(0, 32)}`;
@@ -410,6 +414,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "alerts", fields);
     const form = parseFields(fields, AlertsForm);
+    await limitAction(c.get("db"), session.accountId, "alerts");
     // The same Durable Object method as PUT /v1/account/alerts.
     const result = await ledgerFor(c.env, session.accountId).setAlerts({
       lowBalanceCredits: form.low_balance_credits,
@@ -428,6 +433,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   .post("/billing/portal", async (c) => {
     const fields = await readFields(c);
     const { session } = await formSession(c, "portal", fields);
+    await limitAction(c.get("db"), session.accountId, "billing_portal");
     const url = await createPortalSession(c.env, c.get("db"), session.accountId);
     return c.redirect(url, 303);
   })
@@ -435,6 +441,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "checkout", fields);
     const form = parseFields(fields, CheckoutForm);
+    await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
     if (!result.ok) {
       return redirectWith(c, secret, session, {
@@ -452,6 +459,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   .post("/billing/card", async (c) => {
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "checkout", fields);
+    await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startCardSetup(c.env, c.get("db"), session.accountId);
     if (!result.ok) {
       return redirectWith(c, secret, session, {
@@ -470,9 +478,11 @@ export const billingPageRoutes = new Hono<AppEnv>()
       scope: form.scope,
     });
     if (!created.ok) {
-      return redirectWith(c, secret, session, {
-        notice: { tone: "bad", text: "This account has 20 active keys; revoke one first." },
-      });
+      const text =
+        created.reason === "rate_limited"
+          ? `Too many keys were created on this account in the last hour; try again in ${Math.ceil(created.retryAfterSeconds / 60)} minutes.`
+          : "This account has 20 active keys; revoke one first.";
+      return redirectWith(c, secret, session, { notice: { tone: "bad", text } });
     }
     // The key goes to the next page view in the encrypted, read-once flash (never in a URL):
     // reloading that page repeats a GET, so it neither shows the key again nor makes another.
@@ -509,6 +519,8 @@ export const billingPageRoutes = new Hono<AppEnv>()
     }
     if (err instanceof PageError) return errorPage(c, err.status, err.title, err.message);
     if (err instanceof ApiError) {
+      // e.g. 429 with its Retry-After, when an action's hourly limit is reached.
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
       return errorPage(c, err.status, "That did not work", err.message);
     }
     if (err instanceof HTTPException && err.status < 500) {

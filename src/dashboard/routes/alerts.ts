@@ -5,6 +5,7 @@ import { refusal } from "../../errors";
 import { parseJson } from "../../http/body";
 import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/low-balance";
+import { limitAction } from "../action-limits";
 
 /** A low-balance level: whole credits up to 1,000,000 (more than any plan holds), or null. */
 export const lowBalanceCredits = z
@@ -28,6 +29,7 @@ export const alertRoutes = new Hono<AppEnv>()
   })
   .put("/", async (c) => {
     const body = await parseJson(c, AlertsBody);
+    await limitAction(c.get("db"), c.get("accountId"), "alerts");
     const result = await ledgerFor(c.env, c.get("accountId")).setAlerts({
       lowBalanceCredits: body.low_balance_credits,
     });

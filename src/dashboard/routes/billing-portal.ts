@@ -3,11 +3,13 @@ import { z } from "zod";
 import { createPortalSession } from "../../billing/portal";
 import type { AppEnv } from "../../env";
 import { parseJson } from "../../http/body";
+import { limitAction } from "../action-limits";
 
 /** `POST /v1/account/billing-portal` → `{"url"}` ("Manage plan and billing"). */
 export const billingPortalRoutes = new Hono<AppEnv>().post("/", async (c) => {
   // No options today; refusing unknown ones keeps a client from assuming e.g. a return_url.
   await parseJson(c, z.strictObject({}));
+  await limitAction(c.get("db"), c.get("accountId"), "billing_portal");
   const url = await createPortalSession(c.env, c.get("db"), c.get("accountId"));
   return c.json({ url }, 200);
 });

@@ -6,6 +6,7 @@ import type { AppEnv } from "../../env";
 import { ApiError, refusal } from "../../errors";
 import { parseJson } from "../../http/body";
 import { idempotencyKeyOf } from "../../http/idempotency-key";
+import { limitAction } from "../action-limits";
 
 const CheckoutBody = z.strictObject({
   plan: z.enum(["starter", "pro"], { error: "must be starter or pro" }),
@@ -38,6 +39,7 @@ function keyReused(err: unknown): never {
 /** `POST /v1/account/checkout`: Stripe Checkout for a paid plan (it also saves the card). */
 export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
   const body = await parseJson(c, CheckoutBody);
+  await limitAction(c.get("db"), c.get("accountId"), "checkout");
   const result = await startPlanCheckout(
     c.env,
     c.get("db"),
@@ -52,6 +54,7 @@ export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
 /** `POST /v1/account/payment-method/setup`: Stripe Checkout in setup mode, to add a card. */
 export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) => {
   await parseJson(c, z.strictObject({}));
+  await limitAction(c.get("db"), c.get("accountId"), "checkout");
   const result = await startCardSetup(
     c.env,
     c.get("db"),

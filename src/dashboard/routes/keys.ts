@@ -1,9 +1,11 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { listKeys, MAX_ACTIVE_KEYS } from "../../db/api-keys";
+import { MAX_ACTIVE_KEYS } from "../../db/api-keys";
 import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
-import { parseJson } from "../../http/body";
+import { parseJson, parseQuery } from "../../http/body";
+import { actionRateLimited } from "../action-limits";
+import { listKeys } from "../key-list";
 import { createKey, revokeKey } from "../key-store";
 
 const CreateKeyBody = z.strictObject({
@@ -11,9 +13,24 @@ const CreateKeyBody = z.strictObject({
   scope: z.enum(["classify", "full"], { error: "must be classify or full" }).optional(),
 });
 
+/** Paged like the transaction history; a page holds every active key by default (at most 20). */
+const ListQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(100),
+  cursor: z.string().max(300).optional(),
+});
+
 /** `/v1/account/keys`: list (prefix and last four only), create (the full key once), revoke. */
 export const keyRoutes = new Hono<AppEnv>()
-  .get("/", async (c) => c.json({ data: await listKeys(c.get("db"), c.get("accountId")) }, 200))
+  .get("/", async (c) => {
+    const q = parseQuery(c, ListQuery);
+    const page = await listKeys(c.get("db"), c.get("accountId"), q.limit, q.cursor);
+    if (!page) {
+      throw ApiError.invalidRequest("The cursor is not valid.", [
+        { field: "cursor", message: "invalid cursor" },
+      ]);
+    }
+    return c.json(page, 200);
+  })
   .post("/", async (c) => {
     const body = await parseJson(c, CreateKeyBody);
     // Keys made through the API can only spend unless asked otherwise (money rule 11).
@@ -22,6 +39,7 @@ export const keyRoutes = new Hono<AppEnv>()
       scope: body.scope ?? "classify",
     });
     if (!result.ok) {
+      if (result.reason === "rate_limited") throw actionRateLimited(result.retryAfterSeconds);
       throw new ApiError(
         "limit_reached",
         `An account can have at most ${MAX_ACTIVE_KEYS} active keys; revoke one first.`,

@@ -7,6 +7,7 @@ import { parseJson } from "../../http/body";
 import { idempotencyKeyOf } from "../../http/idempotency-key";
 import { ledgerFor } from "../../ledger/client";
 import { CURRENCY, PACKAGE_IDS } from "../../pricing";
+import { limitAction } from "../action-limits";
 
 const packageField = z.enum(PACKAGE_IDS, {
   error: `must be one of ${PACKAGE_IDS.join(", ")}`,
@@ -38,6 +39,7 @@ export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
   const accountId = c.get("accountId");
   const key = idempotencyKeyOf(c);
   const body = await parseJson(c, TopUpBody);
+  await limitAction(c.get("db"), accountId, "top_up");
   // The key maps to a fixed recharge id, so a retry finds the first top-up instead of a new one.
   const rechargeId = key
     ? `rch_${(await sha256Hex(`${accountId}\n${key}`)).slice(0, 32)}`
