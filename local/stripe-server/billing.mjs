@@ -1783,6 +1783,7 @@ export function startSubscription(ctx, f) {
     billing_cycle_anchor: start,
     billing_cycle_anchor_config: null,
     billing_mode: { flexible: null, type: "classic" },
+    billing_schedules: [],
     billing_thresholds: null,
     cancel_at: null,
     cancel_at_period_end: false,
@@ -1810,6 +1811,7 @@ export function startSubscription(ctx, f) {
     },
     latest_invoice: null,
     livemode: false,
+    managed_payments: null,
     metadata: f.metadata,
     next_pending_invoice_item_invoice: null,
     on_behalf_of: null,
@@ -2037,6 +2039,14 @@ function listSubscriptions(ctx) {
 }
 
 /**
+ * The default proration date: now, or the period start when the renew control has moved the
+ * period ahead of the clock (it stands in for the time having passed).
+ * @param {Json} subscription
+ */
+export const prorationNow = (subscription) =>
+  Math.max(now(), subscription.items.data[0]?.current_period_start ?? 0);
+
+/**
  * "6 Dec 2026", the date Stripe's proration descriptions name.
  * @param {number} ts
  */
@@ -2220,8 +2230,8 @@ function updateSubscription(ctx) {
   const changes = readItems(params, state);
   const proration =
     readEnum(params, "proration_behavior", PRORATION_BEHAVIORS) ?? "create_prorations";
-  const at = readInteger(params, "proration_date") ?? now();
-  const periodStart = subscription.items.data[0]?.current_period_start ?? at;
+  const periodStart = subscription.items.data[0]?.current_period_start ?? now();
+  const at = readInteger(params, "proration_date") ?? prorationNow(subscription);
   if (at < periodStart || at > currentPeriodEnd(subscription)) {
     throw invalidRequest("The proration date must be within the current billing period.", {
       param: "proration_date",
@@ -2245,6 +2255,10 @@ function updateSubscription(ctx) {
     });
   }
   const description = readString(params, "description");
+  // Checked before anything changes: the 402 leaves the subscription as it was.
+  if (paymentBehavior === "error_if_incomplete" && proration === "always_invoice") {
+    if (changes.length > 0) refuseIfUnpayable(state, subscription);
+  }
 
   /** @type {Json} */
   const previous = {};
@@ -2266,9 +2280,6 @@ function updateSubscription(ctx) {
   if (description !== undefined && description !== subscription.description) {
     previous.description = subscription.description;
     subscription.description = description;
-  }
-  if (paymentBehavior === "error_if_incomplete" && proration === "always_invoice") {
-    if (changes.length > 0) refuseIfUnpayable(state, subscription);
   }
   changePlan(ctx, subscription, { changes, proration, at, paymentBehavior, previous });
   return { body: subscription };
@@ -2351,7 +2362,7 @@ function cancelSubscription(ctx) {
   subscription.cancellation_details.reason = "cancellation_requested";
   const { state } = ctx;
   if (prorateUnused && subscription.status !== "incomplete") {
-    const at = now();
+    const at = prorationNow(subscription);
     const fraction = (/** @type {Json} */ item) => {
       const span = item.current_period_end - item.current_period_start;
       return span > 0 ? Math.max(0, item.current_period_end - at) / span : 0;

@@ -12,11 +12,12 @@ import {
   endSubscription,
   formatMoney,
   invoicePaymentIntent,
+  prorationNow,
   refuseIfUnpayable,
   setCancelAtPeriodEnd,
 } from "./billing.mjs";
 import { completeCheckout } from "./checkout.mjs";
-import { clone, escapeHtml, now, StripeHttpError } from "./lib.mjs";
+import { clone, escapeHtml, StripeHttpError } from "./lib.mjs";
 import {
   attach,
   CARD_TEMPLATES,
@@ -448,7 +449,7 @@ function portalAction(ctx, session, action, form) {
     changePlan(ctx, subscription, {
       changes,
       proration,
-      at: now(),
+      at: prorationNow(subscription),
       paymentBehavior: "allow_incomplete",
     });
     return back();

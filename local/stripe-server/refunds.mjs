@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * Refunds of card charges: whole or partial, by PaymentIntent or Charge. Card refunds
+ * Charges (retrieve) and refunds of card charges: whole or partial, by PaymentIntent or Charge. Card refunds
  * succeed at once in test mode; the charge's `amount_refunded`/`refunded` follow, with
  * `refund.created` and `charge.refunded`.
  */
@@ -120,6 +120,12 @@ function createRefund(ctx) {
 }
 
 /** @param {Ctx} ctx */
+function retrieveCharge(ctx) {
+  rejectUnknown(ctx.params, ["expand"]);
+  return { body: getOr404(ctx.state.charges, ctx.pathParams.id ?? "", "charge") };
+}
+
+/** @param {Ctx} ctx */
 function retrieveRefund(ctx) {
   rejectUnknown(ctx.params, ["expand"]);
   return { body: getOr404(ctx.state.refunds, ctx.pathParams.id ?? "", "refund") };
@@ -147,6 +153,7 @@ function listRefunds(ctx) {
 }
 
 export const REFUND_ROUTES = /** @type {const} */ ([
+  ["GET", "/v1/charges/:id", retrieveCharge, ["customer", "payment_intent"]],
   ["POST", "/v1/refunds", createRefund, ["charge", "payment_intent"]],
   ["GET", "/v1/refunds", listRefunds, ["data.charge", "data.payment_intent"]],
   ["GET", "/v1/refunds/:id", retrieveRefund, ["charge", "payment_intent"]],
