@@ -2044,7 +2044,10 @@ function listSubscriptions(ctx) {
  * @param {Json} subscription
  */
 export const prorationNow = (subscription) =>
-  Math.max(now(), subscription.items.data[0]?.current_period_start ?? 0);
+  Math.min(
+    Math.max(now(), subscription.items.data[0]?.current_period_start ?? 0),
+    currentPeriodEnd(subscription),
+  );
 
 /**
  * "6 Dec 2026", the date Stripe's proration descriptions name.
@@ -2231,8 +2234,9 @@ function updateSubscription(ctx) {
   const proration =
     readEnum(params, "proration_behavior", PRORATION_BEHAVIORS) ?? "create_prorations";
   const periodStart = subscription.items.data[0]?.current_period_start ?? now();
-  const at = readInteger(params, "proration_date") ?? prorationNow(subscription);
-  if (at < periodStart || at > currentPeriodEnd(subscription)) {
+  const given = readInteger(params, "proration_date");
+  const at = given ?? prorationNow(subscription);
+  if (given !== undefined && (at < periodStart || at > currentPeriodEnd(subscription))) {
     throw invalidRequest("The proration date must be within the current billing period.", {
       param: "proration_date",
     });
