@@ -112,6 +112,14 @@ function createRefund(ctx) {
   const previous = { amount_refunded: charge.amount_refunded, refunded: charge.refunded };
   charge.amount_refunded += amount;
   charge.refunded = charge.amount_refunded === charge.amount_captured;
+  // Charges saved by an older server (persistPath) have no refunds list yet.
+  charge.refunds ??= {
+    object: "list",
+    data: [],
+    has_more: false,
+    total_count: 0,
+    url: `/v1/charges/${charge.id}/refunds`,
+  };
   charge.refunds.data.unshift(refund);
   charge.refunds.total_count += 1;
   ctx.emit("refund.created", refund);
