@@ -430,10 +430,11 @@ function portalAction(ctx, session, action, form) {
     const item = subscription.items.data[0];
     const update = config.features.subscription_update;
     const proration = update.proration_behavior;
-    if (item.price.id !== price.id && !atPeriodEnd(update, item, price)) {
+    const charges = price.unit_amount > item.price.unit_amount && !atPeriodEnd(update, item, price);
+    if (charges && proration === "always_invoice") {
       // The portal does not switch when the invoice the switch needs cannot be paid.
       try {
-        if (proration === "always_invoice") refuseIfUnpayable(state, subscription);
+        refuseIfUnpayable(state, subscription);
       } catch (err) {
         return back(err instanceof StripeHttpError ? String(err.error.message) : String(err));
       }

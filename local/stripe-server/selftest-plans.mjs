@@ -260,6 +260,27 @@ export function registerPlanChecks(kit) {
     assert.equal(released.status, "released");
     assert.equal(released.released_subscription, sub.id);
     assert.equal((await renew(sub.id)).invoice?.total, 3900);
+
+    // An upgrade the card cannot pay is refused on the page; the plan stays.
+    const broke = await subscribed();
+    const failing = await stripe.paymentMethods.attach("pm_card_chargeCustomerFail", {
+      customer: broke.customer.id,
+    });
+    await stripe.subscriptions.update(broke.sub.id, { default_payment_method: failing.id });
+    const brokeSession = await stripe.billingPortal.sessions.create({
+      customer: broke.customer.id,
+      configuration: config.id,
+    });
+    const refused = await fetch(`${brokeSession.url}/subscriptions/${broke.sub.id}/update`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ price: pro.id }).toString(),
+      redirect: "manual",
+    });
+    assert.match(decodeURIComponent(String(refused.headers.get("location"))), /declined/);
+    const kept = await stripe.subscriptions.retrieve(broke.sub.id);
+    assert.equal(kept.items.data[0]?.price.id, starter.id);
+    assert.equal((await invoicesOf(broke.sub.id)).length, 1);
   });
 
   check("past_due: a failed renewal, then an upgrade leaves a second open invoice", async () => {
