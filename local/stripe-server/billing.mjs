@@ -2474,6 +2474,7 @@ export const SUBSCRIPTION_EXPAND = [
   "latest_invoice.payments",
   "latest_invoice.confirmation_secret",
   "items.data.price.product",
+  "schedule",
 ];
 export const INVOICE_EXPAND = [
   "customer",

@@ -211,9 +211,9 @@ export function registerPlanChecks(kit) {
     assert.ok(upgrade.total > 1900 && upgrade.total <= 2000, `net proration ${upgrade.total}`);
 
     await switchTo(starter.id);
-    current = await stripe.subscriptions.retrieve(sub.id);
+    current = await stripe.subscriptions.retrieve(sub.id, { expand: ["schedule"] });
     assert.equal(current.items.data[0]?.price.id, pro.id, "keeps Pro until the period ends");
-    const scheduleId = String(current.schedule);
+    const scheduleId = String(/** @type {Stripe.SubscriptionSchedule} */ (current.schedule).id);
     const schedule = await stripe.subscriptionSchedules.retrieve(scheduleId);
     assert.equal(schedule.status, "active");
     assert.equal(schedule.subscription, sub.id);
