@@ -42,6 +42,11 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
     SIGNUP_ENABLED?: string;
     /** `"true"` stores sign-up emails with their links, for local development (default `"false"`). */
     SIGNUP_STORE_LINKS?: string;
+    /**
+     * How far the gateway's and a ledger object's clocks may differ, in ms (default 1000; see
+     * src/ledger/recent-debits.ts). Tests set 0: their clocks are one.
+     */
+    LEDGER_CLOCK_MARGIN_MS?: string;
   };
 
 export interface Variables {

@@ -51,7 +51,7 @@ import { currentAlarmCycle, decideCycle } from "./cycles";
 import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./entries";
 import { type AlertSettings, lowBalanceStep } from "./low-balance";
 import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
-import { CLOCK_MARGIN_MS, RecentDebits, unansweredDebitOutcome } from "./recent-debits";
+import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./recent-debits";
 import {
   deliverItem,
   findRecharge,
@@ -521,7 +521,7 @@ export class AccountLedger extends DurableObject<Bindings> {
             remembered: this.recent.charge(debitRef),
             memorySince: this.recent.memorySince,
             sentAt,
-            marginMs: CLOCK_MARGIN_MS,
+            marginMs: clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS),
           });
           if (unanswered.outcome === "unknown") return { ok: false, reason: "outcome_unknown" };
           if (unanswered.outcome === "never_committed") {

@@ -19,6 +19,14 @@ export const RECENT_DEBIT_MAX = 20_000;
  */
 export const CLOCK_MARGIN_MS = 1_000;
 
+/** `LEDGER_CLOCK_MARGIN_MS` when it is a whole number of ms, else the default. */
+export function clockMarginMs(configured: string | undefined): number {
+  const ms = Number(configured);
+  return configured !== undefined && configured !== "" && Number.isSafeInteger(ms) && ms >= 0
+    ? ms
+    : CLOCK_MARGIN_MS;
+}
+
 export type UnansweredDebit =
   | { outcome: "committed"; charge: DebitCharge }
   | { outcome: "never_committed" }

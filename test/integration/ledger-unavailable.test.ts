@@ -1,0 +1,186 @@
+/**
+ * A Durable Object that is overloaded or unreachable (API.md "Production"): 503
+ * `service_unavailable` with `Retry-After`, never 500, nothing forwarded; and a debit whose
+ * reply was lost is reversed exactly once if it committed, never "refunded" if it did not
+ * (money rule 8; docs/architecture.md "When the ledger cannot be reached").
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ledgerFor } from "../../src/ledger/client";
+import { reconcile } from "../../src/recharge/reconciler";
+import {
+  audit,
+  BASE,
+  balanceOf,
+  classify,
+  createAccount,
+  expectError,
+  gateway,
+  send,
+  setBalance,
+  type TestAccount,
+} from "../helpers/http";
+import { type LedgerFault, ledgerFailing } from "../helpers/ledger-faults";
+import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
+
+afterEach(() => vi.restoreAllMocks());
+
+/** The account's ledger entries whose ref starts with `prefix` (`refund:`, `void:`). */
+async function entries(accountId: string, prefix: string) {
+  return runInDurableObject(ledgerFor(env, accountId), (_i, state) =>
+    state.storage.sql
+      .exec<{ ref: string; monthly_delta: number; purchased_delta: number }>(
+        "SELECT ref, monthly_delta, purchased_delta FROM ledger WHERE ref LIKE ?",
+        `${prefix}%`,
+      )
+      .toArray(),
+  );
+}
+
+/** A classification (cost 1) whose debit call fails with `fault`; returns its request id. */
+async function classifyFailing(account: TestAccount, fault: LedgerFault, retryAfter: string) {
+  const requestId = uniqueRequestId();
+  const res = await classify(account, "/v1/classify", {
+    headers: { "X-Request-Id": requestId },
+    env: await ledgerFailing(account.id, fault, ["debit"]),
+  });
+  const body = await expectError(res, 503, "service_unavailable");
+  expect(res.headers.get("Retry-After")).toBe(retryAfter);
+  expect(body.error.retry_after_seconds).toBe(Number(retryAfter));
+  // Nothing forwarded: the upstream stub saw no request with this id.
+  expect(await upstreamRequests(requestId)).toEqual([]);
+  return requestId;
+}
+
+describe("a proxied request whose ledger call fails", () => {
+  it("overloaded: 503 with Retry-After, nothing forwarded, nothing charged or written", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 5 });
+    await classifyFailing(account, "overloaded", "10");
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 5 });
+    // Refused before it ran: nothing to reverse, and the object is not called again for it.
+    expect(await entries(account.id, "refund:")).toEqual([]);
+    expect(await entries(account.id, "void:")).toEqual([]);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("committed but its reply lost: 503, nothing forwarded, and the debit reversed exactly once", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 1, purchased: 2 });
+    await classifyFailing(account, "lost_reply", "5");
+    // The debit ran (monthly first) and is given back where it came from.
+    expect(await balanceOf(account)).toMatchObject({ monthly: 1, purchased: 2 });
+    const refunds = await entries(account.id, "refund:");
+    expect(refunds).toHaveLength(1);
+    expect(refunds[0]).toMatchObject({ monthly_delta: 1, purchased_delta: 0 });
+    // Asked again (the queue or the reconciler redelivering): nothing changes.
+    const debitRef = refunds[0]?.ref.slice("refund:".length) as string;
+    const again = await ledgerFor(env, account.id).refund(debitRef, null, Date.now());
+    expect(again).toMatchObject({ ok: true, refunded: false });
+    expect(await balanceOf(account)).toMatchObject({ monthly: 1, purchased: 2 });
+    expect(await entries(account.id, "refund:")).toHaveLength(1);
+    expect(await audit(account.id)).toMatchObject({ consistent: true, ledger_total: 3 });
+  });
+
+  it("never arrived: 503, nothing forwarded, no credits made up, and a late arrival is refused", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 4 });
+    await classifyFailing(account, "lost_request", "5");
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 4 });
+    expect(await entries(account.id, "refund:")).toEqual([]);
+    // The ledger recorded that the debit never committed (on this failure path only).
+    const voided = await entries(account.id, "void:");
+    expect(voided).toEqual([
+      { ref: expect.stringMatching(/^void:dbt_/), monthly_delta: 0, purchased_delta: 0 },
+    ]);
+    const debitRef = voided[0]?.ref.slice("void:".length) as string;
+    const ledger = ledgerFor(env, account.id);
+    // The request, delivered late after all, is not charged: the client was told 503.
+    expect(await ledger.debit(1, debitRef, undefined)).toMatchObject({
+      ok: false,
+      reason: "not_found",
+    });
+    // Asked again, and with a forged charge: still nothing given back.
+    expect(await ledger.refund(debitRef, null, Date.now())).toEqual({
+      ok: false,
+      reason: "not_found",
+    });
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 4 });
+    expect(await audit(account.id)).toMatchObject({ consistent: true, ledger_total: 4 });
+  });
+
+  it("object reset (the runtime's own error): 503, nothing forwarded, and a debit the ledger cannot place waits for an operator", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 3 });
+    await classifyFailing(account, "reset", "5");
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 3 });
+    // The restarted object has no memory of the time the debit was sent: it cannot tell.
+    const owed = await env.DB.prepare(
+      "SELECT debit_ref, charge, sent_at FROM pending_refunds WHERE account_id = ?",
+    )
+      .bind(account.id)
+      .all<{ debit_ref: string; charge: string | null; sent_at: number | null }>();
+    expect(owed.results).toHaveLength(1);
+    const row = owed.results[0];
+    expect(row?.charge).toBeNull();
+    expect(row?.sent_at).toBeTypeOf("number");
+    // The reconciler neither refunds it blindly nor drops it: it reports it, every run.
+    for (let run = 0; run < 2; run++) {
+      const report = await reconcile(env);
+      expect(report.attention).toContainEqual({
+        id: row?.debit_ref,
+        reason: expect.stringContaining("cannot tell whether it committed"),
+      });
+      expect(report.refundsApplied).not.toContain(row?.debit_ref);
+    }
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 3 });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+});
+
+describe("routes that read the ledger", () => {
+  it("the account API answers 503 with Retry-After, not 500", async () => {
+    const account = await createAccount();
+    for (const fault of ["lost_request", "overloaded"] as const) {
+      const res = await gateway("/v1/account/balance", {
+        key: account.api_key,
+        env: await ledgerFailing(account.id, fault, "all"),
+      });
+      await expectError(res, 503, "service_unavailable");
+      expect(res.headers.get("Retry-After")).toBe(fault === "overloaded" ? "10" : "5");
+    }
+  });
+
+  it("the Billing page answers 503 with Retry-After, not 500", async () => {
+    const account = await createAccount();
+    const signInPage = await send(new Request(`${BASE}/account/billing`));
+    const html = await signInPage.text();
+    const csrf = /name="csrf" value="([^"]*)"/.exec(html)?.[1] ?? "";
+    const nonce = signInPage.headers
+      .getSetCookie()
+      .map((c) => c.split(";")[0] ?? "")
+      .find((c) => c.startsWith("tg_signin="));
+    const signedIn = await send(
+      new Request(`${BASE}/account/sign-in`, {
+        method: "POST",
+        headers: { Origin: BASE, "Sec-Fetch-Site": "same-origin", Cookie: nonce ?? "" },
+        body: new URLSearchParams({ api_key: account.api_key, csrf }),
+        redirect: "manual",
+      }),
+    );
+    expect(signedIn.status).toBe(303);
+    const session = signedIn.headers
+      .getSetCookie()
+      .map((c) => c.split(";")[0] ?? "")
+      .find((c) => c.startsWith("tg_session="));
+    const res = await send(
+      new Request(`${BASE}/account/billing`, { headers: { Cookie: session ?? "" } }),
+      { env: await ledgerFailing(account.id, "reset", "all") },
+    );
+    expect(res.status).toBe(503);
+    expect(res.headers.get("Retry-After")).toBe("5");
+    expect(res.headers.get("Content-Type")).toMatch(/^text\/html/);
+    expect(await res.text()).toContain("Try again in a moment");
+  });
+});
