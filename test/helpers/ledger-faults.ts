@@ -33,23 +33,23 @@ type Stub = ReturnType<typeof ledgerFor>;
 type Callable = Record<PropertyKey, (...args: unknown[]) => Promise<unknown>>;
 
 /**
- * Bindings whose ledger fails `methods` ("all": every method) of `accountId`'s object with
- * `fault`. For "reset" the object is reset now, through the stub the failed calls then use.
+ * Bindings whose ledger fails the calls of `accountId`'s object named in `faults` (a method
+ * name, or "*" for every method) with that fault. For "reset" the object is reset now, through
+ * the stub the failed calls then use.
  */
 export async function ledgerFailing(
   accountId: string,
-  fault: LedgerFault,
-  methods: string[] | "all",
+  faults: Record<string, LedgerFault>,
 ): Promise<Bindings> {
   let broken: Stub | null = null;
-  if (fault === "reset") {
+  if (Object.values(faults).includes("reset")) {
     broken = ledgerFor(env, accountId);
     await runInDurableObject(broken, (_i, state) => state.abort("reset")).catch(() => {});
   }
   const real = env.ACCOUNT_LEDGER;
   const target = real.idFromName(accountId).toString();
-  const fails = (prop: PropertyKey) =>
-    typeof prop === "string" && (methods === "all" || methods.includes(prop));
+  const faultOf = (prop: PropertyKey): LedgerFault | undefined =>
+    typeof prop === "string" ? (faults[prop] ?? faults["*"]) : undefined;
   const wrap = (stub: Stub, id: DurableObjectId): Stub =>
     id.toString() !== target
       ? stub
@@ -57,7 +57,8 @@ export async function ledgerFailing(
           get(_t, prop) {
             const call = (s: Stub) => (s as unknown as Callable)[prop];
             // RPC stubs answer any property, `bind` included: call through the stub instead.
-            if (!fails(prop)) return (...args: unknown[]) => call(stub)?.(...args);
+            const fault = faultOf(prop);
+            if (!fault) return (...args: unknown[]) => call(stub)?.(...args);
             return async (...args: unknown[]) => {
               if (fault === "reset" && broken) return call(broken)?.(...args);
               if (fault === "lost_reply") await call(stub)?.(...args);

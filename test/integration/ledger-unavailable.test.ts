@@ -6,7 +6,9 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import Stripe from "stripe";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Bindings } from "../../src/env";
 import { ledgerFor } from "../../src/ledger/client";
 import { reconcile } from "../../src/recharge/reconciler";
 import {
@@ -22,6 +24,7 @@ import {
   type TestAccount,
 } from "../helpers/http";
 import { type LedgerFault, ledgerFailing } from "../helpers/ledger-faults";
+import { eventually } from "../helpers/stripe";
 import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
 
 afterEach(() => vi.restoreAllMocks());
@@ -39,11 +42,16 @@ async function entries(accountId: string, prefix: string) {
 }
 
 /** A classification (cost 1) whose debit call fails with `fault`; returns its request id. */
-async function classifyFailing(account: TestAccount, fault: LedgerFault, retryAfter: string) {
+async function classifyFailing(
+  account: TestAccount,
+  fault: LedgerFault,
+  retryAfter: string,
+  also: Record<string, LedgerFault> = {},
+) {
   const requestId = uniqueRequestId();
   const res = await classify(account, "/v1/classify", {
     headers: { "X-Request-Id": requestId },
-    env: await ledgerFailing(account.id, fault, ["debit"]),
+    env: await ledgerFailing(account.id, { debit: fault, ...also }),
   });
   const body = await expectError(res, 503, "service_unavailable");
   expect(res.headers.get("Retry-After")).toBe(retryAfter);
@@ -139,13 +147,53 @@ describe("a proxied request whose ledger call fails", () => {
   });
 });
 
+describe("a lost debit reply when the ledger stays unreachable for the reversal too", () => {
+  it("the reversal goes through the refund queue and is applied once", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 6 });
+    await classifyFailing(account, "lost_reply", "5", { refund: "lost_request" });
+    await eventually(async () =>
+      expect(await entries(account.id, "refund:")).toEqual([
+        { ref: expect.stringMatching(/^refund:dbt_/), monthly_delta: 0, purchased_delta: 1 },
+      ]),
+    );
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 6 });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("with the queue down too, it waits in D1 and the reconciler applies it once", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 6 });
+    const send = vi.spyOn(env.REFUND_QUEUE, "send").mockRejectedValue(new Error("queue down"));
+    await classifyFailing(account, "lost_reply", "5", { refund: "lost_request" });
+    expect(send).toHaveBeenCalledTimes(1);
+    vi.restoreAllMocks();
+    // Charged, and owed back: a D1 row with the time the debit was sent, no charge.
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 5 });
+    const owed = await env.DB.prepare(
+      "SELECT debit_ref, charge, sent_at FROM pending_refunds WHERE account_id = ?",
+    )
+      .bind(account.id)
+      .all<{ debit_ref: string; charge: string | null; sent_at: number | null }>();
+    expect(owed.results).toEqual([
+      { debit_ref: expect.stringMatching(/^dbt_/), charge: null, sent_at: expect.any(Number) },
+    ]);
+    const debitRef = owed.results[0]?.debit_ref;
+    expect((await reconcile(env)).refundsApplied).toContain(debitRef);
+    expect((await reconcile(env)).refundsApplied).not.toContain(debitRef);
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 6 });
+    expect(await entries(account.id, "refund:")).toHaveLength(1);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+});
+
 describe("routes that read the ledger", () => {
   it("the account API answers 503 with Retry-After, not 500", async () => {
     const account = await createAccount();
     for (const fault of ["lost_request", "overloaded"] as const) {
       const res = await gateway("/v1/account/balance", {
         key: account.api_key,
-        env: await ledgerFailing(account.id, fault, "all"),
+        env: await ledgerFailing(account.id, { "*": fault }),
       });
       await expectError(res, 503, "service_unavailable");
       expect(res.headers.get("Retry-After")).toBe(fault === "overloaded" ? "10" : "5");
@@ -176,11 +224,75 @@ describe("routes that read the ledger", () => {
       .find((c) => c.startsWith("tg_session="));
     const res = await send(
       new Request(`${BASE}/account/billing`, { headers: { Cookie: session ?? "" } }),
-      { env: await ledgerFailing(account.id, "reset", "all") },
+      { env: await ledgerFailing(account.id, { "*": "reset" }) },
     );
     expect(res.status).toBe(503);
     expect(res.headers.get("Retry-After")).toBe("5");
     expect(res.headers.get("Content-Type")).toMatch(/^text\/html/);
     expect(await res.text()).toContain("Try again in a moment");
+  });
+
+  it("a Stripe webhook answers 503 (not 2xx), so Stripe redelivers it, and the redelivery applies", async () => {
+    const account = await createAccount("starter");
+    await setBalance(account, { monthly: 100, purchased: 7 });
+    const start = Math.floor(Date.now() / 1000);
+    const event = {
+      id: `evt_${crypto.randomUUID().replaceAll("-", "")}`,
+      object: "event",
+      type: "invoice.paid",
+      created: start,
+      api_version: "2025-01-27.acacia",
+      livemode: false,
+      pending_webhooks: 1,
+      request: { id: null, idempotency_key: null },
+      data: {
+        object: {
+          id: `in_${crypto.randomUUID().replaceAll("-", "")}`,
+          object: "invoice",
+          customer: account.stripe_customer_id,
+          status: "paid",
+          billing_reason: "subscription_cycle",
+          parent: {
+            type: "subscription_details",
+            subscription_details: { subscription: "sub_123" },
+          },
+          lines: {
+            object: "list",
+            data: [
+              {
+                id: "il_1",
+                object: "line_item",
+                period: { start, end: start + 30 * 86_400 },
+                pricing: {
+                  type: "price_details",
+                  price_details: { price: env.STRIPE_PRICE_STARTER, product: "prod_x" },
+                },
+              },
+            ],
+          },
+        },
+      },
+    };
+    const payload = JSON.stringify(event);
+    const deliver = async (bindings?: Bindings) =>
+      gateway("/webhooks/stripe", {
+        method: "POST",
+        body: payload,
+        headers: {
+          "Stripe-Signature": await Stripe.webhooks.generateTestHeaderStringAsync({
+            payload,
+            secret: "whsec_test_tollgate",
+            cryptoProvider: Stripe.createSubtleCryptoProvider(),
+          }),
+        },
+        env: bindings,
+      });
+    const failed = await deliver(await ledgerFailing(account.id, { "*": "lost_request" }));
+    await expectError(failed, 503, "service_unavailable");
+    expect(failed.headers.get("Retry-After")).toBe("5");
+    const redelivered = await deliver();
+    expect(redelivered.status).toBe(200);
+    expect(await redelivered.json()).toMatchObject({ handled: true });
+    expect(await balanceOf(account)).toMatchObject({ monthly: 3000, purchased: 7 });
   });
 });
