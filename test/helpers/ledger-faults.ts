@@ -33,8 +33,8 @@ type Stub = ReturnType<typeof ledgerFor>;
 type Callable = Record<PropertyKey, (...args: unknown[]) => Promise<unknown>>;
 
 /**
- * Bindings whose ledger fails the calls of `accountId`'s object named in `faults` (a method
- * name, or "*" for every method) with that fault. For "reset" the object is reset now, through
+ * Bindings whose ledger fails the calls of `accountId`'s object ("*": every account's) named in
+ * `faults` (a method name, or "*" for every method) with that fault. For "reset" the object is reset now, through
  * the stub the failed calls then use.
  */
 export async function ledgerFailing(
@@ -43,15 +43,16 @@ export async function ledgerFailing(
 ): Promise<Bindings> {
   let broken: Stub | null = null;
   if (Object.values(faults).includes("reset")) {
+    if (accountId === "*") throw new Error("a reset needs one account's object");
     broken = ledgerFor(env, accountId);
     await runInDurableObject(broken, (_i, state) => state.abort("reset")).catch(() => {});
   }
   const real = env.ACCOUNT_LEDGER;
-  const target = real.idFromName(accountId).toString();
+  const target = accountId === "*" ? null : real.idFromName(accountId).toString();
   const faultOf = (prop: PropertyKey): LedgerFault | undefined =>
     typeof prop === "string" ? (faults[prop] ?? faults["*"]) : undefined;
   const wrap = (stub: Stub, id: DurableObjectId): Stub =>
-    id.toString() !== target
+    target !== null && id.toString() !== target
       ? stub
       : new Proxy(stub, {
           get(_t, prop) {

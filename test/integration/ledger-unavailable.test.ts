@@ -295,4 +295,55 @@ describe("routes that read the ledger", () => {
     expect(await redelivered.json()).toMatchObject({ handled: true });
     expect(await balanceOf(account)).toMatchObject({ monthly: 3000, purchased: 7 });
   });
+
+  it("the sign-up page answers 503 with Retry-After, not 500, and the link still works after", async () => {
+    const email = `${crypto.randomUUID()}@example.com`;
+    const sent: { to: string; text: string }[] = [];
+    const mailbox = {
+      async send(message: unknown) {
+        sent.push(message as { to: string; text: string });
+        return { messageId: "m" };
+      },
+    } as unknown as SendEmail;
+    const asked = await gateway("/v1/signup", {
+      method: "POST",
+      headers: { "CF-Connecting-IP": `10.99.${sent.length}.${Math.floor(Math.random() * 250)}` },
+      body: JSON.stringify({ email }),
+      env: { ...env, EMAIL: mailbox } as Bindings,
+    });
+    expect(asked.status).toBe(202);
+    const token = /\/account\/sign-up\/confirm\?token=([0-9A-Za-z]+)/.exec(
+      sent.find((m) => m.to === email)?.text ?? "",
+    )?.[1];
+    expect(token).toBeDefined();
+    const opened = await send(
+      new Request(`${BASE}/account/sign-up/confirm?token=${token}`, {
+        headers: { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" },
+      }),
+    );
+    const html = await opened.text();
+    const csrf = /name="csrf" value="([^"]*)"/.exec(html)?.[1] ?? "";
+    const cookie = opened.headers
+      .getSetCookie()
+      .map((c) => c.split(";")[0] ?? "")
+      .find((c) => c.startsWith("tg_signup="));
+    const post = (bindings?: Bindings) =>
+      send(
+        new Request(`${BASE}/account/sign-up/confirm`, {
+          method: "POST",
+          headers: { Origin: BASE, "Sec-Fetch-Site": "same-origin", Cookie: cookie ?? "" },
+          body: new URLSearchParams({ token: token ?? "", csrf }),
+          redirect: "manual",
+        }),
+        { env: bindings },
+      );
+    const failed = await post(await ledgerFailing("*", { "*": "lost_request" }));
+    expect(failed.status).toBe(503);
+    expect(failed.headers.get("Retry-After")).toBe("5");
+    expect(await failed.text()).toContain("Try again in a moment");
+    // The link was given back: following it again creates the account.
+    const retried = await post();
+    expect(retried.status).toBe(303);
+    await retried.arrayBuffer();
+  });
 });
