@@ -444,6 +444,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         : null;
       return { job, notice };
     });
+    // Committed: remembered at once, before anything else here can throw (recent-debits.ts).
+    this.recent.remember(ref, { minute, ...take }, Date.now());
     // Committed: memory follows.
     if (mustSettle || nearThreshold || crosses) this.reload();
     else
@@ -453,7 +455,6 @@ export class AccountLedger extends DurableObject<Bindings> {
       };
     // Compared in memory: an alarm is written only when none is due by then (once an hour).
     if (this.s) this.scheduleAlarm(settleDue(this.s));
-    this.recent.remember(ref, { minute, ...take }, Date.now());
     if (job) await this.deliver(job);
     if (notice) await this.deliver(notice);
     return { ok: true, charged: take, minute, balance: withTotal(after), rate };
