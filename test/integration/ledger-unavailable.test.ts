@@ -24,10 +24,19 @@ import {
   type TestAccount,
 } from "../helpers/http";
 import { type LedgerFault, ledgerFailing } from "../helpers/ledger-faults";
+import { expectLogs } from "../helpers/logs";
 import { eventually } from "../helpers/stripe";
 import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
 
 afterEach(() => vi.restoreAllMocks());
+
+/** What these failures log on purpose: the 503 itself, and a reversal that had to wait. */
+const expectedLogs = () =>
+  expectLogs([
+    /^durable object unavailable \S+ Error: /,
+    /^refund deferred dbt_\w+ /,
+    /^refund not applied yet; will retry dbt_\w+ /,
+  ]);
 
 /** The account's ledger entries whose ref starts with `prefix` (`refund:`, `void:`). */
 async function entries(accountId: string, prefix: string) {
@@ -63,6 +72,7 @@ async function classifyFailing(
 
 describe("a proxied request whose ledger call fails", () => {
   it("overloaded: 503 with Retry-After, nothing forwarded, nothing charged or written", async () => {
+    const logs = expectedLogs();
     const account = await createAccount();
     await setBalance(account, { monthly: 0, purchased: 5 });
     await classifyFailing(account, "overloaded", "10");
@@ -71,9 +81,12 @@ describe("a proxied request whose ledger call fails", () => {
     expect(await entries(account.id, "refund:")).toEqual([]);
     expect(await entries(account.id, "void:")).toEqual([]);
     expect((await audit(account.id)).consistent).toBe(true);
+    // Logged as unavailable (a warning with the request id), not as an unhandled error.
+    expect(logs.matching(/^durable object unavailable /)).toHaveLength(1);
   });
 
   it("committed but its reply lost: 503, nothing forwarded, and the debit reversed exactly once", async () => {
+    expectedLogs();
     const account = await createAccount();
     await setBalance(account, { monthly: 1, purchased: 2 });
     await classifyFailing(account, "lost_reply", "5");
@@ -92,6 +105,7 @@ describe("a proxied request whose ledger call fails", () => {
   });
 
   it("never arrived: 503, nothing forwarded, no credits made up, and a late arrival is refused", async () => {
+    expectedLogs();
     const account = await createAccount();
     await setBalance(account, { monthly: 0, purchased: 4 });
     await classifyFailing(account, "lost_request", "5");
@@ -119,6 +133,7 @@ describe("a proxied request whose ledger call fails", () => {
   });
 
   it("object reset (the runtime's own error): 503, nothing forwarded, and a debit the ledger cannot place waits for an operator", async () => {
+    expectedLogs();
     const account = await createAccount();
     await setBalance(account, { monthly: 0, purchased: 3 });
     await classifyFailing(account, "reset", "5");
@@ -149,6 +164,7 @@ describe("a proxied request whose ledger call fails", () => {
 
 describe("a lost debit reply when the ledger stays unreachable for the reversal too", () => {
   it("the reversal goes through the refund queue and is applied once", async () => {
+    expectedLogs();
     const account = await createAccount();
     await setBalance(account, { monthly: 0, purchased: 6 });
     await classifyFailing(account, "lost_reply", "5", { refund: "lost_request" });
@@ -162,6 +178,7 @@ describe("a lost debit reply when the ledger stays unreachable for the reversal 
   });
 
   it("with the queue down too, it waits in D1 and the reconciler applies it once", async () => {
+    expectedLogs();
     const account = await createAccount();
     await setBalance(account, { monthly: 0, purchased: 6 });
     const send = vi.spyOn(env.REFUND_QUEUE, "send").mockRejectedValue(new Error("queue down"));
@@ -189,6 +206,7 @@ describe("a lost debit reply when the ledger stays unreachable for the reversal 
 
 describe("routes that read the ledger", () => {
   it("the account API answers 503 with Retry-After, not 500", async () => {
+    expectedLogs();
     const account = await createAccount();
     for (const fault of ["lost_request", "overloaded"] as const) {
       const res = await gateway("/v1/account/balance", {
@@ -201,6 +219,7 @@ describe("routes that read the ledger", () => {
   });
 
   it("the Billing page answers 503 with Retry-After, not 500", async () => {
+    expectedLogs();
     const account = await createAccount();
     const signInPage = await send(new Request(`${BASE}/account/billing`));
     const html = await signInPage.text();
@@ -233,6 +252,7 @@ describe("routes that read the ledger", () => {
   });
 
   it("a Stripe webhook answers 503 (not 2xx), so Stripe redelivers it, and the redelivery applies", async () => {
+    expectedLogs();
     const account = await createAccount("starter");
     await setBalance(account, { monthly: 100, purchased: 7 });
     const start = Math.floor(Date.now() / 1000);
@@ -297,6 +317,7 @@ describe("routes that read the ledger", () => {
   });
 
   it("the sign-up page answers 503 with Retry-After, not 500, and the link still works after", async () => {
+    expectedLogs();
     const email = `${crypto.randomUUID()}@example.com`;
     const sent: { to: string; text: string }[] = [];
     const mailbox = {
