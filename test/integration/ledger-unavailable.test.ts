@@ -75,7 +75,8 @@ describe("a proxied request whose ledger call fails", () => {
     const logs = expectedLogs();
     const account = await createAccount();
     await setBalance(account, { monthly: 0, purchased: 5 });
-    await classifyFailing(account, "overloaded", "10");
+    // A reversal would fail and be deferred (logged): there must be none.
+    await classifyFailing(account, "overloaded", "10", { refund: "lost_request" });
     expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 5 });
     // Refused before it ran: nothing to reverse, and the object is not called again for it.
     expect(await entries(account.id, "refund:")).toEqual([]);
@@ -83,6 +84,7 @@ describe("a proxied request whose ledger call fails", () => {
     expect((await audit(account.id)).consistent).toBe(true);
     // Logged as unavailable (a warning with the request id), not as an unhandled error.
     expect(logs.matching(/^durable object unavailable /)).toHaveLength(1);
+    expect(logs.matching(/^refund deferred /)).toEqual([]);
   });
 
   it("committed but its reply lost: 503, nothing forwarded, and the debit reversed exactly once", async () => {
