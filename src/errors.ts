@@ -169,7 +169,7 @@ export function serviceUnavailable(err: unknown): ApiError | null {
     "service_unavailable",
     failure === "overloaded"
       ? "This account is receiving more requests than it can handle; retry later."
-      : "This account's ledger is briefly unreachable; retry later.",
+      : "This account's data is briefly unreachable; retry later.",
     { headers: { "Retry-After": String(seconds) }, extra: { retry_after_seconds: seconds } },
   );
 }
