@@ -139,6 +139,41 @@ export function refusal(reason: LedgerRefusal, options: ErrorOptions = {}): ApiE
   }
 }
 
+/**
+ * What Cloudflare's Durable Objects infrastructure says of a call that failed: `.overloaded`
+ * (refused before it ran: the object cannot keep up), else `.retryable` or `.durableObjectReset`
+ * (the object restarted, moved or could not be reached; the runtime already retried what it
+ * could prove never arrived). Null for anything else, an exception from our own code included.
+ */
+export function durableObjectFailure(err: unknown): "overloaded" | "unreachable" | null {
+  if (typeof err !== "object" || err === null) return null;
+  const e = err as { overloaded?: unknown; retryable?: unknown; durableObjectReset?: unknown };
+  if (e.overloaded === true) return "overloaded";
+  if (e.retryable === true || e.durableObjectReset === true) return "unreachable";
+  return null;
+}
+
+/**
+ * How long a client should wait after a 503 from an unavailable Durable Object. Overloaded:
+ * long enough for the object's queue to drain (a quick retry is what overloads it). Unreachable:
+ * the runtime has already retried for a few seconds, so a restart or move is mostly done.
+ */
+export const RETRY_AFTER_SECONDS = { overloaded: 10, unreachable: 5 } as const;
+
+/** The 503 for a Durable Object that is overloaded or unreachable; null for any other error. */
+export function serviceUnavailable(err: unknown): ApiError | null {
+  const failure = durableObjectFailure(err);
+  if (!failure) return null;
+  const seconds = RETRY_AFTER_SECONDS[failure];
+  return new ApiError(
+    "service_unavailable",
+    failure === "overloaded"
+      ? "This account is receiving more requests than it can handle; retry later."
+      : "This account's data is briefly unreachable; retry later.",
+    { headers: { "Retry-After": String(seconds) }, extra: { retry_after_seconds: seconds } },
+  );
+}
+
 function unreachable(value: never): never {
   throw new Error(`unhandled ledger refusal ${String(value)}`);
 }

@@ -156,6 +156,11 @@ export const pendingRefunds = sqliteTable("pending_refunds", {
   accountId: text("account_id").notNull(),
   /** JSON {minute, monthly, purchased}: what the debit took (null before ledger v4). */
   charge: text("charge"),
+  /**
+   * With no charge: a debit whose reply was lost, sent at this time (ms, the gateway's clock);
+   * the ledger decides from it whether the debit committed (src/ledger/recent-debits.ts).
+   */
+  sentAt: integer("sent_at"),
   attempts: integer("attempts").notNull().default(0),
   lastError: text("last_error"),
   createdAt: createdAt(),

@@ -51,6 +51,7 @@ import { currentAlarmCycle, decideCycle } from "./cycles";
 import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./entries";
 import { type AlertSettings, lowBalanceStep } from "./low-balance";
 import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
+import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./recent-debits";
 import {
   deliverItem,
   findRecharge,
@@ -138,6 +139,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   private alarmAfterCommit: number | null = null;
   /** The low-balance email a committed mutation put in the outbox, for `afterCommit`. */
   private noticeAfterCommit: OutboxItem | null = null;
+  /** This instance's committed debits, for a gateway that lost a reply (recent-debits.ts). */
+  private readonly recent = new RecentDebits(Date.now());
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -383,10 +386,13 @@ export class AccountLedger extends DurableObject<Bindings> {
    * one: the minute's aggregate. Near the threshold it also reads what the trigger needs.
    */
   async debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult> {
-    void ref; // Not stored: the minute and the amounts identify the debit for its refund.
+    // Not stored: the minute and the amounts identify the debit for its refund; memory keeps
+    // the ref only to answer for a reply the gateway never got (`refund` with `sentAt`).
     const now = this.now();
     const s = this.s;
     if (!s) return { ok: false, reason: "insufficient_credits", balance: ZERO, rate: null };
+    // Arrived after the gateway gave up on it and it was declared never committed.
+    if (this.recent.isVoided(ref)) return { ok: false, reason: "not_found", rate: null };
     if (apiKeyId && this.revokedKeys().has(apiKeyId))
       return { ok: false, reason: "key_revoked", rate: null };
     // Proxied traffic (a debit for a key) is rate limited; operator and test debits are not.
@@ -438,6 +444,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         : null;
       return { job, notice };
     });
+    // Committed: remembered at once, before anything else here can throw (recent-debits.ts).
+    this.recent.remember(ref, { minute, ...take }, Date.now());
     // Committed: memory follows.
     if (mustSettle || nearThreshold || crosses) this.reload();
     else
@@ -489,8 +497,13 @@ export class AccountLedger extends DurableObject<Bindings> {
    * without it (a message from before v4) the debit is looked up among pre-v4 debit rows.
    * The minute's aggregate must still hold what the refund returns, so no refund returns more
    * than was taken. Idempotent: a second refund of the same debit changes nothing.
+   *
+   * `sentAt` (the gateway's clock, without `charge`): a debit whose reply was lost, so it may
+   * or may not have committed. Remembered, it is refunded; absent while memory covers the time
+   * it was sent, it never committed, and `void:<debit>` records that (a late arrival is then
+   * refused); otherwise the answer is `outcome_unknown`, for an operator (recent-debits.ts).
    */
-  refund(debitRef: string, charge?: DebitCharge | null): RefundResult {
+  refund(debitRef: string, charge?: DebitCharge | null, sentAt?: number): RefundResult {
     const now = this.now();
     return this.mutate(
       (): RefundResult => {
@@ -501,7 +514,25 @@ export class AccountLedger extends DurableObject<Bindings> {
         if (this.hasLedgerRef(refundRef))
           return { ok: true, balance: withTotal(s), refunded: false };
         const legacy = legacyDebit(this.sql, debitRef);
-        const c = legacy ? { minute: minuteOf(legacy.at), ...legacy } : (charge ?? null);
+        let c = legacy ? { minute: minuteOf(legacy.at), ...legacy } : (charge ?? null);
+        if (!c && sentAt !== undefined) {
+          const voidRef = `void:${debitRef}`;
+          if (this.hasLedgerRef(voidRef)) return { ok: false, reason: "not_found" };
+          const unanswered = unansweredDebitOutcome({
+            remembered: this.recent.charge(debitRef),
+            memorySince: this.recent.memorySince,
+            sentAt,
+            marginMs: clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS),
+          });
+          if (unanswered.outcome === "unknown") return { ok: false, reason: "outcome_unknown" };
+          if (unanswered.outcome === "never_committed") {
+            // Written only on this failure path: the decision outlives a restart.
+            this.appendLedger(voidRef, "void", 0, 0, now, "debit never committed; reply lost");
+            this.recent.void(debitRef);
+            return { ok: false, reason: "not_found" };
+          }
+          c = unanswered.charge;
+        }
         if (!c || !validCharge(c) || c.monthly + c.purchased === 0)
           return { ok: false, reason: "not_found" };
         if (legacy) {

@@ -14,7 +14,7 @@ import { startCardSetup, startPlanCheckout } from "../../billing/checkout";
 import { createPortalSession } from "../../billing/portal";
 import { randomBase62, sha256Hex } from "../../crypto";
 import type { AppEnv } from "../../env";
-import { ApiError } from "../../errors";
+import { ApiError, serviceUnavailable } from "../../errors";
 import { looksLikeApiKey } from "../../gateway/api-keys";
 import { identify } from "../../gateway/identity";
 import { ledgerFor } from "../../ledger/client";
@@ -525,6 +525,11 @@ export const billingPageRoutes = new Hono<AppEnv>()
     }
     if (err instanceof HTTPException && err.status < 500) {
       return errorPage(c, err.status, "That did not work", "The request could not be processed.");
+    }
+    const unavailable = serviceUnavailable(err);
+    if (unavailable) {
+      for (const [name, value] of Object.entries(unavailable.headers)) c.header(name, value);
+      return errorPage(c, unavailable.status, "Try again in a moment", unavailable.message);
     }
     console.error(
       "billing page error",
