@@ -10,6 +10,7 @@ import { dbFor } from "../../src/db/client";
 import { accounts } from "../../src/db/schema";
 import type { AppEnv } from "../../src/env";
 import { ledgerFor } from "../../src/ledger/client";
+import { processRecharge } from "../../src/recharge/consumer";
 import {
   BASE,
   classify,
@@ -21,7 +22,8 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
-import { attachCard, eventually } from "../helpers/stripe";
+import { loseQueueSends } from "../helpers/recharge";
+import { attachCard, deliverSigned, eventually, invoicesOf, submitPage } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
 const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
@@ -603,7 +605,7 @@ describe("auto-recharge on the page", () => {
     expect(after).not.toContain("was turned off");
   });
 
-  it("a recharge waiting for authentication is not called failed: the page says what to do", async () => {
+  it("a recharge waiting for authentication is said once, with its link, and nothing else is offered (page and API)", async () => {
     const { account, cookie } = await signedIn();
     await attachCard(account, "pm_card_authenticationRequired");
     await rechargeFromPage(account, cookie);
@@ -611,11 +613,94 @@ describe("auto-recharge on the page", () => {
       expect((await autoRecharge(account)).last_failure?.code).toBe("authentication_required");
     });
     const shown = await billingHtml(cookie);
-    const notice = /<div class="notice warn" id="last-failure">.*?<\/div>/s.exec(shown)?.[0] ?? "";
-    expect(notice).toContain("is waiting for you: your bank asks you to confirm the payment");
+    const notice =
+      /<div class="notice warn" id="payment-waiting"[^>]*>.*?<\/div>/s.exec(shown)?.[0] ?? "";
+    expect(notice).toContain(
+      "Your auto-recharge of 1,000 credits ($7) is waiting for you to confirm the payment with your bank.",
+    );
     expect(notice).toContain("Nothing has been charged or added yet.");
-    expect(notice).toContain(">Complete the payment</a>");
+    expect(notice).toMatch(/href="[^"]+\/i\/in_[^"]+"[^>]*>Complete the payment<\/a>/);
     expect(notice).not.toContain("failed");
+    // One state, said once: not also "being processed", not a second "confirm" box.
+    expect(shown.match(/confirm the payment/g)).toHaveLength(1);
+    expect(shown).not.toContain("is being processed");
+    expect(shown).not.toContain('id="last-failure"');
+    // No second purchase offered: no "Buy credits now" form, and its review step sends back.
+    expect(shown).not.toContain('action="/account/billing/top-up"');
+    expect(shown).toContain('id="buy-paused"');
+    expect(shown).not.toContain("Buy a package now");
+    const review = await page("/account/billing/top-up?package=credits_3000", { cookie });
+    expect((await follow(review, cookie)).html).toContain(
+      "Not bought: a payment is waiting for your confirmation.",
+    );
+    // The API refuses it too, naming what waits and where to complete it.
+    const refused = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_3000" }),
+    });
+    const body = await expectError(refused, 409, "payment_pending");
+    expect(body.error).toMatchObject({
+      purchase: { type: "auto_recharge", action_url: expect.stringMatching(/\/i\/in_/) },
+    });
+    const rows = await json<{ data: Array<{ type: string }> }>(
+      await gateway("/v1/account/transactions", { key: account.api_key }),
+    );
+    expect(rows.data.filter((t) => t.type === "top_up")).toHaveLength(0);
+  });
+
+  it("a top-up paid while the auto-recharge still waits: the auto-recharge's state stays on the page", async () => {
+    const { account, cookie } = await signedIn();
+    await attachCard(account, "pm_card_authenticationRequired");
+    const jobs = await loseQueueSends(account);
+    await rechargeFromPage(account, cookie);
+    // Bought while the auto-recharge was still pending (not yet waiting): allowed.
+    const topUp = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_3000" }),
+    });
+    expect(topUp.status).toBe(202);
+    const { id: topUpId } = await json<{ id: string }>(topUp);
+    expect(jobs.map((j) => j.kind)).toEqual(["auto_recharge", "top_up"]);
+    for (const job of jobs) expect(await processRecharge(job, env)).toBe("requires_action");
+    const both = await billingHtml(cookie);
+    expect(both).toContain("Two purchases are waiting for you to confirm the payment");
+    expect(both).toContain(">Complete the auto-recharge payment ($7)</a>");
+    expect(both).toContain(">Complete the top-up payment ($17)</a>");
+
+    // The customer completes the top-up only; Stripe reports it paid.
+    const customer = account.stripe_customer_id as string;
+    const invoice = (await invoicesOf(customer)).find((i) => i.metadata.recharge_id === topUpId);
+    const paid = await submitPage(`${env.STRIPE_API_URL}/i/${invoice?.id}/pay`, {
+      authenticate: "true",
+    });
+    expect(paid.status).toBe(303);
+    await paid.arrayBuffer();
+    const events = await json<{ data: Array<{ data: { object: { id: string } } }> }>(
+      await fetch(`${env.STRIPE_API_URL}/v1/events?type=invoice.paid&limit=100`, {
+        headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` },
+      }),
+    );
+    const event = events.data.find((e) => e.data.object.id === invoice?.id);
+    const delivered = await deliverSigned(event);
+    expect(delivered.status).toBe(200);
+    await delivered.arrayBuffer();
+    await eventually(async () => {
+      const balance = await json<{ purchased: number }>(
+        await gateway("/v1/account/balance", { key: account.api_key }),
+      );
+      expect(balance.purchased).toBe(3_000);
+    });
+
+    // The auto-recharge still waits: said, with its own link; still nothing else to buy.
+    const after = await billingHtml(cookie);
+    const notice =
+      /<div class="notice warn" id="payment-waiting"[^>]*>.*?<\/div>/s.exec(after)?.[0] ?? "";
+    expect(notice).toContain("Your auto-recharge of 1,000 credits ($7) is waiting");
+    expect(notice).toContain(">Complete the payment</a>");
+    expect(after).not.toContain("is being processed");
+    expect(after).not.toContain('action="/account/billing/top-up"');
   });
 
   it("renders a row's action and invoice links when the rows carry them", async () => {

@@ -70,6 +70,7 @@ export const BillingPage: FC<BillingPageProps> = ({
       <h1>Account / Billing</h1>
       <p class="lead">Balances are live; usage is added about every 30 seconds. Times are UTC.</p>
       <NoticeBox notice={notice} />
+      <PaymentWaiting model={model} />
       {newKey ? <NewKey created={newKey} /> : null}
       <BalanceSection model={model} tokens={tokens} />
       <BuyCreditsSection model={model} />
@@ -141,9 +142,14 @@ const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
                 </option>
               ))}
             </select>
-            {ar.pending ? (
+            {model.purchases.processing ? (
               <p class="hint" role="status">
                 A recharge is being processed; its credits appear within seconds of payment.
+              </p>
+            ) : model.purchases.waiting.some((w) => w.kind === "auto_recharge") ? (
+              <p class="hint">
+                A recharge waits for your payment confirmation (see{" "}
+                <a href="#payment-waiting">above</a>).
               </p>
             ) : null}
             {!s.has_payment_method ? (
@@ -592,27 +598,12 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
 /**
  * The last failed recharge, as history: it always says what happened; "turned off because of
  * it" only while auto-recharge is still off (turning it back on does not erase the failure).
+ * A payment that waits for the customer is not a failure: `PaymentWaiting` says it, once.
  */
 const LastFailure: FC<{ model: BillingModel }> = ({ model }) => {
   const ar = model.snapshot.auto_recharge;
   const f = ar.last_failure;
-  if (!f) return null;
-  if (f.action_url) {
-    // Not a failure yet: the bank asks the customer to confirm (3-D Secure) before it pays.
-    return (
-      <div class="notice warn" id="last-failure">
-        <p>
-          The recharge of {formatTime(f.at)} is waiting for you: your bank asks you to confirm the
-          payment ({failureReason(f.code, f.message)}). Nothing has been charged or added yet.
-        </p>
-        <p>
-          <a href={f.action_url}>Complete the payment</a> to get those credits
-          {ar.enabled ? "." : "; auto-recharge stays off until you turn it back on."} Unconfirmed,
-          it is cancelled after 3 days.
-        </p>
-      </div>
-    );
-  }
+  if (!f || f.action_url) return null;
   return (
     <div class={`notice ${ar.enabled ? "warn" : "bad"}`} id="last-failure">
       <p>
@@ -622,6 +613,32 @@ const LastFailure: FC<{ model: BillingModel }> = ({ model }) => {
       {ar.enabled ? null : (
         <p>Auto-recharge was turned off because of it. Update your card, then turn it back on.</p>
       )}
+    </div>
+  );
+};
+
+/**
+ * Purchases waiting for the customer's bank (3-D Secure), said once at the top of the page:
+ * what waits, where to complete it, and that nothing else can be bought meanwhile.
+ */
+const PaymentWaiting: FC<{ model: BillingModel }> = ({ model }) => {
+  const p = model.purchases;
+  if (!p.sentence) return null;
+  return (
+    <div class="notice warn" id="payment-waiting" role="status">
+      <p>
+        <strong>{p.sentence}</strong>
+      </p>
+      <p>{p.detail}</p>
+      {p.links.length > 0 ? (
+        <p class="actions">
+          {p.links.map((l) => (
+            <a href={l.href} class="button">
+              {l.label}
+            </a>
+          ))}
+        </p>
+      ) : null}
     </div>
   );
 };
@@ -641,10 +658,18 @@ const BuyCreditsSection: FC<{ model: BillingModel }> = ({ model }) => {
         <p class="notice warn">
           Your balance is {formatCredits(s.total)} credits
           {s.auto_recharge.enabled ? "" : " and auto-recharge is off"}: requests are refused at
-          zero. Buy a package now to keep going.
+          zero.{" "}
+          {model.purchases.canBuy
+            ? "Buy a package now to keep going."
+            : "Complete the waiting payment to get its credits."}
         </p>
       ) : null}
-      {s.has_payment_method ? (
+      {!model.purchases.canBuy ? (
+        <p class="hint" id="buy-paused">
+          Not offered while a payment waits for your confirmation (see{" "}
+          <a href="#payment-waiting">above</a>): completing it adds its credits.
+        </p>
+      ) : s.has_payment_method ? (
         <form method="get" action={`${BILLING_PATH}/top-up`} class="inline-form">
           <div>
             <label class="field" for="buy-package">

@@ -85,6 +85,12 @@ const PAYMENT_METHOD_REQUIRED: Notice = {
   detail: "Use “Manage plan and billing” to add one, then turn auto-recharge on.",
 };
 
+/** A top-up asked for while another purchase waits for the bank: what the page says instead. */
+const PAYMENT_PENDING: Notice = {
+  tone: "warn",
+  text: "Not bought: a payment is waiting for your confirmation. Complete it first; its credits are added as soon as it is paid.",
+};
+
 const AutoRechargeForm = z.object({
   enabled: z.literal("on").optional(),
   package: z.enum(PACKAGE_IDS, { error: "choose one of the credit packages" }),
@@ -283,6 +289,10 @@ export const billingPageRoutes = new Hono<AppEnv>()
     ).package;
     const model = await loadBilling(c.env, c.get("db"), session.accountId);
     if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
+    // Nothing is offered while a payment waits: the page says what waits and where to finish it.
+    if (!model.purchases.canBuy) {
+      return redirectWith(c, secret, session, { notice: PAYMENT_PENDING });
+    }
     const tokens = await tokensFor(secret, session);
     return renderHtml(
       c,
@@ -377,6 +387,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
             : result.reason === "idempotency_conflict"
               ? "That confirmation was already used for another package; start again."
               : "This account no longer exists.";
+      if (result.reason === "payment_pending") {
+        return redirectWith(c, secret, session, { notice: PAYMENT_PENDING });
+      }
       return redirectWith(c, secret, session, { notice: { tone: "bad", text } });
     }
     return redirectWith(c, secret, session, {
