@@ -2,7 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { Hono } from "hono";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { HistoryRow } from "../../src/dashboard/page/billing-view";
 import { loadBilling } from "../../src/dashboard/page/data";
 import { readSession, SESSION_TTL_SECONDS } from "../../src/dashboard/session";
@@ -12,6 +12,7 @@ import type { AppEnv } from "../../src/env";
 import { ledgerFor } from "../../src/ledger/client";
 import { processRecharge } from "../../src/recharge/consumer";
 import {
+  admin,
   BASE,
   classify,
   createAccount,
@@ -603,6 +604,27 @@ describe("auto-recharge on the page", () => {
     expect((await autoRecharge(account)).enabled).toBe(true);
     expect(after).toContain("The last recharge failed on");
     expect(after).not.toContain("was turned off");
+    // Still the newest purchase: its row offers the retry.
+    expect(after).toContain("Retry: buy credits now");
+
+    // A later purchase succeeded: that failure was answered, its row offers no retry any more.
+    const topUp = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    expect(topUp.status).toBe(202);
+    await topUp.arrayBuffer();
+    await eventually(async () => {
+      const html = await billingHtml(cookie);
+      expect(html).toMatch(/<tr data-type="top_up" data-status="succeeded">/);
+    });
+    const later = await billingHtml(cookie);
+    const failedRow =
+      /<tr data-type="auto_recharge" data-status="failed">.*?<\/tr>/.exec(later)?.[0] ?? "";
+    expect(failedRow).toContain("the card was declined");
+    expect(failedRow).not.toContain("Retry");
+    expect(later).not.toContain('href="#buy-credits"');
   });
 
   it("a recharge waiting for authentication is said once, with its link, and nothing else is offered (page and API)", async () => {
@@ -625,6 +647,15 @@ describe("auto-recharge on the page", () => {
     expect(shown.match(/confirm the payment/g)).toHaveLength(1);
     expect(shown).not.toContain("is being processed");
     expect(shown).not.toContain('id="last-failure"');
+    // The limit counts the waiting purchase, and the page and the API say the same amount.
+    expect(shown).toContain("Credit purchases this month: <strong>$7</strong>");
+    expect(
+      (
+        await json<{ spent_this_month_cents: number }>(
+          await gateway("/v1/account/limits", { key: account.api_key }),
+        )
+      ).spent_this_month_cents,
+    ).toBe(700);
     // No second purchase offered: no "Buy credits now" form, and its review step sends back.
     expect(shown).not.toContain('action="/account/billing/top-up"');
     expect(shown).toContain('id="buy-paused"');
@@ -652,6 +683,10 @@ describe("auto-recharge on the page", () => {
   it("a top-up paid while the auto-recharge still waits: the auto-recharge's state stays on the page", async () => {
     const { account, cookie } = await signedIn();
     await attachCard(account, "pm_card_authenticationRequired");
+    // The queue's sends are held (the test runs the consumer), for this test only.
+    onTestFinished(() => {
+      vi.restoreAllMocks();
+    });
     const jobs = await loseQueueSends(account);
     await rechargeFromPage(account, cookie);
     // Bought while the auto-recharge was still pending (not yet waiting): allowed.
@@ -703,6 +738,36 @@ describe("auto-recharge on the page", () => {
     expect(after).not.toContain('action="/account/billing/top-up"');
   });
 
+  it("says why an operator changed the balance, in the history and in the API", async () => {
+    const { account, cookie } = await signedIn();
+    const res = await admin(`/accounts/${account.id}/credits`, {
+      method: "POST",
+      body: JSON.stringify({ monthly: -290, reason: "Refund of duplicate requests <2026-11>" }),
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const listed = await json<{
+      data: Array<{ type: string; credits: number; description: string | null }>;
+    }>(await gateway("/v1/account/transactions", { key: account.api_key }));
+    expect(listed.data[0]).toMatchObject({
+      type: "adjustment",
+      credits: -290,
+      description: "Refund of duplicate requests <2026-11>",
+    });
+    // Rows without a reason say so with null, not a missing field.
+    expect(listed.data.find((t) => t.type === "monthly_grant")).toMatchObject({
+      description: null,
+    });
+    const html = await billingHtml(cookie);
+    const row =
+      /<tr data-type="adjustment" data-status="succeeded">.*?<\/tr>/.exec(html)?.[0] ?? "";
+    expect(row).toContain("-290");
+    // Escaped: an operator's text is never markup.
+    expect(row).toContain(
+      '<span class="muted desc">Refund of duplicate requests &lt;2026-11&gt;</span>',
+    );
+  });
+
   it("renders a row's action and invoice links when the rows carry them", async () => {
     const html = String(
       await HistoryRow({
@@ -715,6 +780,7 @@ describe("auto-recharge on the page", () => {
           currency: "usd",
           package: "credits_1000",
           failure_code: null,
+          description: null,
           created_at: new Date().toISOString(),
           action_url: "https://invoice.example/pay/1",
           invoice_url: "https://invoice.example/i/1",
@@ -851,7 +917,7 @@ describe("the rest of the page", () => {
   it("shows and sets the spending limit, and says why auto-recharge is paused", async () => {
     const { account, cookie, html } = await signedIn();
     expect(html).toMatch(
-      /Spent this month: <strong>\$0<\/strong> of your <strong>\$200<\/strong> monthly limit/,
+      /Credit purchases this month: <strong>\$0<\/strong> of your <strong>\$200<\/strong> monthly limit/,
     );
     const csrf = tokenFor(html, "/account/billing/limits");
     const set = await page("/account/billing/limits", { cookie, form: { csrf, limit: "$10" } });
@@ -898,7 +964,7 @@ describe("the rest of the page", () => {
     expect(paused).toContain("Auto-recharge is paused until");
     expect(paused).toContain("over your spending limit of $10");
     expect(paused).toMatch(
-      /Spent this month: <strong>\$7<\/strong> of your <strong>\$10<\/strong> monthly limit/,
+      /Credit purchases this month: <strong>\$7<\/strong> of your <strong>\$10<\/strong> monthly limit/,
     );
 
     // Invalid amounts are a 400 naming the field; empty removes the limit.

@@ -3,6 +3,7 @@ import type { ListedKey } from "../../db/api-keys";
 import { PACKAGE_IDS, PACKAGES, type PackageId, PLANS, RECHARGE_THRESHOLD } from "../../pricing";
 import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "../advice";
 import type { CsrfPurpose } from "../session";
+import { retryableFailure } from "../transactions";
 import { UsageChart } from "./chart";
 import type { BillingModel, Transaction } from "./data";
 import {
@@ -78,7 +79,10 @@ export const BillingPage: FC<BillingPageProps> = ({
       <AlertsSection model={model} token={tokens.alerts} />
       <UsageSection model={model} />
       <AdviceSection model={model} />
-      <HistorySection transactions={model.transactions} />
+      <HistorySection
+        transactions={model.transactions}
+        retry={model.purchases.canBuy ? retryableFailure(model.transactions) : null}
+      />
       <KeysSection keys={model.keys} token={tokens.keys} sessionKeyId={sessionKeyId} />
     </main>
   </>
@@ -349,7 +353,10 @@ const AdviceTable: FC<{ a: PlanAdvice }> = ({ a }) => (
   </>
 );
 
-const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) => (
+const HistorySection: FC<{ transactions: Transaction[]; retry: string | null }> = ({
+  transactions,
+  retry,
+}) => (
   <section class="card" aria-labelledby="history-h">
     <h2 id="history-h">Transaction history</h2>
     {transactions.length === 0 ? (
@@ -377,7 +384,7 @@ const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) =
           </thead>
           <tbody>
             {transactions.map((t) => (
-              <HistoryRow t={t} />
+              <HistoryRow t={t} retry={t.id === retry} />
             ))}
           </tbody>
         </table>
@@ -517,9 +524,11 @@ const STATUS_LABELS: Record<string, string> = {
 
 /**
  * One history row. Only a succeeded row says "+credits": a pending one says what it will add,
- * a failed one that nothing was added and nothing charged, why, and what to do about it.
+ * a failed one that nothing was added and nothing charged, and why; `retry` (the newest
+ * purchase, failed: see `retryableFailure`) also says what to do about it. A row with a
+ * description (an operator's reason) says why the balance changed.
  */
-export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
+export const HistoryRow: FC<{ t: Transaction; retry?: boolean }> = ({ t, retry = false }) => {
   const failed = t.status === "failed";
   const settled = t.status === "succeeded";
   const purchase = t.type === "auto_recharge" || t.type === "top_up";
@@ -533,6 +542,7 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
             {formatCredits(PACKAGES[t.package as PackageId].credits)}-credit package
           </span>
         ) : null}
+        {t.description ? <span class="muted desc">{t.description}</span> : null}
       </td>
       <td data-label="Credits" class="num">
         {failed ? (
@@ -574,7 +584,7 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
               Complete the payment
             </a>
           </>
-        ) : failed && purchase ? (
+        ) : failed && purchase && retry ? (
           <>
             {" "}
             <a href="#buy-credits" class="row-link">
@@ -703,8 +713,8 @@ const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, 
   return (
     <section class="card" aria-labelledby="limit-h">
       <h2 id="limit-h">Spending limit</h2>
-      <p id="limit-state">
-        Spent this month: <strong>{formatPrice(l.spent_this_month_cents)}</strong>
+      <p id="limit-state" aria-describedby="limit-counts">
+        Credit purchases this month: <strong>{formatPrice(l.spent_this_month_cents)}</strong>
         {limit === null ? (
           <> · no monthly limit</>
         ) : (
@@ -714,6 +724,11 @@ const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, 
           </>
         )}{" "}
         · the month ends {formatTime(l.period_ends_at)}.
+      </p>
+      <p class="hint" id="limit-counts">
+        What the limit counts: auto-recharges and top-ups started this calendar month, including
+        those not yet paid (pending, or waiting for your confirmation); failed ones and plan
+        subscriptions are not counted.
       </p>
       {model.snapshot.auto_recharge.paused === "spending_limit_reached" ? (
         <p class="notice warn">

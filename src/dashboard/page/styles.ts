@@ -91,6 +91,7 @@ p.notice{margin:0 0 12px}
 .why{color:var(--bad);font-size:13px}
 #transactions td:first-child,#transactions td.num{white-space:nowrap}
 .pkg{display:block;font-size:13px;white-space:nowrap}
+.desc{display:block;font-size:13px;overflow-wrap:anywhere}
 .row-link{font-size:13px;font-weight:600;white-space:nowrap}
 .facts{display:grid;grid-template-columns:auto 1fr;gap:4px 16px;margin:0 0 16px}
 .facts dt{color:var(--muted)}
