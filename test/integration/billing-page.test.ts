@@ -24,7 +24,14 @@ import {
   type TestAccount,
 } from "../helpers/http";
 import { loseQueueSends } from "../helpers/recharge";
-import { attachCard, deliverSigned, eventually, invoicesOf, submitPage } from "../helpers/stripe";
+import {
+  attachCard,
+  deliverSigned,
+  eventsFor,
+  eventually,
+  invoicesOf,
+  submitPage,
+} from "../helpers/stripe";
 
 const db = dbFor(env.DB);
 const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
@@ -1182,10 +1189,17 @@ describe("the rest of the page", () => {
 
   it("says once how Checkout ended: the return URL's outcome becomes a one-time notice, also after a cross-site arrival", async () => {
     const { cookie } = await signedIn();
-    const back = await page("/account/billing?checkout=subscribed&session_id=cs_x", { cookie });
+    const back = await page("/account/billing?checkout=subscribed", { cookie });
     const { html } = await follow(back, cookie);
-    expect(html).toContain("Payment received: thank you.");
-    expect(await billingHtml(cookie)).not.toContain("Payment received");
+    expect(html).toContain("Back from Checkout: thank you.");
+    expect(await billingHtml(cookie)).not.toContain("Back from Checkout");
+    // A session id Stripe does not know (or another account's) says nothing at all.
+    const unknown = await follow(
+      await page("/account/billing?checkout=subscribed&session_id=cs_x", { cookie }),
+      cookie,
+    );
+    expect(unknown.html).not.toContain("Back from Checkout");
+    expect(unknown.html).not.toContain("being activated");
     const cancelled = await follow(
       await page("/account/billing?checkout=cancelled", { cookie }),
       cookie,
@@ -1199,6 +1213,77 @@ describe("the rest of the page", () => {
     const arrival = { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" };
     const resume = await page("/account/billing?checkout=card_added", { headers: arrival });
     expect(await resume.text()).toContain("url=/account/billing?resumed=1&amp;checkout=card_added");
+  });
+
+  it("back from a paid plan Checkout before its webhooks: the plan is being activated, no second Subscribe, and the page refreshes itself until it shows", async () => {
+    const { account, cookie, html } = await signedIn();
+    const started = await page("/account/billing/checkout", {
+      cookie,
+      form: { plan: "starter", csrf: tokenFor(html, "/account/billing/checkout") },
+    });
+    expect(started.status).toBe(303);
+    await started.arrayBuffer();
+    const paid = await submitPage(started.headers.get("Location") as string, {
+      payment_method: "pm_card_visa",
+    });
+    expect(paid.status).toBe(303);
+    await paid.arrayBuffer();
+    // Stripe's return URL, with the session id; no webhook has been delivered yet.
+    const back = new URL(paid.headers.get("Location") as string);
+    expect(back.searchParams.get("checkout")).toBe("subscribed");
+    const sessionId = back.searchParams.get("session_id") as string;
+    expect(sessionId).toMatch(/^cs_/);
+    const returned = `${back.pathname}${back.search}`;
+
+    // A cross-site arrival (no Strict cookie yet) keeps the session id through the resume.
+    const arrival = { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" };
+    const resume = await (await page(returned, { headers: arrival })).text();
+    expect(resume).toContain(`&amp;checkout=subscribed&amp;session_id=${sessionId}`);
+
+    const first = await page(returned, { cookie });
+    expect(first.status).toBe(200);
+    const activating = await first.text();
+    expect(activating).toContain(
+      "Payment received: your Starter plan (3,000 credits a month) is being activated.",
+    );
+    expect(activating).toContain("Starter plan: being activated (payment received).");
+    expect(activating).not.toContain("No subscription: the Free plan.");
+    expect(activating).not.toMatch(/<button[^>]*name="plan"/);
+    // It looks again by itself, counting its looks (no script).
+    expect(activating).toContain(
+      `<meta http-equiv="refresh" content="3; url=/account/billing?checkout=subscribed&amp;session_id=${sessionId}&amp;wait=1"/>`,
+    );
+    // After about a minute it stops refreshing, and says so, still without Subscribe.
+    const late = await (
+      await page(`/account/billing?checkout=subscribed&session_id=${sessionId}&wait=20`, {
+        cookie,
+      })
+    ).text();
+    expect(late).not.toContain('http-equiv="refresh"');
+    expect(late).toContain("taking longer than usual");
+    expect(late).not.toMatch(/<button[^>]*name="plan"/);
+    // Another account returning with this session id learns nothing about it.
+    const other = await signedIn();
+    const foreign = await page(returned, { cookie: other.cookie });
+    expect(foreign.status).toBe(303);
+    const { html: foreignHtml } = await follow(foreign, other.cookie);
+    expect(foreignHtml).not.toContain("being activated");
+
+    // The webhooks arrive: the next look shows the plan itself, once, and stops refreshing.
+    const customer = account.stripe_customer_id as string;
+    for (const e of await eventsFor(customer)) {
+      const res = await deliverSigned(e);
+      expect(res.status, e.type).toBe(200);
+      await res.arrayBuffer();
+    }
+    const done = await page(`/account/billing?checkout=subscribed&session_id=${sessionId}&wait=1`, {
+      cookie,
+    });
+    const { html: active } = await follow(done, cookie);
+    expect(active).toContain("Your Starter plan is active: 3,000 credits a month.");
+    expect(active).toMatch(/id="plan-state">Starter subscription: active, renews /);
+    expect(active).not.toContain("being activated");
+    expect(active).not.toContain('http-equiv="refresh"');
   });
 
   it("reloads once on a cross-site arrival, so the SameSite=Strict cookie is sent", async () => {

@@ -1,6 +1,13 @@
 import type { FC } from "hono/jsx";
 import type { ListedKey } from "../../db/api-keys";
-import { PACKAGE_IDS, PACKAGES, type PackageId, PLANS, RECHARGE_THRESHOLD } from "../../pricing";
+import {
+  PACKAGE_IDS,
+  PACKAGES,
+  type PackageId,
+  PLANS,
+  type PlanId,
+  RECHARGE_THRESHOLD,
+} from "../../pricing";
 import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "../advice";
 import type { CsrfPurpose } from "../session";
 import { retryableFailure } from "../transactions";
@@ -40,6 +47,14 @@ export interface BillingPageProps {
   notice?: Notice | null;
   /** A key just created: its only appearance. */
   newKey?: { key: string; name: string | null } | null;
+  /** Back from a paid plan Checkout that the webhooks have not mirrored yet. */
+  activation?: Activation | null;
+}
+
+/** A plan paid for in Checkout, not yet shown by D1 and the ledger; `refreshing` while the page polls. */
+export interface Activation {
+  plan: Exclude<PlanId, "free">;
+  refreshing: boolean;
 }
 
 /** The signed-in Account / Billing page. */
@@ -49,6 +64,7 @@ export const BillingPage: FC<BillingPageProps> = ({
   sessionKeyId,
   notice,
   newKey,
+  activation,
 }) => (
   <>
     <header class="top">
@@ -71,9 +87,10 @@ export const BillingPage: FC<BillingPageProps> = ({
       <h1>Account / Billing</h1>
       <p class="lead">Balances are live; usage is added about every 30 seconds. Times are UTC.</p>
       <NoticeBox notice={notice} />
+      {activation ? <Activating activation={activation} /> : null}
       <PaymentWaiting model={model} />
       {newKey ? <NewKey created={newKey} /> : null}
-      <BalanceSection model={model} tokens={tokens} />
+      <BalanceSection model={model} tokens={tokens} activation={activation ?? null} />
       <BuyCreditsSection model={model} />
       <SpendLimitSection model={model} token={tokens.limits} />
       <AlertsSection model={model} token={tokens.alerts} />
@@ -88,7 +105,11 @@ export const BillingPage: FC<BillingPageProps> = ({
   </>
 );
 
-const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model, tokens }) => {
+const BalanceSection: FC<{
+  model: BillingModel;
+  tokens: CsrfTokens;
+  activation: Activation | null;
+}> = ({ model, tokens, activation }) => {
   const s = model.snapshot;
   const ar = s.auto_recharge;
   const plan = PLANS[s.plan];
@@ -181,13 +202,17 @@ const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
             </div>
           </fieldset>
         </form>
-        <PlanAndPayment model={model} tokens={tokens} />
+        <PlanAndPayment model={model} tokens={tokens} activation={activation} />
       </div>
     </section>
   );
 };
 
-const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model, tokens }) => {
+const PlanAndPayment: FC<{
+  model: BillingModel;
+  tokens: CsrfTokens;
+  activation: Activation | null;
+}> = ({ model, tokens, activation }) => {
   const { account } = model;
   const sub = account.subscription;
   const card = account.payment_method;
@@ -202,17 +227,19 @@ const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
     <div>
       <h3>Plan and payment</h3>
       <p class="hint" id="plan-state">
-        {account.complimentary
-          ? `${PLANS[account.plan].name}, complimentary (no subscription, nothing is charged for it).`
-          : sub
-            ? `${PLANS[account.plan].name} subscription: ${sub.status}${
-                sub.current_period_end
-                  ? sub.cancel_at_period_end
-                    ? `, ends ${formatDate(sub.current_period_end)}`
-                    : `, renews ${formatDate(sub.current_period_end)}`
-                  : ""
-              }.`
-            : "No subscription: the Free plan."}
+        {activation
+          ? `${PLANS[activation.plan].name} plan: being activated (payment received).`
+          : account.complimentary
+            ? `${PLANS[account.plan].name}, complimentary (no subscription, nothing is charged for it).`
+            : sub
+              ? `${PLANS[account.plan].name} subscription: ${sub.status}${
+                  sub.current_period_end
+                    ? sub.cancel_at_period_end
+                      ? `, ends ${formatDate(sub.current_period_end)}`
+                      : `, renews ${formatDate(sub.current_period_end)}`
+                    : ""
+                }.`
+              : "No subscription: the Free plan."}
       </p>
       <p class="hint" id="card-on-file">
         {card
@@ -223,7 +250,7 @@ const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
             }.`
           : "No card on file yet."}
       </p>
-      {live || offers.length === 0 ? null : (
+      {live || activation || offers.length === 0 ? null : (
         <form method="post" action={`${BILLING_PATH}/checkout`} class="actions">
           <Csrf token={tokens.checkout} />
           {offers.map((plan, i) => (
@@ -623,6 +650,26 @@ const LastFailure: FC<{ model: BillingModel }> = ({ model }) => {
       {ar.enabled ? null : (
         <p>Auto-recharge was turned off because of it. Update your card, then turn it back on.</p>
       )}
+    </div>
+  );
+};
+
+/** Back from a paid plan Checkout before its webhooks: the plan is on its way, not "Free". */
+const Activating: FC<{ activation: Activation }> = ({ activation }) => {
+  const plan = PLANS[activation.plan];
+  return (
+    <div class="notice ok" id="plan-activating" role="status">
+      <p>
+        <strong>
+          Payment received: your {plan.name} plan ({formatCredits(plan.monthlyCredits)} credits a
+          month) is being activated.
+        </strong>
+      </p>
+      <p>
+        {activation.refreshing
+          ? "This page refreshes itself until it shows, usually within seconds. Nothing more needs doing."
+          : "Stripe's confirmation is taking longer than usual. Nothing more needs doing and nothing is charged twice: reload this page in a minute or two."}
+      </p>
     </div>
   );
 };

@@ -55,6 +55,8 @@ export interface AdviceEvidence {
 export interface BillingModel {
   email: string;
   account: AccountView;
+  /** The Stripe subscription D1 mirrors (null without one): a Checkout's return compares it. */
+  subscriptionId: string | null;
   snapshot: AccountSnapshot;
   transactions: Transaction[];
   keys: ListedKey[];
@@ -158,6 +160,7 @@ export async function loadBilling(
   return {
     email: account.email,
     account: accountView(account),
+    subscriptionId: account.stripeSubscriptionId,
     snapshot,
     transactions: history.data,
     keys,
