@@ -53,7 +53,7 @@ const paidPlan = (p: string | null): Exclude<PlanId, "free"> | null =>
 
 /** Where a returning customer's plan Checkout stands. Pure: Stripe's and our facts in, a state out. */
 export function checkoutReturn(session: CheckoutFacts | null, mirror: PlanMirror): CheckoutReturn {
-  if (!session || session.mode !== "subscription" || session.accountId !== mirror.accountId) {
+  if (session?.mode !== "subscription" || session.accountId !== mirror.accountId) {
     return { state: "unknown" };
   }
   const plan = paidPlan(session.plan);
