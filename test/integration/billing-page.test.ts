@@ -710,6 +710,16 @@ describe("auto-recharge on the page", () => {
     expect(both).toContain("Two purchases are waiting for you to confirm the payment");
     expect(both).toContain(">Complete the auto-recharge payment ($7)</a>");
     expect(both).toContain(">Complete the top-up payment ($17)</a>");
+    // The API refuses another top-up, naming the oldest purchase that waits.
+    const third = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    const pending = await expectError(third, 409, "payment_pending");
+    expect(pending.error).toMatchObject({
+      purchase: { id: jobs[0]?.recharge_id, type: "auto_recharge" },
+    });
 
     // The customer completes the top-up only; Stripe reports it paid.
     const customer = account.stripe_customer_id as string;

@@ -171,11 +171,6 @@ const BalanceSection: FC<{
               <p class="hint" role="status">
                 A recharge is being processed; its credits appear within seconds of payment.
               </p>
-            ) : model.purchases.waiting.some((w) => w.kind === "auto_recharge") ? (
-              <p class="hint">
-                A recharge waits for your payment confirmation (see{" "}
-                <a href="#payment-waiting">above</a>).
-              </p>
             ) : null}
             {!s.has_payment_method ? (
               <p class="hint">
