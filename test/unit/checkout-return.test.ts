@@ -7,6 +7,7 @@ const session: CheckoutFacts = {
   accountId: "acct_1",
   plan: "starter",
   subscriptionId: "sub_1",
+  paymentStatus: "paid",
 };
 const free = {
   accountId: "acct_1",
@@ -25,7 +26,16 @@ const mirrored = {
 
 describe("back from a plan Checkout", () => {
   it("paid, webhooks not yet arrived: being activated", () => {
-    expect(checkoutReturn(session, free)).toEqual({ state: "activating", plan: "starter" });
+    expect(checkoutReturn(session, free)).toEqual({
+      state: "activating",
+      plan: "starter",
+      paid: true,
+    });
+    // A payment method that settles later: complete, but not "payment received".
+    expect(checkoutReturn({ ...session, paymentStatus: "unpaid" }, free)).toMatchObject({
+      state: "activating",
+      paid: false,
+    });
   });
 
   it("paid and mirrored in D1 and the ledger: active; half mirrored is still activating", () => {

@@ -54,6 +54,8 @@ export interface BillingPageProps {
 /** A plan paid for in Checkout, not yet shown by D1 and the ledger; `refreshing` while the page polls. */
 export interface Activation {
   plan: Exclude<PlanId, "free">;
+  /** False for a payment method that confirms later: the page does not say "payment received". */
+  paid: boolean;
   refreshing: boolean;
 }
 
@@ -223,7 +225,7 @@ const PlanAndPayment: FC<{
       <h3>Plan and payment</h3>
       <p class="hint" id="plan-state">
         {activation
-          ? `${PLANS[activation.plan].name} plan: being activated (payment received).`
+          ? `${PLANS[activation.plan].name} plan: being activated (${activation.paid ? "payment received" : "payment being confirmed"}).`
           : account.complimentary
             ? `${PLANS[account.plan].name}, complimentary (no subscription, nothing is charged for it).`
             : sub
@@ -656,8 +658,9 @@ const Activating: FC<{ activation: Activation }> = ({ activation }) => {
     <div class="notice ok" id="plan-activating" role="status">
       <p>
         <strong>
-          Payment received: your {plan.name} plan ({formatCredits(plan.monthlyCredits)} credits a
-          month) is being activated.
+          {activation.paid ? "Payment received" : "Checkout complete"}: your {plan.name} plan (
+          {formatCredits(plan.monthlyCredits)} credits a month) is being activated
+          {activation.paid ? "" : " once the payment is confirmed"}.
         </strong>
       </p>
       <p>

@@ -26,6 +26,8 @@ export interface CheckoutFacts {
   accountId: string | null;
   plan: string | null;
   subscriptionId: string | null;
+  /** `payment_status`: "unpaid" for a payment method that settles later (not a card). */
+  paymentStatus: string | null;
 }
 
 /** What D1 and the ledger show of the account's plan now. */
@@ -43,8 +45,8 @@ export type CheckoutReturn =
   | { state: "unknown" }
   /** Open or expired: the customer came back without paying. */
   | { state: "not_completed" }
-  /** Paid; the webhooks have not mirrored it yet. */
-  | { state: "activating"; plan: Exclude<PlanId, "free"> }
+  /** Completed (paid, unless `paid` is false); the webhooks have not mirrored it yet. */
+  | { state: "activating"; plan: Exclude<PlanId, "free">; paid: boolean }
   /** Paid and mirrored: the page shows the plan itself. */
   | { state: "active"; plan: Exclude<PlanId, "free"> };
 
@@ -65,7 +67,8 @@ export function checkoutReturn(session: CheckoutFacts | null, mirror: PlanMirror
     LIVE_STATUSES.has(mirror.subscriptionStatus as Stripe.Subscription.Status) &&
     mirror.plan === plan &&
     mirror.ledgerPlan === plan;
-  return { state: mirrored ? "active" : "activating", plan };
+  if (mirrored) return { state: "active", plan };
+  return { state: "activating", plan, paid: session.paymentStatus !== "unpaid" };
 }
 
 const idOf = (v: string | { id: string } | null | undefined) =>
@@ -89,5 +92,6 @@ export async function readCheckoutSession(
     accountId: session.client_reference_id ?? session.metadata?.account_id ?? null,
     plan: session.metadata?.plan ?? null,
     subscriptionId: idOf(session.subscription),
+    paymentStatus: session.payment_status,
   };
 }

@@ -271,7 +271,7 @@ async function checkoutReturnPage(
       });
       return billingPage(c, session, secret, {
         model,
-        activation: { plan: result.plan, refreshing },
+        activation: { plan: result.plan, paid: result.paid, refreshing },
         refreshTo: refreshing ? `${BILLING_PATH}?${next}` : undefined,
       });
     }
