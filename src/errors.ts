@@ -9,6 +9,7 @@ const STATUS = {
   not_found: 404,
   method_not_allowed: 405,
   payment_method_required: 409,
+  payment_pending: 409,
   conflict: 409,
   idempotency_conflict: 409,
   limit_reached: 409,
@@ -88,6 +89,7 @@ export type LedgerRefusal =
   | "idempotency_conflict"
   | "payment_method_required"
   | "spending_limit_reached"
+  | "payment_pending"
   | "already_succeeded"
   | "credits_mismatch";
 
@@ -127,6 +129,12 @@ export function refusal(reason: LedgerRefusal, options: ErrorOptions = {}): ApiE
       return new ApiError(
         "spending_limit_reached",
         "This purchase would take this month's purchases over the account's spending limit.",
+        options,
+      );
+    case "payment_pending":
+      return new ApiError(
+        "payment_pending",
+        "A purchase is waiting for you to confirm the payment with your bank: complete it (see action_url) before buying more credits.",
         options,
       );
     case "already_succeeded":

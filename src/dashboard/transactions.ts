@@ -21,6 +21,21 @@ export function decodeCursor(cursor: string): [string, string] | null {
   return null;
 }
 
+const PURCHASES = new Set(["auto_recharge", "top_up"]);
+
+/**
+ * The failed purchase whose history row offers "Retry: buy credits now", if any: only the
+ * newest purchase, and only when it failed. A later purchase (succeeded, or still in flight)
+ * already answered that failure, and an older failure was answered by whatever came after it;
+ * offering those a retry would invite buying the same credits twice. `rows` newest first.
+ */
+export function retryableFailure(
+  rows: ReadonlyArray<{ id: string; type: string; status: string }>,
+): string | null {
+  const latest = rows.find((r) => PURCHASES.has(r.type));
+  return latest?.status === "failed" ? latest.id : null;
+}
+
 /** One page of history, newest first; null when the cursor is not one of ours. */
 export async function listTransactions(db: Db, accountId: string, limit: number, cursor?: string) {
   let after: { createdAt: string; id: string } | undefined;

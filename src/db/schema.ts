@@ -104,6 +104,8 @@ export const transactions = sqliteTable(
     paymentMethodId: text("payment_method_id"),
     failureCode: text("failure_code"),
     failureMessage: text("failure_message"),
+    /** Why the balance changed, in the customer's words: an operator adjustment's reason. */
+    description: text("description"),
     /** Set by the dead-letter consumer: the job ran out of retries and needs an operator. */
     needsAttention: integer("needs_attention", { mode: "boolean" }).notNull().default(false),
     createdAt: createdAt(),

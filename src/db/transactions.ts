@@ -172,9 +172,13 @@ export async function recordMonthlyGrant(db: Db, grant: MonthlyGrant): Promise<v
   await monthlyGrantInsert(db, grant);
 }
 
+/**
+ * An operator's adjustment, with the operator's reason: the customer's history says why the
+ * balance changed, not only by how much.
+ */
 export async function recordAdjustment(
   db: Db,
-  adjustment: { id: string; accountId: string; credits: number },
+  adjustment: { id: string; accountId: string; credits: number; description: string },
 ): Promise<void> {
   await db
     .insert(transactions)
@@ -184,6 +188,7 @@ export async function recordAdjustment(
       type: "adjustment",
       status: "succeeded",
       credits: adjustment.credits,
+      description: adjustment.description,
       updatedAt: now(),
     })
     .onConflictDoNothing();
@@ -282,6 +287,7 @@ export function listTransactionPage(
       currency: transactions.currency,
       package: transactions.package,
       failure_code: transactions.failureCode,
+      description: transactions.description,
       invoice_url: transactions.invoiceUrl,
       action_url: transactions.actionUrl,
       created_at: transactions.createdAt,

@@ -53,6 +53,7 @@ import { type AlertSettings, lowBalanceStep } from "./low-balance";
 import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./recent-debits";
 import {
+  awaitingAction,
   deliverItem,
   findRecharge,
   hasOutbox,
@@ -706,6 +707,8 @@ export class AccountLedger extends DurableObject<Bindings> {
           return { ok: false, reason: "idempotency_conflict" };
         return { ok: true, recharge: existing, replayed: true };
       }
+      const waiting = awaitingAction(this.sql)[0];
+      if (waiting) return { ok: false, reason: "payment_pending", waiting };
       if (s.has_payment_method !== 1) return { ok: false, reason: "payment_method_required" };
       const price = PACKAGES[input.package].priceCents;
       if (!fitsSpendLimit(spentThisMonth(this.sql, now), price, s.spend_limit_cents)) {
@@ -802,6 +805,11 @@ export class AccountLedger extends DurableObject<Bindings> {
         now,
       }),
     );
+  }
+
+  /** Purchases waiting for the customer to authenticate, oldest first (the Billing page). */
+  awaitingAction(): RechargeView[] {
+    return awaitingAction(this.sql);
   }
 
   /** Recharges still pending, oldest first (for the reconciler and the dashboard). */

@@ -100,7 +100,9 @@ export type TopUpResult =
         | "not_initialized"
         | "idempotency_conflict"
         | "spending_limit_reached";
-    };
+    }
+  /** Another purchase waits for the customer's bank: buying again would pay twice for one need. */
+  | { ok: false; reason: "payment_pending"; waiting: RechargeView };
 
 export interface AuditResult {
   ledger_total: number;

@@ -273,6 +273,7 @@ const topUp: Handler<"topUp"> = async (c, a) => {
     started: [202, undefined],
     replayed: [202, undefined],
     idempotency_conflict: [409, "idempotency_conflict"],
+    payment_pending: [409, "payment_pending"],
     payment_method_required: [409, "payment_method_required"],
     spending_limit_reached: [409, "spending_limit_reached"],
   }[outcome];

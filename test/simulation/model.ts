@@ -117,6 +117,11 @@ export interface ModelState {
   autoAwaiting: boolean;
   /** The last failure is a purchase still waiting for the customer: a success keeps it. */
   lastFailureAwaiting: boolean;
+  /**
+   * Some purchase (auto-recharge or top-up) waits for the customer: no top-up starts until it
+   * is settled (409 `payment_pending`), which never happens within a run.
+   */
+  purchaseAwaiting: boolean;
   /** This month's purchases in cents, pending ones included (money rule 10). */
   spentCents: number;
   spendLimitCents: number | null;
@@ -149,6 +154,7 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     autoPending: false,
     autoAwaiting: false,
     lastFailureAwaiting: false,
+    purchaseAwaiting: false,
     spentCents: 0,
     spendLimitCents: DEFAULT_SPEND_LIMIT_CENTS,
     paused: false,
@@ -272,10 +278,12 @@ export function topUp(
   | "started"
   | "replayed"
   | "idempotency_conflict"
+  | "payment_pending"
   | "payment_method_required"
   | "spending_limit_reached" {
   const existing = key ? s.topUpKeys.get(key) : undefined;
   if (existing) return existing === pkg ? "replayed" : "idempotency_conflict";
+  if (s.purchaseAwaiting) return "payment_pending";
   if (s.card === null) return "payment_method_required";
   if (!fitsLimit(s, pkg)) return "spending_limit_reached";
   if (key) s.topUpKeys.set(key, pkg);
@@ -298,6 +306,7 @@ export function settle(s: ModelState): ExpectedPurchase[] {
       s.lastFailureCode = p.failureCode;
       s.lastFailureAwaiting = p.status === "requires_action";
       if (p.status === "requires_action" && p.kind === "auto_recharge") s.autoAwaiting = true;
+      if (p.status === "requires_action") s.purchaseAwaiting = true;
       // A failed purchase took no money: it no longer counts against the limit. One waiting
       // for the customer still may be paid, so it counts until it is settled.
       if (p.status === "failed") s.spentCents -= PACKAGES[p.package].priceCents;
