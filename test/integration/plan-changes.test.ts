@@ -285,7 +285,6 @@ describe("only the current subscription changes the plan", () => {
       created: Math.floor(Date.now() / 1000) - 60,
       data: { object: { ...old, status: "unpaid" }, previous_attributes: { status: "past_due" } },
     }).then((r) => r.arrayBuffer());
-    expect((await adminView(account)).current_subscription_id).toBe(old.id);
     // The customer subscribes again.
     const fresh = await stripe.subscriptions.create({ customer, items: [{ price: PRO }] });
     expect(fresh.status).toBe("active");
