@@ -62,10 +62,18 @@ export async function roleOfSubscription(
   return expected === subscriptionId ? "current" : "other";
 }
 
+/** Statuses a subscription does not come back from by itself (`incomplete` still may). */
+export const ENDED_STATUSES = new Set<Stripe.Subscription.Status>([
+  "canceled",
+  "unpaid",
+  "incomplete_expired",
+]);
+
 /**
- * The current subscription ended (or is no longer live) while another live one of ours exists
- * for the same customer: that one becomes current, so the account keeps the plan it pays for.
- * Null when there is none (the account goes back to Free).
+ * The current subscription ended while another live one of ours exists for the same customer:
+ * that one becomes current, so the account keeps the plan it pays for. Stripe decides, not the
+ * event's snapshot: a late event of a subscription that is live again finds none. Null when
+ * there is none (the account goes back to Free).
  */
 export async function liveSuccessor(
   env: Bindings,
@@ -75,6 +83,8 @@ export async function liveSuccessor(
   ended: string,
 ): Promise<Stripe.Subscription | null> {
   const subs = await stripeFor(env).subscriptions.list({ customer, status: "all", limit: 20 });
+  const self = subs.data.find((s) => s.id === ended);
+  if (self && !ENDED_STATUSES.has(self.status)) return null;
   const successor = subs.data.find(
     (s) =>
       s.id !== ended && LIVE_STATUSES.has(s.status) && planFromSubscription(env, s, false) !== null,

@@ -19,7 +19,12 @@ import { processRecharge } from "../recharge/consumer";
 import { jobFromTransaction } from "../recharge/messages";
 import { type ChargeOutcome, outcomeOfInvoice } from "../recharge/payments";
 import { onCheckoutCompleted } from "./checkout";
-import { liveSuccessor, recordOtherEvent, roleOfSubscription } from "./current-subscription";
+import {
+  ENDED_STATUSES,
+  liveSuccessor,
+  recordOtherEvent,
+  roleOfSubscription,
+} from "./current-subscription";
 import { planOfCycleInvoice, planOfUpgradeInvoice } from "./invoice-plans";
 import { syncPaymentMethod } from "./payment-methods";
 import { eventVersion, planForPrice, planFromSubscription } from "./plans";
@@ -312,7 +317,7 @@ async function onSubscription(
     await recordOtherEvent(db, account.id, event, subscription.id, subscription.status);
     return true;
   }
-  if (plan === "free") {
+  if (plan === "free" && (deleted || ENDED_STATUSES.has(subscription.status))) {
     const customer = customerId(subscription.customer) as string;
     const successor = await liveSuccessor(env, db, account.id, customer, subscription.id);
     if (successor) {
