@@ -265,6 +265,20 @@ describe("only the current subscription changes the plan", () => {
     ]);
   });
 
+  it("two live subscriptions made before any event arrives: the first seen stays current, its invoice grants", async () => {
+    const account = await createAccount("free");
+    const customer = account.stripe_customer_id as string;
+    await attachCard(account);
+    const first = await stripe.subscriptions.create({ customer, items: [{ price: STARTER }] });
+    const second = await stripe.subscriptions.create({ customer, items: [{ price: PRO }] });
+    // The first one's creation event says `incomplete` (it was, for a moment): not an end.
+    await deliverNew(customer);
+    expect(await balanceOf(account)).toMatchObject({ plan: "starter", monthly: 3_000 });
+    const view = await adminView(account);
+    expect(view.current_subscription_id).toBe(first.id);
+    expect(view.other_subscriptions.map((s) => s.id)).toEqual([second.id]);
+  });
+
   it("an old subscription that is not live, deleted after a re-subscription, keeps the plan", async () => {
     const account = await createAccount("free");
     const customer = account.stripe_customer_id as string;
