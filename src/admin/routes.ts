@@ -157,7 +157,10 @@ async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
     // The subscription the account follows, and any other one Stripe told us about (a
     // duplicate, an old one): recorded, never applied to the plan or the credits.
     current_subscription_id: account.currentSubscriptionId,
-    other_subscriptions: await otherSubscriptionsOf(db, account.id),
+    other_subscriptions: (await otherSubscriptionsOf(db, account.id)).filter(
+      // One recorded before it became the current one (e.g. its `incomplete` creation) is not other.
+      (s) => s.id !== account.currentSubscriptionId,
+    ),
   };
 }
 

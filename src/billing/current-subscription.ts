@@ -37,29 +37,34 @@ async function isLive(stripe: Stripe, id: string): Promise<boolean> {
  * Whether events of `subscriptionId` apply to the account. The first subscription of ours seen
  * becomes the current one (claimed with a compare-and-set, so racing deliveries agree); another
  * one replaces it only by `takesOver`, decided on Stripe's state, not the events' snapshots.
+ * An account from before `current_subscription_id` follows the subscription D1 mirrored.
  */
 export async function roleOfSubscription(
   env: Bindings,
   db: Db,
-  account: Pick<AccountRow, "id" | "currentSubscriptionId">,
+  account: Pick<AccountRow, "id" | "currentSubscriptionId" | "stripeSubscriptionId">,
   subscriptionId: string,
 ): Promise<SubscriptionRole> {
-  let expected = account.currentSubscriptionId ?? null;
+  let row = account;
   // A lost compare-and-set means another delivery changed it meanwhile: decide again on that.
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (expected === subscriptionId) return "current";
-    if (expected !== null) {
+    const column = row.currentSubscriptionId ?? null;
+    if (column === subscriptionId) return "current";
+    const followed = column ?? row.stripeSubscriptionId ?? null;
+    if (followed !== null && followed !== subscriptionId) {
       const stripe = stripeFor(env);
       const [currentLive, candidateLive] = await Promise.all([
-        isLive(stripe, expected),
+        isLive(stripe, followed),
         isLive(stripe, subscriptionId),
       ]);
       if (!takesOver(currentLive, candidateLive)) return "other";
     }
-    if (await claimCurrentSubscription(db, account.id, subscriptionId, expected)) return "current";
-    expected = (await getAccount(db, account.id))?.currentSubscriptionId ?? null;
+    if (await claimCurrentSubscription(db, account.id, subscriptionId, column)) return "current";
+    const fresh = await getAccount(db, account.id);
+    if (!fresh) return "other";
+    row = fresh;
   }
-  return expected === subscriptionId ? "current" : "other";
+  return row.currentSubscriptionId === subscriptionId ? "current" : "other";
 }
 
 /** Statuses a subscription does not come back from by itself (`incomplete` still may). */

@@ -279,6 +279,21 @@ describe("only the current subscription changes the plan", () => {
     expect(view.other_subscriptions.map((s) => s.id)).toEqual([second.id]);
   });
 
+  it("an account from before the current subscription was stored follows the one D1 mirrored", async () => {
+    const { account, customer, sub } = await subscribed();
+    // As migrated: the mirror names the subscription, the new column is empty.
+    await env.DB.prepare("UPDATE accounts SET current_subscription_id = NULL WHERE id = ?")
+      .bind(account.id)
+      .run();
+    const second = await stripe.subscriptions.create({ customer, items: [{ price: PRO }] });
+    await stripe.subscriptions.cancel(second.id);
+    await deliverNew(customer);
+    expect(await balanceOf(account)).toMatchObject({ plan: "starter", monthly: 3_000 });
+    await stripe.subscriptions.update(sub.id, { metadata: { touched: "yes" } });
+    await deliverNew(customer);
+    expect((await adminView(account)).current_subscription_id).toBe(sub.id);
+  });
+
   it("an old subscription that is not live, deleted after a re-subscription, keeps the plan", async () => {
     const account = await createAccount("free");
     const customer = account.stripe_customer_id as string;
