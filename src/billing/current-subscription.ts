@@ -150,13 +150,23 @@ export async function cancelDuplicate(
   for (const p of payments.data) {
     const intent = idOf(p.payment.payment_intent);
     if (!intent) continue;
-    await stripe.refunds.create(
-      {
-        payment_intent: intent,
-        reason: "duplicate",
-        metadata: { subscription: subscription.id, invoice },
-      },
-      { idempotencyKey: `${subscription.id}:refund:${intent}` },
-    );
+    try {
+      await stripe.refunds.create(
+        {
+          payment_intent: intent,
+          reason: "duplicate",
+          metadata: { subscription: subscription.id, invoice },
+        },
+        { idempotencyKey: `${subscription.id}:refund:${intent}` },
+      );
+    } catch (err) {
+      // Refunded already (by an operator in the Dashboard): nothing is owed any more.
+      if (
+        err instanceof Stripe.errors.StripeInvalidRequestError &&
+        err.code === "charge_already_refunded"
+      )
+        continue;
+      throw err;
+    }
   }
 }
