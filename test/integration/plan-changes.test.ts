@@ -172,6 +172,15 @@ describe("upgrades grant credits when their invoice is paid (money rule 9)", () 
     // The two proration items ride on the renewal and net about nothing: Starter is billed.
     const { invoice } = await renew(sub);
     expect(invoice?.status).toBe("paid");
+    expect(Math.abs((invoice?.amount_paid ?? 0) - 1_900)).toBeLessThanOrEqual(5);
+    await deliverNew(customer);
+    expect(await balanceOf(account)).toMatchObject({ plan: "starter", monthly: 3_000 });
+    // And again the next cycle: the same change nets nothing, the renewal grants Starter.
+    await changePrice(sub, PRO, "create_prorations");
+    await changePrice(sub, STARTER, "create_prorations");
+    await deliverNew(customer);
+    expect((await balanceOf(account)).monthly).toBe(3_000);
+    expect((await renew(sub)).invoice?.status).toBe("paid");
     await deliverNew(customer);
     expect(await balanceOf(account)).toMatchObject({ plan: "starter", monthly: 3_000 });
     expect((await audit(account.id)).consistent).toBe(true);
