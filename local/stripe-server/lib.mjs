@@ -731,8 +731,8 @@ export function compileSearch(query, resource, fields) {
  */
 export function searchResult(ctx, found, url) {
   const limit = readLimit(ctx.params);
-  const indexedBefore = Date.now() - ctx.app.searchLagMs;
-  const items = found.filter((o) => o.created * 1000 <= indexedBefore);
+  const lag = ctx.app.searchLagMs;
+  const items = lag > 0 ? found.filter((o) => o.created * 1000 <= Date.now() - lag) : found;
   return {
     object: "search_result",
     data: items.slice(0, limit).map(clone),
