@@ -1,17 +1,15 @@
+import { fromBase64Url, toBase64Url } from "../crypto";
 import type { Db } from "../db/client";
 import { listTransactionPage } from "../db/transactions";
 
 /** Opaque cursor: the (created_at, id) of the last row of the page, base64url-encoded. */
 export function encodeCursor(createdAt: string, id: string): string {
-  return btoa(JSON.stringify([createdAt, id]))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replaceAll("=", "");
+  return toBase64Url(new TextEncoder().encode(JSON.stringify([createdAt, id])));
 }
 
 export function decodeCursor(cursor: string): [string, string] | null {
   try {
-    const value = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));
+    const value = JSON.parse(new TextDecoder().decode(fromBase64Url(cursor)));
     if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string")) {
       return value as [string, string];
     }
