@@ -153,3 +153,30 @@ describe("response headers of the gateway's own JSON", () => {
     expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
   });
 });
+
+describe("X-Request-Id", () => {
+  // The rule is ours (src/http/request-id.ts), not Hono's requestId middleware, whose fixed
+  // character check (`[\w=-]`, up to 255) refuses `.` and `:` and accepts `=`: these cases
+  // would change under it.
+  it("echoes 1-128 of [A-Za-z0-9._:-], and replaces anything else with req_<32 hex>", async () => {
+    const echoed = ["a", "trace.id:42", "span_1-x", "r".repeat(128)];
+    for (const id of echoed) {
+      const res = await gateway("/healthz", { headers: { "X-Request-Id": id } });
+      expect(res.headers.get("X-Request-Id"), id).toBe(id);
+      await res.arrayBuffer();
+    }
+    const replaced = ["r".repeat(129), "a=b", "has space", "semi;colon", "slash/ed"];
+    for (const id of replaced) {
+      const res = await gateway("/healthz", { headers: { "X-Request-Id": id } });
+      expect(res.headers.get("X-Request-Id"), id).toMatch(/^req_[0-9a-f]{32}$/);
+      await res.arrayBuffer();
+    }
+    // Generated when absent or empty, and on error responses too (404 envelope).
+    for (const headers of [{}, { "X-Request-Id": "" }]) {
+      const res = await gateway("/nope", { headers });
+      expect(res.status).toBe(404);
+      expect(res.headers.get("X-Request-Id")).toMatch(/^req_[0-9a-f]{32}$/);
+      await res.arrayBuffer();
+    }
+  });
+});
