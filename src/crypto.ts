@@ -24,6 +24,11 @@ export function newId(prefix: string): string {
   return `${prefix}_${randomBase62(24)}`;
 }
 
+/** 32 random hex characters (a UUID v4 without dashes: 122 random bits), for prefixed refs. */
+export function randomHex32(): string {
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
 export async function sha256Hex(value: string): Promise<string> {
   return toHex(await sha256(value));
 }

@@ -474,7 +474,8 @@ describe("CSRF and origin checks on form posts", () => {
     const { account, cookie, html } = await signedIn();
     await attachCard(account);
     const csrf = tokenFor(html, "/account/billing/auto-recharge");
-    for (const headers of [{}, { Origin: "null" }]) {
+    const unvouched: Array<Record<string, string>> = [{}, { Origin: "null" }];
+    for (const headers of unvouched) {
       const res = await send(
         new Request(`${BASE}/account/billing/auto-recharge`, {
           method: "POST",

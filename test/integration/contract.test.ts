@@ -172,7 +172,8 @@ describe("X-Request-Id", () => {
       await res.arrayBuffer();
     }
     // Generated when absent or empty, and on error responses too (404 envelope).
-    for (const headers of [{}, { "X-Request-Id": "" }]) {
+    const none: Array<Record<string, string>> = [{}, { "X-Request-Id": "" }];
+    for (const headers of none) {
       const res = await gateway("/nope", { headers });
       expect(res.status).toBe(404);
       expect(res.headers.get("X-Request-Id")).toMatch(/^req_[0-9a-f]{32}$/);
