@@ -131,6 +131,26 @@ describe("operator routes", () => {
     }
   });
 
+  it("a malformed Idempotency-Key is 400 on operator routes too, naming the header, changing nothing", async () => {
+    const account = await createAccount();
+    for (const [path, body] of [
+      [`/accounts/${account.id}/credits`, { purchased: 10, reason: "bad key" }],
+      [`/accounts/${account.id}/payment-method`, { payment_method: "pm_card_visa" }],
+    ] as const) {
+      for (const key of ["café", "a b", "x".repeat(256)]) {
+        const res = await admin(path, {
+          method: "POST",
+          headers: { "Idempotency-Key": key },
+          body: JSON.stringify(body),
+        });
+        const err = await expectError(res, 400, "invalid_request");
+        expect(err.error.fields).toEqual([{ field: "Idempotency-Key", message: "invalid header" }]);
+      }
+    }
+    const balance = await gateway("/v1/account/balance", { key: account.api_key });
+    expect(await json(balance)).toMatchObject({ purchased: 0 });
+  });
+
   it("operator routes answer 404 not_found for an unknown account id", async () => {
     await expectError(await admin("/accounts/acct_missing/audit"), 404, "not_found");
     await expectError(
