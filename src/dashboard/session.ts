@@ -127,6 +127,10 @@ export function verifyCsrf(
  * True only when the browser says the request came from this origin. For session-authenticated
  * API calls that change something, which carry no CSRF token: current browsers send
  * `Sec-Fetch-Site`, and `fetch()` sends a real `Origin`, so their absence is refused.
+ *
+ * Not Hono's `csrf` (used for the form posts, ../http/form-token): it checks only form content
+ * types and lets everything else through, but these are JSON calls, and a session must not
+ * authenticate any change without the browser's word on its origin, whatever the content type.
  */
 export function provenSameOrigin(c: Context): boolean {
   const site = c.req.header("Sec-Fetch-Site");
