@@ -1,10 +1,15 @@
 // @ts-check
 /**
- * Simulates a subscription renewal against a running `npm start`: the local Stripe server
- * signs an `invoice.paid` event and delivers it to the gateway's webhook endpoint.
+ * Renews an account's real subscription in the local Stripe server of a running `npm start`,
+ * as Stripe does at period end: the period advances, the `subscription_cycle` invoice is
+ * created, finalized and charged, and the events (customer.subscription.updated,
+ * invoice.created/finalized/paid or payment_failed, …) reach the gateway's webhook. A
+ * subscription set to cancel at period end ends instead; a scheduled downgrade takes effect.
  *
- *   npm run simulate:renewal                      # the demo account, its current plan
- *   npm run simulate:renewal -- acct_… pro        # another account and/or plan
+ *   npm run simulate:renewal                # the demo account
+ *   npm run simulate:renewal -- acct_…      # another account
+ *
+ * An account without a subscription is left alone (exit code 1).
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -12,58 +17,70 @@ import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const stateDir = path.join(root, ".wrangler", "state");
-const stack = JSON.parse(readFileSync(path.join(stateDir, "local-stack.json"), "utf8"));
-if (!stack.stripeUrl)
-  throw new Error(
-    "simulate:renewal needs the local Stripe server (npm start without STRIPE_API_URL)",
-  );
-const demo = JSON.parse(readFileSync(path.join(stateDir, "demo-account.json"), "utf8"));
 
-const accountId = process.argv[2] ?? demo.id;
+/** @param {string} message */
+function fail(message) {
+  console.error(message);
+  process.exit(1);
+}
+
+if (process.argv.length > 3) fail("usage: npm run simulate:renewal [-- acct_id]");
+const stack = JSON.parse(readFileSync(path.join(stateDir, "local-stack.json"), "utf8"));
+if (!stack.stripeUrl) {
+  fail("simulate:renewal needs the local Stripe server (npm start without STRIPE_API_URL)");
+}
+const accountId =
+  process.argv[2] ?? JSON.parse(readFileSync(path.join(stateDir, "demo-account.json"), "utf8")).id;
+
 const res = await fetch(`${stack.gatewayUrl}/admin/accounts/${accountId}`, {
   headers: { Authorization: `Bearer ${stack.adminToken}` },
 });
-if (!res.ok) throw new Error(`account ${accountId}: ${res.status} ${await res.text()}`);
+if (!res.ok) fail(`account ${accountId}: ${res.status} ${await res.text()}`);
 const account = await res.json();
-const plan = process.argv[3] ?? (account.plan === "free" ? "starter" : account.plan);
-const price = stack.prices[plan];
-if (!price) throw new Error(`no local price for plan ${plan}; use starter or pro`);
+const customer = account.stripe_customer_id;
 
-const start = Math.floor(Date.now() / 1000);
-const end = start + 30 * 86_400;
-const invoiceId = `in_sim_${start}`;
-const delivered = await fetch(`${stack.stripeUrl}/_test/webhooks`, {
+/** @type {any[]} */
+let subscriptions = [];
+if (customer) {
+  // The local server takes any sk_ key.
+  const listed = await fetch(
+    `${stack.stripeUrl}/v1/subscriptions?customer=${encodeURIComponent(customer)}&limit=100`,
+    { headers: { Authorization: "Bearer sk_test_local" } },
+  );
+  if (!listed.ok) fail(`listing subscriptions: ${listed.status} ${await listed.text()}`);
+  subscriptions = (await listed.json()).data.filter(
+    (/** @type {any} */ s) => s.status === "active" || s.status === "past_due",
+  );
+}
+if (subscriptions.length === 0) {
+  fail(
+    `Account ${accountId} has no active or past_due subscription in the local Stripe server` +
+      `${customer ? ` (customer ${customer})` : " (no Stripe customer)"}; nothing was renewed.`,
+  );
+}
+if (subscriptions.length > 1) {
+  console.warn(
+    `Account ${accountId} has ${subscriptions.length} subscriptions (${subscriptions.map((s) => s.id).join(", ")}); renewing the newest.`,
+  );
+}
+const subscription = subscriptions[0];
+const renewed = await fetch(`${stack.stripeUrl}/_local/subscriptions/${subscription.id}/renew`, {
   method: "POST",
-  headers: { "Content-Type": "application/json" },
-  body: JSON.stringify({
-    type: "invoice.paid",
-    data: {
-      object: {
-        id: invoiceId,
-        object: "invoice",
-        customer: account.stripe_customer_id,
-        status: "paid",
-        billing_reason: "subscription_cycle",
-        parent: {
-          type: "subscription_details",
-          subscription_details: { subscription: `sub_sim_${accountId}` },
-        },
-        lines: {
-          object: "list",
-          data: [
-            {
-              id: `il_sim_${start}`,
-              object: "line_item",
-              period: { start, end },
-              pricing: { type: "price_details", price_details: { price } },
-            },
-          ],
-        },
-      },
-    },
-  }),
 });
-const result = await delivered.json();
-console.log(
-  `invoice.paid ${invoiceId} (${plan}) → gateway answered ${result.status}: ${result.body}`,
-);
+if (!renewed.ok) fail(`renewing ${subscription.id}: ${renewed.status} ${await renewed.text()}`);
+const { subscription: after, invoice } = await renewed.json();
+const day = (/** @type {number} */ ts) => new Date(ts * 1000).toISOString().slice(0, 10);
+const item = after.items.data[0];
+if (after.status === "canceled") {
+  console.log(`${after.id} was set to cancel at period end: it is now canceled.`);
+} else {
+  console.log(
+    `${after.id} (${item.price.id}) renewed: period ${day(item.current_period_start)} → ${day(item.current_period_end)}, status ${after.status}.`,
+  );
+}
+if (invoice) {
+  console.log(
+    `invoice ${invoice.id} (${invoice.billing_reason}): total ${invoice.total} ${invoice.currency}, amount due ${invoice.amount_due}, ${invoice.status}.`,
+  );
+}
+console.log("The events are on their way to the gateway's webhook.");

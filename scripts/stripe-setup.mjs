@@ -520,10 +520,14 @@ export function portalParams(planPrices, dashboardUrl) {
       invoice_history: { enabled: true },
       payment_method_update: { enabled: true },
       subscription_cancel: { enabled: true, mode: "at_period_end" },
+      // Upgrades are invoiced and charged at once (the gateway grants their extra credits
+      // when that invoice is paid); downgrades wait for the period end (Stripe schedules
+      // them), so a switch up and back cannot keep the bigger plan's credits for free.
       subscription_update: {
         enabled: true,
         default_allowed_updates: ["price"],
-        proration_behavior: "create_prorations",
+        proration_behavior: "always_invoice",
+        schedule_at_period_end: { conditions: [{ type: "decreasing_item_amount" }] },
         products: [...byProduct].map(([product, prices]) => ({ product, prices })),
       },
     },
@@ -562,6 +566,10 @@ export function portalChanges(config, wanted) {
   if (
     su.enabled !== wsu.enabled ||
     su.proration_behavior !== wsu.proration_behavior ||
+    !sameSet(
+      (su.schedule_at_period_end?.conditions ?? []).map((c) => c.type),
+      (wsu.schedule_at_period_end?.conditions ?? []).map((c) => c.type),
+    ) ||
     !sameSet(
       su.default_allowed_updates ?? [],
       /** @type {string[]} */ (wsu.default_allowed_updates),

@@ -256,7 +256,9 @@ test("creates everything once; a second run finds it all and only reads", async 
   const su = portal.features.subscription_update;
   assert.equal(su.enabled, true);
   assert.deepEqual(su.default_allowed_updates, ["price"]);
-  assert.equal(su.proration_behavior, "create_prorations");
+  // Upgrades invoiced at once, downgrades at the end of the period.
+  assert.equal(su.proration_behavior, "always_invoice");
+  assert.deepEqual(su.schedule_at_period_end.conditions, [{ type: "decreasing_item_amount" }]);
   assertSameSet(su.products?.flatMap((p) => p.prices) ?? [], [
     first.env.STRIPE_PRICE_STARTER,
     first.env.STRIPE_PRICE_PRO,
@@ -392,6 +394,29 @@ test("a portal configuration edited in the Dashboard is put back in place", asyn
   assert.equal(portal.features.subscription_cancel.mode, "at_period_end");
   assert.equal(portal.default_return_url, DEFAULT_DASHBOARD_URL);
   assert.equal((await stripe.billingPortal.configurations.list()).data.length, 1);
+});
+
+test("a portal configuration with the old proration settings is updated in place", async () => {
+  const first = await runJson();
+  const id = first.env.STRIPE_PORTAL_CONFIGURATION;
+  // What stripe:setup configured before upgrades were invoiced at once.
+  await stripe.billingPortal.configurations.update(id, {
+    features: {
+      subscription_update: {
+        proration_behavior: "create_prorations",
+        schedule_at_period_end: { conditions: [] },
+      },
+    },
+  });
+  const second = await runJson();
+  assert.equal(second.portalConfiguration.action, "updated");
+  assert.equal(second.portalConfiguration.id, id);
+  assert.deepEqual(second.portalConfiguration.changes, ["features.subscription_update"]);
+  const su = (await stripe.billingPortal.configurations.retrieve(id)).features.subscription_update;
+  assert.equal(su.proration_behavior, "always_invoice");
+  assert.deepEqual(su.schedule_at_period_end.conditions, [{ type: "decreasing_item_amount" }]);
+  const third = await runJson();
+  assert.equal(third.portalConfiguration.action, "found");
 });
 
 test("GATEWAY_URL and DASHBOARD_URL are used", async () => {

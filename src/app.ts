@@ -8,7 +8,7 @@ import { accountRouter } from "./dashboard/account-router";
 import { billingPageRoutes } from "./dashboard/page/routes";
 import { dbFor } from "./db/client";
 import type { AppEnv } from "./env";
-import { ApiError, type ErrorType } from "./errors";
+import { ApiError, type ErrorType, serviceUnavailable } from "./errors";
 import { apiKeyAuth } from "./gateway/auth";
 import { proxyRoutes } from "./gateway/proxy-routes";
 import { requestId } from "./http/request-id";
@@ -100,6 +100,12 @@ export function createApp() {
         { extra: { provider_code: err.code ?? err.type } },
       );
       return c.json(mapped.toBody(), mapped.status);
+    }
+    // A Durable Object overloaded or unreachable: the client may retry, nothing is broken.
+    const unavailable = serviceUnavailable(err);
+    if (unavailable) {
+      console.warn("durable object unavailable", c.get("requestId"), String(err));
+      return c.json(unavailable.toBody(), unavailable.status, unavailable.headers);
     }
     // A bug: log it with the request id, never show its message to the client.
     console.error(

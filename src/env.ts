@@ -46,6 +46,11 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
     SIGNUP_EMAILS_PER_HOUR?: string;
     /** Where operator alerts are emailed (e.g. the sign-up ceiling reached); unset: logs only. */
     OPERATOR_EMAIL?: string;
+    /**
+     * How far the gateway's and a ledger object's clocks may differ, in ms (default 1000; see
+     * src/ledger/recent-debits.ts). Tests set 0: their clocks are one.
+     */
+    LEDGER_CLOCK_MARGIN_MS?: string;
   };
 
 export interface Variables {

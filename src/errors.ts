@@ -9,6 +9,7 @@ const STATUS = {
   not_found: 404,
   method_not_allowed: 405,
   payment_method_required: 409,
+  payment_pending: 409,
   conflict: 409,
   idempotency_conflict: 409,
   limit_reached: 409,
@@ -88,6 +89,7 @@ export type LedgerRefusal =
   | "idempotency_conflict"
   | "payment_method_required"
   | "spending_limit_reached"
+  | "payment_pending"
   | "already_succeeded"
   | "credits_mismatch";
 
@@ -129,6 +131,12 @@ export function refusal(reason: LedgerRefusal, options: ErrorOptions = {}): ApiE
         "This purchase would take this month's purchases over the account's spending limit.",
         options,
       );
+    case "payment_pending":
+      return new ApiError(
+        "payment_pending",
+        "A purchase is waiting for you to confirm the payment with your bank: complete it (see action_url) before buying more credits.",
+        options,
+      );
     case "already_succeeded":
       return new ApiError("conflict", "This purchase has already succeeded.", options);
     case "credits_mismatch":
@@ -137,6 +145,41 @@ export function refusal(reason: LedgerRefusal, options: ErrorOptions = {}): ApiE
     default:
       return unreachable(reason);
   }
+}
+
+/**
+ * What Cloudflare's Durable Objects infrastructure says of a call that failed: `.overloaded`
+ * (refused before it ran: the object cannot keep up), else `.retryable` or `.durableObjectReset`
+ * (the object restarted, moved or could not be reached; the runtime already retried what it
+ * could prove never arrived). Null for anything else, an exception from our own code included.
+ */
+export function durableObjectFailure(err: unknown): "overloaded" | "unreachable" | null {
+  if (typeof err !== "object" || err === null) return null;
+  const e = err as { overloaded?: unknown; retryable?: unknown; durableObjectReset?: unknown };
+  if (e.overloaded === true) return "overloaded";
+  if (e.retryable === true || e.durableObjectReset === true) return "unreachable";
+  return null;
+}
+
+/**
+ * How long a client should wait after a 503 from an unavailable Durable Object. Overloaded:
+ * long enough for the object's queue to drain (a quick retry is what overloads it). Unreachable:
+ * the runtime has already retried for a few seconds, so a restart or move is mostly done.
+ */
+export const RETRY_AFTER_SECONDS = { overloaded: 10, unreachable: 5 } as const;
+
+/** The 503 for a Durable Object that is overloaded or unreachable; null for any other error. */
+export function serviceUnavailable(err: unknown): ApiError | null {
+  const failure = durableObjectFailure(err);
+  if (!failure) return null;
+  const seconds = RETRY_AFTER_SECONDS[failure];
+  return new ApiError(
+    "service_unavailable",
+    failure === "overloaded"
+      ? "This account is receiving more requests than it can handle; retry later."
+      : "This account's data is briefly unreachable; retry later.",
+    { headers: { "Retry-After": String(seconds) }, extra: { retry_after_seconds: seconds } },
+  );
 }
 
 function unreachable(value: never): never {

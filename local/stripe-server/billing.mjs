@@ -39,6 +39,7 @@ import {
   storePaymentIntent,
   succeedPayment,
 } from "./payments.mjs";
+import { advanceSchedule } from "./schedules.mjs";
 
 /** @typedef {import("./lib.mjs").Json} Json */
 /** @typedef {import("./lib.mjs").Ctx} Ctx */
@@ -702,6 +703,7 @@ function addLineFromItem(invoice, item) {
     pricing: clone(item.pricing),
     quantity: item.quantity,
     quantity_decimal: String(item.quantity),
+    subscription: null,
     subtotal: item.amount,
     taxes: [],
   });
@@ -750,6 +752,7 @@ function addLineFromSubscriptionItem(state, invoice, subscription, item) {
     },
     quantity: item.quantity,
     quantity_decimal: String(item.quantity),
+    subscription: null,
     subtotal: amount,
     taxes: [],
   });
@@ -889,6 +892,8 @@ function storeInvoice(ctx, f) {
       paid_at: null,
       voided_at: null,
     },
+    // Stripe's fixture still carries the pre-basil field, null; the id is in `parent`.
+    subscription: null,
     subtotal: 0,
     subtotal_excluding_tax: 0,
     test_clock: null,
@@ -969,18 +974,17 @@ export function finalizeInvoice(ctx, invoice) {
   invoice.effective_at = invoice.status_transitions.finalized_at;
   invoice.hosted_invoice_url = `${ctx.app.baseUrl}/i/${invoice.id}`;
   invoice.invoice_pdf = `${ctx.app.baseUrl}/i/${invoice.id}/pdf`;
-  // Customer balance: negative is credit. It reduces what is due; what is left stays on it.
+  // Customer balance: negative is credit. It reduces what is due; what is left stays on it,
+  // and an invoice whose total is negative (a downgrade's prorations) adds to that credit.
   const balance = customer.balance ?? 0;
-  if (balance !== 0) {
-    invoice.starting_balance = balance;
-    const applied = invoice.total + balance;
-    invoice.amount_due = Math.max(0, applied);
-    invoice.ending_balance = Math.min(0, applied);
-    invoice.amount_remaining = invoice.amount_due;
+  const applied = invoice.total + balance;
+  invoice.starting_balance = balance;
+  invoice.amount_due = Math.max(0, applied);
+  invoice.amount_remaining = invoice.amount_due;
+  invoice.ending_balance = Math.min(0, applied);
+  if (invoice.ending_balance !== balance) {
     customer.balance = invoice.ending_balance;
     ctx.emit("customer.updated", customer, { balance });
-  } else {
-    invoice.ending_balance = 0;
   }
   if (invoice.amount_due > 0) {
     const pi = storePaymentIntent(
@@ -1690,7 +1694,8 @@ function newSubscriptionItem(subscription, price, quantity, start, metadata) {
  * @param {Ctx} ctx
  * @param {Json} subscription
  * @param {string} billingReason
- * @param {{ periodStart?: number, periodEnd?: number, withItems?: boolean }} [opts]
+ * @param {{ periodStart?: number, periodEnd?: number, withItems?: boolean,
+ *   ownItemsOnly?: boolean }} [opts]
  */
 function invoiceSubscription(ctx, subscription, billingReason, opts = {}) {
   const { state } = ctx;
@@ -1713,22 +1718,32 @@ function invoiceSubscription(ctx, subscription, billingReason, opts = {}) {
       addLineFromSubscriptionItem(state, invoice, subscription, item);
     }
   }
-  // Pending items of this customer (prorations) ride along, as in Stripe.
-  for (const item of state.invoiceItems.values()) {
-    if (
-      item.customer === subscription.customer &&
-      item.invoice === null &&
-      item.currency === subscription.currency
-    ) {
-      item.invoice = invoice.id;
-      addLineFromItem(invoice, item);
-    }
+  // Pending items ride along, as in Stripe: this subscription's (prorations) and the
+  // customer's own ones, never another subscription's.
+  for (const item of pendingItems(state, subscription, opts.ownItemsOnly ?? false)) {
+    item.invoice = invoice.id;
+    addLineFromItem(invoice, item);
   }
   recompute(invoice);
   subscription.latest_invoice = invoice.id;
   ctx.emit("invoice.created", invoice);
   finalizeInvoice(ctx, invoice);
   return invoice;
+}
+
+/**
+ * Pending invoice items a subscription's next invoice takes.
+ * @param {State} state
+ * @param {Json} subscription
+ * @param {boolean} ownOnly Only the subscription's own items (its prorations).
+ */
+function pendingItems(state, subscription, ownOnly) {
+  return [...state.invoiceItems.values()].filter((item) => {
+    if (item.customer !== subscription.customer || item.invoice !== null) return false;
+    if (item.currency !== subscription.currency) return false;
+    const owner = item.parent?.subscription_details?.subscription ?? null;
+    return owner === subscription.id || (!ownOnly && owner === null);
+  });
 }
 
 /**
@@ -1768,6 +1783,7 @@ export function startSubscription(ctx, f) {
     billing_cycle_anchor: start,
     billing_cycle_anchor_config: null,
     billing_mode: { flexible: null, type: "classic" },
+    billing_schedules: [],
     billing_thresholds: null,
     cancel_at: null,
     cancel_at_period_end: false,
@@ -1795,6 +1811,7 @@ export function startSubscription(ctx, f) {
     },
     latest_invoice: null,
     livemode: false,
+    managed_payments: null,
     metadata: f.metadata,
     next_pending_invoice_item_invoice: null,
     on_behalf_of: null,
@@ -2022,19 +2039,85 @@ function listSubscriptions(ctx) {
 }
 
 /**
- * Switches prices. With `create_prorations` (the default) the unused time on the old price
- * becomes a credit and the rest of the period on the new price a charge, both pending invoice
- * items for the next invoice; `always_invoice` bills them at once; `none` bills nothing.
+ * The default proration date: now, or the period start when the renew control has moved the
+ * period ahead of the clock (it stands in for the time having passed).
+ * @param {Json} subscription
+ */
+export const prorationNow = (subscription) =>
+  Math.min(
+    Math.max(now(), subscription.items.data[0]?.current_period_start ?? 0),
+    currentPeriodEnd(subscription),
+  );
+
+/**
+ * "6 Dec 2026", the date Stripe's proration descriptions name.
+ * @param {number} ts
+ */
+const prorationDay = (ts) =>
+  new Date(ts * 1000).toLocaleDateString("en-GB", {
+    day: "numeric",
+    month: "short",
+    year: "numeric",
+    timeZone: "UTC",
+  });
+
+/**
+ * The two proration items of switching a subscription item at `at`, to the second, as Stripe
+ * computes them: the unused time on the old price as a credit, the remaining time on the new
+ * one as a charge, both pending until an invoice takes them.
+ * @param {Ctx} ctx
+ * @param {Json} subscription
+ * @param {Json} item
+ * @param {Json} price
+ * @param {number} quantity
+ * @param {number} at
+ */
+function prorate(ctx, subscription, item, price, quantity, at) {
+  const span = item.current_period_end - item.current_period_start;
+  const fraction = span > 0 ? Math.max(0, item.current_period_end - at) / span : 0;
+  const productName = (/** @type {Json} */ p) => ctx.state.products.get(p.product)?.name ?? p.id;
+  const base = {
+    customer: subscription.customer,
+    currency: subscription.currency,
+    metadata: {},
+    invoice: null,
+    period: { start: at, end: item.current_period_end },
+    subscription: subscription.id,
+    subscriptionItem: item.id,
+    proration: true,
+  };
+  const credit = storeInvoiceItem(ctx.state, {
+    ...base,
+    amount: -Math.round(item.price.unit_amount * item.quantity * fraction),
+    description: `Unused time on ${productName(item.price)} after ${prorationDay(at)}`,
+    price: item.price,
+    quantity: item.quantity,
+  });
+  const charge = storeInvoiceItem(ctx.state, {
+    ...base,
+    amount: Math.round(price.unit_amount * quantity * fraction),
+    description: `Remaining time on ${quantity} × ${productName(price)} after ${prorationDay(at)}`,
+    price,
+    quantity,
+  });
+  ctx.emit("invoiceitem.created", credit);
+  ctx.emit("invoiceitem.created", charge);
+}
+
+/**
+ * Switches prices or quantities. With `create_prorations` (the API's default) the prorations
+ * stay pending for the next invoice; `always_invoice` bills them at once (changePlan);
+ * `none` bills nothing for the rest of the period.
  * @param {Ctx} ctx
  * @param {Json} subscription
  * @param {{ id?: string, price?: Json, quantity?: number }[]} changes
  * @param {string} proration
+ * @param {number} at The proration date.
  * @returns {Json | null} previous items, when anything changed
  */
-function changeItems(ctx, subscription, changes, proration) {
+function changeItems(ctx, subscription, changes, proration, at) {
   const before = clone(subscription.items);
   let changed = false;
-  const at = now();
   for (const [i, change] of changes.entries()) {
     const item = change.id
       ? subscription.items.data.find((/** @type {Json} */ it) => it.id === change.id)
@@ -2053,44 +2136,80 @@ function changeItems(ctx, subscription, changes, proration) {
         param: `items[${i}][price]`,
       });
     }
-    if (proration !== "none" && subscription.status !== "canceled") {
-      const span = item.current_period_end - item.current_period_start;
-      const left = Math.max(0, item.current_period_end - at);
-      const fraction = span > 0 ? left / span : 0;
-      const period = { start: at, end: item.current_period_end };
-      const base = {
-        customer: subscription.customer,
-        currency: subscription.currency,
-        metadata: {},
-        invoice: null,
-        period,
-        subscription: subscription.id,
-        subscriptionItem: item.id,
-        proration: true,
-      };
-      const credit = storeInvoiceItem(ctx.state, {
-        ...base,
-        amount: -Math.round(item.price.unit_amount * item.quantity * fraction),
-        description: `Unused time on ${item.quantity} × ${item.price.id}`,
-        price: item.price,
-        quantity: item.quantity,
-      });
-      const charge = storeInvoiceItem(ctx.state, {
-        ...base,
-        amount: Math.round(price.unit_amount * quantity * fraction),
-        description: `Remaining time on ${quantity} × ${price.id}`,
-        price,
-        quantity,
-      });
-      ctx.emit("invoiceitem.created", credit);
-      ctx.emit("invoiceitem.created", charge);
-    }
-    item.price = clone(price);
-    item.plan = planOf(price);
-    item.quantity = quantity;
+    if (proration !== "none") prorate(ctx, subscription, item, price, quantity, at);
+    setItemPrice(item, price, quantity);
     changed = true;
   }
   return changed ? { items: before } : null;
+}
+
+/**
+ * @param {Json} item A subscription item.
+ * @param {Json} price
+ * @param {number} quantity
+ */
+export function setItemPrice(item, price, quantity) {
+  item.price = clone(price);
+  item.plan = planOf(price);
+  item.quantity = quantity;
+}
+
+/**
+ * A plan change as Stripe applies it, for the API and the portal page: items switched (with
+ * prorations per `proration`), `customer.subscription.updated`, and for `always_invoice` an
+ * invoice (`subscription_update`) finalized and charged at once. An invoice left unpaid (no
+ * card, a decline, or `default_incomplete`, which does not try) makes an active subscription
+ * `past_due`, as `payment_behavior` says for updates.
+ * @param {Ctx} ctx
+ * @param {Json} subscription
+ * @param {{ changes: { id?: string, price?: Json, quantity?: number }[], proration: string,
+ *   at: number, paymentBehavior: string, previous?: Json }} f `previous`: other changes made.
+ */
+export function changePlan(ctx, subscription, f) {
+  const itemsBefore = changeItems(ctx, subscription, f.changes, f.proration, f.at);
+  const previous = { ...(itemsBefore ?? {}), ...(f.previous ?? {}) };
+  if (Object.keys(previous).length > 0) {
+    ctx.emit("customer.subscription.updated", subscription, previous);
+  }
+  if (!itemsBefore || f.proration !== "always_invoice") return null;
+  const invoice = invoiceSubscription(ctx, subscription, "subscription_update", {
+    withItems: false,
+  });
+  if (invoice.status !== "open") return invoice;
+  const pm = subscriptionPaymentMethod(ctx.state, subscription);
+  if (pm && f.paymentBehavior !== "default_incomplete") attemptInvoicePayment(ctx, invoice, pm);
+  if (invoice.status === "open" && subscription.status === "active") {
+    setSubscriptionStatus(ctx, subscription, "past_due");
+  }
+  return invoice;
+}
+
+/**
+ * `error_if_incomplete` makes Stripe refuse (402, nothing changed) a change whose invoice
+ * cannot be paid at once.
+ * @param {State} state
+ * @param {Json} subscription
+ */
+export function refuseIfUnpayable(state, subscription) {
+  const pm = subscriptionPaymentMethod(state, subscription);
+  const behavior = pm ? (state.cardBehaviors.get(pm.id) ?? { kind: "succeed" }) : null;
+  if (behavior?.kind === "succeed") return;
+  if (!behavior) throw noPaymentMethod();
+  throw new StripeHttpError(
+    402,
+    behavior.kind === "decline"
+      ? {
+          code: behavior.code,
+          decline_code: behavior.decline_code,
+          message: behavior.message,
+          type: "card_error",
+        }
+      : {
+          code: "subscription_payment_intent_requires_action",
+          message: REQUIRES_ACTION_MESSAGE,
+          type: "card_error",
+        },
+  );
 }
 
 /** @param {Ctx} ctx */
@@ -2114,26 +2233,45 @@ function updateSubscription(ctx) {
   const changes = readItems(params, state);
   const proration =
     readEnum(params, "proration_behavior", PRORATION_BEHAVIORS) ?? "create_prorations";
+  const periodStart = subscription.items.data[0]?.current_period_start ?? now();
+  const given = readInteger(params, "proration_date");
+  const at = given ?? prorationNow(subscription);
+  if (given !== undefined && (at < periodStart || at > currentPeriodEnd(subscription))) {
+    throw invalidRequest("The proration date must be within the current billing period.", {
+      param: "proration_date",
+    });
+  }
   const cancelAtPeriodEnd = readBoolean(params, "cancel_at_period_end");
+  if (cancelAtPeriodEnd !== undefined && subscription.schedule) {
+    throw invalidRequest(
+      `The subscription is managed by the subscription schedule \`${subscription.schedule}\`, and updating any cancelation behavior directly is not allowed. Please update the schedule instead.`,
+    );
+  }
   const defaultPm = readSubscriptionPaymentMethod(state, params, subscription.customer);
   const metadata = readMetadata(params);
   const nextMetadata =
     metadata === undefined ? undefined : mergeMetadata(subscription.metadata, metadata);
-  readEnum(params, "payment_behavior", PAYMENT_BEHAVIORS);
+  const paymentBehavior =
+    readEnum(params, "payment_behavior", PAYMENT_BEHAVIORS) ?? "allow_incomplete";
+  if (paymentBehavior === "pending_if_incomplete") {
+    throw invalidRequest("pending_if_incomplete (pending updates) is not modelled.", {
+      param: "payment_behavior",
+    });
+  }
   const description = readString(params, "description");
+  // Checked before anything changes: the 402 leaves the subscription as it was.
+  if (paymentBehavior === "error_if_incomplete" && proration === "always_invoice") {
+    if (changes.length > 0) refuseIfUnpayable(state, subscription);
+  }
 
   /** @type {Json} */
-  const previous = changeItems(ctx, subscription, changes, proration) ?? {};
+  const previous = {};
   if (cancelAtPeriodEnd !== undefined && cancelAtPeriodEnd !== subscription.cancel_at_period_end) {
     previous.cancel_at_period_end = subscription.cancel_at_period_end;
     previous.cancel_at = subscription.cancel_at;
-    applyCancelAtPeriodEnd(subscription, cancelAtPeriodEnd);
-    if (cancelAtPeriodEnd) {
-      previous.cancellation_details = clone(subscription.cancellation_details);
-      subscription.cancellation_details.reason = "cancellation_requested";
-    } else {
-      subscription.cancellation_details = { comment: null, feedback: null, reason: null };
-    }
+    previous.canceled_at = subscription.canceled_at;
+    previous.cancellation_details = clone(subscription.cancellation_details);
+    setCancelAtPeriodEnd(subscription, cancelAtPeriodEnd);
   }
   if (defaultPm !== undefined && defaultPm !== subscription.default_payment_method) {
     previous.default_payment_method = subscription.default_payment_method;
@@ -2147,23 +2285,25 @@ function updateSubscription(ctx) {
     previous.description = subscription.description;
     subscription.description = description;
   }
-  if (Object.keys(previous).length > 0) {
-    ctx.emit("customer.subscription.updated", subscription, previous);
-  }
-  if (previous.items && proration === "always_invoice") {
-    const invoice = invoiceSubscription(ctx, subscription, "subscription_update", {
-      withItems: false,
-    });
-    if (invoice.status === "open") {
-      const pm = subscriptionPaymentMethod(state, subscription);
-      if (pm) attemptInvoicePayment(ctx, invoice, pm);
-    }
-  }
+  changePlan(ctx, subscription, { changes, proration, at, paymentBehavior, previous });
   return { body: subscription };
 }
 
 /**
- * Ends a subscription now.
+ * Sets or clears a cancellation at period end (API and portal).
+ * @param {Json} subscription
+ * @param {boolean} value
+ */
+export function setCancelAtPeriodEnd(subscription, value) {
+  applyCancelAtPeriodEnd(subscription, value);
+  subscription.canceled_at = value ? now() : null;
+  subscription.cancellation_details = value
+    ? { comment: null, feedback: null, reason: "cancellation_requested" }
+    : { comment: null, feedback: null, reason: null };
+}
+
+/**
+ * Ends a subscription now. A schedule attached to it is canceled with it.
  * @param {Ctx} ctx
  * @param {Json} subscription
  * @param {string} reason
@@ -2174,10 +2314,42 @@ export function endSubscription(ctx, subscription, reason) {
   subscription.canceled_at ??= at;
   subscription.ended_at = at;
   subscription.cancellation_details.reason ??= reason;
+  const schedule = subscription.schedule
+    ? ctx.state.subscriptionSchedules.get(subscription.schedule)
+    : null;
+  if (schedule) {
+    schedule.status = "canceled";
+    schedule.canceled_at = at;
+    schedule.current_phase = null;
+    ctx.emit("subscription_schedule.canceled", schedule);
+  }
   ctx.emit("customer.subscription.deleted", subscription);
 }
 
-/** @param {Ctx} ctx */
+/**
+ * The last invoice of a subscription that ends: only its own pending items. None when
+ * nothing is pending.
+ * @param {Ctx} ctx
+ * @param {Json} subscription
+ * @param {string} billingReason
+ */
+function finalInvoice(ctx, subscription, billingReason) {
+  if (pendingItems(ctx.state, subscription, true).length === 0) return null;
+  const invoice = invoiceSubscription(ctx, subscription, billingReason, {
+    withItems: false,
+    ownItemsOnly: true,
+  });
+  const pm = subscriptionPaymentMethod(ctx.state, subscription);
+  if (invoice.status === "open" && pm) attemptInvoicePayment(ctx, invoice, pm);
+  return invoice;
+}
+
+/**
+ * `DELETE /v1/subscriptions/:id`: ends it now. `prorate` credits the unused time (a pending
+ * proration item); `invoice_now` bills the subscription's pending items at once. Without
+ * either, its pending prorations are deleted, as Stripe's reference says.
+ * @param {Ctx} ctx
+ */
 function cancelSubscription(ctx) {
   rejectUnknown(ctx.params, ["cancellation_details", "expand", "invoice_now", "prorate"]);
   const subscription = subscriptionFromPath(ctx);
@@ -2187,18 +2359,55 @@ function cancelSubscription(ctx) {
     });
   }
   const details = readObject(ctx.params, "cancellation_details", ["comment", "feedback"]);
+  const invoiceNow = readBoolean(ctx.params, "invoice_now") ?? false;
+  const prorateUnused = readBoolean(ctx.params, "prorate") ?? false;
   subscription.cancellation_details.comment = readString(details, "comment") ?? null;
   subscription.cancellation_details.feedback = readString(details, "feedback") ?? null;
   subscription.cancellation_details.reason = "cancellation_requested";
+  const { state } = ctx;
+  if (prorateUnused && subscription.status !== "incomplete") {
+    const at = prorationNow(subscription);
+    const fraction = (/** @type {Json} */ item) => {
+      const span = item.current_period_end - item.current_period_start;
+      return span > 0 ? Math.max(0, item.current_period_end - at) / span : 0;
+    };
+    for (const item of subscription.items.data) {
+      const credit = storeInvoiceItem(state, {
+        customer: subscription.customer,
+        currency: subscription.currency,
+        metadata: {},
+        invoice: null,
+        period: { start: at, end: item.current_period_end },
+        subscription: subscription.id,
+        subscriptionItem: item.id,
+        proration: true,
+        amount: -Math.round(item.price.unit_amount * item.quantity * fraction(item)),
+        description: `Unused time on ${state.products.get(item.price.product)?.name ?? item.price.id} after ${prorationDay(at)}`,
+        price: item.price,
+        quantity: item.quantity,
+      });
+      ctx.emit("invoiceitem.created", credit);
+    }
+  }
+  if (!invoiceNow && !prorateUnused) {
+    for (const item of pendingItems(state, subscription, true)) {
+      if (!item.proration) continue;
+      state.invoiceItems.delete(item.id);
+      ctx.emit("invoiceitem.deleted", item);
+    }
+  }
   endSubscription(ctx, subscription, "cancellation_requested");
+  if (invoiceNow) finalInvoice(ctx, subscription, "subscription_update");
   return { body: subscription };
 }
 
 /**
- * Moves a subscription into its next period: a cancellation at period end ends it; otherwise
- * the items advance one interval, the next invoice (`subscription_cycle`) is created,
- * finalized and charged off-session, and a failure makes the subscription `past_due`.
- * Used by the private renew helper.
+ * Moves a subscription into its next period, as Stripe does at period end. A cancellation at
+ * period end ends it (its pending prorations are still billed, on a final invoice, as
+ * Stripe's cancel reference says). Otherwise a subscription schedule moves to its next phase
+ * (or releases the subscription after its last one), the items advance one interval, and the
+ * next invoice (`subscription_cycle`) is created, finalized and charged off-session; a
+ * failure makes the subscription `past_due`. Used by the private renew helper.
  * @param {Ctx} ctx
  * @param {Json} subscription
  */
@@ -2209,12 +2418,20 @@ export function renewSubscription(ctx, subscription) {
     );
   }
   if (subscription.cancel_at_period_end) {
+    const invoice = finalInvoice(ctx, subscription, "subscription_cycle");
     endSubscription(ctx, subscription, "cancellation_requested");
-    return { subscription, invoice: null };
+    return { subscription, invoice };
   }
   const before = clone(subscription.items);
   const previousInvoice = subscription.latest_invoice;
   const periodStart = subscription.items.data[0].current_period_start;
+  const previousSchedule = subscription.schedule;
+  // A schedule's next phase takes effect as the new period starts: no proration.
+  const phaseItems = advanceSchedule(ctx, subscription, currentPeriodEnd(subscription)) ?? [];
+  for (const [i, next] of phaseItems.entries()) {
+    const item = subscription.items.data[i];
+    if (item) setItemPrice(item, getPrice(ctx.state, next.price), next.quantity);
+  }
   for (const item of subscription.items.data) {
     item.current_period_start = item.current_period_end;
     item.current_period_end = addInterval(
@@ -2230,6 +2447,7 @@ export function renewSubscription(ctx, subscription) {
   ctx.emit("customer.subscription.updated", subscription, {
     items: before,
     latest_invoice: previousInvoice,
+    ...(previousSchedule !== subscription.schedule ? { schedule: previousSchedule } : {}),
   });
   if (invoice.status === "open" && subscription.collection_method === "charge_automatically") {
     const pm = subscriptionPaymentMethod(ctx.state, subscription);
@@ -2256,6 +2474,7 @@ export const SUBSCRIPTION_EXPAND = [
   "latest_invoice.payments",
   "latest_invoice.confirmation_secret",
   "items.data.price.product",
+  "schedule",
 ];
 export const INVOICE_EXPAND = [
   "customer",

@@ -505,6 +505,7 @@ function createCheckoutSession(ctx) {
     invoice_creation: null,
     livemode: false,
     locale: readString(params, "locale") ?? null,
+    managed_payments: null,
     metadata,
     mode,
     origin_context: null,

@@ -97,6 +97,8 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
  * @property {Map<string, Json>} invoices
  * @property {Map<string, Json>} invoicePayments
  * @property {Map<string, Json>} subscriptions
+ * @property {Map<string, Json>} subscriptionSchedules
+ * @property {Map<string, Json>} refunds
  * @property {Map<string, Json>} setupIntents
  * @property {Map<string, Json>} checkoutSessions
  * @property {Map<string, Json>} checkoutDetails Line items and subscription_data per session.

@@ -5,13 +5,19 @@
  * `application/x-www-form-urlencoded`; every action answers 303 back to a page.
  */
 import {
+  addInterval,
   attemptInvoicePayment,
+  changePlan,
   currentPeriodEnd,
+  endSubscription,
   formatMoney,
   invoicePaymentIntent,
+  prorationNow,
+  refuseIfUnpayable,
+  setCancelAtPeriodEnd,
 } from "./billing.mjs";
 import { completeCheckout } from "./checkout.mjs";
-import { clone, escapeHtml, now } from "./lib.mjs";
+import { clone, escapeHtml, StripeHttpError } from "./lib.mjs";
 import {
   attach,
   CARD_TEMPLATES,
@@ -19,6 +25,7 @@ import {
   isTemplate,
   materializeTemplate,
 } from "./payments.mjs";
+import { releaseSchedule, scheduleAtPeriodEnd } from "./schedules.mjs";
 
 /** @typedef {import("./lib.mjs").Json} Json */
 /** @typedef {import("./lib.mjs").Ctx} Ctx */
@@ -336,7 +343,11 @@ function portalPage(state, session, error) {
         ? `<p>Cancels at the end of the period (${new Date(currentPeriodEnd(s) * 1000).toISOString().slice(0, 10)}).</p>` +
           `<form method="post" action="${base}/subscriptions/${s.id}/renew"><button type="submit">Don't cancel</button></form>`
         : "";
-      return `<div class="subscription" id="${s.id}"><p>${escapeHtml(s.id)}: <span class="status">${escapeHtml(s.status)}</span>, ${escapeHtml(item?.price.id ?? "")}</p>${switchForm}${cancelForm}${renewForm}</div>`;
+      const next = s.schedule ? state.subscriptionSchedules.get(s.schedule)?.phases[1] : null;
+      const scheduled = next
+        ? `<p class="scheduled">Switches to ${escapeHtml(next.items[0].price)} on ${new Date(next.start_date * 1000).toISOString().slice(0, 10)}.</p>`
+        : "";
+      return `<div class="subscription" id="${s.id}"><p>${escapeHtml(s.id)}: <span class="status">${escapeHtml(s.status)}</span>, ${escapeHtml(item?.price.id ?? "")}</p>${scheduled}${switchForm}${cancelForm}${renewForm}</div>`;
     })
     .join("");
   const invoices = config?.features.invoice_history.enabled
@@ -408,55 +419,81 @@ function portalAction(ctx, session, action, form) {
   }
   if (subscription.status === "canceled") return back("This subscription is canceled.");
   const verb = match[2];
+  const schedule = subscription.schedule
+    ? state.subscriptionSchedules.get(subscription.schedule)
+    : null;
   if (verb === "update") {
     const price = state.prices.get(form.price ?? "");
     if (!price || !switchablePrices(state, config).some((p) => p.id === price.id)) {
       return back(`That price is not offered here (got '${form.price ?? ""}').`);
     }
     const item = subscription.items.data[0];
+    const update = config.features.subscription_update;
+    const proration = update.proration_behavior;
+    const charges = price.unit_amount > item.price.unit_amount && !atPeriodEnd(update, item, price);
+    if (charges && proration === "always_invoice") {
+      // The portal does not switch when the invoice the switch needs cannot be paid.
+      try {
+        refuseIfUnpayable(state, subscription);
+      } catch (err) {
+        return back(err instanceof StripeHttpError ? String(err.error.message) : String(err));
+      }
+    }
+    // Any choice replaces a switch scheduled earlier.
+    if (schedule?.status === "active") releaseSchedule(ctx, schedule, subscription, true);
     if (item.price.id === price.id) return back();
-    const previous = { items: clone(subscription.items) };
-    item.price = clone(price);
-    item.plan = { ...item.plan, id: price.id, amount: price.unit_amount, product: price.product };
-    ctx.emit("customer.subscription.updated", subscription, previous);
-    return back();
-  }
-  if (verb === "cancel") {
-    if (!config.features.subscription_cancel.enabled) return back("Not allowed.");
-    const previous = {
-      cancel_at: subscription.cancel_at,
-      cancel_at_period_end: subscription.cancel_at_period_end,
-      cancellation_details: clone(subscription.cancellation_details),
-    };
-    if (config.features.subscription_cancel.mode === "immediately") {
-      subscription.canceled_at = now();
-      subscription.ended_at = now();
-      subscription.status = "canceled";
-      subscription.cancellation_details.reason = "cancellation_requested";
-      ctx.emit("customer.subscription.deleted", subscription);
+    if (atPeriodEnd(update, item, price)) {
+      scheduleAtPeriodEnd(ctx, subscription, price, addInterval);
       return back();
     }
-    subscription.cancel_at_period_end = true;
-    subscription.cancel_at = currentPeriodEnd(subscription);
-    subscription.canceled_at = now();
-    subscription.cancellation_details.reason = "cancellation_requested";
-    ctx.emit("customer.subscription.updated", subscription, previous);
+    const changes = [{ id: item.id, price }];
+    changePlan(ctx, subscription, {
+      changes,
+      proration,
+      at: prorationNow(subscription),
+      paymentBehavior: "allow_incomplete",
+    });
     return back();
   }
-  // renew: undo a cancellation at period end
-  if (!subscription.cancel_at_period_end) return back();
+  if (schedule?.status === "active") releaseSchedule(ctx, schedule, subscription, true);
+  if (verb === "cancel") {
+    if (!config.features.subscription_cancel.enabled) return back("Not allowed.");
+    if (config.features.subscription_cancel.mode === "immediately") {
+      endSubscription(ctx, subscription, "cancellation_requested");
+      return back();
+    }
+    if (subscription.cancel_at_period_end) return back();
+  } else if (!subscription.cancel_at_period_end) {
+    return back(); // renew: undo a cancellation at period end
+  }
   const previous = {
     cancel_at: subscription.cancel_at,
-    cancel_at_period_end: true,
+    cancel_at_period_end: subscription.cancel_at_period_end,
     canceled_at: subscription.canceled_at,
     cancellation_details: clone(subscription.cancellation_details),
   };
-  subscription.cancel_at_period_end = false;
-  subscription.cancel_at = null;
-  subscription.canceled_at = null;
-  subscription.cancellation_details = { comment: null, feedback: null, reason: null };
+  setCancelAtPeriodEnd(subscription, verb === "cancel");
   ctx.emit("customer.subscription.updated", subscription, previous);
   return back();
+}
+
+/**
+ * Whether the configuration's `schedule_at_period_end` conditions defer this switch to the
+ * end of the period (Stripe does it with a subscription schedule).
+ * @param {Json} update `features.subscription_update`
+ * @param {Json} item The subscription item.
+ * @param {Json} price The price chosen.
+ */
+function atPeriodEnd(update, item, price) {
+  const types = update.schedule_at_period_end.conditions.map((/** @type {Json} */ c) => c.type);
+  const days = (/** @type {Json} */ p) =>
+    ({ day: 1, week: 7, month: 30, year: 365 })[/** @type {"day"} */ (p.recurring.interval)] *
+    p.recurring.interval_count;
+  return (
+    (types.includes("decreasing_item_amount") &&
+      price.unit_amount * item.quantity < item.price.unit_amount * item.quantity) ||
+    (types.includes("shortening_interval") && days(price) < days(item.price))
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

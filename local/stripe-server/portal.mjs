@@ -27,6 +27,7 @@ import {
 /** @typedef {import("./lib.mjs").State} State */
 
 const PRORATIONS = ["always_invoice", "create_prorations", "none"];
+const SCHEDULE_CONDITIONS = ["decreasing_item_amount", "shortening_interval"];
 
 /**
  * @param {Json} params `features[subscription_update]`
@@ -53,6 +54,27 @@ function readSubscriptionUpdate(params, state, current) {
     label: `${label}[proration_behavior]`,
   });
   if (proration) next.proration_behavior = proration;
+  const schedule = readObject(value, "schedule_at_period_end", ["conditions"]);
+  if (schedule.conditions !== undefined) {
+    const conditions = schedule.conditions === "" ? [] : schedule.conditions;
+    if (!Array.isArray(conditions)) {
+      throw invalidRequest("Invalid array", {
+        param: `${label}[schedule_at_period_end][conditions]`,
+      });
+    }
+    next.schedule_at_period_end = {
+      conditions: conditions.map((/** @type {unknown} */ raw, /** @type {number} */ i) => {
+        const p = `${label}[schedule_at_period_end][conditions][${i}]`;
+        if (!isPlainObject(raw)) throw invalidRequest("Invalid object", { param: p });
+        rejectUnknown(/** @type {Json} */ (raw), ["type"], p);
+        const type = readEnum(/** @type {Json} */ (raw), "type", SCHEDULE_CONDITIONS, {
+          label: `${p}[type]`,
+          required: true,
+        });
+        return { type };
+      }),
+    };
+  }
   if (value.products !== undefined) {
     if (!Array.isArray(value.products)) {
       throw invalidRequest("Invalid array", { param: `${label}[products]` });

@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import Stripe from "stripe";
 import { registerBillingChecks } from "./selftest-billing.mjs";
+import { registerPlanChecks } from "./selftest-plans.mjs";
 import { parseForm, parseSearchQuery, startStripeServer } from "./server.mjs";
 
 const API_KEY = "sk_test_local";
@@ -886,6 +887,7 @@ check("Stripe.createFetchHttpClient(): success and card errors", async () => {
 // ---------------------------------------------------------------------------------------------
 
 registerBillingChecks({ check, stripe, server, received, rejection, eventually });
+registerPlanChecks({ check, stripe, server, received, rejection, eventually });
 
 check("persistPath: a restarted server keeps its objects and idempotency keys", async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), "stripe-server-persist-"));

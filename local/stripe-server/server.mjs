@@ -49,6 +49,8 @@ import {
 } from "./payments.mjs";
 import { persistState } from "./persist.mjs";
 import { PORTAL_ROUTES } from "./portal.mjs";
+import { REFUND_ROUTES } from "./refunds.mjs";
+import { SCHEDULE_ROUTES } from "./schedules.mjs";
 
 /** @typedef {import("./lib.mjs").Json} Json */
 /** @typedef {import("./lib.mjs").ServerOptions} ServerOptions */
@@ -95,9 +97,14 @@ const ROUTES = [
   route("GET", "/v1/payment_intents", listPaymentIntents, inList(PI_EXPANDABLE)),
   route("GET", "/v1/payment_intents/search", searchPaymentIntents, inList(PI_EXPANDABLE)),
   route("GET", "/v1/payment_intents/:id", retrievePaymentIntent, PI_EXPANDABLE),
-  ...[...BILLING_ROUTES, ...CHECKOUT_ROUTES, ...PORTAL_ROUTES, ...EVENT_ROUTES].map(
-    ([method, path, handler, expandable]) => route(method, path, handler, [...expandable]),
-  ),
+  ...[
+    ...BILLING_ROUTES,
+    ...SCHEDULE_ROUTES,
+    ...REFUND_ROUTES,
+    ...CHECKOUT_ROUTES,
+    ...PORTAL_ROUTES,
+    ...EVENT_ROUTES,
+  ].map(([method, path, handler, expandable]) => route(method, path, handler, [...expandable])),
 ];
 
 /**
@@ -775,6 +782,8 @@ const SNAPSHOT_MAPS = /** @type {const} */ ([
   ["invoices", "invoices"],
   ["invoice_payments", "invoicePayments"],
   ["subscriptions", "subscriptions"],
+  ["subscription_schedules", "subscriptionSchedules"],
+  ["refunds", "refunds"],
   ["setup_intents", "setupIntents"],
   ["checkout_sessions", "checkoutSessions"],
   ["webhook_endpoints", "webhookEndpoints"],
@@ -992,6 +1001,8 @@ function createState() {
     invoices: new Map(),
     invoicePayments: new Map(),
     subscriptions: new Map(),
+    subscriptionSchedules: new Map(),
+    refunds: new Map(),
     setupIntents: new Map(),
     checkoutSessions: new Map(),
     checkoutDetails: new Map(),

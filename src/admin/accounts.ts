@@ -105,6 +105,7 @@ export async function adjustCredits(
       id: ref,
       accountId,
       credits: input.monthly + input.purchased,
+      description: input.reason,
     });
   }
   return result;

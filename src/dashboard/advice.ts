@@ -268,3 +268,89 @@ export function unusualDays(days: readonly DayUsage[], options: UnusualOptions =
   }
   return flagged;
 }
+
+// ---------------------------------------------------------------- payments waiting
+
+/** A purchase waiting for the customer's bank (its recharge is `requires_action`). */
+export interface WaitingPurchase {
+  id: string;
+  kind: "auto_recharge" | "top_up";
+  credits: number;
+  amountCents: number;
+  /** When it was started (RFC 3339). */
+  since: string;
+  /** Stripe's hosted invoice page, where the customer completes it; null if not known yet. */
+  actionUrl: string | null;
+}
+
+export interface PurchaseState {
+  /** What waits, oldest first; the page says it once, in one notice. */
+  waiting: WaitingPurchase[];
+  /** The notice's sentences, or null when nothing waits. */
+  sentence: string | null;
+  detail: string | null;
+  /** One link per waiting purchase that has one. */
+  links: Array<{ href: string; label: string }>;
+  /** "Buy credits now" is offered only when nothing waits (POST /v1/account/top-ups is 409 then). */
+  canBuy: boolean;
+  /** An auto-recharge is being paid right now (pending, not waiting for the customer). */
+  processing: boolean;
+}
+
+const KIND_NAMES = { auto_recharge: "auto-recharge", top_up: "top-up" } as const;
+const purchaseLabel = (p: WaitingPurchase) =>
+  `${KIND_NAMES[p.kind]} of ${credits(p.credits)} credits (${formatPrice(p.amountCents)})`;
+const formatPrice = (cents: number) => formatCents(cents).replace(/\.00$/, "");
+/** Days an unconfirmed payment waits before the reconciler cancels it (money rule 6). */
+export const ACTION_WAIT_DAYS = 3;
+
+/**
+ * The one state the Billing page says about purchases in flight. Derived from the recharges
+ * that wait for the customer (never from the settings' last failure, which a later purchase
+ * can overwrite or clear while an older one still waits), and from whether an auto-recharge is
+ * in flight at all (`pending` in the settings covers waiting ones too).
+ */
+export function purchaseState(input: {
+  waiting: readonly WaitingPurchase[];
+  autoRechargeInFlight: boolean;
+  autoRechargeEnabled: boolean;
+}): PurchaseState {
+  const waiting = [...input.waiting].sort((a, b) => a.since.localeCompare(b.since));
+  const arWaits = waiting.some((w) => w.kind === "auto_recharge");
+  const processing = input.autoRechargeInFlight && !arWaits;
+  if (waiting.length === 0) {
+    return { waiting, sentence: null, detail: null, links: [], canBuy: true, processing };
+  }
+  const sentence =
+    waiting.length === 1
+      ? `Your ${purchaseLabel(waiting[0] as WaitingPurchase)} is waiting for you to confirm the payment with your bank.`
+      : `${waiting.length === 2 ? "Two" : credits(waiting.length)} purchases are waiting for you to confirm the payment with your bank: ${waiting
+          .map((w, i) => `${i === waiting.length - 1 ? "and " : ""}the ${purchaseLabel(w)}`)
+          .join(waiting.length === 2 ? " " : ", ")}.`;
+  const noLink = waiting.some((w) => w.actionUrl === null);
+  const detail = [
+    `Nothing has been charged or added yet. Complete ${waiting.length === 1 ? "it" : "each one"} to get the credits${
+      noLink ? " (the link is also in the email we sent you)" : ""
+    }; unconfirmed, ${waiting.length === 1 ? "it is" : "each is"} cancelled ${ACTION_WAIT_DAYS} days after it started.`,
+    "No other credits can be bought until then, so you never pay twice for one shortfall.",
+    arWaits && !input.autoRechargeEnabled
+      ? "Auto-recharge stays off until you turn it back on."
+      : null,
+  ]
+    .filter(Boolean)
+    .join(" ");
+  const links = waiting.flatMap((w) =>
+    w.actionUrl
+      ? [
+          {
+            href: w.actionUrl,
+            label:
+              waiting.length === 1
+                ? "Complete the payment"
+                : `Complete the ${KIND_NAMES[w.kind]} payment (${formatPrice(w.amountCents)})`,
+          },
+        ]
+      : [],
+  );
+  return { waiting, sentence, detail, links, canBuy: false, processing };
+}

@@ -9,7 +9,14 @@ export type PendingRefundRow = typeof pendingRefunds.$inferSelect;
 /** Safe to repeat: one row per debit. */
 export async function recordPendingRefund(
   db: Db,
-  refund: { debitRef: string; accountId: string; charge: DebitCharge | null; error: string },
+  refund: {
+    debitRef: string;
+    accountId: string;
+    charge: DebitCharge | null;
+    /** A debit whose reply was lost: when it was sent (see `pendingRefunds.sentAt`). */
+    sentAt?: number;
+    error: string;
+  },
 ): Promise<void> {
   await db
     .insert(pendingRefunds)
@@ -17,6 +24,7 @@ export async function recordPendingRefund(
       debitRef: refund.debitRef,
       accountId: refund.accountId,
       charge: refund.charge ? JSON.stringify(refund.charge) : null,
+      sentAt: refund.sentAt ?? null,
       lastError: refund.error.slice(0, 500),
     })
     .onConflictDoNothing();

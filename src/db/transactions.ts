@@ -148,6 +148,8 @@ export interface MonthlyGrant {
   amountCents?: number;
   invoiceId?: string | null;
   invoiceUrl?: string | null;
+  /** What the row is, when "monthly grant" does not say it (e.g. "Upgrade to Pro"). */
+  description?: string | null;
 }
 
 /** A cycle's monthly grant in the history (statement unawaited, so it can join a batch). */
@@ -163,6 +165,7 @@ export function monthlyGrantInsert(db: Db, grant: MonthlyGrant) {
       amountCents: grant.amountCents ?? 0,
       invoiceId: grant.invoiceId ?? null,
       invoiceUrl: grant.invoiceUrl ?? null,
+      description: grant.description ?? null,
       createdAt: grant.at,
     })
     .onConflictDoNothing({ target: transactions.id });
@@ -172,9 +175,13 @@ export async function recordMonthlyGrant(db: Db, grant: MonthlyGrant): Promise<v
   await monthlyGrantInsert(db, grant);
 }
 
+/**
+ * An operator's adjustment, with the operator's reason: the customer's history says why the
+ * balance changed, not only by how much.
+ */
 export async function recordAdjustment(
   db: Db,
-  adjustment: { id: string; accountId: string; credits: number },
+  adjustment: { id: string; accountId: string; credits: number; description: string },
 ): Promise<void> {
   await db
     .insert(transactions)
@@ -184,6 +191,7 @@ export async function recordAdjustment(
       type: "adjustment",
       status: "succeeded",
       credits: adjustment.credits,
+      description: adjustment.description,
       updatedAt: now(),
     })
     .onConflictDoNothing();
@@ -282,6 +290,7 @@ export function listTransactionPage(
       currency: transactions.currency,
       package: transactions.package,
       failure_code: transactions.failureCode,
+      description: transactions.description,
       invoice_url: transactions.invoiceUrl,
       action_url: transactions.actionUrl,
       created_at: transactions.createdAt,

@@ -1,13 +1,13 @@
 import type { Context } from "hono";
 import { randomHex32 } from "../crypto";
 import type { AppEnv } from "../env";
-import { ApiError, refusal } from "../errors";
+import { ApiError, durableObjectFailure, refusal } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
 import { routeCost } from "../pricing";
 import { ALLOW_HEADER, FORWARDED_METHODS, forwardHeaders, normalizePath } from "./forward-headers";
 import { rateLimitHeaders } from "./rate-limit";
-import { refundLater } from "./refunds";
+import { refundLater, reverseUnansweredDebit } from "./refunds";
 
 const FORWARDED = new Set<string>(FORWARDED_METHODS);
 
@@ -40,8 +40,21 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const cost = routeCost(method, path);
   const ledger = ledgerFor(env, accountId);
   const debitRef = `dbt_${randomHex32()}`;
+  const sentAt = Date.now();
   // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.
-  const debit = await ledger.debit(cost, debitRef, c.get("apiKeyId"));
+  const debit = await ledger.debit(cost, debitRef, c.get("apiKeyId")).catch(async (err) => {
+    // Nothing is forwarded (503, mapped in app.ts). Overloaded: refused before it ran, so
+    // nothing to undo, and the object is not called again. Otherwise it may have committed:
+    // reversed by its ref (a no-op if it never did), so it is never kept silently (rule 8).
+    if (durableObjectFailure(err) !== "overloaded") {
+      const error = String(err);
+      await reverseUnansweredDebit(env, c.get("db"), { accountId, debitRef, sentAt, error }).catch(
+        // Ledger, queue and D1 all unreachable: the log is what is left; the answer stays 503.
+        (lost) => console.error("debit reversal not recorded", accountId, debitRef, String(lost)),
+      );
+    }
+    throw err;
+  });
   const rateHeaders = debit.rate ? rateLimitHeaders(debit.rate) : {};
   if (!debit.ok) {
     if (debit.reason === "rate_limited") {

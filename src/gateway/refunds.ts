@@ -24,6 +24,8 @@ export const RefundMessage = z.object({
   account_id: z.string().min(1),
   debit_ref: z.string().min(1),
   charge: DebitChargeSchema.optional(),
+  /** No charge: a debit whose reply was lost, sent then (ms); the ledger decides (rule 8). */
+  sent_at: z.number().int().nonnegative().optional(),
 });
 export type RefundMessage = z.infer<typeof RefundMessage>;
 
@@ -31,18 +33,48 @@ export type RefundMessage = z.infer<typeof RefundMessage>;
 export async function refundLater(
   env: Pick<Bindings, "REFUND_QUEUE">,
   db: Db,
-  refund: { accountId: string; debitRef: string; charge: DebitCharge; error: string },
+  refund: {
+    accountId: string;
+    debitRef: string;
+    charge: DebitCharge | null;
+    sentAt?: number;
+    error: string;
+  },
 ): Promise<void> {
   console.warn("refund deferred", refund.debitRef, refund.error);
   const message: RefundMessage = {
     account_id: refund.accountId,
     debit_ref: refund.debitRef,
-    charge: refund.charge,
+    ...(refund.charge ? { charge: refund.charge } : {}),
+    ...(refund.sentAt !== undefined ? { sent_at: refund.sentAt } : {}),
   };
   try {
     await env.REFUND_QUEUE.send(message);
   } catch (err) {
     await recordPendingRefund(db, { ...refund, error: `queue: ${String(err)}` });
+  }
+}
+
+/**
+ * A debit call that failed without an answer (the object unreachable, not overloaded): it may
+ * have committed, so it is reversed by its ref, which is a no-op if it never did. Asked at once
+ * through a fresh stub (a stub whose object was reset stays broken); if the ledger is still
+ * unreachable, owed like any refund. An outcome the ledger cannot tell (it restarted since the
+ * debit was sent) waits in D1, reported by the reconciler, never refunded blindly.
+ */
+export async function reverseUnansweredDebit(
+  env: Pick<Bindings, "ACCOUNT_LEDGER" | "REFUND_QUEUE">,
+  db: Db,
+  debit: { accountId: string; debitRef: string; sentAt: number; error: string },
+): Promise<void> {
+  const owed = { ...debit, charge: null };
+  try {
+    const result = await ledgerFor(env, debit.accountId).refund(debit.debitRef, null, debit.sentAt);
+    if (!result.ok && result.reason === "outcome_unknown") {
+      await recordPendingRefund(db, { ...owed, error: `outcome unknown: ${debit.error}` });
+    }
+  } catch (err) {
+    await refundLater(env, db, { ...owed, error: `${debit.error}; then ${String(err)}` });
   }
 }
 
@@ -57,10 +89,21 @@ export async function handleRefundBatch(batch: MessageBatch<unknown>, env: Bindi
     }
     try {
       // `not_found`: no such debit in that ledger; nothing to give back, ever.
-      await ledgerFor(env, refund.data.account_id).refund(
+      const result = await ledgerFor(env, refund.data.account_id).refund(
         refund.data.debit_ref,
         refund.data.charge ?? null,
+        refund.data.sent_at,
       );
+      if (!result.ok && result.reason === "outcome_unknown") {
+        // Retrying cannot tell more: the operator decides (the reconciler reports it).
+        await recordPendingRefund(dbFor(env.DB), {
+          accountId: refund.data.account_id,
+          debitRef: refund.data.debit_ref,
+          charge: null,
+          sentAt: refund.data.sent_at,
+          error: "outcome unknown: the ledger restarted since the debit was sent",
+        });
+      }
       message.ack();
     } catch (err) {
       console.warn("refund not applied yet; will retry", refund.data.debit_ref, String(err));
@@ -82,6 +125,7 @@ export async function handleRefundDeadLetters(batch: MessageBatch<unknown>, env:
       accountId: refund.data.account_id,
       debitRef: refund.data.debit_ref,
       charge: refund.data.charge ?? null,
+      sentAt: refund.data.sent_at,
       error: "refund queue retries exhausted",
     });
     message.ack();

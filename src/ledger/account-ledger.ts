@@ -47,11 +47,13 @@ import {
   settleMinutes,
   usageLeavesSettled,
 } from "./aggregates";
-import { currentAlarmCycle, decideCycle } from "./cycles";
+import { currentAlarmCycle, decideCycle, decideUpgrade } from "./cycles";
 import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./entries";
 import { type AlertSettings, lowBalanceStep } from "./low-balance";
 import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
+import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./recent-debits";
 import {
+  awaitingAction,
   deliverItem,
   findRecharge,
   hasOutbox,
@@ -82,7 +84,6 @@ import {
   ringNeedsSettling,
   shouldTriggerRecharge,
   splitDebit,
-  upgradeGrant,
   withTotal,
 } from "./rules";
 import { ensureSchema } from "./schema";
@@ -138,6 +139,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   private alarmAfterCommit: number | null = null;
   /** The low-balance email a committed mutation put in the outbox, for `afterCommit`. */
   private noticeAfterCommit: OutboxItem | null = null;
+  /** This instance's committed debits, for a gateway that lost a reply (recent-debits.ts). */
+  private readonly recent = new RecentDebits(Date.now());
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -383,10 +386,13 @@ export class AccountLedger extends DurableObject<Bindings> {
    * one: the minute's aggregate. Near the threshold it also reads what the trigger needs.
    */
   async debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult> {
-    void ref; // Not stored: the minute and the amounts identify the debit for its refund.
+    // Not stored: the minute and the amounts identify the debit for its refund; memory keeps
+    // the ref only to answer for a reply the gateway never got (`refund` with `sentAt`).
     const now = this.now();
     const s = this.s;
     if (!s) return { ok: false, reason: "insufficient_credits", balance: ZERO, rate: null };
+    // Arrived after the gateway gave up on it and it was declared never committed.
+    if (this.recent.isVoided(ref)) return { ok: false, reason: "not_found", rate: null };
     if (apiKeyId && this.revokedKeys().has(apiKeyId))
       return { ok: false, reason: "key_revoked", rate: null };
     // Proxied traffic (a debit for a key) is rate limited; operator and test debits are not.
@@ -438,6 +444,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         : null;
       return { job, notice };
     });
+    // Committed: remembered at once, before anything else here can throw (recent-debits.ts).
+    this.recent.remember(ref, { minute, ...take }, Date.now());
     // Committed: memory follows.
     if (mustSettle || nearThreshold || crosses) this.reload();
     else
@@ -489,8 +497,13 @@ export class AccountLedger extends DurableObject<Bindings> {
    * without it (a message from before v4) the debit is looked up among pre-v4 debit rows.
    * The minute's aggregate must still hold what the refund returns, so no refund returns more
    * than was taken. Idempotent: a second refund of the same debit changes nothing.
+   *
+   * `sentAt` (the gateway's clock, without `charge`): a debit whose reply was lost, so it may
+   * or may not have committed. Remembered, it is refunded; absent while memory covers the time
+   * it was sent, it never committed, and `void:<debit>` records that (a late arrival is then
+   * refused); otherwise the answer is `outcome_unknown`, for an operator (recent-debits.ts).
    */
-  refund(debitRef: string, charge?: DebitCharge | null): RefundResult {
+  refund(debitRef: string, charge?: DebitCharge | null, sentAt?: number): RefundResult {
     const now = this.now();
     return this.mutate(
       (): RefundResult => {
@@ -501,7 +514,25 @@ export class AccountLedger extends DurableObject<Bindings> {
         if (this.hasLedgerRef(refundRef))
           return { ok: true, balance: withTotal(s), refunded: false };
         const legacy = legacyDebit(this.sql, debitRef);
-        const c = legacy ? { minute: minuteOf(legacy.at), ...legacy } : (charge ?? null);
+        let c = legacy ? { minute: minuteOf(legacy.at), ...legacy } : (charge ?? null);
+        if (!c && sentAt !== undefined) {
+          const voidRef = `void:${debitRef}`;
+          if (this.hasLedgerRef(voidRef)) return { ok: false, reason: "not_found" };
+          const unanswered = unansweredDebitOutcome({
+            remembered: this.recent.charge(debitRef),
+            memorySince: this.recent.memorySince,
+            sentAt,
+            marginMs: clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS),
+          });
+          if (unanswered.outcome === "unknown") return { ok: false, reason: "outcome_unknown" };
+          if (unanswered.outcome === "never_committed") {
+            // Written only on this failure path: the decision outlives a restart.
+            this.appendLedger(voidRef, "void", 0, 0, now, "debit never committed; reply lost");
+            this.recent.void(debitRef);
+            return { ok: false, reason: "not_found" };
+          }
+          c = unanswered.charge;
+        }
         if (!c || !validCharge(c) || c.monthly + c.purchased === 0)
           return { ok: false, reason: "not_found" };
         if (legacy) {
@@ -675,6 +706,8 @@ export class AccountLedger extends DurableObject<Bindings> {
           return { ok: false, reason: "idempotency_conflict" };
         return { ok: true, recharge: existing, replayed: true };
       }
+      const waiting = awaitingAction(this.sql)[0];
+      if (waiting) return { ok: false, reason: "payment_pending", waiting };
       if (s.has_payment_method !== 1) return { ok: false, reason: "payment_method_required" };
       const price = PACKAGES[input.package].priceCents;
       if (!fitsSpendLimit(spentThisMonth(this.sql, now), price, s.spend_limit_cents)) {
@@ -773,6 +806,11 @@ export class AccountLedger extends DurableObject<Bindings> {
     );
   }
 
+  /** Purchases waiting for the customer to authenticate, oldest first (the Billing page). */
+  awaitingAction(): RechargeView[] {
+    return awaitingAction(this.sql);
+  }
+
   /** Recharges still pending, oldest first (for the reconciler and the dashboard). */
   pendingRecharges(): RechargeView[] {
     return pendingRecharges(this.sql);
@@ -833,7 +871,10 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (this.hasLedgerRef(input.ref)) {
         return { ok: true as const, started: false, granted: 0, balance: withTotal(s) };
       }
-      const d = decideCycle(s, input);
+      const d = decideCycle(s, {
+        ...input,
+        paidUpgrade: input.source === "stripe" ? this.paidUpgrade(input.endsAt) : null,
+      });
       if (d.kind === "ignore") {
         // Stripe retries deliveries for days: an invoice from before the subscription ended.
         this.appendLedger(input.ref, "cycle_grant", 0, 0, now, "ignored: subscription ended since");
@@ -858,8 +899,9 @@ export class AccountLedger extends DurableObject<Bindings> {
         delta,
         0,
         now,
-        // Named so a replay can tell a new period's grant from a same-period one (money rule 9).
-        d.newer ? `cycle ${d.plan}` : `cycle ${d.plan} (same period)`,
+        // Named so a replay can tell a new period's grant from a same-period one, and which
+        // plan's allowance it granted (money rule 9).
+        d.newer ? `cycle ${d.granted}` : `cycle ${d.plan} (same period)`,
       );
       const next = this.liveState();
       job = this.maybeStartAutoRecharge(next, now);
@@ -877,10 +919,11 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /**
    * Changes the plan, if `version` is newer than the last change seen (events arrive in any
-   * order). An upgrade mid-cycle adds the difference in monthly allowance at once, since the
-   * customer pays for the bigger plan from now; a downgrade keeps the monthly credits already
-   * granted until the cycle ends, and the next cycle grants the smaller allowance. `cycles`
-   * says what starts the next cycle: Stripe invoices (a subscription) or the ledger's alarm.
+   * order): what the account shows and its rate limit. It adds no monthly credits, up or down:
+   * credits follow money that was paid (money rule 9), so an upgrade's come with its paid
+   * invoice (`grantUpgrade`) and the next cycle's invoice grants the allowance it billed.
+   * `cycles` says what starts the next cycle: Stripe invoices (a subscription) or the ledger's
+   * alarm.
    */
   changePlan(input: {
     ref: string;
@@ -904,29 +947,118 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (stale || this.hasLedgerRef(input.ref)) {
         return { ok: true as const, balance: withTotal(s), changed: false, added: 0 };
       }
-      const allowance = PLANS[input.plan].monthlyCredits;
-      const added = upgradeGrant(s.cycle_max_monthly, allowance);
       // Invoices take over cycles when the first one arrives (startCycle); an ended
       // subscription hands them back to the alarm at once.
       this.sql.exec(
-        `UPDATE state SET plan = ?, plan_version = ?, monthly = monthly + ?, stripe_cycles = ?,
-           cycle_max_monthly = MAX(cycle_max_monthly, ?) WHERE id = 1`,
+        "UPDATE state SET plan = ?, plan_version = ?, stripe_cycles = ? WHERE id = 1",
         input.plan,
         input.version,
-        added,
         input.cycles === "alarm" ? 0 : s.stripe_cycles,
-        allowance,
       );
-      this.appendLedger(input.ref, "plan_change", added, 0, now, `${s.plan} -> ${input.plan}`);
+      this.appendLedger(input.ref, "plan_change", 0, 0, now, `${s.plan} -> ${input.plan}`);
       return {
         ok: true as const,
-        balance: withTotal({ monthly: s.monthly + added, purchased: s.purchased }),
+        balance: withTotal(s),
         changed: s.plan !== input.plan,
-        added,
+        added: 0,
       };
     });
     this.scheduleCycleAlarm();
     return result;
+  }
+
+  /**
+   * A paid upgrade invoice (`subscription_update`): monthly credits raised by the difference up
+   * to the new plan's allowance for the cycle it is for, never past the largest allowance paid
+   * for in that cycle (`decideUpgrade`). Idempotent by `ref` (the invoice id). One for a cycle
+   * whose own invoice has not arrived yet is kept, and that cycle starts with it (`startCycle`);
+   * one for an earlier cycle grants nothing. The plan itself follows the subscription's events.
+   */
+  async grantUpgrade(input: { ref: string; plan: PlanId; cycleEndsAt: number }): Promise<
+    | {
+        ok: true;
+        added: number;
+        outcome: "granted" | "earlier" | "later" | "replayed";
+        balance: BalanceView;
+      }
+    | { ok: false; reason: "not_initialized" }
+  > {
+    const now = this.now();
+    let job: OutboxItem | null = null;
+    const result = this.mutate(() => {
+      const s = this.current();
+      if (!s) return { ok: false as const, reason: "not_initialized" as const };
+      const seen = this.sql
+        .exec<{ m: number }>("SELECT monthly_delta AS m FROM ledger WHERE ref = ?", input.ref)
+        .toArray()[0];
+      if (seen) {
+        // What it added the first time, so a retried history row says the same.
+        return {
+          ok: true as const,
+          added: seen.m,
+          outcome: "replayed" as const,
+          balance: withTotal(s),
+        };
+      }
+      const allowance = PLANS[input.plan].monthlyCredits;
+      this.sql.exec(
+        `INSERT INTO paid_upgrades (invoice_id, cycle_ends_at, plan, allowance, at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT(invoice_id) DO NOTHING`,
+        input.ref,
+        input.cycleEndsAt,
+        input.plan,
+        allowance,
+        now,
+      );
+      const d = decideUpgrade(s, input);
+      if (d.kind !== "grant") {
+        this.appendLedger(
+          input.ref,
+          "upgrade_grant",
+          0,
+          0,
+          now,
+          d.kind === "earlier"
+            ? `paid upgrade -> ${input.plan} (an earlier cycle: nothing)`
+            : `paid upgrade -> ${input.plan} (awaits its cycle)`,
+        );
+        return { ok: true as const, added: 0, outcome: d.kind, balance: withTotal(s) };
+      }
+      this.sql.exec(
+        "UPDATE state SET monthly = monthly + ?, cycle_max_monthly = ? WHERE id = 1",
+        d.added,
+        d.cycleMaxMonthly,
+      );
+      this.appendLedger(
+        input.ref,
+        "upgrade_grant",
+        d.added,
+        0,
+        now,
+        `paid upgrade -> ${input.plan}`,
+      );
+      const next = this.liveState();
+      job = this.maybeStartAutoRecharge(next, now);
+      return {
+        ok: true as const,
+        added: d.added,
+        outcome: "granted" as const,
+        balance: withTotal(next),
+      };
+    });
+    await this.afterCommit(job);
+    return result;
+  }
+
+  /** The largest plan of the upgrades paid for the cycle ending at `cycleEndsAt`, if any. */
+  private paidUpgrade(cycleEndsAt: number): PlanId | null {
+    const row = this.sql
+      .exec<{ plan: PlanId }>(
+        "SELECT plan FROM paid_upgrades WHERE cycle_ends_at = ? ORDER BY allowance DESC LIMIT 1",
+        cycleEndsAt,
+      )
+      .toArray()[0];
+    return row?.plan ?? null;
   }
 
   private scheduleCycleAlarm(): void {

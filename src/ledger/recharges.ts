@@ -73,6 +73,21 @@ export function hasPendingAutoRecharge(sql: SqlStorage): boolean {
   );
 }
 
+/**
+ * Purchases (auto-recharges and top-ups) waiting for the customer to authenticate the payment,
+ * oldest first. While one waits, no top-up is started: the customer would pay twice for one
+ * shortfall once they complete the first.
+ */
+export function awaitingAction(sql: SqlStorage): RechargeView[] {
+  // The WHERE of `recharges_in_flight`, word for word, so SQLite reads that small index only.
+  return sql
+    .exec<RechargeRow>("SELECT * FROM recharges WHERE status IN ('pending', 'requires_action')")
+    .toArray()
+    .filter((r) => r.status === "requires_action")
+    .sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1))
+    .map(rechargeView);
+}
+
 /** Purchases started this calendar month that took or may take money: pending ones count. */
 export function spentThisMonth(sql: SqlStorage, now: number): number {
   return sql

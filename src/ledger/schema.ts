@@ -3,7 +3,7 @@
  * synchronously in the constructor and gated by `meta.schema_version` (one transaction: an
  * object is at one version or the next, never between).
  *
- * Tables (version 6):
+ * Tables (version 7):
  * - `state`         one row: account id, plan, settings (the low-balance alert's level and
  *                   whether it is armed among them), and the *settled* buckets (CHECK >= 0):
  *                   every entry plus every debit minute before `compacted_until`. The live
@@ -25,6 +25,9 @@
  * - `outbox`        queue messages and notices written with the recharge that needs them;
  *                   deleted once delivered, re-sent by the alarm otherwise.
  * - `revoked_keys`  keys refused on every debit.
+ * - `paid_upgrades` upgrade invoices paid (`subscription_update`), by invoice id, with the end
+ *                   of the cycle they are for: one that arrived before its cycle's own invoice
+ *                   raises that cycle's grant when it starts (money rule 9).
  *
  * Replay (money rule 4): the sum of `ledger` less the gross debits of every aggregate row that
  * counts (minute rows from `compacted_until` on, every hour and day row) is the balance.
@@ -38,7 +41,7 @@ import {
   RING_SLOTS,
 } from "./rules";
 
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /** Brings the object's storage to SCHEMA_VERSION; safe on every start (one row read when current). */
 export function ensureSchema(storage: DurableObjectStorage, nowMs: number): void {
@@ -55,6 +58,7 @@ export function ensureSchema(storage: DurableObjectStorage, nowMs: number): void
     if (version < 4) migrateToV4(sql, nowMs);
     if (version < 5) migrateToV5(sql);
     if (version < 6) migrateToV6(sql);
+    if (version < 7) migrateToV7(sql);
     sql.exec(
       "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
       String(SCHEMA_VERSION),
@@ -224,4 +228,16 @@ function migrateToV6(sql: SqlStorage): void {
   sql.exec(
     "CREATE INDEX IF NOT EXISTS recharges_in_flight ON recharges (kind) WHERE status IN ('pending', 'requires_action')",
   );
+}
+
+/** v7: paid upgrades, so one paid before its cycle's invoice arrived still counts for it. */
+function migrateToV7(sql: SqlStorage): void {
+  sql.exec(`CREATE TABLE IF NOT EXISTS paid_upgrades (
+      invoice_id TEXT PRIMARY KEY,
+      cycle_ends_at INTEGER NOT NULL,
+      plan TEXT NOT NULL,
+      allowance INTEGER NOT NULL,
+      at INTEGER NOT NULL
+    )`);
+  sql.exec("CREATE INDEX IF NOT EXISTS paid_upgrades_cycle ON paid_upgrades (cycle_ends_at)");
 }

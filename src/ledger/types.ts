@@ -75,7 +75,9 @@ export type DebitResult =
     }
   | { ok: false; reason: "insufficient_credits"; balance: BalanceView; rate: RateDecision | null }
   | { ok: false; reason: "rate_limited"; rate: RateDecision }
-  | { ok: false; reason: "key_revoked"; rate: null };
+  | { ok: false; reason: "key_revoked"; rate: null }
+  /** A ref declared never committed after its reply was lost (recent-debits.ts). */
+  | { ok: false; reason: "not_found"; rate: null };
 
 export type AdjustResult =
   | { ok: true; balance: BalanceView; replayed: boolean }
@@ -98,7 +100,9 @@ export type TopUpResult =
         | "not_initialized"
         | "idempotency_conflict"
         | "spending_limit_reached";
-    };
+    }
+  /** Another purchase waits for the customer's bank: buying again would pay twice for one need. */
+  | { ok: false; reason: "payment_pending"; waiting: RechargeView };
 
 export interface AuditResult {
   ledger_total: number;
@@ -172,7 +176,9 @@ export interface DebitCharge {
 
 export type RefundResult =
   | { ok: true; balance: BalanceView; refunded: boolean }
-  | { ok: false; reason: "not_found" };
+  | { ok: false; reason: "not_found" }
+  /** A lost debit reply this object cannot account for (it restarted since): see recent-debits.ts. */
+  | { ok: false; reason: "outcome_unknown" };
 
 /** One usage row: `at` is the unix second its period starts (a minute, an hour or a day). */
 export interface UsageRow {

@@ -125,7 +125,20 @@ export async function reconcile(
   for (const owed of await listPendingRefunds(db, BATCH)) {
     try {
       // Idempotent by the debit: a refund the queue applied meanwhile is not applied again.
-      await ledgerFor(env, owed.accountId).refund(owed.debitRef, chargeOf(owed));
+      const result = await ledgerFor(env, owed.accountId).refund(
+        owed.debitRef,
+        chargeOf(owed),
+        owed.sentAt ?? undefined,
+      );
+      if (!result.ok && result.reason === "outcome_unknown") {
+        // Never refunded blindly (it may never have been charged), never dropped either.
+        report.attention.push({
+          id: owed.debitRef,
+          reason: `debit of account ${owed.accountId} with a lost reply: the ledger cannot tell whether it committed`,
+        });
+        report.refundsOutstanding++;
+        continue;
+      }
       await deletePendingRefund(db, owed.debitRef);
       report.refundsApplied.push(owed.debitRef);
     } catch (err) {

@@ -22,7 +22,7 @@ import { pageSecurityHeaders } from "../dashboard/page/security";
 import { sessionSecret, setFlash, startSession } from "../dashboard/session";
 import { listEmails } from "../db/emails";
 import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
+import { ApiError, serviceUnavailable } from "../errors";
 import { parseJson, parseQuery } from "../http/body";
 import {
   clearNonce,
@@ -287,6 +287,12 @@ export const signupPageRoutes = new Hono<AppEnv>()
         "That did not work",
         <SignupMessagePage title="That did not work" message={err.message} />,
       );
+    }
+    const unavailable = serviceUnavailable(err);
+    if (unavailable) {
+      for (const [name, value] of Object.entries(unavailable.headers)) c.header(name, value);
+      const title = "Try again in a moment";
+      return page(c, 503, title, <SignupMessagePage title={title} message={unavailable.message} />);
     }
     console.error(
       "sign-up page error",

@@ -305,9 +305,8 @@ describe("Stripe flows against an independent Stripe-compatible server", { skip:
       return b.monthly === 3000 ? b : null;
     }, "Starter's 3,000 monthly credits are granted");
     assert.equal(balance.plan, "starter");
-    // The balance can reach 3,000 before the invoice's row exists: the webhooks arrive in any
-    // order, and customer.subscription.created upgrades the plan (adding the difference)
-    // before invoice.paid starts the paid cycle and writes its history row.
+    // Only the paid invoice grants (money rule 9: a subscription event changes the plan, never
+    // the credits), but its history row is written just after the ledger's grant: wait for it.
     const monthlyGrants = async () =>
       (await transactions(account.api_key)).filter((t) => t.type === "monthly_grant");
     await waitFor(async () => {

@@ -393,7 +393,9 @@ describe("Account / Billing in Chromium", () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     await signInAs(page, account.api_key);
-    expect(await page.locator("#limit-state").textContent()).toContain("Spent this month: $0");
+    expect(await page.locator("#limit-state").textContent()).toContain(
+      "Credit purchases this month: $0",
+    );
     await page.getByLabel("Monthly limit in US dollars").fill("25.50");
     await page.getByRole("button", { name: "Save limit" }).click();
     await page.getByText("Spending limit saved: at most $25.50 of purchases a month.").waitFor();

@@ -62,8 +62,10 @@ describe("Stripe flows in Chromium", () => {
     await page.getByLabel(/pm_card_visa/).check();
     await page.getByRole("button", { name: "Subscribe" }).click();
     await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
-    // The return URL's outcome is said once, then the page is plain /account/billing again.
-    await page.getByText("Payment received: thank you.").waitFor();
+    // Back before the webhooks, the page says the plan is being activated and refreshes itself
+    // (no Subscribe offered); once they have arrived, the plan is said once, and the page is
+    // plain /account/billing again.
+    await page.getByText("Your Starter plan is active: 3,000 credits a month.").waitFor();
     expect(new URL(page.url()).search).toBe("");
     // The webhooks (checkout.session.completed, the subscription and its first invoice) arrive.
     await reloadUntil(page, async () =>

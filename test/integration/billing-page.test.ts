@@ -2,7 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { Hono } from "hono";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { HistoryRow } from "../../src/dashboard/page/billing-view";
 import { loadBilling } from "../../src/dashboard/page/data";
 import { COPY_SCRIPT } from "../../src/dashboard/page/security";
@@ -12,7 +12,9 @@ import { dbFor } from "../../src/db/client";
 import { accounts } from "../../src/db/schema";
 import type { AppEnv } from "../../src/env";
 import { ledgerFor } from "../../src/ledger/client";
+import { processRecharge } from "../../src/recharge/consumer";
 import {
+  admin,
   BASE,
   classify,
   createAccount,
@@ -23,7 +25,15 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
-import { attachCard, eventually } from "../helpers/stripe";
+import { loseQueueSends } from "../helpers/recharge";
+import {
+  attachCard,
+  deliverSigned,
+  eventsFor,
+  eventually,
+  invoicesOf,
+  submitPage,
+} from "../helpers/stripe";
 
 const db = dbFor(env.DB);
 const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
@@ -664,9 +674,30 @@ describe("auto-recharge on the page", () => {
     expect((await autoRecharge(account)).enabled).toBe(true);
     expect(after).toContain("The last recharge failed on");
     expect(after).not.toContain("was turned off");
+    // Still the newest purchase: its row offers the retry.
+    expect(after).toContain("Retry: buy credits now");
+
+    // A later purchase succeeded: that failure was answered, its row offers no retry any more.
+    const topUp = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    expect(topUp.status).toBe(202);
+    await topUp.arrayBuffer();
+    await eventually(async () => {
+      const html = await billingHtml(cookie);
+      expect(html).toMatch(/<tr data-type="top_up" data-status="succeeded">/);
+    });
+    const later = await billingHtml(cookie);
+    const failedRow =
+      /<tr data-type="auto_recharge" data-status="failed">.*?<\/tr>/.exec(later)?.[0] ?? "";
+    expect(failedRow).toContain("the card was declined");
+    expect(failedRow).not.toContain("Retry");
+    expect(later).not.toContain('href="#buy-credits"');
   });
 
-  it("a recharge waiting for authentication is not called failed: the page says what to do", async () => {
+  it("a recharge waiting for authentication is said once, with its link, and nothing else is offered (page and API)", async () => {
     const { account, cookie } = await signedIn();
     await attachCard(account, "pm_card_authenticationRequired");
     await rechargeFromPage(account, cookie);
@@ -674,11 +705,147 @@ describe("auto-recharge on the page", () => {
       expect((await autoRecharge(account)).last_failure?.code).toBe("authentication_required");
     });
     const shown = await billingHtml(cookie);
-    const notice = /<div class="notice warn" id="last-failure">.*?<\/div>/s.exec(shown)?.[0] ?? "";
-    expect(notice).toContain("is waiting for you: your bank asks you to confirm the payment");
+    const notice =
+      /<div class="notice warn" id="payment-waiting"[^>]*>.*?<\/div>/s.exec(shown)?.[0] ?? "";
+    expect(notice).toContain(
+      "Your auto-recharge of 1,000 credits ($7) is waiting for you to confirm the payment with your bank.",
+    );
     expect(notice).toContain("Nothing has been charged or added yet.");
-    expect(notice).toContain(">Complete the payment</a>");
+    expect(notice).toMatch(/href="[^"]+\/i\/in_[^"]+"[^>]*>Complete the payment<\/a>/);
     expect(notice).not.toContain("failed");
+    // One state, said once: not also "being processed", not a second "confirm" box.
+    expect(shown.match(/confirm the payment/g)).toHaveLength(1);
+    expect(shown).not.toContain("is being processed");
+    expect(shown).not.toContain('id="last-failure"');
+    // The limit counts the waiting purchase, and the page and the API say the same amount.
+    expect(shown).toContain("Credit purchases this month: <strong>$7</strong>");
+    expect(
+      (
+        await json<{ spent_this_month_cents: number }>(
+          await gateway("/v1/account/limits", { key: account.api_key }),
+        )
+      ).spent_this_month_cents,
+    ).toBe(700);
+    // No second purchase offered: no "Buy credits now" form, and its review step sends back.
+    expect(shown).not.toContain('action="/account/billing/top-up"');
+    expect(shown).toContain('id="buy-paused"');
+    expect(shown).not.toContain("Buy a package now");
+    const review = await page("/account/billing/top-up?package=credits_3000", { cookie });
+    expect((await follow(review, cookie)).html).toContain(
+      "Not bought: a payment is waiting for your confirmation.",
+    );
+    // The API refuses it too, naming what waits and where to complete it.
+    const refused = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_3000" }),
+    });
+    const body = await expectError(refused, 409, "payment_pending");
+    expect(body.error).toMatchObject({
+      purchase: { type: "auto_recharge", action_url: expect.stringMatching(/\/i\/in_/) },
+    });
+    const rows = await json<{ data: Array<{ type: string }> }>(
+      await gateway("/v1/account/transactions", { key: account.api_key }),
+    );
+    expect(rows.data.filter((t) => t.type === "top_up")).toHaveLength(0);
+  });
+
+  it("a top-up paid while the auto-recharge still waits: the auto-recharge's state stays on the page", async () => {
+    const { account, cookie } = await signedIn();
+    await attachCard(account, "pm_card_authenticationRequired");
+    // The queue's sends are held (the test runs the consumer), for this test only.
+    onTestFinished(() => {
+      vi.restoreAllMocks();
+    });
+    const jobs = await loseQueueSends(account);
+    await rechargeFromPage(account, cookie);
+    // Bought while the auto-recharge was still pending (not yet waiting): allowed.
+    const topUp = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_3000" }),
+    });
+    expect(topUp.status).toBe(202);
+    const { id: topUpId } = await json<{ id: string }>(topUp);
+    expect(jobs.map((j) => j.kind)).toEqual(["auto_recharge", "top_up"]);
+    for (const job of jobs) expect(await processRecharge(job, env)).toBe("requires_action");
+    const both = await billingHtml(cookie);
+    expect(both).toContain("Two purchases are waiting for you to confirm the payment");
+    expect(both).toContain(">Complete the auto-recharge payment ($7)</a>");
+    expect(both).toContain(">Complete the top-up payment ($17)</a>");
+    // The API refuses another top-up, naming the oldest purchase that waits.
+    const third = await gateway("/v1/account/top-ups", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ package: "credits_1000" }),
+    });
+    const pending = await expectError(third, 409, "payment_pending");
+    expect(pending.error).toMatchObject({
+      purchase: { id: jobs[0]?.recharge_id, type: "auto_recharge" },
+    });
+
+    // The customer completes the top-up only; Stripe reports it paid.
+    const customer = account.stripe_customer_id as string;
+    const invoice = (await invoicesOf(customer)).find((i) => i.metadata.recharge_id === topUpId);
+    const paid = await submitPage(`${env.STRIPE_API_URL}/i/${invoice?.id}/pay`, {
+      authenticate: "true",
+    });
+    expect(paid.status).toBe(303);
+    await paid.arrayBuffer();
+    const events = await json<{ data: Array<{ data: { object: { id: string } } }> }>(
+      await fetch(`${env.STRIPE_API_URL}/v1/events?type=invoice.paid&limit=100`, {
+        headers: { Authorization: `Bearer ${env.STRIPE_SECRET_KEY}` },
+      }),
+    );
+    const event = events.data.find((e) => e.data.object.id === invoice?.id);
+    const delivered = await deliverSigned(event);
+    expect(delivered.status).toBe(200);
+    await delivered.arrayBuffer();
+    await eventually(async () => {
+      const balance = await json<{ purchased: number }>(
+        await gateway("/v1/account/balance", { key: account.api_key }),
+      );
+      expect(balance.purchased).toBe(3_000);
+    });
+
+    // The auto-recharge still waits: said, with its own link; still nothing else to buy.
+    const after = await billingHtml(cookie);
+    const notice =
+      /<div class="notice warn" id="payment-waiting"[^>]*>.*?<\/div>/s.exec(after)?.[0] ?? "";
+    expect(notice).toContain("Your auto-recharge of 1,000 credits ($7) is waiting");
+    expect(notice).toContain(">Complete the payment</a>");
+    expect(after).not.toContain("is being processed");
+    expect(after).not.toContain('action="/account/billing/top-up"');
+  });
+
+  it("says why an operator changed the balance, in the history and in the API", async () => {
+    const { account, cookie } = await signedIn();
+    const res = await admin(`/accounts/${account.id}/credits`, {
+      method: "POST",
+      body: JSON.stringify({ monthly: -290, reason: "Refund of duplicate requests <2026-11>" }),
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const listed = await json<{
+      data: Array<{ type: string; credits: number; description: string | null }>;
+    }>(await gateway("/v1/account/transactions", { key: account.api_key }));
+    expect(listed.data[0]).toMatchObject({
+      type: "adjustment",
+      credits: -290,
+      description: "Refund of duplicate requests <2026-11>",
+    });
+    // Rows without a reason say so with null, not a missing field.
+    expect(listed.data.find((t) => t.type === "monthly_grant")).toMatchObject({
+      description: null,
+    });
+    const html = await billingHtml(cookie);
+    const row =
+      /<tr data-type="adjustment" data-status="succeeded">.*?<\/tr>/.exec(html)?.[0] ?? "";
+    expect(row).toContain("-290");
+    // Escaped: an operator's text is never markup.
+    expect(row).toContain(
+      '<span class="muted desc">Refund of duplicate requests &lt;2026-11&gt;</span>',
+    );
   });
 
   it("renders a row's action and invoice links when the rows carry them", async () => {
@@ -693,6 +860,7 @@ describe("auto-recharge on the page", () => {
           currency: "usd",
           package: "credits_1000",
           failure_code: null,
+          description: null,
           created_at: new Date().toISOString(),
           action_url: "https://invoice.example/pay/1",
           invoice_url: "https://invoice.example/i/1",
@@ -829,7 +997,7 @@ describe("the rest of the page", () => {
   it("shows and sets the spending limit, and says why auto-recharge is paused", async () => {
     const { account, cookie, html } = await signedIn();
     expect(html).toMatch(
-      /Spent this month: <strong>\$0<\/strong> of your <strong>\$200<\/strong> monthly limit/,
+      /Credit purchases this month: <strong>\$0<\/strong> of your <strong>\$200<\/strong> monthly limit/,
     );
     const csrf = tokenFor(html, "/account/billing/limits");
     const set = await page("/account/billing/limits", { cookie, form: { csrf, limit: "$10" } });
@@ -876,7 +1044,7 @@ describe("the rest of the page", () => {
     expect(paused).toContain("Auto-recharge is paused until");
     expect(paused).toContain("over your spending limit of $10");
     expect(paused).toMatch(
-      /Spent this month: <strong>\$7<\/strong> of your <strong>\$10<\/strong> monthly limit/,
+      /Credit purchases this month: <strong>\$7<\/strong> of your <strong>\$10<\/strong> monthly limit/,
     );
 
     // Invalid amounts are a 400 naming the field; empty removes the limit.
@@ -1116,10 +1284,17 @@ describe("the rest of the page", () => {
 
   it("says once how Checkout ended: the return URL's outcome becomes a one-time notice, also after a cross-site arrival", async () => {
     const { cookie } = await signedIn();
-    const back = await page("/account/billing?checkout=subscribed&session_id=cs_x", { cookie });
+    const back = await page("/account/billing?checkout=subscribed", { cookie });
     const { html } = await follow(back, cookie);
-    expect(html).toContain("Payment received: thank you.");
-    expect(await billingHtml(cookie)).not.toContain("Payment received");
+    expect(html).toContain("Back from Checkout: thank you.");
+    expect(await billingHtml(cookie)).not.toContain("Back from Checkout");
+    // A session id Stripe does not know (or another account's) says nothing at all.
+    const unknown = await follow(
+      await page("/account/billing?checkout=subscribed&session_id=cs_x", { cookie }),
+      cookie,
+    );
+    expect(unknown.html).not.toContain("Back from Checkout");
+    expect(unknown.html).not.toContain("being activated");
     const cancelled = await follow(
       await page("/account/billing?checkout=cancelled", { cookie }),
       cookie,
@@ -1133,6 +1308,77 @@ describe("the rest of the page", () => {
     const arrival = { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" };
     const resume = await page("/account/billing?checkout=card_added", { headers: arrival });
     expect(await resume.text()).toContain("url=/account/billing?resumed=1&amp;checkout=card_added");
+  });
+
+  it("back from a paid plan Checkout before its webhooks: the plan is being activated, no second Subscribe, and the page refreshes itself until it shows", async () => {
+    const { account, cookie, html } = await signedIn();
+    const started = await page("/account/billing/checkout", {
+      cookie,
+      form: { plan: "starter", csrf: tokenFor(html, "/account/billing/checkout") },
+    });
+    expect(started.status).toBe(303);
+    await started.arrayBuffer();
+    const paid = await submitPage(started.headers.get("Location") as string, {
+      payment_method: "pm_card_visa",
+    });
+    expect(paid.status).toBe(303);
+    await paid.arrayBuffer();
+    // Stripe's return URL, with the session id; no webhook has been delivered yet.
+    const back = new URL(paid.headers.get("Location") as string);
+    expect(back.searchParams.get("checkout")).toBe("subscribed");
+    const sessionId = back.searchParams.get("session_id") as string;
+    expect(sessionId).toMatch(/^cs_/);
+    const returned = `${back.pathname}${back.search}`;
+
+    // A cross-site arrival (no Strict cookie yet) keeps the session id through the resume.
+    const arrival = { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" };
+    const resume = await (await page(returned, { headers: arrival })).text();
+    expect(resume).toContain(`&amp;checkout=subscribed&amp;session_id=${sessionId}`);
+
+    const first = await page(returned, { cookie });
+    expect(first.status).toBe(200);
+    const activating = await first.text();
+    expect(activating).toContain(
+      "Payment received: your Starter plan (3,000 credits a month) is being activated.",
+    );
+    expect(activating).toContain("Starter plan: being activated (payment received).");
+    expect(activating).not.toContain("No subscription: the Free plan.");
+    expect(activating).not.toMatch(/<button[^>]*name="plan"/);
+    // It looks again by itself, counting its looks (no script).
+    expect(activating).toContain(
+      `<meta http-equiv="refresh" content="3; url=/account/billing?checkout=subscribed&amp;session_id=${sessionId}&amp;wait=1"/>`,
+    );
+    // After about a minute it stops refreshing, and says so, still without Subscribe.
+    const late = await (
+      await page(`/account/billing?checkout=subscribed&session_id=${sessionId}&wait=20`, {
+        cookie,
+      })
+    ).text();
+    expect(late).not.toContain('http-equiv="refresh"');
+    expect(late).toContain("taking longer than usual");
+    expect(late).not.toMatch(/<button[^>]*name="plan"/);
+    // Another account returning with this session id learns nothing about it.
+    const other = await signedIn();
+    const foreign = await page(returned, { cookie: other.cookie });
+    expect(foreign.status).toBe(303);
+    const { html: foreignHtml } = await follow(foreign, other.cookie);
+    expect(foreignHtml).not.toContain("being activated");
+
+    // The webhooks arrive: the next look shows the plan itself, once, and stops refreshing.
+    const customer = account.stripe_customer_id as string;
+    for (const e of await eventsFor(customer)) {
+      const res = await deliverSigned(e);
+      expect(res.status, e.type).toBe(200);
+      await res.arrayBuffer();
+    }
+    const done = await page(`/account/billing?checkout=subscribed&session_id=${sessionId}&wait=1`, {
+      cookie,
+    });
+    const { html: active } = await follow(done, cookie);
+    expect(active).toContain("Your Starter plan is active: 3,000 credits a month.");
+    expect(active).toMatch(/id="plan-state">Starter subscription: active, renews /);
+    expect(active).not.toContain("being activated");
+    expect(active).not.toContain('http-equiv="refresh"');
   });
 
   it("reloads once on a cross-site arrival, so the SameSite=Strict cookie is sent", async () => {

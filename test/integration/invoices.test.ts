@@ -18,6 +18,7 @@ import {
   audit,
   balanceOf,
   createAccount,
+  expectError,
   gateway,
   json,
   setBalance,
@@ -728,21 +729,26 @@ describe("an auto-recharge waiting for authentication is in flight (money rule 1
     expect(jobs).toEqual([]);
     expect((await invoicesOf(customer)).map((i) => i.status)).toEqual(["open"]);
 
-    // A top-up is the customer's explicit choice: still allowed (it counts under the limit,
-    // as the waiting one does), and its success keeps the waiting one's link on the settings.
+    // Nor is a top-up started (issue 18): completing the waiting one would pay twice for one
+    // shortfall. The refusal names what waits and where to complete it.
     const top = await gateway("/v1/account/top-ups", {
       method: "POST",
       key: account.api_key,
       body: JSON.stringify({ package: "credits_1000" }),
     });
-    expect(top.status).toBe(202);
-    await top.arrayBuffer();
-    expect(jobs).toHaveLength(1);
-    expect(jobs[0]?.kind).toBe("top_up");
+    const refused = await expectError(top, 409, "payment_pending");
+    expect(refused.error).toMatchObject({
+      purchase: {
+        id: job.recharge_id,
+        type: "auto_recharge",
+        action_url: invoice?.hosted_invoice_url,
+      },
+    });
+    expect(jobs).toEqual([]);
     const limits = await json<{ spent_this_month_cents: number }>(
       await gateway("/v1/account/limits", { key: account.api_key }),
     );
-    expect(limits.spent_this_month_cents).toBe(2 * job.amount_cents);
+    expect(limits.spent_this_month_cents).toBe(job.amount_cents);
   });
 
   it("the 3-day void leaves alone an auto-recharge the customer turned back on", async () => {

@@ -209,7 +209,7 @@ describe("a v3 Durable Object migrates in place on first use", () => {
     }));
     expect(stored).toEqual({
       outbox: [{ id: "rch_pending", body: jobBody, attempts: 2 }],
-      version: "6",
+      version: "7",
       oldUsage: 0,
     });
     // Revoked keys are still refused.
@@ -304,7 +304,7 @@ describe("a v4 Durable Object migrates to v5 (the low-balance alert)", () => {
         .one(),
     }));
     expect(stored).toEqual({
-      version: "6",
+      version: "7",
       state: { low_balance_credits: null, low_balance_armed: 0 },
     });
     // The alert works on the migrated object: set above the balance, armed at once.

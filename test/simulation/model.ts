@@ -84,6 +84,11 @@ export type BillingEvent =
       endsAt: number;
       /** Proration invoices start no cycle. */
       cycle: boolean;
+      /**
+       * A proration invoice's change: from this plan to `plan`. Only an upgrade (its total
+       * positive) pays for anything.
+       */
+      from?: PlanId;
     };
 
 export interface ModelState {
@@ -99,6 +104,8 @@ export interface ModelState {
   autoPackage: PackageId | null;
   card: CardId | null;
   lastFailureCode: string | null;
+  /** Upgrade invoices paid, by the end of the cycle they are for (ms): their allowances. */
+  paidUpgrades: Array<{ endsAt: number; allowance: number }>;
   /** Ledger refs the model has seen applied (invoice ids, subscription event ids). */
   refs: Set<string>;
   /** Adjustments applied under an Idempotency-Key, by key: the amounts they applied. */
@@ -117,6 +124,11 @@ export interface ModelState {
   autoAwaiting: boolean;
   /** The last failure is a purchase still waiting for the customer: a success keeps it. */
   lastFailureAwaiting: boolean;
+  /**
+   * Some purchase (auto-recharge or top-up) waits for the customer: no top-up starts until it
+   * is settled (409 `payment_pending`), which never happens within a run.
+   */
+  purchaseAwaiting: boolean;
   /** This month's purchases in cents, pending ones included (money rule 10). */
   spentCents: number;
   spendLimitCents: number | null;
@@ -140,6 +152,7 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     autoPackage: null,
     card: null,
     lastFailureCode: null,
+    paidUpgrades: [],
     refs: new Set(),
     adjustKeys: new Map(),
     events: new Set(),
@@ -149,6 +162,7 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     autoPending: false,
     autoAwaiting: false,
     lastFailureAwaiting: false,
+    purchaseAwaiting: false,
     spentCents: 0,
     spendLimitCents: DEFAULT_SPEND_LIMIT_CENTS,
     paused: false,
@@ -159,6 +173,7 @@ export function cloneState(s: ModelState): ModelState {
   return {
     ...s,
     refs: new Set(s.refs),
+    paidUpgrades: s.paidUpgrades.map((u) => ({ ...u })),
     adjustKeys: new Map(s.adjustKeys),
     events: new Set(s.events),
     topUpKeys: new Map(s.topUpKeys),
@@ -272,10 +287,12 @@ export function topUp(
   | "started"
   | "replayed"
   | "idempotency_conflict"
+  | "payment_pending"
   | "payment_method_required"
   | "spending_limit_reached" {
   const existing = key ? s.topUpKeys.get(key) : undefined;
   if (existing) return existing === pkg ? "replayed" : "idempotency_conflict";
+  if (s.purchaseAwaiting) return "payment_pending";
   if (s.card === null) return "payment_method_required";
   if (!fitsLimit(s, pkg)) return "spending_limit_reached";
   if (key) s.topUpKeys.set(key, pkg);
@@ -298,6 +315,7 @@ export function settle(s: ModelState): ExpectedPurchase[] {
       s.lastFailureCode = p.failureCode;
       s.lastFailureAwaiting = p.status === "requires_action";
       if (p.status === "requires_action" && p.kind === "auto_recharge") s.autoAwaiting = true;
+      if (p.status === "requires_action") s.purchaseAwaiting = true;
       // A failed purchase took no money: it no longer counts against the limit. One waiting
       // for the customer still may be paid, so it counts until it is settled.
       if (p.status === "failed") s.spentCents -= PACKAGES[p.package].priceCents;
@@ -316,9 +334,12 @@ export function startsPurchase(s: ModelState, change: (draft: ModelState) => voi
 }
 
 /**
- * A verified Stripe event, processed once per event id. Subscription events change the plan
- * when newer than the last change seen (an upgrade adds the allowance difference at once);
- * a paid cycle invoice for a new period sets monthly credits to the plan's allowance.
+ * A verified Stripe event, processed once per event id. Credits follow money that was paid
+ * (money rule 9): subscription events change the plan when newer than the last change seen,
+ * and add nothing. A paid cycle invoice for a new period sets monthly credits to the allowance
+ * of the plan it billed (or of a larger one whose upgrade was already paid for that cycle). A
+ * paid upgrade invoice raises the current cycle's monthly credits up to the new allowance,
+ * never past the largest one paid for in it; one for a cycle not started waits for it.
  */
 export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "duplicate" {
   if (s.events.has(e.id)) return "duplicate";
@@ -326,15 +347,26 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   if (e.type === "subscription") {
     if (e.version <= s.planVersion || s.refs.has(e.id)) return "handled";
     s.refs.add(e.id);
-    const allowance = PLANS[e.plan].monthlyCredits;
-    s.monthly += Math.max(0, allowance - s.cycleMaxMonthly);
-    s.cycleMaxMonthly = Math.max(s.cycleMaxMonthly, allowance);
     s.plan = e.plan;
     s.planVersion = e.version;
     if (e.plan === "free") s.stripeCycles = false;
     return "handled";
   }
-  if (!e.cycle || s.refs.has(e.invoiceId)) return "handled";
+  if (!e.cycle) {
+    const upgrade =
+      e.from !== undefined && PLANS[e.plan].monthlyCredits > PLANS[e.from].monthlyCredits;
+    if (!upgrade || s.refs.has(e.invoiceId)) return "handled";
+    s.refs.add(e.invoiceId);
+    const allowance = PLANS[e.plan].monthlyCredits;
+    s.paidUpgrades.push({ endsAt: e.endsAt, allowance });
+    if (s.stripeCycles && e.endsAt === s.cycleEndsAt) {
+      s.monthly += Math.max(0, allowance - s.cycleMaxMonthly);
+      s.cycleMaxMonthly = Math.max(s.cycleMaxMonthly, allowance);
+      maybeTrigger(s);
+    }
+    return "handled";
+  }
+  if (s.refs.has(e.invoiceId)) return "handled";
   s.refs.add(e.invoiceId);
   const takePlan = e.version > s.planVersion;
   const plan = takePlan ? e.plan : s.plan;
@@ -348,7 +380,10 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   }
   const newer = e.endsAt > s.cycleEndsAt || !s.stripeCycles;
   if (newer) {
-    s.monthly = PLANS[plan].monthlyCredits;
+    const paidAhead = s.paidUpgrades
+      .filter((u) => u.endsAt === e.endsAt)
+      .reduce((max, u) => Math.max(max, u.allowance), 0);
+    s.monthly = Math.max(PLANS[e.plan].monthlyCredits, paidAhead);
     s.cycleMaxMonthly = s.monthly;
     s.cycleEndsAt = e.endsAt;
   }

@@ -4,9 +4,11 @@ import {
   cheapestCover,
   planCosts,
   projectOverCycle,
+  purchaseState,
   runwayDays,
   runwaySentence,
   unusualDays,
+  type WaitingPurchase,
 } from "../../src/dashboard/advice";
 import { PACKAGES } from "../../src/pricing";
 
@@ -218,5 +220,101 @@ describe("unusual usage", () => {
     const series = days([10, 10, 10, 50]);
     expect(unusualDays(series, { window: 3, floor: 20 }).map((d) => d.credits)).toEqual([50]);
     expect(unusualDays(series, { window: 3, floor: 20, factor: 5 })).toEqual([]);
+  });
+});
+
+describe("purchases waiting for the customer's bank: one state, said once", () => {
+  const ar: WaitingPurchase = {
+    id: "rch_ar",
+    kind: "auto_recharge",
+    credits: 1_000,
+    amountCents: 700,
+    since: "2026-12-01T10:00:00.000Z",
+    actionUrl: "https://pay.example/i/ar",
+  };
+  const topUp: WaitingPurchase = {
+    id: "rch_tu",
+    kind: "top_up",
+    credits: 3_000,
+    amountCents: 1_700,
+    since: "2026-12-01T11:00:00.000Z",
+    actionUrl: "https://pay.example/i/tu",
+  };
+  const base = { autoRechargeInFlight: false, autoRechargeEnabled: false };
+
+  it("nothing waits: buying is offered; a pending auto-recharge is 'being processed'", () => {
+    expect(purchaseState({ ...base, waiting: [] })).toMatchObject({
+      sentence: null,
+      links: [],
+      canBuy: true,
+      processing: false,
+    });
+    expect(
+      purchaseState({ waiting: [], autoRechargeInFlight: true, autoRechargeEnabled: true }),
+    ).toMatchObject({ canBuy: true, processing: true });
+  });
+
+  it("an auto-recharge waits: what, where to complete it, no purchase offered, not 'processing'", () => {
+    // `pending` in the settings is true for a waiting auto-recharge too: it is not "processing".
+    const s = purchaseState({
+      waiting: [ar],
+      autoRechargeInFlight: true,
+      autoRechargeEnabled: false,
+    });
+    expect(s.sentence).toBe(
+      "Your auto-recharge of 1,000 credits ($7) is waiting for you to confirm the payment with your bank.",
+    );
+    expect(s.detail).toContain("Nothing has been charged or added yet.");
+    expect(s.detail).toContain("No other credits can be bought until then");
+    expect(s.detail).toContain("Auto-recharge stays off until you turn it back on.");
+    // Said once: the reason is not repeated in the detail.
+    expect(s.detail).not.toContain("bank asks");
+    expect(s.links).toEqual([{ href: ar.actionUrl, label: "Complete the payment" }]);
+    expect(s).toMatchObject({ canBuy: false, processing: false });
+    // Turned back on by the customer: no "stays off".
+    expect(
+      purchaseState({ waiting: [ar], autoRechargeInFlight: true, autoRechargeEnabled: true })
+        .detail,
+    ).not.toContain("stays off");
+  });
+
+  it("a top-up waits: the same state, named as the top-up; a pending auto-recharge still shows", () => {
+    const s = purchaseState({ ...base, waiting: [topUp] });
+    expect(s.sentence).toBe(
+      "Your top-up of 3,000 credits ($17) is waiting for you to confirm the payment with your bank.",
+    );
+    expect(s.detail).not.toContain("Auto-recharge");
+    expect(s).toMatchObject({ canBuy: false, processing: false });
+    expect(
+      purchaseState({ waiting: [topUp], autoRechargeInFlight: true, autoRechargeEnabled: true }),
+    ).toMatchObject({ canBuy: false, processing: true });
+  });
+
+  it("both wait: one sentence naming both, oldest first, one link each", () => {
+    const s = purchaseState({ ...base, autoRechargeInFlight: true, waiting: [topUp, ar] });
+    expect(s.sentence).toBe(
+      "Two purchases are waiting for you to confirm the payment with your bank: the auto-recharge of 1,000 credits ($7) and the top-up of 3,000 credits ($17).",
+    );
+    expect(s.links).toEqual([
+      { href: ar.actionUrl, label: "Complete the auto-recharge payment ($7)" },
+      { href: topUp.actionUrl, label: "Complete the top-up payment ($17)" },
+    ]);
+    expect(s.detail).toContain("Complete each one");
+    expect(s).toMatchObject({ canBuy: false, processing: false });
+  });
+
+  it("the top-up paid while the auto-recharge still waits: the auto-recharge's state stays", () => {
+    // The settings' last failure named the top-up and was cleared when it was paid; what waits
+    // comes from the recharges themselves, so the auto-recharge is still said, with its link.
+    const s = purchaseState({ ...base, autoRechargeInFlight: true, waiting: [ar] });
+    expect(s.sentence).toContain("Your auto-recharge of 1,000 credits ($7) is waiting");
+    expect(s.links).toEqual([{ href: ar.actionUrl, label: "Complete the payment" }]);
+    expect(s.canBuy).toBe(false);
+  });
+
+  it("a waiting purchase whose link is not known yet points to the email", () => {
+    const s = purchaseState({ ...base, waiting: [{ ...topUp, actionUrl: null }] });
+    expect(s.links).toEqual([]);
+    expect(s.detail).toContain("the link is also in the email we sent you");
   });
 });

@@ -1,8 +1,16 @@
 import type { FC } from "hono/jsx";
 import type { ListedKey } from "../../db/api-keys";
-import { PACKAGE_IDS, PACKAGES, type PackageId, PLANS, RECHARGE_THRESHOLD } from "../../pricing";
+import {
+  PACKAGE_IDS,
+  PACKAGES,
+  type PackageId,
+  PLANS,
+  type PlanId,
+  RECHARGE_THRESHOLD,
+} from "../../pricing";
 import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "../advice";
 import type { CsrfPurpose } from "../session";
+import { retryableFailure } from "../transactions";
 import { UsageChart } from "./chart";
 import type { BillingModel, Transaction } from "./data";
 import {
@@ -39,6 +47,16 @@ export interface BillingPageProps {
   notice?: Notice | null;
   /** A key just created: its only appearance. */
   newKey?: { key: string; name: string | null } | null;
+  /** Back from a paid plan Checkout that the webhooks have not mirrored yet. */
+  activation?: Activation | null;
+}
+
+/** A plan paid for in Checkout, not yet shown by D1 and the ledger; `refreshing` while the page polls. */
+export interface Activation {
+  plan: Exclude<PlanId, "free">;
+  /** False for a payment method that confirms later: the page does not say "payment received". */
+  paid: boolean;
+  refreshing: boolean;
 }
 
 /** The signed-in Account / Billing page. */
@@ -48,6 +66,7 @@ export const BillingPage: FC<BillingPageProps> = ({
   sessionKeyId,
   notice,
   newKey,
+  activation,
 }) => (
   <>
     <header class="top">
@@ -70,20 +89,29 @@ export const BillingPage: FC<BillingPageProps> = ({
       <h1>Account / Billing</h1>
       <p class="lead">Balances are live; usage is added about every 30 seconds. Times are UTC.</p>
       <NoticeBox notice={notice} />
+      {activation ? <Activating activation={activation} /> : null}
+      <PaymentWaiting model={model} />
       {newKey ? <NewKey created={newKey} /> : null}
-      <BalanceSection model={model} tokens={tokens} />
+      <BalanceSection model={model} tokens={tokens} activation={activation ?? null} />
       <BuyCreditsSection model={model} />
       <SpendLimitSection model={model} token={tokens.limits} />
       <AlertsSection model={model} token={tokens.alerts} />
       <UsageSection model={model} />
       <AdviceSection model={model} />
-      <HistorySection transactions={model.transactions} />
+      <HistorySection
+        transactions={model.transactions}
+        retry={model.purchases.canBuy ? retryableFailure(model.transactions) : null}
+      />
       <KeysSection keys={model.keys} token={tokens.keys} sessionKeyId={sessionKeyId} />
     </main>
   </>
 );
 
-const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model, tokens }) => {
+const BalanceSection: FC<{
+  model: BillingModel;
+  tokens: CsrfTokens;
+  activation: Activation | null;
+}> = ({ model, tokens, activation }) => {
   const s = model.snapshot;
   const ar = s.auto_recharge;
   const plan = PLANS[s.plan];
@@ -141,7 +169,7 @@ const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
                 </option>
               ))}
             </select>
-            {ar.pending ? (
+            {model.purchases.processing ? (
               <p class="hint" role="status">
                 A recharge is being processed; its credits appear within seconds of payment.
               </p>
@@ -171,13 +199,17 @@ const BalanceSection: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
             </div>
           </fieldset>
         </form>
-        <PlanAndPayment model={model} tokens={tokens} />
+        <PlanAndPayment model={model} tokens={tokens} activation={activation} />
       </div>
     </section>
   );
 };
 
-const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model, tokens }) => {
+const PlanAndPayment: FC<{
+  model: BillingModel;
+  tokens: CsrfTokens;
+  activation: Activation | null;
+}> = ({ model, tokens, activation }) => {
   const { account } = model;
   const sub = account.subscription;
   const card = account.payment_method;
@@ -192,17 +224,19 @@ const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
     <div>
       <h3>Plan and payment</h3>
       <p class="hint" id="plan-state">
-        {account.complimentary
-          ? `${PLANS[account.plan].name}, complimentary (no subscription, nothing is charged for it).`
-          : sub
-            ? `${PLANS[account.plan].name} subscription: ${sub.status}${
-                sub.current_period_end
-                  ? sub.cancel_at_period_end
-                    ? `, ends ${formatDate(sub.current_period_end)}`
-                    : `, renews ${formatDate(sub.current_period_end)}`
-                  : ""
-              }.`
-            : "No subscription: the Free plan."}
+        {activation
+          ? `${PLANS[activation.plan].name} plan: being activated (${activation.paid ? "payment received" : "payment being confirmed"}).`
+          : account.complimentary
+            ? `${PLANS[account.plan].name}, complimentary (no subscription, nothing is charged for it).`
+            : sub
+              ? `${PLANS[account.plan].name} subscription: ${sub.status}${
+                  sub.current_period_end
+                    ? sub.cancel_at_period_end
+                      ? `, ends ${formatDate(sub.current_period_end)}`
+                      : `, renews ${formatDate(sub.current_period_end)}`
+                    : ""
+                }.`
+              : "No subscription: the Free plan."}
       </p>
       <p class="hint" id="card-on-file">
         {card
@@ -213,7 +247,7 @@ const PlanAndPayment: FC<{ model: BillingModel; tokens: CsrfTokens }> = ({ model
             }.`
           : "No card on file yet."}
       </p>
-      {live || offers.length === 0 ? null : (
+      {live || activation || offers.length === 0 ? null : (
         <form method="post" action={`${BILLING_PATH}/checkout`} class="actions">
           <Csrf token={tokens.checkout} />
           {offers.map((plan, i) => (
@@ -343,7 +377,10 @@ const AdviceTable: FC<{ a: PlanAdvice }> = ({ a }) => (
   </>
 );
 
-const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) => (
+const HistorySection: FC<{ transactions: Transaction[]; retry: string | null }> = ({
+  transactions,
+  retry,
+}) => (
   <section class="card" aria-labelledby="history-h">
     <h2 id="history-h">Transaction history</h2>
     {transactions.length === 0 ? (
@@ -371,7 +408,7 @@ const HistorySection: FC<{ transactions: Transaction[] }> = ({ transactions }) =
           </thead>
           <tbody>
             {transactions.map((t) => (
-              <HistoryRow t={t} />
+              <HistoryRow t={t} retry={t.id === retry} />
             ))}
           </tbody>
         </table>
@@ -511,9 +548,11 @@ const STATUS_LABELS: Record<string, string> = {
 
 /**
  * One history row. Only a succeeded row says "+credits": a pending one says what it will add,
- * a failed one that nothing was added and nothing charged, why, and what to do about it.
+ * a failed one that nothing was added and nothing charged, and why; `retry` (the newest
+ * purchase, failed: see `retryableFailure`) also says what to do about it. A row with a
+ * description (an operator's reason) says why the balance changed.
  */
-export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
+export const HistoryRow: FC<{ t: Transaction; retry?: boolean }> = ({ t, retry = false }) => {
   const failed = t.status === "failed";
   const settled = t.status === "succeeded";
   const purchase = t.type === "auto_recharge" || t.type === "top_up";
@@ -527,6 +566,7 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
             {formatCredits(PACKAGES[t.package as PackageId].credits)}-credit package
           </span>
         ) : null}
+        {t.description ? <span class="muted desc">{t.description}</span> : null}
       </td>
       <td data-label="Credits" class="num">
         {failed ? (
@@ -568,7 +608,7 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
               Complete the payment
             </a>
           </>
-        ) : failed && purchase ? (
+        ) : failed && purchase && retry ? (
           <>
             {" "}
             <a href="#buy-credits" class="row-link">
@@ -592,27 +632,12 @@ export const HistoryRow: FC<{ t: Transaction }> = ({ t }) => {
 /**
  * The last failed recharge, as history: it always says what happened; "turned off because of
  * it" only while auto-recharge is still off (turning it back on does not erase the failure).
+ * A payment that waits for the customer is not a failure: `PaymentWaiting` says it, once.
  */
 const LastFailure: FC<{ model: BillingModel }> = ({ model }) => {
   const ar = model.snapshot.auto_recharge;
   const f = ar.last_failure;
-  if (!f) return null;
-  if (f.action_url) {
-    // Not a failure yet: the bank asks the customer to confirm (3-D Secure) before it pays.
-    return (
-      <div class="notice warn" id="last-failure">
-        <p>
-          The recharge of {formatTime(f.at)} is waiting for you: your bank asks you to confirm the
-          payment ({failureReason(f.code, f.message)}). Nothing has been charged or added yet.
-        </p>
-        <p>
-          <a href={f.action_url}>Complete the payment</a> to get those credits
-          {ar.enabled ? "." : "; auto-recharge stays off until you turn it back on."} Unconfirmed,
-          it is cancelled after 3 days.
-        </p>
-      </div>
-    );
-  }
+  if (!f || f.action_url) return null;
   return (
     <div class={`notice ${ar.enabled ? "warn" : "bad"}`} id="last-failure">
       <p>
@@ -622,6 +647,53 @@ const LastFailure: FC<{ model: BillingModel }> = ({ model }) => {
       {ar.enabled ? null : (
         <p>Auto-recharge was turned off because of it. Update your card, then turn it back on.</p>
       )}
+    </div>
+  );
+};
+
+/** Back from a paid plan Checkout before its webhooks: the plan is on its way, not "Free". */
+const Activating: FC<{ activation: Activation }> = ({ activation }) => {
+  const plan = PLANS[activation.plan];
+  return (
+    <div class="notice ok" id="plan-activating" role="status">
+      <p>
+        <strong>
+          {activation.paid ? "Payment received" : "Checkout complete"}: your {plan.name} plan (
+          {formatCredits(plan.monthlyCredits)} credits a month) is being activated
+          {activation.paid ? "" : " once the payment is confirmed"}.
+        </strong>
+      </p>
+      <p>
+        {activation.refreshing
+          ? "This page refreshes itself until it shows, usually within seconds. Nothing more needs doing."
+          : "Stripe's confirmation is taking longer than usual. Nothing more needs doing and nothing is charged twice: reload this page in a minute or two."}
+      </p>
+    </div>
+  );
+};
+
+/**
+ * Purchases waiting for the customer's bank (3-D Secure), said once at the top of the page:
+ * what waits, where to complete it, and that nothing else can be bought meanwhile.
+ */
+const PaymentWaiting: FC<{ model: BillingModel }> = ({ model }) => {
+  const p = model.purchases;
+  if (!p.sentence) return null;
+  return (
+    <div class="notice warn" id="payment-waiting" role="status">
+      <p>
+        <strong>{p.sentence}</strong>
+      </p>
+      <p>{p.detail}</p>
+      {p.links.length > 0 ? (
+        <p class="actions">
+          {p.links.map((l) => (
+            <a href={l.href} class="button">
+              {l.label}
+            </a>
+          ))}
+        </p>
+      ) : null}
     </div>
   );
 };
@@ -641,10 +713,18 @@ const BuyCreditsSection: FC<{ model: BillingModel }> = ({ model }) => {
         <p class="notice warn">
           Your balance is {formatCredits(s.total)} credits
           {s.auto_recharge.enabled ? "" : " and auto-recharge is off"}: requests are refused at
-          zero. Buy a package now to keep going.
+          zero.{" "}
+          {model.purchases.canBuy
+            ? "Buy a package now to keep going."
+            : "Complete the waiting payment to get its credits."}
         </p>
       ) : null}
-      {s.has_payment_method ? (
+      {!model.purchases.canBuy ? (
+        <p class="hint" id="buy-paused">
+          Not offered while a payment waits for your confirmation (see{" "}
+          <a href="#payment-waiting">above</a>): completing it adds its credits.
+        </p>
+      ) : s.has_payment_method ? (
         <form method="get" action={`${BILLING_PATH}/top-up`} class="inline-form">
           <div>
             <label class="field" for="buy-package">
@@ -678,8 +758,8 @@ const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, 
   return (
     <section class="card" aria-labelledby="limit-h">
       <h2 id="limit-h">Spending limit</h2>
-      <p id="limit-state">
-        Spent this month: <strong>{formatPrice(l.spent_this_month_cents)}</strong>
+      <p id="limit-state" aria-describedby="limit-counts">
+        Credit purchases this month: <strong>{formatPrice(l.spent_this_month_cents)}</strong>
         {limit === null ? (
           <> · no monthly limit</>
         ) : (
@@ -689,6 +769,11 @@ const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, 
           </>
         )}{" "}
         · the month ends {formatTime(l.period_ends_at)}.
+      </p>
+      <p class="hint" id="limit-counts">
+        What the limit counts: auto-recharges and top-ups started this calendar month, including
+        those not yet paid (pending, or waiting for your confirmation); failed ones and plan
+        subscriptions are not counted.
       </p>
       {model.snapshot.auto_recharge.paused === "spending_limit_reached" ? (
         <p class="notice warn">

@@ -2,6 +2,7 @@
 import { getAccount } from "../../db/accounts";
 import { type ListedKey, listActiveKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
+import { getTransaction } from "../../db/transactions";
 import type { Bindings } from "../../env";
 import type { AccountSnapshot } from "../../ledger/account-ledger";
 import { ledgerFor } from "../../ledger/client";
@@ -11,10 +12,13 @@ import {
   advisePlan,
   MIN_ADVICE_DAYS,
   type PlanAdvice,
+  type PurchaseState,
   projectOverCycle,
+  purchaseState,
   runwayDays,
   type UnusualDay,
   unusualDays,
+  type WaitingPurchase,
 } from "../advice";
 import { listTransactions } from "../transactions";
 import { BUCKET_SECONDS, bucketRange, loadUsage, type UsagePoint, usageTotals } from "../usage";
@@ -51,6 +55,8 @@ export interface AdviceEvidence {
 export interface BillingModel {
   email: string;
   account: AccountView;
+  /** The Stripe subscription D1 mirrors (null without one): a Checkout's return compares it. */
+  subscriptionId: string | null;
   snapshot: AccountSnapshot;
   transactions: Transaction[];
   keys: ListedKey[];
@@ -67,6 +73,8 @@ export interface BillingModel {
   advice: PlanAdvice | null;
   evidence: AdviceEvidence;
   unusual: UnusualDay[];
+  /** Purchases in flight, said once on the page (see `purchaseState`). */
+  purchases: PurchaseState;
 }
 
 /** The same day of the previous month (UTC), clamped like the ledger's `addOneMonth`. */
@@ -90,13 +98,29 @@ export async function loadBilling(
   accountId: string,
   now = Date.now(),
 ): Promise<BillingModel | null> {
-  const [snapshot, account, history, keys] = await Promise.all([
-    ledgerFor(env, accountId).snapshot(),
+  const ledger = ledgerFor(env, accountId);
+  const [snapshot, account, history, keys, awaiting] = await Promise.all([
+    ledger.snapshot(),
     getAccount(db, accountId),
     listTransactions(db, accountId, 20),
     listActiveKeys(db, accountId),
+    ledger.awaitingAction(),
   ]);
   if (!snapshot || !account || !history) return null;
+  // The ledger says what waits (the same check that refuses a top-up); D1 holds each one's link.
+  const lastFailure = snapshot.auto_recharge.last_failure;
+  const waiting: WaitingPurchase[] = await Promise.all(
+    awaiting.map(async (r) => ({
+      id: r.id,
+      kind: r.kind,
+      credits: r.credits,
+      amountCents: r.amount_cents,
+      since: r.created_at,
+      actionUrl:
+        (await getTransaction(db, r.id))?.actionUrl ??
+        (lastFailure?.recharge_id === r.id ? lastFailure.action_url : null),
+    })),
+  );
 
   const cycleStart = Date.parse(snapshot.cycle_started_at);
   // The cycle's days, plus the week before them so every day of the cycle has a trailing mean.
@@ -136,6 +160,7 @@ export async function loadBilling(
   return {
     email: account.email,
     account: accountView(account),
+    subscriptionId: account.stripeSubscriptionId,
     snapshot,
     transactions: history.data,
     keys,
@@ -165,5 +190,10 @@ export async function loadBilling(
       projectedCredits,
     },
     unusual: unusualDays(daily, { window: TRAILING_DAYS }).filter(inCycle),
+    purchases: purchaseState({
+      waiting,
+      autoRechargeInFlight: snapshot.auto_recharge.pending,
+      autoRechargeEnabled: snapshot.auto_recharge.enabled,
+    }),
   };
 }

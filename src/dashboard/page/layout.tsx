@@ -6,16 +6,20 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { STYLES } from "./styles";
 
 /** The HTML document every Billing page response is rendered into. */
-export const Document: FC<{ title: string; refreshTo?: string; children?: Child }> = ({
-  title,
-  refreshTo,
-  children,
-}) => (
+export const Document: FC<{
+  title: string;
+  refreshTo?: string;
+  /** Seconds before `refreshTo` is loaded (default at once). */
+  refreshAfter?: number;
+  children?: Child;
+}> = ({ title, refreshTo, refreshAfter = 0, children }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
       <meta name="viewport" content="width=device-width, initial-scale=1" />
-      {refreshTo ? <meta http-equiv="refresh" content={`0; url=${refreshTo}`} /> : null}
+      {refreshTo ? (
+        <meta http-equiv="refresh" content={`${refreshAfter}; url=${refreshTo}`} />
+      ) : null}
       <title>{title}</title>
       {/* No icon to fetch: spares a request that would only find the API's JSON 404. */}
       <link rel="icon" href="data:," />

@@ -14,13 +14,13 @@ import { startCardSetup, startPlanCheckout } from "../../billing/checkout";
 import { createPortalSession } from "../../billing/portal";
 import { randomBase62, sha256Hex } from "../../crypto";
 import type { AppEnv } from "../../env";
-import { ApiError } from "../../errors";
+import { ApiError, serviceUnavailable } from "../../errors";
 import { looksLikeApiKey } from "../../gateway/api-keys";
 import { identify } from "../../gateway/identity";
 import { postedFromThisOrigin } from "../../http/form-token";
 import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/low-balance";
-import { PACKAGE_IDS, PACKAGES } from "../../pricing";
+import { PACKAGE_IDS, PACKAGES, PLANS } from "../../pricing";
 import { signupEnabled } from "../../signup/config";
 import { limitAction } from "../action-limits";
 import { createKey, revokeKey } from "../key-store";
@@ -40,8 +40,16 @@ import {
   verifyCsrf,
   verifySignInToken,
 } from "../session";
-import { BillingPage, type CsrfTokens, TopUpConfirmPage } from "./billing-view";
-import { loadBilling } from "./data";
+import { type Activation, BillingPage, type CsrfTokens, TopUpConfirmPage } from "./billing-view";
+import {
+  ACTIVATION_MAX_LOOKS,
+  ACTIVATION_REFRESH_SECONDS,
+  type CheckoutFacts,
+  checkoutReturn,
+  readCheckoutSession,
+  SESSION_ID,
+} from "./checkout-return";
+import { type BillingModel, loadBilling } from "./data";
 import { formatCredits, formatPrice } from "./format";
 import {
   forbidden,
@@ -84,6 +92,12 @@ const PAYMENT_METHOD_REQUIRED: Notice = {
   tone: "bad",
   text: "Add a payment method first: auto-recharge needs a card on file to buy credits.",
   detail: "Use “Manage plan and billing” to add one, then turn auto-recharge on.",
+};
+
+/** A top-up asked for while another purchase waits for the bank: what the page says instead. */
+const PAYMENT_PENDING: Notice = {
+  tone: "warn",
+  text: "Not bought: a payment is waiting for your confirmation. Complete it first; its credits are added as soon as it is paid.",
 };
 
 const AutoRechargeForm = z.object({
@@ -178,23 +192,91 @@ async function billingPage(
   options: {
     notice?: Notice | null;
     newKey?: { key: string; name: string | null };
+    model?: BillingModel;
+    activation?: Activation;
+    /** Reloads this address after a few seconds (the activation's poll, no script needed). */
+    refreshTo?: string;
   } = {},
 ) {
-  const model = await loadBilling(c.env, c.get("db"), session.accountId);
+  const model = options.model ?? (await loadBilling(c.env, c.get("db"), session.accountId));
   if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
   const tokens = await tokensFor(secret, session);
   return renderHtml(
     c,
-    <Document title={TITLE}>
+    <Document title={TITLE} refreshTo={options.refreshTo} refreshAfter={ACTIVATION_REFRESH_SECONDS}>
       <BillingPage
         model={model}
         tokens={tokens}
         sessionKeyId={session.keyId}
         notice={options.notice}
         newKey={options.newKey}
+        activation={options.activation}
       />
     </Document>,
   );
+}
+
+/**
+ * Back from a plan Checkout (`?checkout=subscribed&session_id=cs_…`): Stripe says whether it was
+ * paid, D1 and the ledger whether its webhooks arrived. Paid but not mirrored yet, the page
+ * says the plan is being activated, offers no second Subscribe, and reloads itself every few
+ * seconds (`wait` counts the looks) until it shows, or stops after about a minute and says so.
+ */
+async function checkoutReturnPage(
+  c: Context<AppEnv>,
+  session: Session,
+  secret: string,
+  sessionId: string,
+) {
+  const looks = Math.min(
+    ACTIVATION_MAX_LOOKS,
+    Number.parseInt(c.req.query("wait") ?? "0", 10) || 0,
+  );
+  let facts: CheckoutFacts | null;
+  try {
+    facts = await readCheckoutSession(c.env, sessionId);
+  } catch (err) {
+    // Stripe unreachable: say what is known (Checkout sent them back as paid), as before.
+    console.error("checkout session read failed", c.get("requestId"), String(err));
+    return redirectWith(c, secret, session, { notice: CHECKOUT_NOTICES.subscribed });
+  }
+  const model = await loadBilling(c.env, c.get("db"), session.accountId);
+  if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
+  const result = checkoutReturn(facts, {
+    accountId: session.accountId,
+    subscriptionId: model.subscriptionId,
+    subscriptionStatus: model.account.subscription?.status ?? null,
+    plan: model.account.plan,
+    ledgerPlan: model.snapshot.plan,
+  });
+  switch (result.state) {
+    case "unknown":
+      return c.redirect(BILLING_PATH, 303);
+    case "not_completed":
+      return redirectWith(c, secret, session, { notice: CHECKOUT_NOTICES.cancelled });
+    case "active": {
+      const plan = PLANS[result.plan];
+      return redirectWith(c, secret, session, {
+        notice: {
+          tone: "ok",
+          text: `Your ${plan.name} plan is active: ${formatCredits(plan.monthlyCredits)} credits a month. Thank you.`,
+        },
+      });
+    }
+    case "activating": {
+      const refreshing = looks < ACTIVATION_MAX_LOOKS;
+      const next = new URLSearchParams({
+        checkout: "subscribed",
+        session_id: sessionId,
+        wait: String(looks + 1),
+      });
+      return billingPage(c, session, secret, {
+        model,
+        activation: { plan: result.plan, paid: result.paid, refreshing },
+        refreshTo: refreshing ? `${BILLING_PATH}?${next}` : undefined,
+      });
+    }
+  }
 }
 
 async function tokensFor(secret: string, session: Session): Promise<CsrfTokens> {
@@ -225,9 +307,11 @@ function errorPage(
 const CHECKOUT_NOTICES: Record<string, NonNullable<Flash["notice"]>> = {
   subscribed: {
     tone: "ok",
-    text: "Payment received: thank you.",
+    // Only when the session could not be read (no id in the URL, Stripe unreachable): it says
+    // nothing it cannot know. With a readable session the page says paid, activating or active.
+    text: "Back from Checkout: thank you.",
     detail:
-      "Your plan starts as soon as Stripe confirms the payment, usually within seconds; reload this page if it does not show yet.",
+      "Your plan shows here as soon as Stripe confirms the payment, usually within seconds; reload this page if it does not show yet.",
   },
   card_added: {
     tone: "ok",
@@ -243,6 +327,12 @@ function checkoutOutcome(c: Context<AppEnv>): string | null {
   return outcome !== undefined && Object.hasOwn(CHECKOUT_NOTICES, outcome) ? outcome : null;
 }
 
+/** The Checkout session the return URL names (`{CHECKOUT_SESSION_ID}`), if it looks like one. */
+function checkoutSessionId(c: Context<AppEnv>): string | null {
+  const id = c.req.query("session_id");
+  return id !== undefined && SESSION_ID.test(id) ? id : null;
+}
+
 /** `/account/*`: the Billing page and its form posts. */
 export const billingPageRoutes = new Hono<AppEnv>()
   .use(pageSecurityHeaders)
@@ -252,6 +342,10 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const session = secret ? await readSession(c) : null;
     // Read once: this response clears the flash cookie, so a reload shows neither again.
     const outcome = checkoutOutcome(c);
+    const checkoutSession = checkoutSessionId(c);
+    if (secret && session && outcome === "subscribed" && checkoutSession) {
+      return checkoutReturnPage(c, session, secret, checkoutSession);
+    }
     if (secret && session && outcome) {
       // One-time, like every notice: a reload of the page does not say it again.
       return redirectWith(c, secret, session, { notice: CHECKOUT_NOTICES[outcome] });
@@ -264,7 +358,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
       c.req.header("Sec-Fetch-Site") === "cross-site" &&
       c.req.header("Sec-Fetch-Mode") === "navigate";
     if (crossSite && c.req.query("resumed") === undefined) {
-      const href = `${BILLING_PATH}?resumed=1${outcome ? `&checkout=${outcome}` : ""}`;
+      const href = `${BILLING_PATH}?resumed=1${outcome ? `&checkout=${outcome}` : ""}${
+        outcome && checkoutSession ? `&session_id=${checkoutSession}` : ""
+      }`;
       return renderHtml(
         c,
         <Document title={TITLE} refreshTo={href}>
@@ -284,6 +380,10 @@ export const billingPageRoutes = new Hono<AppEnv>()
     ).package;
     const model = await loadBilling(c.env, c.get("db"), session.accountId);
     if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
+    // Nothing is offered while a payment waits: the page says what waits and where to finish it.
+    if (!model.purchases.canBuy) {
+      return redirectWith(c, secret, session, { notice: PAYMENT_PENDING });
+    }
     const tokens = await tokensFor(secret, session);
     return renderHtml(
       c,
@@ -381,6 +481,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
             : result.reason === "idempotency_conflict"
               ? "That confirmation was already used for another package; start again."
               : "This account no longer exists.";
+      if (result.reason === "payment_pending") {
+        return redirectWith(c, secret, session, { notice: PAYMENT_PENDING });
+      }
       return redirectWith(c, secret, session, { notice: { tone: "bad", text } });
     }
     return redirectWith(c, secret, session, {
@@ -525,6 +628,11 @@ export const billingPageRoutes = new Hono<AppEnv>()
     }
     if (err instanceof HTTPException && err.status < 500) {
       return errorPage(c, err.status, "That did not work", "The request could not be processed.");
+    }
+    const unavailable = serviceUnavailable(err);
+    if (unavailable) {
+      for (const [name, value] of Object.entries(unavailable.headers)) c.header(name, value);
+      return errorPage(c, unavailable.status, "Try again in a moment", unavailable.message);
     }
     console.error(
       "billing page error",

@@ -44,6 +44,8 @@ button{font:inherit;font-weight:600;border-radius:6px;padding:8px 14px;border:1p
 button:hover{background:var(--accent-dark)}
 button.secondary{background:#fff;color:var(--accent)}
 button.secondary:hover{background:#eef3fd}
+a.button{display:inline-block;font-weight:600;border-radius:6px;padding:8px 14px;border:1px solid var(--accent);background:var(--accent);color:#fff;text-decoration:none}
+a.button:hover{background:var(--accent-dark)}
 button.danger{background:#fff;color:var(--bad);border-color:#d9a19c;padding:4px 10px;font-size:13px}
 .actions{display:flex;gap:10px;align-items:center;flex-wrap:wrap;margin-top:14px}
 :focus-visible{outline:3px solid #f0b400;outline-offset:2px}
@@ -89,6 +91,7 @@ p.notice{margin:0 0 12px}
 .why{color:var(--bad);font-size:13px}
 #transactions td:first-child,#transactions td.num{white-space:nowrap}
 .pkg{display:block;font-size:13px;white-space:nowrap}
+.desc{display:block;font-size:13px;overflow-wrap:anywhere}
 .row-link{font-size:13px;font-weight:600;white-space:nowrap}
 .facts{display:grid;grid-template-columns:auto 1fr;gap:4px 16px;margin:0 0 16px}
 .facts dt{color:var(--muted)}

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { randomHex32, sha256Hex } from "../../crypto";
+import { getTransaction } from "../../db/transactions";
 import type { AppEnv } from "../../env";
 import { refusal } from "../../errors";
 import { parseJson } from "../../http/body";
@@ -48,7 +49,22 @@ export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
     rechargeId,
     package: body.package,
   });
-  if (!result.ok) throw refusal(result.reason);
+  if (!result.ok) {
+    if (result.reason === "payment_pending") {
+      // Where to complete it: the purchase's D1 row holds its hosted invoice page.
+      const row = await getTransaction(c.get("db"), result.waiting.id);
+      throw refusal("payment_pending", {
+        extra: {
+          purchase: {
+            id: result.waiting.id,
+            type: result.waiting.kind,
+            action_url: row?.actionUrl ?? null,
+          },
+        },
+      });
+    }
+    throw refusal(result.reason);
+  }
   const r = result.recharge;
   if (result.replayed) c.header("Idempotent-Replayed", "true");
   return c.json(

@@ -1,0 +1,1 @@
+ALTER TABLE `pending_refunds` ADD `sent_at` integer;

@@ -1,0 +1,87 @@
+/**
+ * The debits this object committed lately, in memory only: what lets the ledger answer, for a
+ * debit whose reply the gateway never got, whether it committed (and what it took) without a
+ * row per debit. The hot path only adds to a Map; storage is written on the failure path alone
+ * (the refund, or the `void:<debit>` entry that records a debit that never committed).
+ *
+ * Memory covers the time since this object started (a restart forgets) and at most
+ * `RECENT_DEBIT_MS` back; a question about a debit sent before that is answered `unknown`.
+ */
+import type { DebitCharge } from "./types";
+
+/** How long a committed debit is remembered: the gateway asks at once, the queue within minutes. */
+export const RECENT_DEBIT_MS = 10 * 60_000;
+/** At most this many remembered (about 100 bytes each), whatever the traffic. */
+export const RECENT_DEBIT_MAX = 20_000;
+/**
+ * How far apart the gateway's and this object's clocks may be. A debit sent this close to the
+ * start of memory may have run just before it, in the previous instance: `unknown`, not "never".
+ */
+export const CLOCK_MARGIN_MS = 1_000;
+
+/** `LEDGER_CLOCK_MARGIN_MS` when it is a whole number of ms, else the default. */
+export function clockMarginMs(configured: string | undefined): number {
+  const ms = Number(configured);
+  return configured !== undefined && configured !== "" && Number.isSafeInteger(ms) && ms >= 0
+    ? ms
+    : CLOCK_MARGIN_MS;
+}
+
+export type UnansweredDebit =
+  | { outcome: "committed"; charge: DebitCharge }
+  | { outcome: "never_committed" }
+  | { outcome: "unknown" };
+
+/**
+ * The rule for a debit the gateway sent at `sentAt` (its clock) and got no reply to: in memory,
+ * it committed; absent while memory covers its whole life (it started before the debit was sent,
+ * with the clock margin), it never did; otherwise no one can tell.
+ */
+export function unansweredDebitOutcome(input: {
+  remembered: DebitCharge | null;
+  memorySince: number;
+  sentAt: number;
+  marginMs: number;
+}): UnansweredDebit {
+  if (input.remembered) return { outcome: "committed", charge: input.remembered };
+  if (input.memorySince + input.marginMs < input.sentAt) return { outcome: "never_committed" };
+  return { outcome: "unknown" };
+}
+
+export class RecentDebits {
+  private readonly byRef = new Map<string, { charge: DebitCharge; at: number }>();
+  /** Refs declared never committed: a late delivery of one is refused, not charged. */
+  private readonly voided = new Set<string>();
+  /** The time from which every committed debit is in `byRef`. */
+  private since: number;
+
+  constructor(now: number) {
+    this.since = now;
+  }
+
+  get memorySince(): number {
+    return this.since;
+  }
+
+  /** After the debit's commit: O(1), and the oldest ones are forgotten as new ones come. */
+  remember(ref: string, charge: DebitCharge, now: number): void {
+    this.byRef.set(ref, { charge, at: now });
+    for (const [oldRef, entry] of this.byRef) {
+      if (entry.at >= now - RECENT_DEBIT_MS && this.byRef.size <= RECENT_DEBIT_MAX) break;
+      this.byRef.delete(oldRef);
+      this.since = Math.max(this.since, entry.at);
+    }
+  }
+
+  charge(ref: string): DebitCharge | null {
+    return this.byRef.get(ref)?.charge ?? null;
+  }
+
+  void(ref: string): void {
+    this.voided.add(ref);
+  }
+
+  isVoided(ref: string): boolean {
+    return this.voided.size > 0 && this.voided.has(ref);
+  }
+}

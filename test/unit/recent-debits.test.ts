@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import {
+  CLOCK_MARGIN_MS,
+  clockMarginMs,
+  RECENT_DEBIT_MAX,
+  RECENT_DEBIT_MS,
+  RecentDebits,
+  unansweredDebitOutcome,
+} from "../../src/ledger/recent-debits";
+
+const charge = { minute: 600, monthly: 1, purchased: 2 };
+
+describe("a debit whose reply was lost", () => {
+  it("remembered: it committed, with what it took", () => {
+    expect(
+      unansweredDebitOutcome({
+        remembered: charge,
+        memorySince: 5_000,
+        sentAt: 1_000,
+        marginMs: 0,
+      }),
+    ).toEqual({ outcome: "committed", charge });
+  });
+
+  it("absent while memory covers the time it was sent (with the clock margin): it never committed", () => {
+    const at = { remembered: null, memorySince: 1_000, marginMs: 500 };
+    expect(unansweredDebitOutcome({ ...at, sentAt: 1_501 })).toEqual({
+      outcome: "never_committed",
+    });
+    // Sent within the margin of memory's start: it may have run in the instance before.
+    expect(unansweredDebitOutcome({ ...at, sentAt: 1_500 })).toEqual({ outcome: "unknown" });
+    expect(unansweredDebitOutcome({ ...at, sentAt: 900 })).toEqual({ outcome: "unknown" });
+  });
+
+  it("the margin is the configured whole number of ms, else the default", () => {
+    expect(clockMarginMs("0")).toBe(0);
+    expect(clockMarginMs("250")).toBe(250);
+    for (const bad of [undefined, "", "-1", "1.5", "soon"])
+      expect(clockMarginMs(bad)).toBe(CLOCK_MARGIN_MS);
+  });
+});
+
+describe("the memory of recent debits", () => {
+  it("forgets debits older than its window, and says from when it is complete", () => {
+    const memory = new RecentDebits(0);
+    memory.remember("a", charge, 1_000);
+    memory.remember("b", charge, 2_000);
+    expect(memory.charge("a")).toEqual(charge);
+    expect(memory.memorySince).toBe(0);
+    memory.remember("c", charge, 1_500 + RECENT_DEBIT_MS);
+    expect(memory.charge("a")).toBeNull();
+    expect(memory.charge("b")).toEqual(charge);
+    expect(memory.memorySince).toBe(1_000);
+  });
+
+  it("holds at most RECENT_DEBIT_MAX, forgetting the oldest first", () => {
+    const memory = new RecentDebits(0);
+    for (let i = 0; i <= RECENT_DEBIT_MAX; i++) memory.remember(`d${i}`, charge, 10 + i);
+    expect(memory.charge("d0")).toBeNull();
+    expect(memory.charge("d1")).toEqual(charge);
+    expect(memory.memorySince).toBe(10);
+  });
+
+  it("refuses a voided ref, and only that one", () => {
+    const memory = new RecentDebits(0);
+    expect(memory.isVoided("x")).toBe(false);
+    memory.void("x");
+    expect(memory.isVoided("x")).toBe(true);
+    expect(memory.isVoided("y")).toBe(false);
+  });
+});
