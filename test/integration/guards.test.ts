@@ -6,7 +6,6 @@ import {
   createExecutionContext,
   createMessageBatch,
   getQueueResult,
-  runInDurableObject,
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
@@ -127,15 +126,11 @@ describe("the minute ring is settled before a slot is reused (ledger/rules.ts)",
     const ledger = ledgerFor(env, accountId);
     // Minute-aligned, an hour past a whole hour: no checkpoint runs in between.
     const t0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 + 60_000;
-    await runInDurableObject(ledger, (instance) => {
-      (instance as unknown as { now: () => number }).now = () => t0;
-    });
+    await ledger.testSetClock(t0);
     await ledger.init({ accountId, plan: "free", now: t0 });
     const first = await ledger.debit(3, "req_first");
     expect(first.ok).toBe(true);
-    await runInDurableObject(ledger, (instance) => {
-      (instance as unknown as { now: () => number }).now = () => t0 + DAY_SECONDS * 1000;
-    });
+    await ledger.testSetClock(t0 + DAY_SECONDS * 1000);
     const second = await ledger.debit(2, "req_second");
     expect(second.ok).toBe(true);
     if (!first.ok || !second.ok) return;
