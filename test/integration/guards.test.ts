@@ -2,11 +2,7 @@
  * Guards that a mutation of the code once survived the whole suite (issue 19): each test here
  * fails when its guard is removed or weakened, and says which guard it holds.
  */
-import {
-  createExecutionContext,
-  createMessageBatch,
-  getQueueResult,
-} from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";

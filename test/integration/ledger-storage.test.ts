@@ -13,10 +13,10 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
 
 const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
 const MB = 1024 * 1024;
 
 interface Meter {
@@ -88,7 +88,8 @@ describe("a debit at the write floor", () => {
     const ledger = await funded(1_000_000);
     const n = 10_000;
     let t = Date.now();
-    const result = await runInDurableObject(ledger, async (instance, state) => {
+    const result = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
       const m = meter(state);
       try {
         // 40 requests a second for 250 s: five minutes, so minute rows roll over too.
@@ -111,6 +112,8 @@ describe("a debit at the write floor", () => {
     console.log(
       `per debit: ${result.debits.written / n} rows written, ${result.debits.read / n} read, ${result.alarmsSet} alarms set in ${n} debits`,
     );
+    // The meter sees the object's statements (one upsert per debit at least).
+    expect(result.debits.written).toBeGreaterThanOrEqual(n);
     expect(result.debits.written / n).toBeLessThanOrEqual(1);
     expect(result.debits.read / n).toBeLessThanOrEqual(1);
     expect(result.alarmsSet).toBe(0);
@@ -124,7 +127,8 @@ describe("a debit at the write floor", () => {
   it("a low-balance alert costs nothing per debit until the one debit that crosses its level", async () => {
     const ledger = await funded(1_000);
     expect(await ledger.setAlerts({ lowBalanceCredits: 600 })).toMatchObject({ ok: true });
-    const result = await runInDurableObject(ledger, async (instance, state) => {
+    const result = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
       const m = meter(state);
       const per = async (n: number) => {
         m.reset();
@@ -161,7 +165,8 @@ describe("a debit at the write floor", () => {
     let i = 0;
     /** `count` debits, one each `stepMs` (0: all at the same instant); the database's size. */
     const debits = (count: number, stepMs: number) =>
-      runInDurableObject(ledger, async (instance, state) => {
+      runInDurableObject(ledger, async (raw, state) => {
+        const instance = raw as AccountLedger;
         for (let k = 0; k < count; k++) {
           t += stepMs;
           instance.testSetClock(t);
@@ -214,9 +219,10 @@ describe("a debit at the write floor", () => {
     const ledger = await funded(1_000);
     let t = Date.now();
     let i = 0;
-    let charge: { minute: number; monthly: number; purchased: number } | null = null;
+    let charge = { minute: 0, monthly: 0, purchased: 0 };
     const debits = (count: number) =>
-      runInDurableObject(ledger, async (instance) => {
+      runInDurableObject(ledger, async (raw) => {
+        const instance = raw as AccountLedger;
         for (let k = 0; k < count; k++, i++) {
           t += 1_000;
           instance.testSetClock(t);
@@ -242,7 +248,7 @@ describe("a debit at the write floor", () => {
     expect(await fresh.refund("dbt_299", charge)).toMatchObject({ ok: true, refunded: false });
     // A refund can never return more than its minute took.
     const greedy = await fresh.refund("dbt_forged", {
-      minute: charge?.minute ?? 0,
+      minute: charge.minute,
       monthly: 0,
       purchased: 10_000,
     });
