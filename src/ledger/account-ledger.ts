@@ -141,6 +141,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   private noticeAfterCommit: OutboxItem | null = null;
   /** This instance's committed debits, for a gateway that lost a reply (recent-debits.ts). */
   private readonly recent = new RecentDebits(Date.now());
+  /** Set only by a test (`testSetClock`); null: the real clock. */
+  private testClock: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -209,9 +211,20 @@ export class AccountLedger extends DurableObject<Bindings> {
     else if (step === "alert") this.noticeAfterCommit = recordLowBalanceAlert(this.sql, s, now);
   }
 
-  /** The time; a method so tests can move it (RPC ignores instance properties, calls do not). */
+  /** The time: the real clock, or the one a test set (`testSetClock`). */
   private now(): number {
-    return Date.now();
+    return this.testClock ?? Date.now();
+  }
+
+  /**
+   * TEST-ONLY SEAM: production code never calls this. Moves this instance's clock (every
+   * decision's "now") to `ms`, or back to the real clock with null, so a test can run a day of
+   * traffic in seconds. Refused unless the binding `LEDGER_TEST_CLOCK` is "true", which only
+   * vitest.config.ts sets. Memory only: a restarted object has the real clock again.
+   */
+  testSetClock(ms: number | null): void {
+    if (this.env.LEDGER_TEST_CLOCK !== "true") throw new Error("testSetClock: tests only");
+    this.testClock = ms;
   }
 
   // ---------------------------------------------------------------- reads

@@ -48,4 +48,9 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
      * src/ledger/domain/recent-debits.ts). Tests set 0: their clocks are one.
      */
     LEDGER_CLOCK_MARGIN_MS?: string;
+    /**
+     * Tests only: `"true"` lets a test move a ledger object's clock (`testSetClock`). Set by
+     * vitest.config.ts; never in wrangler.toml or production.
+     */
+    LEDGER_TEST_CLOCK?: string;
   };

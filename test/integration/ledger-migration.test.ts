@@ -251,14 +251,13 @@ describe("a v3 Durable Object migrates in place on first use", () => {
 
   it("folds v3 debit rows older than a week into hours in the alarm, replay unchanged", async () => {
     const { ledger } = await v3Object();
-    const result = await runInDurableObject(ledger, async (raw) => {
-      const instance = raw as unknown as AccountLedger & { alarm(): Promise<void> };
+    const result = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
       // The outbox's job is not this test's subject: keep it from reaching the queue.
-      const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
-      vi.spyOn(queue, "send").mockRejectedValue(new Error("not in this test"));
+      vi.spyOn(env.RECHARGE_QUEUE, "send").mockRejectedValue(new Error("not in this test"));
       const before = instance.audit();
       await instance.alarm();
-      const debitRows = (instance as unknown as { sql: SqlStorage }).sql
+      const debitRows = state.storage.sql
         .exec<{ ref: string }>("SELECT ref FROM ledger WHERE kind = 'debit' ORDER BY seq")
         .toArray()
         .map((r) => r.ref);
