@@ -40,15 +40,13 @@ import {
 } from "../pricing";
 import {
   aggregateTotals,
-  foldOldDebitEntries,
   openDebits,
   recordDebit,
   refundFromAggregate,
   settleMinutes,
-  usageLeavesSettled,
 } from "./aggregates";
 import { currentAlarmCycle, decideCycle } from "./cycles";
-import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./entries";
+import { appendEntry, entryDeltas, entryTotals, hasEntry } from "./entries";
 import { type AlertSettings, lowBalanceStep } from "./low-balance";
 import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./recent-debits";
@@ -73,7 +71,6 @@ import {
   applyDeltas,
   type BalanceView,
   type Buckets,
-  DAY_SECONDS,
   DEFAULT_SPEND_LIMIT_CENTS,
   debitMinute,
   fitsSpendLimit,
@@ -112,9 +109,6 @@ export { DEFAULT_SPEND_LIMIT_CENTS };
 const OUTBOX_RETRY_MS = 5_000;
 /** How often an active account's open minutes are settled (the checkpoint). */
 export const SETTLE_EVERY_MS = 3_600_000;
-/** Pre-v4 per-request debit rows older than this are folded into hours (refunds come sooner). */
-const LEGACY_DEBIT_KEEP_MS = 7 * DAY_SECONDS * 1000;
-const LEGACY_FOLD_BATCH = 20_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const ZERO: BalanceView = { monthly: 0, purchased: 0, total: 0 };
@@ -146,7 +140,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    ensureSchema(ctx.storage, Date.now());
+    ensureSchema(ctx.storage);
     this.reload();
     ctx.blockConcurrencyWhile(async () => {
       this.alarmAt = await ctx.storage.getAlarm();
@@ -494,17 +488,17 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /**
    * Reverses the debit `debitRef`, returning each credit to the bucket it came from, as the
-   * entry `refund:<debit>` (money rule 8). `charge` is the debit's own `minute` and `charged`;
-   * without it (a message from before v4) the debit is looked up among pre-v4 debit rows.
+   * entry `refund:<debit>` (money rule 8). `charge` is the debit's own `minute` and `charged`.
    * The minute's aggregate must still hold what the refund returns, so no refund returns more
    * than was taken. Idempotent: a second refund of the same debit changes nothing.
    *
-   * `sentAt` (the gateway's clock, without `charge`): a debit whose reply was lost, so it may
+   * No `charge` but `sentAt` (the gateway's clock): a debit whose reply was lost, so it may
    * or may not have committed. Remembered, it is refunded; absent while memory covers the time
    * it was sent, it never committed, and `void:<debit>` records that (a late arrival is then
    * refused); otherwise the answer is `outcome_unknown`, for an operator (recent-debits.ts).
+   * Neither: nothing says what the debit took, so `not_found`.
    */
-  refund(debitRef: string, charge?: DebitCharge | null, sentAt?: number): RefundResult {
+  refund(debitRef: string, charge: DebitCharge | null, sentAt?: number): RefundResult {
     const now = this.now();
     return this.mutate(
       (): RefundResult => {
@@ -514,8 +508,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         // Already refunded: a replay (the queue, D1, the reconciler) changes nothing.
         if (this.hasLedgerRef(refundRef))
           return { ok: true, balance: withTotal(s), refunded: false };
-        const legacy = legacyDebit(this.sql, debitRef);
-        let c = legacy ? { minute: minuteOf(legacy.at), ...legacy } : (charge ?? null);
+        let c = charge;
         if (!c && sentAt !== undefined) {
           const voidRef = `void:${debitRef}`;
           if (this.hasLedgerRef(voidRef)) return { ok: false, reason: "not_found" };
@@ -536,12 +529,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         }
         if (!c || !validCharge(c) || c.monthly + c.purchased === 0)
           return { ok: false, reason: "not_found" };
-        if (legacy) {
-          // Its balance effect is its own entry; it only leaves the usage it was counted in.
-          usageLeavesSettled(this.sql, c.minute, c.monthly + c.purchased);
-        } else if (!refundFromAggregate(this.sql, c, s.compacted_until)) {
+        if (!refundFromAggregate(this.sql, c, s.compacted_until))
           return { ok: false, reason: "not_found" };
-        }
         this.sql.exec(
           "UPDATE state SET monthly = monthly + ?, purchased = purchased + ? WHERE id = 1",
           c.monthly,
@@ -983,7 +972,6 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.alarmAt = null;
     const now = this.now();
     const active = this.settle(now);
-    this.foldLegacyDebits(now);
     await this.flushOutbox();
     await this.resumeIfMonthTurned(now);
     const s = this.current();
@@ -1031,15 +1019,6 @@ export class AccountLedger extends DurableObject<Bindings> {
       this.sql.exec("SELECT 1 FROM debit_minutes WHERE minute >= ? LIMIT 1", minute).toArray()
         .length > 0
     );
-  }
-
-  /** Migrated objects: their old per-request debit rows shrink into hours, a batch per alarm. */
-  private foldLegacyDebits(now: number): void {
-    let folded = 0;
-    this.ctx.storage.transactionSync(() => {
-      folded = foldOldDebitEntries(this.sql, now - LEGACY_DEBIT_KEEP_MS, LEGACY_FOLD_BATCH);
-    });
-    if (folded === LEGACY_FOLD_BATCH) this.scheduleAlarm(now + OUTBOX_RETRY_MS);
   }
 
   /** A pause by the spending limit lasts until the calendar month turns. */
