@@ -1,7 +1,7 @@
 /**
  * AccountLedger: one Durable Object per account, the only writer of that account's balance.
  *
- * Storage: see `schema.ts` (tables, migrations). In memory, written through: the state row as
+ * Storage: see `schema.ts` (tables, schema version). In memory, written through: the state row as
  * last read or written, and the open debits (gross debits of the minutes not settled yet), so
  * the live balance is `state − open` without a read. A restarted object rebuilds both from
  * storage: the state row (the checkpoint) plus the ring's minutes from `compacted_until` on.
