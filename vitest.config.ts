@@ -25,6 +25,12 @@ export default defineConfig({
           RECHARGE_RETRY_BASE_SECONDS: "0",
           // One machine, one clock: a debit sent after a ledger started is in its memory.
           LEDGER_CLOCK_MARGIN_MS: "0",
+          // The subscription model test's budget: CI's default, or a longer soak from the shell.
+          ...Object.fromEntries(
+            ["MODEL_SEEDS", "MODEL_STEPS", "MODEL_FIRST_SEED", "MODEL_VERBOSE"].flatMap((name) =>
+              process.env[name] ? [[name, process.env[name]]] : [],
+            ),
+          ),
           // Made in the local Stripe server by `npm run stripe:setup`'s code (global setup).
           ...inject("stripeEnv"),
         },

@@ -13,6 +13,12 @@ declare global {
       STRIPE_PRICE_STARTER: string;
       STRIPE_PRICE_PRO: string;
       STRIPE_PRICE_CREDITS_1000: string;
+      STRIPE_PORTAL_CONFIGURATION: string;
+      /** The subscription model test's budget (test/integration/subscription-model.test.ts). */
+      MODEL_SEEDS?: string;
+      MODEL_STEPS?: string;
+      MODEL_FIRST_SEED?: string;
+      MODEL_VERBOSE?: string;
     }
   }
 }

@@ -227,7 +227,7 @@ function searchProducts(ctx) {
   const query = /** @type {string} */ (readString(ctx.params, "query", { required: true }));
   const matches = compileSearch(query, "products", PRODUCT_SEARCH_FIELDS);
   return {
-    body: searchResult(newestFirst(ctx.state.products, matches), ctx.params, "/v1/products/search"),
+    body: searchResult(ctx, newestFirst(ctx.state.products, matches), "/v1/products/search"),
   };
 }
 
@@ -492,7 +492,7 @@ function searchPrices(ctx) {
   const query = /** @type {string} */ (readString(ctx.params, "query", { required: true }));
   const matches = compileSearch(query, "prices", PRICE_SEARCH_FIELDS);
   return {
-    body: searchResult(newestFirst(ctx.state.prices, matches), ctx.params, "/v1/prices/search"),
+    body: searchResult(ctx, newestFirst(ctx.state.prices, matches), "/v1/prices/search"),
   };
 }
 
@@ -1119,7 +1119,10 @@ export function attemptInvoicePayment(ctx, invoice, pm, opts = {}) {
   invoice.attempt_count += 1;
   invoice.attempted = true;
   let behavior = state.cardBehaviors.get(pm.id) ?? { kind: "succeed" };
-  if (behavior.kind === "authentication_required" && opts.present) behavior = { kind: "succeed" };
+  // The customer authenticates on the page; a …3155 card set up earlier needs none off-session.
+  if (behavior.kind === "authentication_required" && (opts.present || behavior.setUp)) {
+    behavior = { kind: "succeed" };
+  }
   if (behavior.kind === "succeed") {
     succeedPayment(ctx, pi, pm);
     markInvoicePaid(ctx, invoice, pi.amount);
@@ -1360,7 +1363,7 @@ function searchInvoices(ctx) {
   const query = /** @type {string} */ (readString(ctx.params, "query", { required: true }));
   const matches = compileSearch(query, "invoices", INVOICE_SEARCH_FIELDS);
   return {
-    body: searchResult(newestFirst(ctx.state.invoices, matches), ctx.params, "/v1/invoices/search"),
+    body: searchResult(ctx, newestFirst(ctx.state.invoices, matches), "/v1/invoices/search"),
   };
 }
 

@@ -28,6 +28,7 @@ import {
   declinesAtAttach,
   getCardBehavior,
   isTemplate,
+  markSetUp,
   materializeTemplate,
   readCreatedFilter,
 } from "./payments.mjs";
@@ -129,6 +130,7 @@ export function confirmSetupIntent(ctx, si, pmId, opts = {}) {
     return { body: si };
   }
   if (si.customer && pm.customer !== si.customer) attach(ctx, pm.id, si.customer);
+  markSetUp(state, pm.id);
   si.status = "succeeded";
   si.next_action = null;
   si.last_setup_error = null;
@@ -709,6 +711,7 @@ export function completeCheckout(ctx, session, card, form = {}) {
       present: true,
     });
     if (failure) return { ok: false, message: failure.error.message };
+    markSetUp(state, pm.id); // Checkout saves the card for the subscription's off-session renewals
     session.subscription = subscription.id;
     session.invoice = invoice.id;
     session.payment_status = "paid";

@@ -26,19 +26,27 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
  * @property {string} [persistPath] A JSON file holding the whole state: loaded at start when
  *   it exists, saved (write a temporary file, then rename) shortly after every request and
  *   webhook delivery, and on close(). Without it the state lives in memory only.
+ * @property {number} [searchLagMs] Stripe's search is eventually consistent ("searchable in
+ *   under a minute"): an object is found by search only this long after its `created` second.
+ * @property {number} [webhookShuffleMs] Stripe guarantees no delivery order: with this, each
+ *   delivery goes on its own after a random delay of up to this many ms (0: one at a time, in order).
+ * @property {number} [webhookRetries] Stripe retries a delivery answered with a non-2xx or lost:
+ *   this many more attempts, 500 ms × 2^n apart (default 0).
  */
 
 /**
  * @typedef {{ kind: "succeed" }
  *   | { kind: "decline", code: string, decline_code: string, message: string, param?: string,
  *       attach?: "succeed" }
- *   | { kind: "authentication_required" }} CardBehavior
+ *   | { kind: "authentication_required", untilSetUp?: boolean, setUp?: boolean }} CardBehavior
+ *   `untilSetUp` (…3155): once set up with the customer present (`setUp`), off-session
+ *   payments need no authentication.
  */
 
 /**
  * @typedef {object} FaultRule
  * @property {string} method "*" matches any method.
- * @property {string} path Exact path, or a prefix when it ends with "*".
+ * @property {string} path Exact path; `*` matches any characters (a trailing one: a prefix).
  * @property {"500" | "drop_before" | "drop_after" | "delay"} kind
  * @property {number} times Remaining matches; the rule is removed when it reaches 0.
  * @property {number} ms Only used by "delay".
@@ -57,6 +65,8 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
  * @property {boolean} replayed
  * @property {string | null} fault
  * @property {string} request_id
+ * @property {string | null} stripe_version The `Stripe-Version` header the client sent.
+ * @property {{ type: string, code: string | null } | null} error The answer's error, if any.
  * @property {string} at ISO timestamp of arrival.
  */
 
@@ -120,6 +130,10 @@ const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
  * @property {boolean} closed
  * @property {AbortController} abort Cancels in-flight webhook deliveries on close.
  * @property {Promise<void>} deliveryChain Keeps emitted events in order.
+ * @property {number} pendingDeliveries Deliveries queued or still retrying (for `idle()`).
+ * @property {number} searchLagMs
+ * @property {number} webhookShuffleMs
+ * @property {number} webhookRetries
  * @property {Set<ReturnType<typeof setTimeout>>} timers Pending "delay" faults.
  * @property {() => void} changed Schedules a save of the state (a no-op without persistPath).
  */
@@ -161,7 +175,17 @@ export function newId(prefix, length = 24) {
   return out;
 }
 
-export const now = () => Math.floor(Date.now() / 1000);
+/** @type {number | null} Set by `POST /_test/clock`; null: the clock runs. */
+let frozenAt = null;
+export const now = () => frozenAt ?? Math.floor(Date.now() / 1000);
+/**
+ * Freezes (or thaws) the clock objects and events are stamped with, so a test can make events
+ * of one second, which `created` cannot order. One clock per process.
+ * @param {boolean} frozen
+ */
+export const freezeClock = (frozen) => {
+  frozenAt = frozen ? Math.floor(Date.now() / 1000) : null;
+};
 
 /** @param {unknown} value */
 export const isPlainObject = (value) =>
@@ -699,13 +723,16 @@ export function compileSearch(query, resource, fields) {
 }
 
 /**
- * A search endpoint's answer: a `search_result` over items sorted newest first.
- * @param {Json[]} items
- * @param {Json} params
+ * A search endpoint's answer: a `search_result` over items sorted newest first, leaving out
+ * those not indexed yet (`searchLagMs` after their `created` second).
+ * @param {Ctx} ctx
+ * @param {Json[]} found
  * @param {string} url
  */
-export function searchResult(items, params, url) {
-  const limit = readLimit(params);
+export function searchResult(ctx, found, url) {
+  const limit = readLimit(ctx.params);
+  const lag = ctx.app.searchLagMs;
+  const items = lag > 0 ? found.filter((o) => o.created * 1000 <= Date.now() - lag) : found;
   return {
     object: "search_result",
     data: items.slice(0, limit).map(clone),

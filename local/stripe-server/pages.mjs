@@ -44,6 +44,7 @@ export const PAGE_CARDS = [
   "pm_card_chargeDeclinedInsufficientFunds",
   "pm_card_chargeCustomerFail",
   "pm_card_authenticationRequired",
+  "pm_card_authenticationRequiredOnSetup",
 ];
 
 /**
@@ -371,6 +372,9 @@ function portalPage(state, session, error) {
     html: page(
       "Customer portal",
       errorBlock(error) +
+        (config?.business_profile?.headline
+          ? `<p id="headline">${escapeHtml(config.business_profile.headline)}</p>`
+          : "") +
         `<p>Customer: ${escapeHtml(customer?.email ?? session.customer)}</p>` +
         `<h2>Subscriptions</h2>${subscriptions || "<p>None</p>"}` +
         `<h2>Payment methods</h2><ul>${cards}</ul>${addCard}` +

@@ -12,6 +12,7 @@ import {
   invalidRequest,
   isPlainObject,
   mergeMetadata,
+  newestFirst,
   newId,
   noSuch,
   now,
@@ -22,6 +23,7 @@ import {
   readString,
   rejectUnknown,
   StripeHttpError,
+  searchResult,
 } from "./lib.mjs";
 /** @typedef {import("./lib.mjs").Json} Json */
 /** @typedef {import("./lib.mjs").CardBehavior} CardBehavior */
@@ -86,12 +88,27 @@ export const CARD_TEMPLATES = {
     last4: "3184",
     behavior: { kind: "authentication_required" },
   },
+  // "Requires authentication for one-time payments. However, if you set up this card and use
+  // the saved card for subsequent off-session payments, no further authentication is needed."
   pm_card_authenticationRequiredOnSetup: {
     brand: "visa",
     last4: "3155",
-    behavior: { kind: "authentication_required" },
+    behavior: { kind: "authentication_required", untilSetUp: true },
   },
 };
+
+/**
+ * Records that a card was set up with the customer present (a SetupIntent, Checkout): …3155
+ * then pays off-session without authentication; other cards are unchanged.
+ * @param {State} state
+ * @param {string} pmId
+ */
+export function markSetUp(state, pmId) {
+  const behavior = state.cardBehaviors.get(pmId);
+  if (behavior?.kind === "authentication_required" && behavior.untilSetUp) {
+    state.cardBehaviors.set(pmId, { ...behavior, setUp: true });
+  }
+}
 
 /** @param {string} id */
 export const isTemplate = (id) => Object.hasOwn(CARD_TEMPLATES, id);
@@ -773,7 +790,8 @@ export function createPaymentIntent(ctx) {
  */
 export function confirmPaymentIntent(ctx, pi, pm, offSession) {
   const behavior = ctx.state.cardBehaviors.get(pm.id) ?? { kind: "succeed" };
-  if (behavior.kind === "succeed") return succeedPayment(ctx, pi, pm);
+  const setUp = behavior.kind === "authentication_required" && behavior.setUp && offSession;
+  if (behavior.kind === "succeed" || setUp) return succeedPayment(ctx, pi, pm);
   if (behavior.kind === "decline") {
     const charge = createCharge(ctx.state, pi, pm, behavior);
     return failPayment(ctx, pi, pm, { ...behavior, charge: charge.id });
@@ -1022,25 +1040,6 @@ export function searchPaymentIntents(ctx) {
   const { state, params } = ctx;
   rejectUnknown(params, ["expand", "limit", "page", "query"]);
   const query = /** @type {string} */ (readString(params, "query", { required: true }));
-  const matches = parseSearchQuery(query);
-  const limit = readInteger(params, "limit") ?? 10;
-  if (limit < 1 || limit > 100) {
-    throw invalidRequest(
-      "This value must be greater than or equal to 1 and less than or equal to 100.",
-      {
-        code: "parameter_invalid_integer",
-        param: "limit",
-      },
-    );
-  }
-  const found = [...state.paymentIntents.values()].filter(matches).reverse();
-  return {
-    body: {
-      object: "search_result",
-      data: found.slice(0, limit).map(clone),
-      has_more: found.length > limit,
-      next_page: null,
-      url: "/v1/payment_intents/search",
-    },
-  };
+  const found = newestFirst(state.paymentIntents, parseSearchQuery(query));
+  return { body: searchResult(ctx, found, "/v1/payment_intents/search") };
 }

@@ -957,6 +957,157 @@ check("persistPath: a restarted server keeps its objects and idempotency keys", 
   }
 });
 
+// ---------------------------------------------------------------------------------------------
+// What Stripe documents it may do: answer search late, deliver out of order and again, and
+// let a card set up with the customer present pay off-session (…3155, not …3184)
+// ---------------------------------------------------------------------------------------------
+
+check(
+  "…3155 set up in Checkout pays off-session later; …3184 set up there still asks",
+  async () => {
+    for (const [card, succeeds] of /** @type {const} */ ([
+      ["pm_card_authenticationRequiredOnSetup", true],
+      ["pm_card_authenticationRequired", false],
+    ])) {
+      const session = await stripe.checkout.sessions.create({
+        mode: "setup",
+        customer: customer.id,
+        currency: "usd",
+        success_url: "http://127.0.0.1/done",
+      });
+      const page = await fetch(String(session.url), {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: `payment_method=${card}`,
+        redirect: "manual",
+      });
+      assert.equal(page.headers.get("location"), "http://127.0.0.1/done", card);
+      const done = await stripe.checkout.sessions.retrieve(session.id, {
+        expand: ["setup_intent"],
+      });
+      const pm = String(/** @type {Stripe.SetupIntent} */ (done.setup_intent).payment_method);
+      if (succeeds) assert.equal((await charge(pm, "set-up")).status, "succeeded");
+      else assert.equal((await rejection(charge(pm, "set-up"))).code, "authentication_required");
+    }
+    // Attached without a setup, …3155 asks off-session like …3184.
+    const attached = await cardFor("pm_card_authenticationRequiredOnSetup");
+    assert.equal((await rejection(charge(attached, "not-set-up"))).code, "authentication_required");
+  },
+);
+
+check("searchLagMs: search finds a new object only after the lag", async () => {
+  const lagging = await startStripeServer({ port: 0, quiet: true, searchLagMs: 1500 });
+  try {
+    const client = new Stripe(API_KEY, { host: "127.0.0.1", port: lagging.port, protocol: "http" });
+    const c = await client.customers.create({ email: "lag@example.com" });
+    const pm = await client.paymentMethods.attach("pm_card_visa", { customer: c.id });
+    const pi = await client.paymentIntents.create({
+      ...{ amount: 500, currency: "usd", customer: c.id, payment_method: pm.id, confirm: true },
+      metadata: { lag: "yes" },
+    });
+    const query = "metadata['lag']:'yes'";
+    assert.deepEqual((await client.paymentIntents.search({ query })).data, [], "not yet");
+    const started = Date.now();
+    let found = /** @type {Stripe.PaymentIntent[]} */ ([]);
+    while (found.length === 0 && Date.now() - started < 3000) {
+      await new Promise((r) => setTimeout(r, 100));
+      found = (await client.paymentIntents.search({ query })).data;
+    }
+    assert.deepEqual(
+      found.map((x) => x.id),
+      [pi.id],
+    );
+  } finally {
+    await lagging.close();
+  }
+});
+
+check(
+  "webhookShuffleMs + webhookRetries: a refused delivery comes again; idle() waits",
+  async () => {
+    /** @type {Map<string, number>} attempts per event id; the first of each is refused */
+    const attempts = new Map();
+    const flaky = http.createServer((req, res) => {
+      /** @type {Buffer[]} */
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        const id = JSON.parse(Buffer.concat(chunks).toString("utf8")).id;
+        attempts.set(id, (attempts.get(id) ?? 0) + 1);
+        res.writeHead(attempts.get(id) === 1 ? 500 : 200).end();
+      });
+    });
+    await new Promise((resolve) => flaky.listen(0, "127.0.0.1", () => resolve(undefined)));
+    const address = /** @type {import("node:net").AddressInfo} */ (flaky.address());
+    const shuffled = await startStripeServer({
+      port: 0,
+      quiet: true,
+      webhook: { url: `http://127.0.0.1:${address.port}/`, secret: "whsec_flaky" },
+      webhookShuffleMs: 200,
+      webhookRetries: 2,
+    });
+    try {
+      const client = new Stripe(API_KEY, {
+        host: "127.0.0.1",
+        port: shuffled.port,
+        protocol: "http",
+      });
+      for (let i = 0; i < 5; i++) await client.customers.create({ email: `s${i}@example.com` });
+      await shuffled.idle();
+      const ids = [...shuffled.state.events.keys()];
+      assert.equal(ids.length, 5);
+      assert.deepEqual(
+        ids.map((id) => attempts.get(id)),
+        [2, 2, 2, 2, 2],
+      );
+      const statuses = shuffled.state.webhookDeliveries.filter((d) => d.event_id === ids[0]);
+      assert.deepEqual(
+        statuses.map((d) => d.status),
+        [500, 200],
+      );
+    } finally {
+      await shuffled.close();
+      await new Promise((resolve) => flaky.close(() => resolve(undefined)));
+    }
+  },
+);
+
+check(
+  "a fault path's * matches any characters; the log keeps Stripe-Version and the error",
+  async () => {
+    await control("POST", "/_test/faults", {
+      faults: [{ method: "POST", path: "/v1/payment_methods/*/attach", kind: "500" }],
+    });
+    const err = await rejection(
+      stripe.paymentMethods.attach("pm_card_visa", { customer: customer.id }),
+    );
+    assert.equal(err.statusCode, 500);
+    const log = (await control("GET", "/_test/requests?path=/v1/payment_methods/*")).data;
+    const hit = log.findLast((/** @type {any} */ r) => r.fault === "500");
+    assert.equal(hit.path, "/v1/payment_methods/pm_card_visa/attach");
+    assert.deepEqual(hit.error, { type: "api_error", code: null });
+    assert.match(hit.stripe_version, /^\d{4}-\d{2}-\d{2}/, "the SDK's Stripe-Version");
+    const ok = await stripe.paymentMethods.attach("pm_card_visa", { customer: customer.id });
+    const after = (await control("GET", `/_test/requests?path=/v1/payment_methods/*`)).data.at(-1);
+    assert.equal(ok.customer, customer.id);
+    assert.equal(after.error, null);
+  },
+);
+
+check("POST /_test/clock freezes the clock objects and events are stamped with", async () => {
+  assert.equal((await control("POST", "/_test/clock", { frozen: true })).frozen, true);
+  try {
+    const a = await stripe.customers.create({ email: "frozen-a@example.com" });
+    await new Promise((r) => setTimeout(r, 1100));
+    const b = await stripe.customers.create({ email: "frozen-b@example.com" });
+    assert.equal(a.created, b.created);
+  } finally {
+    await control("POST", "/_test/clock", { frozen: false });
+  }
+  const c = await stripe.customers.create({ email: "thawed@example.com" });
+  assert.ok(c.created >= Math.floor(Date.now() / 1000) - 1);
+});
+
 check("/_test/requests, /_test/state and /_test/reset", async () => {
   const log = await control("GET", "/_test/requests");
   assert.ok(log.data.length > 20);

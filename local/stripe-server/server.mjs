@@ -19,6 +19,7 @@ import {
   applyExpand,
   canonicalJson,
   clone,
+  freezeClock,
   inList,
   invalidRequest,
   isPlainObject,
@@ -279,10 +280,8 @@ function paramAt(params, key) {
  */
 function faultMatches(rule, method, path, params) {
   if (rule.method !== "*" && rule.method !== method) return false;
-  const pathOk = rule.path.endsWith("*")
-    ? path.startsWith(rule.path.slice(0, -1))
-    : rule.path === path;
-  if (!pathOk) return false;
+  const pattern = rule.path.split("*").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  if (!new RegExp(`^${pattern.join(".*")}$`).test(path)) return false;
   return Object.entries(rule.match ?? {}).every(
     ([key, expected]) => String(paramAt(params, key)) === expected,
   );
@@ -381,6 +380,9 @@ async function handleApi(app, req, res, url) {
     replayed: false,
     fault: null,
     request_id: requestId,
+    stripe_version:
+      typeof req.headers["stripe-version"] === "string" ? req.headers["stripe-version"] : null,
+    error: null,
     at: new Date().toISOString(),
   };
   state.requests.push(entry);
@@ -398,6 +400,7 @@ async function handleApi(app, req, res, url) {
    */
   const respond = (status, body) => {
     entry.status = status;
+    if (status >= 400) entry.error = errorOf(body);
     send(res, status, body, headers);
   };
   /** @param {StripeHttpError} err */
@@ -549,6 +552,7 @@ async function handleApi(app, req, res, url) {
 
   if (fault?.kind === "drop_after") {
     entry.status = outcome.status;
+    if (outcome.status >= 400) entry.error = errorOf(text);
     req.socket.destroy();
   } else {
     respond(outcome.status, text);
@@ -585,6 +589,19 @@ function idempotencyProblem(previous, method, path, fingerprint, key) {
     });
   }
   return null;
+}
+
+/**
+ * The type and code of an error answer, for the request log.
+ * @param {string} body
+ */
+function errorOf(body) {
+  try {
+    const { type, code } = JSON.parse(body).error;
+    return { type: String(type), code: code ?? null };
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -683,8 +700,9 @@ async function deliverEvent(app, event, url, secret) {
 
 /**
  * Records an event the API emitted (for /v1/events) and sends it, after the response, to the
- * configured URL and every enabled webhook endpoint that wants its type, one at a time so
- * receivers see events in the order they happened. Failures are logged, never retried.
+ * configured URL and every enabled webhook endpoint that wants its type: one at a time in the
+ * order they happened, or (`webhookShuffleMs`) each on its own after a random delay, since
+ * Stripe guarantees no order. A failed attempt is retried `webhookRetries` times.
  * @param {App} app
  * @param {Json} event
  */
@@ -705,17 +723,31 @@ function queueDelivery(app, event) {
     if (oldest !== undefined) state.events.delete(oldest);
   }
   for (const target of targets) {
-    app.deliveryChain = app.deliveryChain.then(async () => {
-      if (app.closed) return;
-      try {
-        const body = target.apiVersion ? { ...event, api_version: target.apiVersion } : event;
-        const { status } = await deliverEvent(app, body, target.url, target.secret);
-        if (status >= 300) log(app, `webhook ${event.type} ${event.id} -> HTTP ${status}`);
-      } catch (err) {
-        if (!app.closed) log(app, `webhook ${event.type} ${event.id} failed: ${String(err)}`);
+    const body = target.apiVersion ? { ...event, api_version: target.apiVersion } : event;
+    const send = async () => {
+      for (let attempt = 0; attempt <= app.webhookRetries && !app.closed; attempt++) {
+        if (attempt > 0) await sleep(app, 500 * 2 ** (attempt - 1));
+        try {
+          const { status } = await deliverEvent(app, body, target.url, target.secret);
+          if (status < 300) break;
+          log(app, `webhook ${event.type} ${event.id} -> HTTP ${status}`);
+        } catch (err) {
+          if (!app.closed) log(app, `webhook ${event.type} ${event.id} failed: ${String(err)}`);
+        }
       }
       app.changed();
-    });
+    };
+    app.pendingDeliveries++;
+    const done = () => {
+      app.pendingDeliveries--;
+    };
+    if (app.webhookShuffleMs > 0) {
+      void sleep(app, Math.floor(Math.random() * app.webhookShuffleMs))
+        .then(send)
+        .finally(done);
+    } else {
+      app.deliveryChain = app.deliveryChain.then(send).finally(done);
+    }
   }
 }
 
@@ -899,6 +931,12 @@ async function handleControl(app, req, res, url) {
         return sendJson(res, 200, { data: [] });
       case "GET /_test/state":
         return sendJson(res, 200, snapshot(state));
+      case "POST /_test/clock": {
+        const input = await readJson(req);
+        if (typeof input.frozen !== "boolean") throw invalidRequest("frozen must be a boolean.");
+        freezeClock(input.frozen);
+        return sendJson(res, 200, { frozen: input.frozen });
+      }
       case "POST /_test/reset":
         resetState(state);
         return sendJson(res, 200, { ok: true });
@@ -1020,7 +1058,8 @@ function createState() {
  * Starts a server. Resolves once it is listening.
  * @param {ServerOptions} [options]
  * @returns {Promise<{ url: string, port: number, state: State, close: () => Promise<void>,
- *   sendWebhook: (input: Json) => Promise<{ event: Json, status: number, body: string }> }>}
+ *   sendWebhook: (input: Json) => Promise<{ event: Json, status: number, body: string }>,
+ *   idle: () => Promise<void> }>}
  */
 export async function startStripeServer(options = {}) {
   const host = options.host ?? "127.0.0.1";
@@ -1036,6 +1075,10 @@ export async function startStripeServer(options = {}) {
     closed: false,
     abort: new AbortController(),
     deliveryChain: Promise.resolve(),
+    pendingDeliveries: 0,
+    searchLagMs: options.searchLagMs ?? 0,
+    webhookShuffleMs: options.webhookShuffleMs ?? 0,
+    webhookRetries: options.webhookRetries ?? 0,
     timers: new Set(),
     changed: () => {},
   };
@@ -1089,5 +1132,9 @@ export async function startStripeServer(options = {}) {
     state: app.state,
     close,
     sendWebhook: (input) => sendTestWebhook(app, input),
+    /** Resolves once every queued webhook delivery has finished (delivered or given up). */
+    idle: async () => {
+      while (app.pendingDeliveries > 0 && !app.closed) await new Promise((r) => setTimeout(r, 50));
+    },
   };
 }

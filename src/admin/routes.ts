@@ -7,6 +7,7 @@ import { spendLimitCents } from "../dashboard/routes/limits";
 import { accountExists, getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
 import { listEmails } from "../db/emails";
+import { otherSubscriptionsOf } from "../db/other-subscriptions";
 import type { AppEnv } from "../env";
 import { ApiError, refusal } from "../errors";
 import { parseJson } from "../http/body";
@@ -153,6 +154,13 @@ async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
     alerts,
     rate_limit_per_minute,
     rate_limit_override,
+    // The subscription the account follows, and any other one Stripe told us about (a
+    // duplicate, an old one): recorded, never applied to the plan or the credits.
+    current_subscription_id: account.currentSubscriptionId,
+    other_subscriptions: (await otherSubscriptionsOf(db, account.id)).filter(
+      // One recorded before it became the current one (e.g. its `incomplete` creation) is not other.
+      (s) => s.id !== account.currentSubscriptionId,
+    ),
   };
 }
 

@@ -10,9 +10,10 @@ import { getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
 import type { Bindings } from "../env";
 import type { PlanId } from "../pricing";
+import { cancelDuplicate, recordOtherEvent, roleOfSubscription } from "./current-subscription";
 import { ensureStripeCustomer } from "./customers";
 import { makeDefaultPaymentMethod } from "./payment-methods";
-import { LIVE_STATUSES, priceForPlan } from "./plans";
+import { LIVE_STATUSES, planFromSubscription, priceForPlan } from "./plans";
 import { stripeFor } from "./stripe-client";
 
 export type CheckoutResult =
@@ -168,26 +169,41 @@ const idOf = (v: string | { id: string } | null | undefined) =>
   v ? (typeof v === "string" ? v : v.id) : null;
 
 /**
- * A plan Checkout completed while the customer already had another live subscription (a race
- * keepOnePlanSession cannot close: two sessions opened at the same moment, or one completed
- * between another's creation and its list). Two subscriptions mean two charges; which one to
- * keep and what to refund is the operator's call (cancelling one here would also move the
- * account's plan through its `deleted` event), so it is logged for them, naming both.
+ * A plan Checkout completed: its subscription becomes the account's current one if there is
+ * none yet (or the current one is no longer live). Completed while another live subscription
+ * is current (a race keepOnePlanSession cannot close: two sessions opened at the same moment,
+ * or one completed between another's creation and its list), it is a duplicate: two
+ * subscriptions would mean two charges, so it is cancelled and its payment refunded at once,
+ * and recorded for the operator. Its own events are never applied (only the current
+ * subscription's are), so cancelling it leaves the account's plan alone.
  */
-async function reportDuplicateSubscription(
-  stripe: Stripe,
-  customer: string,
+async function settleSubscription(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  session: Stripe.Checkout.Session,
   subscription: Stripe.Subscription,
 ): Promise<void> {
-  if (!LIVE_STATUSES.has(subscription.status)) return;
-  const subs = await stripe.subscriptions.list({ customer, status: "all", limit: 20 });
-  const others = subs.data.filter((s) => s.id !== subscription.id && LIVE_STATUSES.has(s.status));
-  if (others.length === 0) return;
-  console.error(
-    "duplicate subscription needs attention: cancel and refund one",
-    customer,
+  if (!LIVE_STATUSES.has(subscription.status) || !planFromSubscription(env, subscription, false))
+    return;
+  const account = await getAccount(db, accountId);
+  if (!account) return;
+  if ((await roleOfSubscription(env, db, account, subscription.id)) === "current") return;
+  console.warn(
+    "duplicate subscription cancelled and refunded",
+    idOf(subscription.customer),
     subscription.id,
-    others.map((s) => `${s.id} (${s.status})`).join(", "),
+    "current:",
+    (await getAccount(db, accountId))?.currentSubscriptionId ?? null,
+  );
+  await cancelDuplicate(env, subscription);
+  await recordOtherEvent(
+    db,
+    accountId,
+    { id: `${session.id}:duplicate`, type: "checkout.session.completed", created: session.created },
+    subscription.id,
+    "canceled",
+    "cancelled and refunded (duplicate)",
   );
 }
 
@@ -228,7 +244,7 @@ export async function onCheckoutCompleted(
     const subscriptionId = idOf(session.subscription);
     if (!subscriptionId) return false;
     const subscription = await stripe.subscriptions.retrieve(subscriptionId);
-    await reportDuplicateSubscription(stripe, customer, subscription);
+    await settleSubscription(env, db, accountId, session, subscription);
     paymentMethod = idOf(subscription.default_payment_method);
   } else if (session.mode === "setup") {
     const setupIntentId = idOf(session.setup_intent);

@@ -14,11 +14,18 @@ import type { AppEnv, Bindings } from "../env";
 import { ApiError } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
-import type { PlanId } from "../pricing";
+import { PLANS, type PlanId } from "../pricing";
 import { processRecharge } from "../recharge/consumer";
 import { jobFromTransaction } from "../recharge/messages";
 import { type ChargeOutcome, outcomeOfInvoice } from "../recharge/payments";
 import { onCheckoutCompleted } from "./checkout";
+import {
+  ENDED_STATUSES,
+  liveSuccessor,
+  recordOtherEvent,
+  roleOfSubscription,
+} from "./current-subscription";
+import { planOfCycleInvoice, planOfUpgradeInvoice } from "./invoice-plans";
 import { syncPaymentMethod } from "./payment-methods";
 import { eventVersion, planForPrice, planFromSubscription } from "./plans";
 import { stripeFor } from "./stripe-client";
@@ -190,9 +197,13 @@ async function onPurchaseInvoice(
 }
 
 /**
- * A paid subscription invoice for a new period starts a cycle: monthly credits set to the
- * plan's allowance, keyed by the invoice id. Proration invoices (mid-cycle plan changes) start
- * nothing: the subscription event handles the change.
+ * A paid invoice of the account's current subscription; the only way monthly credits come from
+ * Stripe (money rule 9: credits follow money that was paid). One for a new period
+ * (`subscription_create`, `subscription_cycle`) starts a cycle: monthly credits set to the
+ * allowance of the plan it billed, keyed by the invoice id. An upgrade's invoice
+ * (`subscription_update`, its prorations billed at once) raises them to the new plan's
+ * allowance for that cycle (`grantUpgrade`). The plan comes from the invoice's lines, never
+ * from the subscription's state: a change nobody paid for grants nothing.
  */
 async function onInvoicePaid(
   env: Bindings,
@@ -201,25 +212,36 @@ async function onInvoicePaid(
   invoice: Stripe.Invoice,
 ): Promise<boolean> {
   const legacy = invoice as Stripe.Invoice & { subscription?: string | { id: string } | null };
-  const subscription =
-    invoice.parent?.subscription_details?.subscription ?? legacy.subscription ?? null;
+  const subscription = customerId(
+    invoice.parent?.subscription_details?.subscription ?? legacy.subscription ?? null,
+  );
   if (!subscription) return false;
+  const upgrade = invoice.billing_reason === "subscription_update";
   if (
+    !upgrade &&
     invoice.billing_reason !== "subscription_create" &&
     invoice.billing_reason !== "subscription_cycle"
   )
     return false;
   const account = await accountForCustomer(db, invoice.customer);
   if (!account) return false;
-  const line = invoice.lines?.data?.find((l) => planForPrice(env, linePrice(l)) !== null);
-  const plan = line ? planForPrice(env, linePrice(line)) : null;
-  if (!line || !plan) return false;
+  const lines = invoice.lines?.data ?? [];
+  const planFor = (price: string | null) => planForPrice(env, price);
+  const paid = upgrade
+    ? planOfUpgradeInvoice({ total: invoice.total, lines }, planFor)
+    : planOfCycleInvoice(lines, planFor);
+  if (!paid) return false;
+  if ((await roleOfSubscription(env, db, account, subscription)) === "other") {
+    await recordOtherEvent(db, account.id, event, subscription, null);
+    return true;
+  }
+  if (upgrade) return onUpgradePaid(env, db, account.id, invoice, paid.plan, paid.end);
   const result = await ledgerFor(env, account.id).startCycle({
     ref: invoice.id as string,
-    plan,
+    plan: paid.plan,
     version: eventVersion(event),
-    startsAt: line.period.start * 1000,
-    endsAt: line.period.end * 1000,
+    startsAt: paid.start * 1000,
+    endsAt: paid.end * 1000,
     source: "stripe",
   });
   if (!result.ok) return false;
@@ -238,27 +260,72 @@ async function onInvoicePaid(
       invoiceUrl: invoice.hosted_invoice_url ?? null,
     });
   }
-  await mirrorPlan(db, account.id, plan, eventVersion(event), customerId(subscription));
+  await mirrorPlan(db, account.id, paid.plan, eventVersion(event), subscription);
   return true;
 }
 
-function linePrice(line: Stripe.InvoiceLineItem): string | null {
-  const legacy = line as Stripe.InvoiceLineItem & { price?: { id: string } | null };
-  const price = line.pricing?.price_details?.price ?? legacy.price ?? null;
-  return typeof price === "string" ? price : (price?.id ?? null);
+/**
+ * A paid upgrade: the ledger raises this cycle's monthly credits (or keeps it for a cycle whose
+ * own invoice has not arrived yet), and the history shows the invoice with what it added.
+ */
+async function onUpgradePaid(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  invoice: Stripe.Invoice,
+  plan: Exclude<PlanId, "free">,
+  cycleEnd: number,
+): Promise<boolean> {
+  const result = await ledgerFor(env, accountId).grantUpgrade({
+    ref: invoice.id as string,
+    plan,
+    cycleEndsAt: cycleEnd * 1000,
+  });
+  if (!result.ok) return false;
+  await recordMonthlyGrant(db, {
+    id: invoice.id as string,
+    accountId,
+    credits: result.added,
+    at: new Date().toISOString(),
+    amountCents: invoice.amount_paid ?? 0,
+    invoiceId: invoice.id ?? null,
+    invoiceUrl: invoice.hosted_invoice_url ?? null,
+    description: `Upgrade to ${PLANS[plan].name}`,
+  });
+  return true;
 }
 
+/**
+ * A subscription event of the current subscription changes the plan (what the account shows,
+ * its rate limit), never its credits. One of any other subscription is recorded, not applied.
+ * When the current one ends while another live one of ours exists, that one becomes current
+ * and the account keeps its plan.
+ */
 async function onSubscription(
   env: Bindings,
   db: Db,
   event: Stripe.Event,
-  subscription: Stripe.Subscription,
+  eventSubscription: Stripe.Subscription,
   deleted: boolean,
 ): Promise<boolean> {
-  const account = await accountForCustomer(db, subscription.customer);
+  const account = await accountForCustomer(db, eventSubscription.customer);
   if (!account) return false;
-  const plan = planFromSubscription(env, subscription, deleted);
+  let subscription = eventSubscription;
+  let plan = planFromSubscription(env, subscription, deleted);
   if (!plan) return false;
+  if ((await roleOfSubscription(env, db, account, subscription.id)) === "other") {
+    await recordOtherEvent(db, account.id, event, subscription.id, subscription.status);
+    return true;
+  }
+  if (plan === "free" && (deleted || ENDED_STATUSES.has(subscription.status))) {
+    const customer = customerId(subscription.customer) as string;
+    const successor = await liveSuccessor(env, db, account.id, customer, subscription.id);
+    if (successor) {
+      await recordOtherEvent(db, account.id, event, subscription.id, subscription.status, "ended");
+      subscription = successor;
+      plan = planFromSubscription(env, successor, false) ?? plan;
+    }
+  }
   const version = eventVersion(event);
   const result = await ledgerFor(env, account.id).changePlan({
     ref: event.id,

@@ -1,5 +1,5 @@
 /** The `accounts` table: every read and write of it. Balances are never here (the ledger's). */
-import { and, eq, lt } from "drizzle-orm";
+import { and, eq, isNull, lt } from "drizzle-orm";
 import { mailboxKey } from "../email/address";
 import type { PlanId } from "../pricing";
 import type { Db } from "./client";
@@ -116,6 +116,32 @@ export async function mirrorSubscriptionAt(
     .update(accounts)
     .set({ plan, complimentary: false, ...subscriptionColumns(subscription) })
     .where(and(eq(accounts.id, id), eq(accounts.planUpdatedAt, version)));
+}
+
+/**
+ * Makes `subscriptionId` the account's current subscription if the current one is still
+ * `expected` (null: none yet), so two deliveries racing to claim it end with one winner.
+ * True when it is now the current one (also when it already was).
+ */
+export async function claimCurrentSubscription(
+  db: Db,
+  id: string,
+  subscriptionId: string,
+  expected: string | null,
+): Promise<boolean> {
+  if (expected === subscriptionId) return true;
+  const result = await db
+    .update(accounts)
+    .set({ currentSubscriptionId: subscriptionId })
+    .where(
+      and(
+        eq(accounts.id, id),
+        expected === null
+          ? isNull(accounts.currentSubscriptionId)
+          : eq(accounts.currentSubscriptionId, expected),
+      ),
+    );
+  return (result.meta.changes ?? 0) > 0;
 }
 
 /**

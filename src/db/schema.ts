@@ -28,6 +28,13 @@ export const accounts = sqliteTable(
     subscriptionCancelAtPeriodEnd: integer("subscription_cancel_at_period_end", { mode: "boolean" })
       .notNull()
       .default(false),
+    /**
+     * The one subscription the account follows (money rule 9): set when a subscription of ours
+     * first shows up (Checkout, its events or its first paid invoice), replaced only by a live one
+     * once it is no longer live. Events of any other subscription are recorded
+     * (`other_subscription_events`), never applied.
+     */
+    currentSubscriptionId: text("current_subscription_id"),
     /** The card on file, for display (brand, last four, expiry); null without one. */
     cardBrand: text("card_brand"),
     cardLast4: text("card_last4"),
@@ -104,7 +111,10 @@ export const transactions = sqliteTable(
     paymentMethodId: text("payment_method_id"),
     failureCode: text("failure_code"),
     failureMessage: text("failure_message"),
-    /** Why the balance changed, in the customer's words: an operator adjustment's reason. */
+    /**
+     * Why the balance changed when its type does not say it all: an operator adjustment's
+     * reason (in the customer's words), "Upgrade to Pro".
+     */
     description: text("description"),
     /** Set by the dead-letter consumer: the job ran out of retries and needs an operator. */
     needsAttention: integer("needs_attention", { mode: "boolean" }).notNull().default(false),
@@ -139,6 +149,28 @@ export const emails = sqliteTable(
     sentAt: text("sent_at"),
   },
   (t) => [index("emails_account_idx").on(t.accountId, t.createdAt)],
+);
+
+/**
+ * Events of a subscription that is not the account's current one (a duplicate from a Checkout
+ * race, an old one ended after a re-subscription): recorded for operators, never applied.
+ */
+export const otherSubscriptionEvents = sqliteTable(
+  "other_subscription_events",
+  {
+    eventId: text("event_id").primaryKey(),
+    accountId: text("account_id").notNull(),
+    subscriptionId: text("subscription_id").notNull(),
+    eventType: text("event_type").notNull(),
+    /** The subscription's status in the event (null for an invoice). */
+    status: text("status"),
+    /** What happened because of it, e.g. "recorded", "cancelled and refunded". */
+    action: text("action").notNull(),
+    /** The event's time (Stripe's `created`), ISO. */
+    at: text("at").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("other_subscription_events_account_idx").on(t.accountId, t.at)],
 );
 
 /** Stripe webhook events already processed, for idempotency by event id. */

@@ -148,6 +148,8 @@ export interface MonthlyGrant {
   amountCents?: number;
   invoiceId?: string | null;
   invoiceUrl?: string | null;
+  /** What the row is, when "monthly grant" does not say it (e.g. "Upgrade to Pro"). */
+  description?: string | null;
 }
 
 /** A cycle's monthly grant in the history (statement unawaited, so it can join a batch). */
@@ -163,6 +165,7 @@ export function monthlyGrantInsert(db: Db, grant: MonthlyGrant) {
       amountCents: grant.amountCents ?? 0,
       invoiceId: grant.invoiceId ?? null,
       invoiceUrl: grant.invoiceUrl ?? null,
+      description: grant.description ?? null,
       createdAt: grant.at,
     })
     .onConflictDoNothing({ target: transactions.id });

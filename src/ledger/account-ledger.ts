@@ -45,7 +45,7 @@ import {
   refundFromAggregate,
   settleMinutes,
 } from "./aggregates";
-import { currentAlarmCycle, decideCycle } from "./cycles";
+import { currentAlarmCycle, decideCycle, decideUpgrade } from "./cycles";
 import { appendEntry, entryDeltas, entryTotals, hasEntry } from "./entries";
 import { type AlertSettings, lowBalanceStep } from "./low-balance";
 import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
@@ -81,7 +81,6 @@ import {
   ringNeedsSettling,
   shouldTriggerRecharge,
   splitDebit,
-  upgradeGrant,
   withTotal,
 } from "./rules";
 import { ensureSchema } from "./schema";
@@ -861,7 +860,10 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (this.hasLedgerRef(input.ref)) {
         return { ok: true as const, started: false, granted: 0, balance: withTotal(s) };
       }
-      const d = decideCycle(s, input);
+      const d = decideCycle(s, {
+        ...input,
+        paidUpgrade: input.source === "stripe" ? this.paidUpgrade(input.endsAt) : null,
+      });
       if (d.kind === "ignore") {
         // Stripe retries deliveries for days: an invoice from before the subscription ended.
         this.appendLedger(input.ref, "cycle_grant", 0, 0, now, "ignored: subscription ended since");
@@ -886,8 +888,9 @@ export class AccountLedger extends DurableObject<Bindings> {
         delta,
         0,
         now,
-        // Named so a replay can tell a new period's grant from a same-period one (money rule 9).
-        d.newer ? `cycle ${d.plan}` : `cycle ${d.plan} (same period)`,
+        // Named so a replay can tell a new period's grant from a same-period one, and which
+        // plan's allowance it granted (money rule 9).
+        d.newer ? `cycle ${d.granted}` : `cycle ${d.plan} (same period)`,
       );
       const next = this.liveState();
       job = this.maybeStartAutoRecharge(next, now);
@@ -905,10 +908,11 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /**
    * Changes the plan, if `version` is newer than the last change seen (events arrive in any
-   * order). An upgrade mid-cycle adds the difference in monthly allowance at once, since the
-   * customer pays for the bigger plan from now; a downgrade keeps the monthly credits already
-   * granted until the cycle ends, and the next cycle grants the smaller allowance. `cycles`
-   * says what starts the next cycle: Stripe invoices (a subscription) or the ledger's alarm.
+   * order): what the account shows and its rate limit. It adds no monthly credits, up or down:
+   * credits follow money that was paid (money rule 9), so an upgrade's come with its paid
+   * invoice (`grantUpgrade`) and the next cycle's invoice grants the allowance it billed.
+   * `cycles` says what starts the next cycle: Stripe invoices (a subscription) or the ledger's
+   * alarm.
    */
   changePlan(input: {
     ref: string;
@@ -932,29 +936,118 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (stale || this.hasLedgerRef(input.ref)) {
         return { ok: true as const, balance: withTotal(s), changed: false, added: 0 };
       }
-      const allowance = PLANS[input.plan].monthlyCredits;
-      const added = upgradeGrant(s.cycle_max_monthly, allowance);
       // Invoices take over cycles when the first one arrives (startCycle); an ended
       // subscription hands them back to the alarm at once.
       this.sql.exec(
-        `UPDATE state SET plan = ?, plan_version = ?, monthly = monthly + ?, stripe_cycles = ?,
-           cycle_max_monthly = MAX(cycle_max_monthly, ?) WHERE id = 1`,
+        "UPDATE state SET plan = ?, plan_version = ?, stripe_cycles = ? WHERE id = 1",
         input.plan,
         input.version,
-        added,
         input.cycles === "alarm" ? 0 : s.stripe_cycles,
-        allowance,
       );
-      this.appendLedger(input.ref, "plan_change", added, 0, now, `${s.plan} -> ${input.plan}`);
+      this.appendLedger(input.ref, "plan_change", 0, 0, now, `${s.plan} -> ${input.plan}`);
       return {
         ok: true as const,
-        balance: withTotal({ monthly: s.monthly + added, purchased: s.purchased }),
+        balance: withTotal(s),
         changed: s.plan !== input.plan,
-        added,
+        added: 0,
       };
     });
     this.scheduleCycleAlarm();
     return result;
+  }
+
+  /**
+   * A paid upgrade invoice (`subscription_update`): monthly credits raised by the difference up
+   * to the new plan's allowance for the cycle it is for, never past the largest allowance paid
+   * for in that cycle (`decideUpgrade`). Idempotent by `ref` (the invoice id). One for a cycle
+   * whose own invoice has not arrived yet is kept, and that cycle starts with it (`startCycle`);
+   * one for an earlier cycle grants nothing. The plan itself follows the subscription's events.
+   */
+  async grantUpgrade(input: { ref: string; plan: PlanId; cycleEndsAt: number }): Promise<
+    | {
+        ok: true;
+        added: number;
+        outcome: "granted" | "earlier" | "later" | "replayed";
+        balance: BalanceView;
+      }
+    | { ok: false; reason: "not_initialized" }
+  > {
+    const now = this.now();
+    let job: OutboxItem | null = null;
+    const result = this.mutate(() => {
+      const s = this.current();
+      if (!s) return { ok: false as const, reason: "not_initialized" as const };
+      const seen = this.sql
+        .exec<{ m: number }>("SELECT monthly_delta AS m FROM ledger WHERE ref = ?", input.ref)
+        .toArray()[0];
+      if (seen) {
+        // What it added the first time, so a retried history row says the same.
+        return {
+          ok: true as const,
+          added: seen.m,
+          outcome: "replayed" as const,
+          balance: withTotal(s),
+        };
+      }
+      const allowance = PLANS[input.plan].monthlyCredits;
+      this.sql.exec(
+        `INSERT INTO paid_upgrades (invoice_id, cycle_ends_at, plan, allowance, at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT(invoice_id) DO NOTHING`,
+        input.ref,
+        input.cycleEndsAt,
+        input.plan,
+        allowance,
+        now,
+      );
+      const d = decideUpgrade(s, input);
+      if (d.kind !== "grant") {
+        this.appendLedger(
+          input.ref,
+          "upgrade_grant",
+          0,
+          0,
+          now,
+          d.kind === "earlier"
+            ? `paid upgrade -> ${input.plan} (an earlier cycle: nothing)`
+            : `paid upgrade -> ${input.plan} (awaits its cycle)`,
+        );
+        return { ok: true as const, added: 0, outcome: d.kind, balance: withTotal(s) };
+      }
+      this.sql.exec(
+        "UPDATE state SET monthly = monthly + ?, cycle_max_monthly = ? WHERE id = 1",
+        d.added,
+        d.cycleMaxMonthly,
+      );
+      this.appendLedger(
+        input.ref,
+        "upgrade_grant",
+        d.added,
+        0,
+        now,
+        `paid upgrade -> ${input.plan}`,
+      );
+      const next = this.liveState();
+      job = this.maybeStartAutoRecharge(next, now);
+      return {
+        ok: true as const,
+        added: d.added,
+        outcome: "granted" as const,
+        balance: withTotal(next),
+      };
+    });
+    await this.afterCommit(job);
+    return result;
+  }
+
+  /** The largest plan of the upgrades paid for the cycle ending at `cycleEndsAt`, if any. */
+  private paidUpgrade(cycleEndsAt: number): PlanId | null {
+    const row = this.sql
+      .exec<{ plan: PlanId }>(
+        "SELECT plan FROM paid_upgrades WHERE cycle_ends_at = ? ORDER BY allowance DESC LIMIT 1",
+        cycleEndsAt,
+      )
+      .toArray()[0];
+    return row?.plan ?? null;
   }
 
   private scheduleCycleAlarm(): void {

@@ -4,16 +4,17 @@
  * reads one row and runs nothing; any other runs the statements of every version above its own
  * in one transaction, so it is at one version or the next, never between.
  *
- * Tables (schema version 6):
+ * Tables (schema version 7):
  * - `meta`          `schema_version`.
  * - `state`         one row: account id, plan, settings (the low-balance alert's level and
  *                   whether it is armed among them), and the *settled* buckets (CHECK >= 0):
  *                   every entry plus every debit minute before `compacted_until`. The live
  *                   balance is the settled buckets less the debit minutes not settled yet; it is
  *                   held in memory and this row is not written by a request's debit.
- * - `ledger`        entries with a unique `ref`: cycle grants, plan changes, purchases,
- *                   adjustments, refunds (`refund:<debit>`), debits declared never committed
- *                   (`void:<debit>`, no delta). Signed deltas per bucket. No request debit.
+ * - `ledger`        entries with a unique `ref`: cycle grants, plan changes (no credits), paid
+ *                   upgrades (invoice id), purchases, adjustments, refunds (`refund:<debit>`),
+ *                   debits declared never committed (`void:<debit>`, no delta). Signed deltas
+ *                   per bucket. No request debit.
  * - `debit_minutes` request debits aggregated per minute, a ring of 1,440 slots (slot = minute
  *                   of the day): count, net credits, gross per-bucket debits, refunded per
  *                   bucket. A debit is one UPSERT of its minute's row (1 row read, 1 written).
@@ -27,6 +28,9 @@
  * - `outbox`        queue messages and notices written with the recharge that needs them;
  *                   deleted once delivered, re-sent by the alarm otherwise.
  * - `revoked_keys`  keys refused on every debit.
+ * - `paid_upgrades` upgrade invoices paid (`subscription_update`), by invoice id, with the end
+ *                   of the cycle they are for: one that arrived before its cycle's own invoice
+ *                   raises that cycle's grant when it starts (money rule 9).
  *
  * Replay (money rule 4): the sum of `ledger` less the gross debits of every aggregate row that
  * counts (minute rows from `compacted_until` on, every hour and day row) is the balance.
@@ -118,6 +122,14 @@ const CREATE_TABLES: readonly string[] = [
       key_id TEXT PRIMARY KEY,
       revoked_at INTEGER NOT NULL
     )`,
+  `CREATE TABLE IF NOT EXISTS paid_upgrades (
+      invoice_id TEXT PRIMARY KEY,
+      cycle_ends_at INTEGER NOT NULL,
+      plan TEXT NOT NULL,
+      allowance INTEGER NOT NULL,
+      at INTEGER NOT NULL
+    )`,
+  "CREATE INDEX IF NOT EXISTS paid_upgrades_cycle ON paid_upgrades (cycle_ends_at)",
 ];
 
 /** The statements that take an object from the version before to `version`. */
@@ -127,14 +139,14 @@ export interface SchemaVersion {
 }
 
 /**
- * Every version, oldest first. 6 is the first of this design and creates it whole (5 and
- * before were designs from before any deployment; storage from them is refused). The next
- * change to the tables is `{ version: 7, statements: ["ALTER TABLE …"] }` appended here, with
- * the header's table list updated: existing objects run it on their next start, new ones run
- * 6 then 7, so both end with the same tables. Nothing beyond the current version yet.
+ * Every version, oldest first. 7 is the first this code opens and creates the design whole
+ * (6 and before were never deployed; storage from them, local state only, is refused). The
+ * next change to the tables is `{ version: 8, statements: ["ALTER TABLE …"] }` appended here,
+ * with the header's table list updated: existing objects run it on their next start, new ones
+ * run 7 then 8, so both end with the same tables. Nothing beyond the current version yet.
  */
 export const SCHEMA_VERSIONS: readonly SchemaVersion[] = [
-  { version: 6, statements: CREATE_TABLES },
+  { version: 7, statements: CREATE_TABLES },
 ];
 
 /** The version `ensureSchema` brings every object to: the last of `SCHEMA_VERSIONS`. */
@@ -159,8 +171,9 @@ export function ensureSchema(
   const target = versions.at(-1)?.version ?? 0;
   if (stored === target) return;
   if (stored > target || (stored !== 0 && stored < first)) {
+    // Local state from before (wrangler dev's .wrangler/state) is deleted, not migrated.
     throw new Error(
-      `account ledger storage is at schema version ${stored}; this code knows ${first} to ${target}`,
+      `account ledger storage is at schema version ${stored}; this code opens ${first} to ${target}`,
     );
   }
   storage.transactionSync(() => {

@@ -107,6 +107,12 @@ function writeAccount(sql: SqlStorage, accountId: string, now: number) {
     cycleStart,
   );
   sql.exec("INSERT INTO revoked_keys (key_id, revoked_at) VALUES ('key_gone', ?)", now - DAY);
+  // An upgrade paid for the next cycle, before that cycle's own invoice: nothing granted yet.
+  sql.exec(
+    "INSERT INTO paid_upgrades (invoice_id, cycle_ends_at, plan, allowance, at) VALUES ('in_up', ?, 'pro', 8000, ?)",
+    addOneMonth(addOneMonth(cycleStart)),
+    now - DAY,
+  );
   return { settledMinute, settledUntil };
 }
 
@@ -240,8 +246,8 @@ describe("schema versions", () => {
       } catch (err) {
         newer = String(err);
       }
-      // Storage from before the first version (a design never deployed) is not guessed at.
-      sql.exec("UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+      // Storage from before the first version (never deployed: local state) is not guessed at.
+      sql.exec("UPDATE meta SET value = '6' WHERE key = 'schema_version'");
       let older = "";
       try {
         ensureSchema(state.storage);
@@ -257,7 +263,7 @@ describe("schema versions", () => {
       after: String(SCHEMA_VERSION + 1),
       probe: 7,
       newer: expect.stringContaining(`schema version ${SCHEMA_VERSION + 1}`),
-      older: expect.stringContaining("schema version 3"),
+      older: expect.stringContaining("schema version 6"),
     });
   });
 });

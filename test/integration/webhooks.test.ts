@@ -93,6 +93,34 @@ function invoice(
   };
 }
 
+/**
+ * An upgrade's invoice (`subscription_update`, prorations billed at once): a credit for the
+ * unused time on the old price and a charge for the rest of the period on the new one.
+ */
+function upgradeInvoice(
+  account: TestAccount,
+  opts: { from: string; to: string; start: number; end: number; id?: string },
+) {
+  const proration = (price: string, amount: number) => ({
+    id: `il_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`,
+    object: "line_item",
+    amount,
+    period: { start: opts.start, end: opts.end },
+    parent: {
+      type: "invoice_item_details",
+      invoice_item_details: { invoice_item: "ii_x", proration: true, subscription: "sub_123" },
+    },
+    pricing: { type: "price_details", price_details: { price, product: "prod_x" } },
+  });
+  return {
+    ...invoice(account, { ...opts, reason: "subscription_update" }),
+    total: 1_000,
+    amount_paid: 1_000,
+    hosted_invoice_url: "https://invoice.stripe.test/i/upgrade",
+    lines: { object: "list", data: [proration(opts.from, -950), proration(opts.to, 1_950)] },
+  };
+}
+
 function subscription(account: TestAccount, price: string, status = "active") {
   return {
     id: "sub_123",
@@ -304,13 +332,35 @@ describe("plan changes from subscription events", () => {
     expect(await view()).toMatchObject({ plan: "free", complimentary: false });
   });
 
-  it("upgrade mid-cycle adds the difference in allowance at once", async () => {
+  it("upgrade mid-cycle: the subscription change alone adds nothing; its paid invoice adds the difference once", async () => {
     const account = await createAccount("starter");
+    const t = now();
+    const end = t + 30 * DAY;
+    await ok(await deliver(event("invoice.paid", invoice(account, { start: t, end }))));
     await setBalance(account, { monthly: 1000, purchased: 50 });
-    await ok(await deliver(event("customer.subscription.updated", subscription(account, PRO))));
+    await ok(
+      await deliver(
+        event("customer.subscription.updated", subscription(account, PRO), { created: t + 1 }),
+      ),
+    );
+    // The plan shows the change; the credits wait for the money (money rule 9).
+    expect(await balanceOf(account)).toMatchObject({ monthly: 1000, purchased: 50, plan: "pro" });
+    const paid = upgradeInvoice(account, { from: STARTER, to: PRO, start: t + 1, end });
+    await ok(await deliver(event("invoice.paid", paid, { created: t + 2 })));
     expect(await balanceOf(account)).toMatchObject({
       monthly: 1000 + (8000 - 3000),
       purchased: 50,
+    });
+    await ok(await deliver(event("invoice.paid", paid, { created: t + 3 })));
+    expect((await balanceOf(account)).monthly).toBe(6000);
+    const row = await db.select().from(transactions).where(eq(transactions.id, paid.id)).get();
+    expect(row).toMatchObject({
+      type: "monthly_grant",
+      credits: 5000,
+      amountCents: 1000,
+      invoiceId: paid.id,
+      invoiceUrl: "https://invoice.stripe.test/i/upgrade",
+      description: "Upgrade to Pro",
     });
     expect((await audit(account.id)).consistent).toBe(true);
   });
@@ -339,17 +389,32 @@ describe("plan changes from subscription events", () => {
 });
 
 describe("plan flip-flops (money rule 9)", () => {
-  it("six alternating Pro/Starter updates never take a cycle past the largest allowance paid for", async () => {
-    const account = await createAccount("starter");
-    await setBalance(account, { monthly: 2_500, purchased: 0 });
-    const t = now();
+  /** A Starter cycle paid through Stripe, then six alternating changes, each upgrade paid. */
+  function flips(account: TestAccount, t: number) {
+    const end = t + 30 * DAY;
+    const events = [event("invoice.paid", invoice(account, { start: t, end }), { created: t })];
     for (let i = 0; i < 6; i++) {
-      const price = i % 2 === 0 ? PRO : STARTER;
-      await ok(
-        await deliver(
-          event("customer.subscription.updated", subscription(account, price), { created: t + i }),
-        ),
+      const up = i % 2 === 0;
+      events.push(
+        event("customer.subscription.updated", subscription(account, up ? PRO : STARTER), {
+          created: t + 1 + 2 * i,
+        }),
       );
+      if (up) {
+        const paid = upgradeInvoice(account, { from: STARTER, to: PRO, start: t + 1 + 2 * i, end });
+        events.push(event("invoice.paid", paid, { created: t + 2 + 2 * i }));
+      }
+    }
+    return events;
+  }
+
+  it("six alternating Pro/Starter updates, every upgrade paid, never take a cycle past the largest allowance paid for", async () => {
+    const account = await createAccount("starter");
+    const [cycle, ...changes] = flips(account, now());
+    await ok(await deliver(cycle));
+    await setBalance(account, { monthly: 2_500, purchased: 0 });
+    for (const evt of changes) {
+      await ok(await deliver(evt));
       expect((await balanceOf(account)).monthly).toBeLessThanOrEqual(8_000);
     }
     // One upgrade's worth was added (Starter → Pro: +5,000), and only once.
@@ -359,51 +424,84 @@ describe("plan flip-flops (money rule 9)", () => {
 
   it("the same flips delivered out of order and twice end the same way", async () => {
     const account = await createAccount("starter");
-    await setBalance(account, { monthly: 2_500, purchased: 0 });
-    const t = now();
-    const events = Array.from({ length: 6 }, (_, i) =>
-      event("customer.subscription.updated", subscription(account, i % 2 === 0 ? PRO : STARTER), {
-        created: t + i,
-      }),
-    );
-    for (const evt of [...events].reverse()) await ok(await deliver(evt));
+    const events = flips(account, now());
+    for (const evt of [...events].reverse()) {
+      await ok(await deliver(evt));
+      expect((await balanceOf(account)).monthly).toBeLessThanOrEqual(8_000);
+    }
     for (const evt of events) await ok(await deliver(evt));
-    expect((await balanceOf(account)).monthly).toBeLessThanOrEqual(8_000);
+    expect(await balanceOf(account)).toMatchObject({ monthly: 8_000, plan: "starter" });
+    expect((await audit(account.id)).consistent).toBe(true);
   });
 
-  it("a new cycle resets the bound: the next upgrade adds the difference again", async () => {
+  it("a new cycle resets the bound: the next paid upgrade adds the difference again", async () => {
     const account = await createAccount("starter");
     const t = now();
-    await ok(
-      await deliver(
-        event("customer.subscription.updated", subscription(account, PRO), {
-          created: t,
-        }),
-      ),
-    );
+    const first = t + 30 * DAY;
+    await ok(await deliver(event("invoice.paid", invoice(account, { start: t, end: first }))));
+    const up = (at: number, end: number) => [
+      event("customer.subscription.updated", subscription(account, PRO), { created: at }),
+      event("invoice.paid", upgradeInvoice(account, { from: STARTER, to: PRO, start: at, end }), {
+        created: at + 1,
+      }),
+    ];
+    for (const evt of up(t + 1, first)) await ok(await deliver(evt));
+    expect((await balanceOf(account)).monthly).toBe(8_000);
     await ok(
       await deliver(
         event("customer.subscription.updated", subscription(account, STARTER), {
-          created: t + 1,
-        }),
-      ),
-    );
-    await ok(
-      await deliver(
-        event("invoice.paid", invoice(account, { start: t + 2, end: t + 30 * DAY }), {
-          created: t + 2,
-        }),
-      ),
-    );
-    expect((await balanceOf(account)).monthly).toBe(3_000);
-    await ok(
-      await deliver(
-        event("customer.subscription.updated", subscription(account, PRO), {
           created: t + 3,
         }),
       ),
     );
+    await ok(
+      await deliver(
+        event("invoice.paid", invoice(account, { start: first, end: first + 30 * DAY }), {
+          created: t + 4,
+        }),
+      ),
+    );
+    expect((await balanceOf(account)).monthly).toBe(3_000);
+    for (const evt of up(t + 5, first + 30 * DAY)) await ok(await deliver(evt));
     expect((await balanceOf(account)).monthly).toBe(8_000);
+  });
+
+  it("an upgrade paid for a cycle whose own invoice comes later starts that cycle at the larger allowance", async () => {
+    const account = await createAccount("free");
+    const t = now();
+    const end = t + 30 * DAY;
+    await ok(
+      await deliver(
+        event(
+          "invoice.paid",
+          upgradeInvoice(account, { from: STARTER, to: PRO, start: t + 5, end }),
+          {
+            created: t + 6,
+          },
+        ),
+      ),
+    );
+    expect((await balanceOf(account)).monthly).toBe(500);
+    await ok(
+      await deliver(
+        event("invoice.paid", invoice(account, { start: t, end, reason: "subscription_create" }), {
+          created: t + 1,
+        }),
+      ),
+    );
+    expect((await balanceOf(account)).monthly).toBe(8_000);
+  });
+
+  it("an upgrade invoice for a cycle that has ended grants nothing", async () => {
+    const account = await createAccount("starter");
+    const t = now();
+    await ok(
+      await deliver(event("invoice.paid", invoice(account, { start: t, end: t + 30 * DAY }))),
+    );
+    await setBalance(account, { monthly: 100, purchased: 0 });
+    const late = upgradeInvoice(account, { from: STARTER, to: PRO, start: t - 10 * DAY, end: t });
+    await ok(await deliver(event("invoice.paid", late)));
+    expect((await balanceOf(account)).monthly).toBe(100);
   });
 });
 

@@ -16,7 +16,7 @@ import { dbFor } from "../../src/db/client";
 import { accounts, transactions } from "../../src/db/schema";
 import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
-import type { PackageId } from "../../src/pricing";
+import { type PackageId, PLANS } from "../../src/pricing";
 import type { RechargeJob } from "../../src/recharge/messages";
 import { jobFromTransaction } from "../../src/recharge/messages";
 import { reconcile } from "../../src/recharge/reconciler";
@@ -340,17 +340,7 @@ function stripeEvent(c: ActionContext, e: TimelineEvent, eventId: string) {
           type: "subscription_details",
           subscription_details: { subscription: subscriptionId },
         },
-        lines: {
-          object: "list",
-          data: [
-            {
-              id: `il_${e.invoice.id}`,
-              object: "line_item",
-              period: { start: e.invoice.periodStart, end: e.invoice.periodEnd },
-              pricing: { type: "price_details", price_details: { price, product: "prod_sim" } },
-            },
-          ],
-        },
+        ...invoiceLines(e, price, subscriptionId),
       }
     : {
         id: subscriptionId,
@@ -369,6 +359,52 @@ function stripeEvent(c: ActionContext, e: TimelineEvent, eventId: string) {
     pending_webhooks: 1,
     request: { id: null, idempotency_key: null },
     data: { object },
+  };
+}
+
+/**
+ * A cycle invoice bills its plan's line; a proration invoice (a plan change billed at once)
+ * credits the unused time on the old price and charges the rest of the period on the new one,
+ * so its total is positive only for an upgrade.
+ */
+function invoiceLines(e: TimelineEvent, price: string, subscription: string) {
+  const invoice = e.invoice as NonNullable<TimelineEvent["invoice"]>;
+  const period = { start: invoice.periodStart, end: invoice.periodEnd };
+  const pricing = (p: string) => ({
+    type: "price_details",
+    price_details: { price: p, product: "prod_sim" },
+  });
+  if (!e.from) {
+    return {
+      lines: {
+        object: "list",
+        data: [{ id: `il_${invoice.id}`, object: "line_item", period, pricing: pricing(price) }],
+      },
+    };
+  }
+  const cents = (plan: keyof typeof PRICES) => PLANS[plan].priceCents;
+  const proration = (suffix: string, p: string, amount: number) => ({
+    id: `il_${invoice.id}_${suffix}`,
+    object: "line_item",
+    amount,
+    period,
+    parent: {
+      type: "invoice_item_details",
+      invoice_item_details: { invoice_item: `ii_${suffix}`, proration: true, subscription },
+    },
+    pricing: pricing(p),
+  });
+  const total = cents(e.plan) - cents(e.from);
+  return {
+    total,
+    amount_paid: Math.max(0, total),
+    lines: {
+      object: "list",
+      data: [
+        proration("old", PRICES[e.from], -cents(e.from)),
+        proration("new", price, cents(e.plan)),
+      ],
+    },
   };
 }
 

@@ -187,6 +187,8 @@ export interface TimelineEvent {
   eventId: string;
   createdSeconds: number;
   plan: Exclude<PlanId, "free">;
+  /** A proration invoice's change: from this plan to `plan`. */
+  from?: Exclude<PlanId, "free">;
   invoice?: {
     id: string;
     billingReason: "subscription_create" | "subscription_cycle" | "subscription_update";
@@ -240,6 +242,7 @@ export function billingTimeline(rng: Prng, seed: number, t0: number): TimelineEv
       eventId: id("evt"),
       createdSeconds: t0 + 21,
       plan: second,
+      from: first,
       invoice: invoice(0, "subscription_update"),
     },
     {
@@ -265,6 +268,30 @@ export function billingTimeline(rng: Prng, seed: number, t0: number): TimelineEv
         plan,
       }),
     ),
+    // 10–12: a change to Starter and two paid upgrades to Pro in the first cycle (money rule
+    // 9: credits come with the upgrade's paid invoice, up to the largest allowance paid for).
+    {
+      type: "customer.subscription.updated",
+      eventId: id("evt"),
+      createdSeconds: t0 + 28,
+      plan: "starter",
+    },
+    {
+      type: "invoice.paid",
+      eventId: id("evt"),
+      createdSeconds: t0 + 29,
+      plan: "pro",
+      from: "starter",
+      invoice: invoice(0, "subscription_update"),
+    },
+    {
+      type: "invoice.paid",
+      eventId: id("evt"),
+      createdSeconds: t0 + 27,
+      plan: "pro",
+      from: "starter",
+      invoice: invoice(0, "subscription_update"),
+    },
   ];
 }
 
@@ -291,5 +318,6 @@ export function asBillingEvent(e: TimelineEvent, eventId = e.eventId): BillingEv
     startsAt: e.invoice.periodStart * 1000,
     endsAt: e.invoice.periodEnd * 1000,
     cycle: e.invoice.billingReason !== "subscription_update",
+    ...(e.from ? { from: e.from } : {}),
   };
 }

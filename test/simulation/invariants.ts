@@ -359,8 +359,9 @@ const allowanceOf = (plan: string | undefined): number =>
 
 /**
  * Replays the ledger's plan entries cycle by cycle: a cycle starts with its grant (the initial
- * grant, or a cycle grant for a new period), and every plan change after it may add at most
- * what brings the cycle's grants to the largest allowance of the plans it saw.
+ * grant, or a cycle grant for a new period, naming the plan whose allowance it granted), and
+ * every plan change or paid upgrade after it may add at most what brings the cycle's grants to
+ * the largest allowance of the plans it saw.
  */
 export function planGrantsWithinCycleBound(s: LedgerSnapshot): Violation[] {
   const out: Violation[] = [];
@@ -382,8 +383,12 @@ export function planGrantsWithinCycleBound(s: LedgerSnapshot): Violation[] {
       added = 0;
       continue;
     }
-    if (e.kind !== "plan_change") continue;
-    largest = Math.max(largest, allowanceOf(/-> (\w+)$/.exec(note)?.[1]));
+    if (e.kind !== "plan_change" && e.kind !== "upgrade_grant") continue;
+    // Only a paid upgrade granted for this cycle raises what was paid for; a plan change (a
+    // subscription event) pays for nothing.
+    if (e.kind === "upgrade_grant") {
+      largest = Math.max(largest, allowanceOf(/^paid upgrade -> (\w+)$/.exec(note)?.[1]));
+    }
     added += e.monthly_delta;
     if (start + added > largest) {
       out.push({

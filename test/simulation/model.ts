@@ -84,6 +84,11 @@ export type BillingEvent =
       endsAt: number;
       /** Proration invoices start no cycle. */
       cycle: boolean;
+      /**
+       * A proration invoice's change: from this plan to `plan`. Only an upgrade (its total
+       * positive) pays for anything.
+       */
+      from?: PlanId;
     };
 
 export interface ModelState {
@@ -99,6 +104,8 @@ export interface ModelState {
   autoPackage: PackageId | null;
   card: CardId | null;
   lastFailureCode: string | null;
+  /** Upgrade invoices paid, by the end of the cycle they are for (ms): their allowances. */
+  paidUpgrades: Array<{ endsAt: number; allowance: number }>;
   /** Ledger refs the model has seen applied (invoice ids, subscription event ids). */
   refs: Set<string>;
   /** Adjustments applied under an Idempotency-Key, by key: the amounts they applied. */
@@ -145,6 +152,7 @@ export function initialState(plan: PlanId, cycleEndsAt: number): ModelState {
     autoPackage: null,
     card: null,
     lastFailureCode: null,
+    paidUpgrades: [],
     refs: new Set(),
     adjustKeys: new Map(),
     events: new Set(),
@@ -165,6 +173,7 @@ export function cloneState(s: ModelState): ModelState {
   return {
     ...s,
     refs: new Set(s.refs),
+    paidUpgrades: s.paidUpgrades.map((u) => ({ ...u })),
     adjustKeys: new Map(s.adjustKeys),
     events: new Set(s.events),
     topUpKeys: new Map(s.topUpKeys),
@@ -325,9 +334,12 @@ export function startsPurchase(s: ModelState, change: (draft: ModelState) => voi
 }
 
 /**
- * A verified Stripe event, processed once per event id. Subscription events change the plan
- * when newer than the last change seen (an upgrade adds the allowance difference at once);
- * a paid cycle invoice for a new period sets monthly credits to the plan's allowance.
+ * A verified Stripe event, processed once per event id. Credits follow money that was paid
+ * (money rule 9): subscription events change the plan when newer than the last change seen,
+ * and add nothing. A paid cycle invoice for a new period sets monthly credits to the allowance
+ * of the plan it billed (or of a larger one whose upgrade was already paid for that cycle). A
+ * paid upgrade invoice raises the current cycle's monthly credits up to the new allowance,
+ * never past the largest one paid for in it; one for a cycle not started waits for it.
  */
 export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "duplicate" {
   if (s.events.has(e.id)) return "duplicate";
@@ -335,15 +347,26 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   if (e.type === "subscription") {
     if (e.version <= s.planVersion || s.refs.has(e.id)) return "handled";
     s.refs.add(e.id);
-    const allowance = PLANS[e.plan].monthlyCredits;
-    s.monthly += Math.max(0, allowance - s.cycleMaxMonthly);
-    s.cycleMaxMonthly = Math.max(s.cycleMaxMonthly, allowance);
     s.plan = e.plan;
     s.planVersion = e.version;
     if (e.plan === "free") s.stripeCycles = false;
     return "handled";
   }
-  if (!e.cycle || s.refs.has(e.invoiceId)) return "handled";
+  if (!e.cycle) {
+    const upgrade =
+      e.from !== undefined && PLANS[e.plan].monthlyCredits > PLANS[e.from].monthlyCredits;
+    if (!upgrade || s.refs.has(e.invoiceId)) return "handled";
+    s.refs.add(e.invoiceId);
+    const allowance = PLANS[e.plan].monthlyCredits;
+    s.paidUpgrades.push({ endsAt: e.endsAt, allowance });
+    if (s.stripeCycles && e.endsAt === s.cycleEndsAt) {
+      s.monthly += Math.max(0, allowance - s.cycleMaxMonthly);
+      s.cycleMaxMonthly = Math.max(s.cycleMaxMonthly, allowance);
+      maybeTrigger(s);
+    }
+    return "handled";
+  }
+  if (s.refs.has(e.invoiceId)) return "handled";
   s.refs.add(e.invoiceId);
   const takePlan = e.version > s.planVersion;
   const plan = takePlan ? e.plan : s.plan;
@@ -357,7 +380,10 @@ export function billingEvent(s: ModelState, e: BillingEvent): "handled" | "dupli
   }
   const newer = e.endsAt > s.cycleEndsAt || !s.stripeCycles;
   if (newer) {
-    s.monthly = PLANS[plan].monthlyCredits;
+    const paidAhead = s.paidUpgrades
+      .filter((u) => u.endsAt === e.endsAt)
+      .reduce((max, u) => Math.max(max, u.allowance), 0);
+    s.monthly = Math.max(PLANS[e.plan].monthlyCredits, paidAhead);
     s.cycleMaxMonthly = s.monthly;
     s.cycleEndsAt = e.endsAt;
   }

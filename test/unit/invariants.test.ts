@@ -224,7 +224,10 @@ describe("invariant 4: at most one auto-recharge in flight", () => {
   });
 });
 
-/** A Starter account's plan entries: initial grant, then plan changes with their notes. */
+/**
+ * A Starter account's plan entries: initial grant, then plan changes (subscription events) and
+ * paid upgrades (their invoices, notes "paid upgrade -> <plan>") with their notes.
+ */
 function withPlanChanges(deltas: Array<[string, number]>): SystemSnapshot {
   const s = healthy();
   s.ledger = [
@@ -232,7 +235,8 @@ function withPlanChanges(deltas: Array<[string, number]>): SystemSnapshot {
   ];
   let monthly = 3000;
   for (const [note, delta] of deltas) {
-    s.ledger.push({ ...entry(`evt_${seq}`, "plan_change", delta, 0), note });
+    const kind = note.startsWith("paid upgrade") ? "upgrade_grant" : "plan_change";
+    s.ledger.push({ ...entry(`evt_${seq}`, kind, delta, 0), note });
     monthly += delta;
   }
   s.ledger.push(entry("rch_ok", "purchase", 0, 1000));
@@ -246,28 +250,35 @@ function withPlanChanges(deltas: Array<[string, number]>): SystemSnapshot {
 }
 
 describe("invariant 6: a cycle's plan grants stay within the largest allowance paid for", () => {
-  it("accepts one upgrade's difference, and flips that add nothing", () => {
+  it("accepts one paid upgrade's difference, and flips that add nothing", () => {
     const s = withPlanChanges([
-      ["starter -> pro", 5000],
+      ["starter -> pro", 0],
+      ["paid upgrade -> pro", 5000],
       ["pro -> starter", 0],
       ["starter -> pro", 0],
+      ["paid upgrade -> pro", 0],
     ]);
     expect(firing(s)).toEqual([]);
   });
 
   it("fires when flip-flops add the difference again (the bug the review found)", () => {
     const s = withPlanChanges([
-      ["starter -> pro", 5000],
+      ["paid upgrade -> pro", 5000],
       ["pro -> starter", 0],
-      ["starter -> pro", 5000],
+      ["paid upgrade -> pro", 5000],
     ]);
     expect(firing(s)).toEqual([6]);
   });
 
-  it("a new period's grant starts a new bound", () => {
+  it("fires when a plan change alone (nothing paid) adds credits", () => {
     const s = withPlanChanges([["starter -> pro", 5000]]);
+    expect(firing(s)).toEqual([6]);
+  });
+
+  it("a new period's grant starts a new bound", () => {
+    const s = withPlanChanges([["paid upgrade -> pro", 5000]]);
     s.ledger.push({ ...entry("in_2", "cycle_grant", -8000 + 3000, 0), note: "cycle starter" });
-    s.ledger.push({ ...entry("evt_up", "plan_change", 5000, 0), note: "starter -> pro" });
+    s.ledger.push({ ...entry("in_up", "upgrade_grant", 5000, 0), note: "paid upgrade -> pro" });
     s.monthly = 8000;
     s.audit = {
       ...(s.audit as NonNullable<SystemSnapshot["audit"]>),
@@ -277,7 +288,7 @@ describe("invariant 6: a cycle's plan grants stay within the largest allowance p
     expect(firing(s)).toEqual([]);
     // A same-period invoice does not reset it.
     s.ledger.push({ ...entry("in_3", "cycle_grant", 0, 0), note: "cycle starter (same period)" });
-    s.ledger.push({ ...entry("evt_up2", "plan_change", 5000, 0), note: "starter -> pro" });
+    s.ledger.push({ ...entry("in_up2", "upgrade_grant", 5000, 0), note: "paid upgrade -> pro" });
     s.monthly = 13000;
     s.audit = {
       ...(s.audit as NonNullable<SystemSnapshot["audit"]>),
