@@ -11,6 +11,7 @@ import { otherSubscriptionsOf } from "../db/other-subscriptions";
 import type { AppEnv } from "../env";
 import { ApiError, refusal } from "../errors";
 import { parseJson } from "../http/body";
+import { idempotencyKeyOf } from "../http/idempotency-key";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
 import { PLAN_IDS } from "../pricing";
 import { reconcile } from "../recharge/reconciler";
@@ -80,13 +81,15 @@ export const adminRoutes = new Hono<AppEnv>()
     return c.json(created, 201);
   })
   .post("/accounts/:id/credits", async (c) => {
+    // Checked like the account API's (it was passed on unchecked): a bad one is 400 naming it.
+    const idempotencyKey = idempotencyKeyOf(c);
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, AdjustBody);
     const result = await adjustCredits(c.env, c.get("db"), accountId, {
       monthly: body.monthly ?? 0,
       purchased: body.purchased ?? 0,
       reason: body.reason,
-      idempotencyKey: c.req.header("Idempotency-Key"),
+      idempotencyKey,
     });
     if (!result.ok) {
       if (result.reason === "insufficient_credits") {
@@ -101,6 +104,7 @@ export const adminRoutes = new Hono<AppEnv>()
     return c.json(result.balance, 200);
   })
   .post("/accounts/:id/payment-method", async (c) => {
+    const idempotencyKey = idempotencyKeyOf(c);
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, PaymentMethodBody);
     const result = await attachPaymentMethod(
@@ -108,7 +112,7 @@ export const adminRoutes = new Hono<AppEnv>()
       c.get("db"),
       accountId,
       body.payment_method,
-      c.req.header("Idempotency-Key"),
+      idempotencyKey,
     ).catch((err: unknown) => {
       throw providerError(err, "payment_method");
     });

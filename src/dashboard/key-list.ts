@@ -1,18 +1,12 @@
 import { listKeyPage } from "../db/api-keys";
 import type { Db } from "../db/client";
-import { decodeCursor, encodeCursor } from "./transactions";
+import { type After, encodeCursor } from "./cursor";
 
 /**
  * One page of the account's keys (revoked ones too), newest first, with the same opaque
- * (created_at, id) cursor as the transaction history; null when the cursor is not one of ours.
+ * (created_at, id) cursor as the transaction history (see ./cursor).
  */
-export async function listKeys(db: Db, accountId: string, limit: number, cursor?: string) {
-  let after: { createdAt: string; id: string } | undefined;
-  if (cursor) {
-    const decoded = decodeCursor(cursor);
-    if (!decoded) return null;
-    after = { createdAt: decoded[0], id: decoded[1] };
-  }
+export async function listKeys(db: Db, accountId: string, limit: number, after?: After) {
   const rows = await listKeyPage(db, accountId, limit + 1, after);
   const data = rows.slice(0, limit);
   const last = data[data.length - 1];

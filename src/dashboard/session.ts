@@ -7,11 +7,19 @@
 import type { Context } from "hono";
 import { deleteCookie, getCookie, getSignedCookie, setCookie, setSignedCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
-import { randomBase62, secretsEqual, toHex } from "../crypto";
+import { fromBase64Url, hmacSha256, open, randomBase62, seal, toBase64Url, toHex } from "../crypto";
 import { isKeyActive } from "../db/api-keys";
 import { dbFor } from "../db/client";
 import type { AppEnv, Bindings } from "../env";
 import type { KeyIdentity } from "../gateway/identity";
+import {
+  clearNonce,
+  formToken,
+  formTokenMatches,
+  issueNonceToken,
+  type NonceCookie,
+  verifyNonceToken,
+} from "../http/form-token";
 
 export const SESSION_COOKIE = "tg_session";
 export const SESSION_TTL_SECONDS = 12 * 60 * 60;
@@ -43,17 +51,6 @@ const COOKIE: CookieOptions = {
 
 const encoder = new TextEncoder();
 
-async function hmac(secret: string, message: string): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(message)));
-}
-
 /**
  * The key that signs sessions: SESSION_SECRET, or else one derived from ADMIN_TOKEN (never the
  * token itself, so a leaked cookie signature says nothing about it). Null when neither is
@@ -64,7 +61,7 @@ export async function sessionSecret(
 ): Promise<string | null> {
   if (env.SESSION_SECRET) return env.SESSION_SECRET;
   if (!env.ADMIN_TOKEN) return null;
-  return toHex(await hmac(env.ADMIN_TOKEN, "tollgate/dashboard-session/v1"));
+  return toHex(await hmacSha256(env.ADMIN_TOKEN, "tollgate/dashboard-session/v1"));
 }
 
 /** Signs the identity into a new session cookie. */
@@ -112,47 +109,28 @@ export async function readSession(c: Context<AppEnv>, now = Date.now()): Promise
   return active ? { accountId, keyId, sessionId, expiresAt } : null;
 }
 
-/** The token a form for `purpose` carries: an HMAC of the session id and the purpose. */
-export async function csrfToken(
-  secret: string,
-  session: Session,
-  purpose: CsrfPurpose,
-): Promise<string> {
-  const mac = await hmac(secret, `csrf\n${session.sessionId}\n${purpose}`);
-  return btoa(String.fromCharCode(...mac))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replaceAll("=", "");
+/** The token a form for `purpose` carries, bound to the session id (see ../http/form-token). */
+export function csrfToken(secret: string, session: Session, purpose: CsrfPurpose): Promise<string> {
+  return formToken(secret, session.sessionId, purpose);
 }
 
-export async function verifyCsrf(
+export function verifyCsrf(
   secret: string,
   session: Session,
   purpose: CsrfPurpose,
   token: string | undefined,
 ): Promise<boolean> {
-  if (!token) return false;
-  return secretsEqual(token, await csrfToken(secret, session, purpose));
-}
-
-/**
- * False when the browser says the request came from another origin: a `Sec-Fetch-Site` other
- * than same-origin (or "none", typed by the user), or an `Origin` that is not ours. `Origin:
- * null` says nothing: browsers send it on a same-origin form post when Referrer-Policy is
- * no-referrer, as on this page. Requests without these headers pass: for forms the CSRF token
- * is the real check.
- */
-export function notCrossOrigin(c: Context): boolean {
-  const site = c.req.header("Sec-Fetch-Site");
-  if (site !== undefined && site !== "same-origin" && site !== "none") return false;
-  const origin = c.req.header("Origin");
-  return origin === undefined || origin === "null" || origin === new URL(c.req.url).origin;
+  return formTokenMatches(secret, session.sessionId, purpose, token);
 }
 
 /**
  * True only when the browser says the request came from this origin. For session-authenticated
  * API calls that change something, which carry no CSRF token: current browsers send
  * `Sec-Fetch-Site`, and `fetch()` sends a real `Origin`, so their absence is refused.
+ *
+ * Not Hono's `csrf` (used for the form posts, ../http/form-token): it checks only form content
+ * types and lets everything else through, but these are JSON calls, and a session must not
+ * authenticate any change without the browser's word on its origin, whatever the content type.
  */
 export function provenSameOrigin(c: Context): boolean {
   const site = c.req.header("Sec-Fetch-Site");
@@ -164,44 +142,28 @@ export function provenSameOrigin(c: Context): boolean {
 
 // ---------------------------------------------------------------- sign-in form token
 
-/** The nonce behind the sign-in form's token (there is no session yet to derive one from). */
-export const SIGN_IN_COOKIE = "tg_signin";
-const SIGN_IN_NONCE = /^[0-9A-Za-z]{24}$/;
-const SIGN_IN_COOKIE_OPTIONS: CookieOptions = { ...COOKIE, path: "/account", maxAge: 60 * 60 };
-
-const b64url = (bytes: Uint8Array) =>
-  btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replaceAll("=", "");
-
 /**
- * The sign-in form's CSRF token: a signed double-submit token, as on the sign-up forms. A
- * random nonce sits in an HttpOnly, SameSite=Strict cookie and the form carries
- * HMAC(secret, nonce); another site can neither read the cookie nor compute the HMAC, so it
- * cannot sign a visitor in to the attacker's account (login CSRF). Sets the cookie if absent.
+ * The sign-in form's token: there is no session yet to bind it to, so it is a signed
+ * double-submit token (see ../http/form-token), like sign-up's. It stops login CSRF: another
+ * site signing a visitor in to the attacker's account.
  */
-export async function signInToken(c: Context, secret: string): Promise<string> {
-  let nonce = getCookie(c, SIGN_IN_COOKIE);
-  if (!nonce || !SIGN_IN_NONCE.test(nonce)) {
-    nonce = randomBase62(24);
-    setCookie(c, SIGN_IN_COOKIE, nonce, SIGN_IN_COOKIE_OPTIONS);
-  }
-  return b64url(await hmac(secret, `csrf\nsign-in\n${nonce}`));
+export const SIGN_IN_COOKIE: NonceCookie = { name: "tg_signin", path: "/account" };
+
+/** The sign-in form's token; sets the nonce cookie if absent. */
+export function signInToken(c: Context, secret: string): Promise<string> {
+  return issueNonceToken(c, secret, SIGN_IN_COOKIE, "sign-in");
 }
 
-export async function verifySignInToken(
+export function verifySignInToken(
   c: Context,
   secret: string,
   token: string | undefined,
 ): Promise<boolean> {
-  const nonce = getCookie(c, SIGN_IN_COOKIE);
-  if (!token || !nonce || !SIGN_IN_NONCE.test(nonce)) return false;
-  return secretsEqual(token, b64url(await hmac(secret, `csrf\nsign-in\n${nonce}`)));
+  return verifyNonceToken(c, secret, SIGN_IN_COOKIE, "sign-in", token);
 }
 
 export function clearSignInToken(c: Context): void {
-  deleteCookie(c, SIGN_IN_COOKIE, SIGN_IN_COOKIE_OPTIONS);
+  clearNonce(c, SIGN_IN_COOKIE);
 }
 
 // ---------------------------------------------------------------- one-time messages ("flash")
@@ -233,9 +195,8 @@ const FLASH_COOKIE_OPTIONS: CookieOptions = {
   maxAge: FLASH_TTL_SECONDS,
 };
 
-async function flashKey(secret: string): Promise<CryptoKey> {
-  const raw = await hmac(secret, "tollgate/dashboard-flash/v1");
-  return crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+function flashKey(secret: string): Promise<Uint8Array> {
+  return hmacSha256(secret, "tollgate/dashboard-flash/v1");
 }
 
 const AAD = encoder.encode(FLASH_COOKIE);
@@ -251,18 +212,8 @@ export async function setFlash(
   const payload = encoder.encode(
     JSON.stringify({ s: sessionId ?? "", e: Math.floor(now / 1000) + FLASH_TTL_SECONDS, f: flash }),
   );
-  const iv = crypto.getRandomValues(new Uint8Array(12));
-  const sealed = new Uint8Array(
-    await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv, additionalData: AAD },
-      await flashKey(secret),
-      payload,
-    ),
-  );
-  const value = new Uint8Array(iv.length + sealed.length);
-  value.set(iv);
-  value.set(sealed, iv.length);
-  setCookie(c, FLASH_COOKIE, b64url(value), FLASH_COOKIE_OPTIONS);
+  const sealed = await seal(await flashKey(secret), payload, AAD);
+  setCookie(c, FLASH_COOKIE, toBase64Url(sealed), FLASH_COOKIE_OPTIONS);
 }
 
 /**
@@ -279,15 +230,8 @@ export async function takeFlash(
   if (value === undefined) return null;
   deleteCookie(c, FLASH_COOKIE, FLASH_COOKIE_OPTIONS);
   try {
-    const bytes = Uint8Array.from(atob(value.replaceAll("-", "+").replaceAll("_", "/")), (ch) =>
-      ch.charCodeAt(0),
-    );
-    if (bytes.length < 12 + 16) return null;
-    const plain = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: bytes.slice(0, 12), additionalData: AAD },
-      await flashKey(secret),
-      bytes.slice(12),
-    );
+    const plain = await open(await flashKey(secret), fromBase64Url(value), AAD);
+    if (!plain) return null;
     const parsed = JSON.parse(new TextDecoder().decode(plain)) as {
       s: string;
       e: number;

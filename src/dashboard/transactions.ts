@@ -1,25 +1,6 @@
 import type { Db } from "../db/client";
 import { listTransactionPage } from "../db/transactions";
-
-/** Opaque cursor: the (created_at, id) of the last row of the page, base64url-encoded. */
-export function encodeCursor(createdAt: string, id: string): string {
-  return btoa(JSON.stringify([createdAt, id]))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replaceAll("=", "");
-}
-
-export function decodeCursor(cursor: string): [string, string] | null {
-  try {
-    const value = JSON.parse(atob(cursor.replaceAll("-", "+").replaceAll("_", "/")));
-    if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string")) {
-      return value as [string, string];
-    }
-  } catch {
-    // fall through
-  }
-  return null;
-}
+import { type After, encodeCursor } from "./cursor";
 
 const PURCHASES = new Set(["auto_recharge", "top_up"]);
 
@@ -36,14 +17,8 @@ export function retryableFailure(
   return latest?.status === "failed" ? latest.id : null;
 }
 
-/** One page of history, newest first; null when the cursor is not one of ours. */
-export async function listTransactions(db: Db, accountId: string, limit: number, cursor?: string) {
-  let after: { createdAt: string; id: string } | undefined;
-  if (cursor) {
-    const decoded = decodeCursor(cursor);
-    if (!decoded) return null;
-    after = { createdAt: decoded[0], id: decoded[1] };
-  }
+/** One page of history, newest first, after the row a (decoded) cursor names. */
+export async function listTransactions(db: Db, accountId: string, limit: number, after?: After) {
   const rows = await listTransactionPage(db, accountId, limit + 1, after);
   const data = rows.slice(0, limit);
   const last = data[data.length - 1];

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { randomHex32 } from "../crypto";
 import type { AppEnv } from "../env";
 import { ApiError, durableObjectFailure, refusal } from "../errors";
 import { readBodyLimited } from "../http/body";
@@ -38,7 +39,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
 
   const cost = routeCost(method, path);
   const ledger = ledgerFor(env, accountId);
-  const debitRef = `dbt_${crypto.randomUUID().replaceAll("-", "")}`;
+  const debitRef = `dbt_${randomHex32()}`;
   const sentAt = Date.now();
   // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.
   const debit = await ledger.debit(cost, debitRef, c.get("apiKeyId")).catch(async (err) => {

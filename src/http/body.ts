@@ -8,6 +8,14 @@ export const JSON_BODY_LIMIT = 64 * 1024;
 /**
  * Reads the raw body, refusing more than `limit` bytes with 413 before reading further.
  * A declared Content-Length over the limit is refused without reading anything.
+ *
+ * Not Hono's `bodyLimit` middleware: its `onError` could throw this 413 envelope, but as a
+ * middleware it runs before the handler's own checks, so a 413 would overtake what some routes
+ * answer first today (404 while sign-up is off, 404 for an unknown account on /admin); the
+ * proxy's limit is per-environment (MAX_BODY_BYTES); it trusts a Content-Length under the
+ * limit without counting, and on overflow leaves the stream uncancelled. Reading here, once,
+ * keeps the order and the streaming limit exact (bad-input.test.ts: "read or not", "with or
+ * without Content-Length").
  */
 export async function readBodyLimited(req: Request, limit: number): Promise<Uint8Array> {
   const declared = req.headers.get("Content-Length");

@@ -9,7 +9,6 @@
  *   development only) whole, so that a local run needs no mail server.
  */
 import { type Context, Hono } from "hono";
-import { deleteCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import type { Child } from "hono/jsx";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -20,11 +19,18 @@ import { PageError, readFields } from "../dashboard/page/forms";
 import { Document, type Notice, renderHtml } from "../dashboard/page/layout";
 import { BILLING_PATH } from "../dashboard/page/pages";
 import { pageSecurityHeaders } from "../dashboard/page/security";
-import { notCrossOrigin, sessionSecret, setFlash, startSession } from "../dashboard/session";
+import { sessionSecret, setFlash, startSession } from "../dashboard/session";
 import { listEmails } from "../db/emails";
 import type { AppEnv } from "../env";
 import { ApiError, serviceUnavailable } from "../errors";
 import { parseJson, parseQuery } from "../http/body";
+import {
+  clearNonce,
+  issueNonceToken,
+  type NonceCookie,
+  postedFromThisOrigin,
+  verifyNonceToken,
+} from "../http/form-token";
 import { locationHintFor } from "../ledger/client";
 import { PLANS } from "../pricing";
 import {
@@ -35,7 +41,6 @@ import {
   SIGNUP_EMAIL_ACCOUNT,
   signupEnabled,
 } from "./config";
-import { FORM_COOKIE, issueFormToken, verifyFormToken } from "./form-token";
 import {
   AlreadyRegisteredPage,
   CheckEmailPage,
@@ -54,6 +59,18 @@ const WELCOME: Notice = {
   text: "Your free account is ready, and you are signed in.",
   detail: `The free plan includes ${formatCredits(PLANS.free.monthlyCredits)} credits a month; your first API key is below.`,
 };
+
+/**
+ * The sign-up forms have no session yet: their CSRF tokens are signed double-submit tokens
+ * (../http/form-token), the nonce in a cookie covering the sign-up page and its confirm page,
+ * nothing else. They guard against sign-in forgery: being made to confirm an attacker's link
+ * would sign the victim in to the attacker's account.
+ */
+const FORM_COOKIE: NonceCookie = { name: "tg_signup", path: SIGN_UP_PATH };
+type SignupFormPurpose = "sign-up" | "confirm";
+
+const issueFormToken = (c: Context, secret: string, purpose: SignupFormPurpose) =>
+  issueNonceToken(c, secret, FORM_COOKIE, purpose);
 
 const EMAIL = z.email().max(254);
 const SignupBody = z.strictObject({ email: EMAIL });
@@ -153,10 +170,13 @@ async function requireSecret(c: Context<AppEnv>): Promise<string> {
 async function checkForm(
   c: Context<AppEnv>,
   secret: string,
-  purpose: "sign-up" | "confirm",
+  purpose: SignupFormPurpose,
   fields: Record<string, string>,
 ): Promise<void> {
-  if (!notCrossOrigin(c) || !(await verifyFormToken(c, secret, purpose, fields.csrf))) {
+  if (
+    !(await postedFromThisOrigin(c)) ||
+    !(await verifyNonceToken(c, secret, FORM_COOKIE, purpose, fields.csrf))
+  ) {
     throw refused();
   }
 }
@@ -240,7 +260,7 @@ export const signupPageRoutes = new Hono<AppEnv>()
       return page(c, 409, "Already registered", <AlreadyRegisteredPage email={result.email} />);
     }
     const session = await startSession(c, secret, result.identity);
-    deleteCookie(c, FORM_COOKIE, { path: SIGN_UP_PATH, secure: true });
+    clearNonce(c, FORM_COOKIE);
     // Post/redirect/get, like every other form: the key rides to the Billing page in the
     // encrypted, read-once flash (never in a URL), so reloading that page repeats a harmless
     // GET that neither shows the key again nor uses the link a second time.

@@ -8,7 +8,7 @@
  * its token is never sent anywhere).
  */
 import { createAccount } from "../admin/accounts";
-import { randomBase62, sha256Hex, toHex } from "../crypto";
+import { hmacSigner, randomBase62, sha256Hex, toHex } from "../crypto";
 import { accountExistsForEmail } from "../db/accounts";
 import type { Db } from "../db/client";
 import {
@@ -42,8 +42,6 @@ import {
   TOKEN_PATTERN,
 } from "./config";
 
-const encoder = new TextEncoder();
-
 /**
  * The stored forms of a client address, its host (IPv4 address, IPv6 /64) and its network
  * (IPv4 /24, IPv6 /48): HMACs under the server's secret, because a plain hash of an IPv4
@@ -53,15 +51,8 @@ export async function clientHashes(
   secret: string,
   address: string | undefined,
 ): Promise<{ host: string; network: string }> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = async (message: string) =>
-    toHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(message))));
+  const sign = await hmacSigner(secret);
+  const mac = async (message: string) => toHex(await sign(message));
   const { host, network } = clientPrefixes(address);
   return {
     host: await mac(`tollgate/signup-client/v1\n${host}`),

@@ -857,6 +857,17 @@ describe("the sign-up page", () => {
     });
     expect(crossSite.status).toBe(403);
     await crossSite.arrayBuffer();
+    // Neither Origin nor Sec-Fetch-Site vouching for this origin (Hono's csrf): refused too.
+    const unvouched = await send(
+      new Request(`${BASE}/account/sign-up`, {
+        method: "POST",
+        headers: { Cookie: cookie },
+        body: new URLSearchParams({ email, csrf }),
+        redirect: "manual",
+      }),
+    );
+    expect(unvouched.status).toBe(403);
+    await unvouched.arrayBuffer();
     expect(await signupEmails(email)).toHaveLength(0);
     const bad = await page("/account/sign-up", { cookie, form: { email: "nope", csrf } });
     expect(bad.status).toBe(400);

@@ -4,14 +4,8 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
 import type { AppEnv } from "../../env";
 import { fieldErrors, JSON_BODY_LIMIT, readBodyLimited } from "../../http/body";
-import {
-  type CsrfPurpose,
-  notCrossOrigin,
-  readSession,
-  type Session,
-  sessionSecret,
-  verifyCsrf,
-} from "../session";
+import { postedFromThisOrigin } from "../../http/form-token";
+import { type CsrfPurpose, readSession, type Session, sessionSecret, verifyCsrf } from "../session";
 
 /** A failure shown as an HTML page with this status. */
 export class PageError extends Error {
@@ -63,7 +57,10 @@ export async function formSession(
   const secret = await sessionSecret(c.env);
   const session = secret ? await readSession(c) : null;
   if (!secret || !session) throw new SignedOutError();
-  if (!notCrossOrigin(c) || !(await verifyCsrf(secret, session, purpose, fields.csrf))) {
+  if (
+    !(await postedFromThisOrigin(c)) ||
+    !(await verifyCsrf(secret, session, purpose, fields.csrf))
+  ) {
     throw forbidden();
   }
   return { session, secret };

@@ -17,6 +17,7 @@ import type { AppEnv } from "../../env";
 import { ApiError, serviceUnavailable } from "../../errors";
 import { looksLikeApiKey } from "../../gateway/api-keys";
 import { identify } from "../../gateway/identity";
+import { postedFromThisOrigin } from "../../http/form-token";
 import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/low-balance";
 import { PACKAGE_IDS, PACKAGES, PLANS } from "../../pricing";
@@ -29,7 +30,6 @@ import {
   csrfToken,
   endSession,
   type Flash,
-  notCrossOrigin,
   readSession,
   type Session,
   sessionSecret,
@@ -402,7 +402,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const secret = await sessionSecret(c.env);
     if (!secret) return signInPage(c, 503, { unavailable: true });
     // No session yet: the origin check and the form's double-submit token stop sign-in forgery.
-    if (!notCrossOrigin(c) || !(await verifySignInToken(c, secret, fields.csrf))) {
+    if (!(await postedFromThisOrigin(c)) || !(await verifySignInToken(c, secret, fields.csrf))) {
       throw forbidden();
     }
     const key = (fields.api_key ?? "").trim();
@@ -431,7 +431,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     // Another site's post never signs anyone out. Its request carries no SameSite=Strict
     // cookie, so no session (and no token) can be checked; but the browser would still apply
     // this answer's Set-Cookie and clear the live session. Hence the origin check first.
-    if (!notCrossOrigin(c)) throw forbidden();
+    if (!(await postedFromThisOrigin(c))) throw forbidden();
     const session = secret ? await readSession(c) : null;
     // Clearing a cookie that no longer works needs no token; ending a live session does.
     if (secret && session && !(await verifyCsrf(secret, session, "sign-out", fields.csrf))) {

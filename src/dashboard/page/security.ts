@@ -1,4 +1,6 @@
 import { createMiddleware } from "hono/factory";
+import { secureHeaders } from "hono/secure-headers";
+import { sha256Base64 } from "../../crypto";
 import type { AppEnv, Bindings } from "../../env";
 import { STYLES } from "./styles";
 
@@ -9,19 +11,15 @@ import { STYLES } from "./styles";
  */
 export const COPY_SCRIPT = `for(const b of document.querySelectorAll("button[data-copy]")){const f=document.getElementById(b.dataset.copy),s=document.getElementById(b.dataset.status);if(!f)continue;b.hidden=false;b.addEventListener("click",async()=>{const say=t=>{if(s)s.textContent=t};try{await navigator.clipboard.writeText(f.value);say("Copied to the clipboard.")}catch{f.focus();f.select();say(document.execCommand("copy")?"Copied to the clipboard.":"Press Ctrl+C (or ⌘C) to copy the selected key.")}})}`;
 
-const hashes = new Map<string, Promise<string>>();
-
-/** `'sha256-…'` of an inline stylesheet or script, computed once per isolate. */
-function sourceHash(text: string): Promise<string> {
-  let hash = hashes.get(text);
-  if (!hash) {
-    hash = crypto.subtle
-      .digest("SHA-256", new TextEncoder().encode(text))
-      .then((d) => `'sha256-${btoa(String.fromCharCode(...new Uint8Array(d)))}'`);
-    hashes.set(text, hash);
-  }
-  return hash;
-}
+/** `'sha256-…'` of the inline stylesheet and script, computed once per isolate. */
+let sources: Promise<{ script: string; style: string }> | null = null;
+const sourceHashes = () => {
+  sources ??= Promise.all([sha256Base64(COPY_SCRIPT), sha256Base64(STYLES)]).then(
+    ([script, style]) => ({ script: `'sha256-${script}'`, style: `'sha256-${style}'` }),
+  );
+  return sources;
+};
+let hashed: { script: string; style: string } | null = null;
 
 const STRIPE_PAGES = "https://billing.stripe.com https://checkout.stripe.com";
 
@@ -39,27 +37,37 @@ function portalOrigin(env: Pick<Bindings, "STRIPE_API_URL">): string {
   }
 }
 
-/** The page loads nothing but itself: one hashed script, one hashed stylesheet, inline SVG. */
-export async function contentSecurityPolicy(env: Pick<Bindings, "STRIPE_API_URL">) {
-  return [
-    "default-src 'none'",
-    `script-src ${await sourceHash(COPY_SCRIPT)}`,
-    `style-src ${await sourceHash(STYLES)}`,
-    "img-src 'self' data:",
-    `form-action 'self' ${portalOrigin(env)}`,
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-  ].join("; ");
-}
+/**
+ * Hono's `secureHeaders` sets the page's headers. The policy: the page loads nothing but
+ * itself, one hashed script, one hashed stylesheet, inline SVG. Hono's CSP values are either
+ * fixed or computed synchronously per request, so the two hashes (WebCrypto is async) are
+ * computed once before the first page and read from there, and `form-action` from the request's
+ * environment. Beyond what the page set by hand before (CSP, nosniff, no-referrer, DENY), Hono
+ * adds its other defaults (COOP/CORP same-origin, Origin-Agent-Cluster, X-DNS-Prefetch-Control
+ * and the like), all inert for a page that loads nothing from elsewhere, except HSTS: that one
+ * stays off, as it binds the whole host (and with includeSubDomains its subdomains) to HTTPS
+ * for months, which is the operator's decision at the edge, not this page's.
+ */
+const secureHeadersForPages = secureHeaders({
+  contentSecurityPolicy: {
+    defaultSrc: ["'none'"],
+    scriptSrc: [() => hashed?.script ?? "'none'"],
+    styleSrc: [() => hashed?.style ?? "'none'"],
+    imgSrc: ["'self'", "data:"],
+    formAction: ["'self'", (c) => portalOrigin(c.env ?? {})],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+  },
+  xFrameOptions: "DENY",
+  referrerPolicy: "no-referrer",
+  xContentTypeOptions: true,
+  strictTransportSecurity: false,
+});
 
 /** Security headers on every response of the Billing page, errors and redirects included. */
 export const pageSecurityHeaders = createMiddleware<AppEnv>(async (c, next) => {
-  await next();
-  const headers = c.res.headers;
-  headers.set("Content-Security-Policy", await contentSecurityPolicy(c.env));
-  headers.set("X-Content-Type-Options", "nosniff");
-  headers.set("Referrer-Policy", "no-referrer");
-  headers.set("X-Frame-Options", "DENY");
+  hashed ??= await sourceHashes();
+  await secureHeadersForPages(c, next);
   // Balances, keys shown once and CSRF tokens must never be stored by a browser or proxy.
-  headers.set("Cache-Control", "no-store");
+  c.res.headers.set("Cache-Control", "no-store");
 });

@@ -5,6 +5,7 @@ import type { AppEnv } from "../../env";
 import { ApiError } from "../../errors";
 import { parseJson, parseQuery } from "../../http/body";
 import { actionRateLimited } from "../action-limits";
+import { CursorParam } from "../cursor";
 import { listKeys } from "../key-list";
 import { createKey, revokeKey } from "../key-store";
 
@@ -16,20 +17,14 @@ const CreateKeyBody = z.strictObject({
 /** Paged like the transaction history; a page holds every active key by default (at most 20). */
 const ListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(100),
-  cursor: z.string().max(300).optional(),
+  cursor: CursorParam.optional(),
 });
 
 /** `/v1/account/keys`: list (prefix and last four only), create (the full key once), revoke. */
 export const keyRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const q = parseQuery(c, ListQuery);
-    const page = await listKeys(c.get("db"), c.get("accountId"), q.limit, q.cursor);
-    if (!page) {
-      throw ApiError.invalidRequest("The cursor is not valid.", [
-        { field: "cursor", message: "invalid cursor" },
-      ]);
-    }
-    return c.json(page, 200);
+    return c.json(await listKeys(c.get("db"), c.get("accountId"), q.limit, q.cursor), 200);
   })
   .post("/", async (c) => {
     const body = await parseJson(c, CreateKeyBody);

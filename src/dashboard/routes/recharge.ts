@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { sha256Hex } from "../../crypto";
+import { randomHex32, sha256Hex } from "../../crypto";
 import { getTransaction } from "../../db/transactions";
 import type { AppEnv } from "../../env";
 import { refusal } from "../../errors";
@@ -44,7 +44,7 @@ export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
   // The key maps to a fixed recharge id, so a retry finds the first top-up instead of a new one.
   const rechargeId = key
     ? `rch_${(await sha256Hex(`${accountId}\n${key}`)).slice(0, 32)}`
-    : `rch_${crypto.randomUUID().replaceAll("-", "")}`;
+    : `rch_${randomHex32()}`;
   const result = await ledgerFor(c.env, accountId).requestTopUp({
     rechargeId,
     package: body.package,
