@@ -1,22 +1,22 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { attachPaymentMethod } from "../billing/payment-methods";
-import { providerError } from "../billing/stripe-errors";
-import { accountView } from "../dashboard/account-view";
-import { spendLimitCents } from "../dashboard/routes/limits";
+import { accountView } from "../accounts/account-view";
+import { adjustCredits, createAccount } from "../accounts/create-account";
+import { spendLimitCents } from "../accounts/limits";
+import { adminAuth } from "../accounts/operator-auth";
 import { accountExists, getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
 import { listEmails } from "../db/emails";
 import { otherSubscriptionsOf } from "../db/other-subscriptions";
-import type { AppEnv } from "../env";
-import { ApiError, refusal } from "../errors";
-import { parseJson } from "../http/body";
-import { idempotencyKeyOf } from "../http/idempotency-key";
+import type { AppEnv } from "../http/context";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
+import { parseJson } from "../platform/body";
+import { ApiError, refusal } from "../platform/errors";
+import { idempotencyKeyOf } from "../platform/idempotency-key";
 import { PLAN_IDS } from "../pricing";
-import { reconcile } from "../recharge/reconciler";
-import { adjustCredits, createAccount } from "./accounts";
-import { adminAuth } from "./auth";
+import { reconcile } from "../purchases/reconciler";
+import { providerError } from "../stripe/errors";
+import { attachPaymentMethod } from "../subscriptions/payment-methods";
 
 /** Credits an operator may move in one adjustment; larger numbers are refused as typos. */
 const MAX_ADJUSTMENT = 100_000_000;

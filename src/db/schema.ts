@@ -192,7 +192,7 @@ export const pendingRefunds = sqliteTable("pending_refunds", {
   charge: text("charge"),
   /**
    * With no charge: a debit whose reply was lost, sent at this time (ms, the gateway's clock);
-   * the ledger decides from it whether the debit committed (src/ledger/recent-debits.ts).
+   * the ledger decides from it whether the debit committed (src/ledger/domain/recent-debits.ts).
    * A row with neither names nothing to give back: the reconciler reports it, never applies it.
    */
   sentAt: integer("sent_at"),

@@ -1,9 +1,9 @@
 import type { Context } from "hono";
-import { randomHex32 } from "../crypto";
-import type { AppEnv } from "../env";
-import { ApiError, durableObjectFailure, refusal } from "../errors";
-import { readBodyLimited } from "../http/body";
+import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
+import { readBodyLimited } from "../platform/body";
+import { randomHex32 } from "../platform/crypto";
+import { ApiError, durableObjectFailure, refusal } from "../platform/errors";
 import { routeCost } from "../pricing";
 import { ALLOW_HEADER, FORWARDED_METHODS, forwardHeaders, normalizePath } from "./forward-headers";
 import { rateLimitHeaders } from "./rate-limit";

@@ -9,8 +9,8 @@ import { z } from "zod";
 import type { Db } from "../db/client";
 import { dbFor } from "../db/client";
 import { type OwedDebit, recordPendingRefund } from "../db/pending-refunds";
-import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
+import type { Bindings } from "../platform/env";
 
 /** What the debit took and the minute it was counted in. */
 export const DebitChargeSchema = z.object({

@@ -16,7 +16,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
 import { HTTPException } from "hono/http-exception";
 import type { CookieOptions } from "hono/utils/cookie";
-import { hmacSha256, randomBase62, secretsEqual, toBase64Url } from "../crypto";
+import { hmacSha256, randomBase62, secretsEqual, toBase64Url } from "../platform/crypto";
 
 /** The form token for `purpose`, bound to a session id or to a nonce binding. */
 export async function formToken(secret: string, binding: string, purpose: string) {

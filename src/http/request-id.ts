@@ -1,6 +1,6 @@
 import { createMiddleware } from "hono/factory";
-import { randomHex32 } from "../crypto";
-import type { AppEnv } from "../env";
+import type { AppEnv } from "../http/context";
+import { randomHex32 } from "../platform/crypto";
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -3,16 +3,16 @@ import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
-import { HistoryRow } from "../../src/dashboard/page/billing-view";
-import { loadBilling } from "../../src/dashboard/page/data";
-import { COPY_SCRIPT } from "../../src/dashboard/page/security";
-import { STYLES } from "../../src/dashboard/page/styles";
-import { readSession, SESSION_TTL_SECONDS } from "../../src/dashboard/session";
+import { readSession, SESSION_TTL_SECONDS } from "../../src/accounts/sessions";
 import { dbFor } from "../../src/db/client";
 import { accounts } from "../../src/db/schema";
-import type { AppEnv } from "../../src/env";
+import type { AppEnv } from "../../src/http/context";
 import { ledgerFor } from "../../src/ledger/client";
-import { processRecharge } from "../../src/recharge/consumer";
+import { processRecharge } from "../../src/purchases/consumer";
+import { HistoryRow } from "../../src/web/billing/billing-view";
+import { loadBilling } from "../../src/web/billing/data";
+import { COPY_SCRIPT } from "../../src/web/kit/security";
+import { STYLES } from "../../src/web/kit/styles";
 import {
   admin,
   BASE,

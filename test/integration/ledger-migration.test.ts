@@ -11,8 +11,14 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
-import { addOneMonth, DAY_SECONDS, floorTo, HOUR_SECONDS, minuteOf } from "../../src/ledger/rules";
-import { ensureSchema, SCHEMA_VERSION, SCHEMA_VERSIONS } from "../../src/ledger/schema";
+import {
+  addOneMonth,
+  DAY_SECONDS,
+  floorTo,
+  HOUR_SECONDS,
+  minuteOf,
+} from "../../src/ledger/domain/rules";
+import { ensureSchema, SCHEMA_VERSION, SCHEMA_VERSIONS } from "../../src/ledger/store/schema";
 
 const DAY = DAY_SECONDS * 1000;
 

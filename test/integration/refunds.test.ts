@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RefundMessage } from "../../src/gateway/refunds";
 import { ledgerFor } from "../../src/ledger/client";
-import { reconcile } from "../../src/recharge/reconciler";
+import { reconcile } from "../../src/purchases/reconciler";
 import { audit, balanceOf, createAccount, expectError, gateway, setBalance } from "../helpers/http";
 import { eventually } from "../helpers/stripe";
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { formToken } from "../../src/http/form-token";
 import {
   fromBase64Url,
   hmacSha256,
@@ -8,8 +9,7 @@ import {
   toBase64,
   toBase64Url,
   toHex,
-} from "../../src/crypto";
-import { formToken } from "../../src/http/form-token";
+} from "../../src/platform/crypto";
 
 /** What the four hand-written copies did before they became `toBase64Url`. */
 const oldBase64Url = (bytes: Uint8Array) =>

@@ -1,0 +1,189 @@
+/**
+ * The account ledger's SQLite schema, made synchronously in the constructor and gated by
+ * `meta.schema_version` (cloudflare/agents `_ensureSchema`): an object at the current version
+ * reads one row and runs nothing; any other runs the statements of every version above its own
+ * in one transaction, so it is at one version or the next, never between.
+ *
+ * Tables (schema version 7):
+ * - `meta`          `schema_version`.
+ * - `state`         one row: account id, plan, settings (the low-balance alert's level and
+ *                   whether it is armed among them), and the *settled* buckets (CHECK >= 0):
+ *                   every entry plus every debit minute before `compacted_until`. The live
+ *                   balance is the settled buckets less the debit minutes not settled yet; it is
+ *                   held in memory and this row is not written by a request's debit.
+ * - `ledger`        entries with a unique `ref`: cycle grants, plan changes (no credits), paid
+ *                   upgrades (invoice id), purchases, adjustments, refunds (`refund:<debit>`),
+ *                   debits declared never committed (`void:<debit>`, no delta). Signed deltas
+ *                   per bucket. No request debit.
+ * - `debit_minutes` request debits aggregated per minute, a ring of 1,440 slots (slot = minute
+ *                   of the day): count, net credits, gross per-bucket debits, refunded per
+ *                   bucket. A debit is one UPSERT of its minute's row (1 row read, 1 written).
+ *                   Rows before `compacted_until` are settled (also counted in `usage_hours`)
+ *                   and stay only to show the last day at minute grain.
+ * - `usage_hours`   settled minutes rolled into hours (the same columns, plus the busiest
+ *                   minute's requests), kept for 90 days.
+ * - `usage_days`    hours older than that, rolled into days, kept for good.
+ * - `recharges`     purchases this account started and their outcome; at most one
+ *                   auto-recharge in flight (`pending` or `requires_action`) at a time.
+ * - `outbox`        queue messages and notices written with the recharge that needs them;
+ *                   deleted once delivered, re-sent by the alarm otherwise.
+ * - `revoked_keys`  keys refused on every debit.
+ * - `paid_upgrades` upgrade invoices paid (`subscription_update`), by invoice id, with the end
+ *                   of the cycle they are for: one that arrived before its cycle's own invoice
+ *                   raises that cycle's grant when it starts (money rule 9).
+ *
+ * Replay (money rule 4): the sum of `ledger` less the gross debits of every aggregate row that
+ * counts (minute rows from `compacted_until` on, every hour and day row) is the balance.
+ */
+import { DEFAULT_SPEND_LIMIT_CENTS, RING_SLOTS } from "../domain/rules";
+
+const AGGREGATE_COLUMNS = `requests INTEGER NOT NULL DEFAULT 0,
+      credits INTEGER NOT NULL DEFAULT 0,
+      debit_monthly INTEGER NOT NULL DEFAULT 0,
+      debit_purchased INTEGER NOT NULL DEFAULT 0,
+      refunded_monthly INTEGER NOT NULL DEFAULT 0,
+      refunded_purchased INTEGER NOT NULL DEFAULT 0`;
+
+/** The tables as the current design has them (the header above says what each holds). */
+const CREATE_TABLES: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS state (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      account_id TEXT NOT NULL,
+      plan TEXT NOT NULL,
+      monthly INTEGER NOT NULL CHECK (monthly >= 0),
+      purchased INTEGER NOT NULL CHECK (purchased >= 0),
+      cycle_started_at INTEGER NOT NULL,
+      cycle_ends_at INTEGER NOT NULL,
+      stripe_cycles INTEGER NOT NULL DEFAULT 0,
+      plan_version INTEGER NOT NULL DEFAULT 0,
+      cycle_max_monthly INTEGER NOT NULL DEFAULT 0,
+      compacted_until INTEGER NOT NULL DEFAULT 0,
+      auto_enabled INTEGER NOT NULL DEFAULT 0,
+      auto_package TEXT,
+      has_payment_method INTEGER NOT NULL DEFAULT 0,
+      payment_method_id TEXT,
+      spend_limit_cents INTEGER DEFAULT ${DEFAULT_SPEND_LIMIT_CENTS},
+      rate_limit_override INTEGER,
+      paused_period INTEGER,
+      low_balance_credits INTEGER,
+      low_balance_armed INTEGER NOT NULL DEFAULT 0,
+      last_failure_at INTEGER,
+      last_failure_code TEXT,
+      last_failure_message TEXT,
+      last_failure_action_url TEXT,
+      last_failure_recharge_id TEXT
+    )`,
+  `CREATE TABLE IF NOT EXISTS ledger (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      ref TEXT NOT NULL UNIQUE,
+      kind TEXT NOT NULL,
+      monthly_delta INTEGER NOT NULL,
+      purchased_delta INTEGER NOT NULL,
+      at INTEGER NOT NULL,
+      note TEXT
+    )`,
+  `CREATE TABLE IF NOT EXISTS debit_minutes (
+      slot INTEGER PRIMARY KEY CHECK (slot >= 0 AND slot < ${RING_SLOTS}),
+      minute INTEGER NOT NULL,
+      ${AGGREGATE_COLUMNS}
+    )`,
+  `CREATE TABLE IF NOT EXISTS usage_hours (
+      hour INTEGER PRIMARY KEY,
+      ${AGGREGATE_COLUMNS},
+      peak INTEGER NOT NULL DEFAULT 0
+    )`,
+  `CREATE TABLE IF NOT EXISTS usage_days (
+      day INTEGER PRIMARY KEY,
+      ${AGGREGATE_COLUMNS},
+      peak INTEGER NOT NULL DEFAULT 0
+    )`,
+  `CREATE TABLE IF NOT EXISTS recharges (
+      id TEXT PRIMARY KEY,
+      kind TEXT NOT NULL,
+      package TEXT NOT NULL,
+      credits INTEGER NOT NULL,
+      amount_cents INTEGER NOT NULL,
+      status TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      settled_at INTEGER,
+      failure_code TEXT,
+      payment_method TEXT
+    )`,
+  "CREATE INDEX IF NOT EXISTS recharges_pending ON recharges (kind, status) WHERE status = 'pending'",
+  // `hasPendingAutoRecharge` repeats this WHERE exactly, so its lookup stays one indexed read.
+  "CREATE INDEX IF NOT EXISTS recharges_in_flight ON recharges (kind) WHERE status IN ('pending', 'requires_action')",
+  `CREATE TABLE IF NOT EXISTS outbox (
+      id TEXT PRIMARY KEY,
+      body TEXT NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      created_at INTEGER NOT NULL
+    )`,
+  `CREATE TABLE IF NOT EXISTS revoked_keys (
+      key_id TEXT PRIMARY KEY,
+      revoked_at INTEGER NOT NULL
+    )`,
+  `CREATE TABLE IF NOT EXISTS paid_upgrades (
+      invoice_id TEXT PRIMARY KEY,
+      cycle_ends_at INTEGER NOT NULL,
+      plan TEXT NOT NULL,
+      allowance INTEGER NOT NULL,
+      at INTEGER NOT NULL
+    )`,
+  "CREATE INDEX IF NOT EXISTS paid_upgrades_cycle ON paid_upgrades (cycle_ends_at)",
+];
+
+/** The statements that take an object from the version before to `version`. */
+export interface SchemaVersion {
+  version: number;
+  statements: readonly string[];
+}
+
+/**
+ * Every version, oldest first. 7 is the first this code opens and creates the design whole
+ * (6 and before were never deployed; storage from them, local state only, is refused). The
+ * next change to the tables is `{ version: 8, statements: ["ALTER TABLE …"] }` appended here,
+ * with the header's table list updated: existing objects run it on their next start, new ones
+ * run 7 then 8, so both end with the same tables. Nothing beyond the current version yet.
+ */
+export const SCHEMA_VERSIONS: readonly SchemaVersion[] = [
+  { version: 7, statements: CREATE_TABLES },
+];
+
+/** The version `ensureSchema` brings every object to: the last of `SCHEMA_VERSIONS`. */
+export const SCHEMA_VERSION = (SCHEMA_VERSIONS.at(-1) as SchemaVersion).version;
+
+/**
+ * Brings the object's storage to the last of `versions` (by default the code's); safe on every
+ * start: an object already there reads one row. Throws for storage it cannot know: written by
+ * newer code, or by a design older than the first version (no such object was ever deployed).
+ */
+export function ensureSchema(
+  storage: DurableObjectStorage,
+  versions: readonly SchemaVersion[] = SCHEMA_VERSIONS,
+): void {
+  const sql = storage.sql;
+  sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  const row = sql
+    .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'")
+    .toArray()[0];
+  const stored = row ? Number(row.value) : 0;
+  const first = versions[0]?.version ?? 0;
+  const target = versions.at(-1)?.version ?? 0;
+  if (stored === target) return;
+  if (stored > target || (stored !== 0 && stored < first)) {
+    // Local state from before (wrangler dev's .wrangler/state) is deleted, not migrated.
+    throw new Error(
+      `account ledger storage is at schema version ${stored}; this code opens ${first} to ${target}`,
+    );
+  }
+  storage.transactionSync(() => {
+    for (const v of versions) {
+      if (v.version <= stored) continue;
+      for (const statement of v.statements) sql.exec(statement);
+    }
+    sql.exec(
+      "INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      String(target),
+    );
+  });
+}
