@@ -75,7 +75,7 @@ describe("AccountLedger", () => {
       refunded: false,
       balance: { monthly: 12, purchased: 5 },
     });
-    expect(await ledger.refund("nope")).toEqual({ ok: false, reason: "not_found" });
+    expect(await ledger.refund("nope", null)).toEqual({ ok: false, reason: "not_found" });
     expect((await ledger.audit()).consistent).toBe(true);
   });
 

@@ -35,7 +35,6 @@ import {
   type SystemSnapshot,
   type Violation,
 } from "./invariants";
-import { downgradeToV3 } from "./legacy";
 import * as M from "./model";
 import { busyWith, type LiveLedger, readLedger, readPurchaseRows, readSystem } from "./observe";
 import { replayCommand } from "./plan";
@@ -85,25 +84,12 @@ export class Simulation {
     sim.account = await createAccount(plan, `sim-${options.seed}@example.com`);
     if (!sim.account.stripe_customer_id) throw new Error("account without a Stripe customer");
     sim.customerId = sim.account.stripe_customer_id;
-    // Half the accounts start under the previous schema and are migrated in place.
-    const legacy = sim.rng.chance(0.5)
-      ? await downgradeToV3(sim.account.id, sim.rng.int(0, 20))
-      : null;
     const ledger = await readLedger(sim.account.id);
     sim.model = M.initialState(plan, ledger.cycleEndsAt);
-    if (legacy) {
-      sim.count("migrated from v3");
-      for (const d of legacy) {
-        M.debit(sim.model, 1);
-        sim.model.directDebits.push(d);
-      }
-    }
     sim.gen = {
       timeline: billingTimeline(sim.rng, options.seed, Math.floor(Date.now() / 1000)),
     };
-    sim.log(
-      `seed ${options.seed}: account ${sim.account.id} on ${plan}${legacy ? ` (v3, ${legacy.length} debits, migrated)` : ""}`,
-    );
+    sim.log(`seed ${options.seed}: account ${sim.account.id} on ${plan}`);
     return sim;
   }
 
