@@ -2,11 +2,12 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
-import { describe, expect, it, onTestFinished, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { dbFor } from "../../src/db/client";
 import { accounts, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import { stripeFor } from "../../src/stripe/client";
+import { failHistoryWrites } from "../helpers/d1-faults";
 import {
   audit,
   balanceOf,
@@ -528,19 +529,6 @@ describe("free accounts without a subscription", () => {
 });
 
 describe("history rows of grants are projections from the ledger's outbox", () => {
-  /**
-   * D1 refuses every write to the history (the real statement fails at the binding, as an
-   * outage would), while everything else (event dedupe, account lookups) still works.
-   */
-  function failHistoryWrites() {
-    const prepare = env.DB.prepare.bind(env.DB);
-    const spy = vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => {
-      if (/^insert into "transactions"/i.test(query)) throw new Error("D1_ERROR: unavailable");
-      return prepare(query);
-    });
-    onTestFinished(() => spy.mockRestore());
-    return spy;
-  }
   const grantsOf = async (account: TestAccount) =>
     (await db.select().from(transactions).where(eq(transactions.accountId, account.id)).all())
       .filter((t) => t.type === "monthly_grant")
