@@ -9,11 +9,11 @@ import type { Db } from "../db/client";
 import { listEmails } from "../db/emails";
 import { otherSubscriptionsOf } from "../db/other-subscriptions";
 import type { AppEnv } from "../env";
-import { ApiError, refusal } from "../errors";
 import { parseJson } from "../http/body";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
 import { PLAN_IDS } from "../pricing";
 import { reconcile } from "../recharge/reconciler";
+import { refusal } from "../refusals";
 import { adjustCredits, createAccount } from "./accounts";
 import { adminAuth } from "./auth";
 
@@ -90,11 +90,12 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     if (!result.ok) {
       if (result.reason === "insufficient_credits") {
-        throw new ApiError(
-          "insufficient_credits",
-          "The adjustment would take a bucket below zero; nothing changed.",
-          { status: 409, extra: { balance: result.balance } },
-        );
+        // The contract's second status for this type: an adjustment, not a request, is refused.
+        throw refusal("insufficient_credits", {
+          message: "The adjustment would take a bucket below zero; nothing changed.",
+          status: 409,
+          extra: { balance: result.balance },
+        });
       }
       throw refusal(result.reason);
     }

@@ -1,9 +1,10 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { ApiError, durableObjectFailure, refusal } from "../errors";
+import { ApiError, durableObjectFailure } from "../errors";
 import { readBodyLimited } from "../http/body";
 import { ledgerFor } from "../ledger/client";
 import { routeCost } from "../pricing";
+import { refusal } from "../refusals";
 import { ALLOW_HEADER, FORWARDED_METHODS, forwardHeaders, normalizePath } from "./forward-headers";
 import { rateLimitHeaders } from "./rate-limit";
 import { refundLater, reverseUnansweredDebit } from "./refunds";

@@ -1,8 +1,8 @@
 import { Hono } from "hono";
 import { getAccount } from "../../db/accounts";
 import type { AppEnv } from "../../env";
-import { refusal } from "../../errors";
 import { ledgerFor } from "../../ledger/client";
+import { refusal } from "../../refusals";
 import { accountView } from "../account-view";
 
 /** `GET /v1/account` and `GET /v1/account/balance`. */

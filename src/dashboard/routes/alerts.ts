@@ -1,10 +1,10 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../env";
-import { refusal } from "../../errors";
 import { parseJson } from "../../http/body";
 import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/low-balance";
+import { refusal } from "../../refusals";
 import { limitAction } from "../action-limits";
 
 /** A low-balance level: whole credits up to 1,000,000 (more than any plan holds), or null. */

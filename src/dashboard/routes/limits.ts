@@ -1,9 +1,9 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../../env";
-import { refusal } from "../../errors";
 import { parseJson } from "../../http/body";
 import { ledgerFor } from "../../ledger/client";
+import { refusal } from "../../refusals";
 
 /** Cents a limit may be set to: up to $1,000,000 a month; larger numbers are typos. */
 export const spendLimitCents = z

@@ -3,11 +3,11 @@ import { z } from "zod";
 import { sha256Hex } from "../../crypto";
 import { getTransaction } from "../../db/transactions";
 import type { AppEnv } from "../../env";
-import { refusal } from "../../errors";
 import { parseJson } from "../../http/body";
 import { idempotencyKeyOf } from "../../http/idempotency-key";
 import { ledgerFor } from "../../ledger/client";
 import { CURRENCY, PACKAGE_IDS } from "../../pricing";
+import { refusal } from "../../refusals";
 import { limitAction } from "../action-limits";
 
 const packageField = z.enum(PACKAGE_IDS, {
