@@ -108,7 +108,7 @@ export const REFUSALS = {
     page: {
       title: "Add a payment method first",
       text: "Add a payment method first: buying credits, now or by auto-recharge, needs a card on file.",
-      action: "Add a card under Plan and payment, then try again.",
+      action: "Add one with “Add a card” (under Plan and payment), then try again.",
     },
   },
   spending_limit_reached: {
