@@ -19,10 +19,10 @@
  *   GET  /__bench/do-size?account=ID  → `ctx.storage.sql.databaseSize` of that account's object
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Bindings } from "../src/env";
-import { authStats } from "../src/gateway/identity";
+import { authStats } from "../src/accounts/identity";
 import worker, { AccountLedger as RealAccountLedger } from "../src/index";
 import { ledgerFor } from "../src/ledger/client";
+import type { Bindings } from "../src/platform/env";
 
 type Origin = "worker" | "do";
 

@@ -723,7 +723,7 @@ async function ensureWebhook(stripe, url, dryRun, log, warn) {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * The SDK as the gateway builds it (src/billing/stripe-client.ts), with Node's default http
+ * The SDK as the gateway builds it (src/stripe/client.ts), with Node's default http
  * client: STRIPE_API_URL, when set, gives host, port and protocol.
  * @param {string} key
  * @param {string | undefined} apiUrl

@@ -3,16 +3,16 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import Stripe from "stripe";
 import { adminRoutes } from "./admin/routes";
-import { webhookRoutes } from "./billing/webhooks";
-import { accountRouter } from "./dashboard/account-router";
-import { billingPageRoutes } from "./dashboard/page/routes";
+import { accountRouter } from "./api/account-router";
 import { dbFor } from "./db/client";
-import type { AppEnv } from "./env";
-import { ApiError, type ErrorType, serviceUnavailable } from "./errors";
 import { apiKeyAuth } from "./gateway/auth";
 import { proxyRoutes } from "./gateway/proxy-routes";
+import type { AppEnv } from "./http/context";
 import { requestId } from "./http/request-id";
-import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./signup/routes";
+import { ApiError, type ErrorType, serviceUnavailable } from "./platform/errors";
+import { billingPageRoutes } from "./web/billing/routes";
+import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./web/signup/routes";
+import { webhookRoutes } from "./webhooks/stripe-webhooks";
 
 /** What an HTTPException's status means in the contract; its status is kept either way. */
 const HTTP_EXCEPTION_TYPES: Partial<Record<number, ErrorType>> = {
@@ -92,7 +92,7 @@ export function createApp() {
     }
     if (err instanceof Stripe.errors.StripeError) {
       // The payment provider failed or refused a call a route made: never the client's fault
-      // unless a route mapped it first (see billing/stripe-errors.ts).
+      // unless a route mapped it first (see stripe/errors.ts).
       console.error("payment provider error", c.get("requestId"), err.type, err.code ?? "");
       const mapped = new ApiError(
         "payment_provider_error",

@@ -1,8 +1,8 @@
 import { createApp } from "./app";
-import type { Bindings } from "./env";
 import { handleRefundBatch, handleRefundDeadLetters } from "./gateway/refunds";
-import { handleDeadLetterBatch, handleRechargeBatch } from "./recharge/consumer";
-import { reconcile } from "./recharge/reconciler";
+import type { Bindings } from "./platform/env";
+import { handleDeadLetterBatch, handleRechargeBatch } from "./purchases/consumer";
+import { reconcile } from "./purchases/reconciler";
 
 export { AccountLedger } from "./ledger/account-ledger";
 

@@ -1,21 +1,22 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { attachPaymentMethod } from "../billing/payment-methods";
-import { providerError } from "../billing/stripe-errors";
-import { accountView } from "../dashboard/account-view";
-import { spendLimitCents } from "../dashboard/routes/limits";
+import { accountView } from "../accounts/account-view";
+import { adjustCredits, createAccount } from "../accounts/create-account";
+import { spendLimitCents } from "../accounts/limits";
+import { adminAuth } from "../accounts/operator-auth";
 import { accountExists, getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
 import { listEmails } from "../db/emails";
 import { otherSubscriptionsOf } from "../db/other-subscriptions";
-import type { AppEnv } from "../env";
-import { parseJson } from "../http/body";
+import type { AppEnv } from "../http/context";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
+import { parseJson } from "../platform/body";
+import { idempotencyKeyOf } from "../platform/idempotency-key";
+import { refusal } from "../platform/refusals";
 import { PLAN_IDS } from "../pricing";
-import { reconcile } from "../recharge/reconciler";
-import { refusal } from "../refusals";
-import { adjustCredits, createAccount } from "./accounts";
-import { adminAuth } from "./auth";
+import { reconcile } from "../purchases/reconciler";
+import { providerError } from "../stripe/errors";
+import { attachPaymentMethod } from "../subscriptions/payment-methods";
 
 /** Credits an operator may move in one adjustment; larger numbers are refused as typos. */
 const MAX_ADJUSTMENT = 100_000_000;
@@ -80,13 +81,15 @@ export const adminRoutes = new Hono<AppEnv>()
     return c.json(created, 201);
   })
   .post("/accounts/:id/credits", async (c) => {
+    // Checked like the account API's (it was passed on unchecked): a bad one is 400 naming it.
+    const idempotencyKey = idempotencyKeyOf(c);
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, AdjustBody);
     const result = await adjustCredits(c.env, c.get("db"), accountId, {
       monthly: body.monthly ?? 0,
       purchased: body.purchased ?? 0,
       reason: body.reason,
-      idempotencyKey: c.req.header("Idempotency-Key"),
+      idempotencyKey,
     });
     if (!result.ok) {
       if (result.reason === "insufficient_credits") {
@@ -102,6 +105,7 @@ export const adminRoutes = new Hono<AppEnv>()
     return c.json(result.balance, 200);
   })
   .post("/accounts/:id/payment-method", async (c) => {
+    const idempotencyKey = idempotencyKeyOf(c);
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, PaymentMethodBody);
     const result = await attachPaymentMethod(
@@ -109,7 +113,7 @@ export const adminRoutes = new Hono<AppEnv>()
       c.get("db"),
       accountId,
       body.payment_method,
-      c.req.header("Idempotency-Key"),
+      idempotencyKey,
     ).catch((err: unknown) => {
       throw providerError(err, "payment_method");
     });

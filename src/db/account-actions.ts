@@ -6,7 +6,7 @@
  * burst of Checkout calls through), and the proxied hot path does not touch this table at all.
  */
 import { and, asc, eq, gt, lte, sql } from "drizzle-orm";
-import { newId } from "../crypto";
+import { newId } from "../platform/crypto";
 import type { Db } from "./client";
 import { accountActions } from "./schema";
 

@@ -1,6 +1,6 @@
 /** The `accounts` table: every read and write of it. Balances are never here (the ledger's). */
 import { and, eq, isNull, lt } from "drizzle-orm";
-import { mailboxKey } from "../email/address";
+import { mailboxKey } from "../platform/email-address";
 import type { PlanId } from "../pricing";
 import type { Db } from "./client";
 import { accounts } from "./schema";

@@ -1,6 +1,6 @@
 /** The `pending_refunds` table: refunds still owed to an account's ledger (money rule 8). */
 import { eq, sql } from "drizzle-orm";
-import type { DebitCharge } from "../ledger/types";
+import type { DebitCharge } from "../ledger/domain/types";
 import type { Db } from "./client";
 import { pendingRefunds } from "./schema";
 

@@ -192,7 +192,7 @@ export const pendingRefunds = sqliteTable("pending_refunds", {
   charge: text("charge"),
   /**
    * With no charge: a debit whose reply was lost, sent at this time (ms, the gateway's clock);
-   * the ledger decides from it whether the debit committed (src/ledger/recent-debits.ts).
+   * the ledger decides from it whether the debit committed (src/ledger/domain/recent-debits.ts).
    */
   sentAt: integer("sent_at"),
   attempts: integer("attempts").notNull().default(0),

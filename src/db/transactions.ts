@@ -3,7 +3,9 @@
  * adjustments). Every writer here is idempotent on the row's natural id (the recharge id, the
  * invoice or cycle ref, the adjustment ref), so a retry or redelivery can never add a second row.
  */
+
 import { and, desc, eq, gte, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import type { RechargeJob } from "../ledger/domain/recharge-job";
 import { CURRENCY, type PackageId } from "../pricing";
 import type { Db } from "./client";
 import { transactions } from "./schema";
@@ -300,4 +302,18 @@ export function listTransactionPage(
     .orderBy(desc(transactions.createdAt), desc(transactions.id))
     .limit(limit)
     .all();
+}
+
+/** The D1 row a job stands for. */
+export function pendingPurchaseOf(job: RechargeJob): PendingPurchase {
+  return {
+    id: job.recharge_id,
+    accountId: job.account_id,
+    kind: job.kind,
+    package: job.package,
+    credits: job.credits,
+    amountCents: job.amount_cents,
+    createdAt: job.created_at,
+    paymentMethodId: job.payment_method ?? null,
+  };
 }

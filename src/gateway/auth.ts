@@ -1,9 +1,9 @@
 import { createMiddleware } from "hono/factory";
-import { provenSameOrigin, readSession } from "../dashboard/session";
-import type { AppEnv } from "../env";
-import { ApiError } from "../errors";
-import { bearerToken, looksLikeApiKey } from "./api-keys";
-import { identify, KEY_CACHE_TTL_MS, PROXY_KEY_CACHE_TTL_MS } from "./identity";
+import { bearerToken, looksLikeApiKey } from "../accounts/api-keys";
+import { identify, KEY_CACHE_TTL_MS, PROXY_KEY_CACHE_TTL_MS } from "../accounts/identity";
+import { provenSameOrigin, readSession } from "../accounts/sessions";
+import type { AppEnv } from "../http/context";
+import { ApiError } from "../platform/errors";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 

@@ -1,10 +1,11 @@
 import type { Context } from "hono";
-import type { AppEnv } from "../env";
-import { ApiError, durableObjectFailure } from "../errors";
-import { readBodyLimited } from "../http/body";
+import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
+import { readBodyLimited } from "../platform/body";
+import { randomHex32 } from "../platform/crypto";
+import { ApiError, durableObjectFailure } from "../platform/errors";
+import { refusal } from "../platform/refusals";
 import { routeCost } from "../pricing";
-import { refusal } from "../refusals";
 import { ALLOW_HEADER, FORWARDED_METHODS, forwardHeaders, normalizePath } from "./forward-headers";
 import { rateLimitHeaders } from "./rate-limit";
 import { refundLater, reverseUnansweredDebit } from "./refunds";
@@ -39,7 +40,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
 
   const cost = routeCost(method, path);
   const ledger = ledgerFor(env, accountId);
-  const debitRef = `dbt_${crypto.randomUUID().replaceAll("-", "")}`;
+  const debitRef = `dbt_${randomHex32()}`;
   const sentAt = Date.now();
   // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.
   const debit = await ledger.debit(cost, debitRef, c.get("apiKeyId")).catch(async (err) => {

@@ -1,4 +1,4 @@
-import { RATE_WINDOW_MS, type RateDecision } from "../ledger/rate-window";
+import { RATE_WINDOW_MS, type RateDecision } from "../ledger/domain/rate-window";
 
 /** IETF draft RateLimit headers (policy and current state), plus the older RateLimit-* trio. */
 export function rateLimitHeaders(d: RateDecision): Record<string, string> {

@@ -9,9 +9,9 @@ import { z } from "zod";
 import type { Db } from "../db/client";
 import { dbFor } from "../db/client";
 import { recordPendingRefund } from "../db/pending-refunds";
-import type { Bindings } from "../env";
 import { ledgerFor } from "../ledger/client";
-import type { DebitCharge } from "../ledger/types";
+import type { DebitCharge } from "../ledger/domain/types";
+import type { Bindings } from "../platform/env";
 
 /** What the debit took and the minute it was counted in; messages from before v4 have none. */
 export const DebitChargeSchema = z.object({

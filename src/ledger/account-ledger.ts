@@ -28,7 +28,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { dbFor } from "../db/client";
 import { recordMonthlyGrant } from "../db/transactions";
-import type { Bindings } from "../env";
+import { deliverItem } from "../delivery/outbox";
+import type { Bindings } from "../platform/env";
 import {
   DEFAULT_PACKAGE,
   isPackageId,
@@ -38,36 +39,10 @@ import {
   type PlanId,
   RECHARGE_THRESHOLD,
 } from "../pricing";
-import {
-  aggregateTotals,
-  foldOldDebitEntries,
-  openDebits,
-  recordDebit,
-  refundFromAggregate,
-  settleMinutes,
-  usageLeavesSettled,
-} from "./aggregates";
-import { currentAlarmCycle, decideCycle, decideUpgrade } from "./cycles";
-import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./entries";
-import { type AlertSettings, lowBalanceStep } from "./low-balance";
-import { type RateDecision, type RateWindow, takeFromWindow } from "./rate-window";
-import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./recent-debits";
-import {
-  awaitingAction,
-  deliverItem,
-  findRecharge,
-  hasOutbox,
-  hasPendingAutoRecharge,
-  insertRecharge,
-  markSucceeded,
-  outboxId,
-  outboxRows,
-  pauseForSpendLimit,
-  pendingRecharges,
-  recordLowBalanceAlert,
-  recordPaymentProblem,
-  spentThisMonth,
-} from "./recharges";
+import { currentAlarmCycle, decideCycle, decideUpgrade } from "./domain/cycles";
+import { type AlertSettings, lowBalanceStep } from "./domain/low-balance";
+import { type RateDecision, type RateWindow, takeFromWindow } from "./domain/rate-window";
+import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./domain/recent-debits";
 import {
   addOneMonth,
   applyDeltas,
@@ -85,8 +60,7 @@ import {
   shouldTriggerRecharge,
   splitDebit,
   withTotal,
-} from "./rules";
-import { ensureSchema } from "./schema";
+} from "./domain/rules";
 import type {
   AccountSnapshot,
   AdjustResult,
@@ -102,10 +76,36 @@ import type {
   SpendLimits,
   StateRow,
   TopUpResult,
-} from "./types";
-import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./usage";
+} from "./domain/types";
+import {
+  aggregateTotals,
+  foldOldDebitEntries,
+  openDebits,
+  recordDebit,
+  refundFromAggregate,
+  settleMinutes,
+  usageLeavesSettled,
+} from "./store/aggregates";
+import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./store/entries";
+import {
+  awaitingAction,
+  findRecharge,
+  hasOutbox,
+  hasPendingAutoRecharge,
+  insertRecharge,
+  markSucceeded,
+  outboxId,
+  outboxRows,
+  pauseForSpendLimit,
+  pendingRecharges,
+  recordLowBalanceAlert,
+  recordPaymentProblem,
+  spentThisMonth,
+} from "./store/recharges";
+import { ensureSchema } from "./store/schema";
+import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./store/usage";
 
-export type * from "./types";
+export type * from "./domain/types";
 export { DEFAULT_SPEND_LIMIT_CENTS };
 
 const OUTBOX_RETRY_MS = 5_000;

@@ -1,4 +1,4 @@
-import type { Bindings } from "../env";
+import type { Bindings } from "../platform/env";
 
 /**
  * Cloudflare's location hints for Durable Objects. An object is created near its first

@@ -17,8 +17,8 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
-import type { Bindings } from "../../src/env";
 import worker from "../../src/index";
+import type { Bindings } from "../../src/platform/env";
 
 export const ADMIN_TOKEN = "test-admin-token";
 export const BASE = "https://gateway.test";

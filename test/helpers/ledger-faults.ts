@@ -1,14 +1,14 @@
 /**
  * A test-only wrapper of the `ACCOUNT_LEDGER` binding whose calls fail at the edge, the way
- * Cloudflare's runtime fails them (src/errors.ts `durableObjectFailure`). Passed to one request
+ * Cloudflare's runtime fails them (src/platform/errors.ts `durableObjectFailure`). Passed to one request
  * as its bindings (`send(request, { env })`); the rest of the test, the queue consumers and
  * the reconciler keep the real binding. Nothing of ours is replaced: every call that is not
  * failed goes to the real object, and `lost_reply` really runs the call before losing its reply.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import type { Bindings } from "../../src/env";
 import { ledgerFor } from "../../src/ledger/client";
+import type { Bindings } from "../../src/platform/env";
 
 export type LedgerFault =
   /** Refused before it ran: the object cannot keep up. */

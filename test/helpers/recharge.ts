@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
-import type { RechargeJob } from "../../src/recharge/messages";
+import type { RechargeJob } from "../../src/purchases/messages";
 import { createAccount, gateway, setBalance, type TestAccount } from "./http";
 import { attachCard } from "./stripe";
 

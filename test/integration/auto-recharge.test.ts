@@ -11,7 +11,7 @@ import { dbFor } from "../../src/db/client";
 import { accounts, emails, transactions } from "../../src/db/schema";
 import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
-import type { RechargeJob } from "../../src/recharge/messages";
+import type { RechargeJob } from "../../src/purchases/messages";
 import {
   admin,
   audit,

@@ -3,14 +3,16 @@ import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
-import { HistoryRow } from "../../src/dashboard/page/billing-view";
-import { loadBilling } from "../../src/dashboard/page/data";
-import { readSession, SESSION_TTL_SECONDS } from "../../src/dashboard/session";
+import { readSession, SESSION_TTL_SECONDS } from "../../src/accounts/sessions";
 import { dbFor } from "../../src/db/client";
 import { accounts } from "../../src/db/schema";
-import type { AppEnv } from "../../src/env";
+import type { AppEnv } from "../../src/http/context";
 import { ledgerFor } from "../../src/ledger/client";
-import { processRecharge } from "../../src/recharge/consumer";
+import { processRecharge } from "../../src/purchases/consumer";
+import { HistoryRow } from "../../src/web/billing/billing-view";
+import { loadBilling } from "../../src/web/billing/data";
+import { COPY_SCRIPT } from "../../src/web/kit/security";
+import { STYLES } from "../../src/web/kit/styles";
 import {
   admin,
   BASE,
@@ -474,6 +476,53 @@ describe("CSRF and origin checks on form posts", () => {
     expect(ok.status).toBe(303);
     await ok.arrayBuffer();
     expect((await autoRecharge(account)).enabled).toBe(true);
+  });
+
+  it("refuses a post on which neither Origin nor Sec-Fetch-Site vouches for this origin, even with the right token", async () => {
+    // Hono's csrf middleware is the origin check: a browser we support sends at least one of
+    // the two headers; a post with neither (or only `Origin: null`) is not taken on trust.
+    const { account, cookie, html } = await signedIn();
+    await attachCard(account);
+    const csrf = tokenFor(html, "/account/billing/auto-recharge");
+    const unvouched: Array<Record<string, string>> = [{}, { Origin: "null" }];
+    for (const headers of unvouched) {
+      const res = await send(
+        new Request(`${BASE}/account/billing/auto-recharge`, {
+          method: "POST",
+          headers: { ...headers, Cookie: cookie },
+          body: new URLSearchParams({ enabled: "on", package: "credits_1000", csrf }),
+          redirect: "manual",
+        }),
+      );
+      expect(res.status).toBe(403);
+      expect(await res.text()).toContain("This form could not be accepted");
+    }
+    expect((await autoRecharge(account)).enabled).toBe(false);
+    // Sign-in and sign-out likewise.
+    const form = await signInForm();
+    const signIn = await send(
+      new Request(`${BASE}/account/sign-in`, {
+        method: "POST",
+        headers: { Cookie: form.cookie },
+        body: new URLSearchParams({ api_key: account.api_key, csrf: form.csrf }),
+        redirect: "manual",
+      }),
+    );
+    expect(signIn.status).toBe(403);
+    expect(setCookiePair(signIn, "tg_session")).toBe("");
+    await signIn.arrayBuffer();
+    const signOut = await send(
+      new Request(`${BASE}/account/sign-out`, {
+        method: "POST",
+        headers: { Cookie: cookie },
+        body: new URLSearchParams({ csrf: tokenFor(html, "/account/sign-out") }),
+        redirect: "manual",
+      }),
+    );
+    expect(signOut.status).toBe(403);
+    expect(setCookiePair(signOut, "tg_session")).toBe("");
+    await signOut.arrayBuffer();
+    expect(await billingHtml(cookie)).toContain('action="/account/sign-out"');
   });
 
   it("sends a post without a session to the sign-in form (401)", async () => {
@@ -1379,5 +1428,33 @@ describe("the account API with the dashboard session", () => {
       401,
       "invalid_api_key",
     );
+  });
+});
+
+describe("the page's security headers", () => {
+  it("are Hono's secureHeaders with the page's own CSP, byte for byte, and no HSTS", async () => {
+    const hash = async (text: string) => {
+      const digest = new Uint8Array(
+        await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)),
+      );
+      return `'sha256-${btoa(String.fromCharCode(...digest))}'`;
+    };
+    const expected = [
+      "default-src 'none'",
+      `script-src ${await hash(COPY_SCRIPT)}`,
+      `style-src ${await hash(STYLES)}`,
+      "img-src 'self' data:",
+      `form-action 'self' ${new URL(env.STRIPE_API_URL).origin}`,
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+    ].join("; ");
+    for (const path of ["/account/billing", "/account/sign-up", "/account/nope"]) {
+      const res = await page(path);
+      expect(res.headers.get("Content-Security-Policy"), path).toBe(expected);
+      expectSecurityHeaders(res);
+      // The host's HTTPS policy is the operator's decision at the edge.
+      expect(res.headers.get("Strict-Transport-Security")).toBeNull();
+      await res.arrayBuffer();
+    }
   });
 });

@@ -131,6 +131,26 @@ describe("operator routes", () => {
     }
   });
 
+  it("a malformed Idempotency-Key is 400 on operator routes too, naming the header, changing nothing", async () => {
+    const account = await createAccount();
+    for (const [path, body] of [
+      [`/accounts/${account.id}/credits`, { purchased: 10, reason: "bad key" }],
+      [`/accounts/${account.id}/payment-method`, { payment_method: "pm_card_visa" }],
+    ] as const) {
+      for (const key of ["café", "a b", "x".repeat(256)]) {
+        const res = await admin(path, {
+          method: "POST",
+          headers: { "Idempotency-Key": key },
+          body: JSON.stringify(body),
+        });
+        const err = await expectError(res, 400, "invalid_request");
+        expect(err.error.fields).toEqual([{ field: "Idempotency-Key", message: "invalid header" }]);
+      }
+    }
+    const balance = await gateway("/v1/account/balance", { key: account.api_key });
+    expect(await json(balance)).toMatchObject({ purchased: 0 });
+  });
+
   it("operator routes answer 404 not_found for an unknown account id", async () => {
     await expectError(await admin("/accounts/acct_missing/audit"), 404, "not_found");
     await expectError(
@@ -151,5 +171,33 @@ describe("response headers of the gateway's own JSON", () => {
     await res.arrayBuffer();
     expect(res.headers.get("Cache-Control")).toBe("no-store");
     expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
+  });
+});
+
+describe("X-Request-Id", () => {
+  // The rule is ours (src/http/request-id.ts), not Hono's requestId middleware, whose fixed
+  // character check (`[\w=-]`, up to 255) refuses `.` and `:` and accepts `=`: these cases
+  // would change under it.
+  it("echoes 1-128 of [A-Za-z0-9._:-], and replaces anything else with req_<32 hex>", async () => {
+    const echoed = ["a", "trace.id:42", "span_1-x", "r".repeat(128)];
+    for (const id of echoed) {
+      const res = await gateway("/healthz", { headers: { "X-Request-Id": id } });
+      expect(res.headers.get("X-Request-Id"), id).toBe(id);
+      await res.arrayBuffer();
+    }
+    const replaced = ["r".repeat(129), "a=b", "has space", "semi;colon", "slash/ed"];
+    for (const id of replaced) {
+      const res = await gateway("/healthz", { headers: { "X-Request-Id": id } });
+      expect(res.headers.get("X-Request-Id"), id).toMatch(/^req_[0-9a-f]{32}$/);
+      await res.arrayBuffer();
+    }
+    // Generated when absent or empty, and on error responses too (404 envelope).
+    const none: Array<Record<string, string>> = [{}, { "X-Request-Id": "" }];
+    for (const headers of none) {
+      const res = await gateway("/nope", { headers });
+      expect(res.status).toBe(404);
+      expect(res.headers.get("X-Request-Id")).toMatch(/^req_[0-9a-f]{32}$/);
+      await res.arrayBuffer();
+    }
   });
 });

@@ -15,7 +15,7 @@ import { dbFor } from "../../src/db/client";
 import { pendingRefunds } from "../../src/db/schema";
 import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
-import { DAY_SECONDS, MINUTE_SECONDS, ringNeedsSettling } from "../../src/ledger/rules";
+import { DAY_SECONDS, MINUTE_SECONDS, ringNeedsSettling } from "../../src/ledger/domain/rules";
 
 async function newLedger(funds: { monthly: number; purchased: number }) {
   const accountId = `acct_${crypto.randomUUID()}`;
@@ -32,7 +32,7 @@ async function newLedger(funds: { monthly: number; purchased: number }) {
   return ledger;
 }
 
-describe("a recharge that failed stays failed (ledger/recharges.ts)", () => {
+describe("a recharge that failed stays failed (ledger/store/recharges.ts)", () => {
   it("a late 'waits for authentication' after the failure changes nothing", async () => {
     const ledger = await newLedger({ monthly: 500, purchased: 0 });
     await ledger.setPaymentMethod("pm_card_visa");
@@ -112,7 +112,7 @@ describe("the refund dead-letter queue keeps what it is owed (gateway/refunds.ts
   });
 });
 
-describe("the minute ring is settled before a slot is reused (ledger/rules.ts)", () => {
+describe("the minute ring is settled before a slot is reused (ledger/domain/rules.ts)", () => {
   it("settles from the minute whose slot is the oldest open one, a day on", () => {
     const settled = 1_800_000_000 - (1_800_000_000 % DAY_SECONDS);
     // The same slot as the oldest open minute: it must be settled first.

@@ -7,13 +7,13 @@ import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { emails } from "../../src/db/schema";
 import { getTransaction, markPurchaseFailed } from "../../src/db/transactions";
-import { processRecharge } from "../../src/recharge/consumer";
-import type { RechargeJob } from "../../src/recharge/messages";
-import { reconcile } from "../../src/recharge/reconciler";
+import { processRecharge } from "../../src/purchases/consumer";
+import type { RechargeJob } from "../../src/purchases/messages";
+import { reconcile } from "../../src/purchases/reconciler";
+import { stripeFor } from "../../src/stripe/client";
 import {
   audit,
   balanceOf,

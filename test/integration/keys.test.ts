@@ -267,6 +267,34 @@ describe("key churn (issue 18 item 9)", () => {
     );
   });
 
+  it("validates the cursor with the other query parameters: every bad one is named", async () => {
+    const account = await createAccount();
+    const b64url = (v: unknown) =>
+      btoa(JSON.stringify(v)).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+    const notOurs = ["nope", "%%%", b64url(["a"]), b64url(["a", "b", "c"]), b64url([1, 2])];
+    for (const path of ["/v1/account/keys", "/v1/account/transactions"]) {
+      for (const cursor of notOurs) {
+        const res = await gateway(`${path}?cursor=${encodeURIComponent(cursor)}`, {
+          key: account.api_key,
+        });
+        const err = await expectError(res, 400, "invalid_request");
+        expect(err.error.fields, `${path} ${cursor}`).toEqual([
+          { field: "cursor", message: "invalid cursor" },
+        ]);
+      }
+      // One answer names both, instead of the limit first and the cursor on the next try.
+      const both = await gateway(`${path}?limit=0&cursor=nope`, { key: account.api_key });
+      const err = await expectError(both, 400, "invalid_request");
+      expect(err.error.fields?.map((f) => f.field).sort()).toEqual(["cursor", "limit"]);
+      // A cursor of ours (two strings) is accepted, even one past the last row.
+      const ok = await gateway(`${path}?cursor=${b64url(["1970-01-01T00:00:00.000Z", "x"])}`, {
+        key: account.api_key,
+      });
+      expect(ok.status).toBe(200);
+      expect(await json(ok)).toMatchObject({ data: [], next_cursor: null });
+    }
+  });
+
   it("create-and-revoke cycles stop at 30 keys an hour: 429 rate_limited with Retry-After", async () => {
     const account = await createAccount();
     let made = 0;

@@ -11,7 +11,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
-import { addOneMonth, minuteOf } from "../../src/ledger/rules";
+import { addOneMonth, minuteOf } from "../../src/ledger/domain/rules";
 
 const V3_SCHEMA = [
   "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",

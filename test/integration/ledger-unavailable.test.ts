@@ -8,9 +8,9 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import Stripe from "stripe";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { Bindings } from "../../src/env";
 import { ledgerFor } from "../../src/ledger/client";
-import { reconcile } from "../../src/recharge/reconciler";
+import type { Bindings } from "../../src/platform/env";
+import { reconcile } from "../../src/purchases/reconciler";
 import {
   audit,
   BASE,

@@ -8,9 +8,9 @@ import { env } from "cloudflare:workers";
 import { and, eq } from "drizzle-orm";
 import type Stripe from "stripe";
 import { describe, expect, it } from "vitest";
-import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { transactions } from "../../src/db/schema";
+import { stripeFor } from "../../src/stripe/client";
 import {
   admin,
   audit,

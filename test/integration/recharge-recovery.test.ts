@@ -1,13 +1,13 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { getTransaction } from "../../src/db/transactions";
-import { sendEmailOnce } from "../../src/email/mailer";
-import { processRecharge } from "../../src/recharge/consumer";
-import type { RechargeJob } from "../../src/recharge/messages";
-import { chargeRecharge } from "../../src/recharge/payments";
-import { reconcile } from "../../src/recharge/reconciler";
+import { sendEmailOnce } from "../../src/delivery/mailer";
+import { processRecharge } from "../../src/purchases/consumer";
+import type { RechargeJob } from "../../src/purchases/messages";
+import { chargeRecharge } from "../../src/purchases/payments";
+import { reconcile } from "../../src/purchases/reconciler";
+import { stripeFor } from "../../src/stripe/client";
 import { audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/http";
 import { autoRechargingAccount, loseQueueSends } from "../helpers/recharge";
 import {

@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
-import { reconcile } from "../../src/recharge/reconciler";
+import { reconcile } from "../../src/purchases/reconciler";
 import { audit, balanceOf, createAccount, expectError, gateway, setBalance } from "../helpers/http";
 import { eventually } from "../helpers/stripe";
 

@@ -4,7 +4,7 @@
  * carries the same table's type and message.
  */
 import { describe, expect, it } from "vitest";
-import { REFUSALS, type RefusalType, refusalStatus } from "../../src/refusals";
+import { REFUSALS, type RefusalType, refusalStatus } from "../../src/platform/refusals";
 import { createAccount, expectError, gateway, json, type TestAccount } from "../helpers/http";
 import { asHtml, billingHtml, follow, page, signIn, tokenFor } from "../helpers/page";
 import { attachCard } from "../helpers/stripe";

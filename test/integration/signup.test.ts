@@ -2,14 +2,14 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { env } from "cloudflare:workers";
 import { eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { sha256Hex } from "../../src/crypto";
 import { dbFor } from "../../src/db/client";
 import { emailsToRetry } from "../../src/db/emails";
 import { accounts, emails, signupTokens } from "../../src/db/schema";
-import { mailboxKey } from "../../src/email/address";
-import type { Bindings } from "../../src/env";
 import worker from "../../src/index";
-import { reconcile } from "../../src/recharge/reconciler";
+import { sha256Hex } from "../../src/platform/crypto";
+import { mailboxKey } from "../../src/platform/email-address";
+import type { Bindings } from "../../src/platform/env";
+import { reconcile } from "../../src/purchases/reconciler";
 import {
   ADMIN_TOKEN,
   admin,
@@ -857,6 +857,17 @@ describe("the sign-up page", () => {
     });
     expect(crossSite.status).toBe(403);
     await crossSite.arrayBuffer();
+    // Neither Origin nor Sec-Fetch-Site vouching for this origin (Hono's csrf): refused too.
+    const unvouched = await send(
+      new Request(`${BASE}/account/sign-up`, {
+        method: "POST",
+        headers: { Cookie: cookie },
+        body: new URLSearchParams({ email, csrf }),
+        redirect: "manual",
+      }),
+    );
+    expect(unvouched.status).toBe(403);
+    await unvouched.arrayBuffer();
     expect(await signupEmails(email)).toHaveLength(0);
     const bad = await page("/account/sign-up", { cookie, form: { email: "nope", csrf } });
     expect(bad.status).toBe(400);

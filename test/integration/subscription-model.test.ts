@@ -18,8 +18,8 @@
 import { env } from "cloudflare:workers";
 import type Stripe from "stripe";
 import { describe, expect, it } from "vitest";
-import { stripeFor } from "../../src/billing/stripe-client";
 import { PLANS, type PlanId } from "../../src/pricing";
+import { stripeFor } from "../../src/stripe/client";
 import { audit, balanceOf, createAccount, gateway, json, type TestAccount } from "../helpers/http";
 import { deliverSigned, type EmittedEvent, submitPage } from "../helpers/stripe";
 import { Prng } from "../simulation/prng";

@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { UsagePoint } from "../../src/dashboard/usage";
+import type { UsagePoint } from "../../src/accounts/usage";
 import { ledgerFor } from "../../src/ledger/client";
 import {
   classify,

@@ -3,10 +3,10 @@ import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import Stripe from "stripe";
 import { describe, expect, it } from "vitest";
-import { stripeFor } from "../../src/billing/stripe-client";
 import { dbFor } from "../../src/db/client";
 import { accounts, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
+import { stripeFor } from "../../src/stripe/client";
 import {
   audit,
   balanceOf,

@@ -13,9 +13,9 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import Stripe from "stripe";
 import { type MockInstance, vi } from "vitest";
-import { stripeFor } from "../../src/billing/stripe-client";
 import { ledgerFor } from "../../src/ledger/client";
 import { PACKAGES, type PackageId, PLANS } from "../../src/pricing";
+import { stripeFor } from "../../src/stripe/client";
 
 type Instance = Record<string, unknown>;
 

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { type MockInstance, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
 import type { PlanId } from "../../src/pricing";
-import { reconcile } from "../../src/recharge/reconciler";
+import { reconcile } from "../../src/purchases/reconciler";
 import { createAccount, type TestAccount } from "../helpers/http";
 import {
   type ActionContext,

@@ -8,7 +8,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { ledgerFor } from "../../src/ledger/client";
-import { minuteOf } from "../../src/ledger/rules";
+import { minuteOf } from "../../src/ledger/domain/rules";
 import { restartLedger } from "./actions";
 import type { DirectDebit } from "./model";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { mailboxKey } from "../../src/email/address";
-import { clientPrefixes, parseAddress } from "../../src/http/client-address";
+import { clientPrefixes, parseAddress } from "../../src/platform/client-address";
+import { mailboxKey } from "../../src/platform/email-address";
 
 describe("mailboxKey: one key per inbox", () => {
   it("ignores case, surrounding space and a +tag", () => {

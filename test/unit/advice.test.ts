@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { PACKAGES } from "../../src/pricing";
 import {
   advisePlan,
   cheapestCover,
@@ -9,8 +10,7 @@ import {
   runwaySentence,
   unusualDays,
   type WaitingPurchase,
-} from "../../src/dashboard/advice";
-import { PACKAGES } from "../../src/pricing";
+} from "../../src/web/billing/advice";
 
 const week = (credits: number) => Array.from({ length: 7 }, () => credits);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type CheckoutFacts, checkoutReturn } from "../../src/dashboard/page/checkout-return";
+import { type CheckoutFacts, checkoutReturn } from "../../src/web/billing/checkout-return";
 
 const session: CheckoutFacts = {
   status: "complete",

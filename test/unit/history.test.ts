@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { retryableFailure } from "../../src/dashboard/transactions";
+import { retryableFailure } from "../../src/accounts/transactions";
 
 const row = (id: string, type: string, status: string) => ({ id, type, status });
 

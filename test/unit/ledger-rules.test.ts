@@ -4,7 +4,7 @@ import {
   applyDeltas,
   shouldTriggerRecharge,
   splitDebit,
-} from "../../src/ledger/rules";
+} from "../../src/ledger/domain/rules";
 
 describe("splitDebit: monthly credits first, then purchased, all or nothing", () => {
   it("takes from monthly while it lasts", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { lowBalance } from "../../src/email/templates";
-import { lowBalanceSituation, lowBalanceStep } from "../../src/ledger/low-balance";
+import { lowBalance } from "../../src/delivery/email-templates";
+import { lowBalanceSituation, lowBalanceStep } from "../../src/ledger/domain/low-balance";
 import { PACKAGES } from "../../src/pricing";
 
 describe("lowBalanceStep: one email per crossing of the level", () => {

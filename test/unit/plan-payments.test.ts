@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { takesOver } from "../../src/billing/current-subscription";
+import { decideCycle, decideUpgrade } from "../../src/ledger/domain/cycles";
+import type { StateRow } from "../../src/ledger/domain/types";
+import type { PlanId } from "../../src/pricing";
+import { takesOver } from "../../src/subscriptions/current-subscription";
 import {
   type LineLike,
   planOfCycleInvoice,
   planOfUpgradeInvoice,
-} from "../../src/billing/invoice-plans";
-import { decideCycle, decideUpgrade } from "../../src/ledger/cycles";
-import type { StateRow } from "../../src/ledger/types";
-import type { PlanId } from "../../src/pricing";
+} from "../../src/subscriptions/invoice-plans";
 
 const DAY = 86_400_000;
 const T = Date.UTC(2026, 5, 1);

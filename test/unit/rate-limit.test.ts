@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { rateLimitHeaders } from "../../src/gateway/rate-limit";
-import { takeFromWindow } from "../../src/ledger/rate-window";
+import { takeFromWindow } from "../../src/ledger/domain/rate-window";
 
 describe("takeFromWindow: a fixed one-minute window per key", () => {
   it("lets `limit` requests through per window and refuses the next", () => {

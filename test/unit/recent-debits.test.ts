@@ -6,7 +6,7 @@ import {
   RECENT_DEBIT_MS,
   RecentDebits,
   unansweredDebitOutcome,
-} from "../../src/ledger/recent-debits";
+} from "../../src/ledger/domain/recent-debits";
 
 const charge = { minute: 600, monthly: 1, purchased: 2 };
 

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
+import type { CreateKeyResult, RevokeResult } from "../../src/accounts/keys";
 import { MAX_ACTIVE_KEYS } from "../../src/db/api-keys";
-import { ApiError, statusOf } from "../../src/errors";
+import type { AccountLedger } from "../../src/ledger/account-ledger";
 import ledgerSource from "../../src/ledger/account-ledger.ts?raw";
-import rechargesSource from "../../src/ledger/recharges.ts?raw";
-import typesSource from "../../src/ledger/types.ts?raw";
+import typesSource from "../../src/ledger/domain/types.ts?raw";
+import rechargesSource from "../../src/ledger/store/recharges.ts?raw";
+import { ApiError, statusOf } from "../../src/platform/errors";
 import {
   type LedgerRefusal,
   pageWords,
@@ -11,7 +13,8 @@ import {
   type RefusalType,
   refusal,
   refusalStatus,
-} from "../../src/refusals";
+} from "../../src/platform/refusals";
+import type { CheckoutResult } from "../../src/subscriptions/checkout";
 
 /** Every string literal a `reason:` field is typed or set to in a source file. */
 function reasonsIn(source: string): string[] {
@@ -22,8 +25,24 @@ function reasonsIn(source: string): string[] {
   return [...found].sort();
 }
 
-// The reasons the ledger's RPC methods return, as the compiler derives them: a reason added to
-// the ledger and not here, or dropped there, fails to compile.
+// The compiler's view, checked by `npm run typecheck`: the reasons every ledger method returns
+// (per method: one method's `unknown` in a union would swallow the others) are exactly
+// LedgerRefusal, and Checkout's and the keys' are refusals too. A reason added to a result type
+// without its table entry fails to compile here or in src/platform/refusals.ts.
+type ReasonsOf<T> = Extract<T, { ok: false; reason: string }>["reason"];
+type FromLedger = {
+  [K in keyof AccountLedger]-?: AccountLedger[K] extends (...args: never[]) => infer R
+    ? ReasonsOf<Awaited<R>>
+    : never;
+}[keyof AccountLedger];
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const ledgerListed: Same<FromLedger, LedgerRefusal> = true;
+const othersListed: [ReasonsOf<CheckoutResult | CreateKeyResult | RevokeResult>] extends [
+  RefusalType,
+]
+  ? true
+  : false = true;
+
 const LEDGER: Record<LedgerRefusal, true> = {
   already_succeeded: true,
   credits_mismatch: true,
@@ -48,6 +67,7 @@ describe("the refusal table", () => {
     for (const reason of fromLedger) expect(Object.keys(REFUSALS)).toContain(reason);
     // The source and the compiler agree on what the ledger returns.
     expect(fromLedger).toEqual(Object.keys(LEDGER).sort());
+    expect([ledgerListed, othersListed]).toEqual([true, true]);
   });
 
   it("gives every refusal an error type, a message and the page's words", () => {

@@ -1,7 +1,7 @@
 import Stripe from "stripe";
 import { describe, expect, it } from "vitest";
-import { providerError } from "../../src/billing/stripe-errors";
-import { declinedOutcome } from "../../src/recharge/payments";
+import { declinedOutcome } from "../../src/purchases/payments";
+import { providerError } from "../../src/stripe/errors";
 
 describe("providerError", () => {
   it("a card declined when it is attached is a 400 naming the field, with the decline code", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bucketRange, type UsageRange, zeroFilledSeries } from "../../src/dashboard/usage";
+import { bucketRange, type UsageRange, zeroFilledSeries } from "../../src/accounts/usage";
 
 const sec = (iso: string) => Date.parse(iso) / 1000;
 

@@ -1,0 +1,57 @@
+/**
+ * Key identity: API key → account, for the API's auth middleware and the Billing page's
+ * sign-in alike. Keys are looked up by SHA-256 and cached in the isolate.
+ *
+ * A revoked key is dropped from this isolate's cache at once. Elsewhere it ages out within
+ * KEY_CACHE_TTL_MS on account routes; proxied requests may use an entry up to
+ * PROXY_KEY_CACHE_TTL_MS old because the account's Durable Object refuses revoked keys inside
+ * the debit call they make anyway (revocation is immediate there, everywhere, at no extra call).
+ */
+
+import { activeKeyByHash, type KeyScope } from "../db/api-keys";
+import { dbFor } from "../db/client";
+import { sha256Hex } from "../platform/crypto";
+
+export interface KeyIdentity {
+  accountId: string;
+  keyId: string;
+  scope: KeyScope;
+}
+
+export const KEY_CACHE_TTL_MS = 5_000;
+export const PROXY_KEY_CACHE_TTL_MS = 60_000;
+const KEY_CACHE_MAX = 10_000;
+const cache = new Map<string, { identity: KeyIdentity; loadedAt: number }>();
+
+export function forgetKey(keyHash: string): void {
+  cache.delete(keyHash);
+}
+
+/** For tests and the benchmark: lookups that reached D1 since the isolate started. */
+export const authStats = { d1Lookups: 0 };
+
+export async function identify(
+  d1: D1Database,
+  key: string,
+  maxAgeMs = KEY_CACHE_TTL_MS,
+): Promise<KeyIdentity | null> {
+  const hash = await sha256Hex(key);
+  const now = Date.now();
+  const hit = cache.get(hash);
+  if (hit && now - hit.loadedAt < maxAgeMs) return hit.identity;
+  authStats.d1Lookups++;
+  const row = await activeKeyByHash(dbFor(d1), hash);
+  if (!row) {
+    cache.delete(hash);
+    return null;
+  }
+  const identity: KeyIdentity = { accountId: row.accountId, keyId: row.id, scope: row.scope };
+  if (cache.size >= KEY_CACHE_MAX) {
+    // Maps iterate in insertion order: drop the oldest entry.
+    const oldest = cache.keys().next().value;
+    if (oldest !== undefined) cache.delete(oldest);
+  }
+  cache.delete(hash); // re-inserted last: the eviction above drops the least recently loaded
+  cache.set(hash, { identity, loadedAt: now });
+  return identity;
+}

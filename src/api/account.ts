@@ -1,0 +1,30 @@
+import { Hono } from "hono";
+import { accountView } from "../accounts/account-view";
+import { getAccount } from "../db/accounts";
+import type { AppEnv } from "../http/context";
+import { ledgerFor } from "../ledger/client";
+import { refusal } from "../platform/refusals";
+
+/** `GET /v1/account` and `GET /v1/account/balance`. */
+export const accountRoutes = new Hono<AppEnv>()
+  .get("/", async (c) => {
+    const account = await getAccount(c.get("db"), c.get("accountId"));
+    if (!account) throw refusal("not_initialized");
+    return c.json(accountView(account), 200);
+  })
+  .get("/balance", async (c) => {
+    const snapshot = await ledgerFor(c.env, c.get("accountId")).snapshot();
+    if (!snapshot) throw refusal("not_initialized");
+    return c.json(
+      {
+        monthly: snapshot.monthly,
+        purchased: snapshot.purchased,
+        total: snapshot.total,
+        plan: snapshot.plan,
+        monthly_allowance: snapshot.monthly_allowance,
+        cycle_ends_at: snapshot.cycle_ends_at,
+        auto_recharge: snapshot.auto_recharge,
+      },
+      200,
+    );
+  });

@@ -1,0 +1,38 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { limitAction } from "../accounts/action-limits";
+import type { AppEnv } from "../http/context";
+import { ledgerFor } from "../ledger/client";
+import { MAX_LOW_BALANCE_CREDITS } from "../ledger/domain/low-balance";
+import { parseJson } from "../platform/body";
+import { refusal } from "../platform/refusals";
+
+/** A low-balance level: whole credits up to 1,000,000 (more than any plan holds), or null. */
+export const lowBalanceCredits = z
+  .number({ error: "must be a whole number of credits or null" })
+  .int("must be a whole number of credits or null")
+  .min(0)
+  .max(MAX_LOW_BALANCE_CREDITS)
+  .nullable();
+
+const AlertsBody = z.strictObject({ low_balance_credits: lowBalanceCredits });
+
+/**
+ * `/v1/account/alerts`: the low-balance email. One email each time the total falls to or below
+ * `low_balance_credits`, not again until it has been above it; null turns it off.
+ */
+export const alertRoutes = new Hono<AppEnv>()
+  .get("/", async (c) => {
+    const alerts = await ledgerFor(c.env, c.get("accountId")).alerts();
+    if (!alerts) throw refusal("not_initialized");
+    return c.json(alerts, 200);
+  })
+  .put("/", async (c) => {
+    const body = await parseJson(c, AlertsBody);
+    await limitAction(c.get("db"), c.get("accountId"), "alerts");
+    const result = await ledgerFor(c.env, c.get("accountId")).setAlerts({
+      lowBalanceCredits: body.low_balance_credits,
+    });
+    if (!result.ok) throw refusal(result.reason);
+    return c.json(result.alerts, 200);
+  });

@@ -1,0 +1,15 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { limitAction } from "../accounts/action-limits";
+import type { AppEnv } from "../http/context";
+import { parseJson } from "../platform/body";
+import { createPortalSession } from "../subscriptions/portal";
+
+/** `POST /v1/account/billing-portal` → `{"url"}` ("Manage plan and billing"). */
+export const billingPortalRoutes = new Hono<AppEnv>().post("/", async (c) => {
+  // No options today; refusing unknown ones keeps a client from assuming e.g. a return_url.
+  await parseJson(c, z.strictObject({}));
+  await limitAction(c.get("db"), c.get("accountId"), "billing_portal");
+  const url = await createPortalSession(c.env, c.get("db"), c.get("accountId"));
+  return c.json({ url }, 200);
+});

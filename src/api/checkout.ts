@@ -1,0 +1,52 @@
+import { Hono } from "hono";
+import Stripe from "stripe";
+import { z } from "zod";
+import { limitAction } from "../accounts/action-limits";
+import type { AppEnv } from "../http/context";
+import { parseJson } from "../platform/body";
+import { idempotencyKeyOf } from "../platform/idempotency-key";
+import { refusal } from "../platform/refusals";
+import { startCardSetup, startPlanCheckout } from "../subscriptions/checkout";
+
+const CheckoutBody = z.strictObject({
+  plan: z.enum(["starter", "pro"], { error: "must be starter or pro" }),
+});
+
+/**
+ * The client's Idempotency-Key becomes the Stripe request's: Stripe refuses a key reused with
+ * other parameters, which is the client's mistake (another plan under the same key), not the
+ * provider's: 409 `idempotency_conflict`, as for a top-up.
+ */
+function keyReused(err: unknown): never {
+  if (err instanceof Stripe.errors.StripeIdempotencyError) throw refusal("idempotency_conflict");
+  throw err;
+}
+
+/** `POST /v1/account/checkout`: Stripe Checkout for a paid plan (it also saves the card). */
+export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
+  const body = await parseJson(c, CheckoutBody);
+  await limitAction(c.get("db"), c.get("accountId"), "checkout");
+  const result = await startPlanCheckout(
+    c.env,
+    c.get("db"),
+    c.get("accountId"),
+    body.plan,
+    idempotencyKeyOf(c),
+  ).catch(keyReused);
+  if (!result.ok) throw refusal(result.reason);
+  return c.json({ url: result.url }, 200);
+});
+
+/** `POST /v1/account/payment-method/setup`: Stripe Checkout in setup mode, to add a card. */
+export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) => {
+  await parseJson(c, z.strictObject({}));
+  await limitAction(c.get("db"), c.get("accountId"), "checkout");
+  const result = await startCardSetup(
+    c.env,
+    c.get("db"),
+    c.get("accountId"),
+    idempotencyKeyOf(c),
+  ).catch(keyReused);
+  if (!result.ok) throw refusal(result.reason);
+  return c.json({ url: result.url }, 200);
+});

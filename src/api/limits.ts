@@ -1,0 +1,28 @@
+import { Hono } from "hono";
+import { z } from "zod";
+import { spendLimitCents } from "../accounts/limits";
+import type { AppEnv } from "../http/context";
+import { ledgerFor } from "../ledger/client";
+import { parseJson } from "../platform/body";
+import { refusal } from "../platform/refusals";
+
+const LimitsBody = z.strictObject({ monthly_spend_limit_cents: spendLimitCents });
+
+/**
+ * `/v1/account/limits`: the monthly spending limit. Purchases (auto-recharges and top-ups,
+ * pending ones included) never take a calendar month's total over it (money rule 10).
+ */
+export const limitRoutes = new Hono<AppEnv>()
+  .get("/", async (c) => {
+    const limits = await ledgerFor(c.env, c.get("accountId")).limits();
+    if (!limits) throw refusal("not_initialized");
+    return c.json(limits, 200);
+  })
+  .put("/", async (c) => {
+    const body = await parseJson(c, LimitsBody);
+    const result = await ledgerFor(c.env, c.get("accountId")).setLimits({
+      spendLimitCents: body.monthly_spend_limit_cents,
+    });
+    if (!result.ok) throw refusal(result.reason);
+    return c.json(result.limits, 200);
+  });

@@ -1,0 +1,14 @@
+import { Hono } from "hono";
+import { iso, loadUsage, usageQuery } from "../accounts/usage";
+import type { AppEnv } from "../http/context";
+import { parseQuery } from "../platform/body";
+
+/** `GET /v1/account/usage`: the account's requests and credits per hour or day, zero-filled. */
+export const usageRoutes = new Hono<AppEnv>().get("/", async (c) => {
+  const range = parseQuery(c, usageQuery(Date.now()));
+  const series = await loadUsage(c.env, c.get("accountId"), range);
+  return c.json(
+    { granularity: range.granularity, from: iso(range.start), to: iso(range.end), series },
+    200,
+  );
+});

@@ -1,0 +1,210 @@
+/** The Durable Object's public shapes (RPC results) and its row types. */
+import type { PackageId, PlanId } from "../../pricing";
+import type { RechargeJob } from "../domain/recharge-job";
+import type { AlertSettings, LowBalanceSituation } from "./low-balance";
+import type { RateDecision } from "./rate-window";
+import type { BalanceView, Buckets } from "./rules";
+
+export type { AlertSettings, LowBalanceSituation };
+export type RechargeKind = "auto_recharge" | "top_up";
+/**
+ * `requires_action`: the payment needs the customer (authentication) on the hosted invoice
+ * page; nothing was granted, and it is still in flight until paid there or voided.
+ */
+export type RechargeStatus = "pending" | "requires_action" | "succeeded" | "failed";
+
+export interface AutoRechargeSettings {
+  enabled: boolean;
+  package: PackageId | null;
+  threshold: number;
+  pending: boolean;
+  /** Set while this month's purchases leave no room for another package under the limit. */
+  paused: null | "spending_limit_reached";
+  last_failure: null | {
+    at: string;
+    code: string;
+    message: string;
+    /** Where the customer completes a payment that needs authentication. */
+    action_url: string | null;
+    recharge_id: string | null;
+  };
+}
+
+export interface SpendLimits {
+  monthly_spend_limit_cents: number | null;
+  spent_this_month_cents: number;
+  period_ends_at: string;
+}
+
+export interface AccountSnapshot {
+  account_id: string;
+  plan: PlanId;
+  monthly: number;
+  purchased: number;
+  total: number;
+  monthly_allowance: number;
+  cycle_started_at: string;
+  cycle_ends_at: string;
+  has_payment_method: boolean;
+  auto_recharge: AutoRechargeSettings;
+  limits: SpendLimits;
+  rate_limit_per_minute: number;
+  /** An operator's per-account rate limit; null means the plan's. */
+  rate_limit_override: number | null;
+  alerts: AlertSettings;
+}
+
+export interface RechargeView {
+  id: string;
+  kind: RechargeKind;
+  package: PackageId;
+  credits: number;
+  amount_cents: number;
+  status: RechargeStatus;
+  created_at: string;
+}
+
+export type DebitResult =
+  | {
+      ok: true;
+      charged: Buckets;
+      /** The minute (unix seconds) the debit was counted in: with `charged`, its refund. */
+      minute: number;
+      balance: BalanceView;
+      rate: RateDecision | null;
+    }
+  | { ok: false; reason: "insufficient_credits"; balance: BalanceView; rate: RateDecision | null }
+  | { ok: false; reason: "rate_limited"; rate: RateDecision }
+  | { ok: false; reason: "key_revoked"; rate: null }
+  /** A ref declared never committed after its reply was lost (recent-debits.ts). */
+  | { ok: false; reason: "not_found"; rate: null };
+
+export type AdjustResult =
+  | { ok: true; balance: BalanceView; replayed: boolean }
+  | {
+      ok: false;
+      reason: "insufficient_credits" | "not_initialized" | "idempotency_conflict";
+      balance: BalanceView;
+    };
+
+export type SettingsResult =
+  | { ok: true; settings: AutoRechargeSettings }
+  | { ok: false; reason: "payment_method_required" | "not_initialized" };
+
+export type TopUpResult =
+  | { ok: true; recharge: RechargeView; replayed: boolean }
+  | {
+      ok: false;
+      reason:
+        | "payment_method_required"
+        | "not_initialized"
+        | "idempotency_conflict"
+        | "spending_limit_reached";
+    }
+  /** Another purchase waits for the customer's bank: buying again would pay twice for one need. */
+  | { ok: false; reason: "payment_pending"; waiting: RechargeView };
+
+export interface AuditResult {
+  ledger_total: number;
+  balance_total: number;
+  consistent: boolean;
+  ledger_monthly: number;
+  ledger_purchased: number;
+  monthly: number;
+  purchased: number;
+  /** Entries with a reference (grants, purchases, adjustments, refunds, pre-v4 debits). */
+  entries: number;
+  /** Rows of request debits, aggregated per minute, hour and day. */
+  debit_aggregates: number;
+  /** The balance rebuilt from storage alone, as a restarted object would see it. */
+  stored_monthly: number;
+  stored_purchased: number;
+  /** The object's SQLite size in bytes (`ctx.storage.sql.databaseSize`). */
+  storage_bytes: number;
+}
+
+/** The `state` row: settings, and the settled buckets (see schema.ts). */
+export type StateRow = {
+  account_id: string;
+  plan: PlanId;
+  monthly: number;
+  purchased: number;
+  cycle_started_at: number;
+  cycle_ends_at: number;
+  stripe_cycles: number;
+  plan_version: number;
+  auto_enabled: number;
+  auto_package: string | null;
+  has_payment_method: number;
+  last_failure_at: number | null;
+  last_failure_code: string | null;
+  last_failure_message: string | null;
+  last_failure_action_url: string | null;
+  last_failure_recharge_id: string | null;
+  payment_method_id: string | null;
+  spend_limit_cents: number | null;
+  rate_limit_override: number | null;
+  paused_period: number | null;
+  cycle_max_monthly: number;
+  /** Unix seconds: debit minutes before this are settled into `monthly`/`purchased`. */
+  compacted_until: number;
+  /** The low-balance alert's level in credits; null: no alert. */
+  low_balance_credits: number | null;
+  /** 1 while the total has been above the level since the last alert (see low-balance.ts). */
+  low_balance_armed: number;
+};
+
+export type RechargeRow = {
+  id: string;
+  kind: RechargeKind;
+  package: PackageId;
+  credits: number;
+  amount_cents: number;
+  status: RechargeStatus;
+  created_at: number;
+};
+
+/**
+ * What a refund needs to give a debit back exactly: the minute it was counted in and what it
+ * took from each bucket (the debit's `minute` and `charged`). The gateway carries it.
+ */
+export interface DebitCharge {
+  minute: number;
+  monthly: number;
+  purchased: number;
+}
+
+export type RefundResult =
+  | { ok: true; balance: BalanceView; refunded: boolean }
+  | { ok: false; reason: "not_found" }
+  /** A lost debit reply this object cannot account for (it restarted since): see recent-debits.ts. */
+  | { ok: false; reason: "outcome_unknown" };
+
+/** One usage row: `at` is the unix second its period starts (a minute, an hour or a day). */
+export interface UsageRow {
+  at: number;
+  requests: number;
+  credits: number;
+}
+
+/** What the outbox holds: recharge jobs for the queue, and notices to email. */
+export type OutboxItem =
+  | { type: "recharge"; job: RechargeJob }
+  | {
+      type: "email";
+      kind: "auto_recharge_paused";
+      ref: string;
+      account_id: string;
+      limit_cents: number;
+      resumes_at: string;
+    }
+  | {
+      type: "email";
+      kind: "low_balance";
+      ref: string;
+      account_id: string;
+      /** The level crossed and the total that crossed it. */
+      level: number;
+      total: number;
+      situation: LowBalanceSituation;
+    };

@@ -1,0 +1,283 @@
+/**
+ * Request debits as aggregates (money rule 4): one row per account-minute in a ring of a day's
+ * slots, settled into hour rows (kept 90 days) and day rows (kept for good). Every function
+ * runs inside the caller's `transactionSync`; none awaits.
+ */
+
+import {
+  type Buckets,
+  DAY_SECONDS,
+  floorTo,
+  HOUR_RETENTION_SECONDS,
+  HOUR_SECONDS,
+  slotOf,
+} from "../domain/rules";
+import type { DebitCharge } from "../domain/types";
+
+/**
+ * The debit's one write: an UPSERT of its minute's row on the ring's INTEGER PRIMARY KEY, which
+ * SQLite counts as 1 row read and 1 written. A slot still holding the same minute a day ago is
+ * reset (the caller has made sure that minute is settled: `ringNeedsSettling`).
+ */
+export function recordDebit(sql: SqlStorage, minute: number, take: Buckets): void {
+  sql.exec(
+    `INSERT INTO debit_minutes (slot, minute, requests, credits, debit_monthly, debit_purchased)
+     VALUES (?, ?, 1, ?, ?, ?)
+     ON CONFLICT(slot) DO UPDATE SET
+       requests = CASE WHEN minute = excluded.minute THEN requests + 1 ELSE 1 END,
+       credits = CASE WHEN minute = excluded.minute THEN credits + excluded.credits ELSE excluded.credits END,
+       debit_monthly = CASE WHEN minute = excluded.minute THEN debit_monthly + excluded.debit_monthly ELSE excluded.debit_monthly END,
+       debit_purchased = CASE WHEN minute = excluded.minute THEN debit_purchased + excluded.debit_purchased ELSE excluded.debit_purchased END,
+       refunded_monthly = CASE WHEN minute = excluded.minute THEN refunded_monthly ELSE 0 END,
+       refunded_purchased = CASE WHEN minute = excluded.minute THEN refunded_purchased ELSE 0 END,
+       minute = excluded.minute`,
+    slotOf(minute),
+    minute,
+    take.monthly + take.purchased,
+    take.monthly,
+    take.purchased,
+  );
+}
+
+/** Gross debits of the minutes not settled yet (from `since` on): what the live balance lacks. */
+export function openDebits(sql: SqlStorage, since: number): Buckets {
+  const row = sql
+    .exec<{ m: number | null; p: number | null }>(
+      "SELECT SUM(debit_monthly) AS m, SUM(debit_purchased) AS p FROM debit_minutes WHERE minute >= ?",
+      since,
+    )
+    .one();
+  return { monthly: row.m ?? 0, purchased: row.p ?? 0 };
+}
+
+type AggregateRow = {
+  minute: number;
+  requests: number;
+  credits: number;
+  debit_monthly: number;
+  debit_purchased: number;
+  refunded_monthly: number;
+  refunded_purchased: number;
+};
+
+/**
+ * The checkpoint: settles the minutes in [from, until) into their hours and moves their gross
+ * debits into the state row's settled buckets, with `compacted_until = until`, in the caller's
+ * transaction, so every minute is counted exactly once (the ring while open, the hour after).
+ * Also rolls hours older than 90 days into days. Returns what was settled.
+ */
+export function settleMinutes(
+  sql: SqlStorage,
+  from: number,
+  until: number,
+  nowSec: number,
+): Buckets {
+  const rows = sql
+    .exec<AggregateRow>(
+      `SELECT minute, requests, credits, debit_monthly, debit_purchased, refunded_monthly,
+         refunded_purchased FROM debit_minutes WHERE minute >= ? AND minute < ?`,
+      from,
+      until,
+    )
+    .toArray();
+  const hours = new Map<number, AggregateRow & { peak: number }>();
+  const settled = { monthly: 0, purchased: 0 };
+  for (const r of rows) {
+    settled.monthly += r.debit_monthly;
+    settled.purchased += r.debit_purchased;
+    const hour = floorTo(r.minute, HOUR_SECONDS);
+    const h = hours.get(hour) ?? {
+      minute: hour,
+      requests: 0,
+      credits: 0,
+      debit_monthly: 0,
+      debit_purchased: 0,
+      refunded_monthly: 0,
+      refunded_purchased: 0,
+      peak: 0,
+    };
+    h.requests += r.requests;
+    h.credits += r.credits;
+    h.debit_monthly += r.debit_monthly;
+    h.debit_purchased += r.debit_purchased;
+    h.refunded_monthly += r.refunded_monthly;
+    h.refunded_purchased += r.refunded_purchased;
+    h.peak = Math.max(h.peak, r.requests);
+    hours.set(hour, h);
+  }
+  for (const h of hours.values()) {
+    sql.exec(
+      `INSERT INTO usage_hours (hour, requests, credits, debit_monthly, debit_purchased,
+         refunded_monthly, refunded_purchased, peak) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(hour) DO UPDATE SET requests = requests + excluded.requests,
+         credits = credits + excluded.credits, debit_monthly = debit_monthly + excluded.debit_monthly,
+         debit_purchased = debit_purchased + excluded.debit_purchased,
+         refunded_monthly = refunded_monthly + excluded.refunded_monthly,
+         refunded_purchased = refunded_purchased + excluded.refunded_purchased,
+         peak = MAX(peak, excluded.peak)`,
+      h.minute,
+      h.requests,
+      h.credits,
+      h.debit_monthly,
+      h.debit_purchased,
+      h.refunded_monthly,
+      h.refunded_purchased,
+      h.peak,
+    );
+  }
+  // The state row's CHECK (>= 0) holds: the settled buckets never drop below the live ones.
+  sql.exec(
+    "UPDATE state SET monthly = monthly - ?, purchased = purchased - ?, compacted_until = ? WHERE id = 1",
+    settled.monthly,
+    settled.purchased,
+    until,
+  );
+  rollHoursIntoDays(sql, floorTo(nowSec - HOUR_RETENTION_SECONDS, DAY_SECONDS));
+  return settled;
+}
+
+/** Hours before `before` (a day boundary) become day rows: sums kept, storage bounded. */
+function rollHoursIntoDays(sql: SqlStorage, before: number): void {
+  const old = sql.exec("SELECT 1 FROM usage_hours WHERE hour < ? LIMIT 1", before).toArray();
+  if (old.length === 0) return;
+  sql.exec(
+    `INSERT INTO usage_days (day, requests, credits, debit_monthly, debit_purchased,
+       refunded_monthly, refunded_purchased, peak)
+     SELECT (hour / ${DAY_SECONDS}) * ${DAY_SECONDS}, SUM(requests), SUM(credits),
+       SUM(debit_monthly), SUM(debit_purchased), SUM(refunded_monthly), SUM(refunded_purchased),
+       MAX(peak)
+       FROM usage_hours WHERE hour < ? GROUP BY 1
+     ON CONFLICT(day) DO UPDATE SET requests = requests + excluded.requests,
+       credits = credits + excluded.credits, debit_monthly = debit_monthly + excluded.debit_monthly,
+       debit_purchased = debit_purchased + excluded.debit_purchased,
+       refunded_monthly = refunded_monthly + excluded.refunded_monthly,
+       refunded_purchased = refunded_purchased + excluded.refunded_purchased,
+       peak = MAX(peak, excluded.peak)`,
+    before,
+  );
+  sql.exec("DELETE FROM usage_hours WHERE hour < ?", before);
+}
+
+const NET_GUARD =
+  "requests >= 1 AND debit_monthly - refunded_monthly >= ? AND debit_purchased - refunded_purchased >= ?";
+const TAKE_BACK =
+  "requests = requests - 1, credits = credits - ?, refunded_monthly = refunded_monthly + ?, refunded_purchased = refunded_purchased + ?";
+
+/**
+ * Takes a refunded debit out of the aggregate that counts it, guarded: the aggregate must still
+ * hold a request and, per bucket, at least what the refund returns, net of earlier refunds, so
+ * no refund can return more than its minute (or, once settled, its hour or day) took.
+ * False when nothing there can pay it back (an unknown or already settled-away debit).
+ */
+export function refundFromAggregate(
+  sql: SqlStorage,
+  charge: DebitCharge,
+  settledUntil: number,
+): boolean {
+  const credits = charge.monthly + charge.purchased;
+  const args = [credits, charge.monthly, charge.purchased] as const;
+  const guard = [charge.monthly, charge.purchased] as const;
+  if (charge.minute >= settledUntil) {
+    return (
+      sql.exec(
+        `UPDATE debit_minutes SET ${TAKE_BACK} WHERE slot = ? AND minute = ? AND ${NET_GUARD}`,
+        ...args,
+        slotOf(charge.minute),
+        charge.minute,
+        ...guard,
+      ).rowsWritten === 1
+    );
+  }
+  const hour = floorTo(charge.minute, HOUR_SECONDS);
+  const settled =
+    sql.exec(
+      `UPDATE usage_hours SET ${TAKE_BACK} WHERE hour = ? AND ${NET_GUARD}`,
+      ...args,
+      hour,
+      ...guard,
+    ).rowsWritten === 1 ||
+    sql.exec(
+      `UPDATE usage_days SET ${TAKE_BACK} WHERE day = ? AND ${NET_GUARD}`,
+      ...args,
+      floorTo(charge.minute, DAY_SECONDS),
+      ...guard,
+    ).rowsWritten === 1;
+  // The settled minute's ring row is only shown (minute grain for the last day): keep it in step.
+  if (settled) usageLeavesMinute(sql, charge.minute, credits);
+  return settled;
+}
+
+/** A refunded request leaves the minute it was shown in (usage only, no balance effect). */
+export function usageLeavesMinute(sql: SqlStorage, minute: number, credits: number): void {
+  sql.exec(
+    "UPDATE debit_minutes SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE slot = ? AND minute = ?",
+    credits,
+    slotOf(minute),
+    minute,
+  );
+}
+
+/**
+ * A refunded pre-v4 debit leaves the usage it was counted in: its minute's row (shown for the
+ * last day) and the hour or day row its minute was migrated or settled into. Usage only.
+ */
+export function usageLeavesSettled(sql: SqlStorage, minute: number, credits: number): void {
+  usageLeavesMinute(sql, minute, credits);
+  const hour = floorTo(minute, HOUR_SECONDS);
+  const changed = sql.exec(
+    "UPDATE usage_hours SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE hour = ?",
+    credits,
+    hour,
+  ).rowsWritten;
+  if (changed === 0) {
+    sql.exec(
+      "UPDATE usage_days SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE day = ?",
+      credits,
+      floorTo(minute, DAY_SECONDS),
+    );
+  }
+}
+
+/** Gross debits of every aggregate row that counts in replay, and how many rows there are. */
+export function aggregateTotals(sql: SqlStorage, settledUntil: number): Buckets & { rows: number } {
+  const row = sql
+    .exec<{ m: number | null; p: number | null; n: number }>(
+      `SELECT SUM(m) AS m, SUM(p) AS p, SUM(n) AS n FROM (
+         SELECT SUM(debit_monthly) AS m, SUM(debit_purchased) AS p, COUNT(*) AS n
+           FROM debit_minutes WHERE minute >= ?
+         UNION ALL SELECT SUM(debit_monthly), SUM(debit_purchased), COUNT(*) FROM usage_hours
+         UNION ALL SELECT SUM(debit_monthly), SUM(debit_purchased), COUNT(*) FROM usage_days)`,
+      settledUntil,
+    )
+    .one();
+  return { monthly: row.m ?? 0, purchased: row.p ?? 0, rows: row.n ?? 0 };
+}
+
+/**
+ * Folds pre-v4 per-request debit rows older than `beforeMs` into their hour rows (gross debits
+ * only: their usage was counted at migration), a batch at a time, so a migrated object's
+ * storage shrinks to the new bound. Replay is unchanged: each row moves from the entries to an
+ * aggregate in one transaction. A refund of a folded debit is too late to be applied.
+ */
+export function foldOldDebitEntries(sql: SqlStorage, beforeMs: number, limit: number): number {
+  const batch = sql
+    .exec<{ seq: number }>(
+      "SELECT seq FROM ledger WHERE kind = 'debit' AND at < ? ORDER BY seq LIMIT ?",
+      beforeMs,
+      limit,
+    )
+    .toArray();
+  const last = batch.at(-1);
+  if (!last) return 0;
+  sql.exec(
+    `INSERT INTO usage_hours (hour, debit_monthly, debit_purchased)
+     SELECT (at / ${HOUR_SECONDS * 1000}) * ${HOUR_SECONDS}, -SUM(monthly_delta), -SUM(purchased_delta)
+       FROM ledger WHERE kind = 'debit' AND at < ? AND seq <= ? GROUP BY 1
+     ON CONFLICT(hour) DO UPDATE SET debit_monthly = debit_monthly + excluded.debit_monthly,
+       debit_purchased = debit_purchased + excluded.debit_purchased`,
+    beforeMs,
+    last.seq,
+  );
+  sql.exec("DELETE FROM ledger WHERE kind = 'debit' AND at < ? AND seq <= ?", beforeMs, last.seq);
+  return batch.length;
+}

@@ -1,0 +1,51 @@
+/**
+ * Secrets: `.dev.vars` locally, `wrangler secret put` in production. They are not in
+ * wrangler.toml, so the generated types do not know them; all are optional on purpose (each
+ * feature that needs one says so when it is missing).
+ */
+export interface Secrets {
+  ADMIN_TOKEN?: string;
+  STRIPE_SECRET_KEY?: string;
+  STRIPE_WEBHOOK_SECRET?: string;
+  /** Where the Stripe SDK sends requests (a local Stripe-compatible server); unset = Stripe. */
+  STRIPE_API_URL?: string;
+  /** Sent to the upstream as `Authorization: Bearer …` when set. */
+  UPSTREAM_TOKEN?: string;
+  /** Signs dashboard session cookies; falls back to a key derived from ADMIN_TOKEN. */
+  SESSION_SECRET?: string;
+  STRIPE_PRICE_STARTER?: string;
+  STRIPE_PRICE_PRO?: string;
+  /** The customer-portal configuration `npm run stripe:setup` made (else Stripe's default). */
+  STRIPE_PORTAL_CONFIGURATION?: string;
+  /**
+   * Stripe Price ids of the credit packages (one-time prices). When set, a purchase's invoice
+   * item bills that price; unset, it carries the package's amount and a description.
+   */
+  STRIPE_PRICE_CREDITS_1000?: string;
+  STRIPE_PRICE_CREDITS_3000?: string;
+  STRIPE_PRICE_CREDITS_9000?: string;
+}
+
+/**
+ * The Worker's bindings: everything in wrangler.toml as `wrangler types` generates it
+ * (worker-configuration.d.ts, `npm run cf-typegen`), plus the secrets and the optional
+ * upstream service binding.
+ */
+export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
+  Secrets & {
+    /** Optional service binding to the upstream classifier; preferred over UPSTREAM_URL. */
+    UPSTREAM?: Fetcher;
+    /** `"true"` turns self-service sign-up on (wrangler.toml [vars] default: `"false"`). */
+    SIGNUP_ENABLED?: string;
+    /** `"true"` stores sign-up emails with their links, for local development (default `"false"`). */
+    SIGNUP_STORE_LINKS?: string;
+    /** Sign-up emails allowed per hour from everyone together (default 500). */
+    SIGNUP_EMAILS_PER_HOUR?: string;
+    /** Where operator alerts are emailed (e.g. the sign-up ceiling reached); unset: logs only. */
+    OPERATOR_EMAIL?: string;
+    /**
+     * How far the gateway's and a ledger object's clocks may differ, in ms (default 1000; see
+     * src/ledger/domain/recent-debits.ts). Tests set 0: their clocks are one.
+     */
+    LEDGER_CLOCK_MARGIN_MS?: string;
+  };

@@ -1,0 +1,628 @@
+/**
+ * Account / Billing, the server-rendered dashboard page, mounted at `/account`. It works
+ * without JavaScript. Every form post that acts is answered by a redirect (303, post/redirect/
+ * get): what the next page view shows once (a notice, a new key) travels in the encrypted,
+ * read-once flash cookie (see `setFlash` in ../session), never in the URL, so reloading the page
+ * repeats nothing and shows no notice twice. Posts that are refused outright (bad CSRF token,
+ * invalid fields) answer with an error page: repeating them changes nothing either.
+ */
+import { type Context, Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { z } from "zod";
+import { limitAction } from "../../accounts/action-limits";
+import { looksLikeApiKey } from "../../accounts/api-keys";
+import { identify } from "../../accounts/identity";
+import { createKey, revokeKey } from "../../accounts/keys";
+import {
+  type CsrfPurpose,
+  clearSignInToken,
+  csrfToken,
+  endSession,
+  type Flash,
+  readSession,
+  type Session,
+  sessionSecret,
+  setFlash,
+  signInToken,
+  startSession,
+  takeFlash,
+  verifyCsrf,
+  verifySignInToken,
+} from "../../accounts/sessions";
+import { signupEnabled } from "../../accounts/signup-config";
+import type { AppEnv } from "../../http/context";
+import { postedFromThisOrigin } from "../../http/form-token";
+import { ledgerFor } from "../../ledger/client";
+import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/domain/low-balance";
+import { randomBase62, sha256Hex } from "../../platform/crypto";
+import { ApiError, serviceUnavailable } from "../../platform/errors";
+import { pageWords, type RefusalType, refusalStatus } from "../../platform/refusals";
+import { PACKAGE_IDS, PACKAGES, PLANS } from "../../pricing";
+import { startCardSetup, startPlanCheckout } from "../../subscriptions/checkout";
+import { createPortalSession } from "../../subscriptions/portal";
+import { formatCredits, formatPrice } from "../kit/format";
+import {
+  forbidden,
+  formSession,
+  PageError,
+  parseFields,
+  readFields,
+  SignedOutError,
+} from "../kit/forms";
+import { Document, type Notice, renderHtml } from "../kit/layout";
+import { pageSecurityHeaders } from "../kit/security";
+import { type Activation, BillingPage, type CsrfTokens, TopUpConfirmPage } from "./billing-view";
+import {
+  ACTIVATION_MAX_LOOKS,
+  ACTIVATION_REFRESH_SECONDS,
+  type CheckoutFacts,
+  checkoutReturn,
+  readCheckoutSession,
+  SESSION_ID,
+} from "./checkout-return";
+import { type BillingModel, loadBilling } from "./data";
+import { BILLING_PATH, ErrorPage, ResumePage, SignInPage } from "./pages";
+
+const TITLE = "Account / Billing · Tollgate";
+const PURPOSES: CsrfPurpose[] = [
+  "auto-recharge",
+  "portal",
+  "checkout",
+  "keys",
+  "sign-out",
+  "top-up",
+  "limits",
+  "alerts",
+];
+
+const NOTICES = {
+  autoRechargeSaved: { tone: "ok", text: "Auto-recharge settings saved." },
+  keyRevoked: {
+    tone: "ok",
+    text: "The key was revoked. Requests with it are refused within seconds.",
+  },
+  signedOut: { tone: "ok", text: "You are signed out." },
+  sessionKeyRevoked: {
+    tone: "warn",
+    text: "You revoked the key you signed in with, so you were signed out.",
+  },
+} satisfies Record<string, Notice>;
+
+const AutoRechargeForm = z.object({
+  enabled: z.literal("on").optional(),
+  package: z.enum(PACKAGE_IDS, { error: "choose one of the credit packages" }),
+});
+
+const CheckoutForm = z.object({
+  plan: z.enum(["starter", "pro"], { error: "choose Starter or Pro" }),
+});
+
+const TopUpForm = z.object({
+  package: z.enum(PACKAGE_IDS, { error: "choose one of the credit packages" }),
+  // Random per confirmation page: the same confirmation posted twice is the same top-up.
+  request: z.string().regex(/^[0-9A-Za-z]{24}$/, { error: "reload the confirmation page" }),
+});
+
+/** Dollars as typed ("50", "12.50", "$1,000"), or empty for no limit; up to $1,000,000. */
+const LimitsForm = z.object({
+  limit: z
+    .string()
+    .trim()
+    .transform((v) => v.replace(/^\$/, "").replaceAll(",", ""))
+    .refine((v) => v === "" || /^\d{1,7}(\.\d{1,2})?$/.test(v), {
+      error: "enter an amount in dollars, such as 50 or 12.50, or leave it empty",
+    })
+    .transform((v) => {
+      if (v === "") return null;
+      const [whole = "0", cents = ""] = v.split(".");
+      return Number(whole) * 100 + Number(cents.padEnd(2, "0"));
+    })
+    .refine((c) => c === null || c <= 100_000_000, { error: "at most $1,000,000 a month" }),
+});
+
+/** Whole credits as typed ("500", "1,000"), or empty for no alert; up to 1,000,000. */
+const AlertsForm = z.object({
+  low_balance_credits: z
+    .string()
+    .trim()
+    .transform((v) => v.replaceAll(",", ""))
+    .refine((v) => v === "" || /^\d{1,7}$/.test(v), {
+      error: "enter a whole number of credits, such as 500, or leave it empty",
+    })
+    .transform((v) => (v === "" ? null : Number(v)))
+    .refine((n) => n === null || n <= MAX_LOW_BALANCE_CREDITS, {
+      error: `at most ${formatCredits(MAX_LOW_BALANCE_CREDITS)} credits`,
+    }),
+});
+
+const CreateKeyForm = z.object({
+  name: z.string().trim().max(100).optional(),
+  scope: z.enum(["classify", "full"]).default("classify"),
+});
+
+/** Back to the page with a one-time message: post/redirect/get. */
+async function redirectWith(
+  c: Context<AppEnv>,
+  secret: string,
+  session: Session | null,
+  flash: Flash,
+) {
+  await setFlash(c, secret, session?.sessionId ?? null, flash);
+  return c.redirect(BILLING_PATH, 303);
+}
+
+/** A refusal as the page says it: the refusal table's words (../../refusals), as a notice. */
+export function refusalNotice(reason: RefusalType, retryAfterSeconds?: number): Notice {
+  const words = pageWords(reason);
+  return {
+    tone: words.tone ?? "bad",
+    text: words.text,
+    detail:
+      retryAfterSeconds !== undefined
+        ? `Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`
+        : words.action,
+  };
+}
+
+/** A refusal as an error page, with the status the API answers it with. */
+function refusalPage(reason: RefusalType): PageError {
+  const words = pageWords(reason);
+  return new PageError(refusalStatus(reason), words.title, words.text);
+}
+
+/**
+ * A form post the account's rules refused. What it acted on is gone (a 404: the account, the
+ * key): an error page, as there is nothing on the Billing page to act on. Otherwise back to the
+ * page, which says why and what to do.
+ */
+async function refused(
+  c: Context<AppEnv>,
+  secret: string,
+  session: Session,
+  reason: RefusalType,
+  retryAfterSeconds?: number,
+) {
+  if (refusalStatus(reason) === 404) throw refusalPage(reason);
+  return redirectWith(c, secret, session, { notice: refusalNotice(reason, retryAfterSeconds) });
+}
+
+async function signInPage(
+  c: Context<AppEnv>,
+  status: ContentfulStatusCode,
+  options: { notice?: Notice | null; unavailable?: boolean } = {},
+) {
+  const secret = await sessionSecret(c.env);
+  const csrf = secret ? await signInToken(c, secret) : "";
+  return renderHtml(
+    c,
+    <Document title={`Sign in · ${TITLE}`}>
+      <SignInPage
+        notice={options.notice}
+        unavailable={options.unavailable || !secret}
+        signUp={signupEnabled(c.env)}
+        csrf={csrf}
+      />
+    </Document>,
+    status,
+  );
+}
+
+/** The signed-in page (a completed sign-up lands here too, its first key in the flash). */
+async function billingPage(
+  c: Context<AppEnv>,
+  session: Session,
+  secret: string,
+  options: {
+    notice?: Notice | null;
+    newKey?: { key: string; name: string | null };
+    model?: BillingModel;
+    activation?: Activation;
+    /** Reloads this address after a few seconds (the activation's poll, no script needed). */
+    refreshTo?: string;
+  } = {},
+) {
+  const model = options.model ?? (await loadBilling(c.env, c.get("db"), session.accountId));
+  if (!model) throw refusalPage("not_initialized");
+  const tokens = await tokensFor(secret, session);
+  return renderHtml(
+    c,
+    <Document title={TITLE} refreshTo={options.refreshTo} refreshAfter={ACTIVATION_REFRESH_SECONDS}>
+      <BillingPage
+        model={model}
+        tokens={tokens}
+        sessionKeyId={session.keyId}
+        notice={options.notice}
+        newKey={options.newKey}
+        activation={options.activation}
+      />
+    </Document>,
+  );
+}
+
+/**
+ * Back from a plan Checkout (`?checkout=subscribed&session_id=cs_…`): Stripe says whether it was
+ * paid, D1 and the ledger whether its webhooks arrived. Paid but not mirrored yet, the page
+ * says the plan is being activated, offers no second Subscribe, and reloads itself every few
+ * seconds (`wait` counts the looks) until it shows, or stops after about a minute and says so.
+ */
+async function checkoutReturnPage(
+  c: Context<AppEnv>,
+  session: Session,
+  secret: string,
+  sessionId: string,
+) {
+  const looks = Math.min(
+    ACTIVATION_MAX_LOOKS,
+    Number.parseInt(c.req.query("wait") ?? "0", 10) || 0,
+  );
+  let facts: CheckoutFacts | null;
+  try {
+    facts = await readCheckoutSession(c.env, sessionId);
+  } catch (err) {
+    // Stripe unreachable: say what is known (Checkout sent them back as paid), as before.
+    console.error("checkout session read failed", c.get("requestId"), String(err));
+    return redirectWith(c, secret, session, { notice: CHECKOUT_NOTICES.subscribed });
+  }
+  const model = await loadBilling(c.env, c.get("db"), session.accountId);
+  if (!model) throw refusalPage("not_initialized");
+  const result = checkoutReturn(facts, {
+    accountId: session.accountId,
+    subscriptionId: model.subscriptionId,
+    subscriptionStatus: model.account.subscription?.status ?? null,
+    plan: model.account.plan,
+    ledgerPlan: model.snapshot.plan,
+  });
+  switch (result.state) {
+    case "unknown":
+      return c.redirect(BILLING_PATH, 303);
+    case "not_completed":
+      return redirectWith(c, secret, session, { notice: CHECKOUT_NOTICES.cancelled });
+    case "active": {
+      const plan = PLANS[result.plan];
+      return redirectWith(c, secret, session, {
+        notice: {
+          tone: "ok",
+          text: `Your ${plan.name} plan is active: ${formatCredits(plan.monthlyCredits)} credits a month. Thank you.`,
+        },
+      });
+    }
+    case "activating": {
+      const refreshing = looks < ACTIVATION_MAX_LOOKS;
+      const next = new URLSearchParams({
+        checkout: "subscribed",
+        session_id: sessionId,
+        wait: String(looks + 1),
+      });
+      return billingPage(c, session, secret, {
+        model,
+        activation: { plan: result.plan, paid: result.paid, refreshing },
+        refreshTo: refreshing ? `${BILLING_PATH}?${next}` : undefined,
+      });
+    }
+  }
+}
+
+async function tokensFor(secret: string, session: Session): Promise<CsrfTokens> {
+  return Object.fromEntries(
+    await Promise.all(PURPOSES.map(async (p) => [p, await csrfToken(secret, session, p)])),
+  ) as CsrfTokens;
+}
+
+function errorPage(
+  c: Context<AppEnv>,
+  status: ContentfulStatusCode,
+  title: string,
+  message: string,
+) {
+  return renderHtml(
+    c,
+    <Document title={`${title} · ${TITLE}`}>
+      <ErrorPage title={title} message={message} />
+    </Document>,
+    status,
+  );
+}
+
+/**
+ * What the page says once on the way back from Checkout (its `success_url` / `cancel_url` carry
+ * `?checkout=`). The plan or card itself arrives by webhook, usually within seconds.
+ */
+const CHECKOUT_NOTICES: Record<string, NonNullable<Flash["notice"]>> = {
+  subscribed: {
+    tone: "ok",
+    // Only when the session could not be read (no id in the URL, Stripe unreachable): it says
+    // nothing it cannot know. With a readable session the page says paid, activating or active.
+    text: "Back from Checkout: thank you.",
+    detail:
+      "Your plan shows here as soon as Stripe confirms the payment, usually within seconds; reload this page if it does not show yet.",
+  },
+  card_added: {
+    tone: "ok",
+    text: "Card saved.",
+    detail:
+      "It becomes your default payment method within seconds; reload if it does not show yet.",
+  },
+  cancelled: { tone: "warn", text: "Checkout was cancelled: nothing was charged or changed." },
+};
+
+function checkoutOutcome(c: Context<AppEnv>): string | null {
+  const outcome = c.req.query("checkout");
+  return outcome !== undefined && Object.hasOwn(CHECKOUT_NOTICES, outcome) ? outcome : null;
+}
+
+/** The Checkout session the return URL names (`{CHECKOUT_SESSION_ID}`), if it looks like one. */
+function checkoutSessionId(c: Context<AppEnv>): string | null {
+  const id = c.req.query("session_id");
+  return id !== undefined && SESSION_ID.test(id) ? id : null;
+}
+
+/** `/account/*`: the Billing page and its form posts. */
+export const billingPageRoutes = new Hono<AppEnv>()
+  .use(pageSecurityHeaders)
+  .get("/", (c) => c.redirect(BILLING_PATH, 303))
+  .get("/billing", async (c) => {
+    const secret = await sessionSecret(c.env);
+    const session = secret ? await readSession(c) : null;
+    // Read once: this response clears the flash cookie, so a reload shows neither again.
+    const outcome = checkoutOutcome(c);
+    const checkoutSession = checkoutSessionId(c);
+    if (secret && session && outcome === "subscribed" && checkoutSession) {
+      return checkoutReturnPage(c, session, secret, checkoutSession);
+    }
+    if (secret && session && outcome) {
+      // One-time, like every notice: a reload of the page does not say it again.
+      return redirectWith(c, secret, session, { notice: CHECKOUT_NOTICES[outcome] });
+    }
+    const flash = secret ? await takeFlash(c, secret, session?.sessionId ?? null) : null;
+    if (secret && session) {
+      return billingPage(c, session, secret, { notice: flash?.notice, newKey: flash?.newKey });
+    }
+    const crossSite =
+      c.req.header("Sec-Fetch-Site") === "cross-site" &&
+      c.req.header("Sec-Fetch-Mode") === "navigate";
+    if (crossSite && c.req.query("resumed") === undefined) {
+      const href = `${BILLING_PATH}?resumed=1${outcome ? `&checkout=${outcome}` : ""}${
+        outcome && checkoutSession ? `&session_id=${checkoutSession}` : ""
+      }`;
+      return renderHtml(
+        c,
+        <Document title={TITLE} refreshTo={href}>
+          <ResumePage href={href} />
+        </Document>,
+      );
+    }
+    return signInPage(c, 200, { notice: flash?.notice, unavailable: !secret });
+  })
+  .get("/billing/top-up", async (c) => {
+    const secret = await sessionSecret(c.env);
+    const session = secret ? await readSession(c) : null;
+    if (!secret || !session) throw new SignedOutError();
+    const pkg = parseFields(
+      { package: c.req.query("package") ?? "" },
+      z.object({ package: TopUpForm.shape.package }),
+    ).package;
+    const model = await loadBilling(c.env, c.get("db"), session.accountId);
+    if (!model) throw refusalPage("not_initialized");
+    // Nothing is offered while a payment waits: the page says what waits and where to finish it.
+    if (!model.purchases.canBuy) {
+      return redirectWith(c, secret, session, { notice: refusalNotice("payment_pending") });
+    }
+    const tokens = await tokensFor(secret, session);
+    return renderHtml(
+      c,
+      <Document title={`Buy credits · ${TITLE}`}>
+        <TopUpConfirmPage
+          model={model}
+          pkg={pkg}
+          token={tokens["top-up"]}
+          request={randomBase62(24)}
+        />
+      </Document>,
+    );
+  })
+  .post("/sign-in", async (c) => {
+    const fields = await readFields(c);
+    const secret = await sessionSecret(c.env);
+    if (!secret) return signInPage(c, 503, { unavailable: true });
+    // No session yet: the origin check and the form's double-submit token stop sign-in forgery.
+    if (!(await postedFromThisOrigin(c)) || !(await verifySignInToken(c, secret, fields.csrf))) {
+      throw forbidden();
+    }
+    const key = (fields.api_key ?? "").trim();
+    const identity = looksLikeApiKey(key) ? await identify(c.env.DB, key) : null;
+    if (!identity) {
+      return signInPage(c, 401, {
+        notice: { tone: "bad", text: "That API key is not valid, or it was revoked." },
+      });
+    }
+    if (identity.scope !== "full") {
+      // The page can buy credits and manage keys: a classify key must not open it.
+      return signInPage(c, 403, {
+        notice: {
+          tone: "bad",
+          text: "This key can only classify. Sign in with a full key to manage billing.",
+        },
+      });
+    }
+    await startSession(c, secret, identity);
+    clearSignInToken(c);
+    return c.redirect(BILLING_PATH, 303);
+  })
+  .post("/sign-out", async (c) => {
+    const fields = await readFields(c);
+    const secret = await sessionSecret(c.env);
+    // Another site's post never signs anyone out. Its request carries no SameSite=Strict
+    // cookie, so no session (and no token) can be checked; but the browser would still apply
+    // this answer's Set-Cookie and clear the live session. Hence the origin check first.
+    if (!(await postedFromThisOrigin(c))) throw forbidden();
+    const session = secret ? await readSession(c) : null;
+    // Clearing a cookie that no longer works needs no token; ending a live session does.
+    if (secret && session && !(await verifyCsrf(secret, session, "sign-out", fields.csrf))) {
+      throw forbidden();
+    }
+    endSession(c);
+    return secret
+      ? redirectWith(c, secret, null, { notice: NOTICES.signedOut })
+      : c.redirect(BILLING_PATH, 303);
+  })
+  .post("/billing/auto-recharge", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "auto-recharge", fields);
+    const form = parseFields(fields, AutoRechargeForm);
+    // The same Durable Object method as PUT /v1/account/auto-recharge: one set of rules.
+    const result = await ledgerFor(c.env, session.accountId).updateAutoRecharge({
+      enabled: form.enabled === "on",
+      package: form.package,
+    });
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    return redirectWith(c, secret, session, { notice: NOTICES.autoRechargeSaved });
+  })
+  .post("/billing/top-up", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "top-up", fields);
+    const form = parseFields(fields, TopUpForm);
+    await limitAction(c.get("db"), session.accountId, "top_up");
+    // The confirmation's random request id fixes the recharge id: posting it twice (a double
+    // click, a resubmitted form) finds the first top-up instead of buying a second one.
+    const rechargeId = `rch_${(await sha256Hex(`${session.accountId}\npage\n${form.request}`)).slice(0, 32)}`;
+    const result = await ledgerFor(c.env, session.accountId).requestTopUp({
+      rechargeId,
+      package: form.package,
+    });
+    const p = PACKAGES[form.package];
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    return redirectWith(c, secret, session, {
+      notice: {
+        tone: "ok",
+        text: `Buying ${formatCredits(p.credits)} credits for ${formatPrice(p.priceCents)}: they are added as soon as the payment goes through.`,
+        detail: "The purchase is listed under Transaction history.",
+      },
+    });
+  })
+  .post("/billing/limits", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "limits", fields);
+    const form = parseFields(fields, LimitsForm);
+    // The same Durable Object method as PUT /v1/account/limits.
+    const result = await ledgerFor(c.env, session.accountId).setLimits({
+      spendLimitCents: form.limit,
+    });
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    return redirectWith(c, secret, session, {
+      notice: {
+        tone: "ok",
+        text:
+          form.limit === null
+            ? "Spending limit removed: purchases are not capped."
+            : `Spending limit saved: at most ${formatPrice(form.limit)} of purchases a month.`,
+      },
+    });
+  })
+  .post("/billing/alerts", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "alerts", fields);
+    const form = parseFields(fields, AlertsForm);
+    await limitAction(c.get("db"), session.accountId, "alerts");
+    // The same Durable Object method as PUT /v1/account/alerts.
+    const result = await ledgerFor(c.env, session.accountId).setAlerts({
+      lowBalanceCredits: form.low_balance_credits,
+    });
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    return redirectWith(c, secret, session, {
+      notice: {
+        tone: "ok",
+        text:
+          form.low_balance_credits === null
+            ? "Low-balance email turned off."
+            : `Low-balance email saved: we email you when your balance falls to ${formatCredits(form.low_balance_credits)} credits or below.`,
+      },
+    });
+  })
+  .post("/billing/portal", async (c) => {
+    const fields = await readFields(c);
+    const { session } = await formSession(c, "portal", fields);
+    await limitAction(c.get("db"), session.accountId, "billing_portal");
+    const url = await createPortalSession(c.env, c.get("db"), session.accountId);
+    return c.redirect(url, 303);
+  })
+  .post("/billing/checkout", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "checkout", fields);
+    const form = parseFields(fields, CheckoutForm);
+    await limitAction(c.get("db"), session.accountId, "checkout");
+    const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    return c.redirect(result.url, 303);
+  })
+  .post("/billing/card", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "checkout", fields);
+    await limitAction(c.get("db"), session.accountId, "checkout");
+    const result = await startCardSetup(c.env, c.get("db"), session.accountId);
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    return c.redirect(result.url, 303);
+  })
+  .post("/billing/keys", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "keys", fields);
+    const form = parseFields(fields, CreateKeyForm);
+    const name = form.name ? form.name : null;
+    const created = await createKey(c.env, c.get("db"), session.accountId, {
+      name,
+      scope: form.scope,
+    });
+    if (!created.ok) {
+      return created.reason === "action_rate_limited"
+        ? refused(c, secret, session, created.reason, created.retryAfterSeconds)
+        : refused(c, secret, session, created.reason);
+    }
+    // The key goes to the next page view in the encrypted, read-once flash (never in a URL):
+    // reloading that page repeats a GET, so it neither shows the key again nor makes another.
+    return redirectWith(c, secret, session, { newKey: { key: created.key.key, name } });
+  })
+  .post("/billing/keys/:id/revoke", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "keys", fields);
+    const keyId = c.req.param("id");
+    const result = await revokeKey(c.env, c.get("db"), session.accountId, keyId);
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    if (keyId === session.keyId) {
+      endSession(c);
+      return redirectWith(c, secret, null, { notice: NOTICES.sessionKeyRevoked });
+    }
+    return redirectWith(c, secret, session, { notice: NOTICES.keyRevoked });
+  })
+  .all("/*", (c) =>
+    errorPage(c, 404, "Page not found", `There is no page at ${c.req.method} ${c.req.path}.`),
+  )
+  .onError((err, c) => {
+    if (err instanceof SignedOutError) {
+      return signInPage(c, 401, { notice: { tone: "warn", text: err.message } });
+    }
+    if (err instanceof PageError) return errorPage(c, err.status, err.title, err.message);
+    if (err instanceof ApiError) {
+      // e.g. 429 with its Retry-After, when an action's hourly limit is reached.
+      for (const [name, value] of Object.entries(err.headers)) c.header(name, value);
+      return errorPage(c, err.status, "That did not work", err.message);
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      return errorPage(c, err.status, "That did not work", "The request could not be processed.");
+    }
+    const unavailable = serviceUnavailable(err);
+    if (unavailable) {
+      for (const [name, value] of Object.entries(unavailable.headers)) c.header(name, value);
+      return errorPage(c, unavailable.status, "Try again in a moment", unavailable.message);
+    }
+    console.error(
+      "billing page error",
+      c.get("requestId"),
+      err instanceof Error ? (err.stack ?? err.message) : String(err),
+    );
+    return errorPage(
+      c,
+      500,
+      "Something went wrong",
+      `Something went wrong on our side. Quote request id ${c.get("requestId")} to support.`,
+    );
+  });

@@ -1,0 +1,164 @@
+/** The sign-up pages: plain forms, no JavaScript, the Billing page's layout and styles. */
+import type { FC } from "hono/jsx";
+import { CONFIRM_PATH, LINK_TTL_MS, SIGN_UP_PATH } from "../../accounts/signup-config";
+import { PLANS } from "../../pricing";
+import { BILLING_PATH } from "../billing/pages";
+import { formatCredits } from "../kit/format";
+import { type Notice, NoticeBox } from "../kit/layout";
+
+const MINUTES = LINK_TTL_MS / 60_000;
+
+const Card: FC<{ title: string; children?: unknown }> = ({ title, children }) => (
+  <main id="main" class="wrap">
+    <div class="signin">
+      <section class="card" aria-labelledby="page-h">
+        <h1 id="page-h">{title}</h1>
+        {children}
+      </section>
+    </div>
+  </main>
+);
+
+const Csrf: FC<{ token: string }> = ({ token }) => (
+  <input type="hidden" name="csrf" value={token} />
+);
+
+/** One field, the email address; the link comes by email. */
+export const SignUpPage: FC<{ csrf: string; email?: string; notice?: Notice | null }> = ({
+  csrf,
+  email,
+  notice,
+}) => (
+  <Card title="Create a free account">
+    <p class="lead">
+      The free plan includes {formatCredits(PLANS.free.monthlyCredits)} credits a month. We email
+      you a link: open it and confirm to create the account. You are then signed in and shown its
+      first API key.
+    </p>
+    <NoticeBox notice={notice} />
+    <form method="post" action={SIGN_UP_PATH}>
+      <Csrf token={csrf} />
+      <label class="field" for="email">
+        Email address
+      </label>
+      <input
+        type="email"
+        id="email"
+        name="email"
+        required
+        maxlength={254}
+        autocomplete="email"
+        spellcheck={false}
+        value={email ?? ""}
+        aria-describedby="email-hint"
+        aria-invalid={notice?.tone === "bad" ? "true" : undefined}
+      />
+      <p class="hint" id="email-hint">
+        The sign-up link works once, for {MINUTES} minutes.
+      </p>
+      <div class="actions">
+        <button type="submit">Email me a sign-up link</button>
+      </div>
+    </form>
+    <p>
+      Already have an account? <a href={BILLING_PATH}>Sign in with an API key</a>
+    </p>
+  </Card>
+);
+
+/** The same page whatever the address: nothing here says whether it has an account. */
+export const CheckEmailPage: FC<{ email: string }> = ({ email }) => (
+  <Card title="Check your email">
+    <p role="status">
+      We sent a message to <strong>{email}</strong>. It contains a link that works once, for{" "}
+      {MINUTES} minutes.
+    </p>
+    <p class="hint">
+      Nothing after a few minutes? Check the spam folder and the spelling of the address, or{" "}
+      <a href={SIGN_UP_PATH}>start again</a>.
+    </p>
+  </Card>
+);
+
+/**
+ * What the emailed link opens. Opening it changes nothing (mail scanners fetch links); the
+ * button's post uses the link and creates the account.
+ */
+export const ConfirmPage: FC<{ email: string; token: string; csrf: string }> = ({
+  email,
+  token,
+  csrf,
+}) => (
+  <Card title="Create your account">
+    <p class="lead">
+      Create a free Tollgate account for <strong>{email}</strong>. You will be signed in and see
+      your first API key.
+    </p>
+    <form method="post" action={CONFIRM_PATH}>
+      <Csrf token={csrf} />
+      <input type="hidden" name="token" value={token} />
+      <div class="actions">
+        <button type="submit">Create my account</button>
+      </div>
+    </form>
+  </Card>
+);
+
+export const LinkUnusablePage: FC = () => (
+  <Card title="This sign-up link cannot be used">
+    <p>
+      It has expired or it was already used: each link works once, for {MINUTES} minutes. If you
+      already created your account with it, sign in with your API key.
+    </p>
+    <p>
+      <a href={SIGN_UP_PATH}>Start again</a> · <a href={BILLING_PATH}>Sign in</a>
+    </p>
+  </Card>
+);
+
+export const AlreadyRegisteredPage: FC<{ email: string }> = ({ email }) => (
+  <Card title="You already have an account">
+    <p>
+      <strong>{email}</strong> already has a Tollgate account, so no new one was created. Sign in
+      with one of its API keys.
+    </p>
+    <p>
+      <a href={BILLING_PATH}>Sign in</a>
+    </p>
+  </Card>
+);
+
+export const RateLimitedPage: FC<{ retryAfterSeconds: number }> = ({ retryAfterSeconds }) => (
+  <Card title="Too many sign-up requests">
+    <p role="alert">
+      Too many sign-up links were asked for from here or for this address. Try again in{" "}
+      {Math.max(1, Math.ceil(retryAfterSeconds / 60))} minute
+      {Math.ceil(retryAfterSeconds / 60) > 1 ? "s" : ""}. A link already sent still works.
+    </p>
+    <p>
+      <a href={SIGN_UP_PATH}>Back to sign-up</a>
+    </p>
+  </Card>
+);
+
+export const SignupMessagePage: FC<{ title: string; message: string }> = ({ title, message }) => (
+  <Card title={title}>
+    <p>{message}</p>
+    <p>
+      <a href={SIGN_UP_PATH}>Back to sign-up</a>
+    </p>
+  </Card>
+);
+
+/** `SIGNUP_ENABLED` is off: say so, and point at the way in that remains. */
+export const SignupOffPage: FC = () => (
+  <Card title="Sign-up is not available">
+    <p>
+      This server does not offer self-service sign-up. Ask its operator for an account, then sign in
+      with your API key.
+    </p>
+    <p>
+      <a href={BILLING_PATH}>Sign in</a>
+    </p>
+  </Card>
+);
