@@ -25,6 +25,8 @@ export default defineConfig({
           RECHARGE_RETRY_BASE_SECONDS: "0",
           // One machine, one clock: a debit sent after a ledger started is in its memory.
           LEDGER_CLOCK_MARGIN_MS: "0",
+          // The ledger's one test seam: `testSetClock` works only where this is set.
+          LEDGER_TEST_CLOCK: "true",
           // The subscription model test's budget: CI's default, or a longer soak from the shell.
           ...Object.fromEntries(
             ["MODEL_SEEDS", "MODEL_STEPS", "MODEL_FIRST_SEED", "MODEL_VERBOSE"].flatMap((name) =>

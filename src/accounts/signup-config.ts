@@ -1,4 +1,4 @@
-/** Sign-up settings, and the small pure helpers the rest of src/signup shares. */
+/** Sign-up settings, and the small pure helpers sign-up shares. */
 import type { Bindings } from "../platform/env";
 
 /** `SIGNUP_ENABLED = "true"` turns sign-up on; anything else (or unset) leaves it off. */

@@ -6,17 +6,18 @@ import { pendingRefunds } from "./schema";
 
 export type PendingRefundRow = typeof pendingRefunds.$inferSelect;
 
+/**
+ * What names the debit a refund gives back: what it took (its charge), or, for a debit whose
+ * reply was lost, when it was sent (the ledger then decides whether it committed; rule 8).
+ */
+export type OwedDebit =
+  | { charge: DebitCharge; sentAt?: undefined }
+  | { charge: null; sentAt: number };
+
 /** Safe to repeat: one row per debit. */
 export async function recordPendingRefund(
   db: Db,
-  refund: {
-    debitRef: string;
-    accountId: string;
-    charge: DebitCharge | null;
-    /** A debit whose reply was lost: when it was sent (see `pendingRefunds.sentAt`). */
-    sentAt?: number;
-    error: string;
-  },
+  refund: OwedDebit & { debitRef: string; accountId: string; error: string },
 ): Promise<void> {
   await db
     .insert(pendingRefunds)
@@ -45,11 +46,20 @@ export async function deletePendingRefund(db: Db, debitRef: string): Promise<voi
   await db.delete(pendingRefunds).where(eq(pendingRefunds.debitRef, debitRef));
 }
 
-/** The debit's charge a row carries (null for rows from before v4, or an unreadable one). */
-export function chargeOf(row: PendingRefundRow): DebitCharge | null {
-  if (!row.charge) return null;
+/**
+ * What a row owes: its charge, else its `sent_at`. Null for a row with neither (or an unreadable
+ * charge): nothing says what to give back, so it is left for an operator, never applied.
+ */
+export function owedDebitOf(row: PendingRefundRow): OwedDebit | null {
+  const charge = parseCharge(row.charge);
+  if (charge) return { charge };
+  return row.sentAt !== null ? { charge: null, sentAt: row.sentAt } : null;
+}
+
+function parseCharge(json: string | null): DebitCharge | null {
+  if (!json) return null;
   try {
-    const c = JSON.parse(row.charge) as Partial<DebitCharge>;
+    const c = JSON.parse(json) as Partial<DebitCharge>;
     return Number.isSafeInteger(c.minute) &&
       Number.isSafeInteger(c.monthly) &&
       Number.isSafeInteger(c.purchased)

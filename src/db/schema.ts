@@ -188,11 +188,12 @@ export const webhookEvents = sqliteTable("webhook_events", {
 export const pendingRefunds = sqliteTable("pending_refunds", {
   debitRef: text("debit_ref").primaryKey(),
   accountId: text("account_id").notNull(),
-  /** JSON {minute, monthly, purchased}: what the debit took (null before ledger v4). */
+  /** JSON {minute, monthly, purchased}: what the debit took; null only with `sentAt`. */
   charge: text("charge"),
   /**
    * With no charge: a debit whose reply was lost, sent at this time (ms, the gateway's clock);
    * the ledger decides from it whether the debit committed (src/ledger/domain/recent-debits.ts).
+   * A row with neither names nothing to give back: the reconciler reports it, never applies it.
    */
   sentAt: integer("sent_at"),
   attempts: integer("attempts").notNull().default(0),

@@ -8,46 +8,43 @@
 import { z } from "zod";
 import type { Db } from "../db/client";
 import { dbFor } from "../db/client";
-import { recordPendingRefund } from "../db/pending-refunds";
+import { type OwedDebit, recordPendingRefund } from "../db/pending-refunds";
 import { ledgerFor } from "../ledger/client";
-import type { DebitCharge } from "../ledger/domain/types";
 import type { Bindings } from "../platform/env";
 
-/** What the debit took and the minute it was counted in; messages from before v4 have none. */
+/** What the debit took and the minute it was counted in. */
 export const DebitChargeSchema = z.object({
   minute: z.number().int().nonnegative(),
   monthly: z.number().int().nonnegative(),
   purchased: z.number().int().nonnegative(),
 });
 
-export const RefundMessage = z.object({
-  account_id: z.string().min(1),
-  debit_ref: z.string().min(1),
-  charge: DebitChargeSchema.optional(),
-  /** No charge: a debit whose reply was lost, sent then (ms); the ledger decides (rule 8). */
-  sent_at: z.number().int().nonnegative().optional(),
-});
+const RefundOf = { account_id: z.string().min(1), debit_ref: z.string().min(1) };
+
+/** A refund names what the debit took; a message with neither field is malformed. */
+export const RefundMessage = z.union([
+  z.object({ ...RefundOf, charge: DebitChargeSchema }),
+  /** A debit whose reply was lost: sent then (ms), what it took unknown; the ledger decides (rule 8). */
+  z.object({ ...RefundOf, sent_at: z.number().int().nonnegative() }),
+]);
 export type RefundMessage = z.infer<typeof RefundMessage>;
+
+/** The message's debit as the ledger's `refund` and D1's `pending_refunds` take it. */
+function owedDebit(m: RefundMessage): OwedDebit {
+  return "charge" in m ? { charge: m.charge } : { charge: null, sentAt: m.sent_at };
+}
 
 /** Owes the refund: queued, or recorded in D1 when the queue is unreachable too. */
 export async function refundLater(
   env: Pick<Bindings, "REFUND_QUEUE">,
   db: Db,
-  refund: {
-    accountId: string;
-    debitRef: string;
-    charge: DebitCharge | null;
-    sentAt?: number;
-    error: string;
-  },
+  refund: OwedDebit & { accountId: string; debitRef: string; error: string },
 ): Promise<void> {
   console.warn("refund deferred", refund.debitRef, refund.error);
-  const message: RefundMessage = {
-    account_id: refund.accountId,
-    debit_ref: refund.debitRef,
-    ...(refund.charge ? { charge: refund.charge } : {}),
-    ...(refund.sentAt !== undefined ? { sent_at: refund.sentAt } : {}),
-  };
+  const owed = { account_id: refund.accountId, debit_ref: refund.debitRef };
+  const message: RefundMessage = refund.charge
+    ? { ...owed, charge: refund.charge }
+    : { ...owed, sent_at: refund.sentAt };
   try {
     await env.REFUND_QUEUE.send(message);
   } catch (err) {
@@ -67,7 +64,7 @@ export async function reverseUnansweredDebit(
   db: Db,
   debit: { accountId: string; debitRef: string; sentAt: number; error: string },
 ): Promise<void> {
-  const owed = { ...debit, charge: null };
+  const owed = { ...debit, charge: null } as const;
   try {
     const result = await ledgerFor(env, debit.accountId).refund(debit.debitRef, null, debit.sentAt);
     if (!result.ok && result.reason === "outcome_unknown") {
@@ -87,20 +84,21 @@ export async function handleRefundBatch(batch: MessageBatch<unknown>, env: Bindi
       message.ack();
       continue;
     }
+    const owed = owedDebit(refund.data);
     try {
       // `not_found`: no such debit in that ledger; nothing to give back, ever.
       const result = await ledgerFor(env, refund.data.account_id).refund(
         refund.data.debit_ref,
-        refund.data.charge ?? null,
-        refund.data.sent_at,
+        owed.charge,
+        owed.sentAt,
       );
-      if (!result.ok && result.reason === "outcome_unknown") {
+      if (!result.ok && result.reason === "outcome_unknown" && owed.sentAt !== undefined) {
         // Retrying cannot tell more: the operator decides (the reconciler reports it).
         await recordPendingRefund(dbFor(env.DB), {
           accountId: refund.data.account_id,
           debitRef: refund.data.debit_ref,
           charge: null,
-          sentAt: refund.data.sent_at,
+          sentAt: owed.sentAt,
           error: "outcome unknown: the ledger restarted since the debit was sent",
         });
       }
@@ -122,10 +120,9 @@ export async function handleRefundDeadLetters(batch: MessageBatch<unknown>, env:
       continue;
     }
     await recordPendingRefund(db, {
+      ...owedDebit(refund.data),
       accountId: refund.data.account_id,
       debitRef: refund.data.debit_ref,
-      charge: refund.data.charge ?? null,
-      sentAt: refund.data.sent_at,
       error: "refund queue retries exhausted",
     });
     message.ack();

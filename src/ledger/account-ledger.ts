@@ -1,7 +1,7 @@
 /**
  * AccountLedger: one Durable Object per account, the only writer of that account's balance.
  *
- * Storage: see `schema.ts` (tables, migrations). In memory, written through: the state row as
+ * Storage: see `schema.ts` (tables, schema version). In memory, written through: the state row as
  * last read or written, and the open debits (gross debits of the minutes not settled yet), so
  * the live balance is `state − open` without a read. A restarted object rebuilds both from
  * storage: the state row (the checkpoint) plus the ring's minutes from `compacted_until` on.
@@ -48,7 +48,6 @@ import {
   applyDeltas,
   type BalanceView,
   type Buckets,
-  DAY_SECONDS,
   DEFAULT_SPEND_LIMIT_CENTS,
   debitMinute,
   fitsSpendLimit,
@@ -79,14 +78,12 @@ import type {
 } from "./domain/types";
 import {
   aggregateTotals,
-  foldOldDebitEntries,
   openDebits,
   recordDebit,
   refundFromAggregate,
   settleMinutes,
-  usageLeavesSettled,
 } from "./store/aggregates";
-import { appendEntry, entryDeltas, entryTotals, hasEntry, legacyDebit } from "./store/entries";
+import { appendEntry, entryDeltas, entryTotals, hasEntry } from "./store/entries";
 import {
   awaitingAction,
   findRecharge,
@@ -111,9 +108,6 @@ export { DEFAULT_SPEND_LIMIT_CENTS };
 const OUTBOX_RETRY_MS = 5_000;
 /** How often an active account's open minutes are settled (the checkpoint). */
 export const SETTLE_EVERY_MS = 3_600_000;
-/** Pre-v4 per-request debit rows older than this are folded into hours (refunds come sooner). */
-const LEGACY_DEBIT_KEEP_MS = 7 * DAY_SECONDS * 1000;
-const LEGACY_FOLD_BATCH = 20_000;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 const ZERO: BalanceView = { monthly: 0, purchased: 0, total: 0 };
@@ -141,11 +135,13 @@ export class AccountLedger extends DurableObject<Bindings> {
   private noticeAfterCommit: OutboxItem | null = null;
   /** This instance's committed debits, for a gateway that lost a reply (recent-debits.ts). */
   private readonly recent = new RecentDebits(Date.now());
+  /** Set only by a test (`testSetClock`); null: the real clock. */
+  private testClock: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    ensureSchema(ctx.storage, Date.now());
+    ensureSchema(ctx.storage);
     this.reload();
     ctx.blockConcurrencyWhile(async () => {
       this.alarmAt = await ctx.storage.getAlarm();
@@ -209,9 +205,20 @@ export class AccountLedger extends DurableObject<Bindings> {
     else if (step === "alert") this.noticeAfterCommit = recordLowBalanceAlert(this.sql, s, now);
   }
 
-  /** The time; a method so tests can move it (RPC ignores instance properties, calls do not). */
+  /** The time: the real clock, or the one a test set (`testSetClock`). */
   private now(): number {
-    return Date.now();
+    return this.testClock ?? Date.now();
+  }
+
+  /**
+   * TEST-ONLY SEAM: production code never calls this. Moves this instance's clock (every
+   * decision's "now") to `ms`, or back to the real clock with null, so a test can run a day of
+   * traffic in seconds. Refused unless the binding `LEDGER_TEST_CLOCK` is "true", which only
+   * vitest.config.ts sets. Memory only: a restarted object has the real clock again.
+   */
+  testSetClock(ms: number | null): void {
+    if (this.env.LEDGER_TEST_CLOCK !== "true") throw new Error("testSetClock: tests only");
+    this.testClock = ms;
   }
 
   // ---------------------------------------------------------------- reads
@@ -493,17 +500,17 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /**
    * Reverses the debit `debitRef`, returning each credit to the bucket it came from, as the
-   * entry `refund:<debit>` (money rule 8). `charge` is the debit's own `minute` and `charged`;
-   * without it (a message from before v4) the debit is looked up among pre-v4 debit rows.
+   * entry `refund:<debit>` (money rule 8). `charge` is the debit's own `minute` and `charged`.
    * The minute's aggregate must still hold what the refund returns, so no refund returns more
    * than was taken. Idempotent: a second refund of the same debit changes nothing.
    *
-   * `sentAt` (the gateway's clock, without `charge`): a debit whose reply was lost, so it may
+   * No `charge` but `sentAt` (the gateway's clock): a debit whose reply was lost, so it may
    * or may not have committed. Remembered, it is refunded; absent while memory covers the time
    * it was sent, it never committed, and `void:<debit>` records that (a late arrival is then
    * refused); otherwise the answer is `outcome_unknown`, for an operator (recent-debits.ts).
+   * Neither: nothing says what the debit took, so `not_found`.
    */
-  refund(debitRef: string, charge?: DebitCharge | null, sentAt?: number): RefundResult {
+  refund(debitRef: string, charge: DebitCharge | null, sentAt?: number): RefundResult {
     const now = this.now();
     return this.mutate(
       (): RefundResult => {
@@ -513,8 +520,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         // Already refunded: a replay (the queue, D1, the reconciler) changes nothing.
         if (this.hasLedgerRef(refundRef))
           return { ok: true, balance: withTotal(s), refunded: false };
-        const legacy = legacyDebit(this.sql, debitRef);
-        let c = legacy ? { minute: minuteOf(legacy.at), ...legacy } : (charge ?? null);
+        let c = charge;
         if (!c && sentAt !== undefined) {
           const voidRef = `void:${debitRef}`;
           if (this.hasLedgerRef(voidRef)) return { ok: false, reason: "not_found" };
@@ -535,12 +541,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         }
         if (!c || !validCharge(c) || c.monthly + c.purchased === 0)
           return { ok: false, reason: "not_found" };
-        if (legacy) {
-          // Its balance effect is its own entry; it only leaves the usage it was counted in.
-          usageLeavesSettled(this.sql, c.minute, c.monthly + c.purchased);
-        } else if (!refundFromAggregate(this.sql, c, s.compacted_until)) {
+        if (!refundFromAggregate(this.sql, c, s.compacted_until))
           return { ok: false, reason: "not_found" };
-        }
         this.sql.exec(
           "UPDATE state SET monthly = monthly + ?, purchased = purchased + ? WHERE id = 1",
           c.monthly,
@@ -1076,7 +1078,6 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.alarmAt = null;
     const now = this.now();
     const active = this.settle(now);
-    this.foldLegacyDebits(now);
     await this.flushOutbox();
     await this.resumeIfMonthTurned(now);
     const s = this.current();
@@ -1124,15 +1125,6 @@ export class AccountLedger extends DurableObject<Bindings> {
       this.sql.exec("SELECT 1 FROM debit_minutes WHERE minute >= ? LIMIT 1", minute).toArray()
         .length > 0
     );
-  }
-
-  /** Migrated objects: their old per-request debit rows shrink into hours, a batch per alarm. */
-  private foldLegacyDebits(now: number): void {
-    let folded = 0;
-    this.ctx.storage.transactionSync(() => {
-      folded = foldOldDebitEntries(this.sql, now - LEGACY_DEBIT_KEEP_MS, LEGACY_FOLD_BATCH);
-    });
-    if (folded === LEGACY_FOLD_BATCH) this.scheduleAlarm(now + OUTBOX_RETRY_MS);
   }
 
   /** A pause by the spending limit lasts until the calendar month turns. */

@@ -28,24 +28,25 @@ export interface Secrets {
 
 /**
  * The Worker's bindings: everything in wrangler.toml as `wrangler types` generates it
- * (worker-configuration.d.ts, `npm run cf-typegen`), plus the secrets and the optional
- * upstream service binding.
+ * (worker-configuration.d.ts; run `npm run cf-typegen` after changing wrangler.toml), plus the
+ * secrets and what wrangler.toml leaves unset on purpose, each optional and said why below.
  */
 export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
   Secrets & {
-    /** Optional service binding to the upstream classifier; preferred over UPSTREAM_URL. */
+    /** Service binding to the upstream classifier, preferred over UPSTREAM_URL: per deployment. */
     UPSTREAM?: Fetcher;
-    /** `"true"` turns self-service sign-up on (wrangler.toml [vars] default: `"false"`). */
-    SIGNUP_ENABLED?: string;
-    /** `"true"` stores sign-up emails with their links, for local development (default `"false"`). */
-    SIGNUP_STORE_LINKS?: string;
-    /** Sign-up emails allowed per hour from everyone together (default 500). */
+    /** Sign-up emails per hour from everyone together; unset: the code's default (500). */
     SIGNUP_EMAILS_PER_HOUR?: string;
-    /** Where operator alerts are emailed (e.g. the sign-up ceiling reached); unset: logs only. */
+    /** Where operator alerts are emailed (the sign-up ceiling reached); unset: logs only. */
     OPERATOR_EMAIL?: string;
     /**
-     * How far the gateway's and a ledger object's clocks may differ, in ms (default 1000; see
-     * src/ledger/domain/recent-debits.ts). Tests set 0: their clocks are one.
+     * How far the gateway's and a ledger object's clocks may differ, in ms; unset: the code's
+     * default (1000; src/ledger/domain/recent-debits.ts). Tests set 0: their clocks are one.
      */
     LEDGER_CLOCK_MARGIN_MS?: string;
+    /**
+     * Tests only: `"true"` lets a test move a ledger object's clock (`testSetClock`). Set by
+     * vitest.config.ts; never in wrangler.toml or production.
+     */
+    LEDGER_TEST_CLOCK?: string;
   };

@@ -2,9 +2,9 @@ import { EMAIL_RETENTION_MS, SIGNUP_EMAIL_ACCOUNT } from "../accounts/signup-con
 import { dbFor } from "../db/client";
 import { emailsToRetry, purgeEmailsBefore } from "../db/emails";
 import {
-  chargeOf,
   deletePendingRefund,
   listPendingRefunds,
+  owedDebitOf,
   refundAttemptFailed,
 } from "../db/pending-refunds";
 import {
@@ -123,12 +123,22 @@ export async function reconcile(
   }
 
   for (const owed of await listPendingRefunds(db, BATCH)) {
+    const debit = owedDebitOf(owed);
+    if (!debit) {
+      // Nothing says what the debit took or when it was sent: kept for an operator, not applied.
+      report.attention.push({
+        id: owed.debitRef,
+        reason: `pending refund of account ${owed.accountId} names neither the debit's charge nor when it was sent`,
+      });
+      report.refundsOutstanding++;
+      continue;
+    }
     try {
       // Idempotent by the debit: a refund the queue applied meanwhile is not applied again.
       const result = await ledgerFor(env, owed.accountId).refund(
         owed.debitRef,
-        chargeOf(owed),
-        owed.sentAt ?? undefined,
+        debit.charge,
+        debit.sentAt,
       );
       if (!result.ok && result.reason === "outcome_unknown") {
         // Never refunded blindly (it may never have been charged), never dropped either.

@@ -1,7 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
+import type { Bindings } from "../../src/platform/env";
 
 function freshLedger(plan: "free" | "starter" | "pro" = "free") {
   const accountId = `acct_${crypto.randomUUID()}`;
@@ -73,7 +75,7 @@ describe("AccountLedger", () => {
       refunded: false,
       balance: { monthly: 12, purchased: 5 },
     });
-    expect(await ledger.refund("nope")).toEqual({ ok: false, reason: "not_found" });
+    expect(await ledger.refund("nope", null)).toEqual({ ok: false, reason: "not_found" });
     expect((await ledger.audit()).consistent).toBe(true);
   });
 
@@ -185,5 +187,29 @@ describe("AccountLedger", () => {
     const { ledger } = freshLedger();
     expect(await ledger.debit(1, "x")).toMatchObject({ ok: false, reason: "insufficient_credits" });
     expect(await ledger.snapshot()).toBeNull();
+  });
+});
+
+describe("the ledger's one test seam: testSetClock", () => {
+  it("moves the object's clock where LEDGER_TEST_CLOCK is set, and is refused where not", async () => {
+    const { accountId, ledger, init } = freshLedger();
+    await init();
+    // Here (vitest.config.ts sets the binding) it moves every decision's "now".
+    await ledger.testSetClock(Date.UTC(2030, 0, 15));
+    expect(await ledger.limits()).toMatchObject({ period_ends_at: "2030-02-01T00:00:00.000Z" });
+    await ledger.testSetClock(null);
+    expect((await ledger.limits())?.period_ends_at).not.toBe("2030-02-01T00:00:00.000Z");
+    // The same object built with production's bindings (no LEDGER_TEST_CLOCK) refuses it.
+    const refused = await runInDurableObject(ledgerFor(env, accountId), (_i, state) => {
+      const { LEDGER_TEST_CLOCK: _, ...production } = env as Bindings;
+      const object = new AccountLedger(state, production);
+      try {
+        object.testSetClock(0);
+        return null;
+      } catch (err) {
+        return String(err);
+      }
+    });
+    expect(refused).toContain("tests only");
   });
 });

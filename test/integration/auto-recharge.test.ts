@@ -509,10 +509,8 @@ describe("exactly once (money rule 5)", () => {
     ]);
     const account = await payingAccount();
     const ledger = ledgerFor(env, account.id);
-    await runInDurableObject(ledger, (instance) => {
-      const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
-      vi.spyOn(queue, "send").mockRejectedValueOnce(new Error("queue unavailable"));
-    });
+    // The test's queue binding is the very object the ledger sends through (one isolate).
+    vi.spyOn(env.RECHARGE_QUEUE, "send").mockRejectedValueOnce(new Error("queue unavailable"));
     await setBalance(account, { monthly: 0, purchased: 100 });
     const outbox = await runInDurableObject(ledger, (_i, state) =>
       state.storage.sql.exec("SELECT id FROM outbox").toArray(),

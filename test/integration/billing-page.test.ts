@@ -876,6 +876,22 @@ describe("auto-recharge on the page", () => {
 });
 
 describe("the rest of the page", () => {
+  it("counts a request in this cycle's usage as soon as it is served, and says so", async () => {
+    const { account, cookie } = await signedIn("starter");
+    for (let i = 0; i < 3; i++) {
+      const res = await classify(account);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    // No checkpoint ran: the requests are only in the ledger's open minute.
+    const html = await billingHtml(cookie);
+    expect(html).toMatch(/<desc id="usage-chart-desc">3 credits used from /);
+    expect(html).toMatch(
+      /Balances and usage are read when this page loads and include every request\s+served/,
+    );
+    expect(html).not.toContain("every 30 seconds");
+  });
+
   it("shows this cycle's usage, the history and the advice", async () => {
     const { account, cookie } = await signedIn("starter");
     for (let i = 0; i < 2; i++) {

@@ -2,12 +2,7 @@
  * Guards that a mutation of the code once survived the whole suite (issue 19): each test here
  * fails when its guard is removed or weakened, and says which guard it holds.
  */
-import {
-  createExecutionContext,
-  createMessageBatch,
-  getQueueResult,
-  runInDurableObject,
-} from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { eq } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
@@ -127,15 +122,11 @@ describe("the minute ring is settled before a slot is reused (ledger/domain/rule
     const ledger = ledgerFor(env, accountId);
     // Minute-aligned, an hour past a whole hour: no checkpoint runs in between.
     const t0 = Math.floor(Date.now() / 3_600_000) * 3_600_000 + 60_000;
-    await runInDurableObject(ledger, (instance) => {
-      (instance as unknown as { now: () => number }).now = () => t0;
-    });
+    await ledger.testSetClock(t0);
     await ledger.init({ accountId, plan: "free", now: t0 });
     const first = await ledger.debit(3, "req_first");
     expect(first.ok).toBe(true);
-    await runInDurableObject(ledger, (instance) => {
-      (instance as unknown as { now: () => number }).now = () => t0 + DAY_SECONDS * 1000;
-    });
+    await ledger.testSetClock(t0 + DAY_SECONDS * 1000);
     const second = await ledger.debit(2, "req_second");
     expect(second.ok).toBe(true);
     if (!first.ok || !second.ok) return;

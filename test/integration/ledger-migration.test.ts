@@ -1,317 +1,273 @@
 /**
- * An account's Durable Object written by the previous schema (v3: one ledger row per debit,
- * the balance in the state row, per-minute usage flushed to D1) migrates in place on first
- * use and loses nothing: balances, ledger replay, recharges, outbox, revoked keys, usage.
+ * The account ledger's storage across restarts and schema versions (src/ledger/schema.ts).
  *
- * The v3 tables below are copied from `src/ledger/account-ledger.ts` at commit 50952f5 (main
- * when ledger v4 started): `createTablesV2()` and the v3 block of `ensureSchema()`.
+ * An object whose storage was written under the current schema opens, after a restart, with
+ * everything intact: balances, usage, replay, refunds of settled and open debits. Its tables
+ * are made by `ensureSchema` itself (the current DDL, never a frozen copy), so this test follows
+ * the schema as it changes: a version that breaks what earlier storage holds fails here.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
-import { addOneMonth, minuteOf } from "../../src/ledger/domain/rules";
+import {
+  addOneMonth,
+  DAY_SECONDS,
+  floorTo,
+  HOUR_SECONDS,
+  minuteOf,
+} from "../../src/ledger/domain/rules";
+import { ensureSchema, SCHEMA_VERSION, SCHEMA_VERSIONS } from "../../src/ledger/store/schema";
 
-const V3_SCHEMA = [
-  "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-  `CREATE TABLE IF NOT EXISTS state (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        account_id TEXT NOT NULL,
-        plan TEXT NOT NULL,
-        monthly INTEGER NOT NULL CHECK (monthly >= 0),
-        purchased INTEGER NOT NULL CHECK (purchased >= 0),
-        cycle_started_at INTEGER NOT NULL,
-        cycle_ends_at INTEGER NOT NULL,
-        stripe_cycles INTEGER NOT NULL DEFAULT 0,
-        plan_version INTEGER NOT NULL DEFAULT 0,
-        auto_enabled INTEGER NOT NULL DEFAULT 0,
-        auto_package TEXT,
-        has_payment_method INTEGER NOT NULL DEFAULT 0,
-        last_failure_at INTEGER,
-        last_failure_code TEXT,
-        last_failure_message TEXT
-      )`,
-  `CREATE TABLE IF NOT EXISTS ledger (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        ref TEXT NOT NULL UNIQUE,
-        kind TEXT NOT NULL,
-        monthly_delta INTEGER NOT NULL,
-        purchased_delta INTEGER NOT NULL,
-        at INTEGER NOT NULL,
-        note TEXT
-      )`,
-  `CREATE TABLE IF NOT EXISTS recharges (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        package TEXT NOT NULL,
-        credits INTEGER NOT NULL,
-        amount_cents INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        settled_at INTEGER,
-        failure_code TEXT
-      )`,
-  "CREATE INDEX IF NOT EXISTS recharges_pending ON recharges (kind, status) WHERE status = 'pending'",
-  `CREATE TABLE IF NOT EXISTS outbox (
-        id TEXT PRIMARY KEY,
-        body TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        created_at INTEGER NOT NULL
-      )`,
-  `CREATE TABLE IF NOT EXISTS usage (
-        minute INTEGER PRIMARY KEY,
-        requests INTEGER NOT NULL,
-        credits INTEGER NOT NULL,
-        dirty INTEGER NOT NULL DEFAULT 1
-      )`,
-  `CREATE TABLE IF NOT EXISTS revoked_keys (
-        key_id TEXT PRIMARY KEY,
-        revoked_at INTEGER NOT NULL
-      )`,
-  // v3, in place:
-  "ALTER TABLE state ADD COLUMN payment_method_id TEXT",
-  "ALTER TABLE state ADD COLUMN spend_limit_cents INTEGER DEFAULT 20000",
-  "ALTER TABLE state ADD COLUMN rate_limit_override INTEGER",
-  "ALTER TABLE state ADD COLUMN paused_period INTEGER",
-  "ALTER TABLE state ADD COLUMN cycle_max_monthly INTEGER NOT NULL DEFAULT 0",
-  "ALTER TABLE recharges ADD COLUMN payment_method TEXT",
-  "ALTER TABLE state ADD COLUMN last_failure_action_url TEXT",
-  "ALTER TABLE state ADD COLUMN last_failure_recharge_id TEXT",
-];
+const DAY = DAY_SECONDS * 1000;
 
-const DAY = 86_400_000;
-const now = Date.now();
+function schemaVersion(sql: SqlStorage): string {
+  return sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'").one()
+    .value;
+}
 
-/** What a v3 object held: every row written with v3's own statements. */
-function writeV3(sql: SqlStorage, accountId: string) {
-  for (const statement of V3_SCHEMA) sql.exec(statement);
-  sql.exec("INSERT INTO meta (key, value) VALUES ('schema_version', '3')");
+function dropAllTables(sql: SqlStorage): void {
+  const tables = sql
+    .exec<{ name: string }>(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+    )
+    .toArray();
+  for (const t of tables) sql.exec(`DROP TABLE "${t.name}"`);
+}
+
+/**
+ * What the current code stores for an account some months old, row by row: entries, a day and
+ * two hours already settled, one settled minute still shown at minute grain, two open minutes.
+ */
+function writeAccount(sql: SqlStorage, accountId: string, now: number) {
+  const nowSec = Math.floor(now / 1000);
+  const settledUntil = minuteOf(now) - 120;
+  const day = floorTo(nowSec - 100 * DAY_SECONDS, DAY_SECONDS);
+  const oldHour = floorTo(nowSec - 2 * DAY_SECONDS, HOUR_SECONDS);
+  const hour = floorTo(nowSec - 3 * HOUR_SECONDS, HOUR_SECONDS);
+  const settledMinute = hour + 60;
   const cycleStart = now - 10 * DAY;
+  // Entries: monthly 3000 + 2, purchased 1000 + 50. Settled gross debits: monthly 30 (day) + 10
+  // (hour), purchased 6 (old hour); the settled buckets are the entries less those.
   sql.exec(
     `INSERT INTO state (id, account_id, plan, monthly, purchased, cycle_started_at, cycle_ends_at,
-       stripe_cycles, plan_version, auto_enabled, auto_package, has_payment_method,
-       payment_method_id, spend_limit_cents, cycle_max_monthly)
-     VALUES (1, ?, 'starter', 2992, 1050, ?, ?, 1, 5, 1, 'credits_1000', 1, 'pm_card_visa', 20000, 3000)`,
+       stripe_cycles, plan_version, cycle_max_monthly, compacted_until, auto_enabled, auto_package,
+       has_payment_method, payment_method_id, spend_limit_cents, low_balance_credits)
+     VALUES (1, ?, 'starter', 2962, 1044, ?, ?, 1, 5, 3000, ?, 1, 'credits_1000', 1,
+       'pm_card_visa', 20000, 100)`,
     accountId,
     cycleStart,
     addOneMonth(cycleStart),
+    settledUntil,
   );
-  const entries: Array<[string, string, number, number, number, string | null]> = [
-    [`cycle:${accountId}:initial`, "cycle_grant", 3000, 0, cycleStart, "initial monthly credits"],
-    ["rch_old", "purchase", 0, 1000, now - 9 * DAY, "top_up credits_1000"],
-    ["dbt_old1", "debit", -3, 0, now - 8 * DAY, null],
-    ["dbt_old2", "debit", -2, 0, now - 8 * DAY + 1_000, null],
-    ["refund:dbt_old2", "refund", 2, 0, now - 8 * DAY + 2_000, null],
-    ["dbt_recent1", "debit", -1, 0, now - 2 * 3_600_000, null],
-    ["adj_1", "adjustment", 0, 50, now - 3_600_000, "goodwill"],
-    ["dbt_recent2", "debit", -4, 0, now - 30 * 60_000, null],
+  const entries: Array<[string, string, number, number, string | null]> = [
+    [`cycle:${accountId}:initial`, "cycle_grant", 3000, 0, "initial monthly credits starter"],
+    ["rch_1", "purchase", 0, 1000, "top_up credits_1000"],
+    ["adj_1", "adjustment", 0, 50, "goodwill"],
+    ["refund:dbt_settled", "refund", 2, 0, null],
+    ["void:dbt_lost", "void", 0, 0, "debit never committed; reply lost"],
   ];
-  for (const [ref, kind, m, p, at, note] of entries) {
+  for (const [ref, kind, m, p, note] of entries) {
     sql.exec(
       "INSERT INTO ledger (ref, kind, monthly_delta, purchased_delta, at, note) VALUES (?, ?, ?, ?, ?, ?)",
       ref,
       kind,
       m,
       p,
-      at,
+      cycleStart,
       note,
     );
   }
   sql.exec(
-    "INSERT INTO recharges (id, kind, package, credits, amount_cents, status, created_at, settled_at, payment_method) VALUES ('rch_old', 'top_up', 'credits_1000', 1000, 700, 'succeeded', ?, ?, 'pm_card_visa')",
-    now - 9 * DAY,
-    now - 9 * DAY,
+    `INSERT INTO usage_days (day, requests, credits, debit_monthly, peak) VALUES (?, 10, 30, 30, 3)`,
+    day,
   );
   sql.exec(
-    "INSERT INTO recharges (id, kind, package, credits, amount_cents, status, created_at, payment_method) VALUES ('rch_pending', 'auto_recharge', 'credits_1000', 1000, 700, 'pending', ?, 'pm_card_visa')",
-    now - 5 * 60_000,
+    `INSERT INTO usage_hours (hour, requests, credits, debit_purchased, peak) VALUES (?, 2, 6, 6, 1)`,
+    oldHour,
   );
-  // A v3 outbox row: a bare recharge job.
-  const job = {
-    kind: "auto_recharge",
-    recharge_id: "rch_pending",
-    account_id: accountId,
-    package: "credits_1000",
-    credits: 1000,
-    amount_cents: 700,
-    currency: "usd",
-    created_at: new Date(now - 5 * 60_000).toISOString(),
-    payment_method: "pm_card_visa",
-  };
+  // Five debits of 2, one of them refunded (`refund:dbt_settled`).
   sql.exec(
-    "INSERT INTO outbox (id, body, attempts, created_at) VALUES ('rch_pending', ?, 2, ?)",
-    JSON.stringify(job),
-    now - 5 * 60_000,
+    `INSERT INTO usage_hours (hour, requests, credits, debit_monthly, refunded_monthly, peak)
+     VALUES (?, 4, 8, 10, 2, 4)`,
+    hour,
   );
-  // v3 kept the last day of minutes (older ones were flushed to D1 and deleted).
+  const minute = (m: number, requests: number, debitMonthly: number, refunded: number) =>
+    sql.exec(
+      `INSERT INTO debit_minutes (slot, minute, requests, credits, debit_monthly, refunded_monthly)
+       VALUES (?, ?, ?, ?, ?, ?)`,
+      (m / 60) % 1440,
+      m,
+      requests,
+      debitMonthly - refunded,
+      debitMonthly,
+      refunded,
+    );
+  minute(settledMinute, 4, 10, 2);
+  minute(settledUntil, 3, 3, 0);
+  minute(settledUntil + 60, 1, 5, 0);
   sql.exec(
-    "INSERT INTO usage (minute, requests, credits, dirty) VALUES (?, 1, 1, 0), (?, 1, 4, 1)",
-    minuteOf(now - 2 * 3_600_000),
-    minuteOf(now - 30 * 60_000),
+    "INSERT INTO recharges (id, kind, package, credits, amount_cents, status, created_at, settled_at, payment_method) VALUES ('rch_1', 'top_up', 'credits_1000', 1000, 700, 'succeeded', ?, ?, 'pm_card_visa')",
+    cycleStart,
+    cycleStart,
   );
   sql.exec("INSERT INTO revoked_keys (key_id, revoked_at) VALUES ('key_gone', ?)", now - DAY);
-  return JSON.stringify(job);
+  // An upgrade paid for the next cycle, before that cycle's own invoice: nothing granted yet.
+  sql.exec(
+    "INSERT INTO paid_upgrades (invoice_id, cycle_ends_at, plan, allowance, at) VALUES ('in_up', ?, 'pro', 8000, ?)",
+    addOneMonth(addOneMonth(cycleStart)),
+    now - DAY,
+  );
+  return { settledMinute, settledUntil };
 }
 
-/** Replaces the object's storage with a v3 object's, then restarts it so v4 opens it fresh. */
-async function v3Object() {
+/** A fresh object's storage replaced by `writeAccount`'s, under the current DDL, then restarted. */
+async function storedObject() {
   const accountId = `acct_${crypto.randomUUID()}`;
-  let jobBody = "";
-  await runInDurableObject(ledgerFor(env, accountId), (_i, state) => {
+  const now = Date.now();
+  const written = await runInDurableObject(ledgerFor(env, accountId), (_i, state) => {
     const sql = state.storage.sql;
-    state.storage.transactionSync(() => {
-      const tables = sql
-        .exec<{ name: string }>(
-          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
-        )
-        .toArray();
-      for (const t of tables) sql.exec(`DROP TABLE "${t.name}"`);
-      jobBody = writeV3(sql, accountId);
-    });
+    dropAllTables(sql);
+    ensureSchema(state.storage);
+    return state.storage.transactionSync(() => writeAccount(sql, accountId, now));
   });
-  await runInDurableObject(ledgerFor(env, accountId), (_i, state) => state.abort("upgrade")).catch(
+  await runInDurableObject(ledgerFor(env, accountId), (_i, state) => state.abort("restart")).catch(
     () => {},
   );
-  return { accountId, jobBody, ledger: ledgerFor(env, accountId) };
+  return { accountId, now, ...written, ledger: ledgerFor(env, accountId) };
 }
 
-describe("a v3 Durable Object migrates in place on first use", () => {
-  it("keeps balances, replay, recharges, outbox, revoked keys and usage", async () => {
-    const { accountId, jobBody, ledger } = await v3Object();
-    expect(await ledger.balance()).toEqual({ monthly: 2992, purchased: 1050, total: 4042 });
+const total = (rows: Array<{ requests: number; credits: number }>) => ({
+  requests: rows.reduce((n, r) => n + r.requests, 0),
+  credits: rows.reduce((n, r) => n + r.credits, 0),
+});
+
+describe("storage written under the current schema opens unchanged after a restart", () => {
+  it("keeps balances, replay, usage, settings and revoked keys", async () => {
+    const { accountId, now, ledger } = await storedObject();
+    // Live: the settled buckets less the open minutes (monthly 3 + 5).
+    expect(await ledger.balance()).toEqual({ monthly: 2954, purchased: 1044, total: 3998 });
     expect(await ledger.audit()).toMatchObject({
       consistent: true,
-      ledger_total: 4042,
-      entries: 8,
-      stored_monthly: 2992,
-      stored_purchased: 1050,
+      ledger_total: 3998,
+      entries: 5,
+      // Two open minutes, two hours, one day; the settled minute counts in its hour.
+      debit_aggregates: 5,
+      stored_monthly: 2954,
+      stored_purchased: 1044,
     });
-    const snapshot = await ledger.snapshot();
-    expect(snapshot).toMatchObject({
+    expect(await ledger.snapshot()).toMatchObject({
       account_id: accountId,
       plan: "starter",
       has_payment_method: true,
-      auto_recharge: { enabled: true, package: "credits_1000", pending: true },
+      auto_recharge: { enabled: true, package: "credits_1000", pending: false },
       limits: { monthly_spend_limit_cents: 20_000 },
-      alerts: { low_balance_credits: null },
+      alerts: { low_balance_credits: 100 },
     });
-    expect(await ledger.recharge("rch_old")).toMatchObject({ status: "succeeded", credits: 1000 });
-    expect((await ledger.pendingRecharges()).map((r) => r.id)).toEqual(["rch_pending"]);
-    const stored = await runInDurableObject(ledger, (_i, state) => ({
-      outbox: state.storage.sql.exec("SELECT id, body, attempts FROM outbox").toArray(),
-      version: state.storage.sql
-        .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'")
-        .one().value,
-      oldUsage: state.storage.sql
-        .exec("SELECT name FROM sqlite_master WHERE name = 'usage'")
-        .toArray().length,
-    }));
-    expect(stored).toEqual({
-      outbox: [{ id: "rch_pending", body: jobBody, attempts: 2 }],
-      version: "7",
-      oldUsage: 0,
-    });
-    // Revoked keys are still refused.
-    expect(await ledger.debit(1, "dbt_new0", "key_gone")).toMatchObject({
+    expect(await ledger.recharge("rch_1")).toMatchObject({ status: "succeeded", credits: 1000 });
+    const version = await runInDurableObject(ledger, (_i, state) =>
+      schemaVersion(state.storage.sql),
+    );
+    expect(version).toBe(String(SCHEMA_VERSION));
+    // Usage: the day, the old hour, and the last day at minute grain (the recent hour's row is
+    // not shown twice).
+    const range = [Math.floor((now - 200 * DAY) / 1000), Math.ceil(now / 1000) + 60] as const;
+    expect(total(await ledger.usage(...range))).toEqual({ requests: 20, credits: 52 });
+    expect(await ledger.debit(1, "dbt_revoked", "key_gone")).toMatchObject({
       ok: false,
       reason: "key_revoked",
     });
-    // Usage: the last day's minutes, and the days before rebuilt from the debit rows
-    // (dbt_old1; dbt_old2 was refunded, so it was never served).
-    const rows = await ledger.usage(
-      Math.floor((now - 30 * DAY) / 1000),
-      Math.ceil(now / 1000) + 60,
-    );
-    expect(rows.reduce((n, r) => n + r.requests, 0)).toBe(3);
-    expect(rows.reduce((n, r) => n + r.credits, 0)).toBe(8);
-
-    // A v3 debit is refunded by its ref alone (a v3 refund message), exactly once.
-    const refund = await ledger.refund("dbt_recent1");
-    expect(refund).toMatchObject({ ok: true, refunded: true, balance: { monthly: 2993 } });
-    expect(await ledger.refund("dbt_recent1")).toMatchObject({ ok: true, refunded: false });
-    // …and it leaves the usage it was counted in.
-    const after = await ledger.usage(
-      Math.floor((now - 30 * DAY) / 1000),
-      Math.ceil(now / 1000) + 60,
-    );
-    expect(after.reduce((n, r) => n + r.requests, 0)).toBe(2);
-    expect(after.reduce((n, r) => n + r.credits, 0)).toBe(7);
-    // A v4 debit after it, and its refund.
-    const d = await ledger.debit(5, "dbt_new1");
-    if (!d.ok) throw new Error("debit refused");
-    expect(d.balance).toEqual({ monthly: 2988, purchased: 1050, total: 4038 });
-    expect(await ledger.refund("dbt_new1", { minute: d.minute, ...d.charged })).toMatchObject({
-      ok: true,
-      refunded: true,
-      balance: { monthly: 2993, purchased: 1050 },
-    });
-    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 4043 });
   });
 
-  it("folds v3 debit rows older than a week into hours in the alarm, replay unchanged", async () => {
-    const { ledger } = await v3Object();
-    const result = await runInDurableObject(ledger, async (raw) => {
-      const instance = raw as unknown as AccountLedger & { alarm(): Promise<void> };
-      // The outbox's job is not this test's subject: keep it from reaching the queue.
-      const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
-      vi.spyOn(queue, "send").mockRejectedValue(new Error("not in this test"));
-      const before = instance.audit();
+  it("refunds a settled debit and a new one, settles its open minutes, replay unchanged", async () => {
+    const { now, settledMinute, ledger } = await storedObject();
+    const range = [Math.floor((now - 200 * DAY) / 1000), Math.ceil(now / 1000) + 60] as const;
+    // A debit settled into the hour three hours ago: back from that hour, once.
+    const settled = { minute: settledMinute, monthly: 2, purchased: 0 };
+    expect(await ledger.refund("dbt_old", settled)).toMatchObject({
+      ok: true,
+      refunded: true,
+      balance: { monthly: 2956, purchased: 1044 },
+    });
+    expect(await ledger.refund("dbt_old", settled)).toMatchObject({ ok: true, refunded: false });
+    const d = await ledger.debit(7, "dbt_new");
+    if (!d.ok) throw new Error("debit refused");
+    expect(d.balance).toEqual({ monthly: 2949, purchased: 1044, total: 3993 });
+    expect(total(await ledger.usage(...range))).toEqual({ requests: 20, credits: 57 });
+    const settledNow = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      // Nothing is due in the outbox; a send here would be a bug.
+      vi.spyOn(env.RECHARGE_QUEUE, "send").mockRejectedValue(new Error("nothing to send"));
       await instance.alarm();
-      const debitRows = (instance as unknown as { sql: SqlStorage }).sql
-        .exec<{ ref: string }>("SELECT ref FROM ledger WHERE kind = 'debit' ORDER BY seq")
-        .toArray()
-        .map((r) => r.ref);
-      return { before, after: instance.audit(), debitRows, balance: instance.balance() };
+      return {
+        audit: instance.audit(),
+        open: state.storage.sql.exec<{ m: number }>("SELECT compacted_until AS m FROM state").one()
+          .m,
+      };
     });
-    expect(result.debitRows).toEqual(["dbt_recent1", "dbt_recent2"]);
-    expect(result.after).toMatchObject({
-      consistent: true,
-      ledger_total: result.before.ledger_total,
-      entries: result.before.entries - 2,
-    });
-    expect(result.balance).toEqual({ monthly: 2992, purchased: 1050, total: 4042 });
     vi.restoreAllMocks();
+    expect(settledNow.open).toBeGreaterThanOrEqual(minuteOf(now));
+    expect(settledNow.audit).toMatchObject({
+      consistent: true,
+      ledger_total: 3993,
+      monthly: 2949,
+      purchased: 1044,
+    });
+    expect(await ledger.refund("dbt_new", { minute: d.minute, ...d.charged })).toMatchObject({
+      ok: true,
+      refunded: true,
+      balance: { monthly: 2956, purchased: 1044 },
+    });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 4000 });
   });
 });
 
-describe("a v4 Durable Object migrates to v5 (the low-balance alert)", () => {
-  it("gains the alert's columns with no alert set, and keeps its balance", async () => {
+describe("schema versions", () => {
+  it("an object runs each newer version's statements once; storage it cannot know is refused", async () => {
     const accountId = `acct_${crypto.randomUUID()}`;
     const ledger = ledgerFor(env, accountId);
     await ledger.init({ accountId, plan: "free" });
-    const d = await ledger.debit(7, "dbt_v4");
-    expect(d.ok).toBe(true);
-    // Back to what v4 stored: no alert columns, schema version 4.
-    await runInDurableObject(ledger, (_i, state) => {
+    const next = [
+      ...SCHEMA_VERSIONS,
+      {
+        version: SCHEMA_VERSION + 1,
+        statements: ["ALTER TABLE state ADD COLUMN probe INTEGER NOT NULL DEFAULT 7"],
+      },
+    ];
+    const result = await runInDurableObject(ledger, (_i, state) => {
       const sql = state.storage.sql;
-      state.storage.transactionSync(() => {
-        sql.exec("ALTER TABLE state DROP COLUMN low_balance_credits");
-        sql.exec("ALTER TABLE state DROP COLUMN low_balance_armed");
-        sql.exec("UPDATE meta SET value = '4' WHERE key = 'schema_version'");
-      });
+      const before = schemaVersion(sql);
+      ensureSchema(state.storage, next);
+      // A second start at that version runs nothing (the ALTER would fail if it ran again).
+      ensureSchema(state.storage, next);
+      const after = schemaVersion(sql);
+      const probe = sql.exec<{ probe: number }>("SELECT probe FROM state").one().probe;
+      // The code's versions stop one short of the storage's: newer code wrote it.
+      let newer = "";
+      try {
+        ensureSchema(state.storage);
+      } catch (err) {
+        newer = String(err);
+      }
+      // Storage from before the first version (never deployed: local state) is not guessed at.
+      sql.exec("UPDATE meta SET value = '6' WHERE key = 'schema_version'");
+      let older = "";
+      try {
+        ensureSchema(state.storage);
+      } catch (err) {
+        older = String(err);
+      }
+      // Back to a version this code opens (the extra column is harmless), for whatever comes next.
+      sql.exec("UPDATE meta SET value = ? WHERE key = 'schema_version'", String(SCHEMA_VERSION));
+      return { before, after, probe, newer, older };
     });
-    await runInDurableObject(ledger, (_i, state) => state.abort("upgrade")).catch(() => {});
-    const reopened = ledgerFor(env, accountId);
-    expect(await reopened.balance()).toEqual({ monthly: 493, purchased: 0, total: 493 });
-    expect((await reopened.snapshot())?.alerts).toEqual({ low_balance_credits: null });
-    const stored = await runInDurableObject(reopened, (_i, state) => ({
-      version: state.storage.sql
-        .exec<{ value: string }>("SELECT value FROM meta WHERE key = 'schema_version'")
-        .one().value,
-      state: state.storage.sql
-        .exec("SELECT low_balance_credits, low_balance_armed FROM state")
-        .one(),
-    }));
-    expect(stored).toEqual({
-      version: "7",
-      state: { low_balance_credits: null, low_balance_armed: 0 },
+    expect(result).toEqual({
+      before: String(SCHEMA_VERSION),
+      after: String(SCHEMA_VERSION + 1),
+      probe: 7,
+      newer: expect.stringContaining(`schema version ${SCHEMA_VERSION + 1}`),
+      older: expect.stringContaining("schema version 6"),
     });
-    // The alert works on the migrated object: set above the balance, armed at once.
-    expect(await reopened.setAlerts({ lowBalanceCredits: 100 })).toEqual({
-      ok: true,
-      alerts: { low_balance_credits: 100 },
-    });
-    expect(await reopened.audit()).toMatchObject({ consistent: true, ledger_total: 493 });
   });
 });

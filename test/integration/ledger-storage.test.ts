@@ -4,17 +4,19 @@
  * at most one read per debit, and storage that grows with time, not with requests (money
  * rule 4, docs/money-rules.md).
  *
- * The object's clock is its `now()` method, replaced on the instance, so a day of traffic
- * runs in seconds; its checkpoints run by calling `alarm()` as the runtime would.
+ * Only the object's public surface: its RPC methods (called on the instance inside
+ * `runInDurableObject`, so ten thousand debits take seconds), its clock moved through its one
+ * test seam (`testSetClock`) so a day of traffic runs in seconds, its checkpoints run by
+ * `runDurableObjectAlarm` as the runtime would, and its statements counted on the runtime's
+ * `SqlStorage` it was given (`state.storage.sql`, the same object).
  */
-import { runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { AccountLedger } from "../../src/ledger/account-ledger";
 import { ledgerFor } from "../../src/ledger/client";
 
 const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
 const MB = 1024 * 1024;
 
 interface Meter {
@@ -22,18 +24,18 @@ interface Meter {
   alarms: number;
   totals(): { read: number; written: number };
   reset(): void;
+  /** Takes the counters off the storage again. */
+  stop(): void;
 }
 
-type Internals = {
-  sql: SqlStorage;
-  now: () => number;
-  alarm: () => Promise<void>;
-};
-
-/** Counts every statement the object runs (its `sql` is looked up at each call). */
-function meter(instance: AccountLedger, state: DurableObjectState): Meter {
-  const inner = instance as unknown as Internals;
-  const real = inner.sql;
+/**
+ * Counts every statement run on the object's storage: `state.storage.sql` is the very
+ * `SqlStorage` the object runs its statements on, so an own `exec` on it sees each one.
+ */
+function meter(state: DurableObjectState): Meter {
+  const sql = state.storage.sql;
+  const exec = sql.exec.bind(sql);
+  const setAlarm = state.storage.setAlarm.bind(state.storage);
   const m: Meter = {
     cursors: [],
     alarms: 0,
@@ -50,18 +52,16 @@ function meter(instance: AccountLedger, state: DurableObjectState): Meter {
       m.cursors = [];
       m.alarms = 0;
     },
+    stop() {
+      Reflect.deleteProperty(sql, "exec");
+      Reflect.deleteProperty(state.storage, "setAlarm");
+    },
   };
-  inner.sql = {
-    exec: (query: string, ...bindings: SqlStorageValue[]) => {
-      const cursor = real.exec(query, ...bindings);
-      m.cursors.push(cursor);
-      return cursor;
-    },
-    get databaseSize() {
-      return real.databaseSize;
-    },
-  } as SqlStorage;
-  const setAlarm = state.storage.setAlarm.bind(state.storage);
+  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
+    const cursor = exec(query, ...bindings);
+    m.cursors.push(cursor);
+    return cursor;
+  }) as SqlStorage["exec"];
   state.storage.setAlarm = (...args: Parameters<typeof setAlarm>) => {
     m.alarms++;
     return setAlarm(...args);
@@ -78,49 +78,58 @@ async function funded(credits: number) {
   return Object.assign(ledger, { accountId });
 }
 
+/** The checkpoint, as the runtime runs it (init and every busy hour leave one scheduled). */
+async function checkpoint(ledger: ReturnType<typeof ledgerFor>) {
+  expect(await runDurableObjectAlarm(ledger)).toBe(true);
+}
+
 describe("a debit at the write floor", () => {
   it("writes one row and reads at most one, sets no alarm, and settles exactly", async () => {
     const ledger = await funded(1_000_000);
     const n = 10_000;
+    let t = Date.now();
     const result = await runInDurableObject(ledger, async (raw, state) => {
-      const instance = raw as unknown as AccountLedger;
-      const inner = instance as unknown as Internals;
-      const m = meter(instance, state);
-      let t = Date.now();
-      inner.now = () => t;
-      m.reset();
-      // 40 requests a second for 250 s: five minutes, so minute rows roll over too.
-      for (let i = 0; i < n; i++) {
-        t += 25;
-        const r = await instance.debit(1 + (i % 3), `dbt_${i}`, undefined);
-        if (!r.ok) throw new Error(`debit ${i} refused: ${r.reason}`);
+      const instance = raw as AccountLedger;
+      const m = meter(state);
+      try {
+        // 40 requests a second for 250 s: five minutes, so minute rows roll over too.
+        for (let i = 0; i < n; i++) {
+          t += 25;
+          instance.testSetClock(t);
+          const r = await instance.debit(1 + (i % 3), `dbt_${i}`, undefined);
+          if (!r.ok) throw new Error(`debit ${i} refused: ${r.reason}`);
+        }
+        return { debits: m.totals(), alarmsSet: m.alarms };
+      } finally {
+        m.stop();
       }
-      const debits = m.totals();
-      const alarmsSet = m.alarms;
-      // The checkpoint settles the closed minutes into their hour and the state row.
-      t += MINUTE;
-      await inner.alarm();
-      return { debits, alarmsSet, audit: instance.audit(), balance: instance.balance() };
     });
+    // The checkpoint settles the closed minutes into their hour and the state row.
+    await ledger.testSetClock(t + MINUTE);
+    await checkpoint(ledger);
+    const audit = await ledger.audit();
+    const balance = await ledger.balance();
     console.log(
       `per debit: ${result.debits.written / n} rows written, ${result.debits.read / n} read, ${result.alarmsSet} alarms set in ${n} debits`,
     );
+    // The meter sees the object's statements (one upsert per debit at least).
+    expect(result.debits.written).toBeGreaterThanOrEqual(n);
     expect(result.debits.written / n).toBeLessThanOrEqual(1);
     expect(result.debits.read / n).toBeLessThanOrEqual(1);
     expect(result.alarmsSet).toBe(0);
     // 10,000 debits of 1, 2, 3, ... credits: 3,334 + 2 × 3,333 + 3 × 3,333 = 19,999.
-    expect(result.balance.total).toBe(1_000_500 - 19_999);
-    expect(result.audit).toMatchObject({ consistent: true, ledger_total: 1_000_500 - 19_999 });
+    expect(balance.total).toBe(1_000_500 - 19_999);
+    expect(audit).toMatchObject({ consistent: true, ledger_total: 1_000_500 - 19_999 });
     // Five or six minute rows, not ten thousand debit rows.
-    expect(result.audit.debit_aggregates).toBeLessThanOrEqual(8);
+    expect(audit.debit_aggregates).toBeLessThanOrEqual(8);
   });
 
   it("a low-balance alert costs nothing per debit until the one debit that crosses its level", async () => {
     const ledger = await funded(1_000);
     expect(await ledger.setAlerts({ lowBalanceCredits: 600 })).toMatchObject({ ok: true });
     const result = await runInDurableObject(ledger, async (raw, state) => {
-      const instance = raw as unknown as AccountLedger;
-      const m = meter(instance, state);
+      const instance = raw as AccountLedger;
+      const m = meter(state);
       const per = async (n: number) => {
         m.reset();
         for (let i = 0; i < n; i++) {
@@ -129,12 +138,16 @@ describe("a debit at the write floor", () => {
         }
         return m.totals();
       };
-      // 1,500 → 601: armed, above the level.
-      const above = await per(899);
-      // 601 → 600 (the crossing), then 99 more below it (disarmed).
-      const crossing = await per(1);
-      const below = await per(99);
-      return { above, crossing, below, total: instance.balance().total };
+      try {
+        // 1,500 → 601: armed, above the level.
+        const above = await per(899);
+        // 601 → 600 (the crossing), then 99 more below it (disarmed).
+        const crossing = await per(1);
+        const below = await per(99);
+        return { above, crossing, below, total: instance.balance().total };
+      } finally {
+        m.stop();
+      }
     });
     expect(result.total).toBe(501);
     expect(result.above.written / 899).toBeLessThanOrEqual(1);
@@ -148,51 +161,45 @@ describe("a debit at the write floor", () => {
 
   it("storage grows with time, not with requests", async () => {
     const ledger = await funded(10_000_000);
-    const sizes = await runInDurableObject(ledger, async (raw) => {
-      const instance = raw as unknown as AccountLedger;
-      const inner = instance as unknown as Internals;
-      const sql = inner.sql;
-      let t = Math.floor(Date.now() / MINUTE) * MINUTE + 1_000;
-      inner.now = () => t;
-      const debit = async (i: number) => {
-        const r = await instance.debit(1, `dbt_${i}`, undefined);
-        if (!r.ok) throw new Error(`debit ${i} refused`);
-      };
-      // Within one minute: the first debit creates its row, the next 10,000 only update it.
-      await debit(0);
-      const oneRow = sql.databaseSize;
-      for (let i = 1; i <= 10_000; i++) await debit(i);
-      const sameMinute = sql.databaseSize;
-      // Then 26 hours at one debit every 4 s (23,400 debits), checkpoints hourly: the ring of
-      // minute rows fills (a day of minutes) and hour rows start to accrue.
-      const day = async (from: number) => {
-        let i = from;
-        const end = t + 26 * HOUR;
-        let nextAlarm = t + HOUR;
-        while (t < end) {
-          t += 4_000;
-          await debit(i++);
-          if (t >= nextAlarm) {
-            await inner.alarm();
-            nextAlarm += HOUR;
-          }
+    let t = Math.floor(Date.now() / MINUTE) * MINUTE + 1_000;
+    let i = 0;
+    /** `count` debits, one each `stepMs` (0: all at the same instant); the database's size. */
+    const debits = (count: number, stepMs: number) =>
+      runInDurableObject(ledger, async (raw, state) => {
+        const instance = raw as AccountLedger;
+        for (let k = 0; k < count; k++) {
+          t += stepMs;
+          instance.testSetClock(t);
+          const r = await instance.debit(1, `dbt_${i++}`, undefined);
+          if (!r.ok) throw new Error(`debit ${i} refused`);
         }
-        return i;
-      };
-      const afterFirstDay = await day(20_000);
-      const firstDay = sql.databaseSize;
-      // Another 26 hours, as many requests again: only the hour rows are new.
-      const afterSecondDay = await day(afterFirstDay);
-      const secondDay = sql.databaseSize;
-      return {
-        oneRow,
-        sameMinute,
-        firstDay,
-        secondDay,
-        requests: 10_001 + (afterSecondDay - 20_000),
-        audit: instance.audit(),
-      };
-    });
+        return state.storage.sql.databaseSize;
+      });
+    // Within one minute: the first debit creates its row, the next 10,000 only update it.
+    const oneRow = await debits(1, 0);
+    const sameMinute = await debits(10_000, 0);
+    // Then 26 hours at one debit every 4 s (900 an hour), a checkpoint each hour: the ring of
+    // minute rows fills (a day of minutes) and hour rows start to accrue.
+    const day = async () => {
+      let size = 0;
+      for (let h = 0; h < 26; h++) {
+        size = await debits(900, 4_000);
+        await checkpoint(ledger);
+      }
+      return size;
+    };
+    i = 20_000;
+    const firstDay = await day();
+    // Another 26 hours, as many requests again: only the hour rows are new.
+    const secondDay = await day();
+    const sizes = {
+      oneRow,
+      sameMinute,
+      firstDay,
+      secondDay,
+      requests: 10_001 + (i - 20_000),
+      audit: await ledger.audit(),
+    };
     console.log("databaseSize", sizes);
     // Not one byte per request once the minute's row exists.
     expect(sizes.sameMinute).toBe(sizes.oneRow);
@@ -210,24 +217,26 @@ describe("a debit at the write floor", () => {
 
   it("a restarted object rebuilds the balance from the checkpoint and the open minutes", async () => {
     const ledger = await funded(1_000);
-    const charge = await runInDurableObject(ledger, async (raw) => {
-      const instance = raw as unknown as AccountLedger;
-      const inner = instance as unknown as Internals;
-      let t = Date.now();
-      inner.now = () => t;
-      let last = null;
-      for (let i = 0; i < 300; i++) {
-        t += 1_000;
-        const r = await instance.debit(2, `dbt_${i}`, undefined);
-        if (!r.ok) throw new Error("refused");
-        last = { minute: r.minute, ...r.charged };
-        if (i === 150) await inner.alarm(); // a checkpoint halfway: some minutes settled, some open
-      }
-      // A repeated init changes nothing, the open minutes included.
-      instance.init({ accountId: ledger.accountId, plan: "free" });
-      expect(instance.balance()).toMatchObject({ monthly: 0, purchased: 900 });
-      return last;
-    });
+    let t = Date.now();
+    let i = 0;
+    let charge = { minute: 0, monthly: 0, purchased: 0 };
+    const debits = (count: number) =>
+      runInDurableObject(ledger, async (raw) => {
+        const instance = raw as AccountLedger;
+        for (let k = 0; k < count; k++, i++) {
+          t += 1_000;
+          instance.testSetClock(t);
+          const r = await instance.debit(2, `dbt_${i}`, undefined);
+          if (!r.ok) throw new Error("refused");
+          charge = { minute: r.minute, ...r.charged };
+        }
+      });
+    await debits(151);
+    await checkpoint(ledger); // a checkpoint halfway: some minutes settled, some open
+    await debits(149);
+    // A repeated init changes nothing, the open minutes included.
+    await ledger.init({ accountId: ledger.accountId, plan: "free" });
+    expect(await ledger.balance()).toMatchObject({ monthly: 0, purchased: 900 });
     await runInDurableObject(ledger, (_i, state) => state.abort("restart")).catch(() => {});
     // A stub to an aborted object stays broken: a new one reaches the restarted object.
     const fresh = ledgerFor(env, ledger.accountId);
@@ -239,7 +248,7 @@ describe("a debit at the write floor", () => {
     expect(await fresh.refund("dbt_299", charge)).toMatchObject({ ok: true, refunded: false });
     // A refund can never return more than its minute took.
     const greedy = await fresh.refund("dbt_forged", {
-      minute: charge?.minute ?? 0,
+      minute: charge.minute,
       monthly: 0,
       purchased: 10_000,
     });

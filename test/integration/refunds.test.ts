@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { RefundMessage } from "../../src/gateway/refunds";
 import { ledgerFor } from "../../src/ledger/client";
 import { reconcile } from "../../src/purchases/reconciler";
 import { audit, balanceOf, createAccount, expectError, gateway, setBalance } from "../helpers/http";
@@ -67,7 +68,7 @@ describe("a refund that cannot reach the Durable Object at first (money rule 8)"
     await eventually(async () => expect((await balanceOf(account)).purchased).toBe(5));
     const [entry] = await refundEntries(account.id);
     const debitRef = entry?.ref.slice("refund:".length) as string;
-    const again = await ledgerFor(env, account.id).refund(debitRef);
+    const again = await ledgerFor(env, account.id).refund(debitRef, null);
     expect(again).toMatchObject({ ok: true, refunded: false });
     expect((await balanceOf(account)).purchased).toBe(5);
   });
@@ -99,5 +100,36 @@ describe("a refund that cannot reach the Durable Object at first (money rule 8)"
     expect(await balanceOf(account)).toMatchObject({ monthly: 2, purchased: 3 });
     expect(await refundEntries(account.id)).toHaveLength(1);
     expect((await audit(account.id)).consistent).toBe(true);
+  });
+});
+
+describe("a refund names the debit it gives back", () => {
+  it("a refund message carries the debit's charge, or when a debit whose reply was lost was sent; neither is malformed", () => {
+    const of = { account_id: "acct_1", debit_ref: "dbt_1" };
+    const charge = { minute: 60, monthly: 1, purchased: 0 };
+    expect(RefundMessage.safeParse({ ...of, charge }).success).toBe(true);
+    expect(RefundMessage.safeParse({ ...of, sent_at: 1 }).success).toBe(true);
+    expect(RefundMessage.safeParse(of).success).toBe(false);
+  });
+
+  it("a pending refund with neither is reported for an operator and kept, never counted as applied", async () => {
+    const account = await createAccount();
+    const debitRef = `dbt_${crypto.randomUUID().replaceAll("-", "")}`;
+    await env.DB.prepare(
+      "INSERT INTO pending_refunds (debit_ref, account_id, charge, sent_at, last_error) VALUES (?, ?, NULL, NULL, 'test')",
+    )
+      .bind(debitRef, account.id)
+      .run();
+    const report = await reconcile(env);
+    expect(report.refundsApplied).not.toContain(debitRef);
+    expect(report.attention).toContainEqual({
+      id: debitRef,
+      reason: expect.stringContaining("names neither the debit's charge nor when it was sent"),
+    });
+    const kept = await env.DB.prepare("SELECT debit_ref FROM pending_refunds WHERE debit_ref = ?")
+      .bind(debitRef)
+      .all();
+    expect(kept.results).toHaveLength(1);
+    await env.DB.prepare("DELETE FROM pending_refunds WHERE debit_ref = ?").bind(debitRef).run();
   });
 });

@@ -1,13 +1,15 @@
 /**
  * Deliberately broken variants of the live system, one or more per invariant, to show the
- * simulation notices. Each patches the running account's Durable Object (its private helpers
- * are looked up on `this` at call time, so an own property on the instance replaces them) or
- * the Stripe client the worker uses, then the caller runs a few simulation steps.
+ * simulation notices. None touches the Durable Object's code or private members (a refactor of
+ * the object must not break them): each plants its bug where a test may reach, in the object's
+ * storage (`state.storage`: a schema regression, or an SQLite trigger that does what the buggy
+ * code would have done to the rows), in D1, or in the Stripe client the worker uses. Then the
+ * caller runs a few simulation steps.
  *
- * RPC calls dispatch to the class's prototype methods and ignore own properties on the
- * instance (checked in this workerd), which is why the patches target internal helpers, SQL
- * statements or the Stripe client rather than RPC methods. `restartLedger` (an abort) undoes
- * every instance patch; Stripe spies are restored by the caller.
+ * A trigger runs inside the statement that fires it, so inside the object's own transaction:
+ * what the object reads back afterwards (and keeps in memory) is the broken state, as it would
+ * be with the bug in its code. Each break gets a fresh account; Stripe spies are restored by the
+ * caller.
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
@@ -16,15 +18,12 @@ import { type MockInstance, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
 import { PACKAGES, type PackageId, PLANS } from "../../src/pricing";
 import { stripeFor } from "../../src/stripe/client";
+import { restartLedger } from "./actions";
 
-type Instance = Record<string, unknown>;
-
-function patch(
-  accountId: string,
-  apply: (instance: Instance, storage: DurableObjectStorage) => void,
-) {
-  return runInDurableObject(ledgerFor(env, accountId), (instance, state) => {
-    apply(instance as unknown as Instance, state.storage);
+/** Runs `statements` in one transaction on the account's ledger storage. */
+function plant(accountId: string, statements: (sql: SqlStorage) => void) {
+  return runInDurableObject(ledgerFor(env, accountId), (_instance, state) => {
+    state.storage.transactionSync(() => statements(state.storage.sql));
   });
 }
 
@@ -33,50 +32,45 @@ function patch(
  * (splitDebit, the guarded UPDATE, the table's CHECK), so this variant corrupts storage
  * instead: a schema regression drops the CHECK constraints and a write takes the settled
  * `purchased` below zero, with a ledger entry to match (so only invariant 1 has anything to say).
+ * The object then restarts, rebuilding its memory from that storage.
  */
-export function negativeBucket(accountId: string) {
-  return patch(accountId, (_instance, storage) => {
-    const sql = storage.sql;
-    storage.transactionSync(() => {
-      sql.exec("CREATE TABLE state_unchecked AS SELECT * FROM state");
-      sql.exec("DROP TABLE state");
-      sql.exec("ALTER TABLE state_unchecked RENAME TO state");
-      const { purchased } = sql.exec<{ purchased: number }>("SELECT purchased FROM state").one();
-      sql.exec("UPDATE state SET purchased = -40");
-      sql.exec(
-        "INSERT INTO ledger (ref, kind, monthly_delta, purchased_delta, at) VALUES ('break:negative', 'adjustment', 0, ?, ?)",
-        -40 - purchased,
-        Date.now(),
-      );
-    });
-  }).then(() => reloadMemory(accountId));
-}
-
-/** After a break written to storage: the object rebuilds its memory from it, as on a restart. */
-function reloadMemory(accountId: string) {
-  return patch(accountId, (instance) => {
-    (instance.reload as () => void).call(instance);
+export async function negativeBucket(accountId: string) {
+  await plant(accountId, (sql) => {
+    sql.exec("CREATE TABLE state_unchecked AS SELECT * FROM state");
+    sql.exec("DROP TABLE state");
+    sql.exec("ALTER TABLE state_unchecked RENAME TO state");
+    const { purchased } = sql.exec<{ purchased: number }>("SELECT purchased FROM state").one();
+    sql.exec("UPDATE state SET purchased = -40");
+    sql.exec(
+      "INSERT INTO ledger (ref, kind, monthly_delta, purchased_delta, at) VALUES ('break:negative', 'adjustment', 0, ?, ?)",
+      -40 - purchased,
+      Date.now(),
+    );
   });
+  await restartLedger(accountId);
 }
 
-/** Invariant 2: refunds put the credits back but never write their ledger entry. */
+/** Invariant 2: refunds put the credits back but their ledger entry is never kept. */
 export function refundsSkipTheLedger(accountId: string) {
-  return patch(accountId, (instance) => {
-    const append = (instance.appendLedger as (...args: unknown[]) => void).bind(instance);
-    instance.appendLedger = (...args: unknown[]) => {
-      if (args[1] !== "refund") append(...args);
-    };
+  return plant(accountId, (sql) => {
+    sql.exec(`CREATE TRIGGER break_refunds_skip_ledger AFTER INSERT ON ledger
+      WHEN NEW.kind = 'refund'
+      BEGIN DELETE FROM ledger WHERE seq = NEW.seq; END`);
   });
 }
 
 /**
- * Invariant 3, charge without credit: the ledger believes every recharge was already granted,
- * so a paid purchase is never credited.
+ * Invariant 3, charge without credit: the ledger believes every recharge was already granted
+ * (an entry under the recharge's id, written with the recharge, credits nothing), so a paid
+ * purchase is never credited.
  */
 export function grantsThinkTheyAreDone(accountId: string) {
-  return patch(accountId, (instance) => {
-    const has = (instance.hasLedgerRef as (ref: string) => boolean).bind(instance);
-    instance.hasLedgerRef = (ref: string) => ref.startsWith("rch_") || has(ref);
+  return plant(accountId, (sql) => {
+    sql.exec(`CREATE TRIGGER break_grants_think_done AFTER INSERT ON recharges
+      BEGIN
+        INSERT INTO ledger (ref, kind, monthly_delta, purchased_delta, at, note)
+        VALUES (NEW.id, 'adjustment', 0, 0, NEW.created_at, 'break: looks granted');
+      END`);
   });
 }
 
@@ -132,44 +126,50 @@ export function retriesWithFreshKeys(): MockInstance {
   }) as never);
 }
 
-/** Invariant 4: the trigger never sees the recharge already in flight. */
+/**
+ * Invariant 4: a second auto-recharge starts while one is in flight. (The pending check reads
+ * the same rows the invariant does, so no storage change can blind it alone: this plants what
+ * a blind check does, a second auto-recharge written beside the first, without its job.)
+ */
 export function triggerIgnoresPending(accountId: string) {
-  return patch(accountId, (instance) => {
-    instance.pendingAutoRecharge = () => false;
+  return plant(accountId, (sql) => {
+    sql.exec(`CREATE TRIGGER break_second_auto_recharge AFTER INSERT ON recharges
+      WHEN NEW.kind = 'auto_recharge'
+      BEGIN
+        INSERT INTO recharges (id, kind, package, credits, amount_cents, status, created_at,
+          payment_method)
+        VALUES (NEW.id || '_second', NEW.kind, NEW.package, NEW.credits, NEW.amount_cents,
+          NEW.status, NEW.created_at, NEW.payment_method);
+      END`);
   });
 }
 
 /**
- * Invariant 5: a failed payment is recorded, but the statement that records it no longer
- * switches auto-recharge off.
+ * Invariant 5: a failed payment is recorded, but auto-recharge stays on (the statement that
+ * records the failure no longer switches it off).
  */
 export function failuresKeepAutoRechargeOn(accountId: string) {
-  return patch(accountId, (instance) => {
-    const sql = instance.sql as SqlStorage;
-    instance.sql = {
-      exec: (query: string, ...bindings: unknown[]) =>
-        sql.exec(
-          query.replace("SET auto_enabled = 0, last_failure_at", "SET last_failure_at"),
-          ...bindings,
-        ),
-    };
+  return plant(accountId, (sql) => {
+    sql.exec(`CREATE TRIGGER break_failures_keep_auto AFTER UPDATE OF last_failure_at ON state
+      WHEN NEW.last_failure_at IS NOT OLD.last_failure_at AND NEW.last_failure_at IS NOT NULL
+      BEGIN UPDATE state SET auto_enabled = OLD.auto_enabled WHERE id = 1; END`);
   });
 }
 
 /**
  * Invariant 6: an upgrade forgets the largest allowance already granted this cycle and adds
  * the difference to the current plan each time, as before the fix, so plan flip-flops mint
- * monthly credits.
+ * monthly credits: whatever is written, the cycle's largest allowance stays the current plan's.
  */
 export function upgradesForgetTheCycle(accountId: string) {
-  return patch(accountId, (instance) => {
-    const current = (instance.current as () => Record<string, unknown> | null).bind(instance);
-    instance.current = () => {
-      const s = current();
-      return s
-        ? { ...s, cycle_max_monthly: PLANS[s.plan as keyof typeof PLANS].monthlyCredits }
-        : s;
-    };
+  const allowance = Object.entries(PLANS)
+    .map(([plan, p]) => `WHEN '${plan}' THEN ${p.monthlyCredits}`)
+    .join(" ");
+  return plant(accountId, (sql) => {
+    sql.exec(`CREATE TRIGGER break_upgrades_forget_cycle AFTER UPDATE ON state
+      BEGIN
+        UPDATE state SET cycle_max_monthly = CASE NEW.plan ${allowance} END WHERE id = 1;
+      END`);
   });
 }
 

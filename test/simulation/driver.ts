@@ -3,7 +3,7 @@
  * perform it, check the invariants that hold at every instant, wait until nothing is in flight
  * (checking again on every poll), then check all five invariants and the model.
  */
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { type MockInstance, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
@@ -35,7 +35,6 @@ import {
   type SystemSnapshot,
   type Violation,
 } from "./invariants";
-import { downgradeToV3 } from "./legacy";
 import * as M from "./model";
 import { busyWith, type LiveLedger, readLedger, readPurchaseRows, readSystem } from "./observe";
 import { replayCommand } from "./plan";
@@ -85,25 +84,12 @@ export class Simulation {
     sim.account = await createAccount(plan, `sim-${options.seed}@example.com`);
     if (!sim.account.stripe_customer_id) throw new Error("account without a Stripe customer");
     sim.customerId = sim.account.stripe_customer_id;
-    // Half the accounts start under the previous schema and are migrated in place.
-    const legacy = sim.rng.chance(0.5)
-      ? await downgradeToV3(sim.account.id, sim.rng.int(0, 20))
-      : null;
     const ledger = await readLedger(sim.account.id);
     sim.model = M.initialState(plan, ledger.cycleEndsAt);
-    if (legacy) {
-      sim.count("migrated from v3");
-      for (const d of legacy) {
-        M.debit(sim.model, 1);
-        sim.model.directDebits.push(d);
-      }
-    }
     sim.gen = {
       timeline: billingTimeline(sim.rng, options.seed, Math.floor(Date.now() / 1000)),
     };
-    sim.log(
-      `seed ${options.seed}: account ${sim.account.id} on ${plan}${legacy ? ` (v3, ${legacy.length} debits, migrated)` : ""}`,
-    );
+    sim.log(`seed ${options.seed}: account ${sim.account.id} on ${plan}`);
     return sim;
   }
 
@@ -197,11 +183,11 @@ export class Simulation {
     if (stress.racingReconcile) this.count("racing reconcile");
     if (!stress.queueSendFails) return null;
     this.count("queue send fails");
-    // The binding is shared by the ledgers of this file; the spy is restored after the step.
-    return runInDurableObject(ledgerFor(env, this.account.id), (instance) => {
-      const queue = (instance as unknown as { env: Cloudflare.Env }).env.RECHARGE_QUEUE;
-      return vi.spyOn(queue, "send").mockRejectedValueOnce(new Error("simulated queue outage"));
-    });
+    // The test's queue binding is the very object the ledgers send through (one isolate), so
+    // its next send fails; the spy is restored after the step.
+    return vi
+      .spyOn(env.RECHARGE_QUEUE, "send")
+      .mockRejectedValueOnce(new Error("simulated queue outage"));
   }
 
   /** One fault at a time for this customer, so a recharge always ends within its retries. */

@@ -119,7 +119,7 @@ export async function readLedger(accountId: string): Promise<LiveLedger> {
     const outbox = sql
       .exec<{ id: string; attempts: number }>("SELECT id, attempts FROM outbox")
       .toArray();
-    const audit = (instance as unknown as AccountLedger).audit();
+    const audit = (instance as AccountLedger).audit();
     return {
       monthly,
       purchased,

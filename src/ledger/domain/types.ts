@@ -112,7 +112,7 @@ export interface AuditResult {
   ledger_purchased: number;
   monthly: number;
   purchased: number;
-  /** Entries with a reference (grants, purchases, adjustments, refunds, pre-v4 debits). */
+  /** Entries with a reference (grants, plan changes, purchases, adjustments, refunds, voids). */
   entries: number;
   /** Rows of request debits, aggregated per minute, hour and day. */
   debit_aggregates: number;

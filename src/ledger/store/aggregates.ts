@@ -217,27 +217,6 @@ export function usageLeavesMinute(sql: SqlStorage, minute: number, credits: numb
   );
 }
 
-/**
- * A refunded pre-v4 debit leaves the usage it was counted in: its minute's row (shown for the
- * last day) and the hour or day row its minute was migrated or settled into. Usage only.
- */
-export function usageLeavesSettled(sql: SqlStorage, minute: number, credits: number): void {
-  usageLeavesMinute(sql, minute, credits);
-  const hour = floorTo(minute, HOUR_SECONDS);
-  const changed = sql.exec(
-    "UPDATE usage_hours SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE hour = ?",
-    credits,
-    hour,
-  ).rowsWritten;
-  if (changed === 0) {
-    sql.exec(
-      "UPDATE usage_days SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE day = ?",
-      credits,
-      floorTo(minute, DAY_SECONDS),
-    );
-  }
-}
-
 /** Gross debits of every aggregate row that counts in replay, and how many rows there are. */
 export function aggregateTotals(sql: SqlStorage, settledUntil: number): Buckets & { rows: number } {
   const row = sql
@@ -251,33 +230,4 @@ export function aggregateTotals(sql: SqlStorage, settledUntil: number): Buckets 
     )
     .one();
   return { monthly: row.m ?? 0, purchased: row.p ?? 0, rows: row.n ?? 0 };
-}
-
-/**
- * Folds pre-v4 per-request debit rows older than `beforeMs` into their hour rows (gross debits
- * only: their usage was counted at migration), a batch at a time, so a migrated object's
- * storage shrinks to the new bound. Replay is unchanged: each row moves from the entries to an
- * aggregate in one transaction. A refund of a folded debit is too late to be applied.
- */
-export function foldOldDebitEntries(sql: SqlStorage, beforeMs: number, limit: number): number {
-  const batch = sql
-    .exec<{ seq: number }>(
-      "SELECT seq FROM ledger WHERE kind = 'debit' AND at < ? ORDER BY seq LIMIT ?",
-      beforeMs,
-      limit,
-    )
-    .toArray();
-  const last = batch.at(-1);
-  if (!last) return 0;
-  sql.exec(
-    `INSERT INTO usage_hours (hour, debit_monthly, debit_purchased)
-     SELECT (at / ${HOUR_SECONDS * 1000}) * ${HOUR_SECONDS}, -SUM(monthly_delta), -SUM(purchased_delta)
-       FROM ledger WHERE kind = 'debit' AND at < ? AND seq <= ? GROUP BY 1
-     ON CONFLICT(hour) DO UPDATE SET debit_monthly = debit_monthly + excluded.debit_monthly,
-       debit_purchased = debit_purchased + excluded.debit_purchased`,
-    beforeMs,
-    last.seq,
-  );
-  sql.exec("DELETE FROM ledger WHERE kind = 'debit' AND at < ? AND seq <= ?", beforeMs, last.seq);
-  return batch.length;
 }

@@ -35,20 +35,6 @@ export function entryDeltas(sql: SqlStorage, ref: string): Buckets | null {
   return row ? { monthly: row.m, purchased: row.p } : null;
 }
 
-/** A request debit written before v4 (one row per request): what it took and when. */
-export function legacyDebit(
-  sql: SqlStorage,
-  ref: string,
-): { monthly: number; purchased: number; at: number } | null {
-  const row = sql
-    .exec<{ m: number; p: number; at: number }>(
-      "SELECT monthly_delta AS m, purchased_delta AS p, at FROM ledger WHERE ref = ? AND kind = 'debit'",
-      ref,
-    )
-    .toArray()[0];
-  return row ? { monthly: -row.m, purchased: -row.p, at: row.at } : null;
-}
-
 export function entryTotals(sql: SqlStorage): Buckets & { count: number } {
   const row = sql
     .exec<{ m: number | null; p: number | null; n: number }>(

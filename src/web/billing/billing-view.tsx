@@ -87,7 +87,10 @@ export const BillingPage: FC<BillingPageProps> = ({
     </header>
     <main id="main" class="wrap">
       <h1>Account / Billing</h1>
-      <p class="lead">Balances are live; usage is added about every 30 seconds. Times are UTC.</p>
+      <p class="lead">
+        Balances and usage are read when this page loads and include every request served. Times are
+        UTC.
+      </p>
       <NoticeBox notice={notice} />
       {activation ? <Activating activation={activation} /> : null}
       <PaymentWaiting model={model} />
