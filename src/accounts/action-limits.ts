@@ -10,7 +10,8 @@
  */
 import { takeAction } from "../db/account-actions";
 import type { Db } from "../db/client";
-import { ApiError } from "../platform/errors";
+import type { ApiError } from "../platform/errors";
+import { refusal } from "../platform/refusals";
 
 export const ACTION_WINDOW_MS = 60 * 60_000;
 
@@ -25,14 +26,10 @@ export const ACTION_LIMITS = {
 export type LimitedAction = keyof typeof ACTION_LIMITS;
 
 export function actionRateLimited(retryAfterSeconds: number): ApiError {
-  return new ApiError(
-    "rate_limited",
-    "Too many of these requests for this account; try again later.",
-    {
-      headers: { "Retry-After": String(retryAfterSeconds) },
-      extra: { retry_after_seconds: retryAfterSeconds },
-    },
-  );
+  return refusal("action_rate_limited", {
+    headers: { "Retry-After": String(retryAfterSeconds) },
+    extra: { retry_after_seconds: retryAfterSeconds },
+  });
 }
 
 /** Counts the action; past the account's hourly limit, 429 `rate_limited` with `Retry-After`. */

@@ -30,8 +30,8 @@ type KeyEnv = Pick<
 
 export type CreateKeyResult =
   | { ok: true; key: ListedKey & { key: string } }
-  | { ok: false; reason: "limit_reached" }
-  | { ok: false; reason: "rate_limited"; retryAfterSeconds: number };
+  | { ok: false; reason: "key_limit_reached" }
+  | { ok: false; reason: "action_rate_limited"; retryAfterSeconds: number };
 
 /** Creates a key; the full key is in the result and nowhere else. */
 export async function createKey(
@@ -73,7 +73,7 @@ export async function createKey(
 
 export type RevokeResult =
   | { ok: true; key: ListedKey }
-  | { ok: false; reason: "not_found" | "last_full_key" };
+  | { ok: false; reason: "key_not_found" | "last_full_key" };
 
 /** Revokes one of the account's keys; its last active `full` key is kept (money rule 11). */
 export async function revokeKey(
@@ -83,10 +83,10 @@ export async function revokeKey(
   keyId: string,
 ): Promise<RevokeResult> {
   const before = await getKey(db, accountId, keyId);
-  if (!before) return { ok: false, reason: "not_found" };
+  if (!before) return { ok: false, reason: "key_not_found" };
   const revokedNow = before.revoked_at === null && (await revokeKeyGuarded(db, accountId, keyId));
   const after = await getKey(db, accountId, keyId);
-  if (!after) return { ok: false, reason: "not_found" };
+  if (!after) return { ok: false, reason: "key_not_found" };
   if (after.revoked_at === null) return { ok: false, reason: "last_full_key" };
   // D1 decided; now the ledger refuses the key on every later debit, whatever the isolates'
   // key caches say. Idempotent, so a retried revocation that failed here completes it.

@@ -11,8 +11,8 @@ import { otherSubscriptionsOf } from "../db/other-subscriptions";
 import type { AppEnv } from "../http/context";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
 import { parseJson } from "../platform/body";
-import { ApiError, refusal } from "../platform/errors";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
+import { refusal } from "../platform/refusals";
 import { PLAN_IDS } from "../pricing";
 import { reconcile } from "../purchases/reconciler";
 import { providerError } from "../stripe/errors";
@@ -93,11 +93,12 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     if (!result.ok) {
       if (result.reason === "insufficient_credits") {
-        throw new ApiError(
-          "insufficient_credits",
-          "The adjustment would take a bucket below zero; nothing changed.",
-          { status: 409, extra: { balance: result.balance } },
-        );
+        // The contract's second status for this type: an adjustment, not a request, is refused.
+        throw refusal("insufficient_credits", {
+          message: "The adjustment would take a bucket below zero; nothing changed.",
+          status: 409,
+          extra: { balance: result.balance },
+        });
       }
       throw refusal(result.reason);
     }

@@ -3,7 +3,7 @@ import { accountView } from "../accounts/account-view";
 import { getAccount } from "../db/accounts";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
-import { refusal } from "../platform/errors";
+import { refusal } from "../platform/refusals";
 
 /** `GET /v1/account` and `GET /v1/account/balance`. */
 export const accountRoutes = new Hono<AppEnv>()

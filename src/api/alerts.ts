@@ -5,7 +5,7 @@ import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../ledger/domain/low-balance";
 import { parseJson } from "../platform/body";
-import { refusal } from "../platform/errors";
+import { refusal } from "../platform/refusals";
 
 /** A low-balance level: whole credits up to 1,000,000 (more than any plan holds), or null. */
 export const lowBalanceCredits = z

@@ -4,27 +4,13 @@ import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
 import type { AppEnv } from "../http/context";
 import { parseJson } from "../platform/body";
-import { ApiError, refusal } from "../platform/errors";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
+import { refusal } from "../platform/refusals";
 import { startCardSetup, startPlanCheckout } from "../subscriptions/checkout";
 
 const CheckoutBody = z.strictObject({
   plan: z.enum(["starter", "pro"], { error: "must be starter or pro" }),
 });
-
-function checkoutError(reason: "subscription_exists" | "plan_not_configured" | "not_initialized") {
-  switch (reason) {
-    case "subscription_exists":
-      return new ApiError(
-        "subscription_exists",
-        "This account already has a live subscription; change it in the billing portal.",
-      );
-    case "plan_not_configured":
-      return new ApiError("service_unavailable", "This plan's Stripe Price is not configured.");
-    case "not_initialized":
-      return refusal("not_initialized");
-  }
-}
 
 /**
  * The client's Idempotency-Key becomes the Stripe request's: Stripe refuses a key reused with
@@ -47,7 +33,7 @@ export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
     body.plan,
     idempotencyKeyOf(c),
   ).catch(keyReused);
-  if (!result.ok) throw checkoutError(result.reason);
+  if (!result.ok) throw refusal(result.reason);
   return c.json({ url: result.url }, 200);
 });
 
@@ -61,6 +47,6 @@ export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) =
     c.get("accountId"),
     idempotencyKeyOf(c),
   ).catch(keyReused);
-  if (!result.ok) throw checkoutError(result.reason);
+  if (!result.ok) throw refusal(result.reason);
   return c.json({ url: result.url }, 200);
 });

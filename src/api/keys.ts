@@ -7,7 +7,7 @@ import { MAX_ACTIVE_KEYS } from "../db/api-keys";
 import type { AppEnv } from "../http/context";
 import { CursorParam } from "../http/cursor";
 import { parseJson, parseQuery } from "../platform/body";
-import { ApiError } from "../platform/errors";
+import { refusal } from "../platform/refusals";
 
 const CreateKeyBody = z.strictObject({
   name: z.string().trim().min(1).max(100).optional(),
@@ -34,23 +34,15 @@ export const keyRoutes = new Hono<AppEnv>()
       scope: body.scope ?? "classify",
     });
     if (!result.ok) {
-      if (result.reason === "rate_limited") throw actionRateLimited(result.retryAfterSeconds);
-      throw new ApiError(
-        "limit_reached",
-        `An account can have at most ${MAX_ACTIVE_KEYS} active keys; revoke one first.`,
-        { extra: { limit: MAX_ACTIVE_KEYS } },
-      );
+      if (result.reason === "action_rate_limited") {
+        throw actionRateLimited(result.retryAfterSeconds);
+      }
+      throw refusal(result.reason, { extra: { limit: MAX_ACTIVE_KEYS } });
     }
     return c.json(result.key, 201);
   })
   .delete("/:id", async (c) => {
     const result = await revokeKey(c.env, c.get("db"), c.get("accountId"), c.req.param("id"));
-    if (!result.ok) {
-      if (result.reason === "not_found") throw ApiError.notFound("No such API key.");
-      throw new ApiError(
-        "conflict",
-        "This is the account's last active key with full scope; create another full key before revoking it.",
-      );
-    }
+    if (!result.ok) throw refusal(result.reason);
     return c.json({ ...result.key, revoked: true }, 200);
   });

@@ -4,7 +4,7 @@ import { spendLimitCents } from "../accounts/limits";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
 import { parseJson } from "../platform/body";
-import { refusal } from "../platform/errors";
+import { refusal } from "../platform/refusals";
 
 const LimitsBody = z.strictObject({ monthly_spend_limit_cents: spendLimitCents });
 

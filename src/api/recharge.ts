@@ -6,8 +6,8 @@ import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
 import { parseJson } from "../platform/body";
 import { randomHex32, sha256Hex } from "../platform/crypto";
-import { refusal } from "../platform/errors";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
+import { refusal } from "../platform/refusals";
 import { CURRENCY, PACKAGE_IDS } from "../pricing";
 
 const packageField = z.enum(PACKAGE_IDS, {

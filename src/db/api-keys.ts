@@ -110,8 +110,8 @@ export function insertKey(db: Db, values: NewApiKey) {
 
 export type KeyInsert =
   | { ok: true }
-  | { ok: false; reason: "limit_reached" }
-  | { ok: false; reason: "rate_limited"; retryAfterSeconds: number };
+  | { ok: false; reason: "key_limit_reached" }
+  | { ok: false; reason: "action_rate_limited"; retryAfterSeconds: number };
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -142,7 +142,7 @@ export async function insertKeyWithinLimit(
     .from(apiKeys)
     .where(and(eq(apiKeys.accountId, key.accountId), isNull(apiKeys.revokedAt)))
     .get();
-  if ((active?.n ?? 0) >= MAX_ACTIVE_KEYS) return { ok: false, reason: "limit_reached" };
+  if ((active?.n ?? 0) >= MAX_ACTIVE_KEYS) return { ok: false, reason: "key_limit_reached" };
   const recent = await db
     .select({ createdAt: apiKeys.createdAt })
     .from(apiKeys)
@@ -153,7 +153,7 @@ export async function insertKeyWithinLimit(
   const clearsAt = recent ? Date.parse(recent.createdAt) + KEY_WINDOW_MS : now;
   return {
     ok: false,
-    reason: "rate_limited",
+    reason: "action_rate_limited",
     retryAfterSeconds: Math.max(1, Math.ceil((clearsAt - now) / 1000)),
   };
 }

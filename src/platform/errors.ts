@@ -26,6 +26,10 @@ const STATUS = {
 
 export type ErrorType = keyof typeof STATUS;
 
+export function statusOf(type: ErrorType): ContentfulStatusCode {
+  return STATUS[type];
+}
+
 export interface FieldError {
   field: string;
   message: string;
@@ -53,7 +57,7 @@ export class ApiError extends Error {
     this.type = type;
     this.extra = options.extra ?? {};
     this.headers = options.headers ?? {};
-    this.status = options.status ?? STATUS[type];
+    this.status = options.status ?? statusOf(type);
   }
 
   toBody() {
@@ -72,78 +76,6 @@ export class ApiError extends Error {
     return new ApiError("invalid_api_key", message, {
       headers: { "WWW-Authenticate": "Bearer" },
     });
-  }
-}
-
-/**
- * Every reason the account ledger refuses a change for. The ledger returns these (it never
- * throws a business outcome); routes turn them into the envelope through `refusal`.
- */
-export type LedgerRefusal =
-  | "insufficient_credits"
-  | "rate_limited"
-  | "key_revoked"
-  | "not_initialized"
-  | "not_found"
-  | "unknown_recharge"
-  | "idempotency_conflict"
-  | "payment_method_required"
-  | "spending_limit_reached"
-  | "payment_pending"
-  | "already_succeeded"
-  | "credits_mismatch";
-
-type ErrorOptions = ConstructorParameters<typeof ApiError>[2];
-
-/** The one mapping of ledger refusals to the contract's errors; exhaustive by construction. */
-export function refusal(reason: LedgerRefusal, options: ErrorOptions = {}): ApiError {
-  switch (reason) {
-    case "insufficient_credits":
-      return new ApiError(
-        "insufficient_credits",
-        "Your credit balance is too low for this request.",
-        options,
-      );
-    case "rate_limited":
-      return new ApiError("rate_limited", "Too many requests; slow down.", options);
-    case "key_revoked":
-      return ApiError.invalidApiKey();
-    case "not_initialized":
-      return ApiError.notFound("No such account.");
-    case "not_found":
-    case "unknown_recharge":
-      return ApiError.notFound();
-    case "idempotency_conflict":
-      return new ApiError(
-        "idempotency_conflict",
-        "This Idempotency-Key was already used with a different request.",
-        options,
-      );
-    case "payment_method_required":
-      return new ApiError(
-        "payment_method_required",
-        "Add a payment method before buying credits or enabling auto-recharge.",
-        options,
-      );
-    case "spending_limit_reached":
-      return new ApiError(
-        "spending_limit_reached",
-        "This purchase would take this month's purchases over the account's spending limit.",
-        options,
-      );
-    case "payment_pending":
-      return new ApiError(
-        "payment_pending",
-        "A purchase is waiting for you to confirm the payment with your bank: complete it (see action_url) before buying more credits.",
-        options,
-      );
-    case "already_succeeded":
-      return new ApiError("conflict", "This purchase has already succeeded.", options);
-    case "credits_mismatch":
-      // Only a bug can ask the ledger to grant other credits than a purchase was for.
-      return new ApiError("internal_error", "Something went wrong on our side.", options);
-    default:
-      return unreachable(reason);
   }
 }
 
@@ -180,8 +112,4 @@ export function serviceUnavailable(err: unknown): ApiError | null {
       : "This account's data is briefly unreachable; retry later.",
     { headers: { "Retry-After": String(seconds) }, extra: { retry_after_seconds: seconds } },
   );
-}
-
-function unreachable(value: never): never {
-  throw new Error(`unhandled ledger refusal ${String(value)}`);
 }

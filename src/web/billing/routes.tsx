@@ -37,6 +37,7 @@ import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/domain/low-balance";
 import { randomBase62, sha256Hex } from "../../platform/crypto";
 import { ApiError, serviceUnavailable } from "../../platform/errors";
+import { pageWords, type RefusalType, refusalStatus } from "../../platform/refusals";
 import { PACKAGE_IDS, PACKAGES, PLANS } from "../../pricing";
 import { startCardSetup, startPlanCheckout } from "../../subscriptions/checkout";
 import { createPortalSession } from "../../subscriptions/portal";
@@ -87,18 +88,6 @@ const NOTICES = {
     text: "You revoked the key you signed in with, so you were signed out.",
   },
 } satisfies Record<string, Notice>;
-
-const PAYMENT_METHOD_REQUIRED: Notice = {
-  tone: "bad",
-  text: "Add a payment method first: auto-recharge needs a card on file to buy credits.",
-  detail: "Use “Manage plan and billing” to add one, then turn auto-recharge on.",
-};
-
-/** A top-up asked for while another purchase waits for the bank: what the page says instead. */
-const PAYMENT_PENDING: Notice = {
-  tone: "warn",
-  text: "Not bought: a payment is waiting for your confirmation. Complete it first; its credits are added as soon as it is paid.",
-};
 
 const AutoRechargeForm = z.object({
   enabled: z.literal("on").optional(),
@@ -163,6 +152,41 @@ async function redirectWith(
   return c.redirect(BILLING_PATH, 303);
 }
 
+/** A refusal as the page says it: the refusal table's words (../../refusals), as a notice. */
+export function refusalNotice(reason: RefusalType, retryAfterSeconds?: number): Notice {
+  const words = pageWords(reason);
+  return {
+    tone: words.tone ?? "bad",
+    text: words.text,
+    detail:
+      retryAfterSeconds !== undefined
+        ? `Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`
+        : words.action,
+  };
+}
+
+/** A refusal as an error page, with the status the API answers it with. */
+function refusalPage(reason: RefusalType): PageError {
+  const words = pageWords(reason);
+  return new PageError(refusalStatus(reason), words.title, words.text);
+}
+
+/**
+ * A form post the account's rules refused. What it acted on is gone (a 404: the account, the
+ * key): an error page, as there is nothing on the Billing page to act on. Otherwise back to the
+ * page, which says why and what to do.
+ */
+async function refused(
+  c: Context<AppEnv>,
+  secret: string,
+  session: Session,
+  reason: RefusalType,
+  retryAfterSeconds?: number,
+) {
+  if (refusalStatus(reason) === 404) throw refusalPage(reason);
+  return redirectWith(c, secret, session, { notice: refusalNotice(reason, retryAfterSeconds) });
+}
+
 async function signInPage(
   c: Context<AppEnv>,
   status: ContentfulStatusCode,
@@ -199,7 +223,7 @@ async function billingPage(
   } = {},
 ) {
   const model = options.model ?? (await loadBilling(c.env, c.get("db"), session.accountId));
-  if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
+  if (!model) throw refusalPage("not_initialized");
   const tokens = await tokensFor(secret, session);
   return renderHtml(
     c,
@@ -241,7 +265,7 @@ async function checkoutReturnPage(
     return redirectWith(c, secret, session, { notice: CHECKOUT_NOTICES.subscribed });
   }
   const model = await loadBilling(c.env, c.get("db"), session.accountId);
-  if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
+  if (!model) throw refusalPage("not_initialized");
   const result = checkoutReturn(facts, {
     accountId: session.accountId,
     subscriptionId: model.subscriptionId,
@@ -379,10 +403,10 @@ export const billingPageRoutes = new Hono<AppEnv>()
       z.object({ package: TopUpForm.shape.package }),
     ).package;
     const model = await loadBilling(c.env, c.get("db"), session.accountId);
-    if (!model) throw new PageError(404, "No such account", "This account no longer exists.");
+    if (!model) throw refusalPage("not_initialized");
     // Nothing is offered while a payment waits: the page says what waits and where to finish it.
     if (!model.purchases.canBuy) {
-      return redirectWith(c, secret, session, { notice: PAYMENT_PENDING });
+      return redirectWith(c, secret, session, { notice: refusalNotice("payment_pending") });
     }
     const tokens = await tokensFor(secret, session);
     return renderHtml(
@@ -451,12 +475,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       enabled: form.enabled === "on",
       package: form.package,
     });
-    if (!result.ok) {
-      if (result.reason === "payment_method_required") {
-        return redirectWith(c, secret, session, { notice: PAYMENT_METHOD_REQUIRED });
-      }
-      throw new PageError(404, "No such account", "This account no longer exists.");
-    }
+    if (!result.ok) return refused(c, secret, session, result.reason);
     return redirectWith(c, secret, session, { notice: NOTICES.autoRechargeSaved });
   })
   .post("/billing/top-up", async (c) => {
@@ -472,20 +491,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       package: form.package,
     });
     const p = PACKAGES[form.package];
-    if (!result.ok) {
-      const text =
-        result.reason === "payment_method_required"
-          ? "Add a card first: buying credits needs a payment method on file."
-          : result.reason === "spending_limit_reached"
-            ? `Not bought: ${formatPrice(p.priceCents)} more would take this month's purchases over your spending limit. Raise the limit to buy it.`
-            : result.reason === "idempotency_conflict"
-              ? "That confirmation was already used for another package; start again."
-              : "This account no longer exists.";
-      if (result.reason === "payment_pending") {
-        return redirectWith(c, secret, session, { notice: PAYMENT_PENDING });
-      }
-      return redirectWith(c, secret, session, { notice: { tone: "bad", text } });
-    }
+    if (!result.ok) return refused(c, secret, session, result.reason);
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -502,7 +508,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const result = await ledgerFor(c.env, session.accountId).setLimits({
       spendLimitCents: form.limit,
     });
-    if (!result.ok) throw new PageError(404, "No such account", "This account no longer exists.");
+    if (!result.ok) return refused(c, secret, session, result.reason);
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -522,7 +528,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const result = await ledgerFor(c.env, session.accountId).setAlerts({
       lowBalanceCredits: form.low_balance_credits,
     });
-    if (!result.ok) throw new PageError(404, "No such account", "This account no longer exists.");
+    if (!result.ok) return refused(c, secret, session, result.reason);
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -546,17 +552,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const form = parseFields(fields, CheckoutForm);
     await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
-    if (!result.ok) {
-      return redirectWith(c, secret, session, {
-        notice: {
-          tone: "bad",
-          text:
-            result.reason === "subscription_exists"
-              ? "This account already has a subscription: change it with “Manage plan and billing”."
-              : "Plans cannot be bought right now (the plan's price is not configured).",
-        },
-      });
-    }
+    if (!result.ok) return refused(c, secret, session, result.reason);
     return c.redirect(result.url, 303);
   })
   .post("/billing/card", async (c) => {
@@ -564,11 +560,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session, secret } = await formSession(c, "checkout", fields);
     await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startCardSetup(c.env, c.get("db"), session.accountId);
-    if (!result.ok) {
-      return redirectWith(c, secret, session, {
-        notice: { tone: "bad", text: "Cards cannot be added right now." },
-      });
-    }
+    if (!result.ok) return refused(c, secret, session, result.reason);
     return c.redirect(result.url, 303);
   })
   .post("/billing/keys", async (c) => {
@@ -581,11 +573,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
       scope: form.scope,
     });
     if (!created.ok) {
-      const text =
-        created.reason === "rate_limited"
-          ? `Too many keys were created on this account in the last hour; try again in ${Math.ceil(created.retryAfterSeconds / 60)} minutes.`
-          : "This account has 20 active keys; revoke one first.";
-      return redirectWith(c, secret, session, { notice: { tone: "bad", text } });
+      return created.reason === "action_rate_limited"
+        ? refused(c, secret, session, created.reason, created.retryAfterSeconds)
+        : refused(c, secret, session, created.reason);
     }
     // The key goes to the next page view in the encrypted, read-once flash (never in a URL):
     // reloading that page repeats a GET, so it neither shows the key again nor makes another.
@@ -596,17 +586,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session, secret } = await formSession(c, "keys", fields);
     const keyId = c.req.param("id");
     const result = await revokeKey(c.env, c.get("db"), session.accountId, keyId);
-    if (!result.ok) {
-      if (result.reason === "not_found") {
-        throw new PageError(404, "No such API key", "That key does not exist on this account.");
-      }
-      return redirectWith(c, secret, session, {
-        notice: {
-          tone: "bad",
-          text: "This is the account's last active key with full scope; create another full key before revoking it.",
-        },
-      });
-    }
+    if (!result.ok) return refused(c, secret, session, result.reason);
     if (keyId === session.keyId) {
       endSession(c);
       return redirectWith(c, secret, null, { notice: NOTICES.sessionKeyRevoked });
