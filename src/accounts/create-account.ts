@@ -1,7 +1,7 @@
 import { insertAccount } from "../db/accounts";
 import { insertKey } from "../db/api-keys";
 import type { Db } from "../db/client";
-import { monthlyGrantInsert, recordAdjustment } from "../db/transactions";
+import { monthlyGrantInsert } from "../db/transactions";
 import type { AdjustResult } from "../ledger/account-ledger";
 import { type LocationHint, ledgerFor } from "../ledger/client";
 import { newId, sha256Hex } from "../platform/crypto";
@@ -87,26 +87,17 @@ export async function createAccount(
  */
 export async function adjustCredits(
   env: Bindings,
-  db: Db,
   accountId: string,
   input: { monthly: number; purchased: number; reason: string; idempotencyKey?: string },
 ): Promise<AdjustResult> {
   const ref = input.idempotencyKey
     ? `adj_${(await sha256Hex(`${accountId}\n${input.idempotencyKey}`)).slice(0, 32)}`
     : newId("adj");
-  const result = await ledgerFor(env, accountId).adjust({
+  // Its history row (with the operator's reason) is the ledger's projection, from its outbox.
+  return ledgerFor(env, accountId).adjust({
     ref,
     monthly: input.monthly,
     purchased: input.purchased,
     reason: input.reason,
   });
-  if (result.ok) {
-    await recordAdjustment(db, {
-      id: ref,
-      accountId,
-      credits: input.monthly + input.purchased,
-      description: input.reason,
-    });
-  }
-  return result;
 }

@@ -85,7 +85,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const idempotencyKey = idempotencyKeyOf(c);
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, AdjustBody);
-    const result = await adjustCredits(c.env, c.get("db"), accountId, {
+    const result = await adjustCredits(c.env, accountId, {
       monthly: body.monthly ?? 0,
       purchased: body.purchased ?? 0,
       reason: body.reason,

@@ -6,6 +6,7 @@
 
 import { and, desc, eq, gte, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import type { RechargeJob } from "../ledger/domain/recharge-job";
+import type { HistoryRow } from "../ledger/domain/types";
 import { CURRENCY, type PackageId } from "../pricing";
 import type { Db } from "./client";
 import { transactions } from "./schema";
@@ -173,30 +174,27 @@ export function monthlyGrantInsert(db: Db, grant: MonthlyGrant) {
     .onConflictDoNothing({ target: transactions.id });
 }
 
-export async function recordMonthlyGrant(db: Db, grant: MonthlyGrant): Promise<void> {
-  await monthlyGrantInsert(db, grant);
-}
-
 /**
- * An operator's adjustment, with the operator's reason: the customer's history says why the
- * balance changed, not only by how much.
+ * A history row the ledger decided (a grant, an adjustment), copied from its outbox. Idempotent
+ * on the row id: a retried delivery writes nothing twice.
  */
-export async function recordAdjustment(
-  db: Db,
-  adjustment: { id: string; accountId: string; credits: number; description: string },
-): Promise<void> {
+export async function recordHistoryRow(db: Db, row: HistoryRow): Promise<void> {
   await db
     .insert(transactions)
     .values({
-      id: adjustment.id,
-      accountId: adjustment.accountId,
-      type: "adjustment",
+      id: row.id,
+      accountId: row.account_id,
+      type: row.type,
       status: "succeeded",
-      credits: adjustment.credits,
-      description: adjustment.description,
+      credits: row.credits,
+      amountCents: row.amount_cents,
+      invoiceId: row.invoice_id,
+      invoiceUrl: row.invoice_url,
+      description: row.description,
+      createdAt: row.created_at,
       updatedAt: now(),
     })
-    .onConflictDoNothing();
+    .onConflictDoNothing({ target: transactions.id });
 }
 
 /**

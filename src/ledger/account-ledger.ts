@@ -26,8 +26,6 @@
  * the debit that crosses the level.
  */
 import { DurableObject } from "cloudflare:workers";
-import { dbFor } from "../db/client";
-import { recordMonthlyGrant } from "../db/transactions";
 import { deliverItem } from "../delivery/outbox";
 import type { Bindings } from "../platform/env";
 import {
@@ -67,6 +65,7 @@ import type {
   AutoRechargeSettings,
   DebitCharge,
   DebitResult,
+  HistoryDetails,
   OutboxItem,
   RechargeKind,
   RechargeView,
@@ -84,6 +83,7 @@ import {
   settleMinutes,
 } from "./store/aggregates";
 import { appendEntry, entryDeltas, entryTotals, hasEntry } from "./store/entries";
+import { insertProjection } from "./store/projections";
 import {
   awaitingAction,
   findRecharge,
@@ -576,6 +576,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   }): Promise<AdjustResult> {
     const now = this.now();
     let job: OutboxItem | null = null;
+    let history: OutboxItem | null = null;
     const result = this.mutate((): AdjustResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized", balance: ZERO };
@@ -594,10 +595,26 @@ export class AccountLedger extends DurableObject<Bindings> {
         input.purchased,
       );
       this.appendLedger(input.ref, "adjustment", input.monthly, input.purchased, now, input.reason);
+      // The customer's history says why the balance changed, not only by how much.
+      history = insertProjection(
+        this.sql,
+        {
+          id: input.ref,
+          account_id: s.account_id,
+          type: "adjustment",
+          credits: input.monthly + input.purchased,
+          amount_cents: 0,
+          invoice_id: null,
+          invoice_url: null,
+          description: input.reason,
+          created_at: iso(now),
+        },
+        now,
+      );
       job = this.maybeStartAutoRecharge({ ...s, ...next }, now);
       return { ok: true, balance: withTotal(next), replayed: false };
     });
-    await this.afterCommit(job);
+    await this.afterCommit(job, history);
     return result;
   }
 
@@ -861,12 +878,15 @@ export class AccountLedger extends DurableObject<Bindings> {
     startsAt: number;
     endsAt: number;
     source: "stripe" | "alarm";
+    /** The paid invoice, for the history row of a new period's grant. */
+    history?: HistoryDetails;
   }): Promise<
     | { ok: true; started: boolean; granted: number; balance: BalanceView }
     | { ok: false; reason: "not_initialized" }
   > {
     const now = this.now();
     let job: OutboxItem | null = null;
+    let history: OutboxItem | null = null;
     const result = this.mutate(() => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
@@ -905,6 +925,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         // plan's allowance it granted (money rule 9).
         d.newer ? `cycle ${d.granted}` : `cycle ${d.plan} (same period)`,
       );
+      if (d.newer) history = this.grantHistory(s.account_id, input, d.monthly, now);
       const next = this.liveState();
       job = this.maybeStartAutoRecharge(next, now);
       return {
@@ -915,7 +936,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       };
     });
     if (result.ok) this.scheduleCycleAlarm();
-    await this.afterCommit(job);
+    await this.afterCommit(job, history);
     return result;
   }
 
@@ -976,7 +997,13 @@ export class AccountLedger extends DurableObject<Bindings> {
    * whose own invoice has not arrived yet is kept, and that cycle starts with it (`startCycle`);
    * one for an earlier cycle grants nothing. The plan itself follows the subscription's events.
    */
-  async grantUpgrade(input: { ref: string; plan: PlanId; cycleEndsAt: number }): Promise<
+  async grantUpgrade(input: {
+    ref: string;
+    plan: PlanId;
+    cycleEndsAt: number;
+    /** The paid invoice, for its history row (written whatever it added, 0 included). */
+    history?: HistoryDetails;
+  }): Promise<
     | {
         ok: true;
         added: number;
@@ -987,6 +1014,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   > {
     const now = this.now();
     let job: OutboxItem | null = null;
+    let history: OutboxItem | null = null;
     const result = this.mutate(() => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
@@ -1013,6 +1041,12 @@ export class AccountLedger extends DurableObject<Bindings> {
         now,
       );
       const d = decideUpgrade(s, input);
+      history = this.grantHistory(
+        s.account_id,
+        { ...input, source: "stripe" },
+        d.kind === "grant" ? d.added : 0,
+        now,
+      );
       if (d.kind !== "grant") {
         this.appendLedger(
           input.ref,
@@ -1048,8 +1082,38 @@ export class AccountLedger extends DurableObject<Bindings> {
         balance: withTotal(next),
       };
     });
-    await this.afterCommit(job);
+    await this.afterCommit(job, history);
     return result;
+  }
+
+  /**
+   * Inside the grant's transaction: its history row, in the outbox (a D1 copy written after
+   * the commit, retried until D1 accepts it). An alarm-driven cycle's row is dated at the
+   * cycle's start; a paid invoice's when its credits were added (the period start has only
+   * Stripe's one-second resolution and could sort below rows of the same second).
+   */
+  private grantHistory(
+    accountId: string,
+    input: { ref: string; source: "stripe" | "alarm"; startsAt?: number; history?: HistoryDetails },
+    credits: number,
+    now: number,
+  ): OutboxItem {
+    const h = input.history ?? {};
+    return insertProjection(
+      this.sql,
+      {
+        id: input.ref,
+        account_id: accountId,
+        type: "monthly_grant",
+        credits,
+        amount_cents: h.amountCents ?? 0,
+        invoice_id: h.invoiceId ?? null,
+        invoice_url: h.invoiceUrl ?? null,
+        description: h.description ?? null,
+        created_at: iso(input.source === "alarm" && input.startsAt ? input.startsAt : now),
+      },
+      now,
+    );
   }
 
   /** The largest plan of the upgrades paid for the cycle ending at `cycleEndsAt`, if any. */
@@ -1084,7 +1148,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     if (s && s.stripe_cycles === 0 && s.cycle_ends_at <= now) {
       const { start, end } = currentAlarmCycle(s.cycle_ends_at, now);
       const ref = `cycle:${s.account_id}:${start}`;
-      const cycle = await this.startCycle({
+      // Its history row is the cycle's projection, in the same transaction as the grant.
+      await this.startCycle({
         ref,
         plan: s.plan,
         version: s.plan_version,
@@ -1092,14 +1157,6 @@ export class AccountLedger extends DurableObject<Bindings> {
         endsAt: end,
         source: "alarm",
       });
-      if (cycle.ok && cycle.started) {
-        await recordMonthlyGrant(dbFor(this.env.DB), {
-          id: ref,
-          accountId: s.account_id,
-          credits: cycle.granted,
-          at: iso(start),
-        });
-      }
     }
     this.rescheduleAfterAlarm(active);
   }
@@ -1208,10 +1265,17 @@ export class AccountLedger extends DurableObject<Bindings> {
     );
   }
 
-  /** Delivers what a committed mutation put in the outbox: its job, then its alert email. */
-  private async afterCommit(job: OutboxItem | null): Promise<void> {
+  /**
+   * Delivers what a committed mutation put in the outbox: its history row (so a caller that
+   * reads the history after the call sees it), its job, then its alert email.
+   */
+  private async afterCommit(
+    job: OutboxItem | null,
+    history: OutboxItem | null = null,
+  ): Promise<void> {
     const notice = this.noticeAfterCommit;
     this.noticeAfterCommit = null;
+    if (history) await this.deliver(history);
     if (job) await this.deliver(job);
     if (notice) await this.deliver(notice);
   }
@@ -1235,7 +1299,9 @@ export class AccountLedger extends DurableObject<Bindings> {
       console.warn(
         item.type === "recharge"
           ? "recharge job not queued yet; the alarm will retry"
-          : "notice email not sent yet; the alarm will retry",
+          : item.type === "projection"
+            ? "history row not written to D1 yet; the alarm will retry"
+            : "notice email not sent yet; the alarm will retry",
         id,
         String(err),
       );

@@ -8,7 +8,7 @@ import {
   type SubscriptionMirror,
 } from "../db/accounts";
 import type { Db } from "../db/client";
-import { getTransaction, recordMonthlyGrant } from "../db/transactions";
+import { getTransaction } from "../db/transactions";
 import { eventSeen, recordEvent } from "../db/webhook-events";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
@@ -236,7 +236,7 @@ async function onInvoicePaid(
     await recordOtherEvent(db, account.id, event, subscription, null);
     return true;
   }
-  if (upgrade) return onUpgradePaid(env, db, account.id, invoice, paid.plan, paid.end);
+  if (upgrade) return onUpgradePaid(env, account.id, invoice, paid.plan, paid.end);
   const result = await ledgerFor(env, account.id).startCycle({
     ref: invoice.id as string,
     plan: paid.plan,
@@ -244,23 +244,11 @@ async function onInvoicePaid(
     startsAt: paid.start * 1000,
     endsAt: paid.end * 1000,
     source: "stripe",
+    // The history row is the ledger's to write (its outbox, with the grant): renewals show
+    // what was paid and link their invoice.
+    history: invoiceHistory(invoice),
   });
   if (!result.ok) return false;
-  if (result.started) {
-    await recordMonthlyGrant(db, {
-      id: invoice.id as string,
-      accountId: account.id,
-      credits: result.granted,
-      // When the credits were added, as every other row: the period's start has only
-      // Stripe's one-second resolution and can sort below rows of the same second (the
-      // account's first grant, just before its Checkout).
-      at: new Date().toISOString(),
-      // Renewals show what was paid and link their invoice.
-      amountCents: invoice.amount_paid ?? 0,
-      invoiceId: invoice.id ?? null,
-      invoiceUrl: invoice.hosted_invoice_url ?? null,
-    });
-  }
   await mirrorPlan(db, account.id, paid.plan, eventVersion(event), subscription);
   return true;
 }
@@ -271,7 +259,6 @@ async function onInvoicePaid(
  */
 async function onUpgradePaid(
   env: Bindings,
-  db: Db,
   accountId: string,
   invoice: Stripe.Invoice,
   plan: Exclude<PlanId, "free">,
@@ -281,19 +268,18 @@ async function onUpgradePaid(
     ref: invoice.id as string,
     plan,
     cycleEndsAt: cycleEnd * 1000,
+    history: { ...invoiceHistory(invoice), description: `Upgrade to ${PLANS[plan].name}` },
   });
-  if (!result.ok) return false;
-  await recordMonthlyGrant(db, {
-    id: invoice.id as string,
-    accountId,
-    credits: result.added,
-    at: new Date().toISOString(),
+  return result.ok;
+}
+
+/** What a paid subscription invoice's history row shows: what was paid, and its page. */
+function invoiceHistory(invoice: Stripe.Invoice) {
+  return {
     amountCents: invoice.amount_paid ?? 0,
     invoiceId: invoice.id ?? null,
     invoiceUrl: invoice.hosted_invoice_url ?? null,
-    description: `Upgrade to ${PLANS[plan].name}`,
-  });
-  return true;
+  };
 }
 
 /**

@@ -13,6 +13,7 @@ import { HistoryRow } from "../../src/web/billing/billing-view";
 import { loadBilling } from "../../src/web/billing/data";
 import { COPY_SCRIPT } from "../../src/web/kit/security";
 import { STYLES } from "../../src/web/kit/styles";
+import { failHistoryWrites } from "../helpers/d1-faults";
 import {
   admin,
   BASE,
@@ -25,6 +26,7 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
 import { loseQueueSends } from "../helpers/recharge";
 import {
   attachCard,
@@ -846,6 +848,41 @@ describe("auto-recharge on the page", () => {
     expect(row).toContain(
       '<span class="muted desc">Refund of duplicate requests &lt;2026-11&gt;</span>',
     );
+  });
+
+  it("an operator's adjustment whose history write fails is written once by the outbox retry", async () => {
+    expectLogs([/history row not written to D1 yet/]);
+    const account = await createAccount();
+    const adjustments = async () =>
+      (
+        await json<{ data: Array<{ type: string; credits: number; description: string | null }> }>(
+          await gateway("/v1/account/transactions", { key: account.api_key }),
+        )
+      ).data.filter((t) => t.type === "adjustment");
+    const failing = failHistoryWrites();
+    const res = await admin(`/accounts/${account.id}/credits`, {
+      method: "POST",
+      headers: { "Idempotency-Key": "goodwill-1" },
+      body: JSON.stringify({ purchased: 250, reason: "Goodwill credit" }),
+    });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    expect(await adjustments()).toHaveLength(0);
+    failing.mockRestore();
+    expect(await runDurableObjectAlarm(ledgerFor(env, account.id))).toBe(true);
+    expect(await adjustments()).toEqual([
+      expect.objectContaining({ credits: 250, description: "Goodwill credit" }),
+    ]);
+    // A retried request applies nothing twice and writes no second row.
+    const again = await admin(`/accounts/${account.id}/credits`, {
+      method: "POST",
+      headers: { "Idempotency-Key": "goodwill-1" },
+      body: JSON.stringify({ purchased: 250, reason: "Goodwill credit" }),
+    });
+    expect(again.status).toBe(200);
+    await again.arrayBuffer();
+    await runDurableObjectAlarm(ledgerFor(env, account.id));
+    expect(await adjustments()).toHaveLength(1);
   });
 
   it("renders a row's action and invoice links when the rows carry them", async () => {

@@ -7,6 +7,7 @@ import { dbFor } from "../../src/db/client";
 import { accounts, transactions } from "../../src/db/schema";
 import { ledgerFor } from "../../src/ledger/client";
 import { stripeFor } from "../../src/stripe/client";
+import { failHistoryWrites } from "../helpers/d1-faults";
 import {
   audit,
   balanceOf,
@@ -17,6 +18,7 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
 import { attachCard, eventually } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
@@ -523,6 +525,96 @@ describe("free accounts without a subscription", () => {
       await db.select().from(transactions).where(eq(transactions.accountId, account.id)).all()
     ).filter((t) => t.type === "monthly_grant");
     expect(grants).toHaveLength(2);
+  });
+});
+
+describe("history rows of grants are projections from the ledger's outbox", () => {
+  const grantsOf = async (account: TestAccount) =>
+    (await db.select().from(transactions).where(eq(transactions.accountId, account.id)).all())
+      .filter((t) => t.type === "monthly_grant")
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  const outboxSize = (account: TestAccount) =>
+    runInDurableObject(
+      ledgerFor(env, account.id),
+      (_i, state) =>
+        state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n,
+    );
+
+  it("a cycle grant whose D1 write fails after the commit is written once by the outbox retry", async () => {
+    const logs = expectLogs([/history row not written to D1 yet/]);
+    const account = await createAccount("starter");
+    const t = now();
+    const paid = {
+      ...invoice(account, { start: t, end: t + 30 * DAY }),
+      amount_paid: 2_900,
+      hosted_invoice_url: "https://invoice.stripe.test/i/cycle",
+    };
+    const failing = failHistoryWrites();
+    await ok(await deliver(event("invoice.paid", paid)));
+    expect((await balanceOf(account)).monthly).toBe(3_000);
+    expect(await grantsOf(account)).toHaveLength(1);
+    expect(logs.lines.length).toBeGreaterThan(0);
+    failing.mockRestore();
+    expect(await runDurableObjectAlarm(ledgerFor(env, account.id))).toBe(true);
+    const grants = await grantsOf(account);
+    expect(grants).toHaveLength(2);
+    expect(grants[1]).toMatchObject({
+      id: paid.id,
+      type: "monthly_grant",
+      status: "succeeded",
+      credits: 3_000,
+      amountCents: 2_900,
+      invoiceId: paid.id,
+      invoiceUrl: "https://invoice.stripe.test/i/cycle",
+    });
+    expect(await outboxSize(account)).toBe(0);
+    await runDurableObjectAlarm(ledgerFor(env, account.id));
+    expect(await grantsOf(account)).toHaveLength(2);
+  });
+
+  it("a free plan's alarm cycle whose D1 write fails is written once by the next alarm", async () => {
+    expectLogs([/history row not written to D1 yet/]);
+    const account = await createAccount("free");
+    await setBalance(account, { monthly: 3, purchased: 40 });
+    const ledger = ledgerFor(env, account.id);
+    await runInDurableObject(ledger, (_i, state) => {
+      state.storage.sql.exec("UPDATE state SET cycle_ends_at = ? WHERE id = 1", Date.now() - 1000);
+    });
+    const failing = failHistoryWrites();
+    await runDurableObjectAlarm(ledger);
+    expect(await balanceOf(account)).toMatchObject({ monthly: 500, purchased: 40 });
+    expect(await grantsOf(account)).toHaveLength(1);
+    failing.mockRestore();
+    expect(await runDurableObjectAlarm(ledger)).toBe(true);
+    const grants = await grantsOf(account);
+    expect(grants).toHaveLength(2);
+    const cycle = grants.find((g) => g.id !== `cycle:${account.id}:initial`);
+    expect(cycle).toMatchObject({ credits: 500, amountCents: 0, invoiceId: null });
+    expect(cycle?.id).toMatch(new RegExp(`^cycle:${account.id}:\\d+$`));
+    expect(await outboxSize(account)).toBe(0);
+    await runDurableObjectAlarm(ledger);
+    expect(await grantsOf(account)).toHaveLength(2);
+  });
+
+  it("an invoice redelivered after a failed history write leaves one row, and one grant", async () => {
+    expectLogs([/history row not written to D1 yet/]);
+    const account = await createAccount("starter");
+    const t = now();
+    const paid = invoice(account, { start: t, end: t + 30 * DAY });
+    const first = event("invoice.paid", paid);
+    const failing = failHistoryWrites();
+    await ok(await deliver(first));
+    failing.mockRestore();
+    // Stripe retries the event, and may send a second event for the same invoice.
+    await ok(await deliver(first));
+    await ok(await deliver(event("invoice.paid", paid)));
+    await runDurableObjectAlarm(ledgerFor(env, account.id));
+    await ok(await deliver(event("invoice.paid", paid)));
+    const rows = (await grantsOf(account)).filter((g) => g.id === paid.id);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.credits).toBe(3_000);
+    expect((await balanceOf(account)).monthly).toBe(3_000);
+    expect((await audit(account.id)).consistent).toBe(true);
   });
 });
 

@@ -187,9 +187,40 @@ export interface UsageRow {
   credits: number;
 }
 
-/** What the outbox holds: recharge jobs for the queue, and notices to email. */
+/**
+ * A customer-visible history row the ledger decided (a cycle's or a paid upgrade's grant, an
+ * operator's adjustment), as D1's `transactions` copies it: everything the row needs, so the
+ * outbox can write it after the commit with no other read. `id` is the row's natural id (the
+ * invoice id, the cycle ref, the adjustment ref), so a redelivery writes nothing twice.
+ */
+export interface HistoryRow {
+  id: string;
+  account_id: string;
+  type: "monthly_grant" | "adjustment";
+  credits: number;
+  amount_cents: number;
+  invoice_id: string | null;
+  invoice_url: string | null;
+  description: string | null;
+  /** ISO 8601. */
+  created_at: string;
+}
+
+/** What a grant's caller knows of its history row that the ledger does not (Stripe's invoice). */
+export interface HistoryDetails {
+  amountCents?: number;
+  invoiceId?: string | null;
+  invoiceUrl?: string | null;
+  description?: string | null;
+}
+
+/**
+ * What the outbox holds: recharge jobs for the queue, notices to email, and projections (D1
+ * copies of what the ledger decided; money rule 4: a copy, never a second source of truth).
+ */
 export type OutboxItem =
   | { type: "recharge"; job: RechargeJob }
+  | { type: "projection"; ref: string; row: HistoryRow }
   | {
       type: "email";
       kind: "auto_recharge_paused";

@@ -304,8 +304,7 @@ export function outboxId(item: OutboxItem): string {
 
 /** An outbox row's body: rows written before notices existed are bare recharge jobs. */
 export function outboxItemOf(body: unknown): OutboxItem {
-  if (typeof body === "object" && body !== null && (body as { type?: unknown }).type === "email") {
-    return body as OutboxItem;
-  }
+  const type = typeof body === "object" && body !== null ? (body as { type?: unknown }).type : null;
+  if (type === "email" || type === "projection") return body as OutboxItem;
   return { type: "recharge", job: RechargeJob.parse(body) };
 }
