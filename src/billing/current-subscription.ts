@@ -23,7 +23,8 @@ export function takesOver(currentLive: boolean, candidateLive: boolean): boolean
   return candidateLive && !currentLive;
 }
 
-async function isLive(stripe: Stripe, id: string): Promise<boolean> {
+/** Whether Stripe holds the subscription live now (active, trialing, past_due). */
+export async function isLive(stripe: Stripe, id: string): Promise<boolean> {
   try {
     return LIVE_STATUSES.has((await stripe.subscriptions.retrieve(id)).status);
   } catch (err) {

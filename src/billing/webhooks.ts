@@ -21,13 +21,14 @@ import { type ChargeOutcome, outcomeOfInvoice } from "../recharge/payments";
 import { onCheckoutCompleted } from "./checkout";
 import {
   ENDED_STATUSES,
+  isLive,
   liveSuccessor,
   recordOtherEvent,
   roleOfSubscription,
 } from "./current-subscription";
 import { planOfCycleInvoice, planOfUpgradeInvoice } from "./invoice-plans";
 import { syncPaymentMethod } from "./payment-methods";
-import { eventVersion, planForPrice, planFromSubscription } from "./plans";
+import { eventVersion, planForPrice, planFromSubscription, sameSecond } from "./plans";
 import { stripeFor } from "./stripe-client";
 
 const WEBHOOK_BODY_LIMIT = 512 * 1024;
@@ -236,10 +237,20 @@ async function onInvoicePaid(
     return true;
   }
   if (upgrade) return onUpgradePaid(env, db, account.id, invoice, paid.plan, paid.end);
+  const version = eventVersion(event);
+  // The ledger ignores an invoice older than the change that made the account free (its
+  // subscription ended since). In one second, the end of the subscription this one replaced
+  // cannot be told from this one's by version: Stripe says whether this one is still live.
+  const live =
+    account.plan === "free" &&
+    account.planUpdatedAt >= version &&
+    sameSecond(account.planUpdatedAt, version) &&
+    (await isLive(stripeFor(env), subscription));
   const result = await ledgerFor(env, account.id).startCycle({
     ref: invoice.id as string,
     plan: paid.plan,
-    version: eventVersion(event),
+    version,
+    live,
     startsAt: paid.start * 1000,
     endsAt: paid.end * 1000,
     source: "stripe",
@@ -260,7 +271,7 @@ async function onInvoicePaid(
       invoiceUrl: invoice.hosted_invoice_url ?? null,
     });
   }
-  await mirrorPlan(db, account.id, paid.plan, eventVersion(event), subscription);
+  await mirrorPlan(db, account.id, paid.plan, version, subscription);
   return true;
 }
 
@@ -341,12 +352,15 @@ async function onSubscription(
     version,
     subscriptionMirror(subscription, plan),
   );
-  if (!mirrored && (await getAccount(db, account.id))?.planUpdatedAt === version) {
-    // Another event of this kind from the same second was mirrored first. `created` has
-    // one-second resolution and Stripe delivers in no particular order, so which snapshot is
-    // newer cannot be told: Stripe's current subscription decides (e.g. a cancellation at
-    // period end made in the second the subscription became active).
-    await mirrorCurrentSubscription(env, db, account.id, subscription.id, version, event.id);
+  const stored = mirrored ? null : ((await getAccount(db, account.id))?.planUpdatedAt ?? null);
+  if (stored !== null && stored >= version && sameSecond(stored, version)) {
+    // An event from the same second was mirrored first: another of this kind (a cancellation
+    // at period end made in the second the subscription became active), or the end of the
+    // subscription this one replaced (its deletion outranks this one's creation, but they are
+    // not of one subscription). `created` has one-second resolution and Stripe delivers in no
+    // particular order, so which is newer cannot be told: Stripe's current subscription
+    // decides, at the version stored.
+    await mirrorCurrentSubscription(env, db, account.id, subscription.id, stored, event.id);
   }
   return true;
 }

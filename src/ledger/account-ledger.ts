@@ -859,6 +859,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     startsAt: number;
     endsAt: number;
     source: "stripe" | "alarm";
+    /** Stripe holds the invoice's subscription live now (`decideCycle`). */
+    live?: boolean;
   }): Promise<
     | { ok: true; started: boolean; granted: number; balance: BalanceView }
     | { ok: false; reason: "not_initialized" }
