@@ -419,6 +419,14 @@ async function checkSettled(w: World): Promise<void> {
   if (!invoiceId || (await stripe().invoices.retrieve(invoiceId)).status !== "paid") return;
   const end = await cycleEnd(w);
   if (end === w.tookOverCycle) return;
+  // The local server's renew control moves a subscription's periods ahead of the clock, but a
+  // subscription made afterwards starts at the clock: its first period can end before the
+  // cycle of the one it replaced, which Stripe's clock (one per customer, test clocks too) never
+  // produces. Rule 9 orders cycles by their end ("an invoice for an older period never moves
+  // the cycle back"), so such an account may stay in the ended subscription's cycle (paid for,
+  // and bounded above); only exactness, which assumes Stripe's clock, is not checked then.
+  const periodEnd = s.items.data[0]?.current_period_end ?? 0;
+  if (Date.parse(end) > periodEnd * 1000) return;
   const balance = await balanceOf(w.account);
   const paid = await paidAllowance(w, end, true);
   expect(balance.monthly, `paid credits granted\n${w.log.join("\n")}`).toBe(paid);
