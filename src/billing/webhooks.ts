@@ -232,10 +232,12 @@ async function onInvoicePaid(
     ? planOfUpgradeInvoice({ total: invoice.total, lines }, planFor)
     : planOfCycleInvoice(lines, planFor);
   if (!paid) return false;
-  if ((await roleOfSubscription(env, db, account, subscription)) === "other") {
+  const role = await roleOfSubscription(env, db, account, subscription);
+  if (role === "other") {
     await recordOtherEvent(db, account.id, event, subscription, null);
     return true;
   }
+  if (role === "took_over") await followTakeover(env, db, account.id, subscription, event.id);
   if (upgrade) return onUpgradePaid(env, db, account.id, invoice, paid.plan, paid.end);
   const version = eventVersion(event);
   // The ledger ignores an invoice older than the change that made the account free (its
@@ -324,10 +326,12 @@ async function onSubscription(
   let subscription = eventSubscription;
   let plan = planFromSubscription(env, subscription, deleted);
   if (!plan) return false;
-  if ((await roleOfSubscription(env, db, account, subscription.id)) === "other") {
+  const role = await roleOfSubscription(env, db, account, subscription.id);
+  if (role === "other") {
     await recordOtherEvent(db, account.id, event, subscription.id, subscription.status);
     return true;
   }
+  if (role === "took_over") await followTakeover(env, db, account.id, subscription.id, event.id);
   if (plan === "free" && (deleted || ENDED_STATUSES.has(subscription.status))) {
     const customer = customerId(subscription.customer) as string;
     const successor = await liveSuccessor(env, db, account.id, customer, subscription.id);
@@ -363,6 +367,30 @@ async function onSubscription(
     await mirrorCurrentSubscription(env, db, account.id, subscription.id, stored, event.id);
   }
   return true;
+}
+
+/**
+ * A subscription that just replaced an ended current one: its events seen before were another
+ * subscription's (recorded, not applied) and the event that made it current can be older than
+ * the ended one's last change, so Stripe's current state gives the plan, at the version stored.
+ */
+async function followTakeover(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  subscriptionId: string,
+  eventRef: string,
+): Promise<void> {
+  const stored = (await getAccount(db, accountId))?.planUpdatedAt;
+  if (stored === undefined) return;
+  await mirrorCurrentSubscription(
+    env,
+    db,
+    accountId,
+    subscriptionId,
+    stored,
+    `${eventRef}:takeover`,
+  );
 }
 
 async function mirrorCurrentSubscription(

@@ -350,6 +350,29 @@ describe("only the current subscription changes the plan", () => {
   });
 });
 
+describe("a live subscription that takes over through a late invoice", () => {
+  it("its invoice, older than the ended one's last change, arrives first: the plan follows it", async () => {
+    const { account, customer, sub } = await subscribed();
+    // A second subscription, its events recorded as another's while the first one is live,
+    // except its paid first invoice, delivered late (Stripe retries for days).
+    const second = await stripe.subscriptions.create({ customer, items: [{ price: PRO }] });
+    const events = await collectNew(customer);
+    const paid = events.filter((e) => e.type === "invoice.paid");
+    await deliver(events.filter((e) => e.type !== "invoice.paid"));
+    expect(await adminView(account)).toMatchObject({ plan: "starter" });
+    await stripe.subscriptions.cancel(sub.id);
+    const ended = await collectNew(customer);
+    // The invoice makes the second one current (the first has ended); then the first one's end.
+    await deliver(paid.map((e) => ({ ...e, created: e.created - 60 })));
+    await deliver(ended);
+    expect(await adminView(account)).toMatchObject({
+      plan: "pro",
+      current_subscription_id: second.id,
+    });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+});
+
 describe("a re-subscription in the second the old subscription ended", () => {
   // `created` has one-second resolution: an operator's script that cancels a subscription and
   // creates the next one, or a customer who subscribes again at once, gives the old one's
