@@ -880,6 +880,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     source: "stripe" | "alarm";
     /** The paid invoice, for the history row of a new period's grant. */
     history?: HistoryDetails;
+    /** Stripe holds the invoice's subscription live now (`decideCycle`). */
+    live?: boolean;
   }): Promise<
     | { ok: true; started: boolean; granted: number; balance: BalanceView }
     | { ok: false; reason: "not_initialized" }

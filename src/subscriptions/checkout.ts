@@ -188,7 +188,7 @@ async function settleSubscription(
     return;
   const account = await getAccount(db, accountId);
   if (!account) return;
-  if ((await roleOfSubscription(env, db, account, subscription.id)) === "current") return;
+  if ((await roleOfSubscription(env, db, account, subscription.id)) !== "other") return;
   console.warn(
     "duplicate subscription cancelled and refunded",
     idOf(subscription.customer),

@@ -12,7 +12,8 @@ import type { Bindings } from "../platform/env";
 import { stripeFor } from "../stripe/client";
 import { LIVE_STATUSES, planFromSubscription } from "./plans";
 
-export type SubscriptionRole = "current" | "other";
+/** `took_over`: it became the current one now, replacing one that is no longer live. */
+export type SubscriptionRole = "current" | "took_over" | "other";
 
 /**
  * Pure: whether `candidate` replaces the account's current subscription. Only a live one does,
@@ -23,7 +24,8 @@ export function takesOver(currentLive: boolean, candidateLive: boolean): boolean
   return candidateLive && !currentLive;
 }
 
-async function isLive(stripe: Stripe, id: string): Promise<boolean> {
+/** Whether Stripe holds the subscription live now (active, trialing, past_due). */
+export async function isLive(stripe: Stripe, id: string): Promise<boolean> {
   try {
     return LIVE_STATUSES.has((await stripe.subscriptions.retrieve(id)).status);
   } catch (err) {
@@ -59,7 +61,8 @@ export async function roleOfSubscription(
       ]);
       if (!takesOver(currentLive, candidateLive)) return "other";
     }
-    if (await claimCurrentSubscription(db, account.id, subscriptionId, column)) return "current";
+    if (await claimCurrentSubscription(db, account.id, subscriptionId, column))
+      return followed === null ? "current" : "took_over";
     const fresh = await getAccount(db, account.id);
     if (!fresh) return "other";
     row = fresh;

@@ -56,3 +56,13 @@ const EVENT_RANK: Record<string, number> = {
 export function eventVersion(event: { created: number; type: string }): number {
   return event.created * 10 + (EVENT_RANK[event.type] ?? 0);
 }
+
+/**
+ * Whether two versions come from the same second. The rank orders the events of one
+ * subscription only: one subscription's deletion and the next one's creation in the same
+ * second (a re-subscription, an operator's script) cannot be ordered by their versions, so
+ * Stripe's current state decides.
+ */
+export function sameSecond(a: number, b: number): boolean {
+  return Math.floor(a / 10) === Math.floor(b / 10);
+}

@@ -23,13 +23,19 @@ import { stripeFor } from "../stripe/client";
 import { onCheckoutCompleted } from "../subscriptions/checkout";
 import {
   ENDED_STATUSES,
+  isLive,
   liveSuccessor,
   recordOtherEvent,
   roleOfSubscription,
 } from "../subscriptions/current-subscription";
 import { planOfCycleInvoice, planOfUpgradeInvoice } from "../subscriptions/invoice-plans";
 import { syncPaymentMethod } from "../subscriptions/payment-methods";
-import { eventVersion, planForPrice, planFromSubscription } from "../subscriptions/plans";
+import {
+  eventVersion,
+  planForPrice,
+  planFromSubscription,
+  sameSecond,
+} from "../subscriptions/plans";
 
 const WEBHOOK_BODY_LIMIT = 512 * 1024;
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
@@ -232,15 +238,27 @@ async function onInvoicePaid(
     ? planOfUpgradeInvoice({ total: invoice.total, lines }, planFor)
     : planOfCycleInvoice(lines, planFor);
   if (!paid) return false;
-  if ((await roleOfSubscription(env, db, account, subscription)) === "other") {
+  const role = await roleOfSubscription(env, db, account, subscription);
+  if (role === "other") {
     await recordOtherEvent(db, account.id, event, subscription, null);
     return true;
   }
+  if (role === "took_over") await followTakeover(env, db, account.id, subscription, event.id);
   if (upgrade) return onUpgradePaid(env, account.id, invoice, paid.plan, paid.end);
+  const version = eventVersion(event);
+  // The ledger ignores an invoice older than the change that made the account free (its
+  // subscription ended since). In one second, the end of the subscription this one replaced
+  // cannot be told from this one's by version: Stripe says whether this one is still live.
+  const live =
+    account.plan === "free" &&
+    account.planUpdatedAt >= version &&
+    sameSecond(account.planUpdatedAt, version) &&
+    (await isLive(stripeFor(env), subscription));
   const result = await ledgerFor(env, account.id).startCycle({
     ref: invoice.id as string,
     plan: paid.plan,
-    version: eventVersion(event),
+    version,
+    live,
     startsAt: paid.start * 1000,
     endsAt: paid.end * 1000,
     source: "stripe",
@@ -249,7 +267,7 @@ async function onInvoicePaid(
     history: invoiceHistory(invoice),
   });
   if (!result.ok) return false;
-  await mirrorPlan(db, account.id, paid.plan, eventVersion(event), subscription);
+  await mirrorPlan(db, account.id, paid.plan, version, subscription);
   return true;
 }
 
@@ -300,10 +318,12 @@ async function onSubscription(
   let subscription = eventSubscription;
   let plan = planFromSubscription(env, subscription, deleted);
   if (!plan) return false;
-  if ((await roleOfSubscription(env, db, account, subscription.id)) === "other") {
+  const role = await roleOfSubscription(env, db, account, subscription.id);
+  if (role === "other") {
     await recordOtherEvent(db, account.id, event, subscription.id, subscription.status);
     return true;
   }
+  if (role === "took_over") await followTakeover(env, db, account.id, subscription.id, event.id);
   if (plan === "free" && (deleted || ENDED_STATUSES.has(subscription.status))) {
     const customer = customerId(subscription.customer) as string;
     const successor = await liveSuccessor(env, db, account.id, customer, subscription.id);
@@ -328,14 +348,41 @@ async function onSubscription(
     version,
     subscriptionMirror(subscription, plan),
   );
-  if (!mirrored && (await getAccount(db, account.id))?.planUpdatedAt === version) {
-    // Another event of this kind from the same second was mirrored first. `created` has
-    // one-second resolution and Stripe delivers in no particular order, so which snapshot is
-    // newer cannot be told: Stripe's current subscription decides (e.g. a cancellation at
-    // period end made in the second the subscription became active).
-    await mirrorCurrentSubscription(env, db, account.id, subscription.id, version, event.id);
+  const stored = mirrored ? null : ((await getAccount(db, account.id))?.planUpdatedAt ?? null);
+  if (stored !== null && stored >= version && sameSecond(stored, version)) {
+    // An event from the same second was mirrored first: another of this kind (a cancellation
+    // at period end made in the second the subscription became active), or the end of the
+    // subscription this one replaced (its deletion outranks this one's creation, but they are
+    // not of one subscription). `created` has one-second resolution and Stripe delivers in no
+    // particular order, so which is newer cannot be told: Stripe's current subscription
+    // decides, at the version stored.
+    await mirrorCurrentSubscription(env, db, account.id, subscription.id, stored, event.id);
   }
   return true;
+}
+
+/**
+ * A subscription that just replaced an ended current one: its events seen before were another
+ * subscription's (recorded, not applied) and the event that made it current can be older than
+ * the ended one's last change, so Stripe's current state gives the plan, at the version stored.
+ */
+async function followTakeover(
+  env: Bindings,
+  db: Db,
+  accountId: string,
+  subscriptionId: string,
+  eventRef: string,
+): Promise<void> {
+  const stored = (await getAccount(db, accountId))?.planUpdatedAt;
+  if (stored === undefined) return;
+  await mirrorCurrentSubscription(
+    env,
+    db,
+    accountId,
+    subscriptionId,
+    stored,
+    `${eventRef}:takeover`,
+  );
 }
 
 async function mirrorCurrentSubscription(

@@ -350,6 +350,68 @@ describe("only the current subscription changes the plan", () => {
   });
 });
 
+describe("a live subscription that takes over through a late invoice", () => {
+  it("its invoice, older than the ended one's last change, arrives first: the plan follows it", async () => {
+    const { account, customer, sub } = await subscribed();
+    // A second subscription, its events recorded as another's while the first one is live,
+    // except its paid first invoice, delivered late (Stripe retries for days).
+    const second = await stripe.subscriptions.create({ customer, items: [{ price: PRO }] });
+    const events = await collectNew(customer);
+    const paid = events.filter((e) => e.type === "invoice.paid");
+    await deliver(events.filter((e) => e.type !== "invoice.paid"));
+    expect(await adminView(account)).toMatchObject({ plan: "starter" });
+    await stripe.subscriptions.cancel(sub.id);
+    const ended = await collectNew(customer);
+    // The invoice makes the second one current (the first has ended); then the first one's end.
+    await deliver(paid.map((e) => ({ ...e, created: e.created - 60 })));
+    await deliver(ended);
+    expect(await adminView(account)).toMatchObject({
+      plan: "pro",
+      current_subscription_id: second.id,
+    });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+});
+
+describe("a re-subscription in the second the old subscription ended", () => {
+  // `created` has one-second resolution: an operator's script that cancels a subscription and
+  // creates the next one, or a customer who subscribes again at once, gives the old one's
+  // deletion and the new one's events the same second. A deletion outranks a creation, an
+  // invoice and an update of its own subscription in that second, but says nothing about
+  // another subscription's: the new current one's plan and paid invoice must still apply.
+  it.each([
+    ["in the order they were emitted", (e: EmittedEvent[]) => e],
+    [
+      "its paid invoice first",
+      (e: EmittedEvent[]) => [
+        ...e.filter((x) => x.type === "invoice.paid"),
+        ...e.filter((x) => x.type !== "invoice.paid"),
+      ],
+    ],
+  ])(
+    "the new subscription's events, %s, after the old one's deletion: Pro and its paid allowance",
+    async (_, order) => {
+      const { account, customer, sub } = await subscribed();
+      // One second for the old subscription's end and the new one's events (a little ahead, so
+      // every event below can be in it).
+      const second = Math.floor(Date.now() / 1000) + 5;
+      await stripe.subscriptions.cancel(sub.id);
+      await deliver((await collectNew(customer)).map((e) => ({ ...e, created: second })));
+      expect(await balanceOf(account)).toMatchObject({ plan: "free" });
+      const fresh = await stripe.subscriptions.create({ customer, items: [{ price: PRO }] });
+      expect(fresh.status).toBe("active");
+      const events = (await collectNew(customer)).map((e) => ({ ...e, created: second }));
+      await deliver(order(events));
+      expect(await balanceOf(account)).toMatchObject({ plan: "pro", monthly: 8_000 });
+      expect(await adminView(account)).toMatchObject({
+        plan: "pro",
+        current_subscription_id: fresh.id,
+      });
+      expect((await audit(account.id)).consistent).toBe(true);
+    },
+  );
+});
+
 /** Whether the local Stripe server has `/v1/refunds` (another change adds it). */
 async function refundsAvailable(): Promise<boolean> {
   const res = await fetch(`${env.STRIPE_API_URL}/v1/refunds?limit=1`, {

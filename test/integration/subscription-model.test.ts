@@ -11,20 +11,38 @@
  * At the end of a sequence, once every event is delivered, a paid current subscription has
  * exactly its paid allowance (credits are not withheld either).
  *
- * CI runs a fixed budget of seeds (MODEL_SEEDS); `MODEL_SEEDS=200 MODEL_STEPS=40 npx vitest
- * run test/integration/subscription-model.test.ts` is the longer soak. A failure prints the
- * seed and the steps so far, which replay the same choices.
+ * When the current subscription ends while another live one exists, the model follows the one
+ * the gateway made current (rule 9 lets it be any live one).
+ *
+ * CI runs a fixed budget of seeds (MODEL_SEEDS, default 10 × 20 steps: about 15 s here); the
+ * soak, outside CI, is `MODEL_SEEDS=150 MODEL_STEPS=30 npx vitest run
+ * test/integration/subscription-model.test.ts`, about 4-8 minutes on this shared machine. Last
+ * runs (2026-12-06): 150 × 30, 2,176 steps, 0 failures; after the last fix (takeover by a late
+ * invoice) 150 × 30, 2,124 steps, 2 failures not diagnosed yet (seeds 9066 and 9117, the
+ * exactness check at the end: likely two subscriptions' periods ending in the same second).
+ * Every seed runs and each failure prints its seed and steps;
+ * `MODEL_FIRST_SEED=<seed> MODEL_SEEDS=1 MODEL_VERBOSE=1` replays the same choices and lists
+ * the events delivered with their `created` second (the outcome can depend on which events
+ * share a second, so a replay may need a few tries).
  */
 import { env } from "cloudflare:workers";
 import type Stripe from "stripe";
 import { describe, expect, it } from "vitest";
 import { PLANS, type PlanId } from "../../src/pricing";
 import { stripeFor } from "../../src/stripe/client";
-import { audit, balanceOf, createAccount, gateway, json, type TestAccount } from "../helpers/http";
+import {
+  admin,
+  audit,
+  balanceOf,
+  createAccount,
+  gateway,
+  json,
+  type TestAccount,
+} from "../helpers/http";
 import { deliverSigned, type EmittedEvent, submitPage } from "../helpers/stripe";
 import { Prng } from "../simulation/prng";
 
-const SEEDS = Number(env.MODEL_SEEDS ?? 6);
+const SEEDS = Number(env.MODEL_SEEDS ?? 10);
 const STEPS = Number(env.MODEL_STEPS ?? 20);
 const FIRST_SEED = Number(env.MODEL_FIRST_SEED ?? 9_001);
 
@@ -55,6 +73,8 @@ interface World {
   /** Every event delivered so far (redelivery picks from these). */
   delivered: EmittedEvent[];
   seen: Set<string>;
+  /** The cycle (its end) in which a live subscription took over from an ended current one. */
+  tookOverCycle: string | null;
   startedAt: number;
   log: string[];
 }
@@ -72,6 +92,21 @@ function customerOf(e: EmittedEvent): string | null {
   if (typeof o.customer === "string") return o.customer;
   if (o.object === "customer" && typeof o.id === "string") return o.id;
   return null;
+}
+
+/** For a verbose replay: what was delivered, with the second it was created in. */
+function describeEvent(e: EmittedEvent): string {
+  const o = e.data.object as {
+    id?: string;
+    status?: string;
+    billing_reason?: string;
+    parent?: { subscription_details?: { subscription?: string } };
+    items?: { data: Array<{ price: { id: string } }> };
+  };
+  const sub = o.parent?.subscription_details?.subscription ?? o.id;
+  const price = planOfPrice(o.items?.data[0]?.price.id);
+  const what = [o.status, o.billing_reason, price].filter(Boolean).join(" ");
+  return `${e.type} ${sub} (${what}) @${e.created}`;
 }
 
 /** Pages back through the server's events until the ones made before this sequence began. */
@@ -109,6 +144,7 @@ async function deliver(w: World, all: boolean): Promise<void> {
     const res = await deliverSigned(e);
     const text = await res.text();
     expect(res.status, `${e.type} ${e.id}: ${text}`).toBe(200);
+    if (env.MODEL_VERBOSE) w.log.push(`   ↳ ${describeEvent(e)}`);
     w.delivered.push(e);
   }
 }
@@ -117,10 +153,45 @@ async function subscription(id: string): Promise<Stripe.Subscription> {
   return stripe().subscriptions.retrieve(id);
 }
 
-async function liveSubscription(w: World): Promise<Stripe.Subscription | null> {
+const isLive = (s: Stripe.Subscription) => ["active", "past_due", "trialing"].includes(s.status);
+
+/** The gateway's current subscription (`GET /admin/accounts/:id`). */
+async function gatewayCurrent(w: World): Promise<string | null> {
+  const res = await admin(`/accounts/${w.account.id}`);
+  expect(res.status).toBe(200);
+  return (await json<{ current_subscription_id: string | null }>(res)).current_subscription_id;
+}
+
+/**
+ * The subscription the account follows. Rule 9: "if the current subscription ends while another
+ * live one of ours exists, that one becomes current" (which one, when several are live, is the
+ * gateway's choice): once `w.current` has ended, the model follows the gateway's current one if
+ * it is such a live one. `strict` (once every event is delivered) requires the gateway to have
+ * moved to one when one exists.
+ */
+async function liveSubscription(w: World, strict = false): Promise<Stripe.Subscription | null> {
   if (!w.current) return null;
   const s = await subscription(w.current);
-  return ["active", "past_due", "trialing"].includes(s.status) ? s : null;
+  if (isLive(s)) return s;
+  const subs = await stripe().subscriptions.list({ customer: w.customer, status: "all" });
+  const candidates = subs.data.filter((c) => isLive(c) && planOfSubscription(c) !== null);
+  if (candidates.length === 0) return null;
+  const followed = await gatewayCurrent(w);
+  const next = candidates.find((c) => c.id === followed);
+  if (strict) {
+    expect(
+      next?.id,
+      `a live subscription becomes current when the current one ends\n${w.log.join("\n")}`,
+    ).toBeDefined();
+  }
+  if (!next) return null;
+  w.log.push(`   (the current subscription ended; ${next.id} took over)`);
+  w.current = next.id;
+  // Its invoices paid while it was not the current one granted nothing (only the current
+  // subscription's paid invoices add credits): the cycle it took over in is not checked for
+  // exactness, only bounded.
+  w.tookOverCycle = await cycleEnd(w);
+  return next;
 }
 
 function planOfSubscription(s: Stripe.Subscription): PaidPlan | null {
@@ -343,7 +414,7 @@ async function checkSafety(w: World): Promise<void> {
 }
 
 async function checkSettled(w: World): Promise<void> {
-  const s = await liveSubscription(w);
+  const s = await liveSubscription(w, true);
   const shown = await json<{ plan: string }>(
     await gateway("/v1/account", { key: w.account.api_key }),
   );
@@ -356,8 +427,18 @@ async function checkSettled(w: World): Promise<void> {
   const latest = s.latest_invoice;
   const invoiceId = typeof latest === "string" ? latest : latest?.id;
   if (!invoiceId || (await stripe().invoices.retrieve(invoiceId)).status !== "paid") return;
+  const end = await cycleEnd(w);
+  if (end === w.tookOverCycle) return;
+  // The local server's renew control moves a subscription's periods ahead of the clock, but a
+  // subscription made afterwards starts at the clock: its first period can end before the
+  // cycle of the one it replaced, which Stripe's clock (one per customer, test clocks too) never
+  // produces. Rule 9 orders cycles by their end ("an invoice for an older period never moves
+  // the cycle back"), so such an account may stay in the ended subscription's cycle (paid for,
+  // and bounded above); only exactness, which assumes Stripe's clock, is not checked then.
+  const periodEnd = s.items.data[0]?.current_period_end ?? 0;
+  if (Date.parse(end) > periodEnd * 1000) return;
   const balance = await balanceOf(w.account);
-  const paid = await paidAllowance(w, await cycleEnd(w), true);
+  const paid = await paidAllowance(w, end, true);
   expect(balance.monthly, `paid credits granted\n${w.log.join("\n")}`).toBe(paid);
 }
 
@@ -383,6 +464,7 @@ async function runSeed(seed: number): Promise<number> {
     undelivered: [],
     delivered: [],
     seen: new Set(),
+    tookOverCycle: null,
     startedAt: Math.floor(Date.now() / 1000),
     log: [`seed ${seed}`],
   };
@@ -408,8 +490,18 @@ async function runSeed(seed: number): Promise<number> {
 describe("rule 9 under random subscription histories (model-based)", () => {
   it(`${SEEDS} seeds × up to ${STEPS} steps through the local Stripe server`, async () => {
     let total = 0;
-    for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS; seed++) total += await runSeed(seed);
-    console.log(`subscription model: ${SEEDS} seeds, ${total} steps`);
+    // Every seed runs (each on its own account) so one soak reports every distinct failure.
+    const failures: string[] = [];
+    for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS; seed++) {
+      try {
+        total += await runSeed(seed);
+      } catch (err) {
+        failures.push(`seed ${seed}: ${(err as Error).message}`);
+        console.log(`seed ${seed} failed: ${(err as Error).message.split("\n")[0]}`);
+      }
+    }
+    console.log(`subscription model: ${SEEDS} seeds, ${total} steps, ${failures.length} failed`);
+    expect(failures.join("\n\n")).toBe("");
     expect(total).toBeGreaterThan(SEEDS);
   }, 600_000);
 });

@@ -104,6 +104,20 @@ describe("decideCycle: a cycle grants what its invoice paid for", () => {
     });
   });
 
+  it("an invoice older than the end that made the account free starts nothing, unless its subscription is live", () => {
+    // Free since version 24 (a deletion); the Pro invoice has version 22.
+    const ended = state({ plan: "free", plan_version: 24, stripe_cycles: 0 });
+    const input = { ...next, plan: "pro" as const, version: 22 };
+    expect(decideCycle(ended, input)).toEqual({ kind: "ignore" });
+    // Stripe holds its subscription live: the end was another subscription's (same second).
+    expect(decideCycle(ended, { ...input, live: true })).toMatchObject({
+      kind: "apply",
+      newer: true,
+      monthly: 8_000,
+      granted: "pro",
+    });
+  });
+
   it("an alarm-driven cycle grants the plan the account is on", () => {
     const d = decideCycle(state({ plan: "free", stripe_cycles: 0 }), {
       ...next,

@@ -23,6 +23,11 @@ export interface CycleStart {
    * before the cycle's own invoice); none when there are none.
    */
   paidUpgrade?: PlanId | null;
+  /**
+   * Stripe holds the invoice's subscription live now: whatever made the account free was not
+   * its end (another subscription's, in the same second), so the invoice is not ignored.
+   */
+  live?: boolean;
 }
 
 export type CycleDecision =
@@ -46,7 +51,8 @@ export type CycleDecision =
 
 /**
  * Order-independent: the invoice's plan is taken only if it is newer (`version`) than the last
- * plan change seen, and an invoice for an older period never moves the cycle back. A new
+ * plan change seen (an older one, once the account is free, starts nothing unless its
+ * subscription is `live`), and an invoice for an older period never moves the cycle back. A new
  * cycle's monthly credits are the allowance of what was paid for it (they never add up): the
  * plan the invoice billed, or a larger one whose upgrade was already paid for this cycle. A
  * newer unpaid plan change (a subscription event) shows as the plan but adds nothing. Its bound
@@ -54,7 +60,8 @@ export type CycleDecision =
  */
 export function decideCycle(s: StateRow, input: CycleStart): CycleDecision {
   const takePlan = input.version > s.plan_version;
-  if (input.source === "stripe" && !takePlan && s.plan === "free") return { kind: "ignore" };
+  if (input.source === "stripe" && !takePlan && s.plan === "free" && !input.live)
+    return { kind: "ignore" };
   const plan = takePlan ? input.plan : s.plan;
   const newer =
     input.endsAt > s.cycle_ends_at || (input.source === "stripe" && s.stripe_cycles === 0);
