@@ -98,10 +98,15 @@ export async function until<T>(
   timeoutMs = 60_000,
 ) {
   const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
   for (;;) {
-    const value = await check().catch(() => null);
+    const value = await check().catch((err: unknown) => {
+      last = err;
+      return null;
+    });
     if (value) return value;
-    if (Date.now() > deadline) throw new Error("the expected state never arrived");
+    if (Date.now() > deadline)
+      throw new Error(`the expected state never arrived${last ? `; last: ${String(last)}` : ""}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }

@@ -8,6 +8,7 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NoSubscriptionError, simulateRenewal } from "../../scripts/simulate-renewal.mjs";
 import { api, reloadUntil, type Stack, startStackAndBrowser, until } from "./harness";
 
 const SHOTS = path.resolve("test-results");
@@ -43,6 +44,70 @@ interface Tx {
 async function transactions(stack: Stack, key: string): Promise<Tx[]> {
   return (await api(stack, "/v1/account/transactions", { token: key })).body.data as Tx[];
 }
+
+/** Subscribes through Checkout the way the hosted page's form posts it (no browser needed). */
+async function subscribe(stack: Stack, key: string, plan: "starter" | "pro") {
+  const session = await api(stack, "/v1/account/checkout", {
+    method: "POST",
+    token: key,
+    body: JSON.stringify({ plan }),
+  });
+  expect(session.status).toBe(200);
+  const done = await fetch(session.body.url as string, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ payment_method: "pm_card_visa" }),
+  });
+  expect(done.status).toBe(303);
+  await done.arrayBuffer();
+}
+
+describe("npm run simulate:renewal", () => {
+  it("renews the account's real subscription in the local Stripe server: a new paid cycle", async () => {
+    const { stack } = h;
+    const account = await freeAccount(stack, "e2e-renewal@example.com");
+    await subscribe(stack, account.key, "starter");
+    const first = await until(async () => {
+      const b = await api(stack, "/v1/account/balance", { token: account.key });
+      expect(b.body).toMatchObject({ plan: "starter", monthly: 3_000 });
+      return b.body as { cycle_ends_at: string };
+    });
+    const spent = await api(stack, `/admin/accounts/${account.id}/credits`, {
+      method: "POST",
+      token: stack.adminToken,
+      body: JSON.stringify({ monthly: -1_000, reason: "e2e: use some of the cycle" }),
+    });
+    expect(spent.status).toBe(200);
+
+    const { invoice } = await simulateRenewal(stack, account.id, () => {});
+    expect(invoice).toMatchObject({ billing_reason: "subscription_cycle", status: "paid" });
+    // The renewal's paid invoice starts the next cycle: the allowance again, a month later, and
+    // a history row with that invoice.
+    await until(async () => {
+      const b = await api(stack, "/v1/account/balance", { token: account.key });
+      expect(b.body.monthly).toBe(3_000);
+      expect(Date.parse(b.body.cycle_ends_at as string)).toBeGreaterThan(
+        Date.parse(first.cycle_ends_at) + 27 * 86_400_000,
+      );
+      const grants = (await transactions(stack, account.key)).filter(
+        (t) => t.type === "monthly_grant" && t.amount_cents === 1_900,
+      );
+      expect(grants).toHaveLength(2);
+      return true;
+    });
+  });
+
+  it("without a subscription says so and changes nothing (it used to move the cycle back)", async () => {
+    const { stack } = h;
+    const account = await freeAccount(stack, "e2e-renewal-free@example.com");
+    const before = await api(stack, "/v1/account/balance", { token: account.key });
+    await expect(simulateRenewal(stack, account.id, () => {})).rejects.toThrow(NoSubscriptionError);
+    const after = await api(stack, "/v1/account/balance", { token: account.key });
+    expect(after.body).toEqual(before.body);
+    expect(await transactions(stack, account.key)).toHaveLength(1);
+  });
+});
 
 describe("Stripe flows in Chromium", () => {
   it("subscribes through Checkout, is auto-recharged by invoice, and finds the invoice in its history and the portal", async () => {
