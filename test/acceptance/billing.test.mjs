@@ -19,7 +19,6 @@ import {
   fieldNames,
   isRfc3339Utc,
   setBalance,
-  sleep,
   startStack,
   waitFor,
 } from "./helpers.mjs";
@@ -33,8 +32,29 @@ after(async () => {
   await stack?.stop();
 });
 
-/** How long "nothing happens" is watched for. */
-const QUIET_MS = 3_000;
+/**
+ * The positive barrier for "nothing was bought": a top-up of 1,000 credits, bought now and
+ * waited for until it has succeeded. The contract runs top-ups "through the same pipeline as
+ * auto-recharge", and the account records its purchases in the order it starts them, so by the
+ * time this later purchase has gone all the way through, a purchase an earlier step wrongly
+ * started is in the transactions (and its credits, had it been paid, in the balance) too.
+ * Returns the top-up's id; the caller then asserts what must be absent.
+ * @param {string} key
+ */
+async function purchaseBarrier(key) {
+  const res = await call(stack, "/v1/account/top-ups", {
+    key,
+    body: { package: "credits_1000" },
+    headers: { "Idempotency-Key": `barrier-${Date.now()}-${Math.random()}` },
+  });
+  assert.equal(res.status, 202, `the barrier top-up: ${res.text}`);
+  await waitFor(
+    async () =>
+      (await transactionsOf(key)).some((x) => x.id === res.body.id && x.status === "succeeded"),
+    "the barrier top-up succeeded",
+  );
+  return /** @type {string} */ (res.body.id);
+}
 
 /** @param {string} key */
 const settingsOf = async (key) => {
@@ -181,10 +201,10 @@ describe("when auto-recharge triggers (product doc scenarios)", () => {
   test("scenario 3: monthly 500 + purchased 100 = 600 → does not recharge", async () => {
     const account = await armedAccount({ monthly: 500, purchased: 100 });
     assert.equal((await classify(stack, account.api_key)).status, 200);
-    await sleep(QUIET_MS);
-    const b = await balanceOf(stack, account.api_key);
-    assert.deepEqual([b.monthly, b.purchased], [500, 100]);
     assert.equal((await settingsOf(account.api_key)).pending, false);
+    await purchaseBarrier(account.api_key);
+    const b = await balanceOf(stack, account.api_key);
+    assert.deepEqual([b.monthly, b.purchased], [500, 1100], "only the barrier's 1,000 bought");
     assert.ok(!(await transactionsOf(account.api_key)).some((t) => t.type === "auto_recharge"));
   });
 
@@ -206,13 +226,14 @@ describe("when auto-recharge triggers (product doc scenarios)", () => {
     assert.equal(off.status, 200);
     assert.equal(off.body.enabled, false);
     assert.equal((await classify(stack, account.api_key)).status, 200);
-    await sleep(QUIET_MS);
+    await purchaseBarrier(account.api_key);
     const b = await balanceOf(stack, account.api_key);
     assert.deepEqual(
       [b.monthly, b.purchased],
-      [0, 100],
-      "existing purchased credits remain, nothing bought",
+      [0, 1100],
+      "existing purchased credits remain, nothing bought but the barrier's 1,000",
     );
+    assert.ok(!(await transactionsOf(account.api_key)).some((t) => t.type === "auto_recharge"));
   });
 });
 
@@ -375,11 +396,18 @@ describe("top-ups", () => {
       "succeeded",
       `the replay answers the current status, got ${replay.body.status}`,
     );
-    await sleep(1000);
-    assert.equal((await balanceOf(stack, account.api_key)).purchased, 1000, "bought once");
+    const barrier = await purchaseBarrier(account.api_key);
     assert.equal(
-      (await transactionsOf(account.api_key)).filter((x) => x.type === "top_up").length,
-      1,
+      (await balanceOf(stack, account.api_key)).purchased,
+      2000,
+      "bought once (plus the barrier)",
+    );
+    assert.deepEqual(
+      (await transactionsOf(account.api_key))
+        .filter((x) => x.type === "top_up")
+        .map((x) => x.id)
+        .sort(),
+      [first.body.id, barrier].sort(),
     );
   });
 });
@@ -409,11 +437,20 @@ describe("monthly spending limit and purchases", () => {
       async () => (await balanceOf(stack, account.api_key)).purchased === 1000,
       "the first top-up's credits",
     );
-    await sleep(1000);
+    // The barrier needs room under the limit; the refused second top-up was answered already.
+    await putLimit(account.api_key, null);
+    const barrier = await purchaseBarrier(account.api_key);
     assert.equal(
       (await balanceOf(stack, account.api_key)).purchased,
-      1000,
-      "only the first was bought",
+      2000,
+      "only the first was bought (plus the barrier)",
+    );
+    assert.deepEqual(
+      (await transactionsOf(account.api_key))
+        .filter((x) => x.type === "top_up")
+        .map((x) => x.id)
+        .sort(),
+      [first.body.id, barrier].sort(),
     );
   });
 
@@ -456,10 +493,14 @@ describe("monthly spending limit and purchases", () => {
       async () => (await settingsOf(account.api_key)).paused === "spending_limit_reached",
       'paused: "spending_limit_reached"',
     );
-    await sleep(QUIET_MS);
+    // No sleep: "paused" is the trigger's other outcome (the contract: the recharge "does not
+    // start and the settings show paused"), so once it shows, the trigger has been decided, and
+    // a recharge it had started anyway would show as `pending` and in the transactions now. No
+    // later purchase can serve as a barrier: the limit refuses them all while paused.
     const b = await balanceOf(stack, account.api_key);
     assert.deepEqual([b.monthly, b.purchased], [0, 100], "no recharge started");
     assert.equal((await settingsOf(account.api_key)).pending, false);
+    assert.ok(!(await transactionsOf(account.api_key)).some((t) => t.type === "auto_recharge"));
     await putLimit(account.api_key, null);
     await waitFor(
       async () => (await settingsOf(account.api_key)).paused === null,

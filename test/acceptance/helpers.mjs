@@ -102,6 +102,8 @@ export async function startEchoUpstream() {
       });
       res.end(req.method === "HEAD" ? undefined : text);
     };
+    // Kept fixed: this delay is the behaviour under test (an upstream slower than the gateway's
+    // UPSTREAM_TIMEOUT_MS), not a test waiting for something.
     if (url.pathname === "/v1/echo/slow") setTimeout(send, 5_000).unref();
     else send();
   });
@@ -427,11 +429,16 @@ export async function waitFor(fn, message, opts = {}) {
         `${message} (waited ${opts.timeoutMs ?? WITHIN_SECONDS_MS} ms; last: ${JSON.stringify(last)?.slice(0, 400)})`,
       );
     }
-    await sleep(opts.intervalMs ?? 250);
+    await sleep(opts.intervalMs ?? 250); // the poll interval, not a wait for an outcome
   }
 }
 
-/** @param {number} ms */
+/**
+ * A fixed pause. Only for the poll interval and the clock below: a test that waits for an
+ * effect uses `waitFor`, and one that proves an effect did NOT happen first waits for a later
+ * event that could only come after it (a barrier), never for a while.
+ * @param {number} ms
+ */
 export function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -449,6 +456,8 @@ export async function awayFromTurnOf(period, marginMs = period === "minute" ? 8_
       ? Math.ceil((now.getTime() + 1) / 60_000) * 60_000
       : Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
   const left = next - now.getTime();
+  // Kept fixed: what is waited for is the wall clock itself passing the turn; nothing in the
+  // stack marks it, and the time left is known exactly.
   if (left < marginMs) await sleep(left + 50);
 }
 
