@@ -39,9 +39,10 @@ import {
   RECHARGE_THRESHOLD,
 } from "../pricing";
 import { currentAlarmCycle, decideCycle, decideUpgrade } from "./domain/cycles";
+import { decideDebit, decideRecharge, rateLimitOf } from "./domain/decisions";
 import { addEffects, type Effects, noEffects } from "./domain/effects";
 import { type AlertSettings, lowBalanceStep } from "./domain/low-balance";
-import { type RateDecision, type RateWindow, takeFromWindow } from "./domain/rate-window";
+import type { RateWindow } from "./domain/rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./domain/recent-debits";
 import {
   addOneMonth,
@@ -49,15 +50,11 @@ import {
   type BalanceView,
   type Buckets,
   DEFAULT_SPEND_LIMIT_CENTS,
-  debitMinute,
   fitsSpendLimit,
   liveBalance,
   minuteOf,
   monthStart,
   nextMonthStart,
-  ringNeedsSettling,
-  shouldTriggerRecharge,
-  splitDebit,
   withTotal,
 } from "./domain/rules";
 import type {
@@ -69,7 +66,6 @@ import type {
   DebitResult,
   HistoryDetails,
   OutboxItem,
-  RechargeKind,
   RechargeView,
   RefundResult,
   SettingsResult,
@@ -100,6 +96,7 @@ import {
   recordLowBalanceAlert,
   recordPaymentProblem,
   spentThisMonth,
+  startAutoRecharge,
 } from "./store/recharges";
 import { ensureSchema } from "./store/schema";
 import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./store/usage";
@@ -408,43 +405,39 @@ export class AccountLedger extends DurableObject<Bindings> {
     // the ref only to answer for a reply the gateway never got (`refund` with `sentAt`).
     const now = this.now();
     const s = this.s;
-    if (!s) return { ok: false, reason: "insufficient_credits", balance: ZERO, rate: null };
-    // Arrived after the gateway gave up on it and it was declared never committed.
-    if (this.recent.isVoided(ref)) return { ok: false, reason: "not_found", rate: null };
-    if (apiKeyId && this.revokedKeys().has(apiKeyId))
-      return { ok: false, reason: "key_revoked", rate: null };
-    // Proxied traffic (a debit for a key) is rate limited; operator and test debits are not.
-    let rate: RateDecision | null = null;
-    if (apiKeyId) {
-      rate = takeFromWindow(this.rateWindow, now, rateLimitOf(s));
-      if (!rate.allowed) return { ok: false, reason: "rate_limited", rate };
-    }
-    const live = liveBalance(s, this.open);
-    const take = splitDebit(live, cost);
-    if (!take) {
-      // An account at zero whose auto-recharge was paused last month resumes now.
-      if (s.paused_period !== null && s.paused_period !== monthStart(now)) {
+    const d = decideDebit(
+      {
+        settled: s,
+        open: this.open,
+        voided: this.recent.isVoided(ref),
+        // Loaded on the first keyed debit only: an operator's debit reads nothing.
+        revoked: { has: (keyId) => this.revokedKeys().has(keyId) },
+        window: this.rateWindow,
+      },
+      cost,
+      apiKeyId,
+      now,
+    );
+    if (d.kind === "refuse")
+      return d.reason === "rate_limited"
+        ? { ok: false, reason: d.reason, rate: d.rate }
+        : { ok: false, reason: d.reason, rate: null };
+    if (d.kind === "insufficient") {
+      if (d.resume) {
         const { fx } = this.mutateFx((fx) =>
           this.maybeStartAutoRecharge(this.liveState(), now, fx),
         );
         await this.afterCommit(fx);
       }
-      return { ok: false, reason: "insufficient_credits", balance: withTotal(live), rate };
+      return {
+        ok: false,
+        reason: "insufficient_credits",
+        balance: withTotal(d.balance),
+        rate: d.rate,
+      };
     }
-    const after = {
-      monthly: live.monthly - take.monthly,
-      purchased: live.purchased - take.purchased,
-    };
-    const minute = debitMinute(now, s.compacted_until);
-    const mustSettle = ringNeedsSettling(minute, s.compacted_until);
-    const nearThreshold = after.monthly + after.purchased <= RECHARGE_THRESHOLD;
-    // Decided from memory: only the debit that crosses the level reads or writes more.
-    const crosses =
-      lowBalanceStep({
-        level: s.low_balance_credits,
-        armed: s.low_balance_armed === 1,
-        total: after.monthly + after.purchased,
-      }) === "alert";
+    if (!s) throw new Error("unreachable: a debit is taken only from an initialized ledger");
+    const { take, after, minute, mustSettle, nearThreshold, crossesAlert: crosses, rate } = d;
     const fx = this.ctx.storage.transactionSync((): Effects => {
       const fx = noEffects();
       // Rare: no checkpoint for a day (an idle object); settle before reusing a slot.
@@ -1238,35 +1231,30 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /**
-   * Inside a transaction, with `s` carrying the live buckets: the trigger rule, and if it
-   * fires, the recharge and its outbox row. A recharge that would take this month's purchases
-   * over the spending limit does not start: auto-recharge is paused for the month instead,
-   * with one email (money rule 10).
+   * Inside a transaction, with `s` carrying the live buckets: the trigger decided
+   * (`decideRecharge`) and applied, its outbox item and any alarm added to `fx`. The facts are
+   * getters: each is read only if the rule gets to it, as before the rule was pure.
    */
   private maybeStartAutoRecharge(s: StateRow, now: number, fx: Effects): void {
-    const fire = shouldTriggerRecharge({
-      total: s.monthly + s.purchased,
-      enabled: s.auto_enabled === 1,
-      // Only checked near the threshold, so the common debit pays for no extra query.
-      pending: s.monthly + s.purchased <= RECHARGE_THRESHOLD ? this.pendingAutoRecharge() : false,
-    });
-    if (!fire) return;
-    // Already paused this month: nothing changed that could let it through (setLimits clears it).
-    if (s.paused_period === monthStart(now)) return;
-    const pkg = isPackageId(s.auto_package) ? s.auto_package : DEFAULT_PACKAGE;
-    const price = PACKAGES[pkg].priceCents;
-    if (!fitsSpendLimit(spentThisMonth(this.sql, now), price, s.spend_limit_cents)) {
-      // Resumes by itself when the month turns, even with no traffic to trigger it.
-      fx.alarms.push(nextMonthStart(now));
-      fx.deliver.push(pauseForSpendLimit(this.sql, s, now, nextMonthStart(now)));
-      return;
-    }
-    if (s.paused_period !== null)
-      this.sql.exec("UPDATE state SET paused_period = NULL WHERE id = 1");
-    const kind: RechargeKind = "auto_recharge";
-    fx.deliver.push(
-      insertRecharge(this.sql, s, `rch_${crypto.randomUUID().replaceAll("-", "")}`, kind, pkg, now),
+    const sql = this.sql;
+    const d = decideRecharge(
+      s,
+      {
+        get pending() {
+          return hasPendingAutoRecharge(sql);
+        },
+        get spentThisMonthCents() {
+          return spentThisMonth(sql, now);
+        },
+      },
+      now,
     );
+    if (d.kind === "pause") {
+      fx.alarms.push(d.resumesAt);
+      fx.deliver.push(pauseForSpendLimit(sql, s, now, d.resumesAt));
+    } else if (d.kind === "start") {
+      fx.deliver.push(startAutoRecharge(sql, s, d.package, d.clearPause, now));
+    }
   }
 
   /**
@@ -1322,11 +1310,6 @@ function settleDue(s: Pick<StateRow, "compacted_until">): number {
 
 function alertsOf(s: Pick<StateRow, "low_balance_credits">): AlertSettings {
   return { low_balance_credits: s.low_balance_credits };
-}
-
-/** Requests per minute for the whole account: the operator's override, else the plan's. */
-function rateLimitOf(s: Pick<StateRow, "plan" | "rate_limit_override">): number {
-  return s.rate_limit_override ?? PLANS[s.plan].rateLimitPerMinute;
 }
 
 /** A refund's amounts: whole credits, never negative, in a whole minute. */
