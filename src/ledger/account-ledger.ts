@@ -16,8 +16,9 @@
  *
  * Where things go: a new mutation is a method in the section it belongs to (auto-recharge and
  * recharges, alerts, cycles, operators), shaped like `grantPurchased`: `this.mutate(() => …)`
- * around the storage steps (in `recharges.ts`, `entries.ts`), `this.afterCommit(job)` after it
- * for an outbox item.
+ * around the storage steps (in `recharges.ts`, `entries.ts`). Effects (outbox items to deliver,
+ * alarms) are values: the transaction collects them in its `Effects` and returns them, and
+ * `this.afterCommit(fx)` flushes them after the commit; no effect waits in a field.
  *
  * Low-balance alert (`low-balance.ts`): every mutation ends, in its own transaction, by
  * following the alert: armed and now at or below the level, it is disarmed and its email put
@@ -38,8 +39,10 @@ import {
   RECHARGE_THRESHOLD,
 } from "../pricing";
 import { currentAlarmCycle, decideCycle, decideUpgrade } from "./domain/cycles";
+import { decideDebit, decideRecharge, rateLimitOf } from "./domain/decisions";
+import { addEffects, type Effects, noEffects } from "./domain/effects";
 import { type AlertSettings, lowBalanceStep } from "./domain/low-balance";
-import { type RateDecision, type RateWindow, takeFromWindow } from "./domain/rate-window";
+import type { RateWindow } from "./domain/rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./domain/recent-debits";
 import {
   addOneMonth,
@@ -47,15 +50,11 @@ import {
   type BalanceView,
   type Buckets,
   DEFAULT_SPEND_LIMIT_CENTS,
-  debitMinute,
   fitsSpendLimit,
   liveBalance,
   minuteOf,
   monthStart,
   nextMonthStart,
-  ringNeedsSettling,
-  shouldTriggerRecharge,
-  splitDebit,
   withTotal,
 } from "./domain/rules";
 import type {
@@ -67,7 +66,6 @@ import type {
   DebitResult,
   HistoryDetails,
   OutboxItem,
-  RechargeKind,
   RechargeView,
   RefundResult,
   SettingsResult,
@@ -98,6 +96,7 @@ import {
   recordLowBalanceAlert,
   recordPaymentProblem,
   spentThisMonth,
+  startAutoRecharge,
 } from "./store/recharges";
 import { ensureSchema } from "./store/schema";
 import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./store/usage";
@@ -129,10 +128,6 @@ export class AccountLedger extends DurableObject<Bindings> {
   private revoked: Set<string> | null = null;
   /** The account's request window, all keys together; memory only (see rate-window.ts). */
   private readonly rateWindow: RateWindow = { start: 0, count: 0 };
-  /** An alarm a transaction asked for, set once it has committed. */
-  private alarmAfterCommit: number | null = null;
-  /** The low-balance email a committed mutation put in the outbox, for `afterCommit`. */
-  private noticeAfterCommit: OutboxItem | null = null;
   /** This instance's committed debits, for a gateway that lost a reply (recent-debits.ts). */
   private readonly recent = new RecentDebits(Date.now());
   /** Set only by a test (`testSetClock`); null: the real clock. */
@@ -165,23 +160,34 @@ export class AccountLedger extends DurableObject<Bindings> {
   /**
    * One mutation: a synchronous transaction that ends by following the low-balance alert, and
    * memory refreshed from what it committed. `rearm: false` (a refund) never arms the alert.
+   * Returns the result and the effects the transaction collected in `fx` (a rolled-back one
+   * throws, and its effects are dropped with it); the caller flushes them (`afterCommit`).
    */
-  private mutate<T>(fn: () => T, alert: { rearm: boolean } = { rearm: true }): T {
+  private mutateFx<T>(
+    fn: (fx: Effects) => T,
+    alert: { rearm: boolean } = { rearm: true },
+  ): { result: T; fx: Effects } {
+    const fx = noEffects();
     try {
-      return this.ctx.storage.transactionSync(() => {
-        const result = fn();
-        this.followLowBalance(this.now(), alert.rearm);
+      const result = this.ctx.storage.transactionSync(() => {
+        const result = fn(fx);
+        addEffects(fx, this.followLowBalance(this.now(), alert.rearm));
         return result;
       });
-    } catch (err) {
-      // Rolled back: no email was written either.
-      this.noticeAfterCommit = null;
-      throw err;
+      return { result, fx };
     } finally {
       this.s = readStateRow(this.sql);
-      // A caller that does not deliver it (none moves the balance down) leaves it to the alarm.
-      if (this.noticeAfterCommit) this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
     }
+  }
+
+  /**
+   * A mutation whose caller delivers nothing itself (none of them moves the balance down): its
+   * alarms are set and its outbox items left to the alarm.
+   */
+  private mutate<T>(fn: (fx: Effects) => T, alert: { rearm: boolean } = { rearm: true }): T {
+    const { result, fx } = this.mutateFx(fn, alert);
+    this.leaveToAlarm(fx);
+    return result;
   }
 
   /**
@@ -191,9 +197,10 @@ export class AccountLedger extends DurableObject<Bindings> {
    * (its upstream failed); if it re-armed, a client retrying against a failing upstream right
    * at the level would be emailed once per retry.
    */
-  private followLowBalance(now: number, rearm: boolean): void {
+  private followLowBalance(now: number, rearm: boolean): Effects {
+    const fx = noEffects();
     const row = readStateRow(this.sql);
-    if (!row) return;
+    if (!row) return fx;
     const s = { ...row, ...liveBalance(row, this.open) };
     const step = lowBalanceStep({
       level: s.low_balance_credits,
@@ -202,7 +209,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     });
     if (step === "arm" && rearm)
       this.sql.exec("UPDATE state SET low_balance_armed = 1 WHERE id = 1");
-    else if (step === "alert") this.noticeAfterCommit = recordLowBalanceAlert(this.sql, s, now);
+    else if (step === "alert") fx.deliver.push(recordLowBalanceAlert(this.sql, s, now));
+    return fx;
   }
 
   /** The time: the real clock, or the one a test set (`testSetClock`). */
@@ -397,59 +405,57 @@ export class AccountLedger extends DurableObject<Bindings> {
     // the ref only to answer for a reply the gateway never got (`refund` with `sentAt`).
     const now = this.now();
     const s = this.s;
-    if (!s) return { ok: false, reason: "insufficient_credits", balance: ZERO, rate: null };
-    // Arrived after the gateway gave up on it and it was declared never committed.
-    if (this.recent.isVoided(ref)) return { ok: false, reason: "not_found", rate: null };
-    if (apiKeyId && this.revokedKeys().has(apiKeyId))
-      return { ok: false, reason: "key_revoked", rate: null };
-    // Proxied traffic (a debit for a key) is rate limited; operator and test debits are not.
-    let rate: RateDecision | null = null;
-    if (apiKeyId) {
-      rate = takeFromWindow(this.rateWindow, now, rateLimitOf(s));
-      if (!rate.allowed) return { ok: false, reason: "rate_limited", rate };
-    }
-    const live = liveBalance(s, this.open);
-    const take = splitDebit(live, cost);
-    if (!take) {
-      let job: OutboxItem | null = null;
-      // An account at zero whose auto-recharge was paused last month resumes now.
-      if (s.paused_period !== null && s.paused_period !== monthStart(now)) {
-        job = this.mutate(() => this.maybeStartAutoRecharge(this.liveState(), now));
+    const d = decideDebit(
+      {
+        settled: s,
+        open: this.open,
+        voided: this.recent.isVoided(ref),
+        // Loaded on the first keyed debit only: an operator's debit reads nothing.
+        revoked: { has: (keyId) => this.revokedKeys().has(keyId) },
+        window: this.rateWindow,
+      },
+      cost,
+      apiKeyId,
+      now,
+    );
+    if (d.kind === "refuse")
+      return d.reason === "rate_limited"
+        ? { ok: false, reason: d.reason, rate: d.rate }
+        : { ok: false, reason: d.reason, rate: null };
+    if (d.kind === "insufficient") {
+      if (d.resume) {
+        const { fx } = this.mutateFx((fx) =>
+          this.maybeStartAutoRecharge(this.liveState(), now, fx),
+        );
+        await this.afterCommit(fx);
       }
-      await this.afterCommit(job);
-      return { ok: false, reason: "insufficient_credits", balance: withTotal(live), rate };
+      return {
+        ok: false,
+        reason: "insufficient_credits",
+        balance: withTotal(d.balance),
+        rate: d.rate,
+      };
     }
-    const after = {
-      monthly: live.monthly - take.monthly,
-      purchased: live.purchased - take.purchased,
-    };
-    const minute = debitMinute(now, s.compacted_until);
-    const mustSettle = ringNeedsSettling(minute, s.compacted_until);
-    const nearThreshold = after.monthly + after.purchased <= RECHARGE_THRESHOLD;
-    // Decided from memory: only the debit that crosses the level reads or writes more.
-    const crosses =
-      lowBalanceStep({
-        level: s.low_balance_credits,
-        armed: s.low_balance_armed === 1,
-        total: after.monthly + after.purchased,
-      }) === "alert";
-    const { job, notice } = this.ctx.storage.transactionSync(() => {
+    if (!s) throw new Error("unreachable: a debit is taken only from an initialized ledger");
+    const { take, after, minute, mustSettle, nearThreshold, crossesAlert: crosses, rate } = d;
+    const fx = this.ctx.storage.transactionSync((): Effects => {
+      const fx = noEffects();
       // Rare: no checkpoint for a day (an idle object); settle before reusing a slot.
       if (mustSettle) settleMinutes(this.sql, s.compacted_until, minute, Math.floor(now / 1000));
       recordDebit(this.sql, minute, take);
       // The trigger reads the stored settings (and the pending check) only near the threshold.
-      const job = nearThreshold
-        ? this.maybeStartAutoRecharge({ ...(readStateRow(this.sql) as StateRow), ...after }, now)
-        : null;
+      if (nearThreshold)
+        this.maybeStartAutoRecharge({ ...(readStateRow(this.sql) as StateRow), ...after }, now, fx);
       // Worded after the trigger: the email says whether a recharge is now in flight.
-      const notice = crosses
-        ? recordLowBalanceAlert(
+      if (crosses)
+        fx.deliver.push(
+          recordLowBalanceAlert(
             this.sql,
             { ...(readStateRow(this.sql) as StateRow), ...after },
             now,
-          )
-        : null;
-      return { job, notice };
+          ),
+        );
+      return fx;
     });
     // Committed: remembered at once, before anything else here can throw (recent-debits.ts).
     this.recent.remember(ref, { minute, ...take }, Date.now());
@@ -462,8 +468,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       };
     // Compared in memory: an alarm is written only when none is due by then (once an hour).
     if (this.s) this.scheduleAlarm(settleDue(this.s));
-    if (job) await this.deliver(job);
-    if (notice) await this.deliver(notice);
+    await this.afterCommit(fx);
     return { ok: true, charged: take, minute, balance: withTotal(after), rate };
   }
 
@@ -575,9 +580,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     reason: string;
   }): Promise<AdjustResult> {
     const now = this.now();
-    let job: OutboxItem | null = null;
-    let history: OutboxItem | null = null;
-    const result = this.mutate((): AdjustResult => {
+    const { result, fx } = this.mutateFx((fx): AdjustResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized", balance: ZERO };
       const earlier = entryDeltas(this.sql, input.ref);
@@ -596,25 +599,27 @@ export class AccountLedger extends DurableObject<Bindings> {
       );
       this.appendLedger(input.ref, "adjustment", input.monthly, input.purchased, now, input.reason);
       // The customer's history says why the balance changed, not only by how much.
-      history = insertProjection(
-        this.sql,
-        {
-          id: input.ref,
-          account_id: s.account_id,
-          type: "adjustment",
-          credits: input.monthly + input.purchased,
-          amount_cents: 0,
-          invoice_id: null,
-          invoice_url: null,
-          description: input.reason,
-          created_at: iso(now),
-        },
-        now,
+      fx.deliver.push(
+        insertProjection(
+          this.sql,
+          {
+            id: input.ref,
+            account_id: s.account_id,
+            type: "adjustment",
+            credits: input.monthly + input.purchased,
+            amount_cents: 0,
+            invoice_id: null,
+            invoice_url: null,
+            description: input.reason,
+            created_at: iso(now),
+          },
+          now,
+        ),
       );
-      job = this.maybeStartAutoRecharge({ ...s, ...next }, now);
+      this.maybeStartAutoRecharge({ ...s, ...next }, now, fx);
       return { ok: true, balance: withTotal(next), replayed: false };
     });
-    await this.afterCommit(job, history);
+    await this.afterCommit(fx);
     return result;
   }
 
@@ -648,8 +653,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     | { ok: false; reason: "not_initialized" }
   > {
     const now = this.now();
-    let job: OutboxItem | null = null;
-    const result = this.mutate(() => {
+    const { result, fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
       const spend =
@@ -663,7 +667,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       );
       // Re-decided from scratch: still over the limit pauses again (without a second email:
       // the email's reference is the month).
-      job = this.maybeStartAutoRecharge(this.liveState(), now);
+      this.maybeStartAutoRecharge(this.liveState(), now, fx);
       const after = this.liveState();
       return {
         ok: true as const,
@@ -671,7 +675,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         rate_limit_per_minute: rateLimitOf(after),
       };
     });
-    await this.afterCommit(job);
+    await this.afterCommit(fx);
     return result;
   }
 
@@ -685,8 +689,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     package?: PackageId;
   }): Promise<SettingsResult> {
     const now = this.now();
-    let job: OutboxItem | null = null;
-    const result = this.mutate((): SettingsResult => {
+    const { result, fx } = this.mutateFx((fx): SettingsResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized" };
       if (input.enabled === true && s.has_payment_method !== 1) {
@@ -702,10 +705,10 @@ export class AccountLedger extends DurableObject<Bindings> {
         pkg,
       );
       const next = this.liveState();
-      job = this.maybeStartAutoRecharge(next, now);
+      this.maybeStartAutoRecharge(next, now, fx);
       return { ok: true, settings: this.settingsOf(next) };
     });
-    await this.afterCommit(job);
+    await this.afterCommit(fx);
     return result;
   }
 
@@ -715,8 +718,7 @@ export class AccountLedger extends DurableObject<Bindings> {
    */
   async requestTopUp(input: { rechargeId: string; package: PackageId }): Promise<TopUpResult> {
     const now = this.now();
-    let job: OutboxItem | null = null;
-    const result = this.mutate((): TopUpResult => {
+    const { result, fx } = this.mutateFx((fx): TopUpResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized" };
       const existing = findRecharge(this.sql, input.rechargeId);
@@ -732,14 +734,14 @@ export class AccountLedger extends DurableObject<Bindings> {
       if (!fitsSpendLimit(spentThisMonth(this.sql, now), price, s.spend_limit_cents)) {
         return { ok: false, reason: "spending_limit_reached" };
       }
-      job = insertRecharge(this.sql, s, input.rechargeId, "top_up", input.package, now);
+      fx.deliver.push(insertRecharge(this.sql, s, input.rechargeId, "top_up", input.package, now));
       return {
         ok: true,
         recharge: findRecharge(this.sql, input.rechargeId) as RechargeView,
         replayed: false,
       };
     });
-    await this.afterCommit(job);
+    await this.afterCommit(fx);
     return result;
   }
 
@@ -887,9 +889,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     | { ok: false; reason: "not_initialized" }
   > {
     const now = this.now();
-    let job: OutboxItem | null = null;
-    let history: OutboxItem | null = null;
-    const result = this.mutate(() => {
+    const { result, fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
       if (this.hasLedgerRef(input.ref)) {
@@ -927,9 +927,9 @@ export class AccountLedger extends DurableObject<Bindings> {
         // plan's allowance it granted (money rule 9).
         d.newer ? `cycle ${d.granted}` : `cycle ${d.plan} (same period)`,
       );
-      if (d.newer) history = this.grantHistory(s.account_id, input, d.monthly, now);
+      if (d.newer) fx.deliver.push(this.grantHistory(s.account_id, input, d.monthly, now));
       const next = this.liveState();
-      job = this.maybeStartAutoRecharge(next, now);
+      this.maybeStartAutoRecharge(next, now, fx);
       return {
         ok: true as const,
         started: d.newer,
@@ -938,7 +938,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       };
     });
     if (result.ok) this.scheduleCycleAlarm();
-    await this.afterCommit(job, history);
+    await this.afterCommit(fx);
     return result;
   }
 
@@ -1015,9 +1015,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     | { ok: false; reason: "not_initialized" }
   > {
     const now = this.now();
-    let job: OutboxItem | null = null;
-    let history: OutboxItem | null = null;
-    const result = this.mutate(() => {
+    const { result, fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
       const seen = this.sql
@@ -1043,11 +1041,13 @@ export class AccountLedger extends DurableObject<Bindings> {
         now,
       );
       const d = decideUpgrade(s, input);
-      history = this.grantHistory(
-        s.account_id,
-        { ...input, source: "stripe" },
-        d.kind === "grant" ? d.added : 0,
-        now,
+      fx.deliver.push(
+        this.grantHistory(
+          s.account_id,
+          { ...input, source: "stripe" },
+          d.kind === "grant" ? d.added : 0,
+          now,
+        ),
       );
       if (d.kind !== "grant") {
         this.appendLedger(
@@ -1076,7 +1076,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         `paid upgrade -> ${input.plan}`,
       );
       const next = this.liveState();
-      job = this.maybeStartAutoRecharge(next, now);
+      this.maybeStartAutoRecharge(next, now, fx);
       return {
         ok: true as const,
         added: d.added,
@@ -1084,7 +1084,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         balance: withTotal(next),
       };
     });
-    await this.afterCommit(job, history);
+    await this.afterCommit(fx);
     return result;
   }
 
@@ -1188,14 +1188,13 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** A pause by the spending limit lasts until the calendar month turns. */
   private async resumeIfMonthTurned(now: number): Promise<void> {
-    const item = this.mutate(() => {
+    const { fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (s && s.paused_period !== null && s.paused_period !== monthStart(now)) {
-        return this.maybeStartAutoRecharge(s, now);
+        this.maybeStartAutoRecharge(s, now, fx);
       }
-      return null;
     });
-    await this.afterCommit(item);
+    await this.afterCommit(fx);
   }
 
   private rescheduleAfterAlarm(active: boolean): void {
@@ -1232,54 +1231,45 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /**
-   * Inside a transaction, with `s` carrying the live buckets: the trigger rule, and if it
-   * fires, the recharge and its outbox row. A recharge that would take this month's purchases
-   * over the spending limit does not start: auto-recharge is paused for the month instead,
-   * with one email (money rule 10).
+   * Inside a transaction, with `s` carrying the live buckets: the trigger decided
+   * (`decideRecharge`) and applied, its outbox item and any alarm added to `fx`. The facts are
+   * getters: each is read only if the rule gets to it, as before the rule was pure.
    */
-  private maybeStartAutoRecharge(s: StateRow, now: number): OutboxItem | null {
-    const fire = shouldTriggerRecharge({
-      total: s.monthly + s.purchased,
-      enabled: s.auto_enabled === 1,
-      // Only checked near the threshold, so the common debit pays for no extra query.
-      pending: s.monthly + s.purchased <= RECHARGE_THRESHOLD ? this.pendingAutoRecharge() : false,
-    });
-    if (!fire) return null;
-    // Already paused this month: nothing changed that could let it through (setLimits clears it).
-    if (s.paused_period === monthStart(now)) return null;
-    const pkg = isPackageId(s.auto_package) ? s.auto_package : DEFAULT_PACKAGE;
-    const price = PACKAGES[pkg].priceCents;
-    if (!fitsSpendLimit(spentThisMonth(this.sql, now), price, s.spend_limit_cents)) {
-      // Resumes by itself when the month turns, even with no traffic to trigger it.
-      this.alarmAfterCommit = nextMonthStart(now);
-      return pauseForSpendLimit(this.sql, s, now, nextMonthStart(now));
-    }
-    if (s.paused_period !== null)
-      this.sql.exec("UPDATE state SET paused_period = NULL WHERE id = 1");
-    const kind: RechargeKind = "auto_recharge";
-    return insertRecharge(
-      this.sql,
+  private maybeStartAutoRecharge(s: StateRow, now: number, fx: Effects): void {
+    const sql = this.sql;
+    const d = decideRecharge(
       s,
-      `rch_${crypto.randomUUID().replaceAll("-", "")}`,
-      kind,
-      pkg,
+      {
+        get pending() {
+          return hasPendingAutoRecharge(sql);
+        },
+        get spentThisMonthCents() {
+          return spentThisMonth(sql, now);
+        },
+      },
       now,
     );
+    if (d.kind === "pause") {
+      fx.alarms.push(d.resumesAt);
+      fx.deliver.push(pauseForSpendLimit(sql, s, now, d.resumesAt));
+    } else if (d.kind === "start") {
+      fx.deliver.push(startAutoRecharge(sql, s, d.package, d.clearPause, now));
+    }
   }
 
   /**
    * Delivers what a committed mutation put in the outbox: its history row (so a caller that
    * reads the history after the call sees it), its job, then its alert email.
    */
-  private async afterCommit(
-    job: OutboxItem | null,
-    history: OutboxItem | null = null,
-  ): Promise<void> {
-    const notice = this.noticeAfterCommit;
-    this.noticeAfterCommit = null;
-    if (history) await this.deliver(history);
-    if (job) await this.deliver(job);
-    if (notice) await this.deliver(notice);
+  private async afterCommit(fx: Effects): Promise<void> {
+    for (const at of fx.alarms) this.scheduleAlarm(at);
+    for (const item of fx.deliver) await this.deliver(item);
+  }
+
+  /** Effects of a mutation whose caller delivers nothing: the alarm delivers its items. */
+  private leaveToAlarm(fx: Effects): void {
+    for (const at of fx.alarms) this.scheduleAlarm(at);
+    if (fx.deliver.length > 0) this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
   }
 
   /**
@@ -1289,10 +1279,6 @@ export class AccountLedger extends DurableObject<Bindings> {
   private async deliver(item: OutboxItem): Promise<void> {
     // Armed before the first await: if the object dies mid-send, the alarm still re-sends.
     this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
-    if (this.alarmAfterCommit !== null) {
-      this.scheduleAlarm(this.alarmAfterCommit);
-      this.alarmAfterCommit = null;
-    }
     const id = outboxId(item);
     try {
       await deliverItem(this.env, item);
@@ -1324,11 +1310,6 @@ function settleDue(s: Pick<StateRow, "compacted_until">): number {
 
 function alertsOf(s: Pick<StateRow, "low_balance_credits">): AlertSettings {
   return { low_balance_credits: s.low_balance_credits };
-}
-
-/** Requests per minute for the whole account: the operator's override, else the plan's. */
-function rateLimitOf(s: Pick<StateRow, "plan" | "rate_limit_override">): number {
-  return s.rate_limit_override ?? PLANS[s.plan].rateLimitPerMinute;
 }
 
 /** A refund's amounts: whole credits, never negative, in a whole minute. */

@@ -30,6 +30,14 @@ export function splitDebit(balance: Buckets, cost: number): Buckets | null {
   return { monthly, purchased: cost - monthly };
 }
 
+/**
+ * Whether a total is at or below the auto-recharge threshold: the one place the threshold is
+ * compared (the trigger, and the debit deciding whether it must look at the trigger at all).
+ */
+export function atRechargeThreshold(total: number, threshold = RECHARGE_THRESHOLD): boolean {
+  return total <= threshold;
+}
+
 /** Auto-recharge fires at or below the threshold, when enabled, with none already in flight. */
 export function shouldTriggerRecharge(input: {
   total: number;
@@ -37,7 +45,7 @@ export function shouldTriggerRecharge(input: {
   pending: boolean;
   threshold?: number;
 }): boolean {
-  return input.enabled && !input.pending && input.total <= (input.threshold ?? RECHARGE_THRESHOLD);
+  return input.enabled && !input.pending && atRechargeThreshold(input.total, input.threshold);
 }
 
 /** Applies signed deltas; null when either bucket would go below zero. */

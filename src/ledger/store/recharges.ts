@@ -135,6 +135,22 @@ export function insertRecharge(
   return { type: "recharge", job };
 }
 
+/**
+ * A new auto-recharge (`decideRecharge` said start), in the caller's transaction: a pause of an
+ * earlier month ended, the recharge row and its outbox job.
+ */
+export function startAutoRecharge(
+  sql: SqlStorage,
+  s: StateRow,
+  pkg: PackageId,
+  clearPause: boolean,
+  now: number,
+): OutboxItem {
+  if (clearPause) sql.exec("UPDATE state SET paused_period = NULL WHERE id = 1");
+  const id = `rch_${crypto.randomUUID().replaceAll("-", "")}`;
+  return insertRecharge(sql, s, id, "auto_recharge", pkg, now);
+}
+
 /** The month's pause by the spending limit, with its one notice in the outbox (money rule 10). */
 export function pauseForSpendLimit(sql: SqlStorage, s: StateRow, now: number, resumesAt: number) {
   const period = monthStart(now);

@@ -1,0 +1,581 @@
+/**
+ * The ledger's pure decisions (src/ledger/domain/decisions.ts), table-driven: each row is a
+ * state, the facts or memory the shell gives, a command and the time, and what must be decided.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  type DebitDecision,
+  type DebitState,
+  decideDebit,
+  decideRecharge,
+  type RechargeDecision,
+  type RechargeState,
+} from "../../src/ledger/domain/decisions";
+import type { RateWindow } from "../../src/ledger/domain/rate-window";
+import { DAY_SECONDS, minuteOf } from "../../src/ledger/domain/rules";
+
+const NOW = Date.UTC(2026, 5, 15, 12, 30, 15);
+const THIS_MONTH = Date.UTC(2026, 5, 1);
+const LAST_MONTH = Date.UTC(2026, 4, 1);
+const NEXT_MONTH = Date.UTC(2026, 6, 1);
+
+// ---------------------------------------------------------------- decideRecharge
+
+type RechargeRow = {
+  name: string;
+  s: Partial<RechargeState>;
+  pending?: boolean;
+  spent?: number;
+  now?: number;
+  expect: RechargeDecision;
+  /** The facts the rule looked at, in order (the shell reads each on access). */
+  reads: Array<"pending" | "spent">;
+};
+
+const rechargeState = (s: Partial<RechargeState>): RechargeState => ({
+  monthly: 0,
+  purchased: 50,
+  auto_enabled: 1,
+  auto_package: "credits_1000",
+  paused_period: null,
+  spend_limit_cents: 20_000,
+  ...s,
+});
+
+const start = (pkg: string, clearPause = false): RechargeDecision =>
+  ({ kind: "start", package: pkg, clearPause }) as RechargeDecision;
+const NONE: RechargeDecision = { kind: "none" };
+const PAUSE: RechargeDecision = { kind: "pause", resumesAt: NEXT_MONTH };
+
+const rechargeRows: RechargeRow[] = [
+  // The threshold: at or below 100 (the total of both buckets) fires, above it never does.
+  {
+    name: "total 50, enabled: starts",
+    s: {},
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "total exactly 100: starts",
+    s: { monthly: 60, purchased: 40 },
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "total 101: none, reads nothing",
+    s: { monthly: 101, purchased: 0 },
+    expect: NONE,
+    reads: [],
+  },
+  {
+    name: "total 100 all monthly: starts",
+    s: { monthly: 100, purchased: 0 },
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "total 100 all purchased: starts",
+    s: { monthly: 0, purchased: 100 },
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "total 0: starts",
+    s: { monthly: 0, purchased: 0 },
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  { name: "large balance: none", s: { monthly: 8_000, purchased: 9_000 }, expect: NONE, reads: [] },
+  // Disabled: never fires; the pending check is still read at the threshold, as it always was.
+  { name: "disabled at 50: none", s: { auto_enabled: 0 }, expect: NONE, reads: ["pending"] },
+  {
+    name: "disabled above: none, reads nothing",
+    s: { auto_enabled: 0, monthly: 500 },
+    expect: NONE,
+    reads: [],
+  },
+  // One in flight at a time.
+  { name: "pending: none", s: {}, pending: true, expect: NONE, reads: ["pending"] },
+  {
+    name: "pending at 100: none",
+    s: { monthly: 100, purchased: 0 },
+    pending: true,
+    expect: NONE,
+    reads: ["pending"],
+  },
+  // Packages: the chosen one, else the default.
+  {
+    name: "package 3000",
+    s: { auto_package: "credits_3000" },
+    expect: start("credits_3000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "package 9000",
+    s: { auto_package: "credits_9000" },
+    expect: start("credits_9000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "no package: the default",
+    s: { auto_package: null },
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "unknown package: the default",
+    s: { auto_package: "credits_7" },
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  // The spending limit (money rule 10): spent + price must fit.
+  {
+    name: "no limit: starts whatever was spent",
+    s: { spend_limit_cents: null },
+    spent: 1_000_000,
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "fits exactly: 19300 + 700 = 20000",
+    s: {},
+    spent: 19_300,
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "one cent over: pauses",
+    s: {},
+    spent: 19_301,
+    expect: PAUSE,
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "limit 0: pauses",
+    s: { spend_limit_cents: 0 },
+    expect: PAUSE,
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "limit 700, nothing spent: starts",
+    s: { spend_limit_cents: 700 },
+    expect: start("credits_1000"),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "limit 699: pauses",
+    s: { spend_limit_cents: 699 },
+    expect: PAUSE,
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "package 9000 (3700) over a limit of 3000: pauses",
+    s: { auto_package: "credits_9000", spend_limit_cents: 3_000 },
+    expect: PAUSE,
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "package 3000 fits exactly 1700",
+    s: { auto_package: "credits_3000", spend_limit_cents: 1_700 },
+    expect: start("credits_3000"),
+    reads: ["pending", "spent"],
+  },
+  // Pauses: this month's holds; an earlier month's ends when a recharge starts.
+  {
+    name: "paused this month: none, spent not read",
+    s: { paused_period: THIS_MONTH },
+    expect: NONE,
+    reads: ["pending"],
+  },
+  {
+    name: "paused last month: starts and clears",
+    s: { paused_period: LAST_MONTH },
+    expect: start("credits_1000", true),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "paused last month, still over: pauses again",
+    s: { paused_period: LAST_MONTH },
+    spent: 20_000,
+    expect: PAUSE,
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "paused last month, above threshold: none",
+    s: { paused_period: LAST_MONTH, monthly: 500 },
+    expect: NONE,
+    reads: [],
+  },
+  {
+    name: "paused last month, pending: none",
+    s: { paused_period: LAST_MONTH },
+    pending: true,
+    expect: NONE,
+    reads: ["pending"],
+  },
+  // The month is the UTC calendar month of `now`.
+  {
+    name: "last ms of the month: paused this month holds",
+    s: { paused_period: THIS_MONTH },
+    now: NEXT_MONTH - 1,
+    expect: NONE,
+    reads: ["pending"],
+  },
+  {
+    name: "first ms of the next month: the pause ends",
+    s: { paused_period: THIS_MONTH },
+    now: NEXT_MONTH,
+    expect: start("credits_1000", true),
+    reads: ["pending", "spent"],
+  },
+  {
+    name: "pause in December resumes in January",
+    s: {},
+    spent: 20_000,
+    now: Date.UTC(2026, 11, 31, 23),
+    expect: { kind: "pause", resumesAt: Date.UTC(2027, 0, 1) },
+    reads: ["pending", "spent"],
+  },
+];
+
+describe("decideRecharge: the auto-recharge trigger", () => {
+  it.each(rechargeRows)("$name", (row) => {
+    const reads: Array<"pending" | "spent"> = [];
+    const facts = {
+      get pending() {
+        reads.push("pending");
+        return row.pending ?? false;
+      },
+      get spentThisMonthCents() {
+        reads.push("spent");
+        return row.spent ?? 0;
+      },
+    };
+    expect(decideRecharge(rechargeState(row.s), facts, row.now ?? NOW)).toEqual(row.expect);
+    expect(reads).toEqual(row.reads);
+  });
+});
+
+// ---------------------------------------------------------------- decideDebit
+
+const MINUTE = minuteOf(NOW);
+
+const debitState = (s: Partial<DebitState>): DebitState => ({
+  monthly: 500,
+  purchased: 0,
+  compacted_until: MINUTE - 600,
+  plan: "free",
+  rate_limit_override: null,
+  low_balance_credits: null,
+  low_balance_armed: 0,
+  paused_period: null,
+  ...s,
+});
+
+type DebitRow = {
+  name: string;
+  s?: Partial<DebitState> | null;
+  open?: { monthly: number; purchased: number };
+  cost?: number;
+  key?: string;
+  voided?: boolean;
+  revoked?: string[];
+  window?: RateWindow;
+  now?: number;
+  /** The decision, compared with toMatchObject (the fields named). */
+  expect: Partial<Record<keyof Extract<DebitDecision, { kind: "take" }>, unknown>> & {
+    kind: DebitDecision["kind"];
+    reason?: string;
+    resume?: boolean;
+    balance?: unknown;
+  };
+  /** The window's count after the decision, for keyed rows. */
+  count?: number;
+};
+
+const WIN = NOW - (NOW % 60_000);
+const take = (monthly: number, purchased: number) => ({ monthly, purchased });
+
+const debitRows: DebitRow[] = [
+  // Refusals, in the order they are checked.
+  {
+    name: "not initialized: insufficient, zero",
+    s: null,
+    expect: { kind: "insufficient", balance: take(0, 0), rate: null, resume: false },
+  },
+  {
+    name: "voided ref: not_found",
+    voided: true,
+    expect: { kind: "refuse", reason: "not_found", rate: null },
+  },
+  {
+    name: "voided beats revoked",
+    voided: true,
+    key: "k1",
+    revoked: ["k1"],
+    expect: { kind: "refuse", reason: "not_found" },
+  },
+  {
+    name: "revoked key",
+    key: "k1",
+    revoked: ["k1"],
+    expect: { kind: "refuse", reason: "key_revoked", rate: null },
+    count: 0,
+  },
+  {
+    name: "another key revoked: taken",
+    key: "k2",
+    revoked: ["k1"],
+    expect: { kind: "take", take: take(1, 0) },
+    count: 1,
+  },
+  {
+    name: "no key: revoked list not asked, no rate",
+    revoked: ["k1"],
+    expect: { kind: "take", rate: null },
+  },
+  // The rate window: the plan's limit, or the override; all keys together.
+  {
+    name: "free plan, 59 used: the 60th passes",
+    key: "k",
+    window: { start: WIN, count: 59 },
+    expect: { kind: "take", rate: { allowed: true, limit: 60, remaining: 0, resetSeconds: 45 } },
+    count: 60,
+  },
+  {
+    name: "free plan, 60 used: rate_limited",
+    key: "k",
+    window: { start: WIN, count: 60 },
+    expect: {
+      kind: "refuse",
+      reason: "rate_limited",
+      rate: { allowed: false, limit: 60, remaining: 0 },
+    },
+    count: 60,
+  },
+  {
+    name: "an old window resets",
+    key: "k",
+    window: { start: WIN - 60_000, count: 60 },
+    expect: { kind: "take" },
+    count: 1,
+  },
+  {
+    name: "override 2, 2 used: rate_limited",
+    s: { rate_limit_override: 2 },
+    key: "k",
+    window: { start: WIN, count: 2 },
+    expect: { kind: "refuse", reason: "rate_limited", rate: { limit: 2 } },
+  },
+  {
+    name: "pro plan limit 3000",
+    s: { plan: "pro" },
+    key: "k",
+    window: { start: WIN, count: 2_999 },
+    expect: { kind: "take", rate: { limit: 3_000, remaining: 0 } },
+  },
+  {
+    name: "no key ignores a full window",
+    window: { start: WIN, count: 10_000 },
+    expect: { kind: "take", rate: null },
+    count: 10_000,
+  },
+  {
+    name: "rate limited before insufficient",
+    s: { monthly: 0 },
+    key: "k",
+    window: { start: WIN, count: 60 },
+    expect: { kind: "refuse", reason: "rate_limited" },
+  },
+  // The split: monthly first, then purchased, all or nothing, from the live balance.
+  {
+    name: "monthly only",
+    cost: 3,
+    expect: { kind: "take", take: take(3, 0), after: take(497, 0) },
+  },
+  {
+    name: "spills into purchased",
+    s: { monthly: 2, purchased: 10 },
+    cost: 5,
+    expect: { kind: "take", take: take(2, 3), after: take(0, 7) },
+  },
+  {
+    name: "purchased only",
+    s: { monthly: 0, purchased: 10 },
+    cost: 4,
+    expect: { kind: "take", take: take(0, 4), after: take(0, 6) },
+  },
+  {
+    name: "exactly all",
+    s: { monthly: 3, purchased: 2 },
+    cost: 5,
+    expect: { kind: "take", take: take(3, 2), after: take(0, 0) },
+  },
+  {
+    name: "one short: insufficient",
+    s: { monthly: 3, purchased: 1 },
+    cost: 5,
+    expect: { kind: "insufficient", balance: take(3, 1), resume: false },
+  },
+  {
+    name: "open debits count: live 500-498",
+    open: take(498, 0),
+    cost: 3,
+    expect: { kind: "insufficient", balance: take(2, 0) },
+  },
+  {
+    name: "open debits count: taken from live",
+    open: take(400, 0),
+    s: { purchased: 50 },
+    cost: 120,
+    expect: { kind: "take", take: take(100, 20), after: take(0, 30) },
+  },
+  {
+    name: "zero cost on empty: taken",
+    s: { monthly: 0 },
+    cost: 0,
+    expect: { kind: "take", take: take(0, 0) },
+  },
+  // Insufficient with a pause: an earlier month's resumes now, this month's holds.
+  {
+    name: "insufficient, paused last month: resume",
+    s: { monthly: 0, paused_period: LAST_MONTH },
+    expect: { kind: "insufficient", resume: true },
+  },
+  {
+    name: "insufficient, paused this month: no resume",
+    s: { monthly: 0, paused_period: THIS_MONTH },
+    expect: { kind: "insufficient", resume: false },
+  },
+  {
+    name: "insufficient, not paused: no resume",
+    s: { monthly: 0 },
+    expect: { kind: "insufficient", resume: false },
+  },
+  {
+    name: "taken while paused last month: no resume field",
+    s: { paused_period: LAST_MONTH },
+    expect: { kind: "take" },
+  },
+  // The threshold (one check, shared with the trigger): at or below 100 after the debit.
+  {
+    name: "after 101: not near",
+    s: { monthly: 102 },
+    expect: { kind: "take", nearThreshold: false },
+  },
+  {
+    name: "after exactly 100: near",
+    s: { monthly: 101 },
+    expect: { kind: "take", nearThreshold: true },
+  },
+  {
+    name: "after 100 split over buckets: near",
+    s: { monthly: 1, purchased: 100 },
+    expect: { kind: "take", after: take(0, 100), nearThreshold: true },
+  },
+  { name: "after 0: near", s: { monthly: 1 }, expect: { kind: "take", nearThreshold: true } },
+  { name: "cost 400 from 500: near", cost: 400, expect: { kind: "take", nearThreshold: true } },
+  // The low-balance alert: armed and at or below the level after the debit.
+  {
+    name: "no level: never crosses",
+    s: { monthly: 1, low_balance_armed: 1 },
+    expect: { kind: "take", crossesAlert: false },
+  },
+  {
+    name: "armed, level 200, after 199: crosses",
+    s: { monthly: 200, low_balance_credits: 200, low_balance_armed: 1 },
+    expect: { kind: "take", crossesAlert: true },
+  },
+  {
+    name: "armed, level 200, after exactly 200: crosses",
+    s: { monthly: 201, low_balance_credits: 200, low_balance_armed: 1 },
+    expect: { kind: "take", crossesAlert: true },
+  },
+  {
+    name: "armed, level 200, after 201: not yet",
+    s: { monthly: 202, low_balance_credits: 200, low_balance_armed: 1 },
+    expect: { kind: "take", crossesAlert: false },
+  },
+  {
+    name: "disarmed below the level: no second email",
+    s: { monthly: 100, low_balance_credits: 200, low_balance_armed: 0 },
+    expect: { kind: "take", crossesAlert: false },
+  },
+  {
+    name: "level 0, armed, to 0: crosses",
+    s: { monthly: 1, low_balance_credits: 0, low_balance_armed: 1 },
+    expect: { kind: "take", crossesAlert: true, nearThreshold: true },
+  },
+  {
+    name: "level 1000 far above threshold",
+    s: { monthly: 1_000, low_balance_credits: 1_000, low_balance_armed: 1 },
+    expect: { kind: "take", crossesAlert: true, nearThreshold: false },
+  },
+  {
+    name: "refused debits never cross",
+    s: { monthly: 0, low_balance_credits: 10, low_balance_armed: 1 },
+    expect: { kind: "insufficient" },
+  },
+  // The minute and the ring.
+  { name: "the current minute", expect: { kind: "take", minute: MINUTE, mustSettle: false } },
+  {
+    name: "clock behind the checkpoint: the checkpoint's minute",
+    s: { compacted_until: MINUTE + 120 },
+    expect: { kind: "take", minute: MINUTE + 120, mustSettle: false },
+  },
+  {
+    name: "a day minus a minute unsettled: must settle",
+    s: { compacted_until: MINUTE - (DAY_SECONDS - 60) },
+    expect: { kind: "take", mustSettle: true },
+  },
+  {
+    name: "a day minus two minutes: not yet",
+    s: { compacted_until: MINUTE - (DAY_SECONDS - 120) },
+    expect: { kind: "take", mustSettle: false },
+  },
+  {
+    name: "idle for a week: must settle",
+    s: { compacted_until: MINUTE - 7 * DAY_SECONDS },
+    expect: { kind: "take", mustSettle: true },
+  },
+];
+
+describe("decideDebit: the hot path's decision, from memory", () => {
+  it.each(debitRows)("$name", (row) => {
+    const window = row.window ?? { start: 0, count: 0 };
+    let askedRevoked = false;
+    const d = decideDebit(
+      {
+        settled: row.s === null ? null : debitState(row.s ?? {}),
+        open: row.open ?? take(0, 0),
+        voided: row.voided ?? false,
+        revoked: {
+          has: (k) => {
+            askedRevoked = true;
+            return (row.revoked ?? []).includes(k);
+          },
+        },
+        window,
+      },
+      row.cost ?? 1,
+      row.key,
+      row.now ?? NOW,
+    );
+    expect(d).toMatchObject(row.expect);
+    if (row.count !== undefined) expect(window.count).toBe(row.count);
+    // An operator's debit (no key) never loads the revoked keys.
+    if (!row.key) expect(askedRevoked).toBe(false);
+  });
+
+  it("rejects a negative or fractional cost as a bug", () => {
+    const input = {
+      settled: debitState({}),
+      open: take(0, 0),
+      voided: false,
+      revoked: new Set<string>(),
+      window: { start: 0, count: 0 },
+    };
+    expect(() => decideDebit(input, -1, undefined, NOW)).toThrow(RangeError);
+    expect(() => decideDebit(input, 1.5, undefined, NOW)).toThrow(RangeError);
+  });
+});
