@@ -29,15 +29,17 @@
 import { DurableObject } from "cloudflare:workers";
 import { deliverItem } from "../delivery/outbox";
 import type { Bindings } from "../platform/env";
+import { isPackageId, type PackageId, PLANS, type PlanId, RECHARGE_THRESHOLD } from "../pricing";
 import {
-  DEFAULT_PACKAGE,
-  isPackageId,
-  PACKAGES,
-  type PackageId,
-  PLANS,
-  type PlanId,
-  RECHARGE_THRESHOLD,
-} from "../pricing";
+  decideAdjust,
+  decideAutoRecharge,
+  decideGrantPurchased,
+  decideLimits,
+  decidePlanChange,
+  decideRefund,
+  decideTopUp,
+  nextRechargeStatus,
+} from "./domain/commands";
 import { currentAlarmCycle, decideCycle, decideUpgrade } from "./domain/cycles";
 import { decideDebit, decideRecharge, rateLimitOf } from "./domain/decisions";
 import { addEffects, type Effects, noEffects } from "./domain/effects";
@@ -46,11 +48,9 @@ import type { RateWindow } from "./domain/rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./domain/recent-debits";
 import {
   addOneMonth,
-  applyDeltas,
   type BalanceView,
   type Buckets,
   DEFAULT_SPEND_LIMIT_CENTS,
-  fitsSpendLimit,
   liveBalance,
   minuteOf,
   monthStart,
@@ -522,30 +522,41 @@ export class AccountLedger extends DurableObject<Bindings> {
         const s = this.current();
         if (!s) return { ok: false, reason: "not_found" };
         const refundRef = `refund:${debitRef}`;
-        // Already refunded: a replay (the queue, D1, the reconciler) changes nothing.
-        if (this.hasLedgerRef(refundRef))
-          return { ok: true, balance: withTotal(s), refunded: false };
-        let c = charge;
-        if (!c && sentAt !== undefined) {
-          const voidRef = `void:${debitRef}`;
-          if (this.hasLedgerRef(voidRef)) return { ok: false, reason: "not_found" };
-          const unanswered = unansweredDebitOutcome({
-            remembered: this.recent.charge(debitRef),
-            memorySince: this.recent.memorySince,
-            sentAt,
-            marginMs: clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS),
-          });
-          if (unanswered.outcome === "unknown") return { ok: false, reason: "outcome_unknown" };
-          if (unanswered.outcome === "never_committed") {
-            // Written only on this failure path: the decision outlives a restart.
-            this.appendLedger(voidRef, "void", 0, 0, now, "debit never committed; reply lost");
-            this.recent.void(debitRef);
-            return { ok: false, reason: "not_found" };
-          }
-          c = unanswered.charge;
-        }
-        if (!c || !validCharge(c) || c.monthly + c.purchased === 0)
+        const self = this;
+        const d = decideRefund(charge, sentAt, {
+          // Already refunded: a replay (the queue, D1, the reconciler) changes nothing.
+          get refunded() {
+            return self.hasLedgerRef(refundRef);
+          },
+          get voidRecorded() {
+            return self.hasLedgerRef(`void:${debitRef}`);
+          },
+          get unanswered() {
+            return unansweredDebitOutcome({
+              remembered: self.recent.charge(debitRef),
+              memorySince: self.recent.memorySince,
+              sentAt: sentAt ?? 0,
+              marginMs: clockMarginMs(self.env.LEDGER_CLOCK_MARGIN_MS),
+            });
+          },
+        });
+        if (d.kind === "replay") return { ok: true, balance: withTotal(s), refunded: false };
+        if (d.kind === "outcome_unknown") return { ok: false, reason: "outcome_unknown" };
+        if (d.kind === "void") {
+          // Written only on this failure path: the decision outlives a restart.
+          this.appendLedger(
+            `void:${debitRef}`,
+            "void",
+            0,
+            0,
+            now,
+            "debit never committed; reply lost",
+          );
+          this.recent.void(debitRef);
           return { ok: false, reason: "not_found" };
+        }
+        if (d.kind === "not_found") return { ok: false, reason: "not_found" };
+        const c = d.charge;
         if (!refundFromAggregate(this.sql, c, s.compacted_until))
           return { ok: false, reason: "not_found" };
         this.sql.exec(
@@ -583,15 +594,16 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx): AdjustResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized", balance: ZERO };
-      const earlier = entryDeltas(this.sql, input.ref);
-      if (earlier) {
-        if (earlier.monthly !== input.monthly || earlier.purchased !== input.purchased) {
-          return { ok: false, reason: "idempotency_conflict", balance: withTotal(s) };
-        }
-        return { ok: true, balance: withTotal(s), replayed: true };
-      }
-      const next = applyDeltas(s, { monthly: input.monthly, purchased: input.purchased });
-      if (!next) return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
+      const d = decideAdjust(s, entryDeltas(this.sql, input.ref), {
+        monthly: input.monthly,
+        purchased: input.purchased,
+      });
+      if (d.kind === "conflict")
+        return { ok: false, reason: "idempotency_conflict", balance: withTotal(s) };
+      if (d.kind === "replay") return { ok: true, balance: withTotal(s), replayed: true };
+      if (d.kind === "insufficient")
+        return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
+      const next = d.next;
       this.sql.exec(
         "UPDATE state SET monthly = monthly + ?, purchased = purchased + ? WHERE id = 1",
         input.monthly,
@@ -656,14 +668,11 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      const spend =
-        input.spendLimitCents === undefined ? s.spend_limit_cents : input.spendLimitCents;
-      const rate =
-        input.rateLimitPerMinute === undefined ? s.rate_limit_override : input.rateLimitPerMinute;
+      const d = decideLimits(s, input);
       this.sql.exec(
         "UPDATE state SET spend_limit_cents = ?, rate_limit_override = ?, paused_period = NULL WHERE id = 1",
-        spend,
-        rate,
+        d.spendLimitCents,
+        d.rateLimitOverride,
       );
       // Re-decided from scratch: still over the limit pauses again (without a second email:
       // the email's reference is the month).
@@ -692,17 +701,12 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx): SettingsResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized" };
-      if (input.enabled === true && s.has_payment_method !== 1) {
-        return { ok: false, reason: "payment_method_required" };
-      }
-      const enabled = input.enabled ?? s.auto_enabled === 1;
-      const pkg =
-        input.package ??
-        (isPackageId(s.auto_package) ? s.auto_package : enabled ? DEFAULT_PACKAGE : null);
+      const d = decideAutoRecharge(s, input);
+      if (d.kind === "refuse") return { ok: false, reason: d.reason };
       this.sql.exec(
         "UPDATE state SET auto_enabled = ?, auto_package = ? WHERE id = 1",
-        enabled ? 1 : 0,
-        pkg,
+        d.enabled ? 1 : 0,
+        d.package,
       );
       const next = this.liveState();
       this.maybeStartAutoRecharge(next, now, fx);
@@ -721,19 +725,22 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx): TopUpResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized" };
-      const existing = findRecharge(this.sql, input.rechargeId);
-      if (existing) {
-        if (existing.package !== input.package)
-          return { ok: false, reason: "idempotency_conflict" };
-        return { ok: true, recharge: existing, replayed: true };
-      }
-      const waiting = awaitingAction(this.sql)[0];
-      if (waiting) return { ok: false, reason: "payment_pending", waiting };
-      if (s.has_payment_method !== 1) return { ok: false, reason: "payment_method_required" };
-      const price = PACKAGES[input.package].priceCents;
-      if (!fitsSpendLimit(spentThisMonth(this.sql, now), price, s.spend_limit_cents)) {
-        return { ok: false, reason: "spending_limit_reached" };
-      }
+      const sql = this.sql;
+      const d = decideTopUp(s, input.package, {
+        get existing() {
+          return findRecharge(sql, input.rechargeId);
+        },
+        get waiting() {
+          return awaitingAction(sql)[0] ?? null;
+        },
+        get spentThisMonthCents() {
+          return spentThisMonth(sql, now);
+        },
+      });
+      if (d.kind === "replay") return { ok: true, recharge: d.recharge, replayed: true };
+      if (d.kind === "refuse") return { ok: false, reason: d.reason };
+      if (d.kind === "payment_pending")
+        return { ok: false, reason: "payment_pending", waiting: d.waiting };
       fx.deliver.push(insertRecharge(this.sql, s, input.rechargeId, "top_up", input.package, now));
       return {
         ok: true,
@@ -760,14 +767,18 @@ export class AccountLedger extends DurableObject<Bindings> {
     return this.mutate(() => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      const r = findRecharge(this.sql, rechargeId);
-      if (!r) return { ok: false as const, reason: "unknown_recharge" as const };
-      if (r.credits !== credits) return { ok: false as const, reason: "credits_mismatch" as const };
-      if (this.hasLedgerRef(rechargeId))
-        return { ok: true as const, granted: false, balance: withTotal(s) };
+      const self = this;
+      const d = decideGrantPurchased(findRecharge(this.sql, rechargeId), credits, {
+        get granted() {
+          return self.hasLedgerRef(rechargeId);
+        },
+      });
+      if (d.kind === "refuse") return { ok: false as const, reason: d.reason };
+      if (d.kind === "replay") return { ok: true as const, granted: false, balance: withTotal(s) };
       this.sql.exec("UPDATE state SET purchased = purchased + ? WHERE id = 1", credits);
-      this.appendLedger(rechargeId, "purchase", 0, credits, now, `${r.kind} ${r.package}`);
-      markSucceeded(this.sql, rechargeId, now);
+      this.appendLedger(rechargeId, "purchase", 0, credits, now, d.note);
+      // Succeeded is reached only with its ledger entry, so a grant always moves the status.
+      if (d.transition.kind === "move") markSucceeded(this.sql, rechargeId, now);
       return {
         ok: true as const,
         granted: true,
@@ -788,17 +799,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   ):
     | { ok: true; changed: boolean }
     | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
-    const now = this.now();
-    return this.mutate(() =>
-      recordPaymentProblem(this.sql, {
-        rechargeId,
-        status: "failed",
-        code,
-        message,
-        actionUrl: null,
-        now,
-      }),
-    );
+    return this.paymentProblem(rechargeId, "failed", code, message, null);
   }
 
   /**
@@ -814,17 +815,37 @@ export class AccountLedger extends DurableObject<Bindings> {
   ):
     | { ok: true; changed: boolean }
     | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
+    return this.paymentProblem(rechargeId, "requires_action", code, message, actionUrl);
+  }
+
+  /** A payment problem, through the recharge state machine (`nextRechargeStatus`). */
+  private paymentProblem(
+    rechargeId: string,
+    event: "failed" | "requires_action",
+    code: string,
+    message: string,
+    actionUrl: string | null,
+  ):
+    | { ok: true; changed: boolean }
+    | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
     const now = this.now();
-    return this.mutate(() =>
+    return this.mutate(() => {
+      const r = findRecharge(this.sql, rechargeId);
+      if (!r) return { ok: false as const, reason: "unknown_recharge" as const };
+      const t = nextRechargeStatus(r.status, event);
+      if (t.kind === "refuse") return { ok: false as const, reason: t.reason };
+      if (t.kind === "same") return { ok: true as const, changed: false };
       recordPaymentProblem(this.sql, {
         rechargeId,
-        status: "requires_action",
+        from: t.from,
+        to: event,
         code,
         message,
         actionUrl,
         now,
-      }),
-    );
+      });
+      return { ok: true as const, changed: true };
+    });
   }
 
   /** Purchases waiting for the customer to authenticate, oldest first (the Billing page). */
@@ -967,26 +988,22 @@ export class AccountLedger extends DurableObject<Bindings> {
     const result = this.mutate(() => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      const stale =
-        input.version < s.plan_version || (input.version === s.plan_version && !input.current);
-      if (stale || this.hasLedgerRef(input.ref)) {
+      const self = this;
+      const d = decidePlanChange(s, input, {
+        get seen() {
+          return self.hasLedgerRef(input.ref);
+        },
+      });
+      if (d.kind === "ignore")
         return { ok: true as const, balance: withTotal(s), changed: false, added: 0 };
-      }
-      // Invoices take over cycles when the first one arrives (startCycle); an ended
-      // subscription hands them back to the alarm at once.
       this.sql.exec(
         "UPDATE state SET plan = ?, plan_version = ?, stripe_cycles = ? WHERE id = 1",
         input.plan,
         input.version,
-        input.cycles === "alarm" ? 0 : s.stripe_cycles,
+        d.stripeCycles,
       );
-      this.appendLedger(input.ref, "plan_change", 0, 0, now, `${s.plan} -> ${input.plan}`);
-      return {
-        ok: true as const,
-        balance: withTotal(s),
-        changed: s.plan !== input.plan,
-        added: 0,
-      };
+      this.appendLedger(input.ref, "plan_change", 0, 0, now, d.note);
+      return { ok: true as const, balance: withTotal(s), changed: d.changed, added: 0 };
     });
     this.scheduleCycleAlarm();
     return result;
@@ -1310,16 +1327,4 @@ function settleDue(s: Pick<StateRow, "compacted_until">): number {
 
 function alertsOf(s: Pick<StateRow, "low_balance_credits">): AlertSettings {
   return { low_balance_credits: s.low_balance_credits };
-}
-
-/** A refund's amounts: whole credits, never negative, in a whole minute. */
-function validCharge(c: DebitCharge): boolean {
-  return (
-    Number.isSafeInteger(c.minute) &&
-    c.minute % 60 === 0 &&
-    Number.isSafeInteger(c.monthly) &&
-    Number.isSafeInteger(c.purchased) &&
-    c.monthly >= 0 &&
-    c.purchased >= 0
-  );
 }
