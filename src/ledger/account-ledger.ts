@@ -29,7 +29,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { deliverItem } from "../delivery/outbox";
 import type { Bindings } from "../platform/env";
-import { isPackageId, type PackageId, PLANS, type PlanId, RECHARGE_THRESHOLD } from "../pricing";
+import { isPackageId, type PackageId, PLANS, type PlanId } from "../pricing";
 import {
   decideAdjust,
   decideAutoRecharge,
@@ -58,18 +58,18 @@ import {
   withTotal,
 } from "./domain/rules";
 import type {
-  AccountSnapshot,
   AdjustResult,
   AuditResult,
-  AutoRechargeSettings,
+  AutoRechargeState,
   DebitCharge,
   DebitResult,
   HistoryDetails,
+  LedgerAccount,
+  LimitsState,
   OutboxItem,
   RechargeView,
   RefundResult,
   SettingsResult,
-  SpendLimits,
   StateRow,
   TopUpResult,
 } from "./domain/types";
@@ -235,56 +235,57 @@ export class AccountLedger extends DurableObject<Bindings> {
     return hasPendingAutoRecharge(this.sql);
   }
 
-  private settingsOf(s: StateRow): AutoRechargeSettings {
+  private autoRechargeOf(s: StateRow): AutoRechargeState {
     return {
       enabled: s.auto_enabled === 1,
       package: isPackageId(s.auto_package) ? s.auto_package : null,
-      threshold: RECHARGE_THRESHOLD,
       pending: this.pendingAutoRecharge(),
-      paused: s.paused_period === monthStart(this.now()) ? "spending_limit_reached" : null,
-      last_failure:
+      pausedThisMonth: s.paused_period === monthStart(this.now()),
+      lastFailure:
         s.last_failure_at === null
           ? null
           : {
-              at: iso(s.last_failure_at),
-              code: s.last_failure_code ?? "unknown",
-              message: s.last_failure_message ?? "",
-              action_url: s.last_failure_action_url,
-              recharge_id: s.last_failure_recharge_id,
+              at: s.last_failure_at,
+              code: s.last_failure_code,
+              message: s.last_failure_message,
+              actionUrl: s.last_failure_action_url,
+              rechargeId: s.last_failure_recharge_id,
             },
     };
   }
 
-  /** The account as the dashboard shows it, read in real time. Null until `init`. */
-  snapshot(): AccountSnapshot | null {
+  /**
+   * The account as its ledger holds it, read in real time (domain values: the routes shape
+   * the JSON, `accounts/ledger-json.ts`). Null until `init`.
+   */
+  snapshot(): LedgerAccount | null {
     const s = this.current();
     if (!s) return null;
     return {
-      account_id: s.account_id,
+      accountId: s.account_id,
       plan: s.plan,
-      ...withTotal(s),
-      monthly_allowance: PLANS[s.plan].monthlyCredits,
-      cycle_started_at: iso(s.cycle_started_at),
-      cycle_ends_at: iso(s.cycle_ends_at),
-      has_payment_method: s.has_payment_method === 1,
-      auto_recharge: this.settingsOf(s),
+      balance: withTotal(s),
+      cycleStartedAt: s.cycle_started_at,
+      cycleEndsAt: s.cycle_ends_at,
+      hasPaymentMethod: s.has_payment_method === 1,
+      autoRecharge: this.autoRechargeOf(s),
       limits: this.limitsOf(s, this.now()),
-      rate_limit_per_minute: rateLimitOf(s),
-      rate_limit_override: s.rate_limit_override,
-      alerts: alertsOf(s),
+      rateLimitPerMinute: rateLimitOf(s),
+      rateLimitOverride: s.rate_limit_override,
+      lowBalanceCredits: s.low_balance_credits,
     };
   }
 
-  private limitsOf(s: StateRow, now: number): SpendLimits {
+  private limitsOf(s: StateRow, now: number): LimitsState {
     return {
-      monthly_spend_limit_cents: s.spend_limit_cents,
-      spent_this_month_cents: spentThisMonth(this.sql, now),
-      period_ends_at: iso(nextMonthStart(now)),
+      spendLimitCents: s.spend_limit_cents,
+      spentThisMonthCents: spentThisMonth(this.sql, now),
+      periodEndsAt: nextMonthStart(now),
     };
   }
 
   /** The spending limit and what this month's purchases used of it. Null until `init`. */
-  limits(): SpendLimits | null {
+  limits(): LimitsState | null {
     const s = this.current();
     return s ? this.limitsOf(s, this.now()) : null;
   }
@@ -294,9 +295,9 @@ export class AccountLedger extends DurableObject<Bindings> {
     return s ? withTotal(s) : ZERO;
   }
 
-  autoRecharge(): AutoRechargeSettings | null {
+  autoRecharge(): AutoRechargeState | null {
     const s = this.current();
-    return s ? this.settingsOf(s) : null;
+    return s ? this.autoRechargeOf(s) : null;
   }
 
   recharge(id: string): RechargeView | null {
@@ -355,7 +356,7 @@ export class AccountLedger extends DurableObject<Bindings> {
    * Creates the account's ledger with the plan's monthly credits for the current cycle.
    * Safe to call twice: the second call changes nothing.
    */
-  init(input: { accountId: string; plan: PlanId; now?: number }): AccountSnapshot {
+  init(input: { accountId: string; plan: PlanId; now?: number }): LedgerAccount {
     const now = input.now ?? this.now();
     this.mutate(() => {
       if (readStateRow(this.sql)) return;
@@ -387,7 +388,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.reload();
     // The first checkpoint is armed now, so the first hour of debits sets no alarm.
     if (this.s) this.scheduleAlarm(Math.min(settleDue(this.s), this.s.cycle_ends_at));
-    return this.snapshot() as AccountSnapshot;
+    return this.snapshot() as LedgerAccount;
   }
 
   // ---------------------------------------------------------------- the hot path
@@ -661,7 +662,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     spendLimitCents?: number | null;
     rateLimitPerMinute?: number | null;
   }): Promise<
-    | { ok: true; limits: SpendLimits; rate_limit_per_minute: number }
+    | { ok: true; limits: LimitsState; rateLimitPerMinute: number }
     | { ok: false; reason: "not_initialized" }
   > {
     const now = this.now();
@@ -681,7 +682,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       return {
         ok: true as const,
         limits: this.limitsOf(after, now),
-        rate_limit_per_minute: rateLimitOf(after),
+        rateLimitPerMinute: rateLimitOf(after),
       };
     });
     await this.afterCommit(fx);
@@ -710,7 +711,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       );
       const next = this.liveState();
       this.maybeStartAutoRecharge(next, now, fx);
-      return { ok: true, settings: this.settingsOf(next) };
+      return { ok: true, settings: this.autoRechargeOf(next) };
     });
     await this.afterCommit(fx);
     return result;
