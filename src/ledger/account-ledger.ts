@@ -16,7 +16,9 @@
  *
  * Where things go: a new mutation is a method in the section it belongs to (auto-recharge and
  * recharges, alerts, cycles, operators), shaped like `grantPurchased`: `this.mutate(() => …)`
- * around the storage steps (in `recharges.ts`, `entries.ts`). Effects (outbox items to deliver,
+ * around a pure decision (`domain/commands.ts`, given the facts it reads as getters) and the
+ * storage steps that apply it (in `recharges.ts`, `entries.ts`). The RPC returns domain
+ * values; the routes build the JSON (`accounts/ledger-json.ts`). Effects (outbox items to deliver,
  * alarms) are values: the transaction collects them in its `Effects` and returns them, and
  * `this.afterCommit(fx)` flushes them after the commit; no effect waits in a field.
  *
