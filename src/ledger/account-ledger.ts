@@ -31,7 +31,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { deliverItem } from "../delivery/outbox";
 import type { Bindings } from "../platform/env";
-import { isPackageId, type PackageId, PLANS, type PlanId } from "../pricing";
+import { isPackageId, type PackageId, type PlanId } from "../pricing";
 import {
   decideAdjust,
   decideAutoRecharge,
@@ -49,7 +49,6 @@ import { type AlertSettings, lowBalanceStep } from "./domain/low-balance";
 import type { RateWindow } from "./domain/rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./domain/recent-debits";
 import {
-  addOneMonth,
   type BalanceView,
   type Buckets,
   DEFAULT_SPEND_LIMIT_CENTS,
@@ -77,13 +76,14 @@ import type {
 } from "./domain/types";
 import {
   aggregateTotals,
+  hadTrafficSince,
   openDebits,
   recordDebit,
   refundFromAggregate,
   settleMinutes,
 } from "./store/aggregates";
 import { appendEntry, entryDeltas, entryTotals, hasEntry } from "./store/entries";
-import { insertProjection } from "./store/projections";
+import { insertAdjustmentHistory, insertGrantHistory } from "./store/projections";
 import {
   awaitingAction,
   findRecharge,
@@ -100,7 +100,10 @@ import {
   spentThisMonth,
   startAutoRecharge,
 } from "./store/recharges";
+import { insertRevokedKey, loadRevokedKeys } from "./store/revoked-keys";
 import { ensureSchema } from "./store/schema";
+import { insertInitialState, readStateRow } from "./store/state";
+import { largestPaidUpgrade, recordedUpgradeDelta, recordPaidUpgrade } from "./store/upgrades";
 import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./store/usage";
 
 export type * from "./domain/types";
@@ -110,13 +113,8 @@ const OUTBOX_RETRY_MS = 5_000;
 /** How often an active account's open minutes are settled (the checkpoint). */
 export const SETTLE_EVERY_MS = 3_600_000;
 
-const iso = (ms: number) => new Date(ms).toISOString();
 const ZERO: BalanceView = { monthly: 0, purchased: 0, total: 0 };
 const NONE: Buckets = { monthly: 0, purchased: 0 };
-
-function readStateRow(sql: SqlStorage): StateRow | null {
-  return sql.exec<StateRow>("SELECT * FROM state WHERE id = 1").toArray()[0] ?? null;
-}
 
 export class AccountLedger extends DurableObject<Bindings> {
   private readonly sql: SqlStorage;
@@ -362,20 +360,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     const now = input.now ?? this.now();
     this.mutate(() => {
       if (readStateRow(this.sql)) return;
-      const allowance = PLANS[input.plan].monthlyCredits;
-      this.sql.exec(
-        `INSERT INTO state (id, account_id, plan, monthly, purchased, cycle_started_at, cycle_ends_at,
-           spend_limit_cents, cycle_max_monthly, compacted_until)
-         VALUES (1, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
-        input.accountId,
-        input.plan,
-        allowance,
-        now,
-        addOneMonth(now),
-        DEFAULT_SPEND_LIMIT_CENTS,
-        allowance,
-        minuteOf(now),
-      );
+      const allowance = insertInitialState(this.sql, input.accountId, input.plan, now);
       this.appendLedger(
         `cycle:${input.accountId}:initial`,
         "cycle_grant",
@@ -483,12 +468,7 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   private revokedKeys(): Set<string> {
     if (!this.revoked) {
-      this.revoked = new Set(
-        this.sql
-          .exec<{ key_id: string }>("SELECT key_id FROM revoked_keys")
-          .toArray()
-          .map((r) => r.key_id),
-      );
+      this.revoked = loadRevokedKeys(this.sql);
     }
     return this.revoked;
   }
@@ -498,11 +478,7 @@ export class AccountLedger extends DurableObject<Bindings> {
    * caches may still map it to this account). Idempotent. Called before D1 marks it revoked.
    */
   revokeKey(keyId: string): void {
-    this.sql.exec(
-      "INSERT INTO revoked_keys (key_id, revoked_at) VALUES (?, ?) ON CONFLICT(key_id) DO NOTHING",
-      keyId,
-      this.now(),
-    );
+    insertRevokedKey(this.sql, keyId, this.now());
     this.revokedKeys().add(keyId);
   }
 
@@ -614,23 +590,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       );
       this.appendLedger(input.ref, "adjustment", input.monthly, input.purchased, now, input.reason);
       // The customer's history says why the balance changed, not only by how much.
-      fx.deliver.push(
-        insertProjection(
-          this.sql,
-          {
-            id: input.ref,
-            account_id: s.account_id,
-            type: "adjustment",
-            credits: input.monthly + input.purchased,
-            amount_cents: 0,
-            invoice_id: null,
-            invoice_url: null,
-            description: input.reason,
-            created_at: iso(now),
-          },
-          now,
-        ),
-      );
+      fx.deliver.push(insertAdjustmentHistory(this.sql, s.account_id, input, now));
       this.maybeStartAutoRecharge({ ...s, ...next }, now, fx);
       return { ok: true, balance: withTotal(next), replayed: false };
     });
@@ -921,7 +881,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       }
       const d = decideCycle(s, {
         ...input,
-        paidUpgrade: input.source === "stripe" ? this.paidUpgrade(input.endsAt) : null,
+        paidUpgrade: input.source === "stripe" ? largestPaidUpgrade(this.sql, input.endsAt) : null,
       });
       if (d.kind === "ignore") {
         // Stripe retries deliveries for days: an invoice from before the subscription ended.
@@ -951,7 +911,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         // plan's allowance it granted (money rule 9).
         d.newer ? `cycle ${d.granted}` : `cycle ${d.plan} (same period)`,
       );
-      if (d.newer) fx.deliver.push(this.grantHistory(s.account_id, input, d.monthly, now));
+      if (d.newer)
+        fx.deliver.push(insertGrantHistory(this.sql, s.account_id, input, d.monthly, now));
       const next = this.liveState();
       this.maybeStartAutoRecharge(next, now, fx);
       return {
@@ -1038,31 +999,21 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      const seen = this.sql
-        .exec<{ m: number }>("SELECT monthly_delta AS m FROM ledger WHERE ref = ?", input.ref)
-        .toArray()[0];
-      if (seen) {
+      const seen = recordedUpgradeDelta(this.sql, input.ref);
+      if (seen !== null) {
         // What it added the first time, so a retried history row says the same.
         return {
           ok: true as const,
-          added: seen.m,
+          added: seen,
           outcome: "replayed" as const,
           balance: withTotal(s),
         };
       }
-      const allowance = PLANS[input.plan].monthlyCredits;
-      this.sql.exec(
-        `INSERT INTO paid_upgrades (invoice_id, cycle_ends_at, plan, allowance, at)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT(invoice_id) DO NOTHING`,
-        input.ref,
-        input.cycleEndsAt,
-        input.plan,
-        allowance,
-        now,
-      );
+      recordPaidUpgrade(this.sql, input.ref, input.cycleEndsAt, input.plan, now);
       const d = decideUpgrade(s, input);
       fx.deliver.push(
-        this.grantHistory(
+        insertGrantHistory(
+          this.sql,
           s.account_id,
           { ...input, source: "stripe" },
           d.kind === "grant" ? d.added : 0,
@@ -1106,47 +1057,6 @@ export class AccountLedger extends DurableObject<Bindings> {
     });
     await this.afterCommit(fx);
     return result;
-  }
-
-  /**
-   * Inside the grant's transaction: its history row, in the outbox (a D1 copy written after
-   * the commit, retried until D1 accepts it). An alarm-driven cycle's row is dated at the
-   * cycle's start; a paid invoice's when its credits were added (the period start has only
-   * Stripe's one-second resolution and could sort below rows of the same second).
-   */
-  private grantHistory(
-    accountId: string,
-    input: { ref: string; source: "stripe" | "alarm"; startsAt?: number; history?: HistoryDetails },
-    credits: number,
-    now: number,
-  ): OutboxItem {
-    const h = input.history ?? {};
-    return insertProjection(
-      this.sql,
-      {
-        id: input.ref,
-        account_id: accountId,
-        type: "monthly_grant",
-        credits,
-        amount_cents: h.amountCents ?? 0,
-        invoice_id: h.invoiceId ?? null,
-        invoice_url: h.invoiceUrl ?? null,
-        description: h.description ?? null,
-        created_at: iso(input.source === "alarm" && input.startsAt ? input.startsAt : now),
-      },
-      now,
-    );
-  }
-
-  /** The largest plan of the upgrades paid for the cycle ending at `cycleEndsAt`, if any. */
-  private paidUpgrade(cycleEndsAt: number): PlanId | null {
-    const row = this.sql
-      .exec<{ plan: PlanId }>(
-        "SELECT plan FROM paid_upgrades WHERE cycle_ends_at = ? ORDER BY allowance DESC LIMIT 1",
-        cycleEndsAt,
-      )
-      .toArray()[0];
-    return row?.plan ?? null;
   }
 
   private scheduleCycleAlarm(): void {
@@ -1196,14 +1106,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       moved = settleMinutes(this.sql, s.compacted_until, until, Math.floor(now / 1000));
     });
     this.reload();
-    return moved.monthly + moved.purchased > 0 || this.hadTrafficSince(s.compacted_until);
-  }
-
-  private hadTrafficSince(minute: number): boolean {
-    return (
-      this.sql.exec("SELECT 1 FROM debit_minutes WHERE minute >= ? LIMIT 1", minute).toArray()
-        .length > 0
-    );
+    return moved.monthly + moved.purchased > 0 || hadTrafficSince(this.sql, s.compacted_until);
   }
 
   /** A pause by the spending limit lasts until the calendar month turns. */
