@@ -68,7 +68,7 @@ export async function createAccount(
       id: `cycle:${id}:initial`,
       accountId: id,
       credits: PLANS[input.plan].monthlyCredits,
-      at: snapshot.cycle_started_at,
+      at: new Date(snapshot.cycleStartedAt).toISOString(),
     }),
   ]);
   return {

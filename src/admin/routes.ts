@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { accountView } from "../accounts/account-view";
 import { adjustCredits, createAccount } from "../accounts/create-account";
+import { accountSnapshotJson } from "../accounts/ledger-json";
 import { spendLimitCents } from "../accounts/limits";
 import { adminAuth } from "../accounts/operator-auth";
 import { accountExists, getAccount } from "../db/accounts";
@@ -146,8 +147,9 @@ export const adminRoutes = new Hono<AppEnv>()
 async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
   const account = await getAccount(db, id);
   if (!account) throw refusal("not_initialized");
-  const snapshot = await ledgerFor(env, account.id).snapshot();
-  if (!snapshot) throw refusal("not_initialized");
+  const ledger = await ledgerFor(env, account.id).snapshot();
+  if (!ledger) throw refusal("not_initialized");
+  const snapshot = accountSnapshotJson(ledger);
   const { limits, alerts, rate_limit_per_minute, rate_limit_override, ...balance } = snapshot;
   return {
     ...accountView(account),

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { accountView } from "../accounts/account-view";
+import { accountSnapshotJson } from "../accounts/ledger-json";
 import { getAccount } from "../db/accounts";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
@@ -13,8 +14,9 @@ export const accountRoutes = new Hono<AppEnv>()
     return c.json(accountView(account), 200);
   })
   .get("/balance", async (c) => {
-    const snapshot = await ledgerFor(c.env, c.get("accountId")).snapshot();
-    if (!snapshot) throw refusal("not_initialized");
+    const account = await ledgerFor(c.env, c.get("accountId")).snapshot();
+    if (!account) throw refusal("not_initialized");
+    const snapshot = accountSnapshotJson(account);
     return c.json(
       {
         monthly: snapshot.monthly,

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { limitsJson } from "../accounts/ledger-json";
 import { spendLimitCents } from "../accounts/limits";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
@@ -16,7 +17,7 @@ export const limitRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const limits = await ledgerFor(c.env, c.get("accountId")).limits();
     if (!limits) throw refusal("not_initialized");
-    return c.json(limits, 200);
+    return c.json(limitsJson(limits), 200);
   })
   .put("/", async (c) => {
     const body = await parseJson(c, LimitsBody);
@@ -24,5 +25,5 @@ export const limitRoutes = new Hono<AppEnv>()
       spendLimitCents: body.monthly_spend_limit_cents,
     });
     if (!result.ok) throw refusal(result.reason);
-    return c.json(result.limits, 200);
+    return c.json(limitsJson(result.limits), 200);
   });

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
+import { autoRechargeJson } from "../accounts/ledger-json";
 import { getTransaction } from "../db/transactions";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
@@ -26,13 +27,13 @@ export const autoRechargeRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const settings = await ledgerFor(c.env, c.get("accountId")).autoRecharge();
     if (!settings) throw refusal("not_initialized");
-    return c.json(settings, 200);
+    return c.json(autoRechargeJson(settings), 200);
   })
   .put("/", async (c) => {
     const body = await parseJson(c, UpdateAutoRechargeBody);
     const result = await ledgerFor(c.env, c.get("accountId")).updateAutoRecharge(body);
     if (!result.ok) throw refusal(result.reason);
-    return c.json(result.settings, 200);
+    return c.json(autoRechargeJson(result.settings), 200);
   });
 
 /** `POST /v1/account/top-ups`: a package bought now, through the auto-recharge pipeline. */

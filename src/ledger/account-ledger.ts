@@ -16,7 +16,9 @@
  *
  * Where things go: a new mutation is a method in the section it belongs to (auto-recharge and
  * recharges, alerts, cycles, operators), shaped like `grantPurchased`: `this.mutate(() => …)`
- * around the storage steps (in `recharges.ts`, `entries.ts`). Effects (outbox items to deliver,
+ * around a pure decision (`domain/commands.ts`, given the facts it reads as getters) and the
+ * storage steps that apply it (in `recharges.ts`, `entries.ts`). The RPC returns domain
+ * values; the routes build the JSON (`accounts/ledger-json.ts`). Effects (outbox items to deliver,
  * alarms) are values: the transaction collects them in its `Effects` and returns them, and
  * `this.afterCommit(fx)` flushes them after the commit; no effect waits in a field.
  *
@@ -29,15 +31,17 @@
 import { DurableObject } from "cloudflare:workers";
 import { deliverItem } from "../delivery/outbox";
 import type { Bindings } from "../platform/env";
+import { isPackageId, type PackageId, type PlanId } from "../pricing";
 import {
-  DEFAULT_PACKAGE,
-  isPackageId,
-  PACKAGES,
-  type PackageId,
-  PLANS,
-  type PlanId,
-  RECHARGE_THRESHOLD,
-} from "../pricing";
+  decideAdjust,
+  decideAutoRecharge,
+  decideGrantPurchased,
+  decideLimits,
+  decidePlanChange,
+  decideRefund,
+  decideTopUp,
+  nextRechargeStatus,
+} from "./domain/commands";
 import { currentAlarmCycle, decideCycle, decideUpgrade } from "./domain/cycles";
 import { decideDebit, decideRecharge, rateLimitOf } from "./domain/decisions";
 import { addEffects, type Effects, noEffects } from "./domain/effects";
@@ -45,12 +49,9 @@ import { type AlertSettings, lowBalanceStep } from "./domain/low-balance";
 import type { RateWindow } from "./domain/rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "./domain/recent-debits";
 import {
-  addOneMonth,
-  applyDeltas,
   type BalanceView,
   type Buckets,
   DEFAULT_SPEND_LIMIT_CENTS,
-  fitsSpendLimit,
   liveBalance,
   minuteOf,
   monthStart,
@@ -58,30 +59,31 @@ import {
   withTotal,
 } from "./domain/rules";
 import type {
-  AccountSnapshot,
   AdjustResult,
   AuditResult,
-  AutoRechargeSettings,
+  AutoRechargeState,
   DebitCharge,
   DebitResult,
   HistoryDetails,
+  LedgerAccount,
+  LimitsState,
   OutboxItem,
   RechargeView,
   RefundResult,
   SettingsResult,
-  SpendLimits,
   StateRow,
   TopUpResult,
 } from "./domain/types";
 import {
   aggregateTotals,
+  hadTrafficSince,
   openDebits,
   recordDebit,
   refundFromAggregate,
   settleMinutes,
 } from "./store/aggregates";
 import { appendEntry, entryDeltas, entryTotals, hasEntry } from "./store/entries";
-import { insertProjection } from "./store/projections";
+import { insertAdjustmentHistory, insertGrantHistory } from "./store/projections";
 import {
   awaitingAction,
   findRecharge,
@@ -98,7 +100,10 @@ import {
   spentThisMonth,
   startAutoRecharge,
 } from "./store/recharges";
+import { insertRevokedKey, loadRevokedKeys } from "./store/revoked-keys";
 import { ensureSchema } from "./store/schema";
+import { insertInitialState, readStateRow } from "./store/state";
+import { largestPaidUpgrade, recordedUpgradeDelta, recordPaidUpgrade } from "./store/upgrades";
 import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./store/usage";
 
 export type * from "./domain/types";
@@ -108,13 +113,8 @@ const OUTBOX_RETRY_MS = 5_000;
 /** How often an active account's open minutes are settled (the checkpoint). */
 export const SETTLE_EVERY_MS = 3_600_000;
 
-const iso = (ms: number) => new Date(ms).toISOString();
 const ZERO: BalanceView = { monthly: 0, purchased: 0, total: 0 };
 const NONE: Buckets = { monthly: 0, purchased: 0 };
-
-function readStateRow(sql: SqlStorage): StateRow | null {
-  return sql.exec<StateRow>("SELECT * FROM state WHERE id = 1").toArray()[0] ?? null;
-}
 
 export class AccountLedger extends DurableObject<Bindings> {
   private readonly sql: SqlStorage;
@@ -235,56 +235,57 @@ export class AccountLedger extends DurableObject<Bindings> {
     return hasPendingAutoRecharge(this.sql);
   }
 
-  private settingsOf(s: StateRow): AutoRechargeSettings {
+  private autoRechargeOf(s: StateRow): AutoRechargeState {
     return {
       enabled: s.auto_enabled === 1,
       package: isPackageId(s.auto_package) ? s.auto_package : null,
-      threshold: RECHARGE_THRESHOLD,
       pending: this.pendingAutoRecharge(),
-      paused: s.paused_period === monthStart(this.now()) ? "spending_limit_reached" : null,
-      last_failure:
+      pausedThisMonth: s.paused_period === monthStart(this.now()),
+      lastFailure:
         s.last_failure_at === null
           ? null
           : {
-              at: iso(s.last_failure_at),
-              code: s.last_failure_code ?? "unknown",
-              message: s.last_failure_message ?? "",
-              action_url: s.last_failure_action_url,
-              recharge_id: s.last_failure_recharge_id,
+              at: s.last_failure_at,
+              code: s.last_failure_code,
+              message: s.last_failure_message,
+              actionUrl: s.last_failure_action_url,
+              rechargeId: s.last_failure_recharge_id,
             },
     };
   }
 
-  /** The account as the dashboard shows it, read in real time. Null until `init`. */
-  snapshot(): AccountSnapshot | null {
+  /**
+   * The account as its ledger holds it, read in real time (domain values: the routes shape
+   * the JSON, `accounts/ledger-json.ts`). Null until `init`.
+   */
+  snapshot(): LedgerAccount | null {
     const s = this.current();
     if (!s) return null;
     return {
-      account_id: s.account_id,
+      accountId: s.account_id,
       plan: s.plan,
-      ...withTotal(s),
-      monthly_allowance: PLANS[s.plan].monthlyCredits,
-      cycle_started_at: iso(s.cycle_started_at),
-      cycle_ends_at: iso(s.cycle_ends_at),
-      has_payment_method: s.has_payment_method === 1,
-      auto_recharge: this.settingsOf(s),
+      balance: withTotal(s),
+      cycleStartedAt: s.cycle_started_at,
+      cycleEndsAt: s.cycle_ends_at,
+      hasPaymentMethod: s.has_payment_method === 1,
+      autoRecharge: this.autoRechargeOf(s),
       limits: this.limitsOf(s, this.now()),
-      rate_limit_per_minute: rateLimitOf(s),
-      rate_limit_override: s.rate_limit_override,
-      alerts: alertsOf(s),
+      rateLimitPerMinute: rateLimitOf(s),
+      rateLimitOverride: s.rate_limit_override,
+      lowBalanceCredits: s.low_balance_credits,
     };
   }
 
-  private limitsOf(s: StateRow, now: number): SpendLimits {
+  private limitsOf(s: StateRow, now: number): LimitsState {
     return {
-      monthly_spend_limit_cents: s.spend_limit_cents,
-      spent_this_month_cents: spentThisMonth(this.sql, now),
-      period_ends_at: iso(nextMonthStart(now)),
+      spendLimitCents: s.spend_limit_cents,
+      spentThisMonthCents: spentThisMonth(this.sql, now),
+      periodEndsAt: nextMonthStart(now),
     };
   }
 
   /** The spending limit and what this month's purchases used of it. Null until `init`. */
-  limits(): SpendLimits | null {
+  limits(): LimitsState | null {
     const s = this.current();
     return s ? this.limitsOf(s, this.now()) : null;
   }
@@ -294,9 +295,9 @@ export class AccountLedger extends DurableObject<Bindings> {
     return s ? withTotal(s) : ZERO;
   }
 
-  autoRecharge(): AutoRechargeSettings | null {
+  autoRecharge(): AutoRechargeState | null {
     const s = this.current();
-    return s ? this.settingsOf(s) : null;
+    return s ? this.autoRechargeOf(s) : null;
   }
 
   recharge(id: string): RechargeView | null {
@@ -355,24 +356,11 @@ export class AccountLedger extends DurableObject<Bindings> {
    * Creates the account's ledger with the plan's monthly credits for the current cycle.
    * Safe to call twice: the second call changes nothing.
    */
-  init(input: { accountId: string; plan: PlanId; now?: number }): AccountSnapshot {
+  init(input: { accountId: string; plan: PlanId; now?: number }): LedgerAccount {
     const now = input.now ?? this.now();
     this.mutate(() => {
       if (readStateRow(this.sql)) return;
-      const allowance = PLANS[input.plan].monthlyCredits;
-      this.sql.exec(
-        `INSERT INTO state (id, account_id, plan, monthly, purchased, cycle_started_at, cycle_ends_at,
-           spend_limit_cents, cycle_max_monthly, compacted_until)
-         VALUES (1, ?, ?, ?, 0, ?, ?, ?, ?, ?)`,
-        input.accountId,
-        input.plan,
-        allowance,
-        now,
-        addOneMonth(now),
-        DEFAULT_SPEND_LIMIT_CENTS,
-        allowance,
-        minuteOf(now),
-      );
+      const allowance = insertInitialState(this.sql, input.accountId, input.plan, now);
       this.appendLedger(
         `cycle:${input.accountId}:initial`,
         "cycle_grant",
@@ -387,7 +375,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.reload();
     // The first checkpoint is armed now, so the first hour of debits sets no alarm.
     if (this.s) this.scheduleAlarm(Math.min(settleDue(this.s), this.s.cycle_ends_at));
-    return this.snapshot() as AccountSnapshot;
+    return this.snapshot() as LedgerAccount;
   }
 
   // ---------------------------------------------------------------- the hot path
@@ -480,12 +468,7 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   private revokedKeys(): Set<string> {
     if (!this.revoked) {
-      this.revoked = new Set(
-        this.sql
-          .exec<{ key_id: string }>("SELECT key_id FROM revoked_keys")
-          .toArray()
-          .map((r) => r.key_id),
-      );
+      this.revoked = loadRevokedKeys(this.sql);
     }
     return this.revoked;
   }
@@ -495,11 +478,7 @@ export class AccountLedger extends DurableObject<Bindings> {
    * caches may still map it to this account). Idempotent. Called before D1 marks it revoked.
    */
   revokeKey(keyId: string): void {
-    this.sql.exec(
-      "INSERT INTO revoked_keys (key_id, revoked_at) VALUES (?, ?) ON CONFLICT(key_id) DO NOTHING",
-      keyId,
-      this.now(),
-    );
+    insertRevokedKey(this.sql, keyId, this.now());
     this.revokedKeys().add(keyId);
   }
 
@@ -522,30 +501,41 @@ export class AccountLedger extends DurableObject<Bindings> {
         const s = this.current();
         if (!s) return { ok: false, reason: "not_found" };
         const refundRef = `refund:${debitRef}`;
-        // Already refunded: a replay (the queue, D1, the reconciler) changes nothing.
-        if (this.hasLedgerRef(refundRef))
-          return { ok: true, balance: withTotal(s), refunded: false };
-        let c = charge;
-        if (!c && sentAt !== undefined) {
-          const voidRef = `void:${debitRef}`;
-          if (this.hasLedgerRef(voidRef)) return { ok: false, reason: "not_found" };
-          const unanswered = unansweredDebitOutcome({
-            remembered: this.recent.charge(debitRef),
-            memorySince: this.recent.memorySince,
-            sentAt,
-            marginMs: clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS),
-          });
-          if (unanswered.outcome === "unknown") return { ok: false, reason: "outcome_unknown" };
-          if (unanswered.outcome === "never_committed") {
-            // Written only on this failure path: the decision outlives a restart.
-            this.appendLedger(voidRef, "void", 0, 0, now, "debit never committed; reply lost");
-            this.recent.void(debitRef);
-            return { ok: false, reason: "not_found" };
-          }
-          c = unanswered.charge;
-        }
-        if (!c || !validCharge(c) || c.monthly + c.purchased === 0)
+        const self = this;
+        const d = decideRefund(charge, sentAt, {
+          // Already refunded: a replay (the queue, D1, the reconciler) changes nothing.
+          get refunded() {
+            return self.hasLedgerRef(refundRef);
+          },
+          get voidRecorded() {
+            return self.hasLedgerRef(`void:${debitRef}`);
+          },
+          get unanswered() {
+            return unansweredDebitOutcome({
+              remembered: self.recent.charge(debitRef),
+              memorySince: self.recent.memorySince,
+              sentAt: sentAt ?? 0,
+              marginMs: clockMarginMs(self.env.LEDGER_CLOCK_MARGIN_MS),
+            });
+          },
+        });
+        if (d.kind === "replay") return { ok: true, balance: withTotal(s), refunded: false };
+        if (d.kind === "outcome_unknown") return { ok: false, reason: "outcome_unknown" };
+        if (d.kind === "void") {
+          // Written only on this failure path: the decision outlives a restart.
+          this.appendLedger(
+            `void:${debitRef}`,
+            "void",
+            0,
+            0,
+            now,
+            "debit never committed; reply lost",
+          );
+          this.recent.void(debitRef);
           return { ok: false, reason: "not_found" };
+        }
+        if (d.kind === "not_found") return { ok: false, reason: "not_found" };
+        const c = d.charge;
         if (!refundFromAggregate(this.sql, c, s.compacted_until))
           return { ok: false, reason: "not_found" };
         this.sql.exec(
@@ -583,15 +573,16 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx): AdjustResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized", balance: ZERO };
-      const earlier = entryDeltas(this.sql, input.ref);
-      if (earlier) {
-        if (earlier.monthly !== input.monthly || earlier.purchased !== input.purchased) {
-          return { ok: false, reason: "idempotency_conflict", balance: withTotal(s) };
-        }
-        return { ok: true, balance: withTotal(s), replayed: true };
-      }
-      const next = applyDeltas(s, { monthly: input.monthly, purchased: input.purchased });
-      if (!next) return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
+      const d = decideAdjust(s, entryDeltas(this.sql, input.ref), {
+        monthly: input.monthly,
+        purchased: input.purchased,
+      });
+      if (d.kind === "conflict")
+        return { ok: false, reason: "idempotency_conflict", balance: withTotal(s) };
+      if (d.kind === "replay") return { ok: true, balance: withTotal(s), replayed: true };
+      if (d.kind === "insufficient")
+        return { ok: false, reason: "insufficient_credits", balance: withTotal(s) };
+      const next = d.next;
       this.sql.exec(
         "UPDATE state SET monthly = monthly + ?, purchased = purchased + ? WHERE id = 1",
         input.monthly,
@@ -599,23 +590,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       );
       this.appendLedger(input.ref, "adjustment", input.monthly, input.purchased, now, input.reason);
       // The customer's history says why the balance changed, not only by how much.
-      fx.deliver.push(
-        insertProjection(
-          this.sql,
-          {
-            id: input.ref,
-            account_id: s.account_id,
-            type: "adjustment",
-            credits: input.monthly + input.purchased,
-            amount_cents: 0,
-            invoice_id: null,
-            invoice_url: null,
-            description: input.reason,
-            created_at: iso(now),
-          },
-          now,
-        ),
-      );
+      fx.deliver.push(insertAdjustmentHistory(this.sql, s.account_id, input, now));
       this.maybeStartAutoRecharge({ ...s, ...next }, now, fx);
       return { ok: true, balance: withTotal(next), replayed: false };
     });
@@ -649,21 +624,18 @@ export class AccountLedger extends DurableObject<Bindings> {
     spendLimitCents?: number | null;
     rateLimitPerMinute?: number | null;
   }): Promise<
-    | { ok: true; limits: SpendLimits; rate_limit_per_minute: number }
+    | { ok: true; limits: LimitsState; rateLimitPerMinute: number }
     | { ok: false; reason: "not_initialized" }
   > {
     const now = this.now();
     const { result, fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      const spend =
-        input.spendLimitCents === undefined ? s.spend_limit_cents : input.spendLimitCents;
-      const rate =
-        input.rateLimitPerMinute === undefined ? s.rate_limit_override : input.rateLimitPerMinute;
+      const d = decideLimits(s, input);
       this.sql.exec(
         "UPDATE state SET spend_limit_cents = ?, rate_limit_override = ?, paused_period = NULL WHERE id = 1",
-        spend,
-        rate,
+        d.spendLimitCents,
+        d.rateLimitOverride,
       );
       // Re-decided from scratch: still over the limit pauses again (without a second email:
       // the email's reference is the month).
@@ -672,7 +644,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       return {
         ok: true as const,
         limits: this.limitsOf(after, now),
-        rate_limit_per_minute: rateLimitOf(after),
+        rateLimitPerMinute: rateLimitOf(after),
       };
     });
     await this.afterCommit(fx);
@@ -692,21 +664,16 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx): SettingsResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized" };
-      if (input.enabled === true && s.has_payment_method !== 1) {
-        return { ok: false, reason: "payment_method_required" };
-      }
-      const enabled = input.enabled ?? s.auto_enabled === 1;
-      const pkg =
-        input.package ??
-        (isPackageId(s.auto_package) ? s.auto_package : enabled ? DEFAULT_PACKAGE : null);
+      const d = decideAutoRecharge(s, input);
+      if (d.kind === "refuse") return { ok: false, reason: d.reason };
       this.sql.exec(
         "UPDATE state SET auto_enabled = ?, auto_package = ? WHERE id = 1",
-        enabled ? 1 : 0,
-        pkg,
+        d.enabled ? 1 : 0,
+        d.package,
       );
       const next = this.liveState();
       this.maybeStartAutoRecharge(next, now, fx);
-      return { ok: true, settings: this.settingsOf(next) };
+      return { ok: true, settings: this.autoRechargeOf(next) };
     });
     await this.afterCommit(fx);
     return result;
@@ -721,19 +688,22 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx): TopUpResult => {
       const s = this.current();
       if (!s) return { ok: false, reason: "not_initialized" };
-      const existing = findRecharge(this.sql, input.rechargeId);
-      if (existing) {
-        if (existing.package !== input.package)
-          return { ok: false, reason: "idempotency_conflict" };
-        return { ok: true, recharge: existing, replayed: true };
-      }
-      const waiting = awaitingAction(this.sql)[0];
-      if (waiting) return { ok: false, reason: "payment_pending", waiting };
-      if (s.has_payment_method !== 1) return { ok: false, reason: "payment_method_required" };
-      const price = PACKAGES[input.package].priceCents;
-      if (!fitsSpendLimit(spentThisMonth(this.sql, now), price, s.spend_limit_cents)) {
-        return { ok: false, reason: "spending_limit_reached" };
-      }
+      const sql = this.sql;
+      const d = decideTopUp(s, input.package, {
+        get existing() {
+          return findRecharge(sql, input.rechargeId);
+        },
+        get waiting() {
+          return awaitingAction(sql)[0] ?? null;
+        },
+        get spentThisMonthCents() {
+          return spentThisMonth(sql, now);
+        },
+      });
+      if (d.kind === "replay") return { ok: true, recharge: d.recharge, replayed: true };
+      if (d.kind === "refuse") return { ok: false, reason: d.reason };
+      if (d.kind === "payment_pending")
+        return { ok: false, reason: "payment_pending", waiting: d.waiting };
       fx.deliver.push(insertRecharge(this.sql, s, input.rechargeId, "top_up", input.package, now));
       return {
         ok: true,
@@ -760,14 +730,18 @@ export class AccountLedger extends DurableObject<Bindings> {
     return this.mutate(() => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      const r = findRecharge(this.sql, rechargeId);
-      if (!r) return { ok: false as const, reason: "unknown_recharge" as const };
-      if (r.credits !== credits) return { ok: false as const, reason: "credits_mismatch" as const };
-      if (this.hasLedgerRef(rechargeId))
-        return { ok: true as const, granted: false, balance: withTotal(s) };
+      const self = this;
+      const d = decideGrantPurchased(findRecharge(this.sql, rechargeId), credits, {
+        get granted() {
+          return self.hasLedgerRef(rechargeId);
+        },
+      });
+      if (d.kind === "refuse") return { ok: false as const, reason: d.reason };
+      if (d.kind === "replay") return { ok: true as const, granted: false, balance: withTotal(s) };
       this.sql.exec("UPDATE state SET purchased = purchased + ? WHERE id = 1", credits);
-      this.appendLedger(rechargeId, "purchase", 0, credits, now, `${r.kind} ${r.package}`);
-      markSucceeded(this.sql, rechargeId, now);
+      this.appendLedger(rechargeId, "purchase", 0, credits, now, d.note);
+      // Succeeded is reached only with its ledger entry, so a grant always moves the status.
+      if (d.transition.kind === "move") markSucceeded(this.sql, rechargeId, now);
       return {
         ok: true as const,
         granted: true,
@@ -788,17 +762,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   ):
     | { ok: true; changed: boolean }
     | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
-    const now = this.now();
-    return this.mutate(() =>
-      recordPaymentProblem(this.sql, {
-        rechargeId,
-        status: "failed",
-        code,
-        message,
-        actionUrl: null,
-        now,
-      }),
-    );
+    return this.paymentProblem(rechargeId, "failed", code, message, null);
   }
 
   /**
@@ -814,17 +778,37 @@ export class AccountLedger extends DurableObject<Bindings> {
   ):
     | { ok: true; changed: boolean }
     | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
+    return this.paymentProblem(rechargeId, "requires_action", code, message, actionUrl);
+  }
+
+  /** A payment problem, through the recharge state machine (`nextRechargeStatus`). */
+  private paymentProblem(
+    rechargeId: string,
+    event: "failed" | "requires_action",
+    code: string,
+    message: string,
+    actionUrl: string | null,
+  ):
+    | { ok: true; changed: boolean }
+    | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
     const now = this.now();
-    return this.mutate(() =>
+    return this.mutate(() => {
+      const r = findRecharge(this.sql, rechargeId);
+      if (!r) return { ok: false as const, reason: "unknown_recharge" as const };
+      const t = nextRechargeStatus(r.status, event);
+      if (t.kind === "refuse") return { ok: false as const, reason: t.reason };
+      if (t.kind === "same") return { ok: true as const, changed: false };
       recordPaymentProblem(this.sql, {
         rechargeId,
-        status: "requires_action",
+        from: t.from,
+        to: event,
         code,
         message,
         actionUrl,
         now,
-      }),
-    );
+      });
+      return { ok: true as const, changed: true };
+    });
   }
 
   /** Purchases waiting for the customer to authenticate, oldest first (the Billing page). */
@@ -897,7 +881,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       }
       const d = decideCycle(s, {
         ...input,
-        paidUpgrade: input.source === "stripe" ? this.paidUpgrade(input.endsAt) : null,
+        paidUpgrade: input.source === "stripe" ? largestPaidUpgrade(this.sql, input.endsAt) : null,
       });
       if (d.kind === "ignore") {
         // Stripe retries deliveries for days: an invoice from before the subscription ended.
@@ -927,7 +911,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         // plan's allowance it granted (money rule 9).
         d.newer ? `cycle ${d.granted}` : `cycle ${d.plan} (same period)`,
       );
-      if (d.newer) fx.deliver.push(this.grantHistory(s.account_id, input, d.monthly, now));
+      if (d.newer)
+        fx.deliver.push(insertGrantHistory(this.sql, s.account_id, input, d.monthly, now));
       const next = this.liveState();
       this.maybeStartAutoRecharge(next, now, fx);
       return {
@@ -967,26 +952,22 @@ export class AccountLedger extends DurableObject<Bindings> {
     const result = this.mutate(() => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      const stale =
-        input.version < s.plan_version || (input.version === s.plan_version && !input.current);
-      if (stale || this.hasLedgerRef(input.ref)) {
+      const self = this;
+      const d = decidePlanChange(s, input, {
+        get seen() {
+          return self.hasLedgerRef(input.ref);
+        },
+      });
+      if (d.kind === "ignore")
         return { ok: true as const, balance: withTotal(s), changed: false, added: 0 };
-      }
-      // Invoices take over cycles when the first one arrives (startCycle); an ended
-      // subscription hands them back to the alarm at once.
       this.sql.exec(
         "UPDATE state SET plan = ?, plan_version = ?, stripe_cycles = ? WHERE id = 1",
         input.plan,
         input.version,
-        input.cycles === "alarm" ? 0 : s.stripe_cycles,
+        d.stripeCycles,
       );
-      this.appendLedger(input.ref, "plan_change", 0, 0, now, `${s.plan} -> ${input.plan}`);
-      return {
-        ok: true as const,
-        balance: withTotal(s),
-        changed: s.plan !== input.plan,
-        added: 0,
-      };
+      this.appendLedger(input.ref, "plan_change", 0, 0, now, d.note);
+      return { ok: true as const, balance: withTotal(s), changed: d.changed, added: 0 };
     });
     this.scheduleCycleAlarm();
     return result;
@@ -1018,31 +999,21 @@ export class AccountLedger extends DurableObject<Bindings> {
     const { result, fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
-      const seen = this.sql
-        .exec<{ m: number }>("SELECT monthly_delta AS m FROM ledger WHERE ref = ?", input.ref)
-        .toArray()[0];
-      if (seen) {
+      const seen = recordedUpgradeDelta(this.sql, input.ref);
+      if (seen !== null) {
         // What it added the first time, so a retried history row says the same.
         return {
           ok: true as const,
-          added: seen.m,
+          added: seen,
           outcome: "replayed" as const,
           balance: withTotal(s),
         };
       }
-      const allowance = PLANS[input.plan].monthlyCredits;
-      this.sql.exec(
-        `INSERT INTO paid_upgrades (invoice_id, cycle_ends_at, plan, allowance, at)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT(invoice_id) DO NOTHING`,
-        input.ref,
-        input.cycleEndsAt,
-        input.plan,
-        allowance,
-        now,
-      );
+      recordPaidUpgrade(this.sql, input.ref, input.cycleEndsAt, input.plan, now);
       const d = decideUpgrade(s, input);
       fx.deliver.push(
-        this.grantHistory(
+        insertGrantHistory(
+          this.sql,
           s.account_id,
           { ...input, source: "stripe" },
           d.kind === "grant" ? d.added : 0,
@@ -1086,47 +1057,6 @@ export class AccountLedger extends DurableObject<Bindings> {
     });
     await this.afterCommit(fx);
     return result;
-  }
-
-  /**
-   * Inside the grant's transaction: its history row, in the outbox (a D1 copy written after
-   * the commit, retried until D1 accepts it). An alarm-driven cycle's row is dated at the
-   * cycle's start; a paid invoice's when its credits were added (the period start has only
-   * Stripe's one-second resolution and could sort below rows of the same second).
-   */
-  private grantHistory(
-    accountId: string,
-    input: { ref: string; source: "stripe" | "alarm"; startsAt?: number; history?: HistoryDetails },
-    credits: number,
-    now: number,
-  ): OutboxItem {
-    const h = input.history ?? {};
-    return insertProjection(
-      this.sql,
-      {
-        id: input.ref,
-        account_id: accountId,
-        type: "monthly_grant",
-        credits,
-        amount_cents: h.amountCents ?? 0,
-        invoice_id: h.invoiceId ?? null,
-        invoice_url: h.invoiceUrl ?? null,
-        description: h.description ?? null,
-        created_at: iso(input.source === "alarm" && input.startsAt ? input.startsAt : now),
-      },
-      now,
-    );
-  }
-
-  /** The largest plan of the upgrades paid for the cycle ending at `cycleEndsAt`, if any. */
-  private paidUpgrade(cycleEndsAt: number): PlanId | null {
-    const row = this.sql
-      .exec<{ plan: PlanId }>(
-        "SELECT plan FROM paid_upgrades WHERE cycle_ends_at = ? ORDER BY allowance DESC LIMIT 1",
-        cycleEndsAt,
-      )
-      .toArray()[0];
-    return row?.plan ?? null;
   }
 
   private scheduleCycleAlarm(): void {
@@ -1176,14 +1106,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       moved = settleMinutes(this.sql, s.compacted_until, until, Math.floor(now / 1000));
     });
     this.reload();
-    return moved.monthly + moved.purchased > 0 || this.hadTrafficSince(s.compacted_until);
-  }
-
-  private hadTrafficSince(minute: number): boolean {
-    return (
-      this.sql.exec("SELECT 1 FROM debit_minutes WHERE minute >= ? LIMIT 1", minute).toArray()
-        .length > 0
-    );
+    return moved.monthly + moved.purchased > 0 || hadTrafficSince(this.sql, s.compacted_until);
   }
 
   /** A pause by the spending limit lasts until the calendar month turns. */
@@ -1310,16 +1233,4 @@ function settleDue(s: Pick<StateRow, "compacted_until">): number {
 
 function alertsOf(s: Pick<StateRow, "low_balance_credits">): AlertSettings {
   return { low_balance_credits: s.low_balance_credits };
-}
-
-/** A refund's amounts: whole credits, never negative, in a whole minute. */
-function validCharge(c: DebitCharge): boolean {
-  return (
-    Number.isSafeInteger(c.minute) &&
-    c.minute % 60 === 0 &&
-    Number.isSafeInteger(c.monthly) &&
-    Number.isSafeInteger(c.purchased) &&
-    c.monthly >= 0 &&
-    c.purchased >= 0
-  );
 }

@@ -27,8 +27,8 @@ describe("AccountLedger", () => {
     const { ledger, init } = freshLedger("starter");
     const first = await init();
     const second = await init();
-    expect(first.monthly).toBe(3000);
-    expect(second.monthly).toBe(3000);
+    expect(first.balance.monthly).toBe(3000);
+    expect(second.balance.monthly).toBe(3000);
     expect((await ledger.audit()).entries).toBe(1);
   });
 
@@ -196,9 +196,9 @@ describe("the ledger's one test seam: testSetClock", () => {
     await init();
     // Here (vitest.config.ts sets the binding) it moves every decision's "now".
     await ledger.testSetClock(Date.UTC(2030, 0, 15));
-    expect(await ledger.limits()).toMatchObject({ period_ends_at: "2030-02-01T00:00:00.000Z" });
+    expect(await ledger.limits()).toMatchObject({ periodEndsAt: Date.UTC(2030, 1, 1) });
     await ledger.testSetClock(null);
-    expect((await ledger.limits())?.period_ends_at).not.toBe("2030-02-01T00:00:00.000Z");
+    expect((await ledger.limits())?.periodEndsAt).not.toBe(Date.UTC(2030, 1, 1));
     // The same object built with production's bindings (no LEDGER_TEST_CLOCK) refuses it.
     const refused = await runInDurableObject(ledgerFor(env, accountId), (_i, state) => {
       const { LEDGER_TEST_CLOCK: _, ...production } = env as Bindings;

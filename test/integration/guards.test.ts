@@ -48,7 +48,7 @@ describe("a recharge that failed stays failed (ledger/store/recharges.ts)", () =
     expect(late).toEqual({ ok: true, changed: false });
     expect((await ledger.recharge(id))?.status).toBe("failed");
     const settings = await ledger.autoRecharge();
-    expect(settings?.last_failure).toMatchObject({ code: "card_declined", action_url: null });
+    expect(settings?.lastFailure).toMatchObject({ code: "card_declined", actionUrl: null });
   });
 });
 

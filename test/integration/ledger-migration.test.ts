@@ -158,12 +158,12 @@ describe("storage written under the current schema opens unchanged after a resta
       stored_purchased: 1044,
     });
     expect(await ledger.snapshot()).toMatchObject({
-      account_id: accountId,
+      accountId,
       plan: "starter",
-      has_payment_method: true,
-      auto_recharge: { enabled: true, package: "credits_1000", pending: false },
-      limits: { monthly_spend_limit_cents: 20_000 },
-      alerts: { low_balance_credits: 100 },
+      hasPaymentMethod: true,
+      autoRecharge: { enabled: true, package: "credits_1000", pending: false },
+      limits: { spendLimitCents: 20_000 },
+      lowBalanceCredits: 100,
     });
     expect(await ledger.recharge("rch_1")).toMatchObject({ status: "succeeded", credits: 1000 });
     const version = await runInDurableObject(ledger, (_i, state) =>

@@ -4,6 +4,24 @@
  */
 import { describe, expect, it } from "vitest";
 import {
+  type AdjustDecision,
+  type AutoRechargeDecision,
+  decideAdjust,
+  decideAutoRecharge,
+  decideGrantPurchased,
+  decideLimits,
+  decidePlanChange,
+  decideRefund,
+  decideTopUp,
+  type GrantPurchasedDecision,
+  nextRechargeStatus,
+  type PlanChangeDecision,
+  type RechargeEvent,
+  type RechargeTransition,
+  type RefundDecision,
+  type TopUpDecision,
+} from "../../src/ledger/domain/commands";
+import {
   type DebitDecision,
   type DebitState,
   decideDebit,
@@ -12,7 +30,11 @@ import {
   type RechargeState,
 } from "../../src/ledger/domain/decisions";
 import type { RateWindow } from "../../src/ledger/domain/rate-window";
+import type { UnansweredDebit } from "../../src/ledger/domain/recent-debits";
+import type { Buckets } from "../../src/ledger/domain/rules";
 import { DAY_SECONDS, minuteOf } from "../../src/ledger/domain/rules";
+import type { DebitCharge, RechargeStatus, RechargeView } from "../../src/ledger/domain/types";
+import type { PackageId } from "../../src/pricing";
 
 const NOW = Date.UTC(2026, 5, 15, 12, 30, 15);
 const THIS_MONTH = Date.UTC(2026, 5, 1);
@@ -577,5 +599,694 @@ describe("decideDebit: the hot path's decision, from memory", () => {
     };
     expect(() => decideDebit(input, -1, undefined, NOW)).toThrow(RangeError);
     expect(() => decideDebit(input, 1.5, undefined, NOW)).toThrow(RangeError);
+  });
+});
+
+// ---------------------------------------------------------------- commands (domain/commands.ts)
+
+/** Facts behind getters that log each read, as the object's getters query storage. */
+function logged<T extends object>(values: T, reads: string[]): T {
+  const out = {} as T;
+  for (const key of Object.keys(values) as Array<keyof T>) {
+    Object.defineProperty(out, key, {
+      get() {
+        reads.push(String(key));
+        return values[key];
+      },
+    });
+  }
+  return out;
+}
+
+const charge = (minute: number, monthly: number, purchased: number): DebitCharge => ({
+  minute,
+  monthly,
+  purchased,
+});
+
+type RefundRow = {
+  name: string;
+  charge: DebitCharge | null;
+  sentAt?: number;
+  refunded?: boolean;
+  voidRecorded?: boolean;
+  unanswered?: UnansweredDebit;
+  expect: RefundDecision;
+  reads: string[];
+};
+
+const refundRows: RefundRow[] = [
+  {
+    name: "a valid charge: refunded",
+    charge: charge(MINUTE, 3, 2),
+    expect: { kind: "refund", charge: charge(MINUTE, 3, 2) },
+    reads: ["refunded"],
+  },
+  {
+    name: "already refunded: a replay, nothing else read",
+    charge: charge(MINUTE, 3, 2),
+    refunded: true,
+    expect: { kind: "replay" },
+    reads: ["refunded"],
+  },
+  {
+    name: "already refunded wins over a lost reply",
+    charge: null,
+    sentAt: NOW,
+    refunded: true,
+    expect: { kind: "replay" },
+    reads: ["refunded"],
+  },
+  {
+    name: "no charge, no sentAt: not found",
+    charge: null,
+    expect: { kind: "not_found" },
+    reads: ["refunded"],
+  },
+  {
+    name: "a minute that is not whole: not found",
+    charge: charge(MINUTE + 1, 1, 0),
+    expect: { kind: "not_found" },
+    reads: ["refunded"],
+  },
+  {
+    name: "a fractional amount: not found",
+    charge: charge(MINUTE, 0.5, 0),
+    expect: { kind: "not_found" },
+    reads: ["refunded"],
+  },
+  {
+    name: "a negative amount: not found",
+    charge: charge(MINUTE, -1, 2),
+    expect: { kind: "not_found" },
+    reads: ["refunded"],
+  },
+  {
+    name: "an unsafe integer minute: not found",
+    charge: charge(2 ** 60, 1, 0),
+    expect: { kind: "not_found" },
+    reads: ["refunded"],
+  },
+  {
+    name: "zero credits: not found (nothing to give back)",
+    charge: charge(MINUTE, 0, 0),
+    expect: { kind: "not_found" },
+    reads: ["refunded"],
+  },
+  {
+    name: "a charge given with sentAt: the charge is used, memory not asked",
+    charge: charge(MINUTE, 1, 0),
+    sentAt: NOW,
+    expect: { kind: "refund", charge: charge(MINUTE, 1, 0) },
+    reads: ["refunded"],
+  },
+  {
+    name: "lost reply already voided: not found, memory not asked",
+    charge: null,
+    sentAt: NOW,
+    voidRecorded: true,
+    expect: { kind: "not_found" },
+    reads: ["refunded", "voidRecorded"],
+  },
+  {
+    name: "lost reply remembered: refunds what memory says it took",
+    charge: null,
+    sentAt: NOW,
+    unanswered: { outcome: "committed", charge: charge(MINUTE, 0, 4) },
+    expect: { kind: "refund", charge: charge(MINUTE, 0, 4) },
+    reads: ["refunded", "voidRecorded", "unanswered"],
+  },
+  {
+    name: "lost reply remembered with zero credits: not found",
+    charge: null,
+    sentAt: NOW,
+    unanswered: { outcome: "committed", charge: charge(MINUTE, 0, 0) },
+    expect: { kind: "not_found" },
+    reads: ["refunded", "voidRecorded", "unanswered"],
+  },
+  {
+    name: "lost reply never committed: voided",
+    charge: null,
+    sentAt: NOW,
+    unanswered: { outcome: "never_committed" },
+    expect: { kind: "void" },
+    reads: ["refunded", "voidRecorded", "unanswered"],
+  },
+  {
+    name: "lost reply memory cannot account for: outcome unknown",
+    charge: null,
+    sentAt: NOW,
+    unanswered: { outcome: "unknown" },
+    expect: { kind: "outcome_unknown" },
+    reads: ["refunded", "voidRecorded", "unanswered"],
+  },
+];
+
+describe("decideRefund: validity, replay, lost replies", () => {
+  it.each(refundRows)("$name", (row) => {
+    const reads: string[] = [];
+    const facts = logged(
+      {
+        refunded: row.refunded ?? false,
+        voidRecorded: row.voidRecorded ?? false,
+        unanswered: row.unanswered ?? ({ outcome: "unknown" } as UnansweredDebit),
+      },
+      reads,
+    );
+    expect(decideRefund(row.charge, row.sentAt, facts)).toEqual(row.expect);
+    expect(reads).toEqual(row.reads);
+  });
+});
+
+describe("decideAdjust: idempotency and never below zero", () => {
+  it.each<{
+    name: string;
+    live: Buckets;
+    earlier: Buckets | null;
+    delta: Buckets;
+    expect: AdjustDecision;
+  }>([
+    {
+      name: "credit both buckets",
+      live: take(10, 5),
+      earlier: null,
+      delta: take(3, 4),
+      expect: { kind: "apply", next: take(13, 9) },
+    },
+    {
+      name: "debit down to exactly zero",
+      live: take(10, 5),
+      earlier: null,
+      delta: take(-10, -5),
+      expect: { kind: "apply", next: take(0, 0) },
+    },
+    {
+      name: "monthly below zero: refused",
+      live: take(10, 5),
+      earlier: null,
+      delta: take(-11, 0),
+      expect: { kind: "insufficient" },
+    },
+    {
+      name: "purchased below zero: refused",
+      live: take(10, 5),
+      earlier: null,
+      delta: take(0, -6),
+      expect: { kind: "insufficient" },
+    },
+    {
+      name: "one bucket up cannot cover the other below zero",
+      live: take(10, 5),
+      earlier: null,
+      delta: take(100, -6),
+      expect: { kind: "insufficient" },
+    },
+    {
+      name: "zero adjustment: applied (an audited no-op)",
+      live: take(0, 0),
+      earlier: null,
+      delta: take(0, 0),
+      expect: { kind: "apply", next: take(0, 0) },
+    },
+    {
+      name: "same ref, same amounts: a replay",
+      live: take(10, 5),
+      earlier: take(3, 4),
+      delta: take(3, 4),
+      expect: { kind: "replay" },
+    },
+    {
+      name: "same ref, replay even if it would now go below zero",
+      live: take(0, 0),
+      earlier: take(-3, 0),
+      delta: take(-3, 0),
+      expect: { kind: "replay" },
+    },
+    {
+      name: "same ref, other monthly: conflict",
+      live: take(10, 5),
+      earlier: take(3, 4),
+      delta: take(2, 4),
+      expect: { kind: "conflict" },
+    },
+    {
+      name: "same ref, other purchased: conflict",
+      live: take(10, 5),
+      earlier: take(3, 4),
+      delta: take(3, 5),
+      expect: { kind: "conflict" },
+    },
+  ])("$name", (row) => {
+    expect(decideAdjust(row.live, row.earlier, row.delta)).toEqual(row.expect);
+  });
+});
+
+describe("decideLimits: absent keeps, null clears", () => {
+  const s = { spend_limit_cents: 20_000, rate_limit_override: 50 };
+  it.each<{
+    name: string;
+    input: { spendLimitCents?: number | null; rateLimitPerMinute?: number | null };
+    expect: { spendLimitCents: number | null; rateLimitOverride: number | null };
+  }>([
+    {
+      name: "nothing given: both kept",
+      input: {},
+      expect: { spendLimitCents: 20_000, rateLimitOverride: 50 },
+    },
+    {
+      name: "spend limit set",
+      input: { spendLimitCents: 5_000 },
+      expect: { spendLimitCents: 5_000, rateLimitOverride: 50 },
+    },
+    {
+      name: "spend limit cleared",
+      input: { spendLimitCents: null },
+      expect: { spendLimitCents: null, rateLimitOverride: 50 },
+    },
+    {
+      name: "spend limit zero is a limit, not none",
+      input: { spendLimitCents: 0 },
+      expect: { spendLimitCents: 0, rateLimitOverride: 50 },
+    },
+    {
+      name: "rate override set",
+      input: { rateLimitPerMinute: 7 },
+      expect: { spendLimitCents: 20_000, rateLimitOverride: 7 },
+    },
+    {
+      name: "rate override cleared (the plan's)",
+      input: { rateLimitPerMinute: null },
+      expect: { spendLimitCents: 20_000, rateLimitOverride: null },
+    },
+    {
+      name: "both at once",
+      input: { spendLimitCents: null, rateLimitPerMinute: 9 },
+      expect: { spendLimitCents: null, rateLimitOverride: 9 },
+    },
+  ])("$name", (row) => {
+    expect(decideLimits(s, row.input)).toEqual(row.expect);
+  });
+});
+
+describe("decideAutoRecharge: payment method required, the default package", () => {
+  type S = { has_payment_method: number; auto_enabled: number; auto_package: string | null };
+  it.each<{
+    name: string;
+    s: S;
+    input: { enabled?: boolean; package?: PackageId };
+    expect: AutoRechargeDecision;
+  }>([
+    {
+      name: "enable without a payment method: refused",
+      s: { has_payment_method: 0, auto_enabled: 0, auto_package: null },
+      input: { enabled: true },
+      expect: { kind: "refuse", reason: "payment_method_required" },
+    },
+    {
+      name: "enable with a card, no package: the default",
+      s: { has_payment_method: 1, auto_enabled: 0, auto_package: null },
+      input: { enabled: true },
+      expect: { kind: "set", enabled: true, package: "credits_1000" },
+    },
+    {
+      name: "enable keeps the chosen package",
+      s: { has_payment_method: 1, auto_enabled: 0, auto_package: "credits_3000" },
+      input: { enabled: true },
+      expect: { kind: "set", enabled: true, package: "credits_3000" },
+    },
+    {
+      name: "enable with a package: that one",
+      s: { has_payment_method: 1, auto_enabled: 0, auto_package: "credits_3000" },
+      input: { enabled: true, package: "credits_9000" },
+      expect: { kind: "set", enabled: true, package: "credits_9000" },
+    },
+    {
+      name: "an unknown stored package: the default when enabled",
+      s: { has_payment_method: 1, auto_enabled: 1, auto_package: "gone" },
+      input: {},
+      expect: { kind: "set", enabled: true, package: "credits_1000" },
+    },
+    {
+      name: "disable without a card: allowed",
+      s: { has_payment_method: 0, auto_enabled: 1, auto_package: "credits_3000" },
+      input: { enabled: false },
+      expect: { kind: "set", enabled: false, package: "credits_3000" },
+    },
+    {
+      name: "disabled with no package keeps none",
+      s: { has_payment_method: 0, auto_enabled: 0, auto_package: null },
+      input: { enabled: false },
+      expect: { kind: "set", enabled: false, package: null },
+    },
+    {
+      name: "package only, disabled, no card: set, stays off",
+      s: { has_payment_method: 0, auto_enabled: 0, auto_package: null },
+      input: { package: "credits_9000" },
+      expect: { kind: "set", enabled: false, package: "credits_9000" },
+    },
+    {
+      name: "nothing given, enabled: unchanged",
+      s: { has_payment_method: 1, auto_enabled: 1, auto_package: "credits_3000" },
+      input: {},
+      expect: { kind: "set", enabled: true, package: "credits_3000" },
+    },
+    {
+      name: "still on, card removed since, nothing given: kept (only enabling needs one)",
+      s: { has_payment_method: 0, auto_enabled: 1, auto_package: "credits_3000" },
+      input: {},
+      expect: { kind: "set", enabled: true, package: "credits_3000" },
+    },
+  ])("$name", (row) => {
+    expect(decideAutoRecharge(row.s, row.input)).toEqual(row.expect);
+  });
+});
+
+const view = (id: string, pkg: PackageId, status: RechargeStatus = "pending"): RechargeView => ({
+  id,
+  kind: "top_up",
+  package: pkg,
+  credits: 1_000,
+  amount_cents: 700,
+  status,
+  created_at: "2026-06-15T12:00:00.000Z",
+});
+
+describe("decideTopUp: replay, conflict, waiting, payment method, spending limit", () => {
+  type S = { has_payment_method: number; spend_limit_cents: number | null };
+  const card: S = { has_payment_method: 1, spend_limit_cents: 20_000 };
+  const waiting = view("rch_w", "credits_1000", "requires_action");
+  it.each<{
+    name: string;
+    s: S;
+    pkg: PackageId;
+    existing?: RechargeView;
+    waiting?: RechargeView;
+    spent?: number;
+    expect: TopUpDecision;
+    reads: string[];
+  }>([
+    {
+      name: "new, card, room under the limit: start",
+      s: card,
+      pkg: "credits_1000",
+      expect: { kind: "start" },
+      reads: ["existing", "waiting", "spentThisMonthCents"],
+    },
+    {
+      name: "same id, same package: a replay, nothing else read",
+      s: card,
+      pkg: "credits_1000",
+      existing: view("rch_1", "credits_1000"),
+      expect: { kind: "replay", recharge: view("rch_1", "credits_1000") },
+      reads: ["existing"],
+    },
+    {
+      name: "same id, replay even without a card now",
+      s: { has_payment_method: 0, spend_limit_cents: 0 },
+      pkg: "credits_1000",
+      existing: view("rch_1", "credits_1000", "succeeded"),
+      expect: { kind: "replay", recharge: view("rch_1", "credits_1000", "succeeded") },
+      reads: ["existing"],
+    },
+    {
+      name: "same id, other package: conflict",
+      s: card,
+      pkg: "credits_3000",
+      existing: view("rch_1", "credits_1000"),
+      expect: { kind: "refuse", reason: "idempotency_conflict" },
+      reads: ["existing"],
+    },
+    {
+      name: "a purchase waits for the customer: payment pending",
+      s: card,
+      pkg: "credits_1000",
+      waiting,
+      expect: { kind: "payment_pending", waiting },
+      reads: ["existing", "waiting"],
+    },
+    {
+      name: "waiting wins over no card",
+      s: { has_payment_method: 0, spend_limit_cents: null },
+      pkg: "credits_1000",
+      waiting,
+      expect: { kind: "payment_pending", waiting },
+      reads: ["existing", "waiting"],
+    },
+    {
+      name: "no card: payment method required, spend not read",
+      s: { has_payment_method: 0, spend_limit_cents: 20_000 },
+      pkg: "credits_1000",
+      expect: { kind: "refuse", reason: "payment_method_required" },
+      reads: ["existing", "waiting"],
+    },
+    {
+      name: "exactly at the limit after it: start",
+      s: { has_payment_method: 1, spend_limit_cents: 1_400 },
+      pkg: "credits_1000",
+      spent: 700,
+      expect: { kind: "start" },
+      reads: ["existing", "waiting", "spentThisMonthCents"],
+    },
+    {
+      name: "one cent over the limit: refused",
+      s: { has_payment_method: 1, spend_limit_cents: 1_399 },
+      pkg: "credits_1000",
+      spent: 700,
+      expect: { kind: "refuse", reason: "spending_limit_reached" },
+      reads: ["existing", "waiting", "spentThisMonthCents"],
+    },
+    {
+      name: "the package's price counts, not the default's",
+      s: { has_payment_method: 1, spend_limit_cents: 1_000 },
+      pkg: "credits_3000",
+      spent: 0,
+      expect: { kind: "refuse", reason: "spending_limit_reached" },
+      reads: ["existing", "waiting", "spentThisMonthCents"],
+    },
+    {
+      name: "a limit of zero refuses any",
+      s: { has_payment_method: 1, spend_limit_cents: 0 },
+      pkg: "credits_1000",
+      expect: { kind: "refuse", reason: "spending_limit_reached" },
+      reads: ["existing", "waiting", "spentThisMonthCents"],
+    },
+    {
+      name: "no limit: start whatever was spent",
+      s: { has_payment_method: 1, spend_limit_cents: null },
+      pkg: "credits_9000",
+      spent: 10_000_000,
+      expect: { kind: "start" },
+      reads: ["existing", "waiting", "spentThisMonthCents"],
+    },
+  ])("$name", (row) => {
+    const reads: string[] = [];
+    const facts = logged(
+      {
+        existing: row.existing ?? null,
+        waiting: row.waiting ?? null,
+        spentThisMonthCents: row.spent ?? 0,
+      },
+      reads,
+    );
+    expect(decideTopUp(row.s, row.pkg, facts)).toEqual(row.expect);
+    expect(reads).toEqual(row.reads);
+  });
+});
+
+describe("nextRechargeStatus: every (status, event) pair", () => {
+  const same: RechargeTransition = { kind: "same" };
+  const refuse: RechargeTransition = { kind: "refuse", reason: "already_succeeded" };
+  const move = (from: RechargeStatus, to: RechargeStatus): RechargeTransition => ({
+    kind: "move",
+    from,
+    to,
+  });
+  const table: Array<[RechargeStatus, RechargeEvent, RechargeTransition]> = [
+    ["pending", "paid", move("pending", "succeeded")],
+    ["pending", "failed", move("pending", "failed")],
+    ["pending", "requires_action", move("pending", "requires_action")],
+    ["requires_action", "paid", move("requires_action", "succeeded")],
+    ["requires_action", "failed", move("requires_action", "failed")],
+    ["requires_action", "requires_action", same],
+    // A payment that did go through after all is still credited.
+    ["failed", "paid", move("failed", "succeeded")],
+    // Failed is final otherwise.
+    ["failed", "failed", same],
+    ["failed", "requires_action", same],
+    ["succeeded", "paid", same],
+    ["succeeded", "failed", refuse],
+    ["succeeded", "requires_action", refuse],
+  ];
+  it("covers every pair exactly once", () => {
+    const statuses: RechargeStatus[] = ["pending", "requires_action", "succeeded", "failed"];
+    const events: RechargeEvent[] = ["paid", "failed", "requires_action"];
+    const pairs = table.map(([s, e]) => `${s}/${e}`).sort();
+    expect(pairs).toEqual(statuses.flatMap((s) => events.map((e) => `${s}/${e}`)).sort());
+  });
+  it.each(table)("%s + %s", (status, event, expected) => {
+    expect(nextRechargeStatus(status, event)).toEqual(expected);
+  });
+});
+
+describe("decideGrantPurchased: unknown, credits mismatch, replay", () => {
+  const r = {
+    kind: "auto_recharge" as const,
+    package: "credits_1000" as const,
+    credits: 1_000,
+    status: "pending" as RechargeStatus,
+  };
+  it.each<{
+    name: string;
+    recharge: typeof r | null;
+    credits: number;
+    granted?: boolean;
+    expect: GrantPurchasedDecision;
+    reads: string[];
+  }>([
+    {
+      name: "unknown recharge",
+      recharge: null,
+      credits: 1_000,
+      expect: { kind: "refuse", reason: "unknown_recharge" },
+      reads: [],
+    },
+    {
+      name: "other credits than the recharge's",
+      recharge: r,
+      credits: 999,
+      expect: { kind: "refuse", reason: "credits_mismatch" },
+      reads: [],
+    },
+    {
+      name: "mismatch even when already granted",
+      recharge: r,
+      credits: 3_000,
+      granted: true,
+      expect: { kind: "refuse", reason: "credits_mismatch" },
+      reads: [],
+    },
+    {
+      name: "already granted: a replay",
+      recharge: r,
+      credits: 1_000,
+      granted: true,
+      expect: { kind: "replay" },
+      reads: ["granted"],
+    },
+    {
+      name: "pending: granted, moves to succeeded",
+      recharge: r,
+      credits: 1_000,
+      expect: {
+        kind: "grant",
+        credits: 1_000,
+        note: "auto_recharge credits_1000",
+        transition: { kind: "move", from: "pending", to: "succeeded" },
+      },
+      reads: ["granted"],
+    },
+    {
+      name: "recorded failed: still granted",
+      recharge: { ...r, status: "failed" },
+      credits: 1_000,
+      expect: {
+        kind: "grant",
+        credits: 1_000,
+        note: "auto_recharge credits_1000",
+        transition: { kind: "move", from: "failed", to: "succeeded" },
+      },
+      reads: ["granted"],
+    },
+    {
+      name: "waiting for the customer, paid there: granted",
+      recharge: { ...r, status: "requires_action" },
+      credits: 1_000,
+      expect: {
+        kind: "grant",
+        credits: 1_000,
+        note: "auto_recharge credits_1000",
+        transition: { kind: "move", from: "requires_action", to: "succeeded" },
+      },
+      reads: ["granted"],
+    },
+  ])("$name", (row) => {
+    const reads: string[] = [];
+    expect(
+      decideGrantPurchased(
+        row.recharge,
+        row.credits,
+        logged({ granted: row.granted ?? false }, reads),
+      ),
+    ).toEqual(row.expect);
+    expect(reads).toEqual(row.reads);
+  });
+});
+
+describe("decidePlanChange: staleness and replays", () => {
+  const s = { plan: "starter" as const, plan_version: 10, stripe_cycles: 1 };
+  type In = {
+    plan: "free" | "starter" | "pro";
+    version: number;
+    cycles: "stripe" | "alarm";
+    current?: boolean;
+  };
+  it.each<{ name: string; input: In; seen?: boolean; expect: PlanChangeDecision; reads: string[] }>(
+    [
+      {
+        name: "newer version: applied",
+        input: { plan: "pro", version: 11, cycles: "stripe" },
+        expect: { kind: "apply", stripeCycles: 1, changed: true, note: "starter -> pro" },
+        reads: ["seen"],
+      },
+      {
+        name: "older version: stale, ref not read",
+        input: { plan: "pro", version: 9, cycles: "stripe" },
+        expect: { kind: "ignore" },
+        reads: [],
+      },
+      {
+        name: "same version: stale",
+        input: { plan: "pro", version: 10, cycles: "stripe" },
+        expect: { kind: "ignore" },
+        reads: [],
+      },
+      {
+        name: "same version read from Stripe's current subscription: applied",
+        input: { plan: "pro", version: 10, cycles: "stripe", current: true },
+        expect: { kind: "apply", stripeCycles: 1, changed: true, note: "starter -> pro" },
+        reads: ["seen"],
+      },
+      {
+        name: "older version even if current: stale",
+        input: { plan: "pro", version: 9, cycles: "stripe", current: true },
+        expect: { kind: "ignore" },
+        reads: [],
+      },
+      {
+        name: "newer but ref seen: a replay",
+        input: { plan: "pro", version: 11, cycles: "stripe" },
+        seen: true,
+        expect: { kind: "ignore" },
+        reads: ["seen"],
+      },
+      {
+        name: "same plan, newer version: applied, not changed",
+        input: { plan: "starter", version: 11, cycles: "stripe" },
+        expect: { kind: "apply", stripeCycles: 1, changed: false, note: "starter -> starter" },
+        reads: ["seen"],
+      },
+      {
+        name: "subscription ended: cycles back to the alarm",
+        input: { plan: "free", version: 11, cycles: "alarm" },
+        expect: { kind: "apply", stripeCycles: 0, changed: true, note: "starter -> free" },
+        reads: ["seen"],
+      },
+    ],
+  )("$name", (row) => {
+    const reads: string[] = [];
+    expect(decidePlanChange(s, row.input, logged({ seen: row.seen ?? false }, reads))).toEqual(
+      row.expect,
+    );
+    expect(reads).toEqual(row.reads);
   });
 });

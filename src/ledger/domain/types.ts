@@ -13,45 +13,49 @@ export type RechargeKind = "auto_recharge" | "top_up";
  */
 export type RechargeStatus = "pending" | "requires_action" | "succeeded" | "failed";
 
-export interface AutoRechargeSettings {
+/**
+ * Auto-recharge as the ledger holds it (domain values, times in ms); the routes shape its JSON
+ * (`accounts/ledger-json.ts`).
+ */
+export interface AutoRechargeState {
   enabled: boolean;
   package: PackageId | null;
-  threshold: number;
+  /** An auto-recharge is in flight (pending or waiting for the customer). */
   pending: boolean;
-  /** Set while this month's purchases leave no room for another package under the limit. */
-  paused: null | "spending_limit_reached";
-  last_failure: null | {
-    at: string;
-    code: string;
-    message: string;
+  /** Paused by the spending limit for the current calendar month. */
+  pausedThisMonth: boolean;
+  lastFailure: null | {
+    at: number;
+    code: string | null;
+    message: string | null;
     /** Where the customer completes a payment that needs authentication. */
-    action_url: string | null;
-    recharge_id: string | null;
+    actionUrl: string | null;
+    rechargeId: string | null;
   };
 }
 
-export interface SpendLimits {
-  monthly_spend_limit_cents: number | null;
-  spent_this_month_cents: number;
-  period_ends_at: string;
+/** The spending limit and this month's purchases, at `now` (domain values, times in ms). */
+export interface LimitsState {
+  spendLimitCents: number | null;
+  spentThisMonthCents: number;
+  /** When this calendar month, and so its spending, ends. */
+  periodEndsAt: number;
 }
 
-export interface AccountSnapshot {
-  account_id: string;
+/** The account as its ledger holds it, read in real time (domain values, times in ms). */
+export interface LedgerAccount {
+  accountId: string;
   plan: PlanId;
-  monthly: number;
-  purchased: number;
-  total: number;
-  monthly_allowance: number;
-  cycle_started_at: string;
-  cycle_ends_at: string;
-  has_payment_method: boolean;
-  auto_recharge: AutoRechargeSettings;
-  limits: SpendLimits;
-  rate_limit_per_minute: number;
+  balance: BalanceView;
+  cycleStartedAt: number;
+  cycleEndsAt: number;
+  hasPaymentMethod: boolean;
+  autoRecharge: AutoRechargeState;
+  limits: LimitsState;
+  rateLimitPerMinute: number;
   /** An operator's per-account rate limit; null means the plan's. */
-  rate_limit_override: number | null;
-  alerts: AlertSettings;
+  rateLimitOverride: number | null;
+  lowBalanceCredits: number | null;
 }
 
 export interface RechargeView {
@@ -88,7 +92,7 @@ export type AdjustResult =
     };
 
 export type SettingsResult =
-  | { ok: true; settings: AutoRechargeSettings }
+  | { ok: true; settings: AutoRechargeState }
   | { ok: false; reason: "payment_method_required" | "not_initialized" };
 
 export type TopUpResult =

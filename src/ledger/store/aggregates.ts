@@ -231,3 +231,10 @@ export function aggregateTotals(sql: SqlStorage, settledUntil: number): Buckets 
     .one();
   return { monthly: row.m ?? 0, purchased: row.p ?? 0, rows: row.n ?? 0 };
 }
+
+/** Whether any debit was counted in a minute from `minute` on. */
+export function hadTrafficSince(sql: SqlStorage, minute: number): boolean {
+  return (
+    sql.exec("SELECT 1 FROM debit_minutes WHERE minute >= ? LIMIT 1", minute).toArray().length > 0
+  );
+}

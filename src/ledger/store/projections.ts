@@ -4,7 +4,7 @@
  * `src/delivery/outbox.ts` writes them to D1 (idempotent on the row id) and the row leaves the
  * outbox only once D1 has accepted it.
  */
-import type { HistoryRow, OutboxItem } from "../domain/types";
+import type { HistoryDetails, HistoryRow, OutboxItem } from "../domain/types";
 
 export function insertProjection(sql: SqlStorage, row: HistoryRow, now: number): OutboxItem {
   const item: OutboxItem = { type: "projection", ref: `history:${row.id}`, row };
@@ -15,4 +15,60 @@ export function insertProjection(sql: SqlStorage, row: HistoryRow, now: number):
     now,
   );
   return item;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * A grant's history row. An alarm-driven cycle's row is dated at the cycle's start; a paid
+ * invoice's when its credits were added (the period start has only Stripe's one-second
+ * resolution and could sort below rows of the same second).
+ */
+export function insertGrantHistory(
+  sql: SqlStorage,
+  accountId: string,
+  input: { ref: string; source: "stripe" | "alarm"; startsAt?: number; history?: HistoryDetails },
+  credits: number,
+  now: number,
+): OutboxItem {
+  const h = input.history ?? {};
+  return insertProjection(
+    sql,
+    {
+      id: input.ref,
+      account_id: accountId,
+      type: "monthly_grant",
+      credits,
+      amount_cents: h.amountCents ?? 0,
+      invoice_id: h.invoiceId ?? null,
+      invoice_url: h.invoiceUrl ?? null,
+      description: h.description ?? null,
+      created_at: iso(input.source === "alarm" && input.startsAt ? input.startsAt : now),
+    },
+    now,
+  );
+}
+
+/** An operator adjustment's history row: the customer sees why the balance changed. */
+export function insertAdjustmentHistory(
+  sql: SqlStorage,
+  accountId: string,
+  input: { ref: string; monthly: number; purchased: number; reason: string },
+  now: number,
+): OutboxItem {
+  return insertProjection(
+    sql,
+    {
+      id: input.ref,
+      account_id: accountId,
+      type: "adjustment",
+      credits: input.monthly + input.purchased,
+      amount_cents: 0,
+      invoice_id: null,
+      invoice_url: null,
+      description: input.reason,
+      created_at: iso(now),
+    },
+    now,
+  );
 }

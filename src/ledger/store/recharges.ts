@@ -248,26 +248,23 @@ export function markSucceeded(sql: SqlStorage, rechargeId: string, now: number):
   );
 }
 
-/** A failed payment, or one waiting for the customer: no credits, auto-recharge off (rule 6). */
+/**
+ * A failed payment, or one waiting for the customer (`nextRechargeStatus` moved it `from` →
+ * `to`), in the caller's transaction: no credits, auto-recharge off (money rule 6).
+ */
 export function recordPaymentProblem(
   sql: SqlStorage,
   input: {
     rechargeId: string;
-    status: Extract<RechargeStatus, "failed" | "requires_action">;
+    from: RechargeStatus;
+    to: Extract<RechargeStatus, "failed" | "requires_action">;
     code: string;
     message: string;
     actionUrl: string | null;
     now: number;
   },
-):
-  | { ok: true; changed: boolean }
-  | { ok: false; reason: "unknown_recharge" | "already_succeeded" } {
-  const { rechargeId, status, code, now } = input;
-  const r = findRecharge(sql, rechargeId);
-  if (!r) return { ok: false, reason: "unknown_recharge" };
-  if (r.status === "succeeded") return { ok: false, reason: "already_succeeded" };
-  // Failed is final; waiting for the customer can only become failed or succeeded.
-  if (r.status === "failed" || r.status === status) return { ok: true, changed: false };
+): void {
+  const { rechargeId, to: status, code, now } = input;
   sql.exec(
     "UPDATE recharges SET status = ?, settled_at = ?, failure_code = ? WHERE id = ?",
     status,
@@ -275,7 +272,7 @@ export function recordPaymentProblem(
     code,
     rechargeId,
   );
-  if (r.status === "requires_action") {
+  if (input.from === "requires_action") {
     // Waiting for the customer, now failed (its invoice voided). Auto-recharge was turned off
     // when it started waiting; on now means the customer turned it back on, and only they
     // decide that (money rule 6), so it stays as it is. The last failure is rewritten only if
@@ -288,7 +285,7 @@ export function recordPaymentProblem(
       input.message,
       rechargeId,
     );
-    return { ok: true, changed: true };
+    return;
   }
   sql.exec(
     `UPDATE state SET auto_enabled = 0, last_failure_at = ?, last_failure_code = ?,
@@ -300,7 +297,6 @@ export function recordPaymentProblem(
     status === "requires_action" ? input.actionUrl : null,
     rechargeId,
   );
-  return { ok: true, changed: true };
 }
 
 export function outboxRows(sql: SqlStorage): OutboxItem[] {

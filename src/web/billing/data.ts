@@ -1,3 +1,4 @@
+import { type AccountSnapshot, accountSnapshotJson } from "../../accounts/ledger-json";
 /** Everything the signed-in Billing page shows, read in parallel where the reads are independent. */
 
 import { type AccountView, accountView } from "../../accounts/account-view";
@@ -13,7 +14,6 @@ import { getAccount } from "../../db/accounts";
 import { type ListedKey, listActiveKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
 import { getTransaction } from "../../db/transactions";
-import type { AccountSnapshot } from "../../ledger/account-ledger";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/domain/rules";
 import type { Bindings } from "../../platform/env";
@@ -107,7 +107,7 @@ export async function loadBilling(
 ): Promise<BillingModel | null> {
   const ledger = ledgerFor(env, accountId);
   const [snapshot, account, history, keys, awaiting] = await Promise.all([
-    ledger.snapshot(),
+    ledger.snapshot().then((a) => (a ? accountSnapshotJson(a) : null)),
     getAccount(db, accountId),
     listTransactions(db, accountId, 20),
     listActiveKeys(db, accountId),
