@@ -1953,22 +1953,7 @@ function createSubscription(ctx) {
   if (paymentBehavior === "error_if_incomplete" && needsCard && pm) {
     // Stripe creates nothing when the first invoice cannot be paid at once.
     const behavior = state.cardBehaviors.get(pm.id) ?? { kind: "succeed" };
-    if (behavior.kind !== "succeed") {
-      const error =
-        behavior.kind === "decline"
-          ? {
-              code: behavior.code,
-              decline_code: behavior.decline_code,
-              message: behavior.message,
-              type: "card_error",
-            }
-          : {
-              code: "subscription_payment_intent_requires_action",
-              message: REQUIRES_ACTION_MESSAGE,
-              type: "card_error",
-            };
-      throw new StripeHttpError(402, error);
-    }
+    if (behavior.kind !== "succeed") throw cardRefusal(behavior);
   }
   const { subscription } = startSubscription(ctx, {
     customer,
@@ -2198,7 +2183,15 @@ export function refuseIfUnpayable(state, subscription) {
   const behavior = pm ? (state.cardBehaviors.get(pm.id) ?? { kind: "succeed" }) : null;
   if (behavior?.kind === "succeed") return;
   if (!behavior) throw noPaymentMethod();
-  throw new StripeHttpError(
+  throw cardRefusal(behavior);
+}
+
+/**
+ * The 402 a card that cannot pay at once gets: its decline, or the authentication it needs.
+ * @param {Json} behavior a card behaviour other than `succeed`
+ */
+function cardRefusal(behavior) {
+  return new StripeHttpError(
     402,
     behavior.kind === "decline"
       ? {
