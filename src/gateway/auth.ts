@@ -3,6 +3,7 @@ import { bearerToken, looksLikeApiKey } from "../accounts/api-keys";
 import { identify, KEY_CACHE_TTL_MS, PROXY_KEY_CACHE_TTL_MS } from "../accounts/identity";
 import { provenSameOrigin, readSession } from "../accounts/sessions";
 import type { AppEnv } from "../http/context";
+import { keyActor } from "../platform/actor";
 import { ApiError } from "../platform/errors";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -27,6 +28,7 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
       c.set("apiKeyId", session.keyId);
       // The page's session acts for its owner; its writes are proven same-origin above.
       c.set("scope", "full");
+      c.set("actor", keyActor(session.keyId));
       return next();
     }
   }
@@ -41,5 +43,6 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
   c.set("accountId", identity.accountId);
   c.set("apiKeyId", identity.keyId);
   c.set("scope", identity.scope);
+  c.set("actor", keyActor(identity.keyId));
   await next();
 });

@@ -1,0 +1,18 @@
+/**
+ * Who made a change, for the audit log (money rule 12): a person signed in to the Billing
+ * page, an API key, an operator, or the system itself (the ledger, the recharge consumer,
+ * a Stripe webhook). `label` is what a reader sees (an email, a key's prefix and last four).
+ */
+export type ActorType = "person" | "api_key" | "operator" | "system";
+
+export interface Actor {
+  type: ActorType;
+  id: string;
+  label: string;
+}
+
+export const SYSTEM_ACTOR: Actor = { type: "system", id: "system", label: "Tollgate" };
+
+export function keyActor(keyId: string, label = keyId): Actor {
+  return { type: "api_key", id: keyId, label };
+}
