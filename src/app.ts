@@ -9,7 +9,9 @@ import { apiKeyAuth } from "./gateway/auth";
 import { proxyRoutes } from "./gateway/proxy-routes";
 import type { AppEnv } from "./http/context";
 import { requestId } from "./http/request-id";
+import { configProblemsOnce } from "./platform/config";
 import { ApiError, type ErrorType, serviceUnavailable } from "./platform/errors";
+import { refusal } from "./platform/refusals";
 import { billingPageRoutes } from "./web/billing/routes";
 import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./web/signup/routes";
 import { webhookRoutes } from "./webhooks/stripe-webhooks";
@@ -30,6 +32,23 @@ export function createApp() {
   const app = new Hono<AppEnv>();
 
   app.use(requestId);
+  // An unsafe production configuration serves nothing: before any route, so no card is
+  // charged, no request forwarded and no email sent by a gateway that cannot finish the job.
+  // /healthz names the problems (var names only, never values); every other route is 503.
+  app.use(async (c, next) => {
+    const problems = configProblemsOnce(c.env);
+    if (problems.length === 0) return next();
+    const refused = refusal("misconfigured");
+    if (c.req.path === "/healthz") {
+      const body = refused.toBody();
+      return c.json(
+        { ok: false, error: { ...body.error, problems } },
+        refused.status,
+        refused.headers,
+      );
+    }
+    throw refused;
+  });
   app.use(async (c, next) => {
     c.set("db", dbFor(c.env.DB));
     await next();
