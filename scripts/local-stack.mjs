@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDemoUpstream } from "../local/demo-upstream/server.mjs";
 import { startStripeServer } from "../local/stripe-server/server.mjs";
+import { assertPortFree } from "./port-check.mjs";
 import { stripeClient, setup as stripeSetup } from "./stripe-setup.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -31,6 +32,9 @@ export async function startLocalStack(options = {}) {
   const adminToken = env.ADMIN_TOKEN ?? "dev-admin-token";
   const stripeKey = env.STRIPE_SECRET_KEY ?? "sk_test_local";
   const webhookSecret = env.STRIPE_WEBHOOK_SECRET ?? "whsec_local";
+  // First, before any server, file or account exists: a taken port must not let this run
+  // mistake another gateway's /healthz for its own (and create the demo account in it).
+  await assertPortFree(port);
   /** @type {Array<() => Promise<unknown>>} */
   const closers = [];
 
