@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { startDemoUpstream } from "../local/demo-upstream/server.mjs";
 import { startStripeServer } from "../local/stripe-server/server.mjs";
 import { assertPortFree } from "./port-check.mjs";
-import { stripeClient, setup as stripeSetup } from "./stripe-setup.mjs";
+import { brandFrom, stripeClient, setup as stripeSetup } from "./stripe-setup.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const wranglerBin = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -72,6 +72,7 @@ export async function startLocalStack(options = {}) {
       skipWebhook: true,
       apiLabel: stripe.url,
       mode: "test",
+      brand: brandFrom(env),
     });
     Object.assign(localStripeEnv, made.env);
   }
@@ -112,6 +113,10 @@ export async function startLocalStack(options = {}) {
     "STRIPE_PRICE_CREDITS_9000",
     "STRIPE_PORTAL_CONFIGURATION",
     "MAX_BODY_BYTES",
+    "PRODUCT_NAME",
+    "COMPANY_NAME",
+    "SUPPORT_EMAIL",
+    "EMAIL_FROM",
   ]) {
     const value = env[name];
     if (value) vars[name] = value;
