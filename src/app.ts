@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import Stripe from "stripe";
 import { adminRoutes } from "./admin/routes";
 import { accountRouter } from "./api/account-router";
+import { emailTestRoutes } from "./api/email-test";
 import { dbFor } from "./db/client";
 import { apiKeyAuth } from "./gateway/auth";
 import { proxyRoutes } from "./gateway/proxy-routes";
@@ -60,6 +61,7 @@ export function createApp() {
   // key yet, and before /admin and /account, whose catch-alls would answer first.
   app.route("/v1", signupApiRoutes);
   app.route("/admin/signup-emails", signupAdminRoutes);
+  app.route("/admin/email-test", emailTestRoutes);
   app.route("/account/sign-up", signupPageRoutes);
 
   app.use("/v1/*", apiKeyAuth);
