@@ -76,6 +76,16 @@ export function checks(apiKey, classifyPath = "/v1/classify") {
         return "400";
       },
     },
+    {
+      name: "GET /openapi.json, where the gateway serves one, is an OpenAPI document",
+      async run(base) {
+        const got = await call(base, "/openapi.json");
+        if (got.res.status === 404) return "404: this version serves none (skipped)";
+        if (got.res.status !== 200 || typeof got.body?.openapi !== "string")
+          throw new Error(shown(got));
+        return `200, OpenAPI ${got.body.openapi}`;
+      },
+    },
   ];
   if (apiKey) {
     list.push({
