@@ -15,7 +15,7 @@ export class PortTakenError extends Error {
   constructor(port, holder) {
     super(
       `Port ${port} is already in use: ${holder}.\n` +
-        `Nothing was started or created. Stop that program, or pick a free port: PORT=${port + 1} npm start`,
+        `Nothing was started or created. Stop that program, or choose another port: PORT=${port + 10} npm start`,
     );
     this.name = "PortTakenError";
     this.port = port;
@@ -67,7 +67,7 @@ async function describeHolder(port, host) {
     });
     const body = await res.text();
     if (res.ok && body.includes('"ok"')) {
-      return `another gateway (a Tollgate? it answers GET /healthz) is running at http://${host}:${port}`;
+      return `another gateway answers GET /healthz at http://${host}:${port} (an earlier npm start?)`;
     }
     return `another HTTP server (GET /healthz answered ${res.status}) is running there`;
   } catch {
