@@ -5,7 +5,12 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Bindings } from "../../src/platform/env";
-import { gateway } from "../helpers/http";
+import type { RechargeJob } from "../../src/purchases/messages";
+import { chargeRecharge } from "../../src/purchases/payments";
+import { stripeFor } from "../../src/stripe/client";
+import { gateway, setBalance } from "../helpers/http";
+import { autoRechargingAccount, loseQueueSends } from "../helpers/recharge";
+import { invoicesOf } from "../helpers/stripe";
 
 const ACME = {
   PRODUCT_NAME: "Acme Tagger",
@@ -68,5 +73,20 @@ describe("branding", () => {
     const html = await res.text();
     expect(html).toContain("<title>Sign in · Account / Billing · Tollgate</title>");
     expect(html).toContain("Use one of your Product Classifier API keys.");
+  });
+
+  it("a purchase's Stripe invoice is described with COMPANY_NAME", async () => {
+    const { account, pm, customer } = await autoRechargingAccount();
+    const jobs = await loseQueueSends(account);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const outcome = await chargeRecharge(
+      stripeFor(env),
+      jobs[0] as RechargeJob,
+      { customerId: customer, paymentMethodId: pm },
+      { COMPANY_NAME: "Acme Corp" },
+    );
+    expect(outcome.status).toBe("succeeded");
+    const [invoice] = await invoicesOf(customer);
+    expect(invoice?.description).toBe("Acme Corp auto-recharge: 1,000 credits");
   });
 });
