@@ -78,9 +78,14 @@ const missing = (value: string | undefined) => value === undefined || value.trim
 
 /**
  * Everything unsafe about a production configuration, one sentence each naming the var (never
- * its value: /healthz is public); empty when it is safe, and always empty outside production.
+ * its value: /healthz is public); empty when it is safe, and always empty in local mode.
  */
 export function configProblems(env: ConfigInput): string[] {
+  // A misspelt environment must not switch the check off: only unset and "local" skip it.
+  const environment = env.ENVIRONMENT ?? "local";
+  if (environment !== "local" && environment !== "production") {
+    return ['ENVIRONMENT is neither "local" nor "production"'];
+  }
   if (!isProduction(env)) return [];
   const problems: (string | null)[] = [
     // With a service binding the URL only gives the path's base; its host is not dialled.

@@ -31,6 +31,12 @@ describe("configProblems", () => {
     expect(configProblems({})).toEqual([]);
   });
 
+  it("a misspelt ENVIRONMENT is a problem, not local mode", () => {
+    expect(configProblems({ ...SAFE, ENVIRONMENT: "prod" })).toEqual([
+      'ENVIRONMENT is neither "local" nor "production"',
+    ]);
+  });
+
   it("refuses URL vars on this machine, whatever the spelling", () => {
     for (const host of ["127.0.0.1:8788", "127.9.9.9", "localhost:8787", "[::1]:8787", "0.0.0.0"]) {
       const problems = configProblems({ ...SAFE, UPSTREAM_URL: `http://${host}/` });
