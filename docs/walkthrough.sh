@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the README's "A session with curl" against a running `npm start` and prints each command
-# with its real output, the way the README shows them. The README's outputs come from one run
-# of this script on a fresh `.wrangler/state`.
+# Runs the curl session of docs/walkthrough.md (the README shows part of it) against a running
+# `npm start` and prints each command with its real output, the way they are shown there. Their
+# outputs come from one run of this script on a fresh `.wrangler/state`.
 #   npm start            # in another terminal (fresh state: rm -rf .wrangler/state first)
 #   bash docs/walkthrough.sh
 set -u

@@ -10,7 +10,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startDemoUpstream } from "../local/demo-upstream/server.mjs";
 import { startStripeServer } from "../local/stripe-server/server.mjs";
-import { stripeClient, setup as stripeSetup } from "./stripe-setup.mjs";
+import { assertPortFree } from "./port-check.mjs";
+import { brandFrom, stripeClient, setup as stripeSetup } from "./stripe-setup.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const wranglerBin = path.join(root, "node_modules", "wrangler", "bin", "wrangler.js");
@@ -31,6 +32,9 @@ export async function startLocalStack(options = {}) {
   const adminToken = env.ADMIN_TOKEN ?? "dev-admin-token";
   const stripeKey = env.STRIPE_SECRET_KEY ?? "sk_test_local";
   const webhookSecret = env.STRIPE_WEBHOOK_SECRET ?? "whsec_local";
+  // First, before any server, file or account exists: a taken port must not let this run
+  // mistake another gateway's /healthz for its own (and create the demo account in it).
+  await assertPortFree(port);
   /** @type {Array<() => Promise<unknown>>} */
   const closers = [];
 
@@ -68,6 +72,7 @@ export async function startLocalStack(options = {}) {
       skipWebhook: true,
       apiLabel: stripe.url,
       mode: "test",
+      brand: brandFrom(env),
     });
     Object.assign(localStripeEnv, made.env);
   }
@@ -108,6 +113,10 @@ export async function startLocalStack(options = {}) {
     "STRIPE_PRICE_CREDITS_9000",
     "STRIPE_PORTAL_CONFIGURATION",
     "MAX_BODY_BYTES",
+    "PRODUCT_NAME",
+    "COMPANY_NAME",
+    "SUPPORT_EMAIL",
+    "EMAIL_FROM",
   ]) {
     const value = env[name];
     if (value) vars[name] = value;

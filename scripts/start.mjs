@@ -1,8 +1,17 @@
 // @ts-check
 /** `npm start`: the whole gateway on this machine, no cloud account needed. */
 import { startLocalStack } from "./local-stack.mjs";
+import { PortTakenError } from "./port-check.mjs";
 
-const stack = await startLocalStack();
+/** @type {Awaited<ReturnType<typeof startLocalStack>>} */
+let stack;
+try {
+  stack = await startLocalStack();
+} catch (err) {
+  if (!(err instanceof PortTakenError)) throw err;
+  console.error(err.message);
+  process.exit(1);
+}
 const key = stack.demo?.api_key ?? "<create one with POST /admin/accounts>";
 console.log(`
 Tollgate is running.

@@ -74,7 +74,26 @@ export const WEBHOOK_PATH = "/webhooks/stripe";
 export const DEFAULT_GATEWAY_URL = "http://127.0.0.1:8787";
 export const DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8787/account/billing";
 export const PORTAL_METADATA = { tollgate: "portal" };
-export const PORTAL_HEADLINE = "Tollgate: manage your Product Classifier plan and billing";
+/**
+ * How the business is named in Stripe (product names and descriptions, the portal's headline):
+ * PRODUCT_NAME and COMPANY_NAME, as wrangler.toml names them for the gateway's pages and emails.
+ * @typedef {{ product: string, company: string }} Brand
+ */
+/** @type {Brand} */
+export const DEFAULT_BRAND = { product: "Product Classifier", company: "Tollgate" };
+
+/** @param {{ PRODUCT_NAME?: string, COMPANY_NAME?: string }} env @returns {Brand} */
+export function brandFrom(env) {
+  return {
+    product: env.PRODUCT_NAME?.trim() || DEFAULT_BRAND.product,
+    company: env.COMPANY_NAME?.trim() || DEFAULT_BRAND.company,
+  };
+}
+
+/** @param {Brand} brand */
+export const portalHeadline = (brand) =>
+  `${brand.company}: manage your ${brand.product} plan and billing`;
+export const PORTAL_HEADLINE = portalHeadline(DEFAULT_BRAND);
 
 /**
  * @typedef {object} CatalogItem
@@ -94,8 +113,8 @@ export const PORTAL_HEADLINE = "Tollgate: manage your Product Classifier plan an
 /** @param {number} n */
 const grouped = (n) => n.toLocaleString("en-US");
 
-/** @returns {CatalogItem[]} */
-export function catalog() {
+/** @param {Brand} [brand] @returns {CatalogItem[]} */
+export function catalog(brand = DEFAULT_BRAND) {
   /** @type {CatalogItem[]} */
   const items = [];
   for (const plan of PLANS) {
@@ -107,8 +126,8 @@ export function catalog() {
       unitAmount: plan.priceCents,
       currency: CURRENCY,
       interval: "month",
-      productName: `Tollgate ${plan.name}`,
-      productDescription: `${grouped(plan.monthlyCredits)} Product Classifier credits a month`,
+      productName: `${brand.company} ${plan.name}`,
+      productDescription: `${grouped(plan.monthlyCredits)} ${brand.product} credits a month`,
       nickname: `${plan.name} monthly`,
       metadata: {
         tollgate_kind: "plan",
@@ -126,8 +145,8 @@ export function catalog() {
       unitAmount: pkg.priceCents,
       currency: CURRENCY,
       interval: null,
-      productName: `Tollgate ${grouped(pkg.credits)} credits`,
-      productDescription: `${grouped(pkg.credits)} Product Classifier credits (one-time purchase)`,
+      productName: `${brand.company} ${grouped(pkg.credits)} credits`,
+      productDescription: `${grouped(pkg.credits)} ${brand.product} credits (one-time purchase)`,
       nickname: `${grouped(pkg.credits)} credits`,
       metadata: {
         tollgate_kind: "package",
@@ -252,6 +271,7 @@ export function priceMismatches(price, item) {
  * @property {boolean} [skipWebhook]
  * @property {string} gatewayUrl
  * @property {string} dashboardUrl
+ * @property {Brand} [brand]  names in products and the portal (default: DEFAULT_BRAND)
  * @property {string} apiLabel
  * @property {"test" | "live"} mode
  * @property {(line: string) => void} [log]
@@ -271,11 +291,13 @@ export async function setup(options) {
     log(`  ! ${message}`);
   };
 
-  const prices = await ensurePrices(stripe, catalog(), dryRun, log, warn);
+  const brand = options.brand ?? DEFAULT_BRAND;
+  const prices = await ensurePrices(stripe, catalog(brand), dryRun, log, warn);
   const portalConfiguration = await ensurePortal(
     stripe,
     prices.filter((p) => p.kind === "plan"),
     options.dashboardUrl,
+    brand,
     dryRun,
     log,
     warn,
@@ -504,15 +526,16 @@ const describe = (item) =>
  * The portal configuration the gateway wants.
  * @param {PriceResult[]} planPrices
  * @param {string} dashboardUrl
+ * @param {Brand} [brand]
  * @returns {Stripe.BillingPortal.ConfigurationCreateParams}
  */
-export function portalParams(planPrices, dashboardUrl) {
+export function portalParams(planPrices, dashboardUrl, brand = DEFAULT_BRAND) {
   /** @type {Map<string, string[]>} */
   const byProduct = new Map();
   for (const p of planPrices)
     byProduct.set(p.productId, [...(byProduct.get(p.productId) ?? []), p.priceId]);
   return {
-    business_profile: { headline: PORTAL_HEADLINE },
+    business_profile: { headline: portalHeadline(brand) },
     default_return_url: dashboardUrl,
     features: {
       // The gateway owns the customer's name and email; the portal does not change them.
@@ -589,13 +612,14 @@ export function portalChanges(config, wanted) {
  * @param {Stripe} stripe
  * @param {PriceResult[]} planPrices
  * @param {string} dashboardUrl
+ * @param {Brand} brand
  * @param {boolean} dryRun
  * @param {(line: string) => void} log
  * @param {(message: string) => void} warn
  * @returns {Promise<PortalResult>}
  */
-async function ensurePortal(stripe, planPrices, dashboardUrl, dryRun, log, warn) {
-  const wanted = portalParams(planPrices, dashboardUrl);
+async function ensurePortal(stripe, planPrices, dashboardUrl, brand, dryRun, log, warn) {
+  const wanted = portalParams(planPrices, dashboardUrl, brand);
   const configs = await stripe.billingPortal.configurations
     .list({ limit: 100 })
     .autoPagingToArray({ limit: 10_000 });
@@ -809,7 +833,8 @@ Creates or finds the Stripe products, prices, customer-portal configuration and 
 endpoint Tollgate needs, then prints the values to configure.
 
 env: STRIPE_SECRET_KEY (required), STRIPE_API_URL (unset = the real Stripe API),
-     GATEWAY_URL (default ${DEFAULT_GATEWAY_URL}), DASHBOARD_URL (default ${DEFAULT_DASHBOARD_URL})`;
+     GATEWAY_URL (default ${DEFAULT_GATEWAY_URL}), DASHBOARD_URL (default ${DEFAULT_DASHBOARD_URL}),
+     PRODUCT_NAME, COMPANY_NAME (names in products and the portal; default ${DEFAULT_BRAND.product}, ${DEFAULT_BRAND.company})`;
 
 /**
  * @param {string[]} argv
@@ -885,6 +910,7 @@ export async function main(argv, env) {
       apiLabel,
       mode,
       log,
+      brand: brandFrom(env),
     });
     if (json) console.log(JSON.stringify(result, null, 2));
     else console.log(formatSummary(result));

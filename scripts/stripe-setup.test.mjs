@@ -13,12 +13,16 @@ import Stripe from "stripe";
 import ts from "typescript";
 import { startStripeServer } from "../local/stripe-server/server.mjs";
 import {
+  brandFrom,
   CURRENCY,
   catalog,
+  DEFAULT_BRAND,
   DEFAULT_DASHBOARD_URL,
   DEFAULT_GATEWAY_URL,
   PACKAGES,
   PLANS,
+  PORTAL_HEADLINE,
+  portalParams,
   WEBHOOK_EVENTS,
 } from "./stripe-setup.mjs";
 
@@ -466,4 +470,21 @@ test("an archived table price is reactivated, keeping its id", async () => {
   assert.equal(pro?.priceId, id);
   assert.match(pro?.notes.join(" ") ?? "", /reactivated/);
   assert.equal((await stripe.prices.retrieve(id)).active, true);
+});
+
+test("PRODUCT_NAME and COMPANY_NAME name the business in products and the portal headline", () => {
+  const brand = brandFrom({ PRODUCT_NAME: "Acme Tagger", COMPANY_NAME: "Acme Corp" });
+  const items = catalog(brand);
+  for (const item of items) {
+    assert.match(item.productName, /^Acme Corp /);
+    assert.match(item.productDescription, /Acme Tagger credits/);
+  }
+  assert.equal(
+    portalParams([], "https://acme.io/account/billing", brand).business_profile?.headline,
+    "Acme Corp: manage your Acme Tagger plan and billing",
+  );
+  // Unset or blank: the local defaults, as before.
+  assert.deepEqual(brandFrom({ PRODUCT_NAME: " " }), DEFAULT_BRAND);
+  assert.equal(catalog()[0]?.productName, "Tollgate Starter");
+  assert.equal(portalParams([], "x").business_profile?.headline, PORTAL_HEADLINE);
 });

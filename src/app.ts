@@ -4,12 +4,15 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import Stripe from "stripe";
 import { adminRoutes } from "./admin/routes";
 import { accountRouter } from "./api/account-router";
+import { emailTestRoutes } from "./api/email-test";
 import { dbFor } from "./db/client";
 import { apiKeyAuth } from "./gateway/auth";
 import { proxyRoutes } from "./gateway/proxy-routes";
 import type { AppEnv } from "./http/context";
 import { requestId } from "./http/request-id";
+import { configProblemsOnce } from "./platform/config";
 import { ApiError, type ErrorType, serviceUnavailable } from "./platform/errors";
+import { refusal } from "./platform/refusals";
 import { billingPageRoutes } from "./web/billing/routes";
 import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./web/signup/routes";
 import { webhookRoutes } from "./webhooks/stripe-webhooks";
@@ -30,6 +33,23 @@ export function createApp() {
   const app = new Hono<AppEnv>();
 
   app.use(requestId);
+  // An unsafe production configuration serves nothing: before any route, so no card is
+  // charged, no request forwarded and no email sent by a gateway that cannot finish the job.
+  // /healthz names the problems (var names only, never values); every other route is 503.
+  app.use(async (c, next) => {
+    const problems = configProblemsOnce(c.env);
+    if (problems.length === 0) return next();
+    const refused = refusal("misconfigured");
+    if (c.req.path === "/healthz") {
+      const body = refused.toBody();
+      return c.json(
+        { ok: false, error: { ...body.error, problems } },
+        refused.status,
+        refused.headers,
+      );
+    }
+    throw refused;
+  });
   app.use(async (c, next) => {
     c.set("db", dbFor(c.env.DB));
     await next();
@@ -41,6 +61,7 @@ export function createApp() {
   // key yet, and before /admin and /account, whose catch-alls would answer first.
   app.route("/v1", signupApiRoutes);
   app.route("/admin/signup-emails", signupAdminRoutes);
+  app.route("/admin/email-test", emailTestRoutes);
   app.route("/account/sign-up", signupPageRoutes);
 
   app.use("/v1/*", apiKeyAuth);

@@ -17,6 +17,7 @@ import type { Db } from "../db/client";
 import { mailAccount } from "../delivery/account-mail";
 import * as templates from "../delivery/email-templates";
 import { ledgerFor } from "../ledger/client";
+import { type BrandVars, brandOf } from "../platform/brand";
 import { newId } from "../platform/crypto";
 import type { Bindings } from "../platform/env";
 import { isTestMode } from "../stripe/client";
@@ -26,7 +27,8 @@ import { forgetKey } from "./identity";
 type KeyEnv = Pick<
   Bindings,
   "STRIPE_SECRET_KEY" | "ACCOUNT_LEDGER" | "EMAIL" | "EMAIL_FROM" | "DASHBOARD_URL"
->;
+> &
+  BrandVars;
 
 export type CreateKeyResult =
   | { ok: true; key: ListedKey & { key: string } }
@@ -62,6 +64,7 @@ export async function createKey(
     kind: "key_created",
     // Named by prefix and last four, never by the caller's name (see keyCreated).
     ...templates.keyCreated({
+      brand: brandOf(env),
       prefix: listed.prefix,
       last4: listed.last4,
       scope: listed.scope,

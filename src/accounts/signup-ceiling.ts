@@ -8,6 +8,7 @@
 import type { Db } from "../db/client";
 import { signupCeilingReached } from "../delivery/email-templates";
 import { sendEmailOnce } from "../delivery/mailer";
+import { type BrandVars, brandOf } from "../platform/brand";
 import type { Bindings } from "../platform/env";
 
 const HOUR_MS = 60 * 60_000;
@@ -17,7 +18,7 @@ export const OPERATOR_EMAIL_ACCOUNT = "operator";
 let loggedHour = "";
 
 export async function alertSignupCeiling(
-  env: Pick<Bindings, "EMAIL" | "EMAIL_FROM" | "OPERATOR_EMAIL">,
+  env: Pick<Bindings, "EMAIL" | "EMAIL_FROM" | "OPERATOR_EMAIL"> & BrandVars,
   db: Db,
   limit: number,
   now: number,
@@ -36,6 +37,6 @@ export async function alertSignupCeiling(
     accountId: OPERATOR_EMAIL_ACCOUNT,
     kind: "signup_ceiling",
     to: env.OPERATOR_EMAIL,
-    ...signupCeilingReached({ limit, hour }),
+    ...signupCeilingReached({ brand: brandOf(env), limit, hour }),
   });
 }

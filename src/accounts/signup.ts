@@ -21,6 +21,7 @@ import {
 import { signupExistingAccount, signupLink } from "../delivery/email-templates";
 import { sendEmailOnce } from "../delivery/mailer";
 import type { LocationHint } from "../ledger/client";
+import { brandOf } from "../platform/brand";
 import { clientPrefixes } from "../platform/client-address";
 import { hmacSigner, randomBase62, sha256Hex, toHex } from "../platform/crypto";
 import { mailboxKey } from "../platform/email-address";
@@ -105,8 +106,9 @@ export async function requestSignup(
   await purgeOlderThan(db, now - RETENTION_MS, PURGE_BATCH);
 
   const message = exists
-    ? signupExistingAccount({ signInUrl: `${input.origin}/account/billing` })
+    ? signupExistingAccount({ brand: brandOf(env), signInUrl: `${input.origin}/account/billing` })
     : signupLink({
+        brand: brandOf(env),
         link: `${input.origin}${CONFIRM_PATH}?token=${token}`,
         expiresInMinutes: LINK_TTL_MS / 60_000,
       });

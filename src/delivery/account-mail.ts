@@ -1,5 +1,6 @@
 import { getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
+import type { BrandVars } from "../platform/brand";
 import type { Bindings } from "../platform/env";
 import { sendEmailOnce } from "./mailer";
 
@@ -8,7 +9,7 @@ import { sendEmailOnce } from "./mailer";
  * email reports, so the same event never emails twice. Unknown accounts get nothing.
  */
 export async function mailAccount(
-  env: Pick<Bindings, "EMAIL" | "EMAIL_FROM">,
+  env: Pick<Bindings, "EMAIL" | "EMAIL_FROM"> & BrandVars,
   db: Db,
   email: { ref: string; accountId: string; kind: string; subject: string; text: string },
 ): Promise<"sent" | "already_sent" | "failed" | "in_progress" | "no_account"> {

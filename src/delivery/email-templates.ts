@@ -1,4 +1,5 @@
 import type { LowBalanceSituation } from "../ledger/domain/low-balance";
+import type { Brand } from "../platform/brand";
 import { formatCents } from "../platform/money";
 
 /** Plain-text bodies for the billing emails; one function per message. */
@@ -101,13 +102,14 @@ const credits = (n: number) => `${n.toLocaleString("en-US")} credit${n === 1 ? "
  * them depends on auto-recharge at that moment (see `lowBalanceSituation`).
  */
 export function lowBalance(input: {
+  brand: Brand;
   level: number;
   total: number;
   situation: LowBalanceSituation;
   dashboardUrl: string;
 }) {
   const s = input.situation;
-  const fell = `Your Tollgate balance is ${credits(input.total)}, at or below the low-balance level of ${credits(input.level)} you set.`;
+  const fell = `Your ${input.brand.company} balance is ${credits(input.total)}, at or below the low-balance level of ${credits(input.level)} you set.`;
   const stops =
     "When your credits reach zero, API requests are refused with HTTP 403 until credits are added.";
   const again = `We email you again the next time your balance falls to ${credits(input.level)} after it has been above it. Change or turn off this alert on the Account / Billing page.`;
@@ -160,11 +162,12 @@ export function lowBalance(input: {
 }
 
 /** The sign-up link; the link is the whole secret, and it works once. */
-export function signupLink(input: { link: string; expiresInMinutes: number }) {
+export function signupLink(input: { brand: Brand; link: string; expiresInMinutes: number }) {
+  const { company } = input.brand;
   return {
-    subject: "Your Tollgate sign-up link",
+    subject: `Your ${company} sign-up link`,
     text: [
-      "Someone, hopefully you, asked to create a Tollgate account with this email address.",
+      `Someone, hopefully you, asked to create an account with ${company} for this email address.`,
       `To create it, open this link and confirm:\n${input.link}`,
       `The link works once and expires in ${input.expiresInMinutes} minutes. If it has expired, start again on the sign-up page.`,
       "If you did not ask for this, ignore this email: no account is created unless the link is opened and confirmed.",
@@ -178,6 +181,7 @@ export function signupLink(input: { link: string; expiresInMinutes: number }) {
  * domain must not carry a stranger's text or links. The name is shown on the Billing page.
  */
 export function keyCreated(input: {
+  brand: Brand;
   prefix: string;
   last4: string;
   scope: string;
@@ -187,7 +191,7 @@ export function keyCreated(input: {
   return {
     subject: "A new API key was created on your account",
     text: [
-      `A new ${input.scope} API key ${label} was created on your Tollgate account.`,
+      `A new ${input.scope} API key ${label} was created on your ${input.brand.company} account.`,
       "If you did not do this, revoke the key on the Account / Billing page and rotate your other keys.",
       `Keys: ${input.dashboardUrl}`,
     ].join("\n\n"),
@@ -207,11 +211,12 @@ export function keyRevoked(input: { prefix: string; last4: string; dashboardUrl:
 }
 
 /** Sent instead of a link when the address already has an account: nothing to create. */
-export function signupExistingAccount(input: { signInUrl: string }) {
+export function signupExistingAccount(input: { brand: Brand; signInUrl: string }) {
+  const { company } = input.brand;
   return {
-    subject: "You already have a Tollgate account",
+    subject: `You already have a ${company} account`,
     text: [
-      "Someone, hopefully you, asked to create a Tollgate account with this email address, but it already has one, so no new account was made.",
+      `Someone, hopefully you, asked to create an account with ${company} for this email address, but it already has one, so no new account was made.`,
       `Sign in with one of your API keys: ${input.signInUrl}`,
       "If you did not ask for this, ignore this email: nothing about your account has changed.",
     ].join("\n\n"),
@@ -219,12 +224,26 @@ export function signupExistingAccount(input: { signInUrl: string }) {
 }
 
 /** To the operator: the global sign-up ceiling refused a request (at most once an hour). */
-export function signupCeilingReached(input: { limit: number; hour: string }) {
+export function signupCeilingReached(input: { brand: Brand; limit: number; hour: string }) {
   return {
-    subject: "Tollgate: sign-up email ceiling reached",
+    subject: `${input.brand.company}: sign-up email ceiling reached`,
     text: [
       `Sign-up requests reached the ceiling of ${input.limit.toLocaleString("en-US")} sign-up emails an hour (hour starting ${input.hour}). Every sign-up is refused with 429 until requests of the last hour age out.`,
       "This usually means someone is requesting sign-up links from many networks at once. Check the sign-up emails (GET /admin/signup-emails) and the logs; raise SIGNUP_EMAILS_PER_HOUR only if the traffic is genuine.",
     ].join("\n\n"),
   };
+}
+
+/**
+ * The end of every email: who sent it, for what, and where to write. Added when the email is
+ * recorded, so the stored copy and the sent one are the same text.
+ */
+export function signature(brand: Brand): string {
+  return [
+    "--",
+    `${brand.company} · ${brand.product}`,
+    brand.supportEmail ? `Questions? Write to ${brand.supportEmail}` : "",
+  ]
+    .filter(Boolean)
+    .join("\n");
 }

@@ -1,7 +1,9 @@
 import type { Db } from "../db/client";
 import { claimEmail, ensureEmail, markEmailFailed, markEmailSent, REDACTED } from "../db/emails";
+import { type BrandVars, brandOf } from "../platform/brand";
 import { newId } from "../platform/crypto";
 import type { Bindings } from "../platform/env";
+import { signature } from "./email-templates";
 
 export interface OutgoingEmail {
   /** Natural key of what the email reports: the same event never sends twice. */
@@ -38,11 +40,12 @@ export function cloudflareMailer(binding: SendEmail): Mailer {
  * the same ref.
  */
 export async function sendEmailOnce(
-  env: Pick<Bindings, "EMAIL" | "EMAIL_FROM">,
+  env: Pick<Bindings, "EMAIL" | "EMAIL_FROM"> & BrandVars,
   db: Db,
-  email: OutgoingEmail,
+  unsigned: OutgoingEmail,
   mailer: Mailer = cloudflareMailer(env.EMAIL),
 ): Promise<"sent" | "already_sent" | "failed" | "in_progress"> {
+  const email = { ...unsigned, text: `${unsigned.text}\n\n${signature(brandOf(env))}` };
   const { secret, ...fields } = email;
   const redact = (s: string) => (secret ? s.replaceAll(secret, REDACTED) : s);
   const row = await ensureEmail(db, { id: newId("em"), ...fields, text: redact(email.text) });

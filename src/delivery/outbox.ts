@@ -2,6 +2,7 @@
 import { dbFor } from "../db/client";
 import { pendingPurchaseOf, recordHistoryRow, recordPendingPurchase } from "../db/transactions";
 import type { OutboxItem } from "../ledger/domain/types";
+import { brandOf } from "../platform/brand";
 import type { Bindings } from "../platform/env";
 import { mailAccount } from "./account-mail";
 import * as templates from "./email-templates";
@@ -24,6 +25,7 @@ export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void
   const mail =
     item.kind === "low_balance"
       ? templates.lowBalance({
+          brand: brandOf(env),
           level: item.level,
           total: item.total,
           situation: item.situation,

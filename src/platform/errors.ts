@@ -21,6 +21,8 @@ const STATUS = {
   upstream_error: 502,
   payment_provider_error: 502,
   service_unavailable: 503,
+  /** A production gateway whose configuration is unsafe serves nothing (platform/config.ts). */
+  misconfigured: 503,
   upstream_timeout: 504,
 } as const satisfies Record<string, ContentfulStatusCode>;
 

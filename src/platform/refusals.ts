@@ -34,7 +34,9 @@ type OtherRefusal =
   | "key_limit_reached"
   | "last_full_key"
   /** An account's hourly limit on an action (creating keys, Checkout, top-ups): action-limits. */
-  | "action_rate_limited";
+  | "action_rate_limited"
+  /** A production gateway with an unsafe configuration (platform/config.ts): serves nothing. */
+  | "misconfigured";
 
 export type RefusalType = LedgerRefusal | OtherRefusal;
 
@@ -195,6 +197,17 @@ export const REFUSALS = {
     page: {
       title: "Too many requests",
       text: "Too many of these requests for this account in the last hour.",
+      action: "Try again later.",
+    },
+  },
+  misconfigured: {
+    type: "misconfigured",
+    message:
+      "This gateway is not configured safely for production, so it serves nothing; its operator can see why at GET /healthz.",
+    headers: { "Retry-After": "300" },
+    page: {
+      title: "Temporarily unavailable",
+      text: "This service is not available right now.",
       action: "Try again later.",
     },
   },

@@ -1,4 +1,5 @@
 import Stripe from "stripe";
+import { type Brand, type BrandVars, brandOf } from "../platform/brand";
 import type { Bindings } from "../platform/env";
 import type { PackageId } from "../pricing";
 import { RetryableChargeError } from "./errors";
@@ -77,15 +78,15 @@ export async function chargeRecharge(
   stripe: Stripe,
   job: RechargeJob,
   payer: { customerId: string; paymentMethodId: string },
-  prices: PackagePrices = {},
+  config: PackagePrices & BrandVars = {},
 ): Promise<ChargeOutcome> {
   const keys = purchaseKeys(job.recharge_id);
   try {
     let invoice = await findInvoice(stripe, job.recharge_id);
-    if (!invoice) invoice = await createInvoice(stripe, job, payer);
+    if (!invoice) invoice = await createInvoice(stripe, job, payer, brandOf(config));
     if (invoice.status === "draft") {
       if (!invoice.lines?.data?.length) {
-        const price = packagePrice(prices, job.package);
+        const price = packagePrice(config, job.package);
         await stripe.invoiceItems.create(
           {
             customer: payer.customerId,
@@ -95,7 +96,7 @@ export async function chargeRecharge(
               : {
                   amount: job.amount_cents,
                   currency: job.currency,
-                  description: describe(job),
+                  description: describe(job, brandOf(config)),
                 }),
             metadata: metadataOf(job),
           },
@@ -160,6 +161,7 @@ async function createInvoice(
   stripe: Stripe,
   job: RechargeJob,
   payer: { customerId: string; paymentMethodId: string },
+  brand: Brand,
 ): Promise<Stripe.Invoice> {
   try {
     return await stripe.invoices.create(
@@ -171,7 +173,7 @@ async function createInvoice(
         // Only this purchase's item, never pending items of the subscription.
         pending_invoice_items_behavior: "exclude",
         default_payment_method: payer.paymentMethodId,
-        description: describe(job),
+        description: describe(job, brand),
         metadata: metadataOf(job),
       },
       { idempotencyKey: purchaseKeys(job.recharge_id).invoice },
@@ -297,9 +299,10 @@ export function declinedOutcome(
   };
 }
 
-function describe(job: RechargeJob): string {
+/** The invoice's and its item's words on the customer's invoice, naming the business. */
+function describe(job: RechargeJob, brand: Brand): string {
   const what = job.kind === "auto_recharge" ? "auto-recharge" : "top-up";
-  return `Tollgate ${what}: ${job.credits.toLocaleString("en-US")} credits`;
+  return `${brand.company} ${what}: ${job.credits.toLocaleString("en-US")} credits`;
 }
 
 function metadataOf(job: RechargeJob): Record<string, string> {

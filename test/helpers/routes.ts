@@ -50,6 +50,7 @@ export const ROUTE_FIXTURES: Record<string, RouteFixture> = {
   "POST /v1/account/checkout": { body: { plan: "starter" } },
   "POST /v1/account/payment-method/setup": { body: {} },
   "POST /admin/accounts": { body: { email: "new@example.com" } },
+  "POST /admin/email-test": { body: { to: "ops@example.com" } },
   "POST /admin/accounts/:id/credits": {
     body: { monthly: 1, reason: "route test" },
     params: ownAccount,

@@ -150,6 +150,7 @@ export interface InvoiceView {
   parent: unknown;
   hosted_invoice_url: string | null;
   default_payment_method: string | null;
+  description: string | null;
   metadata: Record<string, string>;
   lines: { data: Array<{ amount: number }> };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { lowBalance } from "../../src/delivery/email-templates";
 import { lowBalanceSituation, lowBalanceStep } from "../../src/ledger/domain/low-balance";
+import { DEFAULT_BRAND } from "../../src/platform/brand";
 import { PACKAGES } from "../../src/pricing";
 
 describe("lowBalanceStep: one email per crossing of the level", () => {
@@ -105,7 +106,13 @@ describe("lowBalanceSituation: which wording, from auto-recharge at the crossing
 
 describe("the low-balance email's wording", () => {
   const mail = (situation: Parameters<typeof lowBalance>[0]["situation"]) =>
-    lowBalance({ level: 50, total: 49, situation, dashboardUrl: "https://x.test/account" });
+    lowBalance({
+      brand: DEFAULT_BRAND,
+      level: 50,
+      total: 49,
+      situation,
+      dashboardUrl: "https://x.test/account",
+    });
   it("on: no action needed", () => {
     const m = mail({
       auto_recharge: "on",

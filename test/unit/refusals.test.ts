@@ -114,6 +114,7 @@ describe("the refusal table", () => {
       ["last_full_key", 409, "conflict"],
       ["key_not_found", 404, "not_found"],
       ["action_rate_limited", 429, "rate_limited"],
+      ["misconfigured", 503, "misconfigured"],
     ];
     for (const [reason, status, type] of seen) {
       expect([reason, refusalStatus(reason), refusal(reason).type]).toEqual([reason, status, type]);

@@ -20,7 +20,7 @@ import {
   formatTime,
   packageLabel,
 } from "../kit/format";
-import { type Notice, NoticeBox } from "../kit/layout";
+import { BrandLine, type Notice, NoticeBox } from "../kit/layout";
 import { COPY_SCRIPT } from "../kit/security";
 import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "./advice";
 import { UsageChart } from "./chart";
@@ -72,7 +72,7 @@ export const BillingPage: FC<BillingPageProps> = ({
     <header class="top">
       <div class="wrap">
         <div class="brand">
-          Tollgate <span>· Product Classifier</span>
+          <BrandLine />
         </div>
         <div class="who">
           <span>{model.email}</span>

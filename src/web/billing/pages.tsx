@@ -1,5 +1,5 @@
 import type { FC } from "hono/jsx";
-import { type Notice, NoticeBox } from "../kit/layout";
+import { BrandProduct, type Notice, NoticeBox } from "../kit/layout";
 
 /** The Billing page's address, where every form comes back to. */
 export const BILLING_PATH = "/account/billing";
@@ -17,7 +17,8 @@ export const SignInPage: FC<{
       <section class="card" aria-labelledby="signin-h">
         <h1 id="signin-h">Sign in to Account / Billing</h1>
         <p class="lead">
-          Use one of your API keys. You stay signed in for 12 hours, or until that key is revoked.
+          Use one of your <BrandProduct /> API keys. You stay signed in for 12 hours, or until that
+          key is revoked.
         </p>
         <NoticeBox
           notice={

@@ -35,6 +35,7 @@ import type { AppEnv } from "../../http/context";
 import { postedFromThisOrigin } from "../../http/form-token";
 import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/domain/low-balance";
+import { brandOf } from "../../platform/brand";
 import { randomBase62, sha256Hex } from "../../platform/crypto";
 import { ApiError, serviceUnavailable } from "../../platform/errors";
 import { pageWords, type RefusalType, refusalStatus } from "../../platform/refusals";
@@ -64,7 +65,8 @@ import {
 import { type BillingModel, loadBilling } from "./data";
 import { BILLING_PATH, ErrorPage, ResumePage, SignInPage } from "./pages";
 
-const TITLE = "Account / Billing · Tollgate";
+/** Every Billing page's title ends with the page's name and the business's. */
+const TITLE = (c: Context<AppEnv>) => `Account / Billing · ${brandOf(c.env).company}`;
 const PURPOSES: CsrfPurpose[] = [
   "auto-recharge",
   "portal",
@@ -196,7 +198,7 @@ async function signInPage(
   const csrf = secret ? await signInToken(c, secret) : "";
   return renderHtml(
     c,
-    <Document title={`Sign in · ${TITLE}`}>
+    <Document title={`Sign in · ${TITLE(c)}`}>
       <SignInPage
         notice={options.notice}
         unavailable={options.unavailable || !secret}
@@ -227,7 +229,11 @@ async function billingPage(
   const tokens = await tokensFor(secret, session);
   return renderHtml(
     c,
-    <Document title={TITLE} refreshTo={options.refreshTo} refreshAfter={ACTIVATION_REFRESH_SECONDS}>
+    <Document
+      title={TITLE(c)}
+      refreshTo={options.refreshTo}
+      refreshAfter={ACTIVATION_REFRESH_SECONDS}
+    >
       <BillingPage
         model={model}
         tokens={tokens}
@@ -317,7 +323,7 @@ function errorPage(
 ) {
   return renderHtml(
     c,
-    <Document title={`${title} · ${TITLE}`}>
+    <Document title={`${title} · ${TITLE(c)}`}>
       <ErrorPage title={title} message={message} />
     </Document>,
     status,
@@ -387,7 +393,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       }`;
       return renderHtml(
         c,
-        <Document title={TITLE} refreshTo={href}>
+        <Document title={TITLE(c)} refreshTo={href}>
           <ResumePage href={href} />
         </Document>,
       );
@@ -411,7 +417,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const tokens = await tokensFor(secret, session);
     return renderHtml(
       c,
-      <Document title={`Buy credits · ${TITLE}`}>
+      <Document title={`Buy credits · ${TITLE(c)}`}>
         <TopUpConfirmPage
           model={model}
           pkg={pkg}

@@ -1,9 +1,34 @@
 import type { Context } from "hono";
 import { html } from "hono/html";
-import type { Child, FC } from "hono/jsx";
+import { type Child, createContext, type FC, useContext } from "hono/jsx";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { type Brand, brandOf, DEFAULT_BRAND } from "../../platform/brand";
 import { STYLES } from "./styles";
+
+/** The business's names, for components that render without the request (see renderHtml). */
+const BrandContext = createContext<Brand>(DEFAULT_BRAND);
+
+/** How the page names the business (PRODUCT_NAME, COMPANY_NAME, SUPPORT_EMAIL). */
+export function useBrand(): Brand {
+  return useContext(BrandContext);
+}
+
+/** The business's name, as COMPANY_NAME says it. */
+export const BrandCompany: FC = () => <>{useBrand().company}</>;
+
+/** What the business sells, as PRODUCT_NAME says it. */
+export const BrandProduct: FC = () => <>{useBrand().product}</>;
+
+/** The header's line: the business and what it sells. */
+export const BrandLine: FC = () => {
+  const brand = useBrand();
+  return (
+    <>
+      {brand.company} <span>· {brand.product}</span>
+    </>
+  );
+};
 
 /** The HTML document every Billing page response is rendered into. */
 export const Document: FC<{
@@ -36,7 +61,10 @@ export const Document: FC<{
 );
 
 export function renderHtml(c: Context, page: JSX.Element, status: ContentfulStatusCode = 200) {
-  return c.html(html`<!doctype html>${page}`, status);
+  const branded = (
+    <BrandContext.Provider value={brandOf(c.env ?? {})}>{page}</BrandContext.Provider>
+  );
+  return c.html(html`<!doctype html>${branded}`, status);
 }
 
 export type NoticeTone = "ok" | "warn" | "bad";

@@ -4,7 +4,7 @@ import { CONFIRM_PATH, LINK_TTL_MS, SIGN_UP_PATH } from "../../accounts/signup-c
 import { PLANS } from "../../pricing";
 import { BILLING_PATH } from "../billing/pages";
 import { formatCredits } from "../kit/format";
-import { type Notice, NoticeBox } from "../kit/layout";
+import { BrandCompany, type Notice, NoticeBox } from "../kit/layout";
 
 const MINUTES = LINK_TTL_MS / 60_000;
 
@@ -91,8 +91,8 @@ export const ConfirmPage: FC<{ email: string; token: string; csrf: string }> = (
 }) => (
   <Card title="Create your account">
     <p class="lead">
-      Create a free Tollgate account for <strong>{email}</strong>. You will be signed in and see
-      your first API key.
+      Create your free <BrandCompany /> account for <strong>{email}</strong>. You will be signed in
+      and see your first API key.
     </p>
     <form method="post" action={CONFIRM_PATH}>
       <Csrf token={csrf} />
@@ -119,8 +119,8 @@ export const LinkUnusablePage: FC = () => (
 export const AlreadyRegisteredPage: FC<{ email: string }> = ({ email }) => (
   <Card title="You already have an account">
     <p>
-      <strong>{email}</strong> already has a Tollgate account, so no new one was created. Sign in
-      with one of its API keys.
+      <strong>{email}</strong> already has an account with <BrandCompany />, so no new one was
+      created. Sign in with one of its API keys.
     </p>
     <p>
       <a href={BILLING_PATH}>Sign in</a>

@@ -35,6 +35,7 @@ import {
 } from "../../http/form-token";
 import { locationHintFor } from "../../ledger/client";
 import { parseJson, parseQuery } from "../../platform/body";
+import { brandOf } from "../../platform/brand";
 import { ApiError, serviceUnavailable } from "../../platform/errors";
 import { PLANS } from "../../pricing";
 import { BILLING_PATH } from "../billing/pages";
@@ -142,7 +143,11 @@ export const signupAdminRoutes = new Hono<AppEnv>().use(adminAuth).get("/", asyn
 });
 
 function page(c: Context<AppEnv>, status: ContentfulStatusCode, title: string, body: Child) {
-  return renderHtml(c, <Document title={`${title} · Tollgate`}>{body}</Document>, status);
+  return renderHtml(
+    c,
+    <Document title={`${title} · ${brandOf(c.env).company}`}>{body}</Document>,
+    status,
+  );
 }
 
 function refused(): PageError {
