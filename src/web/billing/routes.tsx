@@ -12,6 +12,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { limitAction } from "../../accounts/action-limits";
 import { looksLikeApiKey } from "../../accounts/api-keys";
+import { recordAudit } from "../../accounts/audit";
 import { identify } from "../../accounts/identity";
 import { createKey, revokeKey } from "../../accounts/keys";
 import {
@@ -476,6 +477,10 @@ export const billingPageRoutes = new Hono<AppEnv>()
       package: form.package,
     });
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "auto_recharge.updated", {
+      enabled: result.settings.enabled,
+      package: result.settings.package,
+    });
     return redirectWith(c, secret, session, { notice: NOTICES.autoRechargeSaved });
   })
   .post("/billing/top-up", async (c) => {
@@ -492,6 +497,15 @@ export const billingPageRoutes = new Hono<AppEnv>()
     });
     const p = PACKAGES[form.package];
     if (!result.ok) return refused(c, secret, session, result.reason);
+    const r = result.recharge;
+    await recordAudit(
+      c.get("db"),
+      session.accountId,
+      c.get("actor"),
+      "top_up.started",
+      { purchase_id: r.id, package: r.package, credits: r.credits, amount_cents: r.amount_cents },
+      { ref: r.id },
+    );
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -509,6 +523,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
       spendLimitCents: form.limit,
     });
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "limits.updated", {
+      monthly_spend_limit_cents: form.limit,
+    });
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -529,6 +546,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
       lowBalanceCredits: form.low_balance_credits,
     });
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "alerts.updated", {
+      low_balance_credits: form.low_balance_credits,
+    });
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -544,6 +564,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session } = await formSession(c, "portal", fields);
     await limitAction(c.get("db"), session.accountId, "billing_portal");
     const url = await createPortalSession(c.env, c.get("db"), session.accountId);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "billing_portal.started");
     return c.redirect(url, 303);
   })
   .post("/billing/checkout", async (c) => {
@@ -553,6 +574,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
     await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "checkout.started", {
+      plan: form.plan,
+    });
     return c.redirect(result.url, 303);
   })
   .post("/billing/card", async (c) => {
@@ -561,6 +585,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startCardSetup(c.env, c.get("db"), session.accountId);
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "card_setup.started");
     return c.redirect(result.url, 303);
   })
   .post("/billing/keys", async (c) => {
@@ -568,10 +593,16 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session, secret } = await formSession(c, "keys", fields);
     const form = parseFields(fields, CreateKeyForm);
     const name = form.name ? form.name : null;
-    const created = await createKey(c.env, c.get("db"), session.accountId, {
-      name,
-      scope: form.scope,
-    });
+    const created = await createKey(
+      c.env,
+      c.get("db"),
+      session.accountId,
+      {
+        name,
+        scope: form.scope,
+      },
+      c.get("actor"),
+    );
     if (!created.ok) {
       return created.reason === "action_rate_limited"
         ? refused(c, secret, session, created.reason, created.retryAfterSeconds)
@@ -585,7 +616,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "keys", fields);
     const keyId = c.req.param("id");
-    const result = await revokeKey(c.env, c.get("db"), session.accountId, keyId);
+    const result = await revokeKey(c.env, c.get("db"), session.accountId, keyId, c.get("actor"));
     if (!result.ok) return refused(c, secret, session, result.reason);
     if (keyId === session.keyId) {
       endSession(c);
