@@ -6,8 +6,10 @@ CREATE TABLE `audit_log` (
 	`actor_id` text NOT NULL,
 	`actor_label` text NOT NULL,
 	`action` text NOT NULL,
-	`details` text DEFAULT '{}' NOT NULL
+	`details` text DEFAULT '{}' NOT NULL,
+	`ref` text
 );
 --> statement-breakpoint
+CREATE UNIQUE INDEX `audit_log_ref_unique` ON `audit_log` (`ref`);--> statement-breakpoint
 CREATE INDEX `audit_log_account_idx` ON `audit_log` (`account_id`,`at`,`id`);--> statement-breakpoint
 CREATE INDEX `audit_log_actor_idx` ON `audit_log` (`actor_type`,`at`,`id`);

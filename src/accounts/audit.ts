@@ -13,12 +13,10 @@ import {
 import type { Db } from "../db/client";
 import { type After, encodeCursor } from "../http/cursor";
 import type { Actor } from "../platform/actor";
-import { sha256Hex } from "../platform/crypto";
 
 /**
- * Records one entry. `options.ref` (a recharge id, an adjustment's ref, a Stripe event id)
- * fixes the row's id, so the same change recorded twice (a replay, a redelivery, a retry after
- * the insert failed) is one row.
+ * Records one entry. `options.ref` (a recharge id, an adjustment's ref) names the change, so
+ * the same change recorded twice (a replay, a retry after the insert failed) is one row.
  */
 export async function recordAudit(
   db: Db,
@@ -29,13 +27,8 @@ export async function recordAudit(
   options: { ref?: string } = {},
 ): Promise<void> {
   const entry: AuditEntry = { accountId, actor, action, details };
-  if (options.ref !== undefined) entry.id = await auditId(action, options.ref);
+  if (options.ref !== undefined) entry.ref = `${action}:${options.ref}`;
   await auditInsert(db, entry);
-}
-
-/** The id of the entry for `action` on the thing `ref` names. */
-export async function auditId(action: string, ref: string): Promise<string> {
-  return `aud_${(await sha256Hex(`${action}\n${ref}`)).slice(0, 32)}`;
 }
 
 /** An entry as the API shows it. */

@@ -131,9 +131,11 @@ export async function insertKeyWithinLimit(
   audit?: AuditEntry,
 ): Promise<KeyInsert> {
   const since = iso(now - KEY_WINDOW_MS);
-  const insert = db.run(sql`
-    INSERT INTO api_keys (id, account_id, key_hash, prefix, last4, name, scope)
-    SELECT ${key.id}, ${key.accountId}, ${key.keyHash}, ${key.prefix}, ${key.last4}, ${key.name}, ${key.scope}
+  // The builder (every column, in the table's order), so that it can be batched: drizzle's D1
+  // batch cannot take a raw statement with parameters.
+  const insert = db.insert(apiKeys).select(sql`
+    SELECT ${key.id}, ${key.accountId}, ${key.keyHash}, ${key.prefix}, ${key.last4}, ${key.name},
+      ${key.scope}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), NULL
     WHERE (SELECT COUNT(*) FROM api_keys WHERE account_id = ${key.accountId} AND revoked_at IS NULL)
       < ${MAX_ACTIVE_KEYS}
       AND (SELECT COUNT(*) FROM api_keys WHERE account_id = ${key.accountId} AND created_at > ${since})
@@ -179,11 +181,18 @@ export async function revokeKeyGuarded(
   audit?: AuditEntry,
 ): Promise<boolean> {
   const now = new Date().toISOString();
-  const update = db.run(sql`
-    UPDATE api_keys SET revoked_at = ${now}
-    WHERE id = ${keyId} AND account_id = ${accountId} AND revoked_at IS NULL
-      AND (scope != 'full' OR (SELECT COUNT(*) FROM api_keys
-             WHERE account_id = ${accountId} AND revoked_at IS NULL AND scope = 'full') > 1)`);
+  const update = db
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(
+      and(
+        eq(apiKeys.id, keyId),
+        eq(apiKeys.accountId, accountId),
+        isNull(apiKeys.revokedAt),
+        sql`(scope != 'full' OR (SELECT COUNT(*) FROM api_keys
+             WHERE account_id = ${accountId} AND revoked_at IS NULL AND scope = 'full') > 1)`,
+      ),
+    );
   // The audit row in the same batch, written only if this statement revoked the key.
   const [result] = audit
     ? await db.batch([

@@ -3,19 +3,23 @@
  * one raw statement so that a change made in D1 can carry its row in the same batch, guarded
  * by the same condition (`when`): the row exists exactly when the change does.
  */
-import { and, desc, eq, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, desc, eq, is, lt, or, SQL, sql } from "drizzle-orm";
 import type { Actor, ActorType } from "../platform/actor";
 import { newId } from "../platform/crypto";
 import type { Db } from "./client";
 import { auditLog } from "./schema";
 
 export interface AuditEntry {
-  /** A fixed id makes the insert idempotent (a retried webhook or replayed request adds none). */
-  id?: string;
+  /**
+   * What the entry is about when the same change may be recorded again (a replayed request, a
+   * retried job): one row per `ref`, later inserts of it do nothing.
+   */
+  ref?: string;
   accountId: string | null;
   actor: Actor;
   action: string;
-  details?: Record<string, unknown>;
+  /** An object, or a SQL JSON object read in the statement (e.g. the value a change replaces). */
+  details?: Record<string, unknown> | SQL;
 }
 
 export interface AuditRow {
@@ -27,6 +31,19 @@ export interface AuditRow {
   actorLabel: string;
   action: string;
   details: string;
+  ref: string | null;
+}
+
+let sequence = 0;
+
+/**
+ * An id that sorts by time: the millisecond, then a counter of this isolate (entries of one
+ * millisecond keep their order), then random characters (isolates never collide). Pages are
+ * ordered by (at, id), so two changes made in one millisecond are still newest first.
+ */
+export function newAuditId(now: number): string {
+  sequence = (sequence + 1) % 36 ** 4;
+  return `aud_${now.toString(36).padStart(9, "0")}${sequence.toString(36).padStart(4, "0")}${newId("").slice(1, 13)}`;
 }
 
 /**
@@ -41,12 +58,18 @@ export function auditInsert(db: Db, entry: AuditEntry, when: SQL = sql`1`) {
     actor.type === "api_key"
       ? sql`coalesce((SELECT prefix || '…' || last4 FROM api_keys WHERE id = ${actor.id}), ${actor.label})`
       : sql`${actor.label}`;
-  return db.run(sql`
-    INSERT INTO audit_log (id, account_id, actor_type, actor_id, actor_label, action, details)
-    SELECT ${entry.id ?? newId("aud")}, ${entry.accountId}, ${actor.type}, ${actor.id}, ${label},
-           ${entry.action}, ${JSON.stringify(entry.details ?? {})}
-    WHERE ${when}
-    ON CONFLICT (id) DO NOTHING`);
+  const details = is(entry.details, SQL) ? entry.details : JSON.stringify(entry.details ?? {});
+  const now = Date.now();
+  // The builder, not `db.run`: drizzle's D1 batch cannot take a raw statement with parameters.
+  // The selected values follow the table's column order (drizzle names every column).
+  return db
+    .insert(auditLog)
+    .select(
+      sql`SELECT ${newAuditId(now)}, ${entry.accountId}, ${new Date(now).toISOString()},
+        ${actor.type}, ${actor.id}, ${label}, ${entry.action}, ${details}, ${entry.ref ?? null}
+        WHERE ${when}`,
+    )
+    .onConflictDoNothing();
 }
 
 export type AuditScope = { accountId: string } | { actorType: ActorType };

@@ -259,6 +259,7 @@ export const auditActorTypes = ["person", "api_key", "operator", "system"] as co
 export const auditLog = sqliteTable(
   "audit_log",
   {
+    /** Sorts by time (see `newAuditId`), so entries of one millisecond keep their order. */
     id: text("id").primaryKey(),
     accountId: text("account_id"),
     at: text("at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`),
@@ -270,6 +271,11 @@ export const auditLog = sqliteTable(
     action: text("action").notNull(),
     /** JSON object: what changed, e.g. the new settings, an adjustment's amounts and reason. */
     details: text("details").notNull().default("{}"),
+    /**
+     * `<action>:<what it acted on>` (a recharge id, an adjustment's ref) for a change that may be
+     * recorded more than once (a replay, a retry): unique, so it is one row. Null otherwise.
+     */
+    ref: text("ref").unique(),
   },
   (t) => [
     index("audit_log_account_idx").on(t.accountId, t.at, t.id),

@@ -33,6 +33,7 @@ import {
 } from "../../accounts/sessions";
 import { signupEnabled } from "../../accounts/signup-config";
 import type { AppEnv } from "../../http/context";
+import { type After, decodeCursor } from "../../http/cursor";
 import { postedFromThisOrigin } from "../../http/form-token";
 import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/domain/low-balance";
@@ -221,9 +222,13 @@ async function billingPage(
     activation?: Activation;
     /** Reloads this address after a few seconds (the activation's poll, no script needed). */
     refreshTo?: string;
+    /** The Activity section's page (`?activity=<cursor>`). */
+    activityAfter?: After;
   } = {},
 ) {
-  const model = options.model ?? (await loadBilling(c.env, c.get("db"), session.accountId));
+  const model =
+    options.model ??
+    (await loadBilling(c.env, c.get("db"), session.accountId, Date.now(), options.activityAfter));
   if (!model) throw refusalPage("not_initialized");
   const tokens = await tokensFor(secret, session);
   return renderHtml(
@@ -377,7 +382,13 @@ export const billingPageRoutes = new Hono<AppEnv>()
     }
     const flash = secret ? await takeFlash(c, secret, session?.sessionId ?? null) : null;
     if (secret && session) {
-      return billingPage(c, session, secret, { notice: flash?.notice, newKey: flash?.newKey });
+      // An unreadable cursor shows the newest entries: a link, never an error page.
+      const activity = c.req.query("activity");
+      return billingPage(c, session, secret, {
+        notice: flash?.notice,
+        newKey: flash?.newKey,
+        activityAfter: (activity && decodeCursor(activity)) || undefined,
+      });
     }
     const crossSite =
       c.req.header("Sec-Fetch-Site") === "cross-site" &&
