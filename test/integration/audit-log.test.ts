@@ -7,6 +7,7 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { stripeFor } from "../../src/stripe/client";
 import {
   admin,
   classify,
@@ -18,7 +19,7 @@ import {
   type TestAccount,
 } from "../helpers/http";
 import { billingHtml, follow, page, signIn, tokenFor } from "../helpers/page";
-import { attachCard, eventually } from "../helpers/stripe";
+import { attachCard, deliverSigned, eventsFor, eventually } from "../helpers/stripe";
 
 interface Entry {
   id: string;
@@ -302,7 +303,44 @@ describe("operators", () => {
   });
 });
 
+/** Delivers, signed and oldest first, every event the local Stripe server emitted for them. */
+async function deliverAll(customer: string) {
+  for (const e of await eventsFor(customer)) {
+    const res = await deliverSigned(e);
+    expect(res.status, e.type).toBe(200);
+    await res.arrayBuffer();
+  }
+}
+
 describe("the system's changes", () => {
+  it("plan changes from Stripe's events name Stripe, once each however they are delivered", async () => {
+    const account = await createAccount();
+    const customer = account.stripe_customer_id as string;
+    await attachCard(account);
+    const stripe = stripeFor(env);
+    const sub = await stripe.subscriptions.create({
+      customer,
+      items: [{ price: env.STRIPE_PRICE_STARTER as string }],
+    });
+    await deliverAll(customer);
+    await stripe.subscriptions.update(sub.id, {
+      items: [{ id: sub.items.data[0]?.id as string, price: env.STRIPE_PRICE_PRO as string }],
+      proration_behavior: "always_invoice",
+    });
+    // Every event again, the old ones included (a redelivery is answered as a duplicate, and
+    // an older event than the plan shown changes nothing).
+    await deliverAll(customer);
+    const changes = (await entries(account)).filter((e) => e.action === "plan.changed");
+    expect(changes.map((e) => [e.details.from, e.details.to])).toEqual([
+      ["starter", "pro"],
+      ["free", "starter"],
+    ]);
+    for (const e of changes) {
+      expect(e.actor).toEqual({ type: "system", id: "stripe", label: "Stripe" });
+      expect(String(e.details.event)).toMatch(/^evt_/);
+    }
+  });
+
   it("auto-recharge turned off by a declined payment names the system", async () => {
     const account = await createAccount();
     await attachCard(account, "pm_card_chargeCustomerFail");

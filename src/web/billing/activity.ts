@@ -5,7 +5,7 @@
  */
 import type { AuditJson } from "../../accounts/audit";
 import { isPackageId, PACKAGES, PLANS, type PlanId } from "../../pricing";
-import { failureReason, formatCredits, formatPrice } from "../kit/format";
+import { formatCredits, formatPrice } from "../kit/format";
 
 const ACTIONS: Record<string, string> = {
   "account.created": "Account created",
@@ -64,8 +64,13 @@ export function activityDetail(entry: Pick<AuditJson, "action" | "details">): st
         pkg && isPackageId(pkg) ? `, ${formatCredits(PACKAGES[pkg].credits)} credits` : "";
       return `${d.enabled === true ? "on" : "off"}${what}`;
     }
-    case "auto_recharge.disabled":
-      return `after a payment problem: ${failureReason(str(d.reason))}`;
+    case "auto_recharge.disabled": {
+      // Short on purpose: the page says elsewhere, once, what to do about a payment that waits.
+      const code = str(d.reason);
+      return code === "authentication_required" || code === "requires_action"
+        ? "a payment needed authentication"
+        : `a payment failed${code ? ` (${code})` : ""}`;
+    }
     case "limits.updated": {
       const parts: string[] = [];
       if ("monthly_spend_limit_cents" in d) {
