@@ -35,9 +35,16 @@ export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
     idempotencyKeyOf(c),
   ).catch(keyReused);
   if (!result.ok) throw refusal(result.reason);
-  await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "checkout.started", {
-    plan: body.plan,
-  });
+  // A replay (same Idempotency-Key: the same Stripe session) adds no second entry.
+  const key = idempotencyKeyOf(c);
+  await recordAudit(
+    c.get("db"),
+    c.get("accountId"),
+    c.get("actor"),
+    "checkout.started",
+    { plan: body.plan },
+    key ? { ref: `${c.get("accountId")}:${key}` } : {},
+  );
   return c.json({ url: result.url }, 200);
 });
 
@@ -52,6 +59,14 @@ export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) =
     idempotencyKeyOf(c),
   ).catch(keyReused);
   if (!result.ok) throw refusal(result.reason);
-  await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "card_setup.started");
+  const key = idempotencyKeyOf(c);
+  await recordAudit(
+    c.get("db"),
+    c.get("accountId"),
+    c.get("actor"),
+    "card_setup.started",
+    {},
+    key ? { ref: `${c.get("accountId")}:${key}` } : {},
+  );
   return c.json({ url: result.url }, 200);
 });

@@ -135,7 +135,17 @@ describe("what keys change is logged with the key as actor", () => {
     });
     expect(replay.status).toBe(202);
     await replay.arrayBuffer();
-    await expectOk(await call(account, "/v1/account/checkout", "POST", { plan: "starter" }));
+    // Twice with one Idempotency-Key: one Stripe session, one entry.
+    for (let i = 0; i < 2; i++) {
+      await expectOk(
+        await gateway("/v1/account/checkout", {
+          method: "POST",
+          key: account.api_key,
+          headers: { "Idempotency-Key": "audit-checkout" },
+          body: JSON.stringify({ plan: "starter" }),
+        }),
+      );
+    }
     await expectOk(await call(account, "/v1/account/payment-method/setup", "POST", {}));
     await expectOk(await call(account, "/v1/account/billing-portal", "POST", {}));
 
