@@ -1,7 +1,7 @@
 /**
- * The `audit_log` table: who changed what on an account (money rule 12). Rows are inserted by
- * one raw statement so that a change made in D1 can carry its row in the same batch, guarded
- * by the same condition (`when`): the row exists exactly when the change does.
+ * The `audit_log` table: who changed what on an account (money rule 12). A row is one
+ * `INSERT … SELECT … WHERE` statement, so a change made in D1 can carry its row in the same
+ * batch, guarded by the same condition (`when`): the row exists exactly when the change does.
  */
 import { and, desc, eq, is, lt, or, SQL, sql } from "drizzle-orm";
 import type { Actor, ActorType } from "../platform/actor";
