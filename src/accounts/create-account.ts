@@ -1,9 +1,11 @@
 import { insertAccount } from "../db/accounts";
 import { insertKey } from "../db/api-keys";
+import { auditInsert } from "../db/audit-log";
 import type { Db } from "../db/client";
 import { monthlyGrantInsert } from "../db/transactions";
 import type { AdjustResult } from "../ledger/account-ledger";
 import { type LocationHint, ledgerFor } from "../ledger/client";
+import type { Actor } from "../platform/actor";
 import { newId, sha256Hex } from "../platform/crypto";
 import type { Bindings } from "../platform/env";
 import { PLANS, type PlanId } from "../pricing";
@@ -28,6 +30,8 @@ export async function createAccount(
   env: Bindings,
   db: Db,
   input: { email: string; plan: PlanId; complimentary?: boolean; locationHint?: LocationHint },
+  /** Who creates it, for the audit log: an operator, or the person signing up. */
+  actor: Actor,
 ): Promise<CreatedAccount> {
   const id = newId("acct");
   const key = await generateApiKey(isTestMode(env) ? "test" : "live");
@@ -70,6 +74,16 @@ export async function createAccount(
       credits: PLANS[input.plan].monthlyCredits,
       at: new Date(snapshot.cycleStartedAt).toISOString(),
     }),
+    auditInsert(db, {
+      accountId: id,
+      actor,
+      action: "account.created",
+      details: {
+        email: input.email,
+        plan: input.plan,
+        complimentary: input.complimentary === true,
+      },
+    }),
   ]);
   return {
     id,
@@ -89,15 +103,17 @@ export async function adjustCredits(
   env: Bindings,
   accountId: string,
   input: { monthly: number; purchased: number; reason: string; idempotencyKey?: string },
-): Promise<AdjustResult> {
+): Promise<AdjustResult & { ref: string }> {
   const ref = input.idempotencyKey
     ? `adj_${(await sha256Hex(`${accountId}\n${input.idempotencyKey}`)).slice(0, 32)}`
     : newId("adj");
   // Its history row (with the operator's reason) is the ledger's projection, from its outbox.
-  return ledgerFor(env, accountId).adjust({
+  const result = await ledgerFor(env, accountId).adjust({
     ref,
     monthly: input.monthly,
     purchased: input.purchased,
     reason: input.reason,
   });
+  // The ref names the adjustment in the audit log (one entry however often it is replayed).
+  return { ...result, ref };
 }

@@ -17,6 +17,7 @@ import type { Db } from "../db/client";
 import { mailAccount } from "../delivery/account-mail";
 import * as templates from "../delivery/email-templates";
 import { ledgerFor } from "../ledger/client";
+import type { Actor } from "../platform/actor";
 import { type BrandVars, brandOf } from "../platform/brand";
 import { newId } from "../platform/crypto";
 import type { Bindings } from "../platform/env";
@@ -41,19 +42,36 @@ export async function createKey(
   db: Db,
   accountId: string,
   input: { name: string | null; scope: KeyScope },
+  actor: Actor,
 ): Promise<CreateKeyResult> {
   const account = await getAccount(db, accountId);
   const key = await generateApiKey(account?.testMode || isTestMode(env) ? "test" : "live");
   const id = newId("key");
-  const inserted = await insertKeyWithinLimit(db, {
-    id,
-    accountId,
-    keyHash: key.hash,
-    prefix: key.prefix,
-    last4: key.last4,
-    name: input.name,
-    scope: input.scope,
-  });
+  const inserted = await insertKeyWithinLimit(
+    db,
+    {
+      id,
+      accountId,
+      keyHash: key.hash,
+      prefix: key.prefix,
+      last4: key.last4,
+      name: input.name,
+      scope: input.scope,
+    },
+    Date.now(),
+    {
+      accountId,
+      actor,
+      action: "key.created",
+      details: {
+        key_id: id,
+        name: input.name,
+        scope: input.scope,
+        prefix: key.prefix,
+        last4: key.last4,
+      },
+    },
+  );
   if (!inserted.ok) return inserted;
   const row = await getKey(db, accountId, id);
   if (!row) throw new Error(`key ${id} missing after insert`);
@@ -84,10 +102,24 @@ export async function revokeKey(
   db: Db,
   accountId: string,
   keyId: string,
+  actor: Actor,
 ): Promise<RevokeResult> {
   const before = await getKey(db, accountId, keyId);
   if (!before) return { ok: false, reason: "key_not_found" };
-  const revokedNow = before.revoked_at === null && (await revokeKeyGuarded(db, accountId, keyId));
+  const revokedNow =
+    before.revoked_at === null &&
+    (await revokeKeyGuarded(db, accountId, keyId, {
+      accountId,
+      actor,
+      action: "key.revoked",
+      details: {
+        key_id: keyId,
+        name: before.name,
+        scope: before.scope,
+        prefix: before.prefix,
+        last4: before.last4,
+      },
+    }));
   const after = await getKey(db, accountId, keyId);
   if (!after) return { ok: false, reason: "key_not_found" };
   if (after.revoked_at === null) return { ok: false, reason: "last_full_key" };

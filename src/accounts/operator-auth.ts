@@ -1,5 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../http/context";
+import { ADMIN_TOKEN_ACTOR } from "../platform/actor";
 import { secretsEqual } from "../platform/crypto";
 import { ApiError } from "../platform/errors";
 import { bearerToken } from "./api-keys";
@@ -15,5 +16,6 @@ export const adminAuth = createMiddleware<AppEnv>(async (c, next) => {
   if (!token || !(await secretsEqual(token, expected))) {
     throw ApiError.invalidApiKey("A valid operator token is required.");
   }
+  c.set("actor", ADMIN_TOKEN_ACTOR);
   await next();
 });

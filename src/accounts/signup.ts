@@ -161,7 +161,13 @@ export async function confirmSignup(
   let created: Awaited<ReturnType<typeof createAccount>>;
   try {
     // createAccount makes the account's first key `full` (money rule 11).
-    created = await createAccount(env, db, { email, plan: "free", locationHint });
+    // The person is named by the address they proved they read (people get ids in issue 20).
+    created = await createAccount(
+      env,
+      db,
+      { email, plan: "free", locationHint },
+      { type: "person", id: email, label: email },
+    );
   } catch (err) {
     await releaseToken(db, tokenHash);
     throw err;

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { accountView } from "../accounts/account-view";
+import { auditJson, listAudit, recordAudit } from "../accounts/audit";
 import { adjustCredits, createAccount } from "../accounts/create-account";
 import { accountSnapshotJson } from "../accounts/ledger-json";
 import { spendLimitCents } from "../accounts/limits";
@@ -10,8 +11,9 @@ import type { Db } from "../db/client";
 import { listEmails } from "../db/emails";
 import { otherSubscriptionsOf } from "../db/other-subscriptions";
 import type { AppEnv } from "../http/context";
+import { CursorParam } from "../http/cursor";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
-import { parseJson } from "../platform/body";
+import { parseJson, parseQuery } from "../platform/body";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
 import { refusal } from "../platform/refusals";
 import { PLAN_IDS } from "../pricing";
@@ -63,6 +65,11 @@ const PatchAccountBody = z.strictObject({
   monthly_spend_limit_cents: spendLimitCents.optional(),
 });
 
+const AuditQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: CursorParam.optional(),
+});
+
 const PaymentMethodBody = z.strictObject({
   payment_method: z
     .string()
@@ -73,12 +80,17 @@ export const adminRoutes = new Hono<AppEnv>()
   .use(adminAuth)
   .post("/accounts", async (c) => {
     const body = await parseJson(c, CreateAccountBody);
-    const created = await createAccount(c.env, c.get("db"), {
-      email: body.email,
-      plan: body.plan ?? "free",
-      complimentary: body.complimentary === true,
-      locationHint: body.location_hint ?? locationHintFor(c.req.raw.cf),
-    });
+    const created = await createAccount(
+      c.env,
+      c.get("db"),
+      {
+        email: body.email,
+        plan: body.plan ?? "free",
+        complimentary: body.complimentary === true,
+        locationHint: body.location_hint ?? locationHintFor(c.req.raw.cf),
+      },
+      c.get("actor"),
+    );
     return c.json(created, 201);
   })
   .post("/accounts/:id/credits", async (c) => {
@@ -103,6 +115,20 @@ export const adminRoutes = new Hono<AppEnv>()
       }
       throw refusal(result.reason);
     }
+    // Keyed by the adjustment: a replayed request adds no second entry.
+    await recordAudit(
+      c.get("db"),
+      accountId,
+      c.get("actor"),
+      "credits.adjusted",
+      {
+        adjustment_id: result.ref,
+        monthly: body.monthly ?? 0,
+        purchased: body.purchased ?? 0,
+        reason: body.reason,
+      },
+      { ref: result.ref },
+    );
     return c.json(result.balance, 200);
   })
   .post("/accounts/:id/payment-method", async (c) => {
@@ -118,6 +144,10 @@ export const adminRoutes = new Hono<AppEnv>()
     ).catch((err: unknown) => {
       throw providerError(err, "payment_method");
     });
+    await recordAudit(c.get("db"), accountId, c.get("actor"), "payment_method.attached", {
+      payment_method: result.payment_method,
+      card: result.card,
+    });
     return c.json(result, 200);
   })
   .get("/accounts/:id", async (c) =>
@@ -131,13 +161,40 @@ export const adminRoutes = new Hono<AppEnv>()
       spendLimitCents: body.monthly_spend_limit_cents,
     });
     if (!result.ok) throw refusal(result.reason);
+    await recordAudit(c.get("db"), accountId, c.get("actor"), "limits.updated", {
+      ...(body.rate_limit_per_minute !== undefined
+        ? { rate_limit_per_minute: body.rate_limit_per_minute }
+        : {}),
+      ...(body.monthly_spend_limit_cents !== undefined
+        ? { monthly_spend_limit_cents: body.monthly_spend_limit_cents }
+        : {}),
+    });
     return c.json(await adminView(c.env, c.get("db"), accountId), 200);
   })
   .get("/accounts/:id/emails", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     return c.json({ data: await listEmails(c.get("db"), accountId, 50) }, 200);
   })
-  .post("/reconcile", async (c) => c.json(await reconcile(c.env), 200))
+  .post("/reconcile", async (c) => {
+    const report = await reconcile(c.env);
+    await recordAudit(c.get("db"), null, c.get("actor"), "reconcile.ran", {
+      checked: report.checked,
+      attention: report.attention.length,
+    });
+    return c.json(report, 200);
+  })
+  // Every operator action, on any account or none, newest first.
+  .get("/audit-log", async (c) => {
+    const q = parseQuery(c, AuditQuery);
+    const page = await listAudit(c.get("db"), { actorType: "operator" }, q.limit, q.cursor);
+    return c.json(
+      {
+        data: page.rows.map((row) => ({ ...auditJson(row), account_id: row.accountId })),
+        next_cursor: page.next_cursor,
+      },
+      200,
+    );
+  })
   .get("/accounts/:id/audit", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     return c.json(await ledgerFor(c.env, accountId).audit(), 200);

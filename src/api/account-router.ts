@@ -9,6 +9,7 @@ import { requireFullScopeForWrites } from "../accounts/scope";
 import type { AppEnv } from "../http/context";
 import { accountRoutes } from "./account";
 import { alertRoutes } from "./alerts";
+import { auditLogRoutes } from "./audit-log";
 import { billingPortalRoutes } from "./billing-portal";
 import { checkoutRoutes, paymentMethodRoutes } from "./checkout";
 import { keyRoutes } from "./keys";
@@ -28,6 +29,7 @@ export function accountRouter(unmatched: (c: { req: { method: string; path: stri
     .route("/alerts", alertRoutes)
     .route("/transactions", transactionRoutes)
     .route("/usage", usageRoutes)
+    .route("/audit-log", auditLogRoutes)
     .route("/billing-portal", billingPortalRoutes)
     .route("/checkout", checkoutRoutes)
     .route("/payment-method", paymentMethodRoutes)

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
+import { recordAudit } from "../accounts/audit";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../ledger/domain/low-balance";
@@ -34,5 +35,8 @@ export const alertRoutes = new Hono<AppEnv>()
       lowBalanceCredits: body.low_balance_credits,
     });
     if (!result.ok) throw refusal(result.reason);
+    await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "alerts.updated", {
+      low_balance_credits: result.alerts.low_balance_credits,
+    });
     return c.json(result.alerts, 200);
   });

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
+import { recordAudit } from "../accounts/audit";
 import type { AppEnv } from "../http/context";
 import { parseJson } from "../platform/body";
 import { createPortalSession } from "../subscriptions/portal";
@@ -11,5 +12,6 @@ export const billingPortalRoutes = new Hono<AppEnv>().post("/", async (c) => {
   await parseJson(c, z.strictObject({}));
   await limitAction(c.get("db"), c.get("accountId"), "billing_portal");
   const url = await createPortalSession(c.env, c.get("db"), c.get("accountId"));
+  await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "billing_portal.started");
   return c.json({ url }, 200);
 });

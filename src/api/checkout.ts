@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import Stripe from "stripe";
 import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
+import { recordAudit } from "../accounts/audit";
 import type { AppEnv } from "../http/context";
 import { parseJson } from "../platform/body";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
@@ -34,6 +35,16 @@ export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
     idempotencyKeyOf(c),
   ).catch(keyReused);
   if (!result.ok) throw refusal(result.reason);
+  // A replay (same Idempotency-Key: the same Stripe session) adds no second entry.
+  const key = idempotencyKeyOf(c);
+  await recordAudit(
+    c.get("db"),
+    c.get("accountId"),
+    c.get("actor"),
+    "checkout.started",
+    { plan: body.plan },
+    key ? { ref: `${c.get("accountId")}:${key}` } : {},
+  );
   return c.json({ url: result.url }, 200);
 });
 
@@ -48,5 +59,14 @@ export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) =
     idempotencyKeyOf(c),
   ).catch(keyReused);
   if (!result.ok) throw refusal(result.reason);
+  const key = idempotencyKeyOf(c);
+  await recordAudit(
+    c.get("db"),
+    c.get("accountId"),
+    c.get("actor"),
+    "card_setup.started",
+    {},
+    key ? { ref: `${c.get("accountId")}:${key}` } : {},
+  );
   return c.json({ url: result.url }, 200);
 });

@@ -29,10 +29,16 @@ export const keyRoutes = new Hono<AppEnv>()
   .post("/", async (c) => {
     const body = await parseJson(c, CreateKeyBody);
     // Keys made through the API can only spend unless asked otherwise (money rule 11).
-    const result = await createKey(c.env, c.get("db"), c.get("accountId"), {
-      name: body.name ?? null,
-      scope: body.scope ?? "classify",
-    });
+    const result = await createKey(
+      c.env,
+      c.get("db"),
+      c.get("accountId"),
+      {
+        name: body.name ?? null,
+        scope: body.scope ?? "classify",
+      },
+      c.get("actor"),
+    );
     if (!result.ok) {
       if (result.reason === "action_rate_limited") {
         throw actionRateLimited(result.retryAfterSeconds);
@@ -42,7 +48,13 @@ export const keyRoutes = new Hono<AppEnv>()
     return c.json(result.key, 201);
   })
   .delete("/:id", async (c) => {
-    const result = await revokeKey(c.env, c.get("db"), c.get("accountId"), c.req.param("id"));
+    const result = await revokeKey(
+      c.env,
+      c.get("db"),
+      c.get("accountId"),
+      c.req.param("id"),
+      c.get("actor"),
+    );
     if (!result.ok) throw refusal(result.reason);
     return c.json({ ...result.key, revoked: true }, 200);
   });

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { recordAudit } from "../accounts/audit";
 import { limitsJson } from "../accounts/ledger-json";
 import { spendLimitCents } from "../accounts/limits";
 import type { AppEnv } from "../http/context";
@@ -25,5 +26,8 @@ export const limitRoutes = new Hono<AppEnv>()
       spendLimitCents: body.monthly_spend_limit_cents,
     });
     if (!result.ok) throw refusal(result.reason);
+    await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "limits.updated", {
+      monthly_spend_limit_cents: body.monthly_spend_limit_cents,
+    });
     return c.json(limitsJson(result.limits), 200);
   });

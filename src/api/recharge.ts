@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
+import { recordAudit } from "../accounts/audit";
 import { autoRechargeJson } from "../accounts/ledger-json";
 import { getTransaction } from "../db/transactions";
 import type { AppEnv } from "../http/context";
@@ -33,7 +34,12 @@ export const autoRechargeRoutes = new Hono<AppEnv>()
     const body = await parseJson(c, UpdateAutoRechargeBody);
     const result = await ledgerFor(c.env, c.get("accountId")).updateAutoRecharge(body);
     if (!result.ok) throw refusal(result.reason);
-    return c.json(autoRechargeJson(result.settings), 200);
+    const settings = autoRechargeJson(result.settings);
+    await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "auto_recharge.updated", {
+      enabled: settings.enabled,
+      package: settings.package,
+    });
+    return c.json(settings, 200);
   });
 
 /** `POST /v1/account/top-ups`: a package bought now, through the auto-recharge pipeline. */
@@ -67,6 +73,15 @@ export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
     throw refusal(result.reason);
   }
   const r = result.recharge;
+  // Keyed by the recharge id: a replay adds no second entry, and completes a missing one.
+  await recordAudit(
+    c.get("db"),
+    accountId,
+    c.get("actor"),
+    "top_up.started",
+    { purchase_id: r.id, package: r.package, credits: r.credits, amount_cents: r.amount_cents },
+    { ref: r.id },
+  );
   if (result.replayed) c.header("Idempotent-Replayed", "true");
   return c.json(
     {

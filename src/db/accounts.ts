@@ -1,7 +1,9 @@
 /** The `accounts` table: every read and write of it. Balances are never here (the ledger's). */
-import { and, eq, isNull, lt } from "drizzle-orm";
+import { and, eq, isNull, lt, type SQL, sql } from "drizzle-orm";
+import type { Actor } from "../platform/actor";
 import { mailboxKey } from "../platform/email-address";
 import type { PlanId } from "../pricing";
+import { auditInsert } from "./audit-log";
 import type { Db } from "./client";
 import { accounts } from "./schema";
 
@@ -79,17 +81,46 @@ export async function mirrorPlan(
   plan: PlanId,
   version: number,
   subscription: SubscriptionMirror | string | null,
+  who: PlanAudit,
 ): Promise<boolean> {
   const sub =
     typeof subscription === "string" || subscription === null
       ? { stripeSubscriptionId: subscription }
       : subscriptionColumns(subscription);
-  const result = await db
-    .update(accounts)
-    // A plan that comes from Stripe is paid for (or free again): never complimentary.
-    .set({ plan, planUpdatedAt: version, complimentary: false, ...sub })
-    .where(and(eq(accounts.id, id), lt(accounts.planUpdatedAt, version)));
+  const [, result] = await db.batch([
+    planChangeAudit(db, id, plan, who, sql`plan_updated_at < ${version}`),
+    db
+      .update(accounts)
+      // A plan that comes from Stripe is paid for (or free again): never complimentary.
+      .set({ plan, planUpdatedAt: version, complimentary: false, ...sub })
+      .where(and(eq(accounts.id, id), lt(accounts.planUpdatedAt, version))),
+  ]);
   return (result.meta.changes ?? 0) > 0;
+}
+
+/** Who changed the plan and the event that said so, for the audit log (money rule 12). */
+export interface PlanAudit {
+  actor: Actor;
+  ref: string;
+}
+
+/**
+ * The `plan.changed` entry of a mirror update, placed before it in the same batch: written
+ * only when the update will apply (`applies`, its own guard) and the plan it shows differs,
+ * with the plan it replaces read in the same statement. So a change is logged exactly once,
+ * whatever order and however often Stripe delivers.
+ */
+function planChangeAudit(db: Db, id: string, plan: PlanId, who: PlanAudit, applies: SQL) {
+  return auditInsert(
+    db,
+    {
+      accountId: id,
+      actor: who.actor,
+      action: "plan.changed",
+      details: sql`json_object('from', (SELECT plan FROM accounts WHERE id = ${id}), 'to', ${plan}, 'event', ${who.ref})`,
+    },
+    sql`EXISTS (SELECT 1 FROM accounts WHERE id = ${id} AND plan != ${plan} AND ${applies})`,
+  );
 }
 
 function subscriptionColumns(subscription: SubscriptionMirror) {
@@ -111,11 +142,15 @@ export async function mirrorSubscriptionAt(
   plan: PlanId,
   version: number,
   subscription: SubscriptionMirror,
+  who: PlanAudit,
 ): Promise<void> {
-  await db
-    .update(accounts)
-    .set({ plan, complimentary: false, ...subscriptionColumns(subscription) })
-    .where(and(eq(accounts.id, id), eq(accounts.planUpdatedAt, version)));
+  await db.batch([
+    planChangeAudit(db, id, plan, who, sql`plan_updated_at = ${version}`),
+    db
+      .update(accounts)
+      .set({ plan, complimentary: false, ...subscriptionColumns(subscription) })
+      .where(and(eq(accounts.id, id), eq(accounts.planUpdatedAt, version))),
+  ]);
 }
 
 /**

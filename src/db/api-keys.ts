@@ -3,6 +3,7 @@
  * scoped by its account id: another account's key is indistinguishable from a missing one.
  */
 import { and, asc, desc, eq, gt, isNull, lt, or, type SQL, sql } from "drizzle-orm";
+import { type AuditEntry, auditInsert } from "./audit-log";
 import type { Db } from "./client";
 import { apiKeys } from "./schema";
 
@@ -127,15 +128,25 @@ export async function insertKeyWithinLimit(
     name: string | null;
   },
   now = Date.now(),
+  audit?: AuditEntry,
 ): Promise<KeyInsert> {
   const since = iso(now - KEY_WINDOW_MS);
-  const result = await db.run(sql`
-    INSERT INTO api_keys (id, account_id, key_hash, prefix, last4, name, scope)
-    SELECT ${key.id}, ${key.accountId}, ${key.keyHash}, ${key.prefix}, ${key.last4}, ${key.name}, ${key.scope}
+  // The builder (every column, in the table's order), so that it can be batched: drizzle's D1
+  // batch cannot take a raw statement with parameters.
+  const insert = db.insert(apiKeys).select(sql`
+    SELECT ${key.id}, ${key.accountId}, ${key.keyHash}, ${key.prefix}, ${key.last4}, ${key.name},
+      ${key.scope}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), NULL
     WHERE (SELECT COUNT(*) FROM api_keys WHERE account_id = ${key.accountId} AND revoked_at IS NULL)
       < ${MAX_ACTIVE_KEYS}
       AND (SELECT COUNT(*) FROM api_keys WHERE account_id = ${key.accountId} AND created_at > ${since})
       < ${KEYS_PER_HOUR}`);
+  // The audit row (money rule 12) in the same batch, written only if the key was.
+  const [result] = audit
+    ? await db.batch([
+        insert,
+        auditInsert(db, audit, sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${key.id})`),
+      ])
+    : [await insert];
   if (result.meta.changes === 1) return { ok: true };
   const active = await db
     .select({ n: sql<number>`count(*)` })
@@ -163,12 +174,35 @@ export async function insertKeyWithinLimit(
  * guarded statement, so concurrent revocations are serialized by D1 itself: of five
  * concurrent revocations of five full keys, exactly one is refused.
  */
-export async function revokeKeyGuarded(db: Db, accountId: string, keyId: string): Promise<boolean> {
+export async function revokeKeyGuarded(
+  db: Db,
+  accountId: string,
+  keyId: string,
+  audit?: AuditEntry,
+): Promise<boolean> {
   const now = new Date().toISOString();
-  const result = await db.run(sql`
-    UPDATE api_keys SET revoked_at = ${now}
-    WHERE id = ${keyId} AND account_id = ${accountId} AND revoked_at IS NULL
-      AND (scope != 'full' OR (SELECT COUNT(*) FROM api_keys
-             WHERE account_id = ${accountId} AND revoked_at IS NULL AND scope = 'full') > 1)`);
+  const update = db
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(
+      and(
+        eq(apiKeys.id, keyId),
+        eq(apiKeys.accountId, accountId),
+        isNull(apiKeys.revokedAt),
+        sql`(scope != 'full' OR (SELECT COUNT(*) FROM api_keys
+             WHERE account_id = ${accountId} AND revoked_at IS NULL AND scope = 'full') > 1)`,
+      ),
+    );
+  // The audit row in the same batch, written only if this statement revoked the key.
+  const [result] = audit
+    ? await db.batch([
+        update,
+        auditInsert(
+          db,
+          audit,
+          sql`EXISTS (SELECT 1 FROM api_keys WHERE id = ${keyId} AND revoked_at = ${now})`,
+        ),
+      ])
+    : [await update];
   return result.meta.changes === 1;
 }

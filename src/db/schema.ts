@@ -246,3 +246,40 @@ export const accountActions = sqliteTable(
   },
   (t) => [index("account_actions_idx").on(t.accountId, t.action, t.createdAt)],
 );
+
+export const auditActorTypes = ["person", "api_key", "operator", "system"] as const;
+
+/**
+ * The audit log (money rule 12): one row per change a person, a key, an operator or the system
+ * made to an account's money, access or settings; `account_id` null for an operator action on
+ * no one account. Written by the routes and the places that decide, never on the proxied path.
+ * Both indexes are ascending: pages are read newest first (`at DESC, id DESC`), which SQLite
+ * walks backwards through them; a mixed `at DESC, id` index could not serve that order.
+ */
+export const auditLog = sqliteTable(
+  "audit_log",
+  {
+    /** Sorts by time (see `newAuditId`), so entries of one millisecond keep their order. */
+    id: text("id").primaryKey(),
+    accountId: text("account_id"),
+    at: text("at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`),
+    actorType: text("actor_type", { enum: auditActorTypes }).notNull(),
+    actorId: text("actor_id").notNull(),
+    /** What a reader sees: an email, a key's prefix and last four, "admin token", "Stripe". */
+    actorLabel: text("actor_label").notNull(),
+    /** A dotted verb: `key.created`, `limits.updated`, `plan.changed`. */
+    action: text("action").notNull(),
+    /** JSON object: what changed, e.g. the new settings, an adjustment's amounts and reason. */
+    details: text("details").notNull().default("{}"),
+    /**
+     * `<action>:<what it acted on>` (a recharge id, an adjustment's ref) for a change that may be
+     * recorded more than once (a replay, a retry): unique, so it is one row. Null otherwise.
+     */
+    ref: text("ref").unique(),
+  },
+  (t) => [
+    index("audit_log_account_idx").on(t.accountId, t.at, t.id),
+    // `GET /admin/audit-log`: every operator action, whatever the account.
+    index("audit_log_actor_idx").on(t.actorType, t.at, t.id),
+  ],
+);

@@ -16,3 +16,13 @@ export const SYSTEM_ACTOR: Actor = { type: "system", id: "system", label: "Tollg
 export function keyActor(keyId: string, label = keyId): Actor {
   return { type: "api_key", id: keyId, label };
 }
+
+/** An operator who authenticated with the shared ADMIN_TOKEN: no one person is known. */
+export const ADMIN_TOKEN_ACTOR: Actor = {
+  type: "operator",
+  id: "admin_token",
+  label: "admin token",
+};
+
+/** Changes Stripe's webhooks decide (a plan change). */
+export const STRIPE_ACTOR: Actor = { type: "system", id: "stripe", label: "Stripe" };

@@ -1,3 +1,4 @@
+import { recordAudit } from "../accounts/audit";
 import { getAccount } from "../db/accounts";
 import { type Db, dbFor } from "../db/client";
 import {
@@ -12,6 +13,7 @@ import {
 import * as templates from "../delivery/email-templates";
 import { sendEmailOnce } from "../delivery/mailer";
 import { ledgerFor } from "../ledger/client";
+import { SYSTEM_ACTOR } from "../platform/actor";
 import type { Bindings } from "../platform/env";
 import { stripeFor } from "../stripe/client";
 import { PermanentRechargeError, shouldRetry } from "./errors";
@@ -201,10 +203,8 @@ async function completeFailure(
   to: string,
   failure: { code: string; message: string; invoiceUrl: string | null },
 ): Promise<RechargeResult> {
-  const failed = await ledgerFor(env, job.account_id).rechargeFailed(
-    job.recharge_id,
-    failure.code,
-    failure.message,
+  const failed = await turningOffAutoRecharge(env, db, job, failure.code, (ledger) =>
+    ledger.rechargeFailed(job.recharge_id, failure.code, failure.message),
   );
   if (!failed.ok && failed.reason !== "already_succeeded") {
     throw new PermanentRechargeError(
@@ -242,11 +242,8 @@ async function completeNeedsAction(
   to: string,
   action: { code: string; message: string; actionUrl: string | null },
 ): Promise<RechargeResult> {
-  const recorded = await ledgerFor(env, job.account_id).rechargeNeedsAction(
-    job.recharge_id,
-    action.code,
-    action.message,
-    action.actionUrl,
+  const recorded = await turningOffAutoRecharge(env, db, job, action.code, (ledger) =>
+    ledger.rechargeNeedsAction(job.recharge_id, action.code, action.message, action.actionUrl),
   );
   if (!recorded.ok) {
     if (recorded.reason === "already_succeeded") return completeSuccess(env, db, job, to);
@@ -270,6 +267,42 @@ async function completeNeedsAction(
     ...mail,
   });
   return "requires_action";
+}
+
+/**
+ * Records a payment problem in the ledger, which turns auto-recharge off (money rule 6), and
+ * the audit log's `auto_recharge.disabled` (money rule 12, actor system) when this call is
+ * what turned it off: on before, recorded now, off after. Keyed by the recharge, so a retry
+ * adds no second entry. Only on this path (a failed or waiting payment), never on a debit.
+ */
+type PaymentProblem =
+  | { ok: true; changed: boolean }
+  | { ok: false; reason: "unknown_recharge" | "already_succeeded" };
+
+async function turningOffAutoRecharge(
+  env: Bindings,
+  db: Db,
+  job: RechargeJob,
+  code: string,
+  record: (ledger: ReturnType<typeof ledgerFor>) => Promise<PaymentProblem>,
+): Promise<PaymentProblem> {
+  const ledger = ledgerFor(env, job.account_id);
+  const before = await ledger.autoRecharge();
+  const result = await record(ledger);
+  if (before?.enabled && result.ok && result.changed) {
+    const after = await ledger.autoRecharge();
+    if (after && !after.enabled) {
+      await recordAudit(
+        db,
+        job.account_id,
+        SYSTEM_ACTOR,
+        "auto_recharge.disabled",
+        { purchase_id: job.recharge_id, kind: job.kind, reason: code },
+        { ref: job.recharge_id },
+      );
+    }
+  }
+  return result;
 }
 
 /**

@@ -12,6 +12,7 @@ import { getTransaction } from "../db/transactions";
 import { eventSeen, recordEvent } from "../db/webhook-events";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
+import { STRIPE_ACTOR } from "../platform/actor";
 import { readBodyLimited } from "../platform/body";
 import type { Bindings } from "../platform/env";
 import { ApiError } from "../platform/errors";
@@ -267,7 +268,10 @@ async function onInvoicePaid(
     history: invoiceHistory(invoice),
   });
   if (!result.ok) return false;
-  await mirrorPlan(db, account.id, paid.plan, version, subscription);
+  await mirrorPlan(db, account.id, paid.plan, version, subscription, {
+    actor: STRIPE_ACTOR,
+    ref: event.id,
+  });
   return true;
 }
 
@@ -347,6 +351,7 @@ async function onSubscription(
     plan,
     version,
     subscriptionMirror(subscription, plan),
+    { actor: STRIPE_ACTOR, ref: event.id },
   );
   const stored = mirrored ? null : ((await getAccount(db, account.id))?.planUpdatedAt ?? null);
   if (stored !== null && stored >= version && sameSecond(stored, version)) {
@@ -412,7 +417,10 @@ async function mirrorCurrentSubscription(
     current: true,
   });
   if (!result.ok) return;
-  await mirrorSubscriptionAt(db, accountId, plan, version, subscriptionMirror(current, plan));
+  await mirrorSubscriptionAt(db, accountId, plan, version, subscriptionMirror(current, plan), {
+    actor: STRIPE_ACTOR,
+    ref: eventRef,
+  });
 }
 
 /** What D1 shows of a subscription; an ended one (the plan back to free) shows none. */

@@ -599,6 +599,13 @@ describe("the emailed link", () => {
       await gateway("/v1/account/keys", { key }),
     );
     expect(keys.data.map((k) => k.scope)).toEqual(["full"]);
+    // Its audit log starts with its creation, by the person who proved the address is theirs.
+    const log = await json<{ data: Array<{ action: string; actor: Record<string, string> }> }>(
+      await gateway("/v1/account/audit-log", { key }),
+    );
+    expect(log.data).toMatchObject([
+      { action: "account.created", actor: { type: "person", id: email, label: email } },
+    ]);
 
     // The key works on the proxied API.
     const classified = await gateway("/v1/classify", {

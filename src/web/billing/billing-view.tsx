@@ -22,9 +22,10 @@ import {
 } from "../kit/format";
 import { BrandLine, type Notice, NoticeBox } from "../kit/layout";
 import { COPY_SCRIPT } from "../kit/security";
+import { activityAction, activityActor, activityDetail } from "./activity";
 import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "./advice";
 import { UsageChart } from "./chart";
-import type { BillingModel, Transaction } from "./data";
+import type { Activity, BillingModel, Transaction } from "./data";
 import { BILLING_PATH } from "./pages";
 
 export type CsrfTokens = Record<CsrfPurpose, string>;
@@ -106,6 +107,7 @@ export const BillingPage: FC<BillingPageProps> = ({
         retry={model.purchases.canBuy ? retryableFailure(model.transactions) : null}
       />
       <KeysSection keys={model.keys} token={tokens.keys} sessionKeyId={sessionKeyId} />
+      <ActivitySection activity={model.activity} />
     </main>
   </>
 );
@@ -417,6 +419,61 @@ const HistorySection: FC<{ transactions: Transaction[]; retry: string | null }> 
         </table>
       </div>
     )}
+  </section>
+);
+
+/**
+ * "Activity": the audit log, who changed what on the account, newest first, a page at a time.
+ * Paging is plain links (`?activity=<cursor>`), so it works without JavaScript.
+ */
+const ActivitySection: FC<{ activity: Activity }> = ({ activity }) => (
+  <section class="card" id="activity" aria-labelledby="activity-h">
+    <h2 id="activity-h">Activity</h2>
+    {activity.entries.length === 0 ? (
+      <p>{activity.paged ? "No older entries." : "Nothing has been changed yet."}</p>
+    ) : (
+      <div class="table-scroll">
+        <table id="activity-log" class="stack">
+          <caption class="muted">
+            {activity.paged ? "Older changes, newest first" : "The latest changes, newest first"}
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">Date</th>
+              <th scope="col">Change</th>
+              <th scope="col">By</th>
+            </tr>
+          </thead>
+          <tbody>
+            {activity.entries.map((e) => {
+              const detail = activityDetail(e);
+              return (
+                <tr data-action={e.action}>
+                  <td data-label="Date">{formatTime(e.at)}</td>
+                  <td data-label="Change">
+                    {activityAction(e.action)}
+                    {detail ? <span class="muted desc">{detail}</span> : null}
+                  </td>
+                  <td data-label="By">{activityActor(e.actor)}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+    )}
+    {activity.paged || activity.older ? (
+      <nav aria-label="Activity pages">
+        <p class="actions">
+          {activity.paged ? <a href={`${BILLING_PATH}#activity`}>Newest changes</a> : null}
+          {activity.older ? (
+            <a href={`${BILLING_PATH}?activity=${encodeURIComponent(activity.older)}#activity`}>
+              Older changes
+            </a>
+          ) : null}
+        </p>
+      </nav>
+    ) : null}
   </section>
 );
 

@@ -2,6 +2,7 @@ import { type AccountSnapshot, accountSnapshotJson } from "../../accounts/ledger
 /** Everything the signed-in Billing page shows, read in parallel where the reads are independent. */
 
 import { type AccountView, accountView } from "../../accounts/account-view";
+import { type AuditJson, auditJson, listAudit } from "../../accounts/audit";
 import { listTransactions } from "../../accounts/transactions";
 import {
   BUCKET_SECONDS,
@@ -14,6 +15,7 @@ import { getAccount } from "../../db/accounts";
 import { type ListedKey, listActiveKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
 import { getTransaction } from "../../db/transactions";
+import type { After } from "../../http/cursor";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/domain/rules";
 import type { Bindings } from "../../platform/env";
@@ -46,6 +48,16 @@ export type Transaction = NonNullable<
   action_url?: string | null;
   invoice_url?: string | null;
 };
+
+/** Entries of the audit log the page shows at once. */
+export const ACTIVITY_PAGE = 10;
+
+/** One page of the audit log: `older` the cursor of the next, `paged` when not the newest. */
+export interface Activity {
+  entries: AuditJson[];
+  older: string | null;
+  paged: boolean;
+}
 
 /** What the plan advisor's numbers rest on, said on the page next to them. */
 export interface AdviceEvidence {
@@ -82,6 +94,8 @@ export interface BillingModel {
   unusual: UnusualDay[];
   /** Purchases in flight, said once on the page (see `purchaseState`). */
   purchases: PurchaseState;
+  /** Who changed what (the audit log), newest first, one page. */
+  activity: Activity;
 }
 
 /** The same day of the previous month (UTC), clamped like the ledger's `addOneMonth`. */
@@ -104,14 +118,17 @@ export async function loadBilling(
   db: Db,
   accountId: string,
   now = Date.now(),
+  /** The Activity section's page: after this entry (its cursor), else the newest. */
+  activityAfter?: After,
 ): Promise<BillingModel | null> {
   const ledger = ledgerFor(env, accountId);
-  const [snapshot, account, history, keys, awaiting] = await Promise.all([
+  const [snapshot, account, history, keys, awaiting, audit] = await Promise.all([
     ledger.snapshot().then((a) => (a ? accountSnapshotJson(a) : null)),
     getAccount(db, accountId),
     listTransactions(db, accountId, 20),
     listActiveKeys(db, accountId),
     ledger.awaitingAction(),
+    listAudit(db, { accountId }, ACTIVITY_PAGE, activityAfter),
   ]);
   if (!snapshot || !account || !history) return null;
   // The ledger says what waits (the same check that refuses a top-up); D1 holds each one's link.
@@ -202,5 +219,10 @@ export async function loadBilling(
       autoRechargeInFlight: snapshot.auto_recharge.pending,
       autoRechargeEnabled: snapshot.auto_recharge.enabled,
     }),
+    activity: {
+      entries: audit.rows.map(auditJson),
+      older: audit.next_cursor,
+      paged: activityAfter !== undefined,
+    },
   };
 }

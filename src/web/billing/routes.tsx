@@ -12,6 +12,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { limitAction } from "../../accounts/action-limits";
 import { looksLikeApiKey } from "../../accounts/api-keys";
+import { recordAudit } from "../../accounts/audit";
 import { identify } from "../../accounts/identity";
 import { createKey, revokeKey } from "../../accounts/keys";
 import {
@@ -32,6 +33,7 @@ import {
 } from "../../accounts/sessions";
 import { signupEnabled } from "../../accounts/signup-config";
 import type { AppEnv } from "../../http/context";
+import { type After, decodeCursor } from "../../http/cursor";
 import { postedFromThisOrigin } from "../../http/form-token";
 import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/domain/low-balance";
@@ -222,9 +224,13 @@ async function billingPage(
     activation?: Activation;
     /** Reloads this address after a few seconds (the activation's poll, no script needed). */
     refreshTo?: string;
+    /** The Activity section's page (`?activity=<cursor>`). */
+    activityAfter?: After;
   } = {},
 ) {
-  const model = options.model ?? (await loadBilling(c.env, c.get("db"), session.accountId));
+  const model =
+    options.model ??
+    (await loadBilling(c.env, c.get("db"), session.accountId, Date.now(), options.activityAfter));
   if (!model) throw refusalPage("not_initialized");
   const tokens = await tokensFor(secret, session);
   return renderHtml(
@@ -382,7 +388,13 @@ export const billingPageRoutes = new Hono<AppEnv>()
     }
     const flash = secret ? await takeFlash(c, secret, session?.sessionId ?? null) : null;
     if (secret && session) {
-      return billingPage(c, session, secret, { notice: flash?.notice, newKey: flash?.newKey });
+      // An unreadable cursor shows the newest entries: a link, never an error page.
+      const activity = c.req.query("activity");
+      return billingPage(c, session, secret, {
+        notice: flash?.notice,
+        newKey: flash?.newKey,
+        activityAfter: (activity && decodeCursor(activity)) || undefined,
+      });
     }
     const crossSite =
       c.req.header("Sec-Fetch-Site") === "cross-site" &&
@@ -482,6 +494,10 @@ export const billingPageRoutes = new Hono<AppEnv>()
       package: form.package,
     });
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "auto_recharge.updated", {
+      enabled: result.settings.enabled,
+      package: result.settings.package,
+    });
     return redirectWith(c, secret, session, { notice: NOTICES.autoRechargeSaved });
   })
   .post("/billing/top-up", async (c) => {
@@ -498,6 +514,15 @@ export const billingPageRoutes = new Hono<AppEnv>()
     });
     const p = PACKAGES[form.package];
     if (!result.ok) return refused(c, secret, session, result.reason);
+    const r = result.recharge;
+    await recordAudit(
+      c.get("db"),
+      session.accountId,
+      c.get("actor"),
+      "top_up.started",
+      { purchase_id: r.id, package: r.package, credits: r.credits, amount_cents: r.amount_cents },
+      { ref: r.id },
+    );
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -515,6 +540,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
       spendLimitCents: form.limit,
     });
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "limits.updated", {
+      monthly_spend_limit_cents: form.limit,
+    });
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -535,6 +563,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
       lowBalanceCredits: form.low_balance_credits,
     });
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "alerts.updated", {
+      low_balance_credits: form.low_balance_credits,
+    });
     return redirectWith(c, secret, session, {
       notice: {
         tone: "ok",
@@ -550,6 +581,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session } = await formSession(c, "portal", fields);
     await limitAction(c.get("db"), session.accountId, "billing_portal");
     const url = await createPortalSession(c.env, c.get("db"), session.accountId);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "billing_portal.started");
     return c.redirect(url, 303);
   })
   .post("/billing/checkout", async (c) => {
@@ -559,6 +591,9 @@ export const billingPageRoutes = new Hono<AppEnv>()
     await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "checkout.started", {
+      plan: form.plan,
+    });
     return c.redirect(result.url, 303);
   })
   .post("/billing/card", async (c) => {
@@ -567,6 +602,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startCardSetup(c.env, c.get("db"), session.accountId);
     if (!result.ok) return refused(c, secret, session, result.reason);
+    await recordAudit(c.get("db"), session.accountId, c.get("actor"), "card_setup.started");
     return c.redirect(result.url, 303);
   })
   .post("/billing/keys", async (c) => {
@@ -574,10 +610,16 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const { session, secret } = await formSession(c, "keys", fields);
     const form = parseFields(fields, CreateKeyForm);
     const name = form.name ? form.name : null;
-    const created = await createKey(c.env, c.get("db"), session.accountId, {
-      name,
-      scope: form.scope,
-    });
+    const created = await createKey(
+      c.env,
+      c.get("db"),
+      session.accountId,
+      {
+        name,
+        scope: form.scope,
+      },
+      c.get("actor"),
+    );
     if (!created.ok) {
       return created.reason === "action_rate_limited"
         ? refused(c, secret, session, created.reason, created.retryAfterSeconds)
@@ -591,7 +633,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "keys", fields);
     const keyId = c.req.param("id");
-    const result = await revokeKey(c.env, c.get("db"), session.accountId, keyId);
+    const result = await revokeKey(c.env, c.get("db"), session.accountId, keyId, c.get("actor"));
     if (!result.ok) return refused(c, secret, session, result.reason);
     if (keyId === session.keyId) {
       endSession(c);

@@ -11,6 +11,7 @@ import {
 } from "../../accounts/sessions";
 import type { AppEnv } from "../../http/context";
 import { postedFromThisOrigin } from "../../http/form-token";
+import { keyActor } from "../../platform/actor";
 import { fieldErrors, JSON_BODY_LIMIT, readBodyLimited } from "../../platform/body";
 
 /** A failure shown as an HTML page with this status. */
@@ -69,6 +70,8 @@ export async function formSession(
   ) {
     throw forbidden();
   }
+  // Who acts, for the audit log: as for the API (gateway/auth.ts), the session's sign-in.
+  c.set("actor", keyActor(session.keyId));
   return { session, secret };
 }
 
