@@ -79,7 +79,8 @@ export const adminRoutes = new Hono<AppEnv>()
       complimentary: body.complimentary === true,
       locationHint: body.location_hint ?? locationHintFor(c.req.raw.cf),
     });
-    return c.json(created, 201);
+    const { owner_member_id: _owner, ...account } = created;
+    return c.json(account, 201);
   })
   .post("/accounts/:id/credits", async (c) => {
     // Checked like the account API's (it was passed on unchecked): a bad one is 400 naming it.

@@ -32,6 +32,7 @@ export const keyRoutes = new Hono<AppEnv>()
     const result = await createKey(c.env, c.get("db"), c.get("accountId"), {
       name: body.name ?? null,
       scope: body.scope ?? "classify",
+      role: c.get("role"),
     });
     if (!result.ok) {
       if (result.reason === "action_rate_limited") {
@@ -42,7 +43,13 @@ export const keyRoutes = new Hono<AppEnv>()
     return c.json(result.key, 201);
   })
   .delete("/:id", async (c) => {
-    const result = await revokeKey(c.env, c.get("db"), c.get("accountId"), c.req.param("id"));
+    const result = await revokeKey(
+      c.env,
+      c.get("db"),
+      c.get("accountId"),
+      c.req.param("id"),
+      c.get("role"),
+    );
     if (!result.ok) throw refusal(result.reason);
     return c.json({ ...result.key, revoked: true }, 200);
   });

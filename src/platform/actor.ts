@@ -16,3 +16,8 @@ export const SYSTEM_ACTOR: Actor = { type: "system", id: "system", label: "Tollg
 export function keyActor(keyId: string, label = keyId): Actor {
   return { type: "api_key", id: keyId, label };
 }
+
+/** A person signed in to the Billing page: their member id, labelled by their email. */
+export function personActor(memberId: string, email: string): Actor {
+  return { type: "person", id: memberId, label: email };
+}

@@ -13,6 +13,7 @@ import {
 import { getAccount } from "../../db/accounts";
 import { type ListedKey, listActiveKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
+import { type ListedMember, listMembers } from "../../db/members";
 import { getTransaction } from "../../db/transactions";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/domain/rules";
@@ -67,6 +68,7 @@ export interface BillingModel {
   snapshot: AccountSnapshot;
   transactions: Transaction[];
   keys: ListedKey[];
+  members: ListedMember[];
   /** One point per UTC day of the current cycle, up to today. */
   cycleUsage: UsagePoint[];
   /** UTC days the whole cycle touches: the chart's width, so it shows where in the cycle today is. */
@@ -106,12 +108,13 @@ export async function loadBilling(
   now = Date.now(),
 ): Promise<BillingModel | null> {
   const ledger = ledgerFor(env, accountId);
-  const [snapshot, account, history, keys, awaiting] = await Promise.all([
+  const [snapshot, account, history, keys, awaiting, members] = await Promise.all([
     ledger.snapshot().then((a) => (a ? accountSnapshotJson(a) : null)),
     getAccount(db, accountId),
     listTransactions(db, accountId, 20),
     listActiveKeys(db, accountId),
     ledger.awaitingAction(),
+    listMembers(db, accountId),
   ]);
   if (!snapshot || !account || !history) return null;
   // The ledger says what waits (the same check that refuses a top-up); D1 holds each one's link.
@@ -171,6 +174,7 @@ export async function loadBilling(
     snapshot,
     transactions: history.data,
     keys,
+    members,
     cycleUsage: daily.filter(inCycle),
     cycleDays: (cycle.end - cycle.start) / BUCKET_SECONDS.day,
     runway: runwayDays(
