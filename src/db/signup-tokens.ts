@@ -4,7 +4,7 @@
  * token), and the rows of the last hour are the sign-up and sign-in rate limits' counters, so
  * no other per-request state exists.
  */
-import { and, asc, eq, gt, inArray, isNull, lt, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, isNull, lt, ne, type SQL, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { signupTokens } from "./schema";
 
@@ -47,7 +47,8 @@ export async function insertWithinLimits(
 ): Promise<boolean> {
   const since = iso(row.now - limits.windowMs);
   // Every count is an index range (client, network, mailbox, created_at); the global one reads
-  // at most `global` index entries, which is the point of keeping it small.
+  // at most `global` index entries, which is the point of keeping it small. Invitations (an
+  // owner's action, limited per account instead) count for none of these limits.
   const result = await db.run(sql`
     INSERT INTO signup_tokens (token_hash, email, email_key, client_hash, client_net_hash,
                                created_at, expires_at, used_at, purpose)
@@ -59,8 +60,10 @@ export async function insertWithinLimits(
       AND (SELECT count(*) FROM signup_tokens
              WHERE client_net_hash = ${row.clientNetHash} AND created_at > ${since}) < ${limits.perNetwork}
       AND (SELECT count(*) FROM signup_tokens
-             WHERE email_key = ${row.emailKey} AND created_at > ${since}) < ${limits.perEmail}
-      AND (SELECT count(*) FROM signup_tokens WHERE created_at > ${since}) < ${limits.global}`);
+             WHERE email_key = ${row.emailKey} AND created_at > ${since}
+               AND purpose != 'invite') < ${limits.perEmail}
+      AND (SELECT count(*) FROM signup_tokens
+             WHERE created_at > ${since} AND purpose != 'invite') < ${limits.global}`);
   return (result.meta.changes ?? 0) > 0;
 }
 
@@ -79,7 +82,7 @@ export async function limitClearsAt(
     const rows = await db
       .select({ createdAt: signupTokens.createdAt })
       .from(signupTokens)
-      .where(and(filter, gt(signupTokens.createdAt, since)))
+      .where(and(filter, gt(signupTokens.createdAt, since), ne(signupTokens.purpose, "invite")))
       .orderBy(asc(signupTokens.createdAt))
       .limit(max)
       .all();

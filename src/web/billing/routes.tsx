@@ -190,6 +190,8 @@ async function refused(
   retryAfterSeconds?: number,
 ) {
   if (refusalStatus(reason) === 404) throw refusalPage(reason);
+  // Beyond the person's role: the page never offered the form, so this is no notice but a 403.
+  if (reason === "insufficient_role") throw insufficientRole();
   return redirectWith(c, secret, session, { notice: refusalNotice(reason, retryAfterSeconds) });
 }
 
