@@ -436,7 +436,7 @@ describe("Account / Billing in Chromium", () => {
   });
 
   it("lays the page out for a 390 px phone, and takes the screenshots at 1280 and 390 px", async () => {
-    const demo = stack.demo as { id: string; api_key: string };
+    const demo = stack.demo as { id: string; api_key: string; email: string };
     await mkdir(SHOTS, { recursive: true });
     for (const width of [1280, 390]) {
       const context = await browser.newContext({ viewport: { width, height: 900 } });
