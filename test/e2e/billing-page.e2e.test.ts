@@ -148,7 +148,7 @@ describe("Account / Billing in Chromium", () => {
     await page.locator("#return").click();
     await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
 
-    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await page.getByText("You are signed out.").waitFor();
     expect((await context.cookies()).find((c) => c.name === "tg_session")).toBeUndefined();
     expect(problems).toEqual([]);
