@@ -202,22 +202,19 @@ export const SignInConfirmPage: FC<{
       Sign in as <strong>{email}</strong>
       {accounts.length > 1 ? ". You are a member of several accounts: choose one." : "."}
     </p>
-    <ul class="plain">
-      {accounts.map((a) => (
-        <li>
-          <form method="post" action={SIGN_IN_CONFIRM_PATH}>
-            <Csrf token={csrf} />
-            <input type="hidden" name="token" value={token} />
-            <input type="hidden" name="account_id" value={a.accountId} />
-            <div class="actions">
-              <button type="submit">
-                {accounts.length > 1 ? `Sign in to ${a.accountEmail} (${a.role})` : "Sign in"}
-              </button>
-            </div>
-          </form>
-        </li>
-      ))}
-    </ul>
+    {/* One form per account (no list markup: a button each is the whole choice). */}
+    {accounts.map((a) => (
+      <form method="post" action={SIGN_IN_CONFIRM_PATH}>
+        <Csrf token={csrf} />
+        <input type="hidden" name="token" value={token} />
+        <input type="hidden" name="account_id" value={a.accountId} />
+        <div class="actions">
+          <button type="submit">
+            {accounts.length > 1 ? `Sign in to ${a.accountEmail} (${a.role})` : "Sign in"}
+          </button>
+        </div>
+      </form>
+    ))}
   </Card>
 );
 
