@@ -537,6 +537,54 @@ describe("each role against each route of the route table", () => {
   });
 });
 
+describe("the Members section", () => {
+  it("an owner invites, changes a role and removes on the page, each a post/redirect/get", async () => {
+    const account = await createAccount();
+    const owner = await signIn(account);
+    const csrf = await formTokenOf(owner, "members");
+    const email = freshEmail();
+    const invited = await page("/account/billing/members", {
+      cookie: owner,
+      form: { email, role: "billing", csrf },
+    });
+    expect(invited.status).toBe(303);
+    const flash = setCookiePair(invited, "tg_flash");
+    await invited.arrayBuffer();
+    const html = await (await page("/account/billing", { cookie: `${owner}; ${flash}` })).text();
+    expect(html).toContain(`Invitation sent to ${email} (billing).`);
+    const member = (await membersOf(owner)).find((m) => m.email === email);
+    expect(member).toMatchObject({ role: "billing", status: "invited" });
+    expect(html).toContain(`action="/account/billing/members/${member?.id}/role"`);
+
+    const changed = await page(`/account/billing/members/${member?.id}/role`, {
+      cookie: owner,
+      form: { role: "viewer", csrf },
+    });
+    expect(changed.status).toBe(303);
+    await changed.arrayBuffer();
+    expect((await membersOf(owner)).find((m) => m.id === member?.id)?.role).toBe("viewer");
+
+    const removed = await page(`/account/billing/members/${member?.id}/remove`, {
+      cookie: owner,
+      form: { csrf },
+    });
+    expect(removed.status).toBe(303);
+    await removed.arrayBuffer();
+    expect((await membersOf(owner)).map((m) => m.email)).toEqual([account.email]);
+    // Another account's member id is not found (404 page), and changes nothing there.
+    const other = await createAccount();
+    const otherOwner = await signIn(other);
+    const [otherId] = (await membersOf(otherOwner)).map((m) => m.id);
+    const foreign = await page(`/account/billing/members/${otherId}/remove`, {
+      cookie: owner,
+      form: { csrf },
+    });
+    expect(foreign.status).toBe(404);
+    await foreign.arrayBuffer();
+    expect(await membersOf(otherOwner)).toHaveLength(1);
+  });
+});
+
 describe("the last owner", () => {
   it("cannot be demoted or removed (409 conflict), on the API and the page", async () => {
     const account = await createAccount();
