@@ -11,6 +11,9 @@ export default defineConfig({
     cloudflareTest(({ inject }) => ({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
+        // An empty database of its own for test/integration/members-migration.test.ts, which
+        // applies the migrations in two steps (the app's DB has them all already).
+        d1Databases: ["MIGRATION_DB"],
         bindings: {
           TEST_MIGRATIONS: migrations,
           UPSTREAM_URL: inject("upstreamUrl"),

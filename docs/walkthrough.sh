@@ -60,7 +60,17 @@ section pause
 run 'curl -s -X POST $G/admin/accounts/$ACCT/credits -H "$ADMIN" -H "$JSON" -d '\''{"purchased":-4000,"reason":"demo: down to 100"}'\'''
 run 'sleep 1     # the queue consumer and the webhooks are asynchronous'
 run 'curl -s $G/v1/account/auto-recharge -H "Authorization: Bearer $KEY"     # 2,400 + 700 > 3,000'
-run 'curl -s -X PUT $G/v1/account/limits -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"monthly_spend_limit_cents":20000}'\'''
+run 'curl -s -X PUT $G/v1/account/limits -H "Authorization: Bearer $KEY" -H "$JSON" -d '\''{"monthly_spend_limit_cents":20000}'\''     # no key raises it'
+# A person raises it: sign in by the emailed link (locally read from the operator's listing),
+# its confirm button's post (the page's double-submit token and nonce cookie), then the session.
+run 'curl -s -X POST $G/v1/sign-in -H "$JSON" -d '\''{"email":"demo@tollgate.local"}'\'''
+LINK=$(curl -s "$G/admin/signup-emails?email=demo@tollgate.local" -H "$ADMIN" | grep -o 'http[^\"]*/account/sign-in/confirm?token=[0-9A-Za-z]*' | head -1)
+CONFIRM=$(curl -si "$LINK" | tr -d '\r')
+NONCE=$(printf '%s' "$CONFIRM" | grep -io '^set-cookie: tg_signin=[^;]*' | sed 's/^[Ss]et-[Cc]ookie: //')
+CSRF=$(printf '%s' "$CONFIRM" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//;s/"$//')
+export SESSION=$(curl -si -X POST "$G/account/sign-in/confirm" -H "Origin: $G" -H "Cookie: $NONCE" --data-urlencode "token=${LINK##*token=}" --data-urlencode "account_id=$ACCT" --data-urlencode "csrf=$CSRF" | tr -d '\r' | grep -io '^set-cookie: tg_session=[^;]*' | sed 's/^[Ss]et-[Cc]ookie: //')
+printf '$ %s\n%s\n\n' '# …open the emailed link and press "Sign in": the answer sets tg_session' "${SESSION%%=*}=…"
+run 'curl -s -X PUT $G/v1/account/limits -H "Cookie: $SESSION" -H "Origin: $G" -H "$JSON" -d '\''{"monthly_spend_limit_cents":20000}'\''     # the owner, signed in'
 run 'sleep 2     # the queue consumer and the webhooks are asynchronous'
 run 'curl -s $G/v1/account/balance -H "Authorization: Bearer $KEY"     # raised: it resumed at once'
 run 'curl -s "$G/admin/accounts/$ACCT/emails" -H "$ADMIN" | node -p '\''JSON.parse(require("fs").readFileSync(0)).data.map((e) => e.subject).join("\n")'\'''

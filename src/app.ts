@@ -15,6 +15,11 @@ import { ApiError, type ErrorType, serviceUnavailable } from "./platform/errors"
 import { refusal } from "./platform/refusals";
 import { billingPageRoutes } from "./web/billing/routes";
 import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./web/signup/routes";
+import {
+  invitationPageRoutes,
+  signInApiRoutes,
+  signInPageRoutes,
+} from "./web/signup/sign-in-routes";
 import { webhookRoutes } from "./webhooks/stripe-webhooks";
 
 /** What an HTTPException's status means in the contract; its status is kept either way. */
@@ -60,9 +65,13 @@ export function createApp() {
   // Sign-up (off unless SIGNUP_ENABLED): before the API-key middleware, as the caller has no
   // key yet, and before /admin and /account, whose catch-alls would answer first.
   app.route("/v1", signupApiRoutes);
+  app.route("/v1", signInApiRoutes);
   app.route("/admin/signup-emails", signupAdminRoutes);
   app.route("/admin/email-test", emailTestRoutes);
   app.route("/account/sign-up", signupPageRoutes);
+  // Sign-in and invitations (always on): before /account's catch-all too.
+  app.route("/account/sign-in", signInPageRoutes);
+  app.route("/account/invitation", invitationPageRoutes);
 
   app.use("/v1/*", apiKeyAuth);
   // The account API answers everything under /v1/account itself (404/405 included), and the

@@ -4,6 +4,8 @@ declare global {
   namespace Cloudflare {
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
+      /** Empty until a test applies migrations to it (members-migration.test.ts). */
+      MIGRATION_DB: D1Database;
       ADMIN_TOKEN: string;
       STRIPE_SECRET_KEY: string;
       STRIPE_WEBHOOK_SECRET: string;

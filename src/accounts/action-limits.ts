@@ -21,6 +21,8 @@ export const ACTION_LIMITS = {
   billing_portal: 20,
   top_up: 30,
   alerts: 20,
+  /** Invitations: each emails an address an owner typed. */
+  invite: 20,
 } as const;
 
 export type LimitedAction = keyof typeof ACTION_LIMITS;

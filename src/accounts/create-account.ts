@@ -2,6 +2,7 @@ import { insertAccount } from "../db/accounts";
 import { insertKey } from "../db/api-keys";
 import { auditInsert } from "../db/audit-log";
 import type { Db } from "../db/client";
+import { insertMember } from "../db/members";
 import { monthlyGrantInsert } from "../db/transactions";
 import type { AdjustResult } from "../ledger/account-ledger";
 import { type LocationHint, ledgerFor } from "../ledger/client";
@@ -11,6 +12,7 @@ import type { Bindings } from "../platform/env";
 import { PLANS, type PlanId } from "../pricing";
 import { isTestMode, stripeConfigured, stripeFor } from "../stripe/client";
 import { generateApiKey } from "./api-keys";
+import { normalizeEmail } from "./signup-config";
 
 export interface CreatedAccount {
   id: string;
@@ -19,11 +21,13 @@ export interface CreatedAccount {
   email: string;
   plan: PlanId;
   complimentary: boolean;
+  /** The member row of its first owner: the account's email. */
+  owner_member_id: string;
 }
 
 /**
- * Creates an account: its ledger (created in `locationHint`'s region when given) with this cycle's monthly credits, its Stripe customer and
- * its first API key. The ledger comes first: if a later step fails, an orphan ledger with no
+ * Creates an account: its ledger (created in `locationHint`'s region when given) with this cycle's monthly credits, its Stripe customer,
+ * its first API key and its first owner (its email: whoever signed up, or whom an operator named). The ledger comes first: if a later step fails, an orphan ledger with no
  * key is harmless, whereas a key without a ledger would be a broken account.
  */
 export async function createAccount(
@@ -35,6 +39,7 @@ export async function createAccount(
 ): Promise<CreatedAccount> {
   const id = newId("acct");
   const key = await generateApiKey(isTestMode(env) ? "test" : "live");
+  const ownerId = newId("mem");
   // The first `get` creates the object, where it stays: near the customer, not the operator.
   const snapshot = await ledgerFor(env, id, { locationHint: input.locationHint }).init({
     accountId: id,
@@ -68,6 +73,12 @@ export async function createAccount(
       name: "default",
       scope: "full",
     }),
+    insertMember(db, {
+      id: ownerId,
+      accountId: id,
+      email: normalizeEmail(input.email),
+      role: "owner",
+    }),
     monthlyGrantInsert(db, {
       id: `cycle:${id}:initial`,
       accountId: id,
@@ -92,6 +103,7 @@ export async function createAccount(
     email: input.email,
     plan: input.plan,
     complimentary: input.complimentary === true,
+    owner_member_id: ownerId,
   };
 }
 

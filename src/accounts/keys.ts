@@ -24,6 +24,7 @@ import type { Bindings } from "../platform/env";
 import { isTestMode } from "../stripe/client";
 import { generateApiKey } from "./api-keys";
 import { forgetKey } from "./identity";
+import { callerMay, keyPermission, type Role } from "./roles";
 
 type KeyEnv = Pick<
   Bindings,
@@ -33,17 +34,23 @@ type KeyEnv = Pick<
 
 export type CreateKeyResult =
   | { ok: true; key: ListedKey & { key: string } }
-  | { ok: false; reason: "key_limit_reached" }
+  | { ok: false; reason: "key_limit_reached" | "insufficient_role" }
   | { ok: false; reason: "action_rate_limited"; retryAfterSeconds: number };
 
-/** Creates a key; the full key is in the result and nowhere else. */
+/**
+ * Creates a key; the full key is in the result and nowhere else. `role` is the person's who asks
+ * (null for an API key): a developer makes `classify` keys only.
+ */
 export async function createKey(
   env: KeyEnv,
   db: Db,
   accountId: string,
-  input: { name: string | null; scope: KeyScope },
+  input: { name: string | null; scope: KeyScope; role?: Role | null },
   actor: Actor,
 ): Promise<CreateKeyResult> {
+  if (!callerMay(input.role ?? null, keyPermission(input.scope))) {
+    return { ok: false, reason: "insufficient_role" };
+  }
   const account = await getAccount(db, accountId);
   const key = await generateApiKey(account?.testMode || isTestMode(env) ? "test" : "live");
   const id = newId("key");
@@ -94,18 +101,25 @@ export async function createKey(
 
 export type RevokeResult =
   | { ok: true; key: ListedKey }
-  | { ok: false; reason: "key_not_found" | "last_full_key" };
+  | { ok: false; reason: "key_not_found" | "last_full_key" | "insufficient_role" };
 
-/** Revokes one of the account's keys; its last active `full` key is kept (money rule 11). */
+/**
+ * Revokes one of the account's keys; its last active `full` key is kept (money rule 11). `role`
+ * as for createKey: a developer revokes `classify` keys only.
+ */
 export async function revokeKey(
   env: KeyEnv,
   db: Db,
   accountId: string,
   keyId: string,
   actor: Actor,
+  role: Role | null = null,
 ): Promise<RevokeResult> {
   const before = await getKey(db, accountId, keyId);
   if (!before) return { ok: false, reason: "key_not_found" };
+  if (!callerMay(role, keyPermission(before.scope))) {
+    return { ok: false, reason: "insufficient_role" };
+  }
   const revokedNow =
     before.revoked_at === null &&
     (await revokeKeyGuarded(db, accountId, keyId, {

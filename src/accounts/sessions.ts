@@ -1,14 +1,17 @@
 /**
- * Dashboard sessions: signing in with an API key sets `tg_session`, an HMAC-signed cookie
- * holding the account id, the key id, an expiry and a random session id. The cookie alone is
- * not enough: every read also checks in D1 that the key is still active, so revoking the key
- * ends its sessions at the next request. Forms carry a CSRF token derived from the session id.
+ * Dashboard sessions: a person signs in by an emailed link (./sign-in.ts), and `tg_session`,
+ * an HMAC-signed cookie, names the account and the member, never a key (a key never opens a
+ * browser session). The cookie alone is not enough: every read also checks in D1 that the
+ * member is still an active member of that account and that its session epoch is the one the
+ * cookie was signed with, so removal and "sign out everywhere" end sessions at the next
+ * request, and the role is always the current one. Sessions are short: an hour idle (renewed
+ * while used), twelve hours at most. Forms carry a CSRF token derived from the session id.
  */
 import type { Context } from "hono";
 import { deleteCookie, getCookie, getSignedCookie, setCookie, setSignedCookie } from "hono/cookie";
 import type { CookieOptions } from "hono/utils/cookie";
-import { isKeyActive } from "../db/api-keys";
 import { dbFor } from "../db/client";
+import { activeMember, type Role } from "../db/members";
 import type { AppEnv } from "../http/context";
 import {
   clearNonce,
@@ -28,15 +31,28 @@ import {
   toHex,
 } from "../platform/crypto";
 import type { Bindings } from "../platform/env";
-import type { KeyIdentity } from "./identity";
 
 export const SESSION_COOKIE = "tg_session";
-export const SESSION_TTL_SECONDS = 12 * 60 * 60;
+/** Idle time after which a session ends; each use renews it (at most every few minutes). */
+export const SESSION_IDLE_SECONDS = 60 * 60;
+/** However much it is used, a session ends this long after sign-in. */
+export const SESSION_MAX_SECONDS = 12 * 60 * 60;
+/** A session read this long after its last renewal is renewed (fewer Set-Cookie headers). */
+const RENEW_AFTER_SECONDS = 5 * 60;
 
-/** A session acts with full scope, so only a `full` key can start one (see sign-in). */
-export interface Session extends Omit<KeyIdentity, "scope"> {
+/** Who a session names, as D1 says now (the role included), and the cookie's own facts. */
+export interface Session {
+  accountId: string;
+  memberId: string;
+  email: string;
+  /** The person across accounts (`mailboxKey`). */
+  emailKey: string;
+  role: Role;
   sessionId: string;
+  epoch: number;
   /** Unix seconds. */
+  issuedAt: number;
+  /** Unix seconds: the idle expiry, never past `issuedAt + SESSION_MAX_SECONDS`. */
   expiresAt: number;
 }
 
@@ -49,7 +65,8 @@ export type CsrfPurpose =
   | "sign-out"
   | "top-up"
   | "limits"
-  | "alerts";
+  | "alerts"
+  | "members";
 
 const COOKIE: CookieOptions = {
   httpOnly: true,
@@ -73,36 +90,51 @@ export async function sessionSecret(
   return toHex(await hmacSha256(env.ADMIN_TOKEN, "tollgate/dashboard-session/v1"));
 }
 
-/** Signs the identity into a new session cookie. */
+type CookieFacts = Pick<
+  Session,
+  "accountId" | "memberId" | "epoch" | "issuedAt" | "expiresAt" | "sessionId"
+>;
+
+async function writeCookie(c: Context, secret: string, f: CookieFacts, now: number) {
+  const value = [f.accountId, f.memberId, f.epoch, f.issuedAt, f.expiresAt, f.sessionId].join(".");
+  await setSignedCookie(c, SESSION_COOKIE, value, secret, {
+    ...COOKIE,
+    maxAge: Math.max(1, f.expiresAt - Math.floor(now / 1000)),
+  });
+}
+
+/** Signs the member in to the account: a new session cookie. */
 export async function startSession(
   c: Context<AppEnv>,
   secret: string,
-  identity: Omit<KeyIdentity, "scope">,
+  member: { accountId: string; memberId: string; epoch: number },
   now = Date.now(),
-): Promise<Session> {
-  const session: Session = {
-    accountId: identity.accountId,
-    keyId: identity.keyId,
+): Promise<{ sessionId: string }> {
+  const issuedAt = Math.floor(now / 1000);
+  const facts: CookieFacts = {
+    accountId: member.accountId,
+    memberId: member.memberId,
+    epoch: member.epoch,
+    issuedAt,
+    expiresAt: issuedAt + SESSION_IDLE_SECONDS,
     sessionId: randomBase62(24),
-    expiresAt: Math.floor(now / 1000) + SESSION_TTL_SECONDS,
   };
-  const value = [session.accountId, session.keyId, session.expiresAt, session.sessionId].join(".");
-  await setSignedCookie(c, SESSION_COOKIE, value, secret, {
-    ...COOKIE,
-    maxAge: SESSION_TTL_SECONDS,
-  });
-  return session;
+  await writeCookie(c, secret, facts, now);
+  return { sessionId: facts.sessionId };
 }
 
 export function endSession(c: Context<AppEnv>): void {
   deleteCookie(c, SESSION_COOKIE, COOKIE);
 }
 
-const VALUE = /^([A-Za-z0-9_]{1,64})\.([A-Za-z0-9_]{1,64})\.(\d{1,12})\.([A-Za-z0-9]{16,64})$/;
+const VALUE =
+  /^([A-Za-z0-9_]{1,64})\.([A-Za-z0-9_]{1,64})\.(\d{1,12})\.(\d{1,12})\.(\d{1,12})\.([A-Za-z0-9]{16,64})$/;
 
 /**
- * The request's session, or null when there is none, it is forged or expired, or its key was
- * revoked since sign-in (checked in D1 on every call, not cached, so revocation is immediate).
+ * The request's session, or null when there is none, it is forged, idle or past its maximum,
+ * its member was removed (or the account is not theirs), or its epoch was raised since sign-in
+ * (checked in D1 on every call, not cached). A session used after a few minutes is renewed:
+ * this response carries the cookie with its new idle expiry.
  */
 export async function readSession(c: Context<AppEnv>, now = Date.now()): Promise<Session | null> {
   const secret = await sessionSecret(c.env);
@@ -111,11 +143,34 @@ export async function readSession(c: Context<AppEnv>, now = Date.now()): Promise
   if (!value) return null;
   const match = VALUE.exec(value);
   if (!match) return null;
-  const [, accountId = "", keyId = "", expires = "0", sessionId = ""] = match;
-  const expiresAt = Number(expires);
-  if (expiresAt * 1000 <= now) return null;
-  const active = await isKeyActive(dbFor(c.env.DB), accountId, keyId);
-  return active ? { accountId, keyId, sessionId, expiresAt } : null;
+  const [
+    ,
+    accountId = "",
+    memberId = "",
+    epochText = "0",
+    issued = "0",
+    expires = "0",
+    sessionId = "",
+  ] = match;
+  const facts: CookieFacts = {
+    accountId,
+    memberId,
+    epoch: Number(epochText),
+    issuedAt: Number(issued),
+    expiresAt: Number(expires),
+    sessionId,
+  };
+  const nowSeconds = Math.floor(now / 1000);
+  const maxAt = facts.issuedAt + SESSION_MAX_SECONDS;
+  if (facts.expiresAt <= nowSeconds || maxAt <= nowSeconds) return null;
+  const member = await activeMember(dbFor(c.env.DB), accountId, memberId);
+  if (!member || member.sessionEpoch !== facts.epoch) return null;
+  const renewed = Math.min(nowSeconds + SESSION_IDLE_SECONDS, maxAt);
+  if (renewed - facts.expiresAt >= RENEW_AFTER_SECONDS) {
+    facts.expiresAt = renewed;
+    await writeCookie(c, secret, facts, now);
+  }
+  return { ...facts, email: member.email, emailKey: member.emailKey, role: member.role };
 }
 
 /** The token a form for `purpose` carries, bound to the session id (see ../http/form-token). */

@@ -49,10 +49,22 @@ export const PURGE_BATCH = 20;
 export const SIGNUP_EMAIL_ACCOUNT = "signup";
 /** Sign-up emails are deleted (by the reconciler's cron) once their link has expired. */
 export const EMAIL_RETENTION_MS = LINK_TTL_MS;
-export const EMAIL_KINDS = { link: "signup_link", existing: "signup_existing_account" } as const;
+export const EMAIL_KINDS = {
+  link: "signup_link",
+  existing: "signup_existing_account",
+  signIn: "sign_in_link",
+  signInUnknown: "sign_in_no_account",
+  invite: "invitation",
+} as const;
 
 export const SIGN_UP_PATH = "/account/sign-up";
 export const CONFIRM_PATH = "/account/sign-up/confirm";
+export const SIGN_IN_PATH = "/account/sign-in";
+export const SIGN_IN_CONFIRM_PATH = "/account/sign-in/confirm";
+export const INVITE_PATH = "/account/invitation";
+
+/** How long an invitation's link works: a week, as the person may be away. */
+export const INVITE_TTL_MS = 7 * 24 * 60 * 60_000;
 
 /**
  * Email addresses are stored and sent to trimmed and lowercase; the limits and the "already has

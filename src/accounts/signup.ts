@@ -3,122 +3,87 @@
  *
  * No account enumeration: a request for an address that already has an account does the same
  * work and gets the same answer as one for a new address (a row counted by the same limits,
- * an account lookup, one email). Only the email differs: an existing account is told it
- * already has one and how to sign in, and gets no link (its row is stored already used, and
- * its token is never sent anywhere).
+ * a membership lookup, one email). Only the email differs: a member gets a sign-in link
+ * (./sign-in.ts confirms it), anyone else a sign-up link.
  */
 
 import { accountExistsForEmail } from "../db/accounts";
 import type { Db } from "../db/client";
-import {
-  consumeToken,
-  insertWithinLimits,
-  limitClearsAt,
-  purgeOlderThan,
-  releaseToken,
-  usableToken,
-} from "../db/signup-tokens";
-import { signupExistingAccount, signupLink } from "../delivery/email-templates";
+import { isActiveMemberAnywhere } from "../db/members";
+import { consumeToken, releaseToken, usableToken } from "../db/signup-tokens";
+import { signInLink, signupExistingAccount, signupLink } from "../delivery/email-templates";
 import { sendEmailOnce } from "../delivery/mailer";
 import type { LocationHint } from "../ledger/client";
 import { brandOf } from "../platform/brand";
-import { clientPrefixes } from "../platform/client-address";
-import { hmacSigner, randomBase62, sha256Hex, toHex } from "../platform/crypto";
+import { sha256Hex } from "../platform/crypto";
 import { mailboxKey } from "../platform/email-address";
 import type { Bindings } from "../platform/env";
 import { createAccount } from "./create-account";
-import { identify, type KeyIdentity } from "./identity";
-import { alertSignupCeiling } from "./signup-ceiling";
+import { recordLinkRequest } from "./email-links";
 import {
   CONFIRM_PATH,
   EMAIL_KINDS,
-  LIMITS,
   LINK_TTL_MS,
-  normalizeEmail,
-  PURGE_BATCH,
-  RETENTION_MS,
+  SIGN_IN_CONFIRM_PATH,
+  SIGN_IN_PATH,
   SIGNUP_EMAIL_ACCOUNT,
-  signupEmailsPerHour,
   signupStoresLinks,
-  TOKEN_LENGTH,
   TOKEN_PATTERN,
 } from "./signup-config";
 
-/**
- * The stored forms of a client address, its host (IPv4 address, IPv6 /64) and its network
- * (IPv4 /24, IPv6 /48): HMACs under the server's secret, because a plain hash of an IPv4
- * address is reversed by trying all 2^32 of them.
- */
-export async function clientHashes(
-  secret: string,
-  address: string | undefined,
-): Promise<{ host: string; network: string }> {
-  const sign = await hmacSigner(secret);
-  const mac = async (message: string) => toHex(await sign(message));
-  const { host, network } = clientPrefixes(address);
-  return {
-    host: await mac(`tollgate/signup-client/v1\n${host}`),
-    network: await mac(`tollgate/signup-network/v1\n${network}`),
-  };
-}
-
 export type SignupRequestResult = { ok: true } | { ok: false; retryAfterSeconds: number };
 
-/** Records the request and emails the address, unless a limit is reached (then nothing). */
+/**
+ * Records the request and emails the address, unless a limit is reached (then nothing). An
+ * address that is already a member somewhere gets a sign-in link instead (a `sign_in` row, the
+ * same limits): a person who lost their way in signs in, rather than being told to find a key.
+ * One that only names an account it is no longer a member of gets no link at all.
+ */
 export async function requestSignup(
   env: Bindings,
   db: Db,
   input: { email: string; clientAddress: string | undefined; origin: string; secret: string },
   now = Date.now(),
 ): Promise<SignupRequestResult> {
-  const email = normalizeEmail(input.email);
-  const emailKey = mailboxKey(email);
-  const client = await clientHashes(input.secret, input.clientAddress);
-  const token = randomBase62(TOKEN_LENGTH);
-  const tokenHash = await sha256Hex(token);
-  const exists = await accountExistsForEmail(db, emailKey);
-  const limits = { ...LIMITS, global: signupEmailsPerHour(env) };
-
-  const inserted = await insertWithinLimits(
+  const key = mailboxKey(input.email);
+  const member = await isActiveMemberAnywhere(db, key);
+  const exists = member || (await accountExistsForEmail(db, key));
+  const request = await recordLinkRequest(
+    env,
     db,
     {
-      tokenHash,
-      email,
-      emailKey,
-      clientHash: client.host,
-      clientNetHash: client.network,
-      now,
-      expiresAt: now + LINK_TTL_MS,
-      usedAt: exists ? now : null,
+      email: input.email,
+      clientAddress: input.clientAddress,
+      secret: input.secret,
+      purpose: member ? "sign_in" : "signup",
+      sendsLink: member || !exists,
     },
-    limits,
+    now,
   );
-  if (!inserted) {
-    const refused = await limitClearsAt(
-      db,
-      { emailKey, clientHash: client.host, clientNetHash: client.network, now },
-      limits,
-    );
-    if (refused.ceiling) await alertSignupCeiling(env, db, limits.global, now);
-    const wait = refused.clearsAt === null ? 1 : Math.ceil((refused.clearsAt - now) / 1000);
-    return { ok: false, retryAfterSeconds: Math.max(1, wait) };
-  }
-  await purgeOlderThan(db, now - RETENTION_MS, PURGE_BATCH);
-
-  const message = exists
-    ? signupExistingAccount({ brand: brandOf(env), signInUrl: `${input.origin}/account/billing` })
-    : signupLink({
+  if (!request.ok) return request;
+  const { email, token, tokenHash } = request;
+  const minutes = LINK_TTL_MS / 60_000;
+  const message = member
+    ? signInLink({
         brand: brandOf(env),
-        link: `${input.origin}${CONFIRM_PATH}?token=${token}`,
-        expiresInMinutes: LINK_TTL_MS / 60_000,
-      });
+        link: `${input.origin}${SIGN_IN_CONFIRM_PATH}?token=${token}`,
+        expiresInMinutes: minutes,
+        fromSignup: true,
+      })
+    : exists
+      ? signupExistingAccount({ brand: brandOf(env), signInUrl: `${input.origin}${SIGN_IN_PATH}` })
+      : signupLink({
+          brand: brandOf(env),
+          link: `${input.origin}${CONFIRM_PATH}?token=${token}`,
+          expiresInMinutes: minutes,
+        });
   // A failed send is recorded, never reported to the client: the answer must not depend on
   // the address. The stored copy has the token redacted (links are hashed at rest), so a failed
   // link is not retried: asking again sends a new one. SIGNUP_STORE_LINKS keeps it whole.
   await sendEmailOnce(env, db, {
     ref: `signup:${tokenHash}`,
     accountId: SIGNUP_EMAIL_ACCOUNT,
-    kind: exists ? EMAIL_KINDS.existing : EMAIL_KINDS.link,
+    kind: member ? EMAIL_KINDS.signIn : exists ? EMAIL_KINDS.existing : EMAIL_KINDS.link,
     to: email,
     ...message,
     secret: signupStoresLinks(env) ? undefined : token,
@@ -136,7 +101,7 @@ export async function peekLink(db: Db, token: string, now = Date.now()): Promise
 export type ConfirmResult =
   | { kind: "invalid" }
   | { kind: "exists"; email: string }
-  | { kind: "created"; email: string; apiKey: string; identity: KeyIdentity };
+  | { kind: "created"; email: string; apiKey: string; accountId: string; memberId: string };
 
 /**
  * Uses the link (once, atomically) and creates the free account with its first key, its
@@ -153,8 +118,9 @@ export async function confirmSignup(
   const { token, locationHint } = input;
   if (!TOKEN_PATTERN.test(token)) return { kind: "invalid" };
   const tokenHash = await sha256Hex(token);
-  const email = await consumeToken(db, tokenHash, now);
-  if (email === null) return { kind: "invalid" };
+  const used = await consumeToken(db, tokenHash, now, "signup");
+  if (used === null) return { kind: "invalid" };
+  const email = used.email;
   // An operator (or an earlier link) may have made an account for the address since.
   if (await accountExistsForEmail(db, email)) return { kind: "exists", email };
 
@@ -172,7 +138,11 @@ export async function confirmSignup(
     await releaseToken(db, tokenHash);
     throw err;
   }
-  const identity = await identify(env.DB, created.api_key);
-  if (!identity) throw new Error(`the first key of ${created.id} is not active`);
-  return { kind: "created", email, apiKey: created.api_key, identity };
+  return {
+    kind: "created",
+    email,
+    apiKey: created.api_key,
+    accountId: created.id,
+    memberId: created.owner_member_id,
+  };
 }

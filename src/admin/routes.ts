@@ -91,7 +91,8 @@ export const adminRoutes = new Hono<AppEnv>()
       },
       c.get("actor"),
     );
-    return c.json(created, 201);
+    const { owner_member_id: _owner, ...account } = created;
+    return c.json(account, 201);
   })
   .post("/accounts/:id/credits", async (c) => {
     // Checked like the account API's (it was passed on unchecked): a bad one is 400 naming it.

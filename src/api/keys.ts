@@ -36,6 +36,7 @@ export const keyRoutes = new Hono<AppEnv>()
       {
         name: body.name ?? null,
         scope: body.scope ?? "classify",
+        role: c.get("role"),
       },
       c.get("actor"),
     );
@@ -54,6 +55,7 @@ export const keyRoutes = new Hono<AppEnv>()
       c.get("accountId"),
       c.req.param("id"),
       c.get("actor"),
+      c.get("role"),
     );
     if (!result.ok) throw refusal(result.reason);
     return c.json({ ...result.key, revoked: true }, 200);

@@ -24,6 +24,8 @@ export const limitRoutes = new Hono<AppEnv>()
     const body = await parseJson(c, LimitsBody);
     const result = await ledgerFor(c.env, c.get("accountId")).setLimits({
       spendLimitCents: body.monthly_spend_limit_cents,
+      // No API key raises the limit (money rule 11): only a person, whose role allows billing.
+      mayRaise: c.get("role") !== null,
     });
     if (!result.ok) throw refusal(result.reason);
     await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "limits.updated", {

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 const createdAt = () =>
   text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))`);
@@ -201,6 +201,38 @@ export const pendingRefunds = sqliteTable("pending_refunds", {
   createdAt: createdAt(),
 });
 
+export const roles = ["owner", "billing", "developer", "viewer"] as const;
+
+/**
+ * The people of an account (contract: "People, roles and sign-in"). A person is their mailbox
+ * (`email_key`, as `accounts.email_key`): one person may be a member of several accounts, once
+ * in each. `session_epoch` ends every session of the member when raised ("sign out
+ * everywhere", removal, role change are read fresh on each request anyway).
+ */
+export const members = sqliteTable(
+  "members",
+  {
+    id: text("id").primaryKey(),
+    accountId: text("account_id")
+      .notNull()
+      .references(() => accounts.id),
+    email: text("email").notNull(),
+    emailKey: text("email_key").notNull(),
+    role: text("role", { enum: roles }).notNull(),
+    /** `invited`: asked by email, not accepted yet; cannot sign in. */
+    status: text("status", { enum: ["active", "invited"] })
+      .notNull()
+      .default("active"),
+    sessionEpoch: integer("session_epoch").notNull().default(0),
+    createdAt: createdAt(),
+    lastSignInAt: text("last_sign_in_at"),
+  },
+  (t) => [
+    uniqueIndex("members_account_email_key_idx").on(t.accountId, t.emailKey),
+    index("members_email_key_idx").on(t.emailKey),
+  ],
+);
+
 /**
  * Sign-up links. Only the SHA-256 of a link's token is kept; the rows also serve as the
  * sign-up rate limit's counter (per client address hash and per email, over the last hour).
@@ -221,6 +253,16 @@ export const signupTokens = sqliteTable(
     expiresAt: text("expires_at").notNull(),
     /** Set when the link is consumed; set at once for a request that emailed no link. */
     usedAt: text("used_at"),
+    /**
+     * What the link does: create an account (`signup`), sign a member in (`sign_in`), or accept
+     * an invitation (`invite`, with the account and the invited member row). One table, one
+     * token mechanism and one set of limits for all three.
+     */
+    purpose: text("purpose", { enum: ["signup", "sign_in", "invite"] })
+      .notNull()
+      .default("signup"),
+    accountId: text("account_id"),
+    memberId: text("member_id"),
   },
   (t) => [
     index("signup_tokens_client_idx").on(t.clientHash, t.createdAt),
@@ -228,6 +270,8 @@ export const signupTokens = sqliteTable(
     index("signup_tokens_email_key_idx").on(t.emailKey, t.createdAt),
     index("signup_tokens_net_idx").on(t.clientNetHash, t.createdAt),
     index("signup_tokens_created_idx").on(t.createdAt),
+    // The purge deletes by expiry (an invitation lives a week, a sign-up link half an hour).
+    index("signup_tokens_expires_idx").on(t.expiresAt),
   ],
 );
 

@@ -210,15 +210,72 @@ export function keyRevoked(input: { prefix: string; last4: string; dashboardUrl:
   };
 }
 
-/** Sent instead of a link when the address already has an account: nothing to create. */
+/**
+ * Sent instead of a sign-up link when an account uses the address but it is a member of none
+ * (an owner removed it): nothing to create, and no way in without an invitation.
+ */
 export function signupExistingAccount(input: { brand: Brand; signInUrl: string }) {
   const { company } = input.brand;
   return {
     subject: `You already have a ${company} account`,
     text: [
-      `Someone, hopefully you, asked to create an account with ${company} for this email address, but it already has one, so no new account was made.`,
-      `Sign in with one of your API keys: ${input.signInUrl}`,
-      "If you did not ask for this, ignore this email: nothing about your account has changed.",
+      `Someone, hopefully you, asked to create an account with ${company} for this email address, but an account already uses it, so no new one was made.`,
+      `This address is not a member of any account now. Ask an owner of the account to invite you, then sign in: ${input.signInUrl}`,
+      "If you did not ask for this, ignore this email: nothing has changed.",
+    ].join("\n\n"),
+  };
+}
+
+/** The sign-in link; the link is the whole secret, and it works once. */
+export function signInLink(input: {
+  brand: Brand;
+  link: string;
+  expiresInMinutes: number;
+  fromSignup?: boolean;
+}) {
+  return {
+    subject: `Your ${input.brand.company} sign-in link`,
+    text: [
+      input.fromSignup
+        ? `Someone, hopefully you, asked to create an account with ${input.brand.company} for this email address. It already belongs to an account, so here is a sign-in link instead.`
+        : `Someone, hopefully you, asked to sign in to ${input.brand.company} with this email address.`,
+      `To sign in, open this link and confirm:\n${input.link}`,
+      `The link works once and expires in ${input.expiresInMinutes} minutes.`,
+      "If you did not ask for this, ignore this email: nobody is signed in unless the link is opened and confirmed.",
+    ].join("\n\n"),
+  };
+}
+
+/** Sent when an address that is no member asks to sign in: the same work, no link. */
+export function signInNoAccount(input: { brand: Brand; signUpUrl: string | null }) {
+  return {
+    subject: `Signing in to ${input.brand.company}`,
+    text: [
+      `Someone, hopefully you, asked to sign in to ${input.brand.company} with this email address, but it is not a member of any account, so no sign-in link was made.`,
+      input.signUpUrl
+        ? `To create an account, sign up: ${input.signUpUrl}. To join an existing one, ask its owner to invite you.`
+        : "To join an account, ask its owner to invite you.",
+      "If you did not ask for this, ignore this email.",
+    ].join("\n\n"),
+  };
+}
+
+/** An invitation to an account; the link is the whole secret, and it works once. */
+export function invitation(input: {
+  brand: Brand;
+  link: string;
+  accountEmail: string;
+  role: string;
+  invitedBy: string;
+  expiresInDays: number;
+}) {
+  return {
+    subject: `You are invited to a ${input.brand.company} account`,
+    text: [
+      `${input.invitedBy} invited you to the ${input.brand.company} account ${input.accountEmail}, as ${input.role}.`,
+      `To accept, open this link and confirm:\n${input.link}`,
+      `The link works once and expires in ${input.expiresInDays} days.`,
+      "If you do not know this account, ignore this email: nothing happens unless the link is opened and confirmed.",
     ].join("\n\n"),
   };
 }

@@ -3,7 +3,7 @@ import { bearerToken, looksLikeApiKey } from "../accounts/api-keys";
 import { identify, KEY_CACHE_TTL_MS, PROXY_KEY_CACHE_TTL_MS } from "../accounts/identity";
 import { provenSameOrigin, readSession } from "../accounts/sessions";
 import type { AppEnv } from "../http/context";
-import { keyActor } from "../platform/actor";
+import { keyActor, personActor } from "../platform/actor";
 import { ApiError } from "../platform/errors";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -15,8 +15,9 @@ export function isAccountPath(path: string): boolean {
 
 /**
  * Authenticates `Authorization: Bearer tg_…`, or on `/v1/account/*` without that header the
- * dashboard session cookie; 401 `invalid_api_key` otherwise. A session-authenticated request
- * that changes something carries no CSRF token, so it must prove it came from our own origin.
+ * dashboard session cookie (a person: their role caps what they do, see ../api/account-router);
+ * 401 `invalid_api_key` otherwise. A session-authenticated request that changes something
+ * carries no CSRF token, so it must prove it came from our own origin.
  */
 export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
   const header = c.req.header("Authorization");
@@ -25,10 +26,11 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
     const session = await readSession(c);
     if (session && (SAFE_METHODS.has(c.req.method) || provenSameOrigin(c))) {
       c.set("accountId", session.accountId);
-      c.set("apiKeyId", session.keyId);
-      // The page's session acts for its owner; its writes are proven same-origin above.
+      c.set("memberId", session.memberId);
+      c.set("role", session.role);
+      // Full scope: what this person may do is their role's to say; writes are same-origin.
       c.set("scope", "full");
-      c.set("actor", keyActor(session.keyId));
+      c.set("actor", personActor(session.memberId, session.email));
       return next();
     }
   }
@@ -43,6 +45,7 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
   c.set("accountId", identity.accountId);
   c.set("apiKeyId", identity.keyId);
   c.set("scope", identity.scope);
+  c.set("role", null);
   c.set("actor", keyActor(identity.keyId));
   await next();
 });

@@ -41,6 +41,7 @@ import {
   decideRefund,
   decideTopUp,
   nextRechargeStatus,
+  raisesSpendLimit,
 } from "./domain/commands";
 import { currentAlarmCycle, decideCycle, decideUpgrade } from "./domain/cycles";
 import { decideDebit, decideRecharge, rateLimitOf } from "./domain/decisions";
@@ -623,14 +624,24 @@ export class AccountLedger extends DurableObject<Bindings> {
   async setLimits(input: {
     spendLimitCents?: number | null;
     rateLimitPerMinute?: number | null;
+    /** False for an API key: it may lower the spending limit, not raise it (money rule 11). */
+    mayRaise?: boolean;
   }): Promise<
     | { ok: true; limits: LimitsState; rateLimitPerMinute: number }
-    | { ok: false; reason: "not_initialized" }
+    | { ok: false; reason: "not_initialized" | "session_required" }
   > {
     const now = this.now();
     const { result, fx } = this.mutateFx((fx) => {
       const s = this.current();
       if (!s) return { ok: false as const, reason: "not_initialized" as const };
+      // Decided here, inside the object's one transaction, against the limit as it is now.
+      if (
+        input.mayRaise === false &&
+        input.spendLimitCents !== undefined &&
+        raisesSpendLimit(s.spend_limit_cents, input.spendLimitCents)
+      ) {
+        return { ok: false as const, reason: "session_required" as const };
+      }
       const d = decideLimits(s, input);
       this.sql.exec(
         "UPDATE state SET spend_limit_cents = ?, rate_limit_override = ?, paused_period = NULL WHERE id = 1",

@@ -26,3 +26,8 @@ export const ADMIN_TOKEN_ACTOR: Actor = {
 
 /** Changes Stripe's webhooks decide (a plan change). */
 export const STRIPE_ACTOR: Actor = { type: "system", id: "stripe", label: "Stripe" };
+
+/** A person signed in to the Billing page: their member id, labelled by their email. */
+export function personActor(memberId: string, email: string): Actor {
+  return { type: "person", id: memberId, label: email };
+}

@@ -6,6 +6,8 @@ const STATUS = {
   invalid_api_key: 401,
   insufficient_credits: 403,
   insufficient_scope: 403,
+  insufficient_role: 403,
+  session_required: 403,
   not_found: 404,
   method_not_allowed: 405,
   payment_method_required: 409,

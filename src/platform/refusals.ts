@@ -24,7 +24,9 @@ export type LedgerRefusal =
   | "payment_pending"
   | "already_succeeded"
   | "credits_mismatch"
-  | "outcome_unknown";
+  | "outcome_unknown"
+  /** An API key asked to raise the spending limit: only a person may (money rule 11). */
+  | "session_required";
 
 /** Refusals that do not come from the ledger: Checkout's and the API keys'. */
 type OtherRefusal =
@@ -36,7 +38,13 @@ type OtherRefusal =
   /** An account's hourly limit on an action (creating keys, Checkout, top-ups): action-limits. */
   | "action_rate_limited"
   /** A production gateway with an unsafe configuration (platform/config.ts): serves nothing. */
-  | "misconfigured";
+  | "misconfigured"
+  /** A person's role does not allow the change (../accounts/roles). */
+  | "insufficient_role"
+  | "member_not_found"
+  | "member_exists"
+  /** Demoting or removing the account's last active owner. */
+  | "last_owner";
 
 export type RefusalType = LedgerRefusal | OtherRefusal;
 
@@ -209,6 +217,47 @@ export const REFUSALS = {
       title: "Temporarily unavailable",
       text: "This service is not available right now.",
       action: "Try again later.",
+    },
+  },
+  session_required: {
+    type: "session_required",
+    message:
+      "An API key cannot do this: sign in to the Billing page as a person whose role allows it (raising the spending limit, managing members).",
+    page: {
+      title: "Sign in as a person",
+      text: "This needs a person signed in, not an API key.",
+    },
+  },
+  insufficient_role: {
+    type: "insufficient_role",
+    message: "Your role on this account does not allow this; ask an owner.",
+    page: {
+      title: "Not allowed for your role",
+      text: "Your role on this account does not allow this.",
+      action: "Ask an owner of the account.",
+    },
+  },
+  member_not_found: {
+    type: "not_found",
+    message: "No such member.",
+    page: { title: "No such member", text: "That person is not a member of this account." },
+  },
+  member_exists: {
+    type: "conflict",
+    message: "This address is already a member of the account, or invited to it.",
+    page: {
+      title: "Already a member",
+      text: "This address is already a member of the account, or invited to it.",
+    },
+  },
+  last_owner: {
+    type: "conflict",
+    message:
+      "This is the account's last owner; make another member an owner before demoting or removing them.",
+    page: {
+      title: "Last owner",
+      text: "This is the account's last owner.",
+      action: "Make another member an owner first.",
     },
   },
 } as const satisfies Record<RefusalType, RefusalEntry>;

@@ -14,6 +14,7 @@ import {
   api as callApi,
   reloadUntil,
   type Stack,
+  signInByEmail,
   startStackAndBrowser,
 } from "./harness";
 
@@ -36,7 +37,7 @@ afterAll(async () => {
 
 describe("Account / Billing in Chromium", () => {
   it("signs in, turns auto-recharge on, and shows the recharge after spending down", async () => {
-    const demo = stack.demo as { id: string; api_key: string };
+    const demo = stack.demo as { id: string; api_key: string; email: string };
     const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
     const page = await context.newPage();
     const problems: string[] = [];
@@ -63,12 +64,10 @@ describe("Account / Billing in Chromium", () => {
       await res.arrayBuffer();
     }
 
-    // Signed out: the sign-in form, then the page.
+    // Signed out: the sign-in form, then the emailed link, then the page.
     await page.goto(`${stack.gatewayUrl}/account/billing`);
     await expect.poll(() => page.title()).toContain("Sign in");
-    await page.getByLabel("API key").fill(demo.api_key);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
+    await signInByEmail(stack, page, demo.email);
     const cookie = (await context.cookies()).find((c) => c.name === "tg_session");
     expect(cookie).toMatchObject({ httpOnly: true, secure: true, sameSite: "Strict", path: "/" });
     // Starter: 3,000 monthly credits, less the 12 requests.
@@ -149,7 +148,7 @@ describe("Account / Billing in Chromium", () => {
     await page.locator("#return").click();
     await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
 
-    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await page.getByText("You are signed out.").waitFor();
     expect((await context.cookies()).find((c) => c.name === "tg_session")).toBeUndefined();
     expect(problems).toEqual([]);
@@ -159,21 +158,21 @@ describe("Account / Billing in Chromium", () => {
   });
 
   /** A fresh account (Free, or as given) made by the operator API, with its first key. */
-  async function newAccount(plan = "free"): Promise<{ id: string; api_key: string }> {
+  async function newAccount(
+    plan = "free",
+  ): Promise<{ id: string; api_key: string; email: string }> {
     const res = await api("/admin/accounts", {
       method: "POST",
       token: stack.adminToken,
       body: JSON.stringify({ email: `e2e-${crypto.randomUUID()}@example.com`, plan }),
     });
     expect(res.status).toBe(201);
-    return res.body as { id: string; api_key: string };
+    return res.body as { id: string; api_key: string; email: string };
   }
 
-  async function signInAs(page: Page, key: string) {
-    await page.goto(`${stack.gatewayUrl}/account/billing`);
-    await page.getByLabel("API key").fill(key);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
+  /** Signs in as the account's first owner (its email), by the emailed link. */
+  async function signInAs(page: Page, account: { email: string }) {
+    await signInByEmail(stack, page, account.email);
   }
 
   async function keyCount(key: string): Promise<number> {
@@ -199,11 +198,11 @@ describe("Account / Billing in Chromium", () => {
     await page.getByRole("link", { name: "Create a free account" }).click();
     await page.getByRole("heading", { name: "Create a free account" }).waitFor();
     expect(await axeProblems(page)).toEqual([]);
-    await signInAs(page, account.api_key);
+    await signInAs(page, account);
     expect(await axeProblems(page)).toEqual([]);
-    // A forged sign-in (the right key, no token) is refused.
+    // A forged sign-in (the right address, no token) is refused.
     const forged = await page.request.post(`${stack.gatewayUrl}/account/sign-in`, {
-      form: { api_key: account.api_key },
+      form: { email: account.email },
       maxRedirects: 0,
     });
     expect(forged.status()).toBe(403);
@@ -221,7 +220,7 @@ describe("Account / Billing in Chromium", () => {
     page.on("console", (m) => {
       if (m.type() === "error") problems.push(m.text());
     });
-    await signInAs(page, account.api_key);
+    await signInAs(page, account);
     expect(await keyCount(account.api_key)).toBe(1);
 
     // Keyboard only: the skip link first, then the form's fields and its button.
@@ -278,7 +277,7 @@ describe("Account / Billing in Chromium", () => {
       javaScriptEnabled: false,
     });
     const page = await context.newPage();
-    await signInAs(page, account.api_key);
+    await signInAs(page, account);
     await page.getByRole("button", { name: "Create key" }).click();
     await page.getByText("New API key.").waitFor();
     const field = page.getByLabel("Your new key");
@@ -308,7 +307,7 @@ describe("Account / Billing in Chromium", () => {
     expect((await attach("pm_card_chargeCustomerFail")).status).toBe(200);
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
-    await signInAs(page, account.api_key);
+    await signInAs(page, account);
     await page.getByLabel("Auto-recharge credits").check();
     await page.getByRole("button", { name: "Save auto-recharge" }).click();
     await page.getByText("Auto-recharge settings saved.").waitFor();
@@ -392,7 +391,7 @@ describe("Account / Billing in Chromium", () => {
     const account = await newAccount();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
-    await signInAs(page, account.api_key);
+    await signInAs(page, account);
     expect(await page.locator("#limit-state").textContent()).toContain(
       "Credit purchases this month: $0",
     );
@@ -412,7 +411,7 @@ describe("Account / Billing in Chromium", () => {
     const account = await newAccount();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
-    await signInAs(page, account.api_key);
+    await signInAs(page, account);
     expect(await page.locator("#alerts-state").textContent()).toContain("Off: no email");
     await page.getByLabel("Email me at this balance (credits)").fill("200");
     await page.getByRole("button", { name: "Save alert" }).click();
@@ -437,12 +436,12 @@ describe("Account / Billing in Chromium", () => {
   });
 
   it("lays the page out for a 390 px phone, and takes the screenshots at 1280 and 390 px", async () => {
-    const demo = stack.demo as { id: string; api_key: string };
+    const demo = stack.demo as { id: string; api_key: string; email: string };
     await mkdir(SHOTS, { recursive: true });
     for (const width of [1280, 390]) {
       const context = await browser.newContext({ viewport: { width, height: 900 } });
       const page = await context.newPage();
-      await signInAs(page, demo.api_key);
+      await signInAs(page, demo);
       // A new key on show, so the screenshot has it too.
       await page.getByLabel("Name (optional)").fill(`phone-${width}`);
       await page.getByRole("button", { name: "Create key" }).click();

@@ -102,9 +102,7 @@ describe("Sign-up in Chromium", () => {
       "Email me a sign-up link",
     );
     await page.keyboard.press("Tab");
-    expect(await page.evaluate("document.activeElement?.textContent")).toBe(
-      "Sign in with an API key",
-    );
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Sign in");
     // Back to the field, and Enter submits the form from there.
     await page.keyboard.press("Shift+Tab");
     await page.keyboard.press("Shift+Tab");

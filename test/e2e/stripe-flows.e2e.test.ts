@@ -9,7 +9,14 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NoSubscriptionError, simulateRenewal } from "../../scripts/simulate-renewal.mjs";
-import { api, reloadUntil, type Stack, startStackAndBrowser, until } from "./harness";
+import {
+  api,
+  reloadUntil,
+  type Stack,
+  signInByEmail,
+  startStackAndBrowser,
+  until,
+} from "./harness";
 
 const SHOTS = path.resolve("test-results");
 let h: Awaited<ReturnType<typeof startStackAndBrowser>>;
@@ -29,7 +36,7 @@ async function freeAccount(stack: Stack, email: string) {
     body: JSON.stringify({ email }),
   });
   expect(created.status).toBe(201);
-  return { id: created.body.id as string, key: created.body.api_key as string };
+  return { id: created.body.id as string, key: created.body.api_key as string, email };
 }
 
 interface Tx {
@@ -115,10 +122,7 @@ describe("Stripe flows in Chromium", () => {
     const account = await freeAccount(stack, "e2e-checkout@example.com");
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
-    await page.goto(`${stack.gatewayUrl}/account/billing`);
-    await page.getByLabel("API key").fill(account.key);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByRole("heading", { name: "Credit Balance" }).waitFor();
+    await signInByEmail(stack, page, account.email);
     expect(await page.locator("#plan-state").textContent()).toContain("Free plan");
 
     // Checkout: the local Stripe-compatible server's hosted page, a test card, back again.

@@ -26,6 +26,8 @@ export const BASE = "https://gateway.test";
 export interface TestAccount {
   id: string;
   api_key: string;
+  /** Its first owner's address: sign in to the Billing page with it (test/helpers/page.ts). */
+  email: string;
   stripe_customer_id: string | null;
 }
 

@@ -1,9 +1,11 @@
 /**
- * The Billing page as a browser uses it: same-origin form posts with their CSRF token, the
- * session and flash cookies sent back, post/redirect/get followed.
+ * The Billing page as a browser uses it: signing in by an emailed link, same-origin form posts
+ * with their CSRF token, the session and flash cookies sent back, post/redirect/get followed.
  */
+import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { BASE, send } from "./http";
+import type { Bindings } from "../../src/platform/env";
+import { BASE, gateway, send } from "./http";
 
 const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
 
@@ -33,21 +35,87 @@ export function setCookiePair(res: Response, name: string): string {
   return "";
 }
 
-/** Signs in with the key and returns the `name=value` pair to send back as `Cookie`. */
-export async function signIn(key: string): Promise<string> {
-  const form = await send(new Request(`${BASE}/account/billing`));
-  const html = await form.text();
-  const csrf =
-    /action="\/account\/sign-in"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]*)"/.exec(
-      html,
-    )?.[1];
-  const res = await page("/account/sign-in", {
-    form: { api_key: key, csrf: csrf ?? "" },
-    cookie: setCookiePair(form, "tg_signin"),
+/** A client address no other request uses, so sign-in's per-client limit is each call's own. */
+export function freshIp(): string {
+  const r = crypto.getRandomValues(new Uint8Array(3));
+  return `10.${r[0]}.${r[1]}.${r[2]}`;
+}
+
+export type SentEmail = { to: string; subject: string; text: string };
+
+/**
+ * The test environment with a mail server of the test's own, recording what the worker gives
+ * `env.EMAIL.send`, and the messages it got (links are read from these, never from D1, where
+ * their tokens are redacted).
+ */
+export function withMailbox(overrides: Partial<Bindings> = {}) {
+  const sent: SentEmail[] = [];
+  const EMAIL = {
+    async send(message: unknown) {
+      sent.push(message as SentEmail);
+      return { messageId: "m" };
+    },
+  } as unknown as SendEmail;
+  return { env: { ...env, ...overrides, EMAIL } as Bindings, sent };
+}
+
+export const SIGN_IN_LINK = /\/account\/sign-in\/confirm\?token=([0-9A-Za-z]+)/;
+export const INVITE_LINK = /\/account\/invitation\?token=([0-9A-Za-z]+)/;
+
+/** `POST /v1/sign-in` for `email`, and the link's token from the email sent (null: none). */
+export async function requestSignInLink(email: string, ip = freshIp()): Promise<string | null> {
+  const mailbox = withMailbox();
+  const res = await gateway("/v1/sign-in", {
+    method: "POST",
+    headers: { "CF-Connecting-IP": ip },
+    body: JSON.stringify({ email }),
+    env: mailbox.env,
   });
-  expect(res.status).toBe(303);
+  expect(res.status).toBe(202);
   await res.arrayBuffer();
-  return setCookiePair(res, "tg_session");
+  const message = mailbox.sent.findLast((m) => m.to === email.trim().toLowerCase());
+  return SIGN_IN_LINK.exec(message?.text ?? "")?.[1] ?? null;
+}
+
+/** Opens an emailed link's page as a browser does: its HTML, nonce cookie and form token. */
+export async function openLinkPage(path: string) {
+  const res = await send(
+    new Request(`${BASE}${path}`, {
+      headers: { "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate" },
+    }),
+  );
+  const html = await res.text();
+  const csrf = /name="csrf" value="([^"]+)"/.exec(html)?.[1] ?? "";
+  return { res, html, csrf, cookie: setCookiePair(res, "tg_signin") };
+}
+
+/** Uses a sign-in link's confirm step for `accountId` (the only account when not given). */
+export async function confirmSignIn(token: string, accountId?: string): Promise<Response> {
+  const opened = await openLinkPage(`/account/sign-in/confirm?token=${token}`);
+  expect(opened.res.status).toBe(200);
+  const account =
+    accountId ?? /name="account_id" value="([^"]+)"/.exec(opened.html)?.[1] ?? "missing";
+  return page("/account/sign-in/confirm", {
+    cookie: opened.cookie,
+    form: { token, account_id: account, csrf: opened.csrf },
+  });
+}
+
+/**
+ * Signs in as the person with this email (an account's own email is its first owner), by the
+ * emailed link, and returns the `name=value` pair to send back as `Cookie`.
+ */
+export async function signIn(who: string | { email: string }, accountId?: string): Promise<string> {
+  const email = typeof who === "string" ? who : who.email;
+  const token = await requestSignInLink(email);
+  expect(token, `a sign-in link for ${email}`).toBeTruthy();
+  const res = await confirmSignIn(token ?? "", accountId);
+  expect(res.status).toBe(303);
+  expect(res.headers.get("Location")).toBe("/account/billing");
+  await res.arrayBuffer();
+  const pair = setCookiePair(res, "tg_session");
+  expect(pair).toMatch(/^tg_session=.+/);
+  return pair;
 }
 
 export async function billingHtml(cookie: string): Promise<string> {

@@ -5,7 +5,8 @@
  */
 import { expect } from "vitest";
 import { createApp } from "../../src/app";
-import { admin, gateway, json, type TestAccount } from "./http";
+import { admin, BASE, gateway, json, type TestAccount } from "./http";
+import { signIn } from "./page";
 
 export interface AppRoute {
   method: string;
@@ -20,6 +21,10 @@ export interface RouteContext {
   account: TestAccount;
   /** The id of the account's first API key. */
   keyId: string;
+  /** Its first owner's Billing page session (`tg_session=…`), for routes that take a person. */
+  session: string;
+  /** Its first owner's member id. */
+  memberId: string;
 }
 
 export interface RouteFixture {
@@ -30,6 +35,8 @@ export interface RouteFixture {
   body?: Record<string, unknown> | null;
   /** Values for the path's `:params`. */
   params?: (ctx: RouteContext) => Record<string, string>;
+  /** The route takes a person's session, not an API key (the members routes). */
+  session?: true;
 }
 
 const ownAccount = ({ account }: RouteContext) => ({ id: account.id });
@@ -49,6 +56,20 @@ export const ROUTE_FIXTURES: Record<string, RouteFixture> = {
   "PUT /v1/account/alerts": { body: { low_balance_credits: 100 } },
   "POST /v1/account/checkout": { body: { plan: "starter" } },
   "POST /v1/account/payment-method/setup": { body: {} },
+  "GET /v1/account/members": { session: true },
+  "POST /v1/account/members": {
+    body: { email: "invited@example.com", role: "viewer" },
+    session: true,
+  },
+  "PATCH /v1/account/members/:id": {
+    body: { role: "owner" },
+    params: ({ memberId }) => ({ id: memberId }),
+    session: true,
+  },
+  "DELETE /v1/account/members/:id": {
+    params: ({ memberId }) => ({ id: memberId }),
+    session: true,
+  },
   "POST /admin/accounts": { body: { email: "new@example.com" } },
   "POST /admin/email-test": { body: { to: "ops@example.com" } },
   "POST /admin/accounts/:id/credits": {
@@ -137,14 +158,21 @@ export function concretePath(route: AppRoute, ctx: RouteContext): string {
   });
 }
 
-/** The ids a fresh account's routes are called with. */
+export const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
+
+/** The ids a fresh account's routes are called with, and its owner signed in. */
 export async function routeContext(account: TestAccount): Promise<RouteContext> {
   const res = await gateway("/v1/account/keys", { key: account.api_key });
   expect(res.status).toBe(200);
   const { data } = await json<{ data: Array<{ id: string }> }>(res);
   const keyId = data[0]?.id;
   expect(keyId).toBeTruthy();
-  return { account, keyId: keyId as string };
+  const session = await signIn(account);
+  const people = await gateway("/v1/account/members", { headers: { Cookie: session } });
+  expect(people.status).toBe(200);
+  const memberId = (await json<{ data: Array<{ id: string }> }>(people)).data[0]?.id;
+  expect(memberId).toBeTruthy();
+  return { account, keyId: keyId as string, session, memberId: memberId as string };
 }
 
 export type Audience = "account" | "admin";
@@ -155,7 +183,10 @@ export function audienceOf(route: AppRoute): Audience | null {
   return null;
 }
 
-/** Sends `body` to the route with the credentials its audience takes (the key or the token). */
+/**
+ * Sends `body` to the route with the credentials it takes: the operator token, the owner's
+ * session (same-origin, as the page's own calls) where its fixture says so, else the key.
+ */
 export function sendAs(
   route: AppRoute,
   ctx: RouteContext,
@@ -163,7 +194,12 @@ export function sendAs(
 ): Promise<Response> {
   const path = concretePath(route, ctx);
   const request = { method: route.method, ...init } as RequestInit;
-  return audienceOf(route) === "admin"
-    ? admin(path.slice("/admin".length), request)
-    : gateway(path, { ...request, key: ctx.account.api_key });
+  if (audienceOf(route) === "admin") return admin(path.slice("/admin".length), request);
+  if (fixtureFor(route).session) {
+    return gateway(path, {
+      ...request,
+      headers: { ...SAME_ORIGIN, ...init.headers, Cookie: ctx.session },
+    });
+  }
+  return gateway(path, { ...request, key: ctx.account.api_key });
 }

@@ -268,7 +268,12 @@ function stream(size: number): ReadableStream<Uint8Array> {
  * cannot drift from the code). A new top-level prefix fails the test until it is classified.
  */
 /** API routes that take no credentials at all. */
-const PUBLIC_API_ROUTES = new Set(["POST /v1/signup", "POST /v1/signup/"]);
+const PUBLIC_API_ROUTES = new Set([
+  "POST /v1/signup",
+  "POST /v1/signup/",
+  "POST /v1/sign-in",
+  "POST /v1/sign-in/",
+]);
 
 describe("credentials on every registered route", () => {
   const inventory = appRoutes().map((r) => ({

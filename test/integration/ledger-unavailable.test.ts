@@ -25,6 +25,7 @@ import {
 } from "../helpers/http";
 import { type LedgerFault, ledgerFailing } from "../helpers/ledger-faults";
 import { expectLogs } from "../helpers/logs";
+import { signIn } from "../helpers/page";
 import { eventually } from "../helpers/stripe";
 import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
 
@@ -223,26 +224,7 @@ describe("routes that read the ledger", () => {
   it("the Billing page answers 503 with Retry-After, not 500", async () => {
     expectedLogs();
     const account = await createAccount();
-    const signInPage = await send(new Request(`${BASE}/account/billing`));
-    const html = await signInPage.text();
-    const csrf = /name="csrf" value="([^"]*)"/.exec(html)?.[1] ?? "";
-    const nonce = signInPage.headers
-      .getSetCookie()
-      .map((c) => c.split(";")[0] ?? "")
-      .find((c) => c.startsWith("tg_signin="));
-    const signedIn = await send(
-      new Request(`${BASE}/account/sign-in`, {
-        method: "POST",
-        headers: { Origin: BASE, "Sec-Fetch-Site": "same-origin", Cookie: nonce ?? "" },
-        body: new URLSearchParams({ api_key: account.api_key, csrf }),
-        redirect: "manual",
-      }),
-    );
-    expect(signedIn.status).toBe(303);
-    const session = signedIn.headers
-      .getSetCookie()
-      .map((c) => c.split(";")[0] ?? "")
-      .find((c) => c.startsWith("tg_session="));
+    const session = await signIn(account);
     const res = await send(
       new Request(`${BASE}/account/billing`, { headers: { Cookie: session ?? "" } }),
       { env: await ledgerFailing(account.id, { "*": "reset" }) },

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
 import {
   admin,
+  BASE,
   balanceOf,
   classify,
   createAccount,
@@ -13,7 +14,21 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
+import { signIn } from "../helpers/page";
 import { attachCard, eventually } from "../helpers/stripe";
+
+const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
+const sessions = new Map<string, string>();
+
+/** The account owner's session (signed in once per account): a person may raise the limit. */
+async function ownerSession(account: TestAccount): Promise<string> {
+  let cookie = sessions.get(account.id);
+  if (!cookie) {
+    cookie = await signIn(account);
+    sessions.set(account.id, cookie);
+  }
+  return cookie;
+}
 
 interface Limits {
   monthly_spend_limit_cents: number | null;
@@ -27,10 +42,11 @@ async function limitsOf(account: TestAccount) {
   return json<Limits>(res);
 }
 
+/** Sets the limit as its owner does, signed in (no API key raises it: money rule 11). */
 async function setLimit(account: TestAccount, cents: number | null) {
   const res = await gateway("/v1/account/limits", {
     method: "PUT",
-    key: account.api_key,
+    headers: { ...SAME_ORIGIN, Cookie: await ownerSession(account) },
     body: JSON.stringify({ monthly_spend_limit_cents: cents }),
   });
   expect(res.status).toBe(200);
@@ -96,6 +112,34 @@ describe("monthly spending limit (money rule 10)", () => {
     await first.arrayBuffer();
     await expectError(await topUp(account), 409, "spending_limit_reached");
     expect((await limitsOf(account)).spent_this_month_cents).toBe(700);
+  });
+
+  it("an API key may lower the limit but never raise or remove it: 403 session_required", async () => {
+    const account = await createAccount();
+    const byKey = (cents: number | null) =>
+      gateway("/v1/account/limits", {
+        method: "PUT",
+        key: account.api_key,
+        body: JSON.stringify({ monthly_spend_limit_cents: cents }),
+      });
+    const lowered = await byKey(5_000);
+    expect(lowered.status).toBe(200);
+    expect((await json<Limits>(lowered)).monthly_spend_limit_cents).toBe(5_000);
+    const same = await byKey(5_000);
+    expect(same.status).toBe(200);
+    await same.arrayBuffer();
+    for (const cents of [5_001, 20_000, null]) {
+      await expectError(await byKey(cents), 403, "session_required");
+    }
+    expect((await limitsOf(account)).monthly_spend_limit_cents).toBe(5_000);
+    // A person (the owner) raises it; then a key still cannot remove it.
+    expect((await setLimit(account, 30_000)).monthly_spend_limit_cents).toBe(30_000);
+    await expectError(await byKey(null), 403, "session_required");
+    // With no limit at all, any limit a key sets lowers it.
+    await setLimit(account, null);
+    const capped = await byKey(100_000);
+    expect(capped.status).toBe(200);
+    await capped.arrayBuffer();
   });
 
   it("a null limit means no limit", async () => {

@@ -24,7 +24,7 @@ async function expectEnvelope(res: Response, reason: RefusalType) {
 
 async function signedIn(): Promise<{ account: TestAccount; cookie: string; html: string }> {
   const account = await createAccount();
-  const cookie = await signIn(account.api_key);
+  const cookie = await signIn(account);
   return { account, cookie, html: await billingHtml(cookie) };
 }
 

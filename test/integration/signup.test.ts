@@ -208,12 +208,16 @@ describe("asking for a sign-up link", () => {
     expect(send).toHaveBeenCalledTimes(3);
     const sentTo = send.mock.calls.map(([m]) => (m as { to: string }).to);
     expect(sentTo).toEqual([existing, fresh, existing]);
+    // An address that already has an account gets a sign-in link instead (issue 20), never a
+    // sign-up link: no second account, and no "find your API key".
     const existingMail = await signupEmails(existing);
     expect(existingMail).toHaveLength(2);
     for (const mail of existingMail) {
-      expect(mail.kind).toBe("signup_existing_account");
+      expect(mail.kind).toBe("sign_in_link");
       expect(mail.text).not.toMatch(TOKEN_IN_LINK);
-      expect(mail.text).toContain("already has one");
+      expect(mail.text).toContain("/account/sign-in/confirm?token=[redacted]");
+      expect(mail.text).toContain("already belongs to an account");
+      expect(mail.text).not.toContain("API key");
     }
     const [freshMail] = await signupEmails(fresh);
     expect(freshMail?.kind).toBe("signup_link");
@@ -411,7 +415,7 @@ describe("sign-up farming (issue 18 item 8)", () => {
     expect(gmailStatuses).toEqual([202, 202, 202, 429]);
   });
 
-  it("a +tag spelling of an address with an account gets no link: one free account per mailbox", async () => {
+  it("a +tag spelling of an address with an account gets no sign-up link: one free account per mailbox", async () => {
     const id = crypto.randomUUID();
     await createAccount("free", `${id}@example.com`);
     const farmed = `${id}+farm@example.com`;
@@ -419,7 +423,8 @@ describe("sign-up farming (issue 18 item 8)", () => {
     expect(res.status).toBe(202);
     await res.arrayBuffer();
     const sent = await signupEmails(farmed);
-    expect(sent.map((e) => e.kind)).toEqual(["signup_existing_account"]);
+    // The same person (mailbox): a sign-in link to the account they have.
+    expect(sent.map((e) => e.kind)).toEqual(["sign_in_link"]);
     expect(sent[0]?.text).not.toMatch(TOKEN_IN_LINK);
   });
 
@@ -928,7 +933,7 @@ describe("SIGNUP_ENABLED off", () => {
       const html = await res.text();
       expect(html).toContain("Sign-up is not available");
       expect(html).toContain("does not offer self-service sign-up");
-      expect(html).toContain('href="/account/billing"');
+      expect(html).toContain('href="/account/sign-in"');
       expect(html).not.toContain("<form");
     }
     const posted = await off(

@@ -19,6 +19,7 @@ import {
   type RechargeEvent,
   type RechargeTransition,
   type RefundDecision,
+  raisesSpendLimit,
   type TopUpDecision,
 } from "../../src/ledger/domain/commands";
 import {
@@ -838,6 +839,20 @@ describe("decideAdjust: idempotency and never below zero", () => {
     },
   ])("$name", (row) => {
     expect(decideAdjust(row.live, row.earlier, row.delta)).toEqual(row.expect);
+  });
+});
+
+describe("raisesSpendLimit: what only a person may do (money rule 11)", () => {
+  it.each<[number | null, number | null, boolean]>([
+    [20_000, 5_000, false],
+    [20_000, 20_000, false],
+    [20_000, 0, false],
+    [20_000, 20_001, true],
+    [20_000, null, true],
+    [null, 100_000_000, false],
+    [null, null, false],
+  ])("from %s to %s: %s", (current, next, raises) => {
+    expect(raisesSpendLimit(current, next)).toBe(raises);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { CreateKeyResult, RevokeResult } from "../../src/accounts/keys";
+import type { InviteResult, MemberChangeResult } from "../../src/accounts/members";
 import { MAX_ACTIVE_KEYS } from "../../src/db/api-keys";
 import type { AccountLedger } from "../../src/ledger/account-ledger";
 import ledgerSource from "../../src/ledger/account-ledger.ts?raw";
@@ -37,9 +38,9 @@ type FromLedger = {
 }[keyof AccountLedger];
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const ledgerListed: Same<FromLedger, LedgerRefusal> = true;
-const othersListed: [ReasonsOf<CheckoutResult | CreateKeyResult | RevokeResult>] extends [
-  RefusalType,
-]
+const othersListed: [
+  ReasonsOf<CheckoutResult | CreateKeyResult | RevokeResult | InviteResult | MemberChangeResult>,
+] extends [RefusalType]
   ? true
   : false = true;
 
@@ -55,6 +56,7 @@ const LEDGER: Record<LedgerRefusal, true> = {
   payment_method_required: true,
   payment_pending: true,
   rate_limited: true,
+  session_required: true,
   spending_limit_reached: true,
   unknown_recharge: true,
 };

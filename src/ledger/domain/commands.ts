@@ -93,6 +93,15 @@ export function decideAdjust(
 // ---------------------------------------------------------------- limits and settings
 
 /** The limits after a change: an absent field keeps its value, null clears it. */
+/**
+ * Whether setting the spending limit from `current` to `next` raises it (null is no limit, the
+ * highest). Only a person may raise it (money rule 11): a key may lower it, or leave it.
+ */
+export function raisesSpendLimit(current: number | null, next: number | null): boolean {
+  if (current === null) return false;
+  return next === null || next > current;
+}
+
 export function decideLimits(
   s: Pick<StateRow, "spend_limit_cents" | "rate_limit_override">,
   input: { spendLimitCents?: number | null; rateLimitPerMinute?: number | null },

@@ -1,7 +1,9 @@
 import type { FC } from "hono/jsx";
+import { keyPermission, may, type Permission, ROLES, type Role } from "../../accounts/roles";
 import type { CsrfPurpose } from "../../accounts/sessions";
 import { retryableFailure } from "../../accounts/transactions";
 import type { ListedKey } from "../../db/api-keys";
+import type { ListedMember } from "../../db/members";
 import {
   PACKAGE_IDS,
   PACKAGES,
@@ -44,7 +46,8 @@ const TYPE_LABELS: Record<Transaction["type"], string> = {
 export interface BillingPageProps {
   model: BillingModel;
   tokens: CsrfTokens;
-  sessionKeyId: string;
+  /** The person signed in: their role decides which forms the page shows. */
+  viewer: { memberId: string; email: string; role: Role };
   notice?: Notice | null;
   /** A key just created: its only appearance. */
   newKey?: { key: string; name: string | null } | null;
@@ -64,59 +67,84 @@ export interface Activation {
 export const BillingPage: FC<BillingPageProps> = ({
   model,
   tokens,
-  sessionKeyId,
+  viewer,
   notice,
   newKey,
   activation,
-}) => (
-  <>
-    <header class="top">
-      <div class="wrap">
-        <div class="brand">
-          <BrandLine />
+}) => {
+  const can = (p: Permission) => may(viewer.role, p);
+  return (
+    <>
+      <header class="top">
+        <div class="wrap">
+          <div class="brand">
+            <BrandLine />
+          </div>
+          <div class="who">
+            <span>
+              {viewer.email} <span class="tag">{viewer.role}</span>
+              {viewer.email === model.email ? null : <span class="muted"> · {model.email}</span>}
+            </span>
+            <form method="post" action="/account/sign-out">
+              <Csrf token={tokens["sign-out"]} />
+              <button type="submit" class="secondary">
+                Sign out
+              </button>
+            </form>
+            <form method="post" action="/account/sign-out">
+              <Csrf token={tokens["sign-out"]} />
+              <input type="hidden" name="everywhere" value="on" />
+              <button type="submit" class="secondary">
+                Sign out everywhere
+              </button>
+            </form>
+          </div>
         </div>
-        <div class="who">
-          <span>{model.email}</span>
-          <form method="post" action="/account/sign-out">
-            <Csrf token={tokens["sign-out"]} />
-            <button type="submit" class="secondary">
-              Sign out
-            </button>
-          </form>
-        </div>
-      </div>
-    </header>
-    <main id="main" class="wrap">
-      <h1>Account / Billing</h1>
-      <p class="lead">
-        Balances and usage are read when this page loads and include every request served. Times are
-        UTC.
-      </p>
-      <NoticeBox notice={notice} />
-      {activation ? <Activating activation={activation} /> : null}
-      <PaymentWaiting model={model} />
-      {newKey ? <NewKey created={newKey} /> : null}
-      <BalanceSection model={model} tokens={tokens} activation={activation ?? null} />
-      <BuyCreditsSection model={model} />
-      <SpendLimitSection model={model} token={tokens.limits} />
-      <AlertsSection model={model} token={tokens.alerts} />
-      <UsageSection model={model} />
-      <AdviceSection model={model} />
-      <HistorySection
-        transactions={model.transactions}
-        retry={model.purchases.canBuy ? retryableFailure(model.transactions) : null}
-      />
-      <KeysSection keys={model.keys} token={tokens.keys} sessionKeyId={sessionKeyId} />
-      <ActivitySection activity={model.activity} />
-    </main>
-  </>
-);
+      </header>
+      <main id="main" class="wrap">
+        <h1>Account / Billing</h1>
+        <p class="lead">
+          Balances and usage are read when this page loads and include every request served. Times
+          are UTC.
+        </p>
+        <NoticeBox notice={notice} />
+        {activation ? <Activating activation={activation} /> : null}
+        <PaymentWaiting model={model} />
+        {newKey ? <NewKey created={newKey} /> : null}
+        <BalanceSection
+          model={model}
+          tokens={tokens}
+          activation={activation ?? null}
+          billing={can("billing")}
+        />
+        {can("billing") ? <BuyCreditsSection model={model} /> : null}
+        <SpendLimitSection model={model} token={can("billing") ? tokens.limits : null} />
+        <AlertsSection model={model} token={can("billing") ? tokens.alerts : null} />
+        <UsageSection model={model} />
+        <AdviceSection model={model} />
+        <HistorySection
+          transactions={model.transactions}
+          retry={model.purchases.canBuy ? retryableFailure(model.transactions) : null}
+        />
+        <KeysSection keys={model.keys} token={tokens.keys} can={can} />
+        <MembersSection
+          members={model.members}
+          token={can("members") ? tokens.members : null}
+          viewer={viewer}
+        />
+        <ActivitySection activity={model.activity} />
+      </main>
+    </>
+  );
+};
 
 const BalanceSection: FC<{
   model: BillingModel;
   tokens: CsrfTokens;
   activation: Activation | null;
-}> = ({ model, tokens, activation }) => {
+  /** Whether the person may change plans, cards and purchases: the forms are shown. */
+  billing: boolean;
+}> = ({ model, tokens, activation, billing }) => {
   const s = model.snapshot;
   const ar = s.auto_recharge;
   const plan = PLANS[s.plan];
@@ -145,66 +173,73 @@ const BalanceSection: FC<{
         <strong>{formatTime(s.cycle_ends_at)}</strong>
       </p>
       <div class="split">
-        <form method="post" action={`${BILLING_PATH}/auto-recharge`}>
-          <Csrf token={tokens["auto-recharge"]} />
-          <fieldset>
-            <legend>Auto-recharge</legend>
-            <p class="check">
-              <input
-                type="checkbox"
-                id="ar-enabled"
-                name="enabled"
-                value="on"
-                checked={ar.enabled}
-                aria-describedby="ar-help"
-              />
-              <label for="ar-enabled">Auto-recharge credits</label>
-            </p>
-            <p class="hint" id="ar-help">
-              When your total balance drops to {formatCredits(RECHARGE_THRESHOLD)} credits or below,
-              the package below is bought with your saved payment method.
-            </p>
-            <label class="field" for="ar-package">
-              Credit package
-            </label>
-            <select id="ar-package" name="package">
-              {PACKAGE_IDS.map((id) => (
-                <option value={id} selected={(ar.package ?? PACKAGE_IDS[0]) === id}>
-                  {packageLabel(id)}
-                </option>
-              ))}
-            </select>
-            {model.purchases.processing ? (
-              <p class="hint" role="status">
-                A recharge is being processed; its credits appear within seconds of payment.
+        {billing ? (
+          <form method="post" action={`${BILLING_PATH}/auto-recharge`}>
+            <Csrf token={tokens["auto-recharge"]} />
+            <fieldset>
+              <legend>Auto-recharge</legend>
+              <p class="check">
+                <input
+                  type="checkbox"
+                  id="ar-enabled"
+                  name="enabled"
+                  value="on"
+                  checked={ar.enabled}
+                  aria-describedby="ar-help"
+                />
+                <label for="ar-enabled">Auto-recharge credits</label>
               </p>
-            ) : null}
-            {!s.has_payment_method ? (
-              <p class="hint">
-                No payment method on file: add one with “Add a card” (under Plan and payment) before
-                turning auto-recharge on.
+              <p class="hint" id="ar-help">
+                When your total balance drops to {formatCredits(RECHARGE_THRESHOLD)} credits or
+                below, the package below is bought with your saved payment method.
               </p>
-            ) : null}
-            {ar.paused === "spending_limit_reached" ? (
-              <div class="notice warn" id="ar-paused">
-                <p>
-                  Auto-recharge is paused until {formatTime(s.limits.period_ends_at)}: another
-                  package would take this month's purchases over your spending limit of{" "}
-                  {formatPrice(s.limits.monthly_spend_limit_cents ?? 0)}.
+              <label class="field" for="ar-package">
+                Credit package
+              </label>
+              <select id="ar-package" name="package">
+                {PACKAGE_IDS.map((id) => (
+                  <option value={id} selected={(ar.package ?? PACKAGE_IDS[0]) === id}>
+                    {packageLabel(id)}
+                  </option>
+                ))}
+              </select>
+              {model.purchases.processing ? (
+                <p class="hint" role="status">
+                  A recharge is being processed; its credits appear within seconds of payment.
                 </p>
-                <p>
-                  Raise the limit under <a href="#limit-h">Spending limit</a> to resume it now.
+              ) : null}
+              {!s.has_payment_method ? (
+                <p class="hint">
+                  No payment method on file: add one with “Add a card” (under Plan and payment)
+                  before turning auto-recharge on.
                 </p>
+              ) : null}
+              {ar.paused === "spending_limit_reached" ? (
+                <div class="notice warn" id="ar-paused">
+                  <p>
+                    Auto-recharge is paused until {formatTime(s.limits.period_ends_at)}: another
+                    package would take this month's purchases over your spending limit of{" "}
+                    {formatPrice(s.limits.monthly_spend_limit_cents ?? 0)}.
+                  </p>
+                  <p>
+                    Raise the limit under <a href="#limit-h">Spending limit</a> to resume it now.
+                  </p>
+                </div>
+              ) : null}
+              {ar.last_failure ? <LastFailure model={model} /> : null}
+              <div class="actions">
+                <button type="submit">Save auto-recharge</button>
+                <span class="muted">{ar.enabled ? "Currently on" : "Currently off"}</span>
               </div>
-            ) : null}
-            {ar.last_failure ? <LastFailure model={model} /> : null}
-            <div class="actions">
-              <button type="submit">Save auto-recharge</button>
-              <span class="muted">{ar.enabled ? "Currently on" : "Currently off"}</span>
-            </div>
-          </fieldset>
-        </form>
-        <PlanAndPayment model={model} tokens={tokens} activation={activation} />
+            </fieldset>
+          </form>
+        ) : (
+          <p class="hint" id="ar-state">
+            Auto-recharge is {ar.enabled ? "on" : "off"}
+            {ar.enabled && ar.package ? ` (${packageLabel(ar.package)})` : ""}.
+          </p>
+        )}
+        <PlanAndPayment model={model} tokens={tokens} activation={activation} billing={billing} />
       </div>
     </section>
   );
@@ -214,7 +249,8 @@ const PlanAndPayment: FC<{
   model: BillingModel;
   tokens: CsrfTokens;
   activation: Activation | null;
-}> = ({ model, tokens, activation }) => {
+  billing: boolean;
+}> = ({ model, tokens, activation, billing }) => {
   const { account } = model;
   const sub = account.subscription;
   const card = account.payment_method;
@@ -252,7 +288,7 @@ const PlanAndPayment: FC<{
             }.`
           : "No card on file yet."}
       </p>
-      {live || activation || offers.length === 0 ? null : (
+      {!billing || live || activation || offers.length === 0 ? null : (
         <form method="post" action={`${BILLING_PATH}/checkout`} class="actions">
           <Csrf token={tokens.checkout} />
           {offers.map((plan, i) => (
@@ -267,20 +303,22 @@ const PlanAndPayment: FC<{
           ))}
         </form>
       )}
-      <div class="actions">
-        <form method="post" action={`${BILLING_PATH}/card`}>
-          <Csrf token={tokens.checkout} />
-          <button type="submit" class="secondary">
-            {card ? "Replace card" : "Add a card"}
-          </button>
-        </form>
-        <form method="post" action={`${BILLING_PATH}/portal`}>
-          <Csrf token={tokens.portal} />
-          <button type="submit" class="secondary">
-            Manage plan and billing
-          </button>
-        </form>
-      </div>
+      {billing ? (
+        <div class="actions">
+          <form method="post" action={`${BILLING_PATH}/card`}>
+            <Csrf token={tokens.checkout} />
+            <button type="submit" class="secondary">
+              {card ? "Replace card" : "Add a card"}
+            </button>
+          </form>
+          <form method="post" action={`${BILLING_PATH}/portal`}>
+            <Csrf token={tokens.portal} />
+            <button type="submit" class="secondary">
+              Manage plan and billing
+            </button>
+          </form>
+        </div>
+      ) : null}
     </div>
   );
 };
@@ -486,10 +524,10 @@ function isLastFull(keys: ListedKey[], key: ListedKey): boolean {
   );
 }
 
-const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }> = ({
+const KeysSection: FC<{ keys: ListedKey[]; token: string; can: (p: Permission) => boolean }> = ({
   keys,
   token,
-  sessionKeyId,
+  can,
 }) => (
   <section class="card" aria-labelledby="keys-h">
     <h2 id="keys-h">API keys</h2>
@@ -510,10 +548,7 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
         <tbody>
           {keys.map((k) => (
             <tr>
-              <td data-label="Name">
-                {k.name ?? <span class="muted">unnamed</span>}
-                {k.id === sessionKeyId ? <span class="tag">signed in with this key</span> : null}
-              </td>
+              <td data-label="Name">{k.name ?? <span class="muted">unnamed</span>}</td>
               <td data-label="Key">
                 <code>
                   {k.prefix}…{k.last4}
@@ -527,7 +562,7 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
                 </span>
               </td>
               <td data-label="Action" class="action">
-                {k.revoked_at ? null : isLastFull(keys, k) ? (
+                {k.revoked_at || !can(keyPermission(k.scope)) ? null : isLastFull(keys, k) ? (
                   // Revoking it is refused (money rule 11): say so instead of offering it.
                   <span class="muted">Kept: the last full key (create another to revoke it)</span>
                 ) : (
@@ -544,34 +579,173 @@ const KeysSection: FC<{ keys: ListedKey[]; token: string; sessionKeyId: string }
         </tbody>
       </table>
     </div>
-    <h3>Create a key</h3>
-    <form method="post" action={`${BILLING_PATH}/keys`} class="new-key">
-      <Csrf token={token} />
-      <div>
-        <label class="field" for="key-name">
-          Name (optional)
-        </label>
-        <input type="text" id="key-name" name="name" maxlength={100} />
-      </div>
-      <div>
-        <label class="field" for="key-scope">
-          Scope
-        </label>
-        <select id="key-scope" name="scope" aria-describedby="key-scope-help">
-          <option value="classify" selected>
-            classify only
-          </option>
-          <option value="full">full</option>
-        </select>
-      </div>
-      <button type="submit">Create key</button>
-    </form>
-    <p class="hint" id="key-scope-help">
-      A classify-only key spends credits and cannot buy or change anything; a full key can do
-      everything this page can.
-    </p>
+    {can("classify_keys") ? (
+      <>
+        <h3>Create a key</h3>
+        <form method="post" action={`${BILLING_PATH}/keys`} class="new-key">
+          <Csrf token={token} />
+          <div>
+            <label class="field" for="key-name">
+              Name (optional)
+            </label>
+            <input type="text" id="key-name" name="name" maxlength={100} />
+          </div>
+          <div>
+            <label class="field" for="key-scope">
+              Scope
+            </label>
+            <select id="key-scope" name="scope" aria-describedby="key-scope-help">
+              <option value="classify" selected>
+                classify only
+              </option>
+              {can("full_keys") ? <option value="full">full</option> : null}
+            </select>
+          </div>
+          <button type="submit">Create key</button>
+        </form>
+        <p class="hint" id="key-scope-help">
+          A classify-only key spends credits and cannot buy or change anything; a full key can do
+          everything this page can.
+        </p>
+      </>
+    ) : null}
   </section>
 );
+
+const ROLE_HELP: Record<Role, string> = {
+  owner: "everything, members included",
+  billing: "plans, cards, purchases, limits and alerts",
+  developer: "classify keys and usage",
+  viewer: "reads everything, changes nothing",
+};
+
+/**
+ * The account's people. Everyone sees who they are; an owner (`token` set) invites, changes
+ * roles and removes. The last owner's row offers no demotion or removal (the server refuses
+ * them anyway, also when two owners race).
+ */
+const MembersSection: FC<{
+  members: ListedMember[];
+  token: string | null;
+  viewer: { memberId: string };
+}> = ({ members, token, viewer }) => {
+  const owners = members.filter((m) => m.role === "owner" && m.status === "active").length;
+  return (
+    <section class="card" aria-labelledby="members-h">
+      <h2 id="members-h">Members</h2>
+      <div class="table-scroll">
+        <table id="members" class="stack">
+          <thead>
+            <tr>
+              <th scope="col">Email</th>
+              <th scope="col">Role</th>
+              <th scope="col">Status</th>
+              <th scope="col">Last sign-in</th>
+              {token ? (
+                <th scope="col">
+                  <span class="muted">Action</span>
+                </th>
+              ) : null}
+            </tr>
+          </thead>
+          <tbody>
+            {members.map((m) => {
+              const lastOwner = m.role === "owner" && m.status === "active" && owners === 1;
+              return (
+                <tr>
+                  <td data-label="Email">
+                    {m.email}
+                    {m.id === viewer.memberId ? <span class="tag">you</span> : null}
+                  </td>
+                  <td data-label="Role">
+                    {token && !lastOwner ? (
+                      <form
+                        method="post"
+                        action={`${BILLING_PATH}/members/${m.id}/role`}
+                        class="inline-form"
+                      >
+                        <Csrf token={token} />
+                        <select id={`role-${m.id}`} name="role" aria-label={`Role of ${m.email}`}>
+                          {ROLES.map((r) => (
+                            <option value={r} selected={r === m.role}>
+                              {r}
+                            </option>
+                          ))}
+                        </select>
+                        <button
+                          type="submit"
+                          class="secondary"
+                          aria-label={`Change the role of ${m.email}`}
+                        >
+                          Change
+                        </button>
+                      </form>
+                    ) : (
+                      m.role
+                    )}
+                  </td>
+                  <td data-label="Status">{m.status === "invited" ? "invited" : "active"}</td>
+                  <td data-label="Last sign-in">
+                    {m.last_sign_in_at ? (
+                      formatDate(m.last_sign_in_at)
+                    ) : (
+                      <span class="muted">never</span>
+                    )}
+                  </td>
+                  {token ? (
+                    <td data-label="Action" class="action">
+                      {lastOwner ? (
+                        <span class="muted">The last owner stays</span>
+                      ) : (
+                        <form method="post" action={`${BILLING_PATH}/members/${m.id}/remove`}>
+                          <Csrf token={token} />
+                          <button type="submit" class="danger" aria-label={`Remove ${m.email}`}>
+                            Remove
+                          </button>
+                        </form>
+                      )}
+                    </td>
+                  ) : null}
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+      {token ? (
+        <>
+          <h3>Invite someone</h3>
+          <form method="post" action={`${BILLING_PATH}/members`} class="new-key">
+            <Csrf token={token} />
+            <div>
+              <label class="field" for="invite-email">
+                Email address
+              </label>
+              <input type="email" id="invite-email" name="email" required maxlength={254} />
+            </div>
+            <div>
+              <label class="field" for="invite-role">
+                Role
+              </label>
+              <select id="invite-role" name="role" aria-describedby="invite-role-help">
+                {ROLES.map((r) => (
+                  <option value={r} selected={r === "developer"}>
+                    {r}
+                  </option>
+                ))}
+              </select>
+            </div>
+            <button type="submit">Send invitation</button>
+          </form>
+          <p class="hint" id="invite-role-help">
+            {ROLES.map((r) => `${r}: ${ROLE_HELP[r]}`).join("; ")}. The invitation link works once,
+            for 7 days.
+          </p>
+        </>
+      ) : null}
+    </section>
+  );
+};
 
 /**
  * A key just created, shown whole (it wraps) in a read-only field: selectable by hand, so the
@@ -812,7 +986,7 @@ const BuyCreditsSection: FC<{ model: BillingModel }> = ({ model }) => {
 };
 
 /** The spending limit: spent this month, the limit, and a form to change it. */
-const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, token }) => {
+const SpendLimitSection: FC<{ model: BillingModel; token: string | null }> = ({ model, token }) => {
   const l = model.snapshot.limits;
   const limit = l.monthly_spend_limit_cents;
   return (
@@ -841,17 +1015,19 @@ const SpendLimitSection: FC<{ model: BillingModel; token: string }> = ({ model, 
           remove the limit to resume it.
         </p>
       ) : null}
-      <OneFieldForm
-        action={`${BILLING_PATH}/limits`}
-        token={token}
-        id="limit-dollars"
-        name="limit"
-        label="Monthly limit in US dollars"
-        inputmode="decimal"
-        value={limit === null ? "" : centsToDollarsInput(limit)}
-        submit="Save limit"
-        help="Auto-recharges and top-ups never take a calendar month's purchases over it. Leave empty for no limit."
-      />
+      {token === null ? null : (
+        <OneFieldForm
+          action={`${BILLING_PATH}/limits`}
+          token={token}
+          id="limit-dollars"
+          name="limit"
+          label="Monthly limit in US dollars"
+          inputmode="decimal"
+          value={limit === null ? "" : centsToDollarsInput(limit)}
+          submit="Save limit"
+          help="Auto-recharges and top-ups never take a calendar month's purchases over it. Leave empty for no limit."
+        />
+      )}
     </section>
   );
 };
@@ -894,7 +1070,7 @@ const OneFieldForm: FC<{
 );
 
 /** The low-balance email: the level, and a form to change or clear it. */
-const AlertsSection: FC<{ model: BillingModel; token: string }> = ({ model, token }) => {
+const AlertsSection: FC<{ model: BillingModel; token: string | null }> = ({ model, token }) => {
   const s = model.snapshot;
   const level = s.alerts.low_balance_credits;
   return (
@@ -916,17 +1092,19 @@ const AlertsSection: FC<{ model: BillingModel; token: string }> = ({ model, toke
           next email comes the next time it falls to it after being above it.
         </p>
       ) : null}
-      <OneFieldForm
-        action={`${BILLING_PATH}/alerts`}
-        token={token}
-        id="alert-credits"
-        name="low_balance_credits"
-        label="Email me at this balance (credits)"
-        inputmode="numeric"
-        value={level === null ? "" : String(level)}
-        submit="Save alert"
-        help="The email says what auto-recharge will do about it. Not sent again until your balance has been above the level. Leave empty to turn it off."
-      />
+      {token === null ? null : (
+        <OneFieldForm
+          action={`${BILLING_PATH}/alerts`}
+          token={token}
+          id="alert-credits"
+          name="low_balance_credits"
+          label="Email me at this balance (credits)"
+          inputmode="numeric"
+          value={level === null ? "" : String(level)}
+          submit="Save alert"
+          help="The email says what auto-recharge will do about it. Not sent again until your balance has been above the level. Leave empty to turn it off."
+        />
+      )}
     </section>
   );
 };

@@ -14,6 +14,7 @@ import {
 import { getAccount } from "../../db/accounts";
 import { type ListedKey, listActiveKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
+import { type ListedMember, listMembers } from "../../db/members";
 import { getTransaction } from "../../db/transactions";
 import type { After } from "../../http/cursor";
 import { ledgerFor } from "../../ledger/client";
@@ -79,6 +80,7 @@ export interface BillingModel {
   snapshot: AccountSnapshot;
   transactions: Transaction[];
   keys: ListedKey[];
+  members: ListedMember[];
   /** One point per UTC day of the current cycle, up to today. */
   cycleUsage: UsagePoint[];
   /** UTC days the whole cycle touches: the chart's width, so it shows where in the cycle today is. */
@@ -122,13 +124,14 @@ export async function loadBilling(
   activityAfter?: After,
 ): Promise<BillingModel | null> {
   const ledger = ledgerFor(env, accountId);
-  const [snapshot, account, history, keys, awaiting, audit] = await Promise.all([
+  const [snapshot, account, history, keys, awaiting, audit, members] = await Promise.all([
     ledger.snapshot().then((a) => (a ? accountSnapshotJson(a) : null)),
     getAccount(db, accountId),
     listTransactions(db, accountId, 20),
     listActiveKeys(db, accountId),
     ledger.awaitingAction(),
     listAudit(db, { accountId }, ACTIVITY_PAGE, activityAfter),
+    listMembers(db, accountId),
   ]);
   if (!snapshot || !account || !history) return null;
   // The ledger says what waits (the same check that refuses a top-up); D1 holds each one's link.
@@ -188,6 +191,7 @@ export async function loadBilling(
     snapshot,
     transactions: history.data,
     keys,
+    members,
     cycleUsage: daily.filter(inCycle),
     cycleDays: (cycle.end - cycle.start) / BUCKET_SECONDS.day,
     runway: runwayDays(

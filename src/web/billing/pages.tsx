@@ -1,24 +1,28 @@
 import type { FC } from "hono/jsx";
-import { BrandProduct, type Notice, NoticeBox } from "../kit/layout";
+import { type Notice, NoticeBox } from "../kit/layout";
 
 /** The Billing page's address, where every form comes back to. */
 export const BILLING_PATH = "/account/billing";
 
-/** Signed out: one field, the API key (and, when sign-up is on, a link to it). */
+/**
+ * Signed out: one field, the email address; a sign-in link comes by email (an API key never
+ * opens the page). When sign-up is on, a link to it.
+ */
 export const SignInPage: FC<{
   notice?: Notice | null;
   unavailable?: boolean;
   signUp?: boolean;
   /** The form's double-submit token (see `signInToken`). */
   csrf?: string;
-}> = ({ notice, unavailable, signUp, csrf }) => (
+  email?: string;
+}> = ({ notice, unavailable, signUp, csrf, email }) => (
   <main id="main" class="wrap">
     <div class="signin">
       <section class="card" aria-labelledby="signin-h">
         <h1 id="signin-h">Sign in to Account / Billing</h1>
         <p class="lead">
-          Use one of your <BrandProduct /> API keys. You stay signed in for 12 hours, or until that
-          key is revoked.
+          We email you a link that signs you in. You stay signed in while you use the page, for up
+          to 12 hours.
         </p>
         <NoticeBox
           notice={
@@ -33,24 +37,26 @@ export const SignInPage: FC<{
         />
         <form method="post" action="/account/sign-in">
           <input type="hidden" name="csrf" value={csrf ?? ""} />
-          <label class="field" for="api-key">
-            API key
+          <label class="field" for="email">
+            Email address
           </label>
           <input
-            type="password"
-            id="api-key"
-            name="api_key"
+            type="email"
+            id="email"
+            name="email"
             required
-            autocomplete="off"
+            maxlength={254}
+            autocomplete="email"
             spellcheck={false}
-            placeholder="tg_live_…"
-            aria-describedby="api-key-hint"
+            value={email ?? ""}
+            aria-describedby="email-hint"
+            aria-invalid={notice?.tone === "bad" ? "true" : undefined}
           />
-          <p class="hint" id="api-key-hint">
-            It starts with <code>tg_live_</code> or <code>tg_test_</code>.
+          <p class="hint" id="email-hint">
+            The address you were invited with, or signed up with.
           </p>
           <div class="actions">
-            <button type="submit">Sign in</button>
+            <button type="submit">Email me a sign-in link</button>
           </div>
         </form>
         {signUp ? (

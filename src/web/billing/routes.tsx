@@ -11,13 +11,12 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { limitAction } from "../../accounts/action-limits";
-import { looksLikeApiKey } from "../../accounts/api-keys";
 import { recordAudit } from "../../accounts/audit";
-import { identify } from "../../accounts/identity";
 import { createKey, revokeKey } from "../../accounts/keys";
+import { changeRole, inviteMember, removeMember } from "../../accounts/members";
+import { may, ROLES, type Role } from "../../accounts/roles";
 import {
   type CsrfPurpose,
-  clearSignInToken,
   csrfToken,
   endSession,
   type Flash,
@@ -26,12 +25,11 @@ import {
   sessionSecret,
   setFlash,
   signInToken,
-  startSession,
   takeFlash,
   verifyCsrf,
-  verifySignInToken,
 } from "../../accounts/sessions";
-import { signupEnabled } from "../../accounts/signup-config";
+import { publicOrigin, signupEnabled } from "../../accounts/signup-config";
+import { endSessionsOf } from "../../db/members";
 import type { AppEnv } from "../../http/context";
 import { type After, decodeCursor } from "../../http/cursor";
 import { postedFromThisOrigin } from "../../http/form-token";
@@ -48,6 +46,7 @@ import { formatCredits, formatPrice } from "../kit/format";
 import {
   forbidden,
   formSession,
+  insufficientRole,
   PageError,
   parseFields,
   readFields,
@@ -78,6 +77,7 @@ const PURPOSES: CsrfPurpose[] = [
   "top-up",
   "limits",
   "alerts",
+  "members",
 ];
 
 const NOTICES = {
@@ -87,10 +87,12 @@ const NOTICES = {
     text: "The key was revoked. Requests with it are refused within seconds.",
   },
   signedOut: { tone: "ok", text: "You are signed out." },
-  sessionKeyRevoked: {
-    tone: "warn",
-    text: "You revoked the key you signed in with, so you were signed out.",
+  signedOutEverywhere: {
+    tone: "ok",
+    text: "You are signed out, here and in every other browser.",
   },
+  removedYourself: { tone: "ok", text: "You left the account, and are signed out." },
+  memberRemoved: { tone: "ok", text: "The member was removed; their sessions have ended." },
 } satisfies Record<string, Notice>;
 
 const AutoRechargeForm = z.object({
@@ -140,6 +142,10 @@ const AlertsForm = z.object({
     }),
 });
 
+const RoleField = z.enum(ROLES as [Role, ...Role[]], { error: "choose one of the roles" });
+const InviteForm = z.object({ email: z.email().max(254), role: RoleField });
+const RoleForm = z.object({ role: RoleField });
+
 const CreateKeyForm = z.object({
   name: z.string().trim().max(100).optional(),
   scope: z.enum(["classify", "full"]).default("classify"),
@@ -188,6 +194,8 @@ async function refused(
   retryAfterSeconds?: number,
 ) {
   if (refusalStatus(reason) === 404) throw refusalPage(reason);
+  // Beyond the person's role: the page never offered the form, so this is no notice but a 403.
+  if (reason === "insufficient_role") throw insufficientRole();
   return redirectWith(c, secret, session, { notice: refusalNotice(reason, retryAfterSeconds) });
 }
 
@@ -243,7 +251,7 @@ async function billingPage(
       <BillingPage
         model={model}
         tokens={tokens}
-        sessionKeyId={session.keyId}
+        viewer={{ memberId: session.memberId, email: session.email, role: session.role }}
         notice={options.notice}
         newKey={options.newKey}
         activation={options.activation}
@@ -416,6 +424,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const secret = await sessionSecret(c.env);
     const session = secret ? await readSession(c) : null;
     if (!secret || !session) throw new SignedOutError();
+    if (!may(session.role, "billing")) throw insufficientRole();
     const pkg = parseFields(
       { package: c.req.query("package") ?? "" },
       z.object({ package: TopUpForm.shape.package }),
@@ -439,34 +448,6 @@ export const billingPageRoutes = new Hono<AppEnv>()
       </Document>,
     );
   })
-  .post("/sign-in", async (c) => {
-    const fields = await readFields(c);
-    const secret = await sessionSecret(c.env);
-    if (!secret) return signInPage(c, 503, { unavailable: true });
-    // No session yet: the origin check and the form's double-submit token stop sign-in forgery.
-    if (!(await postedFromThisOrigin(c)) || !(await verifySignInToken(c, secret, fields.csrf))) {
-      throw forbidden();
-    }
-    const key = (fields.api_key ?? "").trim();
-    const identity = looksLikeApiKey(key) ? await identify(c.env.DB, key) : null;
-    if (!identity) {
-      return signInPage(c, 401, {
-        notice: { tone: "bad", text: "That API key is not valid, or it was revoked." },
-      });
-    }
-    if (identity.scope !== "full") {
-      // The page can buy credits and manage keys: a classify key must not open it.
-      return signInPage(c, 403, {
-        notice: {
-          tone: "bad",
-          text: "This key can only classify. Sign in with a full key to manage billing.",
-        },
-      });
-    }
-    await startSession(c, secret, identity);
-    clearSignInToken(c);
-    return c.redirect(BILLING_PATH, 303);
-  })
   .post("/sign-out", async (c) => {
     const fields = await readFields(c);
     const secret = await sessionSecret(c.env);
@@ -479,14 +460,20 @@ export const billingPageRoutes = new Hono<AppEnv>()
     if (secret && session && !(await verifyCsrf(secret, session, "sign-out", fields.csrf))) {
       throw forbidden();
     }
+    // "Sign out everywhere": every session of this person, in every account and browser, ends
+    // at its next request (their epoch is raised); this one is cleared now as well.
+    const everywhere = session !== null && fields.everywhere === "on";
+    if (everywhere) await endSessionsOf(c.get("db"), session.emailKey);
     endSession(c);
     return secret
-      ? redirectWith(c, secret, null, { notice: NOTICES.signedOut })
+      ? redirectWith(c, secret, null, {
+          notice: everywhere ? NOTICES.signedOutEverywhere : NOTICES.signedOut,
+        })
       : c.redirect(BILLING_PATH, 303);
   })
   .post("/billing/auto-recharge", async (c) => {
     const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "auto-recharge", fields);
+    const { session, secret } = await formSession(c, "auto-recharge", fields, "billing");
     const form = parseFields(fields, AutoRechargeForm);
     // The same Durable Object method as PUT /v1/account/auto-recharge: one set of rules.
     const result = await ledgerFor(c.env, session.accountId).updateAutoRecharge({
@@ -502,7 +489,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   })
   .post("/billing/top-up", async (c) => {
     const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "top-up", fields);
+    const { session, secret } = await formSession(c, "top-up", fields, "billing");
     const form = parseFields(fields, TopUpForm);
     await limitAction(c.get("db"), session.accountId, "top_up");
     // The confirmation's random request id fixes the recharge id: posting it twice (a double
@@ -533,7 +520,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   })
   .post("/billing/limits", async (c) => {
     const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "limits", fields);
+    const { session, secret } = await formSession(c, "limits", fields, "billing");
     const form = parseFields(fields, LimitsForm);
     // The same Durable Object method as PUT /v1/account/limits.
     const result = await ledgerFor(c.env, session.accountId).setLimits({
@@ -555,7 +542,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   })
   .post("/billing/alerts", async (c) => {
     const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "alerts", fields);
+    const { session, secret } = await formSession(c, "alerts", fields, "billing");
     const form = parseFields(fields, AlertsForm);
     await limitAction(c.get("db"), session.accountId, "alerts");
     // The same Durable Object method as PUT /v1/account/alerts.
@@ -578,7 +565,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   })
   .post("/billing/portal", async (c) => {
     const fields = await readFields(c);
-    const { session } = await formSession(c, "portal", fields);
+    const { session } = await formSession(c, "portal", fields, "billing");
     await limitAction(c.get("db"), session.accountId, "billing_portal");
     const url = await createPortalSession(c.env, c.get("db"), session.accountId);
     await recordAudit(c.get("db"), session.accountId, c.get("actor"), "billing_portal.started");
@@ -586,7 +573,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   })
   .post("/billing/checkout", async (c) => {
     const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "checkout", fields);
+    const { session, secret } = await formSession(c, "checkout", fields, "billing");
     const form = parseFields(fields, CheckoutForm);
     await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startPlanCheckout(c.env, c.get("db"), session.accountId, form.plan);
@@ -598,7 +585,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
   })
   .post("/billing/card", async (c) => {
     const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "checkout", fields);
+    const { session, secret } = await formSession(c, "checkout", fields, "billing");
     await limitAction(c.get("db"), session.accountId, "checkout");
     const result = await startCardSetup(c.env, c.get("db"), session.accountId);
     if (!result.ok) return refused(c, secret, session, result.reason);
@@ -617,6 +604,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       {
         name,
         scope: form.scope,
+        role: session.role,
       },
       c.get("actor"),
     );
@@ -633,13 +621,60 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "keys", fields);
     const keyId = c.req.param("id");
-    const result = await revokeKey(c.env, c.get("db"), session.accountId, keyId, c.get("actor"));
+    const result = await revokeKey(
+      c.env,
+      c.get("db"),
+      session.accountId,
+      keyId,
+      c.get("actor"),
+      session.role,
+    );
     if (!result.ok) return refused(c, secret, session, result.reason);
-    if (keyId === session.keyId) {
-      endSession(c);
-      return redirectWith(c, secret, null, { notice: NOTICES.sessionKeyRevoked });
-    }
     return redirectWith(c, secret, session, { notice: NOTICES.keyRevoked });
+  })
+  .post("/billing/members", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "members", fields, "members");
+    const form = parseFields(fields, InviteForm);
+    await limitAction(c.get("db"), session.accountId, "invite");
+    // The same function as POST /v1/account/members.
+    const result = await inviteMember(c.env, c.get("db"), {
+      accountId: session.accountId,
+      email: form.email,
+      role: form.role,
+      invitedBy: session.email,
+      origin: publicOrigin(c.env, c.req.url),
+    });
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    return redirectWith(c, secret, session, {
+      notice: {
+        tone: "ok",
+        text: `Invitation sent to ${result.member.email} (${result.member.role}).`,
+        detail: "The link works once, for 7 days.",
+      },
+    });
+  })
+  .post("/billing/members/:id/role", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "members", fields, "members");
+    const form = parseFields(fields, RoleForm);
+    const result = await changeRole(c.get("db"), session.accountId, c.req.param("id"), form.role);
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    return redirectWith(c, secret, session, {
+      notice: { tone: "ok", text: `${result.member.email} is now ${result.member.role}.` },
+    });
+  })
+  .post("/billing/members/:id/remove", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "members", fields, "members");
+    const memberId = c.req.param("id");
+    const result = await removeMember(c.get("db"), session.accountId, memberId);
+    if (!result.ok) return refused(c, secret, session, result.reason);
+    if (memberId === session.memberId) {
+      endSession(c);
+      return redirectWith(c, secret, null, { notice: NOTICES.removedYourself });
+    }
+    return redirectWith(c, secret, session, { notice: NOTICES.memberRemoved });
   })
   .all("/*", (c) =>
     errorPage(c, 404, "Page not found", `There is no page at ${c.req.method} ${c.req.path}.`),

@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import { may, type Permission } from "../../accounts/roles";
 import {
   type CsrfPurpose,
   readSession,
@@ -11,8 +12,9 @@ import {
 } from "../../accounts/sessions";
 import type { AppEnv } from "../../http/context";
 import { postedFromThisOrigin } from "../../http/form-token";
-import { keyActor } from "../../platform/actor";
+import { personActor } from "../../platform/actor";
 import { fieldErrors, JSON_BODY_LIMIT, readBodyLimited } from "../../platform/body";
+import { pageWords, refusalStatus } from "../../platform/refusals";
 
 /** A failure shown as an HTML page with this status. */
 export class PageError extends Error {
@@ -52,14 +54,23 @@ export async function readFields(c: Context): Promise<Record<string, string>> {
   return fields;
 }
 
+/** 403 `insufficient_role` as a page: the person's role does not allow this form. */
+export function insufficientRole(): PageError {
+  const words = pageWords("insufficient_role");
+  return new PageError(refusalStatus("insufficient_role"), words.title, words.text);
+}
+
 /**
- * The session a form post acts for: signed in (else SignedOutError), sent from this origin and
- * carrying the CSRF token of this form's purpose (else 403).
+ * The session a form post acts for: signed in (else SignedOutError), sent from this origin,
+ * carrying the CSRF token of this form's purpose (else 403) and, when the form needs one, by a
+ * person whose role has `permission` (else 403 `insufficient_role`: the page does not offer
+ * such a form to them, so only a forged or stale post gets here).
  */
 export async function formSession(
   c: Context<AppEnv>,
   purpose: CsrfPurpose,
   fields: Record<string, string>,
+  permission?: Permission,
 ): Promise<{ session: Session; secret: string }> {
   const secret = await sessionSecret(c.env);
   const session = secret ? await readSession(c) : null;
@@ -70,8 +81,9 @@ export async function formSession(
   ) {
     throw forbidden();
   }
-  // Who acts, for the audit log: as for the API (gateway/auth.ts), the session's sign-in.
-  c.set("actor", keyActor(session.keyId));
+  if (permission && !may(session.role, permission)) throw insufficientRole();
+  // Who acts, for the audit log: as for the API (gateway/auth.ts), the person signed in.
+  c.set("actor", personActor(session.memberId, session.email));
   return { session, secret };
 }
 

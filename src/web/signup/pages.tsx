@@ -1,8 +1,15 @@
 /** The sign-up pages: plain forms, no JavaScript, the Billing page's layout and styles. */
 import type { FC } from "hono/jsx";
-import { CONFIRM_PATH, LINK_TTL_MS, SIGN_UP_PATH } from "../../accounts/signup-config";
+import {
+  CONFIRM_PATH,
+  INVITE_PATH,
+  INVITE_TTL_MS,
+  LINK_TTL_MS,
+  SIGN_IN_CONFIRM_PATH,
+  SIGN_IN_PATH,
+  SIGN_UP_PATH,
+} from "../../accounts/signup-config";
 import { PLANS } from "../../pricing";
-import { BILLING_PATH } from "../billing/pages";
 import { formatCredits } from "../kit/format";
 import { BrandCompany, type Notice, NoticeBox } from "../kit/layout";
 
@@ -61,7 +68,7 @@ export const SignUpPage: FC<{ csrf: string; email?: string; notice?: Notice | nu
       </div>
     </form>
     <p>
-      Already have an account? <a href={BILLING_PATH}>Sign in with an API key</a>
+      Already have an account? <a href={SIGN_IN_PATH}>Sign in</a>
     </p>
   </Card>
 );
@@ -108,10 +115,10 @@ export const LinkUnusablePage: FC = () => (
   <Card title="This sign-up link cannot be used">
     <p>
       It has expired or it was already used: each link works once, for {MINUTES} minutes. If you
-      already created your account with it, sign in with your API key.
+      already created your account with it, sign in with your email address.
     </p>
     <p>
-      <a href={SIGN_UP_PATH}>Start again</a> · <a href={BILLING_PATH}>Sign in</a>
+      <a href={SIGN_UP_PATH}>Start again</a> · <a href={SIGN_IN_PATH}>Sign in</a>
     </p>
   </Card>
 );
@@ -120,10 +127,10 @@ export const AlreadyRegisteredPage: FC<{ email: string }> = ({ email }) => (
   <Card title="You already have an account">
     <p>
       <strong>{email}</strong> already has an account with <BrandCompany />, so no new one was
-      created. Sign in with one of its API keys.
+      created. Sign in with your email address.
     </p>
     <p>
-      <a href={BILLING_PATH}>Sign in</a>
+      <a href={SIGN_IN_PATH}>Sign in</a>
     </p>
   </Card>
 );
@@ -154,11 +161,106 @@ export const SignupMessagePage: FC<{ title: string; message: string }> = ({ titl
 export const SignupOffPage: FC = () => (
   <Card title="Sign-up is not available">
     <p>
-      This server does not offer self-service sign-up. Ask its operator for an account, then sign in
-      with your API key.
+      This server does not offer self-service sign-up. Ask its operator for an account, or an owner
+      of one for an invitation, then sign in with your email address.
     </p>
     <p>
-      <a href={BILLING_PATH}>Sign in</a>
+      <a href={SIGN_IN_PATH}>Sign in</a>
+    </p>
+  </Card>
+);
+
+// ---------------------------------------------------------------- sign-in and invitations
+
+/** The same page whatever the address: nothing here says whether it is a member anywhere. */
+export const SignInSentPage: FC<{ email: string }> = ({ email }) => (
+  <Card title="Check your email">
+    <p role="status">
+      If <strong>{email}</strong> is a member of an account, we sent it a sign-in link. It works
+      once, for {MINUTES} minutes.
+    </p>
+    <p class="hint">
+      Nothing after a few minutes? Check the spam folder and the spelling of the address, or{" "}
+      <a href={SIGN_IN_PATH}>try again</a>.
+    </p>
+  </Card>
+);
+
+/**
+ * What the emailed sign-in link opens. Opening it changes nothing (mail scanners fetch links);
+ * each button's post uses the link and signs in to that account. A person in several accounts
+ * picks one here.
+ */
+export const SignInConfirmPage: FC<{
+  email: string;
+  token: string;
+  csrf: string;
+  accounts: { accountId: string; accountEmail: string; role: string }[];
+}> = ({ email, token, csrf, accounts }) => (
+  <Card title="Sign in">
+    <p class="lead">
+      Sign in as <strong>{email}</strong>
+      {accounts.length > 1 ? ". You are a member of several accounts: choose one." : "."}
+    </p>
+    {/* One form per account (no list markup: a button each is the whole choice). */}
+    {accounts.map((a) => (
+      <form method="post" action={SIGN_IN_CONFIRM_PATH}>
+        <Csrf token={csrf} />
+        <input type="hidden" name="token" value={token} />
+        <input type="hidden" name="account_id" value={a.accountId} />
+        <div class="actions">
+          <button type="submit">
+            {accounts.length > 1 ? `Sign in to ${a.accountEmail} (${a.role})` : "Sign in"}
+          </button>
+        </div>
+      </form>
+    ))}
+  </Card>
+);
+
+export const SignInLinkUnusablePage: FC = () => (
+  <Card title="This sign-in link cannot be used">
+    <p>
+      It has expired or it was already used: each link works once, for {MINUTES} minutes. Ask for a
+      new one.
+    </p>
+    <p>
+      <a href={SIGN_IN_PATH}>Sign in</a>
+    </p>
+  </Card>
+);
+
+/** What an invitation's link opens; the button's post accepts it and signs in. */
+export const InvitationPage: FC<{
+  email: string;
+  accountEmail: string;
+  role: string;
+  token: string;
+  csrf: string;
+}> = ({ email, accountEmail, role, token, csrf }) => (
+  <Card title="Join an account">
+    <p class="lead">
+      <strong>{email}</strong> is invited to the <BrandCompany /> account{" "}
+      <strong>{accountEmail}</strong> as <strong>{role}</strong>.
+    </p>
+    <form method="post" action={INVITE_PATH}>
+      <Csrf token={csrf} />
+      <input type="hidden" name="token" value={token} />
+      <div class="actions">
+        <button type="submit">Accept and sign in</button>
+      </div>
+    </form>
+  </Card>
+);
+
+export const InvitationUnusablePage: FC = () => (
+  <Card title="This invitation cannot be used">
+    <p>
+      It has expired, it was already used, or it was withdrawn: each invitation works once, for{" "}
+      {INVITE_TTL_MS / 86_400_000} days. Ask an owner of the account to invite you again.
+    </p>
+    <p>
+      <a href={SIGN_IN_PATH}>Sign in</a>
     </p>
   </Card>
 );

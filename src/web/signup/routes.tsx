@@ -264,7 +264,11 @@ export const signupPageRoutes = new Hono<AppEnv>()
     if (result.kind === "exists") {
       return page(c, 409, "Already registered", <AlreadyRegisteredPage email={result.email} />);
     }
-    const session = await startSession(c, secret, result.identity);
+    const session = await startSession(c, secret, {
+      accountId: result.accountId,
+      memberId: result.memberId,
+      epoch: 0,
+    });
     clearNonce(c, FORM_COOKIE);
     // Post/redirect/get, like every other form: the key rides to the Billing page in the
     // encrypted, read-once flash (never in a URL), so reloading that page repeats a harmless
