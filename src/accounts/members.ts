@@ -19,10 +19,13 @@ import {
 import { consumeToken, insertInvitation, usableToken } from "../db/signup-tokens";
 import { invitation } from "../delivery/email-templates";
 import { sendEmailOnce } from "../delivery/mailer";
+import type { Actor } from "../platform/actor";
+import { personActor } from "../platform/actor";
 import { brandOf } from "../platform/brand";
 import { newId, sha256Hex } from "../platform/crypto";
 import { mailboxKey } from "../platform/email-address";
 import type { Bindings } from "../platform/env";
+import { recordAudit } from "./audit";
 import { newLinkToken } from "./email-links";
 import type { Role } from "./roles";
 import {
@@ -61,6 +64,7 @@ export async function inviteMember(
   env: Bindings,
   db: Db,
   input: { accountId: string; email: string; role: Role; invitedBy: string; origin: string },
+  actor: Actor,
   now = Date.now(),
 ): Promise<InviteResult> {
   const account = await getAccount(db, input.accountId);
@@ -95,6 +99,11 @@ export async function inviteMember(
     }),
     secret: signupStoresLinks(env) ? undefined : token,
   });
+  await recordAudit(db, input.accountId, actor, "member.invited", {
+    member_id: id,
+    email,
+    role: input.role,
+  });
   const row = await getMember(db, input.accountId, id);
   if (!row) throw new Error(`member ${id} missing after insert`);
   return { ok: true, member: listed(row) };
@@ -110,12 +119,18 @@ export async function changeRole(
   accountId: string,
   memberId: string,
   role: Role,
+  actor: Actor,
 ): Promise<MemberChangeResult> {
   const result = await changeRoleGuarded(db, accountId, memberId, role);
   if (result === "not_found") return { ok: false, reason: "member_not_found" };
   if (result === "last_owner") return { ok: false, reason: "last_owner" };
   const row = await getMember(db, accountId, memberId);
   if (!row) return { ok: false, reason: "member_not_found" };
+  await recordAudit(db, accountId, actor, "member.role_changed", {
+    member_id: memberId,
+    email: row.email,
+    role,
+  });
   return { ok: true, member: listed(row) };
 }
 
@@ -127,10 +142,16 @@ export async function removeMember(
   db: Db,
   accountId: string,
   memberId: string,
+  actor: Actor,
 ): Promise<MemberChangeResult> {
   const { result, removed } = await removeMemberGuarded(db, accountId, memberId);
   if (result === "last_owner") return { ok: false, reason: "last_owner" };
   if (!removed) return { ok: false, reason: "member_not_found" };
+  await recordAudit(db, accountId, actor, "member.removed", {
+    member_id: memberId,
+    email: removed.email,
+    role: removed.role,
+  });
   return { ok: true, member: listed(removed) };
 }
 
@@ -166,6 +187,9 @@ export async function acceptInvitation(
   const member = await activeMember(db, used.accountId, used.memberId);
   if (!member) return { kind: "invalid" };
   await markSignedIn(db, member.id, now);
+  await recordAudit(db, used.accountId, personActor(member.id, member.email), "member.joined", {
+    role: member.role,
+  });
   return {
     kind: "signed_in",
     accountId: used.accountId,

@@ -13,10 +13,12 @@ import { type Membership, markSignedIn, membershipsOf } from "../db/members";
 import { consumeToken, usableToken } from "../db/signup-tokens";
 import { signInLink, signInNoAccount } from "../delivery/email-templates";
 import { sendEmailOnce } from "../delivery/mailer";
+import { personActor } from "../platform/actor";
 import { brandOf } from "../platform/brand";
 import { sha256Hex } from "../platform/crypto";
 import { mailboxKey } from "../platform/email-address";
 import type { Bindings } from "../platform/env";
+import { recordAudit } from "./audit";
 import { recordLinkRequest } from "./email-links";
 import {
   EMAIL_KINDS,
@@ -113,6 +115,12 @@ export async function confirmSignIn(
   );
   if (!membership) return { kind: "invalid" };
   await markSignedIn(db, membership.memberId, now);
+  await recordAudit(
+    db,
+    membership.accountId,
+    personActor(membership.memberId, used.email),
+    "person.signed_in",
+  );
   return {
     kind: "signed_in",
     accountId: membership.accountId,

@@ -32,24 +32,40 @@ export const memberRoutes = new Hono<AppEnv>()
   .post("/", async (c) => {
     const body = await parseJson(c, InviteBody);
     await limitAction(c.get("db"), c.get("accountId"), "invite");
-    const result = await inviteMember(c.env, c.get("db"), {
-      accountId: c.get("accountId"),
-      email: body.email,
-      role: body.role,
-      invitedBy: c.get("actor").label,
-      origin: publicOrigin(c.env, c.req.url),
-    });
+    const result = await inviteMember(
+      c.env,
+      c.get("db"),
+      {
+        accountId: c.get("accountId"),
+        email: body.email,
+        role: body.role,
+        invitedBy: c.get("actor").label,
+        origin: publicOrigin(c.env, c.req.url),
+      },
+      c.get("actor"),
+    );
     if (!result.ok) throw refusal(result.reason);
     return c.json(result.member, 201);
   })
   .patch("/:id", async (c) => {
     const body = await parseJson(c, RoleBody);
-    const result = await changeRole(c.get("db"), c.get("accountId"), c.req.param("id"), body.role);
+    const result = await changeRole(
+      c.get("db"),
+      c.get("accountId"),
+      c.req.param("id"),
+      body.role,
+      c.get("actor"),
+    );
     if (!result.ok) throw refusal(result.reason);
     return c.json(result.member, 200);
   })
   .delete("/:id", async (c) => {
-    const result = await removeMember(c.get("db"), c.get("accountId"), c.req.param("id"));
+    const result = await removeMember(
+      c.get("db"),
+      c.get("accountId"),
+      c.req.param("id"),
+      c.get("actor"),
+    );
     if (!result.ok) throw refusal(result.reason);
     return c.json({ ...result.member, deleted: true }, 200);
   });

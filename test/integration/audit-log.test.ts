@@ -196,8 +196,7 @@ describe("what keys change is logged with the key as actor", () => {
 describe("what a person changes on the Billing page is logged with the session's actor", () => {
   it("auto-recharge, spending limit, alert and keys from the page's forms", async () => {
     const account = await createAccount();
-    const me = await firstKey(account);
-    const cookie = await signIn(account.api_key);
+    const cookie = await signIn(account);
     const post = async (action: string, fields: Record<string, string>) => {
       const html = await billingHtml(cookie);
       const res = await page(action, {
@@ -218,8 +217,14 @@ describe("what a person changes on the Billing page is logged with the session's
       ["limits.updated", { monthly_spend_limit_cents: 7_500 }],
       ["auto_recharge.updated", { enabled: false, package: "credits_9000" }],
     ]);
-    // Sessions are signed in with a key today: the session names it (people come in issue 20).
-    for (const e of log) expect(e.actor).toEqual({ type: "api_key", id: me.id, label: me.label });
+    // The session names the person signed in (the account's email is its first owner).
+    for (const e of log) {
+      expect(e.actor).toEqual({
+        type: "person",
+        id: expect.stringMatching(/^mem_/),
+        label: account.email,
+      });
+    }
   });
 
   it("the page's Activity section lists the entries and pages through them", async () => {
@@ -229,7 +234,7 @@ describe("what a person changes on the Billing page is logged with the session's
         await call(account, "/v1/account/alerts", "PUT", { low_balance_credits: level * 100 }),
       );
     }
-    const cookie = await signIn(account.api_key);
+    const cookie = await signIn(account);
     const html = await billingHtml(cookie);
     expect(html).toContain('<h2 id="activity-h">Activity</h2>');
     const rows = (h: string) => [...h.matchAll(/<tr data-action="([a-z_.]+)">/g)].map((m) => m[1]);

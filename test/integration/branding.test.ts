@@ -43,7 +43,7 @@ describe("branding", () => {
     expect(res.status).toBe(200);
     const html = await res.text();
     expect(html).toContain("<title>Sign in · Account / Billing · Acme Corp</title>");
-    expect(html).toContain("Use one of your Acme Tagger API keys.");
+    expect(html).toContain("We email you a link that signs you in.");
     expect(html).not.toMatch(/Tollgate|Product Classifier/);
   });
 
@@ -72,7 +72,7 @@ describe("branding", () => {
     const res = await gateway("/account/billing");
     const html = await res.text();
     expect(html).toContain("<title>Sign in · Account / Billing · Tollgate</title>");
-    expect(html).toContain("Use one of your Product Classifier API keys.");
+    expect(html).toContain("We email you a link that signs you in.");
   });
 
   it("a purchase's Stripe invoice is described with COMPANY_NAME", async () => {

@@ -35,6 +35,7 @@ import { type After, decodeCursor } from "../../http/cursor";
 import { postedFromThisOrigin } from "../../http/form-token";
 import { ledgerFor } from "../../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../../ledger/domain/low-balance";
+import { personActor } from "../../platform/actor";
 import { brandOf } from "../../platform/brand";
 import { randomBase62, sha256Hex } from "../../platform/crypto";
 import { ApiError, serviceUnavailable } from "../../platform/errors";
@@ -463,7 +464,15 @@ export const billingPageRoutes = new Hono<AppEnv>()
     // "Sign out everywhere": every session of this person, in every account and browser, ends
     // at its next request (their epoch is raised); this one is cleared now as well.
     const everywhere = session !== null && fields.everywhere === "on";
-    if (everywhere) await endSessionsOf(c.get("db"), session.emailKey);
+    if (everywhere) {
+      await endSessionsOf(c.get("db"), session.emailKey);
+      await recordAudit(
+        c.get("db"),
+        session.accountId,
+        personActor(session.memberId, session.email),
+        "person.signed_out_everywhere",
+      );
+    }
     endSession(c);
     return secret
       ? redirectWith(c, secret, null, {
@@ -638,13 +647,18 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const form = parseFields(fields, InviteForm);
     await limitAction(c.get("db"), session.accountId, "invite");
     // The same function as POST /v1/account/members.
-    const result = await inviteMember(c.env, c.get("db"), {
-      accountId: session.accountId,
-      email: form.email,
-      role: form.role,
-      invitedBy: session.email,
-      origin: publicOrigin(c.env, c.req.url),
-    });
+    const result = await inviteMember(
+      c.env,
+      c.get("db"),
+      {
+        accountId: session.accountId,
+        email: form.email,
+        role: form.role,
+        invitedBy: session.email,
+        origin: publicOrigin(c.env, c.req.url),
+      },
+      c.get("actor"),
+    );
     if (!result.ok) return refused(c, secret, session, result.reason);
     return redirectWith(c, secret, session, {
       notice: {
@@ -658,7 +672,13 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "members", fields, "members");
     const form = parseFields(fields, RoleForm);
-    const result = await changeRole(c.get("db"), session.accountId, c.req.param("id"), form.role);
+    const result = await changeRole(
+      c.get("db"),
+      session.accountId,
+      c.req.param("id"),
+      form.role,
+      c.get("actor"),
+    );
     if (!result.ok) return refused(c, secret, session, result.reason);
     return redirectWith(c, secret, session, {
       notice: { tone: "ok", text: `${result.member.email} is now ${result.member.role}.` },
@@ -668,7 +688,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
     const fields = await readFields(c);
     const { session, secret } = await formSession(c, "members", fields, "members");
     const memberId = c.req.param("id");
-    const result = await removeMember(c.get("db"), session.accountId, memberId);
+    const result = await removeMember(c.get("db"), session.accountId, memberId, c.get("actor"));
     if (!result.ok) return refused(c, secret, session, result.reason);
     if (memberId === session.memberId) {
       endSession(c);
