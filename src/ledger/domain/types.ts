@@ -243,3 +243,88 @@ export type OutboxItem =
       total: number;
       situation: LowBalanceSituation;
     };
+
+// ---------------------------------------------------------------- RPC inputs and results
+
+export type NotInitialized = { ok: false; reason: "not_initialized" };
+
+export interface CycleInput {
+  ref: string;
+  plan: PlanId;
+  version: number;
+  startsAt: number;
+  endsAt: number;
+  source: "stripe" | "alarm";
+  /** The paid invoice, for the history row of a new period's grant. */
+  history?: HistoryDetails;
+  /** Stripe holds the invoice's subscription live now (`decideCycle`). */
+  live?: boolean;
+}
+
+export type CycleResult =
+  | { ok: true; started: boolean; granted: number; balance: BalanceView }
+  | NotInitialized;
+
+export interface PlanChangeInput {
+  ref: string;
+  plan: PlanId;
+  version: number;
+  cycles: "stripe" | "alarm";
+  /**
+   * The plan read from Stripe's current subscription, after two events of one version (the
+   * same second and kind) were seen: it replaces what the first of them applied.
+   */
+  current?: boolean;
+}
+
+export type PlanChangeResult =
+  | { ok: true; balance: BalanceView; changed: boolean; added: number }
+  | NotInitialized;
+
+export interface UpgradeInput {
+  ref: string;
+  plan: PlanId;
+  cycleEndsAt: number;
+  /** The paid invoice, for its history row (written whatever it added, 0 included). */
+  history?: HistoryDetails;
+}
+
+export type UpgradeResult =
+  | {
+      ok: true;
+      added: number;
+      outcome: "granted" | "earlier" | "later" | "replayed";
+      balance: BalanceView;
+    }
+  | NotInitialized;
+
+export interface AdjustInput {
+  ref: string;
+  monthly: number;
+  purchased: number;
+  reason: string;
+}
+
+export interface LimitsInput {
+  spendLimitCents?: number | null;
+  rateLimitPerMinute?: number | null;
+}
+
+export type LimitsResult =
+  | { ok: true; limits: LimitsState; rateLimitPerMinute: number }
+  | NotInitialized;
+
+export interface AutoRechargeInput {
+  enabled?: boolean;
+  package?: PackageId;
+}
+
+export type GrantResult =
+  | { ok: true; granted: boolean; balance: BalanceView }
+  | { ok: false; reason: "unknown_recharge" | "credits_mismatch" | "not_initialized" };
+
+export type PaymentProblemResult =
+  | { ok: true; changed: boolean }
+  | { ok: false; reason: "unknown_recharge" | "already_succeeded" };
+
+export type AlertsResult = { ok: true; alerts: AlertSettings } | NotInitialized;
