@@ -1,29 +1,19 @@
 /**
- * AccountLedger: one Durable Object per account, the only writer of that account's balance.
- * A thin shell: it keeps memory, runs each command's decide → apply in one `transactionSync`,
- * and flushes the effects after the commit through its outbox. What it runs lives elsewhere:
- * pure decisions in `domain/`, their application in `apply/` (one `Tx` each), storage steps
- * in `store/`, the follow-ups of every balance change in `follow-ups.ts`, views in `views.ts`,
- * delivery in `outbox-runner.ts`, the alarm's times in `domain/alarms.ts`.
+ * AccountLedger: one Durable Object per account, the only writer of that account's balance. A
+ * thin shell: it keeps memory, runs each command's decide → apply in one `transactionSync`, and
+ * flushes the effects after the commit through its outbox. Pure decisions live in `domain/`,
+ * their application in `apply/` (`(tx, input) → domain value`), storage steps in `store/`, the
+ * follow-ups of every balance change in `follow-ups.ts`, views in `views.ts`, delivery in
+ * `outbox-runner.ts`, the alarm's times in `domain/alarms.ts`. The routes build the JSON.
  *
- * Storage: see `store/schema.ts`. In memory, written through: the state row as last read or
- * written, and the open debits (gross debits of the minutes not settled yet), so the live
- * balance is `state − open` without a read. A restarted object rebuilds both from storage: the
- * state row (the checkpoint) plus the ring's minutes from `compacted_until` on.
- *
- * The hot path (`debit`) reads no row and writes one: the UPSERT of its minute's aggregate, in
- * the same synchronous transaction as the decision, so an acknowledged debit is durable (the
- * output gate holds the reply until the write is). Memory changes only after the commit.
- * Every other mutation is one `transactionSync` that reads the state row afresh, applies its
- * decision, ends by following the low-balance alert (`lowBalanceFollowUp`), and refreshes
- * memory from the row after it. Checkpoints (settling minutes into hours) run in the alarm,
- * armed at most once per hour of activity, never per request. Business outcomes are returned,
- * not thrown.
- *
- * Where things go: a new mutation is an `apply/` function `(tx, input) → domain value` around
- * a pure decision, and here one line, `this.mutate((tx) => applyX(tx, input))` (or `run`, for
- * a caller that waits for its outbox items to be delivered). The RPC returns domain values; the
- * routes build the JSON (`accounts/ledger-json.ts`).
+ * Memory, written through: the state row as last read or written, and the open debits (gross
+ * debits of the minutes not settled yet), so the live balance is `state − open` without a read;
+ * a restarted object rebuilds both from storage (`store/schema.ts`). The hot path (`debit`)
+ * reads no row and writes one, the minute's aggregate, in the transaction of its decision (the
+ * output gate holds the reply until it is durable). Every other mutation reads the state row
+ * afresh, applies its decision, ends by following the low-balance alert, and refreshes memory
+ * after the commit. Checkpoints run in the alarm, armed at most once per hour of activity.
+ * Business outcomes are returned, not thrown.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Bindings } from "../platform/env";
@@ -47,7 +37,6 @@ import {
   DEFAULT_SPEND_LIMIT_CENTS,
   liveBalance,
   minuteOf,
-  monthStart,
   withTotal,
 } from "./domain/rules";
 import type {
@@ -77,22 +66,21 @@ import type {
   UpgradeInput,
   UpgradeResult,
 } from "./domain/types";
-import { lowBalanceFollowUp, rechargeFollowUp } from "./follow-ups";
+import { lowBalanceFollowUp, resumeIfMonthTurned, triggerRecharge } from "./follow-ups";
 import { OutboxRunner } from "./outbox-runner";
 import { hadTrafficSince, openDebits, settleMinutes } from "./store/aggregates";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
-import { insertRevokedKey, loadRevokedKeys } from "./store/revoked-keys";
+import { RevokedKeys } from "./store/revoked-keys";
 import { ensureSchema } from "./store/schema";
 import { readStateRow } from "./store/state";
 import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./store/usage";
-import { currentState, liveState, type Tx } from "./tx";
+import type { Tx } from "./tx";
 import { accountOf, alertsOf, auditOf, autoRechargeOf, limitsOf } from "./views";
 
 export { SETTLE_EVERY_MS } from "./domain/alarms";
 export type * from "./domain/types";
 export { DEFAULT_SPEND_LIMIT_CENTS };
 
-const ZERO: BalanceView = { monthly: 0, purchased: 0, total: 0 };
 const NONE: Buckets = { monthly: 0, purchased: 0 };
 
 export class AccountLedger extends DurableObject<Bindings> {
@@ -104,7 +92,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   /** Gross debits of the minutes from `s.compacted_until` on, as stored in the ring. */
   private open: Buckets = NONE;
   /** Revoked key ids, read once per object from `revoked_keys` (a handful per account). */
-  private revoked: Set<string> | null = null;
+  private readonly revoked: RevokedKeys;
   /** The account's request window, all keys together; memory only (see rate-window.ts). */
   private readonly rateWindow: RateWindow = { start: 0, count: 0 };
   /** This instance's committed debits, for a gateway that lost a reply (recent-debits.ts). */
@@ -117,6 +105,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.sql = ctx.storage.sql;
     this.alarms = new AlarmClock(ctx.storage);
     this.outbox = new OutboxRunner(this.sql, env, this.alarms);
+    this.revoked = new RevokedKeys(this.sql);
     ensureSchema(ctx.storage);
     this.reload();
     ctx.blockConcurrencyWhile(() => this.alarms.load());
@@ -161,8 +150,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /** A mutation whose caller waits for its outbox items to be delivered. */
-  private async run<T>(fn: (tx: Tx) => T): Promise<T> {
-    const { result, fx } = this.transact(fn);
+  private async run<T>(fn: (tx: Tx) => T, now = this.now()): Promise<T> {
+    const { result, fx } = this.transact(fn, true, now);
     await this.outbox.afterCommit(fx);
     return result;
   }
@@ -192,26 +181,29 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   // ---------------------------------------------------------------- reads (views.ts)
 
-  /** The account as its ledger holds it, read in real time. Null until `init`. */
-  snapshot(): LedgerAccount | null {
+  /** A view of the state row read afresh with the live buckets; null until `init`. */
+  private view<T>(of: (sql: SqlStorage, s: StateRow, now: number) => T): T | null {
     const s = this.current();
-    return s ? accountOf(this.sql, s, this.now()) : null;
+    return s ? of(this.sql, s, this.now()) : null;
   }
 
-  /** The spending limit and what this month's purchases used of it. Null until `init`. */
+  /** The account as its ledger holds it, read in real time. */
+  snapshot(): LedgerAccount | null {
+    return this.view(accountOf);
+  }
+
+  /** The spending limit and what this month's purchases used of it. */
   limits(): LimitsState | null {
-    const s = this.current();
-    return s ? limitsOf(this.sql, s, this.now()) : null;
+    return this.view(limitsOf);
   }
 
   balance(): BalanceView {
     const s = this.current();
-    return s ? withTotal(s) : ZERO;
+    return withTotal(s ?? NONE);
   }
 
   autoRecharge(): AutoRechargeState | null {
-    const s = this.current();
-    return s ? autoRechargeOf(this.sql, s, this.now()) : null;
+    return this.view(autoRechargeOf);
   }
 
   recharge(id: string): RechargeView | null {
@@ -245,10 +237,9 @@ export class AccountLedger extends DurableObject<Bindings> {
     return pendingRecharges(this.sql);
   }
 
-  /** The low-balance alert's settings. Null until `init`. */
+  /** The low-balance alert's settings. */
   alerts(): AlertSettings | null {
-    const s = this.current();
-    return s ? alertsOf(s) : null;
+    return this.view((_, s) => alertsOf(s));
   }
 
   // ---------------------------------------------------------------- the hot path
@@ -272,7 +263,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         open: this.open,
         voided: this.recent.isVoided(ref),
         // Loaded on the first keyed debit only: an operator's debit reads nothing.
-        revoked: { has: (keyId) => this.revokedKeys().has(keyId) },
+        revoked: this.revoked,
         window: this.rateWindow,
       },
       cost,
@@ -284,8 +275,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         ? { ok: false, reason: d.reason, rate: d.rate }
         : { ok: false, reason: d.reason, rate: null };
     if (d.kind === "insufficient") {
-      if (d.resume)
-        await this.run((tx) => addEffects(tx.fx, rechargeFollowUp(tx.sql, liveState(tx), now)));
+      if (d.resume) await this.run(triggerRecharge);
       return {
         ok: false,
         reason: "insufficient_credits",
@@ -313,18 +303,12 @@ export class AccountLedger extends DurableObject<Bindings> {
     return { ok: true, charged: take, minute, balance: withTotal(after), rate: d.rate };
   }
 
-  private revokedKeys(): Set<string> {
-    if (!this.revoked) this.revoked = loadRevokedKeys(this.sql);
-    return this.revoked;
-  }
-
   /**
    * Refuses `keyId` on every later debit, at once and in every isolate (the isolates' key
    * caches may still map it to this account). Idempotent. Called before D1 marks it revoked.
    */
   revokeKey(keyId: string): void {
-    insertRevokedKey(this.sql, keyId, this.now());
-    this.revokedKeys().add(keyId);
+    this.revoked.revoke(keyId, this.now());
   }
 
   /** Reverses one debit (money rule 8; `applyRefund`). A refund never re-arms the alert. */
@@ -432,12 +416,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     const now = this.now();
     const active = this.settle(now);
     await this.outbox.flush();
-    // A pause by the spending limit lasts until the calendar month turns.
-    await this.run((tx) => {
-      const s = currentState(tx);
-      if (s && s.paused_period !== null && s.paused_period !== monthStart(now))
-        addEffects(tx.fx, rechargeFollowUp(tx.sql, s, now));
-    });
+    await this.run(resumeIfMonthTurned, now);
     const s = this.current();
     if (s && s.stripe_cycles === 0 && s.cycle_ends_at <= now) {
       const { start, end } = currentAlarmCycle(s.cycle_ends_at, now);

@@ -4,8 +4,9 @@
  * through `store/` and returns the effects (outbox items, alarms) for after the commit.
  */
 import { decideRecharge } from "./domain/decisions";
-import { type Effects, noEffects } from "./domain/effects";
+import { addEffects, type Effects, noEffects } from "./domain/effects";
 import { lowBalanceStep } from "./domain/low-balance";
+import { monthStart } from "./domain/rules";
 import type { StateRow } from "./domain/types";
 import {
   hasPendingAutoRecharge,
@@ -15,7 +16,7 @@ import {
   startAutoRecharge,
 } from "./store/recharges";
 import { armLowBalance } from "./store/state";
-import { currentState, type Tx } from "./tx";
+import { currentState, liveState, type Tx } from "./tx";
 
 /**
  * Inside a transaction, with `s` carrying the live buckets: the trigger decided
@@ -43,6 +44,18 @@ export function rechargeFollowUp(sql: SqlStorage, s: StateRow, now: number): Eff
     fx.deliver.push(startAutoRecharge(sql, s, d.package, d.clearPause, now));
   }
   return fx;
+}
+
+/** The trigger decided afresh on the live state (a debit refused while a pause ended). */
+export function triggerRecharge(tx: Tx): void {
+  addEffects(tx.fx, rechargeFollowUp(tx.sql, liveState(tx), tx.now));
+}
+
+/** A pause by the spending limit lasts until the calendar month turns (the alarm). */
+export function resumeIfMonthTurned(tx: Tx): void {
+  const s = currentState(tx);
+  if (s && s.paused_period !== null && s.paused_period !== monthStart(tx.now))
+    addEffects(tx.fx, rechargeFollowUp(tx.sql, s, tx.now));
 }
 
 /**
