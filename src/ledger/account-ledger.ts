@@ -55,6 +55,7 @@ import type {
   LimitsInput,
   LimitsResult,
   LimitsState,
+  PaymentDetails,
   PaymentProblemResult,
   PlanChangeInput,
   PlanChangeResult,
@@ -383,15 +384,28 @@ export class AccountLedger extends DurableObject<Bindings> {
     return this.run((tx) => applyTopUp(tx, input));
   }
 
-  /** A paid recharge's credits, once per recharge id (`applyGrantPurchased`). */
-  grantPurchased(rechargeId: string, credits: number): GrantResult {
-    return this.mutate((tx) => applyGrantPurchased(tx, { rechargeId, credits }));
+  /**
+   * A paid recharge's credits, once per recharge id (`applyGrantPurchased`). This and the two
+   * below own the recharge's status: D1's purchase row and the email follow from the outbox,
+   * delivered before the call returns (or by the alarm, if D1 or the mail fails).
+   */
+  grantPurchased(
+    rechargeId: string,
+    credits: number,
+    payment?: PaymentDetails,
+  ): Promise<GrantResult> {
+    return this.run((tx) => applyGrantPurchased(tx, { rechargeId, credits, payment }));
   }
 
   /** A failed payment: no credits, auto-recharge off, the failure kept (money rule 6). */
-  rechargeFailed(rechargeId: string, code: string, message: string): PaymentProblemResult {
+  rechargeFailed(
+    rechargeId: string,
+    code: string,
+    message: string,
+    payment?: PaymentDetails,
+  ): Promise<PaymentProblemResult> {
     const problem = { rechargeId, event: "failed" as const, code, message, actionUrl: null };
-    return this.mutate((tx) => applyPaymentProblem(tx, problem));
+    return this.run((tx) => applyPaymentProblem(tx, { ...problem, payment }));
   }
 
   /** A payment that needs the customer: as a failure, with the link to complete it. */
@@ -400,9 +414,10 @@ export class AccountLedger extends DurableObject<Bindings> {
     code: string,
     message: string,
     actionUrl: string | null,
-  ): PaymentProblemResult {
+    payment?: PaymentDetails,
+  ): Promise<PaymentProblemResult> {
     const problem = { rechargeId, event: "requires_action" as const, code, message, actionUrl };
-    return this.mutate((tx) => applyPaymentProblem(tx, problem));
+    return this.run((tx) => applyPaymentProblem(tx, { ...problem, payment }));
   }
 
   // ---------------------------------------------------------------- alarm

@@ -55,7 +55,9 @@ export class OutboxRunner {
           ? "recharge job not queued yet; the alarm will retry"
           : item.type === "projection"
             ? "history row not written to D1 yet; the alarm will retry"
-            : "notice email not sent yet; the alarm will retry",
+            : item.type === "purchase"
+              ? "purchase row or its email not written yet; the alarm will retry"
+              : "notice email not sent yet; the alarm will retry",
         id,
         String(err),
       );

@@ -7,8 +7,15 @@
 import type { PackageId } from "../../pricing";
 import { decideGrantPurchased, decideTopUp, nextRechargeStatus } from "../domain/commands";
 import { withTotal } from "../domain/rules";
-import type { GrantResult, PaymentProblemResult, RechargeView, TopUpResult } from "../domain/types";
+import type {
+  GrantResult,
+  PaymentDetails,
+  PaymentProblemResult,
+  RechargeView,
+  TopUpResult,
+} from "../domain/types";
 import { appendEntry, hasEntry } from "../store/entries";
+import { insertPurchaseProjection } from "../store/projections";
 import {
   awaitingAction,
   findRecharge,
@@ -17,7 +24,7 @@ import {
   recordPaymentProblem,
   spentThisMonth,
 } from "../store/recharges";
-import { addToBuckets } from "../store/state";
+import { addToBuckets, readStateRow } from "../store/state";
 import { currentState, type Tx } from "../tx";
 
 /**
@@ -54,17 +61,19 @@ export function applyTopUp(tx: Tx, input: { rechargeId: string; package: Package
 /**
  * Credits a paid recharge to the purchased bucket. Idempotent by recharge id: the ledger ref
  * is the recharge id, so no retry, redelivery or reconciliation can credit it twice. A
- * recharge first recorded as failed is still credited if the payment did go through.
+ * recharge first recorded as failed is still credited if the payment did go through. Its D1
+ * row and the customer's email follow from the outbox (`PurchaseProjection`).
  */
 export function applyGrantPurchased(
   tx: Tx,
-  input: { rechargeId: string; credits: number },
+  input: { rechargeId: string; credits: number; payment?: PaymentDetails },
 ): GrantResult {
   const { sql, now } = tx;
   const { rechargeId, credits } = input;
   const s = currentState(tx);
   if (!s) return { ok: false, reason: "not_initialized" };
-  const d = decideGrantPurchased(findRecharge(sql, rechargeId), credits, {
+  const recharge = findRecharge(sql, rechargeId);
+  const d = decideGrantPurchased(recharge, credits, {
     get granted() {
       return hasEntry(sql, rechargeId);
     },
@@ -77,13 +86,21 @@ export function applyGrantPurchased(
     { ref: rechargeId, kind: "purchase", monthly: 0, purchased: credits, at: now },
     d.note,
   );
+  const balance = withTotal({ monthly: s.monthly, purchased: s.purchased + credits });
   // Succeeded is reached only with its ledger entry, so a grant always moves the status.
-  if (d.transition.kind === "move") markSucceeded(sql, rechargeId, now);
-  return {
-    ok: true,
-    granted: true,
-    balance: withTotal({ monthly: s.monthly, purchased: s.purchased + credits }),
-  };
+  if (d.transition.kind === "move" && recharge) {
+    markSucceeded(sql, rechargeId, now);
+    const change = {
+      status: "succeeded" as const,
+      payment: input.payment ?? {},
+      code: null,
+      message: null,
+      action_url: null,
+      balance_total: balance.total,
+    };
+    tx.fx.deliver.push(insertPurchaseProjection(sql, s.account_id, recharge, change, now));
+  }
+  return { ok: true, granted: true, balance };
 }
 
 /**
@@ -100,6 +117,7 @@ export function applyPaymentProblem(
     code: string;
     message: string;
     actionUrl: string | null;
+    payment?: PaymentDetails;
   },
 ): PaymentProblemResult {
   const r = findRecharge(tx.sql, input.rechargeId);
@@ -116,5 +134,15 @@ export function applyPaymentProblem(
     actionUrl: input.actionUrl,
     now: tx.now,
   });
+  const accountId = readStateRow(tx.sql)?.account_id ?? "";
+  const change = {
+    status: input.event,
+    payment: input.payment ?? {},
+    code: input.code,
+    message: input.message,
+    action_url: input.event === "requires_action" ? input.actionUrl : null,
+    balance_total: null,
+  };
+  tx.fx.deliver.push(insertPurchaseProjection(tx.sql, accountId, r, change, tx.now));
   return { ok: true, changed: true };
 }

@@ -225,6 +225,7 @@ export interface HistoryDetails {
 export type OutboxItem =
   | { type: "recharge"; job: RechargeJob }
   | { type: "projection"; ref: string; row: HistoryRow }
+  | PurchaseProjection
   | {
       type: "email";
       kind: "auto_recharge_paused";
@@ -328,3 +329,37 @@ export type PaymentProblemResult =
   | { ok: false; reason: "unknown_recharge" | "already_succeeded" };
 
 export type AlertsResult = { ok: true; alerts: AlertSettings } | NotInitialized;
+
+/** What Stripe said of a purchase's payment, for its D1 row (any of it may be unknown). */
+export interface PaymentDetails {
+  invoiceId?: string | null;
+  invoiceUrl?: string | null;
+  paymentIntentId?: string | null;
+}
+
+/**
+ * A recharge's new status as the ledger decided it, copied to D1's purchase row and told the
+ * customer by email (once per status, `ref`) from the outbox: the queue consumer, the webhook
+ * and the reconciler write neither.
+ */
+export interface PurchaseProjection {
+  type: "purchase";
+  /** `purchase:<recharge>:<status>`. */
+  ref: string;
+  account_id: string;
+  recharge_id: string;
+  kind: RechargeKind;
+  package: PackageId;
+  credits: number;
+  amount_cents: number;
+  /** ISO 8601: when the recharge was created (its D1 row's, if that row is still missing). */
+  created_at: string;
+  status: Exclude<RechargeStatus, "pending">;
+  payment: PaymentDetails;
+  /** Failed or waiting: why, and where the customer can pay (waiting only). */
+  code: string | null;
+  message: string | null;
+  action_url: string | null;
+  /** Succeeded: the balance's total after the credits. */
+  balance_total: number | null;
+}
