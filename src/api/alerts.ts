@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
+import { alertsJson } from "../accounts/ledger-json";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../ledger/domain/low-balance";
@@ -25,7 +26,7 @@ export const alertRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const alerts = await ledgerFor(c.env, c.get("accountId")).alerts();
     if (!alerts) throw refusal("not_initialized");
-    return c.json(alerts, 200);
+    return c.json(alertsJson(alerts), 200);
   })
   .put("/", async (c) => {
     const body = await parseJson(c, AlertsBody);
@@ -34,5 +35,5 @@ export const alertRoutes = new Hono<AppEnv>()
       lowBalanceCredits: body.low_balance_credits,
     });
     if (!result.ok) throw refusal(result.reason);
-    return c.json(result.alerts, 200);
+    return c.json(alertsJson(result.alerts), 200);
   });

@@ -48,7 +48,7 @@ export function limitsOf(sql: SqlStorage, s: StateRow, now: number): LimitsState
 }
 
 export function alertsOf(s: Pick<StateRow, "low_balance_credits">): AlertSettings {
-  return { low_balance_credits: s.low_balance_credits };
+  return { lowBalanceCredits: s.low_balance_credits };
 }
 
 /** The account as its ledger holds it, `s` carrying the live buckets. */

@@ -80,5 +80,5 @@ export function applyAutoRecharge(tx: Tx, input: AutoRechargeInput): SettingsRes
 export function applyAlerts(tx: Tx, input: { lowBalanceCredits: number | null }): AlertsResult {
   if (!readStateRow(tx.sql)) return { ok: false, reason: "not_initialized" };
   writeLowBalanceLevel(tx.sql, input.lowBalanceCredits);
-  return { ok: true, alerts: { low_balance_credits: input.lowBalanceCredits } };
+  return { ok: true, alerts: { lowBalanceCredits: input.lowBalanceCredits } };
 }
