@@ -36,7 +36,6 @@ import {
   type Buckets,
   DEFAULT_SPEND_LIMIT_CENTS,
   liveBalance,
-  minuteOf,
   withTotal,
 } from "./domain/rules";
 import type {
@@ -69,7 +68,7 @@ import type {
 } from "./domain/types";
 import { lowBalanceFollowUp, resumeIfMonthTurned, triggerRecharge } from "./follow-ups";
 import { OutboxRunner } from "./outbox-runner";
-import { hadTrafficSince, openDebits, settleMinutes } from "./store/aggregates";
+import { checkpoint, openDebits } from "./store/aggregates";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
 import { RevokedKeys } from "./store/revoked-keys";
 import { ensureSchema } from "./store/schema";
@@ -83,6 +82,7 @@ export type * from "./domain/types";
 export { DEFAULT_SPEND_LIMIT_CENTS };
 
 const NONE: Buckets = { monthly: 0, purchased: 0 };
+type Committed<T> = { result: T; fx: Effects };
 
 export class AccountLedger extends DurableObject<Bindings> {
   private readonly sql: SqlStorage;
@@ -132,11 +132,7 @@ export class AccountLedger extends DurableObject<Bindings> {
    * Returns the result and the effects the transaction collected (a rolled-back one throws,
    * and its effects are dropped with it); the caller flushes them.
    */
-  private transact<T>(
-    fn: (tx: Tx) => T,
-    rearm = true,
-    now = this.now(),
-  ): { result: T; fx: Effects } {
+  private transact<T>(fn: (tx: Tx) => T, rearm = true, now = this.now()): Committed<T> {
     const tx: Tx = { sql: this.sql, now, open: this.open, fx: noEffects() };
     try {
       const result = this.ctx.storage.transactionSync(() => {
@@ -158,8 +154,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /** A mutation whose caller delivers nothing itself: its outbox items are left to the alarm. */
-  private mutate<T>(fn: (tx: Tx) => T, rearm = true): T {
-    const { result, fx } = this.transact(fn, rearm);
+  private mutate<T>(fn: (tx: Tx) => T, rearm = true, now = this.now()): T {
+    const { result, fx } = this.transact(fn, rearm, now);
     this.outbox.leaveToAlarm(fx);
     return result;
   }
@@ -277,12 +273,8 @@ export class AccountLedger extends DurableObject<Bindings> {
         : { ok: false, reason: d.reason, rate: null };
     if (d.kind === "insufficient") {
       if (d.resume) await this.run(triggerRecharge);
-      return {
-        ok: false,
-        reason: "insufficient_credits",
-        balance: withTotal(d.balance),
-        rate: d.rate,
-      };
+      const balance = withTotal(d.balance);
+      return { ok: false, reason: "insufficient_credits", balance, rate: d.rate };
     }
     if (!s) throw new Error("unreachable: a debit is taken only from an initialized ledger");
     const fx = this.ctx.storage.transactionSync(() =>
@@ -314,10 +306,8 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** Reverses one debit (money rule 8; `applyRefund`). A refund never re-arms the alert. */
   refund(debitRef: string, charge: DebitCharge | null, sentAt?: number): RefundResult {
-    const memory = {
-      recent: this.recent,
-      clockMarginMs: clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS),
-    };
+    const margin = clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS);
+    const memory = { recent: this.recent, clockMarginMs: margin };
     return this.mutate((tx) => applyRefund(tx, { debitRef, charge, sentAt }, memory), false);
   }
 
@@ -325,8 +315,7 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** Creates the ledger (`applyInit`); a second call changes nothing. */
   init(input: { accountId: string; plan: PlanId; now?: number }): LedgerAccount {
-    const { fx } = this.transact((tx) => applyInit(tx, input), true, input.now ?? this.now());
-    this.outbox.leaveToAlarm(fx);
+    this.mutate((tx) => applyInit(tx, input), true, input.now ?? this.now());
     // A second call changes nothing, open debits included: memory follows storage.
     this.reload();
     // The first checkpoint is armed now, so the first hour of debits sets no alarm.
@@ -385,9 +374,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /**
-   * A paid recharge's credits, once per recharge id (`applyGrantPurchased`). This and the two
-   * below own the recharge's status: D1's purchase row and the email follow from the outbox,
-   * delivered before the call returns (or by the alarm, if D1 or the mail fails).
+   * A paid recharge's credits, once per recharge id. This and the two below own the recharge's
+   * status: D1's purchase row and the email follow from the outbox, before the call returns.
    */
   grantPurchased(
     rechargeId: string,
@@ -444,19 +432,11 @@ export class AccountLedger extends DurableObject<Bindings> {
     for (const at of next) this.alarms.schedule(at);
   }
 
-  /**
-   * The checkpoint: settles every closed minute (before the current one) into its hour and the
-   * state row, in one transaction, then rebuilds memory from storage. True if there was any.
-   */
+  /** The checkpoint (`checkpoint`), then memory rebuilt from storage. True: there was any. */
   private settle(now: number): boolean {
-    const s = readStateRow(this.sql);
-    const until = minuteOf(now);
-    if (!s || until <= s.compacted_until) return false;
-    const moved = this.ctx.storage.transactionSync(() =>
-      settleMinutes(this.sql, s.compacted_until, until, Math.floor(now / 1000)),
-    );
-    this.reload();
-    return moved.monthly + moved.purchased > 0 || hadTrafficSince(this.sql, s.compacted_until);
+    const active = checkpoint(this.ctx.storage, now);
+    if (active !== null) this.reload();
+    return active === true;
   }
 
   private scheduleCycleAlarm(): void {
