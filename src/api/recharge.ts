@@ -75,7 +75,7 @@ export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
       status: r.status,
       package: r.package,
       credits: r.credits,
-      amount_cents: r.amount_cents,
+      amount_cents: r.amountCents,
       currency: CURRENCY,
     },
     202,

@@ -58,14 +58,15 @@ export interface LedgerAccount {
   lowBalanceCredits: number | null;
 }
 
+/** A recharge as the ledger holds it (times in ms; the routes build the JSON). */
 export interface RechargeView {
   id: string;
   kind: RechargeKind;
   package: PackageId;
   credits: number;
-  amount_cents: number;
+  amountCents: number;
   status: RechargeStatus;
-  created_at: string;
+  createdAt: number;
 }
 
 export type DebitResult =

@@ -101,8 +101,8 @@ export function insertPurchaseProjection(
     kind: recharge.kind,
     package: recharge.package,
     credits: recharge.credits,
-    amount_cents: recharge.amount_cents,
-    created_at: recharge.created_at,
+    amount_cents: recharge.amountCents,
+    created_at: iso(recharge.createdAt),
     ...change,
   };
   sql.exec(

@@ -34,9 +34,9 @@ export function rechargeView(r: RechargeRow): RechargeView {
     kind: r.kind,
     package: r.package,
     credits: r.credits,
-    amount_cents: r.amount_cents,
+    amountCents: r.amount_cents,
     status: r.status,
-    created_at: iso(r.created_at),
+    createdAt: r.created_at,
   };
 }
 
