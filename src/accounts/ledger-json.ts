@@ -51,7 +51,16 @@ export interface AccountSnapshot {
   rate_limit_per_minute: number;
   /** An operator's per-account rate limit; null means the plan's. */
   rate_limit_override: number | null;
-  alerts: AlertSettings;
+  alerts: AlertsJson;
+}
+
+/** `GET /v1/account/alerts`: the low-balance level (null: no alert). */
+export interface AlertsJson {
+  low_balance_credits: number | null;
+}
+
+export function alertsJson(a: AlertSettings): AlertsJson {
+  return { low_balance_credits: a.lowBalanceCredits };
 }
 
 export function autoRechargeJson(a: AutoRechargeState): AutoRechargeSettings {
@@ -96,6 +105,6 @@ export function accountSnapshotJson(a: LedgerAccount): AccountSnapshot {
     limits: limitsJson(a.limits),
     rate_limit_per_minute: a.rateLimitPerMinute,
     rate_limit_override: a.rateLimitOverride,
-    alerts: { low_balance_credits: a.lowBalanceCredits },
+    alerts: alertsJson({ lowBalanceCredits: a.lowBalanceCredits }),
   };
 }

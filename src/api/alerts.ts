@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
 import { recordAudit } from "../accounts/audit";
+import { alertsJson } from "../accounts/ledger-json";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../ledger/domain/low-balance";
@@ -26,7 +27,7 @@ export const alertRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const alerts = await ledgerFor(c.env, c.get("accountId")).alerts();
     if (!alerts) throw refusal("not_initialized");
-    return c.json(alerts, 200);
+    return c.json(alertsJson(alerts), 200);
   })
   .put("/", async (c) => {
     const body = await parseJson(c, AlertsBody);
@@ -36,7 +37,7 @@ export const alertRoutes = new Hono<AppEnv>()
     });
     if (!result.ok) throw refusal(result.reason);
     await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "alerts.updated", {
-      low_balance_credits: result.alerts.low_balance_credits,
+      low_balance_credits: result.alerts.lowBalanceCredits,
     });
-    return c.json(result.alerts, 200);
+    return c.json(alertsJson(result.alerts), 200);
   });

@@ -79,7 +79,7 @@ export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
     accountId,
     c.get("actor"),
     "top_up.started",
-    { purchase_id: r.id, package: r.package, credits: r.credits, amount_cents: r.amount_cents },
+    { purchase_id: r.id, package: r.package, credits: r.credits, amount_cents: r.amountCents },
     { ref: r.id },
   );
   if (result.replayed) c.header("Idempotent-Replayed", "true");
@@ -90,7 +90,7 @@ export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
       status: r.status,
       package: r.package,
       credits: r.credits,
-      amount_cents: r.amount_cents,
+      amount_cents: r.amountCents,
       currency: CURRENCY,
     },
     202,

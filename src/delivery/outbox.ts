@@ -1,7 +1,15 @@
 /** Delivers the account ledger's outbox items once the write that made them has committed. */
 import { dbFor } from "../db/client";
-import { pendingPurchaseOf, recordHistoryRow, recordPendingPurchase } from "../db/transactions";
-import type { OutboxItem } from "../ledger/domain/types";
+import {
+  getTransaction,
+  markPurchaseFailed,
+  markPurchaseRequiresAction,
+  markPurchaseSucceeded,
+  pendingPurchaseOf,
+  recordHistoryRow,
+  recordPendingPurchase,
+} from "../db/transactions";
+import type { OutboxItem, PurchaseProjection } from "../ledger/domain/types";
 import { brandOf } from "../platform/brand";
 import type { Bindings } from "../platform/env";
 import { mailAccount } from "./account-mail";
@@ -9,8 +17,8 @@ import * as templates from "./email-templates";
 
 /**
  * Sends one outbox item: recharge jobs go to the queue (their D1 row first); projections are
- * written to D1's history, idempotent on the row id; notices go out as email, deduplicated in
- * D1 by their reference. Throws when it could not; the caller keeps the row for the alarm.
+ * written to D1's history, idempotent on the row id; a recharge's new status to its D1 row,
+ * then its email; notices go out as email, deduplicated in D1 by their reference. Throws when it could not; the caller keeps the row for the alarm.
  */
 export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void> {
   if (item.type === "projection") {
@@ -20,6 +28,10 @@ export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void
   if (item.type === "recharge") {
     await recordPendingPurchase(dbFor(env.DB), pendingPurchaseOf(item.job));
     await env.RECHARGE_QUEUE.send(item.job);
+    return;
+  }
+  if (item.type === "purchase") {
+    await deliverPurchase(env, item);
     return;
   }
   const mail =
@@ -42,4 +54,67 @@ export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void
     kind: item.kind,
     ...mail,
   });
+}
+
+/**
+ * A recharge's status as the ledger decided it: D1's purchase row (whose guards make a replay
+ * change nothing: failed keeps its first reason, waiting is reached only from pending), then
+ * the customer's email, once per recharge and outcome.
+ */
+async function deliverPurchase(env: Bindings, p: PurchaseProjection): Promise<void> {
+  const db = dbFor(env.DB);
+  const id = p.recharge_id;
+  const code = p.code ?? "unknown";
+  const message = p.message ?? "";
+  // The pending row comes first with the job; written here too, so no update finds no row.
+  await recordPendingPurchase(db, {
+    id,
+    accountId: p.account_id,
+    kind: p.kind,
+    package: p.package,
+    credits: p.credits,
+    amountCents: p.amount_cents,
+    createdAt: p.created_at,
+  });
+  let mail: { subject: string; text: string };
+  if (p.status === "succeeded") {
+    await markPurchaseSucceeded(db, id, p.payment);
+    mail = templates.rechargeSucceeded({
+      kind: p.kind,
+      credits: p.credits,
+      amountCents: p.amount_cents,
+      rechargeId: id,
+      balanceTotal: p.balance_total,
+      dashboardUrl: env.DASHBOARD_URL,
+    });
+  } else if (p.status === "failed") {
+    await markPurchaseFailed(db, id, { ...p.payment, code, message });
+    mail = templates.rechargeFailed({
+      kind: p.kind,
+      amountCents: p.amount_cents,
+      code,
+      message,
+      rechargeId: id,
+      // The page of an invoice that an earlier attempt opened, when this outcome names none.
+      invoiceUrl: p.payment.invoiceUrl ?? (await getTransaction(db, id))?.invoiceUrl ?? null,
+      dashboardUrl: env.DASHBOARD_URL,
+    });
+  } else {
+    await markPurchaseRequiresAction(db, id, {
+      ...p.payment,
+      code,
+      message,
+      actionUrl: p.action_url,
+    });
+    mail = templates.rechargeNeedsAction({
+      kind: p.kind,
+      amountCents: p.amount_cents,
+      credits: p.credits,
+      actionUrl: p.action_url,
+      rechargeId: id,
+      dashboardUrl: env.DASHBOARD_URL,
+    });
+  }
+  const kind = `recharge_${p.status}`;
+  await mailAccount(env, db, { ref: `${kind}:${id}`, accountId: p.account_id, kind, ...mail });
 }

@@ -1,18 +1,9 @@
 import { recordAudit } from "../accounts/audit";
 import { getAccount } from "../db/accounts";
 import { type Db, dbFor } from "../db/client";
-import {
-  freezePaymentMethod,
-  getTransaction,
-  markPurchaseFailed,
-  markPurchaseRequiresAction,
-  markPurchaseSucceeded,
-  pendingPurchaseOf,
-  recordPendingPurchase,
-} from "../db/transactions";
-import * as templates from "../delivery/email-templates";
-import { sendEmailOnce } from "../delivery/mailer";
+import { freezePaymentMethod, pendingPurchaseOf, recordPendingPurchase } from "../db/transactions";
 import { ledgerFor } from "../ledger/client";
+import type { PaymentProblemResult } from "../ledger/domain/types";
 import { SYSTEM_ACTOR } from "../platform/actor";
 import type { Bindings } from "../platform/env";
 import { stripeFor } from "../stripe/client";
@@ -75,11 +66,13 @@ export async function handleRechargeBatch(
 export type RechargeResult = "succeeded" | "requires_action" | "failed";
 
 /**
- * Carries one recharge to its end: charged and credited, failed and recorded, or waiting for
- * the customer to authenticate on the invoice page. `settled` is an outcome Stripe already
- * decided (a webhook, the reconciler): it is recorded through the same idempotent steps, with
- * no Stripe call. A paid outcome wins over a recorded failure (money taken, credits given); a
- * succeeded purchase stays succeeded whatever arrives after it.
+ * Carries one recharge to its end: charged and credited, failed, or waiting for the customer
+ * to authenticate on the invoice page. The ledger owns the recharge's status: this charges
+ * Stripe and tells the ledger the outcome, and the ledger's outbox writes D1's purchase row and
+ * emails the customer. `settled` is an outcome Stripe already decided (a webhook, the
+ * reconciler): it is told the same way, with no Stripe call. A paid outcome wins over a
+ * recorded failure (money taken, credits given); a succeeded purchase stays succeeded whatever
+ * arrives after it.
  */
 export async function processRecharge(
   job: RechargeJob,
@@ -87,38 +80,27 @@ export async function processRecharge(
   options: { settled?: ChargeOutcome } = {},
 ): Promise<RechargeResult> {
   const db = dbFor(env.DB);
-  await recordPendingPurchase(db, pendingPurchaseOf(job));
-  const row = await getTransaction(db, job.recharge_id);
-  if (!row) throw new Error(`transaction ${job.recharge_id} missing after insert`);
+  const ledger = ledgerFor(env, job.account_id);
+  const recharge = await ledger.recharge(job.recharge_id);
+  if (!recharge)
+    throw new PermanentRechargeError(`recharge ${job.recharge_id} unknown to the ledger`);
   const account = await getAccount(db, job.account_id);
   if (!account)
     throw new PermanentRechargeError(
       `account ${job.account_id} of recharge ${job.recharge_id} not found`,
     );
 
+  // A redelivery finds the outcome already told: nothing is charged again.
   const settled = options.settled;
-  if (row.status === "succeeded") return completeSuccess(env, db, job, account.email);
-  if (row.status === "failed" && settled?.status !== "succeeded") {
-    return completeFailure(env, db, job, account.email, {
-      code: row.failureCode ?? "unknown",
-      message: row.failureMessage ?? "",
-      invoiceUrl: row.invoiceUrl,
-    });
-  }
-  if (row.status === "requires_action" && !settled) {
-    // Waiting for the customer: a redelivery charges nothing, it only completes the notice.
-    return completeNeedsAction(env, db, job, account.email, {
-      code: row.failureCode ?? "authentication_required",
-      message: row.failureMessage ?? "",
-      actionUrl: row.actionUrl,
-    });
-  }
+  const status = recharge.status;
+  if (status === "succeeded") return "succeeded";
+  if (status === "failed" && settled?.status !== "succeeded") return "failed";
+  if (status === "requires_action" && !settled) return "requires_action";
 
   // Every attempt pays with the card the recharge was created with (frozen by the ledger, or
   // at the first attempt for older recharges): a retry must repeat its first request exactly.
   const paymentMethodId =
     job.payment_method ??
-    row.paymentMethodId ??
     (account.paymentMethodId
       ? await freezePaymentMethod(db, job.recharge_id, account.paymentMethodId)
       : null);
@@ -142,153 +124,64 @@ export async function processRecharge(
       env,
     );
   }
+  return tellLedger(dbFor(env.DB), ledger, job, outcome);
+}
 
+/** The outcome, told to the ledger that owns the recharge's status. */
+async function tellLedger(
+  db: Db,
+  ledger: ReturnType<typeof ledgerFor>,
+  job: RechargeJob,
+  outcome: ChargeOutcome,
+): Promise<RechargeResult> {
+  const id = job.recharge_id;
+  const payment = {
+    invoiceId: outcome.invoiceId,
+    invoiceUrl: outcome.invoiceUrl,
+    paymentIntentId: outcome.paymentIntentId,
+  };
   if (outcome.status === "succeeded") {
-    await markPurchaseSucceeded(db, job.recharge_id, outcome);
-    return completeSuccess(env, db, job, account.email);
+    const granted = await ledger.grantPurchased(id, job.credits, payment);
+    if (!granted.ok) throw new PermanentRechargeError(`grant of ${id} refused: ${granted.reason}`);
+    return "succeeded";
   }
   if (outcome.status === "requires_action") {
-    await markPurchaseRequiresAction(db, job.recharge_id, outcome);
-    // Only a pending purchase moves to requires_action: read back what stands.
-    const now = await getTransaction(db, job.recharge_id);
-    if (now?.status === "requires_action") {
-      return completeNeedsAction(env, db, job, account.email, {
-        code: outcome.code,
-        message: outcome.message,
-        actionUrl: now.actionUrl,
-      });
+    const recorded = await turningOffAutoRecharge(db, ledger, job, outcome.code, () =>
+      ledger.rechargeNeedsAction(id, outcome.code, outcome.message, outcome.actionUrl, payment),
+    );
+    if (!recorded.ok) {
+      if (recorded.reason === "already_succeeded") return "succeeded";
+      throw new PermanentRechargeError(
+        `recording that ${id} needs action refused: ${recorded.reason}`,
+      );
     }
-    return processRecharge(job, env);
+    // Only a pending purchase starts waiting: a failed one stays failed.
+    const now = await ledger.recharge(id);
+    return now?.status === "failed" ? "failed" : "requires_action";
   }
-  await markPurchaseFailed(db, job.recharge_id, outcome);
-  return completeFailure(env, db, job, account.email, {
-    code: outcome.code,
-    message: outcome.message,
-    invoiceUrl: outcome.invoiceUrl ?? row.invoiceUrl,
-  });
-}
-
-async function completeSuccess(
-  env: Bindings,
-  db: Db,
-  job: RechargeJob,
-  to: string,
-): Promise<RechargeResult> {
-  const granted = await ledgerFor(env, job.account_id).grantPurchased(job.recharge_id, job.credits);
-  if (!granted.ok) {
-    throw new PermanentRechargeError(`grant of ${job.recharge_id} refused: ${granted.reason}`);
-  }
-  const mail = templates.rechargeSucceeded({
-    kind: job.kind,
-    credits: job.credits,
-    amountCents: job.amount_cents,
-    rechargeId: job.recharge_id,
-    balanceTotal: granted.balance.total,
-    dashboardUrl: env.DASHBOARD_URL,
-  });
-  await sendEmailOnce(env, db, {
-    ref: `recharge_succeeded:${job.recharge_id}`,
-    accountId: job.account_id,
-    kind: "recharge_succeeded",
-    to,
-    ...mail,
-  });
-  return "succeeded";
-}
-
-async function completeFailure(
-  env: Bindings,
-  db: Db,
-  job: RechargeJob,
-  to: string,
-  failure: { code: string; message: string; invoiceUrl: string | null },
-): Promise<RechargeResult> {
-  const failed = await turningOffAutoRecharge(env, db, job, failure.code, (ledger) =>
-    ledger.rechargeFailed(job.recharge_id, failure.code, failure.message),
+  const failed = await turningOffAutoRecharge(db, ledger, job, outcome.code, () =>
+    ledger.rechargeFailed(id, outcome.code, outcome.message, payment),
   );
-  if (!failed.ok && failed.reason !== "already_succeeded") {
-    throw new PermanentRechargeError(
-      `recording failure of ${job.recharge_id} refused: ${failed.reason}`,
-    );
-  }
-  const mail = templates.rechargeFailed({
-    kind: job.kind,
-    amountCents: job.amount_cents,
-    code: failure.code,
-    message: failure.message,
-    rechargeId: job.recharge_id,
-    invoiceUrl: failure.invoiceUrl,
-    dashboardUrl: env.DASHBOARD_URL,
-  });
-  await sendEmailOnce(env, db, {
-    ref: `recharge_failed:${job.recharge_id}`,
-    accountId: job.account_id,
-    kind: "recharge_failed",
-    to,
-    ...mail,
-  });
+  if (!failed.ok && failed.reason !== "already_succeeded")
+    throw new PermanentRechargeError(`recording failure of ${id} refused: ${failed.reason}`);
   return "failed";
-}
-
-/**
- * The payment needs the customer: nothing granted, auto-recharge off (money rule 6), the link
- * kept on the settings' last failure and emailed once. Paying on that page settles the same
- * recharge (webhook `invoice.paid`); the reconciler voids it if it waits too long.
- */
-async function completeNeedsAction(
-  env: Bindings,
-  db: Db,
-  job: RechargeJob,
-  to: string,
-  action: { code: string; message: string; actionUrl: string | null },
-): Promise<RechargeResult> {
-  const recorded = await turningOffAutoRecharge(env, db, job, action.code, (ledger) =>
-    ledger.rechargeNeedsAction(job.recharge_id, action.code, action.message, action.actionUrl),
-  );
-  if (!recorded.ok) {
-    if (recorded.reason === "already_succeeded") return completeSuccess(env, db, job, to);
-    throw new PermanentRechargeError(
-      `recording that ${job.recharge_id} needs action refused: ${recorded.reason}`,
-    );
-  }
-  const mail = templates.rechargeNeedsAction({
-    kind: job.kind,
-    amountCents: job.amount_cents,
-    credits: job.credits,
-    actionUrl: action.actionUrl,
-    rechargeId: job.recharge_id,
-    dashboardUrl: env.DASHBOARD_URL,
-  });
-  await sendEmailOnce(env, db, {
-    ref: `recharge_requires_action:${job.recharge_id}`,
-    accountId: job.account_id,
-    kind: "recharge_requires_action",
-    to,
-    ...mail,
-  });
-  return "requires_action";
 }
 
 /**
  * Records a payment problem in the ledger, which turns auto-recharge off (money rule 6), and
  * the audit log's `auto_recharge.disabled` (money rule 12, actor system) when this call is
  * what turned it off: on before, recorded now, off after. Keyed by the recharge, so a retry
- * adds no second entry. Only on this path (a failed or waiting payment), never on a debit.
+ * records it once.
  */
-type PaymentProblem =
-  | { ok: true; changed: boolean }
-  | { ok: false; reason: "unknown_recharge" | "already_succeeded" };
-
 async function turningOffAutoRecharge(
-  env: Bindings,
   db: Db,
+  ledger: ReturnType<typeof ledgerFor>,
   job: RechargeJob,
   code: string,
-  record: (ledger: ReturnType<typeof ledgerFor>) => Promise<PaymentProblem>,
-): Promise<PaymentProblem> {
-  const ledger = ledgerFor(env, job.account_id);
+  record: () => Promise<PaymentProblemResult>,
+): Promise<PaymentProblemResult> {
   const before = await ledger.autoRecharge();
-  const result = await record(ledger);
+  const result = await record();
   if (before?.enabled && result.ok && result.changed) {
     const after = await ledger.autoRecharge();
     if (after && !after.enabled) {

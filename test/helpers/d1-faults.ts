@@ -16,3 +16,14 @@ export function failHistoryWrites() {
   onTestFinished(() => spy.mockRestore());
   return spy;
 }
+
+/** Every update of a purchase row (`transactions`) fails until `mockRestore`. */
+export function failPurchaseUpdates() {
+  const prepare = env.DB.prepare.bind(env.DB);
+  const spy = vi.spyOn(env.DB, "prepare").mockImplementation((query: string) => {
+    if (/^update "transactions"/i.test(query)) throw new Error("D1_ERROR: unavailable");
+    return prepare(query);
+  });
+  onTestFinished(() => spy.mockRestore());
+  return spy;
+}

@@ -1,14 +1,20 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dbFor } from "../../src/db/client";
+import { emails } from "../../src/db/schema";
 import { getTransaction } from "../../src/db/transactions";
 import { sendEmailOnce } from "../../src/delivery/mailer";
+import { ledgerFor } from "../../src/ledger/client";
 import { processRecharge } from "../../src/purchases/consumer";
 import type { RechargeJob } from "../../src/purchases/messages";
 import { chargeRecharge } from "../../src/purchases/payments";
 import { reconcile } from "../../src/purchases/reconciler";
 import { stripeFor } from "../../src/stripe/client";
+import { failPurchaseUpdates } from "../helpers/d1-faults";
 import { audit, balanceOf, createAccount, gateway, json, setBalance } from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
 import { autoRechargingAccount, loseQueueSends } from "../helpers/recharge";
 import {
   attachCard,
@@ -177,5 +183,33 @@ describe("emails", () => {
     ]);
     expect(sends).toBe(1);
     expect(results.filter((r) => r === "sent")).toHaveLength(1);
+  });
+});
+
+describe("a purchase's D1 row is the ledger's projection", () => {
+  it("a paid recharge whose row cannot be updated is credited at once; the row and its email follow from the outbox", async () => {
+    expectLogs([/purchase row or its email not written yet/]);
+    const { account, customer } = await autoRechargingAccount();
+    const jobs = await loseQueueSends(account);
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const job = jobs[0] as RechargeJob;
+    const failing = failPurchaseUpdates();
+    // The consumer charges Stripe and tells the ledger; D1 failing loses nothing of it.
+    expect(await processRecharge(job, env)).toBe("succeeded");
+    expect((await balanceOf(account)).purchased).toBe(1_100);
+    expect((await getTransaction(db, job.recharge_id))?.status).toBe("pending");
+    failing.mockRestore();
+    expect(await runDurableObjectAlarm(ledgerFor(env, account.id))).toBe(true);
+    expect(await getTransaction(db, job.recharge_id)).toMatchObject({
+      status: "succeeded",
+      invoiceId: expect.stringMatching(/^in_/),
+    });
+    const sent = await db.select().from(emails).where(eq(emails.accountId, account.id)).all();
+    expect(sent.filter((e) => e.ref === `recharge_succeeded:${job.recharge_id}`)).toHaveLength(1);
+    // A redelivery charges nothing and writes nothing twice.
+    expect(await processRecharge(job, env)).toBe("succeeded");
+    expect(await chargesOf(customer)).toHaveLength(1);
+    expect((await balanceOf(account)).purchased).toBe(1_100);
+    expect((await audit(account.id)).consistent).toBe(true);
   });
 });

@@ -981,9 +981,9 @@ const view = (id: string, pkg: PackageId, status: RechargeStatus = "pending"): R
   kind: "top_up",
   package: pkg,
   credits: 1_000,
-  amount_cents: 700,
+  amountCents: 700,
   status,
-  created_at: "2026-06-15T12:00:00.000Z",
+  createdAt: Date.parse("2026-06-15T12:00:00.000Z"),
 });
 
 describe("decideTopUp: replay, conflict, waiting, payment method, spending limit", () => {

@@ -8,9 +8,9 @@ import type { PackageId } from "../../pricing";
 /** The largest level a customer may set: more credits than any plan or package holds. */
 export const MAX_LOW_BALANCE_CREDITS = 1_000_000;
 
-/** The alert settings as `GET /v1/account/alerts` shows them (null: no alert). */
+/** The alert's settings (null: no alert); `accounts/ledger-json.ts` builds the JSON. */
 export interface AlertSettings {
-  low_balance_credits: number | null;
+  lowBalanceCredits: number | null;
 }
 
 /**

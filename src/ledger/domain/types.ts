@@ -58,14 +58,15 @@ export interface LedgerAccount {
   lowBalanceCredits: number | null;
 }
 
+/** A recharge as the ledger holds it (times in ms; the routes build the JSON). */
 export interface RechargeView {
   id: string;
   kind: RechargeKind;
   package: PackageId;
   credits: number;
-  amount_cents: number;
+  amountCents: number;
   status: RechargeStatus;
-  created_at: string;
+  createdAt: number;
 }
 
 export type DebitResult =
@@ -225,6 +226,7 @@ export interface HistoryDetails {
 export type OutboxItem =
   | { type: "recharge"; job: RechargeJob }
   | { type: "projection"; ref: string; row: HistoryRow }
+  | PurchaseProjection
   | {
       type: "email";
       kind: "auto_recharge_paused";
@@ -243,3 +245,125 @@ export type OutboxItem =
       total: number;
       situation: LowBalanceSituation;
     };
+
+// ---------------------------------------------------------------- RPC inputs and results
+
+export type NotInitialized = { ok: false; reason: "not_initialized" };
+
+export interface CycleInput {
+  ref: string;
+  plan: PlanId;
+  version: number;
+  startsAt: number;
+  endsAt: number;
+  source: "stripe" | "alarm";
+  /** The paid invoice, for the history row of a new period's grant. */
+  history?: HistoryDetails;
+  /** Stripe holds the invoice's subscription live now (`decideCycle`). */
+  live?: boolean;
+}
+
+export type CycleResult =
+  | { ok: true; started: boolean; granted: number; balance: BalanceView }
+  | NotInitialized;
+
+export interface PlanChangeInput {
+  ref: string;
+  plan: PlanId;
+  version: number;
+  cycles: "stripe" | "alarm";
+  /**
+   * The plan read from Stripe's current subscription, after two events of one version (the
+   * same second and kind) were seen: it replaces what the first of them applied.
+   */
+  current?: boolean;
+}
+
+export type PlanChangeResult =
+  | { ok: true; balance: BalanceView; changed: boolean; added: number }
+  | NotInitialized;
+
+export interface UpgradeInput {
+  ref: string;
+  plan: PlanId;
+  cycleEndsAt: number;
+  /** The paid invoice, for its history row (written whatever it added, 0 included). */
+  history?: HistoryDetails;
+}
+
+export type UpgradeResult =
+  | {
+      ok: true;
+      added: number;
+      outcome: "granted" | "earlier" | "later" | "replayed";
+      balance: BalanceView;
+    }
+  | NotInitialized;
+
+export interface AdjustInput {
+  ref: string;
+  monthly: number;
+  purchased: number;
+  reason: string;
+}
+
+export interface LimitsInput {
+  spendLimitCents?: number | null;
+  rateLimitPerMinute?: number | null;
+  /** False for an API key: it may lower the spending limit, not raise it (money rule 11). */
+  mayRaise?: boolean;
+}
+
+export type LimitsResult =
+  | { ok: true; limits: LimitsState; rateLimitPerMinute: number }
+  | NotInitialized
+  | { ok: false; reason: "session_required" };
+
+export interface AutoRechargeInput {
+  enabled?: boolean;
+  package?: PackageId;
+}
+
+export type GrantResult =
+  | { ok: true; granted: boolean; balance: BalanceView }
+  | { ok: false; reason: "unknown_recharge" | "credits_mismatch" | "not_initialized" };
+
+export type PaymentProblemResult =
+  | { ok: true; changed: boolean }
+  | { ok: false; reason: "unknown_recharge" | "already_succeeded" };
+
+export type AlertsResult = { ok: true; alerts: AlertSettings } | NotInitialized;
+
+/** What Stripe said of a purchase's payment, for its D1 row (any of it may be unknown). */
+export interface PaymentDetails {
+  invoiceId?: string | null;
+  invoiceUrl?: string | null;
+  paymentIntentId?: string | null;
+}
+
+/**
+ * A recharge's new status as the ledger decided it, copied to D1's purchase row and told the
+ * customer by email (once per status, `ref`) from the outbox: the queue consumer, the webhook
+ * and the reconciler write neither.
+ */
+export interface PurchaseProjection {
+  type: "purchase";
+  /** `purchase:<recharge>:<status>`. */
+  ref: string;
+  account_id: string;
+  recharge_id: string;
+  kind: RechargeKind;
+  package: PackageId;
+  credits: number;
+  amount_cents: number;
+  /** ISO 8601: when the recharge was created (its D1 row's, if that row is still missing). */
+  created_at: string;
+  status: Exclude<RechargeStatus, "pending">;
+  payment: PaymentDetails;
+  /** Failed or waiting: why, and where the customer can pay (waiting only). */
+  code: string | null;
+  message: string | null;
+  action_url: string | null;
+  /** Succeeded: the balance's total after the credits. */
+  balance_total: number | null;
+}

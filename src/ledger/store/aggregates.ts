@@ -1,7 +1,7 @@
 /**
  * Request debits as aggregates (money rule 4): one row per account-minute in a ring of a day's
  * slots, settled into hour rows (kept 90 days) and day rows (kept for good). Every function
- * runs inside the caller's `transactionSync`; none awaits.
+ * runs inside the caller's `transactionSync` but `checkpoint`, which is one; none awaits.
  */
 
 import {
@@ -10,9 +10,11 @@ import {
   floorTo,
   HOUR_RETENTION_SECONDS,
   HOUR_SECONDS,
+  minuteOf,
   slotOf,
 } from "../domain/rules";
 import type { DebitCharge } from "../domain/types";
+import { readStateRow } from "./state";
 
 /**
  * The debit's one write: an UPSERT of its minute's row on the ring's INTEGER PRIMARY KEY, which
@@ -237,4 +239,20 @@ export function hadTrafficSince(sql: SqlStorage, minute: number): boolean {
   return (
     sql.exec("SELECT 1 FROM debit_minutes WHERE minute >= ? LIMIT 1", minute).toArray().length > 0
   );
+}
+
+/**
+ * The alarm's checkpoint: every closed minute (before the current one) settled into its hour
+ * and the state row, in one transaction. Null: nothing to settle (no ledger, or no minute has
+ * closed since the last one); else whether there was any debit since then.
+ */
+export function checkpoint(storage: DurableObjectStorage, now: number): boolean | null {
+  const sql = storage.sql;
+  const s = readStateRow(sql);
+  const until = minuteOf(now);
+  if (!s || until <= s.compacted_until) return null;
+  const moved = storage.transactionSync(() =>
+    settleMinutes(sql, s.compacted_until, until, Math.floor(now / 1000)),
+  );
+  return moved.monthly + moved.purchased > 0 || hadTrafficSince(sql, s.compacted_until);
 }

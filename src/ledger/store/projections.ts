@@ -4,7 +4,13 @@
  * `src/delivery/outbox.ts` writes them to D1 (idempotent on the row id) and the row leaves the
  * outbox only once D1 has accepted it.
  */
-import type { HistoryDetails, HistoryRow, OutboxItem } from "../domain/types";
+import type {
+  HistoryDetails,
+  HistoryRow,
+  OutboxItem,
+  PurchaseProjection,
+  RechargeView,
+} from "../domain/types";
 
 export function insertProjection(sql: SqlStorage, row: HistoryRow, now: number): OutboxItem {
   const item: OutboxItem = { type: "projection", ref: `history:${row.id}`, row };
@@ -71,4 +77,39 @@ export function insertAdjustmentHistory(
     },
     now,
   );
+}
+
+/**
+ * A recharge's new status for D1's purchase row and the customer's email, in the outbox of the
+ * transaction that moved it (`nextRechargeStatus`): one item per status reached.
+ */
+export function insertPurchaseProjection(
+  sql: SqlStorage,
+  accountId: string,
+  recharge: RechargeView,
+  change: Pick<
+    PurchaseProjection,
+    "status" | "payment" | "code" | "message" | "action_url" | "balance_total"
+  >,
+  now: number,
+): OutboxItem {
+  const item: PurchaseProjection = {
+    type: "purchase",
+    ref: `purchase:${recharge.id}:${change.status}`,
+    account_id: accountId,
+    recharge_id: recharge.id,
+    kind: recharge.kind,
+    package: recharge.package,
+    credits: recharge.credits,
+    amount_cents: recharge.amountCents,
+    created_at: iso(recharge.createdAt),
+    ...change,
+  };
+  sql.exec(
+    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+    item.ref,
+    JSON.stringify(item),
+    now,
+  );
+  return item;
 }

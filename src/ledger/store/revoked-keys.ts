@@ -17,3 +17,27 @@ export function insertRevokedKey(sql: SqlStorage, keyId: string, now: number): v
     now,
   );
 }
+
+/**
+ * The revoked key ids as the object keeps them: read once, on the first keyed debit (an
+ * operator's debit reads nothing), and written through on each revocation.
+ */
+export class RevokedKeys {
+  private ids: Set<string> | null = null;
+
+  constructor(private readonly sql: SqlStorage) {}
+
+  has(keyId: string): boolean {
+    return this.loaded().has(keyId);
+  }
+
+  revoke(keyId: string, now: number): void {
+    insertRevokedKey(this.sql, keyId, now);
+    this.loaded().add(keyId);
+  }
+
+  private loaded(): Set<string> {
+    if (!this.ids) this.ids = loadRevokedKeys(this.sql);
+    return this.ids;
+  }
+}

@@ -141,8 +141,8 @@ export async function loadBilling(
       id: r.id,
       kind: r.kind,
       credits: r.credits,
-      amountCents: r.amount_cents,
-      since: r.created_at,
+      amountCents: r.amountCents,
+      since: new Date(r.createdAt).toISOString(),
       actionUrl:
         (await getTransaction(db, r.id))?.actionUrl ??
         (lastFailure?.recharge_id === r.id ? lastFailure.action_url : null),

@@ -516,7 +516,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       session.accountId,
       c.get("actor"),
       "top_up.started",
-      { purchase_id: r.id, package: r.package, credits: r.credits, amount_cents: r.amount_cents },
+      { purchase_id: r.id, package: r.package, credits: r.credits, amount_cents: r.amountCents },
       { ref: r.id },
     );
     return redirectWith(c, secret, session, {

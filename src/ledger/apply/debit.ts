@@ -1,0 +1,30 @@
+/**
+ * A debit the pure rule decided to take (`decideDebit`), written: the minute's aggregate, and
+ * only near the threshold or across the alert level the trigger and the alert, which read the
+ * stored settings. Inside the object's `transactionSync`; returns the effects for after it.
+ */
+import type { DebitDecision } from "../domain/decisions";
+import { addEffects, type Effects, noEffects } from "../domain/effects";
+import type { StateRow } from "../domain/types";
+import { rechargeFollowUp } from "../follow-ups";
+import { recordDebit, settleMinutes } from "../store/aggregates";
+import { recordLowBalanceAlert } from "../store/recharges";
+import { readStateRow } from "../store/state";
+
+export function applyDebit(
+  sql: SqlStorage,
+  d: Extract<DebitDecision, { kind: "take" }>,
+  settledUntil: number,
+  now: number,
+): Effects {
+  const fx = noEffects();
+  // Rare: no checkpoint for a day (an idle object); settle before reusing a slot.
+  if (d.mustSettle) settleMinutes(sql, settledUntil, d.minute, Math.floor(now / 1000));
+  recordDebit(sql, d.minute, d.take);
+  const live = (): StateRow => ({ ...(readStateRow(sql) as StateRow), ...d.after });
+  // The trigger reads the stored settings (and the pending check) only near the threshold.
+  if (d.nearThreshold) addEffects(fx, rechargeFollowUp(sql, live(), now));
+  // Worded after the trigger: the email says whether a recharge is now in flight.
+  if (d.crossesAlert) fx.deliver.push(recordLowBalanceAlert(sql, live(), now));
+  return fx;
+}

@@ -1,0 +1,80 @@
+/**
+ * What every balance change is followed by, in its own transaction: the auto-recharge trigger
+ * and the low-balance alert. Each applies a pure decision (`decideRecharge`, `lowBalanceStep`)
+ * through `store/` and returns the effects (outbox items, alarms) for after the commit.
+ */
+import { decideRecharge } from "./domain/decisions";
+import { addEffects, type Effects, noEffects } from "./domain/effects";
+import { lowBalanceStep } from "./domain/low-balance";
+import { monthStart } from "./domain/rules";
+import type { StateRow } from "./domain/types";
+import {
+  hasPendingAutoRecharge,
+  pauseForSpendLimit,
+  recordLowBalanceAlert,
+  spentThisMonth,
+  startAutoRecharge,
+} from "./store/recharges";
+import { armLowBalance } from "./store/state";
+import { currentState, liveState, type Tx } from "./tx";
+
+/**
+ * Inside a transaction, with `s` carrying the live buckets: the trigger decided
+ * (`decideRecharge`) and applied. The facts are getters: each is read only if the rule gets to
+ * it, as before the rule was pure.
+ */
+export function rechargeFollowUp(sql: SqlStorage, s: StateRow, now: number): Effects {
+  const fx = noEffects();
+  const d = decideRecharge(
+    s,
+    {
+      get pending() {
+        return hasPendingAutoRecharge(sql);
+      },
+      get spentThisMonthCents() {
+        return spentThisMonth(sql, now);
+      },
+    },
+    now,
+  );
+  if (d.kind === "pause") {
+    fx.alarms.push(d.resumesAt);
+    fx.deliver.push(pauseForSpendLimit(sql, s, now, d.resumesAt));
+  } else if (d.kind === "start") {
+    fx.deliver.push(startAutoRecharge(sql, s, d.package, d.clearPause, now));
+  }
+  return fx;
+}
+
+/** The trigger decided afresh on the live state (a debit refused while a pause ended). */
+export function triggerRecharge(tx: Tx): void {
+  addEffects(tx.fx, rechargeFollowUp(tx.sql, liveState(tx), tx.now));
+}
+
+/** A pause by the spending limit lasts until the calendar month turns (the alarm). */
+export function resumeIfMonthTurned(tx: Tx): void {
+  const s = currentState(tx);
+  if (s && s.paused_period !== null && s.paused_period !== monthStart(tx.now))
+    addEffects(tx.fx, rechargeFollowUp(tx.sql, s, tx.now));
+}
+
+/**
+ * Inside the mutation's transaction, after its changes: the alert fires when armed and the
+ * live total is at or below the level, and is armed again once the total is above it, by
+ * whatever raised it except a refund. A refund gives back a request that never happened
+ * (its upstream failed); if it re-armed, a client retrying against a failing upstream right
+ * at the level would be emailed once per retry.
+ */
+export function lowBalanceFollowUp(tx: Pick<Tx, "sql" | "open" | "now">, rearm: boolean): Effects {
+  const fx = noEffects();
+  const s = currentState(tx);
+  if (!s) return fx;
+  const step = lowBalanceStep({
+    level: s.low_balance_credits,
+    armed: s.low_balance_armed === 1,
+    total: s.monthly + s.purchased,
+  });
+  if (step === "arm" && rearm) armLowBalance(tx.sql);
+  else if (step === "alert") fx.deliver.push(recordLowBalanceAlert(tx.sql, s, tx.now));
+  return fx;
+}
