@@ -216,6 +216,7 @@ describe("what a person changes on the Billing page is logged with the session's
       ["alerts.updated", { low_balance_credits: null }],
       ["limits.updated", { monthly_spend_limit_cents: 7_500 }],
       ["auto_recharge.updated", { enabled: false, package: "credits_9000" }],
+      ["person.signed_in", {}],
     ]);
     // The session names the person signed in (the account's email is its first owner).
     for (const e of log) {
@@ -229,7 +230,7 @@ describe("what a person changes on the Billing page is logged with the session's
 
   it("the page's Activity section lists the entries and pages through them", async () => {
     const account = await createAccount();
-    for (let level = 1; level <= 11; level++) {
+    for (let level = 1; level <= 10; level++) {
       await expectOk(
         await call(account, "/v1/account/alerts", "PUT", { low_balance_credits: level * 100 }),
       );
@@ -238,9 +239,10 @@ describe("what a person changes on the Billing page is logged with the session's
     const html = await billingHtml(cookie);
     expect(html).toContain('<h2 id="activity-h">Activity</h2>');
     const rows = (h: string) => [...h.matchAll(/<tr data-action="([a-z_.]+)">/g)].map((m) => m[1]);
-    // The newest ten: eleven alert changes, the operator's account creation on the next page.
-    expect(rows(html)).toEqual(Array(10).fill("alerts.updated"));
-    expect(html).toContain("at 1,100 credits or below");
+    // The newest ten: the sign-in and nine of ten alert changes; the first alert change and the
+    // operator's account creation on the next page.
+    expect(rows(html)).toEqual(["person.signed_in", ...Array(9).fill("alerts.updated")]);
+    expect(html).toContain("at 1,000 credits or below");
     const older = /href="(\/account\/billing\?activity=[^"#]+)#activity"/.exec(html)?.[1];
     expect(older, "an Older changes link").toBeDefined();
     const next = await page((older as string).replaceAll("&amp;", "&"), { cookie });

@@ -585,6 +585,40 @@ describe("the Members section", () => {
   });
 });
 
+describe("the audit log names the person", () => {
+  it("sign-in, invitation, joining, a role change and a removal are entries with their person (rule 12)", async () => {
+    const account = await createAccount();
+    const owner = await signIn(account);
+    const email = freshEmail();
+    const { member, token } = await invite(owner, email, "developer");
+    expect((await accept(token)).status).toBe(303);
+    const patched = await asPerson(owner, `/v1/account/members/${member.id}`, {
+      method: "PATCH",
+      body: { role: "viewer" },
+    });
+    expect(patched.status).toBe(200);
+    const removed = await asPerson(owner, `/v1/account/members/${member.id}`, {
+      method: "DELETE",
+    });
+    expect(removed.status).toBe(200);
+    const res = await gateway("/v1/account/audit-log?limit=100", { key: account.api_key });
+    expect(res.status).toBe(200);
+    type Entry = {
+      action: string;
+      actor: { type: string; label: string };
+      details: Record<string, unknown>;
+    };
+    const log = (await json<{ data: Entry[] }>(res)).data.filter((e) => e.actor.type === "person");
+    expect(log.map((e) => [e.action, e.actor.label, e.details])).toEqual([
+      ["member.removed", account.email, { member_id: member.id, email, role: "viewer" }],
+      ["member.role_changed", account.email, { member_id: member.id, email, role: "viewer" }],
+      ["member.joined", email, { role: "developer" }],
+      ["member.invited", account.email, { member_id: member.id, email, role: "developer" }],
+      ["person.signed_in", account.email, {}],
+    ]);
+  });
+});
+
 describe("the last owner", () => {
   it("cannot be demoted or removed (409 conflict), on the API and the page", async () => {
     const account = await createAccount();

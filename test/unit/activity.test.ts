@@ -39,9 +39,17 @@ describe("the Billing page's Activity in words", () => {
   });
 
   it("shows an action it does not know by its name, with no detail, never dropping it", () => {
-    expect(activityAction("member.invited")).toBe("member.invited");
-    expect(detail("member.invited", { email: "a@example.com" })).toBe("");
+    expect(activityAction("webhook.created")).toBe("webhook.created");
+    expect(detail("webhook.created", { url: "https://example.com" })).toBe("");
     expect(activityAction("key.revoked")).toBe("API key revoked");
+  });
+
+  it("says who joined, was invited, changed role or left, with their role", () => {
+    expect(activityAction("member.invited")).toBe("Member invited");
+    expect(detail("member.invited", { email: "a@example.com", role: "developer" })).toBe(
+      "a@example.com (developer)",
+    );
+    expect(detail("member.joined", { role: "billing" })).toBe("as billing");
   });
 
   it("names who acted: a person by their label, anyone else by kind and label", () => {

@@ -22,6 +22,14 @@ const ACTIONS: Record<string, string> = {
   "payment_method.attached": "Card attached",
   "plan.changed": "Plan changed",
   "credits.adjusted": "Credits adjusted",
+  "person.signed_in": "Signed in",
+  "person.signed_out_everywhere": "Signed out everywhere",
+  "member.invited": "Member invited",
+  "member.joined": "Member joined",
+  "member.role_changed": "Member's role changed",
+  "member.removed": "Member removed",
+  "account.suspended": "Account suspended",
+  "account.unsuspended": "Suspension lifted",
 };
 
 const ACTORS: Record<AuditJson["actor"]["type"], string> = {
@@ -52,6 +60,14 @@ const signed = (n: number) => `${n > 0 ? "+" : "−"}${formatCredits(Math.abs(n)
 export function activityDetail(entry: Pick<AuditJson, "action" | "details">): string {
   const d = entry.details;
   switch (entry.action) {
+    case "member.invited":
+    case "member.role_changed":
+    case "member.removed":
+      return `${str(d.email) ?? ""} (${str(d.role) ?? ""})`;
+    case "member.joined":
+      return `as ${str(d.role) ?? ""}`;
+    case "account.suspended":
+      return str(d.reason) ?? "";
     case "key.created":
     case "key.revoked": {
       const key = `${str(d.prefix) ?? ""}…${str(d.last4) ?? ""}`;
