@@ -72,6 +72,7 @@ import type {
   RefundResult,
   SettingsResult,
   StateRow,
+  SuspendResult,
   TopUpResult,
 } from "./domain/types";
 import {
@@ -83,7 +84,11 @@ import {
   settleMinutes,
 } from "./store/aggregates";
 import { appendEntry, entryDeltas, entryTotals, hasEntry } from "./store/entries";
-import { insertAdjustmentHistory, insertGrantHistory } from "./store/projections";
+import {
+  insertAdjustmentHistory,
+  insertBalanceProjection,
+  insertGrantHistory,
+} from "./store/projections";
 import {
   awaitingAction,
   findRecharge,
@@ -102,7 +107,7 @@ import {
 } from "./store/recharges";
 import { insertRevokedKey, loadRevokedKeys } from "./store/revoked-keys";
 import { ensureSchema } from "./store/schema";
-import { insertInitialState, readStateRow } from "./store/state";
+import { insertInitialState, readStateRow, writeSuspension } from "./store/state";
 import { largestPaidUpgrade, recordedUpgradeDelta, recordPaidUpgrade } from "./store/upgrades";
 import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./store/usage";
 
@@ -170,8 +175,10 @@ export class AccountLedger extends DurableObject<Bindings> {
     const fx = noEffects();
     try {
       const result = this.ctx.storage.transactionSync(() => {
+        const before = this.s ? liveBalance(this.s, this.open) : null;
         const result = fn(fx);
         addEffects(fx, this.followLowBalance(this.now(), alert.rearm));
+        addEffects(fx, this.projectBalance(before, this.now()));
         return result;
       });
       return { result, fx };
@@ -210,6 +217,20 @@ export class AccountLedger extends DurableObject<Bindings> {
     if (step === "arm" && rearm)
       this.sql.exec("UPDATE state SET low_balance_armed = 1 WHERE id = 1");
     else if (step === "alert") fx.deliver.push(recordLowBalanceAlert(this.sql, s, now));
+    return fx;
+  }
+
+  /**
+   * Inside the mutation's transaction: the balance projected to D1 for the operators' overview
+   * when the mutation changed it (`before`: the live balance before it, null before `init`).
+   */
+  private projectBalance(before: Buckets | null, now: number): Effects {
+    const fx = noEffects();
+    const row = readStateRow(this.sql);
+    if (!row) return fx;
+    const live = liveBalance(row, this.open);
+    if (before && before.monthly === live.monthly && before.purchased === live.purchased) return fx;
+    fx.deliver.push(insertBalanceProjection(this.sql, row.account_id, live, now));
     return fx;
   }
 
@@ -593,6 +614,27 @@ export class AccountLedger extends DurableObject<Bindings> {
       fx.deliver.push(insertAdjustmentHistory(this.sql, s.account_id, input, now));
       this.maybeStartAutoRecharge({ ...s, ...next }, now, fx);
       return { ok: true, balance: withTotal(next), replayed: false };
+    });
+    await this.afterCommit(fx);
+    return result;
+  }
+
+  /**
+   * Suspends the account (`reason` is shown to its people) or lifts it (null). The debit reads
+   * the flag from the state row it holds in memory (`decideDebit`), so a suspended account's
+   * requests are refused in the same call, at no extra read; no purchase starts meanwhile
+   * (`decideTopUp`, `decideRecharge`). Suspending again keeps the first time and takes the new
+   * reason. Lifting it re-decides auto-recharge, as any change that lets one through does.
+   */
+  async setSuspension(suspension: { reason: string } | null): Promise<SuspendResult> {
+    const now = this.now();
+    const { result, fx } = this.mutateFx((fx): SuspendResult => {
+      const s = this.current();
+      if (!s) return { ok: false, reason: "not_initialized" };
+      const next = suspension ? { at: s.suspended_at ?? now, reason: suspension.reason } : null;
+      writeSuspension(this.sql, next);
+      if (!next) this.maybeStartAutoRecharge(this.liveState(), now, fx);
+      return { ok: true, suspension: next };
     });
     await this.afterCommit(fx);
     return result;
@@ -1104,6 +1146,15 @@ export class AccountLedger extends DurableObject<Bindings> {
     let moved: Buckets = NONE;
     this.ctx.storage.transactionSync(() => {
       moved = settleMinutes(this.sql, s.compacted_until, until, Math.floor(now / 1000));
+      // The traffic since the last projection reaches D1 now, once per checkpoint.
+      const row = readStateRow(this.sql);
+      if (row && moved.monthly + moved.purchased > 0)
+        insertBalanceProjection(
+          this.sql,
+          row.account_id,
+          liveBalance(row, openDebits(this.sql, row.compacted_until)),
+          now,
+        );
     });
     this.reload();
     return moved.monthly + moved.purchased > 0 || hadTrafficSince(this.sql, s.compacted_until);
@@ -1210,7 +1261,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       console.warn(
         item.type === "recharge"
           ? "recharge job not queued yet; the alarm will retry"
-          : item.type === "projection"
+          : item.type === "projection" || item.type === "balance"
             ? "history row not written to D1 yet; the alarm will retry"
             : "notice email not sent yet; the alarm will retry",
         id,

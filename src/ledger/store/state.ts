@@ -30,3 +30,15 @@ export function insertInitialState(
   );
   return allowance;
 }
+
+/** An operator's suspension (`at` in ms, with its reason), or none: both null. */
+export function writeSuspension(
+  sql: SqlStorage,
+  suspension: { at: number; reason: string } | null,
+): void {
+  sql.exec(
+    "UPDATE state SET suspended_at = ?, suspension_reason = ? WHERE id = 1",
+    suspension?.at ?? null,
+    suspension?.reason ?? null,
+  );
+}
