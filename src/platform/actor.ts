@@ -16,3 +16,10 @@ export const SYSTEM_ACTOR: Actor = { type: "system", id: "system", label: "Tollg
 export function keyActor(keyId: string, label = keyId): Actor {
   return { type: "api_key", id: keyId, label };
 }
+
+/** An operator: the email Cloudflare Access vouched for, or the shared ADMIN_TOKEN. */
+export function operatorActor(email: string | null): Actor {
+  return email
+    ? { type: "operator", id: email, label: email }
+    : { type: "operator", id: "admin_token", label: "admin token" };
+}

@@ -24,7 +24,8 @@ export type LedgerRefusal =
   | "payment_pending"
   | "already_succeeded"
   | "credits_mismatch"
-  | "outcome_unknown";
+  | "outcome_unknown"
+  | "account_suspended";
 
 /** Refusals that do not come from the ledger: Checkout's and the API keys'. */
 type OtherRefusal =
@@ -81,6 +82,16 @@ export const REFUSALS = {
       title: "Not enough credits",
       text: "Your credit balance is too low for this.",
       action: "Buy credits, or turn on auto-recharge.",
+    },
+  },
+  account_suspended: {
+    type: "account_suspended",
+    message:
+      "This account is suspended: requests are not served and nothing can be bought until an operator lifts it.",
+    page: {
+      title: "Account suspended",
+      text: "This account is suspended: API requests are refused and nothing can be bought.",
+      action: "Write to support to have it lifted.",
     },
   },
   rate_limited: {

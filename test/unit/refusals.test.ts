@@ -44,6 +44,7 @@ const othersListed: [ReasonsOf<CheckoutResult | CreateKeyResult | RevokeResult>]
   : false = true;
 
 const LEDGER: Record<LedgerRefusal, true> = {
+  account_suspended: true,
   already_succeeded: true,
   credits_mismatch: true,
   idempotency_conflict: true,
