@@ -32,6 +32,17 @@ export async function recordBalance(db: Db, b: BalanceRow): Promise<void> {
     });
 }
 
+/** A new account's row, unawaited for the creation's batch; a projection already there wins. */
+export function initialBalanceInsert(
+  db: Db,
+  b: { accountId: string; monthly: number; purchased: number; at: string },
+) {
+  return db
+    .insert(accountBalances)
+    .values({ ...b, purchasedValueCents: 0, version: 0, updatedAt: b.at })
+    .onConflictDoNothing({ target: accountBalances.accountId });
+}
+
 export interface OutstandingCredits {
   monthly: number;
   purchased: number;

@@ -229,7 +229,10 @@ export class AccountLedger extends DurableObject<Bindings> {
     const row = readStateRow(this.sql);
     if (!row) return fx;
     const live = liveBalance(row, this.open);
-    if (before && before.monthly === live.monthly && before.purchased === live.purchased) return fx;
+    // None for `init` (before is null): the account's creation writes its first row to D1
+    // itself, so a new account costs no early alarm.
+    if (!before || (before.monthly === live.monthly && before.purchased === live.purchased))
+      return fx;
     fx.deliver.push(insertBalanceProjection(this.sql, row.account_id, live, now));
     return fx;
   }

@@ -19,6 +19,7 @@ import {
   json,
   setBalance,
 } from "../helpers/http";
+import { billingHtml, signIn } from "../helpers/page";
 import { attachCard, eventually } from "../helpers/stripe";
 import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
 
@@ -241,6 +242,9 @@ describe("suspension", () => {
       suspended_at: expect.any(String),
       reason: "Abuse report #42",
     });
+    const billing = await billingHtml(await signIn(account.api_key));
+    expect(billing).toContain("This account is suspended");
+    expect(billing).toContain("Reason: Abuse report #42.");
 
     const lifted = await admin(`/accounts/${account.id}/unsuspend`, { method: "POST" });
     expect(lifted.status).toBe(200);
