@@ -4,6 +4,7 @@ import { accountView } from "../accounts/account-view";
 import { adjustCredits, createAccount } from "../accounts/create-account";
 import { accountSnapshotJson } from "../accounts/ledger-json";
 import { spendLimitCents } from "../accounts/limits";
+import { recordOperatorAction } from "../accounts/operator-actions";
 import { adminAuth } from "../accounts/operator-auth";
 import { overview } from "../accounts/overview";
 import { searchAccounts, searchRowJson } from "../accounts/search";
@@ -109,11 +110,20 @@ export const adminRoutes = new Hono<AppEnv>()
   .post("/accounts/:id/suspend", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, SuspendBody);
-    return c.json(await suspensionJson(c, accountId, { reason: body.reason }), 200);
+    const answer = await suspensionJson(c, accountId, { reason: body.reason });
+    await recordOperatorAction(c.get("actor"), {
+      action: "suspend",
+      accountId,
+      reason: body.reason,
+    });
+    return c.json(answer, 200);
   })
   .post("/accounts/:id/unsuspend", async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
-    return c.json(await suspensionJson(c, accountId, null), 200);
+    // The contract's unsuspend takes no body (the console's form asks for a reason).
+    const answer = await suspensionJson(c, accountId, null);
+    await recordOperatorAction(c.get("actor"), { action: "unsuspend", accountId, reason: "" });
+    return c.json(answer, 200);
   })
   .post("/accounts/:id/credits", async (c) => {
     // Checked like the account API's (it was passed on unchecked): a bad one is 400 naming it.
@@ -137,6 +147,13 @@ export const adminRoutes = new Hono<AppEnv>()
       }
       throw refusal(result.reason);
     }
+    if (!result.replayed)
+      await recordOperatorAction(c.get("actor"), {
+        action: "adjust_credits",
+        accountId,
+        reason: body.reason,
+        detail: { monthly: body.monthly ?? 0, purchased: body.purchased ?? 0 },
+      });
     return c.json(result.balance, 200);
   })
   .post("/accounts/:id/payment-method", async (c) => {

@@ -12,6 +12,7 @@ import { accountView } from "../../accounts/account-view";
 import { adjustCredits } from "../../accounts/create-account";
 import { listKeys } from "../../accounts/key-list";
 import { revokeKey } from "../../accounts/keys";
+import { recordOperatorAction } from "../../accounts/operator-actions";
 import { operatorsConfigured } from "../../accounts/operator-auth";
 import { overview } from "../../accounts/overview";
 import { searchAccounts, searchRowJson } from "../../accounts/search";
@@ -116,23 +117,6 @@ async function signOutToken(c: Context<AppEnv>): Promise<string | undefined> {
   return (await tokensFor(c, ["operator-sign-out"]))["operator-sign-out"];
 }
 
-/**
- * Every operator action, with who did it and why. wip/audit's `recordAudit` goes here, so
- * every console action lands in the operator audit log through one call.
- */
-function recordAction(
-  c: Context<AppEnv>,
-  action: string,
-  accountId: string,
-  detail: Record<string, unknown>,
-): void {
-  const actor = c.get("actor");
-  console.info(
-    "operator action",
-    JSON.stringify({ action, account_id: accountId, operator: actor.id, ...detail }),
-  );
-}
-
 async function existing(c: Context<AppEnv>) {
   const account = await getAccount(c.get("db"), c.req.param("id") ?? "");
   if (!account) throw new PageError(404, "No such account", "That account does not exist.");
@@ -228,11 +212,14 @@ export const consoleRoutes = new Hono<AppEnv>()
         "The adjustment would take a bucket below zero, or was already used; nothing changed.",
       );
     }
-    recordAction(c, "adjust_credits", account.id, {
-      monthly: f.monthly,
-      purchased: f.purchased,
-      reason: f.reason,
-    });
+    // A second post of the same form (its idempotency key) applied nothing: nothing to record.
+    if (!result.replayed)
+      await recordOperatorAction(c.get("actor"), {
+        action: "adjust_credits",
+        accountId: account.id,
+        reason: f.reason,
+        detail: { monthly: f.monthly, purchased: f.purchased },
+      });
     return c.redirect(`${accountPath(account.id)}?done=adjusted`, 303);
   })
   .post("/console/accounts/:id/suspend", async (c) => {
@@ -243,7 +230,11 @@ export const consoleRoutes = new Hono<AppEnv>()
     const f = parseFields(fields, ReasonFields);
     const result = await suspendAccount(c.env, c.get("db"), account.id, { reason: f.reason });
     if (!result.ok) throw new PageError(404, "No ledger", "This account has no ledger.");
-    recordAction(c, "suspend", account.id, { reason: f.reason });
+    await recordOperatorAction(c.get("actor"), {
+      action: "suspend",
+      accountId: account.id,
+      reason: f.reason,
+    });
     return c.redirect(`${accountPath(account.id)}?done=suspended`, 303);
   })
   .post("/console/accounts/:id/unsuspend", async (c) => {
@@ -254,7 +245,11 @@ export const consoleRoutes = new Hono<AppEnv>()
     const f = parseFields(fields, ReasonFields);
     const result = await suspendAccount(c.env, c.get("db"), account.id, null);
     if (!result.ok) throw new PageError(404, "No ledger", "This account has no ledger.");
-    recordAction(c, "unsuspend", account.id, { reason: f.reason });
+    await recordOperatorAction(c.get("actor"), {
+      action: "unsuspend",
+      accountId: account.id,
+      reason: f.reason,
+    });
     return c.redirect(`${accountPath(account.id)}?done=unsuspended`, 303);
   })
   .post("/console/accounts/:id/keys/:keyId/revoke", async (c) => {
@@ -269,7 +264,12 @@ export const consoleRoutes = new Hono<AppEnv>()
       const words = pageWords(result.reason);
       throw new PageError(409, words.title, words.text);
     }
-    recordAction(c, "revoke_key", account.id, { key_id: keyId, reason: f.reason });
+    await recordOperatorAction(c.get("actor"), {
+      action: "revoke_key",
+      accountId: account.id,
+      reason: f.reason,
+      detail: { key_id: keyId },
+    });
     return c.redirect(`${accountPath(account.id)}?done=revoked`, 303);
   })
   .get("/console/sign-in", async (c) => signInPage(c, 200))
