@@ -61,6 +61,16 @@ describe("operator console: signing in", () => {
     expect(res.headers.get("Location")).toBe("/admin/console/sign-in");
   });
 
+  it("a form post without a session goes to the sign-in form and changes nothing", async () => {
+    const account = await createAccount();
+    const res = await page(`/admin/console/accounts/${account.id}/suspend`, {
+      form: { reason: "no session", csrf: "x" },
+    });
+    expect(res.status).toBe(303);
+    expect(res.headers.get("Location")).toBe("/admin/console/sign-in");
+    expect((await classify(account)).status).toBe(200);
+  });
+
   it("refuses a wrong admin token, and a sign-in post without its form token", async () => {
     const form = await page("/admin/console/sign-in");
     const formHtml = await form.text();
