@@ -178,7 +178,9 @@ export class AccountLedger extends DurableObject<Bindings> {
         const before = this.s ? liveBalance(this.s, this.open) : null;
         const result = fn(fx);
         addEffects(fx, this.followLowBalance(this.now(), alert.rearm));
-        addEffects(fx, this.projectBalance(before, this.now()));
+        // Not for a refund (the one mutation that does not re-arm): there is one per failed
+        // upstream call, so it reaches D1 with the next change or checkpoint instead.
+        if (alert.rearm) addEffects(fx, this.projectBalance(before, this.now()));
         return result;
       });
       return { result, fx };
@@ -1246,6 +1248,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   /** Effects of a mutation whose caller delivers nothing: the alarm delivers its items. */
   private leaveToAlarm(fx: Effects): void {
     for (const at of fx.alarms) this.scheduleAlarm(at);
+    // A balance projection is sent now, without holding the reply; the rest waits for the alarm.
+    for (const item of fx.deliver) if (item.type === "balance") void this.deliver(item);
     if (fx.deliver.length > 0) this.scheduleAlarm(Date.now() + OUTBOX_RETRY_MS);
   }
 
