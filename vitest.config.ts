@@ -23,6 +23,11 @@ export default defineConfig({
           STRIPE_SECRET_KEY: "sk_test_tollgate",
           STRIPE_WEBHOOK_SECRET: "whsec_test_tollgate",
           ADMIN_TOKEN: "test-admin-token",
+          // Cloudflare Access in front of /admin, its keys served by test/global/access-keys.ts.
+          ACCESS_TEAM_DOMAIN: "tollgate-test.cloudflareaccess.com",
+          ACCESS_AUD: "test-access-aud",
+          ACCESS_CERTS_URL: `${inject("accessKeysUrl")}/cdn-cgi/access/certs`,
+          ACCESS_KEYS_URL: inject("accessKeysUrl"),
           SESSION_SECRET: "test-session-secret",
           SIGNUP_ENABLED: "true",
           RECHARGE_RETRY_BASE_SECONDS: "0",

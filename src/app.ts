@@ -14,6 +14,7 @@ import { configProblemsOnce } from "./platform/config";
 import { ApiError, type ErrorType, serviceUnavailable } from "./platform/errors";
 import { refusal } from "./platform/refusals";
 import { billingPageRoutes } from "./web/billing/routes";
+import { consoleRoutes } from "./web/console/routes";
 import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./web/signup/routes";
 import {
   invitationPageRoutes,
@@ -78,6 +79,9 @@ export function createApp() {
   // proxy refuses those paths too: neither depends on the order of these two lines.
   app.route("/v1/account", accountRouter(unmatched));
   app.route("/v1", proxyRoutes(unmatched));
+  // The operator console (HTML) first: its pages are GET /admin and /admin/console/*; the
+  // JSON routes' bearer check would answer a browser before it otherwise.
+  app.route("/admin", consoleRoutes);
   app.route("/admin", adminRoutes);
   // The Billing page: HTML, its own session auth and its own (HTML) error pages.
   app.route("/account", billingPageRoutes);

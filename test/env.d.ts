@@ -16,6 +16,10 @@ declare global {
       STRIPE_PRICE_PRO: string;
       STRIPE_PRICE_CREDITS_1000: string;
       STRIPE_PORTAL_CONFIGURATION: string;
+      ACCESS_TEAM_DOMAIN: string;
+      ACCESS_AUD: string;
+      /** Where a test posts its Access public key (test/global/access-keys.ts). */
+      ACCESS_KEYS_URL: string;
       /** The subscription model test's budget (test/integration/subscription-model.test.ts). */
       MODEL_SEEDS?: string;
       MODEL_STEPS?: string;

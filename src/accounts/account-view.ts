@@ -24,6 +24,8 @@ export function accountView(a: AccountRow) {
           exp_year: a.cardExpYear,
         }
       : null,
+    // An operator's suspension and why: the account's people see it here and on the page.
+    suspension: a.suspendedAt ? { suspended_at: a.suspendedAt, reason: a.suspensionReason } : null,
   };
 }
 

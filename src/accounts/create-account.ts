@@ -1,3 +1,4 @@
+import { initialBalanceInsert } from "../db/account-balances";
 import { insertAccount } from "../db/accounts";
 import { insertKey } from "../db/api-keys";
 import { auditInsert } from "../db/audit-log";
@@ -94,6 +95,14 @@ export async function createAccount(
         plan: input.plan,
         complimentary: input.complimentary === true,
       },
+    }),
+    // The overview's first figure for it (version 0): the ledger projects every later change,
+    // and does not for its creation, which would cost every new account an alarm.
+    initialBalanceInsert(db, {
+      accountId: id,
+      monthly: snapshot.balance.monthly,
+      purchased: snapshot.balance.purchased,
+      at: new Date(snapshot.cycleStartedAt).toISOString(),
     }),
   ]);
   return {

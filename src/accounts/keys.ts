@@ -114,6 +114,8 @@ export async function revokeKey(
   keyId: string,
   actor: Actor,
   role: Role | null = null,
+  /** An operator's reason, kept in the audit entry. */
+  extra: { reason?: string } = {},
 ): Promise<RevokeResult> {
   const before = await getKey(db, accountId, keyId);
   if (!before) return { ok: false, reason: "key_not_found" };
@@ -132,6 +134,7 @@ export async function revokeKey(
         scope: before.scope,
         prefix: before.prefix,
         last4: before.last4,
+        ...extra,
       },
     }));
   const after = await getKey(db, accountId, keyId);

@@ -1,17 +1,21 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { accountView } from "../accounts/account-view";
 import { auditJson, listAudit, recordAudit } from "../accounts/audit";
 import { adjustCredits, createAccount } from "../accounts/create-account";
 import { accountSnapshotJson } from "../accounts/ledger-json";
 import { spendLimitCents } from "../accounts/limits";
+import { recordOperatorAction } from "../accounts/operator-actions";
 import { adminAuth } from "../accounts/operator-auth";
+import { overview } from "../accounts/overview";
+import { searchAccounts, searchRowJson } from "../accounts/search";
+import { suspendAccount } from "../accounts/suspension";
 import { accountExists, getAccount } from "../db/accounts";
 import type { Db } from "../db/client";
 import { listEmails } from "../db/emails";
 import { otherSubscriptionsOf } from "../db/other-subscriptions";
 import type { AppEnv } from "../http/context";
-import { CursorParam } from "../http/cursor";
+import { CursorParam, encodeCursor } from "../http/cursor";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
 import { parseJson, parseQuery } from "../platform/body";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
@@ -65,8 +69,16 @@ const PatchAccountBody = z.strictObject({
   monthly_spend_limit_cents: spendLimitCents.optional(),
 });
 
+const SuspendBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
+
 const AuditQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(50),
+  cursor: CursorParam.optional(),
+});
+
+const SearchQuery = z.strictObject({
+  query: z.string().max(254).optional(),
+  // The (lower-case email, id) of the last row shown, in the history's cursor format.
   cursor: CursorParam.optional(),
 });
 
@@ -93,6 +105,41 @@ export const adminRoutes = new Hono<AppEnv>()
     );
     const { owner_member_id: _owner, ...account } = created;
     return c.json(account, 201);
+  })
+  .get("/accounts", async (c) => {
+    const q = parseQuery(c, SearchQuery);
+    const after = q.cursor ? { email: q.cursor.createdAt, id: q.cursor.id } : null;
+    const page = await searchAccounts(c.get("db"), q.query ?? "", after);
+    return c.json(
+      {
+        data: page.rows.map(searchRowJson),
+        next_cursor: page.next ? encodeCursor(page.next.email, page.next.id) : null,
+      },
+      200,
+    );
+  })
+  .get("/overview", async (c) => c.json(await overview(c.get("db")), 200))
+  .post("/accounts/:id/suspend", async (c) => {
+    const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
+    const body = await parseJson(c, SuspendBody);
+    const answer = await suspensionJson(c, accountId, { reason: body.reason });
+    await recordOperatorAction(c.get("db"), c.get("actor"), {
+      action: "suspend",
+      accountId,
+      reason: body.reason,
+    });
+    return c.json(answer, 200);
+  })
+  .post("/accounts/:id/unsuspend", async (c) => {
+    const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
+    // The contract's unsuspend takes no body (the console's form asks for a reason).
+    const answer = await suspensionJson(c, accountId, null);
+    await recordOperatorAction(c.get("db"), c.get("actor"), {
+      action: "unsuspend",
+      accountId,
+      reason: "",
+    });
+    return c.json(answer, 200);
   })
   .post("/accounts/:id/credits", async (c) => {
     // Checked like the account API's (it was passed on unchecked): a bad one is 400 naming it.
@@ -226,6 +273,21 @@ async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
       // One recorded before it became the current one (e.g. its `incomplete` creation) is not other.
       (s) => s.id !== account.currentSubscriptionId,
     ),
+  };
+}
+
+/** Suspends or lifts it; answers `{"id", "suspension": {"suspended_at", "reason"} | null}`. */
+async function suspensionJson(
+  c: Context<AppEnv>,
+  accountId: string,
+  suspension: { reason: string } | null,
+) {
+  const result = await suspendAccount(c.env, c.get("db"), accountId, suspension);
+  if (!result.ok) throw refusal(result.reason);
+  const s = result.suspension;
+  return {
+    id: accountId,
+    suspension: s ? { suspended_at: new Date(s.at).toISOString(), reason: s.reason } : null,
   };
 }
 

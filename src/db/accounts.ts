@@ -192,3 +192,18 @@ export async function accountExistsForEmail(db: Db, email: string): Promise<bool
     .get();
   return row !== undefined;
 }
+
+/** The ledger's suspension mirrored for search, the console and the overview (null: none). */
+export async function setSuspension(
+  db: Db,
+  id: string,
+  suspension: { at: number; reason: string } | null,
+): Promise<void> {
+  await db
+    .update(accounts)
+    .set({
+      suspendedAt: suspension ? new Date(suspension.at).toISOString() : null,
+      suspensionReason: suspension?.reason ?? null,
+    })
+    .where(eq(accounts.id, id));
+}

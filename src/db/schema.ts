@@ -45,10 +45,45 @@ export const accounts = sqliteTable(
      * existing account by it through its index, so `+tag` variants cannot farm free accounts.
      */
     emailKey: text("email_key"),
+    /**
+     * An operator's suspension (ISO time and reason), mirrored from the account's ledger, which
+     * decides with it: here for search, the console and the overview's count.
+     */
+    suspendedAt: text("suspended_at"),
+    suspensionReason: text("suspension_reason"),
     createdAt: createdAt(),
   },
-  (t) => [index("accounts_email_key_idx").on(t.emailKey)],
+  (t) => [
+    index("accounts_email_key_idx").on(t.emailKey),
+    // The operators' search: an email prefix, case-insensitive, paged by (email, id).
+    index("accounts_email_lower_idx").on(sql`lower(${t.email})`, t.id),
+  ],
 );
+
+/**
+ * Each account's balance as its ledger last projected it (the ledger's outbox writes it when
+ * an entry or a checkpoint changes the balance, never per request), for the operators'
+ * overview: the outstanding credits are a sum over this table, not a call to every ledger.
+ * `version` only grows (the ledger's own counter), so a late delivery never overwrites a newer
+ * one. `purchased_value_cents`: what the account paid for the purchased credits it still holds,
+ * at its average price per purchased credit.
+ */
+export const accountBalances = sqliteTable("account_balances", {
+  accountId: text("account_id").primaryKey(),
+  monthly: integer("monthly").notNull(),
+  purchased: integer("purchased").notNull(),
+  purchasedValueCents: integer("purchased_value_cents").notNull(),
+  version: integer("version").notNull(),
+  updatedAt: text("updated_at").notNull(),
+});
+
+/** The reconciler's last run, one row (`id` 1): when it finished and what it found. */
+export const reconcileRuns = sqliteTable("reconcile_runs", {
+  id: integer("id").primaryKey(),
+  finishedAt: text("finished_at").notNull(),
+  checked: integer("checked").notNull(),
+  attention: integer("attention").notNull(),
+});
 
 /** API keys: only the SHA-256 of a key is stored; prefix and last four are for display. */
 export const apiKeys = sqliteTable(
@@ -121,7 +156,14 @@ export const transactions = sqliteTable(
     createdAt: createdAt(),
     updatedAt: text("updated_at"),
   },
-  (t) => [index("transactions_account_created_idx").on(t.accountId, t.createdAt, t.id)],
+  (t) => [
+    index("transactions_account_created_idx").on(t.accountId, t.createdAt, t.id),
+    // The operators' overview: counts by status, this month's revenue, what needs attention.
+    index("transactions_status_created_idx").on(t.status, t.createdAt),
+    index("transactions_attention_idx")
+      .on(t.needsAttention, t.status)
+      .where(sql`${t.needsAttention} = 1`),
+  ],
 );
 
 /**

@@ -1,4 +1,5 @@
 /** Delivers the account ledger's outbox items once the write that made them has committed. */
+import { recordBalance } from "../db/account-balances";
 import { dbFor } from "../db/client";
 import {
   getTransaction,
@@ -17,12 +18,17 @@ import * as templates from "./email-templates";
 
 /**
  * Sends one outbox item: recharge jobs go to the queue (their D1 row first); projections are
- * written to D1's history, idempotent on the row id; a recharge's new status to its D1 row,
- * then its email; notices go out as email, deduplicated in D1 by their reference. Throws when it could not; the caller keeps the row for the alarm.
+ * written to D1's history, idempotent on the row id (a balance, kept only if newer); a
+ * recharge's new status to its D1 row, then its email; notices go out as email, deduplicated
+ * in D1 by their reference. Throws when it could not; the caller keeps the row for the alarm.
  */
 export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void> {
   if (item.type === "projection") {
     await recordHistoryRow(dbFor(env.DB), item.row);
+    return;
+  }
+  if (item.type === "balance") {
+    await recordBalance(dbFor(env.DB), item.balance);
     return;
   }
   if (item.type === "recharge") {

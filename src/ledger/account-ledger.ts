@@ -23,7 +23,13 @@ import { applyAdjust, applyRefund } from "./apply/balance";
 import { applyInit, applyPlanChange, applyStartCycle, applyUpgrade } from "./apply/cycles";
 import { applyDebit } from "./apply/debit";
 import { applyGrantPurchased, applyPaymentProblem, applyTopUp } from "./apply/recharges";
-import { applyAlerts, applyAutoRecharge, applyLimits, applyPaymentMethod } from "./apply/settings";
+import {
+  applyAlerts,
+  applyAutoRecharge,
+  applyLimits,
+  applyPaymentMethod,
+  applySuspension,
+} from "./apply/settings";
 import { alarmsAfterAlarm, cycleAlarm, settleDue } from "./domain/alarms";
 import { currentAlarmCycle } from "./domain/cycles";
 import { decideDebit } from "./domain/decisions";
@@ -62,11 +68,17 @@ import type {
   RefundResult,
   SettingsResult,
   StateRow,
+  SuspendResult,
   TopUpResult,
   UpgradeInput,
   UpgradeResult,
 } from "./domain/types";
-import { lowBalanceFollowUp, resumeIfMonthTurned, triggerRecharge } from "./follow-ups";
+import {
+  balanceFollowUp,
+  lowBalanceFollowUp,
+  resumeIfMonthTurned,
+  triggerRecharge,
+} from "./follow-ups";
 import { OutboxRunner } from "./outbox-runner";
 import { checkpoint, openDebits } from "./store/aggregates";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
@@ -136,8 +148,13 @@ export class AccountLedger extends DurableObject<Bindings> {
     const tx: Tx = { sql: this.sql, now, open: this.open, fx: noEffects() };
     try {
       const result = this.ctx.storage.transactionSync(() => {
+        const before = this.s ? liveBalance(this.s, this.open) : null;
         const result = fn(tx);
-        addEffects(tx.fx, lowBalanceFollowUp({ ...tx, now: this.now() }, rearm));
+        const after = { ...tx, now: this.now() };
+        addEffects(tx.fx, lowBalanceFollowUp(after, rearm));
+        // Not for a refund (the one mutation that does not re-arm): there is one per failed
+        // upstream call, so it reaches D1 with the next change or checkpoint instead.
+        if (rearm) addEffects(tx.fx, balanceFollowUp(after, before));
         return result;
       });
       return { result, fx: tx.fx };
@@ -346,6 +363,15 @@ export class AccountLedger extends DurableObject<Bindings> {
   /** A paid upgrade invoice's monthly credits, idempotent by `ref` (`applyUpgrade`). */
   grantUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
     return this.run((tx) => applyUpgrade(tx, input));
+  }
+
+  /**
+   * Suspends the account (`reason` is shown to its people) or lifts it (null). The debit reads
+   * the flag from the state row it holds in memory (`decideDebit`), so a suspended account's
+   * requests are refused in the same call, at no extra read (`applySuspension`).
+   */
+  setSuspension(suspension: { reason: string } | null): Promise<SuspendResult> {
+    return this.run((tx) => applySuspension(tx, suspension));
   }
 
   /** The payment method recharges created from now on pay with (null: none). */

@@ -6,8 +6,9 @@
 import { decideRecharge } from "./domain/decisions";
 import { addEffects, type Effects, noEffects } from "./domain/effects";
 import { lowBalanceStep } from "./domain/low-balance";
-import { monthStart } from "./domain/rules";
+import { type Buckets, liveBalance, monthStart } from "./domain/rules";
 import type { StateRow } from "./domain/types";
+import { insertBalanceProjection } from "./store/projections";
 import {
   hasPendingAutoRecharge,
   pauseForSpendLimit,
@@ -15,7 +16,7 @@ import {
   spentThisMonth,
   startAutoRecharge,
 } from "./store/recharges";
-import { armLowBalance } from "./store/state";
+import { armLowBalance, readStateRow } from "./store/state";
 import { currentState, liveState, type Tx } from "./tx";
 
 /**
@@ -76,5 +77,24 @@ export function lowBalanceFollowUp(tx: Pick<Tx, "sql" | "open" | "now">, rearm: 
   });
   if (step === "arm" && rearm) armLowBalance(tx.sql);
   else if (step === "alert") fx.deliver.push(recordLowBalanceAlert(tx.sql, s, tx.now));
+  return fx;
+}
+
+/**
+ * Inside the mutation's transaction: the balance projected to D1 for the operators' overview
+ * when the mutation changed it (`before`: the live balance before it, null before `init`).
+ * None for `init`: the account's creation writes its first row to D1 itself, so a new account
+ * costs no early alarm.
+ */
+export function balanceFollowUp(
+  tx: Pick<Tx, "sql" | "open" | "now">,
+  before: Buckets | null,
+): Effects {
+  const fx = noEffects();
+  const row = readStateRow(tx.sql);
+  if (!row || !before) return fx;
+  const live = liveBalance(row, tx.open);
+  if (before.monthly === live.monthly && before.purchased === live.purchased) return fx;
+  fx.deliver.push(insertBalanceProjection(tx.sql, row.account_id, live, tx.now));
   return fx;
 }

@@ -17,17 +17,17 @@ export function keyActor(keyId: string, label = keyId): Actor {
   return { type: "api_key", id: keyId, label };
 }
 
-/** An operator who authenticated with the shared ADMIN_TOKEN: no one person is known. */
-export const ADMIN_TOKEN_ACTOR: Actor = {
-  type: "operator",
-  id: "admin_token",
-  label: "admin token",
-};
-
 /** Changes Stripe's webhooks decide (a plan change). */
 export const STRIPE_ACTOR: Actor = { type: "system", id: "stripe", label: "Stripe" };
 
 /** A person signed in to the Billing page: their member id, labelled by their email. */
 export function personActor(memberId: string, email: string): Actor {
   return { type: "person", id: memberId, label: email };
+}
+
+/** An operator: the email Cloudflare Access vouched for, or the shared ADMIN_TOKEN. */
+export function operatorActor(email: string | null): Actor {
+  return email
+    ? { type: "operator", id: email, label: email }
+    : { type: "operator", id: "admin_token", label: "admin token" };
 }

@@ -37,6 +37,18 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
     UPSTREAM?: Fetcher;
     /** Sign-up emails per hour from everyone together; unset: the code's default (500). */
     SIGNUP_EMAILS_PER_HOUR?: string;
+    /**
+     * Cloudflare Access in front of /admin: the team's domain (`<team>.cloudflareaccess.com`)
+     * and the application's audience tag. Both set: a `Cf-Access-Jwt-Assertion` names the
+     * operator (src/accounts/access-jwt.ts). Per deployment, so not in wrangler.toml's [vars].
+     */
+    ACCESS_TEAM_DOMAIN?: string;
+    ACCESS_AUD?: string;
+    /**
+     * Where the team's signing keys are read; unset: `https://<ACCESS_TEAM_DOMAIN>/cdn-cgi/access/certs`.
+     * Tests point it at a key server of their own.
+     */
+    ACCESS_CERTS_URL?: string;
     /** Where operator alerts are emailed (the sign-up ceiling reached); unset: logs only. */
     OPERATOR_EMAIL?: string;
     /**

@@ -5,6 +5,7 @@ const STATUS = {
   invalid_request: 400,
   invalid_api_key: 401,
   insufficient_credits: 403,
+  account_suspended: 403,
   insufficient_scope: 403,
   insufficient_role: 403,
   session_required: 403,

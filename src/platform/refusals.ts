@@ -26,7 +26,8 @@ export type LedgerRefusal =
   | "credits_mismatch"
   | "outcome_unknown"
   /** An API key asked to raise the spending limit: only a person may (money rule 11). */
-  | "session_required";
+  | "session_required"
+  | "account_suspended";
 
 /** Refusals that do not come from the ledger: Checkout's and the API keys'. */
 type OtherRefusal =
@@ -91,6 +92,16 @@ export const REFUSALS = {
       title: "Not enough credits",
       text: "Your credit balance is too low for this.",
       action: "Buy credits, or turn on auto-recharge.",
+    },
+  },
+  account_suspended: {
+    type: "account_suspended",
+    message:
+      "This account is suspended: requests are not served and nothing can be bought until an operator lifts it.",
+    page: {
+      title: "Account suspended",
+      text: "This account is suspended: API requests are refused and nothing can be bought.",
+      action: "Write to support to have it lifted.",
     },
   },
   rate_limited: {

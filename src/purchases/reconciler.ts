@@ -7,6 +7,7 @@ import {
   owedDebitOf,
   refundAttemptFailed,
 } from "../db/pending-refunds";
+import { recordReconcile } from "../db/reconcile-runs";
 import {
   purchasesAwaitingAction,
   stalePendingPurchases,
@@ -175,6 +176,12 @@ export async function reconcile(
     });
     if (result === "sent") report.emailsRetried++;
   }
+  // For the operators' overview: when the reconciler last finished, and what it left to them.
+  await recordReconcile(db, {
+    finished_at: new Date(now).toISOString(),
+    checked: report.checked,
+    attention: report.attention.length,
+  });
   return report;
 }
 

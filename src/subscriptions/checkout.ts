@@ -18,7 +18,14 @@ import { LIVE_STATUSES, planFromSubscription, priceForPlan } from "./plans";
 
 export type CheckoutResult =
   | { ok: true; url: string }
-  | { ok: false; reason: "subscription_exists" | "plan_not_configured" | "not_initialized" };
+  | {
+      ok: false;
+      reason:
+        | "subscription_exists"
+        | "plan_not_configured"
+        | "not_initialized"
+        | "account_suspended";
+    };
 
 /**
  * The Stripe idempotency key for a client's `Idempotency-Key`: hashed, since Stripe takes keys of
@@ -105,6 +112,8 @@ export async function startPlanCheckout(
   if (!price) return { ok: false, reason: "plan_not_configured" };
   const account = await getAccount(db, accountId);
   if (!account) return { ok: false, reason: "not_initialized" };
+  // Nothing is bought while an operator has the account suspended (its D1 mirror says so).
+  if (account.suspendedAt) return { ok: false, reason: "account_suspended" };
   const stripe = stripeFor(env);
   const customer = await ensureStripeCustomer(env, db, accountId);
   if (await hasLiveSubscription(stripe, customer))

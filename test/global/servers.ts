@@ -1,6 +1,7 @@
 import type { TestProject } from "vitest/node";
 import { startStripeServer } from "../../local/stripe-server/server.mjs";
 import { stripeClient, setup as stripeSetup } from "../../scripts/stripe-setup.mjs";
+import { startAccessKeys } from "./access-keys";
 import { startUpstreamStub } from "./upstream-stub";
 
 const STRIPE_KEY = "sk_test_tollgate";
@@ -12,6 +13,7 @@ const STRIPE_KEY = "sk_test_tollgate";
  */
 export default async function setup(project: TestProject) {
   const upstream = await startUpstreamStub();
+  const accessKeys = await startAccessKeys();
   const stripe = await startStripeServer({ port: 0, quiet: true });
   const objects = await stripeSetup({
     stripe: stripeClient(STRIPE_KEY, stripe.url),
@@ -24,8 +26,9 @@ export default async function setup(project: TestProject) {
   project.provide("upstreamUrl", upstream.url);
   project.provide("stripeUrl", stripe.url);
   project.provide("stripeEnv", objects.env);
+  project.provide("accessKeysUrl", accessKeys.url);
   return async () => {
-    await Promise.all([upstream.close(), stripe.close()]);
+    await Promise.all([upstream.close(), stripe.close(), accessKeys.close()]);
   };
 }
 
@@ -35,5 +38,7 @@ declare module "vitest" {
     stripeUrl: string;
     /** STRIPE_PRICE_STARTER, STRIPE_PRICE_PRO, STRIPE_PRICE_CREDITS_*, STRIPE_PORTAL_CONFIGURATION. */
     stripeEnv: Record<string, string>;
+    /** The Access key set stand-in (test/global/access-keys.ts). */
+    accessKeysUrl: string;
   }
 }

@@ -85,6 +85,8 @@ export const ROUTE_FIXTURES: Record<string, RouteFixture> = {
   "GET /admin/accounts/:id/emails": { params: ownAccount },
   "GET /admin/accounts/:id/audit": { params: ownAccount },
   "POST /admin/reconcile": { body: null },
+  "POST /admin/accounts/:id/suspend": { body: { reason: "route test" }, params: ownAccount },
+  "POST /admin/accounts/:id/unsuspend": { body: null, params: ownAccount },
 };
 
 const FIXTURES_FILE = "test/helpers/routes.ts";
@@ -179,6 +181,8 @@ export type Audience = "account" | "admin";
 
 export function audienceOf(route: AppRoute): Audience | null {
   if (route.path === "/v1/account" || route.path.startsWith("/v1/account/")) return "account";
+  // The operator console's pages and forms (HTML) have their own suite, as the Billing page.
+  if (route.path.startsWith("/admin/console/")) return null;
   if (route.path.startsWith("/admin/")) return "admin";
   return null;
 }

@@ -163,13 +163,15 @@ describe("every operator route", () => {
         }
       });
 
-      it("answers 404 not_found, even to the right token, when no ADMIN_TOKEN is configured", async () => {
+      it("answers 404 not_found, even to the right token, when neither ADMIN_TOKEN nor Access is configured", async () => {
         const res = await send(
           new Request(`${BASE}${concretePath(route, ctx)}`, {
             method: route.method,
             headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
           }),
-          { env: { ...env, ADMIN_TOKEN: undefined } },
+          {
+            env: { ...env, ADMIN_TOKEN: undefined, ACCESS_TEAM_DOMAIN: "", ACCESS_AUD: "" },
+          },
         );
         await expectEnvelope(res, 404, "not_found");
       });

@@ -62,6 +62,7 @@ const rechargeState = (s: Partial<RechargeState>): RechargeState => ({
   auto_package: "credits_1000",
   paused_period: null,
   spend_limit_cents: 20_000,
+  suspended_at: null,
   ...s,
 });
 
@@ -83,6 +84,12 @@ const rechargeRows: RechargeRow[] = [
     s: { monthly: 60, purchased: 40 },
     expect: start("credits_1000"),
     reads: ["pending", "spent"],
+  },
+  {
+    name: "suspended: none, reads nothing",
+    s: { suspended_at: NOW - 1_000 },
+    expect: NONE,
+    reads: [],
   },
   {
     name: "total 101: none, reads nothing",
@@ -292,6 +299,7 @@ const debitState = (s: Partial<DebitState>): DebitState => ({
   low_balance_credits: null,
   low_balance_armed: 0,
   paused_period: null,
+  suspended_at: null,
   ...s,
 });
 
@@ -337,6 +345,20 @@ const debitRows: DebitRow[] = [
     key: "k1",
     revoked: ["k1"],
     expect: { kind: "refuse", reason: "not_found" },
+  },
+  {
+    name: "suspended: account_suspended, no slot of the window taken, nothing else asked",
+    s: { suspended_at: NOW - 1_000 },
+    key: "k1",
+    revoked: ["k1"],
+    window: { start: WIN, count: 3 },
+    expect: { kind: "refuse", reason: "account_suspended", rate: null },
+    count: 3,
+  },
+  {
+    name: "suspended, no key: refused too",
+    s: { suspended_at: NOW - 1_000 },
+    expect: { kind: "refuse", reason: "account_suspended", rate: null },
   },
   {
     name: "revoked key",
@@ -987,8 +1009,12 @@ const view = (id: string, pkg: PackageId, status: RechargeStatus = "pending"): R
 });
 
 describe("decideTopUp: replay, conflict, waiting, payment method, spending limit", () => {
-  type S = { has_payment_method: number; spend_limit_cents: number | null };
-  const card: S = { has_payment_method: 1, spend_limit_cents: 20_000 };
+  type S = {
+    has_payment_method: number;
+    spend_limit_cents: number | null;
+    suspended_at: number | null;
+  };
+  const card: S = { has_payment_method: 1, spend_limit_cents: 20_000, suspended_at: null };
   const waiting = view("rch_w", "credits_1000", "requires_action");
   it.each<{
     name: string;
@@ -1017,7 +1043,7 @@ describe("decideTopUp: replay, conflict, waiting, payment method, spending limit
     },
     {
       name: "same id, replay even without a card now",
-      s: { has_payment_method: 0, spend_limit_cents: 0 },
+      s: { has_payment_method: 0, spend_limit_cents: 0, suspended_at: null },
       pkg: "credits_1000",
       existing: view("rch_1", "credits_1000", "succeeded"),
       expect: { kind: "replay", recharge: view("rch_1", "credits_1000", "succeeded") },
@@ -1041,22 +1067,37 @@ describe("decideTopUp: replay, conflict, waiting, payment method, spending limit
     },
     {
       name: "waiting wins over no card",
-      s: { has_payment_method: 0, spend_limit_cents: null },
+      s: { has_payment_method: 0, spend_limit_cents: null, suspended_at: null },
       pkg: "credits_1000",
       waiting,
       expect: { kind: "payment_pending", waiting },
       reads: ["existing", "waiting"],
     },
     {
+      name: "suspended: refused, spend not read",
+      s: { ...card, suspended_at: NOW },
+      pkg: "credits_1000",
+      expect: { kind: "refuse", reason: "account_suspended" },
+      reads: ["existing"],
+    },
+    {
+      name: "suspended, a retry of its first top-up: replayed",
+      s: { ...card, suspended_at: NOW },
+      pkg: "credits_1000",
+      existing: view("rch_1", "credits_1000", "pending"),
+      expect: { kind: "replay", recharge: view("rch_1", "credits_1000", "pending") },
+      reads: ["existing"],
+    },
+    {
       name: "no card: payment method required, spend not read",
-      s: { has_payment_method: 0, spend_limit_cents: 20_000 },
+      s: { has_payment_method: 0, spend_limit_cents: 20_000, suspended_at: null },
       pkg: "credits_1000",
       expect: { kind: "refuse", reason: "payment_method_required" },
       reads: ["existing", "waiting"],
     },
     {
       name: "exactly at the limit after it: start",
-      s: { has_payment_method: 1, spend_limit_cents: 1_400 },
+      s: { has_payment_method: 1, spend_limit_cents: 1_400, suspended_at: null },
       pkg: "credits_1000",
       spent: 700,
       expect: { kind: "start" },
@@ -1064,7 +1105,7 @@ describe("decideTopUp: replay, conflict, waiting, payment method, spending limit
     },
     {
       name: "one cent over the limit: refused",
-      s: { has_payment_method: 1, spend_limit_cents: 1_399 },
+      s: { has_payment_method: 1, spend_limit_cents: 1_399, suspended_at: null },
       pkg: "credits_1000",
       spent: 700,
       expect: { kind: "refuse", reason: "spending_limit_reached" },
@@ -1072,7 +1113,7 @@ describe("decideTopUp: replay, conflict, waiting, payment method, spending limit
     },
     {
       name: "the package's price counts, not the default's",
-      s: { has_payment_method: 1, spend_limit_cents: 1_000 },
+      s: { has_payment_method: 1, spend_limit_cents: 1_000, suspended_at: null },
       pkg: "credits_3000",
       spent: 0,
       expect: { kind: "refuse", reason: "spending_limit_reached" },
@@ -1080,14 +1121,14 @@ describe("decideTopUp: replay, conflict, waiting, payment method, spending limit
     },
     {
       name: "a limit of zero refuses any",
-      s: { has_payment_method: 1, spend_limit_cents: 0 },
+      s: { has_payment_method: 1, spend_limit_cents: 0, suspended_at: null },
       pkg: "credits_1000",
       expect: { kind: "refuse", reason: "spending_limit_reached" },
       reads: ["existing", "waiting", "spentThisMonthCents"],
     },
     {
       name: "no limit: start whatever was spent",
-      s: { has_payment_method: 1, spend_limit_cents: null },
+      s: { has_payment_method: 1, spend_limit_cents: null, suspended_at: null },
       pkg: "credits_9000",
       spent: 10_000_000,
       expect: { kind: "start" },

@@ -38,6 +38,9 @@ function state(over: Partial<StateRow> = {}): StateRow {
     compacted_until: 0,
     low_balance_credits: null,
     low_balance_armed: 0,
+    suspended_at: null,
+    suspension_reason: null,
+    balance_version: 0,
     ...over,
   };
 }

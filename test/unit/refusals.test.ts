@@ -45,6 +45,7 @@ const othersListed: [
   : false = true;
 
 const LEDGER: Record<LedgerRefusal, true> = {
+  account_suspended: true,
   already_succeeded: true,
   credits_mismatch: true,
   idempotency_conflict: true,

@@ -13,6 +13,7 @@ import type {
   LimitsInput,
   LimitsResult,
   SettingsResult,
+  SuspendResult,
 } from "../domain/types";
 import { rechargeFollowUp } from "../follow-ups";
 import {
@@ -21,6 +22,7 @@ import {
   writeLimits,
   writeLowBalanceLevel,
   writePaymentMethod,
+  writeSuspension,
 } from "../store/state";
 import { currentState, liveState, type Tx } from "../tx";
 import { autoRechargeOf, limitsOf } from "../views";
@@ -89,4 +91,18 @@ export function applyAlerts(tx: Tx, input: { lowBalanceCredits: number | null })
   if (!readStateRow(tx.sql)) return { ok: false, reason: "not_initialized" };
   writeLowBalanceLevel(tx.sql, input.lowBalanceCredits);
   return { ok: true, alerts: { lowBalanceCredits: input.lowBalanceCredits } };
+}
+
+/**
+ * Suspends the account or lifts it (null). Suspending again keeps the first time and takes the
+ * new reason; no purchase starts meanwhile (`decideTopUp`, `decideRecharge`). Lifting it
+ * re-decides auto-recharge, as any change that lets one through does.
+ */
+export function applySuspension(tx: Tx, suspension: { reason: string } | null): SuspendResult {
+  const s = currentState(tx);
+  if (!s) return { ok: false, reason: "not_initialized" };
+  const next = suspension ? { at: s.suspended_at ?? tx.now, reason: suspension.reason } : null;
+  writeSuspension(tx.sql, next);
+  if (!next) addEffects(tx.fx, rechargeFollowUp(tx.sql, liveState(tx), tx.now));
+  return { ok: true, suspension: next };
 }

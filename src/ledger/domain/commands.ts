@@ -148,7 +148,7 @@ export interface TopUpFacts {
 export type TopUpDecision =
   | { kind: "replay"; recharge: RechargeView }
   | { kind: "refuse"; reason: "idempotency_conflict" | "payment_method_required" }
-  | { kind: "refuse"; reason: "spending_limit_reached" }
+  | { kind: "refuse"; reason: "spending_limit_reached" | "account_suspended" }
   | { kind: "payment_pending"; waiting: RechargeView }
   | { kind: "start" };
 
@@ -158,7 +158,7 @@ export type TopUpDecision =
  * shortfall), without a payment method, or over the month's spending limit (money rule 10).
  */
 export function decideTopUp(
-  s: Pick<StateRow, "has_payment_method" | "spend_limit_cents">,
+  s: Pick<StateRow, "has_payment_method" | "spend_limit_cents" | "suspended_at">,
   pkg: PackageId,
   facts: TopUpFacts,
 ): TopUpDecision {
@@ -167,6 +167,8 @@ export function decideTopUp(
     if (existing.package !== pkg) return { kind: "refuse", reason: "idempotency_conflict" };
     return { kind: "replay", recharge: existing };
   }
+  // A retry still finds its first top-up (above); nothing new is bought while suspended.
+  if (s.suspended_at !== null) return { kind: "refuse", reason: "account_suspended" };
   const waiting = facts.waiting;
   if (waiting) return { kind: "payment_pending", waiting };
   if (s.has_payment_method !== 1) return { kind: "refuse", reason: "payment_method_required" };

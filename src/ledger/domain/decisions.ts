@@ -24,7 +24,13 @@ import type { StateRow } from "./types";
 
 export type RechargeState = Pick<
   StateRow,
-  "monthly" | "purchased" | "auto_enabled" | "auto_package" | "paused_period" | "spend_limit_cents"
+  | "monthly"
+  | "purchased"
+  | "auto_enabled"
+  | "auto_package"
+  | "paused_period"
+  | "spend_limit_cents"
+  | "suspended_at"
 >;
 
 /**
@@ -58,6 +64,8 @@ export function decideRecharge(
   facts: RechargeFacts,
   now: number,
 ): RechargeDecision {
+  // A suspended account buys nothing, by itself or otherwise; unsuspending re-decides.
+  if (s.suspended_at !== null) return { kind: "none" };
   const total = s.monthly + s.purchased;
   const fire = shouldTriggerRecharge({
     total,
@@ -87,6 +95,7 @@ export type DebitState = Pick<
   | "low_balance_credits"
   | "low_balance_armed"
   | "paused_period"
+  | "suspended_at"
 >;
 
 /** What the debit decides from, all in memory (the hot path reads no row). */
@@ -107,7 +116,7 @@ export interface DebitInput {
 }
 
 export type DebitDecision =
-  | { kind: "refuse"; reason: "not_found" | "key_revoked"; rate: null }
+  | { kind: "refuse"; reason: "not_found" | "key_revoked" | "account_suspended"; rate: null }
   | { kind: "refuse"; reason: "rate_limited"; rate: RateDecision }
   | {
       kind: "insufficient";
@@ -158,6 +167,9 @@ export function decideDebit(
     };
   // Arrived after the gateway gave up on it and it was declared never committed.
   if (input.voided) return { kind: "refuse", reason: "not_found", rate: null };
+  // Read from the state row in memory: suspension costs the hot path no read. Before the rate
+  // window, so a suspended account's requests use up nothing at all.
+  if (s.suspended_at !== null) return { kind: "refuse", reason: "account_suspended", rate: null };
   if (keyId && input.revoked.has(keyId))
     return { kind: "refuse", reason: "key_revoked", rate: null };
   let rate: RateDecision | null = null;

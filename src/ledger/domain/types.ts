@@ -81,8 +81,20 @@ export type DebitResult =
   | { ok: false; reason: "insufficient_credits"; balance: BalanceView; rate: RateDecision | null }
   | { ok: false; reason: "rate_limited"; rate: RateDecision }
   | { ok: false; reason: "key_revoked"; rate: null }
+  /** An operator suspended the account: refused before the rate window, nothing taken. */
+  | { ok: false; reason: "account_suspended"; rate: null }
   /** A ref declared never committed after its reply was lost (recent-debits.ts). */
   | { ok: false; reason: "not_found"; rate: null };
+
+/** An operator's suspension as the ledger holds it (`at`: ms). */
+export interface Suspension {
+  at: number;
+  reason: string;
+}
+
+export type SuspendResult =
+  | { ok: true; suspension: Suspension | null }
+  | { ok: false; reason: "not_initialized" };
 
 export type AdjustResult =
   | { ok: true; balance: BalanceView; replayed: boolean }
@@ -104,7 +116,8 @@ export type TopUpResult =
         | "payment_method_required"
         | "not_initialized"
         | "idempotency_conflict"
-        | "spending_limit_reached";
+        | "spending_limit_reached"
+        | "account_suspended";
     }
   /** Another purchase waits for the customer's bank: buying again would pay twice for one need. */
   | { ok: false; reason: "payment_pending"; waiting: RechargeView };
@@ -157,6 +170,12 @@ export type StateRow = {
   low_balance_credits: number | null;
   /** 1 while the total has been above the level since the last alert (see low-balance.ts). */
   low_balance_armed: number;
+  /** Set by an operator (ms): every debit and purchase is refused until it is cleared. */
+  suspended_at: number | null;
+  /** The operator's reason, shown to the account's people. */
+  suspension_reason: string | null;
+  /** The last balance projection's version (store/projections.ts). */
+  balance_version: number;
 };
 
 export type RechargeRow = {
@@ -223,10 +242,23 @@ export interface HistoryDetails {
  * What the outbox holds: recharge jobs for the queue, notices to email, and projections (D1
  * copies of what the ledger decided; money rule 4: a copy, never a second source of truth).
  */
+/** The account's balance as projected to D1 for the operators' overview. */
+export interface BalanceRow {
+  account_id: string;
+  monthly: number;
+  purchased: number;
+  purchased_value_cents: number;
+  /** Grows with every projection of this account: D1 keeps the highest. */
+  version: number;
+  /** ISO 8601. */
+  at: string;
+}
+
 export type OutboxItem =
   | { type: "recharge"; job: RechargeJob }
   | { type: "projection"; ref: string; row: HistoryRow }
   | PurchaseProjection
+  | { type: "balance"; ref: string; balance: BalanceRow }
   | {
       type: "email";
       kind: "auto_recharge_paused";

@@ -4,6 +4,7 @@
  * `src/delivery/outbox.ts` writes them to D1 (idempotent on the row id) and the row leaves the
  * outbox only once D1 has accepted it.
  */
+import type { Buckets } from "../domain/rules";
 import type {
   HistoryDetails,
   HistoryRow,
@@ -104,6 +105,55 @@ export function insertPurchaseProjection(
     amount_cents: recharge.amountCents,
     created_at: iso(recharge.createdAt),
     ...change,
+  };
+  sql.exec(
+    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+    item.ref,
+    JSON.stringify(item),
+    now,
+  );
+  return item;
+}
+
+/**
+ * The account's live balance for the operators' overview (D1 `account_balances`), written when
+ * an entry or a checkpoint changed it: never by a request's debit, so between checkpoints (at
+ * most `SETTLE_EVERY_MS` of traffic) D1 shows the balance before that traffic. The version is
+ * the state row's counter, so D1 can keep the newest whatever order deliveries land in. The
+ * purchased credits' value is what this account paid per purchased credit on average (its
+ * succeeded purchases), never more than it paid in all.
+ */
+export function insertBalanceProjection(
+  sql: SqlStorage,
+  accountId: string,
+  live: Buckets,
+  now: number,
+): OutboxItem {
+  sql.exec("UPDATE state SET balance_version = balance_version + 1 WHERE id = 1");
+  const { version } = sql
+    .exec<{ version: number }>("SELECT balance_version AS version FROM state WHERE id = 1")
+    .one();
+  const paid = sql
+    .exec<{ credits: number; cents: number }>(
+      `SELECT COALESCE(SUM(credits), 0) AS credits, COALESCE(SUM(amount_cents), 0) AS cents
+       FROM recharges WHERE status = 'succeeded'`,
+    )
+    .one();
+  const value =
+    paid.credits > 0
+      ? Math.min(paid.cents, Math.round((live.purchased * paid.cents) / paid.credits))
+      : 0;
+  const item: OutboxItem = {
+    type: "balance",
+    ref: `balance:${version}`,
+    balance: {
+      account_id: accountId,
+      monthly: live.monthly,
+      purchased: live.purchased,
+      purchased_value_cents: value,
+      version,
+      at: iso(now),
+    },
   };
   sql.exec(
     "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",

@@ -4,10 +4,11 @@
  * reads one row and runs nothing; any other runs the statements of every version above its own
  * in one transaction, so it is at one version or the next, never between.
  *
- * Tables (schema version 7):
+ * Tables (schema version 8; 8 added the state row's `suspended_at`, `suspension_reason` and
+ * `balance_version`):
  * - `meta`          `schema_version`.
  * - `state`         one row: account id, plan, settings (the low-balance alert's level and
- *                   whether it is armed among them), and the *settled* buckets (CHECK >= 0):
+ *                   whether it is armed among them; an operator's suspension), and the *settled* buckets (CHECK >= 0):
  *                   every entry plus every debit minute before `compacted_until`. The live
  *                   balance is the settled buckets less the debit minutes not settled yet; it is
  *                   held in memory and this row is not written by a request's debit.
@@ -143,10 +144,21 @@ export interface SchemaVersion {
  * (6 and before were never deployed; storage from them, local state only, is refused). The
  * next change to the tables is `{ version: 8, statements: ["ALTER TABLE …"] }` appended here,
  * with the header's table list updated: existing objects run it on their next start, new ones
- * run 7 then 8, so both end with the same tables. Nothing beyond the current version yet.
+ * run 7 then 8, so both end with the same tables. 8 is that: the suspension columns.
  */
 export const SCHEMA_VERSIONS: readonly SchemaVersion[] = [
   { version: 7, statements: CREATE_TABLES },
+  {
+    // An operator's suspension, read by the debit from the row it already holds in memory, and
+    // the version of the balance projected to D1 for the operators' overview.
+    version: 8,
+    statements: [
+      "ALTER TABLE state ADD COLUMN suspended_at INTEGER",
+      "ALTER TABLE state ADD COLUMN suspension_reason TEXT",
+      // The balance projection's counter (projections.ts): D1 keeps the highest it was sent.
+      "ALTER TABLE state ADD COLUMN balance_version INTEGER NOT NULL DEFAULT 0",
+    ],
+  },
 ];
 
 /** The version `ensureSchema` brings every object to: the last of `SCHEMA_VERSIONS`. */

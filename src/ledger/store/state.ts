@@ -127,3 +127,14 @@ export function writeLowBalanceLevel(sql: SqlStorage, level: number | null): voi
 export function armLowBalance(sql: SqlStorage): void {
   sql.exec("UPDATE state SET low_balance_armed = 1 WHERE id = 1");
 }
+/** An operator's suspension (`at` in ms, with its reason), or none: both null. */
+export function writeSuspension(
+  sql: SqlStorage,
+  suspension: { at: number; reason: string } | null,
+): void {
+  sql.exec(
+    "UPDATE state SET suspended_at = ?, suspension_reason = ? WHERE id = 1",
+    suspension?.at ?? null,
+    suspension?.reason ?? null,
+  );
+}

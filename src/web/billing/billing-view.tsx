@@ -4,6 +4,7 @@ import type { CsrfPurpose } from "../../accounts/sessions";
 import { retryableFailure } from "../../accounts/transactions";
 import type { ListedKey } from "../../db/api-keys";
 import type { ListedMember } from "../../db/members";
+import { pageWords } from "../../platform/refusals";
 import {
   PACKAGE_IDS,
   PACKAGES,
@@ -108,6 +109,16 @@ export const BillingPage: FC<BillingPageProps> = ({
           are UTC.
         </p>
         <NoticeBox notice={notice} />
+        {model.account.suspension ? (
+          // The refusal's words, and the operator's reason: the people of the account see why.
+          <NoticeBox
+            notice={{
+              tone: "bad",
+              text: pageWords("account_suspended").text,
+              detail: `Reason: ${model.account.suspension.reason ?? "none given"}. ${pageWords("account_suspended").action ?? ""}`,
+            }}
+          />
+        ) : null}
         {activation ? <Activating activation={activation} /> : null}
         <PaymentWaiting model={model} />
         {newKey ? <NewKey created={newKey} /> : null}
