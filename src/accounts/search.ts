@@ -3,9 +3,15 @@
  * Stripe customer id first (first page only), then accounts by email prefix, paged.
  */
 
-import { emailPrefixPage, exactMatches, type SearchAfter } from "../db/account-search";
+import {
+  emailPrefixPage,
+  exactMatches,
+  memberAccounts,
+  type SearchAfter,
+} from "../db/account-search";
 import type { AccountRow } from "../db/accounts";
 import type { Db } from "../db/client";
+import { mailboxKey } from "../platform/email-address";
 
 export const SEARCH_PAGE_SIZE = 25;
 
@@ -21,12 +27,19 @@ export async function searchAccounts(
   limit = SEARCH_PAGE_SIZE,
 ): Promise<SearchResult> {
   const q = query.trim();
-  const exact = q && !after ? await exactMatches(db, q) : [];
-  // Member emails (wip/people's `members` table) join here: the accounts a member of that
-  // email belongs to, listed after the exact matches like them, first page only.
+  // Exact matches first (first page only): an id or Stripe customer id, then the accounts a
+  // member with that address belongs to.
+  const exact =
+    q && !after
+      ? [
+          ...(await exactMatches(db, q)),
+          ...(q.includes("@") ? await memberAccounts(db, mailboxKey(q)) : []),
+        ]
+      : [];
   const page = await emailPrefixPage(db, q, after, limit);
-  const seen = new Set(exact.map((r) => r.id));
-  return { rows: [...exact, ...page.rows.filter((r) => !seen.has(r.id))], next: page.next };
+  const seen = new Set<string>();
+  const rows = [...exact, ...page.rows].filter((r) => !seen.has(r.id) && seen.add(r.id));
+  return { rows, next: page.next };
 }
 
 /** One search row as the API lists it. */

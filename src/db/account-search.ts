@@ -3,10 +3,10 @@
  * whose email starts with the query (case-insensitive), paged by (lower(email), id) through
  * `accounts_email_lower_idx`: each page is one index range, whatever the number of accounts.
  */
-import { eq, or, sql } from "drizzle-orm";
+import { eq, inArray, or, sql } from "drizzle-orm";
 import type { AccountRow } from "./accounts";
 import type { Db } from "./client";
-import { accounts } from "./schema";
+import { accounts, members } from "./schema";
 
 /** Past every character: the upper end of a prefix's range. */
 const LAST_CHAR = "\u{10FFFF}";
@@ -30,6 +30,30 @@ export function exactMatches(db: Db, query: string): Promise<AccountRow[]> {
     .from(accounts)
     .where(or(eq(accounts.id, query), eq(accounts.stripeCustomerId, query)))
     .limit(2)
+    .all();
+}
+
+/**
+ * Accounts a person with this mailbox (`mailboxKey`) belongs to, active or invited, through
+ * `members_email_key_idx`: a customer who writes in from their own address, not the account's.
+ */
+export async function memberAccounts(db: Db, emailKey: string): Promise<AccountRow[]> {
+  const ids = await db
+    .select({ accountId: members.accountId })
+    .from(members)
+    .where(eq(members.emailKey, emailKey))
+    .limit(50)
+    .all();
+  if (ids.length === 0) return [];
+  return db
+    .select()
+    .from(accounts)
+    .where(
+      inArray(
+        accounts.id,
+        ids.map((r) => r.accountId),
+      ),
+    )
     .all();
 }
 

@@ -19,7 +19,7 @@ import {
   json,
   setBalance,
 } from "../helpers/http";
-import { billingHtml, signIn } from "../helpers/page";
+import { billingHtml, signIn, withMailbox } from "../helpers/page";
 import { attachCard, eventually } from "../helpers/stripe";
 import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
 
@@ -189,6 +189,23 @@ describe("GET /admin/accounts?query=&cursor=", () => {
     expect(emails).toEqual(
       made.map((_, i) => `${prefix}${String(i).padStart(2, "0")}@example.com`),
     );
+  });
+
+  it("finds the accounts a member belongs to by the member's own address, whatever its case", async () => {
+    const account = await createAccount();
+    const owner = await signIn(account);
+    const person = `Member-${crypto.randomUUID()}@example.com`;
+    const invited = await gateway("/v1/account/members", {
+      method: "POST",
+      headers: { Origin: "https://gateway.test", "Sec-Fetch-Site": "same-origin", Cookie: owner },
+      body: JSON.stringify({ email: person, role: "viewer" }),
+      env: withMailbox().env,
+    });
+    expect(invited.status, await invited.clone().text()).toBe(201);
+    const found = await json<{ data: { id: string }[] }>(
+      await admin(`/accounts?query=${encodeURIComponent(person.toUpperCase())}`),
+    );
+    expect(found.data.map((a) => a.id)).toEqual([account.id]);
   });
 
   it("finds an account by its exact id or Stripe customer id", async () => {
