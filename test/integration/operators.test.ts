@@ -259,7 +259,7 @@ describe("suspension", () => {
       suspended_at: expect.any(String),
       reason: "Abuse report #42",
     });
-    const billing = await billingHtml(await signIn(account.api_key));
+    const billing = await billingHtml(await signIn(account));
     expect(billing).toContain("This account is suspended");
     expect(billing).toContain("Reason: Abuse report #42.");
 

@@ -10,10 +10,12 @@ import {
   floorTo,
   HOUR_RETENTION_SECONDS,
   HOUR_SECONDS,
+  liveBalance,
   minuteOf,
   slotOf,
 } from "../domain/rules";
 import type { DebitCharge } from "../domain/types";
+import { insertBalanceProjection } from "./projections";
 import { readStateRow } from "./state";
 
 /**
@@ -251,8 +253,19 @@ export function checkpoint(storage: DurableObjectStorage, now: number): boolean 
   const s = readStateRow(sql);
   const until = minuteOf(now);
   if (!s || until <= s.compacted_until) return null;
-  const moved = storage.transactionSync(() =>
-    settleMinutes(sql, s.compacted_until, until, Math.floor(now / 1000)),
-  );
+  const moved = storage.transactionSync(() => {
+    const settled = settleMinutes(sql, s.compacted_until, until, Math.floor(now / 1000));
+    // The traffic since the last balance projection reaches D1 now, once per checkpoint (the
+    // operators' overview), never per request.
+    const row = readStateRow(sql);
+    if (row && settled.monthly + settled.purchased > 0)
+      insertBalanceProjection(
+        sql,
+        row.account_id,
+        liveBalance(row, openDebits(sql, row.compacted_until)),
+        now,
+      );
+    return settled;
+  });
   return moved.monthly + moved.purchased > 0 || hadTrafficSince(sql, s.compacted_until);
 }
