@@ -499,13 +499,18 @@ describe("spending limits", () => {
     });
     assert.equal(put.status, 200, `PUT /v1/account/limits → ${put.status} ${put.text}`);
     assert.equal(put.body.monthly_spend_limit_cents, 5000);
-    const cleared = await call(stack, "/v1/account/limits", {
+    // No key raises or removes the limit (money rule 11): a person or an operator does.
+    const byKey = await call(stack, "/v1/account/limits", {
       method: "PUT",
       key: account.api_key,
       body: { monthly_spend_limit_cents: null },
     });
-    assert.equal(cleared.status, 200);
-    assert.equal(cleared.body.monthly_spend_limit_cents, null);
+    expectError(byKey, 403, "session_required");
+    const cleared = await admin(stack, `/accounts/${account.id}`, {
+      method: "PATCH",
+      body: { monthly_spend_limit_cents: null },
+    });
+    assert.equal(cleared.status, 200, cleared.text);
     assert.equal(
       (await call(stack, "/v1/account/limits", { key: account.api_key })).body
         .monthly_spend_limit_cents,
