@@ -6,6 +6,7 @@ import type { Child, FC } from "hono/jsx";
 import type { AccountView } from "../../accounts/account-view";
 import type { Overview } from "../../accounts/overview";
 import type { ListedKey } from "../../db/api-keys";
+import type { ListedMember } from "../../db/members";
 import type { LedgerAccount } from "../../ledger/domain/types";
 import type { Actor } from "../../platform/actor";
 import { formatCents } from "../../platform/money";
@@ -216,6 +217,8 @@ export interface AccountPageData {
   history: HistoryRow[];
   keys: ListedKey[];
   emails: EmailListRow[];
+  /** The account's people, oldest first (so its first owner is the first active owner). */
+  members: ListedMember[];
   /** A random key per rendering: submitting the same adjustment form twice applies it once. */
   adjustKey: string;
 }
@@ -228,6 +231,72 @@ const ReasonField: FC<{ id: string; label?: string }> = ({ id, label = "Reason" 
     <input type="text" id={id} name="reason" required maxlength={500} />
   </>
 );
+
+/**
+ * The account's members, and the way back in for one who wrote to support: an emailed sign-in
+ * link (the one the sign-in page sends), to the first owner unless another member is chosen.
+ */
+const PeopleSection: FC<{ members: ListedMember[]; action: string; token: string | undefined }> = ({
+  members,
+  action,
+  token,
+}) => {
+  const active = members.filter((m) => m.status === "active");
+  const firstOwner = active.find((m) => m.role === "owner");
+  return (
+    <section class="card" aria-labelledby="people-h">
+      <h2 id="people-h">People</h2>
+      <div class="table-scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Email</th>
+              <th scope="col">Role</th>
+              <th scope="col">Status</th>
+              <th scope="col">Last sign-in</th>
+            </tr>
+          </thead>
+          <tbody>
+            {members.map((m) => (
+              <tr>
+                <td>{m.email}</td>
+                <td>{m.role}</td>
+                <td>{m.status}</td>
+                <td>{m.last_sign_in_at ? formatTime(m.last_sign_in_at) : "never"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {token !== undefined && active.length > 0 ? (
+        <form method="post" action={action}>
+          <Csrf token={token} />
+          <fieldset>
+            <legend>Email a sign-in link</legend>
+            <p class="hint">
+              The link the sign-in page sends: it works once, for 30 minutes, and only for the
+              member it is sent to.
+            </p>
+            <label class="field" for="link-email">
+              Member
+            </label>
+            <select id="link-email" name="email" required>
+              {active.map((m) => (
+                <option value={m.email} selected={m.id === firstOwner?.id}>
+                  {m.email} ({m.role})
+                </option>
+              ))}
+            </select>
+            <ReasonField id="link-reason" label="Reason (for the audit log)" />
+            <div class="actions">
+              <button type="submit">Email a sign-in link</button>
+            </div>
+          </fieldset>
+        </form>
+      ) : null}
+    </section>
+  );
+};
 
 export const AccountBody: FC<{
   d: AccountPageData;
@@ -324,6 +393,11 @@ export const AccountBody: FC<{
           <dd>{formatTime(v.created_at)}</dd>
         </dl>
       </section>
+      <PeopleSection
+        members={d.members}
+        action={`${base}/sign-in-link`}
+        token={forms ? tokens["operator-sign-in-link"] : undefined}
+      />
       <section class="card" aria-labelledby="suspension-h">
         <h2 id="suspension-h">{v.suspension ? "Lift the suspension" : "Suspend"}</h2>
         <p class="hint">
