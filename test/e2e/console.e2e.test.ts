@@ -79,6 +79,11 @@ describe("the operator console in Chromium", () => {
       body: JSON.stringify({ purchased: 1500, reason: "e2e: goodwill" }),
     });
     expect(adjusted.status).toBe(200);
+    const reconciled = await callApi(stack, "/admin/reconcile", {
+      method: "POST",
+      token: stack.adminToken,
+    });
+    expect(reconciled.status).toBe(200);
 
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
@@ -91,7 +96,7 @@ describe("the operator console in Chromium", () => {
     });
     await page.getByRole("heading", { name: "Credits outstanding" }).waitFor();
     await page.getByRole("heading", { name: "Revenue this month" }).waitFor();
-    await page.getByText("Last reconcile:").waitFor();
+    await page.getByText(/Last reconcile: \d{4}-/).waitFor();
     await expectAccessible(page, "overview at 1280");
     await shot(page, "console-overview-1280.png");
 
@@ -164,6 +169,8 @@ describe("the operator console in Chromium", () => {
     await page.goto(
       `${stack.gatewayUrl}/admin/console/accounts?query=${encodeURIComponent(prefix)}`,
     );
+    await page.getByRole("link", { name: target.email }).waitFor();
+    await expectAccessible(page, "search results at 390");
     await page.getByRole("link", { name: target.email }).click();
     await page.getByRole("heading", { name: target.email, level: 1 }).waitFor();
     await expectAccessible(page, "account at 390");
