@@ -175,8 +175,8 @@ describe("the operator console in Chromium", () => {
     await page.getByRole("heading", { name: target.email, level: 1 }).waitFor();
     await expectAccessible(page, "account at 390");
     // Nothing wider than the phone but the tables' own scrolling boxes.
-    const overflow = await page.evaluate(
-      () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    const overflow = await page.evaluate<number>(
+      "document.documentElement.scrollWidth - document.documentElement.clientWidth",
     );
     expect(overflow).toBeLessThanOrEqual(0);
     await page.getByLabel("Reason (shown to the account's people)").fill("Phone check");
