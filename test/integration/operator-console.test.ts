@@ -265,6 +265,11 @@ describe("operator console: search and an account", () => {
 
     const after = await html(`${base}?done=link_sent`, cookie);
     expect(after).toContain("Sign-in link emailed.");
+    // The account's audit log on its page: the action, whom it went to, the operator's reason.
+    const row = /<tr data-action="sign_in_link\.sent">([\s\S]*?)<\/tr>/.exec(after)?.[1] ?? "";
+    expect(row).toContain("Sign-in link emailed by an operator");
+    expect(row).toContain(asHtml(`to ${account.email}; reason: Customer wrote in: lost access`));
+    expect(row).toContain("operator admin token");
     const log = await json<{
       data: Array<{ action: string; account_id: string; details: Record<string, unknown> }>;
     }>(

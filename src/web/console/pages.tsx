@@ -4,12 +4,14 @@
  */
 import type { Child, FC } from "hono/jsx";
 import type { AccountView } from "../../accounts/account-view";
+import type { AuditJson } from "../../accounts/audit";
 import type { Overview } from "../../accounts/overview";
 import type { ListedKey } from "../../db/api-keys";
 import type { ListedMember } from "../../db/members";
 import type { LedgerAccount } from "../../ledger/domain/types";
 import type { Actor } from "../../platform/actor";
 import { formatCents } from "../../platform/money";
+import { activityAction, activityActor, activityDetail } from "../billing/activity";
 import { formatCredits, formatTime } from "../kit/format";
 import { Document, type Notice, NoticeBox } from "../kit/layout";
 import { CONSOLE_PATH, type ConsolePurpose } from "./auth";
@@ -229,6 +231,8 @@ export interface AccountPageData {
   emails: EmailListRow[];
   /** The account's people, oldest first (so its first owner is the first active owner). */
   members: ListedMember[];
+  /** The account's audit log, newest first (the latest 20; `GET /admin/audit-log` has all). */
+  audit: AuditJson[];
   /** A random key per rendering: submitting the same adjustment form twice applies it once. */
   adjustKey: string;
 }
@@ -307,6 +311,46 @@ const PeopleSection: FC<{ members: ListedMember[]; action: string; token: string
     </section>
   );
 };
+
+/** What the entry changed, in the Billing page's words, and the operator's reason if not in them. */
+function auditLine(e: AuditJson): string {
+  const detail = activityDetail(e);
+  const reason = typeof e.details.reason === "string" ? e.details.reason : "";
+  if (!reason || detail.includes(reason)) return detail;
+  return detail ? `${detail}; reason: ${reason}` : `reason: ${reason}`;
+}
+
+/** Who changed what on the account, operators included: the customer's Activity, with reasons. */
+const AuditSection: FC<{ entries: AuditJson[] }> = ({ entries }) => (
+  <section class="card" aria-labelledby="audit-h">
+    <h2 id="audit-h">Audit log</h2>
+    {entries.length === 0 ? <p>Nothing recorded.</p> : null}
+    {entries.length > 0 ? (
+      <ScrollBox label="Audit log">
+        <table id="audit-log">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Change</th>
+              <th scope="col">Detail</th>
+              <th scope="col">By</th>
+            </tr>
+          </thead>
+          <tbody>
+            {entries.map((e) => (
+              <tr data-action={e.action}>
+                <td>{formatTime(e.at)}</td>
+                <td>{activityAction(e.action)}</td>
+                <td>{auditLine(e)}</td>
+                <td>{activityActor(e.actor)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </ScrollBox>
+    ) : null}
+  </section>
+);
 
 export const AccountBody: FC<{
   d: AccountPageData;
@@ -523,6 +567,7 @@ export const AccountBody: FC<{
           </table>
         </ScrollBox>
       </section>
+      <AuditSection entries={d.audit} />
       <section class="card" aria-labelledby="emails-h">
         <h2 id="emails-h">Emails</h2>
         {d.emails.length === 0 ? <p>None sent.</p> : null}

@@ -10,6 +10,7 @@ import { type Context, Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import { accountView } from "../../accounts/account-view";
+import { auditJson, listAudit } from "../../accounts/audit";
 import { adjustCredits } from "../../accounts/create-account";
 import { listKeys } from "../../accounts/key-list";
 import { revokeKey } from "../../accounts/keys";
@@ -179,12 +180,13 @@ export const consoleRoutes = new Hono<AppEnv>()
     const operator = await operatorOf(c);
     const account = await existing(c);
     const db = c.get("db");
-    const [ledger, history, keys, emails, people] = await Promise.all([
+    const [ledger, history, keys, emails, people, audit] = await Promise.all([
       ledgerFor(c.env, account.id).snapshot(),
       listTransactions(db, account.id, 25),
       listKeys(db, account.id, 50),
       listEmails(db, account.id, 20),
       listMembers(db, account.id),
+      listAudit(db, { accountId: account.id }, 20),
     ]);
     const done = DONE[c.req.query("done") ?? ""] ?? null;
     return renderHtml(
@@ -199,6 +201,7 @@ export const consoleRoutes = new Hono<AppEnv>()
             keys: keys.data,
             emails,
             members: people,
+            audit: audit.rows.map(auditJson),
             adjustKey: crypto.randomUUID(),
           }}
           tokens={await tokensFor(c, ACTION_PURPOSES)}
