@@ -7,7 +7,7 @@ import type { Actor } from "../platform/actor";
 import { recordAudit } from "./audit";
 
 export interface OperatorAction {
-  action: "adjust_credits" | "suspend" | "unsuspend";
+  action: "adjust_credits" | "suspend" | "unsuspend" | "sign_in_link";
   accountId: string;
   reason: string;
   detail?: Record<string, unknown>;
@@ -19,6 +19,7 @@ const AUDIT_ACTIONS: Record<OperatorAction["action"], string> = {
   adjust_credits: "credits.adjusted",
   suspend: "account.suspended",
   unsuspend: "account.unsuspended",
+  sign_in_link: "sign_in_link.sent",
 };
 
 export async function recordOperatorAction(db: Db, actor: Actor, a: OperatorAction): Promise<void> {

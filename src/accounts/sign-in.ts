@@ -8,18 +8,20 @@
  * member gets a link, anyone else is told no account uses the address (its row is stored
  * already used, and its token is never sent anywhere).
  */
+import { accountExists } from "../db/accounts";
 import type { Db } from "../db/client";
-import { type Membership, markSignedIn, membershipsOf } from "../db/members";
-import { consumeToken, usableToken } from "../db/signup-tokens";
+import { type Membership, markSignedIn, membershipsOf, memberToSignIn } from "../db/members";
+import { consumeToken, insertOperatorSignIn, usableToken } from "../db/signup-tokens";
 import { signInLink, signInNoAccount } from "../delivery/email-templates";
 import { sendEmailOnce } from "../delivery/mailer";
-import { personActor } from "../platform/actor";
+import { type Actor, personActor } from "../platform/actor";
 import { brandOf } from "../platform/brand";
 import { sha256Hex } from "../platform/crypto";
 import { mailboxKey } from "../platform/email-address";
 import type { Bindings } from "../platform/env";
 import { recordAudit } from "./audit";
-import { recordLinkRequest } from "./email-links";
+import { newLinkToken, recordLinkRequest } from "./email-links";
+import { recordOperatorAction } from "./operator-actions";
 import {
   EMAIL_KINDS,
   LINK_TTL_MS,
@@ -76,6 +78,61 @@ export async function requestSignIn(
     secret: signupStoresLinks(env) ? undefined : token,
   });
   return { ok: true };
+}
+
+export type OperatorSignInLinkResult =
+  | { ok: true; memberId: string; email: string; expiresAt: number; delivery: string }
+  | { ok: false; reason: "not_initialized" | "member_not_found" };
+
+/**
+ * An operator emails a member a sign-in link (`POST /admin/accounts/:id/sign-in-link` and the
+ * console's form): the same link, page and single use as one the person asks for, sent to the
+ * active member with `email` (default: the account's first owner). Audited with the operator
+ * and the reason; the email is the account's, so the console lists it.
+ */
+export async function sendOperatorSignInLink(
+  env: Bindings,
+  db: Db,
+  input: { accountId: string; email: string | null; origin: string; reason: string },
+  actor: Actor,
+  now = Date.now(),
+): Promise<OperatorSignInLinkResult> {
+  if (!(await accountExists(db, input.accountId))) return { ok: false, reason: "not_initialized" };
+  const member = await memberToSignIn(
+    db,
+    input.accountId,
+    input.email === null ? null : mailboxKey(input.email),
+  );
+  if (!member) return { ok: false, reason: "member_not_found" };
+  const { token, tokenHash } = await newLinkToken();
+  const expiresAt = now + LINK_TTL_MS;
+  await insertOperatorSignIn(db, {
+    tokenHash,
+    email: member.email,
+    emailKey: mailboxKey(member.email),
+    now,
+    expiresAt,
+  });
+  const delivery = await sendEmailOnce(env, db, {
+    ref: `operator-sign-in:${tokenHash}`,
+    accountId: input.accountId,
+    kind: EMAIL_KINDS.signIn,
+    to: member.email,
+    ...signInLink({
+      brand: brandOf(env),
+      link: `${input.origin}${SIGN_IN_CONFIRM_PATH}?token=${token}`,
+      expiresInMinutes: LINK_TTL_MS / 60_000,
+      fromSupport: true,
+    }),
+    secret: signupStoresLinks(env) ? undefined : token,
+  });
+  await recordOperatorAction(db, actor, {
+    action: "sign_in_link",
+    accountId: input.accountId,
+    reason: input.reason,
+    detail: { member_id: member.id, email: member.email, delivery },
+  });
+  return { ok: true, memberId: member.id, email: member.email, expiresAt, delivery };
 }
 
 /**

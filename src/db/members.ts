@@ -135,6 +135,30 @@ export function activeMember(
     .get();
 }
 
+/**
+ * The active member an operator's sign-in link goes to: the one with this mailbox, or (no
+ * mailbox given) the account's first owner, its oldest active owner.
+ */
+export function memberToSignIn(
+  db: Db,
+  accountId: string,
+  emailKey: string | null,
+): Promise<Pick<MemberRow, "id" | "email"> | undefined> {
+  return db
+    .select({ id: members.id, email: members.email })
+    .from(members)
+    .where(
+      and(
+        eq(members.accountId, accountId),
+        eq(members.status, "active"),
+        emailKey === null ? eq(members.role, "owner") : eq(members.emailKey, emailKey),
+      ),
+    )
+    .orderBy(asc(members.createdAt), asc(members.id))
+    .limit(1)
+    .get();
+}
+
 export async function markSignedIn(db: Db, memberId: string, now: number): Promise<void> {
   await db
     .update(members)

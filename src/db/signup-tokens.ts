@@ -135,6 +135,27 @@ export async function insertInvitation(
   });
 }
 
+/**
+ * A sign-in link an operator sends a member (an authenticated, audited action): not counted
+ * by the limits on what strangers ask for, and no client address to count it by. It is still
+ * an email to that mailbox, so it counts toward the mailbox's and the global limits.
+ */
+export async function insertOperatorSignIn(
+  db: Db,
+  row: { tokenHash: string; email: string; emailKey: string; now: number; expiresAt: number },
+): Promise<void> {
+  await db.insert(signupTokens).values({
+    tokenHash: row.tokenHash,
+    email: row.email,
+    emailKey: row.emailKey,
+    clientHash: "",
+    clientNetHash: "",
+    createdAt: iso(row.now),
+    expiresAt: iso(row.expiresAt),
+    purpose: "sign_in",
+  });
+}
+
 const usable = (tokenHash: string, purpose: LinkPurpose, now: number) =>
   and(
     eq(signupTokens.tokenHash, tokenHash),

@@ -232,13 +232,17 @@ export function signInLink(input: {
   link: string;
   expiresInMinutes: number;
   fromSignup?: boolean;
+  /** Sent by an operator (a customer who wrote to support), not asked for on the page. */
+  fromSupport?: boolean;
 }) {
   return {
     subject: `Your ${input.brand.company} sign-in link`,
     text: [
       input.fromSignup
         ? `Someone, hopefully you, asked to create an account with ${input.brand.company} for this email address. It already belongs to an account, so here is a sign-in link instead.`
-        : `Someone, hopefully you, asked to sign in to ${input.brand.company} with this email address.`,
+        : input.fromSupport
+          ? `${input.brand.company} support sent you this link to sign in with this email address.`
+          : `Someone, hopefully you, asked to sign in to ${input.brand.company} with this email address.`,
       `To sign in, open this link and confirm:\n${input.link}`,
       `The link works once and expires in ${input.expiresInMinutes} minutes.`,
       "If you did not ask for this, ignore this email: nobody is signed in unless the link is opened and confirmed.",

@@ -2,7 +2,9 @@
  * People, not keys (issue 20) in a real browser against the real local stack: an owner signs
  * in by the emailed link, invites a developer from the Members section; the developer accepts
  * the invitation, creates a `classify` key, sees no purchase or limit forms and is refused a
- * top-up and a raised limit (403 insufficient_role); the last owner cannot leave. axe-core runs
+ * top-up and a raised limit (403 insufficient_role); the owner sees the joining and the key in
+ * the Activity section; the last owner cannot leave (a removal or demotion posted anyway is
+ * refused in the page's words). axe-core runs
  * in every new page (sign-in, check your email, the link's confirm page, the invitation) at
  * 1280 and 390 px. Leaves screenshots in test-results/ (people-*.png).
  */
@@ -50,6 +52,22 @@ async function invitationLink(accountId: string, email: string): Promise<string>
     return /https?:\/\/\S+\/account\/invitation\?token=[0-9A-Za-z]{32}/.exec(mail?.text ?? "")?.[0];
   }, 20_000);
 }
+
+/** Builds and submits a form as a page left open would post it: `({action, fields}) => …`. */
+const POST_FORM = `({ action, fields }) => {
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = action;
+  for (const [name, value] of Object.entries(fields)) {
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = name;
+    input.value = value;
+    form.append(input);
+  }
+  document.body.append(form);
+  form.submit();
+}`;
 
 async function shot(page: Page, name: string) {
   await mkdir(SHOTS, { recursive: true });
@@ -147,7 +165,54 @@ describe("people in Chromium", () => {
       await page.getByRole("heading", { name: "Members" }).waitFor();
       const row = page.locator("#members tr", { hasText: developer });
       expect(await row.textContent()).toContain("active");
+
+      // ... and both of the developer's changes in the Activity section (the audit log), by
+      // the developer: the joining, with its role, and the classify key.
+      await page.getByRole("heading", { name: "Activity" }).waitFor();
+      const joined = page.locator('#activity-log tr[data-action="member.joined"]', {
+        hasText: developer,
+      });
+      expect(await joined.count()).toBe(1);
+      expect(await joined.textContent()).toContain("Member joined");
+      expect(await joined.textContent()).toContain("as developer");
+      const keyRow = page.locator('#activity-log tr[data-action="key.created"]', {
+        hasText: "dev-laptop",
+      });
+      expect(await keyRow.count()).toBe(1);
+      expect(await keyRow.textContent()).toContain("classify only");
+      expect(await keyRow.textContent()).toContain(developer);
       await shot(page, "people-owner-1280.png");
+
+      // The last owner cannot leave: the page offers neither; a remove or a demotion posted
+      // anyway (a page left open while another owner left) is refused in the page's words.
+      const me = await page.request.fetch(`${stack.gatewayUrl}/v1/account/members`, {
+        headers: { Origin: stack.gatewayUrl },
+      });
+      expect(me.status()).toBe(200);
+      const owner = ((await me.json()).data as Array<{ id: string; email: string }>).find(
+        (m) => m.email === account.email,
+      );
+      if (!owner) throw new Error("the owner is not listed");
+      expect(await page.getByRole("button", { name: `Remove ${account.email}` }).count()).toBe(0);
+      const csrf = await page
+        .locator('form[action="/account/billing/members"] input[name="csrf"]')
+        .inputValue();
+      for (const [action, fields] of [
+        [`/account/billing/members/${owner.id}/remove`, {}],
+        [`/account/billing/members/${owner.id}/role`, { role: "viewer" }],
+      ] as const) {
+        // As a string: the tests compile without the DOM's types.
+        await page.evaluate(
+          `(${POST_FORM})(${JSON.stringify({ action, fields: { ...fields, csrf } })})`,
+        );
+        await page.getByText("This is the account's last owner.").waitFor();
+        await page.getByText("Make another member an owner first.").waitFor();
+        expect(await axeProblems(page)).toEqual([]);
+        const mine = page.locator("#members tr", { hasText: account.email });
+        expect(await mine.textContent()).toContain("owner");
+        expect(await mine.textContent()).toContain("The last owner stays");
+      }
+      await shot(page, "people-last-owner-1280.png");
       await devContext.close();
       await context.close();
     }

@@ -12,7 +12,7 @@ const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
 /** A browser-like request to the page: same-origin headers, the session cookie if any. */
 export function page(
   path: string,
-  init: { cookie?: string; form?: Record<string, string> } = {},
+  init: { cookie?: string; form?: Record<string, string>; env?: Bindings } = {},
 ): Promise<Response> {
   const headers = new Headers(init.form ? SAME_ORIGIN : {});
   if (init.cookie) headers.set("Cookie", init.cookie);
@@ -23,6 +23,7 @@ export function page(
       body: init.form ? new URLSearchParams(init.form) : undefined,
       redirect: "manual",
     }),
+    { env: init.env },
   );
 }
 

@@ -87,6 +87,7 @@ export const ROUTE_FIXTURES: Record<string, RouteFixture> = {
   "POST /admin/reconcile": { body: null },
   "POST /admin/accounts/:id/suspend": { body: { reason: "route test" }, params: ownAccount },
   "POST /admin/accounts/:id/unsuspend": { body: null, params: ownAccount },
+  "POST /admin/accounts/:id/sign-in-link": { body: {}, params: ownAccount },
 };
 
 const FIXTURES_FILE = "test/helpers/routes.ts";

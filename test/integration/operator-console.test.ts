@@ -16,7 +16,15 @@ import {
   json,
   type TestAccount,
 } from "../helpers/http";
-import { asHtml, page, setCookiePair, tokenFor } from "../helpers/page";
+import {
+  asHtml,
+  confirmSignIn,
+  page,
+  SIGN_IN_LINK,
+  setCookiePair,
+  tokenFor,
+  withMailbox,
+} from "../helpers/page";
 
 /** Every visible input, select and textarea has a `<label for>` naming its id. */
 function expectLabelled(html: string) {
@@ -216,6 +224,63 @@ describe("operator console: search and an account", () => {
     });
     expect(lifted.status).toBe(303);
     expect((await classify(account)).status).toBe(200);
+  });
+
+  it("emails the first owner a sign-in link with a reason; the link signs them in; audited", async () => {
+    const account = await createAccount("free", `linked-${crypto.randomUUID()}@example.com`);
+    const base = `/admin/console/accounts/${account.id}`;
+    const body = await accountPage(account);
+    expect(body).toContain('<h2 id="people-h">People</h2>');
+    // The first owner is the one chosen unless the operator picks another member.
+    expect(body).toContain(`<option value="${asHtml(account.email)}" selected="">`);
+    const action = `${base}/sign-in-link`;
+    const token = tokenFor(body, action);
+    const mailbox = withMailbox();
+    const post = (form: Record<string, string>) => page(action, { cookie, form, env: mailbox.env });
+
+    expect((await post({ email: account.email, reason: " ", csrf: token })).status).toBe(400);
+    const forged = { email: account.email, reason: "lost access", csrf: "x" };
+    expect((await post(forged)).status).toBe(403);
+    const stranger = await post({
+      email: `${crypto.randomUUID()}@example.com`,
+      reason: "lost access",
+      csrf: token,
+    });
+    expect(stranger.status).toBe(404);
+    expect(await stranger.text()).toContain("No such member");
+    expect(mailbox.sent).toEqual([]);
+
+    const sent = await post({
+      email: account.email,
+      reason: "Customer wrote in: lost access",
+      csrf: token,
+    });
+    expect(sent.status).toBe(303);
+    expect(sent.headers.get("Location")).toBe(`${base}?done=link_sent`);
+    expect(mailbox.sent.map((m) => m.to)).toEqual([account.email]);
+    const link = SIGN_IN_LINK.exec(mailbox.sent[0]?.text ?? "")?.[1] ?? "";
+    const signedIn = await confirmSignIn(link, account.id);
+    expect(signedIn.status).toBe(303);
+    expect(setCookiePair(signedIn, "tg_session")).toMatch(/^tg_session=.+/);
+
+    const after = await html(`${base}?done=link_sent`, cookie);
+    expect(after).toContain("Sign-in link emailed.");
+    // The account's audit log on its page: the action, whom it went to, the operator's reason.
+    const row = /<tr data-action="sign_in_link\.sent">([\s\S]*?)<\/tr>/.exec(after)?.[1] ?? "";
+    expect(row).toContain("Sign-in link emailed by an operator");
+    expect(row).toContain(asHtml(`to ${account.email}; reason: Customer wrote in: lost access`));
+    expect(row).toContain("operator admin token");
+    const log = await json<{
+      data: Array<{ action: string; account_id: string; details: Record<string, unknown> }>;
+    }>(
+      await gateway("/admin/audit-log?limit=5", {
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+      }),
+    );
+    expect(log.data.find((e) => e.account_id === account.id)).toMatchObject({
+      action: "sign_in_link.sent",
+      details: { email: account.email, reason: "Customer wrote in: lost access" },
+    });
   });
 
   it("revokes a key with a reason; the key stops working", async () => {

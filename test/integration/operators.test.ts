@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
 import {
   admin,
+  BASE,
   balanceOf,
   classify,
   createAccount,
@@ -19,7 +20,17 @@ import {
   json,
   setBalance,
 } from "../helpers/http";
-import { billingHtml, signIn, withMailbox } from "../helpers/page";
+import {
+  billingHtml,
+  confirmSignIn,
+  INVITE_LINK,
+  openLinkPage,
+  page,
+  SIGN_IN_LINK,
+  setCookiePair,
+  signIn,
+  withMailbox,
+} from "../helpers/page";
 import { attachCard, eventually } from "../helpers/stripe";
 import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
 
@@ -329,6 +340,112 @@ describe("suspension", () => {
       "not_found",
     );
     expect((await classify(account)).status).toBe(200);
+  });
+});
+
+// ---------------------------------------------------------------- a sign-in link for a member
+
+describe("POST /admin/accounts/:id/sign-in-link", () => {
+  /** Asks for a link with a mail server of the test's own; the answer and the token sent. */
+  async function sendLink(accountId: string, body: Record<string, unknown> = {}) {
+    const mailbox = withMailbox();
+    const res = await admin(`/accounts/${accountId}/sign-in-link`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      env: mailbox.env,
+    });
+    const token = (to: string) =>
+      SIGN_IN_LINK.exec(mailbox.sent.findLast((m) => m.to === to)?.text ?? "")?.[1] ?? null;
+    return { res, token, sent: mailbox.sent };
+  }
+
+  async function signedInWith(token: string | null, accountId: string) {
+    expect(token, "a sign-in link in the email sent").toBeTruthy();
+    const res = await confirmSignIn(token ?? "", accountId);
+    expect(res.status).toBe(303);
+    await res.arrayBuffer();
+    const cookie = setCookiePair(res, "tg_session");
+    expect(cookie).toMatch(/^tg_session=.+/);
+    return cookie;
+  }
+
+  it("emails the first owner a link that signs them in, and audits it with the operator", async () => {
+    const account = await createAccount("free", `Owner-${crypto.randomUUID()}@Example.com`);
+    const owner = account.email.toLowerCase();
+    const { res, token, sent } = await sendLink(account.id);
+    expect(res.status).toBe(200);
+    const body = await json<{ account_id: string; member_id: string; email: string }>(res);
+    expect(body).toMatchObject({ account_id: account.id, email: owner });
+    expect(sent.map((m) => m.to)).toEqual([owner]);
+    const cookie = await signedInWith(token(owner), account.id);
+    expect(await billingHtml(cookie)).toContain("Billing");
+
+    const log = await json<{
+      data: Array<{ action: string; actor: { type: string }; details: Record<string, unknown> }>;
+    }>(await gateway("/v1/account/audit-log?limit=100", { key: account.api_key }));
+    const entry = log.data.find((e) => e.action === "sign_in_link.sent");
+    expect(entry?.actor.type).toBe("operator");
+    expect(entry?.details).toMatchObject({ member_id: body.member_id, email: owner });
+    // The link is the one mechanism's: used once, it signs nobody in again.
+    const again = await openLinkPage(`/account/sign-in/confirm?token=${token(owner)}`);
+    expect(again.html).not.toContain('name="account_id"');
+    // The console lists it among the account's emails.
+    const emails = await json<{ data: Array<{ to: string; kind: string }> }>(
+      await admin(`/accounts/${account.id}/emails`),
+    );
+    expect(emails.data[0]).toMatchObject({ to: owner, kind: "sign_in_link" });
+  });
+
+  it("sends to the member named by email (an invited one only once they accepted)", async () => {
+    const account = await createAccount();
+    const ownerCookie = await signIn(account.email);
+    const developer = `Dev-${crypto.randomUUID()}@example.com`;
+    const mailbox = withMailbox();
+    const invited = await gateway("/v1/account/members", {
+      method: "POST",
+      headers: { Origin: BASE, "Sec-Fetch-Site": "same-origin", Cookie: ownerCookie },
+      body: JSON.stringify({ email: developer, role: "developer" }),
+      env: mailbox.env,
+    });
+    expect(invited.status).toBe(201);
+    const inviteToken = INVITE_LINK.exec(mailbox.sent.at(-1)?.text ?? "")?.[1] ?? "";
+
+    // Invited, not yet a member: nobody to sign in.
+    const early = await sendLink(account.id, { email: developer });
+    await expectError(early.res, 404, "not_found");
+    expect(early.sent).toEqual([]);
+
+    const opened = await openLinkPage(`/account/invitation?token=${inviteToken}`);
+    const accepted = await page("/account/invitation", {
+      cookie: opened.cookie,
+      form: { token: inviteToken, csrf: opened.csrf },
+    });
+    expect(accepted.status).toBe(303);
+    await accepted.arrayBuffer();
+
+    const { res, token, sent } = await sendLink(account.id, { email: developer.toUpperCase() });
+    expect(res.status).toBe(200);
+    expect(sent.map((m) => m.to)).toEqual([developer.toLowerCase()]);
+    await signedInWith(token(developer.toLowerCase()), account.id);
+  });
+
+  it("404 for an unknown account or a non-member email, and nothing is sent", async () => {
+    const account = await createAccount();
+    const stranger = await sendLink(account.id, { email: `${crypto.randomUUID()}@example.com` });
+    await expectError(stranger.res, 404, "not_found");
+    expect(stranger.sent).toEqual([]);
+    // A member of another account is no member of this one.
+    const other = await createAccount();
+    const elsewhere = await sendLink(account.id, { email: other.email });
+    await expectError(elsewhere.res, 404, "not_found");
+    const nobody = await sendLink("acct_nobody");
+    await expectError(nobody.res, 404, "not_found");
+    expect(nobody.sent).toEqual([]);
+    await expectError(
+      await gateway(`/admin/accounts/${account.id}/sign-in-link`, { method: "POST", body: "{}" }),
+      401,
+      "invalid_api_key",
+    );
   });
 });
 

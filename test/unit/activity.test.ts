@@ -50,6 +50,10 @@ describe("the Billing page's Activity in words", () => {
       "a@example.com (developer)",
     );
     expect(detail("member.joined", { role: "billing" })).toBe("as billing");
+    expect(activityAction("sign_in_link.sent")).toBe("Sign-in link emailed by an operator");
+    expect(detail("sign_in_link.sent", { email: "a@example.com", member_id: "mem_1" })).toBe(
+      "to a@example.com",
+    );
   });
 
   it("names who acted: a person by their label, anyone else by kind and label", () => {

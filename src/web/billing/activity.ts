@@ -30,6 +30,7 @@ const ACTIONS: Record<string, string> = {
   "member.removed": "Member removed",
   "account.suspended": "Account suspended",
   "account.unsuspended": "Suspension lifted",
+  "sign_in_link.sent": "Sign-in link emailed by an operator",
 };
 
 const ACTORS: Record<AuditJson["actor"]["type"], string> = {
@@ -66,6 +67,8 @@ export function activityDetail(entry: Pick<AuditJson, "action" | "details">): st
       return `${str(d.email) ?? ""} (${str(d.role) ?? ""})`;
     case "member.joined":
       return `as ${str(d.role) ?? ""}`;
+    case "sign_in_link.sent":
+      return `to ${str(d.email) ?? ""}`;
     case "account.suspended":
       return str(d.reason) ?? "";
     case "key.created":

@@ -35,7 +35,8 @@ export type ConsolePurpose =
   | "operator-credits"
   | "operator-suspend"
   | "operator-unsuspend"
-  | "operator-revoke-key";
+  | "operator-revoke-key"
+  | "operator-sign-in-link";
 
 const cookieOptions: CookieOptions = {
   httpOnly: true,

@@ -4,11 +4,14 @@
  */
 import type { Child, FC } from "hono/jsx";
 import type { AccountView } from "../../accounts/account-view";
+import type { AuditJson } from "../../accounts/audit";
 import type { Overview } from "../../accounts/overview";
 import type { ListedKey } from "../../db/api-keys";
+import type { ListedMember } from "../../db/members";
 import type { LedgerAccount } from "../../ledger/domain/types";
 import type { Actor } from "../../platform/actor";
 import { formatCents } from "../../platform/money";
+import { activityAction, activityActor, activityDetail } from "../billing/activity";
 import { formatCredits, formatTime } from "../kit/format";
 import { Document, type Notice, NoticeBox } from "../kit/layout";
 import { CONSOLE_PATH, type ConsolePurpose } from "./auth";
@@ -23,6 +26,16 @@ export type ConsoleTokens = Partial<Record<ConsolePurpose, string>>;
 
 const Csrf: FC<{ token: string | undefined }> = ({ token }) => (
   <input type="hidden" name="csrf" value={token ?? ""} />
+);
+
+/**
+ * A table that scrolls sideways on a phone: focusable, so a keyboard can scroll it too (axe:
+ * scrollable-region-focusable), and named, as a focusable region must be.
+ */
+const ScrollBox: FC<{ label: string; children?: Child }> = ({ label, children }) => (
+  <section class="table-scroll" aria-label={`${label} (scrolls sideways)`} tabindex={0}>
+    {children}
+  </section>
 );
 
 /** Every console page: the header with who is signed in, the two places, the content. */
@@ -149,7 +162,7 @@ export const SearchBody: FC<{ query: string; rows: SearchRow[]; next: string | n
     <section class="card" aria-labelledby="results-h">
       <h2 id="results-h">{rows.length === 0 ? "No accounts found" : "Accounts"}</h2>
       {rows.length > 0 ? (
-        <div class="table-scroll">
+        <ScrollBox label="Accounts found">
           <table>
             <thead>
               <tr>
@@ -176,7 +189,7 @@ export const SearchBody: FC<{ query: string; rows: SearchRow[]; next: string | n
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollBox>
       ) : null}
       {next ? (
         <p>
@@ -216,6 +229,10 @@ export interface AccountPageData {
   history: HistoryRow[];
   keys: ListedKey[];
   emails: EmailListRow[];
+  /** The account's people, oldest first (so its first owner is the first active owner). */
+  members: ListedMember[];
+  /** The account's audit log, newest first (the latest 20; `GET /admin/audit-log` has all). */
+  audit: AuditJson[];
   /** A random key per rendering: submitting the same adjustment form twice applies it once. */
   adjustKey: string;
 }
@@ -227,6 +244,112 @@ const ReasonField: FC<{ id: string; label?: string }> = ({ id, label = "Reason" 
     </label>
     <input type="text" id={id} name="reason" required maxlength={500} />
   </>
+);
+
+/**
+ * The account's members, and the way back in for one who wrote to support: an emailed sign-in
+ * link (the one the sign-in page sends), to the first owner unless another member is chosen.
+ */
+const PeopleSection: FC<{ members: ListedMember[]; action: string; token: string | undefined }> = ({
+  members,
+  action,
+  token,
+}) => {
+  const active = members.filter((m) => m.status === "active");
+  const firstOwner = active.find((m) => m.role === "owner");
+  return (
+    <section class="card" aria-labelledby="people-h">
+      <h2 id="people-h">People</h2>
+      <ScrollBox label="People">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Email</th>
+              <th scope="col">Role</th>
+              <th scope="col">Status</th>
+              <th scope="col">Last sign-in</th>
+            </tr>
+          </thead>
+          <tbody>
+            {members.map((m) => (
+              <tr>
+                <td>{m.email}</td>
+                <td>{m.role}</td>
+                <td>{m.status}</td>
+                <td>{m.last_sign_in_at ? formatTime(m.last_sign_in_at) : "never"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </ScrollBox>
+      {token !== undefined && active.length > 0 ? (
+        <form method="post" action={action}>
+          <Csrf token={token} />
+          <fieldset>
+            <legend>Email a sign-in link</legend>
+            <p class="hint">
+              The link the sign-in page sends: it works once, for 30 minutes, and only for the
+              member it is sent to.
+            </p>
+            <label class="field" for="link-email">
+              Member
+            </label>
+            <select id="link-email" name="email" required>
+              {active.map((m) => (
+                <option value={m.email} selected={m.id === firstOwner?.id}>
+                  {m.email} ({m.role})
+                </option>
+              ))}
+            </select>
+            <ReasonField id="link-reason" label="Reason (for the audit log)" />
+            <div class="actions">
+              <button type="submit">Email a sign-in link</button>
+            </div>
+          </fieldset>
+        </form>
+      ) : null}
+    </section>
+  );
+};
+
+/** What the entry changed, in the Billing page's words, and the operator's reason if not in them. */
+function auditLine(e: AuditJson): string {
+  const detail = activityDetail(e);
+  const reason = typeof e.details.reason === "string" ? e.details.reason : "";
+  if (!reason || detail.includes(reason)) return detail;
+  return detail ? `${detail}; reason: ${reason}` : `reason: ${reason}`;
+}
+
+/** Who changed what on the account, operators included: the customer's Activity, with reasons. */
+const AuditSection: FC<{ entries: AuditJson[] }> = ({ entries }) => (
+  <section class="card" aria-labelledby="audit-h">
+    <h2 id="audit-h">Audit log</h2>
+    {entries.length === 0 ? <p>Nothing recorded.</p> : null}
+    {entries.length > 0 ? (
+      <ScrollBox label="Audit log">
+        <table id="audit-log">
+          <thead>
+            <tr>
+              <th scope="col">When</th>
+              <th scope="col">Change</th>
+              <th scope="col">Detail</th>
+              <th scope="col">By</th>
+            </tr>
+          </thead>
+          <tbody>
+            {entries.map((e) => (
+              <tr data-action={e.action}>
+                <td>{formatTime(e.at)}</td>
+                <td>{activityAction(e.action)}</td>
+                <td>{auditLine(e)}</td>
+                <td>{activityActor(e.actor)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </ScrollBox>
+    ) : null}
+  </section>
 );
 
 export const AccountBody: FC<{
@@ -324,6 +447,11 @@ export const AccountBody: FC<{
           <dd>{formatTime(v.created_at)}</dd>
         </dl>
       </section>
+      <PeopleSection
+        members={d.members}
+        action={`${base}/sign-in-link`}
+        token={forms ? tokens["operator-sign-in-link"] : undefined}
+      />
       <section class="card" aria-labelledby="suspension-h">
         <h2 id="suspension-h">{v.suspension ? "Lift the suspension" : "Suspend"}</h2>
         <p class="hint">
@@ -354,7 +482,7 @@ export const AccountBody: FC<{
       </section>
       <section class="card" aria-labelledby="keys-h">
         <h2 id="keys-h">API keys</h2>
-        <div class="table-scroll">
+        <ScrollBox label="API keys">
           <table>
             <thead>
               <tr>
@@ -402,11 +530,11 @@ export const AccountBody: FC<{
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollBox>
       </section>
       <section class="card" aria-labelledby="history-h">
         <h2 id="history-h">Ledger history and purchases</h2>
-        <div class="table-scroll">
+        <ScrollBox label="Ledger history">
           <table>
             <thead>
               <tr>
@@ -437,8 +565,9 @@ export const AccountBody: FC<{
               ))}
             </tbody>
           </table>
-        </div>
+        </ScrollBox>
       </section>
+      <AuditSection entries={d.audit} />
       <section class="card" aria-labelledby="emails-h">
         <h2 id="emails-h">Emails</h2>
         {d.emails.length === 0 ? <p>None sent.</p> : null}

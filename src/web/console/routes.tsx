@@ -1,7 +1,8 @@
 /**
  * The operator console (contract: "Operators", `GET /admin`): the overview first, account
  * search with paging, an account's page, and its actions (adjust credits, suspend, lift the
- * suspension, revoke a key), each with a required reason and its form token. Mounted at /admin
+ * suspension, revoke a key, email a member a sign-in link), each with a required reason and
+ * its form token. Mounted at /admin
  * before the JSON routes; like them it does not exist (404) with neither Access nor
  * ADMIN_TOKEN configured. Who is signing in: see ./auth.ts.
  */
@@ -9,6 +10,7 @@ import { type Context, Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import { accountView } from "../../accounts/account-view";
+import { auditJson, listAudit } from "../../accounts/audit";
 import { adjustCredits } from "../../accounts/create-account";
 import { listKeys } from "../../accounts/key-list";
 import { revokeKey } from "../../accounts/keys";
@@ -16,10 +18,13 @@ import { recordOperatorAction } from "../../accounts/operator-actions";
 import { operatorsConfigured } from "../../accounts/operator-auth";
 import { overview } from "../../accounts/overview";
 import { searchAccounts, searchRowJson } from "../../accounts/search";
+import { sendOperatorSignInLink } from "../../accounts/sign-in";
+import { publicOrigin } from "../../accounts/signup-config";
 import { suspendAccount } from "../../accounts/suspension";
 import { listTransactions } from "../../accounts/transactions";
 import { getAccount } from "../../db/accounts";
 import { listEmails } from "../../db/emails";
+import { listMembers } from "../../db/members";
 import type { AppEnv } from "../../http/context";
 import { CursorParam, encodeCursor } from "../../http/cursor";
 import { ledgerFor } from "../../ledger/client";
@@ -60,6 +65,7 @@ const ACTION_PURPOSES: readonly ConsolePurpose[] = [
   "operator-suspend",
   "operator-unsuspend",
   "operator-revoke-key",
+  "operator-sign-in-link",
 ];
 
 /** What the account page says after an action (`?done=`). */
@@ -68,6 +74,11 @@ const DONE: Record<string, Notice> = {
   suspended: { tone: "ok", text: "Account suspended." },
   unsuspended: { tone: "ok", text: "Suspension lifted." },
   revoked: { tone: "ok", text: "Key revoked." },
+  link_sent: { tone: "ok", text: "Sign-in link emailed. It works once, for 30 minutes." },
+  link_failed: {
+    tone: "bad",
+    text: "The sign-in link could not be emailed: see the error under Emails.",
+  },
 };
 
 const Reason = z.string().trim().min(1, "give a reason").max(500);
@@ -87,6 +98,11 @@ const AdjustFields = z.object({
   csrf: z.string().optional(),
 });
 const ReasonFields = z.object({ reason: Reason, csrf: z.string().optional() });
+const SignInLinkFields = z.object({
+  email: z.email("choose a member").max(254),
+  reason: Reason,
+  csrf: z.string().optional(),
+});
 const SearchQuery = z.object({
   query: z.string().max(254).optional(),
   cursor: CursorParam.optional(),
@@ -164,11 +180,13 @@ export const consoleRoutes = new Hono<AppEnv>()
     const operator = await operatorOf(c);
     const account = await existing(c);
     const db = c.get("db");
-    const [ledger, history, keys, emails] = await Promise.all([
+    const [ledger, history, keys, emails, people, audit] = await Promise.all([
       ledgerFor(c.env, account.id).snapshot(),
       listTransactions(db, account.id, 25),
       listKeys(db, account.id, 50),
       listEmails(db, account.id, 20),
+      listMembers(db, account.id),
+      listAudit(db, { accountId: account.id }, 20),
     ]);
     const done = DONE[c.req.query("done") ?? ""] ?? null;
     return renderHtml(
@@ -182,6 +200,8 @@ export const consoleRoutes = new Hono<AppEnv>()
             history: history.data,
             keys: keys.data,
             emails,
+            members: people,
+            audit: audit.rows.map(auditJson),
             adjustKey: crypto.randomUUID(),
           }}
           tokens={await tokensFor(c, ACTION_PURPOSES)}
@@ -268,6 +288,30 @@ export const consoleRoutes = new Hono<AppEnv>()
       throw new PageError(409, words.title, words.text);
     }
     return c.redirect(`${accountPath(account.id)}?done=revoked`, 303);
+  })
+  .post("/console/accounts/:id/sign-in-link", async (c) => {
+    await operatorOf(c);
+    const fields = await readFields(c);
+    await checkConsoleForm(c, "operator-sign-in-link", fields.csrf);
+    const account = await existing(c);
+    const f = parseFields(fields, SignInLinkFields);
+    const result = await sendOperatorSignInLink(
+      c.env,
+      c.get("db"),
+      {
+        accountId: account.id,
+        email: f.email,
+        origin: publicOrigin(c.env, c.req.url),
+        reason: f.reason,
+      },
+      c.get("actor"),
+    );
+    if (!result.ok) {
+      const words = pageWords(result.reason);
+      throw new PageError(404, words.title, words.text);
+    }
+    const done = result.delivery === "failed" ? "link_failed" : "link_sent";
+    return c.redirect(`${accountPath(account.id)}?done=${done}`, 303);
   })
   .get("/console/sign-in", async (c) => signInPage(c, 200))
   .post("/console/sign-in", async (c) => {
