@@ -5,6 +5,7 @@
  */
 import type { FC } from "hono/jsx";
 import { BrandCompany } from "../kit/layout";
+import { COPY_SCRIPT } from "../kit/security";
 import type { OpenApiDocument } from "./document";
 import { Quickstart } from "./quickstart";
 
@@ -168,7 +169,8 @@ export const ReferencePage: FC<{ doc: OpenApiDocument; baseUrl: string }> = ({ d
           The machine-readable description: <a href="/openapi.json">/openapi.json</a> (OpenAPI{" "}
           {doc.openapi}).
         </p>
-        <Quickstart baseUrl={baseUrl} keyPrefix={null} />
+        <Quickstart baseUrl={baseUrl} keyHint={null} />
+        <script dangerouslySetInnerHTML={{ __html: COPY_SCRIPT }} />
         <nav aria-label="Sections">
           <ul>
             {[...groups.keys()].map((tag) => (
