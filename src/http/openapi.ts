@@ -69,12 +69,14 @@ const ERROR_TEXT: Record<number, string> = {
   404: "Not found",
   409: "Conflicts with the account's state",
   413: "Body too large (`payload_too_large`)",
+  504: "The upstream did not answer in time",
   429: "Rate limited; see `Retry-After`",
   502: "The payment provider or upstream failed",
   503: "Temporarily unavailable; see `Retry-After`",
 };
 
-const errorResponse = (status: number) => ({
+/** A response of the error envelope, described by its status. */
+export const errorResponse = (status: number) => ({
   description: ERROR_TEXT[status] ?? "Error",
   content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
 });

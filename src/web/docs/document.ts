@@ -5,7 +5,7 @@
  */
 import type { Hono } from "hono";
 import { generateSpecs } from "hono-openapi";
-import { ERROR_ENVELOPE, SECURITY_SCHEMES } from "../../http/openapi";
+import { ERROR_ENVELOPE, errorResponse, SECURITY_SCHEMES } from "../../http/openapi";
 import { DEFAULT_ROUTE_COST, ROUTE_COSTS } from "../../pricing";
 
 export type OpenApiDocument = Awaited<ReturnType<typeof generateSpecs>>;
@@ -16,14 +16,9 @@ const DESCRIPTION = [
   "request is forwarded and refunded when the upstream fails.",
 ].join(" ");
 
-const PROXY_ERRORS = {
-  "401": { $ref: "#/components/responses/Error" },
-  "402": { $ref: "#/components/responses/Error" },
-  "403": { $ref: "#/components/responses/Error" },
-  "429": { $ref: "#/components/responses/Error" },
-  "502": { $ref: "#/components/responses/Error" },
-  "504": { $ref: "#/components/responses/Error" },
-};
+const PROXY_ERRORS = Object.fromEntries(
+  [401, 402, 403, 429, 502, 504].map((status) => [String(status), errorResponse(status)]),
+);
 
 /**
  * The proxied routes that the pricing table names (the proxy itself is one catch-all, so its

@@ -103,8 +103,8 @@ const OperationCard: FC<{ method: string; path: string; op: Operation; id: strin
           {method.toUpperCase()} {path}
         </code>
       </h3>
-      {op.summary ? <p>{op.summary}</p> : null}
-      {op.description ? <p class="hint">{op.description}</p> : null}
+      {op.summary ? <p>{plain(op.summary)}</p> : null}
+      {op.description ? <p class="hint">{plain(op.description)}</p> : null}
       <p class="meta">Authentication: {who.length > 0 ? who.join(" or ") : "none"}</p>
       <Fields
         caption="Query parameters"
@@ -127,7 +127,7 @@ const OperationCard: FC<{ method: string; path: string; op: Operation; id: strin
         {Object.entries(op.responses ?? {}).map(([status, r], i) => (
           <>
             {i > 0 ? "; " : ""}
-            <strong>{status}</strong> {r.description ?? ""}
+            <strong>{status}</strong> {plain(r.description) ?? ""}
           </>
         ))}
       </p>
@@ -135,7 +135,26 @@ const OperationCard: FC<{ method: string; path: string; op: Operation; id: strin
   );
 };
 
-/** Operations grouped by their first tag, in the document's order. */
+/** Customers' sections first, then people, operators and the plumbing; others after, as found. */
+const TAG_ORDER = [
+  "Proxied API",
+  "Account",
+  "Keys",
+  "Usage",
+  "Billing",
+  "Limits",
+  "Alerts",
+  "Members",
+  "Sign-up and sign-in",
+  "Operators",
+  "Stripe",
+  "API description",
+];
+
+/** The document's descriptions are CommonMark; the page shows them as plain text. */
+const plain = (text: string | undefined) => text?.replaceAll("`", "");
+
+/** Operations grouped by their first tag, customers' sections first. */
 export function byTag(doc: OpenApiDocument) {
   const groups = new Map<string, Array<{ method: string; path: string; op: Operation }>>();
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
@@ -146,7 +165,11 @@ export function byTag(doc: OpenApiDocument) {
       groups.set(tag, [...(groups.get(tag) ?? []), { method, path, op }]);
     }
   }
-  return groups;
+  const rank = (tag: string) => {
+    const i = TAG_ORDER.indexOf(tag);
+    return i === -1 ? TAG_ORDER.length : i;
+  };
+  return new Map([...groups.entries()].sort(([a], [b]) => rank(a) - rank(b)));
 }
 
 export const ReferencePage: FC<{ doc: OpenApiDocument; baseUrl: string }> = ({ doc, baseUrl }) => {
@@ -164,7 +187,7 @@ export const ReferencePage: FC<{ doc: OpenApiDocument; baseUrl: string }> = ({ d
       </header>
       <main id="main" class="wrap">
         <h1>{doc.info.title}</h1>
-        <p class="lead">{doc.info.description}</p>
+        <p class="lead">{plain(doc.info.description)}</p>
         <p>
           The machine-readable description: <a href="/openapi.json">/openapi.json</a> (OpenAPI{" "}
           {doc.openapi}).
