@@ -43,7 +43,10 @@ const topUpDoc = describe({
   security: ["api_key", "session"],
   body: TopUpBody,
   description: "Send an `Idempotency-Key` header to make a retry safe.",
-  ok: { status: 201, description: "The purchase; 202 while the card needs more time" },
+  ok: {
+    status: 202,
+    description: "Accepted: {id, status}; the purchase settles through the queue",
+  },
   errors: [402, 403, 409, 429, 502],
 });
 
