@@ -47,7 +47,7 @@ const topUpDoc = describe({
     status: 202,
     description: "Accepted: {id, status}; the purchase settles through the queue",
   },
-  errors: [402, 403, 409, 429, 502],
+  errors: [403, 409, 429, 502],
 });
 
 /** `/v1/account/auto-recharge`: the settings, read and changed in the account's ledger. */

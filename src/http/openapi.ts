@@ -11,6 +11,7 @@
 import type { MiddlewareHandler } from "hono";
 import { describeRoute, resolver } from "hono-openapi";
 import { z } from "zod";
+import { ERROR_TYPES, statusOf } from "../platform/errors";
 
 /** The three ways a caller proves who it is (components.securitySchemes of the document). */
 export type Security = "api_key" | "session" | "operator" | "none";
@@ -62,22 +63,33 @@ export const ERROR_ENVELOPE = {
 } as const;
 
 const ERROR_TEXT: Record<number, string> = {
-  400: "Invalid request (`invalid_request`, naming the fields)",
+  400: "Invalid request",
   401: "Missing or unknown credentials",
-  402: "Insufficient credits",
-  403: "Not allowed to this caller (role, key scope, suspension or origin)",
+  403: "Not allowed",
   404: "Not found",
+  405: "Method not allowed",
   409: "Conflicts with the account's state",
-  413: "Body too large (`payload_too_large`)",
+  413: "Body too large",
+  429: "Rate limited (see Retry-After)",
+  500: "Our error",
+  502: "The payment provider or the upstream failed",
+  503: "Unavailable for now (see Retry-After)",
   504: "The upstream did not answer in time",
-  429: "Rate limited; see `Retry-After`",
-  502: "The payment provider or upstream failed",
-  503: "Temporarily unavailable; see `Retry-After`",
 };
 
-/** A response of the error envelope, described by its status. */
+/**
+ * A response of the error envelope: the status in words and the error types that answer it,
+ * read from the one table of types and statuses (platform/errors.ts), so the two never drift.
+ */
 export const errorResponse = (status: number) => ({
-  description: ERROR_TEXT[status] ?? "Error",
+  description: [
+    ERROR_TEXT[status] ?? "Error",
+    ERROR_TYPES.filter((type) => statusOf(type) === status)
+      .map((type) => `\`${type}\``)
+      .join(", "),
+  ]
+    .filter(Boolean)
+    .join(": "),
   content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
 });
 

@@ -17,7 +17,7 @@ const DESCRIPTION = [
 ].join(" ");
 
 const PROXY_ERRORS = Object.fromEntries(
-  [401, 402, 403, 429, 502, 504].map((status) => [String(status), errorResponse(status)]),
+  [401, 403, 413, 429, 502, 503, 504].map((status) => [String(status), errorResponse(status)]),
 );
 
 /**
