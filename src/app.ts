@@ -9,12 +9,15 @@ import { dbFor } from "./db/client";
 import { apiKeyAuth } from "./gateway/auth";
 import { proxyRoutes } from "./gateway/proxy-routes";
 import type { AppEnv } from "./http/context";
+import { describe } from "./http/openapi";
 import { requestId } from "./http/request-id";
 import { configProblemsOnce } from "./platform/config";
 import { ApiError, type ErrorType, serviceUnavailable } from "./platform/errors";
 import { refusal } from "./platform/refusals";
 import { billingPageRoutes } from "./web/billing/routes";
 import { consoleRoutes } from "./web/console/routes";
+import { buildDocument, type OpenApiDocument } from "./web/docs/document";
+import { apiDescriptionRoutes } from "./web/docs/routes";
 import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./web/signup/routes";
 import {
   invitationPageRoutes,
@@ -61,7 +64,17 @@ export function createApp() {
     await next();
   });
 
-  app.get("/healthz", (c) => c.json({ ok: true }, 200));
+  const healthDoc = describe({ summary: "Liveness", tag: "API description", security: "none" });
+  app.get("/healthz", healthDoc, (c) => c.json({ ok: true }, 200));
+  // The document is built from this app's own route table, once per isolate.
+  let document: Promise<OpenApiDocument> | null = null;
+  app.route(
+    "/",
+    apiDescriptionRoutes((title) => {
+      document ??= buildDocument(app as never, title);
+      return document;
+    }),
+  );
 
   // Sign-up (off unless SIGNUP_ENABLED): before the API-key middleware, as the caller has no
   // key yet, and before /admin and /account, whose catch-alls would answer first.

@@ -18,6 +18,7 @@ import { listEmails } from "../db/emails";
 import { otherSubscriptionsOf } from "../db/other-subscriptions";
 import type { AppEnv } from "../http/context";
 import { CursorParam, encodeCursor } from "../http/cursor";
+import { describe } from "../http/openapi";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
 import { parseJson, parseQuery } from "../platform/body";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
@@ -92,9 +93,98 @@ const PaymentMethodBody = z.strictObject({
     .regex(/^pm_[A-Za-z0-9_]{1,200}$/, "must be a Stripe payment method id (pm_…)"),
 });
 
+const createDoc = describe({
+  summary: "Create an account",
+  tag: "Operators",
+  security: "operator",
+  body: CreateAccountBody,
+  ok: { status: 201 },
+});
+const searchDoc = describe({
+  summary: "Search accounts by email, id or Stripe customer",
+  tag: "Operators",
+  security: "operator",
+  query: SearchQuery,
+});
+const overviewDoc = describe({
+  summary: "The business at a glance",
+  tag: "Operators",
+  security: "operator",
+});
+const suspendDoc = describe({
+  summary: "Suspend an account",
+  tag: "Operators",
+  security: "operator",
+  body: SuspendBody,
+  errors: [404],
+});
+const unsuspendDoc = describe({
+  summary: "Lift an account's suspension",
+  tag: "Operators",
+  security: "operator",
+  errors: [404],
+});
+const signInLinkDoc = describe({
+  summary: "Email a sign-in link to a member (default: the first owner)",
+  tag: "Operators",
+  security: "operator",
+  body: SignInLinkBody,
+  errors: [404],
+});
+const creditsDoc = describe({
+  summary: "Adjust an account's credits (audited)",
+  tag: "Operators",
+  security: "operator",
+  body: AdjustBody,
+  errors: [404, 409],
+});
+const paymentMethodDoc = describe({
+  summary: "Attach a card as the customer's default",
+  tag: "Operators",
+  security: "operator",
+  body: PaymentMethodBody,
+  errors: [404, 502],
+});
+const accountDoc = describe({
+  summary: "An account with its balance, limits and rate limit",
+  tag: "Operators",
+  security: "operator",
+  errors: [404],
+});
+const patchDoc = describe({
+  summary: "Per-account overrides: rate limit, spending limit",
+  tag: "Operators",
+  security: "operator",
+  body: PatchAccountBody,
+  errors: [404],
+});
+const emailsDoc = describe({
+  summary: "The emails sent to an account, newest first",
+  tag: "Operators",
+  security: "operator",
+  errors: [404],
+});
+const reconcileDoc = describe({
+  summary: "Run the reconciler now",
+  tag: "Operators",
+  security: "operator",
+});
+const auditLogDoc = describe({
+  summary: "Every operator action, newest first",
+  tag: "Operators",
+  security: "operator",
+  query: AuditQuery,
+});
+const auditDoc = describe({
+  summary: "Replay an account's ledger",
+  tag: "Operators",
+  security: "operator",
+  errors: [404],
+});
+
 export const adminRoutes = new Hono<AppEnv>()
   .use(adminAuth)
-  .post("/accounts", async (c) => {
+  .post("/accounts", createDoc, async (c) => {
     const body = await parseJson(c, CreateAccountBody);
     const created = await createAccount(
       c.env,
@@ -110,7 +200,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const { owner_member_id: _owner, ...account } = created;
     return c.json(account, 201);
   })
-  .get("/accounts", async (c) => {
+  .get("/accounts", searchDoc, async (c) => {
     const q = parseQuery(c, SearchQuery);
     const after = q.cursor ? { email: q.cursor.createdAt, id: q.cursor.id } : null;
     const page = await searchAccounts(c.get("db"), q.query ?? "", after);
@@ -122,8 +212,8 @@ export const adminRoutes = new Hono<AppEnv>()
       200,
     );
   })
-  .get("/overview", async (c) => c.json(await overview(c.get("db")), 200))
-  .post("/accounts/:id/suspend", async (c) => {
+  .get("/overview", overviewDoc, async (c) => c.json(await overview(c.get("db")), 200))
+  .post("/accounts/:id/suspend", suspendDoc, async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, SuspendBody);
     const answer = await suspensionJson(c, accountId, { reason: body.reason });
@@ -134,7 +224,7 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     return c.json(answer, 200);
   })
-  .post("/accounts/:id/unsuspend", async (c) => {
+  .post("/accounts/:id/unsuspend", unsuspendDoc, async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     // The contract's unsuspend takes no body (the console's form asks for a reason).
     const answer = await suspensionJson(c, accountId, null);
@@ -145,7 +235,7 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     return c.json(answer, 200);
   })
-  .post("/accounts/:id/sign-in-link", async (c) => {
+  .post("/accounts/:id/sign-in-link", signInLinkDoc, async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, SignInLinkBody);
     const result = await sendOperatorSignInLink(
@@ -173,7 +263,7 @@ export const adminRoutes = new Hono<AppEnv>()
       200,
     );
   })
-  .post("/accounts/:id/credits", async (c) => {
+  .post("/accounts/:id/credits", creditsDoc, async (c) => {
     // Checked like the account API's (it was passed on unchecked): a bad one is 400 naming it.
     const idempotencyKey = idempotencyKeyOf(c);
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
@@ -211,7 +301,7 @@ export const adminRoutes = new Hono<AppEnv>()
     );
     return c.json(result.balance, 200);
   })
-  .post("/accounts/:id/payment-method", async (c) => {
+  .post("/accounts/:id/payment-method", paymentMethodDoc, async (c) => {
     const idempotencyKey = idempotencyKeyOf(c);
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, PaymentMethodBody);
@@ -230,10 +320,10 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     return c.json(result, 200);
   })
-  .get("/accounts/:id", async (c) =>
+  .get("/accounts/:id", accountDoc, async (c) =>
     c.json(await adminView(c.env, c.get("db"), c.req.param("id")), 200),
   )
-  .patch("/accounts/:id", async (c) => {
+  .patch("/accounts/:id", patchDoc, async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, PatchAccountBody);
     const result = await ledgerFor(c.env, accountId).setLimits({
@@ -251,11 +341,11 @@ export const adminRoutes = new Hono<AppEnv>()
     });
     return c.json(await adminView(c.env, c.get("db"), accountId), 200);
   })
-  .get("/accounts/:id/emails", async (c) => {
+  .get("/accounts/:id/emails", emailsDoc, async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     return c.json({ data: await listEmails(c.get("db"), accountId, 50) }, 200);
   })
-  .post("/reconcile", async (c) => {
+  .post("/reconcile", reconcileDoc, async (c) => {
     const report = await reconcile(c.env);
     await recordAudit(c.get("db"), null, c.get("actor"), "reconcile.ran", {
       checked: report.checked,
@@ -264,7 +354,7 @@ export const adminRoutes = new Hono<AppEnv>()
     return c.json(report, 200);
   })
   // Every operator action, on any account or none, newest first.
-  .get("/audit-log", async (c) => {
+  .get("/audit-log", auditLogDoc, async (c) => {
     const q = parseQuery(c, AuditQuery);
     const page = await listAudit(c.get("db"), { actorType: "operator" }, q.limit, q.cursor);
     return c.json(
@@ -275,7 +365,7 @@ export const adminRoutes = new Hono<AppEnv>()
       200,
     );
   })
-  .get("/accounts/:id/audit", async (c) => {
+  .get("/accounts/:id/audit", auditDoc, async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     return c.json(await ledgerFor(c.env, accountId).audit(), 200);
   });

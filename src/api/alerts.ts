@@ -4,6 +4,7 @@ import { limitAction } from "../accounts/action-limits";
 import { recordAudit } from "../accounts/audit";
 import { alertsJson } from "../accounts/ledger-json";
 import type { AppEnv } from "../http/context";
+import { describe } from "../http/openapi";
 import { ledgerFor } from "../ledger/client";
 import { MAX_LOW_BALANCE_CREDITS } from "../ledger/domain/low-balance";
 import { parseJson } from "../platform/body";
@@ -19,17 +20,30 @@ export const lowBalanceCredits = z
 
 const AlertsBody = z.strictObject({ low_balance_credits: lowBalanceCredits });
 
+const getDoc = describe({
+  summary: "The low-balance alert",
+  tag: "Alerts",
+  security: ["api_key", "session"],
+});
+const putDoc = describe({
+  summary: "Set or turn off the low-balance alert",
+  tag: "Alerts",
+  security: ["api_key", "session"],
+  body: AlertsBody,
+  errors: [403, 429],
+});
+
 /**
  * `/v1/account/alerts`: the low-balance email. One email each time the total falls to or below
  * `low_balance_credits`, not again until it has been above it; null turns it off.
  */
 export const alertRoutes = new Hono<AppEnv>()
-  .get("/", async (c) => {
+  .get("/", getDoc, async (c) => {
     const alerts = await ledgerFor(c.env, c.get("accountId")).alerts();
     if (!alerts) throw refusal("not_initialized");
     return c.json(alertsJson(alerts), 200);
   })
-  .put("/", async (c) => {
+  .put("/", putDoc, async (c) => {
     const body = await parseJson(c, AlertsBody);
     await limitAction(c.get("db"), c.get("accountId"), "alerts");
     const result = await ledgerFor(c.env, c.get("accountId")).setAlerts({

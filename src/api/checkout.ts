@@ -4,6 +4,7 @@ import { z } from "zod";
 import { limitAction } from "../accounts/action-limits";
 import { recordAudit } from "../accounts/audit";
 import type { AppEnv } from "../http/context";
+import { describe } from "../http/openapi";
 import { parseJson } from "../platform/body";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
 import { refusal } from "../platform/refusals";
@@ -11,6 +12,23 @@ import { startCardSetup, startPlanCheckout } from "../subscriptions/checkout";
 
 const CheckoutBody = z.strictObject({
   plan: z.enum(["starter", "pro"], { error: "must be starter or pro" }),
+});
+
+/** `payment-method/setup` takes no options; unknown ones are refused. */
+const SetupBody = z.strictObject({});
+const checkoutDoc = describe({
+  summary: "Stripe Checkout for a paid plan → {url}",
+  tag: "Billing",
+  security: ["api_key", "session"],
+  body: CheckoutBody,
+  errors: [403, 409, 429, 502],
+});
+const setupDoc = describe({
+  summary: "Stripe Checkout in setup mode, to add a card → {url}",
+  tag: "Billing",
+  security: ["api_key", "session"],
+  body: SetupBody,
+  errors: [403, 409, 429, 502],
 });
 
 /**
@@ -24,7 +42,7 @@ function keyReused(err: unknown): never {
 }
 
 /** `POST /v1/account/checkout`: Stripe Checkout for a paid plan (it also saves the card). */
-export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
+export const checkoutRoutes = new Hono<AppEnv>().post("/", checkoutDoc, async (c) => {
   const body = await parseJson(c, CheckoutBody);
   await limitAction(c.get("db"), c.get("accountId"), "checkout");
   const result = await startPlanCheckout(
@@ -49,8 +67,8 @@ export const checkoutRoutes = new Hono<AppEnv>().post("/", async (c) => {
 });
 
 /** `POST /v1/account/payment-method/setup`: Stripe Checkout in setup mode, to add a card. */
-export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", async (c) => {
-  await parseJson(c, z.strictObject({}));
+export const paymentMethodRoutes = new Hono<AppEnv>().post("/setup", setupDoc, async (c) => {
+  await parseJson(c, SetupBody);
   await limitAction(c.get("db"), c.get("accountId"), "checkout");
   const result = await startCardSetup(
     c.env,

@@ -11,39 +11,49 @@ import { OPERATOR_EMAIL_ACCOUNT } from "../accounts/signup-ceiling";
 import { listEmails } from "../db/emails";
 import { sendEmailOnce } from "../delivery/mailer";
 import type { AppEnv } from "../http/context";
+import { describe } from "../http/openapi";
 import { parseJson } from "../platform/body";
 import { brandOf } from "../platform/brand";
 
 const Body = z.strictObject({ to: z.email().max(254) });
 
-export const emailTestRoutes = new Hono<AppEnv>().use(adminAuth).post("/", async (c) => {
-  const { to } = await parseJson(c, Body);
-  const brand = brandOf(c.env);
-  const ref = `email_test:${crypto.randomUUID()}`;
-  const outcome = await sendEmailOnce(c.env, c.get("db"), {
-    ref,
-    accountId: OPERATOR_EMAIL_ACCOUNT,
-    kind: "email_test",
-    to,
-    subject: `${brand.company}: test email`,
-    text: [
-      `This is a test email from the ${brand.company} gateway (npm run email:test).`,
-      `If you can read it, email from ${c.env.EMAIL_FROM} reaches ${to}: sign-up links, receipts and payment notices will arrive too.`,
-    ].join("\n\n"),
-  });
-  // The row as recorded: its id, and the sender's error when it failed.
-  const [row] = (await listEmails(c.get("db"), OPERATOR_EMAIL_ACCOUNT, 5, to)).filter(
-    (r) => r.kind === "email_test",
-  );
-  return c.json(
-    {
-      status: outcome,
-      to,
-      from: c.env.EMAIL_FROM,
-      environment: c.env.ENVIRONMENT ?? "local",
-      sender: "Cloudflare Email Service, through the EMAIL send_email binding",
-      email: row ? { id: row.id, status: row.status, error: row.error } : null,
-    },
-    200,
-  );
+const emailTestDoc = describe({
+  summary: "Send one test email through the configured sender",
+  tag: "Operators",
+  security: "operator",
+  body: Body,
 });
+
+export const emailTestRoutes = new Hono<AppEnv>()
+  .use(adminAuth)
+  .post("/", emailTestDoc, async (c) => {
+    const { to } = await parseJson(c, Body);
+    const brand = brandOf(c.env);
+    const ref = `email_test:${crypto.randomUUID()}`;
+    const outcome = await sendEmailOnce(c.env, c.get("db"), {
+      ref,
+      accountId: OPERATOR_EMAIL_ACCOUNT,
+      kind: "email_test",
+      to,
+      subject: `${brand.company}: test email`,
+      text: [
+        `This is a test email from the ${brand.company} gateway (npm run email:test).`,
+        `If you can read it, email from ${c.env.EMAIL_FROM} reaches ${to}: sign-up links, receipts and payment notices will arrive too.`,
+      ].join("\n\n"),
+    });
+    // The row as recorded: its id, and the sender's error when it failed.
+    const [row] = (await listEmails(c.get("db"), OPERATOR_EMAIL_ACCOUNT, 5, to)).filter(
+      (r) => r.kind === "email_test",
+    );
+    return c.json(
+      {
+        status: outcome,
+        to,
+        from: c.env.EMAIL_FROM,
+        environment: c.env.ENVIRONMENT ?? "local",
+        sender: "Cloudflare Email Service, through the EMAIL send_email binding",
+        email: row ? { id: row.id, status: row.status, error: row.error } : null,
+      },
+      200,
+    );
+  });

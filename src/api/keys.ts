@@ -6,6 +6,7 @@ import { createKey, revokeKey } from "../accounts/keys";
 import { MAX_ACTIVE_KEYS } from "../db/api-keys";
 import type { AppEnv } from "../http/context";
 import { CursorParam } from "../http/cursor";
+import { describe } from "../http/openapi";
 import { parseJson, parseQuery } from "../platform/body";
 import { refusal } from "../platform/refusals";
 
@@ -20,13 +21,34 @@ const ListQuery = z.strictObject({
   cursor: CursorParam.optional(),
 });
 
+const listDoc = describe({
+  summary: "The account's API keys (prefix and last four only)",
+  tag: "Keys",
+  security: ["api_key", "session"],
+  query: ListQuery,
+});
+const createDoc = describe({
+  summary: "Create a key: the whole key is in this response only",
+  tag: "Keys",
+  security: ["api_key", "session"],
+  body: CreateKeyBody,
+  ok: { status: 201, description: "The new key, `key` shown once" },
+  errors: [403, 409, 429],
+});
+const revokeDoc = describe({
+  summary: "Revoke a key",
+  tag: "Keys",
+  security: ["api_key", "session"],
+  errors: [403, 404, 409],
+});
+
 /** `/v1/account/keys`: list (prefix and last four only), create (the full key once), revoke. */
 export const keyRoutes = new Hono<AppEnv>()
-  .get("/", async (c) => {
+  .get("/", listDoc, async (c) => {
     const q = parseQuery(c, ListQuery);
     return c.json(await listKeys(c.get("db"), c.get("accountId"), q.limit, q.cursor), 200);
   })
-  .post("/", async (c) => {
+  .post("/", createDoc, async (c) => {
     const body = await parseJson(c, CreateKeyBody);
     // Keys made through the API can only spend unless asked otherwise (money rule 11).
     const result = await createKey(
@@ -48,7 +70,7 @@ export const keyRoutes = new Hono<AppEnv>()
     }
     return c.json(result.key, 201);
   })
-  .delete("/:id", async (c) => {
+  .delete("/:id", revokeDoc, async (c) => {
     const result = await revokeKey(
       c.env,
       c.get("db"),

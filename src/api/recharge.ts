@@ -5,6 +5,7 @@ import { recordAudit } from "../accounts/audit";
 import { autoRechargeJson } from "../accounts/ledger-json";
 import { getTransaction } from "../db/transactions";
 import type { AppEnv } from "../http/context";
+import { describe } from "../http/openapi";
 import { ledgerFor } from "../ledger/client";
 import { parseJson } from "../platform/body";
 import { randomHex32, sha256Hex } from "../platform/crypto";
@@ -23,14 +24,40 @@ const UpdateAutoRechargeBody = z.strictObject({
 
 const TopUpBody = z.strictObject({ package: packageField });
 
+const getDoc = describe({
+  summary: "The auto-recharge settings",
+  tag: "Billing",
+  security: ["api_key", "session"],
+  errors: [409],
+});
+const putDoc = describe({
+  summary: "Turn auto-recharge on or off, or change its package",
+  tag: "Billing",
+  security: ["api_key", "session"],
+  body: UpdateAutoRechargeBody,
+  errors: [403, 409],
+});
+const topUpDoc = describe({
+  summary: "Buy a credit package now, charged to the saved card",
+  tag: "Billing",
+  security: ["api_key", "session"],
+  body: TopUpBody,
+  description: "Send an `Idempotency-Key` header to make a retry safe.",
+  ok: {
+    status: 202,
+    description: "Accepted: {id, status}; the purchase settles through the queue",
+  },
+  errors: [403, 409, 429, 502],
+});
+
 /** `/v1/account/auto-recharge`: the settings, read and changed in the account's ledger. */
 export const autoRechargeRoutes = new Hono<AppEnv>()
-  .get("/", async (c) => {
+  .get("/", getDoc, async (c) => {
     const settings = await ledgerFor(c.env, c.get("accountId")).autoRecharge();
     if (!settings) throw refusal("not_initialized");
     return c.json(autoRechargeJson(settings), 200);
   })
-  .put("/", async (c) => {
+  .put("/", putDoc, async (c) => {
     const body = await parseJson(c, UpdateAutoRechargeBody);
     const result = await ledgerFor(c.env, c.get("accountId")).updateAutoRecharge(body);
     if (!result.ok) throw refusal(result.reason);
@@ -43,7 +70,7 @@ export const autoRechargeRoutes = new Hono<AppEnv>()
   });
 
 /** `POST /v1/account/top-ups`: a package bought now, through the auto-recharge pipeline. */
-export const topUpRoutes = new Hono<AppEnv>().post("/", async (c) => {
+export const topUpRoutes = new Hono<AppEnv>().post("/", topUpDoc, async (c) => {
   const accountId = c.get("accountId");
   const key = idempotencyKeyOf(c);
   const body = await parseJson(c, TopUpBody);

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { listTransactions } from "../accounts/transactions";
 import type { AppEnv } from "../http/context";
 import { CursorParam } from "../http/cursor";
+import { describe } from "../http/openapi";
 import { parseQuery } from "../platform/body";
 
 const Query = z.strictObject({
@@ -11,8 +12,15 @@ const Query = z.strictObject({
   cursor: CursorParam.optional(),
 });
 
+const listDoc = describe({
+  summary: "The ledger's entries, newest first, by cursor",
+  tag: "Account",
+  security: ["api_key", "session"],
+  query: Query,
+});
+
 /** `GET /v1/account/transactions`: newest first, cursor pagination. */
-export const transactionRoutes = new Hono<AppEnv>().get("/", async (c) => {
+export const transactionRoutes = new Hono<AppEnv>().get("/", listDoc, async (c) => {
   const q = parseQuery(c, Query);
   return c.json(await listTransactions(c.get("db"), c.get("accountId"), q.limit, q.cursor), 200);
 });

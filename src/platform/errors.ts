@@ -31,6 +31,9 @@ const STATUS = {
 
 export type ErrorType = keyof typeof STATUS;
 
+/** Every error type, for the API description (http/openapi.ts). */
+export const ERROR_TYPES = Object.keys(STATUS) as ErrorType[];
+
 export function statusOf(type: ErrorType): ContentfulStatusCode {
   return STATUS[type];
 }

@@ -11,6 +11,7 @@ import type { Db } from "../db/client";
 import { getTransaction } from "../db/transactions";
 import { eventSeen, recordEvent } from "../db/webhook-events";
 import type { AppEnv } from "../http/context";
+import { describe } from "../http/openapi";
 import { ledgerFor } from "../ledger/client";
 import { STRIPE_ACTOR } from "../platform/actor";
 import { readBodyLimited } from "../platform/body";
@@ -46,7 +47,15 @@ const cryptoProvider = Stripe.createSubtleCryptoProvider();
  * parsed. An event id is recorded only after its handling succeeded, and every handler is
  * idempotent, so redeliveries, duplicates and any order converge to one state.
  */
-export const webhookRoutes = new Hono<AppEnv>().post("/stripe", async (c) => {
+const stripeDoc = describe({
+  summary: "Stripe's events (signed with `Stripe-Signature`)",
+  tag: "Stripe",
+  security: "none",
+  ok: { description: "Processed, or already processed" },
+  errors: [400],
+});
+
+export const webhookRoutes = new Hono<AppEnv>().post("/stripe", stripeDoc, async (c) => {
   const secret = c.env.STRIPE_WEBHOOK_SECRET;
   if (!secret)
     throw new ApiError(

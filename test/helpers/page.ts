@@ -153,3 +153,20 @@ export function asHtml(text: string): string {
     .replaceAll('"', "&quot;")
     .replaceAll("'", "&#39;");
 }
+
+/**
+ * The quickstart beside a key shown once (issue 22 item 5): the API base URL, a `curl` that
+ * names the key by prefix and last four only, a link to `/docs`; the whole key appears on the
+ * page once, in its own field.
+ */
+export function expectQuickstart(html: string, key: string) {
+  expect(html).toContain(`API base URL: <code>${BASE}</code>`);
+  const curl = /<textarea id="quickstart-curl"[^>]*>([^<]*)<\/textarea>/
+    .exec(html)?.[1]
+    ?.replaceAll("&quot;", '"');
+  const hint = `${/^tg_[a-z]+_/.exec(key)?.[0]}…${key.slice(-4)}`;
+  expect(curl).toBe(`curl ${BASE}/v1/account/balance -H "Authorization: Bearer ${hint}"`);
+  expect(html).toContain('data-copy="quickstart-curl"');
+  expect(html).toContain('href="/docs"');
+  expect(html.split(key).length - 1, "the whole key, once").toBe(1);
+}

@@ -31,7 +31,14 @@ import {
   type TestAccount,
 } from "../helpers/http";
 import { expectLogs } from "../helpers/logs";
-import { confirmSignIn, freshIp, SIGN_IN_LINK, signIn, withMailbox } from "../helpers/page";
+import {
+  confirmSignIn,
+  expectQuickstart,
+  freshIp,
+  SIGN_IN_LINK,
+  signIn,
+  withMailbox,
+} from "../helpers/page";
 import { loseQueueSends } from "../helpers/recharge";
 import {
   attachCard,
@@ -1226,6 +1233,7 @@ describe("the rest of the page", () => {
     expect(atobSafe(flashCookie)).not.toContain(key);
     // Shown whole, with the copy button (revealed by the hashed script) and no JS needed.
     expect(created).toContain('data-copy="new-key"');
+    expectQuickstart(created, key as string);
     const check = await gateway("/v1/account", { key });
     expect(check.status).toBe(200);
     expect((await json<{ id: string }>(check)).id).toBe(account.id);

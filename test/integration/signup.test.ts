@@ -22,6 +22,7 @@ import {
   send,
 } from "../helpers/http";
 import { expectLogs } from "../helpers/logs";
+import { expectQuickstart } from "../helpers/page";
 
 const db = dbFor(env.DB);
 const SAME_ORIGIN = { Origin: BASE, "Sec-Fetch-Site": "same-origin" };
@@ -587,6 +588,7 @@ describe("the emailed link", () => {
     expect(html).toContain("Your free account is ready");
     expect(html).toContain("500 credits a month");
     expect(html).toContain('data-copy="new-key"');
+    expectQuickstart(html, key);
     expect(html).toContain(email);
     expect(res.headers.get("Location")).not.toContain(key);
     expect(redirectBody).not.toContain(key);

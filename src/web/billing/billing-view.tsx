@@ -13,6 +13,7 @@ import {
   type PlanId,
   RECHARGE_THRESHOLD,
 } from "../../pricing";
+import { keyHint, Quickstart } from "../docs/quickstart";
 import {
   centsToDollarsInput,
   failureReason,
@@ -52,6 +53,8 @@ export interface BillingPageProps {
   notice?: Notice | null;
   /** A key just created: its only appearance. */
   newKey?: { key: string; name: string | null } | null;
+  /** Where the API answers (this page's origin), for the new key's quickstart. */
+  apiBase?: string;
   /** Back from a paid plan Checkout that the webhooks have not mirrored yet. */
   activation?: Activation | null;
 }
@@ -72,6 +75,7 @@ export const BillingPage: FC<BillingPageProps> = ({
   notice,
   newKey,
   activation,
+  apiBase = "",
 }) => {
   const can = (p: Permission) => may(viewer.role, p);
   return (
@@ -121,7 +125,7 @@ export const BillingPage: FC<BillingPageProps> = ({
         ) : null}
         {activation ? <Activating activation={activation} /> : null}
         <PaymentWaiting model={model} />
-        {newKey ? <NewKey created={newKey} /> : null}
+        {newKey ? <NewKey created={newKey} apiBase={apiBase} /> : null}
         <BalanceSection
           model={model}
           tokens={tokens}
@@ -762,7 +766,10 @@ const MembersSection: FC<{
  * A key just created, shown whole (it wraps) in a read-only field: selectable by hand, so the
  * page works without JavaScript; the hashed script only reveals the "Copy key" button.
  */
-const NewKey: FC<{ created: { key: string; name: string | null } }> = ({ created }) => (
+const NewKey: FC<{ created: { key: string; name: string | null }; apiBase: string }> = ({
+  created,
+  apiBase,
+}) => (
   <div class="notice ok new-key-box" id="new-key-box">
     <p>
       <strong>New API key{created.name ? ` “${created.name}”` : ""}.</strong> Copy it now: it is
@@ -780,6 +787,8 @@ const NewKey: FC<{ created: { key: string; name: string | null } }> = ({ created
       </button>
       <span id="copy-status" role="status" />
     </div>
+    {/* Before the script, which wires every copy button present when it runs. */}
+    <Quickstart baseUrl={apiBase} keyHint={keyHint(created.key)} />
     <script dangerouslySetInnerHTML={{ __html: COPY_SCRIPT }} />
   </div>
 );

@@ -255,6 +255,7 @@ async function billingPage(
         viewer={{ memberId: session.memberId, email: session.email, role: session.role }}
         notice={options.notice}
         newKey={options.newKey}
+        apiBase={new URL(c.req.url).origin}
         activation={options.activation}
       />
     </Document>,

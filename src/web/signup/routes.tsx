@@ -33,6 +33,7 @@ import {
   postedFromThisOrigin,
   verifyNonceToken,
 } from "../../http/form-token";
+import { describe } from "../../http/openapi";
 import { locationHintFor } from "../../ledger/client";
 import { parseJson, parseQuery } from "../../platform/body";
 import { brandOf } from "../../platform/brand";
@@ -123,24 +124,42 @@ function otherMethod(c: Context<AppEnv>): never {
   });
 }
 
+const signupDoc = describe({
+  summary: "Sign up: emails a link that creates the account and shows its first key",
+  tag: "Sign-up and sign-in",
+  security: "none",
+  body: SignupBody,
+  ok: { status: 202, description: "Accepted; the same answer whether or not the address is known" },
+  errors: [404, 429],
+});
+const signupEmailsDoc = describe({
+  summary: "The sign-up emails sent (local and test setups)",
+  tag: "Operators",
+  security: "operator",
+  query: EmailsQuery,
+  errors: [404],
+});
+
 /**
  * `/v1/signup`, mounted at `/v1` before the API-key middleware (the caller has no key yet). A
  * trailing slash is the same route, as everywhere under /v1: it must not reach the proxy.
  */
 export const signupApiRoutes = new Hono<AppEnv>()
-  .post("/signup", postSignup)
+  .post("/signup", signupDoc, postSignup)
   .post("/signup/", postSignup)
   .all("/signup", otherMethod)
   .all("/signup/", otherMethod);
 
 /** `/admin/signup-emails`: operator token, like every /admin route. */
-export const signupAdminRoutes = new Hono<AppEnv>().use(adminAuth).get("/", async (c) => {
-  if (!signupEnabled(c.env)) notFound(c);
-  const query = parseQuery(c, EmailsQuery);
-  const to = query.email === undefined ? null : normalizeEmail(query.email);
-  const data = await listEmails(c.get("db"), SIGNUP_EMAIL_ACCOUNT, 50, to);
-  return c.json({ data }, 200);
-});
+export const signupAdminRoutes = new Hono<AppEnv>()
+  .use(adminAuth)
+  .get("/", signupEmailsDoc, async (c) => {
+    if (!signupEnabled(c.env)) notFound(c);
+    const query = parseQuery(c, EmailsQuery);
+    const to = query.email === undefined ? null : normalizeEmail(query.email);
+    const data = await listEmails(c.get("db"), SIGNUP_EMAIL_ACCOUNT, 50, to);
+    return c.json({ data }, 200);
+  });
 
 function page(c: Context<AppEnv>, status: ContentfulStatusCode, title: string, body: Child) {
   return renderHtml(

@@ -31,6 +31,7 @@ import {
 } from "../../accounts/signup-config";
 import type { AppEnv } from "../../http/context";
 import { issueNonceToken, postedFromThisOrigin, verifyNonceToken } from "../../http/form-token";
+import { describe } from "../../http/openapi";
 import { parseJson } from "../../platform/body";
 import { brandOf } from "../../platform/brand";
 import { ApiError } from "../../platform/errors";
@@ -89,9 +90,18 @@ function otherMethod(c: Context<AppEnv>): never {
   });
 }
 
+const signInDoc = describe({
+  summary: "Sign in: emails a link to the Billing page",
+  tag: "Sign-up and sign-in",
+  security: "none",
+  body: SignInBody,
+  ok: { status: 202, description: "Accepted; the same answer whether or not the address is known" },
+  errors: [429],
+});
+
 /** `/v1/sign-in`, mounted at `/v1` before the API-key middleware (the caller has none). */
 export const signInApiRoutes = new Hono<AppEnv>()
-  .post("/sign-in", postSignIn)
+  .post("/sign-in", signInDoc, postSignIn)
   .post("/sign-in/", postSignIn)
   .all("/sign-in", otherMethod)
   .all("/sign-in/", otherMethod);
