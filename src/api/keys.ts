@@ -24,7 +24,7 @@ const ListQuery = z.strictObject({
 export const keyRoutes = new Hono<AppEnv>()
   .get("/", async (c) => {
     const q = parseQuery(c, ListQuery);
-    return c.json(await listKeys(c.get("db"), c.get("accountId"), q.limit, q.cursor), 200);
+    return c.json(await listKeys(c.env, c.get("db"), c.get("accountId"), q.limit, q.cursor), 200);
   })
   .post("/", async (c) => {
     const body = await parseJson(c, CreateKeyBody);

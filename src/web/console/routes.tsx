@@ -167,7 +167,7 @@ export const consoleRoutes = new Hono<AppEnv>()
     const [ledger, history, keys, emails] = await Promise.all([
       ledgerFor(c.env, account.id).snapshot(),
       listTransactions(db, account.id, 25),
-      listKeys(db, account.id, 50),
+      listKeys(c.env, db, account.id, 50),
       listEmails(db, account.id, 20),
     ]);
     const done = DONE[c.req.query("done") ?? ""] ?? null;
