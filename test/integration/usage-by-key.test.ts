@@ -81,8 +81,9 @@ describe("the ledger's usage per key", () => {
     const accountId = `acct_${crypto.randomUUID()}`;
     const ledger = ledgerFor(env, accountId);
     await ledger.init({ accountId, plan: "free" });
-    expect(await ledger.adjust({ ref: "fund", monthly: 0, purchased: 100_000, reason: "t" }))
-      .toMatchObject({ ok: true });
+    expect(
+      await ledger.adjust({ ref: "fund", monthly: 0, purchased: 100_000, reason: "t" }),
+    ).toMatchObject({ ok: true });
     const start = Math.floor(Date.now() / MINUTE) * MINUTE + MINUTE;
     let t = start;
     const expected: Sums = {};
@@ -167,5 +168,231 @@ describe("the ledger's usage per key", () => {
     const maxMinute = (k: string) =>
       Math.max(...byKey.filter((r) => r.key_id === k).map((r) => r.at));
     expect(lastUsed.key_b).toBe(maxMinute("key_b"));
+  });
+});
+
+interface Point {
+  start: string;
+  key_id?: string | null;
+  requests: number;
+  credits: number;
+}
+
+async function usageOf(account: TestAccount, query: string) {
+  const res = await gateway(`/v1/account/usage${query}`, { key: account.api_key });
+  expect(res.status, await res.clone().text()).toBe(200);
+  return json<{ granularity: string; from: string; to: string; series: Point[] }>(res);
+}
+
+async function csvOf(path: string, account: TestAccount, headers: Record<string, string> = {}) {
+  const res = await gateway(path, { key: account.api_key, headers });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("Content-Type")).toBe("text/csv; charset=utf-8");
+  return res.text();
+}
+
+describe("GET /v1/account/usage per minute and per key, JSON and CSV", () => {
+  it("answers each key's requests and credits, refunds taken out, and keys' last use", async () => {
+    const account = await createAccount();
+    const created = await gateway("/v1/account/keys", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ name: "second", scope: "classify" }),
+    });
+    expect(created.status).toBe(201);
+    const second = await json<{ id: string; key: string }>(created);
+    const unused = await gateway("/v1/account/keys", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ name: "unused" }),
+    });
+    expect(unused.status).toBe(201);
+    const unusedId = (await json<{ id: string }>(unused)).id;
+    const before = Math.floor(Date.now() / MINUTE) * MINUTE;
+    for (let i = 0; i < 3; i++) {
+      const r = await classify(account);
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    for (let i = 0; i < 2; i++) {
+      const r = await classify({ ...account, api_key: second.key });
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    // An upstream failure: debited, then refunded out of the second key's minute.
+    const failed = await gateway("/v1/status/503", {
+      method: "POST",
+      body: "{}",
+      key: second.key,
+    });
+    await expectError(failed, 502, "upstream_error");
+    const after = Math.floor(Date.now() / MINUTE) * MINUTE;
+
+    const minutes = await usageOf(account, "?granularity=minute");
+    expect(minutes.granularity).toBe("minute");
+    expect(minutes.series).toHaveLength(60);
+    expect(minutes.series.reduce((n, p) => n + p.requests, 0)).toBe(5);
+    expect(await usageOf(account, "?granularity=minute&group_by=key")).toMatchObject({
+      granularity: "minute",
+    });
+    const keyed = (await usageOf(account, "?granularity=minute&group_by=key")).series;
+    const firstKeyId = keyed.find((p) => p.key_id !== second.id)?.key_id;
+    expect(sumByKey(keyed)).toEqual({
+      [firstKeyId as string]: { requests: 3, credits: 3 },
+      [second.id]: { requests: 2, credits: 2 },
+    });
+    for (const p of keyed) {
+      expect(Date.parse(p.start)).toBeGreaterThanOrEqual(before);
+      expect(Date.parse(p.start)).toBeLessThanOrEqual(after);
+    }
+    // By hour and day too; the points with traffic only.
+    const hourly = (await usageOf(account, "?group_by=key")).series;
+    expect(sumByKey(hourly)).toEqual(sumByKey(keyed));
+    expect(hourly.every((p) => p.requests > 0)).toBe(true);
+
+    // CSV: the same points, header first, whether asked by format or by Accept.
+    const csv = await csvOf(
+      "/v1/account/usage?granularity=minute&group_by=key&format=csv",
+      account,
+    );
+    expect(csv.startsWith("start,key_id,requests,credits\r\n")).toBe(true);
+    expect(csvObjects(csv)).toEqual(
+      keyed.map((p) => ({
+        start: p.start,
+        key_id: cell(p.key_id),
+        requests: String(p.requests),
+        credits: String(p.credits),
+      })),
+    );
+    const plain = await csvOf("/v1/account/usage?granularity=minute", account, {
+      Accept: "text/csv",
+    });
+    expect(csvObjects(plain)).toEqual(
+      minutes.series.map((p) => ({
+        start: p.start,
+        requests: String(p.requests),
+        credits: String(p.credits),
+      })),
+    );
+
+    // Last use per key, to the minute; null for a key never used.
+    const keys = (
+      await json<{ data: Array<{ id: string; last_used_at: string | null }> }>(
+        await gateway("/v1/account/keys", { key: account.api_key }),
+      )
+    ).data;
+    const lastOf = (id: string | null | undefined) => keys.find((k) => k.id === id)?.last_used_at;
+    for (const id of [firstKeyId, second.id]) {
+      const at = Date.parse(lastOf(id) as string);
+      expect(at % MINUTE).toBe(0);
+      expect(at).toBeGreaterThanOrEqual(before);
+      expect(at).toBeLessThanOrEqual(after);
+    }
+    expect(keys.filter((k) => k.last_used_at === null).map((k) => k.id)).toEqual([unusedId]);
+    // Settled by the checkpoint, the last use still shows.
+    expect(await runDurableObjectAlarm(ledgerFor(env, account.id))).toBe(true);
+    const settled = (
+      await json<{ data: Array<{ id: string; last_used_at: string | null }> }>(
+        await gateway("/v1/account/keys", { key: account.api_key }),
+      )
+    ).data;
+    expect(settled.find((k) => k.id === second.id)?.last_used_at).toBe(lastOf(second.id));
+  });
+
+  it("refuses minutes older than a day and unknown group_by or format values", async () => {
+    const account = await createAccount();
+    const old = new Date(Date.now() - 25 * 3_600_000).toISOString();
+    await expectError(
+      await gateway(`/v1/account/usage?granularity=minute&from=${old}`, { key: account.api_key }),
+      400,
+      "invalid_request",
+    );
+    const day = new Date(Date.now() - 24 * 3_600_000).toISOString();
+    const full = await usageOf(account, `?granularity=minute&from=${day}`);
+    expect(full.series.length).toBeGreaterThanOrEqual(1_440);
+    await expectError(
+      await gateway("/v1/account/usage?group_by=account", { key: account.api_key }),
+      400,
+      "invalid_request",
+    );
+    await expectError(
+      await gateway("/v1/account/transactions?format=xml", { key: account.api_key }),
+      400,
+      "invalid_request",
+    );
+  });
+});
+
+describe("GET /v1/account/transactions as CSV", () => {
+  it("streams every transaction, all pages at once, the same rows as the JSON pages", async () => {
+    const account = await createAccount();
+    // More rows than one D1 page of the export (100): grants and adjustments, one a tricky note.
+    for (let i = 0; i < 3; i++) {
+      const res = await admin(`/accounts/${account.id}/credits`, {
+        method: "POST",
+        body: JSON.stringify({ purchased: 10 + i, reason: i === 0 ? '=SUM(A1), "quoted"' : "t" }),
+      });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    const now = Date.now();
+    const stmt = env.DB.prepare(
+      `INSERT INTO transactions (id, account_id, type, status, credits, amount_cents, currency,
+         description, needs_attention, created_at, updated_at)
+       VALUES (?, ?, 'adjustment', 'succeeded', ?, 0, 'usd', ?, 0, ?, ?)`,
+    );
+    await env.DB.batch(
+      Array.from({ length: 130 }, (_, i) => {
+        const at = new Date(now - 86_400_000 - i * 1000).toISOString();
+        return stmt.bind(`adj_bulk_${account.id}_${i}`, account.id, i - 5, `bulk ${i}`, at, at);
+      }),
+    );
+    // The JSON, page by page.
+    const pages: Array<Record<string, unknown>> = [];
+    let cursor: string | null = null;
+    do {
+      const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+      const res = await gateway(`/v1/account/transactions?limit=50${q}`, {
+        key: account.api_key,
+      });
+      expect(res.status).toBe(200);
+      const body = await json<{ data: Array<Record<string, unknown>>; next_cursor: string | null }>(
+        res,
+      );
+      pages.push(...body.data);
+      cursor = body.next_cursor;
+    } while (cursor);
+    expect(pages.length).toBeGreaterThanOrEqual(133);
+
+    const csv = await csvOf("/v1/account/transactions?format=csv", account);
+    const rows = csvObjects(csv);
+    const columns = [
+      "id",
+      "type",
+      "status",
+      "credits",
+      "amount_cents",
+      "currency",
+      "failure_code",
+      "invoice_url",
+      "action_url",
+      "description",
+      "created_at",
+    ];
+    expect(parseCsv(csv)[0]).toEqual(columns);
+    // A formula-looking text is defused with a leading quote; numbers stay numbers.
+    const expectedRows = pages.map((t) =>
+      Object.fromEntries(
+        columns.map((c) => {
+          const v = cell(t[c]);
+          return [c, typeof t[c] === "string" && /^[=+\-@]/.test(v) ? `'${v}` : v];
+        }),
+      ),
+    );
+    expect(rows).toEqual(expectedRows);
+    expect(rows.some((r) => r.description === `'=SUM(A1), "quoted"`)).toBe(true);
+    expect(rows.some((r) => r.credits === "-5")).toBe(true);
+    // Accept: text/csv asks for the same.
+    expect(await csvOf("/v1/account/transactions", account, { Accept: "text/csv" })).toBe(csv);
   });
 });
