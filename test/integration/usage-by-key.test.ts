@@ -19,6 +19,7 @@ import {
   json,
   type TestAccount,
 } from "../helpers/http";
+import { billingHtml, page, signIn } from "../helpers/page";
 
 const MINUTE = 60_000;
 
@@ -394,5 +395,80 @@ describe("GET /v1/account/transactions as CSV", () => {
     expect(rows.some((r) => r.credits === "-5")).toBe(true);
     // Accept: text/csv asks for the same.
     expect(await csvOf("/v1/account/transactions", account, { Accept: "text/csv" })).toBe(csv);
+  });
+});
+
+describe("the Billing page", () => {
+  it("shows usage per key, links both CSV exports, and pages through the whole history", async () => {
+    const account = await createAccount();
+    for (let i = 0; i < 2; i++) {
+      const r = await classify(account);
+      expect(r.status).toBe(200);
+      await r.arrayBuffer();
+    }
+    const now = Date.now();
+    const stmt = env.DB.prepare(
+      `INSERT INTO transactions (id, account_id, type, status, credits, amount_cents, currency,
+         description, needs_attention, created_at, updated_at)
+       VALUES (?, ?, 'adjustment', 'succeeded', 1, 0, 'usd', 'bulk', 0, ?, ?)`,
+    );
+    await env.DB.batch(
+      Array.from({ length: 45 }, (_, i) => {
+        const at = new Date(now - 3_600_000 - i * 1000).toISOString();
+        return stmt.bind(`adj_page_${account.id}_${i}`, account.id, at, at);
+      }),
+    );
+    const all: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+      const body = await json<{ data: Array<{ id: string }>; next_cursor: string | null }>(
+        await gateway(`/v1/account/transactions?limit=100${q}`, { key: account.api_key }),
+      );
+      all.push(...body.data.map((t) => t.id));
+      cursor = body.next_cursor;
+    } while (cursor);
+    expect(all.length).toBeGreaterThanOrEqual(46);
+
+    const cookie = await signIn(account);
+    let html = await billingHtml(cookie);
+    // Usage per key: the account's first key, 2 requests and 2 credits, and its last use.
+    const keys = (
+      await json<{ data: Array<{ id: string; last_used_at: string | null }> }>(
+        await gateway("/v1/account/keys", { key: account.api_key }),
+      )
+    ).data;
+    const used = keys.find((k) => k.last_used_at !== null);
+    expect(used).toBeDefined();
+    const row = new RegExp(`<tr data-key="${(used as { id: string }).id}">(.*?)</tr>`, "s").exec(
+      html,
+    )?.[1];
+    expect(row, "a usage row for the key").toBeDefined();
+    expect(row).toMatch(/data-label="Requests"[^>]*>2</);
+    expect(row).toMatch(/data-label="Credits"[^>]*>2</);
+    // The exports, downloadable with the page's own session.
+    for (const [id, path] of [
+      ["usage-csv", "/v1/account/usage?granularity=day&amp;group_by=key&amp;format=csv"],
+      ["history-csv", "/v1/account/transactions?format=csv"],
+    ] as const) {
+      expect(html).toContain(`id="${id}" href="${path}"`);
+      const res = await page(path.replaceAll("&amp;", "&"), { cookie });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("Content-Type")).toBe("text/csv; charset=utf-8");
+      await res.arrayBuffer();
+    }
+    // The history, page after page, ends with every transaction shown once.
+    const shown: string[] = [];
+    for (let n = 0; n < 10; n++) {
+      const table = /<table id="transactions".*?<\/table>/s.exec(html)?.[0] ?? "";
+      shown.push(...[...table.matchAll(/<tr data-id="([^"]+)"/g)].map((m) => m[1] as string));
+      const older = /id="history-older" href="([^"#]+)#history"/.exec(html)?.[1];
+      if (!older) break;
+      const next = await page(older.replaceAll("&amp;", "&"), { cookie });
+      expect(next.status).toBe(200);
+      html = await next.text();
+      expect(html).toContain('href="/account/billing#history"');
+    }
+    expect(shown).toEqual(all);
   });
 });
