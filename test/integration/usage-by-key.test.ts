@@ -461,7 +461,11 @@ describe("the Billing page", () => {
     const shown: string[] = [];
     for (let n = 0; n < 10; n++) {
       const table = /<table id="transactions".*?<\/table>/s.exec(html)?.[0] ?? "";
-      shown.push(...[...table.matchAll(/<tr data-id="([^"]+)"/g)].map((m) => m[1] as string));
+      shown.push(
+        ...[...table.matchAll(/<tr data-type="[^"]*" data-status="[^"]*" data-id="([^"]+)"/g)].map(
+          (m) => m[1] as string,
+        ),
+      );
       const older = /id="history-older" href="([^"#]+)#history"/.exec(html)?.[1];
       if (!older) break;
       const next = await page(older.replaceAll("&amp;", "&"), { cookie });

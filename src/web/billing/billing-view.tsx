@@ -893,7 +893,7 @@ export const HistoryRow: FC<{ t: Transaction; retry?: boolean }> = ({ t, retry =
   const settled = t.status === "succeeded";
   const purchase = t.type === "auto_recharge" || t.type === "top_up";
   return (
-    <tr data-id={t.id} data-type={t.type} data-status={t.status}>
+    <tr data-type={t.type} data-status={t.status} data-id={t.id}>
       <td data-label="Date">{formatTime(t.created_at)}</td>
       <td data-label="Type">
         {TYPE_LABELS[t.type]}
