@@ -27,3 +27,33 @@ export async function listTransactions(db: Db, accountId: string, limit: number,
     next_cursor: rows.length > limit && last ? encodeCursor(last.created_at, last.id) : null,
   };
 }
+
+/** The columns of the CSV export: the JSON item's fields, in the contract's order. */
+export const TRANSACTION_CSV_COLUMNS = [
+  "id",
+  "type",
+  "status",
+  "credits",
+  "amount_cents",
+  "currency",
+  "failure_code",
+  "invoice_url",
+  "action_url",
+  "description",
+  "created_at",
+] as const;
+
+/** Rows per D1 query of the export: one page in flight at a time. */
+const EXPORT_PAGE = 100;
+
+/** Every transaction after `after` (all of them without), newest first, one D1 page at a time. */
+export async function* allTransactionPages(db: Db, accountId: string, after?: After) {
+  let cursor = after;
+  for (;;) {
+    const rows = await listTransactionPage(db, accountId, EXPORT_PAGE, cursor);
+    if (rows.length > 0) yield rows;
+    const last = rows[rows.length - 1];
+    if (rows.length < EXPORT_PAGE || !last) return;
+    cursor = { createdAt: last.created_at, id: last.id };
+  }
+}

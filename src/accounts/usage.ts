@@ -2,12 +2,22 @@ import { z } from "zod";
 import { ledgerFor } from "../ledger/client";
 import type { Bindings } from "../platform/env";
 
-export type Granularity = "hour" | "day";
+export type Granularity = "minute" | "hour" | "day";
 
-export const BUCKET_SECONDS: Record<Granularity, number> = { hour: 3_600, day: 86_400 };
-/** A month of hours, a little over a year of days: enough for any chart, bounded per request. */
-export const MAX_BUCKETS: Record<Granularity, number> = { hour: 31 * 24, day: 400 };
-const DEFAULT_BUCKETS: Record<Granularity, number> = { hour: 24, day: 30 };
+export const BUCKET_SECONDS: Record<Granularity, number> = { minute: 60, hour: 3_600, day: 86_400 };
+/**
+ * A day of minutes (all the ring keeps; 1,441 so "24 hours ago to now" fits with both partial
+ * minutes), a month of hours, a little over a year of days: enough for any chart, bounded per
+ * request.
+ */
+export const MAX_BUCKETS: Record<Granularity, number> = { minute: 1_441, hour: 31 * 24, day: 400 };
+const DEFAULT_BUCKETS: Record<Granularity, number> = { minute: 60, hour: 24, day: 30 };
+/**
+ * Minutes are kept for a day (the ledger's ring: the last 1,440, the current one included). A
+ * range may start up to a day before the current minute; the one minute the ring no longer
+ * holds shows as zero.
+ */
+const MINUTES_KEPT_MS = 1_440 * 60_000;
 
 /** Buckets `[start, end)` in unix seconds, both aligned to the granularity's UTC boundaries. */
 export interface UsageRange {
@@ -16,8 +26,21 @@ export interface UsageRange {
   end: number;
 }
 
+export interface UsageQuery extends UsageRange {
+  /** `group_by=key`: one point per key and period with traffic. */
+  byKey: boolean;
+}
+
 export interface UsagePoint {
   start: string;
+  requests: number;
+  credits: number;
+}
+
+/** With `group_by=key`: null for debits no key made (or counted before keys were recorded). */
+export interface KeyedUsagePoint {
+  start: string;
+  key_id: string | null;
   requests: number;
   credits: number;
 }
@@ -27,6 +50,7 @@ export interface UsageRow {
   at: number;
   requests: number;
   credits: number;
+  key_id?: string;
 }
 
 export const iso = (seconds: number) => new Date(seconds * 1000).toISOString();
@@ -65,6 +89,47 @@ export function zeroFilledSeries(rows: ReadonlyArray<UsageRow>, range: UsageRang
     requests: n,
     credits: credits[i] ?? 0,
   }));
+}
+
+/**
+ * The rows summed per bucket and key, only the (bucket, key) pairs that had traffic, oldest
+ * first and by key within a bucket. Rows outside the range are ignored.
+ */
+export function keyedSeries(rows: ReadonlyArray<UsageRow>, range: UsageRange): KeyedUsagePoint[] {
+  const step = BUCKET_SECONDS[range.granularity];
+  const points = new Map<string, { at: number; key: string; requests: number; credits: number }>();
+  for (const row of rows) {
+    if (row.at < range.start || row.at >= range.end) continue;
+    const at = range.start + Math.floor((row.at - range.start) / step) * step;
+    const key = row.key_id ?? "";
+    const id = `${at}:${key}`;
+    const p = points.get(id) ?? { at, key, requests: 0, credits: 0 };
+    p.requests += row.requests;
+    p.credits += row.credits;
+    points.set(id, p);
+  }
+  return [...points.values()]
+    .filter((p) => p.requests > 0 || p.credits > 0)
+    .sort((a, b) => a.at - b.at || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((p) => ({
+      start: iso(p.at),
+      key_id: p.key === "" ? null : p.key,
+      requests: p.requests,
+      credits: p.credits,
+    }));
+}
+
+/** The series `GET /v1/account/usage` answers: per key with `group_by=key`, else zero-filled. */
+export async function loadUsageSeries(
+  env: Pick<Bindings, "ACCOUNT_LEDGER">,
+  accountId: string,
+  q: UsageQuery,
+): Promise<UsagePoint[] | KeyedUsagePoint[]> {
+  const rows = await ledgerFor(env, accountId).usage(q.start, q.end, {
+    byKey: q.byKey,
+    minutes: q.granularity === "minute",
+  });
+  return q.byKey ? keyedSeries(rows, q) : zeroFilledSeries(rows, q);
 }
 
 /**
@@ -109,9 +174,13 @@ export function usageQuery(nowMs: number) {
     .strictObject({
       from: time.optional(),
       to: time.optional(),
-      granularity: z.enum(["hour", "day"], { error: "must be hour or day" }).default("hour"),
+      granularity: z
+        .enum(["minute", "hour", "day"], { error: "must be minute, hour or day" })
+        .default("hour"),
+      group_by: z.enum(["key"], { error: "must be key" }).optional(),
+      format: z.enum(["json", "csv"], { error: "must be json or csv" }).optional(),
     })
-    .transform((q, ctx): UsageRange => {
+    .transform((q, ctx): UsageQuery => {
       const step = BUCKET_SECONDS[q.granularity] * 1000;
       const toMs = q.to ? Date.parse(q.to) : nowMs;
       const fromMs = q.from
@@ -127,6 +196,18 @@ export function usageQuery(nowMs: number) {
         return z.NEVER;
       }
       const range = bucketRange(q.granularity, fromMs, toMs);
+      if (
+        q.granularity === "minute" &&
+        range.start * 1000 < Math.floor(nowMs / 60_000) * 60_000 - MINUTES_KEPT_MS
+      ) {
+        ctx.issues.push({
+          code: "custom",
+          path: ["from"],
+          message: "granularity=minute covers the last 24 hours; use hour or day before that",
+          input: q,
+        });
+        return z.NEVER;
+      }
       const max = MAX_BUCKETS[q.granularity];
       if ((range.end - range.start) / BUCKET_SECONDS[q.granularity] > max) {
         ctx.issues.push({
@@ -137,6 +218,6 @@ export function usageQuery(nowMs: number) {
         });
         return z.NEVER;
       }
-      return range;
+      return { ...range, byKey: q.group_by === "key" };
     });
 }

@@ -46,7 +46,7 @@ const revokeDoc = describe({
 export const keyRoutes = new Hono<AppEnv>()
   .get("/", listDoc, async (c) => {
     const q = parseQuery(c, ListQuery);
-    return c.json(await listKeys(c.get("db"), c.get("accountId"), q.limit, q.cursor), 200);
+    return c.json(await listKeys(c.env, c.get("db"), c.get("accountId"), q.limit, q.cursor), 200);
   })
   .post("/", createDoc, async (c) => {
     const body = await parseJson(c, CreateKeyBody);

@@ -67,6 +67,7 @@ function parseCharge(json: string | null): DebitCharge | null {
           minute: c.minute as number,
           monthly: c.monthly as number,
           purchased: c.purchased as number,
+          ...(typeof c.key_id === "string" ? { key_id: c.key_id } : {}),
         }
       : null;
   } catch {

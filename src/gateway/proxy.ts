@@ -83,7 +83,8 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const timeoutMs = Number(env.UPSTREAM_TIMEOUT_MS) || 30_000;
   /** The request was not served: its debit goes back, now or, failing that, later (rule 8). */
   // What the debit took, and the minute it was counted in: the refund gives back exactly that.
-  const charge = { minute: debit.minute, ...debit.charged };
+  // And the key: the refund leaves that key's minute row (per-key usage stays exact).
+  const charge = { minute: debit.minute, ...debit.charged, key_id: c.get("apiKeyId") ?? "" };
   const refund = async () => {
     try {
       await ledger.refund(debitRef, charge);

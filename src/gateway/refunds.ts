@@ -17,6 +17,8 @@ export const DebitChargeSchema = z.object({
   minute: z.number().int().nonnegative(),
   monthly: z.number().int().nonnegative(),
   purchased: z.number().int().nonnegative(),
+  /** Absent in messages from before per-key usage: those debits are in the "" rows. */
+  key_id: z.string().optional(),
 });
 
 const RefundOf = { account_id: z.string().min(1), debit_ref: z.string().min(1) };

@@ -85,7 +85,13 @@ import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./sto
 import { RevokedKeys } from "./store/revoked-keys";
 import { ensureSchema } from "./store/schema";
 import { readStateRow } from "./store/state";
-import { ringWindowStart, type UsageRowWithPeak, usageRows } from "./store/usage";
+import {
+  keysLastUsed,
+  minuteRows,
+  ringWindowStart,
+  type UsageRowWithPeak,
+  usageRows,
+} from "./store/usage";
 import type { Tx } from "./tx";
 import { accountOf, alertsOf, auditOf, autoRechargeOf, limitsOf } from "./views";
 
@@ -233,12 +239,24 @@ export class AccountLedger extends DurableObject<Bindings> {
    * The account's usage rows whose period starts in [start, end) (unix seconds), at the finest
    * grain kept: minutes for the last day, hours for 90 days, days before.
    */
-  usage(start: number, end: number): UsageRowWithPeak[] {
+  usage(
+    start: number,
+    end: number,
+    opts: { byKey?: boolean; minutes?: boolean } = {},
+  ): UsageRowWithPeak[] {
     const now = this.now();
+    // Minute rows come from the ring alone, settled or not.
+    if (opts.minutes) return minuteRows(this.sql, start, end, now, opts.byKey ?? false);
     const s = readStateRow(this.sql);
     // Hours before the ring's window are complete only once their minutes are settled.
     if (s && s.compacted_until < ringWindowStart(now)) this.settle(now);
-    return usageRows(this.sql, start, end, now);
+    return usageRows(this.sql, start, end, now, opts.byKey ?? false);
+  }
+
+  /** Each key's last minute with a debit (unix seconds), by key id; no key, no entry. */
+  keysLastUsed(): Record<string, number> {
+    const s = readStateRow(this.sql);
+    return s ? keysLastUsed(this.sql, s.compacted_until) : {};
   }
 
   /** Purchases waiting for the customer to authenticate, oldest first (the Billing page). */
@@ -295,11 +313,11 @@ export class AccountLedger extends DurableObject<Bindings> {
     }
     if (!s) throw new Error("unreachable: a debit is taken only from an initialized ledger");
     const fx = this.ctx.storage.transactionSync(() =>
-      applyDebit(this.sql, d, s.compacted_until, now),
+      applyDebit(this.sql, d, s.compacted_until, apiKeyId ?? "", now),
     );
     const { take, after, minute } = d;
     // Committed: remembered at once, before anything else here can throw (recent-debits.ts).
-    this.recent.remember(ref, { minute, ...take }, Date.now());
+    this.recent.remember(ref, { minute, ...take, key_id: apiKeyId ?? "" }, Date.now());
     // Committed: memory follows.
     if (d.mustSettle || d.nearThreshold || d.crossesAlert) this.reload();
     else

@@ -464,7 +464,7 @@ describe("transactions and usage", () => {
     const account = await createAccount(stack);
     await classify(stack, account.api_key);
     await classify(stack, account.api_key);
-    for (const g of ["hour", "day"]) {
+    for (const g of ["minute", "hour", "day"]) {
       const res = await call(stack, `/v1/account/usage?granularity=${g}`, { key: account.api_key });
       assert.equal(res.status, 200, res.text);
       assert.equal(res.body.granularity, g);
@@ -474,7 +474,7 @@ describe("transactions and usage", () => {
         assert.ok(Number.isInteger(p.requests) && Number.isInteger(p.credits), JSON.stringify(p));
       }
     }
-    const bad = await call(stack, "/v1/account/usage?granularity=minute", { key: account.api_key });
+    const bad = await call(stack, "/v1/account/usage?granularity=second", { key: account.api_key });
     const err = expectError(bad, 400, "invalid_request");
     assert.ok(fieldNames(err).includes("granularity"));
   });

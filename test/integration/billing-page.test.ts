@@ -700,7 +700,7 @@ describe("auto-recharge on the page", () => {
     expect(shown).toContain("Auto-recharge was turned off because of it.");
     // The failed row: no "+1,000", no "$7" as if charged; what happened, why, what to do.
     const row =
-      /<tr data-type="auto_recharge" data-status="failed">.*?<\/tr>/.exec(shown)?.[0] ?? "";
+      /<tr data-type="auto_recharge" data-status="failed"[^>]*>.*?<\/tr>/.exec(shown)?.[0] ?? "";
     expect(row).not.toBe("");
     expect(row).not.toContain("+1,000");
     expect(row).not.toContain("$7");
@@ -737,11 +737,11 @@ describe("auto-recharge on the page", () => {
     await topUp.arrayBuffer();
     await eventually(async () => {
       const html = await billingHtml(cookie);
-      expect(html).toMatch(/<tr data-type="top_up" data-status="succeeded">/);
+      expect(html).toMatch(/<tr data-type="top_up" data-status="succeeded"[^>]*>/);
     });
     const later = await billingHtml(cookie);
     const failedRow =
-      /<tr data-type="auto_recharge" data-status="failed">.*?<\/tr>/.exec(later)?.[0] ?? "";
+      /<tr data-type="auto_recharge" data-status="failed"[^>]*>.*?<\/tr>/.exec(later)?.[0] ?? "";
     expect(failedRow).toContain("the card was declined");
     expect(failedRow).not.toContain("Retry");
     expect(later).not.toContain('href="#buy-credits"');
@@ -890,7 +890,7 @@ describe("auto-recharge on the page", () => {
     });
     const html = await billingHtml(cookie);
     const row =
-      /<tr data-type="adjustment" data-status="succeeded">.*?<\/tr>/.exec(html)?.[0] ?? "";
+      /<tr data-type="adjustment" data-status="succeeded"[^>]*>.*?<\/tr>/.exec(html)?.[0] ?? "";
     expect(row).toContain("-290");
     // Escaped: an operator's text is never markup.
     expect(row).toContain(

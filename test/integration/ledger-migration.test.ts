@@ -122,14 +122,17 @@ function writeAccount(sql: SqlStorage, accountId: string, now: number) {
   return { settledMinute, settledUntil };
 }
 
-/** A fresh object's storage replaced by `writeAccount`'s, under the current DDL, then restarted. */
-async function storedObject() {
+/**
+ * A fresh object's storage replaced by `writeAccount`'s, under the current DDL (or under the
+ * versions given, an older schema the restart then upgrades), then restarted.
+ */
+async function storedObject(versions = SCHEMA_VERSIONS) {
   const accountId = `acct_${crypto.randomUUID()}`;
   const now = Date.now();
   const written = await runInDurableObject(ledgerFor(env, accountId), (_i, state) => {
     const sql = state.storage.sql;
     dropAllTables(sql);
-    ensureSchema(state.storage);
+    ensureSchema(state.storage, versions);
     return state.storage.transactionSync(() => writeAccount(sql, accountId, now));
   });
   await runInDurableObject(ledgerFor(env, accountId), (_i, state) => state.abort("restart")).catch(
@@ -220,6 +223,33 @@ describe("storage written under the current schema opens unchanged after a resta
       balance: { monthly: 2956, purchased: 1044 },
     });
     expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 4000 });
+  });
+});
+
+describe("schema 8 storage upgraded to per-key aggregates (9)", () => {
+  it('keeps every sum under key "", refunds a charge that names no key, counts new debits per key', async () => {
+    const before = SCHEMA_VERSIONS.filter((v) => v.version <= 8);
+    const { now, settledMinute, ledger } = await storedObject(before);
+    const range = [Math.floor((now - 200 * DAY) / 1000), Math.ceil(now / 1000) + 60] as const;
+    expect(await ledger.balance()).toEqual({ monthly: 2954, purchased: 1044, total: 3998 });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 3998 });
+    expect(await runInDurableObject(ledger, (_i, state) => schemaVersion(state.storage.sql))).toBe(
+      String(SCHEMA_VERSION),
+    );
+    const byKey = await ledger.usage(...range, { byKey: true });
+    expect(new Set(byKey.map((r) => r.key_id))).toEqual(new Set([""]));
+    expect(total(byKey)).toEqual({ requests: 20, credits: 52 });
+    // A refund queued before the upgrade names no key: it comes out of the "" rows.
+    expect(
+      await ledger.refund("dbt_old", { minute: settledMinute, monthly: 2, purchased: 0 }),
+    ).toMatchObject({ ok: true, refunded: true });
+    const d = await ledger.debit(3, "dbt_keyed", "key_new");
+    if (!d.ok) throw new Error("debit refused");
+    const after = await ledger.usage(...range, { byKey: true });
+    expect(total(after.filter((r) => r.key_id === "key_new"))).toEqual({ requests: 1, credits: 3 });
+    expect(total(after.filter((r) => r.key_id === ""))).toEqual({ requests: 19, credits: 50 });
+    expect(await ledger.keysLastUsed()).toEqual({ key_new: d.minute });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 3997 });
   });
 });
 

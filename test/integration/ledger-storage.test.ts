@@ -86,6 +86,8 @@ async function checkpoint(ledger: ReturnType<typeof ledgerFor>) {
 describe("a debit at the write floor", () => {
   it("writes one row and reads at most one, sets no alarm, and settles exactly", async () => {
     const ledger = await funded(1_000_000);
+    // Keyed debits (three keys in turn, usage kept per key) count in the account's rate window.
+    expect(await ledger.setLimits({ rateLimitPerMinute: 1_000_000 })).toMatchObject({ ok: true });
     const n = 10_000;
     let t = Date.now();
     const result = await runInDurableObject(ledger, async (raw, state) => {
@@ -96,7 +98,7 @@ describe("a debit at the write floor", () => {
         for (let i = 0; i < n; i++) {
           t += 25;
           instance.testSetClock(t);
-          const r = await instance.debit(1 + (i % 3), `dbt_${i}`, undefined);
+          const r = await instance.debit(1 + (i % 3), `dbt_${i}`, `key_${i % 3}`);
           if (!r.ok) throw new Error(`debit ${i} refused: ${r.reason}`);
         }
         return { debits: m.totals(), alarmsSet: m.alarms };
@@ -120,8 +122,8 @@ describe("a debit at the write floor", () => {
     // 10,000 debits of 1, 2, 3, ... credits: 3,334 + 2 × 3,333 + 3 × 3,333 = 19,999.
     expect(balance.total).toBe(1_000_500 - 19_999);
     expect(audit).toMatchObject({ consistent: true, ledger_total: 1_000_500 - 19_999 });
-    // Five or six minute rows, not ten thousand debit rows.
-    expect(audit.debit_aggregates).toBeLessThanOrEqual(8);
+    // Five or six minute rows per key (then their hour rows), not ten thousand debit rows.
+    expect(audit.debit_aggregates).toBeLessThanOrEqual(3 * 8);
   });
 
   it("a low-balance alert costs nothing per debit until the one debit that crosses its level", async () => {
@@ -159,10 +161,15 @@ describe("a debit at the write floor", () => {
     expect(result.crossing.written).toBeLessThanOrEqual(6);
   });
 
-  it("storage grows with time, not with requests", async () => {
+  it("storage grows with time, not with requests, with several keys", async () => {
     const ledger = await funded(10_000_000);
+    // Keyed debits count in the account's rate window: lifted, as an operator may.
+    expect(await ledger.setLimits({ rateLimitPerMinute: 1_000_000 })).toMatchObject({ ok: true });
     let t = Math.floor(Date.now() / MINUTE) * MINUTE + 1_000;
     let i = 0;
+    // Usage is kept per key: three keys in turn, and an operator's debit (no key) now and then.
+    const KEYS = ["key_a", "key_b", "key_c"];
+    const keyOf = (n: number) => (n % 50 === 49 ? undefined : KEYS[n % KEYS.length]);
     /** `count` debits, one each `stepMs` (0: all at the same instant); the database's size. */
     const debits = (count: number, stepMs: number) =>
       runInDurableObject(ledger, async (raw, state) => {
@@ -170,16 +177,18 @@ describe("a debit at the write floor", () => {
         for (let k = 0; k < count; k++) {
           t += stepMs;
           instance.testSetClock(t);
-          const r = await instance.debit(1, `dbt_${i++}`, undefined);
+          const r = await instance.debit(1, `dbt_${i}`, keyOf(i));
+          i++;
           if (!r.ok) throw new Error(`debit ${i} refused`);
         }
         return state.storage.sql.databaseSize;
       });
-    // Within one minute: the first debit creates its row, the next 10,000 only update it.
-    const oneRow = await debits(1, 0);
+    // Within one minute: the first 50 debits create their rows (one per key and the operator's),
+    // the next 10,000 only update them.
+    const oneRow = await debits(50, 0);
     const sameMinute = await debits(10_000, 0);
     // Then 26 hours at one debit every 4 s (900 an hour), a checkpoint each hour: the ring of
-    // minute rows fills (a day of minutes) and hour rows start to accrue.
+    // minute rows fills (a day of minutes per key) and hour rows start to accrue.
     const day = async () => {
       let size = 0;
       for (let h = 0; h < 26; h++) {
@@ -197,15 +206,16 @@ describe("a debit at the write floor", () => {
       sameMinute,
       firstDay,
       secondDay,
-      requests: 10_001 + (i - 20_000),
+      requests: 10_050 + (i - 20_000),
       audit: await ledger.audit(),
     };
     console.log("databaseSize", sizes);
-    // Not one byte per request once the minute's row exists.
+    // Not one byte per request once the minute's rows exist.
     expect(sizes.sameMinute).toBe(sizes.oneRow);
-    // A full day of minute rows (1,440) and the hours: well under 2 MB, whatever the traffic.
+    // A full day of minute rows per key (4 × 1,440) and the hours: well under 2 MB, whatever
+    // the traffic.
     expect(sizes.firstDay).toBeLessThan(2 * MB);
-    // The second day adds 26 hour rows (~70 bytes each), at most a few pages, for 23,400 more
+    // The second day adds 26 hour rows per key (~80 bytes each), a few pages, for 23,400 more
     // requests: extrapolated to a million requests that is far below 2 MB.
     const perMillion = ((sizes.secondDay - sizes.firstDay) / 23_400) * 1_000_000;
     expect(perMillion).toBeLessThan(2 * MB);
@@ -213,6 +223,20 @@ describe("a debit at the write floor", () => {
     expect(sizes.audit.consistent).toBe(true);
     expect(sizes.audit.storage_bytes).toBe(sizes.secondDay);
     expect(sizes.audit.ledger_total).toBe(10_000_500 - sizes.requests);
+    // Each key's usage is all there, and sums to the account's.
+    const range = [0, Math.ceil(t / 1000) + 60] as const;
+    const byKey = await ledger.usage(...range, { byKey: true });
+    const perKey: Record<string, number> = {};
+    for (const r of byKey) perKey[r.key_id ?? "?"] = (perKey[r.key_id ?? "?"] ?? 0) + r.requests;
+    const expected: Record<string, number> = {};
+    for (const n of [
+      ...Array(10_050).keys(),
+      ...Array.from({ length: i - 20_000 }, (_, k) => 20_000 + k),
+    ]) {
+      const k = keyOf(n) ?? "";
+      expected[k] = (expected[k] ?? 0) + 1;
+    }
+    expect(perKey).toEqual(expected);
   });
 
   it("a restarted object rebuilds the balance from the checkpoint and the open minutes", async () => {

@@ -55,6 +55,11 @@ describe("a refund that cannot reach the Durable Object at first (money rule 8)"
     );
     expect(await refundEntries(account.id)).toHaveLength(1);
     expect((await audit(account.id)).consistent).toBe(true);
+    // The queued refund named the key: it left that key's minute, so no usage is left over.
+    const rows = await ledgerFor(env, account.id).usage(0, Math.ceil(Date.now() / 1000) + 60, {
+      byKey: true,
+    });
+    expect(rows.reduce((n, r) => n + r.requests + r.credits, 0)).toBe(0);
   });
 
   it("a refund applied twice (a redelivered message) changes nothing the second time", async () => {
@@ -100,6 +105,11 @@ describe("a refund that cannot reach the Durable Object at first (money rule 8)"
     expect(await balanceOf(account)).toMatchObject({ monthly: 2, purchased: 3 });
     expect(await refundEntries(account.id)).toHaveLength(1);
     expect((await audit(account.id)).consistent).toBe(true);
+    // D1's pending refund kept the key: the reconciler's refund left that key's minute.
+    const rows = await ledgerFor(env, account.id).usage(0, Math.ceil(Date.now() / 1000) + 60, {
+      byKey: true,
+    });
+    expect(rows.reduce((n, r) => n + r.requests + r.credits, 0)).toBe(0);
   });
 });
 

@@ -153,7 +153,9 @@ describe("GET /v1/account/usage", () => {
   it("refuses invalid queries with 400 invalid_request naming the field", async () => {
     const account = await createAccount();
     const cases: Array<[string, string]> = [
-      ["?granularity=minute", "granularity"],
+      ["?granularity=second", "granularity"],
+      // Minutes are kept for the last 24 hours only.
+      ["?granularity=minute&from=2026-01-01T00:00:00Z", "from"],
       ["?from=yesterday", "from"],
       ["?to=2026-01-01", "to"],
       ["?from=2026-01-01T10:00:00", "from"],

@@ -1,5 +1,5 @@
 /**
- * A debit the pure rule decided to take (`decideDebit`), written: the minute's aggregate, and
+ * A debit the pure rule decided to take (`decideDebit`), written: its key's minute aggregate, and
  * only near the threshold or across the alert level the trigger and the alert, which read the
  * stored settings. Inside the object's `transactionSync`; returns the effects for after it.
  */
@@ -15,12 +15,13 @@ export function applyDebit(
   sql: SqlStorage,
   d: Extract<DebitDecision, { kind: "take" }>,
   settledUntil: number,
+  keyId: string,
   now: number,
 ): Effects {
   const fx = noEffects();
   // Rare: no checkpoint for a day (an idle object); settle before reusing a slot.
   if (d.mustSettle) settleMinutes(sql, settledUntil, d.minute, Math.floor(now / 1000));
-  recordDebit(sql, d.minute, d.take);
+  recordDebit(sql, d.minute, keyId, d.take);
   const live = (): StateRow => ({ ...(readStateRow(sql) as StateRow), ...d.after });
   // The trigger reads the stored settings (and the pending check) only near the threshold.
   if (d.nearThreshold) addEffects(fx, rechargeFollowUp(sql, live(), now));

@@ -196,6 +196,8 @@ export interface DebitCharge {
   minute: number;
   monthly: number;
   purchased: number;
+  /** The key whose minute row counts the debit ("" or absent: none, or from before schema 9). */
+  key_id?: string;
 }
 
 export type RefundResult =
@@ -209,6 +211,8 @@ export interface UsageRow {
   at: number;
   requests: number;
   credits: number;
+  /** With `group_by=key` only: the key ("" for debits no key made, or from before schema 9). */
+  key_id?: string;
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   HOUR_RETENTION_SECONDS,
   HOUR_SECONDS,
   liveBalance,
+  MINUTE_SECONDS,
   minuteOf,
   slotOf,
 } from "../domain/rules";
@@ -19,15 +20,17 @@ import { insertBalanceProjection } from "./projections";
 import { readStateRow } from "./state";
 
 /**
- * The debit's one write: an UPSERT of its minute's row on the ring's INTEGER PRIMARY KEY, which
- * SQLite counts as 1 row read and 1 written. A slot still holding the same minute a day ago is
- * reset (the caller has made sure that minute is settled: `ringNeedsSettling`).
+ * The debit's one write: an UPSERT of its key's row in its minute's slot, on the ring's
+ * primary key (slot, key_id) of a WITHOUT ROWID table (the key is the row: no separate index
+ * to write), which SQLite counts as 1 row read and 1 written. A row still holding the same
+ * minute a day ago is reset (the caller has made sure that minute is settled:
+ * `ringNeedsSettling`). `keyId` is "" for a debit no key made (an operator's).
  */
-export function recordDebit(sql: SqlStorage, minute: number, take: Buckets): void {
+export function recordDebit(sql: SqlStorage, minute: number, keyId: string, take: Buckets): void {
   sql.exec(
-    `INSERT INTO debit_minutes (slot, minute, requests, credits, debit_monthly, debit_purchased)
-     VALUES (?, ?, 1, ?, ?, ?)
-     ON CONFLICT(slot) DO UPDATE SET
+    `INSERT INTO debit_minutes (slot, key_id, minute, requests, credits, debit_monthly, debit_purchased)
+     VALUES (?, ?, ?, 1, ?, ?, ?)
+     ON CONFLICT(slot, key_id) DO UPDATE SET
        requests = CASE WHEN minute = excluded.minute THEN requests + 1 ELSE 1 END,
        credits = CASE WHEN minute = excluded.minute THEN credits + excluded.credits ELSE excluded.credits END,
        debit_monthly = CASE WHEN minute = excluded.minute THEN debit_monthly + excluded.debit_monthly ELSE excluded.debit_monthly END,
@@ -36,6 +39,7 @@ export function recordDebit(sql: SqlStorage, minute: number, take: Buckets): voi
        refunded_purchased = CASE WHEN minute = excluded.minute THEN refunded_purchased ELSE 0 END,
        minute = excluded.minute`,
     slotOf(minute),
+    keyId,
     minute,
     take.monthly + take.purchased,
     take.monthly,
@@ -56,6 +60,7 @@ export function openDebits(sql: SqlStorage, since: number): Buckets {
 
 type AggregateRow = {
   minute: number;
+  key_id: string;
   requests: number;
   credits: number;
   debit_monthly: number;
@@ -78,27 +83,41 @@ export function settleMinutes(
 ): Buckets {
   const rows = sql
     .exec<AggregateRow>(
-      `SELECT minute, requests, credits, debit_monthly, debit_purchased, refunded_monthly,
+      `SELECT minute, key_id, requests, credits, debit_monthly, debit_purchased, refunded_monthly,
          refunded_purchased FROM debit_minutes WHERE minute >= ? AND minute < ?`,
       from,
       until,
     )
     .toArray();
-  const hours = new Map<number, AggregateRow & { peak: number }>();
+  // The account's requests per minute (all keys): each hour row's `peak` is the account's
+  // busiest minute among the minutes settled with it, so MAX(peak) over an hour's key rows is
+  // the account's busiest minute of that hour (minutes are settled whole, never split).
+  const perMinute = new Map<number, number>();
+  for (const r of rows) perMinute.set(r.minute, (perMinute.get(r.minute) ?? 0) + r.requests);
+  const hourPeak = new Map<number, number>();
+  for (const [minute, n] of perMinute) {
+    const hour = floorTo(minute, HOUR_SECONDS);
+    hourPeak.set(hour, Math.max(hourPeak.get(hour) ?? 0, n));
+  }
+  const hours = new Map<string, AggregateRow & { peak: number }>();
+  const lastUsed = new Map<string, number>();
   const settled = { monthly: 0, purchased: 0 };
   for (const r of rows) {
     settled.monthly += r.debit_monthly;
     settled.purchased += r.debit_purchased;
+    if (r.key_id !== "") lastUsed.set(r.key_id, Math.max(lastUsed.get(r.key_id) ?? 0, r.minute));
     const hour = floorTo(r.minute, HOUR_SECONDS);
-    const h = hours.get(hour) ?? {
+    const id = `${hour}:${r.key_id}`;
+    const h = hours.get(id) ?? {
       minute: hour,
+      key_id: r.key_id,
       requests: 0,
       credits: 0,
       debit_monthly: 0,
       debit_purchased: 0,
       refunded_monthly: 0,
       refunded_purchased: 0,
-      peak: 0,
+      peak: hourPeak.get(hour) ?? 0,
     };
     h.requests += r.requests;
     h.credits += r.credits;
@@ -106,20 +125,20 @@ export function settleMinutes(
     h.debit_purchased += r.debit_purchased;
     h.refunded_monthly += r.refunded_monthly;
     h.refunded_purchased += r.refunded_purchased;
-    h.peak = Math.max(h.peak, r.requests);
-    hours.set(hour, h);
+    hours.set(id, h);
   }
   for (const h of hours.values()) {
     sql.exec(
-      `INSERT INTO usage_hours (hour, requests, credits, debit_monthly, debit_purchased,
-         refunded_monthly, refunded_purchased, peak) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(hour) DO UPDATE SET requests = requests + excluded.requests,
+      `INSERT INTO usage_hours (hour, key_id, requests, credits, debit_monthly, debit_purchased,
+         refunded_monthly, refunded_purchased, peak) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(hour, key_id) DO UPDATE SET requests = requests + excluded.requests,
          credits = credits + excluded.credits, debit_monthly = debit_monthly + excluded.debit_monthly,
          debit_purchased = debit_purchased + excluded.debit_purchased,
          refunded_monthly = refunded_monthly + excluded.refunded_monthly,
          refunded_purchased = refunded_purchased + excluded.refunded_purchased,
          peak = MAX(peak, excluded.peak)`,
       h.minute,
+      h.key_id,
       h.requests,
       h.credits,
       h.debit_monthly,
@@ -129,12 +148,28 @@ export function settleMinutes(
       h.peak,
     );
   }
+  for (const [keyId, minute] of lastUsed) {
+    sql.exec(
+      `INSERT INTO key_last_used (key_id, minute) VALUES (?, ?)
+       ON CONFLICT(key_id) DO UPDATE SET minute = MAX(minute, excluded.minute)`,
+      keyId,
+      minute,
+    );
+  }
   // The state row's CHECK (>= 0) holds: the settled buckets never drop below the live ones.
   sql.exec(
     "UPDATE state SET monthly = monthly - ?, purchased = purchased - ?, compacted_until = ? WHERE id = 1",
     settled.monthly,
     settled.purchased,
     until,
+  );
+  // A key's slot row is reused by its next debit at that minute of the day; one left two days
+  // unused (a key that went quiet or was revoked) is settled and shown nowhere: dropped, so the
+  // ring holds at most a day's minutes of the keys used in the last two days.
+  sql.exec(
+    "DELETE FROM debit_minutes WHERE minute < ? AND minute < ?",
+    until,
+    floorTo(nowSec, MINUTE_SECONDS) - 2 * DAY_SECONDS,
   );
   rollHoursIntoDays(sql, floorTo(nowSec - HOUR_RETENTION_SECONDS, DAY_SECONDS));
   return settled;
@@ -145,13 +180,13 @@ function rollHoursIntoDays(sql: SqlStorage, before: number): void {
   const old = sql.exec("SELECT 1 FROM usage_hours WHERE hour < ? LIMIT 1", before).toArray();
   if (old.length === 0) return;
   sql.exec(
-    `INSERT INTO usage_days (day, requests, credits, debit_monthly, debit_purchased,
+    `INSERT INTO usage_days (day, key_id, requests, credits, debit_monthly, debit_purchased,
        refunded_monthly, refunded_purchased, peak)
-     SELECT (hour / ${DAY_SECONDS}) * ${DAY_SECONDS}, SUM(requests), SUM(credits),
+     SELECT (hour / ${DAY_SECONDS}) * ${DAY_SECONDS}, key_id, SUM(requests), SUM(credits),
        SUM(debit_monthly), SUM(debit_purchased), SUM(refunded_monthly), SUM(refunded_purchased),
        MAX(peak)
-       FROM usage_hours WHERE hour < ? GROUP BY 1
-     ON CONFLICT(day) DO UPDATE SET requests = requests + excluded.requests,
+       FROM usage_hours WHERE hour < ? GROUP BY 1, 2
+     ON CONFLICT(day, key_id) DO UPDATE SET requests = requests + excluded.requests,
        credits = credits + excluded.credits, debit_monthly = debit_monthly + excluded.debit_monthly,
        debit_purchased = debit_purchased + excluded.debit_purchased,
        refunded_monthly = refunded_monthly + excluded.refunded_monthly,
@@ -168,7 +203,7 @@ const TAKE_BACK =
   "requests = requests - 1, credits = credits - ?, refunded_monthly = refunded_monthly + ?, refunded_purchased = refunded_purchased + ?";
 
 /**
- * Takes a refunded debit out of the aggregate that counts it, guarded: the aggregate must still
+ * Takes a refunded debit out of its key's aggregate that counts it, guarded: the aggregate must still
  * hold a request and, per bucket, at least what the refund returns, net of earlier refunds, so
  * no refund can return more than its minute (or, once settled, its hour or day) took.
  * False when nothing there can pay it back (an unknown or already settled-away debit).
@@ -179,14 +214,18 @@ export function refundFromAggregate(
   settledUntil: number,
 ): boolean {
   const credits = charge.monthly + charge.purchased;
+  // A charge from before per-key aggregates (schema 9) names no key: its debit is in the
+  // rows the upgrade kept under "".
+  const keyId = charge.key_id ?? "";
   const args = [credits, charge.monthly, charge.purchased] as const;
   const guard = [charge.monthly, charge.purchased] as const;
   if (charge.minute >= settledUntil) {
     return (
       sql.exec(
-        `UPDATE debit_minutes SET ${TAKE_BACK} WHERE slot = ? AND minute = ? AND ${NET_GUARD}`,
+        `UPDATE debit_minutes SET ${TAKE_BACK} WHERE slot = ? AND key_id = ? AND minute = ? AND ${NET_GUARD}`,
         ...args,
         slotOf(charge.minute),
+        keyId,
         charge.minute,
         ...guard,
       ).rowsWritten === 1
@@ -195,28 +234,36 @@ export function refundFromAggregate(
   const hour = floorTo(charge.minute, HOUR_SECONDS);
   const settled =
     sql.exec(
-      `UPDATE usage_hours SET ${TAKE_BACK} WHERE hour = ? AND ${NET_GUARD}`,
+      `UPDATE usage_hours SET ${TAKE_BACK} WHERE hour = ? AND key_id = ? AND ${NET_GUARD}`,
       ...args,
       hour,
+      keyId,
       ...guard,
     ).rowsWritten === 1 ||
     sql.exec(
-      `UPDATE usage_days SET ${TAKE_BACK} WHERE day = ? AND ${NET_GUARD}`,
+      `UPDATE usage_days SET ${TAKE_BACK} WHERE day = ? AND key_id = ? AND ${NET_GUARD}`,
       ...args,
       floorTo(charge.minute, DAY_SECONDS),
+      keyId,
       ...guard,
     ).rowsWritten === 1;
   // The settled minute's ring row is only shown (minute grain for the last day): keep it in step.
-  if (settled) usageLeavesMinute(sql, charge.minute, credits);
+  if (settled) usageLeavesMinute(sql, charge.minute, keyId, credits);
   return settled;
 }
 
 /** A refunded request leaves the minute it was shown in (usage only, no balance effect). */
-export function usageLeavesMinute(sql: SqlStorage, minute: number, credits: number): void {
+export function usageLeavesMinute(
+  sql: SqlStorage,
+  minute: number,
+  keyId: string,
+  credits: number,
+): void {
   sql.exec(
-    "UPDATE debit_minutes SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE slot = ? AND minute = ?",
+    "UPDATE debit_minutes SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE slot = ? AND key_id = ? AND minute = ?",
     credits,
     slotOf(minute),
+    keyId,
     minute,
   );
 }

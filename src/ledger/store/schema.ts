@@ -4,8 +4,8 @@
  * reads one row and runs nothing; any other runs the statements of every version above its own
  * in one transaction, so it is at one version or the next, never between.
  *
- * Tables (schema version 8; 8 added the state row's `suspended_at`, `suspension_reason` and
- * `balance_version`):
+ * Tables (schema version 9; 8 added the state row's `suspended_at`, `suspension_reason` and
+ * `balance_version`; 9 keyed the aggregates by (period, key_id) and added `key_last_used`):
  * - `meta`          `schema_version`.
  * - `state`         one row: account id, plan, settings (the low-balance alert's level and
  *                   whether it is armed among them; an operator's suspension), and the *settled* buckets (CHECK >= 0):
@@ -16,14 +16,17 @@
  *                   upgrades (invoice id), purchases, adjustments, refunds (`refund:<debit>`),
  *                   debits declared never committed (`void:<debit>`, no delta). Signed deltas
  *                   per bucket. No request debit.
- * - `debit_minutes` request debits aggregated per minute, a ring of 1,440 slots (slot = minute
- *                   of the day): count, net credits, gross per-bucket debits, refunded per
- *                   bucket. A debit is one UPSERT of its minute's row (1 row read, 1 written).
+ * - `debit_minutes` request debits aggregated per minute and key, a ring of 1,440 slots (slot =
+ *                   minute of the day) per key: count, net credits, gross per-bucket debits,
+ *                   refunded per bucket. A debit is one UPSERT of its (slot, key) row (1 row
+ *                   read, 1 written); the account's minute is the sum over its keys.
  *                   Rows before `compacted_until` are settled (also counted in `usage_hours`)
  *                   and stay only to show the last day at minute grain.
- * - `usage_hours`   settled minutes rolled into hours (the same columns, plus the busiest
- *                   minute's requests), kept for 90 days.
- * - `usage_days`    hours older than that, rolled into days, kept for good.
+ * - `usage_hours`   settled minutes rolled into hours per key (the same columns, plus the
+ *                   account's busiest minute's requests: MAX over the hour's key rows), kept
+ *                   for 90 days.
+ * - `usage_days`    hours older than that, rolled into days per key, kept for good.
+ * - `key_last_used` each key's last settled minute (the open minutes add the rest).
  * - `recharges`     purchases this account started and their outcome; at most one
  *                   auto-recharge in flight (`pending` or `requires_action`) at a time.
  * - `outbox`        queue messages and notices written with the recharge that needs them;
@@ -133,6 +136,55 @@ const CREATE_TABLES: readonly string[] = [
   "CREATE INDEX IF NOT EXISTS paid_upgrades_cycle ON paid_upgrades (cycle_ends_at)",
 ];
 
+/**
+ * 9: the aggregates per key. Each table is rebuilt keyed by (period, key_id) WITHOUT ROWID (the
+ * primary key is the row: a debit's UPSERT still reads one row and writes one), its rows kept
+ * under key_id "" (debits from before, whose key no row recorded). `key_last_used` holds each
+ * key's last settled minute (written by the checkpoint, never by a debit).
+ */
+const PER_KEY_AGGREGATES: readonly string[] = [
+  ...(
+    [
+      [
+        "debit_minutes",
+        "slot",
+        `slot INTEGER NOT NULL CHECK (slot >= 0 AND slot < ${RING_SLOTS}),
+      key_id TEXT NOT NULL DEFAULT '',
+      minute INTEGER NOT NULL,
+      ${AGGREGATE_COLUMNS}`,
+        "slot, minute",
+      ],
+      [
+        "usage_hours",
+        "hour",
+        `hour INTEGER NOT NULL,
+      key_id TEXT NOT NULL DEFAULT '',
+      ${AGGREGATE_COLUMNS},
+      peak INTEGER NOT NULL DEFAULT 0`,
+        "hour",
+      ],
+      [
+        "usage_days",
+        "day",
+        `day INTEGER NOT NULL,
+      key_id TEXT NOT NULL DEFAULT '',
+      ${AGGREGATE_COLUMNS},
+      peak INTEGER NOT NULL DEFAULT 0`,
+        "day",
+      ],
+    ] as const
+  ).flatMap(([table, period, columns, kept]) => [
+    `CREATE TABLE ${table}_v9 (${columns}, PRIMARY KEY (${period}, key_id)) WITHOUT ROWID`,
+    `INSERT INTO ${table}_v9 (${kept}, requests, credits, debit_monthly, debit_purchased,
+       refunded_monthly, refunded_purchased${table === "debit_minutes" ? "" : ", peak"})
+     SELECT ${kept}, requests, credits, debit_monthly, debit_purchased, refunded_monthly,
+       refunded_purchased${table === "debit_minutes" ? "" : ", peak"} FROM ${table}`,
+    `DROP TABLE ${table}`,
+    `ALTER TABLE ${table}_v9 RENAME TO ${table}`,
+  ]),
+  "CREATE TABLE key_last_used (key_id TEXT PRIMARY KEY, minute INTEGER NOT NULL) WITHOUT ROWID",
+];
+
 /** The statements that take an object from the version before to `version`. */
 export interface SchemaVersion {
   version: number;
@@ -159,6 +211,7 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = [
       "ALTER TABLE state ADD COLUMN balance_version INTEGER NOT NULL DEFAULT 0",
     ],
   },
+  { version: 9, statements: PER_KEY_AGGREGATES },
 ];
 
 /** The version `ensureSchema` brings every object to: the last of `SCHEMA_VERSIONS`. */

@@ -1,7 +1,8 @@
 /**
  * The account's usage, read from its own aggregates: minute grain for the last day (the ring),
- * hour grain for 90 days, day grain beyond. The caller settles the ring first when it lags
- * (so every hour before the ring's window is complete); nothing here writes.
+ * hour grain for 90 days, day grain beyond, each per key and summed over keys for the account.
+ * The caller settles the ring first when it lags (so every hour before the ring's window is
+ * complete); nothing here writes.
  */
 import { DAY_SECONDS, HOUR_SECONDS, MINUTE_SECONDS, minuteOf } from "../domain/rules";
 
@@ -9,14 +10,51 @@ export interface UsageRowWithPeak {
   at: number;
   requests: number;
   credits: number;
-  /** Requests of the busiest minute in the row's period. */
+  /** Requests of the account's busiest minute in the row's period. */
   peak: number;
+  /** Only when read per key: "" for debits no key made (or from before per-key rows). */
+  key_id?: string;
 }
 
 /** The first hour boundary from which the ring holds every minute (about a day ago). */
 export function ringWindowStart(nowMs: number): number {
   const oldest = minuteOf(nowMs) - DAY_SECONDS + MINUTE_SECONDS;
   return Math.ceil(oldest / HOUR_SECONDS) * HOUR_SECONDS;
+}
+
+/** The oldest minute the ring still shows: the last 1,440 minutes, the current one included. */
+export function oldestShownMinute(nowMs: number): number {
+  return minuteOf(nowMs) - DAY_SECONDS + MINUTE_SECONDS;
+}
+
+type Row = { at: number; key_id: string; requests: number; credits: number; peak: number };
+
+/**
+ * Per key the rows come as stored; for the account they are summed per period (a minute's
+ * peak is its requests; an hour's or a day's is the MAX its key rows carry: see aggregates.ts).
+ */
+function select(
+  sql: SqlStorage,
+  from: string,
+  at: string,
+  peak: string,
+  where: string,
+  byKey: boolean,
+  ...args: number[]
+): UsageRowWithPeak[] {
+  const query = byKey
+    ? `SELECT ${at} AS at, key_id, requests, credits, ${peak} AS peak FROM ${from} WHERE ${where}`
+    : `SELECT ${at} AS at, SUM(requests) AS requests, SUM(credits) AS credits,
+         ${peak === "requests" ? "SUM(requests)" : `MAX(${peak})`} AS peak
+       FROM ${from} WHERE ${where} GROUP BY ${at}`;
+  return sql
+    .exec<Row>(query, ...args)
+    .toArray()
+    .map((r) =>
+      byKey
+        ? { at: r.at, requests: r.requests, credits: r.credits, peak: r.peak, key_id: r.key_id }
+        : { at: r.at, requests: r.requests, credits: r.credits, peak: r.peak },
+    );
 }
 
 /**
@@ -28,20 +66,23 @@ export function usageRows(
   start: number,
   end: number,
   nowMs: number,
+  byKey = false,
 ): UsageRowWithPeak[] {
   const ring = ringWindowStart(nowMs);
   const rows: UsageRowWithPeak[] = [];
   if (end > ring) {
     rows.push(
-      ...sql
-        .exec<{ at: number; requests: number; credits: number }>(
-          "SELECT minute AS at, requests, credits FROM debit_minutes WHERE minute >= ? AND minute < ? AND minute <= ?",
-          Math.max(start, ring),
-          end,
-          minuteOf(nowMs),
-        )
-        .toArray()
-        .map((r) => ({ at: r.at, requests: r.requests, credits: r.credits, peak: r.requests })),
+      ...select(
+        sql,
+        "debit_minutes",
+        "minute",
+        "requests",
+        "minute >= ? AND minute < ? AND minute <= ?",
+        byKey,
+        Math.max(start, ring),
+        end,
+        minuteOf(nowMs),
+      ),
     );
   }
   if (start < ring) {
@@ -50,16 +91,58 @@ export function usageRows(
       ["usage_days", "day"],
     ] as const) {
       rows.push(
-        ...sql
-          .exec<{ at: number; requests: number; credits: number; peak: number }>(
-            `SELECT ${key} AS at, requests, credits, peak FROM ${table} WHERE ${key} >= ? AND ${key} < ?`,
-            start,
-            Math.min(end, ring),
-          )
-          .toArray()
-          .map((r) => ({ ...r })),
+        ...select(
+          sql,
+          table,
+          key,
+          "peak",
+          `${key} >= ? AND ${key} < ?`,
+          byKey,
+          start,
+          Math.min(end, ring),
+        ),
       );
     }
   }
   return rows.sort((a, b) => a.at - b.at);
+}
+
+/** Minute rows in [start, end) within the last 1,440 minutes (the ring, settled or not). */
+export function minuteRows(
+  sql: SqlStorage,
+  start: number,
+  end: number,
+  nowMs: number,
+  byKey: boolean,
+): UsageRowWithPeak[] {
+  return select(
+    sql,
+    "debit_minutes",
+    "minute",
+    "requests",
+    "minute >= ? AND minute < ? AND minute <= ?",
+    byKey,
+    Math.max(start, oldestShownMinute(nowMs)),
+    end,
+    minuteOf(nowMs),
+  ).sort((a, b) => a.at - b.at);
+}
+
+/**
+ * Each key's last minute with a debit: the checkpoint's record of settled minutes, or a later
+ * open minute in the ring. Reads one row per key plus the open minutes' rows.
+ */
+export function keysLastUsed(sql: SqlStorage, settledUntil: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const rows = sql
+    .exec<{ key_id: string; minute: number }>(
+      `SELECT key_id, MAX(minute) AS minute FROM (
+         SELECT key_id, minute FROM key_last_used
+         UNION ALL SELECT key_id, minute FROM debit_minutes WHERE minute >= ? AND key_id != '')
+       GROUP BY key_id`,
+      settledUntil,
+    )
+    .toArray();
+  for (const r of rows) out[r.key_id] = r.minute;
+  return out;
 }

@@ -29,7 +29,7 @@ import { COPY_SCRIPT } from "../kit/security";
 import { activityAction, activityActor, activityDetail } from "./activity";
 import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "./advice";
 import { UsageChart } from "./chart";
-import type { Activity, BillingModel, Transaction } from "./data";
+import type { Activity, BillingModel, HistoryPage, Transaction } from "./data";
 import { BILLING_PATH } from "./pages";
 
 export type CsrfTokens = Record<CsrfPurpose, string>;
@@ -139,7 +139,13 @@ export const BillingPage: FC<BillingPageProps> = ({
         <AdviceSection model={model} />
         <HistorySection
           transactions={model.transactions}
-          retry={model.purchases.canBuy ? retryableFailure(model.transactions) : null}
+          page={model.history}
+          // Only the newest page knows which failure is the latest one.
+          retry={
+            model.purchases.canBuy && !model.history.paged
+              ? retryableFailure(model.transactions)
+              : null
+          }
         />
         <KeysSection keys={model.keys} token={tokens.keys} can={can} />
         <MembersSection
@@ -346,8 +352,69 @@ const UsageSection: FC<{ model: BillingModel }> = ({ model }) => (
       slots={model.cycleDays}
       unusual={new Set(model.unusual.map((d) => d.start))}
     />
+    <KeyUsageTable model={model} />
+    <p class="actions">
+      <a id="usage-csv" href={USAGE_CSV} download>
+        Download CSV
+      </a>
+      <span class="muted"> usage per key and day, the last 30 days</span>
+    </p>
   </section>
 );
+
+/** The usage export the page links to: per key and day, the API's default range (30 days). */
+const USAGE_CSV = "/v1/account/usage?granularity=day&group_by=key&format=csv";
+/** The whole history as CSV (every page). */
+const HISTORY_CSV = "/v1/account/transactions?format=csv";
+
+/** "Usage per key": each key's requests and credits this cycle, and its last use. */
+const KeyUsageTable: FC<{ model: BillingModel }> = ({ model }) => {
+  const named = new Map(model.keys.map((k) => [k.id, keyLabel(k)]));
+  const label = (id: string) =>
+    id === "" ? "No key (operator)" : (named.get(id) ?? `Revoked key ${id}`);
+  return model.keyUsage.length === 0 ? (
+    <p id="key-usage" class="muted">
+      No requests this cycle yet.
+    </p>
+  ) : (
+    <div class="table-scroll">
+      <table id="key-usage" class="stack">
+        <caption class="muted">Usage per key this cycle</caption>
+        <thead>
+          <tr>
+            <th scope="col">Key</th>
+            <th scope="col" class="num">
+              Requests
+            </th>
+            <th scope="col" class="num">
+              Credits
+            </th>
+            <th scope="col">Last used</th>
+          </tr>
+        </thead>
+        <tbody>
+          {model.keyUsage.map((u) => {
+            const last = model.keysLastUsed[u.keyId];
+            return (
+              <tr data-key={u.keyId}>
+                <td data-label="Key">{label(u.keyId)}</td>
+                <td data-label="Requests" class="num">
+                  {formatCredits(u.requests)}
+                </td>
+                <td data-label="Credits" class="num">
+                  {formatCredits(u.credits)}
+                </td>
+                <td data-label="Last used">
+                  {last === undefined ? "—" : formatTime(new Date(last * 1000).toISOString())}
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+};
 
 const AdviceSection: FC<{ model: BillingModel }> = ({ model }) => {
   const a = model.advice;
@@ -435,21 +502,29 @@ const AdviceTable: FC<{ a: PlanAdvice }> = ({ a }) => (
   </>
 );
 
-const HistorySection: FC<{ transactions: Transaction[]; retry: string | null }> = ({
-  transactions,
-  retry,
-}) => (
-  <section class="card" aria-labelledby="history-h">
+/**
+ * "Transaction history", a page at a time, newest first. Paging is plain links
+ * (`?history=<cursor>`), as in Activity, so every transaction is reachable without JavaScript;
+ * the CSV link exports them all at once.
+ */
+const HistorySection: FC<{
+  transactions: Transaction[];
+  page: HistoryPage;
+  retry: string | null;
+}> = ({ transactions, page, retry }) => (
+  <section class="card" id="history" aria-labelledby="history-h">
     <h2 id="history-h">Transaction history</h2>
     {transactions.length === 0 ? (
-      <p>No transactions yet.</p>
+      <p>{page.paged ? "No older transactions." : "No transactions yet."}</p>
     ) : (
       <div class="table-scroll">
         <table id="transactions" class="stack">
           <caption class="muted">
-            {transactions.length === 1
-              ? "The latest transaction"
-              : `The latest ${transactions.length}, newest first`}
+            {page.paged
+              ? "Older transactions, newest first"
+              : transactions.length === 1
+                ? "The latest transaction"
+                : `The latest ${transactions.length}, newest first`}
           </caption>
           <thead>
             <tr>
@@ -472,6 +547,22 @@ const HistorySection: FC<{ transactions: Transaction[]; retry: string | null }> 
         </table>
       </div>
     )}
+    <nav aria-label="History pages">
+      <p class="actions">
+        {page.paged ? <a href={`${BILLING_PATH}#history`}>Newest transactions</a> : null}
+        {page.older ? (
+          <a
+            id="history-older"
+            href={`${BILLING_PATH}?history=${encodeURIComponent(page.older)}#history`}
+          >
+            Older transactions
+          </a>
+        ) : null}
+        <a id="history-csv" href={HISTORY_CSV} download>
+          Download CSV
+        </a>
+      </p>
+    </nav>
   </section>
 );
 
@@ -811,7 +902,7 @@ export const HistoryRow: FC<{ t: Transaction; retry?: boolean }> = ({ t, retry =
   const settled = t.status === "succeeded";
   const purchase = t.type === "auto_recharge" || t.type === "top_up";
   return (
-    <tr data-type={t.type} data-status={t.status}>
+    <tr data-type={t.type} data-status={t.status} data-id={t.id}>
       <td data-label="Date">{formatTime(t.created_at)}</td>
       <td data-label="Type">
         {TYPE_LABELS[t.type]}

@@ -50,6 +50,22 @@ export type Transaction = NonNullable<
   invoice_url?: string | null;
 };
 
+/** Transactions the page's history shows at once; older ones a link away (`?history=`). */
+export const HISTORY_PAGE = 20;
+
+/** One page of the history: `older` the cursor of the next, `paged` when not the newest. */
+export interface HistoryPage {
+  older: string | null;
+  paged: boolean;
+}
+
+/** One key's usage this cycle (`keyId` "" for requests no key made, e.g. an operator's). */
+export interface KeyUsage {
+  keyId: string;
+  requests: number;
+  credits: number;
+}
+
 /** Entries of the audit log the page shows at once. */
 export const ACTIVITY_PAGE = 10;
 
@@ -79,7 +95,13 @@ export interface BillingModel {
   subscriptionId: string | null;
   snapshot: AccountSnapshot;
   transactions: Transaction[];
+  /** Where the history page sits: links to older pages and back to the newest. */
+  history: HistoryPage;
   keys: ListedKey[];
+  /** Each key's requests and credits this cycle, busiest first (keys with traffic only). */
+  keyUsage: KeyUsage[];
+  /** Each key's last use (unix seconds, minute precision), by key id. */
+  keysLastUsed: Record<string, number>;
   members: ListedMember[];
   /** One point per UTC day of the current cycle, up to today. */
   cycleUsage: UsagePoint[];
@@ -122,12 +144,14 @@ export async function loadBilling(
   now = Date.now(),
   /** The Activity section's page: after this entry (its cursor), else the newest. */
   activityAfter?: After,
+  /** The history's page: after this transaction (its cursor), else the newest. */
+  historyAfter?: After,
 ): Promise<BillingModel | null> {
   const ledger = ledgerFor(env, accountId);
   const [snapshot, account, history, keys, awaiting, audit, members] = await Promise.all([
     ledger.snapshot().then((a) => (a ? accountSnapshotJson(a) : null)),
     getAccount(db, accountId),
-    listTransactions(db, accountId, 20),
+    listTransactions(db, accountId, HISTORY_PAGE, historyAfter),
     listActiveKeys(db, accountId),
     ledger.awaitingAction(),
     listAudit(db, { accountId }, ACTIVITY_PAGE, activityAfter),
@@ -165,10 +189,23 @@ export async function loadBilling(
   const [from, to] = hasLastCycle
     ? [minuteOf(previousStart), minuteOf(cycleStart)]
     : [minuteOf(cycleStart), minuteOf(now) + 60];
-  const [daily, totals] = await Promise.all([
+  const [daily, totals, perKey, keysLastUsed] = await Promise.all([
     loadUsage(env, accountId, days),
     usageTotals(env, accountId, from, to),
+    ledger.usage(minuteOf(cycleStart), minuteOf(now) + 60, { byKey: true }),
+    ledger.keysLastUsed(),
   ]);
+  const byKey = new Map<string, KeyUsage>();
+  for (const r of perKey) {
+    const k = r.key_id ?? "";
+    const u = byKey.get(k) ?? { keyId: k, requests: 0, credits: 0 };
+    u.requests += r.requests;
+    u.credits += r.credits;
+    byKey.set(k, u);
+  }
+  const keyUsage = [...byKey.values()]
+    .filter((u) => u.requests > 0 || u.credits > 0)
+    .sort((a, b) => b.credits - a.credits || b.requests - a.requests);
 
   const cycleEnd = Date.parse(snapshot.cycle_ends_at);
   const cycle = bucketRange("day", cycleStart, cycleEnd);
@@ -190,7 +227,10 @@ export async function loadBilling(
     subscriptionId: account.stripeSubscriptionId,
     snapshot,
     transactions: history.data,
+    history: { older: history.next_cursor, paged: historyAfter !== undefined },
     keys,
+    keyUsage,
+    keysLastUsed,
     members,
     cycleUsage: daily.filter(inCycle),
     cycleDays: (cycle.end - cycle.start) / BUCKET_SECONDS.day,

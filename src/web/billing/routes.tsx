@@ -235,11 +235,20 @@ async function billingPage(
     refreshTo?: string;
     /** The Activity section's page (`?activity=<cursor>`). */
     activityAfter?: After;
+    /** The history's page (`?history=<cursor>`). */
+    historyAfter?: After;
   } = {},
 ) {
   const model =
     options.model ??
-    (await loadBilling(c.env, c.get("db"), session.accountId, Date.now(), options.activityAfter));
+    (await loadBilling(
+      c.env,
+      c.get("db"),
+      session.accountId,
+      Date.now(),
+      options.activityAfter,
+      options.historyAfter,
+    ));
   if (!model) throw refusalPage("not_initialized");
   const tokens = await tokensFor(secret, session);
   return renderHtml(
@@ -400,10 +409,12 @@ export const billingPageRoutes = new Hono<AppEnv>()
     if (secret && session) {
       // An unreadable cursor shows the newest entries: a link, never an error page.
       const activity = c.req.query("activity");
+      const history = c.req.query("history");
       return billingPage(c, session, secret, {
         notice: flash?.notice,
         newKey: flash?.newKey,
         activityAfter: (activity && decodeCursor(activity)) || undefined,
+        historyAfter: (history && decodeCursor(history)) || undefined,
       });
     }
     const crossSite =

@@ -183,7 +183,7 @@ export const consoleRoutes = new Hono<AppEnv>()
     const [ledger, history, keys, emails, people, audit] = await Promise.all([
       ledgerFor(c.env, account.id).snapshot(),
       listTransactions(db, account.id, 25),
-      listKeys(db, account.id, 50),
+      listKeys(c.env, db, account.id, 50),
       listEmails(db, account.id, 20),
       listMembers(db, account.id),
       listAudit(db, { accountId: account.id }, 20),
