@@ -13,6 +13,7 @@ import { auditLog } from "../../src/db/schema";
 import { endpointById, insertDelivery } from "../../src/db/webhooks";
 import { handleWebhookBatch } from "../../src/delivery/webhook-consumer";
 import { attempt } from "../../src/delivery/webhooks";
+import type { Bindings } from "../../src/platform/env";
 import { createAccount, expectError, gateway, json, type TestAccount } from "../helpers/http";
 import { attachCard } from "../helpers/stripe";
 
@@ -275,6 +276,48 @@ function deliveryRow(endpointId: string, accountId: string, now: Date) {
 
 describe("server-side request forgery, outside local mode", () => {
   const production = { ...env, ENVIRONMENT: "production" };
+  // A production configuration the gateway serves (as test/integration/production-config.test.ts).
+  const served: Bindings = {
+    ...env,
+    ENVIRONMENT: "production",
+    UPSTREAM_URL: "https://classifier.acme.io",
+    DASHBOARD_URL: "https://api.acme.io/account/billing",
+    STRIPE_API_URL: undefined,
+    EMAIL_FROM: "billing@acme.io",
+    SUPPORT_EMAIL: "help@acme.io",
+    LEDGER_TEST_CLOCK: undefined,
+  };
+
+  it("adding a private, loopback, link-local or plain-http endpoint is 400 naming url", async () => {
+    const account = await createAccount();
+    for (const url of [
+      "https://10.0.0.8/hook",
+      "https://127.0.0.1/hook",
+      "https://169.254.169.254/latest",
+      "https://[::1]/hook",
+      "https://[fe80::1]/hook",
+      "https://localhost/hook",
+      "https://192.168.1.1/hook",
+      "http://hooks.acme.io/hook",
+    ]) {
+      const res = await gateway("/v1/account/webhooks", {
+        method: "POST",
+        key: account.api_key,
+        env: served,
+        body: JSON.stringify({ url }),
+      });
+      const err = await expectError(res, 400, "invalid_request");
+      expect(err.error.fields, url).toEqual([{ field: "url", message: expect.any(String) }]);
+    }
+    const ok = await gateway("/v1/account/webhooks", {
+      method: "POST",
+      key: account.api_key,
+      env: served,
+      body: JSON.stringify({ url: "https://hooks.acme.io/tollgate" }),
+    });
+    expect(ok.status).toBe(201);
+    await ok.arrayBuffer();
+  });
 
   it("a private, loopback or link-local target is refused at send time, and nothing is sent", async () => {
     const account = await createAccount();
