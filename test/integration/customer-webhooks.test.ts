@@ -14,7 +14,15 @@ import { endpointById, insertDelivery } from "../../src/db/webhooks";
 import { handleWebhookBatch } from "../../src/delivery/webhook-consumer";
 import { attempt } from "../../src/delivery/webhooks";
 import type { Bindings } from "../../src/platform/env";
-import { createAccount, expectError, gateway, json, type TestAccount } from "../helpers/http";
+import {
+  classify,
+  createAccount,
+  expectError,
+  gateway,
+  json,
+  setBalance,
+  type TestAccount,
+} from "../helpers/http";
 import { attachCard } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
@@ -389,4 +397,73 @@ describe("events from where the fact is decided", () => {
     // The endpoint that takes only balance.low got nothing.
     expect(await received(other)).toHaveLength(0);
   }, 30_000);
+
+  it("the low-balance crossing sends balance.low once, not once per request", async () => {
+    const account = await createAccount();
+    const hook = name();
+    const created = await addEndpoint(account, { url: hookUrl(hook), events: ["balance.low"] });
+    await setBalance(account, { monthly: 12, purchased: 0 });
+    const put = await gateway("/v1/account/alerts", {
+      method: "PUT",
+      key: account.api_key,
+      body: JSON.stringify({ low_balance_credits: 10 }),
+    });
+    expect(put.status).toBe(200);
+    await put.arrayBuffer();
+    for (let i = 0; i < 5; i++) {
+      const res = await classify(account);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    const [got] = await vi.waitFor(
+      async () => {
+        const list = await received(hook);
+        expect(list).toHaveLength(1);
+        return list;
+      },
+      { timeout: 20_000, interval: 250 },
+    );
+    if (!got) throw new Error("nothing received");
+    const payload = new Webhook(created.secret).verify(got.body, {
+      "webhook-id": got.headers["webhook-id"] ?? "",
+      "webhook-timestamp": got.headers["webhook-timestamp"] ?? "",
+      "webhook-signature": got.headers["webhook-signature"] ?? "",
+    });
+    expect(payload).toMatchObject({ type: "balance.low", data: { level: 10, balance_total: 10 } });
+    await vi.waitFor(async () =>
+      expect(await deliveries(account, created.id)).toEqual([
+        expect.objectContaining({ type: "balance.low", status: "succeeded" }),
+      ]),
+    );
+  }, 30_000);
+});
+
+describe("who may manage endpoints", () => {
+  it("a classify key reads them and cannot change them", async () => {
+    const account = await createAccount();
+    const created = await addEndpoint(account, { url: hookUrl(name()) });
+    const res = await gateway("/v1/account/keys", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ name: "app", scope: "classify" }),
+    });
+    expect(res.status).toBe(201);
+    const { key } = await json<{ key: string }>(res);
+    const list = await gateway("/v1/account/webhooks", { key });
+    expect(list.status).toBe(200);
+    await list.arrayBuffer();
+    for (const [method, path] of [
+      ["POST", "/v1/account/webhooks"],
+      ["DELETE", `/v1/account/webhooks/${created.id}`],
+      ["POST", `/v1/account/webhooks/${created.id}/test`],
+    ] as const) {
+      const r = await gateway(path, {
+        method,
+        key,
+        body: method === "POST" ? JSON.stringify({ url: hookUrl(name()) }) : undefined,
+      });
+      expect(r.status, `${method} ${path}`).toBe(403);
+      await r.arrayBuffer();
+    }
+  });
 });
