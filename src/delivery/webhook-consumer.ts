@@ -32,7 +32,7 @@ export async function handleWebhookMessage(
 ): Promise<void> {
   const db = dbFor(env.DB);
   const delivery = await deliveryById(db, message.body.delivery_id);
-  if (!delivery || delivery.status !== "pending") return message.ack();
+  if (delivery?.status !== "pending") return message.ack();
   const endpoint = await endpointById(db, delivery.endpointId);
   if (!endpoint || endpoint.disabledAt !== null) {
     await failDelivery(db, delivery.id, "the endpoint was deleted", now);

@@ -12,7 +12,7 @@ import { dbFor } from "../../src/db/client";
 import { auditLog } from "../../src/db/schema";
 import { endpointById, insertDelivery } from "../../src/db/webhooks";
 import { handleWebhookBatch } from "../../src/delivery/webhook-consumer";
-import { attempt } from "../../src/delivery/webhooks";
+import { attempt, type WebhookMessage } from "../../src/delivery/webhooks";
 import type { Bindings } from "../../src/platform/env";
 import {
   classify,
@@ -225,7 +225,7 @@ describe("delivery", () => {
       t0,
     );
     const run = async (at: Date) => {
-      const batch = createMessageBatch("tollgate-webhooks", [
+      const batch = createMessageBatch<WebhookMessage>("tollgate-webhooks", [
         { id: `m-${at.getTime()}`, timestamp: at, attempts: 1, body: { delivery_id: id } },
       ]);
       const ctx = createExecutionContext();
