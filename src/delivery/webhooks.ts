@@ -7,6 +7,7 @@ import { Webhook } from "standardwebhooks";
 import type { Db } from "../db/client";
 import {
   activeEndpoints,
+  deliveryById,
   insertDelivery,
   type WebhookDeliveryRow,
   type WebhookEndpointRow,
@@ -66,11 +67,17 @@ export async function enqueue(
     timestamp: now.toISOString(),
     data: event.data,
   });
-  await insertDelivery(
+  const created = await insertDelivery(
     db,
     { id, endpointId: endpoint.id, accountId: event.accountId, eventType: event.type, payload },
     now,
   );
+  // A row already attempted has its own message (or is settled): sending again would only
+  // double its attempts. One never attempted may have lost its message to a crash.
+  if (!created) {
+    const row = await deliveryById(db, id);
+    if (row?.status !== "pending" || row.attempts > 0) return id;
+  }
   await env.WEBHOOK_QUEUE.send({ delivery_id: id } satisfies WebhookMessage);
   return id;
 }

@@ -11,8 +11,11 @@ import { describe, expect, it, vi } from "vitest";
 import { dbFor } from "../../src/db/client";
 import { auditLog } from "../../src/db/schema";
 import { endpointById, insertDelivery } from "../../src/db/webhooks";
+import { deliverItem } from "../../src/delivery/outbox";
 import { handleWebhookBatch } from "../../src/delivery/webhook-consumer";
 import { attempt, type WebhookMessage } from "../../src/delivery/webhooks";
+import worker from "../../src/index";
+import type { OutboxItem } from "../../src/ledger/domain/types";
 import type { Bindings } from "../../src/platform/env";
 import {
   classify,
@@ -23,6 +26,7 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
+import { autoRechargingAccount } from "../helpers/recharge";
 import { attachCard } from "../helpers/stripe";
 
 const db = dbFor(env.DB);
@@ -398,6 +402,64 @@ describe("events from where the fact is decided", () => {
     expect(await received(other)).toHaveLength(0);
   }, 30_000);
 
+  for (const [card, type, code] of [
+    ["pm_card_chargeCustomerFail", "recharge.failed", "card_declined"],
+    ["pm_card_authenticationRequired", "recharge.requires_action", "authentication_required"],
+  ] as const) {
+    it(`an auto-recharge on ${card} sends ${type} from its settlement`, async () => {
+      const { account } = await autoRechargingAccount(card);
+      const hook = name();
+      const created = await addEndpoint(account, { url: hookUrl(hook) });
+      await setBalance(account, { monthly: 0, purchased: 3 });
+      const [got] = await vi.waitFor(
+        async () => {
+          const list = await received(hook);
+          expect(list).toHaveLength(1);
+          return list;
+        },
+        { timeout: 20_000, interval: 250 },
+      );
+      if (!got) throw new Error("nothing received");
+      const payload = new Webhook(created.secret).verify(got.body, {
+        "webhook-id": got.headers["webhook-id"] ?? "",
+        "webhook-timestamp": got.headers["webhook-timestamp"] ?? "",
+        "webhook-signature": got.headers["webhook-signature"] ?? "",
+      });
+      expect(payload).toMatchObject({
+        type,
+        data: { kind: "auto_recharge", credits: 1000, code },
+      });
+    }, 30_000);
+  }
+
+  it("an outbox item delivered twice is one delivery per endpoint", async () => {
+    const account = await createAccount();
+    const hook = name();
+    const created = await addEndpoint(account, { url: hookUrl(hook) });
+    const item = {
+      type: "email",
+      kind: "low_balance",
+      ref: `low_balance:${crypto.randomUUID()}`,
+      account_id: account.id,
+      level: 10,
+      total: 9,
+      situation: { auto_recharge: "off" },
+    } as const satisfies OutboxItem;
+    await deliverItem(env, item);
+    await deliverItem(env, item);
+    await vi.waitFor(
+      async () =>
+        expect(await deliveries(account, created.id)).toEqual([
+          expect.objectContaining({ type: "balance.low", status: "succeeded" }),
+        ]),
+      { timeout: 10_000, interval: 250 },
+    );
+    // At least once: a second message for a never-attempted row may race the first; whatever
+    // arrives carries the one webhook-id, so the customer deduplicates.
+    const ids = new Set((await received(hook)).map((r) => r.headers["webhook-id"]));
+    expect(ids.size).toBe(1);
+  });
+
   it("the low-balance crossing sends balance.low once, not once per request", async () => {
     const account = await createAccount();
     const hook = name();
@@ -465,5 +527,33 @@ describe("who may manage endpoints", () => {
       expect(r.status, `${method} ${path}`).toBe(403);
       await r.arrayBuffer();
     }
+  });
+});
+
+describe("the dead-letter queue", () => {
+  it("a message the consumer kept failing on fails its delivery", async () => {
+    const account = await createAccount();
+    const created = await addEndpoint(account, { url: hookUrl(name()) });
+    const id = `msg_dlq_${crypto.randomUUID().replaceAll("-", "")}`;
+    await insertDelivery(
+      db,
+      {
+        id,
+        endpointId: created.id,
+        accountId: account.id,
+        eventType: "balance.low",
+        payload: "{}",
+      },
+      new Date(),
+    );
+    const batch = createMessageBatch<WebhookMessage>("tollgate-webhooks-dlq", [
+      { id: "dead-1", timestamp: new Date(), attempts: 20, body: { delivery_id: id } },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["dead-1"]);
+    expect(await deliveries(account, created.id)).toEqual([
+      expect.objectContaining({ id, status: "failed", attempts: 0 }),
+    ]);
   });
 });
