@@ -30,6 +30,8 @@ const ACTIONS: Record<string, string> = {
   "member.removed": "Member removed",
   "account.suspended": "Account suspended",
   "account.unsuspended": "Suspension lifted",
+  "webhook.created": "Webhook endpoint added",
+  "webhook.deleted": "Webhook endpoint deleted",
 };
 
 const ACTORS: Record<AuditJson["actor"]["type"], string> = {
