@@ -33,6 +33,8 @@ export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void
 }
 
 async function deliverEffect(env: Bindings, item: OutboxItem): Promise<void> {
+  // Nothing of its own: it exists for the fan-out below.
+  if (item.type === "event") return;
   if (item.type === "projection") {
     await recordHistoryRow(dbFor(env.DB), item.row);
     return;

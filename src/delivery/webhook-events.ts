@@ -48,6 +48,14 @@ export function webhookEventOf(item: OutboxItem): WebhookEvent | null {
       data: { monthly_spend_limit_cents: item.limit_cents, resumes_at: item.resumes_at },
     };
   }
+  if (item.type === "event") {
+    return {
+      type: item.event,
+      accountId: item.account_id,
+      ref: item.ref,
+      data: { from: item.from, to: item.to },
+    };
+  }
   if (item.type === "purchase") {
     const prefix = item.kind === "top_up" ? "top_up" : "recharge";
     const type = `${prefix}.${item.status}`;

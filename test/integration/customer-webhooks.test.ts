@@ -15,6 +15,7 @@ import { deliverItem } from "../../src/delivery/outbox";
 import { handleWebhookBatch } from "../../src/delivery/webhook-consumer";
 import { attempt, type WebhookMessage } from "../../src/delivery/webhooks";
 import worker from "../../src/index";
+import { ledgerFor } from "../../src/ledger/client";
 import type { OutboxItem } from "../../src/ledger/domain/types";
 import type { Bindings } from "../../src/platform/env";
 import {
@@ -431,6 +432,37 @@ describe("events from where the fact is decided", () => {
       });
     }, 30_000);
   }
+
+  it("the ledger's plan change sends plan.changed once, whatever the redeliveries", async () => {
+    const account = await createAccount();
+    const hook = name();
+    const created = await addEndpoint(account, { url: hookUrl(hook), events: ["plan.changed"] });
+    const ledger = ledgerFor(env, account.id);
+    const change = {
+      ref: `evt_${crypto.randomUUID()}`,
+      plan: "starter",
+      version: Math.floor(Date.now() / 1000),
+      cycles: "stripe",
+    } as const;
+    expect(await ledger.changePlan(change)).toMatchObject({ ok: true, changed: true });
+    expect(await ledger.changePlan(change)).toMatchObject({ ok: true, changed: false });
+    const [got] = await vi.waitFor(
+      async () => {
+        const list = await received(hook);
+        expect(list).toHaveLength(1);
+        return list;
+      },
+      { timeout: 20_000, interval: 250 },
+    );
+    if (!got) throw new Error("nothing received");
+    const payload = new Webhook(created.secret).verify(got.body, {
+      "webhook-id": got.headers["webhook-id"] ?? "",
+      "webhook-timestamp": got.headers["webhook-timestamp"] ?? "",
+      "webhook-signature": got.headers["webhook-signature"] ?? "",
+    });
+    expect(payload).toMatchObject({ type: "plan.changed", data: { from: "free", to: "starter" } });
+    expect(await deliveries(account, created.id)).toHaveLength(1);
+  }, 30_000);
 
   it("an outbox item delivered twice is one delivery per endpoint", async () => {
     const account = await createAccount();
