@@ -27,6 +27,7 @@ import {
   setBalance,
   type TestAccount,
 } from "../helpers/http";
+import { billingHtml, signIn } from "../helpers/page";
 import { autoRechargingAccount } from "../helpers/recharge";
 import { attachCard } from "../helpers/stripe";
 
@@ -137,6 +138,10 @@ describe("endpoints", () => {
         }),
       ]),
     );
+    // The Billing page lists the endpoint and the delivery's status.
+    const html = await billingHtml(await signIn(account));
+    expect(html).toContain('id="webhooks"');
+    expect(html).toMatch(new RegExp(`data-delivery="${delivery_id}"[\\s\\S]*?succeeded`));
   });
 
   it("at most 5 endpoints: the sixth is 409 limit_reached; a deletion frees a place; both audited", async () => {
