@@ -373,7 +373,7 @@ export const auditLog = sqliteTable(
 /**
  * Customers' webhook endpoints (contract: "Webhooks to customers"), at most 5 per account.
  * `secret_sealed`: the signing secret (`whsec_…`) sealed with AES-256-GCM under a key derived
- * from SESSION_SECRET (src/webhooks/secrets.ts), bound to the endpoint id: it must be readable
+ * from SESSION_SECRET (src/delivery/webhook-secrets.ts), bound to the endpoint id: it must be readable
  * to sign, so it cannot be hashed, and a copy of D1 alone does not reveal it.
  */
 export const webhookEndpoints = sqliteTable(
