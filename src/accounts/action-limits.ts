@@ -23,6 +23,8 @@ export const ACTION_LIMITS = {
   alerts: 20,
   /** Invitations: each emails an address an owner typed. */
   invite: 20,
+  /** Test sends to a webhook endpoint: each is an outbound request to a customer's URL. */
+  webhook_test: 30,
 } as const;
 
 export type LimitedAction = keyof typeof ACTION_LIMITS;

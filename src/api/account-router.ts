@@ -21,6 +21,7 @@ import { memberRoutes } from "./members";
 import { autoRechargeRoutes, topUpRoutes } from "./recharge";
 import { transactionRoutes } from "./transactions";
 import { usageRoutes } from "./usage";
+import { webhookRoutes } from "./webhooks";
 
 const READS = new Set(["GET", "HEAD"]);
 
@@ -40,6 +41,7 @@ export const WRITE_PERMISSIONS: Record<string, Permission | "by_key_scope"> = {
   "payment-method": "billing",
   keys: "by_key_scope",
   members: "members",
+  webhooks: "developer_tools",
 };
 
 /** The resource a path under `/v1/account` names: its first segment. */
@@ -76,6 +78,7 @@ export function accountRouter(unmatched: (c: { req: { method: string; path: stri
       .route("/billing-portal", billingPortalRoutes)
       .route("/checkout", checkoutRoutes)
       .route("/payment-method", paymentMethodRoutes)
+      .route("/webhooks", webhookRoutes)
       .all("/*", (c) => unmatched(c))
   );
 }

@@ -369,3 +369,50 @@ export const auditLog = sqliteTable(
     index("audit_log_actor_idx").on(t.actorType, t.at, t.id),
   ],
 );
+
+/**
+ * Customers' webhook endpoints (contract: "Webhooks to customers"), at most 5 per account.
+ * `secret_sealed`: the signing secret (`whsec_…`) sealed with AES-256-GCM under a key derived
+ * from SESSION_SECRET (src/delivery/webhook-secrets.ts), bound to the endpoint id: it must be readable
+ * to sign, so it cannot be hashed, and a copy of D1 alone does not reveal it.
+ */
+export const webhookEndpoints = sqliteTable(
+  "webhook_endpoints",
+  {
+    id: text("id").primaryKey(),
+    accountId: text("account_id").notNull(),
+    url: text("url").notNull(),
+    /** JSON array of event types; null: every event. */
+    events: text("events"),
+    secretSealed: text("secret_sealed").notNull(),
+    createdAt: createdAt(),
+    disabledAt: text("disabled_at"),
+  },
+  (t) => [index("webhook_endpoints_account_idx").on(t.accountId, t.createdAt)],
+);
+
+/**
+ * One row per event and endpoint; its id is the `webhook-id` header, the same on every attempt
+ * so the customer can deduplicate. Written by the outbox's fan-out, updated by the queue.
+ */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    endpointId: text("endpoint_id").notNull(),
+    accountId: text("account_id").notNull(),
+    eventType: text("event_type").notNull(),
+    /** The exact JSON body signed and sent. */
+    payload: text("payload").notNull(),
+    status: text("status", { enum: ["pending", "succeeded", "failed"] })
+      .notNull()
+      .default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    nextAttemptAt: text("next_attempt_at"),
+    createdAt: createdAt(),
+    updatedAt: text("updated_at").notNull(),
+  },
+  (t) => [index("webhook_deliveries_endpoint_idx").on(t.endpointId, t.createdAt)],
+);

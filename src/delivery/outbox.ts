@@ -15,14 +15,26 @@ import { brandOf } from "../platform/brand";
 import type { Bindings } from "../platform/env";
 import { mailAccount } from "./account-mail";
 import * as templates from "./email-templates";
+import { webhookEventOf } from "./webhook-events";
+import { fanOut } from "./webhooks";
 
 /**
  * Sends one outbox item: recharge jobs go to the queue (their D1 row first); projections are
  * written to D1's history, idempotent on the row id (a balance, kept only if newer); a
  * recharge's new status to its D1 row, then its email; notices go out as email, deduplicated
- * in D1 by their reference. Throws when it could not; the caller keeps the row for the alarm.
+ * in D1 by their reference. An item that is also a customer's event (a crossing, a pause, a
+ * recharge's outcome) then fans out to the account's webhook endpoints. Throws when it could
+ * not; the caller keeps the row for the alarm, and each step is idempotent when replayed.
  */
 export async function deliverItem(env: Bindings, item: OutboxItem): Promise<void> {
+  await deliverEffect(env, item);
+  const event = webhookEventOf(item);
+  if (event) await fanOut(env, dbFor(env.DB), event);
+}
+
+async function deliverEffect(env: Bindings, item: OutboxItem): Promise<void> {
+  // Nothing of its own: it exists for the fan-out below.
+  if (item.type === "event") return;
   if (item.type === "projection") {
     await recordHistoryRow(dbFor(env.DB), item.row);
     return;

@@ -57,7 +57,9 @@ export class OutboxRunner {
             ? "history row not written to D1 yet; the alarm will retry"
             : item.type === "purchase"
               ? "purchase row or its email not written yet; the alarm will retry"
-              : "notice email not sent yet; the alarm will retry",
+              : item.type === "event"
+                ? "webhook event not fanned out yet; the alarm will retry"
+                : "notice email not sent yet; the alarm will retry",
         id,
         String(err),
       );

@@ -45,7 +45,9 @@ type OtherRefusal =
   | "member_not_found"
   | "member_exists"
   /** Demoting or removing the account's last active owner. */
-  | "last_owner";
+  | "last_owner"
+  | "webhook_not_found"
+  | "webhook_limit_reached";
 
 export type RefusalType = LedgerRefusal | OtherRefusal;
 
@@ -269,6 +271,23 @@ export const REFUSALS = {
       title: "Last owner",
       text: "This is the account's last owner.",
       action: "Make another member an owner first.",
+    },
+  },
+  webhook_not_found: {
+    type: "not_found",
+    message: "No such webhook endpoint.",
+    page: {
+      title: "No such webhook endpoint",
+      text: "That endpoint does not exist on this account.",
+    },
+  },
+  webhook_limit_reached: {
+    type: "limit_reached",
+    message: "An account can have at most 5 webhook endpoints; delete one first.",
+    page: {
+      title: "Too many webhook endpoints",
+      text: "An account can have at most 5 webhook endpoints.",
+      action: "Delete one first.",
     },
   },
 } as const satisfies Record<RefusalType, RefusalEntry>;

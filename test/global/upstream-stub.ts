@@ -20,11 +20,33 @@ const MAX_RECORDED = 50_000;
  */
 export async function startUpstreamStub(): Promise<{ url: string; close(): Promise<void> }> {
   const received: ReceivedRequest[] = [];
+  const hooks = new Map<string, { headers: Record<string, unknown>; body: string }[]>();
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString("utf8");
     const url = new URL(req.url ?? "/", "http://stub");
+    // A customer's webhook endpoint (test/integration/customer-webhooks.test.ts): POST records
+    // the delivery; `?fail=N` answers 500 to the first N, `?status=NNN` always answers NNN;
+    // GET lists what that name received.
+    const hook = /^\/_test\/hooks\/([\w-]+)$/.exec(url.pathname);
+    if (hook) {
+      const name = hook[1] ?? "";
+      const list = hooks.get(name) ?? [];
+      hooks.set(name, list);
+      if (req.method === "GET") {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(JSON.stringify({ data: list }));
+        return;
+      }
+      list.push({ headers: req.headers, body });
+      const fixed = url.searchParams.get("status");
+      const fail = Number(url.searchParams.get("fail") ?? 0);
+      const status = fixed ? Number(fixed) : list.length <= fail ? 500 : 200;
+      res.writeHead(status, status === 302 ? { Location: "http://127.0.0.1:1/" } : {});
+      res.end(status < 300 ? "ok" : "no");
+      return;
+    }
     if (url.pathname === "/_test/requests") {
       const id = url.searchParams.get("request_id");
       res.writeHead(200, { "Content-Type": "application/json" });

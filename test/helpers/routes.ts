@@ -70,6 +70,11 @@ export const ROUTE_FIXTURES: Record<string, RouteFixture> = {
     params: ({ memberId }) => ({ id: memberId }),
     session: true,
   },
+  "POST /v1/account/webhooks": { body: { url: "http://127.0.0.1:9/hook" } },
+  // No endpoint of that id: allowed callers get 404, others 403 before it is looked up.
+  "DELETE /v1/account/webhooks/:id": { params: () => ({ id: "we_missing" }) },
+  "POST /v1/account/webhooks/:id/test": { body: null, params: () => ({ id: "we_missing" }) },
+  "GET /v1/account/webhooks/:id/deliveries": { params: () => ({ id: "we_missing" }) },
   "POST /admin/accounts": { body: { email: "new@example.com" } },
   "POST /admin/email-test": { body: { to: "ops@example.com" } },
   "POST /admin/accounts/:id/credits": {

@@ -455,6 +455,10 @@ const MAY_WRITE: Record<string, Role[]> = {
   "POST /v1/account/members": ["owner"],
   "PATCH /v1/account/members/:id": ["owner"],
   "DELETE /v1/account/members/:id": ["owner"],
+  // Webhooks to customers: the developer's tools.
+  "POST /v1/account/webhooks": ["owner", "developer"],
+  "DELETE /v1/account/webhooks/:id": ["owner", "developer"],
+  "POST /v1/account/webhooks/:id/test": ["owner", "developer"],
 };
 
 const WRITE = new Set(["POST", "PUT", "PATCH", "DELETE"]);

@@ -39,9 +39,10 @@ describe("the Billing page's Activity in words", () => {
   });
 
   it("shows an action it does not know by its name, with no detail, never dropping it", () => {
-    expect(activityAction("webhook.created")).toBe("webhook.created");
-    expect(detail("webhook.created", { url: "https://example.com" })).toBe("");
+    expect(activityAction("export.downloaded")).toBe("export.downloaded");
+    expect(detail("export.downloaded", { url: "https://example.com" })).toBe("");
     expect(activityAction("key.revoked")).toBe("API key revoked");
+    expect(activityAction("webhook.created")).toBe("Webhook endpoint added");
   });
 
   it("says who joined, was invited, changed role or left, with their role", () => {

@@ -18,7 +18,7 @@ import type {
 } from "../domain/types";
 import { rechargeFollowUp } from "../follow-ups";
 import { appendEntry, hasEntry } from "../store/entries";
-import { insertGrantHistory } from "../store/projections";
+import { insertGrantHistory, insertPlanChangedEvent } from "../store/projections";
 import {
   insertInitialState,
   raiseMonthly,
@@ -113,6 +113,15 @@ export function applyPlanChange(tx: Tx, input: PlanChangeInput): PlanChangeResul
   });
   if (d.kind === "ignore") return { ok: true, balance: withTotal(s), changed: false, added: 0 };
   writePlan(sql, input.plan, input.version, d.stripeCycles);
+  if (d.changed)
+    tx.fx.deliver.push(
+      insertPlanChangedEvent(
+        sql,
+        s.account_id,
+        { ref: input.ref, from: s.plan, to: input.plan },
+        now,
+      ),
+    );
   appendEntry(
     sql,
     { ref: input.ref, kind: "plan_change", monthly: 0, purchased: 0, at: now },

@@ -263,6 +263,15 @@ export type OutboxItem =
   | { type: "projection"; ref: string; row: HistoryRow }
   | PurchaseProjection
   | { type: "balance"; ref: string; balance: BalanceRow }
+  /** A fact for customers' webhooks only (no email, no D1 copy): the plan the ledger now has. */
+  | {
+      type: "event";
+      event: "plan.changed";
+      ref: string;
+      account_id: string;
+      from: PlanId;
+      to: PlanId;
+    }
   | {
       type: "email";
       kind: "auto_recharge_paused";

@@ -4,6 +4,7 @@
  * `src/delivery/outbox.ts` writes them to D1 (idempotent on the row id) and the row leaves the
  * outbox only once D1 has accepted it.
  */
+import type { PlanId } from "../../pricing";
 import type { Buckets } from "../domain/rules";
 import type {
   HistoryDetails,
@@ -154,6 +155,30 @@ export function insertBalanceProjection(
       version,
       at: iso(now),
     },
+  };
+  sql.exec(
+    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
+    item.ref,
+    JSON.stringify(item),
+    now,
+  );
+  return item;
+}
+
+/** The plan's change as an event for customers' webhooks, once per change (its ledger ref). */
+export function insertPlanChangedEvent(
+  sql: SqlStorage,
+  accountId: string,
+  change: { ref: string; from: PlanId; to: PlanId },
+  now: number,
+): OutboxItem {
+  const item: OutboxItem = {
+    type: "event",
+    event: "plan.changed",
+    ref: `plan.changed:${change.ref}`,
+    account_id: accountId,
+    from: change.from,
+    to: change.to,
   };
   sql.exec(
     "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",

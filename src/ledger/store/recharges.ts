@@ -317,7 +317,13 @@ export function outboxId(item: OutboxItem): string {
 /** An outbox row's body: rows written before notices existed are bare recharge jobs. */
 export function outboxItemOf(body: unknown): OutboxItem {
   const type = typeof body === "object" && body !== null ? (body as { type?: unknown }).type : null;
-  if (type === "email" || type === "projection" || type === "purchase" || type === "balance")
+  if (
+    type === "email" ||
+    type === "projection" ||
+    type === "purchase" ||
+    type === "balance" ||
+    type === "event"
+  )
     return body as OutboxItem;
   return { type: "recharge", job: RechargeJob.parse(body) };
 }

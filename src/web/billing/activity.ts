@@ -31,6 +31,8 @@ const ACTIONS: Record<string, string> = {
   "account.suspended": "Account suspended",
   "account.unsuspended": "Suspension lifted",
   "sign_in_link.sent": "Sign-in link emailed by an operator",
+  "webhook.created": "Webhook endpoint added",
+  "webhook.deleted": "Webhook endpoint deleted",
 };
 
 const ACTORS: Record<AuditJson["actor"]["type"], string> = {

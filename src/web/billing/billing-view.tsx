@@ -29,7 +29,7 @@ import { COPY_SCRIPT } from "../kit/security";
 import { activityAction, activityActor, activityDetail } from "./activity";
 import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "./advice";
 import { UsageChart } from "./chart";
-import type { Activity, BillingModel, HistoryPage, Transaction } from "./data";
+import type { Activity, BillingModel, HistoryPage, Transaction, WebhookEndpointView } from "./data";
 import { BILLING_PATH } from "./pages";
 
 export type CsrfTokens = Record<CsrfPurpose, string>;
@@ -153,6 +153,7 @@ export const BillingPage: FC<BillingPageProps> = ({
           token={can("members") ? tokens.members : null}
           viewer={viewer}
         />
+        <WebhooksSection webhooks={model.webhooks} />
         <ActivitySection activity={model.activity} />
       </main>
     </>
@@ -563,6 +564,57 @@ const HistorySection: FC<{
         </a>
       </p>
     </nav>
+  </section>
+);
+
+/**
+ * "Webhooks": the account's endpoints and their latest deliveries, read only; endpoints are
+ * added, tested and deleted through `/v1/account/webhooks` (docs/contract.md).
+ */
+const WebhooksSection: FC<{ webhooks: WebhookEndpointView[] }> = ({ webhooks }) => (
+  <section class="card" id="webhooks" aria-labelledby="webhooks-h">
+    <h2 id="webhooks-h">Webhooks</h2>
+    {webhooks.length === 0 ? (
+      <p>
+        No webhook endpoints. Add one with <code>POST /v1/account/webhooks</code> to have your own
+        systems told of low balances, purchases and plan changes.
+      </p>
+    ) : (
+      webhooks.map((w) => (
+        <div class="table-scroll" data-endpoint={w.id}>
+          <table class="stack">
+            <caption>
+              <code>{w.url}</code>{" "}
+              <span class="muted">{w.events === null ? "every event" : w.events.join(", ")}</span>
+            </caption>
+            <thead>
+              <tr>
+                <th scope="col">Date</th>
+                <th scope="col">Event</th>
+                <th scope="col">Status</th>
+                <th scope="col">Attempts</th>
+              </tr>
+            </thead>
+            <tbody>
+              {w.deliveries.length === 0 ? (
+                <tr>
+                  <td colspan={4}>Nothing sent yet.</td>
+                </tr>
+              ) : (
+                w.deliveries.map((d) => (
+                  <tr data-delivery={d.id}>
+                    <td data-label="Date">{formatTime(d.at)}</td>
+                    <td data-label="Event">{d.type}</td>
+                    <td data-label="Status">{d.status}</td>
+                    <td data-label="Attempts">{d.attempts}</td>
+                  </tr>
+                ))
+              )}
+            </tbody>
+          </table>
+        </div>
+      ))
+    )}
   </section>
 );
 

@@ -16,6 +16,7 @@ import { type ListedKey, listActiveKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
 import { type ListedMember, listMembers } from "../../db/members";
 import { getTransaction } from "../../db/transactions";
+import { activeEndpoints, deliveriesOf } from "../../db/webhooks";
 import type { After } from "../../http/cursor";
 import { ledgerFor } from "../../ledger/client";
 import { minuteOf } from "../../ledger/domain/rules";
@@ -120,6 +121,33 @@ export interface BillingModel {
   purchases: PurchaseState;
   /** Who changed what (the audit log), newest first, one page. */
   activity: Activity;
+  /** Webhook endpoints, each with its latest deliveries (read only here; managed by the API). */
+  webhooks: WebhookEndpointView[];
+}
+
+export interface WebhookEndpointView {
+  id: string;
+  url: string;
+  events: string[] | null;
+  deliveries: { id: string; type: string; status: string; attempts: number; at: string }[];
+}
+
+async function loadWebhooks(db: Db, accountId: string): Promise<WebhookEndpointView[]> {
+  const endpoints = await activeEndpoints(db, accountId);
+  return Promise.all(
+    endpoints.map(async (e) => ({
+      id: e.id,
+      url: e.url,
+      events: e.events === null ? null : (JSON.parse(e.events) as string[]),
+      deliveries: (await deliveriesOf(db, e.id, 5)).map((d) => ({
+        id: d.id,
+        type: d.eventType,
+        status: d.status,
+        attempts: d.attempts,
+        at: d.createdAt,
+      })),
+    })),
+  );
 }
 
 /** The same day of the previous month (UTC), clamped like the ledger's `addOneMonth`. */
@@ -148,7 +176,7 @@ export async function loadBilling(
   historyAfter?: After,
 ): Promise<BillingModel | null> {
   const ledger = ledgerFor(env, accountId);
-  const [snapshot, account, history, keys, awaiting, audit, members] = await Promise.all([
+  const [snapshot, account, history, keys, awaiting, audit, members, webhooks] = await Promise.all([
     ledger.snapshot().then((a) => (a ? accountSnapshotJson(a) : null)),
     getAccount(db, accountId),
     listTransactions(db, accountId, HISTORY_PAGE, historyAfter),
@@ -156,6 +184,7 @@ export async function loadBilling(
     ledger.awaitingAction(),
     listAudit(db, { accountId }, ACTIVITY_PAGE, activityAfter),
     listMembers(db, accountId),
+    loadWebhooks(db, accountId),
   ]);
   if (!snapshot || !account || !history) return null;
   // The ledger says what waits (the same check that refuses a top-up); D1 holds each one's link.
@@ -268,5 +297,6 @@ export async function loadBilling(
       older: audit.next_cursor,
       paged: activityAfter !== undefined,
     },
+    webhooks,
   };
 }
