@@ -16,6 +16,7 @@ import { newWebhookSecret, sealWebhookSecret } from "../delivery/webhook-secrets
 import { endpointUrlProblem } from "../delivery/webhook-url";
 import { enqueue, isLocalMode } from "../delivery/webhooks";
 import type { AppEnv } from "../http/context";
+import { describe } from "../http/openapi";
 import { parseJson } from "../platform/body";
 import { newId } from "../platform/crypto";
 import { ApiError } from "../platform/errors";
@@ -53,12 +54,36 @@ function deliveryJson(row: WebhookDeliveryRow) {
  * `/v1/account/webhooks`: the account's endpoints for webhooks to customers (at most 5). The
  * signing secret is in the creation's answer only; it is stored sealed (delivery/webhook-secrets).
  */
+const WEBHOOKS: Pick<Parameters<typeof describe>[0], "tag" | "security"> = {
+  tag: "Webhooks",
+  security: ["api_key", "session"],
+};
+const listDoc = describe({ summary: "The account's webhook endpoints", ...WEBHOOKS });
+const createDoc = describe({
+  summary: "Add an endpoint: its signing secret (whsec_…) is in this response only",
+  ...WEBHOOKS,
+  body: CreateBody,
+  ok: { status: 201, description: "The endpoint, `secret` shown once" },
+  errors: [403, 409],
+});
+const deleteDoc = describe({ summary: "Delete an endpoint", ...WEBHOOKS, errors: [403, 404] });
+const testDoc = describe({
+  summary: "Send a signed webhook.test event to the endpoint",
+  ...WEBHOOKS,
+  errors: [403, 404, 429],
+});
+const deliveriesDoc = describe({
+  summary: "The endpoint's deliveries, newest first, with their status",
+  ...WEBHOOKS,
+  errors: [404],
+});
+
 export const webhookRoutes = new Hono<AppEnv>()
-  .get("/", async (c) => {
+  .get("/", listDoc, async (c) => {
     const rows = await activeEndpoints(c.get("db"), c.get("accountId"));
     return c.json({ data: rows.map(endpointJson) }, 200);
   })
-  .post("/", async (c) => {
+  .post("/", createDoc, async (c) => {
     const body = await parseJson(c, CreateBody);
     const problem = endpointUrlProblem(body.url, isLocalMode(c.env));
     if (problem)
@@ -83,7 +108,7 @@ export const webhookRoutes = new Hono<AppEnv>()
     });
     return c.json({ ...endpointJson(row), secret }, 201);
   })
-  .delete("/:id", async (c) => {
+  .delete("/:id", deleteDoc, async (c) => {
     const id = c.req.param("id");
     const row = await activeEndpoint(c.get("db"), c.get("accountId"), id);
     if (!row || !(await disableEndpoint(c.get("db"), c.get("accountId"), id)))
@@ -94,7 +119,7 @@ export const webhookRoutes = new Hono<AppEnv>()
     });
     return c.json({ id, deleted: true }, 200);
   })
-  .post("/:id/test", async (c) => {
+  .post("/:id/test", testDoc, async (c) => {
     const row = await activeEndpoint(c.get("db"), c.get("accountId"), c.req.param("id"));
     if (!row) throw refusal("webhook_not_found");
     await limitAction(c.get("db"), c.get("accountId"), "webhook_test");
@@ -113,7 +138,7 @@ export const webhookRoutes = new Hono<AppEnv>()
     );
     return c.json({ delivery_id: deliveryId, status: "pending" }, 202);
   })
-  .get("/:id/deliveries", async (c) => {
+  .get("/:id/deliveries", deliveriesDoc, async (c) => {
     const row = await activeEndpoint(c.get("db"), c.get("accountId"), c.req.param("id"));
     if (!row) throw refusal("webhook_not_found");
     const rows = await deliveriesOf(c.get("db"), row.id);

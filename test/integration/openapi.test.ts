@@ -82,6 +82,7 @@ describe("GET /openapi.json", () => {
     };
     expect(list.parameters.map((p) => `${p.in} ${p.name}`).sort()).toEqual([
       "query cursor",
+      "query format",
       "query limit",
     ]);
     const members = doc.paths["/v1/account/members/{id}"]?.patch as {

@@ -64,11 +64,11 @@ function replayOrder(sql: SqlStorage, settledUntil: number): LedgerEntry[] {
   const rows = sql
     .exec<Row>(
       `SELECT at, seq, ref, kind, monthly_delta AS m, purchased_delta AS p, note FROM ledger
-       UNION ALL SELECT (minute + 60) * 1000 - 1, 0, 'debits:minute:' || minute, 'debits',
+       UNION ALL SELECT (minute + 60) * 1000 - 1, 0, 'debits:minute:' || minute || ':' || key_id, 'debits',
          -debit_monthly, -debit_purchased, NULL FROM debit_minutes WHERE minute >= ?
-       UNION ALL SELECT (hour + 3600) * 1000 - 1, 0, 'debits:hour:' || hour, 'debits',
+       UNION ALL SELECT (hour + 3600) * 1000 - 1, 0, 'debits:hour:' || hour || ':' || key_id, 'debits',
          -debit_monthly, -debit_purchased, NULL FROM usage_hours
-       UNION ALL SELECT (day + 86400) * 1000 - 1, 0, 'debits:day:' || day, 'debits',
+       UNION ALL SELECT (day + 86400) * 1000 - 1, 0, 'debits:day:' || day || ':' || key_id, 'debits',
          -debit_monthly, -debit_purchased, NULL FROM usage_days`,
       settledUntil,
     )
