@@ -18,6 +18,7 @@ import { consoleRoutes } from "./web/console/routes";
 import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./web/signup/routes";
 import {
   invitationPageRoutes,
+  passkeySignInRoutes,
   signInApiRoutes,
   signInPageRoutes,
 } from "./web/signup/sign-in-routes";
@@ -71,6 +72,8 @@ export function createApp() {
   app.route("/admin/email-test", emailTestRoutes);
   app.route("/account/sign-up", signupPageRoutes);
   // Sign-in and invitations (always on): before /account's catch-all too.
+  // "Sign in with a passkey" and its account choice (the sign-in page offers both ways).
+  app.route("/account/sign-in/passkey", passkeySignInRoutes);
   app.route("/account/sign-in", signInPageRoutes);
   app.route("/account/invitation", invitationPageRoutes);
 

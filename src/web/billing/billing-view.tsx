@@ -30,6 +30,7 @@ import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "./advice";
 import { UsageChart } from "./chart";
 import type { Activity, BillingModel, Transaction } from "./data";
 import { BILLING_PATH } from "./pages";
+import { type PasskeysModel, PasskeysSection } from "./passkeys-section";
 
 export type CsrfTokens = Record<CsrfPurpose, string>;
 
@@ -54,6 +55,8 @@ export interface BillingPageProps {
   newKey?: { key: string; name: string | null } | null;
   /** Back from a paid plan Checkout that the webhooks have not mirrored yet. */
   activation?: Activation | null;
+  /** The person's passkeys and "Add a passkey"'s options. */
+  passkeys?: PasskeysModel | null;
 }
 
 /** A plan paid for in Checkout, not yet shown by D1 and the ledger; `refreshing` while the page polls. */
@@ -72,6 +75,7 @@ export const BillingPage: FC<BillingPageProps> = ({
   notice,
   newKey,
   activation,
+  passkeys,
 }) => {
   const can = (p: Permission) => may(viewer.role, p);
   return (
@@ -143,6 +147,7 @@ export const BillingPage: FC<BillingPageProps> = ({
           token={can("members") ? tokens.members : null}
           viewer={viewer}
         />
+        {passkeys ? <PasskeysSection passkeys={passkeys} token={tokens.passkeys} /> : null}
         <ActivitySection activity={model.activity} />
       </main>
     </>
