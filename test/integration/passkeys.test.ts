@@ -20,9 +20,10 @@ import { confirmSignIn } from "../../src/accounts/sign-in";
 import { dbFor } from "../../src/db/client";
 import { insertMember } from "../../src/db/members";
 import { auditLog, members, passkeys } from "../../src/db/schema";
-import { fromBase64Url, toBase64Url } from "../../src/platform/crypto";
+import { fromBase64Url, sha256Hex, toBase64Url } from "../../src/platform/crypto";
 import { mailboxKey } from "../../src/platform/email-address";
 import { createAccount } from "../helpers/http";
+import { follow, page, setCookiePair, signIn, tokenFor } from "../helpers/page";
 
 const db = dbFor(env.DB);
 const RP = { origin: "https://gateway.example.com", name: "Tollgate" };
@@ -293,5 +294,75 @@ describe("adding a passkey", () => {
       emailKey: memberA.emailKey,
     };
     expect(await addPasskey(db, RP, asA, response)).toEqual({ ok: false, reason: "challenge" });
+  });
+});
+
+describe("the pages' passkey forms", () => {
+  const dashboard = new URL(env.DASHBOARD_URL);
+  const AT_DASHBOARD = { origin: dashboard.origin, rpId: dashboard.hostname };
+
+  /** The sign-in page's passkey form: its token, nonce cookie and challenge. */
+  async function passkeyForm() {
+    const res = await page("/account/sign-in");
+    const html = await res.text();
+    const options = /data-passkey="authenticate" data-options="([^"]*)"/.exec(html)?.[1] ?? "";
+    return {
+      csrf: tokenFor(html, "/account/sign-in/passkey"),
+      cookie: setCookiePair(res, "tg_signin"),
+      challenge: (JSON.parse(options.replaceAll("&quot;", '"')) as { challenge: string }).challenge,
+    };
+  }
+
+  it("signs in by a posted assertion at the dashboard's origin, once; a replay gets the refusal page", async () => {
+    const account = await createAccount();
+    const credential = await softCredential();
+    await register(credential, account.email);
+    const form = await passkeyForm();
+    const response = JSON.stringify(await assertion(credential, form.challenge, AT_DASHBOARD));
+    const post = () =>
+      page("/account/sign-in/passkey", {
+        cookie: form.cookie,
+        form: { csrf: form.csrf, response },
+      });
+    const res = await post();
+    expect(res.status).toBe(303);
+    expect(res.headers.get("Location")).toBe("/account/billing");
+    expect(setCookiePair(res, "tg_session")).toMatch(/^tg_session=.+/);
+    const replay = await post();
+    expect(replay.status).toBe(400);
+    expect(await replay.text()).toContain("Your passkey did not sign you in");
+  });
+
+  it("refuses a post without the sign-in form's token, before looking at the passkey", async () => {
+    const form = await passkeyForm();
+    const res = await page("/account/sign-in/passkey", {
+      form: { csrf: form.csrf, response: "{}" },
+    });
+    expect(res.status).toBe(403);
+    // The challenge was not spent by the forged post.
+    const row = await env.DB.prepare(
+      "SELECT count(*) AS n FROM passkey_challenges WHERE challenge_hash = ?",
+    )
+      .bind(await sha256Hex(form.challenge))
+      .first<{ n: number }>();
+    expect(row?.n).toBe(1);
+  });
+
+  it("the Billing page offers “Add a passkey”; an answer that does not verify adds nothing", async () => {
+    const account = await createAccount();
+    const cookie = await signIn(account);
+    const html = await (await page("/account/billing", { cookie })).text();
+    expect(html).toContain('data-passkey="register"');
+    const res = await page("/account/billing/passkeys", {
+      cookie,
+      form: { csrf: tokenFor(html, "/account/billing/passkeys"), response: '{"id":"x"}' },
+    });
+    expect(await follow(res, cookie)).toContain("No passkey was added");
+    const rows = await db
+      .select()
+      .from(passkeys)
+      .where(eq(passkeys.emailKey, mailboxKey(account.email)))
+      .all();
+    expect(rows).toEqual([]);
   });
 });
