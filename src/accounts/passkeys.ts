@@ -24,6 +24,7 @@ import { type Membership, markSignedIn, membershipsOf } from "../db/members";
 import {
   type ChallengePurpose,
   consumeChallenge,
+  deletePasskeyOf,
   getPasskey,
   insertChallenge,
   insertPasskey,
@@ -166,6 +167,23 @@ export async function addPasskey(
     { passkey_id: credential.id },
   );
   return { ok: true, id: credential.id };
+}
+
+/** Removes one of the session's person's passkeys (another person's id removes nothing). */
+export async function removePasskey(
+  db: Db,
+  session: { accountId: string; memberId: string; email: string; emailKey: string },
+  id: string,
+): Promise<boolean> {
+  if (!(await deletePasskeyOf(db, id, session.emailKey))) return false;
+  await recordAudit(
+    db,
+    session.accountId,
+    personActor(session.memberId, session.email),
+    "passkey.removed",
+    { passkey_id: id },
+  );
+  return true;
 }
 
 // ---------------------------------------------------------------- authentication

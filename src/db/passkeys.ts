@@ -85,3 +85,13 @@ export async function markPasskeyUsed(
     .set({ counter, lastUsedAt: iso(now) })
     .where(eq(passkeys.id, id));
 }
+
+/** Deletes the passkey if it is this person's; false when it is not (or is gone). */
+export async function deletePasskeyOf(db: Db, id: string, emailKey: string): Promise<boolean> {
+  const rows = await db
+    .delete(passkeys)
+    .where(and(eq(passkeys.id, id), eq(passkeys.emailKey, emailKey)))
+    .returning({ id: passkeys.id })
+    .all();
+  return rows.length === 1;
+}

@@ -365,4 +365,34 @@ describe("the pages' passkey forms", () => {
       .all();
     expect(rows).toEqual([]);
   });
+
+  it("removes a passkey of the person's own from the page; another person's id removes nothing", async () => {
+    const account = await createAccount();
+    const other = await createAccount();
+    const mine = await softCredential();
+    const theirs = await softCredential();
+    await register(mine, account.email);
+    await register(theirs, other.email);
+    const cookie = await signIn(account);
+    const html = await (await page("/account/billing", { cookie })).text();
+    const remove = (id: string) =>
+      page(`/account/billing/passkeys/${encodeURIComponent(id)}/remove`, {
+        cookie,
+        form: { csrf: tokenFor(html, `/account/billing/passkeys/${mine.id}/remove`) },
+      });
+    expect(await follow(await remove(theirs.id), cookie)).toContain("nothing was removed");
+    expect(await follow(await remove(mine.id), cookie)).toContain("The passkey was removed");
+    const left = await db.select({ id: passkeys.id }).from(passkeys).all();
+    expect(left.map((p) => p.id)).toContain(theirs.id);
+    expect(left.map((p) => p.id)).not.toContain(mine.id);
+    const entry = await db
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.accountId, account.id), eq(auditLog.action, "passkey.removed")))
+      .get();
+    expect(entry?.details).toBe(JSON.stringify({ passkey_id: mine.id }));
+    // Removed: it signs in no more.
+    const result = await verifyPasskeySignIn(db, RP, await assertion(mine, await challenge()));
+    expect(result).toEqual({ kind: "invalid", reason: "unknown_credential" });
+  });
 });

@@ -33,6 +33,9 @@ export const PasskeysSection: FC<{ passkeys: PasskeysModel; token: string }> = (
               <th scope="col">Passkey</th>
               <th scope="col">Added</th>
               <th scope="col">Last used</th>
+              <th scope="col">
+                <span class="muted">Action</span>
+              </th>
             </tr>
           </thead>
           <tbody>
@@ -44,6 +47,21 @@ export const PasskeysSection: FC<{ passkeys: PasskeysModel; token: string }> = (
                 <td data-label="Added">{formatDate(p.createdAt)}</td>
                 <td data-label="Last used">
                   {p.lastUsedAt ? formatDate(p.lastUsedAt) : <span class="muted">never</span>}
+                </td>
+                <td data-label="Action" class="action">
+                  <form
+                    method="post"
+                    action={`${BILLING_PATH}/passkeys/${encodeURIComponent(p.id)}/remove`}
+                  >
+                    <input type="hidden" name="csrf" value={token} />
+                    <button
+                      type="submit"
+                      class="danger"
+                      aria-label={`Remove the passkey ending ${p.id.slice(-8)}`}
+                    >
+                      Remove
+                    </button>
+                  </form>
                 </td>
               </tr>
             ))}

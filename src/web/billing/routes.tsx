@@ -21,6 +21,7 @@ import {
   authenticationOptions,
   listPasskeys,
   registrationOptions,
+  removePasskey,
 } from "../../accounts/passkeys";
 import { may, ROLES, type Role } from "../../accounts/roles";
 import {
@@ -104,6 +105,8 @@ const NOTICES = {
   },
   removedYourself: { tone: "ok", text: "You left the account, and are signed out." },
   memberRemoved: { tone: "ok", text: "The member was removed; their sessions have ended." },
+  passkeyRemoved: { tone: "ok", text: "The passkey was removed: it signs in no more." },
+  passkeyGone: { tone: "warn", text: "No such passkey of yours: nothing was removed." },
   passkeyAdded: {
     tone: "ok",
     text: "Passkey added. Next time, sign in with it instead of an email link.",
@@ -694,6 +697,14 @@ export const billingPageRoutes = new Hono<AppEnv>()
       });
     }
     return redirectWith(c, secret, session, { notice: NOTICES.passkeyAdded });
+  })
+  .post("/billing/passkeys/:id/remove", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "passkeys", fields);
+    const removed = await removePasskey(c.get("db"), session, c.req.param("id"));
+    return redirectWith(c, secret, session, {
+      notice: removed ? NOTICES.passkeyRemoved : NOTICES.passkeyGone,
+    });
   })
   .post("/billing/members", async (c) => {
     const fields = await readFields(c);
