@@ -1,8 +1,8 @@
 /**
  * Passkeys (issue 20 item 7) in Chromium with the DevTools Protocol's virtual authenticator
  * (CTAP2, resident keys, user verification): a person signs in by the emailed link, adds a
- * passkey on the Billing page, signs out, and signs in with the passkey alone; the audit log
- * says both. axe-core runs on the Billing page with its Passkeys section and on the sign-in
+ * passkey on the Billing page, signs out, signs in with the passkey alone (the audit log says
+ * both), and removes it. axe-core runs on the Billing page with its Passkeys section and on the sign-in
  * page that offers the passkey, at 1280 and 390 px.
  *
  * The stack's DASHBOARD_URL names `localhost`, not 127.0.0.1: WebAuthn takes the page's host as
@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 describe("passkeys in Chromium", () => {
-  it("signs in by email, adds a passkey, signs out, and signs in with the passkey", async () => {
+  it("signs in by email, adds a passkey, signs out, signs in with the passkey, and removes it", async () => {
     const base = stack.dashboardOrigin;
     expect(new URL(base).hostname).toBe("localhost");
     const created = await callApi(stack, "/admin/accounts", {
@@ -112,6 +112,13 @@ describe("passkeys in Chromium", () => {
     expect(
       entries.filter((e) => e.action === "person.signed_in").map((e) => e.details.method ?? null),
     ).toEqual(["passkey", null]);
+    await page.getByText("with a passkey").first().waitFor();
+
+    // Remove it: the section says so, and the page stays axe-clean.
+    await page.getByRole("button", { name: /^Remove the passkey ending / }).click();
+    await page.getByText("The passkey was removed").waitFor();
+    expect(await page.getByText("You have no passkey yet.").count()).toBe(1);
+    expect(await axeProblems(page)).toEqual([]);
     await context.close();
   });
 });
