@@ -23,7 +23,7 @@ export const PasskeysSection: FC<{ passkeys: PasskeysModel; token: string }> = (
     <h2 id="passkeys-h">Passkeys</h2>
     <p>
       Sign in with your device's screen lock or a security key instead of an emailed link. A passkey
-      signs in you, in every account you belong to.
+      is yours, not the account's: it signs you in to every account you belong to.
     </p>
     {passkeys.list.length > 0 ? (
       <div class="table-scroll">
