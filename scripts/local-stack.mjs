@@ -23,14 +23,14 @@ const DEFAULT_STRIPE_PORT = 12111;
  *   port?: number, persistTo?: string, env?: NodeJS.ProcessEnv, quiet?: boolean,
  *   demoAccount?: boolean, stripePort?: number, upstreamPort?: number, dashboardHost?: string,
  * }} [options]
- * `dashboardHost` names the Billing page's host in DASHBOARD_URL (default 127.0.0.1): WebAuthn
- * refuses an IP address as its RP ID, so the passkey test browses http://localhost instead.
+ * `dashboardHost` (or DASHBOARD_HOST) names the Billing page's host in DASHBOARD_URL (default
+ * 127.0.0.1): WebAuthn refuses an IP address as its RP ID, so passkeys need `localhost`.
  */
 export async function startLocalStack(options = {}) {
   const env = options.env ?? process.env;
   const port = Number(env.PORT ?? options.port ?? 8787);
   const gatewayUrl = `http://127.0.0.1:${port}`;
-  const dashboardOrigin = `http://${options.dashboardHost ?? "127.0.0.1"}:${port}`;
+  const dashboardOrigin = `http://${options.dashboardHost ?? env.DASHBOARD_HOST ?? "127.0.0.1"}:${port}`;
   const persistTo = options.persistTo ?? path.join(root, ".wrangler", "state");
   const adminToken = env.ADMIN_TOKEN ?? "dev-admin-token";
   const stripeKey = env.STRIPE_SECRET_KEY ?? "sk_test_local";
