@@ -21,13 +21,16 @@ const DEFAULT_STRIPE_PORT = 12111;
 /**
  * @param {{
  *   port?: number, persistTo?: string, env?: NodeJS.ProcessEnv, quiet?: boolean,
- *   demoAccount?: boolean, stripePort?: number, upstreamPort?: number,
+ *   demoAccount?: boolean, stripePort?: number, upstreamPort?: number, dashboardHost?: string,
  * }} [options]
+ * `dashboardHost` (or DASHBOARD_HOST) names the Billing page's host in DASHBOARD_URL (default
+ * 127.0.0.1): WebAuthn refuses an IP address as its RP ID, so passkeys need `localhost`.
  */
 export async function startLocalStack(options = {}) {
   const env = options.env ?? process.env;
   const port = Number(env.PORT ?? options.port ?? 8787);
   const gatewayUrl = `http://127.0.0.1:${port}`;
+  const dashboardOrigin = `http://${options.dashboardHost ?? env.DASHBOARD_HOST ?? "127.0.0.1"}:${port}`;
   const persistTo = options.persistTo ?? path.join(root, ".wrangler", "state");
   const adminToken = env.ADMIN_TOKEN ?? "dev-admin-token";
   const stripeKey = env.STRIPE_SECRET_KEY ?? "sk_test_local";
@@ -68,7 +71,7 @@ export async function startLocalStack(options = {}) {
     const made = await stripeSetup({
       stripe: stripeClient(stripeKey, stripe.url),
       gatewayUrl,
-      dashboardUrl: `${gatewayUrl}/account/billing`,
+      dashboardUrl: `${dashboardOrigin}/account/billing`,
       skipWebhook: true,
       apiLabel: stripe.url,
       mode: "test",
@@ -95,7 +98,7 @@ export async function startLocalStack(options = {}) {
     ADMIN_TOKEN: adminToken,
     STRIPE_SECRET_KEY: stripeKey,
     STRIPE_WEBHOOK_SECRET: webhookSecret,
-    DASHBOARD_URL: `${gatewayUrl}/account/billing`,
+    DASHBOARD_URL: `${dashboardOrigin}/account/billing`,
     RECHARGE_RETRY_BASE_SECONDS: env.RECHARGE_RETRY_BASE_SECONDS ?? "2",
     SESSION_SECRET: env.SESSION_SECRET ?? `local-session-${adminToken}`,
     // Sign-up is on locally; its emails are listed by GET /admin/signup-emails.
@@ -199,7 +202,16 @@ export async function startLocalStack(options = {}) {
       2,
     ),
   );
-  return { gatewayUrl, upstreamUrl, stripeUrl: localStripeUrl, adminToken, demo, stop, child };
+  return {
+    gatewayUrl,
+    dashboardOrigin,
+    upstreamUrl,
+    stripeUrl: localStripeUrl,
+    adminToken,
+    demo,
+    stop,
+    child,
+  };
 }
 
 /**

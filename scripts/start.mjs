@@ -16,7 +16,7 @@ const key = stack.demo?.api_key ?? "<create one with POST /admin/accounts>";
 console.log(`
 Tollgate is running.
   gateway          ${stack.gatewayUrl}          (GET /healthz)
-  dashboard        ${stack.gatewayUrl}/account/billing
+  dashboard        ${stack.dashboardOrigin}/account/billing
   upstream         ${stack.upstreamUrl}
   stripe (local)   ${stack.stripeUrl ?? "(STRIPE_API_URL / real Stripe)"}
   admin token      ${stack.adminToken}

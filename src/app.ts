@@ -21,6 +21,7 @@ import { apiDescriptionRoutes } from "./web/docs/routes";
 import { signupAdminRoutes, signupApiRoutes, signupPageRoutes } from "./web/signup/routes";
 import {
   invitationPageRoutes,
+  passkeySignInRoutes,
   signInApiRoutes,
   signInPageRoutes,
 } from "./web/signup/sign-in-routes";
@@ -84,6 +85,8 @@ export function createApp() {
   app.route("/admin/email-test", emailTestRoutes);
   app.route("/account/sign-up", signupPageRoutes);
   // Sign-in and invitations (always on): before /account's catch-all too.
+  // "Sign in with a passkey" and its account choice (the sign-in page offers both ways).
+  app.route("/account/sign-in/passkey", passkeySignInRoutes);
   app.route("/account/sign-in", signInPageRoutes);
   app.route("/account/invitation", invitationPageRoutes);
 

@@ -66,7 +66,8 @@ export type CsrfPurpose =
   | "top-up"
   | "limits"
   | "alerts"
-  | "members";
+  | "members"
+  | "passkeys";
 
 const COOKIE: CookieOptions = {
   httpOnly: true,

@@ -10,18 +10,18 @@
  */
 import { accountExists } from "../db/accounts";
 import type { Db } from "../db/client";
-import { type Membership, markSignedIn, membershipsOf, memberToSignIn } from "../db/members";
+import { type Membership, membershipsOf, memberToSignIn } from "../db/members";
 import { consumeToken, insertOperatorSignIn, usableToken } from "../db/signup-tokens";
 import { signInLink, signInNoAccount } from "../delivery/email-templates";
 import { sendEmailOnce } from "../delivery/mailer";
-import { type Actor, personActor } from "../platform/actor";
+import type { Actor } from "../platform/actor";
 import { brandOf } from "../platform/brand";
 import { sha256Hex } from "../platform/crypto";
 import { mailboxKey } from "../platform/email-address";
 import type { Bindings } from "../platform/env";
-import { recordAudit } from "./audit";
 import { newLinkToken, recordLinkRequest } from "./email-links";
 import { recordOperatorAction } from "./operator-actions";
+import { recordSignIn } from "./passkeys";
 import {
   EMAIL_KINDS,
   LINK_TTL_MS,
@@ -158,31 +158,23 @@ export type SignInConfirmResult =
 /**
  * Uses the link (once, atomically) to sign in to `accountId`, which must be one of the
  * person's accounts now (the page lists them; a person in one account has it preselected).
+ * `method: "passkey"` uses instead the account choice a passkey sign-in left (./passkeys.ts).
  */
 export async function confirmSignIn(
   db: Db,
-  input: { token: string; accountId: string },
+  input: { token: string; accountId: string; method?: "email" | "passkey" },
   now = Date.now(),
 ): Promise<SignInConfirmResult> {
   if (!TOKEN_PATTERN.test(input.token)) return { kind: "invalid" };
-  const used = await consumeToken(db, await sha256Hex(input.token), now, "sign_in");
+  const passkey = input.method === "passkey";
+  const purpose = passkey ? "passkey_sign_in" : "sign_in";
+  const used = await consumeToken(db, await sha256Hex(input.token), now, purpose);
   if (!used) return { kind: "invalid" };
   const membership = (await membershipsOf(db, used.emailKey)).find(
     (m) => m.accountId === input.accountId,
   );
   if (!membership) return { kind: "invalid" };
-  await markSignedIn(db, membership.memberId, now);
-  await recordAudit(
-    db,
-    membership.accountId,
-    personActor(membership.memberId, used.email),
-    "person.signed_in",
-  );
-  return {
-    kind: "signed_in",
-    accountId: membership.accountId,
-    memberId: membership.memberId,
-    epoch: membership.sessionEpoch,
-    email: used.email,
-  };
+  const signedIn = await recordSignIn(db, membership, now, passkey ? { method: "passkey" } : {});
+  // The address the link went to (a passkey's person: the member's own).
+  return { ...signedIn, email: passkey ? signedIn.email : used.email };
 }

@@ -88,6 +88,8 @@ export async function isActiveMemberAnywhere(db: Db, emailKey: string): Promise<
 export interface Membership {
   memberId: string;
   accountId: string;
+  /** The member's own address (as invited or signed up). */
+  email: string;
   /** The account's own email: how a person in several accounts tells them apart. */
   accountEmail: string;
   role: Role;
@@ -100,6 +102,7 @@ export function membershipsOf(db: Db, emailKey: string): Promise<Membership[]> {
     .select({
       memberId: members.id,
       accountId: members.accountId,
+      email: members.email,
       accountEmail: accounts.email,
       role: members.role,
       sessionEpoch: members.sessionEpoch,

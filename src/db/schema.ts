@@ -298,9 +298,10 @@ export const signupTokens = sqliteTable(
     /**
      * What the link does: create an account (`signup`), sign a member in (`sign_in`), or accept
      * an invitation (`invite`, with the account and the invited member row). One table, one
-     * token mechanism and one set of limits for all three.
+     * token mechanism and one set of limits for all three. `passkey_sign_in`: the account
+     * choice after a passkey sign-in (never emailed; minutes long).
      */
-    purpose: text("purpose", { enum: ["signup", "sign_in", "invite"] })
+    purpose: text("purpose", { enum: ["signup", "sign_in", "invite", "passkey_sign_in"] })
       .notNull()
       .default("signup"),
     accountId: text("account_id"),
@@ -415,4 +416,41 @@ export const webhookDeliveries = sqliteTable(
     updatedAt: text("updated_at").notNull(),
   },
   (t) => [index("webhook_deliveries_endpoint_idx").on(t.endpointId, t.createdAt)],
+);
+
+/**
+ * Passkeys (WebAuthn credentials): they belong to a person (`email_key`, as `members.email_key`)
+ * across accounts, as an emailed sign-in link does; which accounts that person may open is read
+ * from `members` at each sign-in. `public_key` is the COSE key, base64url.
+ */
+export const passkeys = sqliteTable(
+  "passkeys",
+  {
+    /** The credential id, base64url, as the authenticator gave it. */
+    id: text("id").primaryKey(),
+    emailKey: text("email_key").notNull(),
+    publicKey: text("public_key").notNull(),
+    counter: integer("counter").notNull().default(0),
+    /** JSON array of the transports the browser reported (`["internal","hybrid"]`). */
+    transports: text("transports").notNull().default("[]"),
+    createdAt: createdAt(),
+    lastUsedAt: text("last_used_at"),
+  },
+  (t) => [index("passkeys_email_key_idx").on(t.emailKey)],
+);
+
+/**
+ * WebAuthn challenges, single-use and minutes long: only their SHA-256 is kept, with what they
+ * were issued for (`register` names its person; `authenticate` names none). A challenge is
+ * deleted by the statement that uses it.
+ */
+export const passkeyChallenges = sqliteTable(
+  "passkey_challenges",
+  {
+    challengeHash: text("challenge_hash").primaryKey(),
+    purpose: text("purpose", { enum: ["register", "authenticate"] }).notNull(),
+    emailKey: text("email_key"),
+    expiresAt: text("expires_at").notNull(),
+  },
+  (t) => [index("passkey_challenges_expires_idx").on(t.expiresAt)],
 );

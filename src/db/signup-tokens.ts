@@ -156,6 +156,27 @@ export async function insertOperatorSignIn(
   });
 }
 
+/**
+ * The account choice after a passkey sign-in: the person proved who they are, so no limits and
+ * no email; the row only lets the choice page's post use it once, within minutes.
+ */
+export async function insertPasskeySignIn(
+  db: Db,
+  row: { tokenHash: string; email: string; emailKey: string; now: number; expiresAt: number },
+): Promise<void> {
+  await db.insert(signupTokens).values({
+    tokenHash: row.tokenHash,
+    email: row.email,
+    emailKey: row.emailKey,
+    clientHash: "",
+    clientNetHash: "",
+    createdAt: iso(row.now),
+    expiresAt: iso(row.expiresAt),
+    usedAt: null,
+    purpose: "passkey_sign_in",
+  });
+}
+
 const usable = (tokenHash: string, purpose: LinkPurpose, now: number) =>
   and(
     eq(signupTokens.tokenHash, tokenHash),

@@ -36,7 +36,7 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startStackAndBrowser(): Promise<{
+export async function startStackAndBrowser(options: { dashboardHost?: string } = {}): Promise<{
   stack: Stack;
   browser: Browser;
   stop(): Promise<void>;
@@ -49,7 +49,13 @@ export async function startStackAndBrowser(): Promise<{
     delete env[name];
   }
   // stripePort 0: any free port, so the suite never takes the stable one `npm start` uses.
-  const stack = await startLocalStack({ persistTo, env, quiet: true, stripePort: 0 });
+  const stack = await startLocalStack({
+    persistTo,
+    env,
+    quiet: true,
+    stripePort: 0,
+    dashboardHost: options.dashboardHost,
+  });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [

@@ -15,7 +15,7 @@ import { ledgerFor } from "../../src/ledger/client";
 import { processRecharge } from "../../src/purchases/consumer";
 import { HistoryRow } from "../../src/web/billing/billing-view";
 import { loadBilling } from "../../src/web/billing/data";
-import { COPY_SCRIPT } from "../../src/web/kit/security";
+import { COPY_SCRIPT, PASSKEY_SCRIPT } from "../../src/web/kit/security";
 import { STYLES } from "../../src/web/kit/styles";
 import { failHistoryWrites } from "../helpers/d1-faults";
 import {
@@ -190,9 +190,11 @@ function expectSecurityHeaders(res: Response) {
   expect(directives["form-action"]?.[0]).toBe("'self'");
   expect(directives["frame-ancestors"]).toEqual(["'none'"]);
   expect(directives["base-uri"]).toEqual(["'none'"]);
-  // One script, allowed by its hash: the "Copy key" button.
-  expect(directives["script-src"]).toHaveLength(1);
-  expect(directives["script-src"]?.[0]).toMatch(/^'sha256-[A-Za-z0-9+/]+=*'$/);
+  // Two scripts, each allowed by its hash: the "Copy key" button and the passkey forms.
+  expect(directives["script-src"]).toHaveLength(2);
+  for (const source of directives["script-src"] ?? []) {
+    expect(source).toMatch(/^'sha256-[A-Za-z0-9+/]+=*'$/);
+  }
   expect(res.headers.get("X-Content-Type-Options")).toBe("nosniff");
   expect(res.headers.get("Referrer-Policy")).toBe("no-referrer");
   expect(res.headers.get("X-Frame-Options")).toBe("DENY");
@@ -1524,7 +1526,7 @@ describe("the page's security headers", () => {
     };
     const expected = [
       "default-src 'none'",
-      `script-src ${await hash(COPY_SCRIPT)}`,
+      `script-src ${await hash(COPY_SCRIPT)} ${await hash(PASSKEY_SCRIPT)}`,
       `style-src ${await hash(STYLES)}`,
       "img-src 'self' data:",
       `form-action 'self' ${new URL(env.STRIPE_API_URL).origin}`,

@@ -57,6 +57,14 @@ describe("the Billing page's Activity in words", () => {
     );
   });
 
+  it("says how a person signed in, and which passkey was added or removed", () => {
+    expect(activityAction("passkey.added")).toBe("Passkey added");
+    expect(detail("passkey.added", { passkey_id: "AAAAAAAAabcdEFGH" })).toBe("passkey …abcdEFGH");
+    expect(detail("passkey.removed", { passkey_id: "xyzabcdEFGH" })).toBe("passkey …abcdEFGH");
+    expect(detail("person.signed_in", { method: "passkey" })).toBe("with a passkey");
+    expect(detail("person.signed_in", {})).toBe("");
+  });
+
   it("names who acted: a person by their label, anyone else by kind and label", () => {
     expect(activityActor({ type: "person", id: "p1", label: "ana@example.com" })).toBe(
       "ana@example.com",

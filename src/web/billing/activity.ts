@@ -24,6 +24,8 @@ const ACTIONS: Record<string, string> = {
   "credits.adjusted": "Credits adjusted",
   "person.signed_in": "Signed in",
   "person.signed_out_everywhere": "Signed out everywhere",
+  "passkey.added": "Passkey added",
+  "passkey.removed": "Passkey removed",
   "member.invited": "Member invited",
   "member.joined": "Member joined",
   "member.role_changed": "Member's role changed",
@@ -73,6 +75,11 @@ export function activityDetail(entry: Pick<AuditJson, "action" | "details">): st
       return `to ${str(d.email) ?? ""}`;
     case "account.suspended":
       return str(d.reason) ?? "";
+    case "person.signed_in":
+      return d.method === "passkey" ? "with a passkey" : "";
+    case "passkey.added":
+    case "passkey.removed":
+      return `passkey …${(str(d.passkey_id) ?? "").slice(-8)}`;
     case "key.created":
     case "key.revoked": {
       const key = `${str(d.prefix) ?? ""}…${str(d.last4) ?? ""}`;

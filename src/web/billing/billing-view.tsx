@@ -31,6 +31,7 @@ import { MIN_ADVICE_DAYS, type PlanAdvice, runwaySentence } from "./advice";
 import { UsageChart } from "./chart";
 import type { Activity, BillingModel, HistoryPage, Transaction, WebhookEndpointView } from "./data";
 import { BILLING_PATH } from "./pages";
+import { type PasskeysModel, PasskeysSection } from "./passkeys-section";
 
 export type CsrfTokens = Record<CsrfPurpose, string>;
 
@@ -57,6 +58,8 @@ export interface BillingPageProps {
   apiBase?: string;
   /** Back from a paid plan Checkout that the webhooks have not mirrored yet. */
   activation?: Activation | null;
+  /** The person's passkeys and "Add a passkey"'s options. */
+  passkeys?: PasskeysModel | null;
 }
 
 /** A plan paid for in Checkout, not yet shown by D1 and the ledger; `refreshing` while the page polls. */
@@ -76,6 +79,7 @@ export const BillingPage: FC<BillingPageProps> = ({
   newKey,
   activation,
   apiBase = "",
+  passkeys,
 }) => {
   const can = (p: Permission) => may(viewer.role, p);
   return (
@@ -154,6 +158,7 @@ export const BillingPage: FC<BillingPageProps> = ({
           viewer={viewer}
         />
         <WebhooksSection webhooks={model.webhooks} />
+        {passkeys ? <PasskeysSection passkeys={passkeys} token={tokens.passkeys} /> : null}
         <ActivitySection activity={model.activity} />
       </main>
     </>

@@ -1,5 +1,9 @@
 import type { FC } from "hono/jsx";
 import { type Notice, NoticeBox } from "../kit/layout";
+import { PasskeyForm } from "../kit/passkey-form";
+
+/** Where "Sign in with a passkey" posts. */
+export const PASSKEY_SIGN_IN_PATH = "/account/sign-in/passkey";
 
 /** The Billing page's address, where every form comes back to. */
 export const BILLING_PATH = "/account/billing";
@@ -15,7 +19,9 @@ export const SignInPage: FC<{
   /** The form's double-submit token (see `signInToken`). */
   csrf?: string;
   email?: string;
-}> = ({ notice, unavailable, signUp, csrf, email }) => (
+  /** "Sign in with a passkey": its challenge's options (see ../../accounts/passkeys). */
+  passkeyOptions?: unknown;
+}> = ({ notice, unavailable, signUp, csrf, email, passkeyOptions }) => (
   <main id="main" class="wrap">
     <div class="signin">
       <section class="card" aria-labelledby="signin-h">
@@ -59,6 +65,16 @@ export const SignInPage: FC<{
             <button type="submit">Email me a sign-in link</button>
           </div>
         </form>
+        {passkeyOptions && csrf ? (
+          <PasskeyForm
+            mode="authenticate"
+            action={PASSKEY_SIGN_IN_PATH}
+            csrf={csrf}
+            options={passkeyOptions}
+            label="Sign in with a passkey"
+            id="passkey-sign-in"
+          />
+        ) : null}
         {signUp ? (
           <p>
             No account yet? <a href="/account/sign-up">Create a free account</a>

@@ -6,6 +6,8 @@
  * repeats nothing and shows no notice twice. Posts that are refused outright (bad CSRF token,
  * invalid fields) answer with an error page: repeating them changes nothing either.
  */
+
+import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -14,6 +16,13 @@ import { limitAction } from "../../accounts/action-limits";
 import { recordAudit } from "../../accounts/audit";
 import { createKey, revokeKey } from "../../accounts/keys";
 import { changeRole, inviteMember, removeMember } from "../../accounts/members";
+import {
+  addPasskey,
+  authenticationOptions,
+  listPasskeys,
+  registrationOptions,
+  removePasskey,
+} from "../../accounts/passkeys";
 import { may, ROLES, type Role } from "../../accounts/roles";
 import {
   type CsrfPurpose,
@@ -54,6 +63,7 @@ import {
   SignedOutError,
 } from "../kit/forms";
 import { Document, type Notice, renderHtml } from "../kit/layout";
+import { relyingParty } from "../kit/passkey-form";
 import { pageSecurityHeaders } from "../kit/security";
 import { type Activation, BillingPage, type CsrfTokens, TopUpConfirmPage } from "./billing-view";
 import {
@@ -79,6 +89,7 @@ const PURPOSES: CsrfPurpose[] = [
   "limits",
   "alerts",
   "members",
+  "passkeys",
 ];
 
 const NOTICES = {
@@ -94,6 +105,12 @@ const NOTICES = {
   },
   removedYourself: { tone: "ok", text: "You left the account, and are signed out." },
   memberRemoved: { tone: "ok", text: "The member was removed; their sessions have ended." },
+  passkeyRemoved: { tone: "ok", text: "The passkey was removed: it signs in no more." },
+  passkeyGone: { tone: "warn", text: "No such passkey of yours: nothing was removed." },
+  passkeyAdded: {
+    tone: "ok",
+    text: "Passkey added. Next time, sign in with it instead of an email link.",
+  },
 } satisfies Record<string, Notice>;
 
 const AutoRechargeForm = z.object({
@@ -152,6 +169,17 @@ const CreateKeyForm = z.object({
   scope: z.enum(["classify", "full"]).default("classify"),
 });
 
+/** The passkey form's `response` field: the credential's JSON, or null. */
+function parsePasskeyResponse(value: string | undefined) {
+  if (!value || value.length > 16_384) return null;
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    return parsed && typeof parsed === "object" ? (parsed as RegistrationResponseJSON) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Back to the page with a one-time message: post/redirect/get. */
 async function redirectWith(
   c: Context<AppEnv>,
@@ -207,6 +235,9 @@ async function signInPage(
 ) {
   const secret = await sessionSecret(c.env);
   const csrf = secret ? await signInToken(c, secret) : "";
+  const passkeyOptions = secret
+    ? await authenticationOptions(c.get("db"), relyingParty(c))
+    : undefined;
   return renderHtml(
     c,
     <Document title={`Sign in · ${TITLE(c)}`}>
@@ -215,6 +246,7 @@ async function signInPage(
         unavailable={options.unavailable || !secret}
         signUp={signupEnabled(c.env)}
         csrf={csrf}
+        passkeyOptions={passkeyOptions}
       />
     </Document>,
     status,
@@ -251,6 +283,10 @@ async function billingPage(
     ));
   if (!model) throw refusalPage("not_initialized");
   const tokens = await tokensFor(secret, session);
+  const passkeys = {
+    list: await listPasskeys(c.get("db"), session.emailKey),
+    options: await registrationOptions(c.get("db"), relyingParty(c), session),
+  };
   return renderHtml(
     c,
     <Document
@@ -266,6 +302,7 @@ async function billingPage(
         newKey={options.newKey}
         apiBase={new URL(c.req.url).origin}
         activation={options.activation}
+        passkeys={passkeys}
       />
     </Document>,
   );
@@ -652,6 +689,34 @@ export const billingPageRoutes = new Hono<AppEnv>()
     );
     if (!result.ok) return refused(c, secret, session, result.reason);
     return redirectWith(c, secret, session, { notice: NOTICES.keyRevoked });
+  })
+  .post("/billing/passkeys", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "passkeys", fields);
+    const response = parsePasskeyResponse(fields.response);
+    const result = response
+      ? await addPasskey(c.get("db"), relyingParty(c), session, response)
+      : { ok: false as const, reason: "not_verified" as const };
+    if (!result.ok) {
+      return redirectWith(c, secret, session, {
+        notice: {
+          tone: "bad",
+          text:
+            result.reason === "already_added"
+              ? "That passkey is already added."
+              : "No passkey was added: your device's answer could not be verified, or the page was out of date. Reload the page and try again.",
+        },
+      });
+    }
+    return redirectWith(c, secret, session, { notice: NOTICES.passkeyAdded });
+  })
+  .post("/billing/passkeys/:id/remove", async (c) => {
+    const fields = await readFields(c);
+    const { session, secret } = await formSession(c, "passkeys", fields);
+    const removed = await removePasskey(c.get("db"), session, c.req.param("id"));
+    return redirectWith(c, secret, session, {
+      notice: removed ? NOTICES.passkeyRemoved : NOTICES.passkeyGone,
+    });
   })
   .post("/billing/members", async (c) => {
     const fields = await readFields(c);

@@ -196,7 +196,9 @@ export const SignInConfirmPage: FC<{
   token: string;
   csrf: string;
   accounts: { accountId: string; accountEmail: string; role: string }[];
-}> = ({ email, token, csrf, accounts }) => (
+  /** Where the choice posts: the emailed link's confirm, or a passkey sign-in's. */
+  action?: string;
+}> = ({ email, token, csrf, accounts, action = SIGN_IN_CONFIRM_PATH }) => (
   <Card title="Sign in">
     <p class="lead">
       Sign in as <strong>{email}</strong>
@@ -204,7 +206,7 @@ export const SignInConfirmPage: FC<{
     </p>
     {/* One form per account (no list markup: a button each is the whole choice). */}
     {accounts.map((a) => (
-      <form method="post" action={SIGN_IN_CONFIRM_PATH}>
+      <form method="post" action={action}>
         <Csrf token={csrf} />
         <input type="hidden" name="token" value={token} />
         <input type="hidden" name="account_id" value={a.accountId} />
@@ -224,6 +226,16 @@ export const SignInLinkUnusablePage: FC = () => (
       It has expired or it was already used: each link works once, for {MINUTES} minutes. Ask for a
       new one.
     </p>
+    <p>
+      <a href={SIGN_IN_PATH}>Sign in</a>
+    </p>
+  </Card>
+);
+
+/** A passkey sign-in that was refused (its words say why, never which account exists). */
+export const PasskeySignInRefusedPage: FC<{ message: string }> = ({ message }) => (
+  <Card title="Your passkey did not sign you in">
+    <p>{message}</p>
     <p>
       <a href={SIGN_IN_PATH}>Sign in</a>
     </p>

@@ -9,11 +9,17 @@
  * The pages are sign-up's (./pages.tsx), and so is the token mechanism behind them.
  */
 
+import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import { type Context, Hono } from "hono";
 import type { Child } from "hono/jsx";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { acceptInvitation, peekInvitation } from "../../accounts/members";
+import {
+  authenticationOptions,
+  type PasskeyRefusal,
+  verifyPasskeySignIn,
+} from "../../accounts/passkeys";
 import {
   clearSignInToken,
   SIGN_IN_COOKIE,
@@ -35,13 +41,15 @@ import { describe } from "../../http/openapi";
 import { parseJson } from "../../platform/body";
 import { brandOf } from "../../platform/brand";
 import { ApiError } from "../../platform/errors";
-import { BILLING_PATH, SignInPage } from "../billing/pages";
+import { BILLING_PATH, PASSKEY_SIGN_IN_PATH, SignInPage } from "../billing/pages";
 import { readFields } from "../kit/forms";
 import { Document, renderHtml } from "../kit/layout";
+import { relyingParty } from "../kit/passkey-form";
 import { pageSecurityHeaders } from "../kit/security";
 import {
   InvitationPage,
   InvitationUnusablePage,
+  PasskeySignInRefusedPage,
   RateLimitedPage,
   SignInConfirmPage,
   SignInLinkUnusablePage,
@@ -153,6 +161,7 @@ async function signInForm(
       signUp={signupEnabled(c.env)}
       email={options.email}
       notice={options.bad ? { tone: "bad", text: options.bad } : null}
+      passkeyOptions={await authenticationOptions(c.get("db"), relyingParty(c))}
     />,
   );
 }
@@ -288,6 +297,81 @@ export const signInPageRoutes = pages()
       accountId: fields.account_id ?? "",
     });
     if (result.kind === "invalid") return page(c, 410, "Link expired", <SignInLinkUnusablePage />);
+    return signedIn(c, secret, result);
+  });
+
+const PASSKEY_REFUSALS: Record<PasskeyRefusal, string> = {
+  challenge:
+    "The sign-in page was out of date or already used. Open the sign-in page again and retry.",
+  unknown_credential:
+    "This passkey is not known here: it may have been added for another site. Sign in by email instead.",
+  not_verified: "Your device's answer could not be verified. Try again, or sign in by email.",
+  already_added: "Your device's answer could not be verified. Try again, or sign in by email.",
+  no_account:
+    "The person this passkey belongs to is not a member of any account now. Sign in by email to check.",
+};
+
+/** The posted `response` field: the credential's JSON, or null. */
+function passkeyResponse(value: string | undefined): AuthenticationResponseJSON | null {
+  if (!value || value.length > 16_384) return null;
+  try {
+    const parsed = JSON.parse(value) as unknown;
+    return parsed && typeof parsed === "object" ? (parsed as AuthenticationResponseJSON) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `/account/sign-in/passkey`: "Sign in with a passkey"'s post (the sign-in form's own token),
+ * and the account choice that follows for a person in several accounts.
+ */
+export const passkeySignInRoutes = pages()
+  .post("/", async (c) => {
+    const fields = await readFields(c);
+    const secret = await secretOf(c);
+    await checkForm(c, secret, "sign-in", fields);
+    const response = passkeyResponse(fields.response);
+    const result = response
+      ? await verifyPasskeySignIn(c.get("db"), relyingParty(c), response)
+      : { kind: "invalid" as const, reason: "not_verified" as const };
+    if (result.kind === "invalid") {
+      const title = "Your passkey did not sign you in";
+      return page(
+        c,
+        400,
+        title,
+        <PasskeySignInRefusedPage message={PASSKEY_REFUSALS[result.reason]} />,
+      );
+    }
+    if (result.kind === "signed_in") return signedIn(c, secret, result);
+    const csrf = await issueNonceToken(c, secret, SIGN_IN_COOKIE, "sign-in-confirm");
+    return page(
+      c,
+      200,
+      "Sign in",
+      <SignInConfirmPage
+        email={result.email}
+        token={result.token}
+        csrf={csrf}
+        accounts={result.memberships}
+        action={`${PASSKEY_SIGN_IN_PATH}/confirm`}
+      />,
+    );
+  })
+  .post("/confirm", async (c) => {
+    const fields = await readFields(c);
+    const secret = await secretOf(c);
+    await checkForm(c, secret, "sign-in-confirm", fields);
+    const result = await confirmSignIn(c.get("db"), {
+      token: fields.token ?? "",
+      accountId: fields.account_id ?? "",
+      method: "passkey",
+    });
+    if (result.kind === "invalid") {
+      const title = "Your passkey did not sign you in";
+      return page(c, 410, title, <PasskeySignInRefusedPage message={PASSKEY_REFUSALS.challenge} />);
+    }
     return signedIn(c, secret, result);
   });
 
