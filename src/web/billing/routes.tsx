@@ -65,7 +65,7 @@ import {
 import { Document, type Notice, renderHtml } from "../kit/layout";
 import { relyingParty } from "../kit/passkey-form";
 import { pageSecurityHeaders } from "../kit/security";
-import { type Activation, BillingPage, type CsrfTokens, TopUpConfirmPage } from "./billing-view";
+import { BillingPage } from "./billing-view";
 import {
   ACTIVATION_MAX_LOOKS,
   ACTIVATION_REFRESH_SECONDS,
@@ -76,6 +76,8 @@ import {
 } from "./checkout-return";
 import { type BillingModel, loadBilling } from "./data";
 import { BILLING_PATH, ErrorPage, ResumePage, SignInPage } from "./pages";
+import type { Activation, CsrfTokens } from "./parts";
+import { TopUpConfirmPage } from "./top-up-page";
 
 /** Every Billing page's title ends with the page's name and the business's. */
 const TITLE = (c: Context<AppEnv>) => `Account / Billing · ${brandOf(c.env).company}`;
