@@ -283,7 +283,10 @@ describe("Account / Billing in Chromium", () => {
     const field = page.getByLabel("Your new key");
     expect(await field.inputValue()).toMatch(/^tg_test_[0-9A-Za-z]{32}$/);
     expect(await field.isVisible()).toBe(true);
-    expect(await page.locator("button[data-copy]").isHidden()).toBe(true);
+    // Both copy buttons (the key's and the quickstart command's) need JavaScript: hidden.
+    const copyButtons = await page.locator("button[data-copy]").all();
+    expect(copyButtons.length).toBe(2);
+    for (const button of copyButtons) expect(await button.isHidden()).toBe(true);
     const box = await field.boundingBox();
     expect((box?.x ?? 0) + (box?.width ?? 999)).toBeLessThanOrEqual(390);
     await context.close();
