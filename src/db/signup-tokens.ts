@@ -135,35 +135,16 @@ export async function insertInvitation(
   });
 }
 
-/**
- * A sign-in link an operator sends a member (an authenticated, audited action): not counted
- * by the limits on what strangers ask for, and no client address to count it by. It is still
- * an email to that mailbox, so it counts toward the mailbox's and the global limits.
- */
-export async function insertOperatorSignIn(
-  db: Db,
-  row: { tokenHash: string; email: string; emailKey: string; now: number; expiresAt: number },
-): Promise<void> {
-  await db.insert(signupTokens).values({
-    tokenHash: row.tokenHash,
-    email: row.email,
-    emailKey: row.emailKey,
-    clientHash: "",
-    clientNetHash: "",
-    createdAt: iso(row.now),
-    expiresAt: iso(row.expiresAt),
-    purpose: "sign_in",
-  });
-}
+type UnlimitedRow = {
+  tokenHash: string;
+  email: string;
+  emailKey: string;
+  now: number;
+  expiresAt: number;
+};
 
-/**
- * The account choice after a passkey sign-in: the person proved who they are, so no limits and
- * no email; the row only lets the choice page's post use it once, within minutes.
- */
-export async function insertPasskeySignIn(
-  db: Db,
-  row: { tokenHash: string; email: string; emailKey: string; now: number; expiresAt: number },
-): Promise<void> {
+/** A link row that no stranger asked for, so no client address and no per-client limit. */
+async function insertUnlimited(db: Db, row: UnlimitedRow, purpose: LinkPurpose): Promise<void> {
   await db.insert(signupTokens).values({
     tokenHash: row.tokenHash,
     email: row.email,
@@ -173,8 +154,25 @@ export async function insertPasskeySignIn(
     createdAt: iso(row.now),
     expiresAt: iso(row.expiresAt),
     usedAt: null,
-    purpose: "passkey_sign_in",
+    purpose,
   });
+}
+
+/**
+ * A sign-in link an operator sends a member (an authenticated, audited action): not counted
+ * by the limits on what strangers ask for, and no client address to count it by. It is still
+ * an email to that mailbox, so it counts toward the mailbox's and the global limits.
+ */
+export function insertOperatorSignIn(db: Db, row: UnlimitedRow): Promise<void> {
+  return insertUnlimited(db, row, "sign_in");
+}
+
+/**
+ * The account choice after a passkey sign-in: the person proved who they are, so no limits and
+ * no email; the row only lets the choice page's post use it once, within minutes.
+ */
+export function insertPasskeySignIn(db: Db, row: UnlimitedRow): Promise<void> {
+  return insertUnlimited(db, row, "passkey_sign_in");
 }
 
 const usable = (tokenHash: string, purpose: LinkPurpose, now: number) =>
