@@ -7,23 +7,14 @@
  * invalid fields) answer with an error page: repeating them changes nothing either.
  */
 
-import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { limitAction } from "../../accounts/action-limits";
 import { recordAudit } from "../../accounts/audit";
-import { createKey, revokeKey } from "../../accounts/keys";
-import { changeRole, inviteMember, removeMember } from "../../accounts/members";
-import {
-  addPasskey,
-  authenticationOptions,
-  listPasskeys,
-  registrationOptions,
-  removePasskey,
-} from "../../accounts/passkeys";
-import { may, ROLES, type Role } from "../../accounts/roles";
+import { authenticationOptions, listPasskeys, registrationOptions } from "../../accounts/passkeys";
+import { may } from "../../accounts/roles";
 import {
   type CsrfPurpose,
   csrfToken,
@@ -32,12 +23,11 @@ import {
   readSession,
   type Session,
   sessionSecret,
-  setFlash,
   signInToken,
   takeFlash,
   verifyCsrf,
 } from "../../accounts/sessions";
-import { publicOrigin, signupEnabled } from "../../accounts/signup-config";
+import { signupEnabled } from "../../accounts/signup-config";
 import { endSessionsOf } from "../../db/members";
 import type { AppEnv } from "../../http/context";
 import { type After, decodeCursor } from "../../http/cursor";
@@ -48,7 +38,6 @@ import { personActor } from "../../platform/actor";
 import { brandOf } from "../../platform/brand";
 import { randomBase62, sha256Hex } from "../../platform/crypto";
 import { ApiError, serviceUnavailable } from "../../platform/errors";
-import { pageWords, type RefusalType, refusalStatus } from "../../platform/refusals";
 import { PACKAGE_IDS, PACKAGES, PLANS } from "../../pricing";
 import { startCardSetup, startPlanCheckout } from "../../subscriptions/checkout";
 import { createPortalSession } from "../../subscriptions/portal";
@@ -75,8 +64,10 @@ import {
   SESSION_ID,
 } from "./checkout-return";
 import { type BillingModel, loadBilling } from "./data";
+import { NOTICES, redirectWith, refusalNotice, refusalPage, refused } from "./form-replies";
 import { BILLING_PATH, ErrorPage, ResumePage, SignInPage } from "./pages";
 import type { Activation, CsrfTokens } from "./parts";
+import { peopleFormRoutes } from "./people-forms";
 import { TopUpConfirmPage } from "./top-up-page";
 
 /** Every Billing page's title ends with the page's name and the business's. */
@@ -93,27 +84,6 @@ const PURPOSES: CsrfPurpose[] = [
   "members",
   "passkeys",
 ];
-
-const NOTICES = {
-  autoRechargeSaved: { tone: "ok", text: "Auto-recharge settings saved." },
-  keyRevoked: {
-    tone: "ok",
-    text: "The key was revoked. Requests with it are refused within seconds.",
-  },
-  signedOut: { tone: "ok", text: "You are signed out." },
-  signedOutEverywhere: {
-    tone: "ok",
-    text: "You are signed out, here and in every other browser.",
-  },
-  removedYourself: { tone: "ok", text: "You left the account, and are signed out." },
-  memberRemoved: { tone: "ok", text: "The member was removed; their sessions have ended." },
-  passkeyRemoved: { tone: "ok", text: "The passkey was removed: it signs in no more." },
-  passkeyGone: { tone: "warn", text: "No such passkey of yours: nothing was removed." },
-  passkeyAdded: {
-    tone: "ok",
-    text: "Passkey added. Next time, sign in with it instead of an email link.",
-  },
-} satisfies Record<string, Notice>;
 
 const AutoRechargeForm = z.object({
   enabled: z.literal("on").optional(),
@@ -161,74 +131,6 @@ const AlertsForm = z.object({
       error: `at most ${formatCredits(MAX_LOW_BALANCE_CREDITS)} credits`,
     }),
 });
-
-const RoleField = z.enum(ROLES as [Role, ...Role[]], { error: "choose one of the roles" });
-const InviteForm = z.object({ email: z.email().max(254), role: RoleField });
-const RoleForm = z.object({ role: RoleField });
-
-const CreateKeyForm = z.object({
-  name: z.string().trim().max(100).optional(),
-  scope: z.enum(["classify", "full"]).default("classify"),
-});
-
-/** The passkey form's `response` field: the credential's JSON, or null. */
-function parsePasskeyResponse(value: string | undefined) {
-  if (!value || value.length > 16_384) return null;
-  try {
-    const parsed = JSON.parse(value) as unknown;
-    return parsed && typeof parsed === "object" ? (parsed as RegistrationResponseJSON) : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Back to the page with a one-time message: post/redirect/get. */
-async function redirectWith(
-  c: Context<AppEnv>,
-  secret: string,
-  session: Session | null,
-  flash: Flash,
-) {
-  await setFlash(c, secret, session?.sessionId ?? null, flash);
-  return c.redirect(BILLING_PATH, 303);
-}
-
-/** A refusal as the page says it: the refusal table's words (../../refusals), as a notice. */
-export function refusalNotice(reason: RefusalType, retryAfterSeconds?: number): Notice {
-  const words = pageWords(reason);
-  return {
-    tone: words.tone ?? "bad",
-    text: words.text,
-    detail:
-      retryAfterSeconds !== undefined
-        ? `Try again in ${Math.ceil(retryAfterSeconds / 60)} minutes.`
-        : words.action,
-  };
-}
-
-/** A refusal as an error page, with the status the API answers it with. */
-function refusalPage(reason: RefusalType): PageError {
-  const words = pageWords(reason);
-  return new PageError(refusalStatus(reason), words.title, words.text);
-}
-
-/**
- * A form post the account's rules refused. What it acted on is gone (a 404: the account, the
- * key): an error page, as there is nothing on the Billing page to act on. Otherwise back to the
- * page, which says why and what to do.
- */
-async function refused(
-  c: Context<AppEnv>,
-  secret: string,
-  session: Session,
-  reason: RefusalType,
-  retryAfterSeconds?: number,
-) {
-  if (refusalStatus(reason) === 404) throw refusalPage(reason);
-  // Beyond the person's role: the page never offered the form, so this is no notice but a 403.
-  if (reason === "insufficient_role") throw insufficientRole();
-  return redirectWith(c, secret, session, { notice: refusalNotice(reason, retryAfterSeconds) });
-}
 
 async function signInPage(
   c: Context<AppEnv>,
@@ -652,129 +554,8 @@ export const billingPageRoutes = new Hono<AppEnv>()
     await recordAudit(c.get("db"), session.accountId, c.get("actor"), "card_setup.started");
     return c.redirect(result.url, 303);
   })
-  .post("/billing/keys", async (c) => {
-    const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "keys", fields);
-    const form = parseFields(fields, CreateKeyForm);
-    const name = form.name ? form.name : null;
-    const created = await createKey(
-      c.env,
-      c.get("db"),
-      session.accountId,
-      {
-        name,
-        scope: form.scope,
-        role: session.role,
-      },
-      c.get("actor"),
-    );
-    if (!created.ok) {
-      return created.reason === "action_rate_limited"
-        ? refused(c, secret, session, created.reason, created.retryAfterSeconds)
-        : refused(c, secret, session, created.reason);
-    }
-    // The key goes to the next page view in the encrypted, read-once flash (never in a URL):
-    // reloading that page repeats a GET, so it neither shows the key again nor makes another.
-    return redirectWith(c, secret, session, { newKey: { key: created.key.key, name } });
-  })
-  .post("/billing/keys/:id/revoke", async (c) => {
-    const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "keys", fields);
-    const keyId = c.req.param("id");
-    const result = await revokeKey(
-      c.env,
-      c.get("db"),
-      session.accountId,
-      keyId,
-      c.get("actor"),
-      session.role,
-    );
-    if (!result.ok) return refused(c, secret, session, result.reason);
-    return redirectWith(c, secret, session, { notice: NOTICES.keyRevoked });
-  })
-  .post("/billing/passkeys", async (c) => {
-    const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "passkeys", fields);
-    const response = parsePasskeyResponse(fields.response);
-    const result = response
-      ? await addPasskey(c.get("db"), relyingParty(c), session, response)
-      : { ok: false as const, reason: "not_verified" as const };
-    if (!result.ok) {
-      return redirectWith(c, secret, session, {
-        notice: {
-          tone: "bad",
-          text:
-            result.reason === "already_added"
-              ? "That passkey is already added."
-              : "No passkey was added: your device's answer could not be verified, or the page was out of date. Reload the page and try again.",
-        },
-      });
-    }
-    return redirectWith(c, secret, session, { notice: NOTICES.passkeyAdded });
-  })
-  .post("/billing/passkeys/:id/remove", async (c) => {
-    const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "passkeys", fields);
-    const removed = await removePasskey(c.get("db"), session, c.req.param("id"));
-    return redirectWith(c, secret, session, {
-      notice: removed ? NOTICES.passkeyRemoved : NOTICES.passkeyGone,
-    });
-  })
-  .post("/billing/members", async (c) => {
-    const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "members", fields, "members");
-    const form = parseFields(fields, InviteForm);
-    await limitAction(c.get("db"), session.accountId, "invite");
-    // The same function as POST /v1/account/members.
-    const result = await inviteMember(
-      c.env,
-      c.get("db"),
-      {
-        accountId: session.accountId,
-        email: form.email,
-        role: form.role,
-        invitedBy: session.email,
-        origin: publicOrigin(c.env, c.req.url),
-      },
-      c.get("actor"),
-    );
-    if (!result.ok) return refused(c, secret, session, result.reason);
-    return redirectWith(c, secret, session, {
-      notice: {
-        tone: "ok",
-        text: `Invitation sent to ${result.member.email} (${result.member.role}).`,
-        detail: "The link works once, for 7 days.",
-      },
-    });
-  })
-  .post("/billing/members/:id/role", async (c) => {
-    const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "members", fields, "members");
-    const form = parseFields(fields, RoleForm);
-    const result = await changeRole(
-      c.get("db"),
-      session.accountId,
-      c.req.param("id"),
-      form.role,
-      c.get("actor"),
-    );
-    if (!result.ok) return refused(c, secret, session, result.reason);
-    return redirectWith(c, secret, session, {
-      notice: { tone: "ok", text: `${result.member.email} is now ${result.member.role}.` },
-    });
-  })
-  .post("/billing/members/:id/remove", async (c) => {
-    const fields = await readFields(c);
-    const { session, secret } = await formSession(c, "members", fields, "members");
-    const memberId = c.req.param("id");
-    const result = await removeMember(c.get("db"), session.accountId, memberId, c.get("actor"));
-    if (!result.ok) return refused(c, secret, session, result.reason);
-    if (memberId === session.memberId) {
-      endSession(c);
-      return redirectWith(c, secret, null, { notice: NOTICES.removedYourself });
-    }
-    return redirectWith(c, secret, session, { notice: NOTICES.memberRemoved });
-  })
+  // Keys, passkeys and members: the people and access forms (./people-forms).
+  .route("/", peopleFormRoutes)
   .all("/*", (c) =>
     errorPage(c, 404, "Page not found", `There is no page at ${c.req.method} ${c.req.path}.`),
   )
