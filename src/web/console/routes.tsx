@@ -35,6 +35,7 @@ import { pageWords } from "../../platform/refusals";
 import { PageError, parseFields, readFields } from "../kit/forms";
 import { Document, type Notice, renderHtml } from "../kit/layout";
 import { pageSecurityHeaders } from "../kit/security";
+import { AccountBody } from "./account-page";
 import {
   CONSOLE_PATH,
   type ConsolePurpose,
@@ -46,7 +47,6 @@ import {
   startOperatorSession,
 } from "./auth";
 import {
-  AccountBody,
   accountPath,
   ConsoleMessage,
   ConsolePage,
