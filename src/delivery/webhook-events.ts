@@ -53,7 +53,10 @@ export function webhookEventOf(item: OutboxItem): WebhookEvent | null {
       type: item.event,
       accountId: item.account_id,
       ref: item.ref,
-      data: { from: item.from, to: item.to },
+      data:
+        item.event === "plan.changed"
+          ? { from: item.from, to: item.to }
+          : { balance_total: item.balance_total, cost: item.cost },
     };
   }
   if (item.type === "purchase") {

@@ -81,6 +81,7 @@ import {
 } from "./follow-ups";
 import { OutboxRunner } from "./outbox-runner";
 import { checkpoint, openDebits } from "./store/aggregates";
+import { clearExhausted, markExhausted, readExhausted } from "./store/exhaustion";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
 import { RevokedKeys } from "./store/revoked-keys";
 import { ensureSchema } from "./store/schema";
@@ -116,6 +117,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   private readonly rateWindow: RateWindow = { start: 0, count: 0 };
   /** This instance's committed debits, for a gateway that lost a reply (recent-debits.ts). */
   private readonly recent = new RecentDebits(Date.now());
+  /** Whether this refusal episode already sent `credits.exhausted` (store/exhaustion.ts). */
+  private exhausted = false;
   /** Set only by a test (`testSetClock`); null: the real clock. */
   private testClock: number | null = null;
 
@@ -136,6 +139,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   private reload(): void {
     this.s = readStateRow(this.sql);
     this.open = this.s ? openDebits(this.sql, this.s.compacted_until) : NONE;
+    this.exhausted = readExhausted(this.sql);
   }
 
   /** The state row read afresh, with the live buckets in place of the settled ones. */
@@ -161,9 +165,13 @@ export class AccountLedger extends DurableObject<Bindings> {
         // Not for a refund (the one mutation that does not re-arm): there is one per failed
         // upstream call, so it reaches D1 with the next change or checkpoint instead.
         if (rearm) addEffects(tx.fx, balanceFollowUp(after, before));
-        return result;
+        const s = readStateRow(this.sql);
+        const credited = this.exhausted && s && withTotal(liveBalance(s, tx.open)).total > 0;
+        if (credited) clearExhausted(this.sql);
+        return { result, credited };
       });
-      return { result, fx: tx.fx };
+      if (result.credited) this.exhausted = false;
+      return { result: result.result, fx: tx.fx };
     } finally {
       this.s = readStateRow(this.sql);
     }
@@ -308,6 +316,7 @@ export class AccountLedger extends DurableObject<Bindings> {
         : { ok: false, reason: d.reason, rate: null };
     if (d.kind === "insufficient") {
       if (d.resume) await this.run(triggerRecharge);
+      if (!this.exhausted && s) this.firstRefusal(s.account_id, d.balance, cost, now);
       const balance = withTotal(d.balance);
       return { ok: false, reason: "insufficient_credits", balance, rate: d.rate };
     }
@@ -329,6 +338,18 @@ export class AccountLedger extends DurableObject<Bindings> {
     if (this.s) this.alarms.schedule(settleDue(this.s));
     await this.outbox.afterCommit(fx);
     return { ok: true, charged: take, minute, balance: withTotal(after), rate: d.rate };
+  }
+
+  /**
+   * The first refusal of an episode: one write (the event and the episode's mark); the reply is
+   * not held for its delivery, which the alarm retries. Later refusals write nothing.
+   */
+  private firstRefusal(accountId: string, balance: Buckets, cost: number, now: number): void {
+    const item = this.ctx.storage.transactionSync(() =>
+      markExhausted(this.sql, accountId, balance, cost, now),
+    );
+    this.exhausted = true;
+    void this.outbox.afterCommit({ deliver: [item], alarms: [] });
   }
 
   /**

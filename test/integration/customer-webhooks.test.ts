@@ -3,7 +3,12 @@
  * upstream stub's `/_test/hooks/<name>` (test/global/upstream-stub.ts), a real loopback HTTP
  * server that records each delivery's headers and body and answers 500 or a redirect when asked.
  */
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { and, eq } from "drizzle-orm";
 import { Webhook } from "standardwebhooks";
@@ -535,6 +540,64 @@ describe("events from where the fact is decided", () => {
       ]),
     );
   }, 30_000);
+
+  it("credits.exhausted comes with the first refusal of an episode, again only after credits return", async () => {
+    const account = await createAccount();
+    const hook = name();
+    const created = await addEndpoint(account, {
+      url: hookUrl(hook),
+      events: ["credits.exhausted"],
+    });
+    await setBalance(account, { monthly: 2, purchased: 0 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await classify(account);
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    expect(statuses).toEqual([200, 200, 403, 403, 403]);
+    const first = await vi.waitFor(
+      async () => {
+        const list = await received(hook);
+        expect(list).toHaveLength(1);
+        return list[0] as Received;
+      },
+      { timeout: 20_000, interval: 250 },
+    );
+    const payload = new Webhook(created.secret).verify(first.body, {
+      "webhook-id": first.headers["webhook-id"] ?? "",
+      "webhook-timestamp": first.headers["webhook-timestamp"] ?? "",
+      "webhook-signature": first.headers["webhook-signature"] ?? "",
+    });
+    expect(payload).toMatchObject({
+      type: "credits.exhausted",
+      data: { balance_total: 0, cost: 1 },
+    });
+    // Credits back: the next refusal opens a new episode, and only the first of it is sent.
+    await setBalance(account, { monthly: 0, purchased: 1 });
+    for (const want of [200, 403, 403]) {
+      const res = await classify(account);
+      expect(res.status).toBe(want);
+      await res.arrayBuffer();
+    }
+    await vi.waitFor(async () => expect(await received(hook)).toHaveLength(2), {
+      timeout: 20_000,
+      interval: 250,
+    });
+    // A restarted object remembers its episode: no event for a refusal within it.
+    const ledger = ledgerFor(env, account.id);
+    await runInDurableObject(ledger, (_i, state) => state.abort("restart")).catch(() => {});
+    const again = await classify(account);
+    expect(again.status).toBe(403);
+    await again.arrayBuffer();
+    await vi.waitFor(async () =>
+      expect(await deliveries(account, created.id)).toEqual([
+        expect.objectContaining({ type: "credits.exhausted", status: "succeeded" }),
+        expect.objectContaining({ type: "credits.exhausted", status: "succeeded" }),
+      ]),
+    );
+    expect(await received(hook)).toHaveLength(2);
+  }, 40_000);
 });
 
 describe("who may manage endpoints", () => {

@@ -272,6 +272,16 @@ export type OutboxItem =
       from: PlanId;
       to: PlanId;
     }
+  /** The first refusal for lack of credits after the account had some (`store/exhaustion.ts`). */
+  | {
+      type: "event";
+      event: "credits.exhausted";
+      ref: string;
+      account_id: string;
+      /** What was left (below the request's cost) and what the refused request would cost. */
+      balance_total: number;
+      cost: number;
+    }
   | {
       type: "email";
       kind: "auto_recharge_paused";
