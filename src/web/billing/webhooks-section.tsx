@@ -133,7 +133,11 @@ const NewSecret: FC<{ created: NewWebhook }> = ({ created }) => (
 const AddForm: FC<{ token: string; draft: WebhookDraft | null }> = ({ token, draft }) => (
   <>
     <h3>Add an endpoint</h3>
-    {draft ? <NoticeBox notice={{ tone: "bad", text: draft.error }} /> : null}
+    {draft ? (
+      <div id="webhook-url-error">
+        <NoticeBox notice={{ tone: "bad", text: draft.error }} />
+      </div>
+    ) : null}
     {/* #webhooks: the answer, and the redirect after it, scroll back here (the secret, or why not). */}
     <form method="post" action={`${ACTION}#webhooks`} class="new-webhook">
       <Csrf token={token} />
@@ -148,7 +152,7 @@ const AddForm: FC<{ token: string; draft: WebhookDraft | null }> = ({ token, dra
         maxlength={2048}
         value={draft?.url ?? ""}
         placeholder="https://example.com/tollgate-webhooks"
-        aria-describedby="webhook-url-help"
+        aria-describedby={draft ? "webhook-url-error webhook-url-help" : "webhook-url-help"}
         aria-invalid={draft ? "true" : undefined}
         autocomplete="off"
       />

@@ -88,12 +88,15 @@ textarea.secret{display:block;width:100%;font:14px/1.45 ui-monospace,SFMono-Regu
 .inline-form label.field{margin-top:0}
 .inline-form input{width:12em}
 .webhook{border-top:1px solid var(--line);padding-top:6px;margin-top:12px}
-.webhook h3{overflow-wrap:anywhere}
-.webhook .actions{margin:4px 0 8px}
+.webhook h3{overflow-wrap:anywhere;margin-bottom:2px}
+.webhook h3 code{font-size:15px}
+.webhook p.muted{margin:0}
+.webhook .actions{margin:6px 0 8px}
+.webhook .actions button{padding:4px 10px;font-size:13px}
 .webhook form{margin:0}
 .new-webhook{margin-top:4px}
 .new-webhook input[type=url]{max-width:520px}
-.new-webhook fieldset{margin-top:10px}
+.new-webhook fieldset{margin-top:10px;display:grid;grid-template-columns:repeat(auto-fill,minmax(15em,1fr));column-gap:16px}
 .new-webhook .check{font-weight:500}
 p.notice{margin:0 0 12px}
 .why{color:var(--bad);font-size:13px}
