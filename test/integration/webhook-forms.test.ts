@@ -173,6 +173,15 @@ describe("webhook endpoints on the Billing page", () => {
     const twice = await page(action, { cookie, form: { csrf } });
     expect(twice.status).toBe(404);
     expect(await twice.text()).toContain("No such webhook endpoint");
+    // Audited as the API's changes are, by the person signed in.
+    const log = await gateway("/v1/account/audit-log", { key: account.api_key });
+    const entries = (
+      await json<{ data: { action: string; actor: { type: string; label: string } }[] }>(log)
+    ).data.filter((e) => e.action.startsWith("webhook."));
+    expect(entries.map((e) => [e.action, e.actor.type, e.actor.label])).toEqual([
+      ["webhook.deleted", "person", account.email],
+      ["webhook.created", "person", account.email],
+    ]);
   });
 
   it("refuses a URL that is not one with 400, on the page, the form filled in again", async () => {
