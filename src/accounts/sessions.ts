@@ -67,7 +67,8 @@ export type CsrfPurpose =
   | "limits"
   | "alerts"
   | "members"
-  | "passkeys";
+  | "passkeys"
+  | "webhooks";
 
 const COOKIE: CookieOptions = {
   httpOnly: true,
@@ -250,6 +251,8 @@ export function clearSignInToken(c: Context): void {
 export interface Flash {
   notice?: { tone: "ok" | "warn" | "bad"; text: string; detail?: string };
   newKey?: { key: string; name: string | null };
+  /** A webhook endpoint just added, with its signing secret: shown once, like a new key. */
+  newWebhook?: { id: string; url: string; secret: string };
 }
 
 export const FLASH_COOKIE = "tg_flash";

@@ -1,24 +1,22 @@
 import { Hono } from "hono";
 import { z } from "zod";
-import { limitAction } from "../accounts/action-limits";
-import { recordAudit } from "../accounts/audit";
+import {
+  addEndpoint,
+  deleteEndpoint,
+  endpointEvents,
+  sendTestEvent,
+} from "../accounts/webhook-endpoints";
 import {
   activeEndpoint,
   activeEndpoints,
   deliveriesOf,
-  disableEndpoint,
-  insertEndpointWithinLimit,
   type WebhookDeliveryRow,
   type WebhookEndpointRow,
 } from "../db/webhooks";
-import { TEST_EVENT_TYPE, WEBHOOK_EVENT_TYPES } from "../delivery/webhook-events";
-import { newWebhookSecret, sealWebhookSecret } from "../delivery/webhook-secrets";
-import { endpointUrlProblem } from "../delivery/webhook-url";
-import { enqueue, isLocalMode } from "../delivery/webhooks";
+import { WEBHOOK_EVENT_TYPES } from "../delivery/webhook-events";
 import type { AppEnv } from "../http/context";
 import { describe } from "../http/openapi";
 import { parseJson } from "../platform/body";
-import { newId } from "../platform/crypto";
 import { ApiError } from "../platform/errors";
 import { refusal } from "../platform/refusals";
 
@@ -31,7 +29,7 @@ function endpointJson(row: WebhookEndpointRow) {
   return {
     id: row.id,
     url: row.url,
-    events: row.events === null ? null : (JSON.parse(row.events) as string[]),
+    events: endpointEvents(row),
     created_at: row.createdAt,
   };
 }
@@ -85,58 +83,37 @@ export const webhookRoutes = new Hono<AppEnv>()
   })
   .post("/", createDoc, async (c) => {
     const body = await parseJson(c, CreateBody);
-    const problem = endpointUrlProblem(body.url, isLocalMode(c.env));
-    if (problem)
-      throw ApiError.invalidRequest(`url ${problem}.`, [{ field: "url", message: problem }]);
-    const id = newId("we");
-    const secret = newWebhookSecret();
-    const events = body.events ? JSON.stringify([...new Set(body.events)]) : null;
-    const added = await insertEndpointWithinLimit(c.get("db"), {
-      id,
-      accountId: c.get("accountId"),
-      url: new URL(body.url).toString(),
-      events,
-      secretSealed: await sealWebhookSecret(c.env, id, secret),
-    });
-    if (!added) throw refusal("webhook_limit_reached");
-    const row = await activeEndpoint(c.get("db"), c.get("accountId"), id);
-    if (!row) throw new Error(`webhook endpoint ${id} vanished`);
-    await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "webhook.created", {
-      id,
-      url: row.url,
-      events: endpointJson(row).events,
-    });
-    return c.json({ ...endpointJson(row), secret }, 201);
+    const result = await addEndpoint(
+      c.env,
+      c.get("db"),
+      c.get("accountId"),
+      { url: body.url, events: body.events ?? null },
+      c.get("actor"),
+    );
+    if (!result.ok) {
+      if (result.reason === "webhook_limit_reached") throw refusal(result.reason);
+      throw ApiError.invalidRequest(`url ${result.problem}.`, [
+        { field: "url", message: result.problem },
+      ]);
+    }
+    return c.json({ ...endpointJson(result.endpoint), secret: result.secret }, 201);
   })
   .delete("/:id", deleteDoc, async (c) => {
     const id = c.req.param("id");
-    const row = await activeEndpoint(c.get("db"), c.get("accountId"), id);
-    if (!row || !(await disableEndpoint(c.get("db"), c.get("accountId"), id)))
-      throw refusal("webhook_not_found");
-    await recordAudit(c.get("db"), c.get("accountId"), c.get("actor"), "webhook.deleted", {
-      id,
-      url: row.url,
-    });
+    const row = await deleteEndpoint(c.get("db"), c.get("accountId"), id, c.get("actor"));
+    if (!row) throw refusal("webhook_not_found");
     return c.json({ id, deleted: true }, 200);
   })
   .post("/:id/test", testDoc, async (c) => {
-    const row = await activeEndpoint(c.get("db"), c.get("accountId"), c.req.param("id"));
-    if (!row) throw refusal("webhook_not_found");
-    await limitAction(c.get("db"), c.get("accountId"), "webhook_test");
-    const now = new Date();
-    const deliveryId = await enqueue(
+    const sent = await sendTestEvent(
       c.env,
       c.get("db"),
-      row,
-      {
-        type: TEST_EVENT_TYPE,
-        accountId: c.get("accountId"),
-        ref: `test:${newId("evt")}`,
-        data: { endpoint_id: row.id, message: "A test event sent from the API." },
-      },
-      now,
+      c.get("accountId"),
+      c.req.param("id"),
+      "the API",
     );
-    return c.json({ delivery_id: deliveryId, status: "pending" }, 202);
+    if (!sent) throw refusal("webhook_not_found");
+    return c.json({ delivery_id: sent.deliveryId, status: "pending" }, 202);
   })
   .get("/:id/deliveries", deliveriesDoc, async (c) => {
     const row = await activeEndpoint(c.get("db"), c.get("accountId"), c.req.param("id"));

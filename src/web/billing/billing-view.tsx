@@ -14,11 +14,12 @@ import {
 } from "./balance-sections";
 import type { BillingModel } from "./data";
 import { ActivitySection, HistorySection } from "./history-sections";
-import { KeysSection, NewKey, WebhooksSection } from "./keys-sections";
+import { KeysSection, NewKey } from "./keys-sections";
 import { MembersSection } from "./members-section";
 import { type Activation, Csrf, type CsrfTokens } from "./parts";
 import { type PasskeysModel, PasskeysSection } from "./passkeys-section";
 import { AdviceSection, UsageSection } from "./usage-sections";
+import { type NewWebhook, type WebhookDraft, WebhooksSection } from "./webhooks-section";
 
 export interface BillingPageProps {
   model: BillingModel;
@@ -34,6 +35,10 @@ export interface BillingPageProps {
   activation?: Activation | null;
   /** The person's passkeys and "Add a passkey"'s options. */
   passkeys?: PasskeysModel | null;
+  /** A webhook endpoint just added: its secret's only appearance. */
+  newWebhook?: NewWebhook | null;
+  /** A webhook endpoint's add just refused: the form again, with why. */
+  webhookDraft?: WebhookDraft | null;
 }
 
 /** The signed-in Account / Billing page. */
@@ -46,6 +51,8 @@ export const BillingPage: FC<BillingPageProps> = ({
   activation,
   apiBase = "",
   passkeys,
+  newWebhook,
+  webhookDraft,
 }) => {
   const can = (p: Permission) => may(viewer.role, p);
   return (
@@ -123,7 +130,12 @@ export const BillingPage: FC<BillingPageProps> = ({
           token={can("members") ? tokens.members : null}
           viewer={viewer}
         />
-        <WebhooksSection webhooks={model.webhooks} />
+        <WebhooksSection
+          webhooks={model.webhooks}
+          token={can("developer_tools") ? tokens.webhooks : null}
+          created={newWebhook}
+          draft={webhookDraft}
+        />
         {passkeys ? <PasskeysSection passkeys={passkeys} token={tokens.passkeys} /> : null}
         <ActivitySection activity={model.activity} />
       </main>

@@ -11,6 +11,7 @@ import {
   type UsagePoint,
   usageTotals,
 } from "../../accounts/usage";
+import { endpointEvents } from "../../accounts/webhook-endpoints";
 import { getAccount } from "../../db/accounts";
 import { type ListedKey, listActiveKeys } from "../../db/api-keys";
 import type { Db } from "../../db/client";
@@ -121,7 +122,7 @@ export interface BillingModel {
   purchases: PurchaseState;
   /** Who changed what (the audit log), newest first, one page. */
   activity: Activity;
-  /** Webhook endpoints, each with its latest deliveries (read only here; managed by the API). */
+  /** Webhook endpoints, each with its latest deliveries. */
   webhooks: WebhookEndpointView[];
 }
 
@@ -129,7 +130,16 @@ export interface WebhookEndpointView {
   id: string;
   url: string;
   events: string[] | null;
-  deliveries: { id: string; type: string; status: string; attempts: number; at: string }[];
+  deliveries: {
+    id: string;
+    type: string;
+    status: string;
+    attempts: number;
+    at: string;
+    /** The last attempt's HTTP status, or why it got none (a timeout, a refused URL). */
+    code: number | null;
+    error: string | null;
+  }[];
 }
 
 async function loadWebhooks(db: Db, accountId: string): Promise<WebhookEndpointView[]> {
@@ -138,13 +148,15 @@ async function loadWebhooks(db: Db, accountId: string): Promise<WebhookEndpointV
     endpoints.map(async (e) => ({
       id: e.id,
       url: e.url,
-      events: e.events === null ? null : (JSON.parse(e.events) as string[]),
+      events: endpointEvents(e),
       deliveries: (await deliveriesOf(db, e.id, 5)).map((d) => ({
         id: d.id,
         type: d.eventType,
         status: d.status,
         attempts: d.attempts,
         at: d.createdAt,
+        code: d.lastStatusCode,
+        error: d.lastError,
       })),
     })),
   );

@@ -1,11 +1,10 @@
-/** The Billing page's API keys (and the one-time display of a new key with its quickstart) and webhook endpoints. */
+/** The Billing page's API keys (and the one-time display of a new key with its quickstart). */
 import type { FC } from "hono/jsx";
 import { keyPermission, type Permission } from "../../accounts/roles";
 import type { ListedKey } from "../../db/api-keys";
 import { keyHint, Quickstart } from "../docs/quickstart";
-import { formatDate, formatTime } from "../kit/format";
+import { formatDate } from "../kit/format";
 import { COPY_SCRIPT } from "../kit/security";
-import type { WebhookEndpointView } from "./data";
 import { BILLING_PATH } from "./pages";
 import { Csrf } from "./parts";
 
@@ -135,55 +134,4 @@ export const NewKey: FC<{ created: { key: string; name: string | null }; apiBase
     <Quickstart baseUrl={apiBase} keyHint={keyHint(created.key)} />
     <script dangerouslySetInnerHTML={{ __html: COPY_SCRIPT }} />
   </div>
-);
-
-/**
- * "Webhooks": the account's endpoints and their latest deliveries, read only; endpoints are
- * added, tested and deleted through `/v1/account/webhooks` (docs/contract.md).
- */
-export const WebhooksSection: FC<{ webhooks: WebhookEndpointView[] }> = ({ webhooks }) => (
-  <section class="card" id="webhooks" aria-labelledby="webhooks-h">
-    <h2 id="webhooks-h">Webhooks</h2>
-    {webhooks.length === 0 ? (
-      <p>
-        No webhook endpoints. Add one with <code>POST /v1/account/webhooks</code> to have your own
-        systems told of low balances, purchases and plan changes.
-      </p>
-    ) : (
-      webhooks.map((w) => (
-        <div class="table-scroll" data-endpoint={w.id}>
-          <table class="stack">
-            <caption>
-              <code>{w.url}</code>{" "}
-              <span class="muted">{w.events === null ? "every event" : w.events.join(", ")}</span>
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Date</th>
-                <th scope="col">Event</th>
-                <th scope="col">Status</th>
-                <th scope="col">Attempts</th>
-              </tr>
-            </thead>
-            <tbody>
-              {w.deliveries.length === 0 ? (
-                <tr>
-                  <td colspan={4}>Nothing sent yet.</td>
-                </tr>
-              ) : (
-                w.deliveries.map((d) => (
-                  <tr data-delivery={d.id}>
-                    <td data-label="Date">{formatTime(d.at)}</td>
-                    <td data-label="Event">{d.type}</td>
-                    <td data-label="Status">{d.status}</td>
-                    <td data-label="Attempts">{d.attempts}</td>
-                  </tr>
-                ))
-              )}
-            </tbody>
-          </table>
-        </div>
-      ))
-    )}
-  </section>
 );

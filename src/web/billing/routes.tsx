@@ -64,6 +64,8 @@ import { BILLING_PATH, ErrorPage, ResumePage, SignInPage } from "./pages";
 import type { Activation, CsrfTokens } from "./parts";
 import { peopleFormRoutes } from "./people-forms";
 import { TopUpConfirmPage } from "./top-up-page";
+import { webhookFormRoutes } from "./webhook-forms";
+import type { NewWebhook, WebhookDraft } from "./webhooks-section";
 
 /** Every Billing page's title ends with the page's name and the business's. */
 const TITLE = (c: Context<AppEnv>) => `Account / Billing · ${brandOf(c.env).company}`;
@@ -78,6 +80,7 @@ const PURPOSES: CsrfPurpose[] = [
   "alerts",
   "members",
   "passkeys",
+  "webhooks",
 ];
 
 async function signInPage(
@@ -121,6 +124,11 @@ async function billingPage(
     activityAfter?: After;
     /** The history's page (`?history=<cursor>`). */
     historyAfter?: After;
+    /** A webhook endpoint just added (its secret shown once), or an add refused. */
+    newWebhook?: NewWebhook;
+    webhookDraft?: WebhookDraft;
+    /** The answer's status: a refused form shown again says what the API would. */
+    status?: ContentfulStatusCode;
   } = {},
 ) {
   const model =
@@ -155,8 +163,11 @@ async function billingPage(
         apiBase={new URL(c.req.url).origin}
         activation={options.activation}
         passkeys={passkeys}
+        newWebhook={options.newWebhook}
+        webhookDraft={options.webhookDraft}
       />
     </Document>,
+    options.status,
   );
 }
 
@@ -302,6 +313,7 @@ export const billingPageRoutes = new Hono<AppEnv>()
       return billingPage(c, session, secret, {
         notice: flash?.notice,
         newKey: flash?.newKey,
+        newWebhook: flash?.newWebhook,
         activityAfter: (activity && decodeCursor(activity)) || undefined,
         historyAfter: (history && decodeCursor(history)) || undefined,
       });
@@ -385,6 +397,8 @@ export const billingPageRoutes = new Hono<AppEnv>()
   .route("/", moneyFormRoutes)
   // Keys, passkeys and members: the people and access forms (./people-forms).
   .route("/", peopleFormRoutes)
+  // Webhook endpoints: add (secret shown once), test send, delete (./webhook-forms).
+  .route("/", webhookFormRoutes(billingPage))
   .all("/*", (c) =>
     errorPage(c, 404, "Page not found", `There is no page at ${c.req.method} ${c.req.path}.`),
   )

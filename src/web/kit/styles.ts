@@ -39,7 +39,7 @@ legend{font-weight:650;padding:0 6px}
 .check input{width:18px;height:18px;margin:0}
 .hint{color:var(--muted);font-size:13px;margin:2px 0 10px}
 label.field{display:block;font-weight:600;margin:10px 0 4px}
-select,input[type=text],input[type=password],input[type=email]{font:inherit;padding:8px 10px;border:1px solid #aab3bd;border-radius:6px;background:#fff;color:var(--fg);min-width:0;width:100%;max-width:340px}
+select,input[type=text],input[type=password],input[type=email],input[type=url]{font:inherit;padding:8px 10px;border:1px solid #aab3bd;border-radius:6px;background:#fff;color:var(--fg);min-width:0;width:100%;max-width:340px}
 button{font:inherit;font-weight:600;border-radius:6px;padding:8px 14px;border:1px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer}
 button:hover{background:var(--accent-dark)}
 button.secondary{background:#fff;color:var(--accent)}
@@ -87,6 +87,17 @@ textarea.secret{display:block;width:100%;font:14px/1.45 ui-monospace,SFMono-Regu
 .inline-form{display:flex;gap:8px;align-items:flex-end;flex-wrap:wrap;margin:0 0 8px}
 .inline-form label.field{margin-top:0}
 .inline-form input{width:12em}
+.webhook{border-top:1px solid var(--line);padding-top:6px;margin-top:12px}
+.webhook h3{overflow-wrap:anywhere;margin-bottom:2px}
+.webhook h3 code{font-size:15px}
+.webhook p.muted{margin:0}
+.webhook .actions{margin:6px 0 8px}
+.webhook .actions button{padding:4px 10px;font-size:13px}
+.webhook form{margin:0}
+.new-webhook{margin-top:4px}
+.new-webhook input[type=url]{max-width:520px}
+.new-webhook fieldset{margin-top:10px;display:grid;grid-template-columns:repeat(auto-fill,minmax(15em,1fr));column-gap:16px}
+.new-webhook .check{font-weight:500}
 p.notice{margin:0 0 12px}
 .why{color:var(--bad);font-size:13px}
 #transactions td:first-child,#transactions td.num{white-space:nowrap}
