@@ -188,9 +188,13 @@ export async function startGateway(o) {
     handleRuntimeStdio: o.sink.handle,
     // Same worker name for the timed and the instrumented builds: they share the state.
     name: "tollgate",
-    modules: true,
+    // The bundle given as its one module, not walked from a path: a library's optional
+    // `await import("effect")` (hono-openapi's resolvers) has no module, and Miniflare refuses
+    // a graph with an unresolved import although the code never reaches it.
     modulesRoot: path.dirname(o.scriptPath),
-    scriptPath: o.scriptPath,
+    modules: [
+      { type: "ESModule", path: o.scriptPath, contents: readFileSync(o.scriptPath, "utf8") },
+    ],
     compatibilityDate: o.toml.compatibilityDate,
     compatibilityFlags: o.toml.compatibilityFlags,
     bindings: {
@@ -201,7 +205,11 @@ export async function startGateway(o) {
     },
     durableObjects: { ACCOUNT_LEDGER: { className: "AccountLedger", useSQLite: true } },
     d1Databases: { DB: "tollgate-bench" },
-    queueProducers: { RECHARGE_QUEUE: { queueName: "tollgate-recharge" } },
+    queueProducers: {
+      RECHARGE_QUEUE: { queueName: "tollgate-recharge" },
+      REFUND_QUEUE: { queueName: "tollgate-refund" },
+      WEBHOOK_QUEUE: { queueName: "tollgate-webhooks" },
+    },
     queueConsumers: {
       "tollgate-recharge": {
         maxBatchSize: 1,
