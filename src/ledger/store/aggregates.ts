@@ -64,7 +64,7 @@ function mergeKeys(delta: MinuteDelta): { expr: string; args: SqlStorageValue[] 
     parts.push(`?, json_array(${old} + ?, ${old} + ?, ${old} + ?, ${old} + ?, ${old}, ${old})`);
     args.push(path);
     const adds = [k.requests, k.monthly + k.purchased, k.monthly, k.purchased];
-    adds.forEach((n, i) => args.push(`${path}[${i}]`, n));
+    for (const [i, n] of adds.entries()) args.push(`${path}[${i}]`, n);
     args.push(`${path}[4]`, `${path}[5]`);
   }
   return { expr: `json_set(keys, ${parts.join(", ")})`, args };
