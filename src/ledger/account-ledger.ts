@@ -27,6 +27,7 @@ import {
   applyPaymentMethod,
   applySuspension,
 } from "./apply/settings";
+import { writeAlone } from "./debit-batch";
 import { alarmsAfterAlarm, cycleAlarm, settleDue } from "./domain/alarms";
 import { currentAlarmCycle } from "./domain/cycles";
 import { debitAnswer } from "./domain/decisions";
@@ -266,7 +267,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     // Its own write, after the pending batch's (a failed batch fails this decision with it).
     const failed = this.m.flush();
     if (failed) throw failed;
-    const fx = this.ctx.storage.transactionSync(() =>
+    const fx = writeAlone(this.ctx.storage, () =>
       applyDebit(this.sql, d, s.compacted_until, keyId, now),
     );
     remember();

@@ -29,6 +29,15 @@ export class LedgerWriteFailed extends Error {
   }
 }
 
+/** A debit's own write (the paths that do not batch): a failure is `LedgerWriteFailed` too. */
+export function writeAlone<T>(storage: DurableObjectStorage, write: () => T): T {
+  try {
+    return storage.transactionSync(write);
+  } catch (err) {
+    throw new LedgerWriteFailed(err);
+  }
+}
+
 interface Waiter {
   answer: unknown;
   resolve(value: unknown): void;

@@ -7,7 +7,6 @@
 import {
   addToBatch,
   type Counts,
-  keyPath,
   keysJson,
   leaveMinute,
   type MinuteDelta,
@@ -53,35 +52,31 @@ export function readMinutes(sql: SqlStorage, from: number, until: number): Minut
     .map(minuteRowOf);
 }
 
-/** The delta's per-key merge: `json_set(keys, path, [old + delta…], …)` for each named key. */
-function mergeKeys(delta: MinuteDelta): { expr: string; args: SqlStorageValue[] } {
-  if (delta.keys.size === 0) return { expr: "keys", args: [] };
-  const parts: string[] = [];
-  const args: SqlStorageValue[] = [];
-  const old = "IFNULL(json_extract(keys, ?), 0)";
-  for (const [keyId, k] of delta.keys) {
-    const path = keyPath(keyId);
-    parts.push(`?, json_array(${old} + ?, ${old} + ?, ${old} + ?, ${old} + ?, ${old}, ${old})`);
-    args.push(path);
-    const adds = [k.requests, k.monthly + k.purchased, k.monthly, k.purchased];
-    for (const [i, n] of adds.entries()) args.push(`${path}[${i}]`, n);
-    args.push(`${path}[4]`, `${path}[5]`);
-  }
-  return { expr: `json_set(keys, ${parts.join(", ")})`, args };
-}
+/**
+ * The named keys' sums of the row and of the delta, added per key, as one JSON object. One
+ * bound parameter whatever the number of keys (a Durable Object's statement takes at most 100).
+ */
+const MERGED_KEYS = `(SELECT json_group_object(key, json_array(r, c, dm, dp, rm, rp)) FROM (
+    SELECT key, SUM(r) AS r, SUM(c) AS c, SUM(dm) AS dm, SUM(dp) AS dp, SUM(rm) AS rm,
+      SUM(rp) AS rp FROM (
+        SELECT key, value ->> 0 AS r, value ->> 1 AS c, value ->> 2 AS dm, value ->> 3 AS dp,
+          value ->> 4 AS rm, value ->> 5 AS rp FROM json_each(debit_minutes.keys)
+        UNION ALL
+        SELECT key, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5
+          FROM json_each(excluded.keys)
+      ) GROUP BY key))`;
 
 /**
  * The write of any number of debits of one minute, whatever their keys: an UPSERT of the
- * minute's one row in the ring (slot = minute of the day, the table's rowid: no index to
- * write), which SQLite counts as 1 row read and 1 written. The account's sums are columns; the
- * named keys' sums are merged into its `keys` JSON in the same statement (minute-row.ts). A row
+ * minute's one row in the ring (slot = minute of the day, the primary key of a WITHOUT
+ * ROWID table: no index to write), which SQLite counts as 1 row written. The account's sums are columns; the named
+ * keys' sums are merged into its `keys` JSON in the same statement (minute-row.ts). A row
  * still holding the same minute a day ago is reset (the caller has made sure that minute is
  * settled: `ringNeedsSettling`).
  */
 export function recordDebits(sql: SqlStorage, delta: MinuteDelta): void {
   const fresh: Record<string, Counts> = {};
   for (const [keyId, k] of delta.keys) {
-    keyPath(keyId);
     fresh[keyId] = {
       requests: k.requests,
       credits: k.monthly + k.purchased,
@@ -91,7 +86,6 @@ export function recordDebits(sql: SqlStorage, delta: MinuteDelta): void {
       refunded_purchased: 0,
     };
   }
-  const merge = mergeKeys(delta);
   const same = "minute = excluded.minute";
   const add = (c: string) =>
     `${c} = CASE WHEN ${same} THEN ${c} + excluded.${c} ELSE excluded.${c} END`;
@@ -102,7 +96,8 @@ export function recordDebits(sql: SqlStorage, delta: MinuteDelta): void {
      ON CONFLICT(slot) DO UPDATE SET
        ${["requests", "credits", "debit_monthly", "debit_purchased"].map(add).join(", ")},
        ${keep("refunded_monthly")}, ${keep("refunded_purchased")},
-       keys = CASE WHEN ${same} THEN ${merge.expr} ELSE excluded.keys END,
+       keys = CASE WHEN ${same} AND excluded.keys != '{}' THEN ${MERGED_KEYS}
+         WHEN ${same} THEN keys ELSE excluded.keys END,
        minute = excluded.minute`,
     slotOf(delta.minute),
     delta.minute,
@@ -111,7 +106,6 @@ export function recordDebits(sql: SqlStorage, delta: MinuteDelta): void {
     delta.monthly,
     delta.purchased,
     keysJson(fresh),
-    ...merge.args,
   );
 }
 
