@@ -123,6 +123,31 @@ describe("group commit", () => {
     expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 9_900 });
   });
 
+  it("a batch of more keys than one statement binds takes a statement more, every key exact", async () => {
+    const ledger = await funded(0, 10_000);
+    const keys = Array.from({ length: 30 }, (_, i) => `key_many_${i}`);
+    const written = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      const m = meter(state);
+      try {
+        const calls = Array.from({ length: 90 }, (_, i) =>
+          instance.debit(2, `d${i}`, keys[i % 30]),
+        );
+        expect(charged(await Promise.all(calls))).toBe(90);
+        return m.written();
+      } finally {
+        m.stop();
+      }
+    });
+    expect(written).toBe(2);
+    const now = Math.floor(Date.now() / 1000);
+    const rows = await ledger.usage(now - 3600, now + 60, { byKey: true, minutes: true });
+    expect(rows.map((r) => [r.key_id, r.requests, r.credits]).sort()).toEqual(
+      keys.map((k) => [k, 3, 6]).sort(),
+    );
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 180 });
+  });
+
   it("under concurrency a debit writes well under one row (one per batch), with refunds exact", async () => {
     const ledger = await funded(0, 1_000_000);
     const waves = 20;

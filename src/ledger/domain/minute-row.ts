@@ -187,3 +187,12 @@ export function addToBatch(
   k.purchased += take.purchased;
   d.keys.set(keyId, k);
 }
+
+/**
+ * The JSON path of a key in `keys` (SQLite: `$."label"`, which cannot hold a quote). Key ids
+ * are ours (`newId("key")`), so a quote is a bug, refused rather than written elsewhere.
+ */
+export function keyPath(keyId: string): string {
+  if (keyId.includes('"')) throw new Error("a key id with a quote cannot be a JSON label");
+  return `$."${keyId}"`;
+}
