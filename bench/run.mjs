@@ -98,7 +98,9 @@ const config = {
   groupCommit: process.env.BENCH_GROUP_COMMIT ?? "",
 };
 /** The ledger's vars for the group-commit-on gateways, and for (c') with it off. */
+/** @type {Record<string, string>} */
 const ON = config.groupCommit ? { LEDGER_GROUP_COMMIT: config.groupCommit } : {};
+/** @type {Record<string, string>} */
 const OFF = { LEDGER_GROUP_COMMIT: "off" };
 
 /**
