@@ -4,7 +4,7 @@
  * debit joins a batch and how it is flushed (src/ledger/domain/group-commit.ts).
  */
 import { describe, expect, it } from "vitest";
-import type { DebitDecision } from "../../src/ledger/domain/decisions";
+import { type DebitDecision, debitAnswer } from "../../src/ledger/domain/decisions";
 import {
   flushBy,
   groupCommitMode,
@@ -13,6 +13,7 @@ import {
 } from "../../src/ledger/domain/group-commit";
 import {
   addToBatch,
+  keyPath,
   keysJson,
   leaveMinute,
   type MinuteDelta,
@@ -60,6 +61,11 @@ describe("one row per account-minute, the keys inside", () => {
     expect(JSON.parse(json)).toEqual({ key_a: [3, 3, 2, 1, 0, 0], key_b: [1, 2, 0, 2, 0, 0] });
     expect(parseKeys(json)).toEqual(row.keys);
     expect(parseKeys("{}")).toEqual({});
+  });
+
+  it("names a key's place in the JSON by a quoted label, and refuses a label SQLite cannot quote", () => {
+    expect(keyPath("key_0a1b")).toBe('$."key_0a1b"');
+    expect(() => keyPath('key"x')).toThrow(/quote/);
   });
 
   it('shows the debits of no key as key "", and only when there are any', () => {
@@ -121,6 +127,16 @@ describe("when a debit shares a write, and how the write is flushed", () => {
       crossesAlert: false,
       ...flags,
     }) as Extract<DebitDecision, { kind: "take" }>;
+
+  it("answers a take with what it charged and the balance after it, once written", () => {
+    expect(debitAnswer(take({}))).toEqual({
+      ok: true,
+      charged: { monthly: 1, purchased: 0 },
+      minute: 600,
+      balance: { monthly: 500, purchased: 0, total: 500 },
+      rate: null,
+    });
+  });
 
   it("joins only a debit that needs nothing but its minute's delta", () => {
     expect(joinsBatch(take({}))).toBe(true);
