@@ -172,8 +172,10 @@ export function stdioSink() {
 
 /**
  * The gateway (or its instrumented build) on the Miniflare API with wrangler.toml's bindings.
+ * `vars` override wrangler.toml's (the hot account with group commit off: `LEDGER_GROUP_COMMIT`).
  * @param {{ scriptPath: string, persistRoot: string, upstreamUrl: string,
- *           toml: ReturnType<typeof readWranglerToml>, sink: ReturnType<typeof stdioSink> }} o
+ *           toml: ReturnType<typeof readWranglerToml>, sink: ReturnType<typeof stdioSink>,
+ *           vars?: Record<string, string> }} o
  */
 export async function startGateway(o) {
   const before = workerdChildren();
@@ -199,6 +201,7 @@ export async function startGateway(o) {
     compatibilityFlags: o.toml.compatibilityFlags,
     bindings: {
       ...o.toml.vars,
+      ...o.vars,
       UPSTREAM_URL: o.upstreamUrl,
       ADMIN_TOKEN,
       // STRIPE_SECRET_KEY unset: account creation makes no Stripe call (test-mode keys).

@@ -9,6 +9,8 @@
  *   (c) the gateway, one hot account: POST /v1/classify with the account's BENCH_HOT_KEYS
  *       keys (rate limits are per account, so an operator override lifts the account's);
  *       every request goes through the same Durable Object;
+ *   (c') the same hot account on a gateway with group commit off (`LEDGER_GROUP_COMMIT=off`:
+ *       one ledger write per debit), the A/B of issue 23's group commit;
  *   (d) the gateway, 1,000 accounts (one key each, rotated per request).
  * Targets are loaded with autocannon in alternating rounds (rotating order); the table shows
  * medians over rounds, the server process's CPU per request (steadier than req/s when other
@@ -25,8 +27,9 @@
  * Durable Objects' alarms and reports their D1 writes), BENCH_ONLY_COUNT (unset; 1 skips
  * the timed rounds: only the instrumented count and the storage run, on fresh state in the
  * last BENCH_STATE), BENCH_STORAGE_REQUESTS (20000: proxied requests on one fresh account,
- * with the Durable Object's `databaseSize` read before and after), BENCH_UPDATE (unset; 1 is
- * the same as `--update`).
+ * with the Durable Object's `databaseSize` read before and after), BENCH_GROUP_COMMIT (unset:
+ * the ledger's default; "timer" or "microtask" pick group commit's flush for (c), (d) and the
+ * storage run), BENCH_UPDATE (unset; 1 is the same as `--update`).
  * Everything listens on and talks to 127.0.0.1 only; state directories are deleted after.
  *
  * Output: a table on stdout, and bench/results/local/latest.{json,md} (gitignored), or with
@@ -92,7 +95,13 @@ const config = {
   countAll: process.env.BENCH_COUNT_STATES === "all",
   onlyCount: process.env.BENCH_ONLY_COUNT === "1",
   storageRequests: Math.round(num("BENCH_STORAGE_REQUESTS", 20_000)),
+  groupCommit: process.env.BENCH_GROUP_COMMIT ?? "",
 };
+/** The ledger's vars for the group-commit-on gateways, and for (c') with it off. */
+/** @type {Record<string, string>} */
+const ON = config.groupCommit ? { LEDGER_GROUP_COMMIT: config.groupCommit } : {};
+/** @type {Record<string, string>} */
+const OFF = { LEDGER_GROUP_COMMIT: "off" };
 
 /**
  * Cloudflare list prices (USD), Workers Paid plan, read 2026-12-01. Each is the price past the
@@ -121,12 +130,21 @@ for (const s of config.states) {
   if (s !== "disk" && s !== "tmpfs") throw new Error(`BENCH_STATE: unknown "${s}" (disk, tmpfs)`);
 }
 
-const TARGETS = /** @type {const} */ (["direct", "bare", "gateway_hot", "gateway_1k"]);
+const TARGETS = /** @type {const} */ ([
+  "direct",
+  "bare",
+  "gateway_hot",
+  "gateway_hot_off",
+  "gateway_1k",
+]);
+/** The gateway targets, with counts and costs. */
+const GATEWAYS = /** @type {const} */ (["gateway_hot", "gateway_hot_off", "gateway_1k"]);
 /** @type {Record<string, string>} */
 const LABELS = {
   direct: "(a) upstream directly",
   bare: "(b) bare pass-through Worker",
-  gateway_hot: `(c) gateway, 1 hot account (${config.hotKeys} keys)`,
+  gateway_hot: `(c) gateway, 1 hot account (${config.hotKeys} keys), group commit ${config.groupCommit || "on"}`,
+  gateway_hot_off: "(c') the same, group commit off",
   gateway_1k: `(d) gateway, ${config.accounts.toLocaleString("en-US")} accounts`,
 };
 
@@ -156,10 +174,26 @@ const log = (/** @type {string} */ line) => process.stderr.write(`${line}\n`);
  * cache (one request per key), then count a fixed number of proxied requests.
  * @param {string} instrScript @param {string} persistRoot @param {string} upstreamUrl
  * @param {ReturnType<typeof readWranglerToml>} toml @param {ReturnType<typeof stdioSink>} sink
- * @param {string[]} keys @param {string} name
+ * @param {string[]} keys @param {string} name @param {Record<string, string>} vars
  */
-async function countPerRequest(instrScript, persistRoot, upstreamUrl, toml, sink, keys, name) {
-  const ins = await startGateway({ scriptPath: instrScript, persistRoot, upstreamUrl, toml, sink });
+async function countPerRequest(
+  instrScript,
+  persistRoot,
+  upstreamUrl,
+  toml,
+  sink,
+  keys,
+  name,
+  vars,
+) {
+  const ins = await startGateway({
+    scriptPath: instrScript,
+    persistRoot,
+    upstreamUrl,
+    toml,
+    sink,
+    vars,
+  });
   const disposeIns = () => ins.mf.dispose();
   cleanups.push(disposeIns);
   const connections = config.connections;
@@ -192,7 +226,14 @@ async function storageRun(instrScript, base, upstreamUrl, toml, sink) {
   const persistRoot = mkdtempSync(path.join(base, "tollgate-bench-storage-"));
   const undo = () => rmSync(persistRoot, { recursive: true, force: true });
   cleanups.push(undo);
-  const ins = await startGateway({ scriptPath: instrScript, persistRoot, upstreamUrl, toml, sink });
+  const ins = await startGateway({
+    scriptPath: instrScript,
+    persistRoot,
+    upstreamUrl,
+    toml,
+    sink,
+    vars: ON,
+  });
   const dispose = () => ins.mf.dispose();
   cleanups.push(dispose);
   await applyMigrations(ins.mf);
@@ -266,6 +307,24 @@ function costPerMillion(c) {
   };
 }
 
+/**
+ * `@standard-community/standard-json` (the OpenAPI document's schemas) imports the converters
+ * of other schema libraries lazily, inside a try ("effect", "sury", …), none of which Tollgate
+ * uses or installs; the bundle keeps those imports and Miniflare refuses to load a bundle naming
+ * a module it cannot resolve. The bench's builds map them to an empty module
+ * (`bench/empty-module.mjs`). Only the libraries that are not installed are listed.
+ */
+const OPTIONAL_SCHEMA_LIBRARIES = [
+  "effect",
+  "sury",
+  "@valibot/to-json-schema",
+  "zod-openapi",
+  "zod-to-json-schema",
+];
+const SCHEMA_LIBRARY_ALIASES = `\n[alias]\n${OPTIONAL_SCHEMA_LIBRARIES.map(
+  (name) => `${JSON.stringify(name)} = ${JSON.stringify(path.join(benchDir, "empty-module.mjs"))}`,
+).join("\n")}\n`;
+
 /** Lets biome format what the bench wrote, so `biome check .` stays green after a run. */
 function formatResults(/** @type {string[]} */ files) {
   const bin = path.join(root, "node_modules", "@biomejs", "biome", "bin", "biome");
@@ -283,9 +342,19 @@ async function main() {
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
 
   log(`building the worker bundle (wrangler ${info.wrangler} deploy --dry-run) …`);
+  // wrangler.toml as is, with its paths made absolute and the optional schema libraries aliased (SCHEMA_LIBRARY_ALIASES).
+  const gatewayToml = `${readFileSync(path.join(root, "wrangler.toml"), "utf8")
+    .replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(root, "src", "index.ts"))}`)
+    .replaceAll(
+      /^migrations_dir\s*=.*$/gm,
+      `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`,
+    )}${SCHEMA_LIBRARY_ALIASES}`;
+  mkdirSync(path.join(work, "gateway-config"));
+  const gatewayConfig = path.join(work, "gateway-config", "wrangler.toml");
+  writeFileSync(gatewayConfig, gatewayToml);
   const gatewayScript = config.onlyCount
     ? ""
-    : build(path.join(root, "wrangler.toml"), path.join(work, "gateway"), root);
+    : build(gatewayConfig, path.join(work, "gateway"), path.dirname(gatewayConfig));
   // The instrumented config is copied next to its output so wrangler's scratch dir
   // (.wrangler/) lands in the temp dir, not in bench/.
   const instrToml = readFileSync(path.join(benchDir, "wrangler.instrumented.toml"), "utf8")
@@ -296,7 +365,8 @@ async function main() {
     .replace(
       /^migrations_dir\s*=.*$/m,
       `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`,
-    );
+    )
+    .concat(SCHEMA_LIBRARY_ALIASES);
   mkdirSync(path.join(work, "instr-config"));
   const instrConfig = path.join(work, "instr-config", "wrangler.toml");
   writeFileSync(instrConfig, instrToml);
@@ -342,23 +412,37 @@ async function main() {
       upstreamUrl: upstream.url,
       toml,
       sink,
+      vars: ON,
     });
     const disposeHot = () => gwHot.mf.dispose();
     cleanups.push(disposeHot);
+    const gwHotOff = await startGateway({
+      scriptPath: gatewayScript,
+      persistRoot: path.join(persistRoot, "hot-off"),
+      upstreamUrl: upstream.url,
+      toml,
+      sink,
+      vars: OFF,
+    });
+    const disposeHotOff = () => gwHotOff.mf.dispose();
+    cleanups.push(disposeHotOff);
     const gwMany = await startGateway({
       scriptPath: gatewayScript,
       persistRoot: path.join(persistRoot, "many"),
       upstreamUrl: upstream.url,
       toml,
       sink,
+      vars: ON,
     });
     const disposeMany = () => gwMany.mf.dispose();
     cleanups.push(disposeMany);
 
     const migrations = await applyMigrations(gwHot.mf);
+    await applyMigrations(gwHotOff.mf);
     await applyMigrations(gwMany.mf);
     const t0 = Date.now();
     const hot = await createHotAccount(gwHot.url, config.hotKeys);
+    const hotOff = await createHotAccount(gwHotOff.url, config.hotKeys);
     const manyKeys = await createAccounts(gwMany.url, config.accounts);
     const setupSeconds = (Date.now() - t0) / 1000;
     log(
@@ -370,6 +454,12 @@ async function main() {
       direct: { name: "direct", url: upstream.url, pid: upstream.pid },
       bare: { name: "bare", url: bare.url, pid: bare.pid },
       gateway_hot: { name: "gateway_hot", url: gwHot.url, keys: hot.keys, pid: gwHot.pid },
+      gateway_hot_off: {
+        name: "gateway_hot_off",
+        url: gwHotOff.url,
+        keys: hotOff.keys,
+        pid: gwHotOff.pid,
+      },
       gateway_1k: { name: "gateway_1k", url: gwMany.url, keys: manyKeys, pid: gwMany.pid },
     };
 
@@ -400,7 +490,7 @@ async function main() {
     const results = Object.fromEntries(TARGETS.map((t) => [t, summarize(rounds[t] ?? [])]));
 
     // The timed gateways stop; the instrumented build opens the same state (same accounts).
-    for (const dispose of [disposeHot, disposeMany]) {
+    for (const dispose of [disposeHot, disposeHotOff, disposeMany]) {
       await dispose();
       cleanups.splice(cleanups.indexOf(dispose), 1);
     }
@@ -422,6 +512,17 @@ async function main() {
           sink,
           hot.keys,
           "gateway_hot",
+          ON,
+        ),
+        gateway_hot_off: await countPerRequest(
+          instrScript,
+          path.join(persistRoot, "hot-off"),
+          upstream.url,
+          toml,
+          sink,
+          hotOff.keys,
+          "gateway_hot_off",
+          OFF,
         ),
         gateway_1k: await countPerRequest(
           instrScript,
@@ -431,6 +532,7 @@ async function main() {
           sink,
           manyKeys,
           "gateway_1k",
+          ON,
         ),
       };
     undoState();
@@ -465,6 +567,10 @@ async function main() {
       warmup_seconds: config.warmupSeconds,
       accounts: config.accounts,
       hot_account_keys: config.hotKeys,
+      group_commit: {
+        on: config.groupCommit || "default (adaptive)",
+        off_target: "gateway_hot_off",
+      },
       count_requests: config.countRequests,
       storage_requests: config.storageRequests,
       only_count: config.onlyCount,
@@ -492,10 +598,7 @@ async function main() {
 
 /** Per-target cost per million proxied requests. @param {any} counts */
 function costOf(counts) {
-  return {
-    gateway_hot: costPerMillion(counts.gateway_hot),
-    gateway_1k: costPerMillion(counts.gateway_1k),
-  };
+  return Object.fromEntries(GATEWAYS.map((t) => [t, costPerMillion(counts[t])]));
 }
 
 /**
@@ -520,6 +623,7 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
   let migrations = [];
   for (const [name, dir] of [
     ["gateway_hot", "hot"],
+    ["gateway_hot_off", "hot-off"],
     ["gateway_1k", "many"],
   ]) {
     const ins = await startGateway({
@@ -531,13 +635,13 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
     });
     migrations = await applyMigrations(ins.mf);
     keys[name ?? ""] =
-      name === "gateway_hot"
-        ? (await createHotAccount(ins.url, config.hotKeys)).keys
-        : await createAccounts(ins.url, config.accounts);
+      name === "gateway_1k"
+        ? await createAccounts(ins.url, config.accounts)
+        : (await createHotAccount(ins.url, config.hotKeys)).keys;
     await ins.mf.dispose();
   }
   const setupSeconds = (Date.now() - t0) / 1000;
-  log(`created ${config.accounts + 1} accounts in ${setupSeconds.toFixed(1)} s`);
+  log(`created ${config.accounts + 2} accounts in ${setupSeconds.toFixed(1)} s`);
   const counts = {
     gateway_hot: await countPerRequest(
       instrScript,
@@ -547,6 +651,17 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
       sink,
       keys.gateway_hot ?? [],
       "gateway_hot",
+      ON,
+    ),
+    gateway_hot_off: await countPerRequest(
+      instrScript,
+      path.join(persistRoot, "hot-off"),
+      upstreamUrl,
+      toml,
+      sink,
+      keys.gateway_hot_off ?? [],
+      "gateway_hot_off",
+      OFF,
     ),
     gateway_1k: await countPerRequest(
       instrScript,
@@ -556,6 +671,7 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
       sink,
       keys.gateway_1k ?? [],
       "gateway_1k",
+      ON,
     ),
   };
   undoState();
@@ -582,7 +698,7 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
  */
 function ratios(r, rounds) {
   const round = (/** @type {number} */ x) => Math.round(x * 1000) / 1000;
-  /** @param {"gateway_hot" | "gateway_1k"} t */
+  /** @param {"gateway_hot" | "gateway_hot_off" | "gateway_1k"} t */
   const one = (t) => {
     const g = r[t];
     const paired = (rounds[t] ?? []).map((x, i) => x.rps / (rounds.bare?.[i]?.rps || Number.NaN));
@@ -595,7 +711,7 @@ function ratios(r, rounds) {
       ),
     };
   };
-  return { gateway_hot: one("gateway_hot"), gateway_1k: one("gateway_1k") };
+  return Object.fromEntries(GATEWAYS.map((t) => [t, one(t)]));
 }
 
 // ------------------------------------------------------------------------------ output
@@ -653,7 +769,7 @@ function countRows(report) {
   const out = [];
   for (const run of report.runs) {
     if (!run.counts) continue;
-    for (const t of ["gateway_hot", "gateway_1k"]) {
+    for (const t of GATEWAYS) {
       const c = run.counts[t];
       const cost = run.cost_per_million?.[t];
       out.push([
@@ -700,7 +816,7 @@ function costRows(report) {
   const out = [];
   for (const run of report.runs) {
     if (!run.cost_per_million) continue;
-    for (const t of ["gateway_hot", "gateway_1k"]) {
+    for (const t of GATEWAYS) {
       const c = run.cost_per_million[t];
       out.push([
         `${run.state} (${run.filesystem.type})`,

@@ -1,19 +1,16 @@
 /**
  * AccountLedger: one Durable Object per account, the only writer of that account's balance. A
- * thin shell: it keeps memory, runs each command's decide → apply in one `transactionSync`, and
- * flushes the effects after the commit through its outbox. Pure decisions live in `domain/`,
- * their application in `apply/` (`(tx, input) → domain value`), storage steps in `store/`, the
+ * thin shell: it keeps memory (`memory.ts`: the state row and the open debits, written through,
+ * so the live balance needs no read), runs each command's decide → apply in one
+ * `transactionSync`, and flushes the effects after the commit through its outbox. Pure
+ * decisions live in `domain/`, their application in `apply/`, storage steps in `store/`, the
  * follow-ups of every balance change in `follow-ups.ts`, views in `views.ts`, delivery in
- * `outbox-runner.ts`, the alarm's times in `domain/alarms.ts`. The routes build the JSON.
- *
- * Memory, written through: the state row as last read or written, and the open debits (gross
- * debits of the minutes not settled yet), so the live balance is `state − open` without a read;
- * a restarted object rebuilds both from storage (`store/schema.ts`). The hot path (`debit`)
- * reads no row and writes one, the minute's aggregate, in the transaction of its decision (the
- * output gate holds the reply until it is durable). Every other mutation reads the state row
- * afresh, applies its decision, ends by following the low-balance alert, and refreshes memory
- * after the commit. Checkpoints run in the alarm, armed at most once per hour of activity.
- * Business outcomes are returned, not thrown.
+ * `outbox-runner.ts`, the alarm's times in `domain/alarms.ts`, the debits' group commit in
+ * `debit-batch.ts`. The hot path (`debit`) reads no row; debits decided together share one
+ * row write (one per account-minute), and each is answered after it committed. Every other
+ * mutation first writes the pending debits, reads the state row afresh, ends by following the
+ * low-balance alert, and refreshes memory after the commit. Checkpoints run in the alarm, armed
+ * at most once per hour of activity. Business outcomes are returned, not thrown.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Bindings } from "../platform/env";
@@ -30,13 +27,14 @@ import {
   applyPaymentMethod,
   applySuspension,
 } from "./apply/settings";
+import { writeAlone } from "./debit-batch";
 import { alarmsAfterAlarm, cycleAlarm, settleDue } from "./domain/alarms";
 import { currentAlarmCycle } from "./domain/cycles";
-import { decideDebit } from "./domain/decisions";
+import { debitAnswer } from "./domain/decisions";
 import { addEffects, type Effects, noEffects } from "./domain/effects";
+import { groupCommitMode } from "./domain/group-commit";
 import type { AlertSettings } from "./domain/low-balance";
-import type { RateWindow } from "./domain/rate-window";
-import { clockMarginMs, RecentDebits } from "./domain/recent-debits";
+import { clockMarginMs } from "./domain/recent-debits";
 import {
   type BalanceView,
   type Buckets,
@@ -44,46 +42,19 @@ import {
   liveBalance,
   withTotal,
 } from "./domain/rules";
-import type {
-  AdjustInput,
-  AdjustResult,
-  AlertsResult,
-  AuditResult,
-  AutoRechargeInput,
-  AutoRechargeState,
-  CycleInput,
-  CycleResult,
-  DebitCharge,
-  DebitResult,
-  GrantResult,
-  LedgerAccount,
-  LimitsInput,
-  LimitsResult,
-  LimitsState,
-  PaymentDetails,
-  PaymentProblemResult,
-  PlanChangeInput,
-  PlanChangeResult,
-  RechargeView,
-  RefundResult,
-  SettingsResult,
-  StateRow,
-  SuspendResult,
-  TopUpResult,
-  UpgradeInput,
-  UpgradeResult,
-} from "./domain/types";
+// The commands' inputs and results (the routes and tests import them from here).
+import type * as T from "./domain/types";
 import {
   balanceFollowUp,
   lowBalanceFollowUp,
   resumeIfMonthTurned,
   triggerRecharge,
 } from "./follow-ups";
+import { LedgerMemory } from "./memory";
 import { OutboxRunner } from "./outbox-runner";
-import { checkpoint, openDebits } from "./store/aggregates";
-import { clearExhausted, markExhausted, readExhausted } from "./store/exhaustion";
+import { checkpoint } from "./store/aggregates";
+import { clearExhausted, markExhausted } from "./store/exhaustion";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
-import { RevokedKeys } from "./store/revoked-keys";
 import { ensureSchema } from "./store/schema";
 import { readStateRow } from "./store/state";
 import {
@@ -101,24 +72,14 @@ export type * from "./domain/types";
 export { DEFAULT_SPEND_LIMIT_CENTS };
 
 const NONE: Buckets = { monthly: 0, purchased: 0 };
-type Committed<T> = { result: T; fx: Effects };
+type Committed<R> = { result: R; fx: Effects };
 
 export class AccountLedger extends DurableObject<Bindings> {
   private readonly sql: SqlStorage;
   private readonly alarms: AlarmClock;
   private readonly outbox: OutboxRunner;
-  /** The state row as stored (settled buckets); null until `init`. */
-  private s: StateRow | null = null;
-  /** Gross debits of the minutes from `s.compacted_until` on, as stored in the ring. */
-  private open: Buckets = NONE;
-  /** Revoked key ids, read once per object from `revoked_keys` (a handful per account). */
-  private readonly revoked: RevokedKeys;
-  /** The account's request window, all keys together; memory only (see rate-window.ts). */
-  private readonly rateWindow: RateWindow = { start: 0, count: 0 };
-  /** This instance's committed debits, for a gateway that lost a reply (recent-debits.ts). */
-  private readonly recent = new RecentDebits(Date.now());
-  /** Whether this refusal episode already sent `credits.exhausted` (store/exhaustion.ts). */
-  private exhausted = false;
+  /** The state row, open debits, rate window, revoked keys, recent debits (memory.ts). */
+  private readonly m: LedgerMemory;
   /** Set only by a test (`testSetClock`); null: the real clock. */
   private testClock: number | null = null;
 
@@ -127,26 +88,14 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.sql = ctx.storage.sql;
     this.alarms = new AlarmClock(ctx.storage);
     this.outbox = new OutboxRunner(this.sql, env, this.alarms);
-    this.revoked = new RevokedKeys(this.sql);
+    const mode = groupCommitMode(env.LEDGER_GROUP_COMMIT);
+    this.m = new LedgerMemory(ctx.storage, mode, () => this.scheduleSettle());
     ensureSchema(ctx.storage);
-    this.reload();
+    this.m.reload();
     ctx.blockConcurrencyWhile(() => this.alarms.load());
   }
 
   // ---------------------------------------------------------------- memory and transactions
-
-  /** Rebuilds memory from storage: the checkpoint (state row) and the open minutes after it. */
-  private reload(): void {
-    this.s = readStateRow(this.sql);
-    this.open = this.s ? openDebits(this.sql, this.s.compacted_until) : NONE;
-    this.exhausted = readExhausted(this.sql);
-  }
-
-  /** The state row read afresh, with the live buckets in place of the settled ones. */
-  private current(): StateRow | null {
-    this.s = readStateRow(this.sql);
-    return this.s ? { ...this.s, ...liveBalance(this.s, this.open) } : null;
-  }
 
   /**
    * One mutation: a synchronous transaction that ends by following the low-balance alert, and
@@ -154,11 +103,13 @@ export class AccountLedger extends DurableObject<Bindings> {
    * Returns the result and the effects the transaction collected (a rolled-back one throws,
    * and its effects are dropped with it); the caller flushes them.
    */
-  private transact<T>(fn: (tx: Tx) => T, rearm = true, now = this.now()): Committed<T> {
-    const tx: Tx = { sql: this.sql, now, open: this.open, fx: noEffects() };
+  private transact<R>(fn: (tx: Tx) => R, rearm = true, now = this.now()): Committed<R> {
+    // Pending debits are written first: a command decides on committed storage.
+    this.m.flush();
+    const tx: Tx = { sql: this.sql, now, open: this.m.open, fx: noEffects() };
     try {
       const result = this.ctx.storage.transactionSync(() => {
-        const before = this.s ? liveBalance(this.s, this.open) : null;
+        const before = this.m.live();
         const result = fn(tx);
         const after = { ...tx, now: this.now() };
         addEffects(tx.fx, lowBalanceFollowUp(after, rearm));
@@ -166,26 +117,26 @@ export class AccountLedger extends DurableObject<Bindings> {
         // upstream call, so it reaches D1 with the next change or checkpoint instead.
         if (rearm) addEffects(tx.fx, balanceFollowUp(after, before));
         const s = readStateRow(this.sql);
-        const credited = this.exhausted && s && withTotal(liveBalance(s, tx.open)).total > 0;
+        const credited = this.m.exhausted && s && withTotal(liveBalance(s, tx.open)).total > 0;
         if (credited) clearExhausted(this.sql);
         return { result, credited };
       });
-      if (result.credited) this.exhausted = false;
+      if (result.credited) this.m.exhausted = false;
       return { result: result.result, fx: tx.fx };
     } finally {
-      this.s = readStateRow(this.sql);
+      this.m.reread();
     }
   }
 
   /** A mutation whose caller waits for its outbox items to be delivered. */
-  private async run<T>(fn: (tx: Tx) => T, now = this.now()): Promise<T> {
+  private async run<R>(fn: (tx: Tx) => R, now = this.now()): Promise<R> {
     const { result, fx } = this.transact(fn, true, now);
     await this.outbox.afterCommit(fx);
     return result;
   }
 
   /** A mutation whose caller delivers nothing itself: its outbox items are left to the alarm. */
-  private mutate<T>(fn: (tx: Tx) => T, rearm = true, now = this.now()): T {
+  private mutate<R>(fn: (tx: Tx) => R, rearm = true, now = this.now()): R {
     const { result, fx } = this.transact(fn, rearm, now);
     this.outbox.leaveToAlarm(fx);
     return result;
@@ -210,37 +161,38 @@ export class AccountLedger extends DurableObject<Bindings> {
   // ---------------------------------------------------------------- reads (views.ts)
 
   /** A view of the state row read afresh with the live buckets; null until `init`. */
-  private view<T>(of: (sql: SqlStorage, s: StateRow, now: number) => T): T | null {
-    const s = this.current();
+  private view<R>(of: (sql: SqlStorage, s: T.StateRow, now: number) => R): R | null {
+    const s = this.m.current();
     return s ? of(this.sql, s, this.now()) : null;
   }
 
   /** The account as its ledger holds it, read in real time. */
-  snapshot(): LedgerAccount | null {
+  snapshot(): T.LedgerAccount | null {
     return this.view(accountOf);
   }
 
   /** The spending limit and what this month's purchases used of it. */
-  limits(): LimitsState | null {
+  limits(): T.LimitsState | null {
     return this.view(limitsOf);
   }
 
   balance(): BalanceView {
-    const s = this.current();
+    const s = this.m.current();
     return withTotal(s ?? NONE);
   }
 
-  autoRecharge(): AutoRechargeState | null {
+  autoRecharge(): T.AutoRechargeState | null {
     return this.view(autoRechargeOf);
   }
 
-  recharge(id: string): RechargeView | null {
+  recharge(id: string): T.RechargeView | null {
     return findRecharge(this.sql, id);
   }
 
   /** The ledger replayed against the balance in memory and in storage (money rule 4). */
-  audit(): AuditResult {
-    return auditOf(this.sql, this.s ? liveBalance(this.s, this.open) : null);
+  audit(): T.AuditResult {
+    this.m.flush();
+    return auditOf(this.sql, this.m.live());
   }
 
   /**
@@ -253,6 +205,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     opts: { byKey?: boolean; minutes?: boolean } = {},
   ): UsageRowWithPeak[] {
     const now = this.now();
+    this.m.flush();
     // Minute rows come from the ring alone, settled or not.
     if (opts.minutes) return minuteRows(this.sql, start, end, now, opts.byKey ?? false);
     const s = readStateRow(this.sql);
@@ -263,17 +216,18 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** Each key's last minute with a debit (unix seconds), by key id; no key, no entry. */
   keysLastUsed(): Record<string, number> {
+    this.m.flush();
     const s = readStateRow(this.sql);
     return s ? keysLastUsed(this.sql, s.compacted_until) : {};
   }
 
   /** Purchases waiting for the customer to authenticate, oldest first (the Billing page). */
-  awaitingAction(): RechargeView[] {
+  awaitingAction(): T.RechargeView[] {
     return awaitingAction(this.sql);
   }
 
   /** Recharges still pending, oldest first (for the reconciler and the dashboard). */
-  pendingRecharges(): RechargeView[] {
+  pendingRecharges(): T.RechargeView[] {
     return pendingRecharges(this.sql);
   }
 
@@ -289,55 +243,53 @@ export class AccountLedger extends DurableObject<Bindings> {
    * request (never client-supplied). The result's `minute` and `charged` are what a refund of
    * this debit gives back (`refund(ref, { minute, ...charged })`).
    *
-   * Reads no row: the balance, settings, revoked keys and rate window are in memory. Writes
-   * one: the minute's aggregate. Near the threshold it also reads what the trigger needs.
+   * Reads no row: the balance, settings, revoked keys and rate window are in memory. Decided
+   * at once, in arrival order; the common debit then joins the pending write (group commit,
+   * memory.ts) and is answered once that committed. Near the threshold, the alert level or a
+   * ring to settle it writes alone, after the pending ones, and reads what the trigger needs.
    */
-  async debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult> {
+  async debit(cost: number, ref: string, apiKeyId?: string): Promise<T.DebitResult> {
     // Not stored: the minute and the amounts identify the debit for its refund; memory keeps
     // the ref only to answer for a reply the gateway never got (`refund` with `sentAt`).
     const now = this.now();
-    const s = this.s;
-    const d = decideDebit(
-      {
-        settled: s,
-        open: this.open,
-        voided: this.recent.isVoided(ref),
-        // Loaded on the first keyed debit only: an operator's debit reads nothing.
-        revoked: this.revoked,
-        window: this.rateWindow,
-      },
-      cost,
-      apiKeyId,
-      now,
-    );
-    if (d.kind === "refuse")
-      return d.reason === "rate_limited"
-        ? { ok: false, reason: d.reason, rate: d.rate }
-        : { ok: false, reason: d.reason, rate: null };
+    const s = this.m.s;
+    const d = this.m.decide(cost, ref, apiKeyId, now);
+    if (d.kind === "refuse") return debitAnswer(d);
     if (d.kind === "insufficient") {
+      // Decided on the pending takes: answered once they are written (or failed with them).
+      const answer = this.m.after(debitAnswer(d));
       if (d.resume) await this.run(triggerRecharge);
-      if (!this.exhausted && s) this.firstRefusal(s.account_id, d.balance, cost, now);
-      const balance = withTotal(d.balance);
-      return { ok: false, reason: "insufficient_credits", balance, rate: d.rate };
+      if (this.m.exhausted || !s) return answer;
+      // The episode's mark only once the takes it was decided on are written.
+      const refused = await answer;
+      this.firstRefusal(s.account_id, d.balance, cost, now);
+      return refused;
     }
     if (!s) throw new Error("unreachable: a debit is taken only from an initialized ledger");
-    const fx = this.ctx.storage.transactionSync(() =>
-      applyDebit(this.sql, d, s.compacted_until, apiKeyId ?? "", now),
-    );
-    const { take, after, minute } = d;
+    const keyId = apiKeyId ?? "";
+    const answer = debitAnswer(d);
     // Committed: remembered at once, before anything else here can throw (recent-debits.ts).
-    this.recent.remember(ref, { minute, ...take, key_id: apiKeyId ?? "" }, Date.now());
-    // Committed: memory follows.
-    if (d.mustSettle || d.nearThreshold || d.crossesAlert) this.reload();
-    else
-      this.open = {
-        monthly: this.open.monthly + take.monthly,
-        purchased: this.open.purchased + take.purchased,
-      };
-    // Compared in memory: an alarm is written only when none is due by then (once an hour).
-    if (this.s) this.alarms.schedule(settleDue(this.s));
+    const charge = { minute: d.minute, ...d.take, key_id: keyId };
+    const remember = () => this.m.recent.remember(ref, charge, Date.now());
+    // Group commit: the next decision already sees this take; the write comes with the batch.
+    const joined = this.m.join(d, keyId, answer, remember);
+    if (joined) return joined;
+    // Its own write, after the pending batch's (a failed batch fails this decision with it).
+    const failed = this.m.flush();
+    if (failed) throw failed;
+    const fx = writeAlone(this.ctx.storage, () =>
+      applyDebit(this.sql, d, s.compacted_until, keyId, now),
+    );
+    remember();
+    this.m.tookAlone(d);
+    this.scheduleSettle();
     await this.outbox.afterCommit(fx);
-    return { ok: true, charged: take, minute, balance: withTotal(after), rate: d.rate };
+    return answer;
+  }
+
+  /** Compared in memory: an alarm is written only when none is due by then (once an hour). */
+  private scheduleSettle(): void {
+    if (this.m.s) this.alarms.schedule(settleDue(this.m.s));
   }
 
   /**
@@ -345,10 +297,11 @@ export class AccountLedger extends DurableObject<Bindings> {
    * not held for its delivery, which the alarm retries. Later refusals write nothing.
    */
   private firstRefusal(accountId: string, balance: Buckets, cost: number, now: number): void {
+    if (this.m.exhausted) return;
     const item = this.ctx.storage.transactionSync(() =>
       markExhausted(this.sql, accountId, balance, cost, now),
     );
-    this.exhausted = true;
+    this.m.exhausted = true;
     void this.outbox.afterCommit({ deliver: [item], alarms: [] });
   }
 
@@ -357,35 +310,35 @@ export class AccountLedger extends DurableObject<Bindings> {
    * caches may still map it to this account). Idempotent. Called before D1 marks it revoked.
    */
   revokeKey(keyId: string): void {
-    this.revoked.revoke(keyId, this.now());
+    this.m.revoked.revoke(keyId, this.now());
   }
 
   /** Reverses one debit (money rule 8; `applyRefund`). A refund never re-arms the alert. */
-  refund(debitRef: string, charge: DebitCharge | null, sentAt?: number): RefundResult {
+  refund(debitRef: string, charge: T.DebitCharge | null, sentAt?: number): T.RefundResult {
     const margin = clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS);
-    const memory = { recent: this.recent, clockMarginMs: margin };
+    const memory = { recent: this.m.recent, clockMarginMs: margin };
     return this.mutate((tx) => applyRefund(tx, { debitRef, charge, sentAt }, memory), false);
   }
 
   // ---------------------------------------------------------------- commands (apply/)
 
   /** Creates the ledger (`applyInit`); a second call changes nothing. */
-  init(input: { accountId: string; plan: PlanId; now?: number }): LedgerAccount {
+  init(input: { accountId: string; plan: PlanId; now?: number }): T.LedgerAccount {
     this.mutate((tx) => applyInit(tx, input), true, input.now ?? this.now());
     // A second call changes nothing, open debits included: memory follows storage.
-    this.reload();
+    this.m.reload();
     // The first checkpoint is armed now, so the first hour of debits sets no alarm.
-    if (this.s) this.alarms.schedule(Math.min(settleDue(this.s), this.s.cycle_ends_at));
-    return this.snapshot() as LedgerAccount;
+    if (this.m.s) this.alarms.schedule(Math.min(settleDue(this.m.s), this.m.s.cycle_ends_at));
+    return this.snapshot() as T.LedgerAccount;
   }
 
   /** An operator's signed adjustment, audited and idempotent by `ref` (`applyAdjust`). */
-  adjust(input: AdjustInput): Promise<AdjustResult> {
+  adjust(input: T.AdjustInput): Promise<T.AdjustResult> {
     return this.run((tx) => applyAdjust(tx, input));
   }
 
   /** A billing cycle's monthly credits, idempotent by `ref` (`applyStartCycle`). */
-  async startCycle(input: CycleInput): Promise<CycleResult> {
+  async startCycle(input: T.CycleInput): Promise<T.CycleResult> {
     const { result, fx } = this.transact((tx) => applyStartCycle(tx, input));
     if (result.ok) this.scheduleCycleAlarm();
     await this.outbox.afterCommit(fx);
@@ -393,14 +346,14 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /** A plan change, if newer than the last seen; no credits (`applyPlanChange`). */
-  changePlan(input: PlanChangeInput): PlanChangeResult {
+  changePlan(input: T.PlanChangeInput): T.PlanChangeResult {
     const result = this.mutate((tx) => applyPlanChange(tx, input));
     this.scheduleCycleAlarm();
     return result;
   }
 
   /** A paid upgrade invoice's monthly credits, idempotent by `ref` (`applyUpgrade`). */
-  grantUpgrade(input: UpgradeInput): Promise<UpgradeResult> {
+  grantUpgrade(input: T.UpgradeInput): Promise<T.UpgradeResult> {
     return this.run((tx) => applyUpgrade(tx, input));
   }
 
@@ -409,7 +362,7 @@ export class AccountLedger extends DurableObject<Bindings> {
    * the flag from the state row it holds in memory (`decideDebit`), so a suspended account's
    * requests are refused in the same call, at no extra read (`applySuspension`).
    */
-  setSuspension(suspension: { reason: string } | null): Promise<SuspendResult> {
+  setSuspension(suspension: { reason: string } | null): Promise<T.SuspendResult> {
     return this.run((tx) => applySuspension(tx, suspension));
   }
 
@@ -419,22 +372,22 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /** The spending limit and the rate limit override (`applyLimits`). */
-  setLimits(input: LimitsInput): Promise<LimitsResult> {
+  setLimits(input: T.LimitsInput): Promise<T.LimitsResult> {
     return this.run((tx) => applyLimits(tx, input));
   }
 
   /** Auto-recharge's settings (`applyAutoRecharge`). */
-  updateAutoRecharge(input: AutoRechargeInput): Promise<SettingsResult> {
+  updateAutoRecharge(input: T.AutoRechargeInput): Promise<T.SettingsResult> {
     return this.run((tx) => applyAutoRecharge(tx, input));
   }
 
   /** The low-balance level, null: no alert (`applyAlerts`). */
-  setAlerts(input: { lowBalanceCredits: number | null }): AlertsResult {
+  setAlerts(input: { lowBalanceCredits: number | null }): T.AlertsResult {
     return this.mutate((tx) => applyAlerts(tx, input));
   }
 
   /** A manual top-up through the recharge pipeline, idempotent by `rechargeId`. */
-  requestTopUp(input: { rechargeId: string; package: PackageId }): Promise<TopUpResult> {
+  requestTopUp(input: { rechargeId: string; package: PackageId }): Promise<T.TopUpResult> {
     return this.run((tx) => applyTopUp(tx, input));
   }
 
@@ -445,8 +398,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   grantPurchased(
     rechargeId: string,
     credits: number,
-    payment?: PaymentDetails,
-  ): Promise<GrantResult> {
+    payment?: T.PaymentDetails,
+  ): Promise<T.GrantResult> {
     return this.run((tx) => applyGrantPurchased(tx, { rechargeId, credits, payment }));
   }
 
@@ -455,8 +408,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     rechargeId: string,
     code: string,
     message: string,
-    payment?: PaymentDetails,
-  ): Promise<PaymentProblemResult> {
+    payment?: T.PaymentDetails,
+  ): Promise<T.PaymentProblemResult> {
     const problem = { rechargeId, event: "failed" as const, code, message, actionUrl: null };
     return this.run((tx) => applyPaymentProblem(tx, { ...problem, payment }));
   }
@@ -467,8 +420,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     code: string,
     message: string,
     actionUrl: string | null,
-    payment?: PaymentDetails,
-  ): Promise<PaymentProblemResult> {
+    payment?: T.PaymentDetails,
+  ): Promise<T.PaymentProblemResult> {
     const problem = { rechargeId, event: "requires_action" as const, code, message, actionUrl };
     return this.run((tx) => applyPaymentProblem(tx, { ...problem, payment }));
   }
@@ -485,7 +438,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     const active = this.settle(now);
     await this.outbox.flush();
     await this.run(resumeIfMonthTurned, now);
-    const s = this.current();
+    const s = this.m.current();
     if (s && s.stripe_cycles === 0 && s.cycle_ends_at <= now) {
       const { start, end } = currentAlarmCycle(s.cycle_ends_at, now);
       const ref = `cycle:${s.account_id}:${start}`;
@@ -493,18 +446,19 @@ export class AccountLedger extends DurableObject<Bindings> {
       await this.startCycle({ ref, ...cycle, source: "alarm" });
     }
     const outboxWaiting = hasOutbox(this.sql);
-    const next = alarmsAfterAlarm({ s: this.s, active, outboxWaiting, now: this.now() });
+    const next = alarmsAfterAlarm({ s: this.m.s, active, outboxWaiting, now: this.now() });
     for (const at of next) this.alarms.schedule(at);
   }
 
   /** The checkpoint (`checkpoint`), then memory rebuilt from storage. True: there was any. */
   private settle(now: number): boolean {
+    this.m.flush();
     const active = checkpoint(this.ctx.storage, now);
-    if (active !== null) this.reload();
+    if (active !== null) this.m.reload();
     return active === true;
   }
 
   private scheduleCycleAlarm(): void {
-    if (this.s) this.alarms.schedule(cycleAlarm(this.s));
+    if (this.m.s) this.alarms.schedule(cycleAlarm(this.m.s));
   }
 }

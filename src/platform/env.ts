@@ -57,6 +57,12 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
      */
     LEDGER_CLOCK_MARGIN_MS?: string;
     /**
+     * `"off"`: one write per debit (the bench's A/B); `"microtask"`: a batch flushed at the end
+     * of the current turn; unset: group commit flushed by `setTimeout(0)`
+     * (src/ledger/domain/group-commit.ts).
+     */
+    LEDGER_GROUP_COMMIT?: string;
+    /**
      * Tests only: `"true"` lets a test move a ledger object's clock (`testSetClock`). Set by
      * vitest.config.ts; never in wrangler.toml or production.
      */

@@ -253,6 +253,88 @@ describe("schema 8 storage upgraded to per-key aggregates (9)", () => {
   });
 });
 
+describe("schema 9 storage (a minute row per key) upgraded to one row per account-minute (10)", () => {
+  it("sums each slot's newest minute into one row with its keys inside; balances, usage by key, refunds and replay unchanged", async () => {
+    const before = SCHEMA_VERSIONS.filter((v) => v.version <= 9);
+    const accountId = `acct_${crypto.randomUUID()}`;
+    const now = Date.now();
+    const written = await runInDurableObject(ledgerFor(env, accountId), (_i, state) => {
+      const sql = state.storage.sql;
+      dropAllTables(sql);
+      ensureSchema(state.storage, before);
+      return state.storage.transactionSync(() => {
+        const w = writeAccount(sql, accountId, now);
+        const open = w.settledUntil + 60;
+        const row = (key: string, minute: number, n: number, m: number, p: number) =>
+          sql.exec(
+            `INSERT INTO debit_minutes (slot, key_id, minute, requests, credits, debit_monthly,
+               debit_purchased) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+            (minute / 60) % 1440,
+            key,
+            minute,
+            n,
+            m + p,
+            m,
+            p,
+          );
+        // The open minute's keys beside its "" row: key_a two debits of 3 monthly, key_b one
+        // of 4 purchased; and a key's row a day older in another minute's slot (settled).
+        row("key_a", open, 2, 6, 0);
+        row("key_b", open, 1, 0, 4);
+        row("key_old", w.settledUntil - DAY_SECONDS, 5, 5, 0);
+        return { ...w, open };
+      });
+    });
+    await runInDurableObject(ledgerFor(env, accountId), (_i, state) =>
+      state.abort("restart"),
+    ).catch(() => {});
+    const ledger = ledgerFor(env, accountId);
+    // Live: 2962 − 3 − (5 + 6) monthly, 1044 − 4 purchased; replay agrees.
+    expect(await ledger.balance()).toEqual({ monthly: 2948, purchased: 1040, total: 3988 });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 3988 });
+    const minutes = await runInDurableObject(ledger, (_i, state) =>
+      state.storage.sql
+        .exec<{ minute: number; requests: number; keys: string }>(
+          "SELECT minute, requests, keys FROM debit_minutes ORDER BY minute",
+        )
+        .toArray(),
+    );
+    // One row per minute; the day-old key row sharing a slot is gone (it was settled).
+    expect(minutes).toEqual([
+      { minute: written.settledMinute, requests: 4, keys: "{}" },
+      { minute: written.settledUntil, requests: 3, keys: "{}" },
+      { minute: written.open, requests: 4, keys: expect.any(String) },
+    ]);
+    expect(JSON.parse(minutes[2]?.keys ?? "")).toEqual({
+      key_a: [2, 6, 6, 0, 0, 0],
+      key_b: [1, 4, 0, 4, 0, 0],
+    });
+    const range = [Math.floor((now - 200 * DAY) / 1000), Math.ceil(now / 1000) + 60] as const;
+    const byKey = await ledger.usage(...range, { byKey: true });
+    expect(total(byKey.filter((r) => r.key_id === "key_a"))).toEqual({ requests: 2, credits: 6 });
+    expect(total(byKey.filter((r) => r.key_id === "key_b"))).toEqual({ requests: 1, credits: 4 });
+    expect(total(byKey.filter((r) => r.key_id === ""))).toEqual({ requests: 20, credits: 52 });
+    expect(await ledger.keysLastUsed()).toEqual({ key_a: written.open, key_b: written.open });
+    // A refund names its key: it comes out of that key's share of the row, once.
+    const charge = { minute: written.open, monthly: 3, purchased: 0, key_id: "key_a" };
+    expect(await ledger.refund("dbt_a", charge)).toMatchObject({ ok: true, refunded: true });
+    expect(await ledger.refund("dbt_a", charge)).toMatchObject({ ok: true, refunded: false });
+    // key_b took no monthly credit: nothing to give back, whatever the row's other keys hold.
+    const forged = { minute: written.open, monthly: 1, purchased: 0, key_id: "key_b" };
+    expect(await ledger.refund("dbt_b", forged)).toEqual({ ok: false, reason: "not_found" });
+    // Settled into hours per key: the same sums.
+    await runInDurableObject(ledger, async (raw) => {
+      vi.spyOn(env.RECHARGE_QUEUE, "send").mockRejectedValue(new Error("nothing to send"));
+      await (raw as AccountLedger).alarm();
+    });
+    vi.restoreAllMocks();
+    const settled = await ledger.usage(...range, { byKey: true });
+    expect(total(settled.filter((r) => r.key_id === "key_a"))).toEqual({ requests: 1, credits: 3 });
+    expect(total(settled.filter((r) => r.key_id === "key_b"))).toEqual({ requests: 1, credits: 4 });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 3991 });
+  });
+});
+
 describe("schema versions", () => {
   it("an object runs each newer version's statements once; storage it cannot know is refused", async () => {
     const accountId = `acct_${crypto.randomUUID()}`;

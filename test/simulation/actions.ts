@@ -561,8 +561,10 @@ const revokeKeys: Handler<"revokeKeys"> = async (c, a) => {
 };
 
 /**
- * Debits in flight when the object dies. Each one's write is in the transaction that decided
- * it, so: every acknowledged debit is in storage (durable), nothing is taken that no debit
+ * Debits in flight when the object dies. Each one is answered only after the write holding it
+ * committed (its own, or the one it shares with the debits decided beside it: group commit,
+ * src/ledger/debit-batch.ts), so: every acknowledged debit is in storage (durable), nothing is
+ * taken that no debit
  * asked for, and the restarted object rebuilds the same balance from its checkpoint and open
  * minutes (the driver's audit compares memory, storage and replay). Debits that died without
  * a reply may or may not have been written; the model takes what storage says they took,

@@ -44,7 +44,8 @@ export type Action =
   | { kind: "revokeKeys"; extra: number }
   /**
    * `count` debits of 1 sent at once, and the object aborted while they are in flight:
-   * between a debit's decision in memory and its reply (the write is in the same transaction).
+   * between a debit's decision in memory and its reply (its write, alone or shared with the
+   * debits decided beside it, comes between them).
    */
   | { kind: "crashDebits"; count: number };
 

@@ -64,7 +64,7 @@ function replayOrder(sql: SqlStorage, settledUntil: number): LedgerEntry[] {
   const rows = sql
     .exec<Row>(
       `SELECT at, seq, ref, kind, monthly_delta AS m, purchased_delta AS p, note FROM ledger
-       UNION ALL SELECT (minute + 60) * 1000 - 1, 0, 'debits:minute:' || minute || ':' || key_id, 'debits',
+       UNION ALL SELECT (minute + 60) * 1000 - 1, 0, 'debits:minute:' || minute, 'debits',
          -debit_monthly, -debit_purchased, NULL FROM debit_minutes WHERE minute >= ?
        UNION ALL SELECT (hour + 3600) * 1000 - 1, 0, 'debits:hour:' || hour || ':' || key_id, 'debits',
          -debit_monthly, -debit_purchased, NULL FROM usage_hours

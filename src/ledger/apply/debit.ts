@@ -1,7 +1,8 @@
 /**
- * A debit the pure rule decided to take (`decideDebit`), written: its key's minute aggregate, and
- * only near the threshold or across the alert level the trigger and the alert, which read the
- * stored settings. Inside the object's `transactionSync`; returns the effects for after it.
+ * A debit that writes alone (not in a group commit's batch: `joinsBatch`), written: its share of
+ * the account-minute's row, and only near the threshold or across the alert level the trigger
+ * and the alert, which read the stored settings. Inside the object's `transactionSync`, after
+ * the pending batch was written; returns the effects for after it.
  */
 import type { DebitDecision } from "../domain/decisions";
 import { addEffects, type Effects, noEffects } from "../domain/effects";

@@ -17,8 +17,9 @@ import {
   ringNeedsSettling,
   shouldTriggerRecharge,
   splitDebit,
+  withTotal,
 } from "./rules";
-import type { StateRow } from "./types";
+import type { DebitResult, StateRow } from "./types";
 
 // ---------------------------------------------------------------- auto-recharge trigger
 
@@ -209,4 +210,26 @@ export function decideDebit(
         total,
       }) === "alert",
   };
+}
+
+/** The caller's answer to a decided debit (a take's, once its write committed). */
+export function debitAnswer(d: DebitDecision): DebitResult {
+  if (d.kind === "take")
+    return {
+      ok: true,
+      charged: d.take,
+      minute: d.minute,
+      balance: withTotal(d.after),
+      rate: d.rate,
+    };
+  if (d.kind === "insufficient")
+    return {
+      ok: false,
+      reason: "insufficient_credits",
+      balance: withTotal(d.balance),
+      rate: d.rate,
+    };
+  return d.reason === "rate_limited"
+    ? { ok: false, reason: d.reason, rate: d.rate }
+    : { ok: false, reason: d.reason, rate: null };
 }

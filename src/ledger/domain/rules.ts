@@ -149,6 +149,11 @@ export function ringNeedsSettling(minute: number, settledUntil: number): boolean
   return minute - settledUntil >= DAY_SECONDS - MINUTE_SECONDS;
 }
 
+/** Two amounts per bucket added (the open debits and one more take). */
+export function addBuckets(a: Buckets, b: Buckets): Buckets {
+  return { monthly: a.monthly + b.monthly, purchased: a.purchased + b.purchased };
+}
+
 /** The live balance: the settled buckets less the debits of the minutes not settled yet. */
 export function liveBalance(settled: Buckets, open: Buckets): Buckets {
   return { monthly: settled.monthly - open.monthly, purchased: settled.purchased - open.purchased };

@@ -5,6 +5,18 @@
  */
 
 import {
+  addToBatch,
+  type Counts,
+  keyPath,
+  keysJson,
+  leaveMinute,
+  type MinuteDelta,
+  type MinuteRow,
+  parseKeys,
+  perKey,
+  takeBack,
+} from "../domain/minute-row";
+import {
   type Buckets,
   DAY_SECONDS,
   floorTo,
@@ -19,32 +31,115 @@ import type { DebitCharge } from "../domain/types";
 import { insertBalanceProjection } from "./projections";
 import { readStateRow } from "./state";
 
+/** The fields of a minute row every reader takes, `keys` last. */
+const MINUTE_COLUMNS =
+  "minute, requests, credits, debit_monthly, debit_purchased, refunded_monthly, refunded_purchased, keys";
+
+type StoredMinute = Omit<MinuteRow, "keys"> & { keys: string | null };
+
+export function minuteRowOf(r: StoredMinute): MinuteRow {
+  return { ...r, keys: parseKeys(r.keys) };
+}
+
+/** The minute rows in [from, until), as stored (keys parsed). */
+export function readMinutes(sql: SqlStorage, from: number, until: number): MinuteRow[] {
+  return sql
+    .exec<StoredMinute>(
+      `SELECT ${MINUTE_COLUMNS} FROM debit_minutes WHERE minute >= ? AND minute < ?`,
+      from,
+      until,
+    )
+    .toArray()
+    .map(minuteRowOf);
+}
+
+/** A Durable Object's statement takes at most 100 bound parameters: 7 + 4 per key. */
+const KEYS_PER_STATEMENT = 23;
+
 /**
- * The debit's one write: an UPSERT of its key's row in its minute's slot, on the ring's
- * primary key (slot, key_id) of a WITHOUT ROWID table (the key is the row: no separate index
- * to write), which SQLite counts as 1 row read and 1 written. A row still holding the same
- * minute a day ago is reset (the caller has made sure that minute is settled:
- * `ringNeedsSettling`). `keyId` is "" for a debit no key made (an operator's).
+ * The delta's per-key merge into the row's `keys`: `json_set(keys, path, [old + delta, …], …)`
+ * for each named key, numbered parameters from `?8` on (path, requests, monthly, purchased).
+ * Scalar JSON functions on the row itself: no row read beyond the UPSERT's own.
  */
-export function recordDebit(sql: SqlStorage, minute: number, keyId: string, take: Buckets): void {
+function mergeKeys(keys: MinuteDelta["keys"]): { expr: string; args: SqlStorageValue[] } {
+  const parts: string[] = [];
+  const args: SqlStorageValue[] = [];
+  for (const [keyId, k] of keys) {
+    const [path, r, m, p] = [8, 9, 10, 11].map((i) => `?${i + args.length}`);
+    const old = (i: number) => `IFNULL(json_extract(keys, ${path} || '[${i}]'), 0)`;
+    parts.push(
+      `${path}, json_array(${old(0)} + ${r}, ${old(1)} + ${m} + ${p}, ${old(2)} + ${m}, ${old(3)} + ${p}, ${old(4)}, ${old(5)})`,
+    );
+    args.push(keyPath(keyId), k.requests, k.monthly, k.purchased);
+  }
+  return { expr: parts.length ? `json_set(keys, ${parts.join(", ")})` : "keys", args };
+}
+
+/**
+ * The write of any number of debits of one minute, whatever their keys: an UPSERT of the
+ * minute's one row in the ring (slot = minute of the day, the primary key of a WITHOUT ROWID
+ * table: no index to write), which SQLite counts as 1 row written. The account's sums are
+ * columns; the named keys' sums are merged into its `keys` JSON in the same statement
+ * (minute-row.ts). A row still holding the same minute a day ago is reset (the caller has
+ * made sure that minute is settled: `ringNeedsSettling`). A batch of more keys than one
+ * statement can bind (more than 23; an account has at most 20 active) takes a statement more.
+ */
+export function recordDebits(sql: SqlStorage, delta: MinuteDelta): void {
+  const all = [...delta.keys];
+  for (let i = 0; i === 0 || i < all.length; i += KEYS_PER_STATEMENT) {
+    const keys = new Map(all.slice(i, i + KEYS_PER_STATEMENT));
+    // The account's sums ride with the first statement; the others add keys only.
+    const sums = i === 0 ? delta : { requests: 0, monthly: 0, purchased: 0 };
+    upsertMinute(sql, delta.minute, sums, keys);
+  }
+}
+
+function upsertMinute(
+  sql: SqlStorage,
+  minute: number,
+  sums: Pick<MinuteDelta, "requests" | "monthly" | "purchased">,
+  keys: MinuteDelta["keys"],
+): void {
+  const fresh: Record<string, Counts> = {};
+  for (const [keyId, k] of keys) {
+    fresh[keyId] = {
+      requests: k.requests,
+      credits: k.monthly + k.purchased,
+      debit_monthly: k.monthly,
+      debit_purchased: k.purchased,
+      refunded_monthly: 0,
+      refunded_purchased: 0,
+    };
+  }
+  const merge = mergeKeys(keys);
+  const same = "minute = excluded.minute";
+  const add = (c: string) =>
+    `${c} = CASE WHEN ${same} THEN ${c} + excluded.${c} ELSE excluded.${c} END`;
+  const keep = (c: string) => `${c} = CASE WHEN ${same} THEN ${c} ELSE 0 END`;
   sql.exec(
-    `INSERT INTO debit_minutes (slot, key_id, minute, requests, credits, debit_monthly, debit_purchased)
-     VALUES (?, ?, ?, 1, ?, ?, ?)
-     ON CONFLICT(slot, key_id) DO UPDATE SET
-       requests = CASE WHEN minute = excluded.minute THEN requests + 1 ELSE 1 END,
-       credits = CASE WHEN minute = excluded.minute THEN credits + excluded.credits ELSE excluded.credits END,
-       debit_monthly = CASE WHEN minute = excluded.minute THEN debit_monthly + excluded.debit_monthly ELSE excluded.debit_monthly END,
-       debit_purchased = CASE WHEN minute = excluded.minute THEN debit_purchased + excluded.debit_purchased ELSE excluded.debit_purchased END,
-       refunded_monthly = CASE WHEN minute = excluded.minute THEN refunded_monthly ELSE 0 END,
-       refunded_purchased = CASE WHEN minute = excluded.minute THEN refunded_purchased ELSE 0 END,
+    `INSERT INTO debit_minutes (slot, minute, requests, credits, debit_monthly, debit_purchased, keys)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT(slot) DO UPDATE SET
+       ${["requests", "credits", "debit_monthly", "debit_purchased"].map(add).join(", ")},
+       ${keep("refunded_monthly")}, ${keep("refunded_purchased")},
+       keys = CASE WHEN ${same} THEN ${merge.expr} ELSE excluded.keys END,
        minute = excluded.minute`,
     slotOf(minute),
-    keyId,
     minute,
-    take.monthly + take.purchased,
-    take.monthly,
-    take.purchased,
+    sums.requests,
+    sums.monthly + sums.purchased,
+    sums.monthly,
+    sums.purchased,
+    keysJson(fresh),
+    ...merge.args,
   );
+}
+
+/** One debit's write (`recordDebits` of a batch of one): the debit paths that do not batch. */
+export function recordDebit(sql: SqlStorage, minute: number, keyId: string, take: Buckets): void {
+  const batch = new Map<number, MinuteDelta>();
+  addToBatch(batch, minute, keyId, take);
+  for (const delta of batch.values()) recordDebits(sql, delta);
 }
 
 /** Gross debits of the minutes not settled yet (from `since` on): what the live balance lacks. */
@@ -81,19 +176,15 @@ export function settleMinutes(
   until: number,
   nowSec: number,
 ): Buckets {
-  const rows = sql
-    .exec<AggregateRow>(
-      `SELECT minute, key_id, requests, credits, debit_monthly, debit_purchased, refunded_monthly,
-         refunded_purchased FROM debit_minutes WHERE minute >= ? AND minute < ?`,
-      from,
-      until,
-    )
-    .toArray();
+  const minutes = readMinutes(sql, from, until);
+  const rows: AggregateRow[] = minutes.flatMap((m) =>
+    perKey(m).map((k) => ({ ...k, minute: m.minute })),
+  );
   // The account's requests per minute (all keys): each hour row's `peak` is the account's
   // busiest minute among the minutes settled with it, so MAX(peak) over an hour's key rows is
   // the account's busiest minute of that hour (minutes are settled whole, never split).
   const perMinute = new Map<number, number>();
-  for (const r of rows) perMinute.set(r.minute, (perMinute.get(r.minute) ?? 0) + r.requests);
+  for (const m of minutes) perMinute.set(m.minute, (perMinute.get(m.minute) ?? 0) + m.requests);
   const hourPeak = new Map<number, number>();
   for (const [minute, n] of perMinute) {
     const hour = floorTo(minute, HOUR_SECONDS);
@@ -220,16 +311,10 @@ export function refundFromAggregate(
   const args = [credits, charge.monthly, charge.purchased] as const;
   const guard = [charge.monthly, charge.purchased] as const;
   if (charge.minute >= settledUntil) {
-    return (
-      sql.exec(
-        `UPDATE debit_minutes SET ${TAKE_BACK} WHERE slot = ? AND key_id = ? AND minute = ? AND ${NET_GUARD}`,
-        ...args,
-        slotOf(charge.minute),
-        keyId,
-        charge.minute,
-        ...guard,
-      ).rowsWritten === 1
-    );
+    const row = readMinute(sql, charge.minute);
+    const after = row ? takeBack(row, keyId, charge) : null;
+    if (after) writeMinute(sql, after);
+    return after !== null;
   }
   const hour = floorTo(charge.minute, HOUR_SECONDS);
   const settled =
@@ -259,12 +344,36 @@ export function usageLeavesMinute(
   keyId: string,
   credits: number,
 ): void {
+  const row = readMinute(sql, minute);
+  if (row) writeMinute(sql, leaveMinute(row, keyId, credits));
+}
+
+/** The ring's row of `minute`, if its slot still holds that minute. */
+function readMinute(sql: SqlStorage, minute: number): MinuteRow | null {
+  const r = sql
+    .exec<StoredMinute>(
+      `SELECT ${MINUTE_COLUMNS} FROM debit_minutes WHERE slot = ? AND minute = ?`,
+      slotOf(minute),
+      minute,
+    )
+    .toArray()[0];
+  return r ? minuteRowOf(r) : null;
+}
+
+/** A refund's change to a minute row, written back whole (refunds are not the hot path). */
+function writeMinute(sql: SqlStorage, row: MinuteRow): void {
   sql.exec(
-    "UPDATE debit_minutes SET requests = MAX(requests - 1, 0), credits = MAX(credits - ?, 0) WHERE slot = ? AND key_id = ? AND minute = ?",
-    credits,
-    slotOf(minute),
-    keyId,
-    minute,
+    `UPDATE debit_minutes SET requests = ?, credits = ?, debit_monthly = ?, debit_purchased = ?,
+       refunded_monthly = ?, refunded_purchased = ?, keys = ? WHERE slot = ? AND minute = ?`,
+    row.requests,
+    row.credits,
+    row.debit_monthly,
+    row.debit_purchased,
+    row.refunded_monthly,
+    row.refunded_purchased,
+    keysJson(row.keys),
+    slotOf(row.minute),
+    row.minute,
   );
 }
 

@@ -4,8 +4,9 @@
  * reads one row and runs nothing; any other runs the statements of every version above its own
  * in one transaction, so it is at one version or the next, never between.
  *
- * Tables (schema version 9; 8 added the state row's `suspended_at`, `suspension_reason` and
- * `balance_version`; 9 keyed the aggregates by (period, key_id) and added `key_last_used`):
+ * Tables (schema version 10; 8 added the state row's `suspended_at`, `suspension_reason` and
+ * `balance_version`; 9 keyed the aggregates by (period, key_id) and added `key_last_used`; 10
+ * made the minute ring one row per account-minute again, the keys' sums inside it):
  * - `meta`          `schema_version`.
  * - `state`         one row: account id, plan, settings (the low-balance alert's level and
  *                   whether it is armed among them; an operator's suspension), and the *settled* buckets (CHECK >= 0):
@@ -16,10 +17,11 @@
  *                   upgrades (invoice id), purchases, adjustments, refunds (`refund:<debit>`),
  *                   debits declared never committed (`void:<debit>`, no delta). Signed deltas
  *                   per bucket. No request debit.
- * - `debit_minutes` request debits aggregated per minute and key, a ring of 1,440 slots (slot =
- *                   minute of the day) per key: count, net credits, gross per-bucket debits,
- *                   refunded per bucket. A debit is one UPSERT of its (slot, key) row (1 row
- *                   read, 1 written); the account's minute is the sum over its keys.
+ * - `debit_minutes` request debits aggregated per account-minute, a ring of 1,440 slots (slot =
+ *                   minute of the day): count, net credits, gross per-bucket debits, refunded
+ *                   per bucket, and the same six per named key in the JSON column `keys` (the
+ *                   debits of no key are the remainder, key ""; domain/minute-row.ts). A write
+ *                   of a group commit's debits is one UPSERT of the row (1 read, 1 written).
  *                   Rows before `compacted_until` are settled (also counted in `usage_hours`)
  *                   and stay only to show the last day at minute grain.
  * - `usage_hours`   settled minutes rolled into hours per key (the same columns, plus the
@@ -185,6 +187,35 @@ const PER_KEY_AGGREGATES: readonly string[] = [
   "CREATE TABLE key_last_used (key_id TEXT PRIMARY KEY, minute INTEGER NOT NULL) WITHOUT ROWID",
 ];
 
+/**
+ * 10: one row per account-minute (group commit: a write of many debits of many keys is one
+ * row). The ring is rebuilt keyed by slot alone; each slot keeps the newest minute it holds (an
+ * older one there is a day older, settled and no longer shown), its key rows summed into the
+ * columns and, for the named keys, into `keys` (`{"key":[requests, credits, debit_monthly,
+ * debit_purchased, refunded_monthly, refunded_purchased]}`); key "" rows stay the remainder.
+ */
+const MINUTE_ROWS: readonly string[] = [
+  // WITHOUT ROWID as in 9: SQLite's cursor then counts the UPSERT as 1 row written, 0 read.
+  `CREATE TABLE debit_minutes_v10 (
+      slot INTEGER NOT NULL CHECK (slot >= 0 AND slot < ${RING_SLOTS}),
+      minute INTEGER NOT NULL,
+      ${AGGREGATE_COLUMNS},
+      keys TEXT NOT NULL DEFAULT '{}',
+      PRIMARY KEY (slot)
+    ) WITHOUT ROWID`,
+  `INSERT INTO debit_minutes_v10 (slot, minute, requests, credits, debit_monthly, debit_purchased,
+     refunded_monthly, refunded_purchased, keys)
+   SELECT slot, minute, SUM(requests), SUM(credits), SUM(debit_monthly), SUM(debit_purchased),
+     SUM(refunded_monthly), SUM(refunded_purchased),
+     IFNULL(json_group_object(key_id, json_array(requests, credits, debit_monthly,
+       debit_purchased, refunded_monthly, refunded_purchased)) FILTER (WHERE key_id != ''), '{}')
+   FROM debit_minutes d
+   WHERE minute = (SELECT MAX(minute) FROM debit_minutes n WHERE n.slot = d.slot)
+   GROUP BY slot, minute`,
+  "DROP TABLE debit_minutes",
+  "ALTER TABLE debit_minutes_v10 RENAME TO debit_minutes",
+];
+
 /** The statements that take an object from the version before to `version`. */
 export interface SchemaVersion {
   version: number;
@@ -212,6 +243,7 @@ export const SCHEMA_VERSIONS: readonly SchemaVersion[] = [
     ],
   },
   { version: 9, statements: PER_KEY_AGGREGATES },
+  { version: 10, statements: MINUTE_ROWS },
 ];
 
 /** The version `ensureSchema` brings every object to: the last of `SCHEMA_VERSIONS`. */

@@ -4,7 +4,9 @@
  * The caller settles the ring first when it lags (so every hour before the ring's window is
  * complete); nothing here writes.
  */
+import { perKey } from "../domain/minute-row";
 import { DAY_SECONDS, HOUR_SECONDS, MINUTE_SECONDS, minuteOf } from "../domain/rules";
+import { readMinutes } from "./aggregates";
 
 export interface UsageRowWithPeak {
   at: number;
@@ -71,19 +73,7 @@ export function usageRows(
   const ring = ringWindowStart(nowMs);
   const rows: UsageRowWithPeak[] = [];
   if (end > ring) {
-    rows.push(
-      ...select(
-        sql,
-        "debit_minutes",
-        "minute",
-        "requests",
-        "minute >= ? AND minute < ? AND minute <= ?",
-        byKey,
-        Math.max(start, ring),
-        end,
-        minuteOf(nowMs),
-      ),
-    );
+    rows.push(...ringRows(sql, Math.max(start, ring), end, nowMs, byKey));
   }
   if (start < ring) {
     for (const [table, key] of [
@@ -115,17 +105,39 @@ export function minuteRows(
   nowMs: number,
   byKey: boolean,
 ): UsageRowWithPeak[] {
-  return select(
-    sql,
-    "debit_minutes",
-    "minute",
-    "requests",
-    "minute >= ? AND minute < ? AND minute <= ?",
-    byKey,
-    Math.max(start, oldestShownMinute(nowMs)),
-    end,
-    minuteOf(nowMs),
-  ).sort((a, b) => a.at - b.at);
+  return ringRows(sql, Math.max(start, oldestShownMinute(nowMs)), end, nowMs, byKey).sort(
+    (a, b) => a.at - b.at,
+  );
+}
+
+/**
+ * The ring's rows in [start, end) up to the current minute: one per minute for the account, or
+ * one per key of each minute (minute-row.ts `perKey`). A minute's peak is its requests.
+ */
+function ringRows(
+  sql: SqlStorage,
+  start: number,
+  end: number,
+  nowMs: number,
+  byKey: boolean,
+): UsageRowWithPeak[] {
+  const minutes = readMinutes(sql, start, Math.min(end, minuteOf(nowMs) + 1));
+  if (!byKey)
+    return minutes.map((m) => ({
+      at: m.minute,
+      requests: m.requests,
+      credits: m.credits,
+      peak: m.requests,
+    }));
+  return minutes.flatMap((m) =>
+    perKey(m).map((k) => ({
+      at: m.minute,
+      requests: k.requests,
+      credits: k.credits,
+      peak: k.requests,
+      key_id: k.key_id,
+    })),
+  );
 }
 
 /**
@@ -134,15 +146,11 @@ export function minuteRows(
  */
 export function keysLastUsed(sql: SqlStorage, settledUntil: number): Record<string, number> {
   const out: Record<string, number> = {};
-  const rows = sql
-    .exec<{ key_id: string; minute: number }>(
-      `SELECT key_id, MAX(minute) AS minute FROM (
-         SELECT key_id, minute FROM key_last_used
-         UNION ALL SELECT key_id, minute FROM debit_minutes WHERE minute >= ? AND key_id != '')
-       GROUP BY key_id`,
-      settledUntil,
-    )
+  const settled = sql
+    .exec<{ key_id: string; minute: number }>("SELECT key_id, minute FROM key_last_used")
     .toArray();
-  for (const r of rows) out[r.key_id] = r.minute;
+  for (const r of settled) out[r.key_id] = r.minute;
+  for (const m of readMinutes(sql, settledUntil, Number.MAX_SAFE_INTEGER))
+    for (const keyId of Object.keys(m.keys)) out[keyId] = Math.max(out[keyId] ?? 0, m.minute);
   return out;
 }

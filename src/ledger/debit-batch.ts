@@ -1,0 +1,145 @@
+/**
+ * Group commit for the account ledger's debits (issue 23). The object decides each debit in
+ * memory at once, in arrival order (money rules 1–3 as before: the next decision's balance
+ * already lacks the takes waiting here), and hands the decided delta to this batch. The batch
+ * writes every delta it holds in ONE `transactionSync` (one row per account-minute, the keys
+ * inside it: `recordDebits`) when the flush comes, and only then answers each caller. If the
+ * write throws, no caller is answered as charged: each gets `LedgerWriteFailed` (503, as an
+ * unreachable ledger) and the object's memory is rebuilt from storage (`failed`), the last
+ * committed state.
+ *
+ * Anything else that reads or writes the ledger flushes first (`flush` is synchronous), so no
+ * command, checkpoint or view ever sees memory ahead of storage.
+ */
+import { flushBy, type GroupCommitMode } from "./domain/group-commit";
+import { addToBatch, type MinuteDelta } from "./domain/minute-row";
+import type { Buckets } from "./domain/rules";
+import { recordDebits } from "./store/aggregates";
+
+/**
+ * A batch's write failed: nothing of it was charged. `retryable` is what the gateway reads
+ * (`durableObjectFailure`): 503 `service_unavailable`, nothing forwarded, the debit reversed by
+ * its ref (a no-op: it never committed).
+ */
+export class LedgerWriteFailed extends Error {
+  readonly retryable = true;
+  constructor(cause: unknown) {
+    super(`The ledger could not write this debit; nothing was charged (${String(cause)}).`);
+    this.name = "LedgerWriteFailed";
+  }
+}
+
+/** A debit's own write (the paths that do not batch): a failure is `LedgerWriteFailed` too. */
+export function writeAlone<T>(storage: DurableObjectStorage, write: () => T): T {
+  try {
+    return storage.transactionSync(write);
+  } catch (err) {
+    throw new LedgerWriteFailed(err);
+  }
+}
+
+interface Waiter {
+  answer: unknown;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+  /** Runs once the write committed, before any caller is answered. */
+  committed?: () => void;
+}
+
+export interface BatchHooks {
+  /** After every committed write (the object schedules its checkpoint). */
+  committed(): void;
+  /** After a failed write: memory back to what storage holds. */
+  failed(): void;
+}
+
+export class DebitBatch {
+  private deltas = new Map<number, MinuteDelta>();
+  private waiters: Waiter[] = [];
+  private scheduled = false;
+  /** Batches in a row that held one debit (`flushBy`). */
+  private lone = 0;
+
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly mode: Exclude<GroupCommitMode, "off">,
+    private readonly hooks: BatchHooks,
+  ) {}
+
+  /** Whether debits wait for a write. */
+  get pending(): boolean {
+    return this.waiters.length > 0;
+  }
+
+  /**
+   * A decided debit joins the pending write; `answer` is given once it committed (`committed`
+   * runs first), or the promise fails with `LedgerWriteFailed` and nothing was charged.
+   */
+  take<T>(
+    minute: number,
+    keyId: string,
+    take: Buckets,
+    answer: T,
+    committed: () => void,
+  ): Promise<T> {
+    addToBatch(this.deltas, minute, keyId, take);
+    return this.wait(answer, committed);
+  }
+
+  /**
+   * An answer decided on the balance less the pending takes (a refusal for want of credits):
+   * given once they are written, or failed with them, so no caller learns of a balance that
+   * was never committed. At once when nothing is pending.
+   */
+  after<T>(answer: T): Promise<T> {
+    if (!this.pending) return Promise.resolve(answer);
+    return this.wait(answer);
+  }
+
+  private wait<T>(answer: T, committed?: () => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiters.push({ answer, resolve: resolve as (v: unknown) => void, reject, committed });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const run = () => {
+      this.scheduled = false;
+      this.flush();
+    };
+    const by = this.mode === "adaptive" ? flushBy(this.lone) : this.mode;
+    if (by === "microtask") queueMicrotask(run);
+    else setTimeout(run, 0);
+  }
+
+  /**
+   * Writes what is pending in one transaction and answers its callers. Synchronous, so a caller
+   * that flushes first runs after the batch's commit. Returns the failure (the callers have
+   * already been refused and memory rebuilt), or null: written, or nothing was pending.
+   */
+  flush(): LedgerWriteFailed | null {
+    if (this.waiters.length === 0) return null;
+    const { waiters, deltas } = this;
+    this.waiters = [];
+    this.deltas = new Map();
+    this.lone = waiters.length > 1 ? 0 : this.lone + 1;
+    try {
+      if (deltas.size > 0)
+        this.storage.transactionSync(() => {
+          for (const delta of deltas.values()) recordDebits(this.storage.sql, delta);
+        });
+    } catch (err) {
+      const failure = new LedgerWriteFailed(err);
+      for (const w of waiters) w.reject(failure);
+      this.hooks.failed();
+      return failure;
+    }
+    for (const w of waiters) w.committed?.();
+    this.hooks.committed();
+    for (const w of waiters) w.resolve(w.answer);
+    return null;
+  }
+}

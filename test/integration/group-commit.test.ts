@@ -1,0 +1,282 @@
+/**
+ * Group commit in the account ledger (issue 23; src/ledger/debit-batch.ts): debits decided
+ * together share one write of one row per account-minute, each answered only after it
+ * committed; money rules 1–3 hold exactly as with one write per debit; a write that fails (or
+ * an object that dies between decision and write) answers none of its debits as charged, and
+ * memory, storage and replay agree afterwards. Counted with the SQL cursors' own counters,
+ * as test/integration/ledger-storage.test.ts does.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { AccountLedger, DebitResult } from "../../src/ledger/account-ledger";
+import { ledgerFor } from "../../src/ledger/client";
+import { durableObjectFailure } from "../../src/platform/errors";
+import { classify, createAccount, expectError, setBalance } from "../helpers/http";
+import { expectLogs } from "../helpers/logs";
+import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
+
+const KEYS = Array.from({ length: 16 }, (_, i) => `key_${i}`);
+
+async function funded(monthly: number, purchased: number) {
+  const accountId = `acct_${crypto.randomUUID()}`;
+  const ledger = ledgerFor(env, accountId);
+  await ledger.init({ accountId, plan: "free" });
+  const b = await ledger.balance();
+  const fund = { ref: "fund", monthly: monthly - b.monthly, purchased, reason: "test" };
+  expect(await ledger.adjust(fund)).toMatchObject({ ok: true });
+  expect(await ledger.setLimits({ rateLimitPerMinute: 1_000_000 })).toMatchObject({ ok: true });
+  return Object.assign(ledger, { accountId });
+}
+
+/** Rows written and read by every statement run on the object's storage from now on. */
+function meter(state: DurableObjectState) {
+  const sql = state.storage.sql;
+  const exec = sql.exec.bind(sql);
+  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
+    const cursor = exec(query, ...bindings);
+    cursors.push(cursor);
+    return cursor;
+  }) as SqlStorage["exec"];
+  return {
+    written: () => cursors.reduce((n, c) => n + c.rowsWritten, 0),
+    stop: () => Reflect.deleteProperty(sql, "exec"),
+  };
+}
+
+/** The object's next write transactions run `fault` instead (the runtime's storage failing). */
+function failNextWrite(state: DurableObjectState, fault: () => never) {
+  const storage = state.storage;
+  const real = storage.transactionSync.bind(storage);
+  storage.transactionSync = ((fn: () => unknown) => {
+    Reflect.deleteProperty(storage, "transactionSync");
+    return fault();
+    // biome-ignore lint/correctness/noUnreachable: the real transaction is what is replaced
+    return real(fn);
+  }) as DurableObjectStorage["transactionSync"];
+}
+
+const charged = (results: DebitResult[]) => results.filter((r) => r.ok).length;
+
+describe("group commit", () => {
+  it("N concurrent debits on B credits: exactly min(N, B) charged, monthly first, per-key usage exact", async () => {
+    // 250 credits: the first 150 debits share a write; from the recharge threshold (100) on,
+    // each debit writes alone after the pending ones (the trigger's path), as before.
+    const ledger = await funded(10, 240);
+    const results = await runInDurableObject(ledger, (raw) => {
+      const instance = raw as AccountLedger;
+      // 300 debits decided in one turn, over 16 keys.
+      return Promise.all(
+        Array.from({ length: 300 }, (_, i) => instance.debit(1, `dbt_${i}`, KEYS[i % 16])),
+      );
+    });
+    expect(charged(results)).toBe(250);
+    // In arrival order: the first 10 from monthly, the next 240 from purchased, then refusals.
+    expect(results.slice(0, 10).every((r) => r.ok && r.charged.monthly === 1)).toBe(true);
+    expect(results.slice(10, 250).every((r) => r.ok && r.charged.purchased === 1)).toBe(true);
+    expect(results.slice(250).every((r) => !r.ok && r.reason === "insufficient_credits")).toBe(
+      true,
+    );
+    expect(await ledger.balance()).toEqual({ monthly: 0, purchased: 0, total: 0 });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 0 });
+    // After a restart too, and usage by key is exact.
+    await runInDurableObject(ledger, (_i, state) => state.abort("restart")).catch(() => {});
+    const fresh = ledgerFor(env, ledger.accountId);
+    expect(await fresh.balance()).toEqual({ monthly: 0, purchased: 0, total: 0 });
+    expect(await fresh.audit()).toMatchObject({ consistent: true, ledger_total: 0 });
+    const now = Math.floor(Date.now() / 1000);
+    const rows = await fresh.usage(now - 3600, now + 60, { byKey: true, minutes: true });
+    const perKey: Record<string, number> = {};
+    for (const r of rows) perKey[r.key_id ?? "?"] = (perKey[r.key_id ?? "?"] ?? 0) + r.requests;
+    // 250 = 15 × 16 + 10: keys 0–9 made 16 debits, keys 10–15 made 15.
+    expect(perKey).toEqual(Object.fromEntries(KEYS.map((k, i) => [k, i < 10 ? 16 : 15])));
+  });
+
+  it("debits decided together are one row written, answered only once it is stored", async () => {
+    const ledger = await funded(0, 10_000);
+    const result = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      const m = meter(state);
+      const sql = state.storage.sql;
+      let storedWhenAnswered = -1;
+      try {
+        const calls = Array.from({ length: 100 }, (_, i) =>
+          instance.debit(1, `dbt_${i}`, KEYS[i % 16]),
+        );
+        void calls[0]?.then(() => {
+          storedWhenAnswered = sql
+            .exec<{ n: number }>("SELECT SUM(requests) AS n FROM debit_minutes")
+            .one().n;
+        });
+        const results = await Promise.all(calls);
+        return { results, written: m.written(), storedWhenAnswered };
+      } finally {
+        m.stop();
+      }
+    });
+    expect(charged(result.results)).toBe(100);
+    // The first caller learns of its debit only once all 100 of its batch are in storage.
+    expect(result.storedWhenAnswered).toBe(100);
+    // One row for the batch, whatever its 16 keys: not 100, not 16.
+    expect(result.written).toBe(1);
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 9_900 });
+  });
+
+  it("a batch of more keys than one statement binds takes a statement more, every key exact", async () => {
+    const ledger = await funded(0, 10_000);
+    const keys = Array.from({ length: 30 }, (_, i) => `key_many_${i}`);
+    const written = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      const m = meter(state);
+      try {
+        const calls = Array.from({ length: 90 }, (_, i) =>
+          instance.debit(2, `d${i}`, keys[i % 30]),
+        );
+        expect(charged(await Promise.all(calls))).toBe(90);
+        return m.written();
+      } finally {
+        m.stop();
+      }
+    });
+    expect(written).toBe(2);
+    const now = Math.floor(Date.now() / 1000);
+    const rows = await ledger.usage(now - 3600, now + 60, { byKey: true, minutes: true });
+    expect(rows.map((r) => [r.key_id, r.requests, r.credits]).sort()).toEqual(
+      keys.map((k) => [k, 3, 6]).sort(),
+    );
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 180 });
+  });
+
+  it("under concurrency a debit writes well under one row (one per batch), with refunds exact", async () => {
+    const ledger = await funded(0, 1_000_000);
+    const waves = 20;
+    const perWave = 50;
+    const result = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      const m = meter(state);
+      try {
+        const all: DebitResult[] = [];
+        for (let w = 0; w < waves; w++) {
+          const wave = Array.from({ length: perWave }, (_, i) =>
+            instance.debit(1 + (i % 3), `dbt_${w}_${i}`, KEYS[i % KEYS.length]),
+          );
+          all.push(...(await Promise.all(wave)));
+        }
+        return { all, written: m.written() };
+      } finally {
+        m.stop();
+      }
+    });
+    const n = waves * perWave;
+    console.log(`group commit: ${result.written / n} rows written per debit (${n} debits)`);
+    expect(charged(result.all)).toBe(n);
+    expect(result.written / n).toBeLessThan(1);
+    expect(result.written).toBeLessThanOrEqual(waves);
+    // A refund of a batched debit comes out of its own key's share of the minute, once.
+    const first = result.all[1];
+    if (!first?.ok) throw new Error("refused");
+    const charge = { minute: first.minute, ...first.charged, key_id: KEYS[1] };
+    expect(await ledger.refund("dbt_0_1", charge)).toMatchObject({ ok: true, refunded: true });
+    expect(await ledger.refund("dbt_0_1", charge)).toMatchObject({ ok: true, refunded: false });
+    const spent = result.all.reduce((s, r) => s + (r.ok ? r.charged.purchased : 0), 0);
+    expect(await ledger.audit()).toMatchObject({
+      consistent: true,
+      ledger_total: 1_000_000 - spent + 2,
+    });
+  });
+
+  it("a write that fails answers none of its debits as charged, and memory returns to what is committed", async () => {
+    const ledger = await funded(0, 1_000);
+    const outcome = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      // Decided now, written later: eight takes of 100 (1,000 → 200), and a debit of 500
+      // refused on the pending takes (it would fit in what is committed).
+      const calls = [
+        ...Array.from({ length: 8 }, (_, i) => instance.debit(100, `dbt_${i}`, "key_a")),
+        instance.debit(500, "dbt_big", "key_b"),
+      ];
+      failNextWrite(state, () => {
+        throw new Error("SQLITE_FULL: database or disk is full");
+      });
+      const settled = await Promise.allSettled(calls);
+      return {
+        settled: settled.map((s) =>
+          s.status === "rejected"
+            ? { rejected: durableObjectFailure(s.reason), message: String(s.reason) }
+            : { value: s.value },
+        ),
+        balance: instance.balance(),
+        audit: instance.audit(),
+        // Storage well again: every committed credit is there to take.
+        again: await Promise.all(
+          Array.from({ length: 10 }, (_, i) => instance.debit(100, `dbt_again_${i}`, "key_a")),
+        ),
+      };
+    });
+    // None answered as charged, and none refused for want of credits it was never charged:
+    // every caller gets the error the gateway answers 503 for (an unreachable ledger).
+    expect(outcome.settled).toEqual(
+      Array.from({ length: 9 }, () => ({
+        rejected: "unreachable",
+        message: expect.stringContaining("nothing was charged"),
+      })),
+    );
+    expect(outcome.balance).toEqual({ monthly: 0, purchased: 1_000, total: 1_000 });
+    expect(outcome.audit).toMatchObject({ consistent: true, ledger_total: 1_000 });
+    expect(charged(outcome.again)).toBe(10);
+    await runInDurableObject(ledger, (_i, state) => state.abort("restart")).catch(() => {});
+    const fresh = ledgerFor(env, ledger.accountId);
+    expect(await fresh.balance()).toEqual({ monthly: 0, purchased: 0, total: 0 });
+    expect(await fresh.audit()).toMatchObject({ consistent: true, ledger_total: 0 });
+    const now = Math.floor(Date.now() / 1000);
+    const usage = await fresh.usage(now - 3600, now + 60, { byKey: true, minutes: true });
+    expect(usage.reduce((n, r) => n + r.requests, 0)).toBe(10);
+  });
+
+  it("an object that dies between decision and write (state.abort) charged no one it answered", async () => {
+    const ledger = await funded(0, 100);
+    await runInDurableObject(ledger, (_raw, state) =>
+      failNextWrite(state, () => {
+        state.abort("died between decision and write");
+        throw new Error("unreachable");
+      }),
+    );
+    const settled = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => ledger.debit(1, `dbt_${i}`, KEYS[i])),
+    );
+    const answered = settled.filter((s) => s.status === "fulfilled" && s.value.ok).length;
+    // The batch that died is answered with the runtime's error (503 at the gateway), never ok.
+    const failed = settled.filter((s) => s.status === "rejected");
+    expect(failed.length).toBeGreaterThan(0);
+    for (const f of failed) expect(durableObjectFailure(f.reason)).not.toBeNull();
+    const fresh = ledgerFor(env, ledger.accountId);
+    // Whatever was answered as charged is charged, and nothing else.
+    expect(await fresh.balance()).toEqual({
+      monthly: 0,
+      purchased: 100 - answered,
+      total: 100 - answered,
+    });
+    expect(await fresh.audit()).toMatchObject({ consistent: true, ledger_total: 100 - answered });
+  });
+
+  it("through the gateway: a failed batch write is 503 service_unavailable, nothing forwarded, nothing charged", async () => {
+    expectLogs([/^durable object unavailable \S+ /, /LedgerWriteFailed/]);
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 300 });
+    await runInDurableObject(ledgerFor(env, account.id), (_raw, state) =>
+      failNextWrite(state, () => {
+        throw new Error("SQLITE_IOERR: disk I/O error");
+      }),
+    );
+    const requestId = uniqueRequestId();
+    const res = await classify(account, "/v1/classify", {
+      headers: { "X-Request-Id": requestId },
+    });
+    await expectError(res, 503, "service_unavailable");
+    expect(await upstreamRequests(requestId)).toEqual([]);
+    const ledger = ledgerFor(env, account.id);
+    expect(await ledger.balance()).toMatchObject({ purchased: 300 });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 300 });
+  });
+});
