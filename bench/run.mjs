@@ -307,24 +307,6 @@ function costPerMillion(c) {
   };
 }
 
-/**
- * `@standard-community/standard-json` (the OpenAPI document's schemas) imports the converters
- * of other schema libraries lazily, inside a try ("effect", "sury", …), none of which Tollgate
- * uses or installs; the bundle keeps those imports and Miniflare refuses to load a bundle naming
- * a module it cannot resolve. The bench's builds map them to an empty module
- * (`bench/empty-module.mjs`). Only the libraries that are not installed are listed.
- */
-const OPTIONAL_SCHEMA_LIBRARIES = [
-  "effect",
-  "sury",
-  "@valibot/to-json-schema",
-  "zod-openapi",
-  "zod-to-json-schema",
-];
-const SCHEMA_LIBRARY_ALIASES = `\n[alias]\n${OPTIONAL_SCHEMA_LIBRARIES.map(
-  (name) => `${JSON.stringify(name)} = ${JSON.stringify(path.join(benchDir, "empty-module.mjs"))}`,
-).join("\n")}\n`;
-
 /** Lets biome format what the bench wrote, so `biome check .` stays green after a run. */
 function formatResults(/** @type {string[]} */ files) {
   const bin = path.join(root, "node_modules", "@biomejs", "biome", "bin", "biome");
@@ -342,19 +324,9 @@ async function main() {
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
 
   log(`building the worker bundle (wrangler ${info.wrangler} deploy --dry-run) …`);
-  // wrangler.toml as is, with its paths made absolute and the optional schema libraries aliased (SCHEMA_LIBRARY_ALIASES).
-  const gatewayToml = `${readFileSync(path.join(root, "wrangler.toml"), "utf8")
-    .replace(/^main\s*=.*$/m, `main = ${JSON.stringify(path.join(root, "src", "index.ts"))}`)
-    .replaceAll(
-      /^migrations_dir\s*=.*$/gm,
-      `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`,
-    )}${SCHEMA_LIBRARY_ALIASES}`;
-  mkdirSync(path.join(work, "gateway-config"));
-  const gatewayConfig = path.join(work, "gateway-config", "wrangler.toml");
-  writeFileSync(gatewayConfig, gatewayToml);
   const gatewayScript = config.onlyCount
     ? ""
-    : build(gatewayConfig, path.join(work, "gateway"), path.dirname(gatewayConfig));
+    : build(path.join(root, "wrangler.toml"), path.join(work, "gateway"), root);
   // The instrumented config is copied next to its output so wrangler's scratch dir
   // (.wrangler/) lands in the temp dir, not in bench/.
   const instrToml = readFileSync(path.join(benchDir, "wrangler.instrumented.toml"), "utf8")
@@ -365,8 +337,7 @@ async function main() {
     .replace(
       /^migrations_dir\s*=.*$/m,
       `migrations_dir = ${JSON.stringify(path.join(root, "migrations"))}`,
-    )
-    .concat(SCHEMA_LIBRARY_ALIASES);
+    );
   mkdirSync(path.join(work, "instr-config"));
   const instrConfig = path.join(work, "instr-config", "wrangler.toml");
   writeFileSync(instrConfig, instrToml);
