@@ -2,7 +2,8 @@
  * AccountLedger: one Durable Object per account, the only writer of that account's balance. A
  * thin shell: it keeps memory (`memory.ts`: the state row and the open debits, written through,
  * so the live balance needs no read), runs each command's decide → apply in one
- * `transactionSync`, and flushes the effects after the commit through its outbox. Pure
+ * `transactionSync` with its follow-ups (`transactions.ts`), and flushes the effects after the
+ * commit through its outbox. Pure
  * decisions live in `domain/`, their application in `apply/`, storage steps in `store/`, the
  * follow-ups of every balance change in `follow-ups.ts`, views in `views.ts`, delivery in
  * `outbox-runner.ts`, the alarm's times in `domain/alarms.ts`, the debits' group commit in
@@ -31,7 +32,6 @@ import { writeAlone } from "./debit-batch";
 import { alarmsAfterAlarm, cycleAlarm, settleDue } from "./domain/alarms";
 import { currentAlarmCycle } from "./domain/cycles";
 import { debitAnswer } from "./domain/decisions";
-import { addEffects, type Effects, noEffects } from "./domain/effects";
 import { groupCommitMode } from "./domain/group-commit";
 import type { AlertSettings } from "./domain/low-balance";
 import { clockMarginMs } from "./domain/recent-debits";
@@ -39,21 +39,14 @@ import {
   type BalanceView,
   type Buckets,
   DEFAULT_SPEND_LIMIT_CENTS,
-  liveBalance,
   withTotal,
 } from "./domain/rules";
 // The commands' inputs and results (the routes and tests import them from here).
 import type * as T from "./domain/types";
-import {
-  balanceFollowUp,
-  lowBalanceFollowUp,
-  resumeIfMonthTurned,
-  triggerRecharge,
-} from "./follow-ups";
+import { resumeIfMonthTurned, triggerRecharge } from "./follow-ups";
 import { LedgerMemory } from "./memory";
 import { OutboxRunner } from "./outbox-runner";
 import { checkpoint } from "./store/aggregates";
-import { clearExhausted, markExhausted } from "./store/exhaustion";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
 import { ensureSchema } from "./store/schema";
 import { readStateRow } from "./store/state";
@@ -64,7 +57,7 @@ import {
   type UsageRowWithPeak,
   usageRows,
 } from "./store/usage";
-import type { Tx } from "./tx";
+import { LedgerTransactions } from "./transactions";
 import { accountOf, alertsOf, auditOf, autoRechargeOf, limitsOf } from "./views";
 
 export { SETTLE_EVERY_MS } from "./domain/alarms";
@@ -72,7 +65,6 @@ export type * from "./domain/types";
 export { DEFAULT_SPEND_LIMIT_CENTS };
 
 const NONE: Buckets = { monthly: 0, purchased: 0 };
-type Committed<R> = { result: R; fx: Effects };
 
 export class AccountLedger extends DurableObject<Bindings> {
   private readonly sql: SqlStorage;
@@ -80,6 +72,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   private readonly outbox: OutboxRunner;
   /** The state row, open debits, rate window, revoked keys, recent debits (memory.ts). */
   private readonly m: LedgerMemory;
+  /** Commits each command with its follow-ups (transactions.ts). */
+  private readonly tx: LedgerTransactions;
   /** Set only by a test (`testSetClock`); null: the real clock. */
   private testClock: number | null = null;
 
@@ -90,57 +84,13 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.outbox = new OutboxRunner(this.sql, env, this.alarms);
     const mode = groupCommitMode(env.LEDGER_GROUP_COMMIT);
     this.m = new LedgerMemory(ctx.storage, mode, () => this.scheduleSettle());
+    this.tx = new LedgerTransactions(ctx.storage, this.m, this.outbox, () => this.now());
     ensureSchema(ctx.storage);
     this.m.reload();
     ctx.blockConcurrencyWhile(() => this.alarms.load());
   }
 
   // ---------------------------------------------------------------- memory and transactions
-
-  /**
-   * One mutation: a synchronous transaction that ends by following the low-balance alert, and
-   * memory refreshed from what it committed. `rearm: false` (a refund) never arms the alert.
-   * Returns the result and the effects the transaction collected (a rolled-back one throws,
-   * and its effects are dropped with it); the caller flushes them.
-   */
-  private transact<R>(fn: (tx: Tx) => R, rearm = true, now = this.now()): Committed<R> {
-    // Pending debits are written first: a command decides on committed storage.
-    this.m.flush();
-    const tx: Tx = { sql: this.sql, now, open: this.m.open, fx: noEffects() };
-    try {
-      const result = this.ctx.storage.transactionSync(() => {
-        const before = this.m.live();
-        const result = fn(tx);
-        const after = { ...tx, now: this.now() };
-        addEffects(tx.fx, lowBalanceFollowUp(after, rearm));
-        // Not for a refund (the one mutation that does not re-arm): there is one per failed
-        // upstream call, so it reaches D1 with the next change or checkpoint instead.
-        if (rearm) addEffects(tx.fx, balanceFollowUp(after, before));
-        const s = readStateRow(this.sql);
-        const credited = this.m.exhausted && s && withTotal(liveBalance(s, tx.open)).total > 0;
-        if (credited) clearExhausted(this.sql);
-        return { result, credited };
-      });
-      if (result.credited) this.m.exhausted = false;
-      return { result: result.result, fx: tx.fx };
-    } finally {
-      this.m.reread();
-    }
-  }
-
-  /** A mutation whose caller waits for its outbox items to be delivered. */
-  private async run<R>(fn: (tx: Tx) => R, now = this.now()): Promise<R> {
-    const { result, fx } = this.transact(fn, true, now);
-    await this.outbox.afterCommit(fx);
-    return result;
-  }
-
-  /** A mutation whose caller delivers nothing itself: its outbox items are left to the alarm. */
-  private mutate<R>(fn: (tx: Tx) => R, rearm = true, now = this.now()): R {
-    const { result, fx } = this.transact(fn, rearm, now);
-    this.outbox.leaveToAlarm(fx);
-    return result;
-  }
 
   /** The time: the real clock, or the one a test set (`testSetClock`). */
   private now(): number {
@@ -258,11 +208,11 @@ export class AccountLedger extends DurableObject<Bindings> {
     if (d.kind === "insufficient") {
       // Decided on the pending takes: answered once they are written (or failed with them).
       const answer = this.m.after(debitAnswer(d));
-      if (d.resume) await this.run(triggerRecharge);
+      if (d.resume) await this.tx.run(triggerRecharge);
       if (this.m.exhausted || !s) return answer;
       // The episode's mark only once the takes it was decided on are written.
       const refused = await answer;
-      this.firstRefusal(s.account_id, d.balance, cost, now);
+      this.tx.firstRefusal(s.account_id, d.balance, cost, now);
       return refused;
     }
     if (!s) throw new Error("unreachable: a debit is taken only from an initialized ledger");
@@ -293,19 +243,6 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /**
-   * The first refusal of an episode: one write (the event and the episode's mark); the reply is
-   * not held for its delivery, which the alarm retries. Later refusals write nothing.
-   */
-  private firstRefusal(accountId: string, balance: Buckets, cost: number, now: number): void {
-    if (this.m.exhausted) return;
-    const item = this.ctx.storage.transactionSync(() =>
-      markExhausted(this.sql, accountId, balance, cost, now),
-    );
-    this.m.exhausted = true;
-    void this.outbox.afterCommit({ deliver: [item], alarms: [] });
-  }
-
-  /**
    * Refuses `keyId` on every later debit, at once and in every isolate (the isolates' key
    * caches may still map it to this account). Idempotent. Called before D1 marks it revoked.
    */
@@ -317,14 +254,14 @@ export class AccountLedger extends DurableObject<Bindings> {
   refund(debitRef: string, charge: T.DebitCharge | null, sentAt?: number): T.RefundResult {
     const margin = clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS);
     const memory = { recent: this.m.recent, clockMarginMs: margin };
-    return this.mutate((tx) => applyRefund(tx, { debitRef, charge, sentAt }, memory), false);
+    return this.tx.mutate((tx) => applyRefund(tx, { debitRef, charge, sentAt }, memory), false);
   }
 
   // ---------------------------------------------------------------- commands (apply/)
 
   /** Creates the ledger (`applyInit`); a second call changes nothing. */
   init(input: { accountId: string; plan: PlanId; now?: number }): T.LedgerAccount {
-    this.mutate((tx) => applyInit(tx, input), true, input.now ?? this.now());
+    this.tx.mutate((tx) => applyInit(tx, input), true, input.now ?? this.now());
     // A second call changes nothing, open debits included: memory follows storage.
     this.m.reload();
     // The first checkpoint is armed now, so the first hour of debits sets no alarm.
@@ -334,12 +271,12 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** An operator's signed adjustment, audited and idempotent by `ref` (`applyAdjust`). */
   adjust(input: T.AdjustInput): Promise<T.AdjustResult> {
-    return this.run((tx) => applyAdjust(tx, input));
+    return this.tx.run((tx) => applyAdjust(tx, input));
   }
 
   /** A billing cycle's monthly credits, idempotent by `ref` (`applyStartCycle`). */
   async startCycle(input: T.CycleInput): Promise<T.CycleResult> {
-    const { result, fx } = this.transact((tx) => applyStartCycle(tx, input));
+    const { result, fx } = this.tx.transact((tx) => applyStartCycle(tx, input));
     if (result.ok) this.scheduleCycleAlarm();
     await this.outbox.afterCommit(fx);
     return result;
@@ -347,14 +284,14 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** A plan change, if newer than the last seen; no credits (`applyPlanChange`). */
   changePlan(input: T.PlanChangeInput): T.PlanChangeResult {
-    const result = this.mutate((tx) => applyPlanChange(tx, input));
+    const result = this.tx.mutate((tx) => applyPlanChange(tx, input));
     this.scheduleCycleAlarm();
     return result;
   }
 
   /** A paid upgrade invoice's monthly credits, idempotent by `ref` (`applyUpgrade`). */
   grantUpgrade(input: T.UpgradeInput): Promise<T.UpgradeResult> {
-    return this.run((tx) => applyUpgrade(tx, input));
+    return this.tx.run((tx) => applyUpgrade(tx, input));
   }
 
   /**
@@ -363,32 +300,32 @@ export class AccountLedger extends DurableObject<Bindings> {
    * requests are refused in the same call, at no extra read (`applySuspension`).
    */
   setSuspension(suspension: { reason: string } | null): Promise<T.SuspendResult> {
-    return this.run((tx) => applySuspension(tx, suspension));
+    return this.tx.run((tx) => applySuspension(tx, suspension));
   }
 
   /** The payment method recharges created from now on pay with (null: none). */
   setPaymentMethod(paymentMethodId: string | null): void {
-    this.mutate((tx) => applyPaymentMethod(tx, paymentMethodId));
+    this.tx.mutate((tx) => applyPaymentMethod(tx, paymentMethodId));
   }
 
   /** The spending limit and the rate limit override (`applyLimits`). */
   setLimits(input: T.LimitsInput): Promise<T.LimitsResult> {
-    return this.run((tx) => applyLimits(tx, input));
+    return this.tx.run((tx) => applyLimits(tx, input));
   }
 
   /** Auto-recharge's settings (`applyAutoRecharge`). */
   updateAutoRecharge(input: T.AutoRechargeInput): Promise<T.SettingsResult> {
-    return this.run((tx) => applyAutoRecharge(tx, input));
+    return this.tx.run((tx) => applyAutoRecharge(tx, input));
   }
 
   /** The low-balance level, null: no alert (`applyAlerts`). */
   setAlerts(input: { lowBalanceCredits: number | null }): T.AlertsResult {
-    return this.mutate((tx) => applyAlerts(tx, input));
+    return this.tx.mutate((tx) => applyAlerts(tx, input));
   }
 
   /** A manual top-up through the recharge pipeline, idempotent by `rechargeId`. */
   requestTopUp(input: { rechargeId: string; package: PackageId }): Promise<T.TopUpResult> {
-    return this.run((tx) => applyTopUp(tx, input));
+    return this.tx.run((tx) => applyTopUp(tx, input));
   }
 
   /**
@@ -400,7 +337,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     credits: number,
     payment?: T.PaymentDetails,
   ): Promise<T.GrantResult> {
-    return this.run((tx) => applyGrantPurchased(tx, { rechargeId, credits, payment }));
+    return this.tx.run((tx) => applyGrantPurchased(tx, { rechargeId, credits, payment }));
   }
 
   /** A failed payment: no credits, auto-recharge off, the failure kept (money rule 6). */
@@ -411,7 +348,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     payment?: T.PaymentDetails,
   ): Promise<T.PaymentProblemResult> {
     const problem = { rechargeId, event: "failed" as const, code, message, actionUrl: null };
-    return this.run((tx) => applyPaymentProblem(tx, { ...problem, payment }));
+    return this.tx.run((tx) => applyPaymentProblem(tx, { ...problem, payment }));
   }
 
   /** A payment that needs the customer: as a failure, with the link to complete it. */
@@ -423,7 +360,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     payment?: T.PaymentDetails,
   ): Promise<T.PaymentProblemResult> {
     const problem = { rechargeId, event: "requires_action" as const, code, message, actionUrl };
-    return this.run((tx) => applyPaymentProblem(tx, { ...problem, payment }));
+    return this.tx.run((tx) => applyPaymentProblem(tx, { ...problem, payment }));
   }
 
   // ---------------------------------------------------------------- alarm
@@ -437,7 +374,7 @@ export class AccountLedger extends DurableObject<Bindings> {
     const now = this.now();
     const active = this.settle(now);
     await this.outbox.flush();
-    await this.run(resumeIfMonthTurned, now);
+    await this.tx.run(resumeIfMonthTurned, now);
     const s = this.m.current();
     if (s && s.stripe_cycles === 0 && s.cycle_ends_at <= now) {
       const { start, end } = currentAlarmCycle(s.cycle_ends_at, now);
