@@ -22,6 +22,12 @@ import { AlarmClock } from "./alarms";
 import { applyAdjust, applyRefund } from "./apply/balance";
 import { applyInit, applyPlanChange, applyStartCycle, applyUpgrade } from "./apply/cycles";
 import { applyDebit } from "./apply/debit";
+import {
+  applyLeaseClose,
+  applyLeaseTake,
+  type LeaseCloseInput,
+  type LeaseTakeInput,
+} from "./apply/leases";
 import { applyGrantPurchased, applyPaymentProblem, applyTopUp } from "./apply/recharges";
 import {
   applyAlerts,
@@ -80,6 +86,7 @@ import {
   triggerRecharge,
 } from "./follow-ups";
 import { OutboxRunner } from "./outbox-runner";
+import { debitRecalling, nextLeaseAlarm, recallLeases } from "./shards/recall";
 import { checkpoint, openDebits } from "./store/aggregates";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
 import { RevokedKeys } from "./store/revoked-keys";
@@ -471,6 +478,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       const cycle = { plan: s.plan, version: s.plan_version, startsAt: start, endsAt: end };
       await this.startCycle({ ref, ...cycle, source: "alarm" });
     }
+    await this.leaseRecall(now);
     const outboxWaiting = hasOutbox(this.sql);
     const next = alarmsAfterAlarm({ s: this.s, active, outboxWaiting, now: this.now() });
     for (const at of next) this.alarms.schedule(at);
@@ -485,5 +493,40 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   private scheduleCycleAlarm(): void {
     if (this.s) this.alarms.schedule(cycleAlarm(this.s));
+  }
+
+  // ---------------------------------------------------------------- escrow shards (docs/ledger-shards.md)
+
+  leaseTake(input: LeaseTakeInput) {
+    return this.leased((tx) => applyLeaseTake(tx, input));
+  }
+
+  leaseClose(input: LeaseCloseInput) {
+    return this.leased((tx) => applyLeaseClose(tx, input));
+  }
+
+  /** A request no shard could cover: refused only once every lease is recalled. */
+  leaseDebit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult> {
+    return debitRecalling(
+      () => this.debit(cost, ref, apiKeyId),
+      () => this.leaseRecall(),
+    );
+  }
+
+  /** Recalls every open lease, or those expired by `expiredBy`; returns how many came back. */
+  async leaseRecall(expiredBy?: number): Promise<number> {
+    const n = await recallLeases(this.env, this.sql, expiredBy, (i) => this.leaseClose(i));
+    this.alarms.schedule(nextLeaseAlarm(this.sql, this.now()));
+    return n;
+  }
+
+  /** As `transact`, without the low-balance step: a lease moves credits, it spends none. */
+  private async leased<T>(fn: (tx: Tx) => T): Promise<T> {
+    const tx: Tx = { sql: this.sql, now: this.now(), open: this.open, fx: noEffects() };
+    const result = this.ctx.storage.transactionSync(() => fn(tx));
+    this.reload();
+    this.alarms.schedule(nextLeaseAlarm(this.sql, tx.now));
+    await this.outbox.afterCommit(tx.fx);
+    return result;
   }
 }

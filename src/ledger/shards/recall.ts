@@ -1,0 +1,54 @@
+/**
+ * The bank's recall of its shards' leases (docs/ledger-shards.md): each shard holding an open
+ * lease is asked to `surrender` it (frozen at once, its report answered) and the bank settles
+ * it with `close`. A shard that cannot be reached keeps its lease (held, never lost: it can no
+ * longer spend it once expired) and is asked again `RECALL_RETRY_MS` later.
+ */
+import type { Bindings } from "../../platform/env";
+import { type LeaseReport, RECALL_RETRY_MS } from "../domain/leases";
+import type { DebitResult } from "../domain/types";
+import { openLeases } from "../store/leases";
+import { readStateRow } from "../store/state";
+import { shardFor } from "./client";
+
+/** Recalls every open lease, or only those expired by `expiredBy`; returns how many closed. */
+export async function recallLeases(
+  env: Pick<Bindings, "LEDGER_SHARD">,
+  sql: SqlStorage,
+  expiredBy: number | undefined,
+  close: (input: { id: string; report: LeaseReport }) => Promise<unknown>,
+): Promise<number> {
+  const accountId = readStateRow(sql)?.account_id;
+  if (!accountId) return 0;
+  const due = openLeases(sql).filter((l) => expiredBy === undefined || l.expires_at <= expiredBy);
+  const done = await Promise.allSettled(
+    due.map(async (l) => {
+      const report = await shardFor(env, accountId, l.shard).surrender(l.id);
+      await close({ id: l.id, report });
+    }),
+  );
+  for (const d of done) if (d.status === "rejected") console.warn("lease recall", String(d.reason));
+  return done.filter((d) => d.status === "fulfilled").length;
+}
+
+/** When the bank's alarm must next look at its leases: the first expiry, or a retry. */
+export function nextLeaseAlarm(sql: SqlStorage, now: number): number | null {
+  const first = openLeases(sql)[0];
+  if (!first) return null;
+  return first.expires_at > now ? first.expires_at : now + RECALL_RETRY_MS;
+}
+
+/**
+ * A request a shard could not cover, decided by the bank: refused only once no lease is left
+ * to recall, so only when the whole account cannot pay (money rules 1 and 2).
+ */
+export async function debitRecalling(
+  debit: () => Promise<DebitResult>,
+  recall: () => Promise<number>,
+): Promise<DebitResult> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await debit();
+    if (r.ok || r.reason !== "insufficient_credits" || attempt === 3) return r;
+    if ((await recall()) === 0) return r;
+  }
+}
