@@ -86,7 +86,7 @@ import {
   triggerRecharge,
 } from "./follow-ups";
 import { OutboxRunner } from "./outbox-runner";
-import { debitRecalling, nextLeaseAlarm, recallLeases } from "./shards/recall";
+import { debitRecalling, nextLeaseAlarm, recallLeases, wholeAccountShort } from "./shards/recall";
 import { checkpoint, openDebits } from "./store/aggregates";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
 import { RevokedKeys } from "./store/revoked-keys";
@@ -507,8 +507,10 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** A request no shard could cover: refused only once every lease is recalled. */
   leaseDebit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult> {
+    const short = () => wholeAccountShort(this.sql, this.balance().total, cost);
     return debitRecalling(
       () => this.debit(cost, ref, apiKeyId),
+      short,
       () => this.leaseRecall(),
     );
   }

@@ -14,7 +14,7 @@ import {
   leaseGrant,
   reportFits,
 } from "../domain/leases";
-import { type Buckets, liveBalance, minuteOf, ringNeedsSettling } from "../domain/rules";
+import { type Buckets, debitMinute, liveBalance, ringNeedsSettling } from "../domain/rules";
 import type { StateRow } from "../domain/types";
 import { rechargeFollowUp } from "../follow-ups";
 import { openDebits, settleMinutes } from "../store/aggregates";
@@ -120,7 +120,8 @@ export function applyLeaseClose(tx: Tx, input: LeaseCloseInput): LeaseCloseResul
     throw new Error(`lease ${lease.id}: report exceeds the lease`);
   const s = currentState(tx);
   if (!s) throw new Error("unreachable: a lease exists only on an initialized ledger");
-  const nowMinute = minuteOf(now);
+  // The minute a debit of now counts in (never one settled already: `debitMinute`).
+  const nowMinute = debitMinute(now, s.compacted_until);
   // As a debit would (`applyDebit`): no checkpoint for a day, so settle before reusing a slot.
   const settleFirst = ringNeedsSettling(nowMinute, s.compacted_until);
   if (settleFirst) settleMinutes(sql, s.compacted_until, nowMinute, Math.floor(now / 1000));

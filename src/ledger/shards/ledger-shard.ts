@@ -25,6 +25,7 @@ import {
   activate,
   dropLease,
   ensureShardSchema,
+  hasRefund,
   insertTaking,
   markClosing,
   readLease,
@@ -199,9 +200,10 @@ export class LedgerShard extends DurableObject<Bindings> {
       const within =
         l.refunded.monthly + charge.monthly <= l.spent.monthly &&
         l.refunded.purchased + charge.purchased <= l.spent.purchased;
-      if (!within) return { ok: false, reason: "not_found" };
+      const replay = hasRefund(this.sql, debitRef);
+      if (!replay && !within) return { ok: false, reason: "not_found" };
       const key = { ...charge, key_id: charge.key_id ?? "" };
-      const fresh = recordRefund(this.sql, debitRef, key);
+      const fresh = !replay && recordRefund(this.sql, debitRef, key);
       if (fresh)
         l.refunded = {
           monthly: l.refunded.monthly + charge.monthly,

@@ -39,16 +39,29 @@ export function nextLeaseAlarm(sql: SqlStorage, now: number): number | null {
 }
 
 /**
- * A request a shard could not cover, decided by the bank: refused only once no lease is left
- * to recall, so only when the whole account cannot pay (money rules 1 and 2).
+ * Whether the whole account cannot pay `cost`: the bank is short and no lease is open. Read
+ * synchronously, so it is one instant's truth (a lease closing later cannot slip in between).
+ */
+export function wholeAccountShort(sql: SqlStorage, bankTotal: number, cost: number): boolean {
+  return bankTotal < cost && openLeases(sql).length === 0;
+}
+
+/** How many rounds of recall a forwarded request waits at most before it is refused. */
+const RECALL_ROUNDS = 8;
+
+/**
+ * A request a shard could not cover, decided by the bank: while it is short and leases are
+ * open, they are recalled and the request decided again, so it is refused only when the whole
+ * account cannot pay (money rules 1 and 2).
  */
 export async function debitRecalling(
   debit: () => Promise<DebitResult>,
+  short: () => boolean,
   recall: () => Promise<number>,
 ): Promise<DebitResult> {
-  for (let attempt = 0; ; attempt++) {
+  for (let round = 0; ; round++) {
     const r = await debit();
-    if (r.ok || r.reason !== "insufficient_credits" || attempt === 3) return r;
-    if ((await recall()) === 0) return r;
+    if (r.ok || r.reason !== "insufficient_credits" || round === RECALL_ROUNDS || short()) return r;
+    await recall();
   }
 }

@@ -115,6 +115,10 @@ export function recordSpend(sql: SqlStorage, minute: number, keyId: string, take
   );
 }
 
+export function hasRefund(sql: SqlStorage, ref: string): boolean {
+  return sql.exec("SELECT 1 FROM refunds WHERE ref = ?", ref).toArray().length > 0;
+}
+
 /** A refund of one of the lease's debits; false when that debit was refunded already. */
 export function recordRefund(
   sql: SqlStorage,
@@ -129,7 +133,7 @@ export function recordRefund(
       charge.key_id,
       charge.monthly,
       charge.purchased,
-    ).rowsWritten === 1
+    ).rowsWritten > 0
   );
 }
 
