@@ -45,6 +45,7 @@ import {
   countRun,
   createAccounts,
   createHotAccount,
+  createShardedAccount,
   databaseSize,
   filesystemOf,
   load,
@@ -121,6 +122,8 @@ for (const s of config.states) {
   if (s !== "disk" && s !== "tmpfs") throw new Error(`BENCH_STATE: unknown "${s}" (disk, tmpfs)`);
 }
 
+/** The sharded hot account's shard count (docs/ledger-shards.md). */
+const SHARDS = 4;
 const TARGETS = /** @type {const} */ (["direct", "bare", "gateway_hot", "gateway_1k"]);
 /** @type {Record<string, string>} */
 const LABELS = {
@@ -128,6 +131,7 @@ const LABELS = {
   bare: "(b) bare pass-through Worker",
   gateway_hot: `(c) gateway, 1 hot account (${config.hotKeys} keys)`,
   gateway_1k: `(d) gateway, ${config.accounts.toLocaleString("en-US")} accounts`,
+  gateway_sharded: `(e) gateway, one hot account on ${SHARDS} escrow shards`,
 };
 
 /** Everything to undo on exit, last first. */
@@ -495,6 +499,7 @@ function costOf(counts) {
   return {
     gateway_hot: costPerMillion(counts.gateway_hot),
     gateway_1k: costPerMillion(counts.gateway_1k),
+    ...(counts.gateway_sharded ? { gateway_sharded: costPerMillion(counts.gateway_sharded) } : {}),
   };
 }
 
@@ -521,6 +526,7 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
   for (const [name, dir] of [
     ["gateway_hot", "hot"],
     ["gateway_1k", "many"],
+    ["gateway_sharded", "sharded"],
   ]) {
     const ins = await startGateway({
       scriptPath: instrScript,
@@ -533,7 +539,9 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
     keys[name ?? ""] =
       name === "gateway_hot"
         ? (await createHotAccount(ins.url, config.hotKeys)).keys
-        : await createAccounts(ins.url, config.accounts);
+        : name === "gateway_sharded"
+          ? (await createShardedAccount(ins.url, config.hotKeys, SHARDS)).keys
+          : await createAccounts(ins.url, config.accounts);
     await ins.mf.dispose();
   }
   const setupSeconds = (Date.now() - t0) / 1000;
@@ -556,6 +564,15 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
       sink,
       keys.gateway_1k ?? [],
       "gateway_1k",
+    ),
+    gateway_sharded: await countPerRequest(
+      instrScript,
+      path.join(persistRoot, "sharded"),
+      upstreamUrl,
+      toml,
+      sink,
+      keys.gateway_sharded ?? [],
+      "gateway_sharded",
     ),
   };
   undoState();
@@ -653,8 +670,9 @@ function countRows(report) {
   const out = [];
   for (const run of report.runs) {
     if (!run.counts) continue;
-    for (const t of ["gateway_hot", "gateway_1k"]) {
+    for (const t of ["gateway_hot", "gateway_1k", "gateway_sharded"]) {
       const c = run.counts[t];
+      if (!c) continue;
       const cost = run.cost_per_million?.[t];
       out.push([
         `${run.state} (${run.filesystem.type})`,
@@ -700,8 +718,9 @@ function costRows(report) {
   const out = [];
   for (const run of report.runs) {
     if (!run.cost_per_million) continue;
-    for (const t of ["gateway_hot", "gateway_1k"]) {
+    for (const t of ["gateway_hot", "gateway_1k", "gateway_sharded"]) {
       const c = run.cost_per_million[t];
+      if (!c) continue;
       out.push([
         `${run.state} (${run.filesystem.type})`,
         LABELS[t] ?? t,
@@ -778,6 +797,41 @@ function mdTable(head, body) {
   return [head, align, ...body].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 
+/**
+ * The sharded hot account: calls each of its objects received (from the Worker, and the bank's
+ * from its shards), the largest share, and the shards' calls on the bank per request.
+ * @param {any} report
+ */
+function shardRows(report) {
+  /** @type {string[][]} */
+  const out = [];
+  for (const run of report.runs) {
+    const c = run.counts?.gateway_sharded;
+    if (!c) continue;
+    const total = Object.values(c.calls_by_object ?? {}).reduce((a, b) => a + Number(b), 0);
+    for (const [object, calls] of Object.entries(c.calls_by_object ?? {}).sort()) {
+      const kind = object.startsWith("shard:")
+        ? `shard ${object.split(":").at(-1)}`
+        : "bank (ledger)";
+      out.push([
+        `${run.state} (${run.filesystem.type})`,
+        kind,
+        fmtInt(Number(calls)),
+        fmtCount(Number(calls) / (total || 1)),
+      ]);
+    }
+    out.push([
+      `${run.state} (${run.filesystem.type})`,
+      "largest share / bank calls per request",
+      fmtCount(c.largest_object_share),
+      fmtCount(c.bank_calls_from_shards_per_request),
+    ]);
+  }
+  return out;
+}
+
+const SHARD_HEAD = ["state", "object", "calls received", "share"];
+
 /** @param {any} report */
 function describe(report) {
   const m = report.machine;
@@ -811,6 +865,9 @@ function textTable(report) {
     "Durable Object storage (ctx.storage.sql.databaseSize) over a long run on one account:",
     ascii(STORAGE_HEAD, storageRows(report)),
     "",
+    `(e) the sharded hot account (${SHARDS} escrow shards, docs/ledger-shards.md): calls per object; last row: largest share, and the shards' calls on the bank per request:`,
+    shardRows(report).length ? ascii(SHARD_HEAD, shardRows(report)) : "(not run)",
+    "",
     ...priceLines(),
     "",
     describe(report).replaceAll("`", ""),
@@ -835,6 +892,10 @@ function markdown(report) {
     `Durable Object storage: \`ctx.storage.sql.databaseSize\` of one fresh account before and after ${report.storage ? fmtInt(report.storage.requests) : "?"} proxied requests${report.storage && !report.storage.per_million.measured ? "; the per-million figure is a linear extrapolation" : ""}:`,
     "",
     mdTable(STORAGE_HEAD, storageRows(report)),
+    "",
+    `(e) the sharded hot account (${SHARDS} escrow shards, docs/ledger-shards.md): calls each object received (the bank's from its shards: leases taken and returned, requests forwarded near zero); last row: the largest share of any one object, and the shards' calls on the bank per proxied request:`,
+    "",
+    shardRows(report).length ? mdTable(SHARD_HEAD, shardRows(report)) : "(not run)",
     "",
     ...priceLines(),
     "",
