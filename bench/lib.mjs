@@ -188,9 +188,10 @@ export async function startGateway(o) {
     handleRuntimeStdio: o.sink.handle,
     // Same worker name for the timed and the instrumented builds: they share the state.
     name: "tollgate",
-    modules: true,
+    // The bundle as one module, listed rather than traced: tracing its imports fails on a
+    // dynamic `import("effect")` a dependency never runs (@standard-community/standard-json).
     modulesRoot: path.dirname(o.scriptPath),
-    scriptPath: o.scriptPath,
+    modules: [{ type: "ESModule", path: o.scriptPath }],
     compatibilityDate: o.toml.compatibilityDate,
     compatibilityFlags: o.toml.compatibilityFlags,
     bindings: {
