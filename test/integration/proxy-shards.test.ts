@@ -6,6 +6,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
+import { shardFor } from "../../src/ledger/shards/client";
 import {
   admin,
   audit,
@@ -73,6 +74,49 @@ describe("an account with escrow shards", () => {
     expect((await classify(account)).status).toBe(200);
     expect((await setShards(account.id, 1)).status).toBe(200);
     expect(await balanceOf(account)).toMatchObject({ monthly: 9, purchased: 90, total: 99 });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("a revoked key and a suspension reach every shard at once (their leases are recalled)", async () => {
+    const account = await createAccount();
+    expect((await setShards(account.id, 4)).status).toBe(200);
+    const created = await gateway("/v1/account/keys", {
+      method: "POST",
+      key: account.api_key,
+      body: JSON.stringify({ scope: "classify" }),
+    });
+    const key = await json<{ id: string; key: string }>(created);
+    const other = { ...account, api_key: key.key };
+    // Every shard of the account holds a lease granted while the key was good.
+    const at = (i: number) => ({ accountId: account.id, shard: i, shards: 4 });
+    const debitOn = (i: number, keyId: string) =>
+      shardFor(env, account.id, i).debit(at(i), 1, `dbt_${crypto.randomUUID()}`, keyId);
+    for (let i = 0; i < 4; i++) expect((await debitOn(i, key.id)).ok).toBe(true);
+    expect((await classify(other)).status).toBe(200);
+    const revoked = await gateway(`/v1/account/keys/${key.id}`, {
+      method: "DELETE",
+      key: account.api_key,
+    });
+    expect(revoked.status).toBe(200);
+    await revoked.arrayBuffer();
+    for (let i = 0; i < 4; i++)
+      expect(await debitOn(i, key.id)).toMatchObject({ ok: false, reason: "key_revoked" });
+    const suspended = await admin(`/accounts/${account.id}/suspend`, {
+      method: "POST",
+      body: JSON.stringify({ reason: "test" }),
+    });
+    expect(suspended.status).toBe(200);
+    await suspended.arrayBuffer();
+    const owner = (
+      await json<{ data: { id: string; scope: string }[] }>(
+        await gateway("/v1/account/keys", { key: account.api_key }),
+      )
+    ).data.find((k) => k.id !== key.id);
+    for (let i = 0; i < 4; i++)
+      expect(await debitOn(i, owner?.id ?? "")).toMatchObject({
+        ok: false,
+        reason: "account_suspended",
+      });
     expect((await audit(account.id)).consistent).toBe(true);
   });
 });

@@ -27,6 +27,7 @@ import {
   openLeases,
   recordShardDebits,
 } from "../store/leases";
+import { loadRevokedKeys } from "../store/revoked-keys";
 import { addToBuckets, readStateRow } from "../store/state";
 import { currentState, type Tx } from "../tx";
 
@@ -40,8 +41,8 @@ export interface LeaseTakeInput {
 }
 
 export type LeaseTakeResult =
-  /** `bankTotal`: the bank's own live credits after the grant. */
-  | { ok: true; lease: Lease; bankTotal: number }
+  /** `bankTotal`: the bank's own live credits after the grant; `revoked`: keys the shard refuses. */
+  | { ok: true; lease: Lease; bankTotal: number; revoked: string[] }
   /** Nothing granted (near zero, suspended), or the lease was already closed: not refusals. */
   | { ok: false; closed: boolean };
 
@@ -68,7 +69,7 @@ export function applyLeaseTake(tx: Tx, input: LeaseTakeInput): LeaseTakeResult {
   const known = findLease(sql, input.id);
   if (known)
     return known.closed_at === null
-      ? { ok: true, lease: leaseOf(known), bankTotal: bankTotal(tx) }
+      ? { ok: true, lease: leaseOf(known), bankTotal: bankTotal(tx), revoked: revokedOf(sql) }
       : closed();
   const s = currentState(tx);
   // A suspended account's shards get nothing: its requests reach the bank, which refuses them.
@@ -94,7 +95,13 @@ export function applyLeaseTake(tx: Tx, input: LeaseTakeInput): LeaseTakeResult {
     monthly: s.monthly - grant.monthly,
     purchased: s.purchased - grant.purchased,
   });
-  return { ok: true, lease, bankTotal: s.monthly + s.purchased - grant.monthly - grant.purchased };
+  const bank = s.monthly + s.purchased - grant.monthly - grant.purchased;
+  return { ok: true, lease, bankTotal: bank, revoked: revokedOf(sql) };
+}
+
+/** A handful per account; a key revoked later reaches the shards through a recall. */
+function revokedOf(sql: SqlStorage): string[] {
+  return [...loadRevokedKeys(sql)];
 }
 
 function bankTotal(tx: Tx): number {

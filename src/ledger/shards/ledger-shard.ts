@@ -107,6 +107,9 @@ export class LedgerShard extends DurableObject<Bindings> {
   private takeLocal(cost: number, keyId: string): ShardDebitResult | null {
     const l = this.lease;
     if (!l || l.status !== "active") return null;
+    // Keys revoked when the lease was granted; a revocation since recalls the lease.
+    if (keyId !== "" && l.revoked.has(keyId))
+      return { ok: false, reason: "key_revoked", rate: null, lease: null };
     const now = Date.now();
     const take = shardTake(leaseRemaining(l.granted, l.spent, l.refunded), l.expiresAt, cost, now);
     if (!take) return null;
@@ -151,7 +154,7 @@ export class LedgerShard extends DurableObject<Bindings> {
       this.dryUntil = Date.now() + DRY_MS;
       return;
     }
-    activate(this.sql, id, { ...r.lease, bankTotal: r.bankTotal });
+    activate(this.sql, id, { ...r.lease, bankTotal: r.bankTotal, revoked: r.revoked });
     this.lease = readLease(this.sql);
     await this.ctx.storage.setAlarm(r.lease.expiresAt - LEASE_MARGIN_MS);
   }

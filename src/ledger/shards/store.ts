@@ -16,6 +16,8 @@ export interface ShardLease {
   expiresAt: number;
   /** The bank's own live credits when it granted the lease (for the balance answered). */
   bankTotal: number;
+  /** Keys revoked when the lease was granted: refused here (later ones come with a recall). */
+  revoked: Set<string>;
   spent: Buckets;
   refunded: Buckets;
 }
@@ -24,7 +26,8 @@ export function ensureShardSchema(sql: SqlStorage): void {
   sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS lease (id TEXT PRIMARY KEY, status TEXT NOT NULL,
       monthly INTEGER NOT NULL DEFAULT 0, purchased INTEGER NOT NULL DEFAULT 0,
-      expires_at INTEGER NOT NULL DEFAULT 0, bank_total INTEGER NOT NULL DEFAULT 0);
+      expires_at INTEGER NOT NULL DEFAULT 0, bank_total INTEGER NOT NULL DEFAULT 0,
+      revoked TEXT NOT NULL DEFAULT '[]');
     CREATE TABLE IF NOT EXISTS spend (minute INTEGER NOT NULL, key_id TEXT NOT NULL,
       requests INTEGER NOT NULL, monthly INTEGER NOT NULL, purchased INTEGER NOT NULL,
       PRIMARY KEY (minute, key_id)) WITHOUT ROWID;
@@ -53,6 +56,7 @@ export function readLease(sql: SqlStorage): ShardLease | null {
       purchased: number;
       expires_at: number;
       bank_total: number;
+      revoked: string;
     }>("SELECT * FROM lease LIMIT 1")
     .toArray()[0];
   if (!row) return null;
@@ -70,6 +74,7 @@ export function readLease(sql: SqlStorage): ShardLease | null {
     granted: { monthly: row.monthly, purchased: row.purchased },
     expiresAt: row.expires_at,
     bankTotal: row.bank_total,
+    revoked: new Set(JSON.parse(row.revoked) as string[]),
     spent: sum("spend"),
     refunded: sum("refunds"),
   };
@@ -82,14 +87,15 @@ export function insertTaking(sql: SqlStorage, id: string): void {
 export function activate(
   sql: SqlStorage,
   id: string,
-  lease: Buckets & { expiresAt: number; bankTotal: number },
+  lease: Buckets & { expiresAt: number; bankTotal: number; revoked: string[] },
 ): void {
   sql.exec(
-    "UPDATE lease SET status = 'active', monthly = ?, purchased = ?, expires_at = ?, bank_total = ? WHERE id = ?",
+    "UPDATE lease SET status = 'active', monthly = ?, purchased = ?, expires_at = ?, bank_total = ?, revoked = ? WHERE id = ?",
     lease.monthly,
     lease.purchased,
     lease.expiresAt,
     lease.bankTotal,
+    JSON.stringify(lease.revoked),
     id,
   );
 }
