@@ -106,7 +106,7 @@ export class LedgerShard extends DurableObject<Bindings> {
   /** A debit on the lease, decided and written with no await in between; null: it cannot. */
   private takeLocal(cost: number, keyId: string): ShardDebitResult | null {
     const l = this.lease;
-    if (!l || l.status !== "active") return null;
+    if (l?.status !== "active") return null;
     // Keys revoked when the lease was granted; a revocation since recalls the lease.
     if (keyId !== "" && l.revoked.has(keyId))
       return { ok: false, reason: "key_revoked", rate: null, lease: null };
