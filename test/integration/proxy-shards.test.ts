@@ -119,4 +119,20 @@ describe("an account with escrow shards", () => {
       });
     expect((await audit(account.id)).consistent).toBe(true);
   });
+
+  it("the account's rate limit holds across its shards (each its part of the minute)", async () => {
+    const account = await createAccount("free"); // 60 requests a minute, 500 credits
+    expect((await setShards(account.id, 4)).status).toBe(200);
+    const responses = await Promise.all(Array.from({ length: 200 }, () => classify(account)));
+    await Promise.all(responses.map((r) => r.arrayBuffer()));
+    const served = responses.filter((r) => r.status === 200).length;
+    const limited = responses.filter((r) => r.status === 429).length;
+    // Whatever the clock, the burst spans at most two windows of each shard: at most
+    // 2 × 4 × 15 served (one object alone would have served all 200: 500 credits).
+    expect(served + limited).toBe(200);
+    expect(served).toBeLessThanOrEqual(120);
+    expect((await setShards(account.id, 1)).status).toBe(200);
+    expect((await balanceOf(account)).total).toBe(500 - served);
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
 });

@@ -7,6 +7,7 @@ import {
   leaseRemaining,
   pickShard,
   reportFits,
+  shardRateLimit,
   shardTake,
 } from "../../src/ledger/domain/leases";
 
@@ -102,5 +103,10 @@ describe("shard debits", () => {
     expect(pickShard(4, 0.999_999)).toBe(3);
     expect(pickShard(1, 0.7)).toBe(0);
     expect(pickShard(40, 0.999)).toBe(15);
+  });
+  it("each shard lets through its part of the account's rate limit, rounded up", () => {
+    expect(shardRateLimit(60, 4)).toBe(15);
+    expect(shardRateLimit(61, 4)).toBe(16);
+    expect(shardRateLimit(60, 1)).toBe(60);
   });
 });

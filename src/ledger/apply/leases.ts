@@ -5,6 +5,7 @@
  * `refund:<debit>`, so replay (money rule 4) reads leases as it reads everything else. Inside
  * the object's `transactionSync`; the auto-recharge trigger follows on the account-wide total.
  */
+import { rateLimitOf } from "../domain/decisions";
 import { addEffects } from "../domain/effects";
 import {
   accountWide,
@@ -41,8 +42,11 @@ export interface LeaseTakeInput {
 }
 
 export type LeaseTakeResult =
-  /** `bankTotal`: the bank's own live credits after the grant; `revoked`: keys the shard refuses. */
-  | { ok: true; lease: Lease; bankTotal: number; revoked: string[] }
+  /**
+   * `bankTotal`: the bank's own live credits after the grant; `revoked`: keys the shard
+   * refuses; `rateLimit`: the account's requests per minute, which the shards share.
+   */
+  | { ok: true; lease: Lease; bankTotal: number; revoked: string[]; rateLimit: number }
   /** Nothing granted (near zero, suspended), or the lease was already closed: not refusals. */
   | { ok: false; closed: boolean };
 
@@ -67,10 +71,12 @@ function leaseOf(row: LeaseRow): Lease {
 export function applyLeaseTake(tx: Tx, input: LeaseTakeInput): LeaseTakeResult {
   const { sql, now } = tx;
   const known = findLease(sql, input.id);
-  if (known)
-    return known.closed_at === null
-      ? { ok: true, lease: leaseOf(known), bankTotal: bankTotal(tx), revoked: revokedOf(sql) }
-      : closed();
+  if (known) {
+    const s = currentState(tx);
+    if (known.closed_at !== null || !s) return closed();
+    const bank = s.monthly + s.purchased;
+    return { ok: true, lease: leaseOf(known), bankTotal: bank, ...shardRules(sql, s) };
+  }
   const s = currentState(tx);
   // A suspended account's shards get nothing: its requests reach the bank, which refuses them.
   if (!s || s.suspended_at !== null) return { ok: false, closed: false };
@@ -96,17 +102,12 @@ export function applyLeaseTake(tx: Tx, input: LeaseTakeInput): LeaseTakeResult {
     purchased: s.purchased - grant.purchased,
   });
   const bank = s.monthly + s.purchased - grant.monthly - grant.purchased;
-  return { ok: true, lease, bankTotal: bank, revoked: revokedOf(sql) };
+  return { ok: true, lease, bankTotal: bank, ...shardRules(sql, s) };
 }
 
-/** A handful per account; a key revoked later reaches the shards through a recall. */
-function revokedOf(sql: SqlStorage): string[] {
-  return [...loadRevokedKeys(sql)];
-}
-
-function bankTotal(tx: Tx): number {
-  const s = currentState(tx);
-  return s ? s.monthly + s.purchased : 0;
+/** What a shard enforces itself: the revoked keys (a handful) and the account's rate limit. */
+function shardRules(sql: SqlStorage, s: StateRow): { revoked: string[]; rateLimit: number } {
+  return { revoked: [...loadRevokedKeys(sql)], rateLimit: rateLimitOf(s) };
 }
 
 function closed(): LeaseTakeResult {

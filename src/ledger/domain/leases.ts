@@ -135,3 +135,11 @@ export function pickShard(n: number, random: number): number {
   const shards = Math.max(1, Math.min(MAX_SHARDS, Math.floor(n)));
   return Math.min(shards - 1, Math.floor(random * shards));
 }
+
+/**
+ * A shard's part of the account's per-minute rate limit: requests spread evenly over the
+ * shards, so each lets through its share, rounded up (approximate by design).
+ */
+export function shardRateLimit(limit: number, shards: number): number {
+  return Math.ceil(limit / Math.max(1, Math.min(MAX_SHARDS, Math.floor(shards))));
+}

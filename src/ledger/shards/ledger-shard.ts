@@ -17,8 +17,10 @@ import {
   type LeaseReport,
   leaseRemaining,
   RECALL_RETRY_MS,
+  shardRateLimit,
   shardTake,
 } from "../domain/leases";
+import { type RateDecision, type RateWindow, takeFromWindow } from "../domain/rate-window";
 import { minuteOf, withTotal } from "../domain/rules";
 import type { DebitCharge, DebitResult, RefundResult } from "../domain/types";
 import {
@@ -56,6 +58,8 @@ export class LedgerShard extends DurableObject<Bindings> {
   /** The one exchange with the bank in flight (return and take), shared by every caller. */
   private syncing: Promise<void> | null = null;
   private dryUntil = 0;
+  /** This shard's part of the account's rate window (memory only, as the ledger's). */
+  private readonly window: RateWindow = { start: 0, count: 0 };
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -93,7 +97,7 @@ export class LedgerShard extends DurableObject<Bindings> {
   ): Promise<ShardDebitResult> {
     if (this.lease === null || this.lease.status !== "active") this.address(at);
     for (let attempt = 0; attempt < 3 && Date.now() >= this.dryUntil; attempt++) {
-      const local = this.takeLocal(cost, apiKeyId ?? "");
+      const local = this.takeLocal(cost, apiKeyId ?? "", at.shards);
       if (local) return local;
       await this.refill(at, cost);
       if (this.lease?.status !== "active") break;
@@ -104,7 +108,7 @@ export class LedgerShard extends DurableObject<Bindings> {
   }
 
   /** A debit on the lease, decided and written with no await in between; null: it cannot. */
-  private takeLocal(cost: number, keyId: string): ShardDebitResult | null {
+  private takeLocal(cost: number, keyId: string, shards: number): ShardDebitResult | null {
     const l = this.lease;
     if (l?.status !== "active") return null;
     // Keys revoked when the lease was granted; a revocation since recalls the lease.
@@ -113,6 +117,13 @@ export class LedgerShard extends DurableObject<Bindings> {
     const now = Date.now();
     const take = shardTake(leaseRemaining(l.granted, l.spent, l.refunded), l.expiresAt, cost, now);
     if (!take) return null;
+    // The account's rate limit, shared: each shard lets through its part of the minute (keyed
+    // requests only, as the ledger), before any credit is taken.
+    let rate: RateDecision | null = null;
+    if (keyId !== "") {
+      rate = takeFromWindow(this.window, now, shardRateLimit(l.rateLimit, shards));
+      if (!rate.allowed) return { ok: false, reason: "rate_limited", rate, lease: null };
+    }
     const minute = minuteOf(now);
     recordSpend(this.sql, minute, keyId, take);
     l.spent = {
@@ -123,7 +134,7 @@ export class LedgerShard extends DurableObject<Bindings> {
     const balance = withTotal(left);
     // What the account holds as far as this shard knows: its lease and the bank at the grant.
     balance.total += l.bankTotal;
-    return { ok: true, charged: take, minute, balance, rate: null, lease: l.id };
+    return { ok: true, charged: take, minute, balance, rate, lease: l.id };
   }
 
   /** One exchange at a time: the lease held is returned, then a new one taken. */
@@ -154,7 +165,12 @@ export class LedgerShard extends DurableObject<Bindings> {
       this.dryUntil = Date.now() + DRY_MS;
       return;
     }
-    activate(this.sql, id, { ...r.lease, bankTotal: r.bankTotal, revoked: r.revoked });
+    activate(this.sql, id, {
+      ...r.lease,
+      bankTotal: r.bankTotal,
+      revoked: r.revoked,
+      rateLimit: r.rateLimit,
+    });
     this.lease = readLease(this.sql);
     await this.ctx.storage.setAlarm(r.lease.expiresAt - LEASE_MARGIN_MS);
   }

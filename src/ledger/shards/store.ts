@@ -18,6 +18,8 @@ export interface ShardLease {
   bankTotal: number;
   /** Keys revoked when the lease was granted: refused here (later ones come with a recall). */
   revoked: Set<string>;
+  /** The account's requests per minute when the lease was granted (the shards share it). */
+  rateLimit: number;
   spent: Buckets;
   refunded: Buckets;
 }
@@ -27,7 +29,7 @@ export function ensureShardSchema(sql: SqlStorage): void {
     CREATE TABLE IF NOT EXISTS lease (id TEXT PRIMARY KEY, status TEXT NOT NULL,
       monthly INTEGER NOT NULL DEFAULT 0, purchased INTEGER NOT NULL DEFAULT 0,
       expires_at INTEGER NOT NULL DEFAULT 0, bank_total INTEGER NOT NULL DEFAULT 0,
-      revoked TEXT NOT NULL DEFAULT '[]');
+      revoked TEXT NOT NULL DEFAULT '[]', rate_limit INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE IF NOT EXISTS spend (minute INTEGER NOT NULL, key_id TEXT NOT NULL,
       requests INTEGER NOT NULL, monthly INTEGER NOT NULL, purchased INTEGER NOT NULL,
       PRIMARY KEY (minute, key_id)) WITHOUT ROWID;
@@ -57,6 +59,7 @@ export function readLease(sql: SqlStorage): ShardLease | null {
       expires_at: number;
       bank_total: number;
       revoked: string;
+      rate_limit: number;
     }>("SELECT * FROM lease LIMIT 1")
     .toArray()[0];
   if (!row) return null;
@@ -75,6 +78,7 @@ export function readLease(sql: SqlStorage): ShardLease | null {
     expiresAt: row.expires_at,
     bankTotal: row.bank_total,
     revoked: new Set(JSON.parse(row.revoked) as string[]),
+    rateLimit: row.rate_limit,
     spent: sum("spend"),
     refunded: sum("refunds"),
   };
@@ -87,15 +91,16 @@ export function insertTaking(sql: SqlStorage, id: string): void {
 export function activate(
   sql: SqlStorage,
   id: string,
-  lease: Buckets & { expiresAt: number; bankTotal: number; revoked: string[] },
+  lease: Buckets & { expiresAt: number; bankTotal: number; revoked: string[]; rateLimit: number },
 ): void {
   sql.exec(
-    "UPDATE lease SET status = 'active', monthly = ?, purchased = ?, expires_at = ?, bank_total = ?, revoked = ? WHERE id = ?",
+    "UPDATE lease SET status = 'active', monthly = ?, purchased = ?, expires_at = ?, bank_total = ?, revoked = ?, rate_limit = ? WHERE id = ?",
     lease.monthly,
     lease.purchased,
     lease.expiresAt,
     lease.bankTotal,
     JSON.stringify(lease.revoked),
+    lease.rateLimit,
     id,
   );
 }
