@@ -89,11 +89,13 @@ export async function handleRefundBatch(batch: MessageBatch<unknown>, env: Bindi
     const owed = owedDebit(refund.data);
     try {
       // `not_found`: no such debit in that ledger; nothing to give back, ever.
-      const result = await ledgerFor(env, refund.data.account_id).refund(
-        refund.data.debit_ref,
-        owed.charge,
-        owed.sentAt,
-      );
+      const ledger = ledgerFor(env, refund.data.account_id);
+      const apply = () => ledger.refund(refund.data.debit_ref, owed.charge, owed.sentAt);
+      let result = await apply();
+      // A debit an escrow shard took is in the ledger once its lease is back: recall, then
+      // ask again (docs/ledger-shards.md). No lease open: nothing recalled, nothing asked.
+      if (!result.ok && result.reason === "not_found" && owed.charge)
+        if ((await ledger.leaseRecall()) > 0) result = await apply();
       if (!result.ok && result.reason === "outcome_unknown" && owed.sentAt !== undefined) {
         // Retrying cannot tell more: the operator decides (the reconciler reports it).
         await recordPendingRefund(dbFor(env.DB), {

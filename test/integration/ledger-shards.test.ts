@@ -2,9 +2,16 @@
  * Escrow shards (docs/ledger-shards.md) through the objects' RPC: the bank (AccountLedger) and
  * an account's LedgerShard objects, real, in workerd.
  */
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import worker from "../../src/index";
 import { ledgerFor } from "../../src/ledger/client";
 import { LEASE_MARGIN_MS, LEASE_TTL_MS } from "../../src/ledger/domain/leases";
 import { shardFor } from "../../src/ledger/shards/client";
@@ -171,5 +178,24 @@ describe("escrow shards", () => {
     await settleAll(a.bank);
     expect((await recharges()).n).toBe(1);
     expect((await a.bank.audit()).consistent).toBe(true);
+  });
+
+  it("a refund owed through the queue for a shard's debit is applied once, at the ledger, after a recall", async () => {
+    const a = await account(50, 50);
+    const ref = `dbt_${crypto.randomUUID()}`;
+    const d = await a.shard(0).debit(a.at(0), 3, ref, "key_q");
+    if (!d.ok || d.lease === null) throw new Error("expected a shard debit");
+    const charge = { minute: d.minute, ...d.charged, key_id: "key_q" };
+    const message = { account_id: a.accountId, debit_ref: ref, charge };
+    const batch = createMessageBatch("tollgate-refund", [
+      { id: "r1", timestamp: new Date(), attempts: 1, body: message },
+      { id: "r2", timestamp: new Date(), attempts: 1, body: message },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks.sort()).toEqual(["r1", "r2"]);
+    await settleAll(a.bank);
+    expect((await a.bank.balance()).total).toBe(100);
+    expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 100 });
   });
 });
