@@ -4,7 +4,7 @@
  * to the object that took the debit (the shard, which hands it to the bank once the lease it
  * was taken from is settled).
  */
-import type { ledgerFor } from "../ledger/client";
+import { ledgerFor } from "../ledger/client";
 import { pickShard } from "../ledger/domain/leases";
 import type { DebitCharge, DebitResult, RefundResult } from "../ledger/domain/types";
 import { shardFor } from "../ledger/shards/client";
@@ -14,10 +14,12 @@ export interface DebitTarget {
   debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult>;
   /** Refunds the debit this target answered last (its lease, if a shard took it). */
   refund(ref: string, charge: DebitCharge): Promise<RefundResult>;
+  /** A debit call that failed without an answer, reversed by its ref where it was sent. */
+  reverse(ref: string, sentAt: number): Promise<RefundResult>;
 }
 
 export function debitTarget(
-  env: Pick<Bindings, "LEDGER_SHARD">,
+  env: Pick<Bindings, "LEDGER_SHARD" | "ACCOUNT_LEDGER">,
   ledger: ReturnType<typeof ledgerFor>,
   accountId: string,
   shards: number | undefined,
@@ -26,6 +28,8 @@ export function debitTarget(
     return {
       debit: (cost, ref, key) => ledger.debit(cost, ref, key),
       refund: (ref, charge) => ledger.refund(ref, charge),
+      // A fresh stub: one whose object was reset stays broken.
+      reverse: (ref, sentAt) => ledgerFor(env, accountId).refund(ref, null, sentAt),
     };
   }
   const index = pickShard(shards, Math.random());
@@ -40,5 +44,7 @@ export function debitTarget(
     },
     refund: (ref, charge) =>
       lease === null ? ledger.refund(ref, charge) : shard.refund(accountId, ref, charge, lease),
+    reverse: (ref, sentAt) =>
+      shardFor(env, accountId, index).refund(accountId, ref, null, null, sentAt),
   };
 }

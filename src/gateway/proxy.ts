@@ -52,7 +52,8 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
     // reversed by its ref (a no-op if it never did), so it is never kept silently (rule 8).
     if (durableObjectFailure(err) !== "overloaded") {
       const error = String(err);
-      await reverseUnansweredDebit(env, c.get("db"), { accountId, debitRef, sentAt, error }).catch(
+      const debit = { accountId, debitRef, sentAt, error };
+      await reverseUnansweredDebit(env, c.get("db"), debit, target.reverse).catch(
         // Ledger, queue and D1 all unreachable: the log is what is left; the answer stays 503.
         (lost) => console.error("debit reversal not recorded", accountId, debitRef, String(lost)),
       );

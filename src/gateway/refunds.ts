@@ -10,6 +10,7 @@ import type { Db } from "../db/client";
 import { dbFor } from "../db/client";
 import { type OwedDebit, recordPendingRefund } from "../db/pending-refunds";
 import { ledgerFor } from "../ledger/client";
+import type { RefundResult } from "../ledger/domain/types";
 import type { Bindings } from "../platform/env";
 
 /** What the debit took and the minute it was counted in. */
@@ -65,10 +66,14 @@ export async function reverseUnansweredDebit(
   env: Pick<Bindings, "ACCOUNT_LEDGER" | "REFUND_QUEUE">,
   db: Db,
   debit: { accountId: string; debitRef: string; sentAt: number; error: string },
+  /** Where the debit was sent (an escrow shard, docs/ledger-shards.md); default the ledger. */
+  reverse?: (ref: string, sentAt: number) => Promise<RefundResult>,
 ): Promise<void> {
   const owed = { ...debit, charge: null } as const;
   try {
-    const result = await ledgerFor(env, debit.accountId).refund(debit.debitRef, null, debit.sentAt);
+    const result = reverse
+      ? await reverse(debit.debitRef, debit.sentAt)
+      : await ledgerFor(env, debit.accountId).refund(debit.debitRef, null, debit.sentAt);
     if (!result.ok && result.reason === "outcome_unknown") {
       await recordPendingRefund(db, { ...owed, error: `outcome unknown: ${debit.error}` });
     }

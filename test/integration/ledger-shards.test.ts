@@ -198,4 +198,34 @@ describe("escrow shards", () => {
     expect((await a.bank.balance()).total).toBe(100);
     expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 100 });
   });
+
+  it("a shard debit whose reply was lost is reversed exactly where it was taken, once (money rule 8)", async () => {
+    const a = await account(100, 0);
+    // Committed on the shard's lease; the gateway never saw the answer.
+    const ref = `dbt_${crypto.randomUUID()}`;
+    const sentAt = Date.now();
+    expect((await a.shard(1).debit(a.at(1), 2, ref, "key_l")).ok).toBe(true);
+    expect(await a.shard(1).refund(a.accountId, ref, null, null, sentAt)).toMatchObject({
+      ok: true,
+      refunded: true,
+    });
+    expect(await a.shard(1).refund(a.accountId, ref, null, null, sentAt)).toMatchObject({
+      ok: true,
+      refunded: false,
+    });
+    // Never arrived: declared so, and a late arrival is refused.
+    const lost = `dbt_${crypto.randomUUID()}`;
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await a.shard(1).refund(a.accountId, lost, null, null, Date.now())).toMatchObject({
+      ok: false,
+      reason: "not_found",
+    });
+    expect(await a.shard(1).debit(a.at(1), 1, lost, "key_l")).toMatchObject({
+      ok: false,
+      reason: "not_found",
+    });
+    await settleAll(a.bank);
+    expect((await a.bank.balance()).total).toBe(100);
+    expect((await a.bank.audit()).consistent).toBe(true);
+  });
 });

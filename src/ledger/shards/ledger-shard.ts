@@ -21,6 +21,12 @@ import {
   shardTake,
 } from "../domain/leases";
 import { type RateDecision, type RateWindow, takeFromWindow } from "../domain/rate-window";
+import {
+  clockMarginMs,
+  RECENT_DEBIT_MAX,
+  RecentDebits,
+  unansweredDebitOutcome,
+} from "../domain/recent-debits";
 import { minuteOf, withTotal } from "../domain/rules";
 import type { DebitCharge, DebitResult, RefundResult } from "../domain/types";
 import {
@@ -60,6 +66,9 @@ export class LedgerShard extends DurableObject<Bindings> {
   private dryUntil = 0;
   /** This shard's part of the account's rate window (memory only, as the ledger's). */
   private readonly window: RateWindow = { start: 0, count: 0 };
+  /** This instance's committed debits and their leases, for a gateway that lost a reply. */
+  private readonly recent = new RecentDebits(Date.now());
+  private readonly leaseByRef = new Map<string, string>();
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -96,8 +105,11 @@ export class LedgerShard extends DurableObject<Bindings> {
     apiKeyId?: string,
   ): Promise<ShardDebitResult> {
     if (this.lease === null || this.lease.status !== "active") this.address(at);
+    // Declared never committed after its reply was lost (`refund` with `sentAt`): refused.
+    if (this.recent.isVoided(ref))
+      return { ok: false, reason: "not_found", rate: null, lease: null };
     for (let attempt = 0; attempt < 3 && Date.now() >= this.dryUntil; attempt++) {
-      const local = this.takeLocal(cost, apiKeyId ?? "", at.shards);
+      const local = this.takeLocal(cost, ref, apiKeyId ?? "", at.shards);
       if (local) return local;
       await this.refill(at, cost);
       if (this.lease?.status !== "active") break;
@@ -108,7 +120,12 @@ export class LedgerShard extends DurableObject<Bindings> {
   }
 
   /** A debit on the lease, decided and written with no await in between; null: it cannot. */
-  private takeLocal(cost: number, keyId: string, shards: number): ShardDebitResult | null {
+  private takeLocal(
+    cost: number,
+    ref: string,
+    keyId: string,
+    shards: number,
+  ): ShardDebitResult | null {
     const l = this.lease;
     if (l?.status !== "active") return null;
     // Keys revoked when the lease was granted; a revocation since recalls the lease.
@@ -126,6 +143,7 @@ export class LedgerShard extends DurableObject<Bindings> {
     }
     const minute = minuteOf(now);
     recordSpend(this.sql, minute, keyId, take);
+    this.remember(ref, { minute, ...take, key_id: keyId }, l.id);
     l.spent = {
       monthly: l.spent.monthly + take.monthly,
       purchased: l.spent.purchased + take.purchased,
@@ -135,6 +153,15 @@ export class LedgerShard extends DurableObject<Bindings> {
     // What the account holds as far as this shard knows: its lease and the bank at the grant.
     balance.total += l.bankTotal;
     return { ok: true, charged: take, minute, balance, rate, lease: l.id };
+  }
+
+  private remember(ref: string, charge: DebitCharge, leaseId: string): void {
+    this.recent.remember(ref, charge, Date.now());
+    this.leaseByRef.set(ref, leaseId);
+    if (this.leaseByRef.size > RECENT_DEBIT_MAX) {
+      const oldest = this.leaseByRef.keys().next().value;
+      if (oldest !== undefined) this.leaseByRef.delete(oldest);
+    }
   }
 
   /** One exchange at a time: the lease held is returned, then a new one taken. */
@@ -211,9 +238,29 @@ export class LedgerShard extends DurableObject<Bindings> {
   async refund(
     accountId: string,
     debitRef: string,
-    charge: DebitCharge,
-    leaseId: string,
+    given: DebitCharge | null,
+    givenLease: string | null,
+    sentAt?: number,
   ): Promise<RefundResult> {
+    let charge = given;
+    let leaseId = givenLease;
+    if (charge === null) {
+      // A debit whose reply was lost (money rule 8): as the ledger decides it (recent-debits.ts).
+      const outcome = unansweredDebitOutcome({
+        remembered: this.recent.charge(debitRef),
+        memorySince: this.recent.memorySince,
+        sentAt: sentAt ?? 0,
+        marginMs: clockMarginMs(this.env.LEDGER_CLOCK_MARGIN_MS),
+      });
+      if (outcome.outcome === "unknown") return { ok: false, reason: "outcome_unknown" };
+      if (outcome.outcome === "never_committed") {
+        // Not here; it may have been forwarded to the ledger, which decides it by its memory.
+        this.recent.void(debitRef);
+        return this.bank(accountId).refund(debitRef, null, sentAt);
+      }
+      charge = outcome.charge;
+      leaseId = this.leaseByRef.get(debitRef) ?? null;
+    }
     const l = this.lease;
     if (l && l.id === leaseId && l.status === "active") {
       const within =
