@@ -86,7 +86,13 @@ import {
   triggerRecharge,
 } from "./follow-ups";
 import { OutboxRunner } from "./outbox-runner";
-import { debitRecalling, nextLeaseAlarm, recallLeases, wholeAccountShort } from "./shards/recall";
+import {
+  debitRecalling,
+  nextLeaseAlarm,
+  recallLeases,
+  wholeAccountShort,
+  withLeased,
+} from "./shards/recall";
 import { checkpoint, openDebits } from "./store/aggregates";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
 import { RevokedKeys } from "./store/revoked-keys";
@@ -148,7 +154,8 @@ export class AccountLedger extends DurableObject<Bindings> {
   /** The state row read afresh, with the live buckets in place of the settled ones. */
   private current(): StateRow | null {
     this.s = readStateRow(this.sql);
-    return this.s ? { ...this.s, ...liveBalance(this.s, this.open) } : null;
+    // Reads only: credits out on lease to the shards are the account's (docs/ledger-shards.md).
+    return this.s ? { ...this.s, ...withLeased(this.sql, liveBalance(this.s, this.open)) } : null;
   }
 
   /**
@@ -507,7 +514,8 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   /** A request no shard could cover: refused only once every lease is recalled. */
   leaseDebit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult> {
-    const short = () => wholeAccountShort(this.sql, this.balance().total, cost);
+    const short = () =>
+      wholeAccountShort(this.sql, this.s ? liveBalance(this.s, this.open) : NONE, cost);
     return debitRecalling(
       () => this.debit(cost, ref, apiKeyId),
       short,

@@ -5,7 +5,8 @@
  * longer spend it once expired) and is asked again `RECALL_RETRY_MS` later.
  */
 import type { Bindings } from "../../platform/env";
-import { type LeaseReport, RECALL_RETRY_MS } from "../domain/leases";
+import { accountWide, type LeaseReport, RECALL_RETRY_MS } from "../domain/leases";
+import type { Buckets } from "../domain/rules";
 import type { DebitResult } from "../domain/types";
 import { openLeases } from "../store/leases";
 import { readStateRow } from "../store/state";
@@ -42,8 +43,16 @@ export function nextLeaseAlarm(sql: SqlStorage, now: number): number | null {
  * Whether the whole account cannot pay `cost`: the bank is short and no lease is open. Read
  * synchronously, so it is one instant's truth (a lease closing later cannot slip in between).
  */
-export function wholeAccountShort(sql: SqlStorage, bankTotal: number, cost: number): boolean {
-  return bankTotal < cost && openLeases(sql).length === 0;
+export function wholeAccountShort(sql: SqlStorage, bank: Buckets, cost: number): boolean {
+  return bank.monthly + bank.purchased < cost && openLeases(sql).length === 0;
+}
+
+/**
+ * The account's buckets as its people and operators see them: the ledger's own plus every open
+ * lease's grant (what a shard spent of one shows once the lease is back, within 30 s).
+ */
+export function withLeased(sql: SqlStorage, bank: Buckets): Buckets {
+  return accountWide(bank, openLeases(sql));
 }
 
 /** How many rounds of recall a forwarded request waits at most before it is refused. */
