@@ -229,4 +229,32 @@ describe("escrow shards", () => {
     expect((await a.bank.balance()).total).toBe(100);
     expect((await a.bank.audit()).consistent).toBe(true);
   });
+
+  it("the low-balance alert follows the account-wide total: not while credits are only out on lease", async () => {
+    const a = await account(1_000, 0);
+    await a.bank.setAlerts({ lowBalanceCredits: 700 });
+    const armed = async () =>
+      (
+        (await runInDurableObject(a.bank, (_i, state) =>
+          state.storage.sql.exec("SELECT low_balance_armed AS armed FROM state").one(),
+        )) as { armed: number }
+      ).armed;
+    expect(await armed()).toBe(1);
+    // Every shard holds a lease: the ledger's own credits are below the level, the account's not.
+    for (let i = 0; i < 4; i++) expect((await a.debit(i)).ok).toBe(true);
+    expect((await a.bank.audit()).balance_total).toBeLessThan(700);
+    // Any change on the ledger follows the alert: it must see the whole account.
+    await a.bank.adjust({
+      ref: `adj_${crypto.randomUUID()}`,
+      monthly: 1,
+      purchased: 0,
+      reason: "t",
+    });
+    expect(await armed()).toBe(1);
+    // Down to the level across the shards: the alert fires when the spending comes back.
+    await Promise.all(Array.from({ length: 310 }, (_, i) => a.debit(i % 4)));
+    await settleAll(a.bank);
+    expect((await a.bank.balance()).total).toBeLessThanOrEqual(700);
+    expect(await armed()).toBe(0);
+  });
 });

@@ -17,7 +17,7 @@ import {
 } from "../domain/leases";
 import { type Buckets, debitMinute, liveBalance, ringNeedsSettling } from "../domain/rules";
 import type { StateRow } from "../domain/types";
-import { rechargeFollowUp } from "../follow-ups";
+import { lowBalanceFollowUp, rechargeFollowUp } from "../follow-ups";
 import { openDebits, settleMinutes } from "../store/aggregates";
 import { appendEntry, hasEntry } from "../store/entries";
 import {
@@ -199,7 +199,10 @@ export function applyLeaseClose(tx: Tx, input: LeaseCloseInput): LeaseCloseResul
   closeLease(sql, lease.id, now);
   // Read afresh: memory's open debits do not hold the rows written just now.
   const row = readStateRow(sql);
-  if (row)
-    followAccountWide(tx, { ...row, ...liveBalance(row, openDebits(sql, row.compacted_until)) });
+  if (!row) return { ok: true, replayed: false };
+  const open = openDebits(sql, row.compacted_until);
+  followAccountWide(tx, { ...row, ...liveBalance(row, open) });
+  // What the shard spent is the account's now: the low-balance alert follows, as for a debit.
+  addEffects(tx.fx, lowBalanceFollowUp({ sql, open, now }, true));
   return { ok: true, replayed: false };
 }
