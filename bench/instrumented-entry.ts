@@ -20,7 +20,10 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { authStats } from "../src/accounts/identity";
-import worker, { AccountLedger as RealAccountLedger } from "../src/index";
+import worker, {
+  AccountLedger as RealAccountLedger,
+  LedgerShard as RealLedgerShard,
+} from "../src/index";
 import { ledgerFor } from "../src/ledger/client";
 import type { Bindings } from "../src/platform/env";
 
@@ -93,6 +96,10 @@ const counters = {
   status: {} as Record<string, number>,
   doCalls: 0,
   doCallsByMethod: {} as Record<string, number>,
+  /** Calls each object received ("ledger:<account>" or "shard:<account>:shard:<i>"), from the Worker or another object. */
+  callsByObject: {} as Record<string, number>,
+  /** Calls a shard made on its account's ledger (the bank): leases taken, returned, forwarded requests. */
+  bankCallsFromShards: 0,
   d1: { worker: emptyD1(), do: emptyD1() } as Record<Origin, D1Counts>,
   storage: emptyStorage(),
   /** The auth module's own count of key lookups that reached D1 (cache misses). */
@@ -105,6 +112,8 @@ function reset(): void {
   counters.status = {};
   counters.doCalls = 0;
   counters.doCallsByMethod = {};
+  counters.callsByObject = {};
+  counters.bankCallsFromShards = 0;
   counters.d1 = { worker: emptyD1(), do: emptyD1() };
   counters.storage = emptyStorage();
   counters.authD1LookupsAtReset = authStats.d1Lookups;
@@ -298,7 +307,10 @@ function wrapD1(origin: Origin, db: D1Database): D1Database {
   });
 }
 
-function wrapStub<T extends object>(stub: T): T {
+/** Who calls: the Worker, or a shard calling its bank (counted apart: `bankCallsFromShards`). */
+type Caller = "worker" | "shard";
+
+function wrapStub<T extends object>(stub: T, object: string, caller: Caller): T {
   return new Proxy(stub, {
     get(target, prop) {
       const value = Reflect.get(target, prop);
@@ -308,19 +320,25 @@ function wrapStub<T extends object>(stub: T): T {
       return (...args: unknown[]) => {
         counters.doCalls++;
         counters.doCallsByMethod[prop] = (counters.doCallsByMethod[prop] ?? 0) + 1;
+        counters.callsByObject[object] = (counters.callsByObject[object] ?? 0) + 1;
+        if (caller === "shard") counters.bankCallsFromShards++;
         return Reflect.apply(value, target, args);
       };
     },
   });
 }
 
-function wrapNamespace<T extends object>(ns: T): T {
+function wrapNamespace<T extends object>(ns: T, label: string, caller: Caller = "worker"): T {
   return new Proxy(ns, {
     get(target, prop) {
       const value = Reflect.get(target, prop);
       if (typeof value !== "function") return value;
       if (prop === "get" || prop === "getByName")
-        return (...args: unknown[]) => wrapStub(Reflect.apply(value, target, args) as object);
+        return (...args: unknown[]) => {
+          const id = args[0] as { name?: string; toString(): string } | string;
+          const name = typeof id === "string" ? id : (id.name ?? id.toString());
+          return wrapStub(Reflect.apply(value, target, args) as object, `${label}:${name}`, caller);
+        };
       return value.bind(target);
     },
   });
@@ -333,11 +351,13 @@ function instrumentWorkerEnv(env: Bindings): Bindings {
   let wrapped = wrappedEnvs.get(env);
   if (!wrapped) {
     const db = wrapD1("worker", env.DB);
-    const ledger = wrapNamespace(env.ACCOUNT_LEDGER);
+    const ledger = wrapNamespace(env.ACCOUNT_LEDGER, "ledger");
+    const shards = wrapNamespace(env.LEDGER_SHARD, "shard");
     wrapped = new Proxy(env, {
       get(target, prop) {
         if (prop === "DB") return db;
         if (prop === "ACCOUNT_LEDGER") return ledger;
+        if (prop === "LEDGER_SHARD") return shards;
         return Reflect.get(target, prop);
       },
     });
@@ -371,6 +391,23 @@ export class AccountLedger extends RealAccountLedger {
   /** Bench only: the object's SQLite size in bytes, as Cloudflare bills stored data. */
   __benchDatabaseSize(): number {
     return this.ctx.storage.sql.databaseSize;
+  }
+}
+
+/**
+ * The real shard, its storage counted with the ledger's (same prototypes) and its calls to the
+ * bank counted as `bankCallsFromShards` (docs/ledger-shards.md).
+ */
+export class LedgerShard extends RealLedgerShard {
+  constructor(ctx: DurableObjectState, env: Bindings) {
+    patchStorage(ctx.storage);
+    const ledger = wrapNamespace(env.ACCOUNT_LEDGER, "ledger", "shard");
+    super(
+      ctx,
+      new Proxy(env, {
+        get: (target, prop) => (prop === "ACCOUNT_LEDGER" ? ledger : Reflect.get(target, prop)),
+      }),
+    );
   }
 }
 

@@ -206,7 +206,10 @@ export async function startGateway(o) {
       ADMIN_TOKEN,
       // STRIPE_SECRET_KEY unset: account creation makes no Stripe call (test-mode keys).
     },
-    durableObjects: { ACCOUNT_LEDGER: { className: "AccountLedger", useSQLite: true } },
+    durableObjects: {
+      ACCOUNT_LEDGER: { className: "AccountLedger", useSQLite: true },
+      LEDGER_SHARD: { className: "LedgerShard", useSQLite: true },
+    },
     d1Databases: { DB: "tollgate-bench" },
     queueProducers: {
       RECHARGE_QUEUE: { queueName: "tollgate-recharge" },
@@ -286,6 +289,27 @@ export async function admin(base, pathname, body, method = "POST") {
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${pathname}: ${res.status} ${text}`);
   return JSON.parse(text);
+}
+
+/**
+ * The largest share of the calls any one object received, among all objects called.
+ * @param {Record<string, number>} byObject
+ */
+export function largestShare(byObject) {
+  const calls = Object.values(byObject ?? {});
+  const total = calls.reduce((a, b) => a + b, 0);
+  return total ? Math.round((Math.max(...calls) / total) * 1000) / 1000 : 0;
+}
+
+/**
+ * A hot account (as `createHotAccount`) whose requests spread over `shards` escrow shards
+ * (docs/ledger-shards.md): `PATCH /admin/accounts/:id {"shards": n}`.
+ * @param {string} base @param {number} keys @param {number} shards
+ */
+export async function createShardedAccount(base, keys, shards) {
+  const hot = await createHotAccount(base, keys);
+  await admin(base, `/admin/accounts/${hot.id}`, { shards }, "PATCH");
+  return hot;
 }
 
 /**
@@ -502,6 +526,11 @@ export async function countRun(base, target, amount, connections) {
     d1_writes_per_request: per(c.d1.worker.writes),
     d1_round_trips_per_request: per(c.d1.worker.roundTrips),
     auth_d1_lookups: c.authD1Lookups,
+    // Escrow shards (docs/ledger-shards.md): calls each object received, and the shards' calls
+    // on their bank (leases taken and returned, requests forwarded near zero).
+    calls_by_object: c.callsByObject,
+    largest_object_share: largestShare(c.callsByObject),
+    bank_calls_from_shards_per_request: per(c.bankCallsFromShards),
     storage: st,
     d1_worker: c.d1.worker,
     d1_from_do: c.d1.do,

@@ -48,6 +48,7 @@ import {
   countRun,
   createAccounts,
   createHotAccount,
+  createShardedAccount,
   databaseSize,
   filesystemOf,
   load,
@@ -138,7 +139,14 @@ const TARGETS = /** @type {const} */ ([
   "gateway_1k",
 ]);
 /** The gateway targets, with counts and costs. */
-const GATEWAYS = /** @type {const} */ (["gateway_hot", "gateway_hot_off", "gateway_1k"]);
+const GATEWAYS = /** @type {const} */ ([
+  "gateway_hot",
+  "gateway_hot_off",
+  "gateway_1k",
+  "gateway_sharded",
+]);
+/** The sharded hot account's shard count (docs/ledger-shards.md); counted, not timed. */
+const SHARDS = 4;
 /** @type {Record<string, string>} */
 const LABELS = {
   direct: "(a) upstream directly",
@@ -146,6 +154,7 @@ const LABELS = {
   gateway_hot: `(c) gateway, 1 hot account (${config.hotKeys} keys), group commit ${config.groupCommit || "on"}`,
   gateway_hot_off: "(c') the same, group commit off",
   gateway_1k: `(d) gateway, ${config.accounts.toLocaleString("en-US")} accounts`,
+  gateway_sharded: `(e) gateway, one hot account on ${SHARDS} escrow shards`,
 };
 
 /** Everything to undo on exit, last first. */
@@ -505,6 +514,23 @@ async function main() {
           "gateway_1k",
           ON,
         ),
+        // Counted, not timed: its own fresh state, made by the instrumented build itself.
+        gateway_sharded: await countPerRequest(
+          instrScript,
+          path.join(persistRoot, "sharded"),
+          upstream.url,
+          toml,
+          sink,
+          await shardedKeys(
+            instrScript,
+            path.join(persistRoot, "sharded"),
+            upstream.url,
+            toml,
+            sink,
+          ),
+          "gateway_sharded",
+          ON,
+        ),
       };
     undoState();
     cleanups.splice(cleanups.indexOf(undoState), 1);
@@ -569,7 +595,9 @@ async function main() {
 
 /** Per-target cost per million proxied requests. @param {any} counts */
 function costOf(counts) {
-  return Object.fromEntries(GATEWAYS.map((t) => [t, costPerMillion(counts[t])]));
+  return Object.fromEntries(
+    GATEWAYS.filter((t) => counts[t]).map((t) => [t, costPerMillion(counts[t])]),
+  );
 }
 
 /**
@@ -596,6 +624,7 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
     ["gateway_hot", "hot"],
     ["gateway_hot_off", "hot-off"],
     ["gateway_1k", "many"],
+    ["gateway_sharded", "sharded"],
   ]) {
     const ins = await startGateway({
       scriptPath: instrScript,
@@ -608,7 +637,9 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
     keys[name ?? ""] =
       name === "gateway_1k"
         ? await createAccounts(ins.url, config.accounts)
-        : (await createHotAccount(ins.url, config.hotKeys)).keys;
+        : name === "gateway_sharded"
+          ? (await createShardedAccount(ins.url, config.hotKeys, SHARDS)).keys
+          : (await createHotAccount(ins.url, config.hotKeys)).keys;
     await ins.mf.dispose();
   }
   const setupSeconds = (Date.now() - t0) / 1000;
@@ -644,6 +675,16 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
       "gateway_1k",
       ON,
     ),
+    gateway_sharded: await countPerRequest(
+      instrScript,
+      path.join(persistRoot, "sharded"),
+      upstreamUrl,
+      toml,
+      sink,
+      keys.gateway_sharded ?? [],
+      "gateway_sharded",
+      ON,
+    ),
   };
   undoState();
   cleanups.splice(cleanups.indexOf(undoState), 1);
@@ -661,6 +702,22 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
 }
 
 /**
+ * A fresh sharded hot account (SHARDS shards) in `persistRoot`, made through the instrumented
+ * build; its keys.
+ * @param {string} instrScript @param {string} persistRoot @param {string} upstreamUrl
+ * @param {ReturnType<typeof readWranglerToml>} toml @param {ReturnType<typeof stdioSink>} sink
+ */
+async function shardedKeys(instrScript, persistRoot, upstreamUrl, toml, sink) {
+  const ins = await startGateway({ scriptPath: instrScript, persistRoot, upstreamUrl, toml, sink });
+  try {
+    await applyMigrations(ins.mf);
+    return (await createShardedAccount(ins.url, config.hotKeys, SHARDS)).keys;
+  } finally {
+    await ins.mf.dispose();
+  }
+}
+
+/**
  * Gateway ÷ floors. `vs_bare`/`vs_direct`: ratio of the median req/s; `vs_bare_paired`: median
  * of per-round ratios (rounds alternate, so a round's bare and gateway saw similar conditions);
  * `cpu_vs_bare`: server CPU per request, gateway ÷ bare Worker.
@@ -669,7 +726,7 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
  */
 function ratios(r, rounds) {
   const round = (/** @type {number} */ x) => Math.round(x * 1000) / 1000;
-  /** @param {"gateway_hot" | "gateway_hot_off" | "gateway_1k"} t */
+  /** @param {(typeof GATEWAYS)[number]} t */
   const one = (t) => {
     const g = r[t];
     const paired = (rounds[t] ?? []).map((x, i) => x.rps / (rounds.bare?.[i]?.rps || Number.NaN));
@@ -682,7 +739,7 @@ function ratios(r, rounds) {
       ),
     };
   };
-  return Object.fromEntries(GATEWAYS.map((t) => [t, one(t)]));
+  return Object.fromEntries(GATEWAYS.filter((t) => r[t]).map((t) => [t, one(t)]));
 }
 
 // ------------------------------------------------------------------------------ output
@@ -742,6 +799,7 @@ function countRows(report) {
     if (!run.counts) continue;
     for (const t of GATEWAYS) {
       const c = run.counts[t];
+      if (!c) continue;
       const cost = run.cost_per_million?.[t];
       out.push([
         `${run.state} (${run.filesystem.type})`,
@@ -789,6 +847,7 @@ function costRows(report) {
     if (!run.cost_per_million) continue;
     for (const t of GATEWAYS) {
       const c = run.cost_per_million[t];
+      if (!c) continue;
       out.push([
         `${run.state} (${run.filesystem.type})`,
         LABELS[t] ?? t,
@@ -865,6 +924,41 @@ function mdTable(head, body) {
   return [head, align, ...body].map((r) => `| ${r.join(" | ")} |`).join("\n");
 }
 
+/**
+ * The sharded hot account: calls each of its objects received (from the Worker, and the bank's
+ * from its shards), the largest share, and the shards' calls on the bank per request.
+ * @param {any} report
+ */
+function shardRows(report) {
+  /** @type {string[][]} */
+  const out = [];
+  for (const run of report.runs) {
+    const c = run.counts?.gateway_sharded;
+    if (!c) continue;
+    const total = Object.values(c.calls_by_object ?? {}).reduce((a, b) => a + Number(b), 0);
+    for (const [object, calls] of Object.entries(c.calls_by_object ?? {}).sort()) {
+      const kind = object.startsWith("shard:")
+        ? `shard ${object.split(":").at(-1)}`
+        : "bank (ledger)";
+      out.push([
+        `${run.state} (${run.filesystem.type})`,
+        kind,
+        fmtInt(Number(calls)),
+        fmtCount(Number(calls) / (total || 1)),
+      ]);
+    }
+    out.push([
+      `${run.state} (${run.filesystem.type})`,
+      "largest share / bank calls per request",
+      fmtCount(c.largest_object_share),
+      fmtCount(c.bank_calls_from_shards_per_request),
+    ]);
+  }
+  return out;
+}
+
+const SHARD_HEAD = ["state", "object", "calls received", "share"];
+
 /** @param {any} report */
 function describe(report) {
   const m = report.machine;
@@ -898,6 +992,9 @@ function textTable(report) {
     "Durable Object storage (ctx.storage.sql.databaseSize) over a long run on one account:",
     ascii(STORAGE_HEAD, storageRows(report)),
     "",
+    `(e) the sharded hot account (${SHARDS} escrow shards, docs/ledger-shards.md): calls per object; last row: largest share, and the shards' calls on the bank per request:`,
+    shardRows(report).length ? ascii(SHARD_HEAD, shardRows(report)) : "(not run)",
+    "",
     ...priceLines(),
     "",
     describe(report).replaceAll("`", ""),
@@ -922,6 +1019,10 @@ function markdown(report) {
     `Durable Object storage: \`ctx.storage.sql.databaseSize\` of one fresh account before and after ${report.storage ? fmtInt(report.storage.requests) : "?"} proxied requests${report.storage && !report.storage.per_million.measured ? "; the per-million figure is a linear extrapolation" : ""}:`,
     "",
     mdTable(STORAGE_HEAD, storageRows(report)),
+    "",
+    `(e) the sharded hot account (${SHARDS} escrow shards, docs/ledger-shards.md): calls each object received (the bank's from its shards: leases taken and returned, requests forwarded near zero); last row: the largest share of any one object, and the shards' calls on the bank per proxied request:`,
+    "",
+    shardRows(report).length ? mdTable(SHARD_HEAD, shardRows(report)) : "(not run)",
     "",
     ...priceLines(),
     "",

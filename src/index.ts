@@ -7,6 +7,7 @@ import { handleDeadLetterBatch, handleRechargeBatch } from "./purchases/consumer
 import { reconcile } from "./purchases/reconciler";
 
 export { AccountLedger } from "./ledger/account-ledger";
+export { LedgerShard } from "./ledger/shards/ledger-shard";
 
 const app = createApp();
 

@@ -16,6 +16,8 @@ export interface KeyIdentity {
   accountId: string;
   keyId: string;
   scope: KeyScope;
+  /** The account's escrow shards (docs/ledger-shards.md); a change reaches a cached key late. */
+  shards: number;
 }
 
 export const KEY_CACHE_TTL_MS = 5_000;
@@ -45,7 +47,12 @@ export async function identify(
     cache.delete(hash);
     return null;
   }
-  const identity: KeyIdentity = { accountId: row.accountId, keyId: row.id, scope: row.scope };
+  const identity: KeyIdentity = {
+    accountId: row.accountId,
+    keyId: row.id,
+    scope: row.scope,
+    shards: row.shards,
+  };
   if (cache.size >= KEY_CACHE_MAX) {
     // Maps iterate in insertion order: drop the oldest entry.
     const oldest = cache.keys().next().value;

@@ -143,6 +143,8 @@ export async function revokeKey(
   // D1 decided; now the ledger refuses the key on every later debit, whatever the isolates'
   // key caches say. Idempotent, so a retried revocation that failed here completes it.
   await ledgerFor(env, accountId).revokeKey(keyId);
+  // Escrow shards learn revoked keys with their next lease: recalling them ends the old ones.
+  await ledgerFor(env, accountId).leaseRecall();
   forgetKey(after.keyHash);
   const { keyHash: _hash, ...listed } = after;
   if (revokedNow) {

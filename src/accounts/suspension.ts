@@ -18,5 +18,7 @@ export async function suspendAccount(
 ): Promise<SuspendResult> {
   const result = await ledgerFor(env, accountId).setSuspension(suspension);
   if (result.ok) await setSuspension(db, accountId, result.suspension);
+  // An account's escrow shards stop spending at once: no lease is granted while it is suspended.
+  if (result.ok && result.suspension) await ledgerFor(env, accountId).leaseRecall();
   return result;
 }

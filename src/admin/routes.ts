@@ -12,7 +12,7 @@ import { searchAccounts, searchRowJson } from "../accounts/search";
 import { sendOperatorSignInLink } from "../accounts/sign-in";
 import { publicOrigin } from "../accounts/signup-config";
 import { suspendAccount } from "../accounts/suspension";
-import { accountExists, getAccount } from "../db/accounts";
+import { accountExists, getAccount, setShards } from "../db/accounts";
 import type { Db } from "../db/client";
 import { listEmails } from "../db/emails";
 import { otherSubscriptionsOf } from "../db/other-subscriptions";
@@ -20,6 +20,7 @@ import type { AppEnv } from "../http/context";
 import { CursorParam, encodeCursor } from "../http/cursor";
 import { describe } from "../http/openapi";
 import { LOCATION_HINTS, ledgerFor, locationHintFor } from "../ledger/client";
+import { MAX_SHARDS } from "../ledger/domain/leases";
 import { parseJson, parseQuery } from "../platform/body";
 import { idempotencyKeyOf } from "../platform/idempotency-key";
 import { refusal } from "../platform/refusals";
@@ -70,6 +71,13 @@ const PatchAccountBody = z.strictObject({
     .nullable()
     .optional(),
   monthly_spend_limit_cents: spendLimitCents.optional(),
+  /** Escrow shards (docs/ledger-shards.md): objects the account's requests spread over. */
+  shards: z
+    .number({ error: `must be a whole number of shards from 1 to ${MAX_SHARDS}` })
+    .int(`must be a whole number of shards from 1 to ${MAX_SHARDS}`)
+    .min(1)
+    .max(MAX_SHARDS)
+    .optional(),
 });
 
 const SuspendBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
@@ -326,6 +334,11 @@ export const adminRoutes = new Hono<AppEnv>()
   .patch("/accounts/:id", patchDoc, async (c) => {
     const accountId = await existingAccountId(c.get("db"), c.req.param("id"));
     const body = await parseJson(c, PatchAccountBody);
+    if (body.shards !== undefined) await changeShards(c, accountId, body.shards);
+    // Only the shard count asked for: no limits were changed, none is audited.
+    const { shards: _, ...limitFields } = body;
+    if (body.shards !== undefined && Object.keys(limitFields).length === 0)
+      return c.json(await adminView(c.env, c.get("db"), accountId), 200);
     const result = await ledgerFor(c.env, accountId).setLimits({
       rateLimitPerMinute: body.rate_limit_per_minute,
       spendLimitCents: body.monthly_spend_limit_cents,
@@ -383,6 +396,8 @@ async function adminView(env: AppEnv["Bindings"], db: Db, id: string) {
     stripe_customer_id: account.stripeCustomerId,
     // The id the next purchase pays with (the customer's view shows the card, not the id).
     payment_method_id: account.paymentMethodId,
+    // Escrow shards (docs/ledger-shards.md): 1 is the account's ledger alone.
+    shards: account.shards,
     balance,
     limits,
     alerts,
@@ -411,6 +426,20 @@ async function suspensionJson(
     id: accountId,
     suspension: s ? { suspended_at: new Date(s.at).toISOString(), reason: s.reason } : null,
   };
+}
+
+/**
+ * Sets the account's shard count, audited; fewer than before: every lease is recalled, so the
+ * shards no longer used hold nothing (a gateway's cached key may still reach them for up to a
+ * minute, and they lease again from the bank like any shard).
+ */
+async function changeShards(c: Context<AppEnv>, accountId: string, shards: number) {
+  const before = await setShards(c.get("db"), accountId, shards);
+  if (shards < before) await ledgerFor(c.env, accountId).leaseRecall();
+  await recordAudit(c.get("db"), accountId, c.get("actor"), "shards.updated", {
+    shards,
+    previous: before,
+  });
 }
 
 async function existingAccountId(db: Db, id: string): Promise<string> {

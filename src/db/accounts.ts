@@ -207,3 +207,14 @@ export async function setSuspension(
     })
     .where(eq(accounts.id, id));
 }
+
+/** The account's escrow shard count (docs/ledger-shards.md); returns the one it replaced. */
+export async function setShards(db: Db, id: string, shards: number): Promise<number> {
+  const before = await db
+    .select({ shards: accounts.shards })
+    .from(accounts)
+    .where(eq(accounts.id, id))
+    .get();
+  await db.update(accounts).set({ shards }).where(eq(accounts.id, id));
+  return before?.shards ?? 1;
+}

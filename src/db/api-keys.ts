@@ -5,7 +5,7 @@
 import { and, asc, desc, eq, gt, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import { type AuditEntry, auditInsert } from "./audit-log";
 import type { Db } from "./client";
-import { apiKeys } from "./schema";
+import { accounts, apiKeys } from "./schema";
 
 export type NewApiKey = typeof apiKeys.$inferInsert;
 export type KeyScope = "full" | "classify";
@@ -44,10 +44,18 @@ const listed = {
 export function activeKeyByHash(
   db: Db,
   keyHash: string,
-): Promise<{ id: string; accountId: string; scope: KeyScope } | undefined> {
+): Promise<{ id: string; accountId: string; scope: KeyScope; shards: number } | undefined> {
+  // The account's shard count rides along (docs/ledger-shards.md): the gateway needs it on
+  // every proxied request and caches it with the key.
   return db
-    .select({ id: apiKeys.id, accountId: apiKeys.accountId, scope: apiKeys.scope })
+    .select({
+      id: apiKeys.id,
+      accountId: apiKeys.accountId,
+      scope: apiKeys.scope,
+      shards: accounts.shards,
+    })
     .from(apiKeys)
+    .innerJoin(accounts, eq(accounts.id, apiKeys.accountId))
     .where(and(eq(apiKeys.keyHash, keyHash), isNull(apiKeys.revokedAt)))
     .get();
 }

@@ -51,6 +51,11 @@ export const accounts = sqliteTable(
      */
     suspendedAt: text("suspended_at"),
     suspensionReason: text("suspension_reason"),
+    /**
+     * Escrow shards (docs/ledger-shards.md): how many objects the gateway spreads the account's
+     * requests over, 1..16. 1 is the account's ledger alone (no shard object runs).
+     */
+    shards: integer("shards").notNull().default(1),
     createdAt: createdAt(),
   },
   (t) => [

@@ -44,6 +44,7 @@ export const apiKeyAuth = createMiddleware<AppEnv>(async (c, next) => {
   if (!identity) throw ApiError.invalidApiKey();
   c.set("accountId", identity.accountId);
   c.set("apiKeyId", identity.keyId);
+  c.set("shards", identity.shards);
   c.set("scope", identity.scope);
   c.set("role", null);
   c.set("actor", keyActor(identity.keyId));

@@ -6,6 +6,7 @@ import { randomHex32 } from "../platform/crypto";
 import { ApiError, durableObjectFailure } from "../platform/errors";
 import { refusal } from "../platform/refusals";
 import { routeCost } from "../pricing";
+import { debitTarget } from "./debit-target";
 import { ALLOW_HEADER, FORWARDED_METHODS, forwardHeaders, normalizePath } from "./forward-headers";
 import { rateLimitHeaders } from "./rate-limit";
 import { refundLater, reverseUnansweredDebit } from "./refunds";
@@ -40,16 +41,19 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
 
   const cost = routeCost(method, path);
   const ledger = ledgerFor(env, accountId);
+  // The ledger itself, or one of the account's shards (docs/ledger-shards.md).
+  const target = debitTarget(env, ledger, accountId, c.get("shards"));
   const debitRef = `dbt_${randomHex32()}`;
   const sentAt = Date.now();
   // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.
-  const debit = await ledger.debit(cost, debitRef, c.get("apiKeyId")).catch(async (err) => {
+  const debit = await target.debit(cost, debitRef, c.get("apiKeyId")).catch(async (err) => {
     // Nothing is forwarded (503, mapped in app.ts). Overloaded: refused before it ran, so
     // nothing to undo, and the object is not called again. Otherwise it may have committed:
     // reversed by its ref (a no-op if it never did), so it is never kept silently (rule 8).
     if (durableObjectFailure(err) !== "overloaded") {
       const error = String(err);
-      await reverseUnansweredDebit(env, c.get("db"), { accountId, debitRef, sentAt, error }).catch(
+      const debit = { accountId, debitRef, sentAt, error };
+      await reverseUnansweredDebit(env, c.get("db"), debit, target.reverse).catch(
         // Ledger, queue and D1 all unreachable: the log is what is left; the answer stays 503.
         (lost) => console.error("debit reversal not recorded", accountId, debitRef, String(lost)),
       );
@@ -79,7 +83,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
     upstreamToken: env.UPSTREAM_TOKEN,
   });
 
-  const target = new URL(path + url.search, env.UPSTREAM_URL);
+  const upstreamUrl = new URL(path + url.search, env.UPSTREAM_URL);
   const timeoutMs = Number(env.UPSTREAM_TIMEOUT_MS) || 30_000;
   /** The request was not served: its debit goes back, now or, failing that, later (rule 8). */
   // What the debit took, and the minute it was counted in: the refund gives back exactly that.
@@ -87,7 +91,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const charge = { minute: debit.minute, ...debit.charged, key_id: c.get("apiKeyId") ?? "" };
   const refund = async () => {
     try {
-      await ledger.refund(debitRef, charge);
+      await target.refund(debitRef, charge);
     } catch (err) {
       await refundLater(env, c.get("db"), { accountId, debitRef, charge, error: String(err) });
     }
@@ -101,7 +105,9 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
       signal: AbortSignal.timeout(timeoutMs),
       redirect: "manual",
     };
-    upstream = env.UPSTREAM ? await env.UPSTREAM.fetch(target, init) : await fetch(target, init);
+    upstream = env.UPSTREAM
+      ? await env.UPSTREAM.fetch(upstreamUrl, init)
+      : await fetch(upstreamUrl, init);
   } catch (err) {
     await refund();
     const timedOut =

@@ -10,6 +10,7 @@ import type { Db } from "../db/client";
 import { dbFor } from "../db/client";
 import { type OwedDebit, recordPendingRefund } from "../db/pending-refunds";
 import { ledgerFor } from "../ledger/client";
+import type { RefundResult } from "../ledger/domain/types";
 import type { Bindings } from "../platform/env";
 
 /** What the debit took and the minute it was counted in. */
@@ -65,10 +66,14 @@ export async function reverseUnansweredDebit(
   env: Pick<Bindings, "ACCOUNT_LEDGER" | "REFUND_QUEUE">,
   db: Db,
   debit: { accountId: string; debitRef: string; sentAt: number; error: string },
+  /** Where the debit was sent (an escrow shard, docs/ledger-shards.md); default the ledger. */
+  reverse?: (ref: string, sentAt: number) => Promise<RefundResult>,
 ): Promise<void> {
   const owed = { ...debit, charge: null } as const;
   try {
-    const result = await ledgerFor(env, debit.accountId).refund(debit.debitRef, null, debit.sentAt);
+    const result = reverse
+      ? await reverse(debit.debitRef, debit.sentAt)
+      : await ledgerFor(env, debit.accountId).refund(debit.debitRef, null, debit.sentAt);
     if (!result.ok && result.reason === "outcome_unknown") {
       await recordPendingRefund(db, { ...owed, error: `outcome unknown: ${debit.error}` });
     }
@@ -89,11 +94,13 @@ export async function handleRefundBatch(batch: MessageBatch<unknown>, env: Bindi
     const owed = owedDebit(refund.data);
     try {
       // `not_found`: no such debit in that ledger; nothing to give back, ever.
-      const result = await ledgerFor(env, refund.data.account_id).refund(
-        refund.data.debit_ref,
-        owed.charge,
-        owed.sentAt,
-      );
+      const ledger = ledgerFor(env, refund.data.account_id);
+      const apply = () => ledger.refund(refund.data.debit_ref, owed.charge, owed.sentAt);
+      let result = await apply();
+      // A debit an escrow shard took is in the ledger once its lease is back: recall, then
+      // ask again (docs/ledger-shards.md). No lease open: nothing recalled, nothing asked.
+      if (!result.ok && result.reason === "not_found" && owed.charge)
+        if ((await ledger.leaseRecall()) > 0) result = await apply();
       if (!result.ok && result.reason === "outcome_unknown" && owed.sentAt !== undefined) {
         // Retrying cannot tell more: the operator decides (the reconciler reports it).
         await recordPendingRefund(dbFor(env.DB), {

@@ -13,6 +13,8 @@ export interface Variables {
   accountId: string;
   /** The key, for key-authenticated requests (the proxy's are); absent for a person's session. */
   apiKeyId: string;
+  /** The account's escrow shards, for key-authenticated requests (docs/ledger-shards.md). */
+  shards: number;
   /** The person's role on the account for a session request; null for an API key. */
   role: Role | null;
   /** The member a session names; absent for an API key. */

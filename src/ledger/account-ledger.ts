@@ -20,6 +20,12 @@ import { AlarmClock } from "./alarms";
 import { applyAdjust, applyRefund } from "./apply/balance";
 import { applyInit, applyPlanChange, applyStartCycle, applyUpgrade } from "./apply/cycles";
 import { applyDebit } from "./apply/debit";
+import {
+  applyLeaseClose,
+  applyLeaseTake,
+  type LeaseCloseInput,
+  type LeaseTakeInput,
+} from "./apply/leases";
 import { applyGrantPurchased, applyPaymentProblem, applyTopUp } from "./apply/recharges";
 import {
   applyAlerts,
@@ -46,6 +52,7 @@ import type * as T from "./domain/types";
 import { resumeIfMonthTurned, triggerRecharge } from "./follow-ups";
 import { LedgerMemory } from "./memory";
 import { OutboxRunner } from "./outbox-runner";
+import { debitRecalling, nextLeaseAlarm, recallLeases, wholeAccountShort } from "./shards/recall";
 import { checkpoint } from "./store/aggregates";
 import { awaitingAction, findRecharge, hasOutbox, pendingRecharges } from "./store/recharges";
 import { ensureSchema } from "./store/schema";
@@ -58,6 +65,7 @@ import {
   usageRows,
 } from "./store/usage";
 import { LedgerTransactions } from "./transactions";
+import type { Tx } from "./tx";
 import { accountOf, alertsOf, auditOf, autoRechargeOf, limitsOf } from "./views";
 
 export { SETTLE_EVERY_MS } from "./domain/alarms";
@@ -198,7 +206,17 @@ export class AccountLedger extends DurableObject<Bindings> {
    * memory.ts) and is answered once that committed. Near the threshold, the alert level or a
    * ring to settle it writes alone, after the pending ones, and reads what the trigger needs.
    */
-  async debit(cost: number, ref: string, apiKeyId?: string): Promise<T.DebitResult> {
+  debit(cost: number, ref: string, apiKeyId?: string): Promise<T.DebitResult> {
+    return this.take(cost, ref, apiKeyId, true);
+  }
+
+  /** The debit; `final: false` (a sharded account's, before its recall) opens no episode. */
+  private async take(
+    cost: number,
+    ref: string,
+    apiKeyId: string | undefined,
+    final: boolean,
+  ): Promise<T.DebitResult> {
     // Not stored: the minute and the amounts identify the debit for its refund; memory keeps
     // the ref only to answer for a reply the gateway never got (`refund` with `sentAt`).
     const now = this.now();
@@ -209,7 +227,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       // Decided on the pending takes: answered once they are written (or failed with them).
       const answer = this.m.after(debitAnswer(d));
       if (d.resume) await this.tx.run(triggerRecharge);
-      if (this.m.exhausted || !s) return answer;
+      if (!final || this.m.exhausted || !s) return answer;
       // The episode's mark only once the takes it was decided on are written.
       const refused = await answer;
       this.tx.firstRefusal(s.account_id, d.balance, cost, now);
@@ -382,6 +400,7 @@ export class AccountLedger extends DurableObject<Bindings> {
       const cycle = { plan: s.plan, version: s.plan_version, startsAt: start, endsAt: end };
       await this.startCycle({ ref, ...cycle, source: "alarm" });
     }
+    await this.leaseRecall(now);
     const outboxWaiting = hasOutbox(this.sql);
     const next = alarmsAfterAlarm({ s: this.m.s, active, outboxWaiting, now: this.now() });
     for (const at of next) this.alarms.schedule(at);
@@ -397,5 +416,44 @@ export class AccountLedger extends DurableObject<Bindings> {
 
   private scheduleCycleAlarm(): void {
     if (this.m.s) this.alarms.schedule(cycleAlarm(this.m.s));
+  }
+
+  // ---------------------------------------------------------------- escrow shards (docs/ledger-shards.md)
+
+  leaseTake(input: LeaseTakeInput) {
+    return this.leased((tx) => applyLeaseTake(tx, input));
+  }
+
+  leaseClose(input: LeaseCloseInput) {
+    return this.leased((tx) => applyLeaseClose(tx, input));
+  }
+
+  /**
+   * A request no shard could cover: refused only once every lease is recalled, and only that
+   * final refusal can open a `credits.exhausted` episode.
+   */
+  async leaseDebit(cost: number, ref: string, apiKeyId?: string): Promise<T.DebitResult> {
+    const short = () => wholeAccountShort(this.sql, this.m.live() ?? NONE, cost);
+    const take = () => this.take(cost, ref, apiKeyId, false);
+    const r = await debitRecalling(take, short, () => this.leaseRecall());
+    const s = this.m.s;
+    if (!r.ok && r.reason === "insufficient_credits" && s)
+      this.tx.firstRefusal(s.account_id, r.balance, cost, this.now());
+    return r;
+  }
+
+  /** Recalls every open lease, or those expired by `expiredBy`; returns how many came back. */
+  async leaseRecall(expiredBy?: number): Promise<number> {
+    const n = await recallLeases(this.env, this.sql, expiredBy, (i) => this.leaseClose(i));
+    this.alarms.schedule(nextLeaseAlarm(this.sql, this.now()));
+    return n;
+  }
+
+  /** A lease moved between the bank and a shard (`LedgerTransactions.leased`), then its alarm. */
+  private async leased<R>(fn: (tx: Tx) => R): Promise<R> {
+    const { result, fx } = this.tx.leased(fn, this.now());
+    this.alarms.schedule(nextLeaseAlarm(this.sql, this.now()));
+    await this.outbox.afterCommit(fx);
+    return result;
   }
 }

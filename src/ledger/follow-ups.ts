@@ -5,9 +5,11 @@
  */
 import { decideRecharge } from "./domain/decisions";
 import { addEffects, type Effects, noEffects } from "./domain/effects";
+import { accountWide } from "./domain/leases";
 import { lowBalanceStep } from "./domain/low-balance";
 import { type Buckets, liveBalance, monthStart } from "./domain/rules";
 import type { StateRow } from "./domain/types";
+import { openLeases } from "./store/leases";
 import { insertBalanceProjection } from "./store/projections";
 import {
   hasPendingAutoRecharge,
@@ -70,10 +72,12 @@ export function lowBalanceFollowUp(tx: Pick<Tx, "sql" | "open" | "now">, rearm: 
   const fx = noEffects();
   const s = currentState(tx);
   if (!s) return fx;
+  // Account-wide: credits out on lease to the account's shards are still its own.
+  const wide = accountWide(s, openLeases(tx.sql));
   const step = lowBalanceStep({
     level: s.low_balance_credits,
     armed: s.low_balance_armed === 1,
-    total: s.monthly + s.purchased,
+    total: wide.monthly + wide.purchased,
   });
   if (step === "arm" && rearm) armLowBalance(tx.sql);
   else if (step === "alert") fx.deliver.push(recordLowBalanceAlert(tx.sql, s, tx.now));

@@ -10,12 +10,14 @@
 import { DebitBatch, type LedgerWriteFailed } from "./debit-batch";
 import { type DebitDecision, decideDebit } from "./domain/decisions";
 import { type GroupCommitMode, joinsBatch } from "./domain/group-commit";
+import { accountWide } from "./domain/leases";
 import type { RateWindow } from "./domain/rate-window";
 import { RecentDebits } from "./domain/recent-debits";
 import { addBuckets, type Buckets, liveBalance } from "./domain/rules";
 import type { StateRow } from "./domain/types";
 import { openDebits } from "./store/aggregates";
 import { readExhausted } from "./store/exhaustion";
+import { openLeases } from "./store/leases";
 import { RevokedKeys } from "./store/revoked-keys";
 import { readStateRow } from "./store/state";
 
@@ -73,11 +75,19 @@ export class LedgerMemory {
     this.exhausted = readExhausted(this.storage.sql);
   }
 
-  /** The state row read afresh (after the pending debits' write), with the live buckets. */
+  /**
+   * The state row read afresh (after the pending debits' write), with the live buckets as the
+   * account's people see them: credits out on lease to its shards are still its own
+   * (docs/ledger-shards.md). For views; decisions use `live()`.
+   */
   current(): StateRow | null {
     this.flush();
     this.reread();
-    return this.s ? { ...this.s, ...liveBalance(this.s, this.open) } : null;
+    if (!this.s) return null;
+    return {
+      ...this.s,
+      ...accountWide(liveBalance(this.s, this.open), openLeases(this.storage.sql)),
+    };
   }
 
   /** The state row read afresh, after a transaction that may have written it. */

@@ -56,6 +56,21 @@ export class LedgerTransactions {
     }
   }
 
+  /**
+   * A lease granted or closed (docs/ledger-shards.md): no low-balance or balance step of its
+   * own (a lease moves credits, it spends none; `applyLeaseClose` follows what a shard spent),
+   * and memory rebuilt, the open debits included (a close writes the shard's minute rows).
+   */
+  leased<R>(fn: (tx: Tx) => R, now = this.clock()): Committed<R> {
+    this.m.flush();
+    const tx: Tx = { sql: this.storage.sql, now, open: this.m.open, fx: noEffects() };
+    try {
+      return { result: this.storage.transactionSync(() => fn(tx)), fx: tx.fx };
+    } finally {
+      this.m.reload();
+    }
+  }
+
   /** A mutation whose caller waits for its outbox items to be delivered. */
   async run<R>(fn: (tx: Tx) => R, now = this.clock()): Promise<R> {
     const { result, fx } = this.transact(fn, true, now);

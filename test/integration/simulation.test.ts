@@ -60,6 +60,33 @@ describe("seeded simulation", () => {
 });
 
 /**
+ * The same simulation on an account with escrow shards (docs/ledger-shards.md): leases taken,
+ * recalled after every step, returned on restarts of the shards, the last credits contended
+ * from every shard, refunds and recharges; every invariant and the model's total hold.
+ */
+describe("seeded simulation with escrow shards", () => {
+  for (const shards of [2, 4]) {
+    // Seeds of their own: a seed names its webhook events and its account's email.
+    for (const seed of plan.seeds.slice(0, 2).map((s) => s + shards)) {
+      it(
+        `seed ${seed}, ${shards} shards: ${plan.steps} random steps keep every invariant`,
+        async () => {
+          const faults = expectLogs(SIMULATED_FAULTS);
+          const sim = await Simulation.start({ seed, shards, log: console.log });
+          await sim.run(plan.steps);
+          expect(sim.trace).toHaveLength(plan.steps);
+          expect((await readLedger(sim.account.id)).audit).toMatchObject({ consistent: true });
+          console.log(
+            `seed ${seed}, ${shards} shards: ${sim.summary()} (${faults.lines.length} fault logs)`,
+          );
+        },
+        plan.steps * 1_000 + 30_000,
+      );
+    }
+  }
+});
+
+/**
  * For each invariant, a broken live system the simulation must notice: the same steps run
  * once on a healthy account (they pass) and once on an account with the break applied (they
  * fail with that invariant). Each variant is described in test/simulation/breaks.ts.

@@ -3,13 +3,14 @@
  * perform it, check the invariants that hold at every instant, wait until nothing is in flight
  * (checking again on every poll), then check all five invariants and the model.
  */
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { type MockInstance, vi } from "vitest";
 import { ledgerFor } from "../../src/ledger/client";
+import { shardFor } from "../../src/ledger/shards/client";
 import type { PlanId } from "../../src/pricing";
 import { reconcile } from "../../src/purchases/reconciler";
-import { createAccount, type TestAccount } from "../helpers/http";
+import { admin, createAccount, type TestAccount } from "../helpers/http";
 import {
   type ActionContext,
   deliverJob,
@@ -49,6 +50,12 @@ export interface SimulationOptions {
   /** How long a step may take to come to rest before it counts as stuck. */
   settleTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * Escrow shards (docs/ledger-shards.md): the account's requests spread over this many shard
+   * objects (default 1: the ledger alone). Every step ends with the leases recalled, so the
+   * ledger holds the whole account when it is checked; restarts restart the shards too.
+   */
+  shards?: number;
 }
 
 /** Something a step left in flight that the system never finished (money rule 7). */
@@ -84,12 +91,21 @@ export class Simulation {
     sim.account = await createAccount(plan, `sim-${options.seed}@example.com`);
     if (!sim.account.stripe_customer_id) throw new Error("account without a Stripe customer");
     sim.customerId = sim.account.stripe_customer_id;
+    const shards = options.shards ?? 1;
+    if (shards > 1) {
+      const res = await admin(`/accounts/${sim.account.id}`, {
+        method: "PATCH",
+        body: JSON.stringify({ shards }),
+      });
+      if (res.status !== 200) throw new Error(`setting ${shards} shards: ${res.status}`);
+      await res.arrayBuffer();
+    }
     const ledger = await readLedger(sim.account.id);
     sim.model = M.initialState(plan, ledger.cycleEndsAt);
     sim.gen = {
       timeline: billingTimeline(sim.rng, options.seed, Math.floor(Date.now() / 1000)),
     };
-    sim.log(`seed ${options.seed}: account ${sim.account.id} on ${plan}`);
+    sim.log(`seed ${options.seed}: account ${sim.account.id} on ${plan}, ${shards} shard(s)`);
     return sim;
   }
 
@@ -165,6 +181,12 @@ export class Simulation {
       await perform(c, step);
       if (purchase && step.stress) races = await this.startRaces(step, knownBefore);
       if (step.restartInflight) await restartLedger(this.account.id);
+      if (step.restartInflight || step.kind === "restart") await this.restartShards();
+      // Every lease back at the ledger (the account-wide trigger runs on their return).
+      if (this.shards > 1) {
+        const recalled = await ledgerFor(env, this.account.id).leaseRecall();
+        for (let i = 0; i < recalled; i++) this.count("lease recalled");
+      }
       // The ledger commits each change atomically: 1, 2 and 4 hold even mid-flight.
       this.assertLedger(await readLedger(this.account.id), `right after step ${n}`);
       await Promise.allSettled(races);
@@ -173,6 +195,22 @@ export class Simulation {
       sendSpy?.mockRestore();
     }
     await this.checkAtRest(n);
+  }
+
+  private get shards(): number {
+    return this.options.shards ?? 1;
+  }
+
+  /** Aborts every shard of the account: memory gone, storage (the lease, its spending) kept. */
+  private async restartShards(): Promise<void> {
+    for (let i = 0; i < this.shards && this.shards > 1; i++) {
+      await runInDurableObject(shardFor(env, this.account.id, i), (_i, state) =>
+        state.abort("simulated restart"),
+      ).catch((err: unknown) => {
+        if (!String(err).includes("simulated restart")) throw err;
+      });
+      this.count("shard restart");
+    }
   }
 
   // ---------------------------------------------------------------- stress
@@ -324,7 +362,18 @@ export class Simulation {
 
     const expected = M.settle(this.model);
     const fresh = ledger.recharges.filter((r) => !this.settled.includes(r.id));
-    const diffs = [...M.diffPurchases(expected, fresh), ...M.diffState(this.model, ledger)];
+    // With shards, money rule 3 holds per lease (docs/ledger-shards.md): a shard may spend the
+    // purchased credits of its lease while another holds monthly ones. The total must match
+    // exactly; the model then follows the observed split.
+    const observed =
+      this.shards > 1 && M.total(this.model) === ledger.monthly + ledger.purchased
+        ? { ...ledger, monthly: this.model.monthly, purchased: this.model.purchased }
+        : ledger;
+    const diffs = [...M.diffPurchases(expected, fresh), ...M.diffState(this.model, observed)];
+    if (this.shards > 1 && diffs.length === 0) {
+      this.model.monthly = ledger.monthly;
+      this.model.purchased = ledger.purchased;
+    }
     if (diffs.length > 0)
       throw new ModelDivergence(`after step ${n} the model disagrees:\n  ${diffs.join("\n  ")}`);
     this.settled.push(...fresh.map((r) => r.id));

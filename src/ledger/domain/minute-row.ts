@@ -144,6 +144,26 @@ export function leaveMinute(row: MinuteRow, keyId: string, credits: number): Min
   return withDelta(row, keyId, back);
 }
 
+/**
+ * A shard's refunds of one key in a minute (its lease's report, checked against what the
+ * lease spent before it is closed), taken out of the row its debits were just added to.
+ */
+export function refundedAtShard(
+  row: MinuteRow,
+  keyId: string,
+  refunds: number,
+  refunded: Buckets,
+): MinuteRow {
+  const back: Counts = {
+    ...ZERO,
+    requests: -refunds,
+    credits: -(refunded.monthly + refunded.purchased),
+    refunded_monthly: refunded.monthly,
+    refunded_purchased: refunded.purchased,
+  };
+  return withDelta(row, keyId, back);
+}
+
 function withDelta(row: MinuteRow, keyId: string, delta: Counts): MinuteRow {
   const keys = { ...row.keys };
   const own = keys[keyId];

@@ -14,6 +14,7 @@ import {
   type MinuteRow,
   parseKeys,
   perKey,
+  refundedAtShard,
   takeBack,
 } from "../domain/minute-row";
 import {
@@ -140,6 +141,26 @@ export function recordDebit(sql: SqlStorage, minute: number, keyId: string, take
   const batch = new Map<number, MinuteDelta>();
   addToBatch(batch, minute, keyId, take);
   for (const delta of batch.values()) recordDebits(sql, delta);
+}
+
+/**
+ * A shard's debits of one (minute, key), from its lease's report, written as the bank's own
+ * would be (`recordDebits`: the minute's one row), then its refunds of them taken out. The
+ * caller makes sure the minute is open and its slot may be reused (`ringNeedsSettling`).
+ */
+export function recordShardDebits(
+  sql: SqlStorage,
+  row: { minute: number; key_id: string; requests: number; refunds: number } & Buckets & {
+      refunded: Buckets;
+    },
+): void {
+  const { minute, requests, monthly, purchased } = row;
+  const keys: MinuteDelta["keys"] = new Map();
+  if (row.key_id !== "") keys.set(row.key_id, { requests, monthly, purchased });
+  recordDebits(sql, { minute, requests, monthly, purchased, keys });
+  if (row.refunds === 0 && row.refunded.monthly + row.refunded.purchased === 0) return;
+  const stored = readMinute(sql, minute);
+  if (stored) writeMinute(sql, refundedAtShard(stored, row.key_id, row.refunds, row.refunded));
 }
 
 /** Gross debits of the minutes not settled yet (from `since` on): what the live balance lacks. */

@@ -14,6 +14,7 @@ const ACTIONS: Record<string, string> = {
   "auto_recharge.updated": "Auto-recharge changed",
   "auto_recharge.disabled": "Auto-recharge turned off",
   "limits.updated": "Limits changed",
+  "shards.updated": "Capacity changed",
   "alerts.updated": "Low-balance email changed",
   "top_up.started": "Credits purchase started",
   "checkout.started": "Plan checkout started",

@@ -1,0 +1,1 @@
+ALTER TABLE `accounts` ADD `shards` integer DEFAULT 1 NOT NULL;

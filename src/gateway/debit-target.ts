@@ -1,0 +1,50 @@
+/**
+ * Where a proxied request's debit goes (docs/ledger-shards.md): the account's ledger, or, for
+ * an account with `shards > 1`, one of its shard objects picked at random; a refund goes back
+ * to the object that took the debit (the shard, which hands it to the bank once the lease it
+ * was taken from is settled).
+ */
+import { ledgerFor } from "../ledger/client";
+import { pickShard } from "../ledger/domain/leases";
+import type { DebitCharge, DebitResult, RefundResult } from "../ledger/domain/types";
+import { shardFor } from "../ledger/shards/client";
+import type { Bindings } from "../platform/env";
+
+export interface DebitTarget {
+  debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult>;
+  /** Refunds the debit this target answered last (its lease, if a shard took it). */
+  refund(ref: string, charge: DebitCharge): Promise<RefundResult>;
+  /** A debit call that failed without an answer, reversed by its ref where it was sent. */
+  reverse(ref: string, sentAt: number): Promise<RefundResult>;
+}
+
+export function debitTarget(
+  env: Pick<Bindings, "LEDGER_SHARD" | "ACCOUNT_LEDGER">,
+  ledger: ReturnType<typeof ledgerFor>,
+  accountId: string,
+  shards: number | undefined,
+): DebitTarget {
+  if (!shards || shards <= 1) {
+    return {
+      debit: (cost, ref, key) => ledger.debit(cost, ref, key),
+      refund: (ref, charge) => ledger.refund(ref, charge),
+      // A fresh stub: one whose object was reset stays broken.
+      reverse: (ref, sentAt) => ledgerFor(env, accountId).refund(ref, null, sentAt),
+    };
+  }
+  const index = pickShard(shards, Math.random());
+  const shard = shardFor(env, accountId, index);
+  let lease: string | null = null;
+  return {
+    debit: async (cost, ref, key) => {
+      const r = await shard.debit({ accountId, shard: index, shards }, cost, ref, key);
+      lease = r.lease;
+      const { lease: _, ...result } = r;
+      return result as DebitResult;
+    },
+    refund: (ref, charge) =>
+      lease === null ? ledger.refund(ref, charge) : shard.refund(accountId, ref, charge, lease),
+    reverse: (ref, sentAt) =>
+      shardFor(env, accountId, index).refund(accountId, ref, null, null, sentAt),
+  };
+}
