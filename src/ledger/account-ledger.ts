@@ -65,7 +65,6 @@ import {
   usageRows,
 } from "./store/usage";
 import { LedgerTransactions } from "./transactions";
-import type { Tx } from "./tx";
 import { accountOf, alertsOf, auditOf, autoRechargeOf, limitsOf } from "./views";
 
 export { SETTLE_EVERY_MS } from "./domain/alarms";
@@ -92,7 +91,9 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.outbox = new OutboxRunner(this.sql, env, this.alarms);
     const mode = groupCommitMode(env.LEDGER_GROUP_COMMIT);
     this.m = new LedgerMemory(ctx.storage, mode, () => this.scheduleSettle());
-    this.tx = new LedgerTransactions(ctx.storage, this.m, this.outbox, () => this.now());
+    this.tx = new LedgerTransactions(ctx.storage, this.m, this.outbox, this.alarms, () =>
+      this.now(),
+    );
     ensureSchema(ctx.storage);
     this.m.reload();
     ctx.blockConcurrencyWhile(() => this.alarms.load());
@@ -211,12 +212,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   /** The debit; `final: false` (a sharded account's, before its recall) opens no episode. */
-  private async take(
-    cost: number,
-    ref: string,
-    apiKeyId: string | undefined,
-    final: boolean,
-  ): Promise<T.DebitResult> {
+  private async take(cost: number, ref: string, apiKeyId: string | undefined, final: boolean) {
     // Not stored: the minute and the amounts identify the debit for its refund; memory keeps
     // the ref only to answer for a reply the gateway never got (`refund` with `sentAt`).
     const now = this.now();
@@ -421,11 +417,11 @@ export class AccountLedger extends DurableObject<Bindings> {
   // ---------------------------------------------------------------- escrow shards (docs/ledger-shards.md)
 
   leaseTake(input: LeaseTakeInput) {
-    return this.leased((tx) => applyLeaseTake(tx, input));
+    return this.tx.leased((tx) => applyLeaseTake(tx, input));
   }
 
   leaseClose(input: LeaseCloseInput) {
-    return this.leased((tx) => applyLeaseClose(tx, input));
+    return this.tx.leased((tx) => applyLeaseClose(tx, input));
   }
 
   /**
@@ -447,13 +443,5 @@ export class AccountLedger extends DurableObject<Bindings> {
     const n = await recallLeases(this.env, this.sql, expiredBy, (i) => this.leaseClose(i));
     this.alarms.schedule(nextLeaseAlarm(this.sql, this.now()));
     return n;
-  }
-
-  /** A lease moved between the bank and a shard (`LedgerTransactions.leased`), then its alarm. */
-  private async leased<R>(fn: (tx: Tx) => R): Promise<R> {
-    const { result, fx } = this.tx.leased(fn, this.now());
-    this.alarms.schedule(nextLeaseAlarm(this.sql, this.now()));
-    await this.outbox.afterCommit(fx);
-    return result;
   }
 }

@@ -5,12 +5,14 @@
  * what committed. The effects are flushed after the commit, by the caller's choice: waited for
  * (`run`) or left to the alarm (`mutate`). Nothing is delivered for a write that rolled back.
  */
+import type { AlarmClock } from "./alarms";
 import type { Effects } from "./domain/effects";
 import { addEffects, noEffects } from "./domain/effects";
 import { type Buckets, liveBalance, withTotal } from "./domain/rules";
 import { balanceFollowUp, lowBalanceFollowUp } from "./follow-ups";
 import type { LedgerMemory } from "./memory";
 import type { OutboxRunner } from "./outbox-runner";
+import { nextLeaseAlarm } from "./shards/recall";
 import { clearExhausted, markExhausted } from "./store/exhaustion";
 import { readStateRow } from "./store/state";
 import type { Tx } from "./tx";
@@ -22,6 +24,7 @@ export class LedgerTransactions {
     private readonly storage: DurableObjectStorage,
     private readonly m: LedgerMemory,
     private readonly outbox: OutboxRunner,
+    private readonly alarms: AlarmClock,
     private readonly clock: () => number,
   ) {}
 
@@ -61,14 +64,18 @@ export class LedgerTransactions {
    * own (a lease moves credits, it spends none; `applyLeaseClose` follows what a shard spent),
    * and memory rebuilt, the open debits included (a close writes the shard's minute rows).
    */
-  leased<R>(fn: (tx: Tx) => R, now = this.clock()): Committed<R> {
+  async leased<R>(fn: (tx: Tx) => R): Promise<R> {
     this.m.flush();
-    const tx: Tx = { sql: this.storage.sql, now, open: this.m.open, fx: noEffects() };
+    const tx: Tx = { sql: this.storage.sql, now: this.clock(), open: this.m.open, fx: noEffects() };
+    let result: R;
     try {
-      return { result: this.storage.transactionSync(() => fn(tx)), fx: tx.fx };
+      result = this.storage.transactionSync(() => fn(tx));
     } finally {
       this.m.reload();
     }
+    this.alarms.schedule(nextLeaseAlarm(this.storage.sql, this.clock()));
+    await this.outbox.afterCommit(tx.fx);
+    return result;
   }
 
   /** A mutation whose caller waits for its outbox items to be delivered. */
