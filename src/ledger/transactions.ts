@@ -47,8 +47,9 @@ export class LedgerTransactions {
         // upstream call, so it reaches D1 with the next change or checkpoint instead.
         if (rearm) addEffects(tx.fx, balanceFollowUp(after, before));
         // Credits again after a refusal: the next refusal opens a new episode.
-        const s = readStateRow(sql);
-        const credited = this.m.exhausted && s && withTotal(liveBalance(s, tx.open)).total > 0;
+        // Read only within an episode: no other mutation pays for it.
+        const s = this.m.exhausted ? readStateRow(sql) : null;
+        const credited = s !== null && withTotal(liveBalance(s, tx.open)).total > 0;
         if (credited) clearExhausted(sql);
         return { result, credited };
       });

@@ -6,6 +6,7 @@
  */
 import type { Buckets } from "../domain/rules";
 import type { OutboxItem } from "../domain/types";
+import { writeOutbox } from "./projections";
 
 const KEY = "credits_exhausted";
 
@@ -38,13 +39,7 @@ export function markExhausted(
     KEY,
     new Date(now).toISOString(),
   );
-  sql.exec(
-    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
-    item.ref,
-    JSON.stringify(item),
-    now,
-  );
-  return item;
+  return writeOutbox(sql, item, now);
 }
 
 /** Ends the episode: the next refusal is a new one. */

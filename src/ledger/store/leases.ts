@@ -20,26 +20,29 @@ export type LeaseRow = {
 /** Closed leases are kept this long, so a late close or take of one is answered as a replay. */
 const CLOSED_KEPT_MS = 86_400_000;
 
-const ready = new WeakSet<SqlStorage>();
+/** Whether each object's `leases` table exists, asked of `sqlite_master` once per object. */
+const known = new WeakMap<SqlStorage, boolean>();
 
 function ensureLeases(sql: SqlStorage): void {
-  if (ready.has(sql)) return;
+  if (known.get(sql)) return;
   sql.exec(
     `CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, shard INTEGER NOT NULL,
        monthly INTEGER NOT NULL CHECK (monthly >= 0), purchased INTEGER NOT NULL CHECK (purchased >= 0),
        expires_at INTEGER NOT NULL, closed_at INTEGER)`,
   );
-  ready.add(sql);
+  known.set(sql, true);
 }
 
 /** Whether the object has ever granted a lease (no table, no read of it on the hot path). */
 function hasLeases(sql: SqlStorage): boolean {
-  if (ready.has(sql)) return true;
-  const t = sql
-    .exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'leases'")
-    .toArray();
-  if (t.length > 0) ready.add(sql);
-  return t.length > 0;
+  const was = known.get(sql);
+  if (was !== undefined) return was;
+  // Only `ensureLeases` creates the table, in this object: a "no" stays true until it runs.
+  const has =
+    sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'leases'").toArray()
+      .length > 0;
+  known.set(sql, has);
+  return has;
 }
 
 export function findLease(sql: SqlStorage, id: string): LeaseRow | null {

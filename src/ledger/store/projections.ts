@@ -14,8 +14,15 @@ import type {
   RechargeView,
 } from "../domain/types";
 
-export function insertProjection(sql: SqlStorage, row: HistoryRow, now: number): OutboxItem {
-  const item: OutboxItem = { type: "projection", ref: `history:${row.id}`, row };
+/**
+ * An item written to the outbox in the caller's transaction, once per ref (a replay writes
+ * nothing); returned for the caller's effects.
+ */
+export function writeOutbox<I extends OutboxItem & { ref: string }>(
+  sql: SqlStorage,
+  item: I,
+  now: number,
+): I {
   sql.exec(
     "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
     item.ref,
@@ -23,6 +30,11 @@ export function insertProjection(sql: SqlStorage, row: HistoryRow, now: number):
     now,
   );
   return item;
+}
+
+export function insertProjection(sql: SqlStorage, row: HistoryRow, now: number): OutboxItem {
+  const item: OutboxItem = { type: "projection", ref: `history:${row.id}`, row };
+  return writeOutbox(sql, item, now);
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -107,13 +119,7 @@ export function insertPurchaseProjection(
     created_at: iso(recharge.createdAt),
     ...change,
   };
-  sql.exec(
-    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
-    item.ref,
-    JSON.stringify(item),
-    now,
-  );
-  return item;
+  return writeOutbox(sql, item, now);
 }
 
 /**
@@ -156,13 +162,7 @@ export function insertBalanceProjection(
       at: iso(now),
     },
   };
-  sql.exec(
-    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
-    item.ref,
-    JSON.stringify(item),
-    now,
-  );
-  return item;
+  return writeOutbox(sql, item, now);
 }
 
 /** The plan's change as an event for customers' webhooks, once per change (its ledger ref). */
@@ -180,11 +180,5 @@ export function insertPlanChangedEvent(
     from: change.from,
     to: change.to,
   };
-  sql.exec(
-    "INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING",
-    item.ref,
-    JSON.stringify(item),
-    now,
-  );
-  return item;
+  return writeOutbox(sql, item, now);
 }
