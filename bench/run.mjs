@@ -483,55 +483,19 @@ async function main() {
     /** @type {any} */
     let counts = null;
     if (countHere)
-      counts = {
-        gateway_hot: await countPerRequest(
-          instrScript,
-          path.join(persistRoot, "hot"),
-          upstream.url,
-          toml,
-          sink,
-          hot.keys,
-          "gateway_hot",
-          ON,
-        ),
-        gateway_hot_off: await countPerRequest(
-          instrScript,
-          path.join(persistRoot, "hot-off"),
-          upstream.url,
-          toml,
-          sink,
-          hotOff.keys,
-          "gateway_hot_off",
-          OFF,
-        ),
-        gateway_1k: await countPerRequest(
-          instrScript,
-          path.join(persistRoot, "many"),
-          upstream.url,
-          toml,
-          sink,
-          manyKeys,
-          "gateway_1k",
-          ON,
-        ),
+      counts = await countTargets(instrScript, persistRoot, upstream.url, toml, sink, {
+        gateway_hot: hot.keys,
+        gateway_hot_off: hotOff.keys,
+        gateway_1k: manyKeys,
         // Counted, not timed: its own fresh state, made by the instrumented build itself.
-        gateway_sharded: await countPerRequest(
+        gateway_sharded: await shardedKeys(
           instrScript,
-          path.join(persistRoot, "sharded"),
+          path.join(persistRoot, COUNTED_DIRS.gateway_sharded),
           upstream.url,
           toml,
           sink,
-          await shardedKeys(
-            instrScript,
-            path.join(persistRoot, "sharded"),
-            upstream.url,
-            toml,
-            sink,
-          ),
-          "gateway_sharded",
-          ON,
         ),
-      };
+      });
     undoState();
     cleanups.splice(cleanups.indexOf(undoState), 1);
 
@@ -620,12 +584,7 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
   const keys = {};
   /** @type {string[]} */
   let migrations = [];
-  for (const [name, dir] of [
-    ["gateway_hot", "hot"],
-    ["gateway_hot_off", "hot-off"],
-    ["gateway_1k", "many"],
-    ["gateway_sharded", "sharded"],
-  ]) {
+  for (const [name, dir] of Object.entries(COUNTED_DIRS)) {
     const ins = await startGateway({
       scriptPath: instrScript,
       persistRoot: path.join(persistRoot, dir ?? ""),
@@ -644,48 +603,7 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
   }
   const setupSeconds = (Date.now() - t0) / 1000;
   log(`created ${config.accounts + 2} accounts in ${setupSeconds.toFixed(1)} s`);
-  const counts = {
-    gateway_hot: await countPerRequest(
-      instrScript,
-      path.join(persistRoot, "hot"),
-      upstreamUrl,
-      toml,
-      sink,
-      keys.gateway_hot ?? [],
-      "gateway_hot",
-      ON,
-    ),
-    gateway_hot_off: await countPerRequest(
-      instrScript,
-      path.join(persistRoot, "hot-off"),
-      upstreamUrl,
-      toml,
-      sink,
-      keys.gateway_hot_off ?? [],
-      "gateway_hot_off",
-      OFF,
-    ),
-    gateway_1k: await countPerRequest(
-      instrScript,
-      path.join(persistRoot, "many"),
-      upstreamUrl,
-      toml,
-      sink,
-      keys.gateway_1k ?? [],
-      "gateway_1k",
-      ON,
-    ),
-    gateway_sharded: await countPerRequest(
-      instrScript,
-      path.join(persistRoot, "sharded"),
-      upstreamUrl,
-      toml,
-      sink,
-      keys.gateway_sharded ?? [],
-      "gateway_sharded",
-      ON,
-    ),
-  };
+  const counts = await countTargets(instrScript, persistRoot, upstreamUrl, toml, sink, keys);
   undoState();
   cleanups.splice(cleanups.indexOf(undoState), 1);
   return {
@@ -699,6 +617,40 @@ async function countOnly(instrScript, kind, upstreamUrl, toml, sink) {
     counts,
     cost_per_million: costOf(counts),
   };
+}
+
+/** Each counted target's state directory under a state set's root. */
+const COUNTED_DIRS = {
+  gateway_hot: "hot",
+  gateway_hot_off: "hot-off",
+  gateway_1k: "many",
+  gateway_sharded: "sharded",
+};
+
+/**
+ * Every counted target on its own state (`countPerRequest`), group commit off for (c') only.
+ * @param {string} instrScript @param {string} persistRoot @param {string} upstreamUrl
+ * @param {ReturnType<typeof readWranglerToml>} toml @param {ReturnType<typeof stdioSink>} sink
+ * @param {Record<string, string[]>} keys
+ */
+async function countTargets(instrScript, persistRoot, upstreamUrl, toml, sink, keys) {
+  /** @type {Record<string, any>} */
+  const counts = {};
+  for (const [name, dir] of Object.entries(COUNTED_DIRS)) {
+    const vars = name === "gateway_hot_off" ? OFF : ON;
+    const root = path.join(persistRoot, dir);
+    counts[name] = await countPerRequest(
+      instrScript,
+      root,
+      upstreamUrl,
+      toml,
+      sink,
+      keys[name] ?? [],
+      name,
+      vars,
+    );
+  }
+  return counts;
 }
 
 /**
