@@ -175,7 +175,7 @@ export function stdioSink() {
  * `vars` override wrangler.toml's (the hot account with group commit off: `LEDGER_GROUP_COMMIT`).
  * @param {{ scriptPath: string, persistRoot: string, upstreamUrl: string,
  *           toml: ReturnType<typeof readWranglerToml>, sink: ReturnType<typeof stdioSink>,
- *           vars?: Record<string, string> }} o
+ *           vars?: Record<string, string>, inspectorPort?: number }} o
  */
 export async function startGateway(o) {
   const before = workerdChildren();
@@ -183,6 +183,7 @@ export async function startGateway(o) {
     host: "127.0.0.1",
     port: 0,
     cf: false,
+    ...(o.inspectorPort ? { inspectorPort: o.inspectorPort } : {}),
     // Every plugin's state (Durable Objects, D1, queues, cache) under one root we chose.
     defaultPersistRoot: o.persistRoot,
     durableObjectsPersist: path.join(o.persistRoot, "do"),
