@@ -241,8 +241,8 @@ export class AccountLedger extends DurableObject<Bindings> {
     // Its own write, after the pending batch's (a failed batch fails this decision with it).
     const failed = this.m.flush();
     if (failed) throw failed;
-    const fx = writeAlone(this.ctx.storage, () =>
-      applyDebit(this.sql, d, s.compacted_until, keyId, now),
+    const fx = writeAlone(this.ctx.storage, this.m.lastMinute, () =>
+      applyDebit(this.sql, d, s.compacted_until, keyId, now, this.m.lastMinute),
     );
     remember();
     this.m.tookAlone(d);

@@ -14,7 +14,7 @@
 import { flushBy, type GroupCommitMode } from "./domain/group-commit";
 import { addToBatch, type MinuteDelta } from "./domain/minute-row";
 import type { Buckets } from "./domain/rules";
-import { recordDebits } from "./store/aggregates";
+import { type LastMinuteRow, recordDebits } from "./store/minute-writes";
 
 /**
  * A batch's write failed: nothing of it was charged. `retryable` is what the gateway reads
@@ -29,11 +29,21 @@ export class LedgerWriteFailed extends Error {
   }
 }
 
-/** A debit's own write (the paths that do not batch): a failure is `LedgerWriteFailed` too. */
-export function writeAlone<T>(storage: DurableObjectStorage, write: () => T): T {
+/**
+ * A debit's own write (the paths that do not batch): a failure is `LedgerWriteFailed` too.
+ * `last` learns the minute row it wrote only once it committed.
+ */
+export function writeAlone<T>(
+  storage: DurableObjectStorage,
+  last: LastMinuteRow,
+  write: () => T,
+): T {
   try {
-    return storage.transactionSync(write);
+    const result = storage.transactionSync(write);
+    last.commit();
+    return result;
   } catch (err) {
+    last.forget();
     throw new LedgerWriteFailed(err);
   }
 }
@@ -64,6 +74,8 @@ export class DebitBatch {
     private readonly storage: DurableObjectStorage,
     private readonly mode: Exclude<GroupCommitMode, "off">,
     private readonly hooks: BatchHooks,
+    /** The minute row last written, so the next write of it is a plain one (minute-writes.ts). */
+    private readonly last: LastMinuteRow,
   ) {}
 
   /** Whether debits wait for a write. */
@@ -129,9 +141,11 @@ export class DebitBatch {
     try {
       if (deltas.size > 0)
         this.storage.transactionSync(() => {
-          for (const delta of deltas.values()) recordDebits(this.storage.sql, delta);
+          for (const delta of deltas.values()) recordDebits(this.storage.sql, delta, this.last);
         });
+      this.last.commit();
     } catch (err) {
+      this.last.forget();
       const failure = new LedgerWriteFailed(err);
       for (const w of waiters) w.reject(failure);
       this.hooks.failed();

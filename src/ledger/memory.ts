@@ -13,11 +13,12 @@ import { type GroupCommitMode, joinsBatch } from "./domain/group-commit";
 import { accountWide } from "./domain/leases";
 import type { RateWindow } from "./domain/rate-window";
 import { RecentDebits } from "./domain/recent-debits";
-import { addBuckets, type Buckets, liveBalance } from "./domain/rules";
+import { addBuckets, type Buckets, liveBalance, minuteOf } from "./domain/rules";
 import type { StateRow } from "./domain/types";
 import { openDebits } from "./store/aggregates";
 import { readExhausted } from "./store/exhaustion";
 import { openLeases } from "./store/leases";
+import { LastMinuteRow } from "./store/minute-writes";
 import { RevokedKeys } from "./store/revoked-keys";
 import { readStateRow } from "./store/state";
 
@@ -39,6 +40,8 @@ export class LedgerMemory {
   readonly recent = new RecentDebits(Date.now());
   /** Whether this refusal episode already sent `credits.exhausted` (store/exhaustion.ts). */
   exhausted = false;
+  /** The minute row last written: a guess each debit write checks (store/minute-writes.ts). */
+  readonly lastMinute = new LastMinuteRow();
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -48,7 +51,7 @@ export class LedgerMemory {
   ) {
     this.revoked = new RevokedKeys(storage.sql);
     const hooks = { committed, failed: () => this.reload() };
-    this.batch = mode === "off" ? null : new DebitBatch(storage, mode, hooks);
+    this.batch = mode === "off" ? null : new DebitBatch(storage, mode, hooks, this.lastMinute);
   }
 
   /**
@@ -73,6 +76,7 @@ export class LedgerMemory {
     this.s = readStateRow(this.storage.sql);
     this.open = this.s ? openDebits(this.storage.sql, this.s.compacted_until) : NONE;
     this.exhausted = readExhausted(this.storage.sql);
+    if (this.s) this.lastMinute.seed(this.storage.sql, minuteOf(Date.now()));
   }
 
   /**

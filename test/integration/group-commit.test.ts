@@ -123,29 +123,41 @@ describe("group commit", () => {
     expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 9_900 });
   });
 
-  it("a batch of more keys than one statement binds takes a statement more, every key exact", async () => {
+  it("a batch of many keys is one row written; merged in SQL, more keys than one statement binds take a statement more; every key exact", async () => {
     const ledger = await funded(0, 10_000);
     const keys = Array.from({ length: 30 }, (_, i) => `key_many_${i}`);
     const written = await runInDurableObject(ledger, async (raw, state) => {
       const instance = raw as AccountLedger;
-      const m = meter(state);
-      try {
-        const calls = Array.from({ length: 90 }, (_, i) =>
-          instance.debit(2, `d${i}`, keys[i % 30]),
-        );
-        expect(charged(await Promise.all(calls))).toBe(90);
-        return m.written();
-      } finally {
-        m.stop();
-      }
+      const wave = async (tag: string) => {
+        const m = meter(state);
+        try {
+          const calls = Array.from({ length: 90 }, (_, i) =>
+            instance.debit(2, `${tag}${i}`, keys[i % 30]),
+          );
+          const results = await Promise.all(calls);
+          expect(charged(results)).toBe(90);
+          return { written: m.written(), first: results[0] };
+        } finally {
+          m.stop();
+        }
+      };
+      // The object knows the minute's row it wrote: the whole row in one statement.
+      const known = await wave("d");
+      // A refund rewrites the row behind the object's back: the next batch is merged in SQL,
+      // 23 keys a statement at most (100 bound parameters).
+      const f = known.first;
+      if (!f?.ok) throw new Error("refused");
+      await instance.refund("d0", { minute: f.minute, ...f.charged, key_id: keys[0] ?? "" });
+      const merged = await wave("e");
+      return [known.written, merged.written];
     });
-    expect(written).toBe(2);
+    expect(written).toEqual([1, 2]);
     const now = Math.floor(Date.now() / 1000);
     const rows = await ledger.usage(now - 3600, now + 60, { byKey: true, minutes: true });
     expect(rows.map((r) => [r.key_id, r.requests, r.credits]).sort()).toEqual(
-      keys.map((k) => [k, 3, 6]).sort(),
+      keys.map((k, i) => (i === 0 ? [k, 5, 10] : [k, 6, 12])).sort(),
     );
-    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 180 });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 358 });
   });
 
   it("under concurrency a debit writes well under one row (one per batch), with refunds exact", async () => {
@@ -232,6 +244,58 @@ describe("group commit", () => {
     const now = Math.floor(Date.now() / 1000);
     const usage = await fresh.usage(now - 3600, now + 60, { byKey: true, minutes: true });
     expect(usage.reduce((n, r) => n + r.requests, 0)).toBe(10);
+  });
+
+  it("the minute row written from what the object knows stays exact through a rolled-back write, a refund and a restart", async () => {
+    const ledger = await funded(0, 10_000);
+    const usageNow = async (l: ReturnType<typeof ledgerFor>) => {
+      const now = Math.floor(Date.now() / 1000);
+      const rows = await l.usage(now - 3600, now + 60, { byKey: true, minutes: true });
+      const per = (k: string) => rows.filter((r) => r.key_id === k);
+      return {
+        a: per("key_a").reduce((n, r) => n + r.requests, 0),
+        b: per("key_b").reduce((n, r) => n + r.requests, 0),
+        credits: rows.reduce((n, r) => n + r.credits, 0),
+      };
+    };
+    const out = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      // The minute's first write runs, then its transaction rolls back (a commit that fails):
+      // what it wrote must not become what the object thinks the row holds.
+      const storage = state.storage;
+      const real = storage.transactionSync.bind(storage);
+      storage.transactionSync = ((fn: () => unknown) => {
+        Reflect.deleteProperty(storage, "transactionSync");
+        return real(() => {
+          fn();
+          throw new Error("SQLITE_IOERR: commit failed");
+        });
+      }) as DurableObjectStorage["transactionSync"];
+      const lost = await Promise.allSettled(
+        Array.from({ length: 5 }, (_, i) => instance.debit(10, `dbt_lost_${i}`, "key_a")),
+      );
+      // Then debits of the same minute: three waves, a refund of one of the first between them.
+      const first = await Promise.all(
+        Array.from({ length: 4 }, (_, i) => instance.debit(3, `dbt_1_${i}`, "key_a")),
+      );
+      const f = first[0];
+      if (!f?.ok) throw new Error("refused");
+      await instance.refund("dbt_1_0", { minute: f.minute, ...f.charged, key_id: "key_a" });
+      await Promise.all(
+        Array.from({ length: 6 }, (_, i) => instance.debit(2, `dbt_2_${i}`, "key_b")),
+      );
+      return { lost: lost.map((l) => l.status) };
+    });
+    expect(out.lost).toEqual(Array.from({ length: 5 }, () => "rejected"));
+    // 3 of key_a (4 less the refund) and 6 of key_b: 3 × 3 + 6 × 2 credits.
+    expect(await usageNow(ledger)).toEqual({ a: 3, b: 6, credits: 21 });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 21 });
+    // A restarted object starts from the stored row (read once), and keeps it exact.
+    await runInDurableObject(ledger, (_i, state) => state.abort("restart")).catch(() => {});
+    const fresh = ledgerFor(env, ledger.accountId);
+    await Promise.all(Array.from({ length: 2 }, (_, i) => fresh.debit(1, `dbt_3_${i}`, "key_b")));
+    expect(await usageNow(fresh)).toEqual({ a: 3, b: 8, credits: 23 });
+    expect(await fresh.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 23 });
   });
 
   it("an object that dies between decision and write (state.abort) charged no one it answered", async () => {

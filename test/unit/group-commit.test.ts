@@ -12,6 +12,7 @@ import {
   LONE_BATCHES,
 } from "../../src/ledger/domain/group-commit";
 import {
+  addDelta,
   addToBatch,
   keyPath,
   keysJson,
@@ -66,6 +67,29 @@ describe("one row per account-minute, the keys inside", () => {
   it("names a key's place in the JSON by a quoted label, and refuses a label SQLite cannot quote", () => {
     expect(keyPath("key_0a1b")).toBe('$."key_0a1b"');
     expect(() => keyPath('key"x')).toThrow(/quote/);
+  });
+
+  it("adds a write's delta to the row it knows: the account, each named key, refunds kept", () => {
+    const refunded = { ...row, ...counts(5, 4, 5, 0, 2), keys: { ...row.keys } };
+    const delta: MinuteDelta = {
+      minute: 600,
+      requests: 3,
+      monthly: 1,
+      purchased: 4,
+      keys: new Map([
+        ["key_b", { requests: 1, monthly: 0, purchased: 1 }],
+        ["key_c", { requests: 1, monthly: 1, purchased: 0 }],
+      ]),
+    };
+    const after = addDelta(refunded, delta);
+    expect(after).toEqual({
+      minute: 600,
+      ...counts(8, 5, 9, 0, 2),
+      keys: { key_a: counts(3, 2, 1), key_b: counts(2, 0, 3), key_c: counts(1, 1, 0) },
+    });
+    // The debit of no key in the delta (3 requests less the 2 keyed) stays in the remainder.
+    expect(remainder(after).requests).toBe(remainder(refunded).requests + 1);
+    expect(refunded.keys.key_b).toEqual(counts(1, 0, 2));
   });
 
   it('shows the debits of no key as key "", and only when there are any', () => {

@@ -8,7 +8,8 @@ import type { DebitDecision } from "../domain/decisions";
 import { addEffects, type Effects, noEffects } from "../domain/effects";
 import type { StateRow } from "../domain/types";
 import { rechargeFollowUp } from "../follow-ups";
-import { recordDebit, settleMinutes } from "../store/aggregates";
+import { settleMinutes } from "../store/aggregates";
+import { type LastMinuteRow, recordDebit } from "../store/minute-writes";
 import { recordLowBalanceAlert } from "../store/recharges";
 import { readStateRow } from "../store/state";
 
@@ -18,11 +19,12 @@ export function applyDebit(
   settledUntil: number,
   keyId: string,
   now: number,
+  last: LastMinuteRow,
 ): Effects {
   const fx = noEffects();
   // Rare: no checkpoint for a day (an idle object); settle before reusing a slot.
   if (d.mustSettle) settleMinutes(sql, settledUntil, d.minute, Math.floor(now / 1000));
-  recordDebit(sql, d.minute, keyId, d.take);
+  recordDebit(sql, d.minute, keyId, d.take, last);
   const live = (): StateRow => ({ ...(readStateRow(sql) as StateRow), ...d.after });
   // The trigger reads the stored settings (and the pending check) only near the threshold.
   if (d.nearThreshold) addEffects(fx, rechargeFollowUp(sql, live(), now));

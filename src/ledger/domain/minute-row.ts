@@ -182,6 +182,28 @@ export interface MinuteDelta {
   keys: Map<string, { requests: number; monthly: number; purchased: number }>;
 }
 
+/** A delta's sums as a row's counts (nothing refunded). */
+function debited(d: { requests: number; monthly: number; purchased: number }): Counts {
+  return {
+    ...ZERO,
+    requests: d.requests,
+    credits: d.monthly + d.purchased,
+    debit_monthly: d.monthly,
+    debit_purchased: d.purchased,
+  };
+}
+
+/**
+ * The minute's row after a write of `delta`, from the row as stored before it: what the
+ * ledger's merging UPSERT computes in SQL (store/minute-writes.ts), computed here instead
+ * when the object knows the row, so the write is a plain one.
+ */
+export function addDelta(row: MinuteRow, delta: MinuteDelta): MinuteRow {
+  const keys = { ...row.keys };
+  for (const [keyId, k] of delta.keys) keys[keyId] = plus(keys[keyId] ?? ZERO, debited(k));
+  return { ...plus(row, debited(delta)), minute: row.minute, keys };
+}
+
 /**
  * Adds one debit to the batch's deltas, per minute (a batch rarely spans two). `keyId` ""
  * (a debit no key made) adds to the account's sums only: it is the remainder.

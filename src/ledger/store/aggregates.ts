@@ -5,14 +5,10 @@
  */
 
 import {
-  addToBatch,
-  type Counts,
-  keyPath,
   keysJson,
   leaveMinute,
   type MinuteDelta,
   type MinuteRow,
-  parseKeys,
   perKey,
   refundedAtShard,
   takeBack,
@@ -29,18 +25,9 @@ import {
   slotOf,
 } from "../domain/rules";
 import type { DebitCharge } from "../domain/types";
+import { MINUTE_COLUMNS, minuteRowOf, recordDebits, type StoredMinute } from "./minute-writes";
 import { insertBalanceProjection } from "./projections";
 import { readStateRow } from "./state";
-
-/** The fields of a minute row every reader takes, `keys` last. */
-const MINUTE_COLUMNS =
-  "minute, requests, credits, debit_monthly, debit_purchased, refunded_monthly, refunded_purchased, keys";
-
-type StoredMinute = Omit<MinuteRow, "keys"> & { keys: string | null };
-
-export function minuteRowOf(r: StoredMinute): MinuteRow {
-  return { ...r, keys: parseKeys(r.keys) };
-}
 
 /** The minute rows in [from, until), as stored (keys parsed). */
 export function readMinutes(sql: SqlStorage, from: number, until: number): MinuteRow[] {
@@ -52,95 +39,6 @@ export function readMinutes(sql: SqlStorage, from: number, until: number): Minut
     )
     .toArray()
     .map(minuteRowOf);
-}
-
-/** A Durable Object's statement takes at most 100 bound parameters: 7 + 4 per key. */
-const KEYS_PER_STATEMENT = 23;
-
-/**
- * The delta's per-key merge into the row's `keys`: `json_set(keys, path, [old + delta, …], …)`
- * for each named key, numbered parameters from `?8` on (path, requests, monthly, purchased).
- * Scalar JSON functions on the row itself: no row read beyond the UPSERT's own.
- */
-function mergeKeys(keys: MinuteDelta["keys"]): { expr: string; args: SqlStorageValue[] } {
-  const parts: string[] = [];
-  const args: SqlStorageValue[] = [];
-  for (const [keyId, k] of keys) {
-    const [path, r, m, p] = [8, 9, 10, 11].map((i) => `?${i + args.length}`);
-    const old = (i: number) => `IFNULL(json_extract(keys, ${path} || '[${i}]'), 0)`;
-    parts.push(
-      `${path}, json_array(${old(0)} + ${r}, ${old(1)} + ${m} + ${p}, ${old(2)} + ${m}, ${old(3)} + ${p}, ${old(4)}, ${old(5)})`,
-    );
-    args.push(keyPath(keyId), k.requests, k.monthly, k.purchased);
-  }
-  return { expr: parts.length ? `json_set(keys, ${parts.join(", ")})` : "keys", args };
-}
-
-/**
- * The write of any number of debits of one minute, whatever their keys: an UPSERT of the
- * minute's one row in the ring (slot = minute of the day, the primary key of a WITHOUT ROWID
- * table: no index to write), which SQLite counts as 1 row written. The account's sums are
- * columns; the named keys' sums are merged into its `keys` JSON in the same statement
- * (minute-row.ts). A row still holding the same minute a day ago is reset (the caller has
- * made sure that minute is settled: `ringNeedsSettling`). A batch of more keys than one
- * statement can bind (more than 23; an account has at most 20 active) takes a statement more.
- */
-export function recordDebits(sql: SqlStorage, delta: MinuteDelta): void {
-  const all = [...delta.keys];
-  for (let i = 0; i === 0 || i < all.length; i += KEYS_PER_STATEMENT) {
-    const keys = new Map(all.slice(i, i + KEYS_PER_STATEMENT));
-    // The account's sums ride with the first statement; the others add keys only.
-    const sums = i === 0 ? delta : { requests: 0, monthly: 0, purchased: 0 };
-    upsertMinute(sql, delta.minute, sums, keys);
-  }
-}
-
-function upsertMinute(
-  sql: SqlStorage,
-  minute: number,
-  sums: Pick<MinuteDelta, "requests" | "monthly" | "purchased">,
-  keys: MinuteDelta["keys"],
-): void {
-  const fresh: Record<string, Counts> = {};
-  for (const [keyId, k] of keys) {
-    fresh[keyId] = {
-      requests: k.requests,
-      credits: k.monthly + k.purchased,
-      debit_monthly: k.monthly,
-      debit_purchased: k.purchased,
-      refunded_monthly: 0,
-      refunded_purchased: 0,
-    };
-  }
-  const merge = mergeKeys(keys);
-  const same = "minute = excluded.minute";
-  const add = (c: string) =>
-    `${c} = CASE WHEN ${same} THEN ${c} + excluded.${c} ELSE excluded.${c} END`;
-  const keep = (c: string) => `${c} = CASE WHEN ${same} THEN ${c} ELSE 0 END`;
-  sql.exec(
-    `INSERT INTO debit_minutes (slot, minute, requests, credits, debit_monthly, debit_purchased, keys)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-     ON CONFLICT(slot) DO UPDATE SET
-       ${["requests", "credits", "debit_monthly", "debit_purchased"].map(add).join(", ")},
-       ${keep("refunded_monthly")}, ${keep("refunded_purchased")},
-       keys = CASE WHEN ${same} THEN ${merge.expr} ELSE excluded.keys END,
-       minute = excluded.minute`,
-    slotOf(minute),
-    minute,
-    sums.requests,
-    sums.monthly + sums.purchased,
-    sums.monthly,
-    sums.purchased,
-    keysJson(fresh),
-    ...merge.args,
-  );
-}
-
-/** One debit's write (`recordDebits` of a batch of one): the debit paths that do not batch. */
-export function recordDebit(sql: SqlStorage, minute: number, keyId: string, take: Buckets): void {
-  const batch = new Map<number, MinuteDelta>();
-  addToBatch(batch, minute, keyId, take);
-  for (const delta of batch.values()) recordDebits(sql, delta);
 }
 
 /**
