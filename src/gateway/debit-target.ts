@@ -9,6 +9,7 @@ import { pickShard } from "../ledger/domain/leases";
 import type { DebitCharge, DebitResult, RefundResult } from "../ledger/domain/types";
 import { shardFor } from "../ledger/shards/client";
 import type { Bindings } from "../platform/env";
+import { laneDebit } from "./debit-lanes";
 
 export interface DebitTarget {
   debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult>;
@@ -23,10 +24,14 @@ export function debitTarget(
   ledger: ReturnType<typeof ledgerFor>,
   accountId: string,
   shards: number | undefined,
+  /** The request's `waitUntil`: a call that carries other requests' debits outlives it. */
+  keepAlive: (p: Promise<unknown>) => void,
 ): DebitTarget {
   if (!shards || shards <= 1) {
     return {
-      debit: (cost, ref, key) => ledger.debit(cost, ref, key),
+      // Coalesced with this isolate's other debits of the account (debit-lanes.ts).
+      debit: (cost, ref, key) =>
+        laneDebit(accountId, { cost, ref, key }, (items) => ledger.debitMany(items), keepAlive),
       refund: (ref, charge) => ledger.refund(ref, charge),
       // A fresh stub: one whose object was reset stays broken.
       reverse: (ref, sentAt) => ledgerFor(env, accountId).refund(ref, null, sentAt),

@@ -42,7 +42,8 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
   const cost = routeCost(method, path);
   const ledger = ledgerFor(env, accountId);
   // The ledger itself, or one of the account's shards (docs/ledger-shards.md).
-  const target = debitTarget(env, ledger, accountId, c.get("shards"));
+  const keepAlive = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
+  const target = debitTarget(env, ledger, accountId, c.get("shards"), keepAlive);
   const debitRef = `dbt_${randomHex32()}`;
   const sentAt = Date.now();
   // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.

@@ -37,7 +37,7 @@ import {
 import { writeAlone } from "./debit-batch";
 import { alarmsAfterAlarm, cycleAlarm, settleDue } from "./domain/alarms";
 import { currentAlarmCycle } from "./domain/cycles";
-import { debitAnswer } from "./domain/decisions";
+import { debitAnswer, debitOutcome } from "./domain/decisions";
 import { groupCommitMode } from "./domain/group-commit";
 import type { AlertSettings } from "./domain/low-balance";
 import { clockMarginMs } from "./domain/recent-debits";
@@ -136,8 +136,7 @@ export class AccountLedger extends DurableObject<Bindings> {
   }
 
   balance(): BalanceView {
-    const s = this.m.current();
-    return withTotal(s ?? NONE);
+    return withTotal(this.m.current() ?? NONE);
   }
 
   autoRecharge(): T.AutoRechargeState | null {
@@ -158,11 +157,7 @@ export class AccountLedger extends DurableObject<Bindings> {
    * The account's usage rows whose period starts in [start, end) (unix seconds), at the finest
    * grain kept: minutes for the last day, hours for 90 days, days before.
    */
-  usage(
-    start: number,
-    end: number,
-    opts: { byKey?: boolean; minutes?: boolean } = {},
-  ): UsageRowWithPeak[] {
+  usage(start: number, end: number, opts: T.UsageQuery = {}): UsageRowWithPeak[] {
     const now = this.now();
     this.m.flush();
     // Minute rows come from the ring alone, settled or not.
@@ -209,6 +204,12 @@ export class AccountLedger extends DurableObject<Bindings> {
    */
   debit(cost: number, ref: string, apiKeyId?: string): Promise<T.DebitResult> {
     return this.take(cost, ref, apiKeyId, true);
+  }
+
+  /** Debits one isolate coalesced (gateway/debit-lanes.ts): decided in order, each on its own. */
+  async debitMany(items: T.DebitItem[]): Promise<T.DebitOutcome[]> {
+    const taken = items.map((i) => this.take(i.cost, i.ref, i.key, true));
+    return (await Promise.allSettled(taken)).map(debitOutcome);
   }
 
   /** The debit; `final: false` (a sharded account's, before its recall) opens no episode. */

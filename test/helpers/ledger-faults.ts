@@ -49,8 +49,12 @@ export async function ledgerFailing(
   }
   const real = env.ACCOUNT_LEDGER;
   const target = accountId === "*" ? null : real.idFromName(accountId).toString();
+  // The gateway sends its debits as `debitMany` (coalesced, src/gateway/debit-lanes.ts): a
+  // fault named for `debit` fails that call too.
   const faultOf = (prop: PropertyKey): LedgerFault | undefined =>
-    typeof prop === "string" ? (faults[prop] ?? faults["*"]) : undefined;
+    typeof prop === "string"
+      ? (faults[prop] ?? (prop === "debitMany" ? faults.debit : undefined) ?? faults["*"])
+      : undefined;
   const wrap = (stub: Stub, id: DurableObjectId): Stub =>
     target !== null && id.toString() !== target
       ? stub

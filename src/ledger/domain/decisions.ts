@@ -19,7 +19,7 @@ import {
   splitDebit,
   withTotal,
 } from "./rules";
-import type { DebitResult, StateRow } from "./types";
+import type { DebitOutcome, DebitResult, StateRow } from "./types";
 
 // ---------------------------------------------------------------- auto-recharge trigger
 
@@ -210,6 +210,16 @@ export function decideDebit(
         total,
       }) === "alert",
   };
+}
+
+/**
+ * A debit's answer in a call of several (`debitMany`): each settles on its own, so one that
+ * fails (its write, `LedgerWriteFailed`, retryable) fails alone, as its own call would have.
+ */
+export function debitOutcome(settled: PromiseSettledResult<DebitResult>): DebitOutcome {
+  if (settled.status === "fulfilled") return { result: settled.value };
+  const err = settled.reason as { retryable?: unknown } | undefined;
+  return { failure: { message: String(settled.reason), retryable: err?.retryable === true } };
 }
 
 /** The caller's answer to a decided debit (a take's, once its write committed). */

@@ -86,6 +86,24 @@ export type DebitResult =
   /** A ref declared never committed after its reply was lost (recent-debits.ts). */
   | { ok: false; reason: "not_found"; rate: null };
 
+/** Which usage rows: per key or for the account, minutes (the last day) or the finest kept. */
+export interface UsageQuery {
+  byKey?: boolean;
+  minutes?: boolean;
+}
+
+/** One debit of a call that carries several (the gateway's coalesced debits). */
+export interface DebitItem {
+  cost: number;
+  ref: string;
+  key?: string;
+}
+
+/** One debit's answer in such a call: its result, or the error its take threw (nothing charged). */
+export type DebitOutcome =
+  | { result: DebitResult }
+  | { failure: { message: string; retryable: boolean } };
+
 /** An operator's suspension as the ledger holds it (`at`: ms). */
 export interface Suspension {
   at: number;

@@ -1,0 +1,94 @@
+/**
+ * Coalesced debits (src/gateway/debit-lanes.ts): the debits one isolate sends to one account's
+ * ledger share Durable Object calls, each still decided on its own in the ledger (money rules
+ * 1–3) and answered on its own; a call that fails fails each of its debits, and each request
+ * reverses its own. Counted with a wrapper of the real binding that only counts.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { DebitItem } from "../../src/ledger/domain/types";
+import type { Bindings } from "../../src/platform/env";
+import {
+  audit,
+  balanceOf,
+  classify,
+  createAccount,
+  expectError,
+  setBalance,
+} from "../helpers/http";
+import { ledgerFailing } from "../helpers/ledger-faults";
+import { expectLogs } from "../helpers/logs";
+import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
+
+/** The real bindings, with every ledger call counted: calls, and debits per `debitMany`. */
+function counted() {
+  const calls: Record<string, number> = {};
+  const batches: number[] = [];
+  const real = env.ACCOUNT_LEDGER;
+  const namespace = {
+    idFromName: (name: string) => real.idFromName(name),
+    get: (id: DurableObjectId) => {
+      const stub = real.get(id);
+      return new Proxy(stub, {
+        get(_t, prop: string) {
+          return (...args: unknown[]) => {
+            calls[prop] = (calls[prop] ?? 0) + 1;
+            if (prop === "debitMany") batches.push((args[0] as DebitItem[]).length);
+            return (stub as unknown as Record<string, (...a: unknown[]) => unknown>)[prop]?.(
+              ...args,
+            );
+          };
+        },
+      });
+    },
+  };
+  const bindings = { ...env, ACCOUNT_LEDGER: namespace } as unknown as Bindings;
+  return { bindings, calls, batches };
+}
+
+describe("coalesced debits", () => {
+  it("N concurrent requests on B credits: exactly min(N, B) served, in fewer ledger calls than requests, each answered its own balance", async () => {
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 25 });
+    const { bindings, calls, batches } = counted();
+    const responses = await Promise.all(
+      Array.from({ length: 40 }, () => classify(account, "/v1/classify", { env: bindings })),
+    );
+    const statuses = responses.map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(25);
+    expect(statuses.filter((s) => s === 403)).toHaveLength(15);
+    // Each served request was told the balance after its own debit: 24 down to 0, once each.
+    const remaining = responses
+      .filter((r) => r.status === 200)
+      .map((r) => Number(r.headers.get("X-Credits-Remaining")))
+      .sort((a, b) => a - b);
+    expect(remaining).toEqual(Array.from({ length: 25 }, (_, i) => i));
+    for (const r of responses) await r.arrayBuffer();
+    // One debit call per request no more: the ledger saw them in batches.
+    expect(calls.debit ?? 0).toBe(0);
+    expect(batches.reduce((n, b) => n + b, 0)).toBe(40);
+    expect(batches.length).toBeLessThan(40);
+    expect(Math.max(...batches)).toBeGreaterThan(1);
+    expect(await balanceOf(account)).toMatchObject({ monthly: 0, purchased: 0, total: 0 });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
+  it("a call of several whose reply is lost: every request in it is 503, nothing forwarded, each debit reversed once", async () => {
+    const logs = expectLogs([/^durable object unavailable \S+ Error: /]);
+    const account = await createAccount();
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const failing = await ledgerFailing(account.id, { debitMany: "lost_reply" });
+    const ids = Array.from({ length: 12 }, () => uniqueRequestId());
+    const responses = await Promise.all(
+      ids.map((id) =>
+        classify(account, "/v1/classify", { env: failing, headers: { "X-Request-Id": id } }),
+      ),
+    );
+    for (const res of responses) await expectError(res, 503, "service_unavailable");
+    for (const id of ids) expect(await upstreamRequests(id)).toEqual([]);
+    // Every debit ran and committed, and every one was reversed by its own ref: nothing kept.
+    expect(await balanceOf(account)).toMatchObject({ purchased: 100, total: 100 });
+    expect((await audit(account.id)).consistent).toBe(true);
+    expect(logs.matching(/^durable object unavailable /)).toHaveLength(12);
+  });
+});
