@@ -16,6 +16,14 @@ import type { DebitItem, DebitOutcome, DebitResult } from "../ledger/domain/type
 /** The most debits one call carries; more wait for the next. */
 export const MAX_DEBITS_PER_CALL = 64;
 
+/**
+ * How long a queued debit waits for its call before its request gives up (503, its debit
+ * reversed by its ref, as a call that never answered). The timer is also what the request
+ * waits on in its own context: the runtime cancels a request that waits on nothing of its own
+ * as hung, and a promise another request settles is not its own.
+ */
+export const LANE_WAIT_MS = 10_000;
+
 type Send = (items: DebitItem[]) => Promise<DebitOutcome[]>;
 type Turn = { lead: Waiter[] } | { outcome: DebitOutcome } | { error: unknown };
 
@@ -46,13 +54,43 @@ export async function laneDebit(
     lanes.set(accountId, { queue: [] });
     return lead(accountId, item, [], send, keepAlive);
   }
-  const waiting = new Promise<Turn>((settle) => lane.queue.push({ item, settle }));
-  // Kept alive while queued too: a request that leads must still be there to send.
-  keepAlive(waiting);
-  const turn = await waiting;
+  const turn = await queued(lane, item, keepAlive);
   if ("lead" in turn) return lead(accountId, item, turn.lead, send, keepAlive);
   if ("error" in turn) throw turn.error;
   return answer(turn.outcome);
+}
+
+/** Waits in the lane for an answer or the lead, at most `LANE_WAIT_MS`. */
+function queued(
+  lane: Lane,
+  item: DebitItem,
+  keepAlive: (p: Promise<unknown>) => void,
+): Promise<Turn> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waiter: Waiter = { item, settle: () => {} };
+  const answered = new Promise<Turn>((settle) => {
+    waiter.settle = (turn) => {
+      clearTimeout(timer);
+      settle(turn);
+    };
+  });
+  const expired = new Promise<Turn>((settle) => {
+    timer = setTimeout(() => {
+      // Not sent yet: it leaves the queue. Sent: the ledger may have taken it; the request's
+      // reversal by ref gives it back or voids it (proxy.ts), as for any unanswered call.
+      const at = lane.queue.indexOf(waiter);
+      if (at >= 0) lane.queue.splice(at, 1);
+      const error = Object.assign(new Error("the shared ledger call did not answer in time"), {
+        retryable: true,
+      });
+      settle({ error });
+    }, LANE_WAIT_MS);
+  });
+  lane.queue.push(waiter);
+  const turn = Promise.race([answered, expired]);
+  // A request that leads must still be there to send, even if its client hung up.
+  keepAlive(turn);
+  return turn;
 }
 
 /** Sends this debit and `others` in one call, hands the lane on, and answers everyone. */

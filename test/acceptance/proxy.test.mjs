@@ -296,6 +296,32 @@ describe("credits", () => {
     ]);
   });
 
+  test("concurrent requests on one account: exactly min(N, B) served, each told its own balance, none lost", async () => {
+    // Each request is its own context in the runtime; the gateway coalesces their debits into
+    // shared ledger calls (src/gateway/debit-lanes.ts), so a request may wait on a call another
+    // request made: it must neither hang nor be cancelled as hung (a 500).
+    const account = await createAccount(stack);
+    await setBalance(stack, account, { monthly: 0, purchased: 30 });
+    const responses = await Promise.all(
+      Array.from({ length: 48 }, () => classify(stack, account.api_key)),
+    );
+    const statuses = responses.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, 30, JSON.stringify(statuses));
+    assert.equal(statuses.filter((s) => s === 403).length, 18, JSON.stringify(statuses));
+    const remaining = responses
+      .filter((r) => r.status === 200)
+      .map((r) => Number(r.headers.get("x-credits-remaining")))
+      .sort((a, b) => a - b);
+    assert.deepEqual(
+      remaining,
+      Array.from({ length: 30 }, (_, i) => i),
+    );
+    const b = await balanceOf(stack, account.api_key);
+    assert.equal(b.total, 0);
+    const audit = await admin(stack, `/accounts/${account.id}/audit`);
+    assert.equal(audit.body?.consistent, true);
+  });
+
   test("403 insufficient_credits with balance {monthly, purchased, total}: nothing forwarded, nothing debited", async () => {
     const account = await createAccount(stack);
     await setBalance(stack, account, { monthly: 0, purchased: 0 });

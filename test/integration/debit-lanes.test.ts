@@ -2,7 +2,9 @@
  * Coalesced debits (src/gateway/debit-lanes.ts): the debits one isolate sends to one account's
  * ledger share Durable Object calls, each still decided on its own in the ledger (money rules
  * 1–3) and answered on its own; a call that fails fails each of its debits, and each request
- * reverses its own. Counted with a wrapper of the real binding that only counts.
+ * reverses its own. Counted with a wrapper of the real binding that only counts. These run
+ * every request in the test's own context; the same with each request in its own context (the
+ * runtime's cross-request rules) is test/acceptance/proxy.test.mjs, "concurrent requests".
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
