@@ -9,8 +9,9 @@
  *   (c) the gateway, one hot account: POST /v1/classify with the account's BENCH_HOT_KEYS
  *       keys (rate limits are per account, so an operator override lifts the account's);
  *       every request goes through the same Durable Object;
- *   (c') the same hot account on a gateway with group commit off (`LEDGER_GROUP_COMMIT=off`:
- *       one ledger write per debit), the A/B of issue 23's group commit;
+ *   (c') the same hot account on a gateway with group commit and coalescing off
+ *       (`LEDGER_GROUP_COMMIT=off`, `DEBIT_COALESCING=off`: one ledger call and one write per
+ *       request), the A/B of issue 23's group commit and the gateway's coalesced debits;
  *   (d) the gateway, 1,000 accounts (one key each, rotated per request).
  * Targets are loaded with autocannon in alternating rounds (rotating order); the table shows
  * medians over rounds, the server process's CPU per request (steadier than req/s when other
@@ -98,11 +99,11 @@ const config = {
   storageRequests: Math.round(num("BENCH_STORAGE_REQUESTS", 20_000)),
   groupCommit: process.env.BENCH_GROUP_COMMIT ?? "",
 };
-/** The ledger's vars for the group-commit-on gateways, and for (c') with it off. */
+/** The ledger's vars for the gateways as deployed, and for (c') with both batchings off. */
 /** @type {Record<string, string>} */
 const ON = config.groupCommit ? { LEDGER_GROUP_COMMIT: config.groupCommit } : {};
 /** @type {Record<string, string>} */
-const OFF = { LEDGER_GROUP_COMMIT: "off" };
+const OFF = { LEDGER_GROUP_COMMIT: "off", DEBIT_COALESCING: "off" };
 
 /**
  * Cloudflare list prices (USD), Workers Paid plan, read 2026-12-01. Each is the price past the
@@ -152,7 +153,7 @@ const LABELS = {
   direct: "(a) upstream directly",
   bare: "(b) bare pass-through Worker",
   gateway_hot: `(c) gateway, 1 hot account (${config.hotKeys} keys), group commit ${config.groupCommit || "on"}`,
-  gateway_hot_off: "(c') the same, group commit off",
+  gateway_hot_off: "(c') the same, group commit and coalescing off",
   gateway_1k: `(d) gateway, ${config.accounts.toLocaleString("en-US")} accounts`,
   gateway_sharded: `(e) gateway, one hot account on ${SHARDS} escrow shards`,
 };

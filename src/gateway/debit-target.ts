@@ -20,7 +20,7 @@ export interface DebitTarget {
 }
 
 export function debitTarget(
-  env: Pick<Bindings, "LEDGER_SHARD" | "ACCOUNT_LEDGER">,
+  env: Pick<Bindings, "LEDGER_SHARD" | "ACCOUNT_LEDGER" | "DEBIT_COALESCING">,
   ledger: ReturnType<typeof ledgerFor>,
   accountId: string,
   shards: number | undefined,
@@ -31,7 +31,9 @@ export function debitTarget(
     return {
       // Coalesced with this isolate's other debits of the account (debit-lanes.ts).
       debit: (cost, ref, key) =>
-        laneDebit(accountId, { cost, ref, key }, (items) => ledger.debitMany(items), keepAlive),
+        env.DEBIT_COALESCING === "off"
+          ? ledger.debit(cost, ref, key)
+          : laneDebit(accountId, { cost, ref, key }, (items) => ledger.debitMany(items), keepAlive),
       refund: (ref, charge) => ledger.refund(ref, charge),
       // A fresh stub: one whose object was reset stays broken.
       reverse: (ref, sentAt) => ledgerFor(env, accountId).refund(ref, null, sentAt),

@@ -6,8 +6,10 @@ import { ApiError, type FieldError } from "./errors";
 export const JSON_BODY_LIMIT = 64 * 1024;
 
 /**
- * Reads the raw body, refusing more than `limit` bytes with 413 before reading further.
- * A declared Content-Length over the limit is refused without reading anything.
+ * Reads the raw body, refusing more than `limit` bytes with 413. A declared Content-Length over
+ * the limit is refused without reading anything; one within it is read in one call (the
+ * runtime delivers no more than an HTTP client declared) and counted after; a body without
+ * one is counted while streamed and refused at the limit before reading further.
  *
  * Not Hono's `bodyLimit` middleware: its `onError` could throw this 413 envelope, but as a
  * middleware it runs before the handler's own checks, so a 413 would overtake what some routes
@@ -21,6 +23,13 @@ export async function readBodyLimited(req: Request, limit: number): Promise<Uint
   const declared = req.headers.get("Content-Length");
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   if (!req.body) return new Uint8Array();
+  if (declared !== null) {
+    // A declared length within the limit bounds the read: read in one call (the proxy's every
+    // request), and still count it, in case the body is not what the header said.
+    const body = new Uint8Array(await req.arrayBuffer());
+    if (body.byteLength > limit) throw tooLarge(limit);
+    return body;
+  }
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -63,6 +63,11 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
      */
     LEDGER_GROUP_COMMIT?: string;
     /**
+     * `"off"`: each proxied request makes its own debit call (the bench's A/B); unset: an
+     * isolate's debits of one account share calls (src/gateway/debit-lanes.ts).
+     */
+    DEBIT_COALESCING?: string;
+    /**
      * Tests only: `"true"` lets a test move a ledger object's clock (`testSetClock`). Set by
      * vitest.config.ts; never in wrangler.toml or production.
      */
