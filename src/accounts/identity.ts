@@ -25,6 +25,22 @@ export const PROXY_KEY_CACHE_TTL_MS = 60_000;
 const KEY_CACHE_MAX = 10_000;
 const cache = new Map<string, { identity: KeyIdentity; loadedAt: number }>();
 
+/**
+ * Each presented key's SHA-256, so a key the cache knows costs no digest (a pure function of
+ * the key: never stale, whatever happens to the key). Raw keys stay in this isolate's memory,
+ * as they are during each request anyway; cleared whole when full.
+ */
+const hashes = new Map<string, string>();
+
+async function hashOf(key: string): Promise<string> {
+  const known = hashes.get(key);
+  if (known) return known;
+  const hash = await sha256Hex(key);
+  if (hashes.size >= KEY_CACHE_MAX) hashes.clear();
+  hashes.set(key, hash);
+  return hash;
+}
+
 export function forgetKey(keyHash: string): void {
   cache.delete(keyHash);
 }
@@ -37,7 +53,7 @@ export async function identify(
   key: string,
   maxAgeMs = KEY_CACHE_TTL_MS,
 ): Promise<KeyIdentity | null> {
-  const hash = await sha256Hex(key);
+  const hash = await hashOf(key);
   const now = Date.now();
   const hit = cache.get(hash);
   if (hit && now - hit.loadedAt < maxAgeMs) return hit.identity;
