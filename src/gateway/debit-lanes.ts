@@ -101,7 +101,8 @@ async function lead(
   send: Send,
   keepAlive: (p: Promise<unknown>) => void,
 ): Promise<DebitResult> {
-  const call = send([item, ...others.map((w) => w.item)]);
+  // A call that throws before it is under way is a failed call too: the lane is handed on.
+  const call = (async () => send([item, ...others.map((w) => w.item)]))();
   // The hand-over rides on the call itself, kept alive past this request's own answer.
   const done = call.then(
     (outcomes) => {
