@@ -53,5 +53,9 @@ export default defineConfig({
     include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 30_000,
+    // vitest's default is one worker less than the cores: one file at a time on CI's two. The
+    // files wait on workerd, queues and the local servers more than they compute, so two at a
+    // time take about 300 s here instead of 470 (every test makes its own accounts and ids).
+    maxWorkers: 2,
   },
 });
