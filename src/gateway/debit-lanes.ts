@@ -80,10 +80,7 @@ function queued(
       // reversal by ref gives it back or voids it (proxy.ts), as for any unanswered call.
       const at = lane.queue.indexOf(waiter);
       if (at >= 0) lane.queue.splice(at, 1);
-      const error = Object.assign(new Error("the shared ledger call did not answer in time"), {
-        retryable: true,
-      });
-      settle({ error });
+      settle({ error: failure("the shared ledger call did not answer in time", true) });
     }, LANE_WAIT_MS);
   });
   lane.queue.push(waiter);
@@ -141,7 +138,10 @@ function handOn(accountId: string): void {
 /** A debit's own answer, or its own failure as the error a call of one would have thrown. */
 function answer(outcome: DebitOutcome): DebitResult {
   if ("result" in outcome) return outcome.result;
-  throw Object.assign(new Error(outcome.failure.message), {
-    retryable: outcome.failure.retryable,
-  });
+  throw failure(outcome.failure.message, outcome.failure.retryable);
+}
+
+/** An error the gateway reads as a call of one's (`durableObjectFailure`: retryable → 503). */
+function failure(message: string, retryable: boolean): Error {
+  return Object.assign(new Error(message), { retryable });
 }

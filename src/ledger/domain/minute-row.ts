@@ -28,7 +28,8 @@ export interface MinuteRow extends Counts {
   keys: Record<string, Counts>;
 }
 
-const ZERO: Counts = {
+/** A row's counts before any debit. */
+export const ZERO: Counts = {
   requests: 0,
   credits: 0,
   debit_monthly: 0,

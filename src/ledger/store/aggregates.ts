@@ -25,7 +25,13 @@ import {
   slotOf,
 } from "../domain/rules";
 import type { DebitCharge } from "../domain/types";
-import { MINUTE_COLUMNS, minuteRowOf, recordDebits, type StoredMinute } from "./minute-writes";
+import {
+  MINUTE_COLUMNS,
+  minuteRowOf,
+  readStoredMinute,
+  recordDebits,
+  type StoredMinute,
+} from "./minute-writes";
 import { insertBalanceProjection } from "./projections";
 import { readStateRow } from "./state";
 
@@ -269,13 +275,7 @@ export function usageLeavesMinute(
 
 /** The ring's row of `minute`, if its slot still holds that minute. */
 function readMinute(sql: SqlStorage, minute: number): MinuteRow | null {
-  const r = sql
-    .exec<StoredMinute>(
-      `SELECT ${MINUTE_COLUMNS} FROM debit_minutes WHERE slot = ? AND minute = ?`,
-      slotOf(minute),
-      minute,
-    )
-    .toArray()[0];
+  const r = readStoredMinute(sql, minute);
   return r ? minuteRowOf(r) : null;
 }
 

@@ -21,6 +21,7 @@ import {
   type MinuteDelta,
   type MinuteRow,
   parseKeys,
+  ZERO,
 } from "../domain/minute-row";
 import { type Buckets, slotOf } from "../domain/rules";
 
@@ -32,6 +33,19 @@ export type StoredMinute = Omit<MinuteRow, "keys"> & { keys: string | null };
 
 export function minuteRowOf(r: StoredMinute): MinuteRow {
   return { ...r, keys: parseKeys(r.keys) };
+}
+
+/** The ring's row of `minute` as stored, if its slot still holds that minute. */
+export function readStoredMinute(sql: SqlStorage, minute: number): StoredMinute | null {
+  return (
+    sql
+      .exec<StoredMinute>(
+        `SELECT ${MINUTE_COLUMNS} FROM debit_minutes WHERE slot = ? AND minute = ?`,
+        slotOf(minute),
+        minute,
+      )
+      .toArray()[0] ?? null
+  );
 }
 
 /** A minute row as a statement left it: the row, and its `keys` text exactly as stored. */
@@ -54,13 +68,7 @@ export class LastMinuteRow {
    * (a lookup by primary key), so its first write is the guessed one, not a wrong guess.
    */
   seed(sql: SqlStorage, minute: number): void {
-    const r = sql
-      .exec<StoredMinute>(
-        `SELECT ${MINUTE_COLUMNS} FROM debit_minutes WHERE slot = ? AND minute = ?`,
-        slotOf(minute),
-        minute,
-      )
-      .toArray()[0];
+    const r = readStoredMinute(sql, minute);
     this.known = r ? { row: minuteRowOf(r), keysText: r.keys ?? "{}" } : null;
     this.staged = null;
   }
@@ -126,15 +134,6 @@ export function recordDebits(sql: SqlStorage, delta: MinuteDelta, last?: LastMin
   last.stage(written);
 }
 
-const EMPTY = {
-  requests: 0,
-  credits: 0,
-  debit_monthly: 0,
-  debit_purchased: 0,
-  refunded_monthly: 0,
-  refunded_purchased: 0,
-};
-
 /**
  * The row after the delta, from the guessed row before it, written whole: an UPSERT (no row
  * read) whose update happens only if the slot holds the guessed row, column for column, or,
@@ -148,7 +147,7 @@ function writeGuessed(
   known: WrittenMinute | null,
   delta: MinuteDelta,
 ): WrittenMinute | null {
-  const before = known?.row ?? { ...EMPTY, minute: delta.minute, keys: {} };
+  const before = known?.row ?? { ...ZERO, minute: delta.minute, keys: {} };
   const row = addDelta(before, delta);
   const keysText = keysJson(row.keys);
   const { rowsWritten } = sql.exec(
