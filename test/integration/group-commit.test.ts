@@ -57,6 +57,19 @@ function failNextWrite(state: DurableObjectState, fault: () => never) {
   }) as DurableObjectStorage["transactionSync"];
 }
 
+/** The object's next write transaction runs, then rolls back (a commit that fails). */
+function rollBackNextWrite(state: DurableObjectState) {
+  const storage = state.storage;
+  const real = storage.transactionSync.bind(storage);
+  storage.transactionSync = ((fn: () => unknown) => {
+    Reflect.deleteProperty(storage, "transactionSync");
+    return real(() => {
+      fn();
+      throw new Error("SQLITE_IOERR: commit failed");
+    });
+  }) as DurableObjectStorage["transactionSync"];
+}
+
 const charged = (results: DebitResult[]) => results.filter((r) => r.ok).length;
 
 describe("group commit", () => {
@@ -262,15 +275,7 @@ describe("group commit", () => {
       const instance = raw as AccountLedger;
       // The minute's first write runs, then its transaction rolls back (a commit that fails):
       // what it wrote must not become what the object thinks the row holds.
-      const storage = state.storage;
-      const real = storage.transactionSync.bind(storage);
-      storage.transactionSync = ((fn: () => unknown) => {
-        Reflect.deleteProperty(storage, "transactionSync");
-        return real(() => {
-          fn();
-          throw new Error("SQLITE_IOERR: commit failed");
-        });
-      }) as DurableObjectStorage["transactionSync"];
+      rollBackNextWrite(state);
       const lost = await Promise.allSettled(
         Array.from({ length: 5 }, (_, i) => instance.debit(10, `dbt_lost_${i}`, "key_a")),
       );
@@ -296,6 +301,27 @@ describe("group commit", () => {
     await Promise.all(Array.from({ length: 2 }, (_, i) => fresh.debit(1, `dbt_3_${i}`, "key_b")));
     expect(await usageNow(fresh)).toEqual({ a: 3, b: 8, credits: 23 });
     expect(await fresh.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 23 });
+  });
+
+  it("near the threshold a debit writes alone: its rolled-back write leaves the minute's next writes exact", async () => {
+    // 60 credits: at or below the recharge threshold every debit writes alone (`writeAlone`).
+    const ledger = await funded(0, 60);
+    const out = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      rollBackNextWrite(state);
+      const lost = await instance
+        .debit(7, "dbt_lost", "key_a")
+        .catch((e) => durableObjectFailure(e));
+      const after = [];
+      for (let i = 0; i < 3; i++) after.push(await instance.debit(2, `dbt_${i}`, "key_a"));
+      return { lost, charged: charged(after) };
+    });
+    expect(out).toEqual({ lost: "unreachable", charged: 3 });
+    const now = Math.floor(Date.now() / 1000);
+    const rows = await ledger.usage(now - 3600, now + 60, { byKey: true, minutes: true });
+    expect(rows.map((r) => [r.key_id, r.requests, r.credits])).toEqual([["key_a", 3, 6]]);
+    expect(await ledger.balance()).toMatchObject({ total: 54 });
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 54 });
   });
 
   it("an object that dies between decision and write (state.abort) charged no one it answered", async () => {
