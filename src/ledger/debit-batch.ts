@@ -11,7 +11,7 @@
  * Anything else that reads or writes the ledger flushes first (`flush` is synchronous), so no
  * command, checkpoint or view ever sees memory ahead of storage.
  */
-import { flushBy, type GroupCommitMode } from "./domain/group-commit";
+import { FIRST_LONE, flushBy, type GroupCommitMode, loneAfter } from "./domain/group-commit";
 import { addToBatch, type MinuteDelta } from "./domain/minute-row";
 import type { Buckets } from "./domain/rules";
 import { type LastMinuteRow, recordDebits } from "./store/minute-writes";
@@ -67,8 +67,10 @@ export class DebitBatch {
   private deltas = new Map<number, MinuteDelta>();
   private waiters: Waiter[] = [];
   private scheduled = false;
-  /** Batches in a row that held one debit (`flushBy`). */
-  private lone = 0;
+  /** Batches in a row that no timer grew (`flushBy`). */
+  private lone = FIRST_LONE;
+  /** Waiters of the turn that scheduled a timer; more at the flush: other calls joined. */
+  private ownTurn: number | null = null;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -123,8 +125,18 @@ export class DebitBatch {
       this.flush();
     };
     const by = this.mode === "adaptive" ? flushBy(this.lone) : this.mode;
-    if (by === "microtask") queueMicrotask(run);
-    else setTimeout(run, 0);
+    if (by === "microtask") {
+      queueMicrotask(run);
+      return;
+    }
+    // The scheduling call's own debits all join in its synchronous turn (debitMany decides
+    // them in one loop); counted once that turn is over.
+    const batch = this.waiters;
+    queueMicrotask(() => {
+      // Unless something flushed it meanwhile (every other command flushes first).
+      if (this.waiters === batch) this.ownTurn = batch.length;
+    });
+    setTimeout(run, 0);
   }
 
   /**
@@ -137,7 +149,9 @@ export class DebitBatch {
     const { waiters, deltas } = this;
     this.waiters = [];
     this.deltas = new Map();
-    this.lone = waiters.length > 1 ? 0 : this.lone + 1;
+    const grew = this.ownTurn !== null && waiters.length > this.ownTurn;
+    this.ownTurn = null;
+    this.lone = loneAfter(this.lone, grew);
     try {
       if (deltas.size > 0)
         this.storage.transactionSync(() => {

@@ -211,6 +211,48 @@ describe("group commit", () => {
     });
   });
 
+  it("adaptive flush: a lone caller waits for a timer only on the probes; a probe that gathers other calls' debits brings timers back", async () => {
+    const ledger = await funded(0, 10_000);
+    const result = await runInDurableObject(ledger, async (raw, state) => {
+      const instance = raw as AccountLedger;
+      const real = globalThis.setTimeout;
+      let timers = 0;
+      globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+        timers++;
+        return real(fn, ms);
+      }) as typeof setTimeout;
+      try {
+        // Sixteen calls one after another: a timer probe for the first and the ninth only.
+        for (let i = 0; i < 16; i++) await instance.debit(1, `dbt_lone_${i}`, KEYS[i % 16]);
+        const lone = timers;
+        // Five calls from other tasks arrive while the next probe waits: they share its write.
+        const m = meter(state);
+        const others = Array.from(
+          { length: 5 },
+          (_, i) =>
+            new Promise<DebitResult>((resolve, reject) => {
+              real(() => instance.debit(1, `dbt_other_${i}`, KEYS[i]).then(resolve, reject), 0);
+            }),
+        );
+        const probe = instance.debit(1, "dbt_probe", KEYS[0]);
+        const gathered = await Promise.all([probe, ...others]);
+        const written = m.written();
+        m.stop();
+        // Concurrency seen: the next lone call waits for a timer again.
+        const before = timers;
+        await instance.debit(1, "dbt_after", KEYS[0]);
+        return { lone, gathered, written, timerAfter: timers - before };
+      } finally {
+        globalThis.setTimeout = real;
+      }
+    });
+    expect(result.lone).toBe(2);
+    expect(charged(result.gathered)).toBe(6);
+    expect(result.written).toBe(1);
+    expect(result.timerAfter).toBe(1);
+    expect(await ledger.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 23 });
+  });
+
   it("a write that fails answers none of its debits as charged, and memory returns to what is committed", async () => {
     const ledger = await funded(0, 1_000);
     const outcome = await runInDurableObject(ledger, async (raw, state) => {

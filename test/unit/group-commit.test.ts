@@ -6,10 +6,12 @@
 import { describe, expect, it } from "vitest";
 import { type DebitDecision, debitAnswer } from "../../src/ledger/domain/decisions";
 import {
+  FIRST_LONE,
   flushBy,
   groupCommitMode,
   joinsBatch,
   LONE_BATCHES,
+  loneAfter,
 } from "../../src/ledger/domain/group-commit";
 import {
   addDelta,
@@ -183,5 +185,23 @@ describe("when a debit shares a write, and how the write is flushed", () => {
     expect(flushBy(LONE_BATCHES + 1)).toBe("microtask");
     expect(flushBy(2 * LONE_BATCHES)).toBe("timer");
     expect(flushBy(2 * LONE_BATCHES + 1)).toBe("microtask");
+  });
+
+  it("adaptive: an object starts with a timer probe and leaves timers unless one gathers other calls' debits", () => {
+    expect(flushBy(FIRST_LONE)).toBe("timer");
+    // The probe waited for nothing: microtasks from the next batch on.
+    let lone = loneAfter(FIRST_LONE, false);
+    expect(flushBy(lone)).toBe("microtask");
+    const flushes: string[] = [];
+    for (let i = 0; i < 2 * LONE_BATCHES; i++) {
+      flushes.push(flushBy(lone));
+      lone = loneAfter(lone, false);
+    }
+    // One probe in every LONE_BATCHES batches.
+    expect(flushes.filter((f) => f === "timer")).toHaveLength(2);
+    // A probe that gathered debits of other calls: timers again until they stop paying.
+    lone = loneAfter(lone, true);
+    expect(lone).toBe(0);
+    expect(flushBy(lone)).toBe("timer");
   });
 });

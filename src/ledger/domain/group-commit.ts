@@ -20,18 +20,36 @@ export function groupCommitMode(configured: string | undefined): GroupCommitMode
   return "adaptive";
 }
 
-/** After this many batches of one debit in a row, a lone caller stops waiting for a timer. */
+/** After this many batches in a row that no timer grew, a lone caller stops waiting for one. */
 export const LONE_BATCHES = 8;
 
 /**
- * Adaptive: how the next batch is flushed, given how many batches in a row held one debit.
- * A timer costs a lone caller a turn of the event loop (about half a millisecond in workerd)
- * for nothing; a microtask lets no concurrent call join. So: a timer while batches hold more
- * than one debit, a microtask after `LONE_BATCHES` lone ones, and every `LONE_BATCHES`-th
- * batch a timer again, to notice concurrency coming back.
+ * Where an object's count starts: its first batch is a timer that probes for concurrency, and
+ * unless that timer gathers debits from other calls it flushes by microtask from then on. An
+ * object that sees a few debits now and then (one of many accounts) thus almost never waits
+ * for a timer, which in workerd costs about as much CPU as the debit itself.
+ */
+export const FIRST_LONE = LONE_BATCHES;
+
+/**
+ * Adaptive: how the next batch is flushed, given how many batches in a row no timer grew.
+ * A timer costs a lone caller a turn of the event loop (and in workerd a dispatch of its own)
+ * for nothing; a microtask lets no concurrent call join. So: a timer while timers gather
+ * debits from other calls, a microtask after `LONE_BATCHES` batches they did not, and every
+ * `LONE_BATCHES`-th batch a timer again, to notice concurrency coming back.
  */
 export function flushBy(loneBatches: number): "timer" | "microtask" {
   return loneBatches >= LONE_BATCHES && loneBatches % LONE_BATCHES !== 0 ? "microtask" : "timer";
+}
+
+/**
+ * The count after a batch: back to 0 when its timer gathered debits from calls after the one
+ * that scheduled it (concurrency: timers pay), one more otherwise (a microtask's batch, or a
+ * timer that waited for nothing). Counting calls, not debits: a call that brings many debits
+ * at once (the gateway's coalesced `debitMany`) is batched by a microtask just as well.
+ */
+export function loneAfter(loneBatches: number, grewByTimer: boolean): number {
+  return grewByTimer ? 0 : loneBatches + 1;
 }
 
 /**

@@ -1,0 +1,107 @@
+// @ts-check
+/**
+ * `npm run bench:ab`: the same load on two gateways that differ only in their vars, in
+ * alternating rounds, to tell a change of a few percent from this machine's noise (the full
+ * bench's ratios move by ±0.05 between runs; two builds run back to back differ by more).
+ * Each round loads A then B, or B then A, on the same bundle, each gateway with its own state;
+ * the 1,000 accounts are touched just before each load (every object in memory, as the
+ * bench's (d)). Prints each round and the medians: req/s and the server's CPU per request.
+ *
+ * Env: AB_A and AB_B (JSON objects of vars, e.g. '{"LEDGER_GROUP_COMMIT":"timer"}'; default
+ * '{}'), AB_TARGET ("many" or "hot"), AB_ROUNDS (6), BENCH_SECONDS (4), BENCH_ACCOUNTS (1000),
+ * BENCH_STATE ("tmpfs" or "disk").
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  applyMigrations,
+  build,
+  createAccounts,
+  createHotAccount,
+  load,
+  median,
+  readWranglerToml,
+  root,
+  startGateway,
+  startUpstream,
+  stdioSink,
+  touchEach,
+} from "./lib.mjs";
+
+const target = process.env.AB_TARGET ?? "many";
+const rounds = Number(process.env.AB_ROUNDS ?? 6);
+const seconds = Number(process.env.BENCH_SECONDS ?? 4);
+const accounts = Number(process.env.BENCH_ACCOUNTS ?? 1000);
+const state = process.env.BENCH_STATE ?? "tmpfs";
+const sides = {
+  A: JSON.parse(process.env.AB_A ?? "{}"),
+  B: JSON.parse(process.env.AB_B ?? "{}"),
+};
+const log = (/** @type {string} */ m) => process.stderr.write(`${m}\n`);
+
+async function main() {
+  const toml = readWranglerToml();
+  const work = mkdtempSync(path.join(os.tmpdir(), "tollgate-ab-"));
+  const persistRoot = mkdtempSync(
+    path.join(state === "tmpfs" ? "/dev/shm" : "/var/tmp", "tollgate-ab-"),
+  );
+  const upstream = await startUpstream();
+  /** @type {{ dispose(): Promise<void> }[]} */
+  const started = [];
+  try {
+    log("building the bundle …");
+    const script = build(path.join(root, "wrangler.toml"), path.join(work, "gateway"), root);
+    const sink = stdioSink();
+    /** @type {Record<string, import("./lib.mjs").Target>} */
+    const targets = {};
+    for (const [side, vars] of Object.entries(sides)) {
+      const gw = await startGateway({
+        scriptPath: script,
+        persistRoot: path.join(persistRoot, side),
+        upstreamUrl: upstream.url,
+        toml,
+        sink,
+        vars,
+      });
+      started.push(gw.mf);
+      await applyMigrations(gw.mf);
+      const keys =
+        target === "hot"
+          ? (await createHotAccount(gw.url, 16)).keys
+          : await createAccounts(gw.url, accounts);
+      targets[side] = { name: side, url: gw.url, keys, pid: gw.pid };
+      await load(/** @type {any} */ (targets[side]), { duration: 1, connections: 32 });
+    }
+    /** @type {Record<string, { rps: number, cpu: number }[]>} */
+    const results = { A: [], B: [] };
+    for (let round = 0; round < rounds; round++) {
+      for (const side of round % 2 ? ["B", "A"] : ["A", "B"]) {
+        const t = /** @type {import("./lib.mjs").Target} */ (targets[side]);
+        if (target === "many") await touchEach(t.url, t.keys ?? [], 32);
+        const r = await load(t, { duration: seconds, connections: 32 });
+        const cpu = r.server_cpu_us_per_req ?? 0;
+        results[side]?.push({ rps: r.rps, cpu });
+        log(
+          `round ${round + 1}/${rounds} ${side}: ${Math.round(r.rps)} req/s, ${Math.round(cpu)} µs CPU/req, other load ${r.other_cores.toFixed(2)} cores${r.non2xx + r.errors ? `, non-2xx ${r.non2xx} errors ${r.errors}` : ""}`,
+        );
+      }
+    }
+    const med = (/** @type {string} */ side, /** @type {"rps" | "cpu"} */ k) =>
+      median((results[side] ?? []).map((x) => x[k]));
+    for (const side of ["A", "B"])
+      console.log(
+        `${side} ${JSON.stringify(sides[/** @type {"A" | "B"} */ (side)])}: median ${Math.round(med(side, "rps"))} req/s, ${Math.round(med(side, "cpu"))} µs CPU/req`,
+      );
+    console.log(
+      `B ÷ A (${target}, ${state}, ${rounds} rounds × ${seconds} s): req/s ${(med("B", "rps") / med("A", "rps")).toFixed(3)}, CPU/req ${(med("B", "cpu") / med("A", "cpu")).toFixed(3)}`,
+    );
+  } finally {
+    for (const mf of started) await mf.dispose();
+    await upstream.stop();
+    rmSync(work, { recursive: true, force: true });
+    rmSync(persistRoot, { recursive: true, force: true });
+  }
+}
+
+await main();
