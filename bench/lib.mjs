@@ -373,6 +373,29 @@ export async function createAccounts(base, n) {
 // ------------------------------------------------------------------------------ load
 
 /**
+ * One proxied request per key, `connections` at a time, untimed: every account's Durable
+ * Object is in memory afterwards. Throws on any answer but 200.
+ * @param {string} base @param {string[]} keys @param {number} connections
+ */
+export async function touchEach(base, keys, connections) {
+  let next = 0;
+  const worker = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= keys.length) return;
+      const res = await fetch(`${base}/v1/classify`, {
+        method: "POST",
+        headers: { ...JSON_HEADERS, authorization: `Bearer ${keys[i]}` },
+        body: BODY,
+      });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`touch: POST /v1/classify answered ${res.status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+}
+
+/**
  * A load target; `pid` is the server process whose CPU time is charged to it.
  * @typedef {{ name: string, url: string, keys?: string[], key?: string, pid?: number }} Target
  * @typedef {{ rps: number, p50: number, p99: number, requests: number, errors: number,

@@ -12,7 +12,9 @@
  *   (c') the same hot account on a gateway with group commit and coalescing off
  *       (`LEDGER_GROUP_COMMIT=off`, `DEBIT_COALESCING=off`: one ledger call and one write per
  *       request), the A/B of issue 23's group commit and the gateway's coalesced debits;
- *   (d) the gateway, 1,000 accounts (one key each, rotated per request).
+ *   (d) the gateway, 1,000 accounts (one key each, rotated per request), their objects in
+ *       memory (each account touched, untimed, just before the load);
+ *   (d″) the same 1,000 accounts after 15 s idle: every object is started within the load.
  * Targets are loaded with autocannon in alternating rounds (rotating order); the table shows
  * medians over rounds, the server process's CPU per request (steadier than req/s when other
  * work shares the machine) and how many cores other processes used meanwhile. The gateway is
@@ -64,6 +66,7 @@ import {
   startUpstream,
   stdioSink,
   summarize,
+  touchEach,
 } from "./lib.mjs";
 
 /** @typedef {import("./lib.mjs").Target} Target @typedef {import("./lib.mjs").RoundResult} RoundResult */
@@ -138,14 +141,21 @@ const TARGETS = /** @type {const} */ ([
   "gateway_hot",
   "gateway_hot_off",
   "gateway_1k",
+  "gateway_1k_cold",
 ]);
 /** The gateway targets, with counts and costs. */
 const GATEWAYS = /** @type {const} */ ([
   "gateway_hot",
   "gateway_hot_off",
   "gateway_1k",
+  "gateway_1k_cold",
   "gateway_sharded",
 ]);
+/**
+ * How long (d″)'s objects are left idle before its timed load: past workerd's eviction of an
+ * idle Durable Object (about 10 s; Cloudflare documents 10 s for a hibernatable object).
+ */
+const COLD_IDLE_MS = 15_000;
 /** The sharded hot account's shard count (docs/ledger-shards.md); counted, not timed. */
 const SHARDS = 4;
 /** @type {Record<string, string>} */
@@ -154,7 +164,8 @@ const LABELS = {
   bare: "(b) bare pass-through Worker",
   gateway_hot: `(c) gateway, 1 hot account (${config.hotKeys} keys), group commit ${config.groupCommit || "on"}`,
   gateway_hot_off: "(c') the same, group commit and coalescing off",
-  gateway_1k: `(d) gateway, ${config.accounts.toLocaleString("en-US")} accounts`,
+  gateway_1k: `(d) gateway, ${config.accounts.toLocaleString("en-US")} accounts, objects in memory`,
+  gateway_1k_cold: `(d″) the same ${config.accounts.toLocaleString("en-US")} accounts, every object started in the load`,
   gateway_sharded: `(e) gateway, one hot account on ${SHARDS} escrow shards`,
 };
 
@@ -442,6 +453,25 @@ async function main() {
         pid: gwHotOff.pid,
       },
       gateway_1k: { name: "gateway_1k", url: gwMany.url, keys: manyKeys, pid: gwMany.pid },
+      gateway_1k_cold: {
+        name: "gateway_1k_cold",
+        url: gwMany.url,
+        keys: manyKeys,
+        pid: gwMany.pid,
+      },
+    };
+    // (d) and (d″) share one gateway; where the rotation leaves them must not decide whether
+    // its 1,000 objects are in memory (workerd evicts one idle for ~10 s, and the other
+    // targets' rounds take about that long). (d): every account touched just before, untimed.
+    // (d″): the gateway left idle past eviction first, so every object starts in the load.
+    let manyLastLoad = 0;
+    /** @param {string} name */
+    const prepare = async (name) => {
+      if (name === "gateway_1k") await touchEach(gwMany.url, manyKeys, config.connections);
+      if (name === "gateway_1k_cold") {
+        const wait = manyLastLoad + COLD_IDLE_MS - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
     };
 
     // Warm-up: JIT, connections, Durable Objects instantiated, key cache filled.
@@ -458,11 +488,13 @@ async function main() {
       const order = TARGETS.map((_, i) => TARGETS[(i + round) % TARGETS.length]);
       for (const name of order) {
         if (!name) continue;
+        await prepare(name);
         const r = await load(/** @type {Target} */ (targets[name]), {
           duration: config.seconds,
           connections: config.connections,
         });
         rounds[name]?.push(r);
+        if (name.startsWith("gateway_1k")) manyLastLoad = Date.now();
         log(
           `round ${round + 1}/${config.rounds} ${name.padEnd(12)} ${Math.round(r.rps).toString().padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  server ${r.server_cpu_us_per_req === null ? "-" : Math.round(r.server_cpu_us_per_req)} µs CPU/req  other load ${r.other_cores.toFixed(2)} cores${r.non2xx + r.errors ? `  non-2xx ${r.non2xx} errors ${r.errors}` : ""}`,
         );
