@@ -17,8 +17,8 @@ import path from "node:path";
 import {
   applyMigrations,
   build,
-  createAccounts,
-  createHotAccount,
+  freshStateDir,
+  keysFor,
   load,
   median,
   readWranglerToml,
@@ -43,9 +43,7 @@ const log = (/** @type {string} */ m) => process.stderr.write(`${m}\n`);
 async function main() {
   const toml = readWranglerToml();
   const work = mkdtempSync(path.join(os.tmpdir(), "tollgate-ab-"));
-  const persistRoot = mkdtempSync(
-    path.join(state === "tmpfs" ? "/dev/shm" : "/var/tmp", "tollgate-ab-"),
-  );
+  const persistRoot = freshStateDir(state, "tollgate-ab-");
   const upstream = await startUpstream();
   /** @type {{ dispose(): Promise<void> }[]} */
   const started = [];
@@ -66,10 +64,7 @@ async function main() {
       });
       started.push(gw.mf);
       await applyMigrations(gw.mf);
-      const keys =
-        target === "hot"
-          ? (await createHotAccount(gw.url, 16)).keys
-          : await createAccounts(gw.url, accounts);
+      const keys = await keysFor(gw.url, target, accounts);
       targets[side] = { name: side, url: gw.url, keys, pid: gw.pid };
       await load(/** @type {any} */ (targets[side]), { duration: 1, connections: 32 });
     }

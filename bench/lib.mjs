@@ -6,7 +6,7 @@
  * the instrumented build. Everything listens on and talks to 127.0.0.1 only.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -368,6 +368,23 @@ export async function createAccounts(base, n) {
   };
   await Promise.all(Array.from({ length: 32 }, worker));
   return keys;
+}
+
+/**
+ * A fresh directory for a gateway's state: on tmpfs (`/dev/shm`) or disk (`/var/tmp`).
+ * @param {string} state @param {string} prefix
+ */
+export function freshStateDir(state, prefix) {
+  return mkdtempSync(path.join(state === "tmpfs" ? "/dev/shm" : "/var/tmp", prefix));
+}
+
+/**
+ * A load target's accounts on a gateway: "hot" is one account with 16 keys, "many" `n`
+ * accounts with a key each. Returns the keys.
+ * @param {string} base @param {string} target @param {number} n
+ */
+export async function keysFor(base, target, n) {
+  return target === "hot" ? (await createHotAccount(base, 16)).keys : createAccounts(base, n);
 }
 
 // ------------------------------------------------------------------------------ load

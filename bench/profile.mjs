@@ -25,8 +25,8 @@ import {
   applyMigrations,
   benchDir,
   build,
-  createAccounts,
-  createHotAccount,
+  freshStateDir,
+  keysFor,
   load,
   readWranglerToml,
   root,
@@ -125,9 +125,7 @@ function summarize(profile) {
 async function main() {
   const toml = readWranglerToml();
   const work = mkdtempSync(path.join(os.tmpdir(), "tollgate-profile-"));
-  const persistRoot = mkdtempSync(
-    path.join(state === "tmpfs" ? "/dev/shm" : "/var/tmp", "tollgate-profile-"),
-  );
+  const persistRoot = freshStateDir(state, "tollgate-profile-");
   const upstream = await startUpstream();
   /** @type {Awaited<ReturnType<typeof startGateway>> | undefined} */
   let gw;
@@ -145,10 +143,7 @@ async function main() {
       inspectorPort,
     });
     await applyMigrations(gw.mf);
-    const keys =
-      target === "hot"
-        ? (await createHotAccount(gw.url, 16)).keys
-        : await createAccounts(gw.url, accounts);
+    const keys = await keysFor(gw.url, target, accounts);
     const t = { name: target, url: gw.url, keys, pid: gw.pid };
     log(`${keys.length} keys; warming up …`);
     await load(t, { duration: 2, connections: 32 });

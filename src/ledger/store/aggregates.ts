@@ -31,6 +31,7 @@ import {
   readStoredMinute,
   recordDebits,
   type StoredMinute,
+  sumsOf,
 } from "./minute-writes";
 import { insertBalanceProjection } from "./projections";
 import { readStateRow } from "./state";
@@ -284,12 +285,7 @@ function writeMinute(sql: SqlStorage, row: MinuteRow): void {
   sql.exec(
     `UPDATE debit_minutes SET requests = ?, credits = ?, debit_monthly = ?, debit_purchased = ?,
        refunded_monthly = ?, refunded_purchased = ?, keys = ? WHERE slot = ? AND minute = ?`,
-    row.requests,
-    row.credits,
-    row.debit_monthly,
-    row.debit_purchased,
-    row.refunded_monthly,
-    row.refunded_purchased,
+    ...sumsOf(row),
     keysJson(row.keys),
     slotOf(row.minute),
     row.minute,

@@ -35,6 +35,18 @@ export function minuteRowOf(r: StoredMinute): MinuteRow {
   return { ...r, keys: parseKeys(r.keys) };
 }
 
+/** A row's six sums in the order every write binds them (`MINUTE_COLUMNS` between `minute` and `keys`). */
+export function sumsOf(r: Omit<MinuteRow, "keys" | "minute">): number[] {
+  return [
+    r.requests,
+    r.credits,
+    r.debit_monthly,
+    r.debit_purchased,
+    r.refunded_monthly,
+    r.refunded_purchased,
+  ];
+}
+
 /** The ring's row of `minute` as stored, if its slot still holds that minute. */
 export function readStoredMinute(sql: SqlStorage, minute: number): StoredMinute | null {
   return (
@@ -164,24 +176,9 @@ function writeGuessed(
          AND keys = ?16 END`,
     slotOf(row.minute),
     row.minute,
-    row.requests,
-    row.credits,
-    row.debit_monthly,
-    row.debit_purchased,
-    row.refunded_monthly,
-    row.refunded_purchased,
+    ...sumsOf(row),
     keysText,
-    ...(known
-      ? [
-          before.requests,
-          before.credits,
-          before.debit_monthly,
-          before.debit_purchased,
-          before.refunded_monthly,
-          before.refunded_purchased,
-          known.keysText,
-        ]
-      : [null, null, null, null, null, null, null]),
+    ...(known ? [...sumsOf(before), known.keysText] : [null, null, null, null, null, null, null]),
   );
   return rowsWritten === 1 ? { row, keysText } : null;
 }
