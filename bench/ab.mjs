@@ -70,6 +70,7 @@ async function main() {
     }
     /** @type {Record<string, { rps: number, cpu: number }[]>} */
     const results = { A: [], B: [] };
+    let failed = false;
     for (let round = 0; round < rounds; round++) {
       for (const side of round % 2 ? ["B", "A"] : ["A", "B"]) {
         const t = /** @type {import("./lib.mjs").Target} */ (targets[side]);
@@ -77,11 +78,14 @@ async function main() {
         const r = await load(t, { duration: seconds, connections: 32 });
         const cpu = r.server_cpu_us_per_req ?? 0;
         results[side]?.push({ rps: r.rps, cpu });
+        failed ||= r.non2xx + r.errors > 0;
         log(
-          `round ${round + 1}/${rounds} ${side}: ${Math.round(r.rps)} req/s, ${Math.round(cpu)} µs CPU/req, other load ${r.other_cores.toFixed(2)} cores${r.non2xx + r.errors ? `, non-2xx ${r.non2xx} errors ${r.errors}` : ""}`,
+          `round ${round + 1}/${rounds} ${side}: ${Math.round(r.rps)} req/s, ${Math.round(cpu)} µs CPU/req, other load ${r.other_cores.toFixed(2)} cores${r.non2xx + r.errors ? `, non-2xx ${r.non2xx} ${JSON.stringify(r.status)} errors ${r.errors}` : ""}`,
         );
       }
     }
+    if (failed)
+      log(`the gateways' last log lines:\n${sink.lines.slice(-20).join("\n")}`);
     const med = (/** @type {string} */ side, /** @type {"rps" | "cpu"} */ k) =>
       median((results[side] ?? []).map((x) => x[k]));
     for (const side of ["A", "B"])

@@ -6,10 +6,15 @@
  * its own, in the order of the call (money rules 1–3 unchanged), and answers each on its own.
  *
  * Who sends: a batch leaves from the request of its first debit, in that request's own context
- * (a Durable Object stub belongs to the request that made it), and the call is kept alive with
- * that request's `waitUntil`, so a client that hangs up does not strand the others. A call that
- * fails fails each of its debits with the same error, and each request reverses its own debit
- * by its ref, as with a call of one (proxy.ts).
+ * (a Durable Object stub belongs to the request that made it). A call that carries other
+ * requests' debits is kept alive with the sender's `waitUntil`, so a client that hangs up does
+ * not strand them; a lone call is not (a `waitUntil` costs workerd about as much CPU as the
+ * rest of a debit: bench:ab, docs/performance.md), and its lane heals instead: a lane whose call
+ * or hand-over has been out for `LANE_STUCK_MS` is presumed dead (its sender's request went
+ * away), and the account's next debit leads a fresh lane with the dead one's queue (queued
+ * debits were never sent, so none is sent twice). A call that fails fails each of its debits
+ * with the same error, and each request reverses its own debit by its ref, as with a call of
+ * one (proxy.ts).
  */
 import type { DebitItem, DebitOutcome, DebitResult } from "../ledger/domain/types";
 
@@ -24,16 +29,26 @@ export const MAX_DEBITS_PER_CALL = 64;
  */
 export const LANE_WAIT_MS = 10_000;
 
+/**
+ * A lane whose call (or hand-over) has been out this long is presumed dead. Presuming wrongly
+ * costs one more concurrent call of the account, never a debit sent twice.
+ */
+export const LANE_STUCK_MS = 2_000;
+
 type Send = (items: DebitItem[]) => Promise<DebitOutcome[]>;
 type Turn = { lead: Waiter[] } | { outcome: DebitOutcome } | { error: unknown };
 
 interface Waiter {
   item: DebitItem;
+  /** Answered, expired or handed the lead: it joins no batch after that. */
+  settled: boolean;
   settle(turn: Turn): void;
 }
 
 interface Lane {
   queue: Waiter[];
+  /** When its current call was sent, or the lead handed on. */
+  since: number;
 }
 
 /** Lanes by account, for this isolate; a lane exists while a call of its account is in flight. */
@@ -41,21 +56,25 @@ const lanes = new Map<string, Lane>();
 
 /**
  * The debit, alone or with the others queued for the same account. `send` is this request's
- * own call (its stub); `keepAlive` is its `waitUntil`.
+ * own call (its stub); `keepAlive` is its `waitUntil`; `clock` is for tests.
  */
 export async function laneDebit(
   accountId: string,
   item: DebitItem,
   send: Send,
   keepAlive: (p: Promise<unknown>) => void,
+  clock: () => number = Date.now,
 ): Promise<DebitResult> {
   const lane = lanes.get(accountId);
-  if (!lane) {
-    lanes.set(accountId, { queue: [] });
-    return lead(accountId, item, [], send, keepAlive);
+  if (!lane || clock() - lane.since > LANE_STUCK_MS) {
+    // Nothing in flight, or what is in flight presumed dead: a fresh lane, with its queue.
+    const fresh: Lane = { queue: lane ? lane.queue.splice(0) : [], since: clock() };
+    lanes.set(accountId, fresh);
+    const others = takeFrom(fresh.queue, MAX_DEBITS_PER_CALL - 1);
+    return lead(accountId, fresh, item, others, send, keepAlive, clock);
   }
   const turn = await queued(lane, item, keepAlive);
-  if ("lead" in turn) return lead(accountId, item, turn.lead, send, keepAlive);
+  if ("lead" in turn) return lead(accountId, lane, item, turn.lead, send, keepAlive, clock);
   if ("error" in turn) throw turn.error;
   return answer(turn.outcome);
 }
@@ -67,9 +86,10 @@ function queued(
   keepAlive: (p: Promise<unknown>) => void,
 ): Promise<Turn> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const waiter: Waiter = { item, settle: () => {} };
+  const waiter: Waiter = { item, settled: false, settle: () => {} };
   const answered = new Promise<Turn>((settle) => {
     waiter.settle = (turn) => {
+      waiter.settled = true;
       clearTimeout(timer);
       settle(turn);
     };
@@ -78,8 +98,7 @@ function queued(
     timer = setTimeout(() => {
       // Not sent yet: it leaves the queue. Sent: the ledger may have taken it; the request's
       // reversal by ref gives it back or voids it (proxy.ts), as for any unanswered call.
-      const at = lane.queue.indexOf(waiter);
-      if (at >= 0) lane.queue.splice(at, 1);
+      waiter.settled = true;
       settle({ error: failure("the shared ledger call did not answer in time", true) });
     }, LANE_WAIT_MS);
   });
@@ -90,20 +109,34 @@ function queued(
   return turn;
 }
 
+/** Up to `n` waiters from the front of the queue, skipping those already settled. */
+function takeFrom(queue: Waiter[], n: number): Waiter[] {
+  const out: Waiter[] = [];
+  while (out.length < n) {
+    const w = queue.shift();
+    if (!w) break;
+    if (!w.settled) out.push(w);
+  }
+  return out;
+}
+
 /** Sends this debit and `others` in one call, hands the lane on, and answers everyone. */
 async function lead(
   accountId: string,
+  lane: Lane,
   item: DebitItem,
   others: Waiter[],
   send: Send,
   keepAlive: (p: Promise<unknown>) => void,
+  clock: () => number,
 ): Promise<DebitResult> {
+  lane.since = clock();
   // A call that throws before it is under way is a failed call too: the lane is handed on.
   const call = (async () => send([item, ...others.map((w) => w.item)]))();
   // The hand-over rides on the call itself, kept alive past this request's own answer.
   const done = call.then(
     (outcomes) => {
-      handOn(accountId);
+      handOn(accountId, lane, clock);
       others.forEach((w, i) => {
         const outcome = outcomes[i + 1];
         w.settle(
@@ -112,11 +145,12 @@ async function lead(
       });
     },
     (error: unknown) => {
-      handOn(accountId);
+      handOn(accountId, lane, clock);
       for (const w of others) w.settle({ error });
     },
   );
-  keepAlive(done);
+  // Other requests' answers ride on this call: kept past this request's own answer.
+  if (others.length > 0) keepAlive(done);
   const outcomes = await call;
   const own = outcomes[0];
   if (!own) throw new Error("the ledger answered no debit");
@@ -124,14 +158,14 @@ async function lead(
 }
 
 /** The next batch leaves with its first debit's request; none queued: the lane closes. */
-function handOn(accountId: string): void {
-  const lane = lanes.get(accountId);
-  const batch = lane?.queue.splice(0, MAX_DEBITS_PER_CALL) ?? [];
-  const [first, ...rest] = batch;
+function handOn(accountId: string, lane: Lane, clock: () => number): void {
+  const [first, ...rest] = takeFrom(lane.queue, MAX_DEBITS_PER_CALL);
   if (!first) {
-    lanes.delete(accountId);
+    // A lane presumed dead and replaced leaves its successor alone.
+    if (lanes.get(accountId) === lane) lanes.delete(accountId);
     return;
   }
+  lane.since = clock();
   first.settle({ lead: rest });
 }
 

@@ -4,7 +4,7 @@
  * (the request's stub call in the gateway); here it records the calls and answers them.
  */
 import { describe, expect, it } from "vitest";
-import { laneDebit, MAX_DEBITS_PER_CALL } from "../../src/gateway/debit-lanes";
+import { LANE_STUCK_MS, laneDebit, MAX_DEBITS_PER_CALL } from "../../src/gateway/debit-lanes";
 import type { DebitItem, DebitOutcome, DebitResult } from "../../src/ledger/domain/types";
 
 const ok = (n: number): DebitResult => ({
@@ -87,6 +87,65 @@ describe("coalesced debits, one lane", () => {
     const b = laneDebit("acct_d", { cost: 2, ref: "d2" }, send, keep);
     await l.release();
     expect(await b).toMatchObject({ ok: true, charged: { purchased: 2 } });
+  });
+
+  it("a lone call does not keep its request alive (waitUntil); a call that carries others' debits does", async () => {
+    const l = ledger();
+    const kept: Promise<unknown>[] = [];
+    const keepAlive = (p: Promise<unknown>) => void kept.push(p);
+    const first = laneDebit("acct_k", { cost: 1, ref: "k1" }, l.send, keepAlive);
+    await tick();
+    expect(kept).toHaveLength(0);
+    // Queued requests keep themselves alive while they wait (one each).
+    const rest = [2, 3, 4].map((c) =>
+      laneDebit("acct_k", { cost: c, ref: `k${c}` }, l.send, keepAlive),
+    );
+    await tick();
+    expect(kept).toHaveLength(3);
+    await l.release();
+    await first;
+    await tick();
+    // k2 sends k3 and k4 with its own: their answers ride on its call, kept alive.
+    expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["k1"], ["k2", "k3", "k4"]]);
+    expect(kept).toHaveLength(4);
+    await l.release();
+    await Promise.all(rest);
+  });
+
+  it(`a lane whose call has been out ${LANE_STUCK_MS} ms is presumed dead: the next debit leads a fresh lane with the queue, and the late answer sends nothing twice`, async () => {
+    let now = 1_000_000;
+    const clock = () => now;
+    const l = ledger();
+    // The first call never answers (its leader's request went away mid-call) until the end.
+    const lost = laneDebit("acct_s", { cost: 1, ref: "s1" }, l.send, keep, clock);
+    const queued = [2, 3].map((c) =>
+      laneDebit("acct_s", { cost: c, ref: `s${c}` }, l.send, keep, clock),
+    );
+    await tick();
+    now += LANE_STUCK_MS; // not yet presumed dead: this one queues too
+    const queuedToo = laneDebit("acct_s", { cost: 4, ref: "s4" }, l.send, keep, clock);
+    await tick();
+    expect(l.calls).toHaveLength(1);
+    now += 1;
+    const healer = laneDebit("acct_s", { cost: 5, ref: "s5" }, l.send, keep, clock);
+    await tick();
+    expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["s1"], ["s5", "s2", "s3", "s4"]]);
+    l.calls.length = 0;
+    // The lost call's answer arrives late: its lane's queue went with the fresh lane, so it
+    // hands nothing on. Then the fresh lane's call answers everyone it carried.
+    await l.release();
+    await l.release();
+    expect(await lost).toMatchObject({ ok: true, charged: { purchased: 1 } });
+    const answers = await Promise.all([...queued, queuedToo, healer]);
+    expect(answers.map((a) => (a.ok ? a.charged.purchased : -1))).toEqual([2, 3, 4, 5]);
+    await tick();
+    expect(l.calls).toHaveLength(0);
+    // The lane closed: the next debit is sent at once, alone.
+    const after = laneDebit("acct_s", { cost: 6, ref: "s6" }, l.send, keep, clock);
+    await tick();
+    expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["s6"]]);
+    await l.release();
+    await after;
   });
 
   it("a debit whose own take failed in a shared call fails alone, as the error a call of one would throw", async () => {
