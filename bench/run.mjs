@@ -32,7 +32,9 @@
  * last BENCH_STATE), BENCH_STORAGE_REQUESTS (20000: proxied requests on one fresh account,
  * with the Durable Object's `databaseSize` read before and after), BENCH_GROUP_COMMIT (unset:
  * the ledger's default; "timer" or "microtask" pick group commit's flush for (c), (d) and the
- * storage run), BENCH_UPDATE (unset; 1 is the same as `--update`).
+ * storage run), BENCH_UPDATE (unset; 1 is the same as `--update`), BENCH_TARGETS (unset: all;
+ * a comma-separated subset of direct, bare, gateway_hot, gateway_hot_off, gateway_1k,
+ * gateway_1k_cold to time, bare always among them).
  * Everything listens on and talks to 127.0.0.1 only; state directories are deleted after.
  *
  * Output: a table on stdout, and bench/results/local/latest.{json,md} (gitignored), or with
@@ -135,7 +137,7 @@ for (const s of config.states) {
   if (s !== "disk" && s !== "tmpfs") throw new Error(`BENCH_STATE: unknown "${s}" (disk, tmpfs)`);
 }
 
-const TARGETS = /** @type {const} */ ([
+const ALL_TARGETS = /** @type {const} */ ([
   "direct",
   "bare",
   "gateway_hot",
@@ -143,6 +145,11 @@ const TARGETS = /** @type {const} */ ([
   "gateway_1k",
   "gateway_1k_cold",
 ]);
+/** BENCH_TARGETS: a comma-separated subset to time (default: all); bare is always timed. */
+const chosen = (process.env.BENCH_TARGETS ?? "").split(",").map((t) => t.trim());
+const TARGETS = ALL_TARGETS.filter(
+  (t) => chosen[0] === "" || t === "bare" || chosen.includes(t),
+);
 /** The gateway targets, with counts and costs. */
 const GATEWAYS = /** @type {const} */ ([
   "gateway_hot",
