@@ -84,8 +84,7 @@ async function main() {
         );
       }
     }
-    if (failed)
-      log(`the gateways' last log lines:\n${sink.lines.slice(-20).join("\n")}`);
+    if (failed) log(`the gateways' last log lines:\n${sink.lines.slice(-20).join("\n")}`);
     const med = (/** @type {string} */ side, /** @type {"rps" | "cpu"} */ k) =>
       median((results[side] ?? []).map((x) => x[k]));
     for (const side of ["A", "B"])

@@ -147,9 +147,7 @@ const ALL_TARGETS = /** @type {const} */ ([
 ]);
 /** BENCH_TARGETS: a comma-separated subset to time (default: all); bare is always timed. */
 const chosen = (process.env.BENCH_TARGETS ?? "").split(",").map((t) => t.trim());
-const TARGETS = ALL_TARGETS.filter(
-  (t) => chosen[0] === "" || t === "bare" || chosen.includes(t),
-);
+const TARGETS = ALL_TARGETS.filter((t) => chosen[0] === "" || t === "bare" || chosen.includes(t));
 /** The gateway targets, with counts and costs. */
 const GATEWAYS = /** @type {const} */ ([
   "gateway_hot",
