@@ -8,8 +8,8 @@
  * Who sends: a batch leaves from the request of its first debit, in that request's own context
  * (a Durable Object stub belongs to the request that made it). A call that carries other
  * requests' debits is kept alive with the sender's `waitUntil`, so a client that hangs up does
- * not strand them; a lone call is not (a `waitUntil` costs workerd about as much CPU as the
- * rest of a debit: bench:ab, docs/performance.md), and its lane heals instead: a lane whose call
+ * not strand them; a lone call is not (a `waitUntil` has its cost: docs/performance.md, on
+ * the 1,000-account load), and its lane heals instead: a lane whose call
  * or hand-over has been out for `LANE_STUCK_MS` is presumed dead (its sender's request went
  * away), and the account's next debit leads a fresh lane with the dead one's queue (queued
  * debits were never sent, so none is sent twice). A call that fails fails each of its debits

@@ -27,7 +27,7 @@ export const LONE_BATCHES = 8;
  * Where an object's count starts: its first batch is a timer that probes for concurrency, and
  * unless that timer gathers debits from other calls it flushes by microtask from then on. An
  * object that sees a few debits now and then (one of many accounts) thus almost never waits
- * for a timer, which in workerd costs about as much CPU as the debit itself.
+ * a turn of the event loop for a timer that gathers nothing.
  */
 export const FIRST_LONE = LONE_BATCHES;
 
