@@ -96,15 +96,18 @@ function queued(
   });
   const expired = new Promise<Turn>((settle) => {
     timer = setTimeout(() => {
-      // Not sent yet: it leaves the queue. Sent: the ledger may have taken it; the request's
-      // reversal by ref gives it back or voids it (proxy.ts), as for any unanswered call.
+      // Not sent yet: no batch takes it now (`takeFrom`). Sent: the ledger may have taken it;
+      // the request's reversal by ref gives it back or voids it (proxy.ts), as for any
+      // unanswered call.
       waiter.settled = true;
       settle({ error: failure("the shared ledger call did not answer in time", true) });
     }, LANE_WAIT_MS);
   });
   lane.queue.push(waiter);
   const turn = Promise.race([answered, expired]);
-  // A request that leads must still be there to send, even if its client hung up.
+  // A request handed the lead must still be there to send, even if its client hung up; and
+  // without it, workerd ran the lead on outside this request (I/O "on behalf of a different
+  // request": docs/performance.md).
   keepAlive(turn);
   return turn;
 }
@@ -133,7 +136,7 @@ async function lead(
   lane.since = clock();
   // A call that throws before it is under way is a failed call too: the lane is handed on.
   const call = (async () => send([item, ...others.map((w) => w.item)]))();
-  // The hand-over rides on the call itself, kept alive past this request's own answer.
+  // The hand-over rides on the call itself.
   const done = call.then(
     (outcomes) => {
       handOn(accountId, lane, clock);

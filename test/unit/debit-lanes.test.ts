@@ -3,8 +3,13 @@
  * carries, and how a lane recovers from a call that fails. `send` is the lane's own parameter
  * (the request's stub call in the gateway); here it records the calls and answers them.
  */
-import { describe, expect, it } from "vitest";
-import { LANE_STUCK_MS, laneDebit, MAX_DEBITS_PER_CALL } from "../../src/gateway/debit-lanes";
+import { describe, expect, it, vi } from "vitest";
+import {
+  LANE_STUCK_MS,
+  LANE_WAIT_MS,
+  laneDebit,
+  MAX_DEBITS_PER_CALL,
+} from "../../src/gateway/debit-lanes";
 import type { DebitItem, DebitOutcome, DebitResult } from "../../src/ledger/domain/types";
 
 const ok = (n: number): DebitResult => ({
@@ -146,6 +151,29 @@ describe("coalesced debits, one lane", () => {
     expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["s6"]]);
     await l.release();
     await after;
+  });
+
+  it("a queued debit that waited out its timer fails, and no later call carries it", async () => {
+    vi.useFakeTimers();
+    try {
+      const l = ledger();
+      const first = laneDebit("acct_w", { cost: 1, ref: "w1" }, l.send, keep);
+      const expired = laneDebit("acct_w", { cost: 2, ref: "w2" }, l.send, keep);
+      const failedAs = expect(expired).rejects.toMatchObject({ retryable: true });
+      await tick();
+      await vi.advanceTimersByTimeAsync(LANE_WAIT_MS);
+      await failedAs;
+      const later = laneDebit("acct_w", { cost: 3, ref: "w3" }, l.send, keep);
+      await l.release();
+      await first;
+      await tick();
+      // w2's request answered 503 and reversed its ref: its debit is never sent after that.
+      expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["w1"], ["w3"]]);
+      await l.release();
+      expect(await later).toMatchObject({ ok: true, charged: { purchased: 3 } });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("a debit whose own take failed in a shared call fails alone, as the error a call of one would throw", async () => {
