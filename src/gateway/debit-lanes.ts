@@ -1,8 +1,10 @@
 /**
  * Coalesced debits: the debits one isolate sends to one account's ledger share Durable Object
- * calls. A debit with nothing in flight for its account is sent at once, alone (a lone request
- * waits for nothing); debits that arrive while a call is in flight queue, and when it returns
- * the first of them sends them all as one `debitMany`. The ledger still decides each debit on
+ * calls. A debit with nothing in flight for its account is sent at once, alone, as the plain
+ * `debit` (a lone request waits for nothing and pays nothing for the lanes: with 1,000
+ * accounts almost every debit is alone, and a `debitMany` of one cost about 4% more CPU per
+ * request, docs/performance.md); debits that arrive while a call is in flight queue, and when
+ * it returns the first of them sends them all as one `debitMany`. The ledger still decides each debit on
  * its own, in the order of the call (money rules 1–3 unchanged), and answers each on its own.
  *
  * Who sends: a batch leaves from the request of its first debit, in that request's own context
@@ -35,7 +37,11 @@ export const LANE_WAIT_MS = 10_000;
  */
 export const LANE_STUCK_MS = 2_000;
 
-type Send = (items: DebitItem[]) => Promise<DebitOutcome[]>;
+/** This request's own calls: one debit (`debit`), or several in one call (`debitMany`). */
+export interface Senders {
+  one(item: DebitItem): Promise<DebitResult>;
+  many(items: DebitItem[]): Promise<DebitOutcome[]>;
+}
 type Turn = { lead: Waiter[] } | { outcome: DebitOutcome } | { error: unknown };
 
 interface Waiter {
@@ -61,7 +67,7 @@ const lanes = new Map<string, Lane>();
 export async function laneDebit(
   accountId: string,
   item: DebitItem,
-  send: Send,
+  send: Senders,
   keepAlive: (p: Promise<unknown>) => void,
   clock: () => number = Date.now,
 ): Promise<DebitResult> {
@@ -129,13 +135,14 @@ async function lead(
   lane: Lane,
   item: DebitItem,
   others: Waiter[],
-  send: Send,
+  send: Senders,
   keepAlive: (p: Promise<unknown>) => void,
   clock: () => number,
 ): Promise<DebitResult> {
   lane.since = clock();
+  if (others.length === 0) return alone(accountId, lane, item, send, clock);
   // A call that throws before it is under way is a failed call too: the lane is handed on.
-  const call = (async () => send([item, ...others.map((w) => w.item)]))();
+  const call = (async () => send.many([item, ...others.map((w) => w.item)]))();
   // The hand-over rides on the call itself.
   const done = call.then(
     (outcomes) => {
@@ -158,6 +165,25 @@ async function lead(
   const own = outcomes[0];
   if (!own) throw new Error("the ledger answered no debit");
   return answer(own);
+}
+
+/**
+ * A lead with nothing queued behind it: the plain `debit`, as with coalescing off (a call of
+ * many costs the object and the isolate more per debit: docs/performance.md). Its errors are
+ * the call's own.
+ */
+async function alone(
+  accountId: string,
+  lane: Lane,
+  item: DebitItem,
+  send: Senders,
+  clock: () => number,
+): Promise<DebitResult> {
+  try {
+    return await send.one(item);
+  } finally {
+    handOn(accountId, lane, clock);
+  }
 }
 
 /** The next batch leaves with its first debit's request; none queued: the lane closes. */

@@ -6,7 +6,7 @@
  */
 import { ledgerFor } from "../ledger/client";
 import { pickShard } from "../ledger/domain/leases";
-import type { DebitCharge, DebitResult, RefundResult } from "../ledger/domain/types";
+import type { DebitCharge, DebitItem, DebitResult, RefundResult } from "../ledger/domain/types";
 import { shardFor } from "../ledger/shards/client";
 import type { Bindings } from "../platform/env";
 import { laneDebit } from "./debit-lanes";
@@ -28,12 +28,16 @@ export function debitTarget(
   keepAlive: (p: Promise<unknown>) => void,
 ): DebitTarget {
   if (!shards || shards <= 1) {
+    const senders = {
+      one: (i: DebitItem) => ledger.debit(i.cost, i.ref, i.key),
+      many: (items: DebitItem[]) => ledger.debitMany(items),
+    };
     return {
       // Coalesced with this isolate's other debits of the account (debit-lanes.ts).
       debit: (cost, ref, key) =>
         env.DEBIT_COALESCING === "off"
           ? ledger.debit(cost, ref, key)
-          : laneDebit(accountId, { cost, ref, key }, (items) => ledger.debitMany(items), keepAlive),
+          : laneDebit(accountId, { cost, ref, key }, senders, keepAlive),
       refund: (ref, charge) => ledger.refund(ref, charge),
       // A fresh stub: one whose object was reset stays broken.
       reverse: (ref, sentAt) => ledgerFor(env, accountId).refund(ref, null, sentAt),

@@ -49,8 +49,8 @@ export async function ledgerFailing(
   }
   const real = env.ACCOUNT_LEDGER;
   const target = accountId === "*" ? null : real.idFromName(accountId).toString();
-  // The gateway sends its debits as `debitMany` (coalesced, src/gateway/debit-lanes.ts): a
-  // fault named for `debit` fails that call too.
+  // The gateway sends a debit alone as `debit`, and debits coalesced behind a call in flight
+  // as one `debitMany` (src/gateway/debit-lanes.ts): a fault named for `debit` fails both.
   const faultOf = (prop: PropertyKey): LedgerFault | undefined =>
     typeof prop === "string"
       ? (faults[prop] ?? (prop === "debitMany" ? faults.debit : undefined) ?? faults["*"])

@@ -1,7 +1,8 @@
 /**
  * The lane of coalesced debits (src/gateway/debit-lanes.ts) on its own: who sends, what a call
  * carries, and how a lane recovers from a call that fails. `send` is the lane's own parameter
- * (the request's stub call in the gateway); here it records the calls and answers them.
+ * (the request's stub calls in the gateway: `debit` alone, `debitMany` for several); here it
+ * records the calls and answers them.
  */
 import { describe, expect, it, vi } from "vitest";
 import {
@@ -9,6 +10,7 @@ import {
   LANE_WAIT_MS,
   laneDebit,
   MAX_DEBITS_PER_CALL,
+  type Senders,
 } from "../../src/gateway/debit-lanes";
 import type { DebitItem, DebitOutcome, DebitResult } from "../../src/ledger/domain/types";
 
@@ -23,18 +25,27 @@ const ok = (n: number): DebitResult => ({
 /** A ledger that answers each call once `release` is called, each debit with its cost. */
 function ledger() {
   const calls: DebitItem[][] = [];
+  /** Which call each was: `one` (the plain debit) or `many`. */
+  const kinds: Array<keyof Senders> = [];
   const pending: Array<() => void> = [];
-  const send = (items: DebitItem[]) => {
+  const many = (items: DebitItem[]) => {
     calls.push(items);
+    kinds.push("many");
     return new Promise<DebitOutcome[]>((resolve) =>
       pending.push(() => resolve(items.map((i) => ({ result: ok(i.cost) })))),
     );
+  };
+  const one = (item: DebitItem) => {
+    calls.push([item]);
+    kinds.push("one");
+    return new Promise<DebitResult>((resolve) => pending.push(() => resolve(ok(item.cost))));
   };
   const release = async () => {
     for (let i = 0; i < 20 && pending.length === 0; i++) await Promise.resolve();
     pending.shift()?.();
   };
-  return { calls, send, release };
+  const send: Senders = { one, many };
+  return { calls, kinds, send, release };
 }
 
 const keep = () => {};
@@ -53,6 +64,8 @@ describe("coalesced debits, one lane", () => {
     expect(await first).toMatchObject({ ok: true, charged: { purchased: 1 } });
     await tick();
     expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["r1"], ["r2", "r3", "r4"]]);
+    // Alone, the plain debit (as with coalescing off); several, one debitMany.
+    expect(l.kinds).toEqual(["one", "many"]);
     await l.release();
     const answers = await Promise.all(rest);
     expect(answers.map((a) => (a.ok ? a.charged.purchased : -1))).toEqual([2, 3, 4]);
@@ -82,9 +95,12 @@ describe("coalesced debits, one lane", () => {
   it("a call that fails, even before it is under way, fails each of its debits, and the lane goes on", async () => {
     let fail = true;
     const l = ledger();
-    const send = (items: DebitItem[]) => {
-      if (fail) throw Object.assign(new Error("Network connection lost."), { retryable: true });
-      return l.send(items);
+    const lost = () => {
+      throw Object.assign(new Error("Network connection lost."), { retryable: true });
+    };
+    const send: Senders = {
+      one: (item) => (fail ? lost() : l.send.one(item)),
+      many: (items) => (fail ? lost() : l.send.many(items)),
     };
     const a = laneDebit("acct_d", { cost: 1, ref: "d1" }, send, keep);
     await expect(a).rejects.toMatchObject({ retryable: true });
@@ -177,12 +193,15 @@ describe("coalesced debits, one lane", () => {
   });
 
   it("a debit whose own take failed in a shared call fails alone, as the error a call of one would throw", async () => {
-    const send = async (items: DebitItem[]): Promise<DebitOutcome[]> =>
-      items.map((i) =>
-        i.ref === "bad"
-          ? { failure: { message: "LedgerWriteFailed: nothing was charged", retryable: true } }
-          : { result: ok(i.cost) },
-      );
+    const send: Senders = {
+      one: async (i) => ok(i.cost),
+      many: async (items) =>
+        items.map((i) =>
+          i.ref === "bad"
+            ? { failure: { message: "LedgerWriteFailed: nothing was charged", retryable: true } }
+            : { result: ok(i.cost) },
+        ),
+    };
     const first = laneDebit("acct_e", { cost: 1, ref: "e1" }, send, keep);
     const bad = laneDebit("acct_e", { cost: 1, ref: "bad" }, send, keep);
     const good = laneDebit("acct_e", { cost: 3, ref: "e3" }, send, keep);
