@@ -8,7 +8,8 @@
  * bench's (d)). Prints each round and the medians: req/s and the server's CPU per request.
  *
  * Env: AB_A and AB_B (JSON objects of vars, e.g. '{"LEDGER_GROUP_COMMIT":"timer"}'; default
- * '{}'), AB_TARGET ("many" or "hot"), AB_ROUNDS (6), BENCH_SECONDS (4), BENCH_ACCOUNTS (1000),
+ * '{}'), AB_A_SOURCE and AB_B_SOURCE (a checkout whose bundle that side runs, e.g. a
+ * `git worktree` of another commit with node_modules linked in; default this one), AB_TARGET ("many" or "hot"), AB_ROUNDS (6), BENCH_SECONDS (4), BENCH_ACCOUNTS (1000),
  * BENCH_STATE ("tmpfs" or "disk").
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -38,6 +39,7 @@ const sides = {
   A: JSON.parse(process.env.AB_A ?? "{}"),
   B: JSON.parse(process.env.AB_B ?? "{}"),
 };
+const sources = { A: process.env.AB_A_SOURCE ?? root, B: process.env.AB_B_SOURCE ?? root };
 const log = (/** @type {string} */ m) => process.stderr.write(`${m}\n`);
 
 async function main() {
@@ -48,14 +50,18 @@ async function main() {
   /** @type {{ dispose(): Promise<void> }[]} */
   const started = [];
   try {
-    log("building the bundle …");
-    const script = build(path.join(root, "wrangler.toml"), path.join(work, "gateway"), root);
+    /** @type {Record<string, string>} */
+    const scripts = {};
+    for (const [side, dir] of Object.entries(sources)) {
+      log(`building ${side}'s bundle from ${dir} …`);
+      scripts[side] = build(path.join(dir, "wrangler.toml"), path.join(work, side), dir);
+    }
     const sink = stdioSink();
     /** @type {Record<string, import("./lib.mjs").Target>} */
     const targets = {};
     for (const [side, vars] of Object.entries(sides)) {
       const gw = await startGateway({
-        scriptPath: script,
+        scriptPath: /** @type {string} */ (scripts[side]),
         persistRoot: path.join(persistRoot, side),
         upstreamUrl: upstream.url,
         toml,
@@ -89,7 +95,7 @@ async function main() {
       median((results[side] ?? []).map((x) => x[k]));
     for (const side of ["A", "B"])
       console.log(
-        `${side} ${JSON.stringify(sides[/** @type {"A" | "B"} */ (side)])}: median ${Math.round(med(side, "rps"))} req/s, ${Math.round(med(side, "cpu"))} µs CPU/req`,
+        `${side} ${sources[/** @type {"A" | "B"} */ (side)]} ${JSON.stringify(sides[/** @type {"A" | "B"} */ (side)])}: median ${Math.round(med(side, "rps"))} req/s, ${Math.round(med(side, "cpu"))} µs CPU/req`,
       );
     console.log(
       `B ÷ A (${target}, ${state}, ${rounds} rounds × ${seconds} s): req/s ${(med("B", "rps") / med("A", "rps")).toFixed(3)}, CPU/req ${(med("B", "cpu") / med("A", "cpu")).toFixed(3)}`,

@@ -64,6 +64,40 @@ export function forwardHeaders(
   return out;
 }
 
+/**
+ * A request URL's path and query, cut from the URL as the runtime serialized it (already
+ * parsed and normalized, so cutting it equals parsing it again: test/unit/forward-headers.test.ts;
+ * two URL parses a request were about 2% of the hot account's CPU).
+ */
+export function pathAndQuery(url: string): { pathname: string; search: string } {
+  const scheme = url.indexOf("://");
+  let start = url.indexOf("/", scheme < 0 ? 0 : scheme + 3);
+  if (start < 0) start = url.length;
+  let end = url.indexOf("#", start);
+  if (end < 0) end = url.length;
+  const query = url.indexOf("?", start);
+  const pathEnd = query >= 0 && query < end ? query : end;
+  const pathname = url.slice(start, pathEnd) || "/";
+  const search = pathEnd < end && end - pathEnd > 1 ? url.slice(pathEnd, end) : "";
+  return { pathname, search };
+}
+
+const origins = new Map<string, string>();
+
+/**
+ * Where a proxied request goes: the upstream's origin, then the request's own path and query
+ * (an absolute path replaces any path in UPSTREAM_URL, as URL resolution does). The origin is
+ * parsed once per isolate.
+ */
+export function upstreamUrl(base: string, path: string, search: string): string {
+  let origin = origins.get(base);
+  if (origin === undefined) {
+    origin = new URL(base).origin;
+    origins.set(base, origin);
+  }
+  return origin + path + search;
+}
+
 /** The one form a proxied path is priced and forwarded in: no trailing slashes. */
 export function normalizePath(path: string): string {
   const trimmed = path.replace(/\/+$/, "");

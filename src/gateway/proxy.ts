@@ -1,13 +1,20 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../http/context";
 import { ledgerFor } from "../ledger/client";
-import { readBodyLimited } from "../platform/body";
+import { forwardableBody } from "../platform/body";
 import { randomHex32 } from "../platform/crypto";
 import { ApiError, durableObjectFailure } from "../platform/errors";
 import { refusal } from "../platform/refusals";
 import { routeCost } from "../pricing";
 import { debitTarget } from "./debit-target";
-import { ALLOW_HEADER, FORWARDED_METHODS, forwardHeaders, normalizePath } from "./forward-headers";
+import {
+  ALLOW_HEADER,
+  FORWARDED_METHODS,
+  forwardHeaders,
+  normalizePath,
+  pathAndQuery,
+  upstreamUrl,
+} from "./forward-headers";
 import { rateLimitHeaders } from "./rate-limit";
 import { refundLater, reverseUnansweredDebit } from "./refunds";
 
@@ -31,13 +38,13 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
       headers: { Allow: ALLOW_HEADER },
     });
   }
-  const url = new URL(c.req.url);
+  const url = pathAndQuery(c.req.url);
   const path = normalizePath(url.pathname);
-  // Read (and size-check) the body before the debit, so a 413 costs nothing.
+  // Size-checked before the debit, so a 413 costs nothing.
   const body =
     method === "GET" || method === "HEAD"
       ? undefined
-      : await readBodyLimited(c.req.raw, Number(env.MAX_BODY_BYTES) || 1_048_576);
+      : await forwardableBody(c.req.raw, Number(env.MAX_BODY_BYTES) || 1_048_576);
 
   const cost = routeCost(method, path);
   const ledger = ledgerFor(env, accountId);
@@ -84,7 +91,7 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
     upstreamToken: env.UPSTREAM_TOKEN,
   });
 
-  const upstreamUrl = new URL(path + url.search, env.UPSTREAM_URL);
+  const forwardTo = upstreamUrl(env.UPSTREAM_URL, path, url.search);
   const timeoutMs = Number(env.UPSTREAM_TIMEOUT_MS) || 30_000;
   /** The request was not served: its debit goes back, now or, failing that, later (rule 8). */
   // What the debit took, and the minute it was counted in: the refund gives back exactly that.
@@ -107,8 +114,8 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
       redirect: "manual",
     };
     upstream = env.UPSTREAM
-      ? await env.UPSTREAM.fetch(upstreamUrl, init)
-      : await fetch(upstreamUrl, init);
+      ? await env.UPSTREAM.fetch(forwardTo, init)
+      : await fetch(forwardTo, init);
   } catch (err) {
     await refund();
     const timedOut =

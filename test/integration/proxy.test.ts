@@ -39,6 +39,9 @@ describe("proxied classification traffic", () => {
       title: "Wireless earbuds",
       description: "Bluetooth 5.3",
     });
+    // Passed on as the stream it came in, with its length (not re-chunked).
+    expect(body.echo.headers["content-length"]).toBe(String(body.echo.body.length));
+    expect(body.echo.headers["transfer-encoding"]).toBeUndefined();
     // The client's key never reaches the upstream; the gateway's own secret does.
     expect(body.echo.headers.authorization).toBe("Bearer upstream-secret");
     expect(JSON.stringify(body.echo.headers)).not.toContain(account.api_key);
