@@ -2,8 +2,10 @@
  * Group commit for the account ledger's debits (issue 23). The object decides each debit in
  * memory at once, in arrival order (money rules 1–3 as before: the next decision's balance
  * already lacks the takes waiting here), and hands the decided delta to this batch. The batch
- * writes every delta it holds in ONE `transactionSync` (one row per account-minute, the keys
- * inside it: `recordDebits`) when the flush comes, and only then answers each caller. If the
+ * writes every delta it holds at once (one row per account-minute, the keys inside it:
+ * `recordDebits`) when the flush comes, and only then answers each caller: one minute's row is
+ * one statement, atomic on its own; more (a batch across a minute's end) go in one
+ * `transactionSync`. If the
  * write throws, no caller is answered as charged: each gets `LedgerWriteFailed` (503, as an
  * unreachable ledger) and the object's memory is rebuilt from storage (`failed`), the last
  * committed state.
@@ -14,7 +16,7 @@
 import { FIRST_LONE, flushBy, type GroupCommitMode, loneAfter } from "./domain/group-commit";
 import { addToBatch, type MinuteDelta } from "./domain/minute-row";
 import type { Buckets } from "./domain/rules";
-import { type LastMinuteRow, recordDebits } from "./store/minute-writes";
+import { type LastMinuteRow, recordDebits, writtenInOneStatement } from "./store/minute-writes";
 
 /**
  * A batch's write failed: nothing of it was charged. `retryable` is what the gateway reads
@@ -153,7 +155,10 @@ export class DebitBatch {
     this.ownTurn = null;
     this.lone = loneAfter(this.lone, grew);
     try {
-      if (deltas.size > 0)
+      const [only, more] = deltas.values();
+      if (only && !more && writtenInOneStatement(only))
+        recordDebits(this.storage.sql, only, this.last);
+      else if (only)
         this.storage.transactionSync(() => {
           for (const delta of deltas.values()) recordDebits(this.storage.sql, delta, this.last);
         });

@@ -45,29 +45,37 @@ function meter(state: DurableObjectState) {
   };
 }
 
-/** The object's next write transactions run `fault` instead (the runtime's storage failing). */
+/**
+ * The object's next write of a minute row runs `fault` instead (the runtime's storage failing).
+ * Hooked at the statement: a batch of one minute is written by that one statement alone, a
+ * batch across minutes inside a transaction (debit-batch.ts); either way this is its write.
+ */
 function failNextWrite(state: DurableObjectState, fault: () => never) {
-  const storage = state.storage;
-  const real = storage.transactionSync.bind(storage);
-  storage.transactionSync = ((fn: () => unknown) => {
-    Reflect.deleteProperty(storage, "transactionSync");
+  const sql = state.storage.sql;
+  const real = sql.exec.bind(sql);
+  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
+    if (!/^\s*INSERT INTO debit_minutes/.test(query)) return real(query, ...bindings);
+    Reflect.deleteProperty(sql, "exec");
     return fault();
-    // biome-ignore lint/correctness/noUnreachable: the real transaction is what is replaced
-    return real(fn);
-  }) as DurableObjectStorage["transactionSync"];
+  }) as SqlStorage["exec"];
 }
 
-/** The object's next write transaction runs, then rolls back (a commit that fails). */
+/**
+ * The object's next write of a minute row runs, then rolls back (a commit that fails): the
+ * statement really changes the row, in a transaction that then throws, so nothing of it stays.
+ */
 function rollBackNextWrite(state: DurableObjectState) {
   const storage = state.storage;
-  const real = storage.transactionSync.bind(storage);
-  storage.transactionSync = ((fn: () => unknown) => {
-    Reflect.deleteProperty(storage, "transactionSync");
-    return real(() => {
-      fn();
+  const sql = storage.sql;
+  const real = sql.exec.bind(sql);
+  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
+    if (!/^\s*INSERT INTO debit_minutes/.test(query)) return real(query, ...bindings);
+    Reflect.deleteProperty(sql, "exec");
+    return storage.transactionSync(() => {
+      real(query, ...bindings);
       throw new Error("SQLITE_IOERR: commit failed");
     });
-  }) as DurableObjectStorage["transactionSync"];
+  }) as SqlStorage["exec"];
 }
 
 const charged = (results: DebitResult[]) => results.filter((r) => r.ok).length;

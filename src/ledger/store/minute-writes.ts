@@ -244,6 +244,15 @@ function upsertMinute(
     .toArray()[0];
 }
 
+/**
+ * Whether `recordDebits` of this delta changes storage with at most one statement (the guessed
+ * write, or, when that wrote nothing, one merging UPSERT): atomic on its own, so it needs no
+ * transaction around it (a savepoint and its release cost about as much as the write).
+ */
+export function writtenInOneStatement(delta: MinuteDelta): boolean {
+  return delta.keys.size <= KEYS_PER_STATEMENT;
+}
+
 /** One debit's write (`recordDebits` of a batch of one): the debit paths that do not batch. */
 export function recordDebit(
   sql: SqlStorage,
