@@ -100,6 +100,8 @@ export function upstreamUrl(base: string, path: string, search: string): string 
 
 /** The one form a proxied path is priced and forwarded in: no trailing slashes. */
 export function normalizePath(path: string): string {
-  const trimmed = path.replace(/\/+$/, "");
-  return trimmed === "" ? "/" : trimmed;
+  let end = path.length;
+  while (end > 0 && path.charCodeAt(end - 1) === 47 /* "/" */) end--;
+  if (end === path.length && end > 0) return path;
+  return end === 0 ? "/" : path.slice(0, end);
 }

@@ -31,6 +31,18 @@ describe("the proxied request's URL, cut as strings", () => {
     expect(pathAndQuery(parsed.href)).toEqual({ pathname: parsed.pathname, search: parsed.search });
   });
 
+  it.each([
+    ["/v1/classify", "/v1/classify"],
+    ["/v1/classify/", "/v1/classify"],
+    ["/v1/classify///", "/v1/classify"],
+    ["/v1//classify", "/v1//classify"],
+    ["/", "/"],
+    ["///", "/"],
+    ["", "/"],
+  ])("%s is priced and forwarded as %s", (path, normalized) => {
+    expect(normalizePath(path)).toBe(normalized);
+  });
+
   it("the upstream URL is what resolving the path and query against UPSTREAM_URL gives", () => {
     for (const base of BASES)
       for (const raw of REQUESTS) {
