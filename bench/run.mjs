@@ -23,7 +23,7 @@
  * (bench/instrumented-entry.ts) that counts Durable Object calls and D1 reads/writes for a
  * fixed number of proxied requests; timings never come from that build.
  *
- * Env: BENCH_SECONDS (4), BENCH_ROUNDS (3), BENCH_CONNECTIONS (32), BENCH_ACCOUNTS (1000),
+ * Env: BENCH_SECONDS (4), BENCH_ROUNDS (5), BENCH_CONNECTIONS (32), BENCH_ACCOUNTS (1000),
  * BENCH_HOT_KEYS (16), BENCH_COUNT_REQUESTS (2000), BENCH_STATE ("disk,tmpfs"),
  * BENCH_DISK_DIR (/var/tmp), BENCH_WARMUP_SECONDS (1), BENCH_COUNT_STATES ("last"; "all"
  * counts in every state set), BENCH_WAIT_ALARM (unset; 1 waits 35 s after counting for the
@@ -87,7 +87,7 @@ const num = (/** @type {string} */ name, /** @type {number} */ fallback) => {
 };
 const config = {
   seconds: num("BENCH_SECONDS", 4),
-  rounds: Math.round(num("BENCH_ROUNDS", 3)),
+  rounds: Math.round(num("BENCH_ROUNDS", 5)),
   connections: Math.round(num("BENCH_CONNECTIONS", 32)),
   accounts: Math.round(num("BENCH_ACCOUNTS", 1000)),
   countRequests: Math.round(num("BENCH_COUNT_REQUESTS", 2000)),
