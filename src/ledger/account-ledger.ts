@@ -90,7 +90,12 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.alarms = new AlarmClock(ctx.storage);
     this.outbox = new OutboxRunner(this.sql, env, this.alarms);
     const mode = groupCommitMode(env.LEDGER_GROUP_COMMIT);
-    this.m = new LedgerMemory(ctx.storage, mode, () => this.scheduleSettle());
+    this.m = new LedgerMemory(
+      ctx.storage,
+      mode,
+      () => this.scheduleSettle(),
+      () => this.now(),
+    );
     this.tx = new LedgerTransactions(ctx.storage, this.m, this.outbox, this.alarms, () =>
       this.now(),
     );

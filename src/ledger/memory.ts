@@ -48,6 +48,8 @@ export class LedgerMemory {
     mode: GroupCommitMode,
     /** After each committed batch write (the object schedules its checkpoint). */
     committed: () => void,
+    /** The object's clock (a test may set it): the minute whose row a reload seeds. */
+    private readonly now: () => number = Date.now,
   ) {
     this.revoked = new RevokedKeys(storage.sql);
     const hooks = { committed, failed: () => this.reload() };
@@ -76,7 +78,7 @@ export class LedgerMemory {
     this.s = readStateRow(this.storage.sql);
     this.open = this.s ? openDebits(this.storage.sql, this.s.compacted_until) : NONE;
     this.exhausted = readExhausted(this.storage.sql);
-    if (this.s) this.lastMinute.seed(this.storage.sql, minuteOf(Date.now()));
+    if (this.s) this.lastMinute.seed(this.storage.sql, minuteOf(this.now()));
   }
 
   /**
