@@ -43,7 +43,6 @@ const sources = { A: process.env.AB_A_SOURCE ?? root, B: process.env.AB_B_SOURCE
 const log = (/** @type {string} */ m) => process.stderr.write(`${m}\n`);
 
 async function main() {
-  const toml = readWranglerToml();
   const work = mkdtempSync(path.join(os.tmpdir(), "tollgate-ab-"));
   const persistRoot = freshStateDir(state, "tollgate-ab-");
   const upstream = await startUpstream();
@@ -64,7 +63,8 @@ async function main() {
         scriptPath: /** @type {string} */ (scripts[side]),
         persistRoot: path.join(persistRoot, side),
         upstreamUrl: upstream.url,
-        toml,
+        // Each side's own compatibility flags and vars, as its bundle was built with.
+        toml: readWranglerToml(sources[/** @type {"A" | "B"} */ (side)]),
         sink,
         vars,
       });

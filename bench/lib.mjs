@@ -109,8 +109,8 @@ export function build(
 }
 
 /** Compatibility date, flags and [vars] from wrangler.toml (flat keys and strings only). */
-export function readWranglerToml() {
-  const text = readFileSync(path.join(root, "wrangler.toml"), "utf8");
+export function readWranglerToml(/** @type {string} */ dir = root) {
+  const text = readFileSync(path.join(dir, "wrangler.toml"), "utf8");
   const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(text)?.[1];
   const flags = [
     ...(/^compatibility_flags\s*=\s*\[([^\]]*)\]/m.exec(text)?.[1]?.matchAll(/"([^"]+)"/g) ?? []),

@@ -68,7 +68,7 @@ export function isPackageId(value: unknown): value is PackageId {
 
 /** Credits a proxied request costs. Trailing slashes do not change the price. */
 export function routeCost(method: string, path: string): number {
-  const normalized = path.length > 1 ? path.replace(/\/+$/, "") : path;
+  const normalized = path.length > 1 && path.endsWith("/") ? path.replace(/\/+$/, "") : path;
   const match = ROUTE_COSTS.find((r) => r.method === method && r.path === normalized);
   return match ? match.cost : DEFAULT_ROUTE_COST;
 }
