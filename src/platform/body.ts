@@ -24,8 +24,8 @@ export async function readBodyLimited(req: Request, limit: number): Promise<Uint
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   if (!req.body) return new Uint8Array();
   if (declared !== null) {
-    // A declared length within the limit bounds the read: read in one call (the proxy's every
-    // request), and still count it, in case the body is not what the header said.
+    // A declared length within the limit bounds the read: read in one call (a form's, a
+    // webhook's), and still count it, in case the body is not what the header said.
     const body = new Uint8Array(await req.arrayBuffer());
     if (body.byteLength > limit) throw tooLarge(limit);
     return body;
