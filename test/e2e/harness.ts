@@ -42,20 +42,33 @@ export async function startStackAndBrowser(options: { dashboardHost?: string } =
   stop(): Promise<void>;
 }> {
   requireChromium();
-  const persistTo = await mkdtemp(path.join(tmpdir(), "tollgate-e2e-"));
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(await freePort()) };
-  // Always the local stand-ins, whatever the developer's shell points at.
-  for (const name of ["UPSTREAM_URL", "STRIPE_API_URL", "STRIPE_SECRET_KEY", "ADMIN_TOKEN"]) {
-    delete env[name];
+  let stack: Stack | undefined;
+  let persistTo = "";
+  for (let attempt = 1; !stack; attempt++) {
+    persistTo = await mkdtemp(path.join(tmpdir(), "tollgate-e2e-"));
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(await freePort()) };
+    // Always the local stand-ins, whatever the developer's shell points at.
+    for (const name of ["UPSTREAM_URL", "STRIPE_API_URL", "STRIPE_SECRET_KEY", "ADMIN_TOKEN"]) {
+      delete env[name];
+    }
+    try {
+      // stripePort 0: any free port, so the suite never takes the stable one `npm start` uses.
+      stack = await startLocalStack({
+        persistTo,
+        env,
+        quiet: true,
+        stripePort: 0,
+        dashboardHost: options.dashboardHost,
+      });
+    } catch (err) {
+      await rm(persistTo, { recursive: true, force: true });
+      // The port was free when picked and taken before wrangler dev bound it (the OS handed it
+      // to the stack's own upstream or Stripe server, started on port 0 in between, or to any
+      // other process): a fresh port and fresh state, at most three times.
+      if (attempt < 3 && /Address already in use/.test(String(err))) continue;
+      throw err;
+    }
   }
-  // stripePort 0: any free port, so the suite never takes the stable one `npm start` uses.
-  const stack = await startLocalStack({
-    persistTo,
-    env,
-    quiet: true,
-    stripePort: 0,
-    dashboardHost: options.dashboardHost,
-  });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
