@@ -90,15 +90,9 @@ export class AccountLedger extends DurableObject<Bindings> {
     this.alarms = new AlarmClock(ctx.storage);
     this.outbox = new OutboxRunner(this.sql, env, this.alarms);
     const mode = groupCommitMode(env.LEDGER_GROUP_COMMIT);
-    this.m = new LedgerMemory(
-      ctx.storage,
-      mode,
-      () => this.scheduleSettle(),
-      () => this.now(),
-    );
-    this.tx = new LedgerTransactions(ctx.storage, this.m, this.outbox, this.alarms, () =>
-      this.now(),
-    );
+    const clock = () => this.now();
+    this.m = new LedgerMemory(ctx.storage, mode, () => this.scheduleSettle(), clock);
+    this.tx = new LedgerTransactions(ctx.storage, this.m, this.outbox, this.alarms, clock);
     ensureSchema(ctx.storage);
     this.m.reload();
     ctx.blockConcurrencyWhile(() => this.alarms.load());

@@ -5,10 +5,9 @@
  * writes every delta it holds at once (one row per account-minute, the keys inside it:
  * `recordDebits`) when the flush comes, and only then answers each caller: one minute's row is
  * one statement, atomic on its own; more (a batch across a minute's end) go in one
- * `transactionSync`. If the
- * write throws, no caller is answered as charged: each gets `LedgerWriteFailed` (503, as an
- * unreachable ledger) and the object's memory is rebuilt from storage (`failed`), the last
- * committed state.
+ * `transactionSync`. If the write throws, no caller is answered as charged: each gets
+ * `LedgerWriteFailed` (503, as an unreachable ledger) and the object's memory is rebuilt from
+ * storage (`failed`), the last committed state.
  *
  * Anything else that reads or writes the ledger flushes first (`flush` is synchronous), so no
  * command, checkpoint or view ever sees memory ahead of storage.
