@@ -61,6 +61,45 @@ describe("the memory of recent debits", () => {
     expect(memory.memorySince).toBe(10);
   });
 
+  it("keeps the oldest-first order through many wraps of its ring, by count and by time", () => {
+    const memory = new RecentDebits(0, 3);
+    for (let i = 0; i < 10; i++) memory.remember(`d${i}`, { ...charge, minute: i }, 100 + i);
+    // The last three, each with its own charge; the ones before forgotten, oldest first.
+    expect([6, 7, 8, 9].map((i) => memory.charge(`d${i}`)?.minute ?? null)).toEqual([
+      null,
+      7,
+      8,
+      9,
+    ]);
+    expect(memory.memorySince).toBe(106);
+    // Time forgets across the wrap too: d7 and d8 are past the window, d9 is not.
+    memory.remember("late", charge, 109 + RECENT_DEBIT_MS);
+    expect(memory.charge("d8")).toBeNull();
+    expect(memory.charge("d9")).toEqual({ ...charge, minute: 9 });
+    expect(memory.memorySince).toBe(108);
+  });
+
+  it("remembers a shard's lease with the debit, and forgets both together", () => {
+    const memory = new RecentDebits(0, 2);
+    memory.remember("a", charge, 1, "lease_1");
+    memory.remember("b", charge, 2);
+    expect(memory.lease("a")).toBe("lease_1");
+    expect(memory.lease("b")).toBeNull();
+    memory.remember("c", charge, 3, "lease_2");
+    expect(memory.charge("a")).toBeNull();
+    expect(memory.lease("a")).toBeNull();
+    expect(memory.lease("c")).toBe("lease_2");
+  });
+
+  it("a ref remembered again keeps one place in the order", () => {
+    const memory = new RecentDebits(0, 2);
+    memory.remember("a", charge, 1);
+    memory.remember("a", { ...charge, minute: 660 }, 2);
+    memory.remember("b", charge, 3);
+    expect(memory.charge("a")).toEqual({ ...charge, minute: 660 });
+    expect(memory.charge("b")).toEqual(charge);
+  });
+
   it("refuses a voided ref, and only that one", () => {
     const memory = new RecentDebits(0);
     expect(memory.isVoided("x")).toBe(false);

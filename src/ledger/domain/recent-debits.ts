@@ -49,13 +49,28 @@ export function unansweredDebitOutcome(input: {
 }
 
 export class RecentDebits {
-  private readonly byRef = new Map<string, { charge: DebitCharge; at: number }>();
+  private readonly byRef = new Map<string, DebitCharge>();
+  /** On a shard: the lease each remembered debit was taken from (docs/ledger-shards.md). */
+  private readonly leases = new Map<string, string>();
+  /**
+   * The remembered refs and their times, oldest first, in a ring: forgetting the oldest is
+   * O(1). Not the Map's own order: a Map iterated from its start after deletions there skips
+   * every deleted slot until V8 rehashes it, which at the cap cost each `remember` microseconds
+   * (docs/performance.md).
+   */
+  private readonly refs: string[] = [];
+  private readonly ats: number[] = [];
+  private head = 0;
+  private size = 0;
   /** Refs declared never committed: a late delivery of one is refused, not charged. */
   private readonly voided = new Set<string>();
   /** The time from which every committed debit is in `byRef`. */
   private since: number;
 
-  constructor(now: number) {
+  constructor(
+    now: number,
+    private readonly max = RECENT_DEBIT_MAX,
+  ) {
     this.since = now;
   }
 
@@ -64,17 +79,35 @@ export class RecentDebits {
   }
 
   /** After the debit's commit: O(1), and the oldest ones are forgotten as new ones come. */
-  remember(ref: string, charge: DebitCharge, now: number): void {
-    this.byRef.set(ref, { charge, at: now });
-    for (const [oldRef, entry] of this.byRef) {
-      if (entry.at >= now - RECENT_DEBIT_MS && this.byRef.size <= RECENT_DEBIT_MAX) break;
-      this.byRef.delete(oldRef);
-      this.since = Math.max(this.since, entry.at);
+  remember(ref: string, charge: DebitCharge, now: number, lease?: string): void {
+    const known = this.byRef.has(ref);
+    this.byRef.set(ref, charge);
+    if (lease !== undefined) this.leases.set(ref, lease);
+    if (known) return;
+    for (;;) {
+      const oldest = this.size > 0 ? this.ats[this.head] : undefined;
+      if (oldest === undefined) break;
+      if (this.size < this.max && oldest >= now - RECENT_DEBIT_MS) break;
+      const forgotten = this.refs[this.head] ?? "";
+      this.byRef.delete(forgotten);
+      if (this.leases.size > 0) this.leases.delete(forgotten);
+      this.since = Math.max(this.since, oldest);
+      this.head = (this.head + 1) % this.max;
+      this.size--;
     }
+    const slot = (this.head + this.size) % this.max;
+    this.refs[slot] = ref;
+    this.ats[slot] = now;
+    this.size++;
   }
 
   charge(ref: string): DebitCharge | null {
-    return this.byRef.get(ref)?.charge ?? null;
+    return this.byRef.get(ref) ?? null;
+  }
+
+  /** The lease a remembered debit was taken from; null if none was given or it is forgotten. */
+  lease(ref: string): string | null {
+    return this.leases.get(ref) ?? null;
   }
 
   void(ref: string): void {

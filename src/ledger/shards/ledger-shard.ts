@@ -21,12 +21,7 @@ import {
   shardTake,
 } from "../domain/leases";
 import { type RateDecision, type RateWindow, takeFromWindow } from "../domain/rate-window";
-import {
-  clockMarginMs,
-  RECENT_DEBIT_MAX,
-  RecentDebits,
-  unansweredDebitOutcome,
-} from "../domain/recent-debits";
+import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "../domain/recent-debits";
 import { minuteOf, withTotal } from "../domain/rules";
 import type { DebitCharge, DebitResult, RefundResult } from "../domain/types";
 import {
@@ -68,7 +63,6 @@ export class LedgerShard extends DurableObject<Bindings> {
   private readonly window: RateWindow = { start: 0, count: 0 };
   /** This instance's committed debits and their leases, for a gateway that lost a reply. */
   private readonly recent = new RecentDebits(Date.now());
-  private readonly leaseByRef = new Map<string, string>();
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -156,12 +150,7 @@ export class LedgerShard extends DurableObject<Bindings> {
   }
 
   private remember(ref: string, charge: DebitCharge, leaseId: string): void {
-    this.recent.remember(ref, charge, Date.now());
-    this.leaseByRef.set(ref, leaseId);
-    if (this.leaseByRef.size > RECENT_DEBIT_MAX) {
-      const oldest = this.leaseByRef.keys().next().value;
-      if (oldest !== undefined) this.leaseByRef.delete(oldest);
-    }
+    this.recent.remember(ref, charge, Date.now(), leaseId);
   }
 
   /** One exchange at a time: the lease held is returned, then a new one taken. */
@@ -259,7 +248,7 @@ export class LedgerShard extends DurableObject<Bindings> {
         return this.bank(accountId).refund(debitRef, null, sentAt);
       }
       charge = outcome.charge;
-      leaseId = this.leaseByRef.get(debitRef) ?? null;
+      leaseId = this.recent.lease(debitRef);
     }
     const l = this.lease;
     if (l && l.id === leaseId && l.status === "active") {
