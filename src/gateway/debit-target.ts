@@ -9,7 +9,7 @@ import { pickShard } from "../ledger/domain/leases";
 import type { DebitCharge, DebitItem, DebitResult, RefundResult } from "../ledger/domain/types";
 import { shardFor } from "../ledger/shards/client";
 import type { Bindings } from "../platform/env";
-import { laneDebit } from "./debit-lanes";
+import { laneDebit, laneHoldMs } from "./debit-lanes";
 
 export interface DebitTarget {
   debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult>;
@@ -20,7 +20,10 @@ export interface DebitTarget {
 }
 
 export function debitTarget(
-  env: Pick<Bindings, "LEDGER_SHARD" | "ACCOUNT_LEDGER" | "DEBIT_COALESCING">,
+  env: Pick<
+    Bindings,
+    "LEDGER_SHARD" | "ACCOUNT_LEDGER" | "DEBIT_COALESCING" | "DEBIT_LANE_HOLD_MS"
+  >,
   ledger: ReturnType<typeof ledgerFor>,
   accountId: string,
   shards: number | undefined,
@@ -37,7 +40,9 @@ export function debitTarget(
       debit: (cost, ref, key) =>
         env.DEBIT_COALESCING === "off"
           ? ledger.debit(cost, ref, key)
-          : laneDebit(accountId, { cost, ref, key }, senders, keepAlive),
+          : laneDebit(accountId, { cost, ref, key }, senders, keepAlive, {
+              holdMs: laneHoldMs(env.DEBIT_LANE_HOLD_MS),
+            }),
       refund: (ref, charge) => ledger.refund(ref, charge),
       // A fresh stub: one whose object was reset stays broken.
       reverse: (ref, sentAt) => ledgerFor(env, accountId).refund(ref, null, sentAt),

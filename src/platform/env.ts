@@ -68,6 +68,11 @@ export type Bindings = Omit<Cloudflare.Env, keyof Secrets> &
      */
     DEBIT_COALESCING?: string;
     /**
+     * How long (whole ms, 0–50; unset: 1) a request handed an account's lane waits for more
+     * debits before it sends them (src/gateway/debit-lanes.ts); `"0"` sends at once.
+     */
+    DEBIT_LANE_HOLD_MS?: string;
+    /**
      * Tests only: `"true"` lets a test move a ledger object's clock (`testSetClock`). Set by
      * vitest.config.ts; never in wrangler.toml or production.
      */

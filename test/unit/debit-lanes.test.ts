@@ -9,6 +9,7 @@ import {
   LANE_STUCK_MS,
   LANE_WAIT_MS,
   laneDebit,
+  laneHoldMs,
   MAX_DEBITS_PER_CALL,
   type Senders,
 } from "../../src/gateway/debit-lanes";
@@ -138,17 +139,17 @@ describe("coalesced debits, one lane", () => {
     const clock = () => now;
     const l = ledger();
     // The first call never answers (its leader's request went away mid-call) until the end.
-    const lost = laneDebit("acct_s", { cost: 1, ref: "s1" }, l.send, keep, clock);
+    const lost = laneDebit("acct_s", { cost: 1, ref: "s1" }, l.send, keep, { clock });
     const queued = [2, 3].map((c) =>
-      laneDebit("acct_s", { cost: c, ref: `s${c}` }, l.send, keep, clock),
+      laneDebit("acct_s", { cost: c, ref: `s${c}` }, l.send, keep, { clock }),
     );
     await tick();
     now += LANE_STUCK_MS; // not yet presumed dead: this one queues too
-    const queuedToo = laneDebit("acct_s", { cost: 4, ref: "s4" }, l.send, keep, clock);
+    const queuedToo = laneDebit("acct_s", { cost: 4, ref: "s4" }, l.send, keep, { clock });
     await tick();
     expect(l.calls).toHaveLength(1);
     now += 1;
-    const healer = laneDebit("acct_s", { cost: 5, ref: "s5" }, l.send, keep, clock);
+    const healer = laneDebit("acct_s", { cost: 5, ref: "s5" }, l.send, keep, { clock });
     await tick();
     expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["s1"], ["s5", "s2", "s3", "s4"]]);
     l.calls.length = 0;
@@ -162,11 +163,49 @@ describe("coalesced debits, one lane", () => {
     await tick();
     expect(l.calls).toHaveLength(0);
     // The lane closed: the next debit is sent at once, alone.
-    const after = laneDebit("acct_s", { cost: 6, ref: "s6" }, l.send, keep, clock);
+    const after = laneDebit("acct_s", { cost: 6, ref: "s6" }, l.send, keep, { clock });
     await tick();
     expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["s6"]]);
     await l.release();
     await after;
+  });
+
+  it("a request handed the lead holds it holdMs: the debits that queue meanwhile leave with it; a lone debit never waits", async () => {
+    vi.useFakeTimers();
+    try {
+      const l = ledger();
+      const hold = { holdMs: 1 };
+      const first = laneDebit("acct_h", { cost: 1, ref: "h1" }, l.send, keep, hold);
+      await tick();
+      // Nothing in flight: sent at once, no timer.
+      expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["h1"]]);
+      const queued = [2, 3].map((c) =>
+        laneDebit("acct_h", { cost: c, ref: `h${c}` }, l.send, keep, hold),
+      );
+      await tick();
+      await l.release();
+      await first;
+      await tick();
+      // h2 holds the lead: nothing sent yet, and h4, arriving now, joins its call.
+      expect(l.calls).toHaveLength(1);
+      const late = laneDebit("acct_h", { cost: 4, ref: "h4" }, l.send, keep, hold);
+      await tick();
+      expect(l.calls).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(l.calls.map((c) => c.map((i) => i.ref))).toEqual([["h1"], ["h2", "h3", "h4"]]);
+      await l.release();
+      const answers = await Promise.all([...queued, late]);
+      expect(answers.map((a) => (a.ok ? a.charged.purchased : -1))).toEqual([2, 3, 4]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("the hold is the configured whole number of ms up to 50, else 1", () => {
+    expect(laneHoldMs("0")).toBe(0);
+    expect(laneHoldMs("5")).toBe(5);
+    expect(laneHoldMs("50")).toBe(50);
+    for (const bad of [undefined, "", "-1", "0.5", "51", "soon"]) expect(laneHoldMs(bad)).toBe(1);
   });
 
   it("a queued debit that waited out its timer fails, and no later call carries it", async () => {
