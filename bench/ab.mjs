@@ -100,6 +100,14 @@ async function main() {
     console.log(
       `B ÷ A (${target}, ${state}, ${rounds} rounds × ${seconds} s): req/s ${(med("B", "rps") / med("A", "rps")).toFixed(3)}, CPU/req ${(med("B", "cpu") / med("A", "cpu")).toFixed(3)}`,
     );
+    // Each round's two loads run back to back, so their ratio cancels the machine's drift
+    // between rounds; the spread of those ratios says how far to trust the medians above.
+    const paired = (/** @type {"rps" | "cpu"} */ k) =>
+      (results.A ?? []).map((a, i) => (results.B?.[i]?.[k] ?? 0) / a[k]).sort((x, y) => x - y);
+    const cpu = paired("cpu");
+    console.log(
+      `B ÷ A within each round: req/s ${median(paired("rps")).toFixed(3)}, CPU/req ${median(cpu).toFixed(3)} (rounds' CPU ratios ${cpu.at(0)?.toFixed(3)}–${cpu.at(-1)?.toFixed(3)})`,
+    );
   } finally {
     for (const mf of started) await mf.dispose();
     await upstream.stop();

@@ -24,26 +24,32 @@ export function debitTarget(
     Bindings,
     "LEDGER_SHARD" | "ACCOUNT_LEDGER" | "DEBIT_COALESCING" | "DEBIT_LANE_HOLD_MS"
   >,
-  ledger: ReturnType<typeof ledgerFor>,
   accountId: string,
   shards: number | undefined,
   /** The request's `waitUntil`: a call that carries other requests' debits outlives it. */
   keepAlive: (p: Promise<unknown>) => void,
 ): DebitTarget {
+  // The request's stub, made when first used: a debit that queues in a lane and is answered
+  // by another request's call never needs one.
+  let stub: ReturnType<typeof ledgerFor> | undefined;
+  const ledger = () => {
+    stub ??= ledgerFor(env, accountId);
+    return stub;
+  };
   if (!shards || shards <= 1) {
     const senders = {
-      one: (i: DebitItem) => ledger.debit(i.cost, i.ref, i.key),
-      many: (items: DebitItem[]) => ledger.debitMany(items),
+      one: (i: DebitItem) => ledger().debit(i.cost, i.ref, i.key),
+      many: (items: DebitItem[]) => ledger().debitMany(items),
     };
     return {
       // Coalesced with this isolate's other debits of the account (debit-lanes.ts).
       debit: (cost, ref, key) =>
         env.DEBIT_COALESCING === "off"
-          ? ledger.debit(cost, ref, key)
+          ? ledger().debit(cost, ref, key)
           : laneDebit(accountId, { cost, ref, key }, senders, keepAlive, {
               holdMs: laneHoldMs(env.DEBIT_LANE_HOLD_MS),
             }),
-      refund: (ref, charge) => ledger.refund(ref, charge),
+      refund: (ref, charge) => ledger().refund(ref, charge),
       // A fresh stub: one whose object was reset stays broken.
       reverse: (ref, sentAt) => ledgerFor(env, accountId).refund(ref, null, sentAt),
     };
@@ -59,7 +65,7 @@ export function debitTarget(
       return result as DebitResult;
     },
     refund: (ref, charge) =>
-      lease === null ? ledger.refund(ref, charge) : shard.refund(accountId, ref, charge, lease),
+      lease === null ? ledger().refund(ref, charge) : shard.refund(accountId, ref, charge, lease),
     reverse: (ref, sentAt) =>
       shardFor(env, accountId, index).refund(accountId, ref, null, null, sentAt),
   };

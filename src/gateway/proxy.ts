@@ -1,6 +1,5 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../http/context";
-import { ledgerFor } from "../ledger/client";
 import { forwardableBody } from "../platform/body";
 import { randomHex32 } from "../platform/crypto";
 import { ApiError, durableObjectFailure } from "../platform/errors";
@@ -47,10 +46,9 @@ export async function proxyRequest(c: Context<AppEnv>): Promise<Response> {
       : await forwardableBody(c.req.raw, Number(env.MAX_BODY_BYTES) || 1_048_576);
 
   const cost = routeCost(method, path);
-  const ledger = ledgerFor(env, accountId);
   // The ledger itself, or one of the account's shards (docs/ledger-shards.md).
   const keepAlive = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
-  const target = debitTarget(env, ledger, accountId, c.get("shards"), keepAlive);
+  const target = debitTarget(env, accountId, c.get("shards"), keepAlive);
   const debitRef = `dbt_${randomHex32()}`;
   const sentAt = Date.now();
   // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.
