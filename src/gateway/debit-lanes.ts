@@ -148,6 +148,9 @@ function queued(
     }, LANE_WAIT_MS);
   });
   lane.queue.push(waiter);
+  // The race stays: one promise settled by either (the answer or the timer) made the request's
+  // code after the lane run as another request's (bench:ab, hot account: "Cannot perform I/O
+  // on behalf of a different request" on its upstream fetch, then lanes stuck).
   const turn = Promise.race([answered, expired]);
   // A request handed the lead must still be there to send, even if its client hung up; and
   // without it, workerd ran the lead on outside this request (I/O "on behalf of a different
