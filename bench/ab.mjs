@@ -90,7 +90,12 @@ async function main() {
         );
       }
     }
-    if (failed) log(`the gateways' last log lines:\n${sink.lines.slice(-20).join("\n")}`);
+    if (failed) {
+      log(`the gateways' last log lines:\n${sink.lines.slice(-20).join("\n")}`);
+      // Medians over rounds that failed are not a measure of the change: say so, and exit 1.
+      log("FAILED: some rounds had non-2xx answers or errors (the round lines above)");
+      process.exitCode = 1;
+    }
     const med = (/** @type {string} */ side, /** @type {"rps" | "cpu"} */ k) =>
       median((results[side] ?? []).map((x) => x[k]));
     for (const side of ["A", "B"])
