@@ -113,8 +113,12 @@ export async function laneDebit(
   if ("lead" in turn) {
     const others = turn.lead;
     if (holdMs > 0 && others.length < MAX_DEBITS_PER_CALL - 1) {
-      // Its own timer, in its own request: the debits that queue meanwhile join this call.
-      await new Promise((resume) => setTimeout(resume, holdMs));
+      // Its own timer, in its own request: the debits that queue meanwhile join this call. Kept
+      // alive like the wait before it: the debits it now carries must leave even if this
+      // request's client hangs up during the hold.
+      const held = new Promise((resume) => setTimeout(resume, holdMs));
+      keepAlive(held);
+      await held;
       others.push(...takeFrom(lane.queue, MAX_DEBITS_PER_CALL - 1 - others.length));
     }
     return lead(accountId, lane, item, others, send, keepAlive, clock);

@@ -175,6 +175,8 @@ describe("coalesced debits, one lane", () => {
     try {
       const l = ledger();
       const hold = { holdMs: 1 };
+      const kept: Promise<unknown>[] = [];
+      const keep = (p: Promise<unknown>) => void kept.push(p);
       const first = laneDebit("acct_h", { cost: 1, ref: "h1" }, l.send, keep, hold);
       await tick();
       // Nothing in flight: sent at once, no timer.
@@ -186,8 +188,10 @@ describe("coalesced debits, one lane", () => {
       await l.release();
       await first;
       await tick();
-      // h2 holds the lead: nothing sent yet, and h4, arriving now, joins its call.
+      // h2 holds the lead: nothing sent yet, and h4, arriving now, joins its call. The hold is
+      // kept alive as the waits were (h2's and h3's, then the hold).
       expect(l.calls).toHaveLength(1);
+      expect(kept).toHaveLength(3);
       const late = laneDebit("acct_h", { cost: 4, ref: "h4" }, l.send, keep, hold);
       await tick();
       expect(l.calls).toHaveLength(1);
