@@ -27,6 +27,7 @@
  * one (proxy.ts).
  */
 import type { DebitItem, DebitOutcome, DebitResult } from "../ledger/domain/types";
+import { wholeMs } from "../platform/vars";
 
 /** The most debits one call carries; more wait for the next. */
 export const MAX_DEBITS_PER_CALL = 64;
@@ -50,14 +51,7 @@ export const LANE_HOLD_MS = 1;
 
 /** `DEBIT_LANE_HOLD_MS` when it is a whole number of ms up to 50, else the default. */
 export function laneHoldMs(configured: string | undefined): number {
-  const ms = Number(configured);
-  return configured !== undefined &&
-    configured !== "" &&
-    Number.isSafeInteger(ms) &&
-    ms >= 0 &&
-    ms <= 50
-    ? ms
-    : LANE_HOLD_MS;
+  return wholeMs(configured, LANE_HOLD_MS, { max: 50 });
 }
 
 export interface LaneOptions {

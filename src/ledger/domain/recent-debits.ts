@@ -7,6 +7,7 @@
  * Memory covers the time since this object started (a restart forgets) and at most
  * `RECENT_DEBIT_MS` back; a question about a debit sent before that is answered `unknown`.
  */
+import { wholeMs } from "../../platform/vars";
 import type { DebitCharge } from "./types";
 
 /** How long a committed debit is remembered: the gateway asks at once, the queue within minutes. */
@@ -21,10 +22,7 @@ export const CLOCK_MARGIN_MS = 1_000;
 
 /** `LEDGER_CLOCK_MARGIN_MS` when it is a whole number of ms, else the default. */
 export function clockMarginMs(configured: string | undefined): number {
-  const ms = Number(configured);
-  return configured !== undefined && configured !== "" && Number.isSafeInteger(ms) && ms >= 0
-    ? ms
-    : CLOCK_MARGIN_MS;
+  return wholeMs(configured, CLOCK_MARGIN_MS);
 }
 
 export type UnansweredDebit =
