@@ -209,7 +209,8 @@ describe("coalesced debits, one lane", () => {
     expect(laneHoldMs("0")).toBe(0);
     expect(laneHoldMs("5")).toBe(5);
     expect(laneHoldMs("50")).toBe(50);
-    for (const bad of [undefined, "", "-1", "0.5", "51", "soon"]) expect(laneHoldMs(bad)).toBe(1);
+    for (const bad of [undefined, "", " ", "-1", "0.5", "51", "soon"])
+      expect(laneHoldMs(bad)).toBe(1);
   });
 
   it("a queued debit that waited out its timer fails, and no later call carries it", async () => {
