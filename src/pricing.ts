@@ -66,9 +66,17 @@ export function isPackageId(value: unknown): value is PackageId {
   return typeof value === "string" && (PACKAGE_IDS as readonly string[]).includes(value);
 }
 
+/** The one form a proxied path is priced and forwarded in: no trailing slashes. */
+export function normalizePath(path: string): string {
+  let end = path.length;
+  while (end > 0 && path.charCodeAt(end - 1) === 47 /* "/" */) end--;
+  if (end === path.length && end > 0) return path;
+  return end === 0 ? "/" : path.slice(0, end);
+}
+
 /** Credits a proxied request costs. Trailing slashes do not change the price. */
 export function routeCost(method: string, path: string): number {
-  const normalized = path.length > 1 && path.endsWith("/") ? path.replace(/\/+$/, "") : path;
+  const normalized = normalizePath(path);
   const match = ROUTE_COSTS.find((r) => r.method === method && r.path === normalized);
   return match ? match.cost : DEFAULT_ROUTE_COST;
 }

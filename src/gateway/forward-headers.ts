@@ -96,11 +96,3 @@ export function upstreamUrl(base: string, path: string, search: string): string 
   }
   return origin + path + search;
 }
-
-/** The one form a proxied path is priced and forwarded in: no trailing slashes. */
-export function normalizePath(path: string): string {
-  let end = path.length;
-  while (end > 0 && path.charCodeAt(end - 1) === 47 /* "/" */) end--;
-  if (end === path.length && end > 0) return path;
-  return end === 0 ? "/" : path.slice(0, end);
-}

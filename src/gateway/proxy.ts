@@ -4,13 +4,12 @@ import { forwardableBody } from "../platform/body";
 import { randomHex32 } from "../platform/crypto";
 import { ApiError, durableObjectFailure } from "../platform/errors";
 import { refusal } from "../platform/refusals";
-import { routeCost } from "../pricing";
+import { normalizePath, routeCost } from "../pricing";
 import { debitTarget } from "./debit-target";
 import {
   ALLOW_HEADER,
   FORWARDED_METHODS,
   forwardHeaders,
-  normalizePath,
   pathAndQuery,
   upstreamUrl,
 } from "./forward-headers";

@@ -3,7 +3,8 @@
  * runtime can hand the gateway, the same path, query and upstream URL as parsing with `URL`.
  */
 import { describe, expect, it } from "vitest";
-import { normalizePath, pathAndQuery, upstreamUrl } from "../../src/gateway/forward-headers";
+import { pathAndQuery, upstreamUrl } from "../../src/gateway/forward-headers";
+import { normalizePath } from "../../src/pricing";
 
 const REQUESTS = [
   "http://localhost:8787/v1/classify",
