@@ -1,7 +1,4 @@
 import { Hono } from "hono";
-import { HTTPException } from "hono/http-exception";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import Stripe from "stripe";
 import { adminRoutes } from "./admin/routes";
 import { accountRouter } from "./api/account-router";
 import { emailTestRoutes } from "./api/email-test";
@@ -9,10 +6,11 @@ import { dbFor } from "./db/client";
 import { apiKeyAuth } from "./gateway/auth";
 import { proxyRoutes } from "./gateway/proxy-routes";
 import type { AppEnv } from "./http/context";
+import { errorResponse } from "./http/error-response";
 import { describe } from "./http/openapi";
 import { requestId } from "./http/request-id";
 import { configProblemsOnce } from "./platform/config";
-import { ApiError, type ErrorType, serviceUnavailable } from "./platform/errors";
+import { ApiError } from "./platform/errors";
 import { refusal } from "./platform/refusals";
 import { billingPageRoutes } from "./web/billing/routes";
 import { consoleRoutes } from "./web/console/routes";
@@ -26,17 +24,6 @@ import {
   signInPageRoutes,
 } from "./web/signup/sign-in-routes";
 import { webhookRoutes } from "./webhooks/stripe-webhooks";
-
-/** What an HTTPException's status means in the contract; its status is kept either way. */
-const HTTP_EXCEPTION_TYPES: Partial<Record<number, ErrorType>> = {
-  400: "invalid_request",
-  401: "invalid_api_key",
-  404: "not_found",
-  405: "method_not_allowed",
-  413: "payload_too_large",
-  429: "rate_limited",
-  503: "service_unavailable",
-};
 
 /** Builds the gateway: middleware, the route tree, and the one place errors become the envelope. */
 export function createApp() {
@@ -127,48 +114,8 @@ export function createApp() {
 
   app.notFound((c) => unmatched(c));
 
-  app.onError((err, c) => {
-    if (err instanceof ApiError) {
-      return c.json(err.toBody(), err.status, err.headers);
-    }
-    if (err instanceof HTTPException) {
-      const status = err.status as ContentfulStatusCode;
-      const type =
-        HTTP_EXCEPTION_TYPES[status] ?? (status >= 500 ? "internal_error" : "invalid_request");
-      const mapped = new ApiError(type, err.message || "The request could not be processed.", {
-        status,
-      });
-      return c.json(mapped.toBody(), mapped.status);
-    }
-    if (err instanceof Stripe.errors.StripeError) {
-      // The payment provider failed or refused a call a route made: never the client's fault
-      // unless a route mapped it first (see stripe/errors.ts).
-      console.error("payment provider error", c.get("requestId"), err.type, err.code ?? "");
-      const mapped = new ApiError(
-        "payment_provider_error",
-        "The payment provider could not complete the request.",
-        { extra: { provider_code: err.code ?? err.type } },
-      );
-      return c.json(mapped.toBody(), mapped.status);
-    }
-    // A Durable Object overloaded or unreachable: the client may retry, nothing is broken.
-    const unavailable = serviceUnavailable(err);
-    if (unavailable) {
-      console.warn("durable object unavailable", c.get("requestId"), String(err));
-      return c.json(unavailable.toBody(), unavailable.status, unavailable.headers);
-    }
-    // A bug: log it with the request id, never show its message to the client.
-    console.error(
-      "unhandled error",
-      c.get("requestId"),
-      err instanceof Error ? (err.stack ?? err.message) : String(err),
-    );
-    const internal = new ApiError(
-      "internal_error",
-      "Something went wrong on our side. Quote the request id to support.",
-    );
-    return c.json(internal.toBody(), internal.status);
-  });
+  // The one place errors become the envelope (http/error-response.ts).
+  app.onError((err, c) => errorResponse(err, c.get("requestId")));
 
   return app;
 }

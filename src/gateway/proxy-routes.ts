@@ -1,7 +1,7 @@
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import type { AppEnv } from "../http/context";
 import { isAccountPath } from "./auth";
-import { proxyRequest } from "./proxy";
+import { type ProxyCall, proxyRequest } from "./proxy";
 
 /**
  * Classification traffic: everything under `/v1` but the account API is forwarded to the
@@ -9,7 +9,25 @@ import { proxyRequest } from "./proxy";
  * never forward (or charge for) an account path.
  */
 export function proxyRoutes(unmatched: (c: { req: { method: string; path: string } }) => never) {
-  return new Hono<AppEnv>().all("/*", (c) =>
-    isAccountPath(c.req.path) ? unmatched(c) : proxyRequest(c),
-  );
+  return new Hono<AppEnv>().all("/*", async (c) => {
+    if (isAccountPath(c.req.path)) unmatched(c);
+    const response = await proxyRequest(callOf(c));
+    // Its headers are the upstream's: the request id middleware leaves them as they are.
+    c.set("proxied", true);
+    return response;
+  });
+}
+
+function callOf(c: Context<AppEnv>): ProxyCall {
+  return {
+    env: c.env,
+    request: c.req.raw,
+    path: c.req.path,
+    requestId: c.get("requestId"),
+    accountId: c.get("accountId"),
+    apiKeyId: c.get("apiKeyId"),
+    shards: c.get("shards"),
+    keepAlive: (p) => c.executionCtx.waitUntil(p),
+    db: () => c.get("db"),
+  };
 }

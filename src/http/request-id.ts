@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../http/context";
 import { randomHex32 } from "../platform/crypto";
+import { finishResponse } from "./error-response";
 
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -17,12 +18,5 @@ export const requestId = createMiddleware<AppEnv>(async (c, next) => {
   const id = sent && SAFE_ID.test(sent) ? sent : `req_${randomHex32()}`;
   c.set("requestId", id);
   await next();
-  c.res.headers.set("X-Request-Id", id);
-  // The contract's JSON carries an explicit charset; proxied responses keep the upstream's.
-  if (!c.get("proxied") && c.res.headers.get("Content-Type")?.startsWith("application/json")) {
-    c.res.headers.set("Content-Type", "application/json; charset=utf-8");
-    // Balances and freshly created keys must not sit in a cache that ignores Authorization.
-    c.res.headers.set("Cache-Control", "no-store");
-    c.res.headers.set("X-Content-Type-Options", "nosniff");
-  }
+  finishResponse(c.res, id, c.get("proxied") === true);
 });
