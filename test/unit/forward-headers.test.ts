@@ -1,9 +1,10 @@
 /**
- * The proxied request's URL, cut as strings (src/gateway/forward-headers.ts): for every URL the
- * runtime can hand the gateway, the same path, query and upstream URL as parsing with `URL`.
+ * What the proxy sends upstream (src/gateway/forward-headers.ts): its URL, cut as strings (for
+ * every URL the runtime can hand the gateway, the same path, query and upstream URL as parsing
+ * with `URL`), and its headers.
  */
 import { describe, expect, it } from "vitest";
-import { pathAndQuery, upstreamUrl } from "../../src/gateway/forward-headers";
+import { forwardHeaders, pathAndQuery, upstreamUrl } from "../../src/gateway/forward-headers";
 import { normalizePath } from "../../src/pricing";
 
 const REQUESTS = [
@@ -51,5 +52,58 @@ describe("the proxied request's URL, cut as strings", () => {
         const path = normalizePath(pathname);
         expect(upstreamUrl(base, path, search)).toBe(new URL(path + search, base).href);
       }
+  });
+});
+
+describe("the upstream request's headers", () => {
+  const gateway = { clientIp: "203.0.113.7", requestId: "req_ours", upstreamToken: "up-secret" };
+
+  it("keep the client's own, drop hop-by-hop, credentials and spoofable ones, add the gateway's", () => {
+    const incoming = new Headers([
+      ["Content-Type", "application/json"],
+      ["Accept", "application/json"],
+      ["X-Kept", "a"],
+      ["x-kept", "b"],
+      ["Authorization", "Bearer tg_client"],
+      ["Cookie", "s=1"],
+      ["Host", "gateway.example"],
+      ["Connection", "keep-alive, X-Named-Hop"],
+      ["X-Named-Hop", "1"],
+      ["Keep-Alive", "timeout=5"],
+      ["Content-Length", "2"],
+      ["Transfer-Encoding", "chunked"],
+      ["Forwarded", "for=6.6.6.6"],
+      ["X-Forwarded-For", "6.6.6.6"],
+      ["X-Forwarded-Host", "evil.example"],
+      ["X-Real-IP", "6.6.6.6"],
+      ["X-HTTP-Method-Override", "DELETE"],
+      ["CF-Connecting-IP", "203.0.113.7"],
+      ["X-Request-Id", "client-id"],
+    ]);
+    const out = new Headers(forwardHeaders(incoming, gateway));
+    expect([...out]).toEqual([
+      ["accept", "application/json"],
+      ["authorization", "Bearer up-secret"],
+      ["content-type", "application/json"],
+      ["x-forwarded-for", "203.0.113.7"],
+      ["x-kept", "a, b"],
+      ["x-request-id", "req_ours"],
+    ]);
+  });
+
+  it("add no X-Forwarded-For without the client's address and no Authorization without a token", () => {
+    const incoming = new Headers({ Authorization: "Bearer tg_client", "X-Kept": "1" });
+    const out = new Headers(forwardHeaders(incoming, { clientIp: null, requestId: "req_1" }));
+    expect([...out]).toEqual([
+      ["x-kept", "1"],
+      ["x-request-id", "req_1"],
+    ]);
+  });
+
+  it("leave the client's headers as they were", () => {
+    const incoming = new Headers({ Authorization: "Bearer tg_client", "X-Request-Id": "theirs" });
+    forwardHeaders(incoming, gateway);
+    expect(incoming.get("Authorization")).toBe("Bearer tg_client");
+    expect(incoming.get("X-Request-Id")).toBe("theirs");
   });
 });
