@@ -1,21 +1,46 @@
 /**
- * Group commit for the account ledger's debits (issue 23). The object decides each debit in
- * memory at once, in arrival order (money rules 1–3 as before: the next decision's balance
- * already lacks the takes waiting here), and hands the decided delta to this batch. The batch
- * writes every delta it holds at once (one row per account-minute, the keys inside it:
- * `recordDebits`) when the flush comes, and only then answers each caller: one minute's row is
- * one statement, atomic on its own; more (a batch across a minute's end) go in one
- * `transactionSync`. If the write throws, no caller is answered as charged: each gets
+ * Group commit for debits (issue 23), in the account ledger and in its escrow shards alike.
+ * The object decides each debit in memory at once, in arrival order (money rules 1–3 as
+ * before: the next decision's balance already lacks the takes waiting here), and hands the
+ * decided delta to this batch. The batch writes every delta it holds at once (the object's
+ * `write`: one row per minute, the keys inside it) when the flush comes, and only then answers
+ * each caller. If the write throws, no caller is answered as charged: each gets
  * `LedgerWriteFailed` (503, as an unreachable ledger) and the object's memory is rebuilt from
  * storage (`failed`), the last committed state.
  *
- * Anything else that reads or writes the ledger flushes first (`flush` is synchronous), so no
- * command, checkpoint or view ever sees memory ahead of storage.
+ * Anything else that reads or writes the object's debits flushes first (`flush` is
+ * synchronous), so no command, checkpoint, view or lease report ever sees memory ahead of
+ * storage.
  */
 import { FIRST_LONE, flushBy, type GroupCommitMode, loneAfter } from "./domain/group-commit";
 import { addToBatch, type MinuteDelta } from "./domain/minute-row";
 import type { Buckets } from "./domain/rules";
 import { type LastMinuteRow, recordDebits, writtenInOneStatement } from "./store/minute-writes";
+
+/** Writes a batch's deltas (one per minute) atomically, or throws and writes none of them. */
+export type BatchWrite = (deltas: MinuteDelta[]) => void;
+
+/**
+ * The ledger's write: one minute's row is one statement, atomic on its own; more (a batch
+ * across a minute's end) go in one `transactionSync`. `last` learns the row it wrote only once
+ * it committed.
+ */
+export function ledgerWrite(storage: DurableObjectStorage, last: LastMinuteRow): BatchWrite {
+  return (deltas) => {
+    try {
+      const [only, more] = deltas;
+      if (only && !more && writtenInOneStatement(only)) recordDebits(storage.sql, only, last);
+      else if (only)
+        storage.transactionSync(() => {
+          for (const delta of deltas) recordDebits(storage.sql, delta, last);
+        });
+      last.commit();
+    } catch (err) {
+      last.forget();
+      throw err;
+    }
+  };
+}
 
 /**
  * A batch's write failed: nothing of it was charged. `retryable` is what the gateway reads
@@ -74,11 +99,9 @@ export class DebitBatch {
   private ownTurn: number | null = null;
 
   constructor(
-    private readonly storage: DurableObjectStorage,
+    private readonly write: BatchWrite,
     private readonly mode: Exclude<GroupCommitMode, "off">,
     private readonly hooks: BatchHooks,
-    /** The minute row last written, so the next write of it is a plain one (minute-writes.ts). */
-    private readonly last: LastMinuteRow,
   ) {}
 
   /** Whether debits wait for a write. */
@@ -154,16 +177,8 @@ export class DebitBatch {
     this.ownTurn = null;
     this.lone = loneAfter(this.lone, grew);
     try {
-      const [only, more] = deltas.values();
-      if (only && !more && writtenInOneStatement(only))
-        recordDebits(this.storage.sql, only, this.last);
-      else if (only)
-        this.storage.transactionSync(() => {
-          for (const delta of deltas.values()) recordDebits(this.storage.sql, delta, this.last);
-        });
-      this.last.commit();
+      this.write([...deltas.values()]);
     } catch (err) {
-      this.last.forget();
       const failure = new LedgerWriteFailed(err);
       for (const w of waiters) w.reject(failure);
       this.hooks.failed();

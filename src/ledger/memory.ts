@@ -7,7 +7,7 @@
  * Every read of storage here flushes the pending batch first, so nothing the object reads or
  * decides outside the debit itself is ever ahead of, or behind, what is committed.
  */
-import { DebitBatch, type LedgerWriteFailed } from "./debit-batch";
+import { DebitBatch, type LedgerWriteFailed, ledgerWrite } from "./debit-batch";
 import { type DebitDecision, decideDebit } from "./domain/decisions";
 import { type GroupCommitMode, joinsBatch } from "./domain/group-commit";
 import { accountWide } from "./domain/leases";
@@ -53,7 +53,8 @@ export class LedgerMemory {
   ) {
     this.revoked = new RevokedKeys(storage.sql);
     const hooks = { committed, failed: () => this.reload() };
-    this.batch = mode === "off" ? null : new DebitBatch(storage, mode, hooks, this.lastMinute);
+    this.batch =
+      mode === "off" ? null : new DebitBatch(ledgerWrite(storage, this.lastMinute), mode, hooks);
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * LedgerShard: one of an account's escrow shards (docs/ledger-shards.md). It spends only
  * credits the bank (the account's `AccountLedger`) leased to it: each debit is decided in memory
- * against the lease and written (one upsert) before it is answered. Before it runs dry it
+ * against the lease at once, and answered once it is written; debits decided together share
+ * that write (group commit, ../debit-batch.ts, as in the ledger: one row per minute). Before it runs dry it
  * returns the lease and takes a new one; when the bank grants nothing (near zero) it forwards
  * the request to the bank, which contends the last credits across every shard. Its alarm
  * returns the lease before it expires, idle or not; the bank recalls one it did not get back.
@@ -10,6 +11,8 @@ import { DurableObject } from "cloudflare:workers";
 import { randomHex32 } from "../../platform/crypto";
 import type { Bindings } from "../../platform/env";
 import { ledgerFor } from "../client";
+import { DebitBatch } from "../debit-batch";
+import { groupCommitMode } from "../domain/group-commit";
 import {
   EMPTY_REPORT,
   LEASE_MARGIN_MS,
@@ -20,9 +23,10 @@ import {
   shardRateLimit,
   shardTake,
 } from "../domain/leases";
+import { addToBatch, type MinuteDelta } from "../domain/minute-row";
 import { type RateDecision, type RateWindow, takeFromWindow } from "../domain/rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "../domain/recent-debits";
-import { minuteOf, withTotal } from "../domain/rules";
+import { type Buckets, minuteOf, withTotal } from "../domain/rules";
 import type { DebitCharge, DebitResult, RefundResult } from "../domain/types";
 import {
   activate,
@@ -35,7 +39,7 @@ import {
   readMeta,
   readReport,
   recordRefund,
-  recordSpend,
+  recordSpends,
   type ShardLease,
   writeMeta,
 } from "./store";
@@ -63,12 +67,36 @@ export class LedgerShard extends DurableObject<Bindings> {
   private readonly window: RateWindow = { start: 0, count: 0 };
   /** This instance's committed debits and their leases, for a gateway that lost a reply. */
   private readonly recent = new RecentDebits(Date.now());
+  /** Debits decided and waiting for their shared write; null: group commit off. */
+  private readonly batch: DebitBatch | null;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     ensureShardSchema(this.sql);
     this.lease = readLease(this.sql);
+    const mode = groupCommitMode(env.LEDGER_GROUP_COMMIT);
+    this.batch =
+      mode === "off"
+        ? null
+        : new DebitBatch((deltas) => this.writeSpends(deltas), mode, {
+            committed: () => {},
+            // Nothing of the batch was charged: the lease's sums back to what is stored.
+            failed: () => {
+              this.lease = readLease(this.sql);
+            },
+          });
+  }
+
+  /** One minute's row is one statement, atomic alone; more go in one transaction. */
+  private writeSpends(deltas: MinuteDelta[]): void {
+    if (deltas.length <= 1) recordSpends(this.sql, deltas);
+    else this.ctx.storage.transactionSync(() => recordSpends(this.sql, deltas));
+  }
+
+  /** Pending debits written now (and answered); what reads or writes the lease comes after. */
+  private flush(): void {
+    this.batch?.flush();
   }
 
   private address(a?: ShardAddress): ShardAddress {
@@ -113,13 +141,16 @@ export class LedgerShard extends DurableObject<Bindings> {
     return { ...r, lease: null };
   }
 
-  /** A debit on the lease, decided and written with no await in between; null: it cannot. */
+  /**
+   * A debit on the lease, decided with no await in between and answered once written (with
+   * the debits decided alongside it); null: the lease cannot pay it.
+   */
   private takeLocal(
     cost: number,
     ref: string,
     keyId: string,
     shards: number,
-  ): ShardDebitResult | null {
+  ): ShardDebitResult | Promise<ShardDebitResult> | null {
     const l = this.lease;
     if (l?.status !== "active") return null;
     // Keys revoked when the lease was granted; a revocation since recalls the lease.
@@ -136,8 +167,9 @@ export class LedgerShard extends DurableObject<Bindings> {
       if (!rate.allowed) return { ok: false, reason: "rate_limited", rate, lease: null };
     }
     const minute = minuteOf(now);
-    recordSpend(this.sql, minute, keyId, take);
-    this.remember(ref, { minute, ...take, key_id: keyId }, l.id);
+    const remember = () => this.remember(ref, { minute, ...take, key_id: keyId }, l.id);
+    // Group commit off: written before memory moves, as one write per debit always was.
+    if (!this.batch) recordSpends(this.sql, [deltaOf(minute, keyId, take)]);
     l.spent = {
       monthly: l.spent.monthly + take.monthly,
       purchased: l.spent.purchased + take.purchased,
@@ -146,7 +178,20 @@ export class LedgerShard extends DurableObject<Bindings> {
     const balance = withTotal(left);
     // What the account holds as far as this shard knows: its lease and the bank at the grant.
     balance.total += l.bankTotal;
-    return { ok: true, charged: take, minute, balance, rate, lease: l.id };
+    const answer: ShardDebitResult = {
+      ok: true,
+      charged: take,
+      minute,
+      balance,
+      rate,
+      lease: l.id,
+    };
+    if (!this.batch) {
+      remember();
+      return answer;
+    }
+    // The next decision already sees this take; the write and the answer come with the batch.
+    return this.batch.take(minute, keyId, take, answer, remember);
   }
 
   private remember(ref: string, charge: DebitCharge, leaseId: string): void {
@@ -193,6 +238,7 @@ export class LedgerShard extends DurableObject<Bindings> {
 
   /** Freezes the lease (no debit on it from now on) and sends its report until the bank has it. */
   private async returnLease(accountId: string): Promise<void> {
+    this.flush();
     const l = this.lease;
     if (!l) return;
     if (l.status !== "closing") this.freeze(l);
@@ -214,6 +260,7 @@ export class LedgerShard extends DurableObject<Bindings> {
    * here or was settled already: nothing was spent of it here.
    */
   surrender(id: string): LeaseReport {
+    this.flush();
     const l = this.lease;
     if (!l || l.id !== id) return EMPTY_REPORT;
     if (l.status !== "closing") this.freeze(l);
@@ -231,6 +278,7 @@ export class LedgerShard extends DurableObject<Bindings> {
     givenLease: string | null,
     sentAt?: number,
   ): Promise<RefundResult> {
+    this.flush();
     let charge = given;
     let leaseId = givenLease;
     if (charge === null) {
@@ -293,4 +341,13 @@ export class LedgerShard extends DurableObject<Bindings> {
       await this.ctx.storage.setAlarm(Date.now() + RECALL_RETRY_MS);
     }
   }
+}
+
+/** One debit as a batch's delta (group commit off: each debit its own write). */
+function deltaOf(minute: number, keyId: string, take: Buckets): MinuteDelta {
+  const one = new Map<number, MinuteDelta>();
+  addToBatch(one, minute, keyId, take);
+  const delta = one.get(minute);
+  if (!delta) throw new Error("unreachable: a delta was just added");
+  return delta;
 }

@@ -1,10 +1,12 @@
 /**
  * A shard's own storage (docs/ledger-shards.md): the lease it holds (at most one), its debits
- * of that lease per (minute, key), and the refunds it made of them. Each debit is one upsert,
- * written before it is answered, so a restarted shard neither spends its lease twice nor
- * forgets what it spent.
+ * of that lease, one row per minute with each key's sums inside it (`spend_minutes`), and the
+ * refunds it made of them. Debits are written before they are answered (a batch of them in
+ * one row write: group commit, ../debit-batch.ts), so a restarted shard neither spends its
+ * lease twice nor forgets what it spent.
  */
 import type { LeaseReport } from "../domain/leases";
+import type { MinuteDelta } from "../domain/minute-row";
 import type { Buckets } from "../domain/rules";
 
 export type LeaseStatus = "taking" | "active" | "closing";
@@ -33,6 +35,7 @@ export function ensureShardSchema(sql: SqlStorage): void {
     CREATE TABLE IF NOT EXISTS spend (minute INTEGER NOT NULL, key_id TEXT NOT NULL,
       requests INTEGER NOT NULL, monthly INTEGER NOT NULL, purchased INTEGER NOT NULL,
       PRIMARY KEY (minute, key_id)) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS spend_minutes (minute INTEGER PRIMARY KEY, keys TEXT NOT NULL);
     CREATE TABLE IF NOT EXISTS refunds (ref TEXT PRIMARY KEY, minute INTEGER NOT NULL,
       key_id TEXT NOT NULL, monthly INTEGER NOT NULL, purchased INTEGER NOT NULL)`);
 }
@@ -63,13 +66,13 @@ export function readLease(sql: SqlStorage): ShardLease | null {
     }>("SELECT * FROM lease LIMIT 1")
     .toArray()[0];
   if (!row) return null;
-  const sum = (table: string) => {
-    const r = sql
-      .exec<{ m: number | null; p: number | null }>(
-        `SELECT SUM(monthly) AS m, SUM(purchased) AS p FROM ${table}`,
-      )
-      .one();
-    return { monthly: r.m ?? 0, purchased: r.p ?? 0 };
+  const sum = (rows: { monthly: number; purchased: number }[]) => {
+    const total = { monthly: 0, purchased: 0 };
+    for (const r of rows) {
+      total.monthly += r.monthly;
+      total.purchased += r.purchased;
+    }
+    return total;
   };
   return {
     id: row.id,
@@ -79,8 +82,12 @@ export function readLease(sql: SqlStorage): ShardLease | null {
     bankTotal: row.bank_total,
     revoked: new Set(JSON.parse(row.revoked) as string[]),
     rateLimit: row.rate_limit,
-    spent: sum("spend"),
-    refunded: sum("refunds"),
+    spent: sum(spendRows(sql)),
+    refunded: sum(
+      sql
+        .exec<{ monthly: number; purchased: number }>("SELECT monthly, purchased FROM refunds")
+        .toArray(),
+    ),
   };
 }
 
@@ -111,19 +118,71 @@ export function markClosing(sql: SqlStorage, id: string): void {
 
 /** The bank settled the lease: the shard holds nothing. */
 export function dropLease(sql: SqlStorage): void {
-  sql.exec("DELETE FROM lease; DELETE FROM spend; DELETE FROM refunds");
+  sql.exec("DELETE FROM lease; DELETE FROM spend; DELETE FROM spend_minutes; DELETE FROM refunds");
 }
 
-export function recordSpend(sql: SqlStorage, minute: number, keyId: string, take: Buckets): void {
-  sql.exec(
-    `INSERT INTO spend (minute, key_id, requests, monthly, purchased) VALUES (?, ?, 1, ?, ?)
-     ON CONFLICT(minute, key_id) DO UPDATE SET requests = requests + 1,
-       monthly = monthly + excluded.monthly, purchased = purchased + excluded.purchased`,
-    minute,
-    keyId,
-    take.monthly,
-    take.purchased,
-  );
+/** One key's sums in a minute's row: [requests, monthly, purchased]. */
+type KeySums = [number, number, number];
+
+/**
+ * Debits of the lease, one delta per minute: each minute's row read, the delta's sums added per
+ * key in memory and the row written back, one row written per minute whatever the keys (a
+ * keyless debit's sums go under the key ""). Throws, having written nothing it was not told to
+ * write, when storage fails; the caller makes it atomic across minutes.
+ */
+export function recordSpends(sql: SqlStorage, deltas: MinuteDelta[]): void {
+  for (const d of deltas) {
+    const stored = sql
+      .exec<{ keys: string }>("SELECT keys FROM spend_minutes WHERE minute = ?", d.minute)
+      .toArray()[0];
+    const keys = new Map<string, KeySums>(
+      stored ? Object.entries(JSON.parse(stored.keys) as Record<string, KeySums>) : [],
+    );
+    const add = (id: string, r: number, m: number, p: number) => {
+      const [r0, m0, p0] = keys.get(id) ?? [0, 0, 0];
+      keys.set(id, [r0 + r, m0 + m, p0 + p]);
+    };
+    let [r, m, p] = [d.requests, d.monthly, d.purchased];
+    for (const [id, k] of d.keys) {
+      add(id, k.requests, k.monthly, k.purchased);
+      r -= k.requests;
+      m -= k.monthly;
+      p -= k.purchased;
+    }
+    if (r > 0 || m > 0 || p > 0) add("", r, m, p);
+    sql.exec(
+      `INSERT INTO spend_minutes (minute, keys) VALUES (?, ?)
+       ON CONFLICT(minute) DO UPDATE SET keys = excluded.keys`,
+      d.minute,
+      JSON.stringify(Object.fromEntries(keys)),
+    );
+  }
+}
+
+type SpendRow = {
+  minute: number;
+  key_id: string;
+  requests: number;
+  monthly: number;
+  purchased: number;
+};
+
+/**
+ * What the lease spent, per minute and key: the rows a shard of this version writes, and any a
+ * shard of an earlier one wrote (one row per minute and key, in `spend`) while it held the lease.
+ */
+function spendRows(sql: SqlStorage): SpendRow[] {
+  const rows = sql
+    .exec<SpendRow>("SELECT minute, key_id, requests, monthly, purchased FROM spend")
+    .toArray();
+  for (const { minute, keys } of sql.exec<{ minute: number; keys: string }>(
+    "SELECT minute, keys FROM spend_minutes",
+  ))
+    for (const [key_id, [requests, monthly, purchased]] of Object.entries(
+      JSON.parse(keys) as Record<string, KeySums>,
+    ))
+      rows.push({ minute, key_id, requests, monthly, purchased });
+  return rows;
 }
 
 export function hasRefund(sql: SqlStorage, ref: string): boolean {
@@ -151,15 +210,7 @@ export function recordRefund(
 /** What the shard spent of its lease, as the bank settles it. */
 export function readReport(sql: SqlStorage): LeaseReport {
   return {
-    rows: sql
-      .exec<{
-        minute: number;
-        key_id: string;
-        requests: number;
-        monthly: number;
-        purchased: number;
-      }>("SELECT minute, key_id, requests, monthly, purchased FROM spend")
-      .toArray(),
+    rows: spendRows(sql),
     refunds: sql
       .exec<{ ref: string; minute: number; key_id: string; monthly: number; purchased: number }>(
         "SELECT ref, minute, key_id, monthly, purchased FROM refunds",

@@ -1,0 +1,198 @@
+/**
+ * Group commit in the escrow shards (src/ledger/shards/ledger-shard.ts, src/ledger/debit-batch.ts):
+ * the debits a shard decides together on its lease share one write (one row per minute, each
+ * key's sums inside it), each answered only once it committed. A write that fails, or a shard
+ * that dies between decision and write, answers none of its debits as charged, and what the
+ * bank settles from the lease is exactly what was answered. A lease spent by a shard of the
+ * version before (one row per minute and key) still settles whole.
+ */
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { ledgerFor } from "../../src/ledger/client";
+import { shardFor } from "../../src/ledger/shards/client";
+import type { LedgerShard, ShardDebitResult } from "../../src/ledger/shards/ledger-shard";
+import { durableObjectFailure } from "../../src/platform/errors";
+
+const KEYS = Array.from({ length: 16 }, (_, i) => `key_${i}`);
+
+async function account(monthly: number, purchased: number, shards = 2) {
+  const accountId = `acct_${crypto.randomUUID()}`;
+  const bank = ledgerFor(env, accountId);
+  await bank.init({ accountId, plan: "free" });
+  const b = await bank.balance();
+  await bank.adjust({
+    ref: `adj_${crypto.randomUUID()}`,
+    monthly: monthly - b.monthly,
+    purchased: purchased - b.purchased,
+    reason: "test",
+  });
+  await bank.setLimits({ rateLimitPerMinute: 1_000_000 });
+  const shard = shardFor(env, accountId, 0);
+  const at = { accountId, shard: 0, shards };
+  return { accountId, bank, shard, at };
+}
+
+/** Rows written by every statement run on the object's storage from now on. */
+function meter(state: DurableObjectState) {
+  const sql = state.storage.sql;
+  const exec = sql.exec.bind(sql);
+  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
+    const cursor = exec(query, ...bindings);
+    cursors.push(cursor);
+    return cursor;
+  }) as SqlStorage["exec"];
+  return {
+    written: () => cursors.reduce((n, c) => n + c.rowsWritten, 0),
+    stop: () => Reflect.deleteProperty(sql, "exec"),
+  };
+}
+
+/** The shard's next write of its debits runs `fault` instead (its storage failing). */
+function failNextSpendWrite(state: DurableObjectState, fault: () => never) {
+  const sql = state.storage.sql;
+  const real = sql.exec.bind(sql);
+  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
+    if (!/^\s*INSERT INTO spend_minutes/.test(query)) return real(query, ...bindings);
+    Reflect.deleteProperty(sql, "exec");
+    return fault();
+  }) as SqlStorage["exec"];
+}
+
+async function usageOf(bank: ReturnType<typeof ledgerFor>) {
+  const now = Math.floor(Date.now() / 1000);
+  const rows = await bank.usage(now - 3600, now + 60, { minutes: true, byKey: true });
+  const byKey = new Map<string, number>();
+  for (const r of rows) {
+    const key = (r as { key_id?: string | null }).key_id ?? "";
+    byKey.set(key, (byKey.get(key) ?? 0) + r.requests);
+  }
+  return { requests: rows.reduce((s, r) => s + r.requests, 0), byKey };
+}
+
+const ok = (r: ShardDebitResult) => r.ok;
+
+describe("group commit in the escrow shards", () => {
+  it("debits a shard decides together are one row written, answered once stored; the lease settles exact, per key", async () => {
+    const a = await account(10_000, 0);
+    expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
+    const written = await runInDurableObject(a.shard, async (instance: LedgerShard, state) => {
+      const m = meter(state);
+      const results = await Promise.all(
+        Array.from({ length: 48 }, (_, i) => instance.debit(a.at, 1, `dbt_${i}`, KEYS[i % 16])),
+      );
+      m.stop();
+      expect(results.every(ok)).toBe(true);
+      return m.written();
+    });
+    // 48 debits of 16 keys in one minute: one row (two if the minute turned meanwhile).
+    expect(written).toBeGreaterThanOrEqual(1);
+    expect(written).toBeLessThanOrEqual(2);
+    await a.bank.leaseRecall();
+    expect((await a.bank.balance()).total).toBe(10_000 - 49);
+    expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 49 });
+    const usage = await usageOf(a.bank);
+    expect(usage.requests).toBe(49);
+    expect(usage.byKey.get(KEYS[0])).toBe(4);
+    expect(usage.byKey.get(KEYS[15])).toBe(3);
+  });
+
+  it("a keyless debit and keyed ones in one row settle as they were taken", async () => {
+    const a = await account(1_000, 0);
+    expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
+    await runInDurableObject(a.shard, async (instance: LedgerShard) => {
+      const results = await Promise.all([
+        instance.debit(a.at, 2, "dbt_keyless_1"),
+        instance.debit(a.at, 3, "dbt_k1", KEYS[1]),
+        instance.debit(a.at, 4, "dbt_keyless_2"),
+      ]);
+      expect(results.every(ok)).toBe(true);
+    });
+    await a.bank.leaseRecall();
+    expect((await a.bank.balance()).total).toBe(1_000 - 10);
+    expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 990 });
+    const usage = await usageOf(a.bank);
+    expect(usage.requests).toBe(4);
+    expect(usage.byKey.get(KEYS[1])).toBe(1);
+  });
+
+  it("a write that fails answers none of its debits as charged; the lease's memory returns to what is stored", async () => {
+    const a = await account(1_000, 0);
+    expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
+    await runInDurableObject(a.shard, async (instance: LedgerShard, state) => {
+      failNextSpendWrite(state, () => {
+        throw new Error("SQLITE_FULL: database or disk is full");
+      });
+      const settled = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => instance.debit(a.at, 10, `dbt_lost_${i}`, KEYS[i])),
+      );
+      // None answered as charged; each failure is retryable (503 at the gateway).
+      for (const s of settled) {
+        expect(s.status).toBe("rejected");
+        if (s.status === "rejected") expect(durableObjectFailure(s.reason)).not.toBeNull();
+      }
+      // The next debits are decided on the lease as stored: nothing of the lost ones is spent.
+      const after = await Promise.all(
+        Array.from({ length: 3 }, (_, i) => instance.debit(a.at, 2, `dbt_after_${i}`, KEYS[0])),
+      );
+      expect(after.every(ok)).toBe(true);
+    });
+    await a.bank.leaseRecall();
+    expect((await a.bank.balance()).total).toBe(1_000 - 1 - 6);
+    expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 993 });
+    expect((await usageOf(a.bank)).requests).toBe(4);
+  });
+
+  it("a shard that dies between decision and write (state.abort) charged no one it did not answer", async () => {
+    const a = await account(1_000, 0);
+    expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
+    await runInDurableObject(a.shard, (_i, state) =>
+      failNextSpendWrite(state, () => {
+        state.abort("died between decision and write");
+        throw new Error("unreachable");
+      }),
+    );
+    const settled = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) => a.shard.debit(a.at, 5, `dbt_${i}`, KEYS[i])),
+    );
+    // Memory and storage agree again in the restarted shard: a debit there is exact.
+    const restarted = shardFor(env, a.accountId, 0);
+    expect((await restarted.debit(a.at, 5, "dbt_after", KEYS[0])).ok).toBe(true);
+    const answered = settled.filter((s) => s.status === "fulfilled" && s.value.ok).length;
+    const failed = settled.filter((s) => s.status === "rejected");
+    expect(failed.length).toBeGreaterThan(0);
+    for (const f of failed) expect(durableObjectFailure(f.reason)).not.toBeNull();
+    await a.bank.leaseRecall();
+    // Whatever was answered as charged is charged, and nothing else.
+    expect((await a.bank.balance()).total).toBe(1_000 - 1 - 5 * answered - 5);
+    expect(await a.bank.audit()).toMatchObject({
+      consistent: true,
+      ledger_total: 1_000 - 1 - 5 * answered - 5,
+    });
+  });
+
+  it("a lease spent partly by a shard of the version before (a row per minute and key) settles whole", async () => {
+    const a = await account(1_000, 0);
+    expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
+    const minute = Math.floor(Date.now() / 60_000) * 60;
+    await runInDurableObject(a.shard, (_i, state) => {
+      // What the earlier version wrote for 3 debits of 2 credits by key_9 in this minute.
+      state.storage.sql.exec(
+        "INSERT INTO spend (minute, key_id, requests, monthly, purchased) VALUES (?, ?, 3, 6, 0)",
+        minute,
+        KEYS[9],
+      );
+    });
+    // A restart reads the lease's spend from both tables.
+    await runInDurableObject(a.shard, (_i, state) => state.abort("upgrade")).catch(() => {});
+    // A fresh stub: one whose object was reset stays broken.
+    const restarted = shardFor(env, a.accountId, 0);
+    expect((await restarted.debit(a.at, 2, "dbt_new", KEYS[9])).ok).toBe(true);
+    await a.bank.leaseRecall();
+    expect((await a.bank.balance()).total).toBe(1_000 - 1 - 6 - 2);
+    expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 991 });
+    const usage = await usageOf(a.bank);
+    expect(usage.byKey.get(KEYS[9])).toBe(4);
+  });
+});
