@@ -2,12 +2,14 @@
  * Where a proxied request's debit goes (docs/ledger-shards.md): the account's ledger, or, for
  * an account with `shards > 1`, one of its shard objects picked at random; a refund goes back
  * to the object that took the debit (the shard, which hands it to the bank once the lease it
- * was taken from is settled).
+ * was taken from is settled). Either way an isolate's concurrent debits of the same object
+ * share its calls (debit-lanes.ts), unless `DEBIT_COALESCING` is `off`.
  */
 import { ledgerFor } from "../ledger/client";
 import { pickShard } from "../ledger/domain/leases";
 import type { DebitCharge, DebitItem, DebitResult, RefundResult } from "../ledger/domain/types";
 import { shardFor } from "../ledger/shards/client";
+import type { ShardDebitResult } from "../ledger/shards/ledger-shard";
 import type { Bindings } from "../platform/env";
 import { laneDebit, laneHoldMs } from "./debit-lanes";
 
@@ -55,17 +57,33 @@ export function debitTarget(
     };
   }
   const index = pickShard(shards, Math.random());
-  const shard = shardFor(env, accountId, index);
+  const at = { accountId, shard: index, shards };
+  let shardStub: ReturnType<typeof shardFor> | undefined;
+  const shard = () => {
+    shardStub ??= shardFor(env, accountId, index);
+    return shardStub;
+  };
+  const shardSenders = {
+    one: (i: DebitItem) => shard().debit(at, i.cost, i.ref, i.key),
+    many: (items: DebitItem[]) => shard().debitMany(at, items),
+  };
   let lease: string | null = null;
   return {
     debit: async (cost, ref, key) => {
-      const r = await shard.debit({ accountId, shard: index, shards }, cost, ref, key);
-      lease = r.lease;
+      // Coalesced per shard: the lane of this account's shard `index`, in this isolate.
+      const r = (
+        env.DEBIT_COALESCING === "off"
+          ? await shard().debit(at, cost, ref, key)
+          : await laneDebit(`${accountId}#${index}`, { cost, ref, key }, shardSenders, keepAlive, {
+              holdMs: laneHoldMs(env.DEBIT_LANE_HOLD_MS),
+            })
+      ) as ShardDebitResult;
+      lease = r.lease ?? null;
       const { lease: _, ...result } = r;
       return result as DebitResult;
     },
     refund: (ref, charge) =>
-      lease === null ? ledger().refund(ref, charge) : shard.refund(accountId, ref, charge, lease),
+      lease === null ? ledger().refund(ref, charge) : shard().refund(accountId, ref, charge, lease),
     reverse: (ref, sentAt) =>
       shardFor(env, accountId, index).refund(accountId, ref, null, null, sentAt),
   };

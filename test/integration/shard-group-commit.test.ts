@@ -77,7 +77,8 @@ describe("group commit in the escrow shards", () => {
   it("debits a shard decides together are one row written, answered once stored; the lease settles exact, per key", async () => {
     const a = await account(10_000, 0);
     expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
-    const written = await runInDurableObject(a.shard, async (instance: LedgerShard, state) => {
+    const written = await runInDurableObject(a.shard, async (raw, state) => {
+      const instance = raw as LedgerShard;
       const m = meter(state);
       const results = await Promise.all(
         Array.from({ length: 48 }, (_, i) => instance.debit(a.at, 1, `dbt_${i}`, KEYS[i % 16])),
@@ -94,14 +95,15 @@ describe("group commit in the escrow shards", () => {
     expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 10_000 - 49 });
     const usage = await usageOf(a.bank);
     expect(usage.requests).toBe(49);
-    expect(usage.byKey.get(KEYS[0])).toBe(4);
-    expect(usage.byKey.get(KEYS[15])).toBe(3);
+    expect(usage.byKey.get(`key_0`)).toBe(4);
+    expect(usage.byKey.get(`key_15`)).toBe(3);
   });
 
   it("a keyless debit and keyed ones in one row settle as they were taken", async () => {
     const a = await account(1_000, 0);
     expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
-    await runInDurableObject(a.shard, async (instance: LedgerShard) => {
+    await runInDurableObject(a.shard, async (raw) => {
+      const instance = raw as LedgerShard;
       const results = await Promise.all([
         instance.debit(a.at, 2, "dbt_keyless_1"),
         instance.debit(a.at, 3, "dbt_k1", KEYS[1]),
@@ -114,13 +116,14 @@ describe("group commit in the escrow shards", () => {
     expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 990 });
     const usage = await usageOf(a.bank);
     expect(usage.requests).toBe(4);
-    expect(usage.byKey.get(KEYS[1])).toBe(1);
+    expect(usage.byKey.get(`key_1`)).toBe(1);
   });
 
   it("a write that fails answers none of its debits as charged; the lease's memory returns to what is stored", async () => {
     const a = await account(1_000, 0);
     expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
-    await runInDurableObject(a.shard, async (instance: LedgerShard, state) => {
+    await runInDurableObject(a.shard, async (raw, state) => {
+      const instance = raw as LedgerShard;
       failNextSpendWrite(state, () => {
         throw new Error("SQLITE_FULL: database or disk is full");
       });
@@ -193,6 +196,6 @@ describe("group commit in the escrow shards", () => {
     expect((await a.bank.balance()).total).toBe(1_000 - 1 - 6 - 2);
     expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 991 });
     const usage = await usageOf(a.bank);
-    expect(usage.byKey.get(KEYS[9])).toBe(4);
+    expect(usage.byKey.get(`key_9`)).toBe(4);
   });
 });

@@ -12,6 +12,7 @@ import { randomHex32 } from "../../platform/crypto";
 import type { Bindings } from "../../platform/env";
 import { ledgerFor } from "../client";
 import { DebitBatch } from "../debit-batch";
+import { debitOutcome } from "../domain/decisions";
 import { groupCommitMode } from "../domain/group-commit";
 import {
   EMPTY_REPORT,
@@ -27,7 +28,13 @@ import { addToBatch, type MinuteDelta } from "../domain/minute-row";
 import { type RateDecision, type RateWindow, takeFromWindow } from "../domain/rate-window";
 import { clockMarginMs, RecentDebits, unansweredDebitOutcome } from "../domain/recent-debits";
 import { type Buckets, minuteOf, withTotal } from "../domain/rules";
-import type { DebitCharge, DebitResult, RefundResult } from "../domain/types";
+import type {
+  DebitCharge,
+  DebitItem,
+  DebitOutcome,
+  DebitResult,
+  RefundResult,
+} from "../domain/types";
 import {
   activate,
   dropLease,
@@ -139,6 +146,15 @@ export class LedgerShard extends DurableObject<Bindings> {
     // Near zero: the bank decides, after recalling every lease (money rules 1 and 2).
     const r = await this.bank(at.accountId).leaseDebit(cost, ref, apiKeyId);
     return { ...r, lease: null };
+  }
+
+  /**
+   * Several debits in one call (the gateway's coalesced debits of this shard): each decided on
+   * its own, in order, and answered on its own, as `debit` would (they share the write).
+   */
+  async debitMany(at: ShardAddress, items: DebitItem[]): Promise<DebitOutcome[]> {
+    const taken = items.map((i) => this.debit(at, i.cost, i.ref, i.key));
+    return (await Promise.allSettled(taken)).map(debitOutcome);
   }
 
   /**
