@@ -16,7 +16,7 @@
  * targets), BENCH_ACCOUNTS (1000), BENCH_STATE ("tmpfs" or "disk"), PROFILE_VARS (JSON of
  * extra vars, e.g. '{"LEDGER_GROUP_COMMIT":"off"}'), PROFILE_TOP (30).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -113,13 +113,30 @@ function summarize(profile) {
       total.set(k, (total.get(k) ?? 0) + us);
     }
   }
+  // Self time by source line, from each node's position ticks (in samples: shares only).
+  /** @type {Map<string, number>} */
+  const lines = new Map();
+  let ticks = 0;
+  for (const n of profile.nodes)
+    for (const t of n.positionTicks ?? []) {
+      const f = n.callFrame;
+      const k = `${f.functionName || "(anonymous)"} ${path.basename(f.url)}:${t.line}`;
+      lines.set(k, (lines.get(k) ?? 0) + t.ticks);
+      ticks += t.ticks;
+    }
+  const samples = profile.samples.length || 1;
+  const hotLines = [...lines]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([k, n]) => `${((100 * n) / samples).toFixed(1).padStart(5)}%  ${k}`)
+    .join("\n");
   const fmt = (/** @type {Map<string, number>} */ m) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([k, us]) => `${((100 * us) / all).toFixed(1).padStart(5)}%  ${k}`)
       .join("\n");
-  return { all, self: fmt(self), total: fmt(total) };
+  return { all, self: fmt(self), total: fmt(total), lines: ticks ? hotLines : "(none)" };
 }
 
 async function main() {
@@ -146,7 +163,15 @@ async function main() {
     const keys = await keysFor(gw.url, target, accounts);
     const t = { name: target, url: gw.url, keys, pid: gw.pid };
     log(`${keys.length} keys; warming up …`);
+    // The profiler already on during the warm-up: V8 keeps a function's source positions only
+    // if it was compiled while a profiler ran, and without them a function's self time all
+    // lands on its first line (what a native call inside it costs stays invisible).
+    const warm = await connect(inspectorPort);
+    await warm.send("Profiler.enable");
+    await warm.send("Profiler.start");
     await load(t, { duration: 2, connections: 32 });
+    await warm.send("Profiler.stop");
+    warm.close();
     if (idle > 0) {
       log(`idle for ${idle} s …`);
       await sleep(idle * 1000);
@@ -162,13 +187,19 @@ async function main() {
     mkdirSync(out, { recursive: true });
     const file = path.join(out, `${target}.cpuprofile`);
     writeFileSync(file, JSON.stringify(profile));
+    // The bundle the line numbers below refer to.
+    const bundle = path.join(out, `${target}.bundle.js`);
+    copyFileSync(script, bundle);
     const s = summarize(profile);
     console.log(
       `${target}: ${Math.round(r.rps)} req/s under the inspector, ${r.requests} requests, ` +
         `${r.non2xx} non-2xx, server ${Math.round(r.server_cpu_us_per_req ?? 0)} µs CPU/req; ` +
         `isolate samples ${(s.all / 1000).toFixed(0)} ms (${(s.all / r.requests) | 0} µs/req)`,
     );
-    console.log(`\n-- self time --\n${s.self}\n\n-- total time --\n${s.total}\n\nprofile: ${file}`);
+    console.log(
+      `\n-- self time --\n${s.self}\n\n-- total time --\n${s.total}\n\n` +
+        `-- self time by line (of all samples; lines of ${bundle}) --\n${s.lines}\n\nprofile: ${file}`,
+    );
   } finally {
     await gw?.mf.dispose();
     await upstream.stop();
