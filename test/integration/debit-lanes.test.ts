@@ -98,9 +98,9 @@ describe("coalesced debits", () => {
       Array.from({ length: 80 }, () => classify(account, "/v1/classify", { env: bindings })),
     );
     const bodies = await Promise.all(responses.map((r) => r.text()));
-    expect(
-      responses.map((r, i) => `${r.status} ${r.status === 200 ? "" : bodies[i]}`),
-    ).toEqual(Array(80).fill("200 "));
+    expect(responses.map((r, i) => `${r.status} ${r.status === 200 ? "" : bodies[i]}`)).toEqual(
+      Array(80).fill("200 "),
+    );
     const alone = calls.debit ?? 0;
     expect(alone + batches.reduce((n, b) => n + b, 0)).toBe(80);
     expect(alone + batches.length).toBeLessThan(80);
