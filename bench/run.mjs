@@ -755,6 +755,7 @@ function rows(report) {
         `${r.errors} / ${r.non2xx}`,
         r.server_cpu_us_per_req === null ? "" : fmtInt(r.server_cpu_us_per_req),
         ratio ? ratio.vs_bare.toFixed(2) : "",
+        ratio ? ratio.vs_bare_paired.toFixed(2) : "",
         ratio ? ratio.vs_direct.toFixed(2) : "",
         ratio ? ratio.cpu_vs_bare.toFixed(1) : "",
         r.other_cores.toFixed(2),
@@ -773,6 +774,7 @@ const HEAD = [
   "errors / non-2xx",
   "server CPU µs/req",
   "req/s ÷ bare",
+  "÷ bare, per round",
   "req/s ÷ direct",
   "CPU/req ÷ bare",
   "other load (cores)",
@@ -962,7 +964,7 @@ function describe(report) {
   const src = report.source;
   return [
     `Machine: ${m.nproc} cores (\`nproc\`), ${m.cpu_model}${m.cpu_mhz ? ` @ ${Math.round(m.cpu_mhz)} MHz` : ""}, ${m.memory_gib} GiB, ${m.kernel}; Node ${m.node}, workerd ${m.workerd}, miniflare ${m.miniflare}, wrangler ${m.wrangler}, autocannon ${m.autocannon}.`,
-    `Load: autocannon, ${c.connections} connections, ${c.rounds} rounds × ${c.seconds_per_round} s per target in rotating order (after a ${c.warmup_seconds} s warm-up), medians over rounds; POST /v1/classify with a ${c.request.body_bytes}-byte JSON body. The hot account's requests are spread over its ${c.hot_account_keys} API keys, with an operator rate limit override (rate limits are per account). (c) and (d) run on two gateway instances of the same bundle with separate state, so neither is charged for the other's Durable Object alarms (the ledger's checkpoint, at most hourly per active account). Load generator, upstream stub and workerd share the same ${m.nproc} cores: relative figures only. "Server CPU µs/req" is the CPU time of the process serving the target (workerd, or the stub for (a)) divided by requests; "other load" is the CPU other processes on the machine used meanwhile, in cores: when it is well above 0, req/s and latency are disturbed and CPU per request is the steadier figure.`,
+    `Load: autocannon, ${c.connections} connections, ${c.rounds} rounds × ${c.seconds_per_round} s per target in rotating order (after a ${c.warmup_seconds} s warm-up), medians over rounds; POST /v1/classify with a ${c.request.body_bytes}-byte JSON body. The hot account's requests are spread over its ${c.hot_account_keys} API keys, with an operator rate limit override (rate limits are per account). (c) and (d) run on two gateway instances of the same bundle with separate state, so neither is charged for the other's Durable Object alarms (the ledger's checkpoint, at most hourly per active account). Load generator, upstream stub and workerd share the same ${m.nproc} cores: relative figures only. "Server CPU µs/req" is the CPU time of the process serving the target (workerd, or the stub for (a)) divided by requests; "other load" is the CPU other processes on the machine used meanwhile, in cores: when it is well above 0, req/s and latency are disturbed and CPU per request is the steadier figure. "÷ bare, per round" is the median of each round's own gateway ÷ bare ratio (a round's loads run within seconds of each other), steadier than the ratio of medians when the machine's speed drifts between rounds.`,
     `Runtime: the \`wrangler deploy --dry-run\` bundle of ${src.commit ?? "the working tree"}${src.changed_source_files ? ` plus ${src.changed_source_files} uncommitted source file(s)` : ""} on the Miniflare API (not \`wrangler dev\`). State: ${states}. ${c.stripe}.`,
   ].join("\n\n");
 }
