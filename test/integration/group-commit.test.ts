@@ -14,6 +14,7 @@ import { ledgerFor } from "../../src/ledger/client";
 import { durableObjectFailure } from "../../src/platform/errors";
 import { classify, createAccount, expectError, setBalance } from "../helpers/http";
 import { expectLogs } from "../helpers/logs";
+import { failNextWrite, meter } from "../helpers/storage-faults";
 import { uniqueRequestId, upstreamRequests } from "../helpers/upstream";
 
 const KEYS = Array.from({ length: 16 }, (_, i) => `key_${i}`);
@@ -29,36 +30,11 @@ async function funded(monthly: number, purchased: number) {
   return Object.assign(ledger, { accountId });
 }
 
-/** Rows written and read by every statement run on the object's storage from now on. */
-function meter(state: DurableObjectState) {
-  const sql = state.storage.sql;
-  const exec = sql.exec.bind(sql);
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
-    const cursor = exec(query, ...bindings);
-    cursors.push(cursor);
-    return cursor;
-  }) as SqlStorage["exec"];
-  return {
-    written: () => cursors.reduce((n, c) => n + c.rowsWritten, 0),
-    stop: () => Reflect.deleteProperty(sql, "exec"),
-  };
-}
-
 /**
- * The object's next write of a minute row runs `fault` instead (the runtime's storage failing).
- * Hooked at the statement: a batch of one minute is written by that one statement alone, a
- * batch across minutes inside a transaction (debit-batch.ts); either way this is its write.
+ * The ledger's write of a minute row: a batch of one minute is written by that statement
+ * alone, a batch across minutes inside a transaction (debit-batch.ts); either way its write.
  */
-function failNextWrite(state: DurableObjectState, fault: () => never) {
-  const sql = state.storage.sql;
-  const real = sql.exec.bind(sql);
-  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
-    if (!/^\s*INSERT INTO debit_minutes/.test(query)) return real(query, ...bindings);
-    Reflect.deleteProperty(sql, "exec");
-    return fault();
-  }) as SqlStorage["exec"];
-}
+const MINUTE_ROW_WRITE = /^\s*INSERT INTO debit_minutes/;
 
 /**
  * The object's next write of a minute row runs, then rolls back (a commit that fails): the
@@ -69,7 +45,7 @@ function rollBackNextWrite(state: DurableObjectState) {
   const sql = storage.sql;
   const real = sql.exec.bind(sql);
   sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
-    if (!/^\s*INSERT INTO debit_minutes/.test(query)) return real(query, ...bindings);
+    if (!MINUTE_ROW_WRITE.test(query)) return real(query, ...bindings);
     Reflect.deleteProperty(sql, "exec");
     return storage.transactionSync(() => {
       real(query, ...bindings);
@@ -271,7 +247,7 @@ describe("group commit", () => {
         ...Array.from({ length: 8 }, (_, i) => instance.debit(100, `dbt_${i}`, "key_a")),
         instance.debit(500, "dbt_big", "key_b"),
       ];
-      failNextWrite(state, () => {
+      failNextWrite(state, MINUTE_ROW_WRITE, () => {
         throw new Error("SQLITE_FULL: database or disk is full");
       });
       const settled = await Promise.allSettled(calls);
@@ -377,7 +353,7 @@ describe("group commit", () => {
   it("an object that dies between decision and write (state.abort) charged no one it answered", async () => {
     const ledger = await funded(0, 100);
     await runInDurableObject(ledger, (_raw, state) =>
-      failNextWrite(state, () => {
+      failNextWrite(state, MINUTE_ROW_WRITE, () => {
         state.abort("died between decision and write");
         throw new Error("unreachable");
       }),
@@ -405,7 +381,7 @@ describe("group commit", () => {
     const account = await createAccount();
     await setBalance(account, { monthly: 0, purchased: 300 });
     await runInDurableObject(ledgerFor(env, account.id), (_raw, state) =>
-      failNextWrite(state, () => {
+      failNextWrite(state, MINUTE_ROW_WRITE, () => {
         throw new Error("SQLITE_IOERR: disk I/O error");
       }),
     );

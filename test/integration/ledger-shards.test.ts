@@ -12,30 +12,12 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
-import { ledgerFor } from "../../src/ledger/client";
+import type { ledgerFor } from "../../src/ledger/client";
 import { LEASE_MARGIN_MS, LEASE_TTL_MS } from "../../src/ledger/domain/leases";
-import { shardFor } from "../../src/ledger/shards/client";
 import type { ShardDebitResult } from "../../src/ledger/shards/ledger-shard";
+import { shardedAccount } from "../helpers/shards";
 
-async function account(monthly: number, purchased: number, shards = 4) {
-  const accountId = `acct_${crypto.randomUUID()}`;
-  const bank = ledgerFor(env, accountId);
-  await bank.init({ accountId, plan: "free" });
-  const b = await bank.balance();
-  await bank.adjust({
-    ref: `adj_${crypto.randomUUID()}`,
-    monthly: monthly - b.monthly,
-    purchased: purchased - b.purchased,
-    reason: "test",
-  });
-  // The bank's per-account rate limit applies to the requests it decides itself.
-  await bank.setLimits({ rateLimitPerMinute: 1_000_000 });
-  const shard = (i: number) => shardFor(env, accountId, i);
-  const at = (i: number) => ({ accountId, shard: i, shards });
-  const debit = (i: number, cost = 1, key = "key_a") =>
-    shard(i).debit(at(i), cost, `dbt_${crypto.randomUUID()}`, key);
-  return { accountId, bank, shard, at, debit, shards };
-}
+const account = shardedAccount;
 
 /** Every lease back at the bank: the account's whole balance is the bank's again. */
 async function settleAll(bank: ReturnType<typeof ledgerFor>) {

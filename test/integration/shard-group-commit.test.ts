@@ -9,56 +9,22 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { ledgerFor } from "../../src/ledger/client";
+import type { ledgerFor } from "../../src/ledger/client";
 import { shardFor } from "../../src/ledger/shards/client";
 import type { LedgerShard, ShardDebitResult } from "../../src/ledger/shards/ledger-shard";
 import { durableObjectFailure } from "../../src/platform/errors";
+import { shardedAccount } from "../helpers/shards";
+import { failNextWrite, meter } from "../helpers/storage-faults";
 
 const KEYS = Array.from({ length: 16 }, (_, i) => `key_${i}`);
 
-async function account(monthly: number, purchased: number, shards = 2) {
-  const accountId = `acct_${crypto.randomUUID()}`;
-  const bank = ledgerFor(env, accountId);
-  await bank.init({ accountId, plan: "free" });
-  const b = await bank.balance();
-  await bank.adjust({
-    ref: `adj_${crypto.randomUUID()}`,
-    monthly: monthly - b.monthly,
-    purchased: purchased - b.purchased,
-    reason: "test",
-  });
-  await bank.setLimits({ rateLimitPerMinute: 1_000_000 });
-  const shard = shardFor(env, accountId, 0);
-  const at = { accountId, shard: 0, shards };
-  return { accountId, bank, shard, at };
+/** A 2-shard account, seen from its shard 0. */
+async function account(monthly: number, purchased: number) {
+  const a = await shardedAccount(monthly, purchased, 2);
+  return { ...a, shard: a.shard(0), at: a.at(0) };
 }
 
-/** Rows written by every statement run on the object's storage from now on. */
-function meter(state: DurableObjectState) {
-  const sql = state.storage.sql;
-  const exec = sql.exec.bind(sql);
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
-    const cursor = exec(query, ...bindings);
-    cursors.push(cursor);
-    return cursor;
-  }) as SqlStorage["exec"];
-  return {
-    written: () => cursors.reduce((n, c) => n + c.rowsWritten, 0),
-    stop: () => Reflect.deleteProperty(sql, "exec"),
-  };
-}
-
-/** The shard's next write of its debits runs `fault` instead (its storage failing). */
-function failNextSpendWrite(state: DurableObjectState, fault: () => never) {
-  const sql = state.storage.sql;
-  const real = sql.exec.bind(sql);
-  sql.exec = ((query: string, ...bindings: SqlStorageValue[]) => {
-    if (!/^\s*INSERT INTO spend_minutes/.test(query)) return real(query, ...bindings);
-    Reflect.deleteProperty(sql, "exec");
-    return fault();
-  }) as SqlStorage["exec"];
-}
+const SPEND_WRITE = /^\s*INSERT INTO spend_minutes/;
 
 async function usageOf(bank: ReturnType<typeof ledgerFor>) {
   const now = Math.floor(Date.now() / 1000);
@@ -124,7 +90,7 @@ describe("group commit in the escrow shards", () => {
     expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
     await runInDurableObject(a.shard, async (raw, state) => {
       const instance = raw as LedgerShard;
-      failNextSpendWrite(state, () => {
+      failNextWrite(state, SPEND_WRITE, () => {
         throw new Error("SQLITE_FULL: database or disk is full");
       });
       const settled = await Promise.allSettled(
@@ -151,7 +117,7 @@ describe("group commit in the escrow shards", () => {
     const a = await account(1_000, 0);
     expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
     await runInDurableObject(a.shard, (_i, state) =>
-      failNextSpendWrite(state, () => {
+      failNextWrite(state, SPEND_WRITE, () => {
         state.abort("died between decision and write");
         throw new Error("unreachable");
       }),
