@@ -85,9 +85,12 @@ describe("group commit in the escrow shards", () => {
     expect(usage.byKey.get(`key_1`)).toBe(1);
   });
 
-  it("a write that fails answers none of its debits as charged; the lease's memory returns to what is stored", async () => {
+  it("a write that fails answers none of its debits as charged; the lease's memory returns to what is stored, and reversing them gives nothing back", async () => {
     const a = await account(1_000, 0);
-    expect((await a.shard.debit(a.at, 1, "dbt_first", KEYS[0])).ok).toBe(true);
+    // Committed spend on the lease that would cover a refund of any one of the lost debits.
+    const first = await a.shard.debit(a.at, 100, "dbt_first", KEYS[0]);
+    if (!first.ok) throw new Error("the first debit was refused");
+    const sentAt = Date.now();
     await runInDurableObject(a.shard, async (raw, state) => {
       const instance = raw as LedgerShard;
       failNextWrite(state, SPEND_WRITE, () => {
@@ -101,16 +104,46 @@ describe("group commit in the escrow shards", () => {
         expect(s.status).toBe("rejected");
         if (s.status === "rejected") expect(durableObjectFailure(s.reason)).not.toBeNull();
       }
-      // The next debits are decided on the lease as stored: nothing of the lost ones is spent.
+      // The gateway reverses each by its ref: never committed, so nothing comes back (a debit
+      // remembered at its decision rather than its write would be refunded into the lease here).
+      for (let i = 0; i < 10; i++)
+        expect(
+          await instance.refund(a.accountId, `dbt_lost_${i}`, null, null, sentAt + 1),
+        ).toMatchObject({ ok: false });
+      // The next debits are decided on the lease as stored: what the account holds, as the
+      // shard answers it, lacks only them and the first (memory read back, not 100 credits short).
       const after = await Promise.all(
         Array.from({ length: 3 }, (_, i) => instance.debit(a.at, 2, `dbt_after_${i}`, KEYS[0])),
       );
-      expect(after.every(ok)).toBe(true);
+      const totals = after.map((r) => (r.ok ? r.balance.total : Number.NaN)).sort((x, y) => y - x);
+      expect(totals).toEqual([
+        first.balance.total - 2,
+        first.balance.total - 4,
+        first.balance.total - 6,
+      ]);
     });
     await a.bank.leaseRecall();
-    expect((await a.bank.balance()).total).toBe(1_000 - 1 - 6);
-    expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 993 });
+    expect((await a.bank.balance()).total).toBe(1_000 - 100 - 6);
+    expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 894 });
     expect((await usageOf(a.bank)).requests).toBe(4);
+  });
+
+  it("a debit reversed while it waits for the lease exchange is refused when the exchange is over, never charged", async () => {
+    const a = await account(1_000, 0);
+    await runInDurableObject(a.shard, async (raw) => {
+      const instance = raw as LedgerShard;
+      // No lease yet: this debit waits for the bank's grant.
+      const sentAt = Date.now() - 1;
+      const pending = instance.debit(a.at, 5, "dbt_slow", KEYS[0]);
+      // Meanwhile the gateway gave up on the call (a lane waits 10 s at most) and reverses it.
+      expect(await instance.refund(a.accountId, "dbt_slow", null, null, sentAt + 1)).toMatchObject({
+        ok: false,
+      });
+      expect(await pending).toMatchObject({ ok: false, reason: "not_found" });
+    });
+    await a.bank.leaseRecall();
+    expect((await a.bank.balance()).total).toBe(1_000);
+    expect(await a.bank.audit()).toMatchObject({ consistent: true, ledger_total: 1_000 });
   });
 
   it("a shard that dies between decision and write (state.abort) charged no one it did not answer", async () => {

@@ -88,9 +88,14 @@ export class LedgerShard extends DurableObject<Bindings> {
         ? null
         : new DebitBatch((deltas) => this.writeSpends(deltas), mode, {
             committed: () => {},
-            // Nothing of the batch was charged: the lease's sums back to what is stored.
+            // Nothing of the batch was charged: the lease's sums back to what is stored. If
+            // storage cannot even be read, the object is reset: it restarts from storage.
             failed: () => {
-              this.lease = readLease(this.sql);
+              try {
+                this.lease = readLease(this.sql);
+              } catch (err) {
+                this.ctx.abort(`lease unreadable after a failed write: ${String(err)}`);
+              }
             },
           });
   }
@@ -134,13 +139,16 @@ export class LedgerShard extends DurableObject<Bindings> {
     apiKeyId?: string,
   ): Promise<ShardDebitResult> {
     if (this.lease === null || this.lease.status !== "active") this.address(at);
-    // Declared never committed after its reply was lost (`refund` with `sentAt`): refused.
-    if (this.recent.isVoided(ref))
-      return { ok: false, reason: "not_found", rate: null, lease: null };
+    // Declared never committed after its reply was lost (`refund` with `sentAt`): refused. Asked
+    // again after every wait: a gateway that gave up on this call (a lane waits 10 s at most)
+    // may have reversed it while the lease was being exchanged.
+    const voided: ShardDebitResult = { ok: false, reason: "not_found", rate: null, lease: null };
+    if (this.recent.isVoided(ref)) return voided;
     for (let attempt = 0; attempt < 3 && Date.now() >= this.dryUntil; attempt++) {
       const local = this.takeLocal(cost, ref, apiKeyId ?? "", at.shards);
       if (local) return local;
       await this.refill(at, cost);
+      if (this.recent.isVoided(ref)) return voided;
       if (this.lease?.status !== "active") break;
     }
     // Near zero: the bank decides, after recalling every lease (money rules 1 and 2).
@@ -152,7 +160,7 @@ export class LedgerShard extends DurableObject<Bindings> {
    * Several debits in one call (the gateway's coalesced debits of this shard): each decided on
    * its own, in order, and answered on its own, as `debit` would (they share the write).
    */
-  async debitMany(at: ShardAddress, items: DebitItem[]): Promise<DebitOutcome[]> {
+  async debitMany(at: ShardAddress, items: DebitItem[]): Promise<DebitOutcome<ShardDebitResult>[]> {
     const taken = items.map((i) => this.debit(at, i.cost, i.ref, i.key));
     return (await Promise.allSettled(taken)).map(debitOutcome);
   }
@@ -176,7 +184,8 @@ export class LedgerShard extends DurableObject<Bindings> {
     const take = shardTake(leaseRemaining(l.granted, l.spent, l.refunded), l.expiresAt, cost, now);
     if (!take) return null;
     // The account's rate limit, shared: each shard lets through its part of the minute (keyed
-    // requests only, as the ledger), before any credit is taken.
+    // requests only, as the ledger), before any credit is taken. A debit whose write then fails
+    // keeps its place in the window, as in the ledger: the retry counts again.
     let rate: RateDecision | null = null;
     if (keyId !== "") {
       rate = takeFromWindow(this.window, now, shardRateLimit(l.rateLimit, shards));
