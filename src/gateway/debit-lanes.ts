@@ -61,12 +61,16 @@ export interface LaneOptions {
   holdMs?: number;
 }
 
-/** This request's own calls: one debit (`debit`), or several in one call (`debitMany`). */
-export interface Senders {
-  one(item: DebitItem): Promise<DebitResult>;
-  many(items: DebitItem[]): Promise<DebitOutcome[]>;
+/**
+ * This request's own calls: one debit (`debit`), or several in one call (`debitMany`). `R`: what
+ * the object answers per debit (a shard's names the lease it was taken from).
+ */
+export interface Senders<R extends DebitResult = DebitResult> {
+  one(item: DebitItem): Promise<R>;
+  many(items: DebitItem[]): Promise<DebitOutcome<R>[]>;
 }
-type Turn = { lead: Waiter[] } | { outcome: DebitOutcome } | { error: unknown };
+// Lanes hold any object's debits; each lane's are of one object, so of one result type.
+type Turn = { lead: Waiter[] } | { outcome: DebitOutcome<DebitResult> } | { error: unknown };
 
 interface Waiter {
   item: DebitItem;
@@ -88,13 +92,13 @@ const lanes = new Map<string, Lane>();
  * The debit, alone or with the others queued for the same account. `send` is this request's
  * own call (its stub); `keepAlive` is its `waitUntil`.
  */
-export async function laneDebit(
+export async function laneDebit<R extends DebitResult>(
   accountId: string,
   item: DebitItem,
-  send: Senders,
+  send: Senders<R>,
   keepAlive: (p: Promise<unknown>) => void,
   { clock = Date.now, holdMs = 0 }: LaneOptions = {},
-): Promise<DebitResult> {
+): Promise<R> {
   const lane = lanes.get(accountId);
   if (!lane || clock() - lane.since > LANE_STUCK_MS) {
     // Nothing in flight, or what is in flight presumed dead: a fresh lane, with its queue.
@@ -118,7 +122,8 @@ export async function laneDebit(
     return lead(accountId, lane, item, others, send, keepAlive, clock);
   }
   if ("error" in turn) throw turn.error;
-  return answer(turn.outcome);
+  // Answered by another request's call of the same lane, so of the same object: its `R`.
+  return answer(turn.outcome as DebitOutcome<R>);
 }
 
 /** Waits in the lane for an answer or the lead, at most `LANE_WAIT_MS`. */
@@ -169,15 +174,15 @@ function takeFrom(queue: Waiter[], n: number): Waiter[] {
 }
 
 /** Sends this debit and `others` in one call, hands the lane on, and answers everyone. */
-async function lead(
+async function lead<R extends DebitResult>(
   accountId: string,
   lane: Lane,
   item: DebitItem,
   others: Waiter[],
-  send: Senders,
+  send: Senders<R>,
   keepAlive: (p: Promise<unknown>) => void,
   clock: () => number,
-): Promise<DebitResult> {
+): Promise<R> {
   lane.since = clock();
   if (others.length === 0) return alone(accountId, lane, item, send, clock);
   // A call that throws before it is under way is a failed call too: the lane is handed on.
@@ -211,13 +216,13 @@ async function lead(
  * many costs the object and the isolate more per debit: docs/performance.md). Its errors are
  * the call's own.
  */
-async function alone(
+async function alone<R extends DebitResult>(
   accountId: string,
   lane: Lane,
   item: DebitItem,
-  send: Senders,
+  send: Senders<R>,
   clock: () => number,
-): Promise<DebitResult> {
+): Promise<R> {
   try {
     return await send.one(item);
   } finally {
@@ -238,7 +243,7 @@ function handOn(accountId: string, lane: Lane, clock: () => number): void {
 }
 
 /** A debit's own answer, or its own failure as the error a call of one would have thrown. */
-function answer(outcome: DebitOutcome): DebitResult {
+function answer<R extends DebitResult>(outcome: DebitOutcome<R>): R {
   if ("result" in outcome) return outcome.result;
   throw failure(outcome.failure.message, outcome.failure.retryable);
 }

@@ -11,7 +11,7 @@ import type { DebitCharge, DebitItem, DebitResult, RefundResult } from "../ledge
 import { shardFor } from "../ledger/shards/client";
 import type { ShardDebitResult } from "../ledger/shards/ledger-shard";
 import type { Bindings } from "../platform/env";
-import { laneDebit, laneHoldMs } from "./debit-lanes";
+import { laneDebit, laneHoldMs, type Senders } from "./debit-lanes";
 
 export interface DebitTarget {
   debit(cost: number, ref: string, apiKeyId?: string): Promise<DebitResult>;
@@ -63,22 +63,21 @@ export function debitTarget(
     shardStub ??= shardFor(env, accountId, index);
     return shardStub;
   };
-  const shardSenders = {
-    one: (i: DebitItem) => shard().debit(at, i.cost, i.ref, i.key),
-    many: (items: DebitItem[]) => shard().debitMany(at, items),
+  const shardSenders: Senders<ShardDebitResult> = {
+    one: (i) => shard().debit(at, i.cost, i.ref, i.key),
+    many: (items) => shard().debitMany(at, items),
   };
   let lease: string | null = null;
   return {
     debit: async (cost, ref, key) => {
       // Coalesced per shard: the lane of this account's shard `index`, in this isolate.
-      const r = (
+      const r =
         env.DEBIT_COALESCING === "off"
-          ? await shard().debit(at, cost, ref, key)
+          ? await shardSenders.one({ cost, ref, key })
           : await laneDebit(`${accountId}#${index}`, { cost, ref, key }, shardSenders, keepAlive, {
               holdMs: laneHoldMs(env.DEBIT_LANE_HOLD_MS),
-            })
-      ) as ShardDebitResult;
-      lease = r.lease ?? null;
+            });
+      lease = r.lease;
       const { lease: _, ...result } = r;
       return result as DebitResult;
     },

@@ -113,7 +113,17 @@ export async function proxyRequest(call: ProxyCall): Promise<Response> {
   const charge = { minute: debit.minute, ...debit.charged, key_id: call.apiKeyId ?? "" };
   const refund = async () => {
     try {
-      await target.refund(debitRef, charge);
+      const refunded = await target.refund(debitRef, charge);
+      // The object that answered the debit does not know it: a bug, never a client's doing.
+      // Logged, so an operator can find it (the audit shows the credit as spent).
+      if (!refunded.ok)
+        console.error(
+          "refund refused",
+          accountId,
+          debitRef,
+          refunded.reason,
+          JSON.stringify(charge),
+        );
     } catch (err) {
       await refundLater(env, call.db(), { accountId, debitRef, charge, error: String(err) });
     }

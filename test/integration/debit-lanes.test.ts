@@ -111,6 +111,30 @@ describe("coalesced debits", () => {
     expect((await audit(account.id)).consistent).toBe(true);
   });
 
+  it("a sharded account's coalesced debits are refunded where each was taken: a failing upstream charges nothing", async () => {
+    const account = await createAccount();
+    const set = await admin(`/accounts/${account.id}`, {
+      method: "PATCH",
+      body: JSON.stringify({ shards: 4, rate_limit_per_minute: 1_000_000 }),
+    });
+    expect(set.status).toBe(200);
+    await set.arrayBuffer();
+    await setBalance(account, { monthly: 0, purchased: 10_000 });
+    const { bindings, batches } = counted("LEDGER_SHARD");
+    // Every request's upstream fails: each debit is refunded to the shard and the lease it was
+    // taken from, as the debit's answer named them (a refund sent elsewhere is lost silently).
+    const responses = await Promise.all(
+      Array.from({ length: 60 }, () =>
+        classify(account, "/v1/status/503", { env: bindings, body: "{}" }),
+      ),
+    );
+    for (const r of responses) await expectError(r, 502, "upstream_error");
+    expect(Math.max(...batches)).toBeGreaterThan(1);
+    await ledgerFor(env, account.id).leaseRecall();
+    expect(await balanceOf(account)).toMatchObject({ purchased: 10_000 });
+    expect((await audit(account.id)).consistent).toBe(true);
+  });
+
   it("a call of several whose reply is lost: every request in it is 503, nothing forwarded, each debit reversed once", async () => {
     const logs = expectLogs([/^durable object unavailable \S+ Error: /]);
     const account = await createAccount();

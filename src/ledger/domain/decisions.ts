@@ -216,7 +216,9 @@ export function decideDebit(
  * A debit's answer in a call of several (`debitMany`): each settles on its own, so one that
  * fails (its write, `LedgerWriteFailed`, retryable) fails alone, as its own call would have.
  */
-export function debitOutcome(settled: PromiseSettledResult<DebitResult>): DebitOutcome {
+export function debitOutcome<R extends DebitResult>(
+  settled: PromiseSettledResult<R>,
+): DebitOutcome<R> {
   if (settled.status === "fulfilled") return { result: settled.value };
   const err = settled.reason as { retryable?: unknown } | undefined;
   return { failure: { message: String(settled.reason), retryable: err?.retryable === true } };

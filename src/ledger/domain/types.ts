@@ -99,9 +99,12 @@ export interface DebitItem {
   key?: string;
 }
 
-/** One debit's answer in such a call: its result, or the error its take threw (nothing charged). */
-export type DebitOutcome =
-  | { result: DebitResult }
+/**
+ * One debit's answer in such a call: its result, or the error its take threw (nothing charged).
+ * `R`: a shard's result also names the lease the debit was taken from.
+ */
+export type DebitOutcome<R extends DebitResult = DebitResult> =
+  | { result: R }
   | { failure: { message: string; retryable: boolean } };
 
 /** An operator's suspension as the ledger holds it (`at`: ms). */
