@@ -207,6 +207,15 @@ async function closeIfFailed(
   outcome: ChargeOutcome,
 ): Promise<ChargeOutcome> {
   if (outcome.status !== "failed" || invoice.status !== "open") return outcome;
+  // Why it failed goes on the invoice before the void: whoever sees the void invoice first (a
+  // redelivery racing this one, the reconciler, the `invoice.voided` webhook) records the
+  // decline, not "voided" (`outcomeOfInvoice`).
+  await stripe.invoices.update(invoiceId(invoice), {
+    metadata: {
+      [FAILURE_CODE]: outcome.code,
+      [FAILURE_MESSAGE]: outcome.message.slice(0, METADATA_VALUE_MAX),
+    },
+  });
   const after = await voidPurchaseInvoice(stripe, rechargeId, invoice);
   if (after.status === "paid") return outcomeOfInvoice(after) as ChargeOutcome;
   if (after.status === "void" || after.status === "uncollectible") return outcome;
@@ -371,13 +380,28 @@ export async function findInvoice(
   return mine[0] ?? null;
 }
 
+/** The invoice metadata that says why a purchase failed (`closeIfFailed`). */
+const FAILURE_CODE = "failure_code";
+const FAILURE_MESSAGE = "failure_message";
+/** Stripe's limit on one metadata value. */
+const METADATA_VALUE_MAX = 500;
+
 /**
  * The outcome an invoice found in Stripe already stands for: paid → succeeded, void or
- * uncollectible → failed; null while it is a draft or open (not settled yet).
+ * uncollectible → failed, for the reason noted on it when we voided it after a decline, else
+ * for being void or uncollectible; null while it is a draft or open (not settled yet).
  */
 export function outcomeOfInvoice(invoice: Stripe.Invoice): ChargeOutcome | null {
   if (invoice.status === "paid") return { status: "succeeded", ...refOf(invoice) };
   if (invoice.status === "void" || invoice.status === "uncollectible") {
+    const noted = invoice.metadata?.[FAILURE_CODE];
+    if (noted)
+      return {
+        status: "failed",
+        code: noted,
+        message: invoice.metadata?.[FAILURE_MESSAGE] || "The payment failed.",
+        ...refOf(invoice),
+      };
     return {
       status: "failed",
       code: invoice.status === "void" ? "invoice_voided" : "invoice_uncollectible",

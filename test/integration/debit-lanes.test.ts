@@ -53,6 +53,21 @@ function counted(binding: "ACCOUNT_LEDGER" | "LEDGER_SHARD" = "ACCOUNT_LEDGER") 
   return { bindings, calls, batches };
 }
 
+/** An account on 4 escrow shards, with 10,000 purchased credits and no rate limit to speak of. */
+async function shardedAccount() {
+  const account = await createAccount();
+  // Before the key's first use: a cached key learns a new shard count late (identity.ts).
+  const set = await admin(`/accounts/${account.id}`, {
+    method: "PATCH",
+    // Each shard lets through its part of the account's rate limit: lifted, as in the bench.
+    body: JSON.stringify({ shards: 4, rate_limit_per_minute: 1_000_000 }),
+  });
+  expect(set.status).toBe(200);
+  await set.arrayBuffer();
+  await setBalance(account, { monthly: 0, purchased: 10_000 });
+  return account;
+}
+
 describe("coalesced debits", () => {
   it("N concurrent requests on B credits: exactly min(N, B) served, in fewer ledger calls than requests, each answered its own balance", async () => {
     const account = await createAccount();
@@ -83,16 +98,7 @@ describe("coalesced debits", () => {
   });
 
   it("a sharded account's debits coalesce per shard: fewer shard calls than requests, each debit in exactly one", async () => {
-    const account = await createAccount();
-    // Before the key's first use: a cached key learns a new shard count late (identity.ts).
-    const set = await admin(`/accounts/${account.id}`, {
-      method: "PATCH",
-      // Each shard lets through its part of the account's rate limit: lifted, as in the bench.
-      body: JSON.stringify({ shards: 4, rate_limit_per_minute: 1_000_000 }),
-    });
-    expect(set.status).toBe(200);
-    await set.arrayBuffer();
-    await setBalance(account, { monthly: 0, purchased: 10_000 });
+    const account = await shardedAccount();
     const { bindings, calls, batches } = counted("LEDGER_SHARD");
     const responses = await Promise.all(
       Array.from({ length: 80 }, () => classify(account, "/v1/classify", { env: bindings })),
@@ -112,14 +118,7 @@ describe("coalesced debits", () => {
   });
 
   it("a sharded account's coalesced debits are refunded where each was taken: a failing upstream charges nothing", async () => {
-    const account = await createAccount();
-    const set = await admin(`/accounts/${account.id}`, {
-      method: "PATCH",
-      body: JSON.stringify({ shards: 4, rate_limit_per_minute: 1_000_000 }),
-    });
-    expect(set.status).toBe(200);
-    await set.arrayBuffer();
-    await setBalance(account, { monthly: 0, purchased: 10_000 });
+    const account = await shardedAccount();
     const { bindings, batches } = counted("LEDGER_SHARD");
     // Every request's upstream fails: each debit is refunded to the shard and the lease it was
     // taken from, as the debit's answer named them (a refund sent elsewhere is lost silently).

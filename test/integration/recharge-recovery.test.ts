@@ -9,7 +9,7 @@ import { sendEmailOnce } from "../../src/delivery/mailer";
 import { ledgerFor } from "../../src/ledger/client";
 import { processRecharge } from "../../src/purchases/consumer";
 import type { RechargeJob } from "../../src/purchases/messages";
-import { chargeRecharge } from "../../src/purchases/payments";
+import { chargeRecharge, outcomeOfInvoice } from "../../src/purchases/payments";
 import { reconcile } from "../../src/purchases/reconciler";
 import { stripeFor } from "../../src/stripe/client";
 import { failPurchaseUpdates } from "../helpers/d1-faults";
@@ -118,6 +118,35 @@ describe("a retry after the card was replaced", () => {
     const invoices = await invoicesOf(customer);
     expect(invoices.map((i) => [i.status, i.default_payment_method])).toEqual([["paid", pm]]);
     expect(await chargesOf(customer)).toHaveLength(1);
+  });
+});
+
+describe("a declined recharge seen by someone else first", () => {
+  it("records the decline, not the void: a redelivery, the reconciler and the invoice.voided webhook read it on the void invoice", async () => {
+    const { account, customer } = await autoRechargingAccount();
+    const jobs = await loseQueueSends(account);
+    const declining = await attachCard(account, "pm_card_chargeCustomerFail");
+    await setBalance(account, { monthly: 0, purchased: 100 });
+    const job = jobs[0] as RechargeJob;
+    const stripe = stripeFor(env);
+    const payer = { customerId: customer, paymentMethodId: declining };
+    const first = await chargeRecharge(stripe, job, payer);
+    expect(first).toMatchObject({ status: "failed", code: "card_declined" });
+    // The same job again, as a redelivery racing the first one would run it after the first
+    // voided the invoice and before it told the ledger: the void invoice says why it failed
+    // (before, this answered "invoice_voided", and won the race to the ledger).
+    const again = await chargeRecharge(stripe, job, payer);
+    expect(again).toMatchObject({
+      status: "failed",
+      code: "card_declined",
+      message: first.status === "failed" ? first.message : "",
+    });
+    const invoices = await invoicesOf(customer);
+    expect(invoices.map((i) => i.status)).toEqual(["void"]);
+    expect(invoices[0]?.metadata).toMatchObject({ failure_code: "card_declined" });
+    // What the reconciler and the `invoice.voided` webhook make of that invoice.
+    const voided = await stripe.invoices.retrieve(invoices[0]?.id ?? "");
+    expect(outcomeOfInvoice(voided)).toMatchObject({ status: "failed", code: "card_declined" });
   });
 });
 

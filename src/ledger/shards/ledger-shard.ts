@@ -2,10 +2,11 @@
  * LedgerShard: one of an account's escrow shards (docs/ledger-shards.md). It spends only
  * credits the bank (the account's `AccountLedger`) leased to it: each debit is decided in memory
  * against the lease at once, and answered once it is written; debits decided together share
- * that write (group commit, ../debit-batch.ts, as in the ledger: one row per minute). Before it runs dry it
- * returns the lease and takes a new one; when the bank grants nothing (near zero) it forwards
- * the request to the bank, which contends the last credits across every shard. Its alarm
- * returns the lease before it expires, idle or not; the bank recalls one it did not get back.
+ * that write (group commit, ../debit-batch.ts, as in the ledger: one row per minute). Before
+ * it runs dry it returns the lease and takes a new one; when the bank grants nothing (near
+ * zero) it forwards the request to the bank, which contends the last credits across every
+ * shard. Its alarm returns the lease before it expires, idle or not; the bank recalls one it
+ * did not get back.
  */
 import { DurableObject } from "cloudflare:workers";
 import { randomHex32 } from "../../platform/crypto";
