@@ -25,7 +25,7 @@ import {
 } from "./web/signup/sign-in-routes";
 import { webhookRoutes } from "./webhooks/stripe-webhooks";
 
-/** Builds the gateway: middleware, the route tree, and the one place errors become the envelope. */
+/** Builds the gateway: middleware, the route tree, 404/405, and the error handler. */
 export function createApp() {
   const app = new Hono<AppEnv>();
 

@@ -69,9 +69,10 @@ export async function proxyRequest(call: ProxyCall): Promise<Response> {
   const sentAt = Date.now();
   // One Durable Object call: the rate limit (step 2) and the debit (step 3) in order.
   const debit = await target.debit(cost, debitRef, call.apiKeyId).catch(async (err) => {
-    // Nothing is forwarded (503, mapped in app.ts). Overloaded: refused before it ran, so
-    // nothing to undo, and the object is not called again. Otherwise it may have committed:
-    // reversed by its ref (a no-op if it never did), so it is never kept silently (rule 8).
+    // Nothing is forwarded (503, mapped in http/error-response.ts). Overloaded: refused before
+    // it ran, so nothing to undo, and the object is not called again. Otherwise it may have
+    // committed: reversed by its ref (a no-op if it never did), so it is never kept silently
+    // (rule 8).
     if (durableObjectFailure(err) !== "overloaded") {
       const error = String(err);
       const debit = { accountId, debitRef, sentAt, error };
